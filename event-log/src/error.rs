@@ -1,0 +1,45 @@
+use thiserror::Error;
+
+/// A failure of the storage engine (IO, corruption): never the caller's fault.
+#[derive(Debug, Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        StorageError(e.to_string())
+    }
+}
+
+/// Why an append was refused. Every variant means nothing was written.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    #[error("the batch is empty")]
+    EmptyBatch,
+    #[error("events[{index}].event_id: {event_id} appears twice in the batch")]
+    DuplicateInBatch { index: usize, event_id: String },
+    #[error("events[{index}].event_id: {event_id} is already stored for another patient or as part of another batch")]
+    EventIdReused { index: usize, event_id: String },
+    #[error("version conflict for patient {patient_id}: expected version {expected}, actual {actual}")]
+    VersionConflict {
+        patient_id: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("events[{index}] ({event_id}): {message}")]
+    Rejected {
+        index: usize,
+        event_id: String,
+        message: String,
+    },
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,237 @@
+//! The public face of the log: append (through the single writer), and reads that never pass the
+//! durable watermark.
+use crate::{
+    chain::{self, VerifyReport, ZERO_HASH},
+    error::{AppendError, StorageError},
+    gate::Gate,
+    storage::{Storage, StoredEvent},
+    writer::{Pending, Writer},
+};
+use journey_proto::v1::Event;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, RwLock},
+    thread::JoinHandle,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Tuning of the writer.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Most events committed by one fsync.
+    pub max_group_events: usize,
+    /// Append requests waiting for the writer before callers wait to enqueue.
+    pub queue_depth: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            max_group_events: 16_384,
+            queue_depth: 4096,
+        }
+    }
+}
+
+/// An atomic batch of new events, for one or more patients.
+#[derive(Debug, Clone, Default)]
+pub struct AppendRequest {
+    pub events: Vec<Event>,
+    /// patient id → version the patient must be at before the batch (0 = no event yet).
+    pub expected_versions: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub event_id: String,
+    pub position: u64,
+    pub stream_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// One entry per event, in request order.
+    pub appended: Vec<Appended>,
+    /// Every event was already stored: this was a retry and nothing was written.
+    pub deduplicated: bool,
+}
+
+/// The last durable event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub position: u64,
+    pub hash: [u8; 32],
+}
+
+pub(crate) struct Shared {
+    pub storage: Arc<dyn Storage>,
+    pub durable: watch::Sender<Head>,
+    pub failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
+    }
+}
+
+pub struct EventLog {
+    shared: Arc<Shared>,
+    tx: RwLock<Option<mpsc::Sender<Pending>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl EventLog {
+    /// Opens the log on `storage`, rebuilding the writer's state (versions, chain tip) and the
+    /// gate's state from every stored event.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        mut gate: Box<dyn Gate>,
+        options: LogOptions,
+    ) -> Result<EventLog, StorageError> {
+        let last = storage.last_position()?;
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut head = Head { position: 0, hash: ZERO_HASH };
+        let mut next = 1;
+        while next <= last {
+            let batch = storage.read(next, last, 8192)?;
+            if batch.is_empty() {
+                break;
+            }
+            for stored in &batch {
+                let event = stored.decode()?;
+                versions.insert(event.patient_id.clone(), event.stream_version);
+                gate.restore(&event);
+                head = Head { position: stored.position, hash: stored.hash };
+            }
+            next = head.position + 1;
+            if head.position % 1_000_000 < 8192 && last > 1_000_000 {
+                tracing::info!(position = head.position, last, "rebuilding state from the log");
+            }
+        }
+        if head.position != last {
+            return Err(StorageError(format!(
+                "the log has a hole: scanned up to position {}, last stored is {last}; run `journey verify`",
+                head.position
+            )));
+        }
+        let (durable, _) = watch::channel(head);
+        let shared = Arc::new(Shared {
+            storage,
+            durable,
+            failure: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel(options.queue_depth);
+        let writer = Writer::new(shared.clone(), gate, head, versions, options.max_group_events);
+        let handle = std::thread::Builder::new()
+            .name("journey-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StorageError(format!("cannot start the writer thread: {e}")))?;
+        Ok(EventLog {
+            shared,
+            tx: RwLock::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Appends a batch atomically; returns once it is fsync'd.
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        if request.events.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        let tx = self
+            .tx
+            .read()
+            .expect("sender lock")
+            .clone()
+            .ok_or_else(|| AppendError::Unavailable("the log is shutting down".into()))?;
+        let (reply, done) = oneshot::channel();
+        tx.send(Pending { request, reply })
+            .await
+            .map_err(|_| AppendError::Unavailable("the log writer has stopped".into()))?;
+        drop(tx);
+        done.await
+            .map_err(|_| AppendError::Unavailable("the log writer has stopped".into()))?
+    }
+
+    /// The last durable event.
+    pub fn head(&self) -> Head {
+        *self.shared.durable.borrow()
+    }
+
+    /// Follows the durable watermark (live-tail notification for in-process readers).
+    pub fn watch(&self) -> watch::Receiver<Head> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Durable events from `from` (inclusive), at most `limit`.
+    pub fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError> {
+        self.read_range(from, u64::MAX, limit)
+    }
+
+    /// Durable events with `from <= position <= to`, at most `limit`.
+    pub fn read_range(&self, from: u64, to: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError> {
+        let to = to.min(self.head().position);
+        self.shared.storage.read(from.max(1), to, limit)
+    }
+
+    /// One patient's durable events from `from_version` (inclusive), at most `limit`.
+    pub fn read_stream(
+        &self,
+        patient_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let durable = self.head().position;
+        let mut out = Vec::new();
+        for pos in self
+            .shared
+            .storage
+            .patient_positions(patient_id, from_version.max(1), limit)?
+        {
+            if pos > durable {
+                break;
+            }
+            match self.shared.storage.read(pos, pos, 1)?.pop() {
+                Some(e) => out.push(e),
+                None => return Err(StorageError(format!("index names missing position {pos}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Verifies the chain over `from..=to` (0 = head), optionally against an external anchor.
+    pub fn verify(
+        &self,
+        from: u64,
+        to: u64,
+        anchor: Option<(u64, [u8; 32])>,
+    ) -> Result<VerifyReport, StorageError> {
+        let head = self.head().position;
+        let to = if to == 0 { head } else { to.min(head) };
+        chain::verify(self.shared.storage.as_ref(), from, to, anchor)
+    }
+
+    /// The storage underneath, for small side values (outbox cursors) and sizes.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.shared.storage
+    }
+
+    /// Why the log stopped accepting appends, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Stops accepting appends, lets the writer commit what is queued, then syncs.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.tx.write().expect("sender lock").take();
+        let handle = self.writer.lock().expect("writer lock").take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| StorageError(format!("writer join: {e}")))?
+                .map_err(|_| StorageError("the writer thread panicked".into()))?;
+        }
+        self.shared.storage.sync()
+    }
+}

@@ -1,0 +1,260 @@
+//! The single writer: sequences appends, checks them (idempotency, expected versions, the gate),
+//! and commits them in groups: many requests, one storage write, one fsync, then every reply.
+//! Nothing is acknowledged, and the durable watermark does not move, before that fsync returns.
+use crate::{
+    chain::hash_of,
+    error::AppendError,
+    gate::Gate,
+    log::{AppendOutcome, AppendRequest, Appended, Head, Shared},
+    storage::{Record, WriteBatch},
+    SCHEMA_VERSION,
+};
+use journey_proto::{prost::Message, prost_types::Timestamp, v1::Event};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub(crate) struct Pending {
+    pub request: AppendRequest,
+    pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+type Reply = (
+    oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    Result<AppendOutcome, AppendError>,
+);
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    gate: Box<dyn Gate>,
+    tip: Head,
+    versions: HashMap<String, u64>,
+    last_recorded: (i64, i32),
+    max_group_events: usize,
+    /// Events written in the current group (not yet durable): id → (position, patient, version).
+    staged: HashMap<Uuid, (u64, String, u64)>,
+}
+
+impl Writer {
+    pub fn new(
+        shared: Arc<Shared>,
+        gate: Box<dyn Gate>,
+        tip: Head,
+        versions: HashMap<String, u64>,
+        max_group_events: usize,
+    ) -> Self {
+        Writer {
+            shared,
+            gate,
+            tip,
+            versions,
+            last_recorded: (0, 0),
+            max_group_events,
+            staged: HashMap::new(),
+        }
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            let mut events = group[0].request.events.len();
+            while events < self.max_group_events {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        events += p.request.events.len();
+                        group.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        tracing::debug!(position = self.tip.position, "log writer stopped");
+    }
+
+    fn commit_group(&mut self, group: Vec<Pending>) {
+        if let Some(why) = self.shared.failure() {
+            for p in group {
+                let _ = p.reply.send(Err(AppendError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        let now = self.recorded_now();
+        let mut batch = WriteBatch::default();
+        let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+        for p in group {
+            match self.prepare(p.request, &now, &mut batch) {
+                Ok(outcome) => replies.push((p.reply, Ok(outcome))),
+                // Refused requests wrote nothing: answer at once.
+                Err(e) => {
+                    let _ = p.reply.send(Err(e));
+                }
+            }
+        }
+        self.staged.clear();
+        if !batch.records.is_empty() {
+            let storage = &self.shared.storage;
+            if let Err(e) = storage.write(&batch).and_then(|_| storage.sync()) {
+                // The state in memory may now be ahead of the disk: stop taking appends.
+                let why = format!("storage failure, restart the server: {e}");
+                tracing::error!(error = %e, "event log write failed; refusing further appends");
+                *self.shared.failure.lock().expect("failure lock") = Some(why.clone());
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
+                }
+                return;
+            }
+            self.shared.durable.send_replace(self.tip);
+        }
+        for (reply, outcome) in replies {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn recorded_now(&mut self) -> Timestamp {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = (d.as_secs() as i64, d.subsec_nanos() as i32);
+        // recorded_at never goes backwards, even if the wall clock does.
+        self.last_recorded = self.last_recorded.max(now);
+        Timestamp {
+            seconds: self.last_recorded.0,
+            nanos: self.last_recorded.1,
+        }
+    }
+
+    /// Checks one request and stages its records into `batch`, or refuses it leaving all state as it was.
+    fn prepare(
+        &mut self,
+        request: AppendRequest,
+        now: &Timestamp,
+        batch: &mut WriteBatch,
+    ) -> Result<AppendOutcome, AppendError> {
+        let AppendRequest {
+            mut events,
+            expected_versions,
+        } = request;
+        if events.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        let ids = parse_ids(&events)?;
+
+        // Idempotency: a retry returns the original positions and writes nothing.
+        let mut existing = Vec::with_capacity(events.len());
+        for (i, id) in ids.iter().enumerate() {
+            existing.push(self.lookup(id, &events[i].patient_id, i)?);
+        }
+        if existing.iter().all(Option::is_some) {
+            let appended = existing
+                .into_iter()
+                .zip(&events)
+                .map(|(found, e)| {
+                    let (position, stream_version) = found.expect("all found");
+                    Appended { event_id: e.event_id.clone(), position, stream_version }
+                })
+                .collect();
+            return Ok(AppendOutcome { appended, deduplicated: true });
+        }
+        if let Some(i) = existing.iter().position(Option::is_some) {
+            return Err(AppendError::EventIdReused { index: i, event_id: events[i].event_id.clone() });
+        }
+
+        for (patient_id, expected) in &expected_versions {
+            let actual = self.versions.get(patient_id).copied().unwrap_or(0);
+            if actual != *expected {
+                return Err(AppendError::VersionConflict {
+                    patient_id: patient_id.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+
+        // Assign log fields on a scratch copy of the versions; commit them only if the gate agrees.
+        let mut next_versions: HashMap<&str, u64> = HashMap::new();
+        for (i, event) in events.iter_mut().enumerate() {
+            let v = next_versions
+                .entry(event.patient_id.as_str())
+                .or_insert_with(|| self.versions.get(&event.patient_id).copied().unwrap_or(0));
+            *v += 1;
+            event.stream_version = *v;
+            event.position = self.tip.position + 1 + i as u64;
+            event.recorded_at = Some(*now);
+            event.schema_version = SCHEMA_VERSION;
+            event.hash.clear();
+        }
+        drop(next_versions);
+        self.gate.admit(&events).map_err(|r| AppendError::Rejected {
+            index: r.index,
+            event_id: events.get(r.index).map(|e| e.event_id.clone()).unwrap_or_default(),
+            message: r.message,
+        })?;
+
+        let mut appended = Vec::with_capacity(events.len());
+        for (event, id) in events.iter_mut().zip(ids) {
+            event.prev_hash = self.tip.hash.to_vec();
+            let bytes = event.encode_to_vec();
+            let hash = hash_of(&bytes);
+            self.tip = Head { position: event.position, hash };
+            self.versions.insert(event.patient_id.clone(), event.stream_version);
+            self.staged
+                .insert(id, (event.position, event.patient_id.clone(), event.stream_version));
+            appended.push(Appended {
+                event_id: std::mem::take(&mut event.event_id),
+                position: event.position,
+                stream_version: event.stream_version,
+            });
+            batch.records.push(Record {
+                position: event.position,
+                event_id: id,
+                patient_id: std::mem::take(&mut event.patient_id),
+                stream_version: event.stream_version,
+                hash,
+                bytes,
+            });
+        }
+        Ok(AppendOutcome { appended, deduplicated: false })
+    }
+
+    /// Where an event id is already stored (durable or staged in this group): (position, version).
+    fn lookup(&self, id: &Uuid, patient_id: &str, index: usize) -> Result<Option<(u64, u64)>, AppendError> {
+        let reused = || AppendError::EventIdReused { index, event_id: id.to_string() };
+        if let Some((pos, patient, version)) = self.staged.get(id) {
+            return if patient == patient_id { Ok(Some((*pos, *version))) } else { Err(reused()) };
+        }
+        let Some(pos) = self.shared.storage.position_of(id)? else {
+            return Ok(None);
+        };
+        let stored = self.shared.storage.read(pos, pos, 1)?;
+        let event = stored
+            .first()
+            .ok_or_else(|| crate::StorageError(format!("event id index names missing position {pos}")))?
+            .decode()?;
+        if event.patient_id != patient_id {
+            return Err(reused());
+        }
+        Ok(Some((pos, event.stream_version)))
+    }
+}
+
+fn parse_ids(events: &[Event]) -> Result<Vec<Uuid>, AppendError> {
+    let mut seen = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let id = Uuid::parse_str(&e.event_id).map_err(|_| AppendError::Rejected {
+                index,
+                event_id: e.event_id.clone(),
+                message: "event_id is not a UUID".into(),
+            })?;
+            if !seen.insert(id) {
+                return Err(AppendError::DuplicateInBatch { index, event_id: e.event_id.clone() });
+            }
+            Ok(id)
+        })
+        .collect()
+}
