@@ -32,12 +32,27 @@ pub fn verify(
 ) -> Result<VerifyReport, StorageError> {
     let from = from.max(1);
     let mut checked = 0;
-    let bad = |checked, pos, msg: String| Ok(VerifyReport { checked, first_bad: Some((pos, msg)) });
+    let bad = |checked, pos, msg: String| {
+        Ok(VerifyReport {
+            checked,
+            first_bad: Some((pos, msg)),
+        })
+    };
     if let Some((pos, hash)) = anchor {
         match storage.read(pos, pos, 1)?.first() {
-            None => return bad(0, pos, format!("anchored event at position {pos} is missing (truncated log?)")),
+            None => {
+                return bad(
+                    0,
+                    pos,
+                    format!("anchored event at position {pos} is missing (truncated log?)"),
+                )
+            }
             Some(e) if e.hash != hash => {
-                return bad(0, pos, format!("event at position {pos} does not match the anchored hash"))
+                return bad(
+                    0,
+                    pos,
+                    format!("event at position {pos} does not match the anchored hash"),
+                )
             }
             Some(_) => {}
         }
@@ -62,22 +77,37 @@ pub fn verify(
                 return bad(checked, next, "event missing".into());
             }
             if hash_of(&stored.bytes) != stored.hash {
-                return bad(checked, pos, "stored bytes do not match their hash (altered)".into());
+                return bad(
+                    checked,
+                    pos,
+                    "stored bytes do not match their hash (altered)".into(),
+                );
             }
             let event = match Event::decode(stored.bytes.as_slice()) {
                 Ok(e) => e,
                 Err(e) => return bad(checked, pos, format!("undecodable event: {e}")),
             };
             if event.position != pos {
-                return bad(checked, pos, format!("event claims position {} (moved)", event.position));
+                return bad(
+                    checked,
+                    pos,
+                    format!("event claims position {} (moved)", event.position),
+                );
             }
             if event.prev_hash.as_slice() != expected_prev {
-                return bad(checked, pos, "prev_hash does not link to the previous event".into());
+                return bad(
+                    checked,
+                    pos,
+                    "prev_hash does not link to the previous event".into(),
+                );
             }
             expected_prev = stored.hash;
             checked += 1;
             next = pos + 1;
         }
     }
-    Ok(VerifyReport { checked, first_bad: None })
+    Ok(VerifyReport {
+        checked,
+        first_bad: None,
+    })
 }

@@ -26,7 +26,9 @@ pub enum AppendError {
     DuplicateInBatch { index: usize, event_id: String },
     #[error("events[{index}].event_id: {event_id} is already stored for another patient or as part of another batch")]
     EventIdReused { index: usize, event_id: String },
-    #[error("version conflict for patient {patient_id}: expected version {expected}, actual {actual}")]
+    #[error(
+        "version conflict for patient {patient_id}: expected version {expected}, actual {actual}"
+    )]
     VersionConflict {
         patient_id: String,
         expected: u64,

@@ -16,6 +16,9 @@ mod sled_storage;
 mod storage;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use chain::{hash_of, VerifyReport, ZERO_HASH};
 pub use error::{AppendError, StorageError};
 pub use gate::{Gate, NoRules, Rejection};

@@ -91,7 +91,10 @@ impl EventLog {
     ) -> Result<EventLog, StorageError> {
         let last = storage.last_position()?;
         let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut head = Head { position: 0, hash: ZERO_HASH };
+        let mut head = Head {
+            position: 0,
+            hash: ZERO_HASH,
+        };
         let mut next = 1;
         while next <= last {
             let batch = storage.read(next, last, 8192)?;
@@ -99,14 +102,28 @@ impl EventLog {
                 break;
             }
             for stored in &batch {
+                // A range read skips missing keys: check contiguity, not just the last position.
+                if stored.position != head.position + 1 {
+                    return Err(StorageError(format!(
+                        "the log has a hole: position {} is missing, last stored is {last}; run `journey verify`",
+                        head.position + 1
+                    )));
+                }
                 let event = stored.decode()?;
                 versions.insert(event.patient_id.clone(), event.stream_version);
                 gate.restore(&event);
-                head = Head { position: stored.position, hash: stored.hash };
+                head = Head {
+                    position: stored.position,
+                    hash: stored.hash,
+                };
             }
             next = head.position + 1;
             if head.position % 1_000_000 < 8192 && last > 1_000_000 {
-                tracing::info!(position = head.position, last, "rebuilding state from the log");
+                tracing::info!(
+                    position = head.position,
+                    last,
+                    "rebuilding state from the log"
+                );
             }
         }
         if head.position != last {
@@ -122,7 +139,13 @@ impl EventLog {
             failure: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        let writer = Writer::new(shared.clone(), gate, head, versions, options.max_group_events);
+        let writer = Writer::new(
+            shared.clone(),
+            gate,
+            head,
+            versions,
+            options.max_group_events,
+        );
         let handle = std::thread::Builder::new()
             .name("journey-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -170,7 +193,12 @@ impl EventLog {
     }
 
     /// Durable events with `from <= position <= to`, at most `limit`.
-    pub fn read_range(&self, from: u64, to: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError> {
+    pub fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
         let to = to.min(self.head().position);
         self.shared.storage.read(from.max(1), to, limit)
     }

@@ -124,7 +124,9 @@ fn u64_of(bytes: &[u8]) -> Result<u64, StorageError> {
 fn stored_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, StorageError> {
     let position = u64_of(&key[1..])?;
     if value.len() < 32 {
-        return Err(StorageError(format!("position {position}: truncated record")));
+        return Err(StorageError(format!(
+            "position {position}: truncated record"
+        )));
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&value[..32]);

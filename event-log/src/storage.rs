@@ -14,8 +14,12 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the event and fills in its `hash`.
     pub fn decode(&self) -> Result<Event, StorageError> {
-        let mut event = Event::decode(self.bytes.as_slice())
-            .map_err(|e| StorageError(format!("position {}: undecodable event: {e}", self.position)))?;
+        let mut event = Event::decode(self.bytes.as_slice()).map_err(|e| {
+            StorageError(format!(
+                "position {}: undecodable event: {e}",
+                self.position
+            ))
+        })?;
         event.hash = self.hash.to_vec();
         Ok(event)
     }
@@ -50,8 +54,12 @@ pub trait Storage: Send + Sync + 'static {
     /// The position of a stored event id.
     fn position_of(&self, event_id: &Uuid) -> Result<Option<u64>, StorageError>;
     /// Positions of a patient's events with `stream_version >= from_version`, ascending, at most `limit`.
-    fn patient_positions(&self, patient_id: &str, from_version: u64, limit: usize)
-        -> Result<Vec<u64>, StorageError>;
+    fn patient_positions(
+        &self,
+        patient_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError>;
     /// Small named values beside the log (e.g. the outbox cursor). Not synced on their own.
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;

@@ -116,7 +116,9 @@ impl Writer {
     }
 
     fn recorded_now(&mut self) -> Timestamp {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let now = (d.as_secs() as i64, d.subsec_nanos() as i32);
         // recorded_at never goes backwards, even if the wall clock does.
         self.last_recorded = self.last_recorded.max(now);
@@ -153,13 +155,23 @@ impl Writer {
                 .zip(&events)
                 .map(|(found, e)| {
                     let (position, stream_version) = found.expect("all found");
-                    Appended { event_id: e.event_id.clone(), position, stream_version }
+                    Appended {
+                        event_id: e.event_id.clone(),
+                        position,
+                        stream_version,
+                    }
                 })
                 .collect();
-            return Ok(AppendOutcome { appended, deduplicated: true });
+            return Ok(AppendOutcome {
+                appended,
+                deduplicated: true,
+            });
         }
         if let Some(i) = existing.iter().position(Option::is_some) {
-            return Err(AppendError::EventIdReused { index: i, event_id: events[i].event_id.clone() });
+            return Err(AppendError::EventIdReused {
+                index: i,
+                event_id: events[i].event_id.clone(),
+            });
         }
 
         for (patient_id, expected) in &expected_versions {
@@ -187,21 +199,36 @@ impl Writer {
             event.hash.clear();
         }
         drop(next_versions);
-        self.gate.admit(&events).map_err(|r| AppendError::Rejected {
-            index: r.index,
-            event_id: events.get(r.index).map(|e| e.event_id.clone()).unwrap_or_default(),
-            message: r.message,
-        })?;
+        self.gate
+            .admit(&events)
+            .map_err(|r| AppendError::Rejected {
+                index: r.index,
+                event_id: events
+                    .get(r.index)
+                    .map(|e| e.event_id.clone())
+                    .unwrap_or_default(),
+                message: r.message,
+            })?;
 
         let mut appended = Vec::with_capacity(events.len());
         for (event, id) in events.iter_mut().zip(ids) {
             event.prev_hash = self.tip.hash.to_vec();
             let bytes = event.encode_to_vec();
             let hash = hash_of(&bytes);
-            self.tip = Head { position: event.position, hash };
-            self.versions.insert(event.patient_id.clone(), event.stream_version);
-            self.staged
-                .insert(id, (event.position, event.patient_id.clone(), event.stream_version));
+            self.tip = Head {
+                position: event.position,
+                hash,
+            };
+            self.versions
+                .insert(event.patient_id.clone(), event.stream_version);
+            self.staged.insert(
+                id,
+                (
+                    event.position,
+                    event.patient_id.clone(),
+                    event.stream_version,
+                ),
+            );
             appended.push(Appended {
                 event_id: std::mem::take(&mut event.event_id),
                 position: event.position,
@@ -216,14 +243,29 @@ impl Writer {
                 bytes,
             });
         }
-        Ok(AppendOutcome { appended, deduplicated: false })
+        Ok(AppendOutcome {
+            appended,
+            deduplicated: false,
+        })
     }
 
     /// Where an event id is already stored (durable or staged in this group): (position, version).
-    fn lookup(&self, id: &Uuid, patient_id: &str, index: usize) -> Result<Option<(u64, u64)>, AppendError> {
-        let reused = || AppendError::EventIdReused { index, event_id: id.to_string() };
+    fn lookup(
+        &self,
+        id: &Uuid,
+        patient_id: &str,
+        index: usize,
+    ) -> Result<Option<(u64, u64)>, AppendError> {
+        let reused = || AppendError::EventIdReused {
+            index,
+            event_id: id.to_string(),
+        };
         if let Some((pos, patient, version)) = self.staged.get(id) {
-            return if patient == patient_id { Ok(Some((*pos, *version))) } else { Err(reused()) };
+            return if patient == patient_id {
+                Ok(Some((*pos, *version)))
+            } else {
+                Err(reused())
+            };
         }
         let Some(pos) = self.shared.storage.position_of(id)? else {
             return Ok(None);
@@ -231,7 +273,9 @@ impl Writer {
         let stored = self.shared.storage.read(pos, pos, 1)?;
         let event = stored
             .first()
-            .ok_or_else(|| crate::StorageError(format!("event id index names missing position {pos}")))?
+            .ok_or_else(|| {
+                crate::StorageError(format!("event id index names missing position {pos}"))
+            })?
             .decode()?;
         if event.patient_id != patient_id {
             return Err(reused());
@@ -252,7 +296,10 @@ fn parse_ids(events: &[Event]) -> Result<Vec<Uuid>, AppendError> {
                 message: "event_id is not a UUID".into(),
             })?;
             if !seen.insert(id) {
-                return Err(AppendError::DuplicateInBatch { index, event_id: e.event_id.clone() });
+                return Err(AppendError::DuplicateInBatch {
+                    index,
+                    event_id: e.event_id.clone(),
+                });
             }
             Ok(id)
         })
