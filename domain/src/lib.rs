@@ -1,1 +1,13 @@
+//! Journey rules of the care-pathway backbone, as pure synchronous code with no IO.
+//!
+//! - [`validate`] checks the fields of one incoming event (shape, identifiers, enum values, clock
+//!   sanity) before it reaches the log.
+//! - [`JourneyRules`] is the [`journey_event_log::Gate`] the single writer consults: admissions,
+//!   transfers, discharges, cancellations, death and merges (DESIGN.md §3). A batch is admitted
+//!   whole or not at all.
 
+mod rules;
+mod validate;
+
+pub use rules::JourneyRules;
+pub use validate::{validate, FieldError};

@@ -7,7 +7,8 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of every journey proto (for gRPC reflection and JSON).
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/journey_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/journey_descriptor.bin"));
 
 pub use prost;
 pub use prost_types;

@@ -1,1 +1,19 @@
+//! The journey services and the `journey` command: the gRPC `EventLog` service over the log,
+//! the NATS outbox, the HTTP status page, and the client verbs.
+//!
+//! Everything here is wiring and IO; the journey rules live in `journey-domain`, storage in
+//! `journey-event-log`.
 
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod json;
+pub mod log_service;
+pub mod outbox;
+pub mod server;
+pub mod telemetry;
+
+pub use server::{run, Ready};

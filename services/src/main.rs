@@ -1,1 +1,48 @@
-fn main(){}
+//! `journey`: parse, start telemetry, run the verb.
+use clap::Parser;
+use journey_services::{
+    cli::{self, BenchWhat, Cli, Command},
+    telemetry,
+};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(config) => journey_services::run(config, shutdown_signal(), |ready| {
+            println!("ready grpc={} http={}", ready.grpc, ready.http);
+        })
+        .await
+        .map(|_| true),
+        Command::Append { file, client } => cli::append(file, client).await.map(|_| true),
+        Command::Replay {
+            patient,
+            json,
+            client,
+        } => cli::replay(patient, json, client).await.map(|_| true),
+        Command::Verify { from, to, client } => cli::verify(from, to, client).await,
+        Command::Bench {
+            what: BenchWhat::Append(args),
+        } => journey_services::bench::append(args).await.map(|_| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,279 @@
+//! End-to-end test harness: the real `journey` binary as a child process, a private `nats-server`
+//! on a free port with its own JetStream folder, and synthetic events. Everything is killed on drop.
+use journey_proto::{
+    prost_types::Timestamp,
+    v1::{self, event::Payload, Actor, Event},
+};
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
 
+/// The `journey` binary built by `cargo build` (the README's test command builds it first).
+pub fn journey_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("JOURNEY_BIN") {
+        return p.into();
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/journey");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p journey-services` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `journey up` child process.
+pub struct Server {
+    pub child: Child,
+    pub grpc: String,
+    pub http: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(journey_bin())
+            .args([
+                "up",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn journey up");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
+        let rest = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let mut grpc = String::new();
+        let mut http = String::new();
+        for part in rest.split(' ') {
+            if let Some(a) = part.strip_prefix("grpc=") {
+                grpc = format!("http://{a}");
+            } else if let Some(a) = part.strip_prefix("http=") {
+                http = format!("http://{a}");
+            }
+        }
+        Server { child, grpc, http }
+    }
+
+    pub async fn client(&self) -> journey_services::client::LogClient {
+        journey_services::client::connect(&self.grpc, None)
+            .await
+            .expect("connect")
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private nats-server with JetStream, on a free port, with its own store folder.
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let mut n = Nats {
+            child: None,
+            port: free_port(),
+            store: tempfile::tempdir().unwrap(),
+        };
+        n.restart();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts the server on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        let bin =
+            std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let child = Command::new(&bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (install nats-server): {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn ts(secs_ago: i64) -> Timestamp {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Timestamp {
+        seconds: now - secs_ago,
+        nanos: 0,
+    }
+}
+
+pub fn event(patient: &str, occurred: Timestamp, payload: Payload) -> Event {
+    Event {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        patient_id: patient.into(),
+        occurred_at: Some(occurred),
+        actor: Some(Actor {
+            id: "nurse-1".into(),
+            role: v1::Role::HomeNurse as i32,
+            ..Default::default()
+        }),
+        source: "e2e-test".into(),
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+pub fn observation(patient: &str, value: f64) -> Event {
+    event(
+        patient,
+        ts(60),
+        Payload::ObservationRecorded(v1::ObservationRecorded {
+            measure: "weight".into(),
+            value,
+            unit: "kg".into(),
+            ..Default::default()
+        }),
+    )
+}
+
+pub fn admitted(patient: &str, encounter: &str, secs_ago: i64) -> Event {
+    event(
+        patient,
+        ts(secs_ago),
+        Payload::Admitted(v1::Admitted {
+            encounter_id: encounter.into(),
+            facility: Some(v1::Facility {
+                id: "CHU-1".into(),
+                territory: "T1".into(),
+                ..Default::default()
+            }),
+            unit: "cardio".into(),
+            setting: v1::Setting::Inpatient as i32,
+            admit_type: v1::AdmitType::Emergency as i32,
+            ..Default::default()
+        }),
+    )
+}
+
+pub fn discharged(patient: &str, encounter: &str, secs_ago: i64) -> Event {
+    event(
+        patient,
+        ts(secs_ago),
+        Payload::Discharged(v1::Discharged {
+            encounter_id: encounter.into(),
+            disposition: v1::Disposition::Home as i32,
+            ..Default::default()
+        }),
+    )
+}
+
+pub fn batch(events: Vec<Event>) -> v1::AppendRequest {
+    v1::AppendRequest {
+        events,
+        expected_versions: Default::default(),
+    }
+}
+
+/// GET `path` on the server's HTTP side; returns the body.
+pub async fn http_get(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("http connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The server's `/status` as JSON.
+pub async fn status(server: &Server) -> serde_json::Value {
+    serde_json::from_str(&http_get(&server.http, "/status").await).expect("status json")
+}

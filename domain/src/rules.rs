@@ -1,0 +1,887 @@
+//! Journey rules checked by the single writer (DESIGN.md §3): movements of encounters,
+//! cancellations, death and merges. State is kept per patient; a batch is staged on clones of the
+//! touched patients and written back only when every event passes.
+use std::collections::HashMap;
+
+use journey_event_log::{Gate, Rejection};
+use journey_proto::v1::event::Payload;
+use journey_proto::v1::{Disposition, Event, Setting};
+use prost_types::Timestamp;
+
+/// The journey gate: per-patient state rebuilt from the log and checked on every append.
+#[derive(Debug, Default, Clone)]
+pub struct JourneyRules {
+    patients: HashMap<String, PatientState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Admission,
+    Transfer,
+    Discharge,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Admission => "admission",
+            Kind::Transfer => "transfer",
+            Kind::Discharge => "discharge",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Movement {
+    kind: Kind,
+    encounter_id: String,
+    cancelled: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Encounter {
+    inpatient: bool,
+    admitted_at: (i64, i32),
+    open: bool,
+    /// Event ids of the live (non-cancelled) movements, oldest first.
+    movements: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Death {
+    at: (i64, i32),
+    /// Set by a PatientDeceased event (as opposed to a discharge with disposition deceased).
+    declared: bool,
+    /// The discharge that recorded the death, when that is where it came from.
+    discharge_event_id: Option<String>,
+}
+
+/// What the rules remember of one patient.
+#[derive(Debug, Clone, Default)]
+struct PatientState {
+    movements: HashMap<String, Movement>,
+    encounters: HashMap<String, Encounter>,
+    death: Option<Death>,
+    merged_into: Option<String>,
+}
+
+impl PatientState {
+    fn other_open_inpatient(&self, except: &str) -> Option<&str> {
+        self.encounters
+            .iter()
+            .find(|(id, e)| e.open && e.inpatient && id.as_str() != except)
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+fn key(t: Option<&Timestamp>) -> (i64, i32) {
+    t.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
+}
+
+fn is_cancellation(p: &Payload) -> bool {
+    matches!(
+        p,
+        Payload::AdmissionCancelled(_)
+            | Payload::TransferCancelled(_)
+            | Payload::DischargeCancelled(_)
+    )
+}
+
+/// The patients an event touches besides its own stream.
+fn other_patient(event: &Event) -> Option<&str> {
+    match &event.payload {
+        Some(Payload::PatientsMerged(m)) => Some(m.retired_patient_id.as_str()),
+        _ => None,
+    }
+}
+
+/// Checks (when `check`) and applies one event. `states` holds every patient the event touches.
+fn step(
+    states: &mut HashMap<String, PatientState>,
+    event: &Event,
+    check: bool,
+) -> Result<(), String> {
+    let pid = event.patient_id.as_str();
+    let Some(payload) = &event.payload else {
+        return Ok(());
+    };
+    let at = key(event.occurred_at.as_ref());
+    let st = states.entry(pid.to_owned()).or_default();
+    if check {
+        if let Some(into) = &st.merged_into {
+            return Err(format!(
+                "merged patient: patient {pid} was merged into {into}"
+            ));
+        }
+        if let Some(d) = &st.death {
+            if !is_cancellation(payload) && event.occurred_at.is_some() && at > d.at {
+                return Err(format!(
+                    "nothing after death: event occurred after the death of patient {pid}"
+                ));
+            }
+        }
+    }
+    let eid = event.event_id.clone();
+    match payload {
+        Payload::Admitted(a) => {
+            let inpatient = a.setting == Setting::Inpatient as i32;
+            if check {
+                if st.encounters.contains_key(&a.encounter_id) {
+                    return Err(format!(
+                        "encounter admitted twice: encounter {} of patient {pid} was already admitted",
+                        a.encounter_id
+                    ));
+                }
+                if inpatient {
+                    if let Some(other) = st.other_open_inpatient(&a.encounter_id) {
+                        return Err(format!(
+                            "second open inpatient stay: patient {pid} is still admitted as inpatient in encounter {other}"
+                        ));
+                    }
+                }
+            }
+            st.encounters.insert(
+                a.encounter_id.clone(),
+                Encounter {
+                    inpatient,
+                    admitted_at: at,
+                    open: true,
+                    movements: vec![eid.clone()],
+                },
+            );
+            st.movements.insert(
+                eid,
+                Movement {
+                    kind: Kind::Admission,
+                    encounter_id: a.encounter_id.clone(),
+                    cancelled: false,
+                },
+            );
+        }
+        Payload::Transferred(t) => {
+            let enc = st.encounters.get_mut(&t.encounter_id);
+            if check {
+                match &enc {
+                    Some(e) if e.open => {
+                        if at < e.admitted_at {
+                            return Err(format!(
+                                "transfer before admission: transfer of encounter {} occurs before its admission",
+                                t.encounter_id
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "transfer without open admission: encounter {} of patient {pid} is not open",
+                            t.encounter_id
+                        ))
+                    }
+                }
+            }
+            if let Some(e) = enc {
+                e.movements.push(eid.clone());
+            }
+            st.movements.insert(
+                eid,
+                Movement {
+                    kind: Kind::Transfer,
+                    encounter_id: t.encounter_id.clone(),
+                    cancelled: false,
+                },
+            );
+        }
+        Payload::Discharged(d) => {
+            let enc = st.encounters.get_mut(&d.encounter_id);
+            if check {
+                match &enc {
+                    Some(e) if e.open => {
+                        if at < e.admitted_at {
+                            return Err(format!(
+                                "discharge before admission: discharge of encounter {} occurs before its admission",
+                                d.encounter_id
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "discharge without open admission: encounter {} of patient {pid} is not open",
+                            d.encounter_id
+                        ))
+                    }
+                }
+            }
+            if let Some(e) = enc {
+                e.open = false;
+                e.movements.push(eid.clone());
+            }
+            if d.disposition == Disposition::Deceased as i32 && st.death.is_none() {
+                st.death = Some(Death {
+                    at,
+                    declared: false,
+                    discharge_event_id: Some(eid.clone()),
+                });
+            }
+            st.movements.insert(
+                eid,
+                Movement {
+                    kind: Kind::Discharge,
+                    encounter_id: d.encounter_id.clone(),
+                    cancelled: false,
+                },
+            );
+        }
+        Payload::AdmissionCancelled(c) => {
+            cancel(st, pid, &c.cancelled_event_id, Kind::Admission, check)?
+        }
+        Payload::TransferCancelled(c) => {
+            cancel(st, pid, &c.cancelled_event_id, Kind::Transfer, check)?
+        }
+        Payload::DischargeCancelled(c) => {
+            cancel(st, pid, &c.cancelled_event_id, Kind::Discharge, check)?
+        }
+        Payload::PatientDeceased(d) => {
+            if check && st.death.as_ref().is_some_and(|d| d.declared) {
+                return Err(format!("second death: patient {pid} is already deceased"));
+            }
+            let died = d.died_at.as_ref().map_or(at, |t| (t.seconds, t.nanos));
+            st.death = Some(Death {
+                at: died,
+                declared: true,
+                discharge_event_id: None,
+            });
+        }
+        Payload::PatientsMerged(m) => {
+            let retired = m.retired_patient_id.clone();
+            let surviving = pid.to_owned();
+            let r = states.entry(retired.clone()).or_default();
+            if check {
+                if let Some(into) = &r.merged_into {
+                    return Err(format!(
+                        "merged patient: patient {retired} was merged into {into}"
+                    ));
+                }
+                if retired == surviving {
+                    return Err(format!(
+                        "merged patient: patient {retired} cannot be merged into itself"
+                    ));
+                }
+            }
+            r.merged_into = Some(surviving);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn cancel(
+    st: &mut PatientState,
+    pid: &str,
+    target: &str,
+    kind: Kind,
+    check: bool,
+) -> Result<(), String> {
+    let rule = format!("{} cancellation", kind.name());
+    let Some(m) = st.movements.get(target) else {
+        return if check {
+            Err(format!(
+                "{rule}: event {target} is not a movement of patient {pid}"
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    let encounter_id = m.encounter_id.clone();
+    if check {
+        if m.kind != kind {
+            return Err(format!(
+                "{rule}: event {target} is a {}, not a {}",
+                m.kind.name(),
+                kind.name()
+            ));
+        }
+        if m.cancelled {
+            return Err(format!("{rule}: event {target} is already cancelled"));
+        }
+        let latest = st
+            .encounters
+            .get(&encounter_id)
+            .and_then(|e| e.movements.last());
+        if latest.map(String::as_str) != Some(target) {
+            return Err(format!(
+                "{rule}: event {target} is not the latest movement of encounter {encounter_id}"
+            ));
+        }
+        if kind == Kind::Discharge {
+            let inpatient = st
+                .encounters
+                .get(&encounter_id)
+                .is_some_and(|e| e.inpatient);
+            if inpatient {
+                if let Some(other) = st.other_open_inpatient(&encounter_id) {
+                    return Err(format!(
+                        "{rule}: re-opening encounter {encounter_id} would make a second open inpatient stay with {other}"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(m) = st.movements.get_mut(target) {
+        m.cancelled = true;
+    }
+    match kind {
+        Kind::Admission => {
+            st.encounters.remove(&encounter_id);
+        }
+        Kind::Transfer | Kind::Discharge => {
+            if let Some(e) = st.encounters.get_mut(&encounter_id) {
+                if e.movements.last().map(String::as_str) == Some(target) {
+                    e.movements.pop();
+                }
+                if kind == Kind::Discharge {
+                    e.open = true;
+                }
+            }
+            if kind == Kind::Discharge
+                && st
+                    .death
+                    .as_ref()
+                    .and_then(|d| d.discharge_event_id.as_deref())
+                    == Some(target)
+            {
+                st.death = None;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Gate for JourneyRules {
+    fn admit(&mut self, events: &[Event]) -> Result<(), Rejection> {
+        let mut staged: HashMap<String, PatientState> = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            for pid in std::iter::once(event.patient_id.as_str()).chain(other_patient(event)) {
+                if !staged.contains_key(pid) {
+                    let base = self.patients.get(pid).cloned().unwrap_or_default();
+                    staged.insert(pid.to_owned(), base);
+                }
+            }
+            step(&mut staged, event, true).map_err(|message| Rejection { index, message })?;
+        }
+        self.patients.extend(staged);
+        Ok(())
+    }
+
+    fn restore(&mut self, event: &Event) {
+        let _ = step(&mut self.patients, event, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_proto::v1::{
+        AdmissionCancelled, AdmitType, Admitted, DischargeCancelled, Discharged, HomeVisitRecorded,
+        PatientDeceased, PatientsMerged, TransferCancelled, Transferred,
+    };
+
+    const DAY: i64 = 86_400;
+
+    fn id(n: u32) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn ev(n: u32, patient: &str, day: i64, payload: Payload) -> Event {
+        Event {
+            event_id: id(n),
+            patient_id: patient.into(),
+            occurred_at: Some(Timestamp {
+                seconds: 1_700_000_000 + day * DAY,
+                nanos: 0,
+            }),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    fn admit_p(enc: &str, setting: Setting) -> Payload {
+        Payload::Admitted(Admitted {
+            encounter_id: enc.into(),
+            setting: setting as i32,
+            admit_type: AdmitType::Emergency as i32,
+            ..Default::default()
+        })
+    }
+    fn discharge_p(enc: &str, d: Disposition) -> Payload {
+        Payload::Discharged(Discharged {
+            encounter_id: enc.into(),
+            disposition: d as i32,
+            ..Default::default()
+        })
+    }
+    fn transfer_p(enc: &str) -> Payload {
+        Payload::Transferred(Transferred {
+            encounter_id: enc.into(),
+            ..Default::default()
+        })
+    }
+    fn visit() -> Payload {
+        Payload::HomeVisitRecorded(HomeVisitRecorded::default())
+    }
+    fn cancel_adm(n: u32) -> Payload {
+        Payload::AdmissionCancelled(AdmissionCancelled {
+            cancelled_event_id: id(n),
+        })
+    }
+    fn cancel_tr(n: u32) -> Payload {
+        Payload::TransferCancelled(TransferCancelled {
+            cancelled_event_id: id(n),
+        })
+    }
+    fn cancel_dis(n: u32) -> Payload {
+        Payload::DischargeCancelled(DischargeCancelled {
+            cancelled_event_id: id(n),
+        })
+    }
+    fn deceased(day: Option<i64>) -> Payload {
+        Payload::PatientDeceased(PatientDeceased {
+            died_at: day.map(|d| Timestamp {
+                seconds: 1_700_000_000 + d * DAY,
+                nanos: 0,
+            }),
+        })
+    }
+
+    /// Given: the events restored from the log.
+    fn given(events: &[Event]) -> JourneyRules {
+        let mut r = JourneyRules::default();
+        for e in events {
+            r.restore(e);
+        }
+        r
+    }
+
+    fn refused(r: &mut JourneyRules, events: &[Event], index: usize, needle: &str) {
+        let err = r.admit(events).expect_err("should be refused");
+        assert_eq!(err.index, index, "{err:?}");
+        assert!(
+            err.message.contains(needle),
+            "message {:?} lacks {needle:?}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn admission_then_discharge_is_accepted() {
+        let mut r = given(&[]);
+        r.admit(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))])
+            .unwrap();
+        r.admit(&[ev(2, "p1", 1, transfer_p("e1"))]).unwrap();
+        r.admit(&[ev(3, "p1", 2, discharge_p("e1", Disposition::Home))])
+            .unwrap();
+    }
+
+    #[test]
+    fn discharge_without_open_admission_is_refused() {
+        let mut r = given(&[]);
+        refused(
+            &mut r,
+            &[ev(1, "p1", 0, discharge_p("e1", Disposition::Home))],
+            0,
+            "discharge without open admission",
+        );
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+        ]);
+        refused(
+            &mut r,
+            &[ev(3, "p1", 2, discharge_p("e1", Disposition::Home))],
+            0,
+            "discharge without open admission",
+        );
+    }
+
+    #[test]
+    fn transfer_without_open_admission_is_refused() {
+        let mut r = given(&[]);
+        refused(
+            &mut r,
+            &[ev(1, "p1", 0, transfer_p("e1"))],
+            0,
+            "transfer without open admission",
+        );
+    }
+
+    #[test]
+    fn second_open_inpatient_stay_is_refused() {
+        let mut r = given(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))]);
+        refused(
+            &mut r,
+            &[ev(2, "p1", 1, admit_p("e2", Setting::Inpatient))],
+            0,
+            "second open inpatient stay",
+        );
+    }
+
+    #[test]
+    fn non_inpatient_stay_alongside_inpatient_is_accepted() {
+        let mut r = given(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))]);
+        r.admit(&[ev(2, "p1", 1, admit_p("e2", Setting::DaySurgery))])
+            .unwrap();
+        // another patient is independent
+        r.admit(&[ev(3, "p2", 1, admit_p("e3", Setting::Inpatient))])
+            .unwrap();
+    }
+
+    #[test]
+    fn inpatient_after_discharge_is_accepted() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+        ]);
+        r.admit(&[ev(3, "p1", 2, admit_p("e2", Setting::Inpatient))])
+            .unwrap();
+    }
+
+    #[test]
+    fn encounter_admitted_twice_is_refused() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+        ]);
+        refused(
+            &mut r,
+            &[ev(3, "p1", 2, admit_p("e1", Setting::Inpatient))],
+            0,
+            "encounter admitted twice",
+        );
+    }
+
+    #[test]
+    fn discharge_before_admission_is_refused() {
+        let mut r = given(&[ev(1, "p1", 5, admit_p("e1", Setting::Inpatient))]);
+        refused(
+            &mut r,
+            &[ev(2, "p1", 4, discharge_p("e1", Disposition::Home))],
+            0,
+            "discharge before admission",
+        );
+        refused(
+            &mut r,
+            &[ev(2, "p1", 4, transfer_p("e1"))],
+            0,
+            "transfer before admission",
+        );
+        // same instant is fine
+        r.admit(&[ev(3, "p1", 5, discharge_p("e1", Disposition::Home))])
+            .unwrap();
+    }
+
+    #[test]
+    fn cancelling_latest_movements_is_accepted() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+            ev(3, "p1", 2, discharge_p("e1", Disposition::Home)),
+        ]);
+        r.admit(&[ev(4, "p1", 3, cancel_dis(3))]).unwrap();
+        r.admit(&[ev(5, "p1", 3, cancel_tr(2))]).unwrap();
+        r.admit(&[ev(6, "p1", 3, cancel_adm(1))]).unwrap();
+        // the encounter is gone: it may be admitted again, and cannot be discharged
+        refused(
+            &mut r,
+            &[ev(7, "p1", 4, discharge_p("e1", Disposition::Home))],
+            0,
+            "discharge without open admission",
+        );
+        r.admit(&[ev(8, "p1", 4, admit_p("e1", Setting::Inpatient))])
+            .unwrap();
+    }
+
+    #[test]
+    fn cancelling_an_unknown_event_is_refused() {
+        let mut r = given(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))]);
+        refused(
+            &mut r,
+            &[ev(2, "p1", 1, cancel_adm(99))],
+            0,
+            "not a movement of patient p1",
+        );
+        // an event of another patient does not exist for this one
+        refused(
+            &mut r,
+            &[ev(2, "p2", 1, cancel_adm(1))],
+            0,
+            "not a movement of patient p2",
+        );
+    }
+
+    #[test]
+    fn cancelling_the_wrong_type_is_refused() {
+        let mut r = given(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))]);
+        refused(
+            &mut r,
+            &[ev(2, "p1", 1, cancel_dis(1))],
+            0,
+            "is a admission, not a discharge",
+        );
+        refused(
+            &mut r,
+            &[ev(2, "p1", 1, cancel_tr(1))],
+            0,
+            "transfer cancellation",
+        );
+    }
+
+    #[test]
+    fn cancelling_twice_is_refused() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+            ev(3, "p1", 2, cancel_tr(2)),
+        ]);
+        refused(
+            &mut r,
+            &[ev(4, "p1", 3, cancel_tr(2))],
+            0,
+            "already cancelled",
+        );
+    }
+
+    #[test]
+    fn cancelling_other_than_the_latest_movement_is_refused() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+        ]);
+        refused(
+            &mut r,
+            &[ev(3, "p1", 2, cancel_adm(1))],
+            0,
+            "not the latest movement",
+        );
+    }
+
+    #[test]
+    fn cancelling_a_discharge_reopens_the_encounter() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+            ev(3, "p1", 2, cancel_dis(2)),
+        ]);
+        refused(
+            &mut r,
+            &[ev(4, "p1", 3, admit_p("e2", Setting::Inpatient))],
+            0,
+            "second open inpatient stay",
+        );
+        r.admit(&[ev(5, "p1", 3, discharge_p("e1", Disposition::Home))])
+            .unwrap();
+    }
+
+    #[test]
+    fn cancelling_a_discharge_that_would_make_a_second_inpatient_stay_is_refused() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+            ev(3, "p1", 2, admit_p("e2", Setting::Inpatient)),
+        ]);
+        refused(
+            &mut r,
+            &[ev(4, "p1", 3, cancel_dis(2))],
+            0,
+            "second open inpatient stay",
+        );
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing() {
+        let mut r = given(&[]);
+        // given a batch whose second event breaks a rule
+        let batch = [
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p2", 0, admit_p("e2", Setting::Inpatient)),
+            ev(3, "p1", 1, admit_p("e3", Setting::Inpatient)),
+        ];
+        refused(&mut r, &batch[..], 2, "second open inpatient stay");
+        let batch = [
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("zz", Disposition::Home)),
+        ];
+        refused(&mut r, &batch, 1, "discharge without open admission");
+        // then the first was not applied: e1 is not open and may be admitted
+        refused(
+            &mut r,
+            &[ev(4, "p1", 1, discharge_p("e1", Disposition::Home))],
+            0,
+            "not open",
+        );
+        r.admit(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))])
+            .unwrap();
+    }
+
+    #[test]
+    fn batch_events_of_one_patient_apply_in_order() {
+        let mut r = given(&[]);
+        r.admit(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+            ev(3, "p1", 2, admit_p("e2", Setting::Inpatient)),
+            ev(4, "p2", 2, admit_p("e3", Setting::Inpatient)),
+        ])
+        .unwrap();
+        refused(
+            &mut r,
+            &[ev(5, "p1", 3, admit_p("e4", Setting::Inpatient))],
+            0,
+            "second open inpatient stay",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p2", 3, admit_p("e5", Setting::Inpatient))],
+            0,
+            "second open inpatient stay",
+        );
+    }
+
+    #[test]
+    fn death_rule() {
+        // given a patient who died on day 10, the death recorded on day 12
+        let mut r = given(&[ev(1, "p1", 12, deceased(Some(10)))]);
+        // a visit that occurred before death but is recorded later is accepted
+        r.admit(&[ev(2, "p1", 9, visit())]).unwrap();
+        r.admit(&[ev(3, "p1", 10, visit())]).unwrap();
+        // anything after death is refused
+        refused(
+            &mut r,
+            &[ev(4, "p1", 11, visit())],
+            0,
+            "nothing after death",
+        );
+        // a second death is refused
+        refused(
+            &mut r,
+            &[ev(5, "p1", 9, deceased(Some(9)))],
+            0,
+            "second death",
+        );
+    }
+
+    #[test]
+    fn death_without_died_at_uses_occurred_at() {
+        let mut r = given(&[ev(1, "p1", 10, deceased(None))]);
+        refused(
+            &mut r,
+            &[ev(2, "p1", 11, admit_p("e1", Setting::Inpatient))],
+            0,
+            "nothing after death",
+        );
+    }
+
+    #[test]
+    fn cancellation_after_death_is_accepted() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+            ev(3, "p1", 5, deceased(Some(5))),
+        ]);
+        r.admit(&[ev(4, "p1", 20, cancel_tr(2))]).unwrap();
+    }
+
+    #[test]
+    fn discharge_deceased_counts_as_death() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 3, discharge_p("e1", Disposition::Deceased)),
+        ]);
+        refused(&mut r, &[ev(3, "p1", 4, visit())], 0, "nothing after death");
+        // the PatientDeceased itself is still accepted at the time of death
+        r.admit(&[ev(4, "p1", 3, deceased(Some(3)))]).unwrap();
+    }
+
+    #[test]
+    fn cancelling_a_deceased_discharge_lifts_the_death() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 3, discharge_p("e1", Disposition::Deceased)),
+            ev(3, "p1", 4, cancel_dis(2)),
+        ]);
+        r.admit(&[ev(4, "p1", 5, discharge_p("e1", Disposition::Home))])
+            .unwrap();
+    }
+
+    #[test]
+    fn merged_patient_is_refused() {
+        let merge = Payload::PatientsMerged(PatientsMerged {
+            surviving_patient_id: "p1".into(),
+            retired_patient_id: "p2".into(),
+        });
+        let mut r = given(&[ev(1, "p2", 0, visit())]);
+        r.admit(&[ev(2, "p1", 1, merge.clone())]).unwrap();
+        refused(
+            &mut r,
+            &[ev(3, "p2", 2, visit())],
+            0,
+            "patient p2 was merged into p1",
+        );
+        refused(
+            &mut r,
+            &[ev(
+                4,
+                "p3",
+                2,
+                Payload::PatientsMerged(PatientsMerged {
+                    surviving_patient_id: "p3".into(),
+                    retired_patient_id: "p2".into(),
+                }),
+            )],
+            0,
+            "patient p2 was merged into p1",
+        );
+        // the survivor carries on
+        r.admit(&[ev(5, "p1", 2, visit())]).unwrap();
+    }
+
+    #[test]
+    fn merge_in_a_refused_batch_is_not_applied() {
+        let merge = Payload::PatientsMerged(PatientsMerged {
+            surviving_patient_id: "p1".into(),
+            retired_patient_id: "p2".into(),
+        });
+        let mut r = given(&[]);
+        refused(
+            &mut r,
+            &[ev(1, "p1", 0, merge), ev(2, "p1", 0, transfer_p("x"))],
+            1,
+            "transfer without",
+        );
+        r.admit(&[ev(3, "p2", 1, visit())]).unwrap();
+    }
+
+    #[test]
+    fn merge_applies_within_the_batch() {
+        let merge = Payload::PatientsMerged(PatientsMerged {
+            surviving_patient_id: "p1".into(),
+            retired_patient_id: "p2".into(),
+        });
+        let mut r = given(&[]);
+        refused(
+            &mut r,
+            &[ev(1, "p1", 0, merge), ev(2, "p2", 0, visit())],
+            1,
+            "was merged into p1",
+        );
+    }
+
+    #[test]
+    fn restore_applies_without_checks() {
+        // given a log holding what the rules would refuse, restore never fails
+        let r = given(&[
+            ev(1, "p1", 0, discharge_p("e1", Disposition::Home)),
+            ev(2, "p1", 0, admit_p("e2", Setting::Inpatient)),
+            ev(3, "p1", 0, admit_p("e3", Setting::Inpatient)),
+            ev(4, "p1", 0, cancel_adm(77)),
+        ]);
+        assert_eq!(r.patients["p1"].encounters.len(), 2);
+    }
+}

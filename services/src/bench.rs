@@ -1,0 +1,438 @@
+//! `journey bench append`: the log's append paths against baselines measured in the same run
+//! (DESIGN.md §7): raw sled, a plain PostgreSQL table, and a do-nothing gRPC call.
+//!
+//! The server under test is this binary's own `journey up`, started as a child process on a
+//! temporary folder, so that its peak memory and disk use can be read.
+use crate::{cli::BenchArgs, client};
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use journey_proto::{
+    prost::Message,
+    prost_types::Timestamp,
+    v1::{self, event::Payload, AppendRequest, Event},
+};
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+/// A ≈300-byte event, as in the reference figures.
+pub fn sample_event(patient: &str, i: u64) -> Event {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let mut e = Event {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        patient_id: patient.to_string(),
+        occurred_at: Some(Timestamp {
+            seconds: now - 60,
+            nanos: 0,
+        }),
+        actor: Some(v1::Actor {
+            id: "bench-device".into(),
+            role: v1::Role::System as i32,
+            organisation: "bench".into(),
+            ..Default::default()
+        }),
+        source: "journey-bench".into(),
+        correlation_id: format!("bench-{i}"),
+        payload: Some(Payload::ObservationRecorded(v1::ObservationRecorded {
+            measure: "weight".into(),
+            value: 70.0 + (i % 100) as f64 / 10.0,
+            unit: "kg".into(),
+            code: Some(v1::Code {
+                system: "LOINC".into(),
+                code: "29463-7".into(),
+                display: "Body weight".into(),
+            }),
+            device_id: String::new(),
+        })),
+        ..Default::default()
+    };
+    // Pad to the reference size once the log fields (position, hashes, times) are added.
+    let target = 300usize.saturating_sub(110);
+    let len = e.encoded_len();
+    if let Some(Payload::ObservationRecorded(o)) = e.payload.as_mut() {
+        o.device_id = "d".repeat(target.saturating_sub(len).max(1));
+    }
+    e
+}
+
+struct Child_ {
+    child: Child,
+    grpc: String,
+    http: String,
+}
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<Child_> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the server under test")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let mut grpc = String::new();
+    let mut http = String::new();
+    for part in line.trim().split(' ') {
+        if let Some(a) = part.strip_prefix("grpc=") {
+            grpc = format!("http://{a}");
+        }
+        if let Some(a) = part.strip_prefix("http=") {
+            http = a.to_string();
+        }
+    }
+    anyhow::ensure!(!grpc.is_empty(), "server did not report ready: {line:?}");
+    Ok(Child_ { child, grpc, http })
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+struct Figure {
+    name: &'static str,
+    per_sec: f64,
+    note: String,
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// (a) raw sled: insert + flush per event, and per 1000 events.
+fn sled_baseline(n: u64) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let db = sled::open(dir.path())?;
+    let value = vec![7u8; 300];
+    let per_event = n.min(20_000);
+    let t = Instant::now();
+    for i in 0..per_event {
+        db.insert(i.to_be_bytes(), value.as_slice())?;
+        db.flush()?;
+    }
+    let one = rate(per_event, t.elapsed());
+    let t = Instant::now();
+    for chunk in 0..(n / 1000).max(1) {
+        for i in 0..1000u64 {
+            db.insert(
+                (1_000_000 + chunk * 1000 + i).to_be_bytes(),
+                value.as_slice(),
+            )?;
+        }
+        db.flush()?;
+    }
+    let thousand = rate((n / 1000).max(1) * 1000, t.elapsed());
+    Ok((one, thousand))
+}
+
+/// (b) 64 callers on one connection, one event per call; latency histogram in µs.
+async fn single_event_appends(
+    grpc: &str,
+    n: u64,
+    callers: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let c = client::connect(grpc, None).await?;
+    let per = n / callers as u64;
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|w| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                for i in 0..per {
+                    let req = AppendRequest {
+                        events: vec![sample_event(&format!("bench-{w}"), i)],
+                        expected_versions: Default::default(),
+                    };
+                    let s = Instant::now();
+                    c.append(req).await?;
+                    h.record(s.elapsed().as_micros() as u64)?;
+                }
+                anyhow::Ok(h)
+            })
+        })
+        .collect();
+    let mut all = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        all.add(task.await??)?;
+    }
+    Ok((rate(per * callers as u64, t.elapsed()), all))
+}
+
+/// (c) batches of 500, four calls in flight.
+async fn batch_appends(grpc: &str, n: u64, patient: &str) -> anyhow::Result<f64> {
+    let c = client::connect(grpc, None).await?;
+    let batches = (n / 500).max(4);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..4u64)
+        .map(|w| {
+            let mut c = c.clone();
+            let patient = format!("{patient}-{w}");
+            tokio::spawn(async move {
+                for b in 0..batches / 4 {
+                    let events = (0..500)
+                        .map(|i| sample_event(&patient, b * 500 + i))
+                        .collect();
+                    c.append(AppendRequest {
+                        events,
+                        expected_versions: Default::default(),
+                    })
+                    .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(rate(batches / 4 * 4 * 500, t.elapsed()))
+}
+
+/// (f) a do-nothing unary call (health check) with the same client setup as (b).
+async fn noop_calls(grpc: &str, n: u64, callers: usize) -> anyhow::Result<f64> {
+    let channel = client::channel(grpc).await?;
+    let c = tonic_health::pb::health_client::HealthClient::new(channel);
+    let per = n / callers as u64;
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    c.check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(rate(per * callers as u64, t.elapsed()))
+}
+
+/// (e) a plain PostgreSQL events table, 8 writers, one event per commit.
+async fn postgres_baseline(url: &str, n: u64) -> anyhow::Result<f64> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {url}; set --database-url"))?;
+    let table = format!("bench_events_{}", std::process::id());
+    sqlx::query(&format!(
+        "create table {table} (position bigserial primary key, event_id uuid not null unique, patient_id text not null, \
+         version bigint not null, body bytea not null, unique (patient_id, version))"
+    ))
+    .execute(&pool)
+    .await?;
+    let per = n.min(40_000) / 8;
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let pool = pool.clone();
+            let table = table.clone();
+            tokio::spawn(async move {
+                let sql = format!("insert into {table} (event_id, patient_id, version, body) values ($1, $2, $3, $4)");
+                for i in 0..per {
+                    let e = sample_event(&format!("pg-{w}"), i);
+                    let id = uuid::Uuid::parse_str(&e.event_id)?;
+                    sqlx::query(&sql)
+                        .bind(id.to_string())
+                        .bind(&e.patient_id)
+                        .bind(i as i64 + 1)
+                        .bind(e.encode_to_vec())
+                        .execute(&pool)
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let r = rate(per * 8, t.elapsed());
+    sqlx::query(&format!("drop table {table}"))
+        .execute(&pool)
+        .await?;
+    Ok(r)
+}
+
+async fn published(http: &str) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await?;
+    s.write_all(b"GET /status HTTP/1.0\r\n\r\n").await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body)?;
+    Ok(v["nats_published"].as_u64().unwrap_or(0))
+}
+
+pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
+    let n = args.events;
+    let mut figures = Vec::new();
+    let step = |s: &str| eprintln!("bench: {s}…");
+
+    step("(a) raw sled insert+flush");
+    let (sled_one, sled_1000) = tokio::task::spawn_blocking(move || sled_baseline(n)).await??;
+    figures.push(Figure {
+        name: "(a) sled insert+flush, per event",
+        per_sec: sled_one,
+        note: String::new(),
+    });
+    figures.push(Figure {
+        name: "(a) sled insert+flush, per 1000",
+        per_sec: sled_1000,
+        note: String::new(),
+    });
+
+    let dir = tempfile::tempdir()?;
+    let mut server = start_server(dir.path(), &[])?;
+    step("(f) do-nothing gRPC call");
+    let noop = noop_calls(&server.grpc, n, args.callers).await?;
+    figures.push(Figure {
+        name: "(f) do-nothing unary gRPC call",
+        per_sec: noop,
+        note: format!("{} callers, 1 connection", args.callers),
+    });
+
+    step("(b) single-event appends");
+    let (single, hist) = single_event_appends(&server.grpc, n, args.callers).await?;
+    figures.push(Figure {
+        name: "(b) our log, single-event appends",
+        per_sec: single,
+        note: format!(
+            "{} callers; p50 {} µs, p99 {} µs",
+            args.callers,
+            hist.value_at_quantile(0.5),
+            hist.value_at_quantile(0.99)
+        ),
+    });
+    step("(c) batches of 500");
+    let batched = batch_appends(&server.grpc, n * 4, "batch").await?;
+    figures.push(Figure {
+        name: "(c) our log, batches of 500",
+        per_sec: batched,
+        note: "4 calls in flight".into(),
+    });
+    let rss = peak_rss_mib(server.child.id());
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.child.id().to_string())
+        .status();
+    let _ = server.child.wait();
+    let stored =
+        (n / args.callers as u64) * args.callers as u64 + (n * 4 / 500).max(4) / 4 * 4 * 500;
+    let encoded = sample_event("bench-00", 0).encoded_len() as f64 + 110.0;
+    let per_event_disk = dir_bytes(dir.path()) as f64 / stored as f64;
+
+    step("(d) append → NATS publication");
+    let nats_dir = tempfile::tempdir()?;
+    let stream = format!("BENCH_{}", std::process::id());
+    let prefix = format!("bench{}.v1", std::process::id());
+    let nats_server = start_server(
+        nats_dir.path(),
+        &[
+            "--nats-url",
+            &args.nats_url,
+            "--nats-stream",
+            &stream,
+            "--nats-subject-prefix",
+            &prefix,
+        ],
+    )?;
+    let t = Instant::now();
+    let appended = batch_appends(&nats_server.grpc, n * 2, "nats").await?;
+    let total = (n * 2 / 500).max(4) / 4 * 4 * 500;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while published(&nats_server.http).await? < total {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "publication did not finish; is NATS at {} up?",
+            args.nats_url
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let publish = rate(total, t.elapsed());
+    figures.push(Figure {
+        name: "(d) append → NATS published",
+        per_sec: publish,
+        note: format!("appends ran at {appended:.0}/s meanwhile"),
+    });
+    drop(nats_server);
+    if let Ok(c) = async_nats::connect(&args.nats_url).await {
+        let _ = async_nats::jetstream::new(c).delete_stream(&stream).await;
+    }
+
+    step("(e) PostgreSQL table, 8 writers");
+    let pg = postgres_baseline(&args.database_url, n).await?;
+    figures.push(Figure {
+        name: "(e) PostgreSQL table, 8 writers, 1/commit",
+        per_sec: pg,
+        note: String::new(),
+    });
+
+    println!("| measurement | events/s | notes |\n|---|---:|---|");
+    for f in &figures {
+        println!("| {} | {:.0} | {} |", f.name, f.per_sec, f.note);
+    }
+    println!();
+    println!("ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s  (d)/(c) = {:.2}",
+        single / noop, single / sled_one, single / pg, batched, publish / batched);
+    println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
+    let _ = Arc::new(());
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The `journey` command line: `up` runs the server; every other verb is a gRPC client of one.
+use crate::{client, config::ServerConfig, json, outbox::hex};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use journey_proto::{
+    v1::{AppendRequest, ReadStreamRequest, VerifyRequest},
+    EventType,
+};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "journey",
+    version,
+    about = "Patient journey backbone: an immutable, verifiable log of hospital-to-home care events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Address of a running `journey up` (gRPC).
+    #[arg(
+        long,
+        env = "JOURNEY_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+    /// Access token sent as `authorization: Bearer …`.
+    #[arg(long, env = "JOURNEY_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: event log in ./data, gRPC, status page, optional NATS.
+    Up(ServerConfig),
+    /// Append events from a JSON or NDJSON file ("-" = stdin), as one atomic batch.
+    Append {
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print one patient's journey as a readable timeline.
+    Replay {
+        #[arg(long)]
+        patient: String,
+        /// Print each event as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify the hash chain of the whole log (or a range); exits 1 if it does not verify.
+    Verify {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: crate::cli::BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Append throughput against baselines measured in the same run (see BENCHMARKS.md).
+    Append(crate::cli::BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Events per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Concurrent single-event appenders.
+    #[arg(long, default_value_t = 64)]
+    pub callers: usize,
+    /// NATS for the publication measurement.
+    #[arg(
+        long,
+        env = "JOURNEY_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// PostgreSQL for the plain-table baseline.
+    #[arg(
+        long,
+        env = "JOURNEY_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+}
+
+pub async fn append(file: PathBuf, args: ClientArgs) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let events = json::events_from_text(&text).with_context(|| format!("in {}", file.display()))?;
+    if events.is_empty() {
+        bail!("{} holds no events", file.display());
+    }
+    let mut client = client::connect(&args.server, args.token.as_deref()).await?;
+    let response = client
+        .append(AppendRequest {
+            events,
+            expected_versions: Default::default(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("append refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    for a in &response.appended {
+        println!(
+            "position {:>8}  version {:>4}  {}",
+            a.position, a.stream_version, a.event_id
+        );
+    }
+    if response.deduplicated {
+        println!("(already stored: nothing written)");
+    }
+    Ok(())
+}
+
+pub async fn replay(patient: String, as_json: bool, args: ClientArgs) -> anyhow::Result<()> {
+    let mut client = client::connect(&args.server, args.token.as_deref()).await?;
+    let mut stream = client
+        .read_stream(ReadStreamRequest {
+            patient_id: patient.clone(),
+            from_version: 1,
+            batch_size: 0,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("replay refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    let mut count = 0;
+    while let Some(batch) = stream.next().await {
+        for event in batch?.events {
+            count += 1;
+            let value = json::event_to_json(&event);
+            if as_json {
+                println!("{value}");
+                continue;
+            }
+            let kind = event
+                .payload
+                .as_ref()
+                .map_or("?", |p| EventType::of(p).name());
+            let payload = value.get(
+                EventType::of(
+                    event
+                        .payload
+                        .as_ref()
+                        .expect("stored events have a payload"),
+                )
+                .snake(),
+            );
+            let actor = event.actor.as_ref().map_or(String::new(), |a| a.id.clone());
+            println!(
+                "v{:<3} #{:<7} {}  {:<22} by {} via {} (recorded {})\n      {}",
+                event.stream_version,
+                event.position,
+                value["occurred_at"].as_str().unwrap_or("?"),
+                kind,
+                actor,
+                event.source,
+                value["recorded_at"].as_str().unwrap_or("?"),
+                payload.map(|p| p.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    if count == 0 {
+        println!("no events for patient {patient}");
+    }
+    Ok(())
+}
+
+pub async fn verify(from: u64, to: u64, args: ClientArgs) -> anyhow::Result<bool> {
+    let mut client = client::connect(&args.server, args.token.as_deref()).await?;
+    let r = client
+        .verify(VerifyRequest {
+            from_position: from,
+            to_position: to,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("verify refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    if r.ok {
+        println!(
+            "ok: {} events verified; head position {} hash {}",
+            r.checked,
+            r.head_position,
+            hex(&r.head_hash)
+        );
+    } else {
+        println!(
+            "FAILED at position {}: {} ({} events verified before it)",
+            r.first_bad_position, r.problem, r.checked
+        );
+    }
+    Ok(r.ok)
+}

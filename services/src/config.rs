@@ -1,0 +1,35 @@
+//! Server configuration: flags with environment fallbacks.
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Folder of the event log (sled). Only the server opens it.
+    #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: String,
+    /// HTTP listen address for the status page (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// NATS server to publish every committed event to (JetStream). Unset = no NATS.
+    #[arg(long, env = "JOURNEY_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream name (tests use their own).
+    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
+    pub nats_stream: String,
+    /// Subject prefix: events go to `<prefix>.<event_type>`.
+    #[arg(
+        long,
+        env = "JOURNEY_NATS_SUBJECT_PREFIX",
+        default_value = "journey.v1"
+    )]
+    pub nats_subject_prefix: String,
+    /// Largest accepted encoded event, in bytes.
+    #[arg(long, env = "JOURNEY_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
+    pub max_event_bytes: usize,
+    /// Most events in one append request.
+    #[arg(long, env = "JOURNEY_MAX_BATCH_EVENTS", default_value_t = 10_000)]
+    pub max_batch_events: usize,
+}

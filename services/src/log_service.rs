@@ -1,0 +1,309 @@
+//! The gRPC `EventLog` service: checks the shape of what partners send, then hands it to the log.
+use crate::errors;
+use futures::StreamExt;
+use journey_event_log::{AppendOutcome, EventLog as Log, StoredEvent};
+use journey_proto::{
+    prost::Message,
+    prost_types::Timestamp,
+    v1::{
+        event_log_server::EventLog, AppendRequest, AppendResponse, Appended, Event, EventBatch,
+        HeadRequest, HeadResponse, ReadAllRequest, ReadStreamRequest, SubscribeRequest,
+        VerifyRequest, VerifyResponse,
+    },
+};
+use std::{pin::Pin, sync::Arc, time::SystemTime};
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status, Streaming};
+
+const DEFAULT_BATCH: usize = 512;
+const MAX_BATCH: usize = 8192;
+
+pub struct LogService {
+    log: Arc<Log>,
+    max_event_bytes: usize,
+    max_batch_events: usize,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<EventBatch, Status>> + Send>>;
+
+impl LogService {
+    pub fn new(log: Arc<Log>, max_event_bytes: usize, max_batch_events: usize) -> Self {
+        LogService {
+            log,
+            max_event_bytes,
+            max_batch_events,
+        }
+    }
+
+    /// Checks size and shape of every event; nothing reaches the log unless all pass.
+    fn check(&self, request: &AppendRequest) -> Result<(), Status> {
+        if request.events.len() > self.max_batch_events {
+            return Err(errors::too_large(format!(
+                "events: {} events in one batch, the limit is {}; split the batch",
+                request.events.len(),
+                self.max_batch_events
+            )));
+        }
+        let now = Timestamp::from(SystemTime::now());
+        for (i, event) in request.events.iter().enumerate() {
+            let len = event.encoded_len();
+            if len > self.max_event_bytes {
+                return Err(errors::too_large(format!(
+                    "events[{i}]: {len} bytes encoded, the limit is {} bytes",
+                    self.max_event_bytes
+                )));
+            }
+            journey_domain::validate(event, now).map_err(|e| errors::invalid_event(i, &e))?;
+        }
+        for patient in request.expected_versions.keys() {
+            if patient.is_empty() {
+                return Err(errors::invalid("expected_versions", "patient id is empty"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn append_one(&self, request: AppendRequest) -> Result<AppendResponse, Status> {
+        self.check(&request)?;
+        let outcome = self
+            .log
+            .append(journey_event_log::AppendRequest {
+                events: request.events,
+                expected_versions: request.expected_versions.into_iter().collect(),
+            })
+            .await
+            .map_err(errors::append_error)?;
+        Ok(response(outcome))
+    }
+}
+
+fn response(outcome: AppendOutcome) -> AppendResponse {
+    AppendResponse {
+        appended: outcome
+            .appended
+            .into_iter()
+            .map(|a| Appended {
+                event_id: a.event_id,
+                position: a.position,
+                stream_version: a.stream_version,
+            })
+            .collect(),
+        deduplicated: outcome.deduplicated,
+    }
+}
+
+fn batch_size(requested: u32) -> usize {
+    match requested as usize {
+        0 => DEFAULT_BATCH,
+        n => n.min(MAX_BATCH),
+    }
+}
+
+fn decode_all(stored: Vec<StoredEvent>) -> Result<EventBatch, Status> {
+    let events = stored
+        .iter()
+        .map(StoredEvent::decode)
+        .collect::<Result<Vec<Event>, _>>()
+        .map_err(errors::storage_error)?;
+    Ok(EventBatch { events })
+}
+
+/// Runs `read(next) -> batch` on a blocking thread until it returns an empty batch, streaming batches.
+fn stream_batches<F>(mut read: F) -> EventStream
+where
+    F: FnMut() -> Result<Vec<StoredEvent>, Status> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let (r, back) = match tokio::task::spawn_blocking(move || (read(), read)).await {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+            read = back;
+            let batch = match r {
+                Ok(b) if b.is_empty() => return,
+                Ok(b) => decode_all(b),
+                Err(e) => Err(e),
+            };
+            let failed = batch.is_err();
+            if tx.send(batch).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+#[tonic::async_trait]
+impl EventLog for LogService {
+    #[tracing::instrument(skip_all, fields(events = request.get_ref().events.len()))]
+    async fn append(
+        &self,
+        request: Request<AppendRequest>,
+    ) -> Result<Response<AppendResponse>, Status> {
+        self.append_one(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type AppendStreamStream = Pin<Box<dyn Stream<Item = Result<AppendResponse, Status>> + Send>>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<AppendRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let this = LogService {
+            log: self.log.clone(),
+            ..*self
+        };
+        let this = Arc::new(this);
+        let stream = request.into_inner();
+        // Up to 8 batches of one call in flight at once, answered in request order.
+        let out = stream
+            .map(move |req| {
+                let this = this.clone();
+                async move { this.append_one(req?).await }
+            })
+            .buffered(8);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    type ReadStreamStream = EventStream;
+
+    async fn read_stream(
+        &self,
+        request: Request<ReadStreamRequest>,
+    ) -> Result<Response<Self::ReadStreamStream>, Status> {
+        let req = request.into_inner();
+        if req.patient_id.is_empty() {
+            return Err(errors::invalid("patient_id", "required"));
+        }
+        let (log, size) = (self.log.clone(), batch_size(req.batch_size));
+        let mut next = req.from_version.max(1);
+        Ok(Response::new(stream_batches(move || {
+            let batch = log
+                .read_stream(&req.patient_id, next, size)
+                .map_err(errors::storage_error)?;
+            if let Some(last) = batch.last() {
+                let event = last.decode().map_err(errors::storage_error)?;
+                next = event.stream_version + 1;
+            }
+            Ok(batch)
+        })))
+    }
+
+    type ReadAllStream = EventStream;
+
+    async fn read_all(
+        &self,
+        request: Request<ReadAllRequest>,
+    ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let req = request.into_inner();
+        let log = self.log.clone();
+        let to = if req.to_position == 0 {
+            log.head().position
+        } else {
+            req.to_position
+        };
+        let size = batch_size(req.batch_size);
+        let mut next = req.from_position.max(1);
+        Ok(Response::new(stream_batches(move || {
+            let batch = log
+                .read_range(next, to, size)
+                .map_err(errors::storage_error)?;
+            if let Some(last) = batch.last() {
+                next = last.position + 1;
+            }
+            Ok(batch)
+        })))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let log = self.log.clone();
+        let size = batch_size(req.batch_size);
+        let mut next = req.from_position.max(1);
+        let mut watch = log.watch();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                // Catch up to the durable head, then wait for it to move: no gap, no duplicate.
+                while next <= log.head().position {
+                    let l = log.clone();
+                    let read = tokio::task::spawn_blocking(move || l.read(next, size)).await;
+                    let batch = match read {
+                        Ok(Ok(b)) if !b.is_empty() => b,
+                        Ok(Ok(_)) => break,
+                        Ok(Err(e)) => {
+                            let _ = tx.send(Err(errors::storage_error(e))).await;
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    next = batch.last().map(|e| e.position + 1).unwrap_or(next);
+                    if tx.send(decode_all(batch)).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    changed = watch.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn head(&self, _: Request<HeadRequest>) -> Result<Response<HeadResponse>, Status> {
+        let head = self.log.head();
+        Ok(Response::new(HeadResponse {
+            position: head.position,
+            hash: head.hash.to_vec(),
+        }))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let req = request.into_inner();
+        let anchor = match (req.anchor_position, req.anchor_hash.len()) {
+            (0, 0) => None,
+            (p, 32) if p > 0 => {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&req.anchor_hash);
+                Some((p, h))
+            }
+            _ => {
+                return Err(errors::invalid(
+                    "anchor_hash",
+                    "an anchor needs a position > 0 and a 32-byte hash",
+                ))
+            }
+        };
+        let log = self.log.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            log.verify(req.from_position, req.to_position, anchor)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verify task failed: {e}")))?
+        .map_err(errors::storage_error)?;
+        let head = self.log.head();
+        let (bad, problem) = report.first_bad.unwrap_or((0, String::new()));
+        Ok(Response::new(VerifyResponse {
+            ok: bad == 0,
+            checked: report.checked,
+            first_bad_position: bad,
+            problem,
+            head_position: head.position,
+            head_hash: head.hash.to_vec(),
+        }))
+    }
+}

@@ -1,0 +1,165 @@
+//! The NATS outbox: publishes every committed event to JetStream, at least once, in position order.
+//!
+//! Its cursor (last position JetStream acknowledged) is kept in the log's storage. After a crash or
+//! a NATS outage it resumes from the cursor; events published twice are dropped by JetStream's
+//! de-duplication (`Nats-Msg-Id` = event id, 24 h window).
+use async_nats::{jetstream, HeaderMap};
+use journey_event_log::{EventLog, StoredEvent};
+use journey_proto::{prost::Message, v1::Event, EventType};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub url: String,
+    pub stream: String,
+    /// Subjects are `<prefix>.<event_type>`; the default prefix is `journey.v1`.
+    pub subject_prefix: String,
+}
+
+/// The outbox's progress, shared with the status page.
+#[derive(Debug, Default)]
+pub struct OutboxStatus {
+    pub published: AtomicU64,
+}
+
+const BATCH: usize = 1024;
+
+fn cursor_key(stream: &str) -> String {
+    format!("outbox.nats.{stream}")
+}
+
+/// The W3C trace context of an event: the trace id is the event id, so a trace follows one event
+/// across processes even when no tracing backend is configured.
+pub fn traceparent(event_id: &str, position: u64) -> String {
+    let trace = event_id.replace('-', "");
+    format!("00-{trace}-{position:016x}-01")
+}
+
+pub fn subject(prefix: &str, event: &Event) -> String {
+    let kind = event
+        .payload
+        .as_ref()
+        .map(EventType::of)
+        .map_or("unknown", EventType::snake);
+    format!("{prefix}.{kind}")
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    log: Arc<EventLog>,
+    config: OutboxConfig,
+    status: Arc<OutboxStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let key = cursor_key(&config.stream);
+    let mut cursor = match log.storage().meta(&key) {
+        Ok(Some(v)) if v.len() == 8 => u64::from_be_bytes(v.try_into().expect("8 bytes")),
+        _ => 0,
+    };
+    status.published.store(cursor, Ordering::Relaxed);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match publish_from(&log, &config, &key, &mut cursor, &status, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, cursor, retry_in_ms = backoff.as_millis() as u64, "nats publication paused");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn connect(config: &OutboxConfig) -> anyhow::Result<jetstream::Context> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(config.url.as_str())
+        .await?;
+    let js = jetstream::new(client);
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        duplicate_window: Duration::from_secs(24 * 3600),
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js)
+}
+
+async fn publish_from(
+    log: &Arc<EventLog>,
+    config: &OutboxConfig,
+    key: &str,
+    cursor: &mut u64,
+    status: &OutboxStatus,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let js = connect(config).await?;
+    tracing::info!(url = %config.url, stream = %config.stream, cursor = *cursor, "publishing to nats");
+    let mut head = log.watch();
+    loop {
+        while *cursor < log.head().position {
+            let l = log.clone();
+            let from = *cursor + 1;
+            let batch = tokio::task::spawn_blocking(move || l.read(from, BATCH)).await??;
+            publish_batch(&js, &config.subject_prefix, &batch).await?;
+            *cursor = batch.last().map_or(*cursor, |e| e.position);
+            log.storage().set_meta(key, &cursor.to_be_bytes())?;
+            status.published.store(*cursor, Ordering::Relaxed);
+        }
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() { return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Publishes a batch with every ack in flight, then waits for the acks in order.
+async fn publish_batch(
+    js: &jetstream::Context,
+    prefix: &str,
+    batch: &[StoredEvent],
+) -> anyhow::Result<()> {
+    let mut acks = Vec::with_capacity(batch.len());
+    for stored in batch {
+        let event = Event::decode(stored.bytes.as_slice())?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.event_id.as_str());
+        headers.insert("Journey-Position", stored.position.to_string().as_str());
+        headers.insert("Journey-Hash", hex(&stored.hash).as_str());
+        headers.insert(
+            "traceparent",
+            traceparent(&event.event_id, stored.position).as_str(),
+        );
+        let ack = js
+            .publish_with_headers(
+                subject(prefix, &event),
+                headers,
+                stored.bytes.clone().into(),
+            )
+            .await?;
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,83 @@
+//! The `journey` verbs as a user runs them: append a JSON file, replay, verify, and their errors.
+use journey_tests::*;
+use std::process::Command;
+
+fn journey(server: &Server, args: &[&str]) -> (i32, String, String) {
+    journey_at(&server.grpc, args)
+}
+
+fn journey_at(server: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(journey_bin())
+        .args(args)
+        .args(["--server", server])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn tour_append_replay_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.ndjson");
+    let (code, out, err) = journey(&server, &["append", tour]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("position        1"), "{out}");
+    assert!(out.contains("position        2"), "{out}");
+
+    let (code, out, _) = journey(&server, &["append", tour]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("already stored"),
+        "a retry writes nothing: {out}"
+    );
+
+    let (code, out, err) = journey(&server, &["replay", "--patient", "demo-patient-1"]);
+    assert_eq!(code, 0, "{err}");
+    let admitted = out.find("Admitted").expect("admission in the timeline");
+    let discharged = out.find("Discharged").expect("discharge in the timeline");
+    assert!(admitted < discharged, "{out}");
+    assert!(out.contains("DISPOSITION_HOME"), "{out}");
+
+    let (code, out, _) = journey(&server, &["verify"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ok: 2 events verified"), "{out}");
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"patient_id": "x", "admitted": {"setting": "NOT_A_SETTING"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = journey(&server, &["append", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("event 1"), "{err}");
+
+    let rule = dir.path().join("rule.json");
+    std::fs::write(
+        &rule,
+        r#"{"event_id":"6a0c9a53-1b9e-4b8e-9d7a-5f0c1e2d3a4b","patient_id":"p","occurred_at":"2026-01-01T10:00:00Z",
+           "actor":{"id":"a"},"source":"s","discharged":{"encounter_id":"E","disposition":"DISPOSITION_HOME"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = journey(&server, &["append", rule.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("open admission"),
+        "{err}"
+    );
+
+    let (code, _, err) = journey_at("http://127.0.0.1:1", &["replay", "--patient", "x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("journey up"), "{err}");
+}
