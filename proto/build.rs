@@ -3,7 +3,12 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["journey/v1/events.proto", "journey/v1/event_log.proto"];
+    let files = [
+        "journey/v1/events.proto",
+        "journey/v1/event_log.proto",
+        "journey/v1/readmission.proto",
+        "journey/v1/projections.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -284,7 +284,7 @@ async fn postgres_baseline(url: &str, n: u64) -> anyhow::Result<f64> {
             let pool = pool.clone();
             let table = table.clone();
             tokio::spawn(async move {
-                let sql = format!("insert into {table} (event_id, patient_id, version, body) values ($1, $2, $3, $4)");
+                let sql = format!("insert into {table} (event_id, patient_id, version, body) values ($1::uuid, $2, $3, $4)");
                 for i in 0..per {
                     let e = sample_event(&format!("pg-{w}"), i);
                     let id = uuid::Uuid::parse_str(&e.event_id)?;

@@ -64,10 +64,55 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Run one read-model service alone (reads a remote log; live events from NATS when given).
+    Serve {
+        #[command(subcommand)]
+        what: crate::cli::ServeWhat,
+    },
+    /// Rebuild a read model from the whole log into fresh tables, then swap them in (queries keep answering).
+    Rebuild {
+        /// The projection: readmission.
+        projection: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         what: crate::cli::BenchWhat,
+    },
+    /// Import an external data set through the Append API (idempotent: a re-run appends nothing).
+    Import {
+        #[command(subcommand)]
+        what: crate::cli::ImportWhat,
+    },
+    /// Generate realistic hospital-to-home journeys and append them (deterministic for a seed).
+    Simulate {
+        #[command(flatten)]
+        args: crate::simulate::SimulateArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeWhat {
+    /// The Readmission gRPC service and its projection.
+    Readmission(crate::config::ReadmissionConfig),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportWhat {
+    /// A Synthea CSV export folder (patients, encounters, conditions, medications, observations;
+    /// optional careplans, organizations, providers). Refused and malformed rows are reported
+    /// with file and line; exit code 1 when --strict stopped at one.
+    Synthea {
+        dir: PathBuf,
+        /// Stop at the first malformed or refused row (exit code 1).
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -210,4 +255,51 @@ pub async fn verify(from: u64, to: u64, args: ClientArgs) -> anyhow::Result<bool
         );
     }
     Ok(r.ok)
+}
+
+/// `journey rebuild`: streams the server's progress as a progress line (events/s, ETA).
+pub async fn rebuild(projection: String, args: ClientArgs) -> anyhow::Result<()> {
+    use journey_proto::v1::{projections_client::ProjectionsClient, RebuildRequest};
+    use std::io::Write;
+    let channel = client::channel(&args.server).await?;
+    let mut c = ProjectionsClient::with_interceptor(channel, client::token(args.token.as_deref())?);
+    let mut stream = c
+        .rebuild(RebuildRequest {
+            projection: projection.clone(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("rebuild refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    let mut last = None;
+    while let Some(p) = stream.next().await {
+        let p =
+            p.map_err(|s| anyhow::anyhow!("rebuild failed ({:?}): {}", s.code(), s.message()))?;
+        let eta = if p.events_per_sec > 0.0 {
+            p.target.saturating_sub(p.applied) as f64 / p.events_per_sec
+        } else {
+            0.0
+        };
+        let pct = if p.target > 0 {
+            100.0 * p.applied as f64 / p.target as f64
+        } else {
+            100.0
+        };
+        eprint!(
+            "\r{projection}: {:>10}/{} events ({pct:5.1}%), {:.0} events/s, ETA {eta:.0}s   ",
+            p.applied, p.target, p.events_per_sec
+        );
+        let _ = std::io::stderr().flush();
+        last = Some(p);
+    }
+    eprintln!();
+    match last {
+        Some(p) if p.done => {
+            println!(
+                "{projection} rebuilt: {} events at {:.0} events/s, swapped in",
+                p.applied, p.events_per_sec
+            );
+            Ok(())
+        }
+        _ => anyhow::bail!("the rebuild stream ended before the swap; see the server log"),
+    }
 }

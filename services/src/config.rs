@@ -26,10 +26,45 @@ pub struct ServerConfig {
         default_value = "journey.v1"
     )]
     pub nats_subject_prefix: String,
+    /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    /// Default: a SQLite file `read-models.sqlite` in the data folder.
+    #[arg(long, env = "JOURNEY_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Largest accepted encoded event, in bytes.
     #[arg(long, env = "JOURNEY_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     pub max_event_bytes: usize,
     /// Most events in one append request.
     #[arg(long, env = "JOURNEY_MAX_BATCH_EVENTS", default_value_t = 10_000)]
     pub max_batch_events: usize,
+}
+
+/// `journey serve readmission`: the readmission service alone, reading a remote log.
+#[derive(Debug, Clone, Args)]
+pub struct ReadmissionConfig {
+    /// The event log's gRPC address (catch-up, gap refill, rebuilds).
+    #[arg(
+        long,
+        env = "JOURNEY_LOG_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub log_url: String,
+    /// NATS for live events; without it, live events come from the log's Subscribe.
+    #[arg(long, env = "JOURNEY_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream the log publishes to.
+    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
+    pub nats_stream: String,
+    /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "JOURNEY_DATABASE_URL",
+        default_value = "sqlite://./data/readmission.sqlite"
+    )]
+    pub database_url: String,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: String,
+    /// HTTP listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: String,
 }

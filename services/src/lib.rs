@@ -10,10 +10,14 @@ pub mod client;
 pub mod config;
 pub mod errors;
 pub mod http;
+pub mod import;
 pub mod json;
 pub mod log_service;
 pub mod outbox;
+pub mod readmission_service;
+pub mod serve;
 pub mod server;
+pub mod simulate;
 pub mod telemetry;
 
 pub use server::{run, Ready};

@@ -16,6 +16,16 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|_| true),
+        Command::Serve {
+            what: cli::ServeWhat::Readmission(config),
+        } => journey_services::serve::readmission(config, shutdown_signal(), |ready| {
+            println!("ready grpc={} http={}", ready.grpc, ready.http);
+        })
+        .await
+        .map(|_| true),
+        Command::Rebuild { projection, client } => {
+            cli::rebuild(projection, client).await.map(|_| true)
+        }
         Command::Append { file, client } => cli::append(file, client).await.map(|_| true),
         Command::Replay {
             patient,
@@ -26,6 +36,23 @@ async fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Append(args),
         } => journey_services::bench::append(args).await.map(|_| true),
+        Command::Import {
+            what:
+                cli::ImportWhat::Synthea {
+                    dir,
+                    strict,
+                    client,
+                },
+        } => {
+            journey_services::import::synthea::run(journey_services::import::synthea::Options {
+                dir,
+                strict,
+                server: client.server,
+                token: client.token,
+            })
+            .await
+        }
+        Command::Simulate { args, client } => journey_services::simulate::run(args, client).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! `journey up`: the event log, its gRPC service, the NATS outbox and the status page in one process.
+use crate::readmission_service::{LogAccess, ReadmissionService};
 use crate::{
     config::ServerConfig,
     http,
@@ -8,7 +9,15 @@ use crate::{
 use anyhow::Context;
 use journey_domain::JourneyRules;
 use journey_event_log::{EventLog, LogOptions, SledStorage};
-use journey_proto::v1::event_log_server::EventLogServer;
+use journey_projections::{
+    readmission::Readmission,
+    runtime::{Progress, Runner},
+    source::{EventSource, InProcess},
+};
+use journey_proto::v1::{
+    event_log_server::EventLogServer, projections_server::ProjectionsServer,
+    readmission_server::ReadmissionServer,
+};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -45,6 +54,12 @@ pub async fn run(
     .await??;
     let log = Arc::new(log);
     tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
+
+    let db_url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/read-models.sqlite", config.data_dir.display()));
+    let runner = open_readmission(&db_url, &mut InProcess::new(log.clone())).await?;
 
     let grpc = TcpListener::bind(&config.grpc_addr)
         .await
@@ -90,12 +105,22 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    let projection_task = tokio::spawn(
+        runner
+            .clone()
+            .run(InProcess::new(log.clone()), stop_rx.clone()),
+    );
+    let read_side = ReadmissionService {
+        runner,
+        log: LogAccess::InProcess(log.clone()),
+    };
+
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventLogServer<LogService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(journey_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    health
+        .set_serving::<ReadmissionServer<ReadmissionService>>()
+        .await;
+    let reflection = reflection()?;
     let service = EventLogServer::new(LogService::new(
         log.clone(),
         config.max_event_bytes,
@@ -110,6 +135,8 @@ pub async fn run(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
+            .add_service(ReadmissionServer::new(read_side.clone()))
+            .add_service(ProjectionsServer::new(read_side))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),
@@ -131,7 +158,45 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = http_task.await;
+    let _ = projection_task.await;
     log.close().await?;
     tracing::info!(head = log.head().position, "event log flushed and closed");
     Ok(())
+}
+
+/// gRPC reflection over every journey service and the health service.
+pub(crate) fn reflection() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(journey_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?)
+}
+
+/// Opens the readmission read model; rebuilds it first when its schema version changed.
+pub(crate) async fn open_readmission<S: EventSource>(
+    db_url: &str,
+    source: &mut S,
+) -> anyhow::Result<Arc<Runner<Readmission>>> {
+    let db = journey_projections::db::connect(db_url).await?;
+    let (runner, stale) = Runner::open(db, Readmission).await?;
+    if stale {
+        tracing::info!("readmission read model: schema changed, rebuilding from the log");
+        runner
+            .rebuild(source, |p: Progress| {
+                if p.done || p.applied % 100_000 < 2000 {
+                    tracing::info!(
+                        applied = p.applied,
+                        target = p.target,
+                        events_per_sec = p.events_per_sec as u64,
+                        "rebuild"
+                    );
+                }
+            })
+            .await?;
+    }
+    Ok(runner)
 }

@@ -38,40 +38,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(journey_bin())
-            .args([
-                "up",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn journey up");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read ready line");
-        let rest = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let mut grpc = String::new();
-        let mut http = String::new();
-        for part in rest.split(' ') {
-            if let Some(a) = part.strip_prefix("grpc=") {
-                grpc = format!("http://{a}");
-            } else if let Some(a) = part.strip_prefix("http=") {
-                http = format!("http://{a}");
-            }
-        }
-        Server { child, grpc, http }
+        let dir = data_dir.to_str().expect("utf-8 path");
+        let mut args = vec![
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+        ];
+        args.extend_from_slice(extra);
+        spawn_ready(&args)
     }
 
     pub async fn client(&self) -> journey_services::client::LogClient {
@@ -276,4 +254,98 @@ pub async fn http_get(base: &str, path: &str) -> String {
 /// The server's `/status` as JSON.
 pub async fn status(server: &Server) -> serde_json::Value {
     serde_json::from_str(&http_get(&server.http, "/status").await).expect("status json")
+}
+
+/// A fresh PostgreSQL database for one test (dropped on drop); fails loudly if PostgreSQL is down.
+pub struct PgDb {
+    pub url: String,
+    name: String,
+}
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl PgDb {
+    pub fn create() -> PgDb {
+        let name = format!("journey_test_{}", uuid::Uuid::new_v4().simple());
+        let out = Command::new("psql")
+            .args([
+                PG_ADMIN,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .output()
+            .expect("psql (install postgresql-client)");
+        assert!(
+            out.status.success(),
+            "PostgreSQL unreachable at {PG_ADMIN}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PgDb {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                PG_ADMIN,
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Waits until the server's readmission projection has applied the whole log.
+pub async fn wait_projected(grpc: &str, log_head: u64) {
+    use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
+    let mut c = ProjectionsClient::new(journey_services::client::channel(grpc).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = c
+            .status(ProjectionStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if s.projections[0].checkpoint >= log_head {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projection stuck at {} of {log_head}",
+            s.projections[0].checkpoint
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A spawned `journey serve …` child, parsed like `Server`.
+pub fn spawn_ready(args: &[&str]) -> Server {
+    let mut child = Command::new(journey_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn journey");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let mut grpc = String::new();
+    let mut http = String::new();
+    for part in line.trim().trim_start_matches("ready ").split(' ') {
+        if let Some(a) = part.strip_prefix("grpc=") {
+            grpc = format!("http://{a}");
+        } else if let Some(a) = part.strip_prefix("http=") {
+            http = format!("http://{a}");
+        }
+    }
+    assert!(!grpc.is_empty(), "no ready line: {line:?}");
+    Server { child, grpc, http }
 }

@@ -394,3 +394,85 @@ impl tonic::codec::Decoder for RawDec {
         Ok(Some(v))
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_stream_answers_each_batch_in_order_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let mut requests: Vec<AppendRequest> = (0..20)
+        .map(|i| {
+            batch(
+                (0..50)
+                    .map(|k| observation(&format!("AS-{k}"), i as f64))
+                    .collect(),
+            )
+        })
+        .collect();
+    requests.push(batch(vec![discharged("AS-0", "NOPE", 10)]));
+    let responses: Vec<_> = c
+        .append_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert_eq!(responses.len(), 21);
+    for (i, r) in responses[..20].iter().enumerate() {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.appended.first().unwrap().position, i as u64 * 50 + 1);
+    }
+    assert_eq!(
+        responses[20].as_ref().unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        c.head(HeadRequest {}).await.unwrap().into_inner().position,
+        1000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_are_served() {
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let channel = journey_services::client::channel(&server.grpc)
+        .await
+        .unwrap();
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "journey.v1.EventLog".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        resp.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list");
+    };
+    assert!(
+        list.service.iter().any(|s| s.name == "journey.v1.EventLog"),
+        "{list:?}"
+    );
+}

@@ -1,0 +1,184 @@
+//! Queries over the readmission tables of the live generation.
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    None,
+    Facility,
+    Unit,
+    Disposition,
+    Month,
+    DiagnosisChapter,
+    Territory,
+}
+
+impl GroupBy {
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::None => "'all'",
+            GroupBy::Facility => "facility_id",
+            GroupBy::Unit => "unit",
+            GroupBy::Disposition => "CAST(disposition AS TEXT)",
+            GroupBy::Month => "discharge_month",
+            GroupBy::DiagnosisChapter => "diagnosis_chapter",
+            GroupBy::Territory => "territory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRow {
+    pub key: String,
+    pub index_stays: i64,
+    pub readmissions: i64,
+    pub unplanned_readmissions: i64,
+    pub ed_revisits: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StayRow {
+    pub patient_id: String,
+    pub encounter_id: String,
+    pub first_encounter_id: String,
+    pub facility_id: String,
+    pub unit: String,
+    pub disposition: i64,
+    pub admit_day: i64,
+    pub discharge_day: i64,
+    pub length_of_stay: i64,
+    pub lace: i64,
+    pub charlson: i64,
+    pub readmitted: bool,
+    pub readmit_encounter_id: Option<String>,
+    pub days_to_readmission: Option<i64>,
+    pub unplanned: bool,
+    pub ed_revisit: bool,
+}
+
+const STAY_COLUMNS: &str = "patient_id, encounter_id, first_encounter_id, facility_id, unit, disposition, admit_day, discharge_day, \
+    length_of_stay, lace, charlson, readmitted, readmit_encounter_id, days_to_readmission, unplanned, ed_revisit";
+
+fn stay(r: &AnyRow) -> Result<StayRow, sqlx::Error> {
+    Ok(StayRow {
+        patient_id: r.try_get(0)?,
+        encounter_id: r.try_get(1)?,
+        first_encounter_id: r.try_get(2)?,
+        facility_id: r.try_get(3)?,
+        unit: r.try_get(4)?,
+        disposition: r.try_get(5)?,
+        admit_day: r.try_get(6)?,
+        discharge_day: r.try_get(7)?,
+        length_of_stay: r.try_get(8)?,
+        lace: r.try_get(9)?,
+        charlson: r.try_get(10)?,
+        readmitted: r.try_get::<i64, _>(11)? != 0,
+        readmit_encounter_id: r.try_get(12)?,
+        days_to_readmission: r.try_get(13)?,
+        unplanned: r.try_get::<i64, _>(14)? != 0,
+        ed_revisit: r.try_get::<i64, _>(15)? != 0,
+    })
+}
+
+/// Index stays discharged in `from_day..=to_day`, their readmissions and ED revisits, grouped.
+pub async fn rates(
+    pool: &AnyPool,
+    p: &str,
+    from_day: i64,
+    to_day: i64,
+    group: GroupBy,
+) -> Result<Vec<RateRow>, sqlx::Error> {
+    let key = group.column();
+    let rows = sqlx::query(&format!(
+        "SELECT {key} AS k, COUNT(*), SUM(readmitted), SUM(unplanned), SUM(ed_revisit) FROM {p}index_stays
+         WHERE discharge_day >= $1 AND discharge_day <= $2 GROUP BY {key} ORDER BY k"
+    ))
+    .bind(from_day)
+    .bind(to_day)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RateRow {
+                key: r.try_get(0)?,
+                index_stays: r.try_get(1)?,
+                readmissions: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                unplanned_readmissions: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
+                ed_revisits: r.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Index stays discharged in `from_day..=to_day`, oldest discharge first, paged.
+pub async fn index_stays(
+    pool: &AnyPool,
+    p: &str,
+    from_day: i64,
+    to_day: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<StayRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE discharge_day >= $1 AND discharge_day <= $2
+         ORDER BY discharge_day, patient_id, encounter_id LIMIT $3 OFFSET $4"
+    ))
+    .bind(from_day)
+    .bind(to_day)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(stay)
+    .collect()
+}
+
+/// Patients discharged in the 30 days up to `as_of_day` and not readmitted, highest LACE first.
+pub async fn at_risk(
+    pool: &AnyPool,
+    p: &str,
+    as_of_day: i64,
+    limit: i64,
+) -> Result<Vec<StayRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE discharge_day >= $1 AND discharge_day <= $2 AND readmitted = 0
+         ORDER BY lace DESC, discharge_day DESC, patient_id LIMIT $3"
+    ))
+    .bind(as_of_day - 30)
+    .bind(as_of_day)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(stay)
+    .collect()
+}
+
+/// One patient's index stays.
+pub async fn patient_stays(
+    pool: &AnyPool,
+    p: &str,
+    patient: &str,
+) -> Result<Vec<StayRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE patient_id = $1 ORDER BY discharge_day"
+    ))
+    .bind(patient)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(stay)
+    .collect()
+}
+
+/// Every index stay, for comparing two databases or two generations.
+pub async fn all_stays(pool: &AnyPool, p: &str) -> Result<Vec<StayRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays ORDER BY patient_id, encounter_id"
+    ))
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(stay)
+    .collect()
+}

@@ -1,0 +1,329 @@
+//! The projection runtime: folds events into SQL tables with the checkpoint in the same
+//! transaction (exactly-once effect across crashes), catch-up then live, gap refill, duplicate skip,
+//! and rebuild into fresh tables beside the live ones, swapped in at the end.
+use crate::{db::Db, source::EventSource};
+use anyhow::Context;
+use journey_proto::v1::Event;
+use sqlx::{AnyConnection, Row};
+use std::{future::Future, sync::Arc, time::Instant};
+use tokio::sync::{watch, Mutex};
+
+/// A read model: its tables (named with a generation prefix) and its fold.
+pub trait Projection: Send + Sync + 'static {
+    /// Name used in `journey rebuild <name>` and in table names.
+    fn name(&self) -> &'static str;
+    /// Bump when the tables or the fold change: a changed version triggers a rebuild at start.
+    fn schema_version(&self) -> i64;
+    /// Table names without prefix (for drops).
+    fn tables(&self) -> &'static [&'static str];
+    /// DDL creating the tables with `prefix`.
+    fn ddl(&self, prefix: &str) -> Vec<String>;
+    /// Applies events (in position order, none applied before) inside the caller's transaction.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        prefix: &'a str,
+        events: &'a [Event],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+}
+
+pub fn prefix(name: &str, generation: i64) -> String {
+    format!("{name}_g{generation}_")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    pub generation: i64,
+    pub checkpoint: u64,
+}
+
+/// Progress of a rebuild, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub applied: u64,
+    pub target: u64,
+    pub events_per_sec: f64,
+    pub done: bool,
+}
+
+pub struct Runner<P: Projection> {
+    pub db: Db,
+    pub projection: Arc<P>,
+    state: Mutex<State>,
+    live: watch::Sender<State>,
+    batch: usize,
+}
+
+impl<P: Projection> Runner<P> {
+    /// Opens the projection: creates its first generation if new. Returns whether its schema
+    /// version changed (the caller should rebuild).
+    pub async fn open(db: Db, projection: P) -> anyhow::Result<(Arc<Self>, bool)> {
+        let name = projection.name();
+        let row = sqlx::query("SELECT generation, checkpoint, schema_version FROM journey_projections WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&db.pool)
+            .await?;
+        let (state, stale) = match row {
+            Some(r) => {
+                let version: i64 = r.try_get(2)?;
+                (
+                    State {
+                        generation: r.try_get(0)?,
+                        checkpoint: r.try_get::<i64, _>(1)? as u64,
+                    },
+                    version != projection.schema_version(),
+                )
+            }
+            None => {
+                let mut tx = db.pool.begin().await?;
+                for sql in projection.ddl(&prefix(name, 1)) {
+                    sqlx::query(&sql)
+                        .execute(&mut *tx)
+                        .await
+                        .with_context(|| format!("creating tables: {sql}"))?;
+                }
+                sqlx::query("INSERT INTO journey_projections (name, generation, checkpoint, schema_version) VALUES ($1, 1, 0, $2)")
+                    .bind(name)
+                    .bind(projection.schema_version())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (
+                    State {
+                        generation: 1,
+                        checkpoint: 0,
+                    },
+                    false,
+                )
+            }
+        };
+        let (live, _) = watch::channel(state);
+        Ok((
+            Arc::new(Runner {
+                db,
+                projection: Arc::new(projection),
+                state: Mutex::new(state),
+                live,
+                batch: 2000,
+            }),
+            stale,
+        ))
+    }
+
+    pub async fn state(&self) -> State {
+        *self.state.lock().await
+    }
+
+    /// Follows the state (checkpoint after each batch, generation after a swap).
+    pub fn watch(&self) -> watch::Receiver<State> {
+        self.live.subscribe()
+    }
+
+    /// Table prefix of the live generation.
+    pub fn live_prefix(&self) -> String {
+        prefix(self.projection.name(), self.live.borrow().generation)
+    }
+
+    /// Applies a batch to `generation` in one transaction with the checkpoint. Skips events already
+    /// applied; refuses a gap (the caller refills it).
+    async fn apply(&self, state: &mut State, events: &[Event]) -> anyhow::Result<()> {
+        let fresh: Vec<Event> = events
+            .iter()
+            .filter(|e| e.position > state.checkpoint)
+            .cloned()
+            .collect();
+        let Some(last) = fresh.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        for (i, e) in fresh.iter().enumerate() {
+            anyhow::ensure!(
+                e.position == state.checkpoint + 1 + i as u64,
+                "gap before position {}",
+                e.position
+            );
+        }
+        let p = prefix(self.projection.name(), state.generation);
+        let mut tx = self.db.pool.begin().await?;
+        self.projection.apply(&mut tx, &p, &fresh).await?;
+        let updated = sqlx::query(
+            "UPDATE journey_projections SET checkpoint = $1 WHERE name = $2 AND generation = $3 AND checkpoint = $4",
+        )
+        .bind(last as i64)
+        .bind(self.projection.name())
+        .bind(state.generation)
+        .bind(state.checkpoint as i64)
+        .execute(&mut *tx)
+        .await?;
+        anyhow::ensure!(
+            updated.rows_affected() == 1,
+            "checkpoint moved under us: another process runs this projection"
+        );
+        tx.commit().await?;
+        state.checkpoint = last;
+        Ok(())
+    }
+
+    /// Catch-up then live, until `shutdown` turns true. Errors of the source are retried with backoff.
+    pub async fn run<S: EventSource>(
+        self: Arc<Self>,
+        mut source: S,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let from = self.state().await.checkpoint + 1;
+            let next = tokio::select! {
+                r = source.next(from, self.batch) => r,
+                _ = shutdown.changed() => return Ok(()),
+            };
+            let result = match next {
+                Ok(events) => self.apply_with_refill(&mut source, events).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => backoff = std::time::Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(projection = self.projection.name(), error = %format!("{e:#}"), retry_ms = backoff.as_millis() as u64, "projection paused");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn apply_with_refill<S: EventSource>(
+        &self,
+        source: &mut S,
+        events: Vec<Event>,
+    ) -> anyhow::Result<()> {
+        let mut state = self.state.lock().await;
+        let first = events
+            .iter()
+            .map(|e| e.position)
+            .find(|p| *p > state.checkpoint);
+        if let Some(first) = first {
+            if first > state.checkpoint + 1 {
+                // A gap (NATS): refill it from the log first.
+                let mut from = state.checkpoint + 1;
+                while from < first {
+                    let fill = source.range(from, first - 1, self.batch).await?;
+                    anyhow::ensure!(!fill.is_empty(), "the log has no events {from}..{first}");
+                    self.apply(&mut state, &fill).await?;
+                    from = state.checkpoint + 1;
+                }
+            }
+        }
+        self.apply(&mut state, &events).await?;
+        self.live.send_replace(*state);
+        Ok(())
+    }
+
+    /// Rebuilds into a new generation of tables from the whole log, then swaps it in. Queries keep
+    /// reading the old generation until the swap; the live fold pauses only for the final catch-up.
+    pub async fn rebuild<S: EventSource>(
+        &self,
+        source: &mut S,
+        progress: impl Fn(Progress),
+    ) -> anyhow::Result<u64> {
+        let name = self.projection.name();
+        let old = self.state().await.generation;
+        let generation = old + 1;
+        let p = prefix(name, generation);
+        self.drop_tables(&p).await?;
+        for sql in self.projection.ddl(&p) {
+            sqlx::query(&sql).execute(&self.db.pool).await?;
+        }
+        let mut shadow = State {
+            generation,
+            checkpoint: 0,
+        };
+        let started = Instant::now();
+        let mut target = source.head().await?;
+        loop {
+            while shadow.checkpoint < target {
+                let events = source
+                    .range(shadow.checkpoint + 1, target, self.batch)
+                    .await?;
+                anyhow::ensure!(
+                    !events.is_empty(),
+                    "the log ended at {} before {target}",
+                    shadow.checkpoint
+                );
+                self.apply_shadow(&mut shadow, &events).await?;
+                let rate = shadow.checkpoint as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                progress(Progress {
+                    applied: shadow.checkpoint,
+                    target,
+                    events_per_sec: rate,
+                    done: false,
+                });
+            }
+            // Final catch-up under the live lock, then swap in one transaction.
+            let mut live = self.state.lock().await;
+            target = source.head().await?;
+            if target > shadow.checkpoint + 10_000 {
+                continue; // still far behind: catch up without holding the lock
+            }
+            while shadow.checkpoint < target {
+                let events = source
+                    .range(shadow.checkpoint + 1, target, self.batch)
+                    .await?;
+                self.apply_shadow(&mut shadow, &events).await?;
+            }
+            let mut tx = self.db.pool.begin().await?;
+            sqlx::query("UPDATE journey_projections SET generation = $1, checkpoint = $2, schema_version = $3 WHERE name = $4")
+                .bind(generation)
+                .bind(shadow.checkpoint as i64)
+                .bind(self.projection.schema_version())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            *live = shadow;
+            self.live.send_replace(shadow);
+            drop(live);
+            self.drop_tables(&prefix(name, old)).await?;
+            let rate = shadow.checkpoint as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            progress(Progress {
+                applied: shadow.checkpoint,
+                target: shadow.checkpoint,
+                events_per_sec: rate,
+                done: true,
+            });
+            return Ok(shadow.checkpoint);
+        }
+    }
+
+    /// Shadow tables have no checkpoint row until the swap: one transaction per batch still.
+    async fn apply_shadow(&self, shadow: &mut State, events: &[Event]) -> anyhow::Result<()> {
+        let fresh: Vec<Event> = events
+            .iter()
+            .filter(|e| e.position > shadow.checkpoint)
+            .cloned()
+            .collect();
+        let Some(last) = fresh.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        let p = prefix(self.projection.name(), shadow.generation);
+        let mut tx = self.db.pool.begin().await?;
+        self.projection.apply(&mut tx, &p, &fresh).await?;
+        tx.commit().await?;
+        shadow.checkpoint = last;
+        Ok(())
+    }
+
+    async fn drop_tables(&self, prefix: &str) -> anyhow::Result<()> {
+        for t in self.projection.tables() {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{t}"))
+                .execute(&self.db.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! The gRPC `Readmission` and `Projections` services over the readmission read model.
+use crate::errors;
+use journey_event_log::EventLog;
+use journey_projections::{
+    readmission::{
+        queries::{self, GroupBy as G, StayRow},
+        Readmission as Model,
+    },
+    runtime::{Progress, Runner},
+    source::{Grpc, InProcess},
+};
+use journey_proto::v1::{
+    projections_server::Projections, readmission_server::Readmission, AtRiskRequest,
+    AtRiskResponse, GroupBy, IndexStay, IndexStaysRequest, IndexStaysResponse, PatientStaysRequest,
+    PatientStaysResponse, Period, ProjectionState, ProjectionStatusRequest,
+    ProjectionStatusResponse, RateRow, RatesRequest, RatesResponse, RebuildProgress,
+    RebuildRequest,
+};
+use std::{pin::Pin, sync::Arc};
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+/// Where a rebuild reads the log from.
+#[derive(Clone)]
+pub enum LogAccess {
+    InProcess(Arc<EventLog>),
+    Remote(String),
+}
+
+#[derive(Clone)]
+pub struct ReadmissionService {
+    pub runner: Arc<Runner<Model>>,
+    pub log: LogAccess,
+}
+
+fn db_error(e: sqlx::Error) -> Status {
+    tracing::error!(error = %e, "read-model query failed");
+    Status::unavailable(format!(
+        "read-model database error ({e}); retry, or check the database"
+    ))
+}
+
+/// "YYYY-MM-DD" → day number; empty → `default`.
+fn parse_day(field: &str, s: &str, default: i64) -> Result<i64, Status> {
+    if s.is_empty() {
+        return Ok(default);
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| errors::invalid(field, &format!("{s:?} is not a date (YYYY-MM-DD)")))?;
+    Ok(d.signed_duration_since(chrono::NaiveDate::default())
+        .num_days())
+}
+
+pub fn date_of(day: i64) -> String {
+    (chrono::NaiveDate::default() + chrono::Duration::days(day))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+fn today() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(86_400)
+}
+
+fn period(p: Option<&Period>) -> Result<(i64, i64), Status> {
+    let p = p.cloned().unwrap_or_default();
+    let from = parse_day("period.from_date", &p.from_date, i64::MIN / 2)?;
+    let to = parse_day("period.to_date", &p.to_date, i64::MAX / 2)?;
+    if from > to {
+        return Err(errors::invalid("period", "from_date is after to_date"));
+    }
+    Ok((from, to))
+}
+
+fn index_stay(r: StayRow) -> IndexStay {
+    IndexStay {
+        patient_id: r.patient_id,
+        encounter_id: r.encounter_id,
+        first_encounter_id: r.first_encounter_id,
+        facility_id: r.facility_id,
+        unit: r.unit,
+        disposition: r.disposition as i32,
+        admit_date: date_of(r.admit_day),
+        discharge_date: date_of(r.discharge_day),
+        length_of_stay_days: r.length_of_stay,
+        lace: r.lace as u32,
+        charlson: r.charlson as u32,
+        high_risk: r.lace >= 10,
+        readmitted: r.readmitted,
+        readmit_encounter_id: r.readmit_encounter_id.unwrap_or_default(),
+        days_to_readmission: r.days_to_readmission.unwrap_or_default(),
+        unplanned: r.unplanned,
+        ed_revisit: r.ed_revisit,
+    }
+}
+
+fn rate_row(r: queries::RateRow) -> RateRow {
+    let ratio = |n: i64| {
+        if r.index_stays == 0 {
+            0.0
+        } else {
+            n as f64 / r.index_stays as f64
+        }
+    };
+    RateRow {
+        rate: ratio(r.readmissions),
+        unplanned_rate: ratio(r.unplanned_readmissions),
+        key: r.key,
+        index_stays: r.index_stays as u64,
+        readmissions: r.readmissions as u64,
+        unplanned_readmissions: r.unplanned_readmissions as u64,
+        ed_revisits: r.ed_revisits as u64,
+    }
+}
+
+fn group(g: i32) -> Result<G, Status> {
+    Ok(
+        match GroupBy::try_from(g)
+            .map_err(|_| errors::invalid("group_by", &format!("unknown value {g}")))?
+        {
+            GroupBy::None => G::None,
+            GroupBy::Facility => G::Facility,
+            GroupBy::Unit => G::Unit,
+            GroupBy::Disposition => G::Disposition,
+            GroupBy::Month => G::Month,
+            GroupBy::DiagnosisChapter => G::DiagnosisChapter,
+            GroupBy::Territory => G::Territory,
+        },
+    )
+}
+
+#[tonic::async_trait]
+impl Readmission for ReadmissionService {
+    async fn rates(
+        &self,
+        request: Request<RatesRequest>,
+    ) -> Result<Response<RatesResponse>, Status> {
+        let req = request.into_inner();
+        let (from, to) = period(req.period.as_ref())?;
+        let g = group(req.group_by)?;
+        let checkpoint = self.runner.watch().borrow().checkpoint;
+        let p = self.runner.live_prefix();
+        let pool = &self.runner.db.pool;
+        let rows = queries::rates(pool, &p, from, to, g)
+            .await
+            .map_err(db_error)?;
+        let total = queries::rates(pool, &p, from, to, G::None)
+            .await
+            .map_err(db_error)?
+            .pop()
+            .unwrap_or(queries::RateRow {
+                key: "all".into(),
+                index_stays: 0,
+                readmissions: 0,
+                unplanned_readmissions: 0,
+                ed_revisits: 0,
+            });
+        Ok(Response::new(RatesResponse {
+            rows: rows.into_iter().map(rate_row).collect(),
+            total: Some(rate_row(total)),
+            checkpoint,
+        }))
+    }
+
+    async fn index_stays(
+        &self,
+        request: Request<IndexStaysRequest>,
+    ) -> Result<Response<IndexStaysResponse>, Status> {
+        let req = request.into_inner();
+        let (from, to) = period(req.period.as_ref())?;
+        let size = match req.page_size {
+            0 => 100,
+            n => n.min(1000),
+        } as i64;
+        let offset = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token
+                .parse::<i64>()
+                .map_err(|_| errors::invalid("page_token", "not a token this service issued"))?
+        };
+        let rows = queries::index_stays(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            from,
+            to,
+            offset,
+            size + 1,
+        )
+        .await
+        .map_err(db_error)?;
+        let more = rows.len() as i64 > size;
+        Ok(Response::new(IndexStaysResponse {
+            stays: rows
+                .into_iter()
+                .take(size as usize)
+                .map(index_stay)
+                .collect(),
+            next_page_token: if more {
+                (offset + size).to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    async fn at_risk(
+        &self,
+        request: Request<AtRiskRequest>,
+    ) -> Result<Response<AtRiskResponse>, Status> {
+        let req = request.into_inner();
+        let as_of = parse_day("as_of_date", &req.as_of_date, today())?;
+        let limit = match req.limit {
+            0 => 100,
+            n => n.min(10_000),
+        } as i64;
+        let rows = queries::at_risk(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            as_of,
+            limit,
+        )
+        .await
+        .map_err(db_error)?;
+        Ok(Response::new(AtRiskResponse {
+            stays: rows.into_iter().map(index_stay).collect(),
+        }))
+    }
+
+    async fn patient_stays(
+        &self,
+        request: Request<PatientStaysRequest>,
+    ) -> Result<Response<PatientStaysResponse>, Status> {
+        let req = request.into_inner();
+        if req.patient_id.is_empty() {
+            return Err(errors::invalid("patient_id", "required"));
+        }
+        let rows = queries::patient_stays(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            &req.patient_id,
+        )
+        .await
+        .map_err(db_error)?;
+        Ok(Response::new(PatientStaysResponse {
+            stays: rows.into_iter().map(index_stay).collect(),
+        }))
+    }
+}
+
+const KNOWN: &str = "readmission";
+
+#[tonic::async_trait]
+impl Projections for ReadmissionService {
+    async fn status(
+        &self,
+        _: Request<ProjectionStatusRequest>,
+    ) -> Result<Response<ProjectionStatusResponse>, Status> {
+        let s = *self.runner.watch().borrow();
+        let log_head = match &self.log {
+            LogAccess::InProcess(log) => log.head().position,
+            LogAccess::Remote(_) => 0,
+        };
+        Ok(Response::new(ProjectionStatusResponse {
+            projections: vec![ProjectionState {
+                name: KNOWN.into(),
+                checkpoint: s.checkpoint,
+                generation: s.generation,
+            }],
+            log_head,
+        }))
+    }
+
+    type RebuildStream = Pin<Box<dyn Stream<Item = Result<RebuildProgress, Status>> + Send>>;
+
+    async fn rebuild(
+        &self,
+        request: Request<RebuildRequest>,
+    ) -> Result<Response<Self::RebuildStream>, Status> {
+        let name = request.into_inner().projection;
+        if name != KNOWN {
+            return Err(Status::not_found(format!(
+                "unknown projection {name:?}; known: {KNOWN}"
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let report = {
+                let tx = tx.clone();
+                move |p: Progress| {
+                    let _ = tx.try_send(Ok(RebuildProgress {
+                        applied: p.applied,
+                        target: p.target,
+                        events_per_sec: p.events_per_sec,
+                        done: p.done,
+                    }));
+                }
+            };
+            let result = match &this.log {
+                LogAccess::InProcess(log) => {
+                    this.runner
+                        .rebuild(&mut InProcess::new(log.clone()), report)
+                        .await
+                }
+                LogAccess::Remote(url) => match Grpc::connect(url).await {
+                    Ok(mut source) => this.runner.rebuild(&mut source, report).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "rebuild failed");
+                let _ = tx
+                    .send(Err(Status::internal(format!("rebuild failed: {e:#}"))))
+                    .await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,239 @@
+//! `journey import synthea`: the shared Synthea exports through the real binary and server.
+use futures::StreamExt;
+use journey_proto::v1::{event::Payload, HeadRequest, ReadAllRequest};
+use journey_tests::*;
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    process::Command,
+    time::Instant,
+};
+
+const SMALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/synthea-small"
+);
+const MEDIUM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/synthea-medium"
+);
+
+fn import(server: &Server, dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(journey_bin())
+        .args(["import", "synthea"])
+        .arg(dir)
+        .args(extra)
+        .args(["--server", &server.grpc])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Encounter ids by ENCOUNTERCLASS, read from the CSV independently of the importer.
+fn encounter_classes(dir: &Path) -> HashMap<String, HashSet<String>> {
+    let text = std::fs::read_to_string(dir.join("encounters.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (id, class) = (col("Id"), col("ENCOUNTERCLASS"));
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        out.entry(f[class].to_string())
+            .or_default()
+            .insert(f[id].to_string());
+    }
+    out
+}
+
+/// Ids of the encounter rows whose `kind` event was reported refused.
+fn refused(stderr: &str, kind: &str) -> HashSet<String> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("refused encounters.csv:") && l.contains(&format!(") {kind}:")))
+        .map(|l| {
+            l.split_once('(')
+                .unwrap()
+                .1
+                .split_once(')')
+                .unwrap()
+                .0
+                .to_string()
+        })
+        .collect()
+}
+
+/// Counts of each payload kind in the whole log.
+async fn kinds(server: &Server) -> HashMap<&'static str, usize> {
+    let mut client = server.client().await;
+    let mut stream = client
+        .read_all(ReadAllRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = HashMap::new();
+    while let Some(batch) = stream.next().await {
+        for e in batch.unwrap().events {
+            let k = match e.payload.unwrap() {
+                Payload::Admitted(_) => "Admitted",
+                Payload::Discharged(_) => "Discharged",
+                Payload::EmergencyVisit(_) => "EmergencyVisit",
+                Payload::PatientRegistered(_) => "PatientRegistered",
+                _ => "other",
+            };
+            *out.entry(k).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn line_value(stdout: &str, key: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key:?} in {stdout}"))
+        .trim()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn head(server: &Server) -> u64 {
+    let mut client = server.client().await;
+    client
+        .head(HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+}
+
+fn verify(server: &Server) {
+    let out = Command::new(journey_bin())
+        .args(["verify", "--server", &server.grpc])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok:"),
+        "{stdout}"
+    );
+}
+
+/// Imports `dir` into a fresh server and checks admissions and ED visits against the CSV.
+async fn import_and_check(dir: &Path) -> (Server, tempfile::TempDir, String) {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import(&server, dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let classes = encounter_classes(dir);
+    let counts = kinds(&server).await;
+    let inpatient = &classes["inpatient"];
+    let refused_adm = refused(&err, "Admitted");
+    assert!(refused_adm.is_subset(inpatient));
+    assert_eq!(
+        counts.get("Admitted").copied().unwrap_or(0),
+        inpatient.len() - refused_adm.len(),
+        "{out}"
+    );
+    let ed: HashSet<String> = classes
+        .get("emergency")
+        .into_iter()
+        .chain(classes.get("urgentcare"))
+        .flatten()
+        .cloned()
+        .collect();
+    let refused_ed = refused(&err, "EmergencyVisit");
+    assert!(refused_ed.is_subset(&ed));
+    assert_eq!(
+        counts.get("EmergencyVisit").copied().unwrap_or(0),
+        ed.len() - refused_ed.len(),
+        "{out}"
+    );
+    let appended = line_value(&out, "events appended:");
+    assert_eq!(head(&server).await, appended);
+    verify(&server);
+    (server, data, out)
+}
+
+#[tokio::test]
+async fn small_imports_once_and_reruns_append_nothing() {
+    let dir = Path::new(SMALL);
+    let (server, _data, out) = import_and_check(dir).await;
+    assert_eq!(line_value(&out, "patients:"), 27, "{out}");
+    let before = head(&server).await;
+    let (code, out, err) = import(&server, dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(line_value(&out, "events appended:"), 0, "{out}");
+    assert_eq!(line_value(&out, "already present:"), before, "{out}");
+    assert_eq!(head(&server).await, before);
+    verify(&server);
+}
+
+#[tokio::test]
+async fn broken_row_is_reported_and_strict_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(SMALL).unwrap() {
+        let p = entry.unwrap().path();
+        let to = tmp.path().join(p.file_name().unwrap());
+        std::fs::copy(&p, &to).unwrap();
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    // Break the START of the encounter on line 10 (line 1 is the header).
+    let path = tmp.path().join("encounters.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut fields: Vec<String> = lines[9].split(',').map(String::from).collect();
+    let broken_id = fields[0].clone();
+    fields[1] = "2023-13-45T99:00:00Z".into();
+    lines[9] = fields.join(",");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import(&server, tmp.path(), &["--strict"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("malformed encounters.csv:10"), "{err}");
+    assert_eq!(
+        head(&server).await,
+        0,
+        "strict appends nothing after a malformed row"
+    );
+
+    let (code, out, err) = import(&server, tmp.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("malformed encounters.csv:10"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        report.contains(&broken_id) && report.contains("START"),
+        "{report}"
+    );
+    assert_eq!(line_value(&out, "malformed rows:"), 1, "{out}");
+    assert!(line_value(&out, "events appended:") > 2000, "{out}");
+    verify(&server);
+
+    // A refused row with --strict (Synthea's death certification a week after death): exit 1.
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import(&server, Path::new(SMALL), &["--strict"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("refused encounters.csv:"), "{err}");
+}
+
+/// About 10 s in a debug build (42k events).
+#[tokio::test]
+async fn medium_imports() {
+    let started = Instant::now();
+    let (_server, _data, out) = import_and_check(Path::new(MEDIUM)).await;
+    assert_eq!(line_value(&out, "patients:"), 922, "{out}");
+    eprintln!("synthea-medium imported in {:?}\n{out}", started.elapsed());
+}
