@@ -11,6 +11,7 @@
 mod chain;
 mod error;
 mod gate;
+mod index;
 mod log;
 mod sled_storage;
 mod storage;

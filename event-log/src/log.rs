@@ -4,6 +4,7 @@ use crate::{
     chain::{self, VerifyReport, ZERO_HASH},
     error::{AppendError, StorageError},
     gate::Gate,
+    index::Index,
     storage::{Storage, StoredEvent},
     writer::{Pending, Writer},
 };
@@ -65,6 +66,7 @@ pub struct Head {
 
 pub(crate) struct Shared {
     pub storage: Arc<dyn Storage>,
+    pub index: RwLock<Index>,
     pub durable: watch::Sender<Head>,
     pub failure: Mutex<Option<String>>,
 }
@@ -91,6 +93,7 @@ impl EventLog {
     ) -> Result<EventLog, StorageError> {
         let last = storage.last_position()?;
         let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut index = Index::default();
         let mut head = Head {
             position: 0,
             hash: ZERO_HASH,
@@ -110,6 +113,13 @@ impl EventLog {
                     )));
                 }
                 let event = stored.decode()?;
+                let id = uuid::Uuid::parse_str(&event.event_id).map_err(|_| {
+                    StorageError(format!(
+                        "position {}: stored event_id is not a UUID",
+                        stored.position
+                    ))
+                })?;
+                index.insert(id, &event.patient_id, stored.position);
                 versions.insert(event.patient_id.clone(), event.stream_version);
                 gate.restore(&event);
                 head = Head {
@@ -135,6 +145,7 @@ impl EventLog {
         let (durable, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             storage,
+            index: RwLock::new(index),
             durable,
             failure: Mutex::new(None),
         });
@@ -177,6 +188,17 @@ impl EventLog {
             .map_err(|_| AppendError::Unavailable("the log writer has stopped".into()))?
     }
 
+    /// The durable position of a stored event id.
+    pub fn position_of(&self, id: &uuid::Uuid) -> Option<u64> {
+        let pos = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .position_of(id)?;
+        (pos <= self.head().position).then_some(pos)
+    }
+
     /// The last durable event.
     pub fn head(&self) -> Head {
         *self.shared.durable.borrow()
@@ -212,11 +234,13 @@ impl EventLog {
     ) -> Result<Vec<StoredEvent>, StorageError> {
         let durable = self.head().position;
         let mut out = Vec::new();
-        for pos in self
+        let positions = self
             .shared
-            .storage
-            .patient_positions(patient_id, from_version.max(1), limit)?
-        {
+            .index
+            .read()
+            .expect("index lock")
+            .patient_positions(patient_id, from_version, limit);
+        for pos in positions {
             if pos > durable {
                 break;
             }

@@ -1,11 +1,10 @@
 //! [`Storage`] on sled 0.34, with real durability.
 //!
-//! One tree, prefixed keys, so that a batch of events and all their index entries is one
-//! `apply_batch` (atomic across crashes):
+//! One tree, prefixed keys; a batch of events is one `apply_batch` (atomic across crashes):
 //! - `e` + position (BE) → hash (32 bytes) + encoded event
-//! - `i` + event id (16 bytes) → position (BE)
-//! - `p` + patient id length (u16 BE) + patient id + stream version (BE) → position (BE)
 //! - `m` + name → meta value
+//!
+//! (The id and patient indexes live in memory, rebuilt from the log at open: see `index.rs`.)
 //!
 //! Why the extra fsync: sled 0.34 `flush` writes its log with `sync_file_range`, which neither
 //! flushes the drive cache nor file metadata (sled issue #1452), and it never syncs blob files
@@ -21,11 +20,8 @@ use std::{
     path::{Path, PathBuf},
     sync::Mutex,
 };
-use uuid::Uuid;
 
 const EVENT: u8 = b'e';
-const BY_ID: u8 = b'i';
-const BY_PATIENT: u8 = b'p';
 const META: u8 = b'm';
 
 pub struct SledStorage {
@@ -87,27 +83,6 @@ fn event_key(position: u64) -> [u8; 9] {
     k
 }
 
-fn id_key(id: &Uuid) -> [u8; 17] {
-    let mut k = [BY_ID; 17];
-    k[1..].copy_from_slice(id.as_bytes());
-    k
-}
-
-fn patient_prefix(patient_id: &str) -> Vec<u8> {
-    let len = u16::try_from(patient_id.len()).unwrap_or(u16::MAX);
-    let mut k = Vec::with_capacity(3 + patient_id.len() + 8);
-    k.push(BY_PATIENT);
-    k.extend_from_slice(&len.to_be_bytes());
-    k.extend_from_slice(patient_id.as_bytes());
-    k
-}
-
-fn patient_key(patient_id: &str, version: u64) -> Vec<u8> {
-    let mut k = patient_prefix(patient_id);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
 fn meta_key(name: &str) -> Vec<u8> {
     let mut k = vec![META];
     k.extend_from_slice(name.as_bytes());
@@ -142,13 +117,10 @@ impl Storage for SledStorage {
         let mut b = sled::Batch::default();
         let mut value = Vec::new();
         for r in &batch.records {
-            let pos = r.position.to_be_bytes();
             value.clear();
             value.extend_from_slice(&r.hash);
             value.extend_from_slice(&r.bytes);
             b.insert(&event_key(r.position)[..], value.as_slice());
-            b.insert(&id_key(&r.event_id)[..], &pos[..]);
-            b.insert(patient_key(&r.patient_id, r.stream_version), &pos[..]);
         }
         self.db.apply_batch(b)?;
         Ok(())
@@ -179,28 +151,6 @@ impl Storage for SledStorage {
             out.push(stored_event(&k, &v)?);
         }
         Ok(out)
-    }
-
-    fn position_of(&self, event_id: &Uuid) -> Result<Option<u64>, StorageError> {
-        self.db
-            .get(id_key(event_id))?
-            .map(|v| u64_of(&v))
-            .transpose()
-    }
-
-    fn patient_positions(
-        &self,
-        patient_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<u64>, StorageError> {
-        let start = patient_key(patient_id, from_version);
-        let end = patient_key(patient_id, u64::MAX);
-        self.db
-            .range(start..=end)
-            .take(limit)
-            .map(|kv| u64_of(&kv?.1))
-            .collect()
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {

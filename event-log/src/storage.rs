@@ -51,15 +51,6 @@ pub trait Storage: Send + Sync + 'static {
     fn last_position(&self) -> Result<u64, StorageError>;
     /// Events with `from <= position <= to`, ascending, at most `limit`.
     fn read(&self, from: u64, to: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError>;
-    /// The position of a stored event id.
-    fn position_of(&self, event_id: &Uuid) -> Result<Option<u64>, StorageError>;
-    /// Positions of a patient's events with `stream_version >= from_version`, ascending, at most `limit`.
-    fn patient_positions(
-        &self,
-        patient_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<u64>, StorageError>;
     /// Small named values beside the log (e.g. the outbox cursor). Not synced on their own.
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;

@@ -174,14 +174,9 @@ async fn rejected_batch_writes_nothing() {
     assert_eq!(log.head(), head);
     assert_eq!(log.storage().last_position().unwrap(), 1);
     assert!(log.read_stream("good", 1, 100).unwrap().is_empty());
-    assert!(log
-        .storage()
-        .patient_positions("good", 1, 100)
-        .unwrap()
-        .is_empty());
     for e in &batch {
         let id = Uuid::parse_str(&e.event_id).unwrap();
-        assert_eq!(log.storage().position_of(&id).unwrap(), None);
+        assert_eq!(log.position_of(&id), None);
     }
 
     // The refused batch left no trace in the writer's state either.
@@ -394,18 +389,6 @@ impl Storage for Recording {
     }
     fn read(&self, from: u64, to: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError> {
         self.inner.read(from, to, limit)
-    }
-    fn position_of(&self, event_id: &Uuid) -> Result<Option<u64>, StorageError> {
-        self.inner.position_of(event_id)
-    }
-    fn patient_positions(
-        &self,
-        patient_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<u64>, StorageError> {
-        self.inner
-            .patient_positions(patient_id, from_version, limit)
     }
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.meta(key)

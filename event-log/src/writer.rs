@@ -108,6 +108,12 @@ impl Writer {
                 }
                 return;
             }
+            // Index first, then the watermark: a reader that sees the new head finds its events.
+            let mut index = self.shared.index.write().expect("index lock");
+            for r in &batch.records {
+                index.insert(r.event_id, &r.patient_id, r.position);
+            }
+            drop(index);
             self.shared.durable.send_replace(self.tip);
         }
         for (reply, outcome) in replies {
@@ -267,7 +273,13 @@ impl Writer {
                 Err(reused())
             };
         }
-        let Some(pos) = self.shared.storage.position_of(id)? else {
+        let found = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .position_of(id);
+        let Some(pos) = found else {
             return Ok(None);
         };
         let stored = self.shared.storage.read(pos, pos, 1)?;

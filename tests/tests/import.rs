@@ -127,8 +127,117 @@ fn verify(server: &Server) {
     );
 }
 
+/// Index stays, 30-day readmissions and ED revisits computed from the CSV alone (DESIGN.md §5):
+/// an inpatient encounter is an index stay when the patient is alive after its STOP day; it is
+/// readmitted when the patient's next inpatient START is ≤ 30 calendar days after STOP; an ED
+/// revisit is an emergency/urgent-care encounter within 30 days after STOP not followed by an
+/// inpatient admission within 6 hours. Refused encounter rows are left out.
+fn expected_figures(dir: &Path, refused_ids: &HashSet<String>) -> (u64, u64, u64) {
+    use journey_proto::prost_types::Timestamp;
+    let secs = |t: &str| {
+        t.parse::<Timestamp>()
+            .unwrap_or_else(|_| panic!("bad time {t}"))
+            .seconds
+    };
+    let day = |s: i64| s.div_euclid(86_400);
+    let deaths: HashMap<String, i64> = std::fs::read_to_string(dir.join("patients.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (!f[2].is_empty()).then(|| {
+                (
+                    f[0].to_string(),
+                    secs(&format!("{}T00:00:00Z", f[2])) / 86_400,
+                )
+            })
+        })
+        .collect();
+    let text = std::fs::read_to_string(dir.join("encounters.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (id, start, stop, patient, class) = (
+        col("Id"),
+        col("START"),
+        col("STOP"),
+        col("PATIENT"),
+        col("ENCOUNTERCLASS"),
+    );
+    let mut inpatient: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    let mut ed: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if refused_ids.contains(f[id]) {
+            continue;
+        }
+        let span = (secs(f[start]), secs(f[stop]));
+        match f[class] {
+            "inpatient" => inpatient
+                .entry(f[patient].to_string())
+                .or_default()
+                .push(span),
+            "emergency" | "urgentcare" => ed.entry(f[patient].to_string()).or_default().push(span),
+            _ => {}
+        }
+    }
+    let (mut index, mut readmitted, mut revisits) = (0, 0, 0);
+    for (p, stays) in &mut inpatient {
+        stays.sort();
+        let admissions: Vec<i64> = stays.iter().map(|s| s.0).collect();
+        for (admit, discharge) in stays.iter() {
+            let _ = admit;
+            if deaths.get(p).is_some_and(|d| *d <= day(*discharge)) {
+                continue;
+            }
+            index += 1;
+            if let Some(next) = admissions.iter().find(|a| **a >= *discharge) {
+                if day(*next) - day(*discharge) <= 30 {
+                    readmitted += 1;
+                }
+            }
+            let revisit = ed.get(p).into_iter().flatten().any(|(vs, ve)| {
+                let admitted = admissions.iter().any(|a| *a >= *vs && *a <= ve + 6 * 3600);
+                *vs >= *discharge && day(*vs) - day(*discharge) <= 30 && !admitted
+            });
+            revisits += revisit as u64;
+        }
+    }
+    (index, readmitted, revisits)
+}
+
+/// The Readmission service's totals after the import, compared with the CSV's own figures.
+async fn check_readmission_figures(server: &Server, dir: &Path, stderr: &str) -> (u64, u64, u64) {
+    use journey_proto::v1::{readmission_client::ReadmissionClient, RatesRequest};
+    let refused_ids: HashSet<String> = ["Admitted", "Discharged", "EmergencyVisit"]
+        .iter()
+        .flat_map(|k| refused(stderr, k))
+        .collect();
+    let expected = expected_figures(dir, &refused_ids);
+    wait_projected(&server.grpc, head(server).await).await;
+    let mut c = ReadmissionClient::new(
+        journey_services::client::channel(&server.grpc)
+            .await
+            .unwrap(),
+    );
+    let t = c
+        .rates(RatesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap();
+    assert_eq!(
+        (t.index_stays, t.readmissions, t.ed_revisits),
+        expected,
+        "read model vs CSV"
+    );
+    expected
+}
+
 /// Imports `dir` into a fresh server and checks admissions and ED visits against the CSV.
-async fn import_and_check(dir: &Path) -> (Server, tempfile::TempDir, String) {
+async fn import_and_check(dir: &Path) -> (Server, tempfile::TempDir, String, (u64, u64, u64)) {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
     let (code, out, err) = import(&server, dir, &[]);
@@ -160,14 +269,20 @@ async fn import_and_check(dir: &Path) -> (Server, tempfile::TempDir, String) {
     let appended = line_value(&out, "events appended:");
     assert_eq!(head(&server).await, appended);
     verify(&server);
-    (server, data, out)
+    let figures = check_readmission_figures(&server, dir, &err).await;
+    (server, data, out, figures)
 }
 
 #[tokio::test]
 async fn small_imports_once_and_reruns_append_nothing() {
     let dir = Path::new(SMALL);
-    let (server, _data, out) = import_and_check(dir).await;
+    let (server, _data, out, figures) = import_and_check(dir).await;
     assert_eq!(line_value(&out, "patients:"), 27, "{out}");
+    assert_eq!(
+        figures.1, 0,
+        "synthea-small has no 30-day readmission: {figures:?}"
+    );
+    assert!(figures.0 > 0, "{figures:?}");
     let before = head(&server).await;
     let (code, out, err) = import(&server, dir, &[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -233,7 +348,11 @@ async fn broken_row_is_reported_and_strict_stops() {
 #[tokio::test]
 async fn medium_imports() {
     let started = Instant::now();
-    let (_server, _data, out) = import_and_check(Path::new(MEDIUM)).await;
+    let (_server, _data, out, figures) = import_and_check(Path::new(MEDIUM)).await;
     assert_eq!(line_value(&out, "patients:"), 922, "{out}");
+    assert_eq!(
+        figures.1, 1,
+        "synthea-medium has one 30-day readmission: {figures:?}"
+    );
     eprintln!("synthea-medium imported in {:?}\n{out}", started.elapsed());
 }
