@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "journey/v1/event_log.proto",
         "journey/v1/readmission.proto",
         "journey/v1/projections.proto",
+        "journey/v1/coordination.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -5,9 +5,13 @@
 //! - [`JourneyRules`] is the [`journey_event_log::Gate`] the single writer consults: admissions,
 //!   transfers, discharges, cancellations, death and merges (DESIGN.md §3). A batch is admitted
 //!   whole or not at all.
+//! - [`alert_rules`] decides which telemonitoring observations raise an alert (the reactor in
+//!   `journey-services` appends them), and which observation values are impossible.
 
+pub mod alert_rules;
 mod rules;
 mod validate;
 
+pub use alert_rules::{AlertDecision, AlertRules};
 pub use rules::JourneyRules;
 pub use validate::{validate, FieldError};

@@ -232,6 +232,9 @@ fn payload(p: &Payload, now: &Timestamp) -> R {
                     "must be a finite number",
                 ));
             }
+            if let Some(why) = crate::alert_rules::implausible(x) {
+                return Err(FieldError::new("observation_recorded.value", why));
+            }
             match &x.code {
                 Some(c) => code("observation_recorded.code", c),
                 None => Ok(()),
@@ -385,7 +388,7 @@ mod tests {
     use super::*;
     use journey_proto::v1::{
         AdmissionCancelled, Admitted, AlertAcknowledged, AppointmentCompleted, Discharged,
-        HomeVisitRecorded, PatientsMerged, PrescriptionIssued,
+        HomeVisitRecorded, ObservationRecorded, PatientsMerged, PrescriptionIssued,
     };
 
     const NOW: i64 = 1_700_000_000;
@@ -632,5 +635,76 @@ mod tests {
             })),
             "home_visit_recorded.channel",
         );
+    }
+
+    fn observation(measure: &str, value: f64, unit: &str) -> Event {
+        event(Payload::ObservationRecorded(ObservationRecorded {
+            measure: measure.into(),
+            value,
+            unit: unit.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn impossible_observation_values_are_refused() {
+        let refused = [
+            ("weight", -1.0, "kg", "cannot be negative"),
+            ("weight", 0.0, "kg", "more than 0"),
+            ("weight", 501.0, "kg", "at most 500 kg"),
+            ("weight", 1200.0, "[lb_av]", "at most 500 kg"),
+            ("Body Weight", 0.0, "", "more than 0"),
+            ("spo2", 101.0, "%", "between 0 and 100"),
+            ("SpO2", -3.0, "%", "cannot be negative"),
+            ("heart_rate", 301.0, "/min", "between 0 and 300"),
+            ("heart_rate", -60.0, "/min", "cannot be negative"),
+            ("bp_systolic", -120.0, "mm[Hg]", "cannot be negative"),
+            ("bp_diastolic", 450.0, "mm[Hg]", "between 0 and 400"),
+            ("respiratory_rate", 200.0, "/min", "between 0 and 150"),
+            ("glucose", -1.0, "mmol/L", "cannot be negative"),
+            ("temperature", 60.0, "Cel", "between 10 and 50"),
+        ];
+        for (measure, value, unit, needle) in refused {
+            let err = validate(&observation(measure, value, unit), now())
+                .expect_err(&format!("{measure} {value} {unit} should be refused"));
+            assert_eq!(err.field, "observation_recorded.value", "{err}");
+            assert!(err.message.contains(needle), "{measure} {value}: {err}");
+            assert!(err.message.contains(&value.to_string()), "{err}");
+        }
+        let accepted = [
+            ("weight", 0.6, "kg"),
+            ("weight", 72.4, "kg"),
+            ("weight", 500.0, "kg"),
+            ("weight", 700.0, "g"),
+            ("spo2", 0.0, "%"),
+            ("spo2", 100.0, "%"),
+            ("spo2", 0.97, "1"),
+            ("heart_rate", 0.0, "/min"),
+            ("heart_rate", 300.0, "/min"),
+            ("bp_systolic", 400.0, "mm[Hg]"),
+            ("glucose", 450.0, "mg/dL"),
+            ("temperature", 98.6, "[degF]"),
+            ("temperature", 37.2, "Cel"),
+            // Unknown measures pass whatever their value.
+            ("pain_score", -5.0, ""),
+            ("steps", 1e9, "1"),
+        ];
+        for (measure, value, unit) in accepted {
+            validate(&observation(measure, value, unit), now())
+                .unwrap_or_else(|e| panic!("{measure} {value} {unit}: {e}"));
+        }
+        // A LOINC code names the measure when the name does not.
+        let mut e = observation("Body mass", 0.0, "kg");
+        if let Some(Payload::ObservationRecorded(o)) = e.payload.as_mut() {
+            o.code = Some(Code {
+                system: "LOINC".into(),
+                code: "29463-7".into(),
+                display: String::new(),
+            });
+        }
+        fails(&e, "observation_recorded.value");
+        // Not a number at all is refused before plausibility.
+        let err = validate(&observation("spo2", f64::NAN, "%"), now()).unwrap_err();
+        assert_eq!(err.message, "must be a finite number");
     }
 }

@@ -4,6 +4,7 @@
 //! ([`source::EventSource`]) and keep their checkpoint in the same transaction as their rows.
 //! This crate knows nothing of gRPC servers: the services crate exposes the read models.
 
+pub mod coordination;
 pub mod db;
 pub mod readmission;
 pub mod runtime;

@@ -3,10 +3,7 @@ use crate::{client, config::ServerConfig, json, outbox::hex};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
-use journey_proto::{
-    v1::{AppendRequest, ReadStreamRequest, VerifyRequest},
-    EventType,
-};
+use journey_proto::v1::{AppendRequest, ReadStreamRequest, VerifyRequest};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -99,6 +96,9 @@ pub enum Command {
 pub enum ServeWhat {
     /// The Readmission gRPC service and its projection.
     Readmission(crate::config::ReadmissionConfig),
+    /// The telemonitoring alert reactor: appends `AlertRaised` when an observation crosses a
+    /// care-plan or default threshold (exactly once per crossing, also across restarts).
+    Reactor(crate::reactor::ReactorConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +120,73 @@ pub enum ImportWhat {
 pub enum BenchWhat {
     /// Append throughput against baselines measured in the same run (see BENCHMARKS.md).
     Append(crate::cli::BenchArgs),
+    /// Rebuild of the readmission read model (SQLite, PostgreSQL) from a log of simulated
+    /// journeys, against a plain scan of the same log measured in the same run.
+    Rebuild(crate::cli::BenchRebuildArgs),
+    /// Latency of the Rates and AtRisk queries over gRPC on a read model of N index stays,
+    /// against a do-nothing gRPC call measured in the same run.
+    Query(crate::cli::BenchQueryArgs),
+    /// Under steady append load, the delay from append acknowledgement to the event being in
+    /// the readmission read model, against the append latency itself.
+    Visible(crate::cli::BenchVisibleArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchRebuildArgs {
+    /// Simulated events in the log (whole journeys: a few more).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// PostgreSQL server for the PostgreSQL rebuild: a fresh database is created there and dropped.
+    #[arg(
+        long,
+        env = "JOURNEY_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+    /// Skip the PostgreSQL rebuild (no PostgreSQL at hand).
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Length of the simulated window, in days (ending today).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchQueryArgs {
+    /// Index stays the read model must hold (at least).
+    #[arg(long, default_value_t = 100_000)]
+    pub stays: u64,
+    /// Timed calls per query (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 500)]
+    pub calls: u64,
+    /// Length of the simulated window, in days (ending today).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchVisibleArgs {
+    /// Events appended per second (one event per Append call, paced).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Length of the load, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Concurrent appenders (each appends its own patients' events in order).
+    #[arg(long, default_value_t = 16)]
+    pub callers: usize,
+    /// Interval between two reads of the projection checkpoint, in microseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_us: u64,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -192,35 +259,21 @@ pub async fn replay(patient: String, as_json: bool, args: ClientArgs) -> anyhow:
     while let Some(batch) = stream.next().await {
         for event in batch?.events {
             count += 1;
-            let value = json::event_to_json(&event);
             if as_json {
-                println!("{value}");
+                println!("{}", json::event_to_json(&event));
                 continue;
             }
-            let kind = event
-                .payload
-                .as_ref()
-                .map_or("?", |p| EventType::of(p).name());
-            let payload = value.get(
-                EventType::of(
-                    event
-                        .payload
-                        .as_ref()
-                        .expect("stored events have a payload"),
-                )
-                .snake(),
-            );
-            let actor = event.actor.as_ref().map_or(String::new(), |a| a.id.clone());
+            let e = crate::timeline::entry(&event);
             println!(
                 "v{:<3} #{:<7} {}  {:<22} by {} via {} (recorded {})\n      {}",
-                event.stream_version,
-                event.position,
-                value["occurred_at"].as_str().unwrap_or("?"),
-                kind,
-                actor,
-                event.source,
-                value["recorded_at"].as_str().unwrap_or("?"),
-                payload.map(|p| p.to_string()).unwrap_or_default()
+                e.version,
+                e.position,
+                e.occurred_at,
+                e.kind,
+                e.actor,
+                e.source,
+                e.recorded_at,
+                e.detail
             );
         }
     }

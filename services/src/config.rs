@@ -36,6 +36,10 @@ pub struct ServerConfig {
     /// Most events in one append request.
     #[arg(long, env = "JOURNEY_MAX_BATCH_EVENTS", default_value_t = 10_000)]
     pub max_batch_events: usize,
+    /// Do not run the telemonitoring alert reactor in this process (run it alone with
+    /// `journey serve reactor`, or not at all).
+    #[arg(long, env = "JOURNEY_NO_REACTOR")]
+    pub no_reactor: bool,
 }
 
 /// `journey serve readmission`: the readmission service alone, reading a remote log.

@@ -1,6 +1,7 @@
-//! The HTTP side of `journey up`: a status page (`/`) and a JSON status (`/status`) for people and probes.
+//! The HTTP side of `journey up`: the coordination dashboard (`/`, see `dashboard.rs`) and a JSON
+//! status (`/status`) for probes.
 use crate::outbox::{hex, OutboxStatus};
-use axum::{extract::State, response::Html, routing::get, Json, Router};
+use axum::{extract::State, routing::get, Json, Router};
 use journey_event_log::EventLog;
 use std::sync::{atomic::Ordering, Arc};
 use tokio::{net::TcpListener, sync::watch};
@@ -27,6 +28,7 @@ pub async fn serve(
     log: Arc<EventLog>,
     outbox: Arc<OutboxStatus>,
     nats: bool,
+    dashboard: Router,
     mut stop: watch::Receiver<bool>,
 ) {
     let state = AppState { log, outbox, nats };
@@ -35,21 +37,8 @@ pub async fn serve(
             "/status",
             get(|State(s): State<AppState>| async move { Json(status_json(&s)) }),
         )
-        .route(
-            "/",
-            get(|State(s): State<AppState>| async move {
-                let st = status_json(&s);
-                Html(format!(
-                    "<!doctype html><title>journey</title><h1>Patient journey backbone</h1>\
-                     <p>Events in the log: <b>{}</b></p><p>Chain head: <code>{}</code></p>\
-                     <p>Published to NATS up to: {}</p>",
-                    st["head_position"],
-                    st["head_hash"].as_str().unwrap_or(""),
-                    st["nats_published"]
-                ))
-            }),
-        )
-        .with_state(state);
+        .with_state(state)
+        .merge(dashboard);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

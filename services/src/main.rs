@@ -1,7 +1,7 @@
 //! `journey`: parse, start telemetry, run the verb.
 use clap::Parser;
 use journey_services::{
-    cli::{self, BenchWhat, Cli, Command},
+    cli::{self, Cli, Command},
     telemetry,
 };
 use std::process::ExitCode;
@@ -23,6 +23,13 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|_| true),
+        Command::Serve {
+            what: cli::ServeWhat::Reactor(config),
+        } => journey_services::reactor::serve(config, shutdown_signal(), |ready| {
+            println!("ready grpc={} http={}", ready.grpc, ready.http);
+        })
+        .await
+        .map(|_| true),
         Command::Rebuild { projection, client } => {
             cli::rebuild(projection, client).await.map(|_| true)
         }
@@ -33,9 +40,7 @@ async fn main() -> ExitCode {
             client,
         } => cli::replay(patient, json, client).await.map(|_| true),
         Command::Verify { from, to, client } => cli::verify(from, to, client).await,
-        Command::Bench {
-            what: BenchWhat::Append(args),
-        } => journey_services::bench::append(args).await.map(|_| true),
+        Command::Bench { what } => journey_services::bench::run(what).await.map(|_| true),
         Command::Import {
             what:
                 cli::ImportWhat::Synthea {

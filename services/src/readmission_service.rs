@@ -1,39 +1,26 @@
 //! The gRPC `Readmission` and `Projections` services over the readmission read model.
 use crate::errors;
-use journey_event_log::EventLog;
 use journey_projections::{
     readmission::{
         queries::{self, GroupBy as G, StayRow},
         Readmission as Model,
     },
-    runtime::{Progress, Runner},
-    source::{Grpc, InProcess},
+    runtime::Runner,
 };
 use journey_proto::v1::{
-    projections_server::Projections, readmission_server::Readmission, AtRiskRequest,
-    AtRiskResponse, GroupBy, IndexStay, IndexStaysRequest, IndexStaysResponse, PatientStaysRequest,
-    PatientStaysResponse, Period, ProjectionState, ProjectionStatusRequest,
-    ProjectionStatusResponse, RateRow, RatesRequest, RatesResponse, RebuildProgress,
-    RebuildRequest,
+    readmission_server::Readmission, AtRiskRequest, AtRiskResponse, GroupBy, IndexStay,
+    IndexStaysRequest, IndexStaysResponse, PatientStaysRequest, PatientStaysResponse, Period,
+    RateRow, RatesRequest, RatesResponse,
 };
-use std::{pin::Pin, sync::Arc};
-use tokio_stream::{wrappers::ReceiverStream, Stream};
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Where a rebuild reads the log from.
-#[derive(Clone)]
-pub enum LogAccess {
-    InProcess(Arc<EventLog>),
-    Remote(String),
-}
 
 #[derive(Clone)]
 pub struct ReadmissionService {
     pub runner: Arc<Runner<Model>>,
-    pub log: LogAccess,
 }
 
-fn db_error(e: sqlx::Error) -> Status {
+pub(crate) fn db_error(e: sqlx::Error) -> Status {
     tracing::error!(error = %e, "read-model query failed");
     Status::unavailable(format!(
         "read-model database error ({e}); retry, or check the database"
@@ -41,7 +28,7 @@ fn db_error(e: sqlx::Error) -> Status {
 }
 
 /// "YYYY-MM-DD" → day number; empty → `default`.
-fn parse_day(field: &str, s: &str, default: i64) -> Result<i64, Status> {
+pub(crate) fn parse_day(field: &str, s: &str, default: i64) -> Result<i64, Status> {
     if s.is_empty() {
         return Ok(default);
     }
@@ -57,11 +44,11 @@ pub fn date_of(day: i64) -> String {
         .to_string()
 }
 
-fn today() -> i64 {
+pub(crate) fn today() -> i64 {
     chrono::Utc::now().timestamp().div_euclid(86_400)
 }
 
-fn period(p: Option<&Period>) -> Result<(i64, i64), Status> {
+pub(crate) fn period(p: Option<&Period>) -> Result<(i64, i64), Status> {
     let p = p.cloned().unwrap_or_default();
     let from = parse_day("period.from_date", &p.from_date, i64::MIN / 2)?;
     let to = parse_day("period.to_date", &p.to_date, i64::MAX / 2)?;
@@ -244,76 +231,5 @@ impl Readmission for ReadmissionService {
         Ok(Response::new(PatientStaysResponse {
             stays: rows.into_iter().map(index_stay).collect(),
         }))
-    }
-}
-
-const KNOWN: &str = "readmission";
-
-#[tonic::async_trait]
-impl Projections for ReadmissionService {
-    async fn status(
-        &self,
-        _: Request<ProjectionStatusRequest>,
-    ) -> Result<Response<ProjectionStatusResponse>, Status> {
-        let s = *self.runner.watch().borrow();
-        let log_head = match &self.log {
-            LogAccess::InProcess(log) => log.head().position,
-            LogAccess::Remote(_) => 0,
-        };
-        Ok(Response::new(ProjectionStatusResponse {
-            projections: vec![ProjectionState {
-                name: KNOWN.into(),
-                checkpoint: s.checkpoint,
-                generation: s.generation,
-            }],
-            log_head,
-        }))
-    }
-
-    type RebuildStream = Pin<Box<dyn Stream<Item = Result<RebuildProgress, Status>> + Send>>;
-
-    async fn rebuild(
-        &self,
-        request: Request<RebuildRequest>,
-    ) -> Result<Response<Self::RebuildStream>, Status> {
-        let name = request.into_inner().projection;
-        if name != KNOWN {
-            return Err(Status::not_found(format!(
-                "unknown projection {name:?}; known: {KNOWN}"
-            )));
-        }
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let this = self.clone();
-        tokio::spawn(async move {
-            let report = {
-                let tx = tx.clone();
-                move |p: Progress| {
-                    let _ = tx.try_send(Ok(RebuildProgress {
-                        applied: p.applied,
-                        target: p.target,
-                        events_per_sec: p.events_per_sec,
-                        done: p.done,
-                    }));
-                }
-            };
-            let result = match &this.log {
-                LogAccess::InProcess(log) => {
-                    this.runner
-                        .rebuild(&mut InProcess::new(log.clone()), report)
-                        .await
-                }
-                LogAccess::Remote(url) => match Grpc::connect(url).await {
-                    Ok(mut source) => this.runner.rebuild(&mut source, report).await,
-                    Err(e) => Err(e),
-                },
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %format!("{e:#}"), "rebuild failed");
-                let _ = tx
-                    .send(Err(Status::internal(format!("rebuild failed: {e:#}"))))
-                    .await;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -2,12 +2,16 @@
 //! log over gRPC (catch-up, gaps, rebuilds) and live events from NATS JetStream when given.
 use crate::{
     config::ReadmissionConfig,
-    readmission_service::{LogAccess, ReadmissionService},
-    server::{open_readmission, reflection, Ready},
+    projections_service::{LogAccess, ProjectionsService},
+    readmission_service::ReadmissionService,
+    server::{open_projection, reflection, Ready},
 };
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
-use journey_projections::source::{Grpc, Nats};
+use journey_projections::{
+    readmission::Readmission,
+    source::{Grpc, Nats},
+};
 use journey_proto::v1::{
     projections_server::ProjectionsServer, readmission_server::ReadmissionServer,
 };
@@ -21,7 +25,8 @@ pub async fn readmission(
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let mut catch_up = Grpc::connect(&config.log_url).await?;
-    let runner = open_readmission(&config.database_url, &mut catch_up).await?;
+    let db = journey_projections::db::connect(&config.database_url).await?;
+    let runner = open_projection(db, Readmission, &mut catch_up).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = match &config.nats_url {
         Some(url) => {
@@ -32,6 +37,10 @@ pub async fn readmission(
     };
     let service = ReadmissionService {
         runner: runner.clone(),
+    };
+    let projections = ProjectionsService {
+        readmission: Some(runner.clone()),
+        coordination: None,
         log: LogAccess::Remote(config.log_url.clone()),
     };
 
@@ -71,7 +80,7 @@ pub async fn readmission(
             .add_service(health_service)
             .add_service(reflection()?)
             .add_service(ReadmissionServer::new(service.clone()))
-            .add_service(ProjectionsServer::new(service))
+            .add_service(ProjectionsServer::new(projections))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),

@@ -1,22 +1,28 @@
 //! `journey up`: the event log, its gRPC service, the NATS outbox and the status page in one process.
-use crate::readmission_service::{LogAccess, ReadmissionService};
 use crate::{
     config::ServerConfig,
     http,
     log_service::LogService,
     outbox::{self, OutboxConfig, OutboxStatus},
 };
+use crate::{
+    coordination_service::CoordinationService,
+    projections_service::{LogAccess, ProjectionsService},
+    readmission_service::ReadmissionService,
+};
 use anyhow::Context;
 use journey_domain::JourneyRules;
 use journey_event_log::{EventLog, LogOptions, SledStorage};
 use journey_projections::{
+    coordination::Coordination,
+    db::Db,
     readmission::Readmission,
-    runtime::{Progress, Runner},
+    runtime::{Progress, Projection, Runner},
     source::{EventSource, InProcess},
 };
 use journey_proto::v1::{
-    event_log_server::EventLogServer, projections_server::ProjectionsServer,
-    readmission_server::ReadmissionServer,
+    coordination_server::CoordinationServer, event_log_server::EventLogServer,
+    projections_server::ProjectionsServer, readmission_server::ReadmissionServer,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
@@ -59,7 +65,9 @@ pub async fn run(
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/read-models.sqlite", config.data_dir.display()));
-    let runner = open_readmission(&db_url, &mut InProcess::new(log.clone())).await?;
+    let db = journey_projections::db::connect(&db_url).await?;
+    let runner = open_projection(db.clone(), Readmission, &mut InProcess::new(log.clone())).await?;
+    let coordination = open_projection(db, Coordination, &mut InProcess::new(log.clone())).await?;
 
     let grpc = TcpListener::bind(&config.grpc_addr)
         .await
@@ -97,28 +105,49 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
-    let http_task = tokio::spawn(http::serve(
-        web,
-        log.clone(),
-        status.clone(),
-        config.nats_url.is_some(),
-        stop_rx.clone(),
-    ));
 
+    // Telemonitoring alerts: appended through this log, exactly once per crossing.
+    let reactor_task = (!config.no_reactor)
+        .then(|| crate::reactor::spawn_in_process(log.clone(), stop_rx.clone()).0);
     let projection_task = tokio::spawn(
         runner
             .clone()
             .run(InProcess::new(log.clone()), stop_rx.clone()),
     );
-    let read_side = ReadmissionService {
-        runner,
+    let coordination_task = tokio::spawn(
+        coordination
+            .clone()
+            .run(InProcess::new(log.clone()), stop_rx.clone()),
+    );
+    let projections = ProjectionsService {
+        readmission: Some(runner.clone()),
+        coordination: Some(coordination.clone()),
         log: LogAccess::InProcess(log.clone()),
     };
+    let coordination = CoordinationService {
+        runner: coordination,
+        readmission: Some(runner.clone()),
+    };
+    let read_side = ReadmissionService { runner };
+    let http_task = tokio::spawn(http::serve(
+        web,
+        log.clone(),
+        status.clone(),
+        config.nats_url.is_some(),
+        crate::dashboard::router(crate::dashboard::Dashboard {
+            coordination: coordination.clone(),
+            log: LogAccess::InProcess(log.clone()),
+        }),
+        stop_rx.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventLogServer<LogService>>().await;
     health
         .set_serving::<ReadmissionServer<ReadmissionService>>()
+        .await;
+    health
+        .set_serving::<CoordinationServer<CoordinationService>>()
         .await;
     let reflection = reflection()?;
     let service = EventLogServer::new(LogService::new(
@@ -135,8 +164,9 @@ pub async fn run(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
-            .add_service(ReadmissionServer::new(read_side.clone()))
-            .add_service(ProjectionsServer::new(read_side))
+            .add_service(ReadmissionServer::new(read_side))
+            .add_service(CoordinationServer::new(coordination.clone()))
+            .add_service(ProjectionsServer::new(projections))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),
@@ -159,6 +189,10 @@ pub async fn run(
     }
     let _ = http_task.await;
     let _ = projection_task.await;
+    let _ = coordination_task.await;
+    if let Some(task) = reactor_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     log.close().await?;
     tracing::info!(head = log.head().position, "event log flushed and closed");
     Ok(())
@@ -176,19 +210,21 @@ pub(crate) fn reflection() -> anyhow::Result<
         .build_v1()?)
 }
 
-/// Opens the readmission read model; rebuilds it first when its schema version changed.
-pub(crate) async fn open_readmission<S: EventSource>(
-    db_url: &str,
+/// Opens a read model; rebuilds it first when its schema version changed.
+pub(crate) async fn open_projection<P: Projection, S: EventSource>(
+    db: Db,
+    projection: P,
     source: &mut S,
-) -> anyhow::Result<Arc<Runner<Readmission>>> {
-    let db = journey_projections::db::connect(db_url).await?;
-    let (runner, stale) = Runner::open(db, Readmission).await?;
+) -> anyhow::Result<Arc<Runner<P>>> {
+    let name = projection.name();
+    let (runner, stale) = Runner::open(db, projection).await?;
     if stale {
-        tracing::info!("readmission read model: schema changed, rebuilding from the log");
+        tracing::info!(projection = name, "schema changed, rebuilding from the log");
         runner
             .rebuild(source, |p: Progress| {
                 if p.done || p.applied % 100_000 < 2000 {
                     tracing::info!(
+                        projection = name,
                         applied = p.applied,
                         target = p.target,
                         events_per_sec = p.events_per_sec as u64,

@@ -183,13 +183,15 @@ pub fn event(patient: &str, occurred: Timestamp, payload: Payload) -> Event {
     }
 }
 
+/// A weight reading of `60 + value` kg: `value` only varies the payload (tests pass counters from
+/// 0), and ingest refuses impossible weights (zero or negative).
 pub fn observation(patient: &str, value: f64) -> Event {
     event(
         patient,
         ts(60),
         Payload::ObservationRecorded(v1::ObservationRecorded {
             measure: "weight".into(),
-            value,
+            value: 60.0 + value,
             unit: "kg".into(),
             ..Default::default()
         }),

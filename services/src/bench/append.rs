@@ -3,148 +3,17 @@
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder, so that its peak memory and disk use can be read.
+use super::common::{dir_bytes, peak_rss_mib, rate, sample_event, start_server, step};
 use crate::{cli::BenchArgs, client};
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use journey_proto::{
-    prost::Message,
-    prost_types::Timestamp,
-    v1::{self, event::Payload, AppendRequest, Event},
-};
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
-
-/// A ≈300-byte event, as in the reference figures.
-pub fn sample_event(patient: &str, i: u64) -> Event {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    let mut e = Event {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        patient_id: patient.to_string(),
-        occurred_at: Some(Timestamp {
-            seconds: now - 60,
-            nanos: 0,
-        }),
-        actor: Some(v1::Actor {
-            id: "bench-device".into(),
-            role: v1::Role::System as i32,
-            organisation: "bench".into(),
-            ..Default::default()
-        }),
-        source: "journey-bench".into(),
-        correlation_id: format!("bench-{i}"),
-        payload: Some(Payload::ObservationRecorded(v1::ObservationRecorded {
-            measure: "weight".into(),
-            value: 70.0 + (i % 100) as f64 / 10.0,
-            unit: "kg".into(),
-            code: Some(v1::Code {
-                system: "LOINC".into(),
-                code: "29463-7".into(),
-                display: "Body weight".into(),
-            }),
-            device_id: String::new(),
-        })),
-        ..Default::default()
-    };
-    // Pad to the reference size once the log fields (position, hashes, times) are added.
-    let target = 300usize.saturating_sub(110);
-    let len = e.encoded_len();
-    if let Some(Payload::ObservationRecorded(o)) = e.payload.as_mut() {
-        o.device_id = "d".repeat(target.saturating_sub(len).max(1));
-    }
-    e
-}
-
-struct Child_ {
-    child: Child,
-    grpc: String,
-    http: String,
-}
-
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<Child_> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the server under test")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let mut grpc = String::new();
-    let mut http = String::new();
-    for part in line.trim().split(' ') {
-        if let Some(a) = part.strip_prefix("grpc=") {
-            grpc = format!("http://{a}");
-        }
-        if let Some(a) = part.strip_prefix("http=") {
-            http = a.to_string();
-        }
-    }
-    anyhow::ensure!(!grpc.is_empty(), "server did not report ready: {line:?}");
-    Ok(Child_ { child, grpc, http })
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
+use journey_proto::{prost::Message, v1::AppendRequest};
+use std::time::{Duration, Instant};
 
 struct Figure {
     name: &'static str,
     per_sec: f64,
     note: String,
-}
-
-fn rate(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
 }
 
 /// (a) raw sled: insert + flush per event, and per 1000 events.
@@ -324,7 +193,6 @@ async fn published(http: &str) -> anyhow::Result<u64> {
 pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
     let mut figures = Vec::new();
-    let step = |s: &str| eprintln!("bench: {s}…");
 
     step("(a) raw sled insert+flush");
     let (sled_one, sled_1000) = tokio::task::spawn_blocking(move || sled_baseline(n)).await??;
@@ -368,12 +236,8 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         per_sec: batched,
         note: "4 calls in flight".into(),
     });
-    let rss = peak_rss_mib(server.child.id());
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.child.id().to_string())
-        .status();
-    let _ = server.child.wait();
+    let rss = peak_rss_mib(server.pid());
+    server.stop();
     let stored =
         (n / args.callers as u64) * args.callers as u64 + (n * 4 / 500).max(4) / 4 * 4 * 500;
     let encoded = sample_event("bench-00", 0).encoded_len() as f64 + 110.0;
@@ -433,6 +297,5 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     println!("ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s  (d)/(c) = {:.2}",
         single / noop, single / sled_one, single / pg, batched, publish / batched);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
-    let _ = Arc::new(());
     Ok(())
 }

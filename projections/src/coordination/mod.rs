@@ -1,0 +1,10 @@
+//! The coordination read model (DESIGN.md §5): per discharged patient, the follow-up state
+//! (letter, reconciliation, first home contact, appointments, alerts, referents) and the
+//! territory indicators per week.
+
+pub mod calendar;
+pub mod fold;
+pub mod followup;
+pub mod queries;
+
+pub use fold::Coordination;

@@ -1,0 +1,550 @@
+//! Queries over the coordination tables of the live generation: the worklist, one patient's
+//! follow-up, and the weekly indicators. Rows come from SQL; what is overdue is derived in Rust at
+//! the time of the query (`followup::follow_up`).
+use super::{
+    calendar::{end_of_day, paris_midnight, week_start, week_start_secs},
+    fold::{APPT_COMPLETED, APPT_MISSED},
+    followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
+};
+use chrono::NaiveDate;
+use sqlx::{any::AnyRow, AnyPool, Row};
+use std::collections::{BTreeMap, HashMap};
+
+/// Dispositions after which a patient is followed at home or in a care home: not death, not a
+/// transfer to another acute hospital, not against medical advice with nobody to follow.
+/// (Used with an `e.` alias in front.)
+pub const FOLLOWED: &str = "disposition IN (1, 2, 3, 4, 7, 8)";
+/// Inpatient and HAD stays (day surgery is not followed).
+pub const FOLLOWED_SETTINGS: &str = "setting IN (1, 3)";
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub facility_id: String,
+    pub territory: String,
+    pub referent_id: String,
+    pub overdue_only: bool,
+    pub min_alert_severity: i32,
+    pub window_days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referent {
+    pub role: i32,
+    pub professional_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Discharge {
+    pub patient_id: String,
+    pub display_name: String,
+    pub encounter_id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub territory: String,
+    pub unit: String,
+    pub setting: i32,
+    pub disposition: i32,
+    pub consent: bool,
+    pub facts: Facts,
+    pub referents: Vec<Referent>,
+}
+
+/// A discharge with its state at the time of the query.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub discharge: Discharge,
+    pub follow_up: FollowUp,
+}
+
+const DISCHARGE_COLUMNS: &str = "e.patient_id, COALESCE(pt.display_name, ''), e.encounter_id, e.facility_id, e.facility_name, e.territory,
+    e.unit, e.setting, e.disposition, COALESCE(pt.consent, 0), e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at,
+    e.first_contact_at";
+
+fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
+    Ok(Discharge {
+        patient_id: r.try_get(0)?,
+        display_name: r.try_get(1)?,
+        encounter_id: r.try_get(2)?,
+        facility_id: r.try_get(3)?,
+        facility_name: r.try_get(4)?,
+        territory: r.try_get(5)?,
+        unit: r.try_get(6)?,
+        setting: r.try_get::<i64, _>(7)? as i32,
+        disposition: r.try_get::<i64, _>(8)? as i32,
+        consent: r.try_get::<i64, _>(9)? > 0,
+        facts: Facts {
+            discharged_at: r.try_get(10)?,
+            letter_sent_at: r.try_get(11)?,
+            letter_items: r.try_get::<i64, _>(12)? as u32,
+            reconciled_at: r.try_get(13)?,
+            first_contact_at: r.try_get(14)?,
+            appointments: Vec::new(),
+            alerts: Vec::new(),
+        },
+        referents: Vec::new(),
+    })
+}
+
+fn appointment(r: &AnyRow) -> Result<(String, String, Appointment, String), sqlx::Error> {
+    let state = match r.try_get::<i64, _>(5)? {
+        APPT_COMPLETED => AppointmentState::Completed,
+        APPT_MISSED => AppointmentState::Missed,
+        _ => AppointmentState::Scheduled,
+    };
+    Ok((
+        r.try_get(0)?,
+        r.try_get(1)?,
+        Appointment {
+            appointment_id: r.try_get(2)?,
+            kind: r.try_get(3)?,
+            due_at: r.try_get(4)?,
+            state,
+        },
+        r.try_get(6)?,
+    ))
+}
+
+fn alert(r: &AnyRow) -> Result<(String, Alert, String), sqlx::Error> {
+    Ok((
+        r.try_get(0)?,
+        Alert {
+            alert_id: r.try_get(1)?,
+            severity: r.try_get::<i64, _>(2)? as i32,
+            reason: r.try_get(4)?,
+            raised_at: r.try_get(5)?,
+            acknowledged_at: r.try_get(6)?,
+            resolved_at: r.try_get(7)?,
+        },
+        r.try_get(3)?,
+    ))
+}
+
+/// The SQL selecting followed discharges: each patient's latest encounter, discharged (alive,
+/// followed disposition) at or after `$1` and at or before `$2`, patient not deceased.
+fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
+    let mut sql = format!(
+        "FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
+         WHERE e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
+           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND pt.died_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM {p}encounters later WHERE later.patient_id = e.patient_id
+                           AND later.admitted_at > e.admitted_at)"
+    );
+    let mut binds = Vec::new();
+    if !f.facility_id.is_empty() {
+        binds.push(f.facility_id.clone());
+        sql += &format!(" AND e.facility_id = ${}", binds.len() + 2);
+    }
+    if !f.territory.is_empty() {
+        binds.push(f.territory.clone());
+        sql += &format!(" AND e.territory = ${}", binds.len() + 2);
+    }
+    if !f.referent_id.is_empty() {
+        binds.push(f.referent_id.clone());
+        sql += &format!(
+            " AND EXISTS (SELECT 1 FROM {p}referents r WHERE r.patient_id = e.patient_id AND r.professional_id = ${})",
+            binds.len() + 2
+        );
+    }
+    (sql, binds)
+}
+
+/// Loads discharges with their appointments, alerts and referents. `from_sql` selects `e` rows.
+async fn load(
+    pool: &AnyPool,
+    p: &str,
+    from_sql: &str,
+    binds_i: &[i64],
+    binds_t: &[String],
+) -> Result<Vec<Discharge>, sqlx::Error> {
+    macro_rules! bound {
+        ($sql:expr) => {{
+            let mut q = sqlx::query($sql);
+            for b in binds_i {
+                q = q.bind(*b);
+            }
+            for b in binds_t {
+                q = q.bind(b.clone());
+            }
+            q
+        }};
+    }
+    let sql = format!("SELECT {DISCHARGE_COLUMNS} {from_sql}");
+    let mut out: Vec<Discharge> = bound!(&sql)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(discharge)
+        .collect::<Result<_, _>>()?;
+    let mut by_key: HashMap<(String, String), usize> = HashMap::with_capacity(out.len());
+    let mut by_patient: HashMap<String, usize> = HashMap::with_capacity(out.len());
+    for (i, d) in out.iter().enumerate() {
+        by_key.insert((d.patient_id.clone(), d.encounter_id.clone()), i);
+        by_patient.insert(d.patient_id.clone(), i);
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT a.patient_id, a.encounter_id, a.appointment_id, a.kind, a.due_at, a.state, a.with_name
+         FROM {p}appointments a WHERE EXISTS (SELECT 1 {} AND e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id)",
+        from_sql.trim_start()
+    );
+    for r in bound!(&sql).fetch_all(pool).await? {
+        let (pid, enc, a, _) = appointment(&r)?;
+        if let Some(&i) = by_key.get(&(pid, enc)) {
+            out[i].facts.appointments.push(a);
+        }
+    }
+    let sql = format!(
+        "SELECT al.patient_id, al.alert_id, al.severity, al.rule, al.reason, al.raised_at, al.acknowledged_at, al.resolved_at
+         FROM {p}alerts al WHERE al.resolved_at IS NULL AND EXISTS (SELECT 1 {} AND e.patient_id = al.patient_id)",
+        from_sql.trim_start()
+    );
+    for r in bound!(&sql).fetch_all(pool).await? {
+        let (pid, a, _) = alert(&r)?;
+        if let Some(&i) = by_patient.get(&pid) {
+            out[i].facts.alerts.push(a);
+        }
+    }
+    let sql = format!(
+        "SELECT rf.patient_id, rf.role, rf.professional_id, rf.name FROM {p}referents rf
+         WHERE EXISTS (SELECT 1 {} AND e.patient_id = rf.patient_id) ORDER BY rf.role",
+        from_sql.trim_start()
+    );
+    for r in bound!(&sql).fetch_all(pool).await? {
+        let pid: String = r.try_get(0)?;
+        if let Some(&i) = by_patient.get(&pid) {
+            out[i].referents.push(Referent {
+                role: r.try_get::<i64, _>(1)? as i32,
+                professional_id: r.try_get(2)?,
+                name: r.try_get(3)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every followed discharge matching `f` at `now`, most urgent first. The caller pages.
+pub async fn worklist(
+    pool: &AnyPool,
+    p: &str,
+    f: &Filter,
+    now: i64,
+) -> Result<Vec<Item>, sqlx::Error> {
+    let (from_sql, binds) = followed_sql(p, f);
+    let window = f.window_days.max(1) * 86_400;
+    let discharges = load(pool, p, &from_sql, &[now - window, now], &binds).await?;
+    let mut items: Vec<Item> = discharges
+        .into_iter()
+        .map(|d| Item {
+            follow_up: followup::follow_up(&d.facts, now),
+            discharge: d,
+        })
+        .filter(|i| !f.overdue_only || i.follow_up.overdue)
+        .filter(|i| {
+            f.min_alert_severity <= 0 || i.follow_up.max_open_severity >= f.min_alert_severity
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        b.follow_up
+            .urgency
+            .cmp(&a.follow_up.urgency)
+            .then(
+                a.discharge
+                    .facts
+                    .discharged_at
+                    .cmp(&b.discharge.facts.discharged_at),
+            )
+            .then(a.discharge.patient_id.cmp(&b.discharge.patient_id))
+    });
+    Ok(items)
+}
+
+/// One patient's discharges (newest first), with all appointments and alerts (resolved too).
+pub struct PatientFollowUp {
+    pub display_name: String,
+    pub deceased: bool,
+    pub discharges: Vec<Item>,
+    /// (encounter id, appointment, with)
+    pub appointments: Vec<(String, Appointment, String)>,
+    /// (alert, rule)
+    pub alerts: Vec<(Alert, String)>,
+    pub referents: Vec<Referent>,
+}
+
+pub async fn patient(
+    pool: &AnyPool,
+    p: &str,
+    patient_id: &str,
+    now: i64,
+) -> Result<Option<PatientFollowUp>, sqlx::Error> {
+    let head = sqlx::query(&format!(
+        "SELECT display_name, died_at FROM {p}patients WHERE patient_id = $1"
+    ))
+    .bind(patient_id)
+    .fetch_optional(pool)
+    .await?;
+    let from_sql = format!(
+        "FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
+         WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
+    );
+    let discharges = load(pool, p, &from_sql, &[], &[patient_id.to_string()]).await?;
+    if head.is_none() && discharges.is_empty() {
+        let any: Option<AnyRow> = sqlx::query(&format!(
+            "SELECT 1 FROM {p}encounters WHERE patient_id = $1 LIMIT 1"
+        ))
+        .bind(patient_id)
+        .fetch_optional(pool)
+        .await?;
+        if any.is_none() {
+            return Ok(None);
+        }
+    }
+    let (display_name, deceased) = match &head {
+        Some(r) => (r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.is_some()),
+        None => (String::new(), false),
+    };
+    let mut discharges: Vec<Item> = discharges
+        .into_iter()
+        .map(|d| Item {
+            follow_up: followup::follow_up(&d.facts, now),
+            discharge: d,
+        })
+        .collect();
+    discharges.sort_by(|a, b| {
+        b.discharge
+            .facts
+            .discharged_at
+            .cmp(&a.discharge.facts.discharged_at)
+    });
+    let appointments = sqlx::query(&format!(
+        "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name FROM {p}appointments
+         WHERE patient_id = $1 ORDER BY due_at"
+    ))
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| appointment(r).map(|(_, enc, a, with)| (enc, a, with)))
+    .collect::<Result<_, _>>()?;
+    let alerts = sqlx::query(&format!(
+        "SELECT patient_id, alert_id, severity, rule, reason, raised_at, acknowledged_at, resolved_at FROM {p}alerts
+         WHERE patient_id = $1 ORDER BY raised_at DESC"
+    ))
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| alert(r).map(|(_, a, rule)| (a, rule)))
+    .collect::<Result<_, _>>()?;
+    let referents = sqlx::query(&format!(
+        "SELECT role, professional_id, name FROM {p}referents WHERE patient_id = $1 ORDER BY role"
+    ))
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Referent {
+            role: r.try_get::<i64, _>(0)? as i32,
+            professional_id: r.try_get(1)?,
+            name: r.try_get(2)?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(PatientFollowUp {
+        display_name,
+        deceased,
+        discharges,
+        appointments,
+        alerts,
+        referents,
+    }))
+}
+
+/// One week's indicators (see `coordination.proto` WeekIndicators for each figure).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Week {
+    pub week: NaiveDate,
+    pub discharges: u64,
+    pub index_stays: u64,
+    pub readmissions_30d: u64,
+    pub ed_revisits_30d: u64,
+    pub first_contact_delays_h: Vec<i64>,
+    pub letters: u64,
+    pub letters_same_day: u64,
+    pub letter_items_sum: u64,
+    pub appointments_due: u64,
+    pub appointments_missed: u64,
+    pub alerts_raised: u64,
+    pub alerts_open: u64,
+    pub open_alert_ages_h: Vec<i64>,
+    /// HAD stays active during the week: [palliative, acute/chronic, nursing-home support].
+    pub had: [u64; 3],
+}
+
+/// Weekly indicators for the weeks overlapping `[from, to)` (UTC seconds), optionally for one
+/// facility or territory. `readmission_prefix`: the live tables of the readmission read model in
+/// the same database, for the 30-day readmission and ED-revisit figures.
+pub async fn indicators(
+    pool: &AnyPool,
+    p: &str,
+    readmission_prefix: Option<&str>,
+    from: i64,
+    to: i64,
+    facility_id: &str,
+    territory: &str,
+    now: i64,
+) -> Result<Vec<Week>, sqlx::Error> {
+    let from = week_start_secs(from);
+    let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
+    let mut d = week_start(from);
+    while paris_midnight(d) < to {
+        weeks.insert(
+            d,
+            Week {
+                week: d,
+                ..Default::default()
+            },
+        );
+        d = d + chrono::Days::new(7);
+    }
+    let place = |alias: &str, n: usize| -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        if !facility_id.is_empty() {
+            binds.push(facility_id.to_string());
+            sql += &format!(" AND {alias}.facility_id = ${}", n + binds.len());
+        }
+        if !territory.is_empty() {
+            binds.push(territory.to_string());
+            sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
+        }
+        (sql, binds)
+    };
+
+    // Discharges: letters and first contacts.
+    let (wh, binds) = place("e", 2);
+    let sql = format!(
+        "SELECT e.discharged_at, e.letter_sent_at, e.letter_items, e.first_contact_at FROM {p}encounters e
+         WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}",
+        FOLLOWED, FOLLOWED_SETTINGS,
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to);
+    for b in &binds {
+        q = q.bind(b.clone());
+    }
+    for r in q.fetch_all(pool).await? {
+        let at: i64 = r.try_get(0)?;
+        let Some(w) = weeks.get_mut(&week_start(at)) else {
+            continue;
+        };
+        w.discharges += 1;
+        let letter: Option<i64> = r.try_get(1)?;
+        if let Some(l) = letter {
+            w.letters += 1;
+            w.letter_items_sum += (r.try_get::<i64, _>(2)? as u32).count_ones() as u64;
+            if l < end_of_day(at) {
+                w.letters_same_day += 1;
+            }
+        }
+        if let Some(c) = r.try_get::<Option<i64>, _>(3)? {
+            w.first_contact_delays_h.push((c - at) / 3600);
+        }
+    }
+
+    // 30-day readmissions and ED revisits, by week of the index discharge.
+    if let Some(rp) = readmission_prefix {
+        let (wh, binds) = place("s", 2);
+        let sql = format!(
+            "SELECT s.discharged_at, s.readmitted, s.ed_revisit FROM {rp}index_stays s
+             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh}"
+        );
+        let mut q = sqlx::query(&sql).bind(from).bind(to);
+        for b in &binds {
+            q = q.bind(b.clone());
+        }
+        for r in q.fetch_all(pool).await? {
+            let at: i64 = r.try_get(0)?;
+            let Some(w) = weeks.get_mut(&week_start(at)) else {
+                continue;
+            };
+            w.index_stays += 1;
+            w.readmissions_30d += (r.try_get::<i64, _>(1)? != 0) as u64;
+            w.ed_revisits_30d += (r.try_get::<i64, _>(2)? != 0) as u64;
+        }
+    }
+
+    // Appointments by week due.
+    let (wh, binds) = place("e", 2);
+    let sql = format!(
+        "SELECT a.due_at, a.state FROM {p}appointments a JOIN {p}encounters e
+           ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
+         WHERE a.due_at >= $1 AND a.due_at < $2{wh}"
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to);
+    for b in &binds {
+        q = q.bind(b.clone());
+    }
+    for r in q.fetch_all(pool).await? {
+        let Some(w) = weeks.get_mut(&week_start(r.try_get(0)?)) else {
+            continue;
+        };
+        w.appointments_due += 1;
+        w.appointments_missed += (r.try_get::<i64, _>(1)? == APPT_MISSED) as u64;
+    }
+
+    // Alerts by week raised (of patients with a stay at the facility / in the territory).
+    let (wh, binds) = place("e", 2);
+    let scope = if wh.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND EXISTS (SELECT 1 FROM {p}encounters e WHERE e.patient_id = al.patient_id{wh})"
+        )
+    };
+    let sql = format!(
+        "SELECT al.raised_at, al.resolved_at FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope}"
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to);
+    for b in &binds {
+        q = q.bind(b.clone());
+    }
+    for r in q.fetch_all(pool).await? {
+        let raised: i64 = r.try_get(0)?;
+        let Some(w) = weeks.get_mut(&week_start(raised)) else {
+            continue;
+        };
+        w.alerts_raised += 1;
+        if r.try_get::<Option<i64>, _>(1)?.is_none() {
+            w.alerts_open += 1;
+            w.open_alert_ages_h.push((now - raised).max(0) / 3600);
+        }
+    }
+
+    // HAD census: HAD stays active at some point of the week, by group.
+    let (wh, binds) = place("e", 2);
+    let sql = format!(
+        "SELECT e.admitted_at, e.discharged_at, e.had_group FROM {p}encounters e
+         WHERE e.setting = 3 AND e.admitted_at < $2 AND (e.discharged_at IS NULL OR e.discharged_at >= $1){wh}"
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to);
+    for b in &binds {
+        q = q.bind(b.clone());
+    }
+    let rows = q.fetch_all(pool).await?;
+    for (monday, w) in weeks.iter_mut() {
+        let start = paris_midnight(*monday);
+        let end = paris_midnight(*monday + chrono::Days::new(7));
+        for r in &rows {
+            let admitted: i64 = r.try_get(0)?;
+            let discharged: Option<i64> = r.try_get(1)?;
+            let group: i64 = r.try_get(2)?;
+            if admitted < end && discharged.is_none_or(|d| d >= start) && (1..=3).contains(&group) {
+                w.had[(group - 1) as usize] += 1;
+            }
+        }
+    }
+    Ok(weeks.into_values().collect())
+}

@@ -1,0 +1,28 @@
+//! `journey bench …`: speed figures reported beside baselines measured in the same run
+//! (DESIGN.md §7), so that a noisy machine still gives meaningful ratios.
+//!
+//! - `append`: the log's append paths (issue 2).
+//! - `rebuild`, `query`, `visible`: the read side (issue 3): rebuild speed of the readmission read
+//!   model, query latency over gRPC, and the delay from append to visibility in the read model.
+//!
+//! The server under test is this binary's own `journey up`, started as a child process on a
+//! temporary folder ([`common::start_server`]).
+pub mod append;
+pub mod common;
+pub mod query;
+pub mod rebuild;
+pub mod visible;
+
+pub use append::append;
+pub use common::sample_event;
+
+use crate::cli::BenchWhat;
+
+pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
+    match what {
+        BenchWhat::Append(args) => append::append(args).await,
+        BenchWhat::Rebuild(args) => rebuild::run(args).await,
+        BenchWhat::Query(args) => query::run(args).await,
+        BenchWhat::Visible(args) => visible::run(args).await,
+    }
+}

@@ -1,0 +1,333 @@
+//! The gRPC `Coordination` service over the coordination read model (and, for the readmission
+//! figures of the indicators, the readmission read model of the same database).
+use crate::{
+    errors,
+    readmission_service::{db_error, period},
+};
+use journey_projections::{
+    coordination::{
+        calendar::paris_midnight,
+        followup::{quantile, AppointmentState, LETTER_ITEMS_REQUIRED},
+        queries::{self, Filter, Item},
+        Coordination as Model,
+    },
+    readmission::Readmission,
+    runtime::Runner,
+};
+use journey_proto::{
+    prost_types::Timestamp,
+    v1::{
+        coordination_server::Coordination, AlertView, AppointmentView, FollowUpRequest,
+        FollowUpResponse, IndicatorsRequest, IndicatorsResponse, Referent, Severity,
+        WeekIndicators, WorklistItem, WorklistRequest, WorklistResponse,
+    },
+};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct CoordinationService {
+    pub runner: Arc<Runner<Model>>,
+    /// The readmission read model in the same database, for the readmission indicators.
+    pub readmission: Option<Arc<Runner<Readmission>>>,
+}
+
+fn ts(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+fn now_or(t: Option<&Timestamp>) -> i64 {
+    t.map_or_else(|| chrono::Utc::now().timestamp(), |t| t.seconds)
+}
+
+fn referent(r: queries::Referent) -> Referent {
+    Referent {
+        role: r.role,
+        professional_id: r.professional_id,
+        name: r.name,
+    }
+}
+
+pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
+    let (d, fu) = (i.discharge, i.follow_up);
+    WorklistItem {
+        patient_id: d.patient_id,
+        display_name: d.display_name,
+        encounter_id: d.encounter_id,
+        facility_id: d.facility_id,
+        facility_name: d.facility_name,
+        territory: d.territory,
+        unit: d.unit,
+        setting: d.setting,
+        disposition: d.disposition,
+        discharged_at: ts(d.facts.discharged_at),
+        letter: fu.letter.as_str().into(),
+        letter_delay_days: fu.letter_delay_days.unwrap_or(-1),
+        letter_items_present: fu.letter_items,
+        letter_items_required: LETTER_ITEMS_REQUIRED,
+        medication_reconciliation: fu.reconciliation.as_str().into(),
+        first_contact: fu.first_contact.as_str().into(),
+        first_contact_due_at: ts(fu.first_contact_due_at),
+        first_contact_delay_hours: fu.first_contact_delay_hours.unwrap_or(-1),
+        appointments_upcoming: fu.appointments_upcoming,
+        appointments_done: fu.appointments_done,
+        appointments_missed: fu.appointments_missed,
+        appointments_overdue: fu.appointments_overdue,
+        next_appointment_due_at: fu.next_appointment_due_at.and_then(ts),
+        open_alerts_low: fu.open_alerts[0],
+        open_alerts_moderate: fu.open_alerts[1],
+        open_alerts_high: fu.open_alerts[2],
+        open_alerts_critical: fu.open_alerts[3],
+        unacknowledged_alerts: fu.unacknowledged_alerts,
+        oldest_open_alert_age_hours: fu
+            .oldest_open_alert_at
+            .map_or(0, |t| ((now - t).max(0) / 3600) as u64),
+        referents: d.referents.into_iter().map(referent).collect(),
+        consent: d.consent,
+        overdue: fu.overdue,
+        urgency: fu.urgency,
+        tasks: fu.tasks.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+/// Checks a worklist request; every bad field gets its own message.
+pub fn filter(req: &WorklistRequest) -> Result<Filter, Status> {
+    let sev = Severity::try_from(req.min_alert_severity).map_err(|_| {
+        errors::invalid(
+            "min_alert_severity",
+            &format!(
+                "unknown value {}: use 0 (any) to 4 (critical)",
+                req.min_alert_severity
+            ),
+        )
+    })?;
+    if req.window_days > 3660 {
+        return Err(errors::invalid("window_days", "at most 3660 (ten years)"));
+    }
+    Ok(Filter {
+        facility_id: req.facility_id.clone(),
+        territory: req.territory.clone(),
+        referent_id: req.referent_id.clone(),
+        overdue_only: req.overdue_only,
+        min_alert_severity: sev as i32,
+        window_days: if req.window_days == 0 {
+            30
+        } else {
+            req.window_days as i64
+        },
+    })
+}
+
+pub fn page(size: u32, token: &str, total: usize) -> Result<(usize, usize), Status> {
+    let size = match size {
+        0 => 50,
+        n => n.min(1000) as usize,
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token
+            .parse::<usize>()
+            .map_err(|_| errors::invalid("page_token", "not a token this service issued"))?
+    };
+    if offset > total {
+        return Err(errors::invalid(
+            "page_token",
+            &format!(
+                "page starts at item {offset} but only {total} match; start again without a token"
+            ),
+        ));
+    }
+    Ok((offset, size))
+}
+
+impl CoordinationService {
+    pub async fn worklist_page(&self, req: &WorklistRequest) -> Result<WorklistResponse, Status> {
+        let f = filter(req)?;
+        let now = now_or(req.as_of.as_ref());
+        let checkpoint = self.runner.watch().borrow().checkpoint;
+        let items = queries::worklist(&self.runner.db.pool, &self.runner.live_prefix(), &f, now)
+            .await
+            .map_err(db_error)?;
+        let total = items.len();
+        let (offset, size) = page(req.page_size, &req.page_token, total)?;
+        let next = offset + size;
+        Ok(WorklistResponse {
+            items: items
+                .into_iter()
+                .skip(offset)
+                .take(size)
+                .map(|i| worklist_item(i, now))
+                .collect(),
+            next_page_token: if next < total {
+                next.to_string()
+            } else {
+                String::new()
+            },
+            total: total as u64,
+            checkpoint,
+        })
+    }
+
+    pub async fn follow_up_of(&self, req: &FollowUpRequest) -> Result<FollowUpResponse, Status> {
+        if req.patient_id.is_empty() {
+            return Err(errors::invalid("patient_id", "required"));
+        }
+        let now = now_or(req.as_of.as_ref());
+        let checkpoint = self.runner.watch().borrow().checkpoint;
+        let found = queries::patient(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            &req.patient_id,
+            now,
+        )
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "no follow-up for patient {:?} (never admitted, or not yet projected)",
+                req.patient_id
+            ))
+        })?;
+        Ok(FollowUpResponse {
+            patient_id: req.patient_id.clone(),
+            display_name: found.display_name,
+            discharges: found
+                .discharges
+                .into_iter()
+                .map(|i| worklist_item(i, now))
+                .collect(),
+            appointments: found
+                .appointments
+                .into_iter()
+                .map(|(_, a, with)| AppointmentView {
+                    state: match a.state {
+                        AppointmentState::Completed => "completed",
+                        AppointmentState::Missed => "missed",
+                        AppointmentState::Scheduled if a.due_at < now => "overdue",
+                        AppointmentState::Scheduled => "scheduled",
+                    }
+                    .into(),
+                    appointment_id: a.appointment_id,
+                    kind: a.kind,
+                    due_at: ts(a.due_at),
+                    with_name: with,
+                })
+                .collect(),
+            alerts: found
+                .alerts
+                .into_iter()
+                .map(|(a, rule)| AlertView {
+                    alert_id: a.alert_id,
+                    severity: a.severity,
+                    rule,
+                    reason: a.reason,
+                    raised_at: ts(a.raised_at),
+                    acknowledged: a.acknowledged_at.is_some(),
+                    resolved: a.resolved_at.is_some(),
+                    age_hours: (a.resolved_at.unwrap_or(now) - a.raised_at).max(0) as u64 / 3600,
+                })
+                .collect(),
+            referents: found.referents.into_iter().map(referent).collect(),
+            deceased: found.deceased,
+            checkpoint,
+        })
+    }
+
+    pub async fn indicators_of(
+        &self,
+        req: &IndicatorsRequest,
+    ) -> Result<IndicatorsResponse, Status> {
+        let (from_day, to_day) = period(req.period.as_ref())?;
+        let today = crate::readmission_service::today();
+        // Open-ended periods: the last twelve weeks up to today.
+        let open = |d: i64| d.abs() > 10_000_000;
+        let to_day = if open(to_day) { today } else { to_day };
+        let from_day = if open(from_day) {
+            to_day - 12 * 7 + 1
+        } else {
+            from_day
+        };
+        if to_day - from_day > 3 * 366 {
+            return Err(errors::invalid(
+                "period",
+                "at most three years of weeks at once",
+            ));
+        }
+        let day = |d: i64| paris_midnight(chrono::NaiveDate::default() + chrono::Duration::days(d));
+        let now = chrono::Utc::now().timestamp();
+        let checkpoint = self.runner.watch().borrow().checkpoint;
+        let rp = self.readmission.as_ref().map(|r| r.live_prefix());
+        let weeks = queries::indicators(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            rp.as_deref(),
+            day(from_day),
+            day(to_day + 1),
+            &req.facility_id,
+            &req.territory,
+            now,
+        )
+        .await
+        .map_err(db_error)?;
+        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        Ok(IndicatorsResponse {
+            weeks: weeks
+                .into_iter()
+                .map(|mut w| WeekIndicators {
+                    week: w.week.format("%Y-%m-%d").to_string(),
+                    discharges: w.discharges,
+                    index_stays: w.index_stays,
+                    readmissions_30d: w.readmissions_30d,
+                    readmission_rate: ratio(w.readmissions_30d, w.index_stays),
+                    ed_revisits_30d: w.ed_revisits_30d,
+                    first_contacts: w.first_contact_delays_h.len() as u64,
+                    first_contact_delay_median_hours: quantile(&mut w.first_contact_delays_h, 0.5)
+                        .unwrap_or(-1),
+                    first_contact_delay_p90_hours: quantile(&mut w.first_contact_delays_h, 0.9)
+                        .unwrap_or(-1),
+                    letters: w.letters,
+                    letter_same_day_rate: ratio(w.letters_same_day, w.discharges),
+                    letter_completeness: ratio(
+                        w.letter_items_sum,
+                        w.letters * LETTER_ITEMS_REQUIRED as u64,
+                    ),
+                    appointments_due: w.appointments_due,
+                    appointments_missed: w.appointments_missed,
+                    alerts_raised: w.alerts_raised,
+                    alerts_open: w.alerts_open,
+                    open_alert_age_median_hours: quantile(&mut w.open_alert_ages_h, 0.5)
+                        .unwrap_or(-1),
+                    had_palliative: w.had[0],
+                    had_acute_chronic: w.had[1],
+                    had_nursing_home_support: w.had[2],
+                })
+                .collect(),
+            checkpoint,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Coordination for CoordinationService {
+    async fn worklist(
+        &self,
+        request: Request<WorklistRequest>,
+    ) -> Result<Response<WorklistResponse>, Status> {
+        Ok(Response::new(self.worklist_page(request.get_ref()).await?))
+    }
+
+    async fn follow_up(
+        &self,
+        request: Request<FollowUpRequest>,
+    ) -> Result<Response<FollowUpResponse>, Status> {
+        Ok(Response::new(self.follow_up_of(request.get_ref()).await?))
+    }
+
+    async fn indicators(
+        &self,
+        request: Request<IndicatorsRequest>,
+    ) -> Result<Response<IndicatorsResponse>, Status> {
+        Ok(Response::new(self.indicators_of(request.get_ref()).await?))
+    }
+}

@@ -1,0 +1,1028 @@
+//! The coordination dashboard: server-rendered HTML (no JavaScript), in French and English
+//! (`?lang=fr|en`): the worklist with its filters, a patient page with the timeline, and the
+//! weekly indicators with SVG trend charts.
+use crate::{coordination_service::CoordinationService, projections_service::LogAccess, timeline};
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use journey_proto::v1::{
+    FollowUpRequest, IndicatorsRequest, Period, Severity, WeekIndicators, WorklistItem,
+    WorklistRequest,
+};
+use serde::Deserialize;
+use std::fmt::Write;
+
+#[derive(Clone)]
+pub struct Dashboard {
+    pub coordination: CoordinationService,
+    pub log: LogAccess,
+}
+
+pub fn router(d: Dashboard) -> Router {
+    Router::new()
+        .route("/", get(worklist))
+        .route("/patients/{id}", get(patient))
+        .route("/indicators", get(indicators))
+        .with_state(d)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    lang: Option<String>,
+    facility: Option<String>,
+    territory: Option<String>,
+    referent: Option<String>,
+    overdue: Option<String>,
+    severity: Option<String>,
+    page: Option<String>,
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Lang {
+    En,
+    Fr,
+}
+
+impl Lang {
+    fn of(p: &Params) -> Lang {
+        match p.lang.as_deref() {
+            Some("fr") => Lang::Fr,
+            _ => Lang::En,
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+}
+
+/// The dashboard's words, in both languages.
+fn t(lang: Lang, key: &str) -> &str {
+    let fr = lang == Lang::Fr;
+    match key {
+        "title" => {
+            if fr {
+                "Parcours patient — coordination"
+            } else {
+                "Patient journey — coordination"
+            }
+        }
+        "worklist" => {
+            if fr {
+                "Liste de travail"
+            } else {
+                "Worklist"
+            }
+        }
+        "indicators" => {
+            if fr {
+                "Indicateurs"
+            } else {
+                "Indicators"
+            }
+        }
+        "patient" => {
+            if fr {
+                "Patient"
+            } else {
+                "Patient"
+            }
+        }
+        "facility" => {
+            if fr {
+                "Établissement"
+            } else {
+                "Facility"
+            }
+        }
+        "territory" => {
+            if fr {
+                "Territoire"
+            } else {
+                "Territory"
+            }
+        }
+        "referent" => {
+            if fr {
+                "Référent (identifiant)"
+            } else {
+                "Referent (id)"
+            }
+        }
+        "overdue_only" => {
+            if fr {
+                "En retard seulement"
+            } else {
+                "Overdue only"
+            }
+        }
+        "severity" => {
+            if fr {
+                "Alerte au moins"
+            } else {
+                "Alert at least"
+            }
+        }
+        "any" => {
+            if fr {
+                "toutes"
+            } else {
+                "any"
+            }
+        }
+        "filter" => {
+            if fr {
+                "Filtrer"
+            } else {
+                "Filter"
+            }
+        }
+        "discharged" => {
+            if fr {
+                "Sortie"
+            } else {
+                "Discharged"
+            }
+        }
+        "letter" => {
+            if fr {
+                "Lettre de liaison"
+            } else {
+                "Discharge letter"
+            }
+        }
+        "first_contact" => {
+            if fr {
+                "Premier contact"
+            } else {
+                "First contact"
+            }
+        }
+        "appointments" => {
+            if fr {
+                "Rendez-vous"
+            } else {
+                "Appointments"
+            }
+        }
+        "alerts" => {
+            if fr {
+                "Alertes"
+            } else {
+                "Alerts"
+            }
+        }
+        "todo" => {
+            if fr {
+                "À faire"
+            } else {
+                "To do"
+            }
+        }
+        "none" => {
+            if fr {
+                "Aucun patient ne correspond."
+            } else {
+                "No patient matches."
+            }
+        }
+        "next" => {
+            if fr {
+                "Page suivante"
+            } else {
+                "Next page"
+            }
+        }
+        "timeline" => {
+            if fr {
+                "Chronologie"
+            } else {
+                "Timeline"
+            }
+        }
+        "followup" => {
+            if fr {
+                "Suivi après sortie"
+            } else {
+                "Follow-up after discharge"
+            }
+        }
+        "referents" => {
+            if fr {
+                "Référents"
+            } else {
+                "Referents"
+            }
+        }
+        "week" => {
+            if fr {
+                "Semaine"
+            } else {
+                "Week"
+            }
+        }
+        "readmission_rate" => {
+            if fr {
+                "Taux de réhospitalisation à 30 j"
+            } else {
+                "30-day readmission rate"
+            }
+        }
+        "contact_delay" => {
+            if fr {
+                "Délai du premier contact (h, médiane / p90)"
+            } else {
+                "First-contact delay (h, median / p90)"
+            }
+        }
+        "same_day" => {
+            if fr {
+                "Lettres le jour même"
+            } else {
+                "Same-day letters"
+            }
+        }
+        "completeness" => {
+            if fr {
+                "Complétude des lettres"
+            } else {
+                "Letter completeness"
+            }
+        }
+        "missed" => {
+            if fr {
+                "Rendez-vous manqués"
+            } else {
+                "Missed appointments"
+            }
+        }
+        "ed" => {
+            if fr {
+                "Passages aux urgences ≤ 30 j"
+            } else {
+                "ED visits ≤ 30 d"
+            }
+        }
+        "open_alerts" => {
+            if fr {
+                "Alertes ouvertes (âge médian, h)"
+            } else {
+                "Open alerts (median age, h)"
+            }
+        }
+        "had" => {
+            if fr {
+                "HAD (palliatif / aigu-chronique / EHPAD)"
+            } else {
+                "HAD (palliative / acute-chronic / nursing home)"
+            }
+        }
+        "discharges" => {
+            if fr {
+                "Sorties"
+            } else {
+                "Discharges"
+            }
+        }
+        "matching" => {
+            if fr {
+                "patients"
+            } else {
+                "patients"
+            }
+        }
+        "up_to" => {
+            if fr {
+                "à jour jusqu'à l'événement"
+            } else {
+                "up to event"
+            }
+        }
+        "from" => {
+            if fr {
+                "Du"
+            } else {
+                "From"
+            }
+        }
+        "to" => {
+            if fr {
+                "au"
+            } else {
+                "to"
+            }
+        }
+        "deceased" => {
+            if fr {
+                "Décédé"
+            } else {
+                "Deceased"
+            }
+        }
+        "not_found" => {
+            if fr {
+                "Patient inconnu"
+            } else {
+                "Unknown patient"
+            }
+        }
+        _ => key,
+    }
+}
+
+fn task_label(lang: Lang, task: &str) -> String {
+    let fr = lang == Lang::Fr;
+    match task {
+        "critical_alert_open" => {
+            if fr {
+                "alerte critique"
+            } else {
+                "critical alert"
+            }
+        }
+        "high_alert_open" => {
+            if fr {
+                "alerte élevée"
+            } else {
+                "high alert"
+            }
+        }
+        "alert_open" => {
+            if fr {
+                "alerte ouverte"
+            } else {
+                "open alert"
+            }
+        }
+        "first_contact_overdue" => {
+            if fr {
+                "premier contact en retard"
+            } else {
+                "first contact overdue"
+            }
+        }
+        "appointment_missed" => {
+            if fr {
+                "rendez-vous manqué"
+            } else {
+                "missed appointment"
+            }
+        }
+        "appointment_unconfirmed" => {
+            if fr {
+                "rendez-vous non confirmé"
+            } else {
+                "appointment not confirmed"
+            }
+        }
+        "letter_overdue" => {
+            if fr {
+                "lettre non envoyée"
+            } else {
+                "letter not sent"
+            }
+        }
+        "reconciliation_overdue" => {
+            if fr {
+                "conciliation à faire"
+            } else {
+                "reconciliation overdue"
+            }
+        }
+        "letter_incomplete" => {
+            if fr {
+                "lettre incomplète"
+            } else {
+                "letter incomplete"
+            }
+        }
+        "first_contact_due" => {
+            if fr {
+                "premier contact à venir"
+            } else {
+                "first contact due"
+            }
+        }
+        other => other,
+    }
+    .to_string()
+}
+
+fn timeliness_label(lang: Lang, s: &str) -> &'static str {
+    let fr = lang == Lang::Fr;
+    match s {
+        "on_time" => {
+            if fr {
+                "à l'heure"
+            } else {
+                "on time"
+            }
+        }
+        "late" => {
+            if fr {
+                "en retard"
+            } else {
+                "late"
+            }
+        }
+        "pending" => {
+            if fr {
+                "attendu"
+            } else {
+                "pending"
+            }
+        }
+        "overdue" => {
+            if fr {
+                "EN RETARD"
+            } else {
+                "OVERDUE"
+            }
+        }
+        _ => "?",
+    }
+}
+
+/// HTML-escapes text.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2733}\
+nav a{margin-right:1rem}table{border-collapse:collapse;width:100%;font-size:.9rem}\
+th,td{border-bottom:1px solid #dde3ea;padding:.35rem .5rem;text-align:left;vertical-align:top}\
+th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#b86e00}\
+.critical{background:#fde7e9}.high{background:#fff1e0}form{margin:1rem 0;display:flex;gap:.75rem;flex-wrap:wrap;align-items:end}\
+label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;font-size:.85rem}\
+.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem}";
+
+fn page(lang: Lang, title: &str, body: &str) -> Html<String> {
+    let l = lang.code();
+    Html(format!(
+        "<!doctype html><html lang=\"{l}\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{STYLE}</style></head>\
+         <body><nav><a href=\"/?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
+         <a href=\"?lang={}\">{}</a></nav><h1>{}</h1>{body}</body></html>",
+        esc(title),
+        t(lang, "title"),
+        t(lang, "worklist"),
+        t(lang, "indicators"),
+        if lang == Lang::Fr { "en" } else { "fr" },
+        if lang == Lang::Fr { "English" } else { "Français" },
+        esc(title),
+    ))
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("bad request: {message}\n")).into_response()
+}
+
+fn status_response(s: tonic::Status) -> Response {
+    match s.code() {
+        tonic::Code::InvalidArgument => bad_request(s.message()),
+        tonic::Code::NotFound => {
+            (StatusCode::NOT_FOUND, format!("{}\n", s.message())).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", s.message()),
+        )
+            .into_response(),
+    }
+}
+
+fn when(ts: Option<&journey_proto::prost_types::Timestamp>) -> String {
+    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|d| {
+            d.with_timezone(&chrono_tz::Europe::Paris)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Known query keys; anything else is refused (a typo should not silently show everything).
+const KNOWN: &[&str] = &[
+    "lang",
+    "facility",
+    "territory",
+    "referent",
+    "overdue",
+    "severity",
+    "page",
+    "window",
+    "from",
+    "to",
+];
+
+fn unknown_keys(raw: Option<&str>) -> Option<String> {
+    raw?.split('&')
+        .filter_map(|kv| kv.split('=').next())
+        .find(|k| !k.is_empty() && !KNOWN.contains(k))
+        .map(str::to_string)
+}
+
+async fn worklist(
+    State(d): State<Dashboard>,
+    uri: axum::http::Uri,
+    Query(p): Query<Params>,
+) -> Response {
+    if let Some(k) = unknown_keys(uri.query()) {
+        return bad_request(&format!(
+            "unknown filter {k:?}; known: {}",
+            KNOWN.join(", ")
+        ));
+    }
+    let lang = Lang::of(&p);
+    let severity = match p.severity.as_deref().unwrap_or("") {
+        "" => 0,
+        s => match s.parse::<i32>().ok().filter(|v| (0..=4).contains(v)) {
+            Some(v) => v,
+            None => return bad_request(&format!("severity {s:?}: use 0 (any) to 4 (critical)")),
+        },
+    };
+    let window = match p.window.as_deref().unwrap_or("") {
+        "" => 0,
+        s => match s.parse::<u32>() {
+            Ok(v) => v,
+            Err(_) => return bad_request(&format!("window {s:?}: a number of days")),
+        },
+    };
+    let req = WorklistRequest {
+        facility_id: p.facility.clone().unwrap_or_default(),
+        territory: p.territory.clone().unwrap_or_default(),
+        referent_id: p.referent.clone().unwrap_or_default(),
+        overdue_only: matches!(p.overdue.as_deref(), Some("on" | "1" | "true")),
+        min_alert_severity: severity,
+        page_size: 50,
+        page_token: p.page.clone().unwrap_or_default(),
+        as_of: None,
+        window_days: window,
+    };
+    let resp = match d.coordination.worklist_page(&req).await {
+        Ok(r) => r,
+        Err(s) => return status_response(s),
+    };
+    let mut b = String::new();
+    let sel = |v: i32| if v == severity { " selected" } else { "" };
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"/\" id=\"filters\"><input type=\"hidden\" name=\"lang\" value=\"{l}\">\
+         <label>{}<input name=\"facility\" value=\"{}\"></label>\
+         <label>{}<input name=\"territory\" value=\"{}\"></label>\
+         <label>{}<input name=\"referent\" value=\"{}\"></label>\
+         <label>{}<input type=\"checkbox\" name=\"overdue\"{}></label>\
+         <label>{}<select name=\"severity\"><option value=\"0\"{}>{}</option><option value=\"1\"{}>low</option>\
+         <option value=\"2\"{}>moderate</option><option value=\"3\"{}>high</option><option value=\"4\"{}>critical</option></select></label>\
+         <button type=\"submit\">{}</button></form>",
+        t(lang, "facility"),
+        esc(&req.facility_id),
+        t(lang, "territory"),
+        esc(&req.territory),
+        t(lang, "referent"),
+        esc(&req.referent_id),
+        t(lang, "overdue_only"),
+        if req.overdue_only { " checked" } else { "" },
+        t(lang, "severity"),
+        sel(0),
+        t(lang, "any"),
+        sel(1),
+        sel(2),
+        sel(3),
+        sel(4),
+        t(lang, "filter"),
+        l = lang.code(),
+    );
+    let _ = write!(
+        b,
+        "<p class=\"muted\" id=\"summary\"><span id=\"total\">{}</span> {} · {} #{}</p>",
+        resp.total,
+        t(lang, "matching"),
+        t(lang, "up_to"),
+        resp.checkpoint
+    );
+    if resp.items.is_empty() {
+        let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
+    } else {
+        let _ = write!(
+            b,
+            "<table id=\"worklist\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            t(lang, "patient"),
+            t(lang, "facility"),
+            t(lang, "discharged"),
+            t(lang, "letter"),
+            t(lang, "first_contact"),
+            t(lang, "appointments"),
+            t(lang, "alerts"),
+            t(lang, "todo"),
+        );
+        for i in &resp.items {
+            row(&mut b, lang, i);
+        }
+        b.push_str("</tbody></table>");
+    }
+    if !resp.next_page_token.is_empty() {
+        let mut q = String::new();
+        for (k, v) in [
+            ("lang", lang.code().to_string()),
+            ("facility", req.facility_id.clone()),
+            ("territory", req.territory.clone()),
+            ("referent", req.referent_id.clone()),
+            (
+                "overdue",
+                if req.overdue_only {
+                    "on".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("severity", severity.to_string()),
+            ("page", resp.next_page_token.clone()),
+        ] {
+            if !v.is_empty() {
+                let _ = write!(q, "{}{k}={}", if q.is_empty() { "?" } else { "&" }, enc(&v));
+            }
+        }
+        let _ = write!(
+            b,
+            "<p><a id=\"next\" href=\"/{q}\">{} →</a></p>",
+            t(lang, "next")
+        );
+    }
+    page(lang, t(lang, "worklist"), &b).into_response()
+}
+
+fn row(b: &mut String, lang: Lang, i: &WorklistItem) {
+    let class = if i.open_alerts_critical > 0 {
+        "critical"
+    } else if i.open_alerts_high > 0 {
+        "high"
+    } else {
+        ""
+    };
+    let cell = |s: &str| {
+        let c = match s {
+            "overdue" => "overdue",
+            "late" => "late",
+            _ => "",
+        };
+        format!("<span class=\"{c}\">{}</span>", timeliness_label(lang, s))
+    };
+    let name = if i.display_name.is_empty() {
+        &i.patient_id
+    } else {
+        &i.display_name
+    };
+    let tasks: Vec<String> = i.tasks.iter().map(|t| task_label(lang, t)).collect();
+    let _ = write!(
+        b,
+        "<tr class=\"{class}\" data-patient-id=\"{pid}\" data-urgency=\"{}\" data-overdue=\"{}\">\
+         <td><a href=\"/patients/{}?lang={}\">{}</a></td><td>{}<br><span class=\"muted\">{} · {}</span></td><td>{}</td>\
+         <td>{} <span class=\"muted\">{}/{}</span></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td></tr>",
+        i.urgency,
+        i.overdue,
+        enc(&i.patient_id),
+        lang.code(),
+        esc(name),
+        esc(if i.facility_name.is_empty() { &i.facility_id } else { &i.facility_name }),
+        esc(&i.unit),
+        esc(&i.territory),
+        when(i.discharged_at.as_ref()),
+        cell(&i.letter),
+        i.letter_items_present,
+        i.letter_items_required,
+        cell(&i.first_contact),
+        i.appointments_done,
+        i.appointments_upcoming,
+        i.appointments_missed + i.appointments_overdue,
+        alerts_cell(i),
+        esc(&tasks.join(", ")),
+        pid = esc(&i.patient_id),
+    );
+}
+
+fn alerts_cell(i: &WorklistItem) -> String {
+    let mut parts = Vec::new();
+    for (n, label) in [
+        (i.open_alerts_critical, "critical"),
+        (i.open_alerts_high, "high"),
+        (i.open_alerts_moderate, "moderate"),
+        (i.open_alerts_low, "low"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    if parts.is_empty() {
+        "—".into()
+    } else {
+        format!(
+            "{} <span class=\"muted\">({} h)</span>",
+            parts.join(", "),
+            i.oldest_open_alert_age_hours
+        )
+    }
+}
+
+async fn patient(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    Query(p): Query<Params>,
+) -> Response {
+    let lang = Lang::of(&p);
+    let fu = match d
+        .coordination
+        .follow_up_of(&FollowUpRequest {
+            patient_id: id.clone(),
+            as_of: None,
+        })
+        .await
+    {
+        Ok(f) => Some(f),
+        Err(s) if s.code() == tonic::Code::NotFound => None,
+        Err(s) => return status_response(s),
+    };
+    let events = match timeline::read_patient(&d.log, &id).await {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the log: {e:#}\n"),
+            )
+                .into_response()
+        }
+    };
+    if fu.is_none() && events.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            page(lang, t(lang, "not_found"), &format!("<p>{}</p>", esc(&id))),
+        )
+            .into_response();
+    }
+    let mut b = String::new();
+    let title = fu
+        .as_ref()
+        .map(|f| f.display_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.clone());
+    let _ = write!(b, "<p class=\"muted\">{}</p>", esc(&id));
+    if let Some(f) = &fu {
+        if f.deceased {
+            let _ = write!(b, "<p><b>{}</b></p>", t(lang, "deceased"));
+        }
+        let _ = write!(b, "<h2>{}</h2>", t(lang, "followup"));
+        if !f.discharges.is_empty() {
+            let _ = write!(
+                b,
+                "<table id=\"followup\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+                t(lang, "patient"), t(lang, "facility"), t(lang, "discharged"), t(lang, "letter"),
+                t(lang, "first_contact"), t(lang, "appointments"), t(lang, "alerts"), t(lang, "todo"),
+            );
+            for i in &f.discharges {
+                row(&mut b, lang, i);
+            }
+            b.push_str("</tbody></table>");
+        }
+        if !f.referents.is_empty() {
+            let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
+            for r in &f.referents {
+                let role = journey_proto::v1::Role::try_from(r.role)
+                    .map_or("?".into(), |r| r.as_str_name().to_lowercase());
+                let _ = write!(b, "<li>{} — {}</li>", esc(&role), esc(&r.name));
+            }
+            b.push_str("</ul>");
+        }
+        if !f.alerts.is_empty() {
+            let _ = write!(b, "<h3>{}</h3><ul id=\"alerts\">", t(lang, "alerts"));
+            for a in &f.alerts {
+                let sev = Severity::try_from(a.severity)
+                    .map_or("?".into(), |s| s.as_str_name().to_lowercase());
+                let state = if a.resolved {
+                    "resolved"
+                } else if a.acknowledged {
+                    "acknowledged"
+                } else {
+                    "open"
+                };
+                let _ = write!(
+                    b,
+                    "<li data-state=\"{state}\">{} · {} · {} · {}</li>",
+                    when(a.raised_at.as_ref()),
+                    esc(&sev),
+                    esc(&a.reason),
+                    state
+                );
+            }
+            b.push_str("</ul>");
+        }
+    }
+    let _ = write!(b, "<h2>{}</h2><ol id=\"timeline\">", t(lang, "timeline"));
+    for e in &events {
+        let e = timeline::entry(e);
+        let _ = write!(
+            b,
+            "<li data-kind=\"{kind}\"><b>{kind}</b> <span class=\"muted\">{} · {} · {} (recorded {})</span><br><code>{}</code></li>",
+            esc(&e.occurred_at), esc(&e.actor), esc(&e.source), esc(&e.recorded_at), esc(&e.detail),
+            kind = esc(e.kind),
+        );
+    }
+    b.push_str("</ol>");
+    page(lang, &title, &b).into_response()
+}
+
+/// A line chart of one weekly series, as inline SVG.
+fn chart(
+    id: &str,
+    title: &str,
+    weeks: &[WeekIndicators],
+    value: impl Fn(&WeekIndicators) -> Option<f64>,
+) -> String {
+    let (w, h, pad) = (360.0, 140.0, 24.0);
+    let points: Vec<(usize, f64)> = weeks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, wk)| value(wk).map(|v| (i, v)))
+        .collect();
+    let max = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9);
+    let n = weeks.len().max(2) - 1;
+    let xy = |i: usize, v: f64| {
+        (
+            pad + (w - 2.0 * pad) * i as f64 / n as f64,
+            h - pad - (h - 2.0 * pad) * v / max,
+        )
+    };
+    let poly: Vec<String> = points
+        .iter()
+        .map(|&(i, v)| {
+            let (x, y) = xy(i, v);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    let mut s = format!(
+        "<div class=\"chart\"><h3>{}</h3><svg id=\"{id}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">\
+         <line x1=\"{pad}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#99a\"/><text x=\"2\" y=\"{ty}\" font-size=\"10\">{max:.2}</text>\
+         <polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" points=\"{}\"/>",
+        esc(title), esc(title), poly.join(" "),
+        y0 = h - pad, x1 = w - pad, ty = pad,
+    );
+    for &(i, v) in &points {
+        let (x, y) = xy(i, v);
+        let _ = write!(s, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"#1565c0\"><title>{}: {v:.2}</title></circle>", esc(&weeks[i].week));
+    }
+    if let (Some(first), Some(last)) = (weeks.first(), weeks.last()) {
+        let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
+            h - 6.0, esc(&first.week), w - pad, h - 6.0, esc(&last.week));
+    }
+    s.push_str("</svg></div>");
+    s
+}
+
+async fn indicators(State(d): State<Dashboard>, Query(p): Query<Params>) -> Response {
+    let lang = Lang::of(&p);
+    let req = IndicatorsRequest {
+        period: Some(Period {
+            from_date: p.from.clone().unwrap_or_default(),
+            to_date: p.to.clone().unwrap_or_default(),
+        }),
+        facility_id: p.facility.clone().unwrap_or_default(),
+        territory: p.territory.clone().unwrap_or_default(),
+    };
+    let resp = match d.coordination.indicators_of(&req).await {
+        Ok(r) => r,
+        Err(s) => return status_response(s),
+    };
+    let weeks = &resp.weeks;
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"/indicators\"><input type=\"hidden\" name=\"lang\" value=\"{}\">\
+         <label>{}<input name=\"from\" type=\"date\" value=\"{}\"></label><label>{}<input name=\"to\" type=\"date\" value=\"{}\"></label>\
+         <label>{}<input name=\"facility\" value=\"{}\"></label><label>{}<input name=\"territory\" value=\"{}\"></label>\
+         <button type=\"submit\">{}</button></form>",
+        lang.code(),
+        t(lang, "from"), esc(p.from.as_deref().unwrap_or("")),
+        t(lang, "to"), esc(p.to.as_deref().unwrap_or("")),
+        t(lang, "facility"), esc(&req.facility_id),
+        t(lang, "territory"), esc(&req.territory),
+        t(lang, "filter"),
+    );
+    let opt = |v: i64| (v >= 0).then_some(v as f64);
+    b.push_str("<div class=\"charts\">");
+    b.push_str(&chart(
+        "chart-readmission",
+        t(lang, "readmission_rate"),
+        weeks,
+        |w| (w.index_stays > 0).then_some(w.readmission_rate),
+    ));
+    b.push_str(&chart(
+        "chart-contact",
+        t(lang, "contact_delay"),
+        weeks,
+        |w| opt(w.first_contact_delay_median_hours),
+    ));
+    b.push_str(&chart("chart-letters", t(lang, "same_day"), weeks, |w| {
+        (w.discharges > 0).then_some(w.letter_same_day_rate)
+    }));
+    b.push_str(&chart("chart-missed", t(lang, "missed"), weeks, |w| {
+        Some(w.appointments_missed as f64)
+    }));
+    b.push_str("</div>");
+    let _ = write!(
+        b,
+        "<table id=\"indicators\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "week"), t(lang, "discharges"), t(lang, "readmission_rate"), t(lang, "ed"), t(lang, "contact_delay"),
+        t(lang, "same_day"), t(lang, "completeness"), t(lang, "missed"), t(lang, "open_alerts"), t(lang, "had"),
+    );
+    let hours = |v: i64| {
+        if v < 0 {
+            "—".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    for w in weeks {
+        let _ = write!(
+            b,
+            "<tr data-week=\"{}\"><td>{}</td><td>{}</td><td>{:.1} % ({}/{})</td><td>{}</td><td>{} / {}</td><td>{:.0} %</td><td>{:.0} %</td><td>{}/{}</td><td>{} ({})</td><td>{} / {} / {}</td></tr>",
+            esc(&w.week), esc(&w.week), w.discharges, 100.0 * w.readmission_rate, w.readmissions_30d, w.index_stays,
+            w.ed_revisits_30d, hours(w.first_contact_delay_median_hours), hours(w.first_contact_delay_p90_hours),
+            100.0 * w.letter_same_day_rate, 100.0 * w.letter_completeness, w.appointments_missed, w.appointments_due,
+            w.alerts_open, hours(w.open_alert_age_median_hours), w.had_palliative, w.had_acute_chronic, w.had_nursing_home_support,
+        );
+    }
+    b.push_str("</tbody></table>");
+    let _ = write!(
+        b,
+        "<p class=\"muted\">{} #{}</p>",
+        t(lang, "up_to"),
+        resp.checkpoint
+    );
+    page(lang, t(lang, "indicators"), &b).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_encodes_queries() {
+        assert_eq!(
+            esc("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+        assert_eq!(enc("a b&c=é"), "a%20b%26c%3D%C3%A9");
+        assert_eq!(unknown_keys(Some("lang=fr&overdue=on")), None);
+        assert_eq!(
+            unknown_keys(Some("lang=fr&color=red")),
+            Some("color".into())
+        );
+    }
+
+    #[test]
+    fn every_word_exists_in_both_languages() {
+        for key in [
+            "title",
+            "worklist",
+            "indicators",
+            "letter",
+            "first_contact",
+            "timeline",
+            "readmission_rate",
+            "had",
+        ] {
+            assert_ne!(t(Lang::En, key), key);
+            assert_ne!(t(Lang::Fr, key), t(Lang::En, key), "{key} untranslated");
+        }
+    }
+}

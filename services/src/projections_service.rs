@@ -1,0 +1,140 @@
+//! The gRPC `Projections` service: the state of every read model this process runs, and
+//! rebuilds by name (fresh tables beside the live ones, progress streamed, then a swap).
+use journey_event_log::EventLog;
+use journey_projections::{
+    coordination::Coordination,
+    readmission::Readmission,
+    runtime::{Progress, Projection, Runner},
+    source::{EventSource, Grpc, InProcess},
+};
+use journey_proto::v1::{
+    projections_server::Projections, ProjectionState, ProjectionStatusRequest,
+    ProjectionStatusResponse, RebuildProgress, RebuildRequest,
+};
+use std::{pin::Pin, sync::Arc};
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+/// Where a rebuild reads the log from.
+#[derive(Clone)]
+pub enum LogAccess {
+    InProcess(Arc<EventLog>),
+    Remote(String),
+}
+
+#[derive(Clone)]
+pub struct ProjectionsService {
+    pub readmission: Option<Arc<Runner<Readmission>>>,
+    pub coordination: Option<Arc<Runner<Coordination>>>,
+    pub log: LogAccess,
+}
+
+type Progressed = mpsc::Sender<Result<RebuildProgress, Status>>;
+
+fn state<P: Projection>(r: &Runner<P>) -> ProjectionState {
+    let s = *r.watch().borrow();
+    ProjectionState {
+        name: r.projection.name().into(),
+        checkpoint: s.checkpoint,
+        generation: s.generation,
+    }
+}
+
+/// Rebuilds one read model from `log`, sending progress to `tx`; errors end the stream.
+async fn rebuild<P: Projection>(runner: Arc<Runner<P>>, log: LogAccess, tx: Progressed) {
+    let report = {
+        let tx = tx.clone();
+        move |p: Progress| {
+            let _ = tx.try_send(Ok(RebuildProgress {
+                applied: p.applied,
+                target: p.target,
+                events_per_sec: p.events_per_sec,
+                done: p.done,
+            }));
+        }
+    };
+    async fn with<P: Projection, S: EventSource>(
+        runner: &Runner<P>,
+        mut source: S,
+        report: impl Fn(Progress),
+    ) -> anyhow::Result<()> {
+        runner.rebuild(&mut source, report).await.map(|_| ())
+    }
+    let result = match log {
+        LogAccess::InProcess(log) => with(&runner, InProcess::new(log), report).await,
+        LogAccess::Remote(url) => match Grpc::connect(&url).await {
+            Ok(source) => with(&runner, source, report).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %format!("{e:#}"), projection = runner.projection.name(), "rebuild failed");
+        let _ = tx
+            .send(Err(Status::internal(format!("rebuild failed: {e:#}"))))
+            .await;
+    }
+}
+
+impl ProjectionsService {
+    fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.readmission {
+            v.push(r.projection.name());
+        }
+        if let Some(r) = &self.coordination {
+            v.push(r.projection.name());
+        }
+        v
+    }
+}
+
+#[tonic::async_trait]
+impl Projections for ProjectionsService {
+    async fn status(
+        &self,
+        _: Request<ProjectionStatusRequest>,
+    ) -> Result<Response<ProjectionStatusResponse>, Status> {
+        let mut projections = Vec::new();
+        if let Some(r) = &self.readmission {
+            projections.push(state(r));
+        }
+        if let Some(r) = &self.coordination {
+            projections.push(state(r));
+        }
+        let log_head = match &self.log {
+            LogAccess::InProcess(log) => log.head().position,
+            LogAccess::Remote(_) => 0,
+        };
+        Ok(Response::new(ProjectionStatusResponse {
+            projections,
+            log_head,
+        }))
+    }
+
+    type RebuildStream = Pin<Box<dyn Stream<Item = Result<RebuildProgress, Status>> + Send>>;
+
+    async fn rebuild(
+        &self,
+        request: Request<RebuildRequest>,
+    ) -> Result<Response<Self::RebuildStream>, Status> {
+        let name = request.into_inner().projection;
+        let (tx, rx) = mpsc::channel(16);
+        let log = self.log.clone();
+        match (name.as_str(), &self.readmission, &self.coordination) {
+            ("readmission", Some(r), _) => {
+                tokio::spawn(rebuild(r.clone(), log, tx));
+            }
+            ("coordination", _, Some(r)) => {
+                tokio::spawn(rebuild(r.clone(), log, tx));
+            }
+            _ => {
+                return Err(Status::not_found(format!(
+                    "unknown projection {name:?}; this server runs: {}",
+                    self.names().join(", ")
+                )))
+            }
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
