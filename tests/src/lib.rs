@@ -303,7 +303,7 @@ impl Drop for PgDb {
     }
 }
 
-/// Waits until the server's readmission projection has applied the whole log.
+/// Waits until every projection of the server has applied the log up to `log_head`.
 pub async fn wait_projected(grpc: &str, log_head: u64) {
     use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
     let mut c = ProjectionsClient::new(journey_services::client::channel(grpc).await.unwrap());
@@ -314,13 +314,14 @@ pub async fn wait_projected(grpc: &str, log_head: u64) {
             .await
             .unwrap()
             .into_inner();
-        if s.projections[0].checkpoint >= log_head {
+        let slowest = s.projections.iter().map(|p| p.checkpoint).min().unwrap_or(0);
+        if slowest >= log_head {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "projection stuck at {} of {log_head}",
-            s.projections[0].checkpoint
+            "projections stuck at {:?} of {log_head}",
+            s.projections
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
