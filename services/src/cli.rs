@@ -95,7 +95,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ServeWhat {
     /// The Readmission gRPC service and its projection.
-    Readmission(crate::config::ReadmissionConfig),
+    Readmission(crate::config::ReadSideConfig),
+    /// The Coordination gRPC service, its projection (and the readmission one, for the
+    /// indicators) and the dashboard over HTTP.
+    Coordination(crate::config::ReadSideConfig),
     /// The telemonitoring alert reactor: appends `AlertRaised` when an observation crosses a
     /// care-plan or default threshold (exactly once per crossing, also across restarts).
     Reactor(crate::reactor::ReactorConfig),

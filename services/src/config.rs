@@ -42,9 +42,9 @@ pub struct ServerConfig {
     pub no_reactor: bool,
 }
 
-/// `journey serve readmission`: the readmission service alone, reading a remote log.
+/// `journey serve readmission|coordination`: a read side alone, reading a remote log.
 #[derive(Debug, Clone, Args)]
-pub struct ReadmissionConfig {
+pub struct ReadSideConfig {
     /// The event log's gRPC address (catch-up, gap refill, rebuilds).
     #[arg(
         long,
@@ -62,7 +62,7 @@ pub struct ReadmissionConfig {
     #[arg(
         long,
         env = "JOURNEY_DATABASE_URL",
-        default_value = "sqlite://./data/readmission.sqlite"
+        default_value = "sqlite://./data/read-side.sqlite"
     )]
     pub database_url: String,
     /// gRPC listen address (port 0 = any free port).

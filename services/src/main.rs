@@ -1,10 +1,22 @@
 //! `journey`: parse, start telemetry, run the verb.
 use clap::Parser;
+use journey_services::serve::ReadSide;
 use journey_services::{
     cli::{self, Cli, Command},
     telemetry,
 };
 use std::process::ExitCode;
+
+async fn serve_read_side(
+    side: ReadSide,
+    config: journey_services::config::ReadSideConfig,
+) -> anyhow::Result<bool> {
+    journey_services::serve::read_side(side, config, shutdown_signal(), |ready| {
+        println!("ready grpc={} http={}", ready.grpc, ready.http);
+    })
+    .await
+    .map(|_| true)
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,11 +30,10 @@ async fn main() -> ExitCode {
         .map(|_| true),
         Command::Serve {
             what: cli::ServeWhat::Readmission(config),
-        } => journey_services::serve::readmission(config, shutdown_signal(), |ready| {
-            println!("ready grpc={} http={}", ready.grpc, ready.http);
-        })
-        .await
-        .map(|_| true),
+        } => serve_read_side(ReadSide::Readmission, config).await,
+        Command::Serve {
+            what: cli::ServeWhat::Coordination(config),
+        } => serve_read_side(ReadSide::Coordination, config).await,
         Command::Serve {
             what: cli::ServeWhat::Reactor(config),
         } => journey_services::reactor::serve(config, shutdown_signal(), |ready| {

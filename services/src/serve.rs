@@ -1,7 +1,11 @@
-//! `journey serve readmission`: the readmission read model as its own process, reading a remote
-//! log over gRPC (catch-up, gaps, rebuilds) and live events from NATS JetStream when given.
+//! `journey serve readmission|coordination`: a read side as its own process, reading a remote log
+//! over gRPC (catch-up, gaps, rebuilds) and live events from NATS JetStream when given.
+//! The coordination service also projects the readmission model into its database (its weekly
+//! indicators include 30-day readmissions) and serves the dashboard over HTTP.
 use crate::{
-    config::ReadmissionConfig,
+    config::ReadSideConfig,
+    coordination_service::CoordinationService,
+    dashboard::{self, Dashboard},
     projections_service::{LogAccess, ProjectionsService},
     readmission_service::ReadmissionService,
     server::{open_projection, reflection, Ready},
@@ -9,39 +13,71 @@ use crate::{
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
 use journey_projections::{
+    coordination::Coordination,
     readmission::Readmission,
+    runtime::{Projection, Runner},
     source::{Grpc, Nats},
 };
 use journey_proto::v1::{
-    projections_server::ProjectionsServer, readmission_server::ReadmissionServer,
+    coordination_server::CoordinationServer, projections_server::ProjectionsServer,
+    readmission_server::ReadmissionServer,
 };
-use std::{future::Future, time::Duration};
-use tokio::{net::TcpListener, sync::watch};
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub async fn readmission(
-    config: ReadmissionConfig,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSide {
+    Readmission,
+    Coordination,
+}
+
+/// Follows the log live: NATS when configured, else the log's own Subscribe.
+async fn follow<P: Projection>(
+    runner: Arc<Runner<P>>,
+    config: &ReadSideConfig,
+    catch_up: Grpc,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    Ok(match &config.nats_url {
+        Some(url) => {
+            let source = Nats::connect(&config.log_url, url, &config.nats_stream).await?;
+            tokio::spawn(runner.run(source, stop))
+        }
+        None => tokio::spawn(runner.run(catch_up, stop)),
+    })
+}
+
+fn projection_status<P: Projection>(r: &Runner<P>) -> serde_json::Value {
+    let s = *r.watch().borrow();
+    serde_json::json!({"projection": r.projection.name(), "checkpoint": s.checkpoint, "generation": s.generation})
+}
+
+pub async fn read_side(
+    side: ReadSide,
+    config: ReadSideConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
-    let mut catch_up = Grpc::connect(&config.log_url).await?;
     let db = journey_projections::db::connect(&config.database_url).await?;
-    let runner = open_projection(db, Readmission, &mut catch_up).await?;
+    let mut catch_up = Grpc::connect(&config.log_url).await?;
+    let readmission = open_projection(db.clone(), Readmission, &mut catch_up).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = match &config.nats_url {
-        Some(url) => {
-            let source = Nats::connect(&config.log_url, url, &config.nats_stream).await?;
-            tokio::spawn(runner.clone().run(source, stop_rx.clone()))
+    let mut tasks = vec![follow(readmission.clone(), &config, catch_up, stop_rx.clone()).await?];
+    let coordination = match side {
+        ReadSide::Readmission => None,
+        ReadSide::Coordination => {
+            let mut catch_up = Grpc::connect(&config.log_url).await?;
+            let runner = open_projection(db, Coordination, &mut catch_up).await?;
+            tasks.push(follow(runner.clone(), &config, catch_up, stop_rx.clone()).await?);
+            Some(runner)
         }
-        None => tokio::spawn(runner.clone().run(catch_up, stop_rx.clone())),
     };
-    let service = ReadmissionService {
-        runner: runner.clone(),
-    };
+    let log = LogAccess::Remote(config.log_url.clone());
     let projections = ProjectionsService {
-        readmission: Some(runner.clone()),
-        coordination: None,
-        log: LogAccess::Remote(config.log_url.clone()),
+        readmission: Some(readmission.clone()),
+        coordination: coordination.clone(),
+        log: log.clone(),
     };
 
     let grpc = TcpListener::bind(&config.grpc_addr)
@@ -55,17 +91,46 @@ pub async fn readmission(
         http: web.local_addr()?,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ReadmissionServer<ReadmissionService>>()
-        .await;
-    let status = runner.watch();
-    let app = Router::new().route(
-        "/status",
-        get(move || {
-            let s = *status.borrow();
-            async move { Json(serde_json::json!({"projection": "readmission", "checkpoint": s.checkpoint, "generation": s.generation})) }
-        }),
-    );
+    let mut router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection()?)
+        .add_service(ProjectionsServer::new(projections));
+    let status_of = {
+        let (r, c) = (readmission.clone(), coordination.clone());
+        move || {
+            let mut v = vec![projection_status(&r)];
+            if let Some(c) = &c {
+                v.push(projection_status(c));
+            }
+            serde_json::json!({ "projections": v })
+        }
+    };
+    let mut app = Router::new().route("/status", get(move || async move { Json(status_of()) }));
+    match &coordination {
+        None => {
+            let service = ReadmissionService {
+                runner: readmission.clone(),
+            };
+            health
+                .set_serving::<ReadmissionServer<ReadmissionService>>()
+                .await;
+            router = router.add_service(ReadmissionServer::new(service));
+        }
+        Some(runner) => {
+            let service = CoordinationService {
+                runner: runner.clone(),
+                readmission: Some(readmission.clone()),
+            };
+            health
+                .set_serving::<CoordinationServer<CoordinationService>>()
+                .await;
+            app = app.merge(dashboard::router(Dashboard {
+                coordination: service.clone(),
+                log,
+            }));
+            router = router.add_service(CoordinationServer::new(service));
+        }
+    }
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         let _ = axum::serve(web, app)
@@ -75,22 +140,20 @@ pub async fn readmission(
             .await;
     });
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(reflection()?)
-            .add_service(ReadmissionServer::new(service.clone()))
-            .add_service(ProjectionsServer::new(projections))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
-                let _ = grpc_stop_rx.await;
-            }),
-    );
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(grpc),
+        async {
+            let _ = grpc_stop_rx.await;
+        },
+    ));
     on_ready(ready);
     shutdown.await;
     let _ = grpc_stop_tx.send(());
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let _ = http.await;
-    let _ = task.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     Ok(())
 }

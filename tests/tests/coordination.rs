@@ -815,3 +815,51 @@ async fn http_get_status(base: &str, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn standalone_coordination_service_over_nats() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Server::start(
+        dir.path(),
+        &["--nats-url", &nats.url(), "--nats-stream", "E2E_CO"],
+    );
+    // Half the journeys before the service starts (catch-up), half after (live over NATS).
+    let mut batches = scenario();
+    let later = batches.split_off(3);
+    let mut c = log.client().await;
+    for events in batches {
+        c.append(batch(events)).await.unwrap();
+    }
+    let db = format!("sqlite://{}/coordination.sqlite", dir.path().display());
+    let service = spawn_ready(&[
+        "serve",
+        "coordination",
+        "--log-url",
+        &log.grpc,
+        "--nats-url",
+        &nats.url(),
+        "--nats-stream",
+        "E2E_CO",
+        "--database-url",
+        &db,
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    for events in later {
+        c.append(batch(events)).await.unwrap();
+    }
+    let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
+    wait_projected(&service.grpc, head).await;
+    wait_projected(&log.grpc, head).await;
+    assert_eq!(
+        worklist(&service, request()).await.items,
+        worklist(&log, request()).await.items
+    );
+    check_weeks(&week_rows(&service, two_weeks("")).await);
+    // Its dashboard reads the timeline from the remote log.
+    let page = http_get(&service.http, "/patients/P4").await;
+    assert!(page.contains("data-kind=\"AppointmentMissed\""), "{page}");
+}
