@@ -211,7 +211,7 @@ pub(crate) fn implausible(o: &ObservationRecorded) -> Option<String> {
     let c = canonical(m, v, &o.unit);
     let (ok, bounds) = match m {
         Measure::Weight => (
-            c.is_none_or(|kg| kg > 0.0 && kg <= 500.0),
+            v > 0.0 && c.is_none_or(|kg| kg <= 500.0),
             "more than 0 and at most 500 kg",
         ),
         Measure::Spo2 => (c.is_none_or(|p| p <= 100.0), "between 0 and 100 %"),
@@ -476,9 +476,9 @@ pub fn is_heart_failure(code: &Code) -> bool {
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
-    if system.starts_with("ICD10") || system.contains("ICD10") {
+    if system.contains("ICD10") {
         c.starts_with("I50") || ["I110", "I130", "I132", "I0981", "P290"].contains(&c.as_str())
-    } else if system.contains("SNOMED") || system.contains("SNOMEDINFOSCT") {
+    } else if system.contains("SNOMED") {
         [
             "84114007",
             "42343007",
@@ -517,13 +517,25 @@ pub fn evaluate(state: &PatientAlertState, event: &Event) -> Vec<AlertDecision> 
             let already = state.excursions.get(&rule).copied();
             already
                 .is_none_or(|s| level.severity > s)
-                .then(|| AlertDecision {
+                .then_some(AlertDecision {
                     rule,
                     severity: level.severity,
                     reason: level.reason,
                 })
         })
         .collect()
+}
+
+/// Whether the event can change a patient's alert state or raise an alert.
+fn relevant(event: &Event) -> bool {
+    match &event.payload {
+        Some(Payload::ObservationRecorded(_) | Payload::CarePlanEstablished(_)) => true,
+        Some(Payload::Admitted(a)) => a.diagnoses.iter().any(is_heart_failure),
+        Some(Payload::Discharged(d)) => d.diagnoses.iter().any(is_heart_failure),
+        Some(Payload::EmergencyVisit(v)) => v.diagnoses.iter().any(is_heart_failure),
+        Some(Payload::ConditionRecorded(c)) => c.diagnosis.as_ref().is_some_and(is_heart_failure),
+        _ => false,
+    }
 }
 
 /// The alert rules over every patient: fold the log in order through [`AlertRules::apply`].
@@ -534,8 +546,9 @@ pub struct AlertRules {
 
 impl AlertRules {
     /// Judges the event (when it is an observation), then folds it. Returns the alerts to raise.
+    /// Only patients with an observation, a care plan or a heart-failure diagnosis get a state.
     pub fn apply(&mut self, event: &Event) -> Vec<AlertDecision> {
-        if event.payload.is_none() || event.patient_id.is_empty() {
+        if !relevant(event) || event.patient_id.is_empty() {
             return Vec::new();
         }
         let state = self.patients.entry(event.patient_id.clone()).or_default();
@@ -1071,6 +1084,24 @@ mod tests {
         assert_eq!(rules.apply(&a).len(), 1);
         assert_eq!(rules.apply(&b).len(), 1);
         assert_eq!(rules.len(), 2);
+        let mut visit = ev(
+            3,
+            0,
+            Payload::HomeVisitRecorded(HomeVisitRecorded::default()),
+        );
+        visit.patient_id = "C".into();
+        assert!(rules.apply(&visit).is_empty());
+        let mut other = ev(4, 0, condition("ICD-10", "J44.1"));
+        other.patient_id = "C".into();
+        rules.apply(&other);
+        assert!(
+            rules.patient("C").is_none(),
+            "no state for what the rules ignore"
+        );
+        let mut hf = ev(5, 0, hf());
+        hf.patient_id = "C".into();
+        rules.apply(&hf);
+        assert!(rules.patient("C").is_some_and(|s| s.heart_failure()));
     }
 
     #[test]

@@ -261,12 +261,14 @@ impl CoordinationService {
         let weeks = queries::indicators(
             &self.runner.db.pool,
             &self.runner.live_prefix(),
-            rp.as_deref(),
-            day(from_day),
-            day(to_day + 1),
-            &req.facility_id,
-            &req.territory,
-            now,
+            queries::Scope {
+                readmission_prefix: rp.as_deref(),
+                from: day(from_day),
+                to: day(to_day + 1),
+                facility_id: &req.facility_id,
+                territory: &req.territory,
+                now,
+            },
         )
         .await
         .map_err(db_error)?;

@@ -90,13 +90,7 @@ fn t(lang: Lang, key: &str) -> &str {
                 "Indicators"
             }
         }
-        "patient" => {
-            if fr {
-                "Patient"
-            } else {
-                "Patient"
-            }
-        }
+        "patient" => "Patient",
         "facility" => {
             if fr {
                 "Établissement"
@@ -293,13 +287,7 @@ fn t(lang: Lang, key: &str) -> &str {
                 "Discharges"
             }
         }
-        "matching" => {
-            if fr {
-                "patients"
-            } else {
-                "patients"
-            }
-        }
+        "matching" => "patients",
         "up_to" => {
             if fr {
                 "à jour jusqu'à l'événement"

@@ -314,7 +314,12 @@ pub async fn wait_projected(grpc: &str, log_head: u64) {
             .await
             .unwrap()
             .into_inner();
-        let slowest = s.projections.iter().map(|p| p.checkpoint).min().unwrap_or(0);
+        let slowest = s
+            .projections
+            .iter()
+            .map(|p| p.checkpoint)
+            .min()
+            .unwrap_or(0);
         if slowest >= log_head {
             return;
         }

@@ -272,18 +272,21 @@ mod tests {
         }
     }
 
+    /// (letter sent at, items, now) → (letter, delay days, complete, task).
+    type LetterCase = (
+        Option<&'static str>,
+        u32,
+        &'static str,
+        Timeliness,
+        Option<i64>,
+        bool,
+        Option<&'static str>,
+    );
+
     #[test]
     fn letters() {
         // (given letter sent at, items, when now) → (letter, delay days, complete, task)
-        let cases: &[(
-            Option<&str>,
-            u32,
-            &str,
-            Timeliness,
-            Option<i64>,
-            bool,
-            Option<&str>,
-        )] = &[
+        let cases: &[LetterCase] = &[
             (
                 Some("2026-11-24T16:00:00Z"),
                 11,

@@ -384,19 +384,32 @@ pub struct Week {
     pub had: [u64; 3],
 }
 
-/// Weekly indicators for the weeks overlapping `[from, to)` (UTC seconds), optionally for one
-/// facility or territory. `readmission_prefix`: the live tables of the readmission read model in
-/// the same database, for the 30-day readmission and ED-revisit figures.
+/// Weekly indicators (the readmission figures come from the readmission read model's tables).
+/// What `indicators` covers: weeks overlapping `[from, to)` (UTC seconds), optionally one facility
+/// or territory; `readmission_prefix` names the live readmission tables in the same database.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub readmission_prefix: Option<&'a str>,
+    pub from: i64,
+    pub to: i64,
+    pub facility_id: &'a str,
+    pub territory: &'a str,
+    pub now: i64,
+}
+
 pub async fn indicators(
     pool: &AnyPool,
     p: &str,
-    readmission_prefix: Option<&str>,
-    from: i64,
-    to: i64,
-    facility_id: &str,
-    territory: &str,
-    now: i64,
+    scope: Scope<'_>,
 ) -> Result<Vec<Week>, sqlx::Error> {
+    let Scope {
+        readmission_prefix,
+        from,
+        to,
+        facility_id,
+        territory,
+        now,
+    } = scope;
     let from = week_start_secs(from);
     let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
     let mut d = week_start(from);

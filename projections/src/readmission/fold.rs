@@ -1,11 +1,18 @@
 //! The readmission projection's tables and fold. Facts (encounters as they stand, ED visits,
 //! diagnoses, deaths) are kept per event; then each patient the batch touched has its index stays
 //! recomputed from its facts by [`model::index_stays`].
+//!
+//! A batch is folded in three steps, so that the number of statements depends on the number of
+//! patients and rows, not of events: (1) load the facts of every patient the batch concerns (a few
+//! `IN (…)` queries); (2) apply the events in order to those facts in memory, with the same
+//! meaning as one statement per event would have (first admission of an encounter wins, updates
+//! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
+//! back with multi-row statements, and replace the index stays of the patients touched.
 use super::model::{self, Diagnosis, EdVisit, Encounter};
 use crate::runtime::Projection;
 use journey_proto::v1::{event::Payload, Event};
-use sqlx::{AnyConnection, Row};
-use std::collections::BTreeSet;
+use sqlx::{any::AnyArguments, query::Query, Any, AnyConnection, Row};
+use std::collections::{BTreeSet, HashMap};
 
 pub struct Readmission;
 
@@ -71,326 +78,715 @@ impl Projection for Readmission {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
-        let mut touched = BTreeSet::new();
+        let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
-            if apply_fact(conn, p, e).await? {
-                touched.insert(e.patient_id.as_str());
+            batch.apply(e);
+        }
+        batch.write(conn, p).await
+    }
+}
+
+/// Does this event change the facts (and so need its patient's facts loaded)?
+fn concerns(e: &Event) -> bool {
+    matches!(
+        &e.payload,
+        Some(
+            Payload::Admitted(_)
+                | Payload::Transferred(_)
+                | Payload::Discharged(_)
+                | Payload::AdmissionCancelled(_)
+                | Payload::DischargeCancelled(_)
+                | Payload::TransferCancelled(_)
+                | Payload::EmergencyVisit(_)
+                | Payload::PatientDeceased(_)
+        )
+    ) || matches!(&e.payload, Some(Payload::ConditionRecorded(c)) if c.diagnosis.is_some())
+}
+
+/// One encounter row as stored.
+#[derive(Debug, Clone)]
+struct EncounterRow {
+    e: Encounter,
+    admit_event_id: String,
+    discharge_event_id: Option<String>,
+}
+
+/// One patient's facts: loaded, then changed by the batch.
+#[derive(Debug, Default)]
+struct Facts {
+    encounters: Vec<EncounterRow>,
+    ed: Vec<EdVisit>,
+    dx: Vec<Diagnosis>,
+    /// (died_at, event_id)
+    death: Option<(i64, String)>,
+}
+
+impl Facts {
+    fn encounter(&mut self, id: &str) -> Option<&mut EncounterRow> {
+        self.encounters.iter_mut().find(|r| r.e.encounter_id == id)
+    }
+}
+
+#[derive(Clone)]
+struct Transfer {
+    patient_id: String,
+    encounter_id: String,
+    from_unit: String,
+}
+
+struct NewTransfer<'e> {
+    event_id: &'e str,
+    t: Transfer,
+}
+
+struct NewEd<'e> {
+    event_id: &'e str,
+    patient_id: &'e str,
+    facility_id: String,
+    at: i64,
+    outcome: i64,
+}
+
+struct NewDx<'e> {
+    event_id: &'e str,
+    idx: i64,
+    patient_id: &'e str,
+    system: &'e str,
+    code: &'e str,
+    at: i64,
+}
+
+/// The facts of the patients a batch concerns, and what the batch changed.
+struct Batch<'e> {
+    patients: HashMap<&'e str, Facts>,
+    /// Transfers by event id: those a `TransferCancelled` of the batch names, and the new ones.
+    transfers: HashMap<String, Transfer>,
+    new_transfers: Vec<NewTransfer<'e>>,
+    new_ed: Vec<NewEd<'e>>,
+    new_dx: Vec<NewDx<'e>>,
+    /// Encounters changed (written back as they stand at the end, or deleted if gone).
+    encounters_changed: BTreeSet<(&'e str, String)>,
+    deaths_changed: BTreeSet<&'e str>,
+    /// Patients whose index stays are recomputed.
+    touched: BTreeSet<&'e str>,
+}
+
+/// Chunk sizes of multi-row statements: few distinct statements (prepared once per connection).
+const CHUNKS: [usize; 5] = [128, 32, 8, 2, 1];
+
+fn chunk_len(n: usize) -> usize {
+    CHUNKS.iter().copied().find(|c| *c <= n).unwrap_or(1)
+}
+
+/// `$from, $from+1, …` (`n` placeholders).
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
+fn values(cols: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// A row written with multi-row `INSERT`s.
+trait SqlRow {
+    const COLS: usize;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q>;
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…) {tail}` over `rows`, in chunks.
+async fn insert_rows<R: SqlRow>(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &str,
+    tail: &str,
+    rows: &[R],
+) -> anyhow::Result<()> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
+        let sql = format!(
+            "INSERT INTO {table} ({columns}) VALUES {} {tail}",
+            values(R::COLS, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = r.bind(q);
+        }
+        q.execute(&mut *conn).await?;
+        rest = next;
+    }
+    Ok(())
+}
+
+/// Runs `make(placeholders)` over `keys` in chunks, binding the keys, and returns all rows.
+async fn select_in(
+    conn: &mut AnyConnection,
+    keys: &[&str],
+    make: impl Fn(&str) -> String,
+) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
+    let mut out = Vec::new();
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
+        let sql = make(&placeholders(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+        rest = next;
+    }
+    Ok(out)
+}
+
+/// Runs `make(placeholders)` (a statement) over `keys` in chunks.
+async fn execute_in(
+    conn: &mut AnyConnection,
+    keys: &[&str],
+    make: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
+        let sql = make(&placeholders(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        q.execute(&mut *conn).await?;
+        rest = next;
+    }
+    Ok(())
+}
+
+impl<'e> Batch<'e> {
+    /// Loads the facts of every patient `events` concern, and the transfers they cancel.
+    async fn load(
+        conn: &mut AnyConnection,
+        p: &str,
+        events: &'e [Event],
+    ) -> anyhow::Result<Batch<'e>> {
+        let mut patients: HashMap<&'e str, Facts> = HashMap::new();
+        let mut cancelled_transfers: BTreeSet<&'e str> = BTreeSet::new();
+        for e in events.iter().filter(|e| concerns(e)) {
+            patients.entry(e.patient_id.as_str()).or_default();
+            if let Some(Payload::TransferCancelled(c)) = &e.payload {
+                cancelled_transfers.insert(c.cancelled_event_id.as_str());
             }
         }
-        for patient in touched {
-            recompute(conn, p, patient).await?;
+        let mut keys: Vec<&'e str> = patients.keys().copied().collect();
+        keys.sort_unstable();
+        for r in select_in(conn, &keys, |ph| {
+            format!(
+                "SELECT patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at,
+                 disposition, dx_system, dx_code, admit_event_id, discharge_event_id FROM {p}encounters WHERE patient_id IN ({ph})"
+            )
+        })
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            let system: Option<String> = r.try_get(10)?;
+            let code: Option<String> = r.try_get(11)?;
+            if let Some(f) = patients.get_mut(id.as_str()) {
+                f.encounters.push(EncounterRow {
+                    e: Encounter {
+                        encounter_id: r.try_get(1)?,
+                        facility_id: r.try_get(2)?,
+                        territory: r.try_get(3)?,
+                        unit: r.try_get(4)?,
+                        setting: r.try_get::<i64, _>(5)? as i32,
+                        admit_type: r.try_get::<i64, _>(6)? as i32,
+                        admitted_at: r.try_get(7)?,
+                        discharged_at: r.try_get(8)?,
+                        disposition: r.try_get::<i64, _>(9)? as i32,
+                        primary_diagnosis: system.zip(code),
+                    },
+                    admit_event_id: r.try_get(12)?,
+                    discharge_event_id: r.try_get(13)?,
+                });
+            }
         }
+        for r in select_in(conn, &keys, |ph| {
+            format!("SELECT patient_id, at, outcome FROM {p}ed_visits WHERE patient_id IN ({ph})")
+        })
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            if let Some(f) = patients.get_mut(id.as_str()) {
+                f.ed.push(EdVisit {
+                    at: r.try_get(1)?,
+                    outcome: r.try_get::<i64, _>(2)? as i32,
+                });
+            }
+        }
+        for r in select_in(conn, &keys, |ph| {
+            format!(
+                "SELECT patient_id, code_system, code, at FROM {p}diagnoses WHERE patient_id IN ({ph})"
+            )
+        })
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            if let Some(f) = patients.get_mut(id.as_str()) {
+                f.dx.push(Diagnosis {
+                    system: r.try_get(1)?,
+                    code: r.try_get(2)?,
+                    at: r.try_get(3)?,
+                });
+            }
+        }
+        for r in select_in(conn, &keys, |ph| {
+            format!(
+                "SELECT patient_id, died_at, event_id FROM {p}deaths WHERE patient_id IN ({ph})"
+            )
+        })
+        .await?
+        {
+            let id: String = r.try_get(0)?;
+            if let Some(f) = patients.get_mut(id.as_str()) {
+                f.death = Some((r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        let mut transfers = HashMap::new();
+        let cancelled: Vec<&str> = cancelled_transfers.into_iter().collect();
+        for r in select_in(conn, &cancelled, |ph| {
+            format!(
+                "SELECT event_id, patient_id, encounter_id, from_unit FROM {p}transfers WHERE event_id IN ({ph})"
+            )
+        })
+        .await?
+        {
+            transfers.insert(
+                r.try_get(0)?,
+                Transfer {
+                    patient_id: r.try_get(1)?,
+                    encounter_id: r.try_get(2)?,
+                    from_unit: r.try_get(3)?,
+                },
+            );
+        }
+        Ok(Batch {
+            patients,
+            transfers,
+            new_transfers: Vec::new(),
+            new_ed: Vec::new(),
+            new_dx: Vec::new(),
+            encounters_changed: BTreeSet::new(),
+            deaths_changed: BTreeSet::new(),
+            touched: BTreeSet::new(),
+        })
+    }
+
+    fn diagnoses(
+        &mut self,
+        e: &'e Event,
+        codes: impl Iterator<Item = (&'e String, &'e String)>,
+        at: i64,
+    ) {
+        let facts = self
+            .patients
+            .get_mut(e.patient_id.as_str())
+            .expect("loaded");
+        for (i, (system, code)) in codes.enumerate() {
+            facts.dx.push(Diagnosis {
+                system: system.clone(),
+                code: code.clone(),
+                at,
+            });
+            self.new_dx.push(NewDx {
+                event_id: &e.event_id,
+                idx: i as i64,
+                patient_id: &e.patient_id,
+                system,
+                code,
+                at,
+            });
+        }
+    }
+
+    /// A death is recorded once (the first wins).
+    fn death(&mut self, pid: &'e str, at: i64, event_id: &str) {
+        let facts = self.patients.get_mut(pid).expect("loaded");
+        if facts.death.is_none() {
+            facts.death = Some((at, event_id.to_string()));
+            self.deaths_changed.insert(pid);
+        }
+    }
+
+    /// Applies one event to the facts in memory.
+    fn apply(&mut self, e: &'e Event) {
+        if !concerns(e) {
+            return;
+        }
+        let Some(payload) = &e.payload else {
+            return;
+        };
+        let at = secs(e.occurred_at.as_ref());
+        let pid = e.patient_id.as_str();
+        let facts = self.patients.get_mut(pid).expect("loaded");
+        match payload {
+            Payload::Admitted(a) => {
+                if facts.encounter(&a.encounter_id).is_none() {
+                    let facility = a.facility.clone().unwrap_or_default();
+                    facts.encounters.push(EncounterRow {
+                        e: Encounter {
+                            encounter_id: a.encounter_id.clone(),
+                            facility_id: facility.id,
+                            territory: facility.territory,
+                            unit: a.unit.clone(),
+                            setting: a.setting,
+                            admit_type: a.admit_type,
+                            admitted_at: at,
+                            discharged_at: None,
+                            disposition: 0,
+                            primary_diagnosis: a
+                                .diagnoses
+                                .first()
+                                .map(|d| (d.system.clone(), d.code.clone())),
+                        },
+                        admit_event_id: e.event_id.clone(),
+                        discharge_event_id: None,
+                    });
+                    self.encounters_changed
+                        .insert((pid, a.encounter_id.clone()));
+                }
+                self.diagnoses(e, a.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
+            }
+            Payload::Transferred(t) => {
+                let from_unit = match facts.encounter(&t.encounter_id) {
+                    Some(r) => {
+                        self.encounters_changed
+                            .insert((pid, t.encounter_id.clone()));
+                        std::mem::replace(&mut r.e.unit, t.to_unit.clone())
+                    }
+                    None => String::new(),
+                };
+                if !self.transfers.contains_key(&e.event_id) {
+                    let t = Transfer {
+                        patient_id: pid.to_string(),
+                        encounter_id: t.encounter_id.clone(),
+                        from_unit,
+                    };
+                    self.transfers.insert(e.event_id.clone(), t.clone());
+                    self.new_transfers.push(NewTransfer {
+                        event_id: &e.event_id,
+                        t,
+                    });
+                }
+            }
+            Payload::Discharged(d) => {
+                if let Some(r) = facts.encounter(&d.encounter_id) {
+                    r.e.discharged_at = Some(at);
+                    r.e.disposition = d.disposition;
+                    r.discharge_event_id = Some(e.event_id.clone());
+                    self.encounters_changed
+                        .insert((pid, d.encounter_id.clone()));
+                }
+                self.diagnoses(e, d.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
+                if d.disposition == model::DISP_DECEASED {
+                    self.death(pid, at, &e.event_id);
+                }
+            }
+            Payload::AdmissionCancelled(c) => {
+                let changed = &mut self.encounters_changed;
+                facts.encounters.retain(|r| {
+                    let gone = r.admit_event_id == c.cancelled_event_id;
+                    if gone {
+                        changed.insert((pid, r.e.encounter_id.clone()));
+                    }
+                    !gone
+                });
+            }
+            Payload::DischargeCancelled(c) => {
+                for r in facts.encounters.iter_mut() {
+                    if r.discharge_event_id.as_deref() == Some(c.cancelled_event_id.as_str()) {
+                        r.e.discharged_at = None;
+                        r.e.disposition = 0;
+                        r.discharge_event_id = None;
+                        self.encounters_changed
+                            .insert((pid, r.e.encounter_id.clone()));
+                    }
+                }
+                if matches!(&facts.death, Some((_, id)) if *id == c.cancelled_event_id) {
+                    facts.death = None;
+                    self.deaths_changed.insert(pid);
+                }
+            }
+            Payload::TransferCancelled(c) => {
+                // Restores the unit the transfer left; does not change the stays (as before).
+                if let Some(t) = self.transfers.get(&c.cancelled_event_id) {
+                    if let Some(r) = facts.encounter(&t.encounter_id) {
+                        r.e.unit = t.from_unit.clone();
+                        self.encounters_changed
+                            .insert((pid, t.encounter_id.clone()));
+                    }
+                }
+                return;
+            }
+            Payload::EmergencyVisit(v) => {
+                let outcome = v.outcome;
+                facts.ed.push(EdVisit { at, outcome });
+                self.new_ed.push(NewEd {
+                    event_id: &e.event_id,
+                    patient_id: pid,
+                    facility_id: v
+                        .facility
+                        .as_ref()
+                        .map(|f| f.id.clone())
+                        .unwrap_or_default(),
+                    at,
+                    outcome: outcome as i64,
+                });
+            }
+            Payload::ConditionRecorded(c) => {
+                if let Some(code) = &c.diagnosis {
+                    self.diagnoses(e, std::iter::once((&code.system, &code.code)), at);
+                }
+            }
+            Payload::PatientDeceased(d) => {
+                let died = d.died_at.as_ref().map_or(at, |t| t.seconds);
+                self.death(pid, died, &e.event_id);
+            }
+            _ => return,
+        }
+        self.touched.insert(pid);
+    }
+
+    /// Writes the changed facts and the recomputed index stays.
+    async fn write(self, conn: &mut AnyConnection, p: &str) -> anyhow::Result<()> {
+        let mut upserts = Vec::new();
+        for (pid, enc) in &self.encounters_changed {
+            let row = self.patients[pid]
+                .encounters
+                .iter()
+                .find(|r| r.e.encounter_id == *enc);
+            match row {
+                Some(r) => upserts.push(EncounterOut { pid, r }),
+                None => {
+                    sqlx::query(&format!(
+                        "DELETE FROM {p}encounters WHERE patient_id = $1 AND encounter_id = $2"
+                    ))
+                    .bind(*pid)
+                    .bind(enc.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        insert_rows(
+            conn,
+            &format!("{p}encounters"),
+            "patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at, \
+             disposition, dx_system, dx_code, admit_event_id, discharge_event_id",
+            "ON CONFLICT (patient_id, encounter_id) DO UPDATE SET facility_id = excluded.facility_id, \
+             territory = excluded.territory, unit = excluded.unit, setting = excluded.setting, \
+             admit_type = excluded.admit_type, admitted_at = excluded.admitted_at, \
+             discharged_at = excluded.discharged_at, disposition = excluded.disposition, \
+             dx_system = excluded.dx_system, dx_code = excluded.dx_code, \
+             admit_event_id = excluded.admit_event_id, discharge_event_id = excluded.discharge_event_id",
+            &upserts,
+        )
+        .await?;
+        insert_rows(
+            conn,
+            &format!("{p}transfers"),
+            "event_id, patient_id, encounter_id, from_unit",
+            "ON CONFLICT (event_id) DO NOTHING",
+            &self.new_transfers,
+        )
+        .await?;
+        insert_rows(
+            conn,
+            &format!("{p}ed_visits"),
+            "event_id, patient_id, facility_id, at, outcome",
+            "ON CONFLICT (event_id) DO NOTHING",
+            &self.new_ed,
+        )
+        .await?;
+        insert_rows(
+            conn,
+            &format!("{p}diagnoses"),
+            "event_id, idx, patient_id, code_system, code, at",
+            "ON CONFLICT (event_id, idx) DO NOTHING",
+            &self.new_dx,
+        )
+        .await?;
+        let mut deaths = Vec::new();
+        for pid in &self.deaths_changed {
+            match &self.patients[pid].death {
+                Some((at, event_id)) => deaths.push(DeathOut {
+                    pid,
+                    at: *at,
+                    event_id,
+                }),
+                None => {
+                    sqlx::query(&format!("DELETE FROM {p}deaths WHERE patient_id = $1"))
+                        .bind(*pid)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        }
+        insert_rows(
+            conn,
+            &format!("{p}deaths"),
+            "patient_id, died_at, event_id",
+            "ON CONFLICT (patient_id) DO UPDATE SET died_at = excluded.died_at, event_id = excluded.event_id",
+            &deaths,
+        )
+        .await?;
+
+        let touched: Vec<&str> = self.touched.iter().copied().collect();
+        execute_in(conn, &touched, |ph| {
+            format!("DELETE FROM {p}index_stays WHERE patient_id IN ({ph})")
+        })
+        .await?;
+        let mut stays = Vec::new();
+        for pid in &touched {
+            let f = &self.patients[pid];
+            let encounters: Vec<Encounter> = f.encounters.iter().map(|r| r.e.clone()).collect();
+            for s in model::index_stays(&encounters, &f.ed, &f.dx, f.death.as_ref().map(|d| d.0)) {
+                stays.push(StayOut {
+                    pid,
+                    month: month_of(s.discharge_day),
+                    s,
+                });
+            }
+        }
+        insert_rows(
+            conn,
+            &format!("{p}index_stays"),
+            "patient_id, encounter_id, first_encounter_id, facility_id, territory, unit, disposition, \
+             admit_day, discharge_day, discharge_month, discharged_at, length_of_stay, emergency, charlson, ed_visits_182, lace, \
+             diagnosis_chapter, readmitted, readmit_encounter_id, readmit_day, days_to_readmission, unplanned, ed_revisit",
+            "",
+            &stays,
+        )
+        .await?;
         Ok(())
     }
 }
 
-/// Records what one event changes in the facts; returns whether the patient's stays may change.
-async fn apply_fact(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<bool> {
-    let Some(payload) = &e.payload else {
-        return Ok(false);
-    };
-    let at = secs(e.occurred_at.as_ref());
-    let pid = e.patient_id.as_str();
-    match payload {
-        Payload::Admitted(a) => {
-            let facility = a.facility.clone().unwrap_or_default();
-            let dx = a.diagnoses.first();
-            sqlx::query(&format!(
-                "INSERT INTO {p}encounters (patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at,
-                 discharged_at, disposition, dx_system, dx_code, admit_event_id, discharge_event_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, $10, $11, NULL)
-                 ON CONFLICT (patient_id, encounter_id) DO NOTHING"
-            ))
-            .bind(pid)
-            .bind(&a.encounter_id)
-            .bind(&facility.id)
-            .bind(&facility.territory)
-            .bind(&a.unit)
-            .bind(a.setting as i64)
-            .bind(a.admit_type as i64)
-            .bind(at)
-            .bind(dx.map(|d| d.system.clone()))
-            .bind(dx.map(|d| d.code.clone()))
-            .bind(&e.event_id)
-            .execute(&mut *conn)
-            .await?;
-            diagnoses(
-                conn,
-                p,
-                e,
-                a.diagnoses.iter().map(|d| (&d.system, &d.code)),
-                at,
-            )
-            .await?;
-        }
-        Payload::Transferred(t) => {
-            let from: Option<String> = sqlx::query(&format!(
-                "SELECT unit FROM {p}encounters WHERE patient_id = $1 AND encounter_id = $2"
-            ))
-            .bind(pid)
-            .bind(&t.encounter_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            sqlx::query(&format!(
-                "INSERT INTO {p}transfers (event_id, patient_id, encounter_id, from_unit) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING"
-            ))
-            .bind(&e.event_id)
-            .bind(pid)
-            .bind(&t.encounter_id)
-            .bind(from.unwrap_or_default())
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(&format!(
-                "UPDATE {p}encounters SET unit = $1 WHERE patient_id = $2 AND encounter_id = $3"
-            ))
-            .bind(&t.to_unit)
-            .bind(pid)
-            .bind(&t.encounter_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::Discharged(d) => {
-            sqlx::query(&format!(
-                "UPDATE {p}encounters SET discharged_at = $1, disposition = $2, discharge_event_id = $3 WHERE patient_id = $4 AND encounter_id = $5"
-            ))
-            .bind(at)
-            .bind(d.disposition as i64)
-            .bind(&e.event_id)
-            .bind(pid)
-            .bind(&d.encounter_id)
-            .execute(&mut *conn)
-            .await?;
-            diagnoses(
-                conn,
-                p,
-                e,
-                d.diagnoses.iter().map(|d| (&d.system, &d.code)),
-                at,
-            )
-            .await?;
-            if d.disposition == model::DISP_DECEASED {
-                death(conn, p, pid, at, &e.event_id).await?;
-            }
-        }
-        Payload::AdmissionCancelled(c) => {
-            sqlx::query(&format!(
-                "DELETE FROM {p}encounters WHERE patient_id = $1 AND admit_event_id = $2"
-            ))
-            .bind(pid)
-            .bind(&c.cancelled_event_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::DischargeCancelled(c) => {
-            sqlx::query(&format!(
-                "UPDATE {p}encounters SET discharged_at = NULL, disposition = 0, discharge_event_id = NULL WHERE patient_id = $1 AND discharge_event_id = $2"
-            ))
-            .bind(pid)
-            .bind(&c.cancelled_event_id)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(&format!(
-                "DELETE FROM {p}deaths WHERE patient_id = $1 AND event_id = $2"
-            ))
-            .bind(pid)
-            .bind(&c.cancelled_event_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::TransferCancelled(c) => {
-            let row = sqlx::query(&format!(
-                "SELECT encounter_id, from_unit FROM {p}transfers WHERE event_id = $1"
-            ))
-            .bind(&c.cancelled_event_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(r) = row {
-                let (enc, unit): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-                sqlx::query(&format!("UPDATE {p}encounters SET unit = $1 WHERE patient_id = $2 AND encounter_id = $3"))
-                    .bind(unit)
-                    .bind(pid)
-                    .bind(enc)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            return Ok(false);
-        }
-        Payload::EmergencyVisit(v) => {
-            sqlx::query(&format!(
-                "INSERT INTO {p}ed_visits (event_id, patient_id, facility_id, at, outcome) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING"
-            ))
-            .bind(&e.event_id)
-            .bind(pid)
-            .bind(v.facility.as_ref().map(|f| f.id.clone()).unwrap_or_default())
-            .bind(at)
-            .bind(v.outcome as i64)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::ConditionRecorded(c) => {
-            let Some(code) = &c.diagnosis else {
-                return Ok(false);
-            };
-            diagnoses(conn, p, e, std::iter::once((&code.system, &code.code)), at).await?;
-        }
-        Payload::PatientDeceased(d) => {
-            let died = d.died_at.as_ref().map_or(at, |t| t.seconds);
-            death(conn, p, pid, died, &e.event_id).await?;
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
+struct EncounterOut<'a> {
+    pid: &'a str,
+    r: &'a EncounterRow,
 }
 
-async fn diagnoses<'a>(
-    conn: &mut AnyConnection,
-    p: &str,
-    e: &Event,
-    codes: impl Iterator<Item = (&'a String, &'a String)>,
-    at: i64,
-) -> anyhow::Result<()> {
-    for (i, (system, code)) in codes.enumerate() {
-        sqlx::query(&format!(
-            "INSERT INTO {p}diagnoses (event_id, idx, patient_id, code_system, code, at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (event_id, idx) DO NOTHING"
-        ))
-        .bind(&e.event_id)
-        .bind(i as i64)
-        .bind(&e.patient_id)
-        .bind(system)
-        .bind(code)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+impl SqlRow for EncounterOut<'_> {
+    const COLS: usize = 14;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let e = &self.r.e;
+        let dx = e.primary_diagnosis.as_ref();
+        q.bind(self.pid)
+            .bind(e.encounter_id.as_str())
+            .bind(e.facility_id.as_str())
+            .bind(e.territory.as_str())
+            .bind(e.unit.as_str())
+            .bind(e.setting as i64)
+            .bind(e.admit_type as i64)
+            .bind(e.admitted_at)
+            .bind(e.discharged_at)
+            .bind(e.disposition as i64)
+            .bind(dx.map(|d| d.0.clone()))
+            .bind(dx.map(|d| d.1.clone()))
+            .bind(self.r.admit_event_id.as_str())
+            .bind(self.r.discharge_event_id.clone())
     }
-    Ok(())
 }
 
-async fn death(
-    conn: &mut AnyConnection,
-    p: &str,
-    patient: &str,
+impl SqlRow for NewTransfer<'_> {
+    const COLS: usize = 4;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.event_id)
+            .bind(self.t.patient_id.as_str())
+            .bind(self.t.encounter_id.as_str())
+            .bind(self.t.from_unit.as_str())
+    }
+}
+
+impl SqlRow for NewEd<'_> {
+    const COLS: usize = 5;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.event_id)
+            .bind(self.patient_id)
+            .bind(self.facility_id.as_str())
+            .bind(self.at)
+            .bind(self.outcome)
+    }
+}
+
+impl SqlRow for NewDx<'_> {
+    const COLS: usize = 6;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.event_id)
+            .bind(self.idx)
+            .bind(self.patient_id)
+            .bind(self.system)
+            .bind(self.code)
+            .bind(self.at)
+    }
+}
+
+struct DeathOut<'a> {
+    pid: &'a str,
     at: i64,
-    event_id: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO {p}deaths (patient_id, died_at, event_id) VALUES ($1, $2, $3) ON CONFLICT (patient_id) DO NOTHING"
-    ))
-    .bind(patient)
-    .bind(at)
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    event_id: &'a str,
+}
+
+impl SqlRow for DeathOut<'_> {
+    const COLS: usize = 3;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.pid).bind(self.at).bind(self.event_id)
+    }
+}
+
+struct StayOut<'a> {
+    pid: &'a str,
+    month: String,
+    s: model::IndexStay,
+}
+
+impl SqlRow for StayOut<'_> {
+    const COLS: usize = 23;
+    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let s = &self.s;
+        let r = s.readmission.as_ref();
+        q.bind(self.pid)
+            .bind(s.encounter_id.as_str())
+            .bind(s.first_encounter_id.as_str())
+            .bind(s.facility_id.as_str())
+            .bind(s.territory.as_str())
+            .bind(s.unit.as_str())
+            .bind(s.disposition as i64)
+            .bind(s.admit_day)
+            .bind(s.discharge_day)
+            .bind(self.month.as_str())
+            .bind(s.discharged_at)
+            .bind(s.length_of_stay)
+            .bind(s.emergency as i64)
+            .bind(s.charlson as i64)
+            .bind(s.ed_visits_182 as i64)
+            .bind(s.lace as i64)
+            .bind(s.diagnosis_chapter.as_str())
+            .bind(r.is_some() as i64)
+            .bind(r.map(|r| r.encounter_id.clone()))
+            .bind(r.map(|r| r.admit_day))
+            .bind(r.map(|r| r.days))
+            .bind(r.is_some_and(|r| r.unplanned) as i64)
+            .bind(s.ed_revisit as i64)
+    }
 }
 
 fn month_of(day: i64) -> String {
     chrono::DateTime::from_timestamp(day * 86_400, 0)
         .map_or_else(String::new, |d| d.format("%Y-%m").to_string())
-}
-
-async fn recompute(conn: &mut AnyConnection, p: &str, patient: &str) -> anyhow::Result<()> {
-    let encounters = sqlx::query(&format!(
-        "SELECT encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at, disposition, dx_system, dx_code
-         FROM {p}encounters WHERE patient_id = $1"
-    ))
-    .bind(patient)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| -> Result<Encounter, sqlx::Error> {
-        let system: Option<String> = r.try_get(9)?;
-        let code: Option<String> = r.try_get(10)?;
-        Ok(Encounter {
-            encounter_id: r.try_get(0)?,
-            facility_id: r.try_get(1)?,
-            territory: r.try_get(2)?,
-            unit: r.try_get(3)?,
-            setting: r.try_get::<i64, _>(4)? as i32,
-            admit_type: r.try_get::<i64, _>(5)? as i32,
-            admitted_at: r.try_get(6)?,
-            discharged_at: r.try_get(7)?,
-            disposition: r.try_get::<i64, _>(8)? as i32,
-            primary_diagnosis: system.zip(code),
-        })
-    })
-    .collect::<Result<Vec<_>, _>>()?;
-    let ed = sqlx::query(&format!(
-        "SELECT at, outcome FROM {p}ed_visits WHERE patient_id = $1"
-    ))
-    .bind(patient)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(EdVisit {
-            at: r.try_get(0)?,
-            outcome: r.try_get::<i64, _>(1)? as i32,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let dx = sqlx::query(&format!(
-        "SELECT code_system, code, at FROM {p}diagnoses WHERE patient_id = $1"
-    ))
-    .bind(patient)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(Diagnosis {
-            system: r.try_get(0)?,
-            code: r.try_get(1)?,
-            at: r.try_get(2)?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let death: Option<i64> = sqlx::query(&format!(
-        "SELECT died_at FROM {p}deaths WHERE patient_id = $1"
-    ))
-    .bind(patient)
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(|r| r.try_get(0))
-    .transpose()?;
-    sqlx::query(&format!("DELETE FROM {p}index_stays WHERE patient_id = $1"))
-        .bind(patient)
-        .execute(&mut *conn)
-        .await?;
-    for s in model::index_stays(&encounters, &ed, &dx, death) {
-        let r = s.readmission.as_ref();
-        sqlx::query(&format!(
-            "INSERT INTO {p}index_stays (patient_id, encounter_id, first_encounter_id, facility_id, territory, unit, disposition,
-             admit_day, discharge_day, discharge_month, discharged_at, length_of_stay, emergency, charlson, ed_visits_182, lace,
-             diagnosis_chapter, readmitted, readmit_encounter_id, readmit_day, days_to_readmission, unplanned, ed_revisit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-        ))
-        .bind(patient)
-        .bind(&s.encounter_id)
-        .bind(&s.first_encounter_id)
-        .bind(&s.facility_id)
-        .bind(&s.territory)
-        .bind(&s.unit)
-        .bind(s.disposition as i64)
-        .bind(s.admit_day)
-        .bind(s.discharge_day)
-        .bind(month_of(s.discharge_day))
-        .bind(s.discharged_at)
-        .bind(s.length_of_stay)
-        .bind(s.emergency as i64)
-        .bind(s.charlson as i64)
-        .bind(s.ed_visits_182 as i64)
-        .bind(s.lace as i64)
-        .bind(&s.diagnosis_chapter)
-        .bind(r.is_some() as i64)
-        .bind(r.map(|r| r.encounter_id.clone()))
-        .bind(r.map(|r| r.admit_day))
-        .bind(r.map(|r| r.days))
-        .bind(r.is_some_and(|r| r.unplanned) as i64)
-        .bind(s.ed_revisit as i64)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }
