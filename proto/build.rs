@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "journey/v1/readmission.proto",
         "journey/v1/projections.proto",
         "journey/v1/coordination.proto",
+        "journey/v1/audit.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -115,6 +115,8 @@ impl Writer {
             }
             drop(index);
             self.shared.durable.send_replace(self.tip);
+            metrics::histogram!("journey_group_commit_events").record(batch.records.len() as f64);
+            metrics::gauge!("journey_log_head").set(self.tip.position as f64);
         }
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);

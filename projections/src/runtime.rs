@@ -27,6 +27,22 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
 
+/// One span per event in its own trace (trace id = event id), when traces are exported.
+fn event_spans(projection: &'static str, events: &[Event]) -> Vec<tracing::Span> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !journey_proto::trace::enabled() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .map(|e| {
+            let span = tracing::info_span!("journey.project", projection, event_id = %e.event_id, position = e.position);
+            let _ = span.set_parent(journey_proto::trace::event_context(&e.event_id, e.position));
+            span
+        })
+        .collect()
+}
+
 pub fn prefix(name: &str, generation: i64) -> String {
     format!("{name}_g{generation}_")
 }
@@ -143,6 +159,7 @@ impl<P: Projection> Runner<P> {
             );
         }
         let p = prefix(self.projection.name(), state.generation);
+        let _spans = event_spans(self.projection.name(), &fresh);
         let mut tx = self.db.pool.begin().await?;
         self.projection.apply(&mut tx, &p, &fresh).await?;
         let updated = sqlx::query(
@@ -160,6 +177,17 @@ impl<P: Projection> Runner<P> {
         );
         tx.commit().await?;
         state.checkpoint = last;
+        let name = self.projection.name();
+        metrics::gauge!("journey_projection_checkpoint", "projection" => name).set(last as f64);
+        if let Some(recorded) = fresh.last().and_then(|e| e.recorded_at.as_ref()) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let at = recorded.seconds as f64 + recorded.nanos as f64 / 1e9;
+            metrics::gauge!("journey_projection_lag_seconds", "projection" => name)
+                .set((now - at).max(0.0));
+        }
         Ok(())
     }
 

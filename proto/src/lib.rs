@@ -15,3 +15,5 @@ pub use prost_types;
 
 mod event_type;
 pub use event_type::EventType;
+
+pub mod trace;

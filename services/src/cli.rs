@@ -94,6 +94,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ServeWhat {
+    /// The event log alone (gRPC EventLog, NATS outbox, /status, /metrics): no read model, no
+    /// reactor in this process.
+    EventLog(ServerConfig),
     /// The Readmission gRPC service and its projection.
     Readmission(crate::config::ReadSideConfig),
     /// The Coordination gRPC service, its projection (and the readmission one, for the

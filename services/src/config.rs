@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// `journey serve reactor`, or not at all).
     #[arg(long, env = "JOURNEY_NO_REACTOR")]
     pub no_reactor: bool,
+    /// Do not run the read models (projections, their gRPC services, the dashboard) in this
+    /// process: `journey serve event-log` sets it, the read sides then run as their own services.
+    #[arg(long, env = "JOURNEY_NO_READ_MODELS")]
+    pub no_read_models: bool,
 }
 
 /// `journey serve readmission|coordination`: a read side alone, reading a remote log.

@@ -38,6 +38,10 @@ pub async fn serve(
             get(|State(s): State<AppState>| async move { Json(status_json(&s)) }),
         )
         .with_state(state)
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::render_metrics() }),
+        )
         .merge(dashboard);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

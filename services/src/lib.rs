@@ -11,6 +11,7 @@ pub mod config;
 pub mod coordination_service;
 pub mod dashboard;
 pub mod errors;
+pub mod grpc_metrics;
 pub mod http;
 pub mod import;
 pub mod json;

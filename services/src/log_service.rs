@@ -65,7 +65,13 @@ impl LogService {
     }
 
     async fn append_one(&self, request: AppendRequest) -> Result<AppendResponse, Status> {
-        self.check(&request)?;
+        let started = std::time::Instant::now();
+        if let Err(status) = self.check(&request) {
+            metrics::counter!("journey_append_rejected_total", "reason" => reason(&status))
+                .increment(1);
+            return Err(status);
+        }
+        let spans = event_spans(&request.events);
         let outcome = self
             .log
             .append(journey_event_log::AppendRequest {
@@ -73,9 +79,39 @@ impl LogService {
                 expected_versions: request.expected_versions.into_iter().collect(),
             })
             .await
-            .map_err(errors::append_error)?;
+            .map_err(errors::append_error);
+        metrics::histogram!("journey_append_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = outcome.inspect_err(|status| {
+            metrics::counter!("journey_append_rejected_total", "reason" => reason(status))
+                .increment(1);
+        })?;
+        for (span, a) in spans.iter().zip(&outcome.appended) {
+            span.record("position", a.position);
+        }
+        metrics::counter!("journey_appended_events_total").increment(outcome.appended.len() as u64);
         Ok(response(outcome))
     }
+}
+
+/// The metric label of a refusal: its gRPC code (invalid_argument, failed_precondition, aborted…).
+fn reason(status: &Status) -> String {
+    format!("{:?}", status.code()).to_lowercase()
+}
+
+/// One span per event when traces are exported, each in the trace of its event (trace id = event id).
+fn event_spans(events: &[Event]) -> Vec<tracing::Span> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !journey_proto::trace::enabled() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .map(|e| {
+            let span = tracing::info_span!("journey.append", event_id = %e.event_id, patient_id = %e.patient_id, position = tracing::field::Empty);
+            let _ = span.set_parent(journey_proto::trace::event_context(&e.event_id, 0));
+            span
+        })
+        .collect()
 }
 
 fn response(outcome: AppendOutcome) -> AppendResponse {

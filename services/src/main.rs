@@ -29,6 +29,17 @@ async fn main() -> ExitCode {
         .await
         .map(|_| true),
         Command::Serve {
+            what: cli::ServeWhat::EventLog(mut config),
+        } => {
+            config.no_read_models = true;
+            config.no_reactor = true;
+            journey_services::run(config, shutdown_signal(), |ready| {
+                println!("ready grpc={} http={}", ready.grpc, ready.http);
+            })
+            .await
+            .map(|_| true)
+        }
+        Command::Serve {
             what: cli::ServeWhat::Readmission(config),
         } => serve_read_side(ReadSide::Readmission, config).await,
         Command::Serve {
@@ -70,6 +81,7 @@ async fn main() -> ExitCode {
         }
         Command::Simulate { args, client } => journey_services::simulate::run(args, client).await,
     };
+    telemetry::shutdown();
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -35,11 +35,15 @@ fn cursor_key(stream: &str) -> String {
     format!("outbox.nats.{stream}")
 }
 
-/// The W3C trace context of an event: the trace id is the event id, so a trace follows one event
-/// across processes even when no tracing backend is configured.
-pub fn traceparent(event_id: &str, position: u64) -> String {
-    let trace = event_id.replace('-', "");
-    format!("00-{trace}-{position:016x}-01")
+/// A span in the event's trace for its publication (when traces are exported).
+fn publish_span(event_id: &str, position: u64) -> Option<tracing::Span> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !journey_proto::trace::enabled() {
+        return None;
+    }
+    let span = tracing::info_span!("journey.publish", event_id, position);
+    let _ = span.set_parent(journey_proto::trace::event_context(event_id, position));
+    Some(span)
 }
 
 pub fn subject(prefix: &str, event: &Event) -> String {
@@ -120,6 +124,8 @@ async fn publish_from(
             *cursor = batch.last().map_or(*cursor, |e| e.position);
             log.storage().set_meta(key, &cursor.to_be_bytes())?;
             status.published.store(*cursor, Ordering::Relaxed);
+            metrics::gauge!("journey_outbox_backlog")
+                .set(log.head().position.saturating_sub(*cursor) as f64);
         }
         tokio::select! {
             changed = head.changed() => if changed.is_err() { return Ok(()) },
@@ -137,13 +143,14 @@ async fn publish_batch(
     let mut acks = Vec::with_capacity(batch.len());
     for stored in batch {
         let event = Event::decode(stored.bytes.as_slice())?;
+        let _span = publish_span(&event.event_id, stored.position);
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.as_str());
         headers.insert("Journey-Position", stored.position.to_string().as_str());
         headers.insert("Journey-Hash", hex(&stored.hash).as_str());
         headers.insert(
             "traceparent",
-            traceparent(&event.event_id, stored.position).as_str(),
+            journey_proto::trace::traceparent(&event.event_id, stored.position).as_str(),
         );
         let ack = js
             .publish_with_headers(

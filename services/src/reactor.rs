@@ -406,13 +406,18 @@ pub async fn serve(
         http: web.local_addr()?,
     };
     let (_health, health_service) = tonic_health::server::health_reporter();
-    let app = Router::new().route(
-        "/status",
-        get(move || {
-            let s = *status.borrow();
-            async move { Json(serde_json::json!({ "reactor": s })) }
-        }),
-    );
+    let app = Router::new()
+        .route(
+            "/status",
+            get(move || {
+                let s = *status.borrow();
+                async move { Json(serde_json::json!({ "reactor": s })) }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::render_metrics() }),
+        );
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         let _ = axum::serve(web, app)
@@ -424,6 +429,7 @@ pub async fn serve(
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(crate::grpc_metrics::GrpcMetrics)
             .add_service(health_service)
             .add_service(reflection()?)
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {

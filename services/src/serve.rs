@@ -92,6 +92,7 @@ pub async fn read_side(
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut router = tonic::transport::Server::builder()
+        .layer(crate::grpc_metrics::GrpcMetrics)
         .add_service(health_service)
         .add_service(reflection()?)
         .add_service(ProjectionsServer::new(projections));
@@ -105,7 +106,12 @@ pub async fn read_side(
             serde_json::json!({ "projections": v })
         }
     };
-    let mut app = Router::new().route("/status", get(move || async move { Json(status_of()) }));
+    let mut app = Router::new()
+        .route("/status", get(move || async move { Json(status_of()) }))
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::render_metrics() }),
+        );
     match &coordination {
         None => {
             let service = ReadmissionService {

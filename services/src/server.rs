@@ -65,9 +65,16 @@ pub async fn run(
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/read-models.sqlite", config.data_dir.display()));
-    let db = journey_projections::db::connect(&db_url).await?;
-    let runner = open_projection(db.clone(), Readmission, &mut InProcess::new(log.clone())).await?;
-    let coordination = open_projection(db, Coordination, &mut InProcess::new(log.clone())).await?;
+    let runners = if config.no_read_models {
+        None
+    } else {
+        let db = journey_projections::db::connect(&db_url).await?;
+        let readmission =
+            open_projection(db.clone(), Readmission, &mut InProcess::new(log.clone())).await?;
+        let coordination =
+            open_projection(db, Coordination, &mut InProcess::new(log.clone())).await?;
+        Some((readmission, coordination))
+    };
 
     let grpc = TcpListener::bind(&config.grpc_addr)
         .await
@@ -109,46 +116,70 @@ pub async fn run(
     // Telemonitoring alerts: appended through this log, exactly once per crossing.
     let reactor_task = (!config.no_reactor)
         .then(|| crate::reactor::spawn_in_process(log.clone(), stop_rx.clone()).0);
-    let projection_task = tokio::spawn(
-        runner
-            .clone()
-            .run(InProcess::new(log.clone()), stop_rx.clone()),
-    );
-    let coordination_task = tokio::spawn(
-        coordination
-            .clone()
-            .run(InProcess::new(log.clone()), stop_rx.clone()),
-    );
-    let projections = ProjectionsService {
-        readmission: Some(runner.clone()),
-        coordination: Some(coordination.clone()),
-        log: LogAccess::InProcess(log.clone()),
+    let mut projection_tasks = Vec::new();
+    let mut read_side = None;
+    if let Some((readmission, coordination)) = runners {
+        for task in [
+            tokio::spawn(
+                readmission
+                    .clone()
+                    .run(InProcess::new(log.clone()), stop_rx.clone()),
+            ),
+            tokio::spawn(
+                coordination
+                    .clone()
+                    .run(InProcess::new(log.clone()), stop_rx.clone()),
+            ),
+        ] {
+            projection_tasks.push(task);
+        }
+        let projections = ProjectionsService {
+            readmission: Some(readmission.clone()),
+            coordination: Some(coordination.clone()),
+            log: LogAccess::InProcess(log.clone()),
+        };
+        let coordination = CoordinationService {
+            runner: coordination,
+            readmission: Some(readmission.clone()),
+        };
+        read_side = Some((
+            ReadmissionService {
+                runner: readmission,
+            },
+            coordination,
+            projections,
+        ));
+    }
+    let dashboard = match &read_side {
+        Some((_, coordination, _)) => crate::dashboard::router(crate::dashboard::Dashboard {
+            coordination: coordination.clone(),
+            log: LogAccess::InProcess(log.clone()),
+        }),
+        None => axum::Router::new(),
     };
-    let coordination = CoordinationService {
-        runner: coordination,
-        readmission: Some(runner.clone()),
-    };
-    let read_side = ReadmissionService { runner };
     let http_task = tokio::spawn(http::serve(
         web,
         log.clone(),
         status.clone(),
         config.nats_url.is_some(),
-        crate::dashboard::router(crate::dashboard::Dashboard {
-            coordination: coordination.clone(),
-            log: LogAccess::InProcess(log.clone()),
-        }),
+        dashboard,
         stop_rx.clone(),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventLogServer<LogService>>().await;
-    health
-        .set_serving::<ReadmissionServer<ReadmissionService>>()
-        .await;
-    health
-        .set_serving::<CoordinationServer<CoordinationService>>()
-        .await;
+    if read_side.is_some() {
+        health
+            .set_serving::<ReadmissionServer<ReadmissionService>>()
+            .await;
+        health
+            .set_serving::<CoordinationServer<CoordinationService>>()
+            .await;
+    }
+    let (readmission, coordination, projections) = match read_side {
+        Some((r, c, p)) => (Some(r), Some(c), Some(p)),
+        None => (None, None, None),
+    };
     let reflection = reflection()?;
     let service = EventLogServer::new(LogService::new(
         log.clone(),
@@ -161,12 +192,13 @@ pub async fn run(
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(crate::grpc_metrics::GrpcMetrics)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
-            .add_service(ReadmissionServer::new(read_side))
-            .add_service(CoordinationServer::new(coordination.clone()))
-            .add_service(ProjectionsServer::new(projections))
+            .add_optional_service(readmission.map(ReadmissionServer::new))
+            .add_optional_service(coordination.map(CoordinationServer::new))
+            .add_optional_service(projections.map(ProjectionsServer::new))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),
@@ -188,8 +220,9 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let _ = http_task.await;
-    let _ = projection_task.await;
-    let _ = coordination_task.await;
+    for task in projection_tasks {
+        let _ = task.await;
+    }
     if let Some(task) = reactor_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
