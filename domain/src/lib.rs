@@ -7,8 +7,11 @@
 //!   whole or not at all.
 //! - [`alert_rules`] decides which telemonitoring observations raise an alert (the reactor in
 //!   `journey-services` appends them), and which observation values are impossible.
+//! - [`as_of`] folds a patient's events into the state at a clinical time as known at a
+//!   recording time (the audit trail's bi-temporal view).
 
 pub mod alert_rules;
+pub mod as_of;
 mod rules;
 mod validate;
 

@@ -35,7 +35,29 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process: event log in ./data, gRPC, status page, optional NATS.
-    Up(ServerConfig),
+    Up {
+        #[command(flatten)]
+        config: ServerConfig,
+        #[command(flatten)]
+        anchor: crate::audit_service::AnchorArgs,
+    },
+    /// Audit trail: a patient's timeline, state "as of" (bi-temporal), chain verification
+    /// against the anchored head, FHIR R4 export.
+    Audit {
+        #[command(subcommand)]
+        what: crate::audit_service::AuditWhat,
+    },
+    /// Test-only tools that break things on purpose (hidden).
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        what: crate::audit_service::DebugWhat,
+    },
+    /// Ask a journey process whether it serves (gRPC health); exit code 0 when it does (for probes).
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Append events from a JSON or NDJSON file ("-" = stdin), as one atomic batch.
     Append {
         file: PathBuf,
@@ -105,6 +127,9 @@ pub enum ServeWhat {
     /// The telemonitoring alert reactor: appends `AlertRaised` when an observation crosses a
     /// care-plan or default threshold (exactly once per crossing, also across restarts).
     Reactor(crate::reactor::ReactorConfig),
+    /// The Audit gRPC service over a remote log (timeline, as-of, verify, FHIR export); keeps
+    /// its own anchor of the log's head when given --anchor-file.
+    Audit(crate::audit_service::AuditServeConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,4 +386,19 @@ pub async fn rebuild(projection: String, args: ClientArgs) -> anyhow::Result<()>
         }
         _ => anyhow::bail!("the rebuild stream ended before the swap; see the server log"),
     }
+}
+
+/// `journey health`: the gRPC health check of the whole server ("" service).
+pub async fn health(args: ClientArgs) -> anyhow::Result<bool> {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let mut c = HealthClient::new(client::channel(&args.server).await?);
+    let status = c
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .map_err(|s| anyhow::anyhow!("health check refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner()
+        .status;
+    let serving = status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    println!("{}", if serving { "serving" } else { "not serving" });
+    Ok(serving)
 }

@@ -4,6 +4,7 @@
 //! Everything here is wiring and IO; the journey rules live in `journey-domain`, storage in
 //! `journey-event-log`.
 
+pub mod audit_service;
 pub mod bench;
 pub mod cli;
 pub mod client;

@@ -23,11 +23,22 @@ async fn main() -> ExitCode {
     telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(config) => journey_services::run(config, shutdown_signal(), |ready| {
+        Command::Up { config, anchor } => {
+            journey_services::server::run_with_anchor(config, anchor, shutdown_signal(), |ready| {
+                println!("ready grpc={} http={}", ready.grpc, ready.http);
+            })
+            .await
+            .map(|_| true)
+        }
+        Command::Serve {
+            what: cli::ServeWhat::Audit(config),
+        } => journey_services::audit_service::serve(config, shutdown_signal(), |ready| {
             println!("ready grpc={} http={}", ready.grpc, ready.http);
         })
         .await
         .map(|_| true),
+        Command::Audit { what } => journey_services::audit_service::cli(what).await,
+        Command::Debug { what } => journey_services::audit_service::debug(what),
         Command::Serve {
             what: cli::ServeWhat::EventLog(mut config),
         } => {
@@ -55,6 +66,7 @@ async fn main() -> ExitCode {
         Command::Rebuild { projection, client } => {
             cli::rebuild(projection, client).await.map(|_| true)
         }
+        Command::Health { client } => cli::health(client).await,
         Command::Append { file, client } => cli::append(file, client).await.map(|_| true),
         Command::Replay {
             patient,

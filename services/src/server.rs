@@ -6,6 +6,7 @@ use crate::{
     outbox::{self, OutboxConfig, OutboxStatus},
 };
 use crate::{
+    audit_service::{self, AnchorArgs, AnchorKeeper, AuditService},
     coordination_service::CoordinationService,
     projections_service::{LogAccess, ProjectionsService},
     readmission_service::ReadmissionService,
@@ -21,7 +22,7 @@ use journey_projections::{
     source::{EventSource, InProcess},
 };
 use journey_proto::v1::{
-    coordination_server::CoordinationServer, event_log_server::EventLogServer,
+    audit_server::AuditServer, coordination_server::CoordinationServer, event_log_server::EventLogServer,
     projections_server::ProjectionsServer, readmission_server::ReadmissionServer,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -43,6 +44,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
+    run_with_anchor(config, AnchorArgs::default(), shutdown, on_ready).await
+}
+
+/// [`run`], with the chain head anchored where `anchor` says (see `audit_service`).
+pub async fn run_with_anchor(
+    config: ServerConfig,
+    anchor: AnchorArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(Ready),
+) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
     let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
         let storage = SledStorage::open(&dir).with_context(|| {
@@ -60,6 +71,14 @@ pub async fn run(
     .await??;
     let log = Arc::new(log);
     tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
+    // The chain head anchored outside the log: a log behind its anchor is reported loudly (and by
+    // `journey audit verify`), and the anchor is then kept as evidence, never overwritten.
+    let audit_source = audit_service::Source::new(&LogAccess::InProcess(log.clone()))?;
+    let anchor_keeper = Arc::new(AnchorKeeper::new(
+        anchor.path_for(&config.data_dir),
+        config.data_dir.display().to_string(),
+    ));
+    anchor_keeper.check_at_start(&audit_source).await;
 
     let db_url = config
         .database_url
@@ -98,6 +117,15 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let anchor_task = tokio::spawn(anchor_keeper.clone().keep(
+        audit_source.clone(),
+        Duration::from_millis(anchor.anchor_interval_ms),
+        stop_rx.clone(),
+    ));
+    let audit = AuditService {
+        source: audit_source.clone(),
+        anchor: Some(anchor_keeper.clone()),
+    };
     let status = Arc::new(OutboxStatus::default());
     let outbox_task = config.nats_url.clone().map(|url| {
         let cfg = OutboxConfig {
@@ -168,6 +196,7 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventLogServer<LogService>>().await;
+    health.set_serving::<AuditServer<AuditService>>().await;
     if read_side.is_some() {
         health
             .set_serving::<ReadmissionServer<ReadmissionService>>()
@@ -199,6 +228,7 @@ pub async fn run(
             .add_optional_service(readmission.map(ReadmissionServer::new))
             .add_optional_service(coordination.map(CoordinationServer::new))
             .add_optional_service(projections.map(ProjectionsServer::new))
+            .add_service(AuditServer::new(audit))
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),
@@ -226,7 +256,12 @@ pub async fn run(
     if let Some(task) = reactor_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
+    let _ = anchor_task.await;
     log.close().await?;
+    // The last head, anchored once nothing can move it any more.
+    if let Err(e) = anchor_keeper.tick(&audit_source).await {
+        tracing::warn!(error = %format!("{e:#}"), "anchoring the final head failed");
+    }
     tracing::info!(head = log.head().position, "event log flushed and closed");
     Ok(())
 }

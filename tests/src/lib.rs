@@ -48,6 +48,13 @@ impl Server {
             "--data-dir",
             dir,
         ];
+        // The anchored chain head goes inside the test's folder (the default, next to the data
+        // folder, would leave files behind in the temporary directory).
+        let anchor = data_dir.join("anchor.json");
+        let anchor = anchor.to_str().expect("utf-8 path");
+        if !extra.contains(&"--anchor-file") {
+            args.extend_from_slice(&["--anchor-file", anchor]);
+        }
         args.extend_from_slice(extra);
         spawn_ready(&args)
     }
@@ -334,9 +341,15 @@ pub async fn wait_projected(grpc: &str, log_head: u64) {
 
 /// A spawned `journey serve …` child, parsed like `Server`.
 pub fn spawn_ready(args: &[&str]) -> Server {
+    spawn_ready_with_env(args, &[])
+}
+
+/// Like [`spawn_ready`], with extra environment variables.
+pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(journey_bin())
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn journey");

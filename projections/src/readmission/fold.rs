@@ -178,18 +178,30 @@ fn chunk_len(n: usize) -> usize {
     CHUNKS.iter().copied().find(|c| *c <= n).unwrap_or(1)
 }
 
-/// `$from, $from+1, …` (`n` placeholders).
-fn placeholders(from: usize, n: usize) -> String {
+/// Placeholders of a multi-row statement: `?` for SQLite, whose lookup of numbered parameters
+/// (`$n`) is linear in their number (quadratic over a statement), `$n` for PostgreSQL.
+fn anonymous(conn: &AnyConnection) -> bool {
+    conn.backend_name() == "SQLite"
+}
+
+/// `$from, $from+1, …` (`n` placeholders), or `?, ?, …`.
+fn placeholders(anonymous: bool, from: usize, n: usize) -> String {
     (from..from + n)
-        .map(|i| format!("${i}"))
+        .map(|i| {
+            if anonymous {
+                "?".to_string()
+            } else {
+                format!("${i}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
-fn values(cols: usize, rows: usize) -> String {
+fn values(anonymous: bool, cols: usize, rows: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
+        .map(|r| format!("({})", placeholders(anonymous, r * cols + 1, cols)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -215,7 +227,7 @@ async fn insert_rows<R: SqlRow>(
         let (chunk, next) = rest.split_at(chunk_len(rest.len()));
         let sql = format!(
             "INSERT INTO {table} ({columns}) VALUES {} {tail}",
-            values(R::COLS, chunk.len())
+            values(anonymous(conn), R::COLS, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -237,7 +249,7 @@ async fn select_in(
     let mut rest = keys;
     while !rest.is_empty() {
         let (chunk, next) = rest.split_at(chunk_len(rest.len()));
-        let sql = make(&placeholders(1, chunk.len()));
+        let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
         let mut q = sqlx::query(&sql);
         for k in chunk {
             q = q.bind(*k);
@@ -257,7 +269,7 @@ async fn execute_in(
     let mut rest = keys;
     while !rest.is_empty() {
         let (chunk, next) = rest.split_at(chunk_len(rest.len()));
-        let sql = make(&placeholders(1, chunk.len()));
+        let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
         let mut q = sqlx::query(&sql);
         for k in chunk {
             q = q.bind(*k);
