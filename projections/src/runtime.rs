@@ -68,6 +68,9 @@ pub struct Runner<P: Projection> {
     state: Mutex<State>,
     live: watch::Sender<State>,
     batch: usize,
+    /// Whether this process writes the read model (on PostgreSQL, the holder of its advisory lock;
+    /// the others are standbys that answer queries and take over when the writer dies).
+    writer: std::sync::atomic::AtomicBool,
 }
 
 impl<P: Projection> Runner<P> {
@@ -121,6 +124,7 @@ impl<P: Projection> Runner<P> {
                 state: Mutex::new(state),
                 live,
                 batch: 2000,
+                writer: std::sync::atomic::AtomicBool::new(false),
             }),
             stale,
         ))
@@ -191,12 +195,77 @@ impl<P: Projection> Runner<P> {
         Ok(())
     }
 
+    pub fn is_writer(&self) -> bool {
+        self.writer.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Re-reads generation and checkpoint from the database (a standby follows the writer's).
+    async fn refresh(&self) -> anyhow::Result<()> {
+        let row = sqlx::query("SELECT generation, checkpoint FROM journey_projections WHERE name = $1")
+            .bind(self.projection.name())
+            .fetch_one(&self.db.pool)
+            .await?;
+        let fresh = State {
+            generation: row.try_get(0)?,
+            checkpoint: row.try_get::<i64, _>(1)? as u64,
+        };
+        *self.state.lock().await = fresh;
+        self.live.send_replace(fresh);
+        Ok(())
+    }
+
+    /// On PostgreSQL, waits to hold the projection's advisory lock (one writer per read model,
+    /// any number of query replicas); the connection holding it is returned and must live as long
+    /// as the writing does. `None` on SQLite (one process owns the file) or at shutdown.
+    async fn become_writer(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Option<AnyConnection>>> {
+        if self.db.kind != crate::db::Kind::Postgres {
+            return Ok(Some(None));
+        }
+        let key = self
+            .projection
+            .name()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+            as i64;
+        let mut conn = self.db.pool.acquire().await?.detach();
+        let mut announced = false;
+        loop {
+            let held: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(&mut conn)
+                .await?
+                .try_get(0)?;
+            if held {
+                self.refresh().await?;
+                self.writer.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(projection = self.projection.name(), "writing this read model");
+                return Ok(Some(Some(conn)));
+            }
+            if !announced {
+                tracing::info!(projection = self.projection.name(), "another process writes this read model: standing by, answering queries");
+                announced = true;
+            }
+            self.refresh().await?;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
     /// Catch-up then live, until `shutdown` turns true. Errors of the source are retried with backoff.
+    /// On PostgreSQL only the holder of the projection's lock writes; the others stand by.
     pub async fn run<S: EventSource>(
         self: Arc<Self>,
         mut source: S,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
+        let Some(_lock) = self.become_writer(&mut shutdown).await? else {
+            return Ok(());
+        };
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {

@@ -38,6 +38,7 @@ fn state<P: Projection>(r: &Runner<P>) -> ProjectionState {
         name: r.projection.name().into(),
         checkpoint: s.checkpoint,
         generation: s.generation,
+        writer: r.is_writer(),
     }
 }
 

@@ -50,7 +50,7 @@ async fn follow<P: Projection>(
 
 fn projection_status<P: Projection>(r: &Runner<P>) -> serde_json::Value {
     let s = *r.watch().borrow();
-    serde_json::json!({"projection": r.projection.name(), "checkpoint": s.checkpoint, "generation": s.generation})
+    serde_json::json!({"projection": r.projection.name(), "checkpoint": s.checkpoint, "generation": s.generation, "writer": r.is_writer()})
 }
 
 pub async fn read_side(

@@ -219,3 +219,90 @@ async fn separate_services_survive_kills_and_a_nats_outage() {
         "coordination service"
     );
 }
+
+async fn writers(grpc: &str) -> Vec<bool> {
+    use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
+    let mut p = ProjectionsClient::new(journey_services::client::channel(grpc).await.unwrap());
+    let s = p
+        .status(ProjectionStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    s.projections.iter().map(|p| p.writer).collect()
+}
+
+/// Two processes serve one PostgreSQL read model: one writes, the other answers queries; when the
+/// writer dies the standby takes over and nothing is lost or counted twice.
+#[tokio::test]
+async fn a_standby_takes_over_when_the_writer_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("log").display().to_string();
+    let log = spawn_ready(&[
+        "serve",
+        "event-log",
+        "--data-dir",
+        &d,
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    let pg = PgDb::create();
+    let serve = || {
+        spawn_ready(&[
+            "serve",
+            "readmission",
+            "--log-url",
+            &log.grpc,
+            "--database-url",
+            &pg.url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+    };
+    let mut active = serve();
+    // The first one takes the lock as it starts running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while writers(&active.grpc).await != [true] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first process never became the writer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let standby = serve();
+    finish(simulate(&log.grpc, "31", "200"));
+    let mut c = log.client().await;
+    let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
+    // The standby answers from the tables the writer keeps.
+    wait_projected(&standby.grpc, head).await;
+    assert_eq!(writers(&standby.grpc).await, [false]);
+    assert_eq!(stays(&standby.grpc).await, stays(&active.grpc).await);
+
+    active.kill9();
+    finish(simulate(&log.grpc, "32", "200"));
+    let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
+    wait_projected(&standby.grpc, head).await;
+    assert_eq!(
+        writers(&standby.grpc).await,
+        [true],
+        "the standby took over"
+    );
+
+    let fresh = spawn_ready(&[
+        "serve",
+        "readmission",
+        "--log-url",
+        &log.grpc,
+        "--database-url",
+        &format!("sqlite://{}/fresh.sqlite", dir.path().display()),
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    wait_projected(&fresh.grpc, head).await;
+    assert_eq!(stays(&standby.grpc).await, stays(&fresh.grpc).await);
+}
