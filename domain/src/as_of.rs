@@ -194,26 +194,24 @@ impl Fold {
         let id = e.event_id.clone();
         match payload {
             Payload::PatientRegistered(_) => state.registered = true,
-            Payload::PatientsMerged(m) => {
-                if !state.merged_patient_ids.contains(&m.retired_patient_id) {
-                    state.merged_patient_ids.push(m.retired_patient_id.clone());
-                }
+            Payload::PatientsMerged(m)
+                if !state.merged_patient_ids.contains(&m.retired_patient_id) =>
+            {
+                state.merged_patient_ids.push(m.retired_patient_id.clone());
             }
-            Payload::Admitted(a) => {
-                // Journey rules refuse a second admission of one encounter; keep the first.
-                if self.stay(&a.encounter_id).is_none() {
-                    self.stays.push(AsOfStay {
-                        encounter_id: a.encounter_id.clone(),
-                        facility: a.facility.clone(),
-                        unit: a.unit.clone(),
-                        setting: a.setting,
-                        had_group: a.had_group,
-                        admit_type: a.admit_type,
-                        admitted_at: Some(at),
-                        admission_event_id: id,
-                        ..Default::default()
-                    });
-                }
+            // Journey rules refuse a second admission of one encounter; keep the first.
+            Payload::Admitted(a) if self.stay(&a.encounter_id).is_none() => {
+                self.stays.push(AsOfStay {
+                    encounter_id: a.encounter_id.clone(),
+                    facility: a.facility.clone(),
+                    unit: a.unit.clone(),
+                    setting: a.setting,
+                    had_group: a.had_group,
+                    admit_type: a.admit_type,
+                    admitted_at: Some(at),
+                    admission_event_id: id,
+                    ..Default::default()
+                });
             }
             Payload::Transferred(tr) => {
                 if let Some(s) = self.stay(&tr.encounter_id) {
@@ -250,18 +248,16 @@ impl Fold {
                     },
                 );
             }
-            Payload::AlertRaised(a) => {
-                if !self.alerts.iter().any(|x| x.alert_id == a.alert_id) {
-                    self.alerts.push(AsOfAlert {
-                        alert_id: a.alert_id.clone(),
-                        severity: a.severity,
-                        rule: a.rule.clone(),
-                        reason: a.reason.clone(),
-                        raised_at: Some(at),
-                        acknowledged: false,
-                        event_id: id,
-                    });
-                }
+            Payload::AlertRaised(a) if !self.alerts.iter().any(|x| x.alert_id == a.alert_id) => {
+                self.alerts.push(AsOfAlert {
+                    alert_id: a.alert_id.clone(),
+                    severity: a.severity,
+                    rule: a.rule.clone(),
+                    reason: a.reason.clone(),
+                    raised_at: Some(at),
+                    acknowledged: false,
+                    event_id: id,
+                });
             }
             Payload::AlertAcknowledged(a) => {
                 if let Some(x) = self.alerts.iter_mut().find(|x| x.alert_id == a.alert_id) {

@@ -201,10 +201,11 @@ impl<P: Projection> Runner<P> {
 
     /// Re-reads generation and checkpoint from the database (a standby follows the writer's).
     async fn refresh(&self) -> anyhow::Result<()> {
-        let row = sqlx::query("SELECT generation, checkpoint FROM journey_projections WHERE name = $1")
-            .bind(self.projection.name())
-            .fetch_one(&self.db.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT generation, checkpoint FROM journey_projections WHERE name = $1")
+                .bind(self.projection.name())
+                .fetch_one(&self.db.pool)
+                .await?;
         let fresh = State {
             generation: row.try_get(0)?,
             checkpoint: row.try_get::<i64, _>(1)? as u64,
@@ -228,8 +229,9 @@ impl<P: Projection> Runner<P> {
             .projection
             .name()
             .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-            as i64;
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            }) as i64;
         let mut conn = self.db.pool.acquire().await?.detach();
         let mut announced = false;
         loop {
@@ -240,12 +242,19 @@ impl<P: Projection> Runner<P> {
                 .try_get(0)?;
             if held {
                 self.refresh().await?;
-                self.writer.store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(projection = self.projection.name(), "writing this read model");
+                self.writer
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    projection = self.projection.name(),
+                    "writing this read model"
+                );
                 return Ok(Some(Some(conn)));
             }
             if !announced {
-                tracing::info!(projection = self.projection.name(), "another process writes this read model: standing by, answering queries");
+                tracing::info!(
+                    projection = self.projection.name(),
+                    "another process writes this read model: standing by, answering queries"
+                );
                 announced = true;
             }
             self.refresh().await?;

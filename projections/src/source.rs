@@ -68,8 +68,36 @@ impl EventSource for InProcess {
 }
 
 /// A remote log over gRPC: `ReadAll` for ranges, `Subscribe` for live events.
+/// The bearer token this process presents to the event-log service (set once at start from
+/// `--log-token`; a projector or reactor has the `service` role).
+static LOG_TOKEN: std::sync::OnceLock<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+    std::sync::OnceLock::new();
+
+pub fn use_log_token(token: &str) -> anyhow::Result<()> {
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the log token must be printable ASCII"))?;
+    let _ = LOG_TOKEN.set(value);
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct Bearer;
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = LOG_TOKEN.get() {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
 pub struct Grpc {
-    client: EventLogClient<Channel>,
+    client: EventLogClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
     live: Option<(u64, tonic::Streaming<journey_proto::v1::EventBatch>)>,
 }
 
@@ -81,7 +109,8 @@ impl Grpc {
             .await
             .with_context(|| format!("cannot reach the event log at {url}"))?;
         Ok(Grpc {
-            client: EventLogClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            client: EventLogClient::with_interceptor(channel, Bearer)
+                .max_decoding_message_size(64 * 1024 * 1024),
             live: None,
         })
     }

@@ -63,6 +63,22 @@ impl Default for AnchorArgs {
 }
 
 impl AnchorArgs {
+    /// The settings from `JOURNEY_ANCHOR_FILE` and `JOURNEY_ANCHOR_INTERVAL_MS` alone (for the
+    /// commands that open the log without these flags, e.g. `journey serve event-log`).
+    pub fn from_env() -> AnchorArgs {
+        let mut args = AnchorArgs::default();
+        if let Some(p) = std::env::var_os("JOURNEY_ANCHOR_FILE").filter(|p| !p.is_empty()) {
+            args.anchor_file = Some(PathBuf::from(p));
+        }
+        if let Some(ms) = std::env::var("JOURNEY_ANCHOR_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            args.anchor_interval_ms = ms;
+        }
+        args
+    }
+
     /// The anchor file for a log in `data_dir`.
     pub fn path_for(&self, data_dir: &Path) -> PathBuf {
         self.anchor_file.clone().unwrap_or_else(|| {
@@ -99,6 +115,11 @@ pub struct AuditServeConfig {
     /// HTTP listen address for `/status` (port 0 = any free port).
     #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8083")]
     pub http_addr: String,
+    /// Token this service presents to the event-log service (a `service` or `auditor` key or JWT).
+    #[arg(long, env = "JOURNEY_LOG_TOKEN", hide_env_values = true)]
+    pub log_token: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
 }
 
 // --- the log, in process or remote --------------------------------------------------------------
@@ -107,11 +128,16 @@ pub struct AuditServeConfig {
 #[derive(Clone)]
 pub enum Source {
     InProcess(Arc<LogService>),
-    Remote(EventLogClient<Channel>),
+    Remote(
+        EventLogClient<
+            tonic::service::interceptor::InterceptedService<Channel, crate::client::Token>,
+        >,
+    ),
 }
 
 impl Source {
-    pub fn new(access: &LogAccess) -> anyhow::Result<Source> {
+    /// `token` is presented to a remote log (unused in process).
+    pub fn new(access: &LogAccess, token: Option<&str>) -> anyhow::Result<Source> {
         Ok(match access {
             LogAccess::InProcess(log) => {
                 Source::InProcess(Arc::new(LogService::new(log.clone(), 0, 0)))
@@ -121,7 +147,7 @@ impl Source {
                     .with_context(|| format!("bad log address {url:?}"))?
                     .connect_lazy();
                 Source::Remote(
-                    EventLogClient::new(channel)
+                    EventLogClient::with_interceptor(channel, crate::client::token(token)?)
                         .max_decoding_message_size(64 * 1024 * 1024)
                         .max_encoding_message_size(64 * 1024 * 1024),
                 )
@@ -187,12 +213,12 @@ fn hash32(bytes: &[u8]) -> Option<Hash> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [_, _] => u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok(),
+            _ => None,
+        })
         .collect()
 }
 
@@ -472,6 +498,14 @@ fn check_patient(patient_id: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Who is reading (reads of patient data are audited): the authenticated caller, if any.
+fn reader<T>(request: &Request<T>) -> String {
+    crate::auth::principal(request).map_or_else(
+        || "unauthenticated".into(),
+        |p| format!("{} ({:?}, {})", p.subject, p.role, p.organisation),
+    )
+}
+
 fn not_found(patient_id: &str) -> Status {
     Status::not_found(format!("patient {patient_id:?}: no event in the log"))
 }
@@ -607,9 +641,10 @@ impl Audit for AuditService {
         &self,
         request: Request<TimelineRequest>,
     ) -> Result<Response<Self::TimelineStream>, Status> {
+        let reader = reader(&request);
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, req.from_version).await?;
-        tracing::info!(patient = %req.patient_id, "audit read: timeline");
+        tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: timeline");
         Ok(Response::new(flat_map_events(stream, first, |e| {
             vec![timeline_entry(e)]
         })))
@@ -617,6 +652,7 @@ impl Audit for AuditService {
 
     #[tracing::instrument(skip_all, fields(patient = %request.get_ref().patient_id))]
     async fn as_of(&self, request: Request<AsOfRequest>) -> Result<Response<AsOfResponse>, Status> {
+        let reader = reader(&request);
         let req = request.into_inner();
         check_patient(&req.patient_id)?;
         let now = now();
@@ -635,7 +671,7 @@ impl Audit for AuditService {
         if events.is_empty() {
             return Err(not_found(&req.patient_id));
         }
-        tracing::info!(patient = %req.patient_id, "audit read: as of");
+        tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: as of");
         let state = journey_domain::as_of::as_of(&events, clinical, recorded);
         Ok(Response::new(state.into_response(
             &req.patient_id,
@@ -733,9 +769,10 @@ impl Audit for AuditService {
         &self,
         request: Request<ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
+        let reader = reader(&request);
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, 1).await?;
-        tracing::info!(patient = %req.patient_id, "audit read: FHIR export");
+        tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: FHIR export");
         Ok(Response::new(flat_map_events(stream, first, |e| {
             let position = e.position;
             vec![
@@ -856,8 +893,14 @@ pub fn fhir_audit_event(e: &Event) -> Value {
         .as_ref()
         .map_or("Unknown", |p| EventType::of(p).name());
     let actor = e.actor.clone().unwrap_or_default();
+    // An automated source (ADT feed, rule engine) collected the data; anyone else is a person.
+    let agent_type = if actor.role == v1::Role::System as i32 {
+        ("datacollector", "data collector")
+    } else {
+        ("humanuser", "human user")
+    };
     let mut agents = vec![json!({
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser", "display": "human user"}]},
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": agent_type.0, "display": agent_type.1}]},
         "role": [role_concept(actor.role)],
         "who": actor_reference(e),
         "requestor": true,
@@ -990,7 +1033,11 @@ pub async fn serve(
     on_ready: impl FnOnce(crate::server::Ready),
 ) -> anyhow::Result<()> {
     use journey_proto::v1::audit_server::AuditServer;
-    let source = Source::new(&LogAccess::Remote(config.log_url.clone()))?;
+    let auth = Arc::new(crate::auth::Authenticator::new(&config.auth, None)?);
+    let source = Source::new(
+        &LogAccess::Remote(config.log_url.clone()),
+        config.log_token.as_deref(),
+    )?;
     let keeper = config
         .anchor_file
         .clone()
@@ -1050,6 +1097,7 @@ pub async fn serve(
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(crate::auth::AuthLayer(auth))
             .add_service(health_service)
             .add_service(crate::server::reflection()?)
             .add_service(AuditServer::new(service))
@@ -1197,6 +1245,19 @@ fn message_json<M: journey_proto::prost::Message>(m: &M, name: &str) -> Value {
     dynamic
         .serialize_with_options(serde_json::value::Serializer, &options)
         .expect("json serialisation")
+}
+
+/// "3d 4h", "2h 5m", "12s"; negative = recorded before it occurred (clock skew).
+fn delay_text(secs: i64) -> String {
+    let (sign, s) = if secs < 0 { ("-", -secs) } else { ("", secs) };
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    let text = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    };
+    format!("{sign}{text}")
 }
 
 fn time_text(t: &Option<Timestamp>) -> String {
@@ -1402,9 +1463,9 @@ pub async fn cli(what: AuditWhat) -> anyhow::Result<bool> {
                     links.push_str(&format!("  causation {}", e.causation_id));
                 }
                 println!(
-                    "      recorded {} ({:+}s){links}  hash {}",
+                    "      recorded {} ({} after){links}  hash {}",
                     time_text(&e.recorded_at),
-                    e.recording_delay_seconds,
+                    delay_text(e.recording_delay_seconds),
                     e.hash_hex.get(..16).unwrap_or(&e.hash_hex)
                 );
                 println!("      {}", e.payload_json);
@@ -1665,6 +1726,15 @@ mod tests {
             a.path_for(Path::new("/var/lib/journey/")),
             PathBuf::from("/var/lib/journey.anchor.json")
         );
+    }
+
+    #[test]
+    fn delays_read_like_durations() {
+        assert_eq!(delay_text(12), "12s");
+        assert_eq!(delay_text(125), "2m 5s");
+        assert_eq!(delay_text(7_500), "2h 5m");
+        assert_eq!(delay_text(3 * 86_400 + 4 * 3600 + 60), "3d 4h");
+        assert_eq!(delay_text(-5), "-5s");
     }
 
     #[test]

@@ -393,7 +393,9 @@ pub async fn health(args: ClientArgs) -> anyhow::Result<bool> {
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     let mut c = HealthClient::new(client::channel(&args.server).await?);
     let status = c
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .map_err(|s| anyhow::anyhow!("health check refused ({:?}): {}", s.code(), s.message()))?
         .into_inner()

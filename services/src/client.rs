@@ -32,8 +32,20 @@ pub async fn channel(server: &str) -> anyhow::Result<Channel> {
         })
 }
 
+/// The local admin token `journey up` wrote, when no token was given (`$JOURNEY_DATA_DIR` or `./data`).
+fn local_admin_token() -> Option<String> {
+    let dir = std::env::var("JOURNEY_DATA_DIR").unwrap_or_else(|_| "./data".into());
+    std::fs::read_to_string(std::path::Path::new(&dir).join("admin.token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// `--token`, else `JOURNEY_TOKEN` (clap), else the local admin token.
 pub fn token(token: Option<&str>) -> anyhow::Result<Token> {
+    let local = local_admin_token();
     let value = token
+        .or(local.as_deref())
         .map(|t| format!("Bearer {t}").parse())
         .transpose()
         .context("the token must be printable ASCII")?;

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// process: `journey serve event-log` sets it, the read sides then run as their own services.
     #[arg(long, env = "JOURNEY_NO_READ_MODELS")]
     pub no_read_models: bool,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `journey serve readmission|coordination`: a read side alone, reading a remote log.
@@ -75,4 +77,9 @@ pub struct ReadSideConfig {
     /// HTTP listen address (port 0 = any free port).
     #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: String,
+    /// Token this service presents to the event-log service (a `service` role key or JWT).
+    #[arg(long, env = "JOURNEY_LOG_TOKEN", hide_env_values = true)]
+    pub log_token: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
 }

@@ -1,6 +1,7 @@
 //! The gRPC `Coordination` service over the coordination read model (and, for the readmission
 //! figures of the indicators, the readmission read model of the same database).
 use crate::{
+    auth::{principal, Principal, Role},
     errors,
     readmission_service::{db_error, period},
 };
@@ -142,8 +143,14 @@ pub fn page(size: u32, token: &str, total: usize) -> Result<(usize, usize), Stat
 }
 
 impl CoordinationService {
-    pub async fn worklist_page(&self, req: &WorklistRequest) -> Result<WorklistResponse, Status> {
-        let f = filter(req)?;
+    /// The worklist page `req` asks for, as `caller` may see it (a coordinator: its territory).
+    pub async fn worklist_page(
+        &self,
+        req: &WorklistRequest,
+        caller: Option<&Principal>,
+    ) -> Result<WorklistResponse, Status> {
+        let mut f = filter(req)?;
+        f.territory = territory_for(caller, &req.territory)?;
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let items = queries::worklist(&self.runner.db.pool, &self.runner.live_prefix(), &f, now)
@@ -169,10 +176,15 @@ impl CoordinationService {
         })
     }
 
-    pub async fn follow_up_of(&self, req: &FollowUpRequest) -> Result<FollowUpResponse, Status> {
+    pub async fn follow_up_of(
+        &self,
+        req: &FollowUpRequest,
+        caller: Option<&Principal>,
+    ) -> Result<FollowUpResponse, Status> {
         if req.patient_id.is_empty() {
             return Err(errors::invalid("patient_id", "required"));
         }
+        let territory = territory_for(caller, "")?;
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let found = queries::patient(
@@ -189,7 +201,7 @@ impl CoordinationService {
                 req.patient_id
             ))
         })?;
-        Ok(FollowUpResponse {
+        let answer = FollowUpResponse {
             patient_id: req.patient_id.clone(),
             display_name: found.display_name,
             discharges: found
@@ -231,13 +243,22 @@ impl CoordinationService {
             referents: found.referents.into_iter().map(referent).collect(),
             deceased: found.deceased,
             checkpoint,
-        })
+        };
+        if !territory.is_empty() && !answer.discharges.iter().any(|d| d.territory == territory) {
+            return Err(Status::permission_denied(format!(
+                "patient {:?} has no stay in your territory {territory:?}",
+                answer.patient_id
+            )));
+        }
+        Ok(answer)
     }
 
     pub async fn indicators_of(
         &self,
         req: &IndicatorsRequest,
+        caller: Option<&Principal>,
     ) -> Result<IndicatorsResponse, Status> {
+        let territory = territory_for(caller, &req.territory)?;
         let (from_day, to_day) = period(req.period.as_ref())?;
         let today = crate::readmission_service::today();
         // Open-ended periods: the last twelve weeks up to today.
@@ -266,7 +287,7 @@ impl CoordinationService {
                 from: day(from_day),
                 to: day(to_day + 1),
                 facility_id: &req.facility_id,
-                territory: &req.territory,
+                territory: &territory,
                 now,
             },
         )
@@ -310,26 +331,54 @@ impl CoordinationService {
     }
 }
 
+/// A coordinator sees its own territory only: the territory a request may cover.
+fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, Status> {
+    let Some(p) = caller.filter(|p| p.role == Role::Coordinator) else {
+        return Ok(requested.to_string());
+    };
+    let Some(own) = &p.territory else {
+        return Err(Status::permission_denied(format!(
+            "no territory is configured for {} ({}); add it to the token or the territories file",
+            p.subject, p.organisation
+        )));
+    };
+    if !requested.is_empty() && requested != own {
+        return Err(Status::permission_denied(format!(
+            "territory {requested:?} is not yours ({own:?})"
+        )));
+    }
+    Ok(own.clone())
+}
+
 #[tonic::async_trait]
 impl Coordination for CoordinationService {
     async fn worklist(
         &self,
         request: Request<WorklistRequest>,
     ) -> Result<Response<WorklistResponse>, Status> {
-        Ok(Response::new(self.worklist_page(request.get_ref()).await?))
+        let page = self
+            .worklist_page(request.get_ref(), principal(&request))
+            .await?;
+        Ok(Response::new(page))
     }
 
     async fn follow_up(
         &self,
         request: Request<FollowUpRequest>,
     ) -> Result<Response<FollowUpResponse>, Status> {
-        Ok(Response::new(self.follow_up_of(request.get_ref()).await?))
+        let answer = self
+            .follow_up_of(request.get_ref(), principal(&request))
+            .await?;
+        Ok(Response::new(answer))
     }
 
     async fn indicators(
         &self,
         request: Request<IndicatorsRequest>,
     ) -> Result<Response<IndicatorsResponse>, Status> {
-        Ok(Response::new(self.indicators_of(request.get_ref()).await?))
+        let answer = self
+            .indicators_of(request.get_ref(), principal(&request))
+            .await?;
+        Ok(Response::new(answer))
     }
 }

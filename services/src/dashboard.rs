@@ -1,7 +1,10 @@
 //! The coordination dashboard: server-rendered HTML (no JavaScript), in French and English
 //! (`?lang=fr|en`): the worklist with its filters, a patient page with the timeline, and the
 //! weekly indicators with SVG trend charts.
-use crate::{coordination_service::CoordinationService, projections_service::LogAccess, timeline};
+use crate::{
+    auth::Principal, coordination_service::CoordinationService, projections_service::LogAccess,
+    session::Sessions, timeline,
+};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -15,20 +18,36 @@ use journey_proto::v1::{
 };
 use serde::Deserialize;
 use std::fmt::Write;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Dashboard {
     pub coordination: CoordinationService,
     pub log: LogAccess,
+    /// Sign-in and sessions; `None` when the server runs `--insecure`.
+    pub sessions: Option<Arc<Sessions>>,
 }
 
 pub fn router(d: Dashboard) -> Router {
-    Router::new()
+    let sessions = d.sessions.clone();
+    let pages = Router::new()
         .route("/", get(worklist))
         .route("/patients/{id}", get(patient))
         .route("/indicators", get(indicators))
-        .with_state(d)
+        .with_state(d);
+    match sessions {
+        None => pages,
+        Some(s) => pages
+            .layer(axum::middleware::from_fn_with_state(
+                s.clone(),
+                crate::session::require,
+            ))
+            .merge(crate::session::routes(s)),
+    }
 }
+
+/// The signed-in caller (none when the server runs `--insecure`).
+type Caller = Option<axum::Extension<Principal>>;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
@@ -502,6 +521,9 @@ fn status_response(s: tonic::Status) -> Response {
         tonic::Code::NotFound => {
             (StatusCode::NOT_FOUND, format!("{}\n", s.message())).into_response()
         }
+        tonic::Code::PermissionDenied => {
+            (StatusCode::FORBIDDEN, format!("{}\n", s.message())).into_response()
+        }
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{}\n", s.message()),
@@ -543,6 +565,7 @@ fn unknown_keys(raw: Option<&str>) -> Option<String> {
 
 async fn worklist(
     State(d): State<Dashboard>,
+    caller: Caller,
     uri: axum::http::Uri,
     Query(p): Query<Params>,
 ) -> Response {
@@ -578,7 +601,7 @@ async fn worklist(
         as_of: None,
         window_days: window,
     };
-    let resp = match d.coordination.worklist_page(&req).await {
+    let resp = match d.coordination.worklist_page(&req, caller.as_deref()).await {
         Ok(r) => r,
         Err(s) => return status_response(s),
     };
@@ -745,16 +768,20 @@ fn alerts_cell(i: &WorklistItem) -> String {
 
 async fn patient(
     State(d): State<Dashboard>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(p): Query<Params>,
 ) -> Response {
     let lang = Lang::of(&p);
     let fu = match d
         .coordination
-        .follow_up_of(&FollowUpRequest {
-            patient_id: id.clone(),
-            as_of: None,
-        })
+        .follow_up_of(
+            &FollowUpRequest {
+                patient_id: id.clone(),
+                as_of: None,
+            },
+            caller.as_deref(),
+        )
         .await
     {
         Ok(f) => Some(f),
@@ -896,7 +923,11 @@ fn chart(
     s
 }
 
-async fn indicators(State(d): State<Dashboard>, Query(p): Query<Params>) -> Response {
+async fn indicators(
+    State(d): State<Dashboard>,
+    caller: Caller,
+    Query(p): Query<Params>,
+) -> Response {
     let lang = Lang::of(&p);
     let req = IndicatorsRequest {
         period: Some(Period {
@@ -906,7 +937,7 @@ async fn indicators(State(d): State<Dashboard>, Query(p): Query<Params>) -> Resp
         facility_id: p.facility.clone().unwrap_or_default(),
         territory: p.territory.clone().unwrap_or_default(),
     };
-    let resp = match d.coordination.indicators_of(&req).await {
+    let resp = match d.coordination.indicators_of(&req, caller.as_deref()).await {
         Ok(r) => r,
         Err(s) => return status_response(s),
     };

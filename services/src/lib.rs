@@ -5,6 +5,7 @@
 //! `journey-event-log`.
 
 pub mod audit_service;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
@@ -23,6 +24,7 @@ pub mod reactor;
 pub mod readmission_service;
 pub mod serve;
 pub mod server;
+pub mod session;
 pub mod simulate;
 pub mod telemetry;
 pub mod timeline;

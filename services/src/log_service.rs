@@ -1,4 +1,5 @@
 //! The gRPC `EventLog` service: checks the shape of what partners send, then hands it to the log.
+use crate::auth::{Principal, Role};
 use crate::errors;
 use futures::StreamExt;
 use journey_event_log::{AppendOutcome, EventLog as Log, StoredEvent};
@@ -64,9 +65,16 @@ impl LogService {
         Ok(())
     }
 
-    async fn append_one(&self, request: AppendRequest) -> Result<AppendResponse, Status> {
+    async fn append_one(
+        &self,
+        request: AppendRequest,
+        caller: Option<&Principal>,
+    ) -> Result<AppendResponse, Status> {
         let started = std::time::Instant::now();
-        if let Err(status) = self.check(&request) {
+        if let Err(status) = self
+            .check(&request)
+            .and_then(|_| own_organisation(&request, caller))
+        {
             metrics::counter!("journey_append_rejected_total", "reason" => reason(&status))
                 .increment(1);
             return Err(status);
@@ -91,6 +99,24 @@ impl LogService {
         metrics::counter!("journey_appended_events_total").increment(outcome.appended.len() as u64);
         Ok(response(outcome))
     }
+}
+
+/// A partner appends for its own organisation only: every event's `actor.organisation` must be
+/// the caller's.
+fn own_organisation(request: &AppendRequest, caller: Option<&Principal>) -> Result<(), Status> {
+    let Some(p) = caller.filter(|p| p.role == Role::Partner) else {
+        return Ok(());
+    };
+    for (i, e) in request.events.iter().enumerate() {
+        let org = e.actor.as_ref().map_or("", |a| a.organisation.as_str());
+        if org != p.organisation {
+            return Err(Status::permission_denied(format!(
+                "events[{i}].actor.organisation: {org:?} is not your organisation {:?}",
+                p.organisation
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The metric label of a refusal: its gRPC code (invalid_argument, failed_precondition, aborted…).
@@ -179,7 +205,8 @@ impl EventLog for LogService {
         &self,
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        self.append_one(request.into_inner())
+        let caller = crate::auth::principal(&request).cloned();
+        self.append_one(request.into_inner(), caller.as_ref())
             .await
             .map(Response::new)
     }
@@ -195,12 +222,14 @@ impl EventLog for LogService {
             ..*self
         };
         let this = Arc::new(this);
+        let caller = crate::auth::principal(&request).cloned();
         let stream = request.into_inner();
         // Up to 8 batches of one call in flight at once, answered in request order.
         let out = stream
             .map(move |req| {
                 let this = this.clone();
-                async move { this.append_one(req?).await }
+                let caller = caller.clone();
+                async move { this.append_one(req?, caller.as_ref()).await }
             })
             .buffered(8);
         Ok(Response::new(Box::pin(out)))

@@ -59,6 +59,10 @@ pub async fn read_side(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
+    let auth = Arc::new(crate::auth::Authenticator::new(&config.auth, None)?);
+    if let Some(t) = &config.log_token {
+        journey_projections::source::use_log_token(t)?;
+    }
     let db = journey_projections::db::connect(&config.database_url).await?;
     let mut catch_up = Grpc::connect(&config.log_url).await?;
     let readmission = open_projection(db.clone(), Readmission, &mut catch_up).await?;
@@ -93,6 +97,7 @@ pub async fn read_side(
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut router = tonic::transport::Server::builder()
         .layer(crate::grpc_metrics::GrpcMetrics)
+        .layer(crate::auth::AuthLayer(auth.clone()))
         .add_service(health_service)
         .add_service(reflection()?)
         .add_service(ProjectionsServer::new(projections));
@@ -133,6 +138,8 @@ pub async fn read_side(
             app = app.merge(dashboard::router(Dashboard {
                 coordination: service.clone(),
                 log,
+                sessions: (!config.auth.insecure)
+                    .then(|| crate::session::Sessions::new(auth.clone())),
             }));
             router = router.add_service(CoordinationServer::new(service));
         }

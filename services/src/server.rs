@@ -1,12 +1,12 @@
 //! `journey up`: the event log, its gRPC service, the NATS outbox and the status page in one process.
 use crate::{
+    audit_service::{self, AnchorArgs, AnchorKeeper, AuditService},
     config::ServerConfig,
     http,
     log_service::LogService,
     outbox::{self, OutboxConfig, OutboxStatus},
 };
 use crate::{
-    audit_service::{self, AnchorArgs, AnchorKeeper, AuditService},
     coordination_service::CoordinationService,
     projections_service::{LogAccess, ProjectionsService},
     readmission_service::ReadmissionService,
@@ -22,8 +22,9 @@ use journey_projections::{
     source::{EventSource, InProcess},
 };
 use journey_proto::v1::{
-    audit_server::AuditServer, coordination_server::CoordinationServer, event_log_server::EventLogServer,
-    projections_server::ProjectionsServer, readmission_server::ReadmissionServer,
+    audit_server::AuditServer, coordination_server::CoordinationServer,
+    event_log_server::EventLogServer, projections_server::ProjectionsServer,
+    readmission_server::ReadmissionServer,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
@@ -44,7 +45,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
-    run_with_anchor(config, AnchorArgs::default(), shutdown, on_ready).await
+    run_with_anchor(config, AnchorArgs::from_env(), shutdown, on_ready).await
 }
 
 /// [`run`], with the chain head anchored where `anchor` says (see `audit_service`).
@@ -73,7 +74,7 @@ pub async fn run_with_anchor(
     tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
     // The chain head anchored outside the log: a log behind its anchor is reported loudly (and by
     // `journey audit verify`), and the anchor is then kept as evidence, never overwritten.
-    let audit_source = audit_service::Source::new(&LogAccess::InProcess(log.clone()))?;
+    let audit_source = audit_service::Source::new(&LogAccess::InProcess(log.clone()), None)?;
     let anchor_keeper = Arc::new(AnchorKeeper::new(
         anchor.path_for(&config.data_dir),
         config.data_dir.display().to_string(),
@@ -178,10 +179,26 @@ pub async fn run_with_anchor(
             projections,
         ));
     }
+    let admin = if config.auth.insecure {
+        None
+    } else {
+        let token = crate::auth::admin_token(&config.data_dir)?;
+        eprintln!(
+            "admin token in {} (the CLI verbs read it from there)",
+            config.data_dir.join("admin.token").display()
+        );
+        Some(token)
+    };
+    let auth = Arc::new(crate::auth::Authenticator::new(
+        &config.auth,
+        admin.as_deref(),
+    )?);
+    let sessions = (!config.auth.insecure).then(|| crate::session::Sessions::new(auth.clone()));
     let dashboard = match &read_side {
         Some((_, coordination, _)) => crate::dashboard::router(crate::dashboard::Dashboard {
             coordination: coordination.clone(),
             log: LogAccess::InProcess(log.clone()),
+            sessions,
         }),
         None => axum::Router::new(),
     };
@@ -222,6 +239,7 @@ pub async fn run_with_anchor(
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(crate::grpc_metrics::GrpcMetrics)
+            .layer(crate::auth::AuthLayer(auth))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)

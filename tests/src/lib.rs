@@ -346,8 +346,21 @@ pub fn spawn_ready(args: &[&str]) -> Server {
 
 /// Like [`spawn_ready`], with extra environment variables.
 pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    // Servers run secure by default; the tests of other features use `--insecure` (tests/tests/auth.rs
+    // covers the secure path), unless they ask for security with `JOURNEY_INSECURE=false`.
+    let serves = matches!(
+        args,
+        ["up", ..] | ["serve", "event-log" | "readmission" | "coordination", ..]
+    );
+    let secure = env
+        .iter()
+        .any(|(k, v)| *k == "JOURNEY_INSECURE" && *v == "false");
+    let mut args = args.to_vec();
+    if serves && !secure {
+        args.push("--insecure");
+    }
     let mut child = Command::new(journey_bin())
-        .args(args)
+        .args(&args)
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())

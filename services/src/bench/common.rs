@@ -104,6 +104,8 @@ pub fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
+            // The log's own paths are measured here; authentication has its own benchmark.
+            "--insecure",
             "--data-dir",
         ])
         .arg(dir)

@@ -1,0 +1,439 @@
+//! Authentication and roles, one layer for every gRPC service (DESIGN.md §6).
+//!
+//! A caller presents `authorization: Bearer <token>`: a JWT (HS256 or RS256, keys from files; claims
+//! `sub`, `role`, `org`, optional `territory`, `exp` required) or a key listed in the API-key file
+//! (`<key> <role> <subject> <organisation> [territory]` per line). The principal is put in the
+//! request's extensions for the services' own finer checks (a partner appends for its organisation
+//! only; a coordinator sees its territory only). Health and reflection need no token.
+//! Without any of this, `--insecure` lets every call through, and says so loudly.
+use clap::Args;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tonic::{codegen::http, Status};
+use tower::{Layer, Service};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Partner,
+    Coordinator,
+    Quality,
+    Auditor,
+    Admin,
+    Service,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "partner" => Role::Partner,
+            "coordinator" => Role::Coordinator,
+            "quality" => Role::Quality,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            "service" => Role::Service,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub role: Role,
+    pub organisation: String,
+    /// A coordinator's territory (from the token, or the organisation → territory map).
+    pub territory: Option<String>,
+}
+
+/// Authentication settings shared by every server command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthConfig {
+    /// Let unauthenticated calls through (local experiments only).
+    #[arg(long, env = "JOURNEY_INSECURE")]
+    pub insecure: bool,
+    /// API keys, one per line: `<key> <role> <subject> <organisation> [territory]`.
+    #[arg(long, env = "JOURNEY_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Shared secret for HS256 JWTs.
+    #[arg(long, env = "JOURNEY_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// PEM public key for RS256 JWTs.
+    #[arg(long, env = "JOURNEY_JWT_RS256_PUBLIC_KEY_FILE")]
+    pub jwt_rs256_public_key_file: Option<PathBuf>,
+    /// Organisation → territory map, one `<organisation> <territory>` per line (for coordinators
+    /// whose token names no territory).
+    #[arg(long, env = "JOURNEY_TERRITORIES_FILE")]
+    pub territories_file: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+    #[serde(default)]
+    org: String,
+    #[serde(default)]
+    territory: Option<String>,
+}
+
+pub struct Authenticator {
+    insecure: bool,
+    keys: HashMap<String, Principal>,
+    hs256: Option<DecodingKey>,
+    rs256: Option<DecodingKey>,
+    territories: HashMap<String, String>,
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
+}
+
+impl Authenticator {
+    /// From the settings, plus an extra admin key (the local admin token of `journey up`).
+    pub fn new(config: &AuthConfig, admin_token: Option<&str>) -> anyhow::Result<Self> {
+        let mut keys = HashMap::new();
+        if let Some(path) = &config.api_keys_file {
+            for (n, line) in read(path, "API-key file")?.lines().enumerate() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.is_empty() || f[0].starts_with('#') {
+                    continue;
+                }
+                let bad = || {
+                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service", path.display(), n + 1)
+                };
+                if f.len() < 4 {
+                    return Err(bad());
+                }
+                let role = Role::parse(f[1]).ok_or_else(bad)?;
+                keys.insert(
+                    f[0].to_string(),
+                    Principal {
+                        subject: f[2].into(),
+                        role,
+                        organisation: f[3].into(),
+                        territory: f.get(4).map(|t| t.to_string()),
+                    },
+                );
+            }
+        }
+        if let Some(t) = admin_token {
+            keys.insert(
+                t.to_string(),
+                Principal {
+                    subject: "local-admin".into(),
+                    role: Role::Admin,
+                    organisation: "local".into(),
+                    territory: None,
+                },
+            );
+        }
+        let hs256 = match &config.jwt_hs256_secret_file {
+            Some(p) => Some(DecodingKey::from_secret(
+                read(p, "HS256 secret")?.trim().as_bytes(),
+            )),
+            None => None,
+        };
+        let rs256 = match &config.jwt_rs256_public_key_file {
+            Some(p) => Some(
+                DecodingKey::from_rsa_pem(read(p, "RS256 public key")?.as_bytes()).map_err(
+                    |e| anyhow::anyhow!("{}: not an RSA public key in PEM: {e}", p.display()),
+                )?,
+            ),
+            None => None,
+        };
+        let mut territories = HashMap::new();
+        if let Some(path) = &config.territories_file {
+            for line in read(path, "territories file")?.lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() == 2 && !f[0].starts_with('#') {
+                    territories.insert(f[0].to_string(), f[1].to_string());
+                }
+            }
+        }
+        if config.insecure {
+            tracing::warn!("INSECURE: every call is accepted without a token (--insecure); never in production");
+            eprintln!("WARNING: --insecure: calls are not authenticated");
+        }
+        Ok(Authenticator {
+            insecure: config.insecure,
+            keys,
+            hs256,
+            rs256,
+            territories,
+        })
+    }
+
+    /// The caller of a request with this `authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Status> {
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Err(Status::unauthenticated(
+                "missing token: send `authorization: Bearer <token>` (journey up writes an admin token to <data-dir>/admin.token)",
+            ));
+        };
+        if let Some(p) = self.keys.get(token) {
+            return Ok(p.clone());
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Status::unauthenticated("unknown API key and not a JWT"))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.hs256.as_ref(),
+            Algorithm::RS256 => self.rs256.as_ref(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Status::unauthenticated(format!(
+                "JWT algorithm {:?} is not configured here",
+                header.alg
+            ))
+        })?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &Validation::new(header.alg))
+            .map_err(|e| Status::unauthenticated(format!("invalid JWT: {e}")))?
+            .claims;
+        let role = Role::parse(&claims.role)
+            .ok_or_else(|| Status::permission_denied(format!("unknown role {:?}", claims.role)))?;
+        let territory = claims
+            .territory
+            .or_else(|| self.territories.get(&claims.org).cloned());
+        Ok(Principal {
+            subject: claims.sub,
+            role,
+            organisation: claims.org,
+            territory,
+        })
+    }
+}
+
+/// Which roles may call a gRPC method (`/journey.v1.Service/Method`).
+pub fn allowed(role: Role, path: &str) -> bool {
+    use Role::*;
+    let method = path.trim_start_matches("/journey.v1.");
+    let (service, call) = method.split_once('/').unwrap_or((method, ""));
+    match (service, call) {
+        (_, _) if role == Admin => true,
+        ("EventLog", "Append" | "AppendStream") => matches!(role, Partner | Service),
+        ("EventLog", "Verify") => role == Auditor,
+        ("EventLog", _) => matches!(role, Service | Auditor),
+        ("Readmission", _) => role == Quality,
+        ("Coordination", _) => role == Coordinator,
+        ("Audit", _) => role == Auditor,
+        ("Projections", "Status") => true,
+        _ => false,
+    }
+}
+
+/// The local admin token of `journey up`: read from `<data_dir>/admin.token`, or created there
+/// (mode 0600) on first start.
+pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    use rand::Rng;
+    let token: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    std::fs::create_dir_all(data_dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::io::Write::write_all(&mut f, token.as_bytes())?;
+    f.sync_all()?;
+    Ok(token)
+}
+
+/// The tower layer checking every call.
+#[derive(Clone)]
+pub struct AuthLayer(pub Arc<Authenticator>);
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Checked<S>;
+    fn layer(&self, inner: S) -> Checked<S> {
+        Checked {
+            inner,
+            auth: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Checked<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+fn refuse<B: Default>(status: Status, path: &str) -> http::Response<B> {
+    metrics::counter!("journey_auth_refused_total", "code" => format!("{:?}", status.code()).to_lowercase())
+        .increment(1);
+    tracing::info!(path, code = ?status.code(), reason = status.message(), "call refused");
+    let mut r = http::Response::new(B::default());
+    r.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    r.headers_mut()
+        .insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+    if let Ok(v) = http::HeaderValue::from_str(&status.message().replace(['\r', '\n'], " ")) {
+        r.headers_mut().insert("grpc-message", v);
+    }
+    r
+}
+
+impl<S, B, R> Service<http::Request<B>> for Checked<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        let open = path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.");
+        if !open && !self.auth.insecure {
+            let header = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            match self.auth.authenticate(header) {
+                Ok(p) if allowed(p.role, &path) => {
+                    request.extensions_mut().insert(p);
+                }
+                Ok(p) => {
+                    let status = Status::permission_denied(format!(
+                        "{} ({:?}) may not call {path}",
+                        p.subject, p.role
+                    ));
+                    return Box::pin(async move { Ok(refuse(status, &path)) });
+                }
+                Err(status) => return Box::pin(async move { Ok(refuse(status, &path)) }),
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+/// The caller of a request, if the server authenticates (`None` with `--insecure`).
+pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
+    request.extensions().get::<Principal>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_table() {
+        use Role::*;
+        let cases = [
+            (
+                "/journey.v1.EventLog/Append",
+                [Partner, Service, Admin].as_slice(),
+            ),
+            (
+                "/journey.v1.EventLog/ReadStream",
+                &[Service, Auditor, Admin],
+            ),
+            ("/journey.v1.EventLog/Verify", &[Auditor, Admin]),
+            ("/journey.v1.Readmission/Rates", &[Quality, Admin]),
+            ("/journey.v1.Coordination/Worklist", &[Coordinator, Admin]),
+            ("/journey.v1.Audit/Timeline", &[Auditor, Admin]),
+            ("/journey.v1.Projections/Rebuild", &[Admin]),
+            (
+                "/journey.v1.Projections/Status",
+                &[Partner, Coordinator, Quality, Auditor, Admin, Service],
+            ),
+        ];
+        for (path, who) in cases {
+            for role in [Partner, Coordinator, Quality, Auditor, Admin, Service] {
+                assert_eq!(
+                    allowed(role, path),
+                    who.contains(&role),
+                    "{role:?} on {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn api_keys_and_jwts() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::write(
+            &keys,
+            "# key role subject org territory\nk1 coordinator alice cpts-nord T-NORD\n",
+        )
+        .unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let a = Authenticator::new(
+            &AuthConfig {
+                api_keys_file: Some(keys),
+                jwt_hs256_secret_file: Some(secret),
+                ..Default::default()
+            },
+            Some("adm"),
+        )
+        .unwrap();
+        assert_eq!(
+            a.authenticate(Some("Bearer k1"))
+                .unwrap()
+                .territory
+                .as_deref(),
+            Some("T-NORD")
+        );
+        assert_eq!(
+            a.authenticate(Some("Bearer adm")).unwrap().role,
+            Role::Admin
+        );
+        assert_eq!(
+            a.authenticate(None).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            a.authenticate(Some("Bearer nope")).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        let claims = serde_json::json!({"sub": "bob", "role": "quality", "org": "chu", "exp": 4_102_444_800u64});
+        let jwt = |secret: &[u8], claims: &serde_json::Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                claims,
+                &jsonwebtoken::EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        let ok = a
+            .authenticate(Some(&format!("Bearer {}", jwt(b"s3cret", &claims))))
+            .unwrap();
+        assert_eq!((ok.subject.as_str(), ok.role), ("bob", Role::Quality));
+        let forged = a.authenticate(Some(&format!("Bearer {}", jwt(b"other", &claims))));
+        assert_eq!(forged.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let expired = serde_json::json!({"sub": "bob", "role": "quality", "org": "chu", "exp": 1_000_000_000u64});
+        let e = a
+            .authenticate(Some(&format!("Bearer {}", jwt(b"s3cret", &expired))))
+            .unwrap_err();
+        assert!(e.message().contains("Expired"), "{}", e.message());
+    }
+}

@@ -1,0 +1,347 @@
+//! Authentication and roles on a secure `journey up` (the default): the local admin token, API
+//! keys and JWTs, every role against every service call, a partner's own organisation, a
+//! coordinator's own territory, and the CLI reading the local admin token.
+use journey_proto::v1::{
+    self, coordination_client::CoordinationClient, event_log_client::EventLogClient,
+    projections_client::ProjectionsClient, readmission_client::ReadmissionClient, HeadRequest,
+    ProjectionStatusRequest, RatesRequest, VerifyRequest, WorklistRequest,
+};
+use journey_services::client::{channel, token, Token};
+use journey_tests::*;
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
+use tonic::{service::interceptor::InterceptedService, transport::Channel, Code};
+
+const KEYS: &str = "\
+# key role subject organisation [territory]
+k-partner partner hospital-a chu-a
+k-coord coordinator nurse-1 cpts-1 T1
+k-coord-nowhere coordinator nurse-2 cpts-2
+k-quality quality analyst dim
+k-auditor auditor auditor-1 cnil
+k-service service projector backbone
+";
+
+fn secure(dir: &Path) -> Server {
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, KEYS).unwrap();
+    std::fs::write(dir.join("hs256.secret"), "a shared secret\n").unwrap();
+    let data = dir.join("data").display().to_string();
+    spawn_ready_with_env(
+        &[
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--api-keys-file",
+            &keys.display().to_string(),
+            "--jwt-hs256-secret-file",
+            &dir.join("hs256.secret").display().to_string(),
+        ],
+        &[("JOURNEY_INSECURE", "false")],
+    )
+}
+
+type Ch = InterceptedService<Channel, Token>;
+
+async fn ch(server: &Server, key: Option<&str>) -> (Channel, Token) {
+    (channel(&server.grpc).await.unwrap(), token(key).unwrap())
+}
+
+fn event_for(org: &str, patient: &str) -> v1::Event {
+    let mut e = admitted(patient, &format!("E-{patient}"), 3600);
+    e.actor.as_mut().unwrap().organisation = org.into();
+    e
+}
+
+/// The code a call ends with: Ok, or the refusal.
+async fn call(server: &Server, key: Option<&str>, what: &str) -> Code {
+    let (c, t) = ch(server, key).await;
+    let code = |r: Result<(), tonic::Status>| r.map_or_else(|s| s.code(), |_| Code::Ok);
+    match what {
+        "EventLog/Append" => {
+            let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+            let patient = format!("p-{}", uuid::Uuid::new_v4());
+            code(
+                l.append(batch(vec![event_for("chu-a", &patient)]))
+                    .await
+                    .map(|_| ()),
+            )
+        }
+        "EventLog/Head" => {
+            let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+            code(l.head(HeadRequest {}).await.map(|_| ()))
+        }
+        "EventLog/Verify" => {
+            let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+            code(l.verify(VerifyRequest::default()).await.map(|_| ()))
+        }
+        "Readmission/Rates" => {
+            let mut r = ReadmissionClient::with_interceptor(c, t);
+            code(r.rates(RatesRequest::default()).await.map(|_| ()))
+        }
+        "Coordination/Worklist" => {
+            let mut r = CoordinationClient::with_interceptor(c, t);
+            code(r.worklist(WorklistRequest::default()).await.map(|_| ()))
+        }
+        "Projections/Status" => {
+            let mut r = ProjectionsClient::with_interceptor(c, t);
+            code(r.status(ProjectionStatusRequest {}).await.map(|_| ()))
+        }
+        other => panic!("no such call in the table: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_role_against_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let admin_file = dir.path().join("data/admin.token");
+    let mode = std::fs::metadata(&admin_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "admin.token readable by its owner only"
+    );
+    let admin = std::fs::read_to_string(&admin_file).unwrap();
+
+    let allowed: &[(&str, &[&str])] = &[
+        ("EventLog/Append", &["k-partner", "k-service", "admin"]),
+        ("EventLog/Head", &["k-service", "k-auditor", "admin"]),
+        ("EventLog/Verify", &["k-auditor", "admin"]),
+        ("Readmission/Rates", &["k-quality", "admin"]),
+        ("Coordination/Worklist", &["k-coord", "admin"]),
+        (
+            "Projections/Status",
+            &[
+                "k-partner",
+                "k-coord",
+                "k-quality",
+                "k-auditor",
+                "k-service",
+                "admin",
+            ],
+        ),
+    ];
+    let keys = [
+        "k-partner",
+        "k-coord",
+        "k-quality",
+        "k-auditor",
+        "k-service",
+        "admin",
+    ];
+    for (what, who) in allowed {
+        for key in keys {
+            let token = if key == "admin" { admin.as_str() } else { key };
+            let got = call(&server, Some(token), what).await;
+            if who.contains(&key) {
+                assert_eq!(got, Code::Ok, "{key} on {what}");
+            } else {
+                assert_eq!(got, Code::PermissionDenied, "{key} on {what}");
+            }
+        }
+        assert_eq!(
+            call(&server, None, what).await,
+            Code::Unauthenticated,
+            "no token on {what}"
+        );
+        assert_eq!(
+            call(&server, Some("forged"), what).await,
+            Code::Unauthenticated,
+            "bad token on {what}"
+        );
+    }
+    // Health needs no token (probes).
+    let out = Command::new(journey_bin())
+        .args(["health", "--server", &server.grpc])
+        .env("JOURNEY_DATA_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn jwts_partners_and_coordinators_are_held_to_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let jwt = |claims: serde_json::Value, secret: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let far = 4_102_444_800u64;
+    let quality = jwt(
+        serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": far}),
+        b"a shared secret",
+    );
+    assert_eq!(
+        call(&server, Some(&quality), "Readmission/Rates").await,
+        Code::Ok
+    );
+    assert_eq!(
+        call(&server, Some(&quality), "Coordination/Worklist").await,
+        Code::PermissionDenied
+    );
+    let expired = jwt(
+        serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": 1_000_000_000u64}),
+        b"a shared secret",
+    );
+    assert_eq!(
+        call(&server, Some(&expired), "Readmission/Rates").await,
+        Code::Unauthenticated
+    );
+    let forged = jwt(
+        serde_json::json!({"sub": "a", "role": "admin", "org": "dim", "exp": far}),
+        b"guessed",
+    );
+    assert_eq!(
+        call(&server, Some(&forged), "Projections/Status").await,
+        Code::Unauthenticated
+    );
+
+    // A partner appends for its own organisation only; a refused batch writes nothing.
+    let (c, t) = ch(&server, Some("k-partner")).await;
+    let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+    let (c, t) = ch(&server, Some("k-service")).await;
+    let mut svc: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+    let before = svc
+        .head(HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    let e = l
+        .append(batch(vec![
+            event_for("chu-a", "x1"),
+            event_for("chu-b", "x2"),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(
+        e.message().contains("events[1].actor.organisation"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        svc.head(HeadRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
+        before
+    );
+
+    // A coordinator sees its territory only.
+    let (c, t) = ch(&server, Some("k-coord")).await;
+    let mut co = CoordinationClient::with_interceptor(c, t);
+    let e = co
+        .worklist(WorklistRequest {
+            territory: "T2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    co.worklist(WorklistRequest {
+        territory: "T1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (c, t) = ch(&server, Some("k-coord-nowhere")).await;
+    let e = CoordinationClient::with_interceptor(c, t)
+        .worklist(WorklistRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("no territory"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn the_cli_reads_the_local_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let data = dir.path().join("data");
+    let run = |data_dir: &Path| {
+        Command::new(journey_bin())
+            .args(["verify", "--server", &server.grpc])
+            .env("JOURNEY_DATA_DIR", data_dir)
+            .env_remove("JOURNEY_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&data);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = run(Path::new("/nonexistent"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+/// One HTTP/1.1 exchange; returns the raw response.
+async fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_dashboard_asks_for_a_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let base = &server.http;
+    let r = http(base, "GET", "/", "", "").await;
+    assert!(
+        r.starts_with("HTTP/1.1 303") && r.contains("location: /login"),
+        "{r}"
+    );
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let r = http(base, "POST", "/login", form, "token=forged").await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    let r = http(base, "POST", "/login", form, "token=k-quality").await;
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    let r = http(base, "POST", "/login", form, "token=k-coord").await;
+    assert!(r.starts_with("HTTP/1.1 303"), "{r}");
+    let cookie = r
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(r.to_lowercase().contains("httponly"));
+    let with = format!("Cookie: {cookie}\r\n");
+    let r = http(base, "GET", "/", &with, "").await;
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("id=\"summary\""),
+        "{r}"
+    );
+    // A coordinator's dashboard is held to its territory too.
+    let r = http(base, "GET", "/?territory=T2", &with, "").await;
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    let r = http(base, "GET", "/indicators", &with, "").await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
