@@ -118,7 +118,12 @@ pub enum Command {
 pub enum ServeWhat {
     /// The event log alone (gRPC EventLog, NATS outbox, /status, /metrics): no read model, no
     /// reactor in this process.
-    EventLog(ServerConfig),
+    EventLog {
+        #[command(flatten)]
+        config: ServerConfig,
+        #[command(flatten)]
+        anchor: crate::audit_service::AnchorArgs,
+    },
     /// The Readmission gRPC service and its projection.
     Readmission(crate::config::ReadSideConfig),
     /// The Coordination gRPC service, its projection (and the readmission one, for the

@@ -40,11 +40,11 @@ async fn main() -> ExitCode {
         Command::Audit { what } => journey_services::audit_service::cli(what).await,
         Command::Debug { what } => journey_services::audit_service::debug(what),
         Command::Serve {
-            what: cli::ServeWhat::EventLog(mut config),
+            what: cli::ServeWhat::EventLog { mut config, anchor },
         } => {
             config.no_read_models = true;
             config.no_reactor = true;
-            journey_services::run(config, shutdown_signal(), |ready| {
+            journey_services::server::run_with_anchor(config, anchor, shutdown_signal(), |ready| {
                 println!("ready grpc={} http={}", ready.grpc, ready.http);
             })
             .await

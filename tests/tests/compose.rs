@@ -210,6 +210,32 @@ fn compose_matches_the_binary() {
             );
         }
     }
+    // Variables of the generated env file are read by the services that load it.
+    let make_keys = std::fs::read_to_string(root().join("deploy/make-keys")).unwrap();
+    let generated: Vec<&str> = make_keys
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .filter(|k| {
+            k.starts_with("JOURNEY_") && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .collect();
+    assert!(!generated.is_empty());
+    for (name, svc) in &services {
+        if strings(&svc["env_file"]).is_empty() || svc.get("build").is_none() {
+            continue;
+        }
+        let command = strings(&svc["command"]);
+        let verb: Vec<String> = command
+            .iter()
+            .take_while(|a| !a.starts_with("--"))
+            .cloned()
+            .collect();
+        let h = help(&verb);
+        assert!(
+            generated.iter().any(|k| h.contains(&format!("[env: {k}"))),
+            "{name:?} loads deploy/journey.env but reads none of {generated:?}"
+        );
+    }
     // Every `journey serve` service is deployed.
     let serve = help(&["serve".to_string()]);
     let commands = serve

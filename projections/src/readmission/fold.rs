@@ -184,26 +184,46 @@ fn anonymous(conn: &AnyConnection) -> bool {
     conn.backend_name() == "SQLite"
 }
 
+/// Whether statements that look rows up may be prepared once and reused. Not on PostgreSQL: a
+/// reused statement gets a generic plan, made when the tables were small (a rebuild starts from
+/// empty tables, never analysed), and keeps scanning whole tables once they are large.
+fn reusable(conn: &AnyConnection) -> bool {
+    conn.backend_name() != "PostgreSQL"
+}
+
 /// `$from, $from+1, …` (`n` placeholders), or `?, ?, …`.
 fn placeholders(anonymous: bool, from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| {
-            if anonymous {
-                "?".to_string()
-            } else {
-                format!("${i}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::with_capacity(n * 6);
+    push_placeholders(&mut out, anonymous, from, n);
+    out
+}
+
+fn push_placeholders(out: &mut String, anonymous: bool, from: usize, n: usize) {
+    use std::fmt::Write;
+    for i in from..from + n {
+        if i > from {
+            out.push_str(", ");
+        }
+        if anonymous {
+            out.push('?');
+        } else {
+            let _ = write!(out, "${i}");
+        }
+    }
 }
 
 /// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
 fn values(anonymous: bool, cols: usize, rows: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(anonymous, r * cols + 1, cols)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::with_capacity(rows * (cols * 6 + 4));
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        push_placeholders(&mut out, anonymous, r * cols + 1, cols);
+        out.push(')');
+    }
+    out
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -250,7 +270,7 @@ async fn select_in(
     while !rest.is_empty() {
         let (chunk, next) = rest.split_at(chunk_len(rest.len()));
         let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(reusable(conn));
         for k in chunk {
             q = q.bind(*k);
         }
@@ -270,7 +290,7 @@ async fn execute_in(
     while !rest.is_empty() {
         let (chunk, next) = rest.split_at(chunk_len(rest.len()));
         let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(reusable(conn));
         for k in chunk {
             q = q.bind(*k);
         }
@@ -587,6 +607,7 @@ impl<'e> Batch<'e> {
                     sqlx::query(&format!(
                         "DELETE FROM {p}encounters WHERE patient_id = $1 AND encounter_id = $2"
                     ))
+                    .persistent(reusable(conn))
                     .bind(*pid)
                     .bind(enc.as_str())
                     .execute(&mut *conn)
@@ -642,6 +663,7 @@ impl<'e> Batch<'e> {
                 }),
                 None => {
                     sqlx::query(&format!("DELETE FROM {p}deaths WHERE patient_id = $1"))
+                        .persistent(reusable(conn))
                         .bind(*pid)
                         .execute(&mut *conn)
                         .await?;
