@@ -109,6 +109,7 @@ pub fn filter(req: &WorklistRequest) -> Result<Filter, Status> {
         facility_id: req.facility_id.clone(),
         territory: req.territory.clone(),
         referent_id: req.referent_id.clone(),
+        organisation: None,
         overdue_only: req.overdue_only,
         min_alert_severity: sev as i32,
         window_days: if req.window_days == 0 {
@@ -151,6 +152,7 @@ impl CoordinationService {
     ) -> Result<WorklistResponse, Status> {
         let mut f = filter(req)?;
         f.territory = territory_for(caller, &req.territory)?;
+        f.organisation = consent_scope(caller);
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let items = queries::worklist(&self.runner.db.pool, &self.runner.live_prefix(), &f, now)
@@ -185,6 +187,23 @@ impl CoordinationService {
             return Err(errors::invalid("patient_id", "required"));
         }
         let territory = territory_for(caller, "")?;
+        if let Some(org) = consent_scope(caller) {
+            let revoked = queries::consent_revoked(
+                &self.runner.db.pool,
+                &self.runner.live_prefix(),
+                &req.patient_id,
+                &org,
+            )
+            .await
+            .map_err(db_error)?;
+            if revoked {
+                tracing::info!(patient = %req.patient_id, organisation = %org, "follow-up refused: consent revoked");
+                return Err(Status::permission_denied(format!(
+                    "patient {:?} revoked the consent to share with {org:?}",
+                    req.patient_id
+                )));
+            }
+        }
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let found = queries::patient(
@@ -329,6 +348,14 @@ impl CoordinationService {
             checkpoint,
         })
     }
+}
+
+/// The organisation whose consents apply to a caller: everyone's but an admin's or an auditor's
+/// (auditors still see everything).
+fn consent_scope(caller: Option<&Principal>) -> Option<String> {
+    caller
+        .filter(|p| !matches!(p.role, Role::Admin | Role::Auditor))
+        .map(|p| p.organisation.clone())
 }
 
 /// A coordinator sees its own territory only: the territory a request may cover.

@@ -312,8 +312,16 @@ impl Drop for PgDb {
 
 /// Waits until every projection of the server has applied the log up to `log_head`.
 pub async fn wait_projected(grpc: &str, log_head: u64) {
+    wait_projected_as(grpc, log_head, None).await
+}
+
+/// [`wait_projected`] with a token, for secure servers.
+pub async fn wait_projected_as(grpc: &str, log_head: u64, token: Option<&str>) {
     use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
-    let mut c = ProjectionsClient::new(journey_services::client::channel(grpc).await.unwrap());
+    let mut c = ProjectionsClient::with_interceptor(
+        journey_services::client::channel(grpc).await.unwrap(),
+        journey_services::client::token(token).unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = c

@@ -16,6 +16,7 @@ const KEYS: &str = "\
 k-partner partner hospital-a chu-a
 k-coord coordinator nurse-1 cpts-1 T1
 k-coord-nowhere coordinator nurse-2 cpts-2
+k-coord-other coordinator nurse-3 cpts-9 T1
 k-quality quality analyst dim
 k-auditor auditor auditor-1 cnil
 k-service service projector backbone
@@ -344,4 +345,94 @@ async fn the_dashboard_asks_for_a_token_once() {
     assert!(r.starts_with("HTTP/1.1 403"), "{r}");
     let r = http(base, "GET", "/indicators", &with, "").await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}
+
+async fn visible(server: &Server, key: &str, patient: &str) -> (bool, Code) {
+    let (c, t) = ch(server, Some(key)).await;
+    let mut co = CoordinationClient::with_interceptor(c, t);
+    let listed = co
+        .worklist(WorklistRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+        .iter()
+        .any(|i| i.patient_id == patient);
+    let follow = co
+        .follow_up(v1::FollowUpRequest {
+            patient_id: patient.into(),
+            as_of: None,
+        })
+        .await
+        .map_or_else(|s| s.code(), |_| Code::Ok);
+    (listed, follow)
+}
+
+/// A revoked consent hides the patient from that organisation only, from that moment; auditors
+/// and admins still see everything; a new consent shows the patient again.
+#[tokio::test]
+async fn consent_revocation_hides_the_patient_from_that_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let (c, t) = ch(&server, Some(&admin)).await;
+    let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+    let append = |events: Vec<v1::Event>| {
+        let mut l = l.clone();
+        async move {
+            let r = l.append(batch(events)).await.unwrap().into_inner();
+            let head = r.appended.last().unwrap().position;
+            head
+        }
+    };
+    let head = append(vec![
+        admitted("C1", "EC1", 5 * 86_400),
+        discharged("C1", "EC1", 3 * 86_400),
+    ])
+    .await;
+    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    assert_eq!(visible(&server, "k-coord", "C1").await, (true, Code::Ok));
+
+    let consent = |given: bool| {
+        let orgs = vec!["cpts-1".to_string()];
+        event(
+            "C1",
+            ts(60),
+            if given {
+                v1::event::Payload::ConsentGiven(v1::ConsentGiven {
+                    scope: "coordination".into(),
+                    organisations: orgs,
+                })
+            } else {
+                v1::event::Payload::ConsentRevoked(v1::ConsentRevoked {
+                    scope: "coordination".into(),
+                    organisations: orgs,
+                })
+            },
+        )
+    };
+    let head = append(vec![consent(false)]).await;
+    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    assert_eq!(
+        visible(&server, "k-coord", "C1").await,
+        (false, Code::PermissionDenied)
+    );
+    assert_eq!(
+        visible(&server, "k-coord-other", "C1").await,
+        (true, Code::Ok),
+        "another organisation"
+    );
+    assert_eq!(
+        visible(&server, &admin, "C1").await,
+        (true, Code::Ok),
+        "admins see everything"
+    );
+
+    let head = append(vec![consent(true)]).await;
+    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    assert_eq!(
+        visible(&server, "k-coord", "C1").await,
+        (true, Code::Ok),
+        "consent given again"
+    );
 }

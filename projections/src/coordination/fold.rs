@@ -14,7 +14,11 @@ const TABLES: &[&str] = &[
     "appointments",
     "alerts",
     "referents",
+    "consents",
 ];
+
+/// The organisation of a consent that names none: every organisation.
+pub const ANY_ORGANISATION: &str = "*";
 
 pub const APPT_SCHEDULED: i64 = 0;
 pub const APPT_COMPLETED: i64 = 1;
@@ -30,7 +34,7 @@ impl Projection for Coordination {
     }
 
     fn schema_version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -72,6 +76,10 @@ impl Projection for Coordination {
                  name TEXT NOT NULL, PRIMARY KEY (patient_id, role))"
             ),
             format!("CREATE INDEX {p}referents_professional ON {p}referents (professional_id)"),
+            format!(
+                "CREATE TABLE {p}consents (patient_id TEXT NOT NULL, organisation TEXT NOT NULL, revoked BIGINT NOT NULL,
+                 at BIGINT NOT NULL, PRIMARY KEY (patient_id, organisation))"
+            ),
         ]
     }
 
@@ -381,10 +389,10 @@ async fn apply_one(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Resu
             }
         }
         Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => {
-            let consent = if matches!(payload, Payload::ConsentGiven(_)) {
-                1
-            } else {
-                -1
+            let (given, orgs) = match payload {
+                Payload::ConsentGiven(c) => (true, &c.organisations),
+                Payload::ConsentRevoked(c) => (false, &c.organisations),
+                _ => unreachable!(),
             };
             exec(
                 conn,
@@ -392,9 +400,23 @@ async fn apply_one(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Resu
                     "INSERT INTO {p}patients (patient_id, display_name, birth_date, died_at, consent) VALUES ($1, '', '', NULL, $2)
                      ON CONFLICT (patient_id) DO UPDATE SET consent = $2"
                 ),
-                &[T(pid), I(consent)],
+                &[T(pid), I(if given { 1 } else { -1 })],
             )
             .await?;
+            // Per organisation ("*" = every organisation): the last word wins.
+            let all = [String::from(ANY_ORGANISATION)];
+            let orgs = if orgs.is_empty() { &all[..] } else { &orgs[..] };
+            for org in orgs {
+                exec(
+                    conn,
+                    &format!(
+                        "INSERT INTO {p}consents (patient_id, organisation, revoked, at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (patient_id, organisation) DO UPDATE SET revoked = $3, at = $4"
+                    ),
+                    &[T(pid), T(org), I(i64::from(!given)), I(at)],
+                )
+                .await?;
+            }
         }
         Payload::PatientDeceased(d) => {
             let died = d.died_at.as_ref().map_or(at, |t| t.seconds);

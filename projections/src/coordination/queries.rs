@@ -22,6 +22,8 @@ pub struct Filter {
     pub facility_id: String,
     pub territory: String,
     pub referent_id: String,
+    /// Hide the patients who revoked their consent for this organisation (or for all).
+    pub organisation: Option<String>,
     pub overdue_only: bool,
     pub min_alert_severity: i32,
     pub window_days: i64,
@@ -138,6 +140,14 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     if !f.territory.is_empty() {
         binds.push(f.territory.clone());
         sql += &format!(" AND e.territory = ${}", binds.len() + 2);
+    }
+    if let Some(org) = &f.organisation {
+        binds.push(org.clone());
+        sql += &format!(
+            " AND NOT EXISTS (SELECT 1 FROM {p}consents c WHERE c.patient_id = e.patient_id AND c.revoked = 1
+               AND (c.organisation = ${} OR c.organisation = '*'))",
+            binds.len() + 2
+        );
     }
     if !f.referent_id.is_empty() {
         binds.push(f.referent_id.clone());
@@ -560,4 +570,21 @@ pub async fn indicators(
         }
     }
     Ok(weeks.into_values().collect())
+}
+
+/// Whether `patient_id` revoked its consent for `organisation` (or for every organisation).
+pub async fn consent_revoked(
+    pool: &AnyPool,
+    p: &str,
+    patient_id: &str,
+    organisation: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT 1 FROM {p}consents WHERE patient_id = $1 AND revoked = 1 AND (organisation = $2 OR organisation = '*') LIMIT 1"
+    ))
+    .bind(patient_id)
+    .bind(organisation)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
 }
