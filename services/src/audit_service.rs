@@ -20,10 +20,10 @@ use journey_proto::{
     prost_types::Timestamp,
     v1::{
         self, audit_server::Audit, event::Payload, event_log_client::EventLogClient,
-        event_log_server::EventLog as LogApi, AsOfRequest, AsOfResponse, AuditAnchor,
-        AuditVerifyRequest, AuditVerifyResponse, Event, EventBatch, ExportLine, ExportRequest,
-        HeadRequest, ReadStreamRequest, TimelineEntry, TimelineRequest, VerifyRequest,
-        VerifyResponse,
+        event_log_server::EventLog as LogApi, AccessRecord, AccessesRequest, AccessesResponse,
+        AsOfRequest, AsOfResponse, AuditAnchor, AuditVerifyRequest, AuditVerifyResponse, Event,
+        EventBatch, ExportLine, ExportRequest, HeadRequest, ReadStreamRequest, TimelineEntry,
+        TimelineRequest, VerifyRequest, VerifyResponse,
     },
     EventType,
 };
@@ -464,6 +464,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct AuditService {
     pub source: Source,
     pub anchor: Option<Arc<AnchorKeeper>>,
+    /// Where reads are recorded, and where `Accesses` reads them from (`None`: no database here).
+    pub access: Option<crate::access_log::AccessLog>,
 }
 
 fn now() -> Timestamp {
@@ -580,6 +582,29 @@ fn flat_map_events<T: Send + 'static>(
 }
 
 impl AuditService {
+    /// Records an auditor's read of a patient before the data goes out.
+    async fn record(
+        &self,
+        who: &(Option<crate::auth::Principal>, String),
+        call: &str,
+        patient_id: &str,
+    ) -> Result<(), Status> {
+        match &self.access {
+            Some(log) => {
+                log.record(crate::access_log::Access {
+                    caller: who.0.as_ref(),
+                    call,
+                    patient_id,
+                    purpose: &who.1,
+                    outcome: "ok",
+                    detail: String::new(),
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Opens a patient's stream; NOT_FOUND when the log has no event of them.
     async fn open_patient(
         &self,
@@ -642,9 +667,14 @@ impl Audit for AuditService {
         request: Request<TimelineRequest>,
     ) -> Result<Response<Self::TimelineStream>, Status> {
         let reader = reader(&request);
+        let who = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+        );
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, req.from_version).await?;
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: timeline");
+        self.record(&who, "Audit/Timeline", &req.patient_id).await?;
         Ok(Response::new(flat_map_events(stream, first, |e| {
             vec![timeline_entry(e)]
         })))
@@ -653,6 +683,10 @@ impl Audit for AuditService {
     #[tracing::instrument(skip_all, fields(patient = %request.get_ref().patient_id))]
     async fn as_of(&self, request: Request<AsOfRequest>) -> Result<Response<AsOfResponse>, Status> {
         let reader = reader(&request);
+        let who = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+        );
         let req = request.into_inner();
         check_patient(&req.patient_id)?;
         let now = now();
@@ -672,6 +706,7 @@ impl Audit for AuditService {
             return Err(not_found(&req.patient_id));
         }
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: as of");
+        self.record(&who, "Audit/AsOf", &req.patient_id).await?;
         let state = journey_domain::as_of::as_of(&events, clinical, recorded);
         Ok(Response::new(state.into_response(
             &req.patient_id,
@@ -770,9 +805,14 @@ impl Audit for AuditService {
         request: Request<ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
         let reader = reader(&request);
+        let who = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+        );
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, 1).await?;
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: FHIR export");
+        self.record(&who, "Audit/Export", &req.patient_id).await?;
         Ok(Response::new(flat_map_events(stream, first, |e| {
             let position = e.position;
             vec![
@@ -788,6 +828,42 @@ impl Audit for AuditService {
                 },
             ]
         })))
+    }
+
+    async fn accesses(
+        &self,
+        request: Request<AccessesRequest>,
+    ) -> Result<Response<AccessesResponse>, Status> {
+        let Some(log) = &self.access else {
+            return Err(Status::failed_precondition(
+                "this audit service keeps no access log: ask `journey up` or a read side with a database",
+            ));
+        };
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => 100,
+            n => n.min(10_000),
+        } as i64;
+        let records = log
+            .of_patient(&req.patient_id, limit)
+            .await?
+            .into_iter()
+            .map(|r| AccessRecord {
+                at: Some(Timestamp {
+                    seconds: r.at_micros.div_euclid(1_000_000),
+                    nanos: (r.at_micros.rem_euclid(1_000_000) * 1000) as i32,
+                }),
+                subject: r.subject,
+                role: r.role,
+                organisation: r.organisation,
+                call: r.call,
+                patient_id: r.patient_id,
+                purpose: r.purpose,
+                outcome: r.outcome,
+                detail: r.detail,
+            })
+            .collect();
+        Ok(Response::new(AccessesResponse { records }))
     }
 }
 
@@ -1093,6 +1169,7 @@ pub async fn serve(
     let service = AuditService {
         source,
         anchor: keeper,
+        access: None,
     };
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(

@@ -1,6 +1,7 @@
 //! The gRPC `Coordination` service over the coordination read model (and, for the readmission
 //! figures of the indicators, the readmission read model of the same database).
 use crate::{
+    access_log::{audited, purpose, Access, AccessLog},
     auth::{principal, Principal, Role},
     errors,
     readmission_service::{db_error, period},
@@ -29,6 +30,8 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct CoordinationService {
     pub runner: Arc<Runner<Model>>,
+    /// Where reads are recorded (who read which patient).
+    pub access: Option<AccessLog>,
     /// The readmission read model in the same database, for the readmission indicators.
     pub readmission: Option<Arc<Runner<Readmission>>>,
 }
@@ -377,14 +380,47 @@ fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, 
     Ok(own.clone())
 }
 
+impl CoordinationService {
+    /// Records a read of `patient_id` ("" for a list) by `caller`, then returns `result`.
+    pub async fn audit<T>(
+        &self,
+        caller: Option<&Principal>,
+        call: &str,
+        patient_id: &str,
+        purpose: &str,
+        detail: String,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        let access = Access {
+            caller,
+            call,
+            patient_id,
+            purpose,
+            outcome: "",
+            detail,
+        };
+        audited(self.access.as_ref(), access, result).await
+    }
+}
+
 #[tonic::async_trait]
 impl Coordination for CoordinationService {
     async fn worklist(
         &self,
         request: Request<WorklistRequest>,
     ) -> Result<Response<WorklistResponse>, Status> {
+        let caller = principal(&request);
+        let result = self.worklist_page(request.get_ref(), caller).await;
+        let detail = format!("{:?}", request.get_ref());
         let page = self
-            .worklist_page(request.get_ref(), principal(&request))
+            .audit(
+                caller,
+                "Coordination/Worklist",
+                "",
+                &purpose(&request),
+                detail,
+                result,
+            )
             .await?;
         Ok(Response::new(page))
     }
@@ -393,8 +429,18 @@ impl Coordination for CoordinationService {
         &self,
         request: Request<FollowUpRequest>,
     ) -> Result<Response<FollowUpResponse>, Status> {
+        let caller = principal(&request);
+        let result = self.follow_up_of(request.get_ref(), caller).await;
+        let patient = &request.get_ref().patient_id;
         let answer = self
-            .follow_up_of(request.get_ref(), principal(&request))
+            .audit(
+                caller,
+                "Coordination/FollowUp",
+                patient,
+                &purpose(&request),
+                String::new(),
+                result,
+            )
             .await?;
         Ok(Response::new(answer))
     }

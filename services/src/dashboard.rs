@@ -773,7 +773,7 @@ async fn patient(
     Query(p): Query<Params>,
 ) -> Response {
     let lang = Lang::of(&p);
-    let fu = match d
+    let result = d
         .coordination
         .follow_up_of(
             &FollowUpRequest {
@@ -782,8 +782,19 @@ async fn patient(
             },
             caller.as_deref(),
         )
-        .await
-    {
+        .await;
+    let result = d
+        .coordination
+        .audit(
+            caller.as_deref(),
+            "dashboard/patient",
+            &id,
+            "",
+            String::new(),
+            result,
+        )
+        .await;
+    let fu = match result {
         Ok(f) => Some(f),
         Err(s) if s.code() == tonic::Code::NotFound => None,
         Err(s) => return status_response(s),

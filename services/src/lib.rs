@@ -4,6 +4,7 @@
 //! Everything here is wiring and IO; the journey rules live in `journey-domain`, storage in
 //! `journey-event-log`.
 
+pub mod access_log;
 pub mod audit_service;
 pub mod auth;
 pub mod bench;

@@ -18,6 +18,8 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct ReadmissionService {
     pub runner: Arc<Runner<Model>>,
+    /// Where reads are recorded (who read which patient).
+    pub access: Option<crate::access_log::AccessLog>,
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> Status {
@@ -115,6 +117,29 @@ fn group(g: i32) -> Result<G, Status> {
     )
 }
 
+type AccessOf = (Option<crate::auth::Principal>, String, String, String);
+
+impl ReadmissionService {
+    /// Records the read (caller, purpose, patient or "" for a list, request), then returns `result`.
+    async fn audit<T>(
+        &self,
+        a: AccessOf,
+        call: &str,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        let (caller, purpose, patient, detail) = a;
+        let access = crate::access_log::Access {
+            caller: caller.as_ref(),
+            call,
+            patient_id: &patient,
+            purpose: &purpose,
+            outcome: "",
+            detail,
+        };
+        crate::access_log::audited(self.access.as_ref(), access, result).await
+    }
+}
+
 #[tonic::async_trait]
 impl Readmission for ReadmissionService {
     async fn rates(
@@ -152,6 +177,12 @@ impl Readmission for ReadmissionService {
         &self,
         request: Request<IndexStaysRequest>,
     ) -> Result<Response<IndexStaysResponse>, Status> {
+        let access = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+            String::new(),
+            format!("{:?}", request.get_ref()),
+        );
         let req = request.into_inner();
         let (from, to) = period(req.period.as_ref())?;
         let size = match req.page_size {
@@ -176,7 +207,7 @@ impl Readmission for ReadmissionService {
         .await
         .map_err(db_error)?;
         let more = rows.len() as i64 > size;
-        Ok(Response::new(IndexStaysResponse {
+        let answer = IndexStaysResponse {
             stays: rows
                 .into_iter()
                 .take(size as usize)
@@ -187,13 +218,22 @@ impl Readmission for ReadmissionService {
             } else {
                 String::new()
             },
-        }))
+        };
+        self.audit(access, "Readmission/IndexStays", Ok(answer))
+            .await
+            .map(Response::new)
     }
 
     async fn at_risk(
         &self,
         request: Request<AtRiskRequest>,
     ) -> Result<Response<AtRiskResponse>, Status> {
+        let access = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+            String::new(),
+            format!("{:?}", request.get_ref()),
+        );
         let req = request.into_inner();
         let as_of = parse_day("as_of_date", &req.as_of_date, today())?;
         let limit = match req.limit {
@@ -208,15 +248,24 @@ impl Readmission for ReadmissionService {
         )
         .await
         .map_err(db_error)?;
-        Ok(Response::new(AtRiskResponse {
+        let answer = AtRiskResponse {
             stays: rows.into_iter().map(index_stay).collect(),
-        }))
+        };
+        self.audit(access, "Readmission/AtRisk", Ok(answer))
+            .await
+            .map(Response::new)
     }
 
     async fn patient_stays(
         &self,
         request: Request<PatientStaysRequest>,
     ) -> Result<Response<PatientStaysResponse>, Status> {
+        let access = (
+            crate::auth::principal(&request).cloned(),
+            crate::access_log::purpose(&request),
+            request.get_ref().patient_id.clone(),
+            format!("{:?}", request.get_ref()),
+        );
         let req = request.into_inner();
         if req.patient_id.is_empty() {
             return Err(errors::invalid("patient_id", "required"));
@@ -228,8 +277,11 @@ impl Readmission for ReadmissionService {
         )
         .await
         .map_err(db_error)?;
-        Ok(Response::new(PatientStaysResponse {
+        let answer = PatientStaysResponse {
             stays: rows.into_iter().map(index_stay).collect(),
-        }))
+        };
+        self.audit(access, "Readmission/PatientStays", Ok(answer))
+            .await
+            .map(Response::new)
     }
 }

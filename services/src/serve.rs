@@ -3,6 +3,7 @@
 //! The coordination service also projects the readmission model into its database (its weekly
 //! indicators include 30-day readmissions) and serves the dashboard over HTTP.
 use crate::{
+    access_log::AccessLog,
     config::ReadSideConfig,
     coordination_service::CoordinationService,
     dashboard::{self, Dashboard},
@@ -121,6 +122,7 @@ pub async fn read_side(
         None => {
             let service = ReadmissionService {
                 runner: readmission.clone(),
+                access: Some(AccessLog::new(readmission.db.pool.clone())),
             };
             health
                 .set_serving::<ReadmissionServer<ReadmissionService>>()
@@ -130,6 +132,7 @@ pub async fn read_side(
         Some(runner) => {
             let service = CoordinationService {
                 runner: runner.clone(),
+                access: Some(AccessLog::new(runner.db.pool.clone())),
                 readmission: Some(readmission.clone()),
             };
             health

@@ -95,6 +95,9 @@ pub async fn run_with_anchor(
             open_projection(db, Coordination, &mut InProcess::new(log.clone())).await?;
         Some((readmission, coordination))
     };
+    let access = runners
+        .as_ref()
+        .map(|(r, _)| crate::access_log::AccessLog::new(r.db.pool.clone()));
 
     let grpc = TcpListener::bind(&config.grpc_addr)
         .await
@@ -126,6 +129,7 @@ pub async fn run_with_anchor(
     let audit = AuditService {
         source: audit_source.clone(),
         anchor: Some(anchor_keeper.clone()),
+        access: access.clone(),
     };
     let status = Arc::new(OutboxStatus::default());
     let outbox_task = config.nats_url.clone().map(|url| {
@@ -169,11 +173,13 @@ pub async fn run_with_anchor(
         };
         let coordination = CoordinationService {
             runner: coordination,
+            access: access.clone(),
             readmission: Some(readmission.clone()),
         };
         read_side = Some((
             ReadmissionService {
                 runner: readmission,
+                access: access.clone(),
             },
             coordination,
             projections,

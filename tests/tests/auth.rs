@@ -435,4 +435,49 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         (true, Code::Ok),
         "consent given again"
     );
+
+    // Every read of C1 was recorded, the refused ones too; auditors can ask who looked.
+    let (c, t) = ch(&server, Some("k-auditor")).await;
+    let mut audit = v1::audit_client::AuditClient::with_interceptor(c, t);
+    let records = audit
+        .accesses(v1::AccessesRequest {
+            patient_id: "C1".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    let seen: Vec<(String, String, String)> = records
+        .iter()
+        .rev()
+        .map(|r| (r.subject.clone(), r.call.clone(), r.outcome.clone()))
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        seen,
+        [
+            s("nurse-1", "Coordination/FollowUp", "ok"),
+            s("nurse-1", "Coordination/FollowUp", "permissiondenied"),
+            s("nurse-3", "Coordination/FollowUp", "ok"),
+            s("local-admin", "Coordination/FollowUp", "ok"),
+            s("nurse-1", "Coordination/FollowUp", "ok"),
+        ]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.patient_id == "C1" && r.at.is_some()));
+    let (c, t) = ch(&server, Some("k-coord")).await;
+    let e = v1::audit_client::AuditClient::with_interceptor(c, t)
+        .accesses(v1::AccessesRequest {
+            patient_id: "C1".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::PermissionDenied,
+        "only auditors read the access log"
+    );
 }
