@@ -376,7 +376,7 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     let server = secure(dir.path());
     let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let (c, t) = ch(&server, Some(&admin)).await;
-    let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
+    let l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
     let append = |events: Vec<v1::Event>| {
         let mut l = l.clone();
         async move {
