@@ -35,7 +35,8 @@ impl Projection for Readmission {
     }
 
     fn schema_version(&self) -> i64 {
-        1
+        // 2: ed_visits and diagnoses keyed by patient first.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -51,13 +52,16 @@ impl Projection for Readmission {
                  admit_event_id TEXT NOT NULL, discharge_event_id TEXT, PRIMARY KEY (patient_id, encounter_id))"
             ),
             format!("CREATE TABLE {p}transfers (event_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, from_unit TEXT NOT NULL)"),
-            format!("CREATE TABLE {p}ed_visits (event_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, facility_id TEXT NOT NULL, at BIGINT NOT NULL, outcome BIGINT NOT NULL)"),
-            format!("CREATE INDEX {p}ed_visits_patient ON {p}ed_visits (patient_id)"),
+            // Keyed by patient first: a patient's facts are read together, and a batch's new rows
+            // land together in the index instead of at random places (event ids are random).
+            format!(
+                "CREATE TABLE {p}ed_visits (event_id TEXT NOT NULL, patient_id TEXT NOT NULL, facility_id TEXT NOT NULL, at BIGINT NOT NULL,
+                 outcome BIGINT NOT NULL, PRIMARY KEY (patient_id, event_id))"
+            ),
             format!(
                 "CREATE TABLE {p}diagnoses (event_id TEXT NOT NULL, idx BIGINT NOT NULL, patient_id TEXT NOT NULL, code_system TEXT NOT NULL,
-                 code TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (event_id, idx))"
+                 code TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (patient_id, event_id, idx))"
             ),
-            format!("CREATE INDEX {p}diagnoses_patient ON {p}diagnoses (patient_id)"),
             format!("CREATE TABLE {p}deaths (patient_id TEXT PRIMARY KEY, died_at BIGINT NOT NULL, event_id TEXT NOT NULL)"),
             format!(
                 "CREATE TABLE {p}index_stays (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, first_encounter_id TEXT NOT NULL,
@@ -641,7 +645,7 @@ impl<'e> Batch<'e> {
             conn,
             &format!("{p}ed_visits"),
             "event_id, patient_id, facility_id, at, outcome",
-            "ON CONFLICT (event_id) DO NOTHING",
+            "ON CONFLICT (patient_id, event_id) DO NOTHING",
             &self.new_ed,
         )
         .await?;
@@ -649,7 +653,7 @@ impl<'e> Batch<'e> {
             conn,
             &format!("{p}diagnoses"),
             "event_id, idx, patient_id, code_system, code, at",
-            "ON CONFLICT (event_id, idx) DO NOTHING",
+            "ON CONFLICT (patient_id, event_id, idx) DO NOTHING",
             &self.new_dx,
         )
         .await?;
