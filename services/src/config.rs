@@ -51,19 +51,8 @@ pub struct ServerConfig {
 /// `journey serve readmission|coordination`: a read side alone, reading a remote log.
 #[derive(Debug, Clone, Args)]
 pub struct ReadSideConfig {
-    /// The event log's gRPC address (catch-up, gap refill, rebuilds).
-    #[arg(
-        long,
-        env = "JOURNEY_LOG_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub log_url: String,
-    /// NATS for live events; without it, live events come from the log's Subscribe.
-    #[arg(long, env = "JOURNEY_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// JetStream stream the log publishes to.
-    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
-    pub nats_stream: String,
+    #[command(flatten)]
+    pub feed: LogFeed,
     /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
     #[arg(
         long,
@@ -82,4 +71,23 @@ pub struct ReadSideConfig {
     pub log_token: Option<String>,
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
+}
+
+/// Where a process outside the log reads events: the log's gRPC service (catch-up, gap refill,
+/// and live through Subscribe) and, when given, NATS JetStream for live events.
+#[derive(Debug, Clone, Args)]
+pub struct LogFeed {
+    /// The event log's gRPC address.
+    #[arg(
+        long,
+        env = "JOURNEY_LOG_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub log_url: String,
+    /// NATS for live events; without it, live events come from the log's Subscribe.
+    #[arg(long, env = "JOURNEY_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream the log publishes to.
+    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
+    pub nats_stream: String,
 }

@@ -39,19 +39,9 @@ const APPEND_BATCH: usize = 256;
 /// `journey serve reactor`: the alert reactor alone, against a remote log.
 #[derive(Debug, Clone, Args)]
 pub struct ReactorConfig {
-    /// The event log's gRPC address (catch-up, gap refill, and where alerts are appended).
-    #[arg(
-        long,
-        env = "JOURNEY_LOG_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub log_url: String,
-    /// NATS for live events; without it, live events come from the log's Subscribe.
-    #[arg(long, env = "JOURNEY_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// JetStream stream the log publishes to.
-    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
-    pub nats_stream: String,
+    /// Where events come from (alerts are appended to the same log).
+    #[command(flatten)]
+    pub feed: crate::config::LogFeed,
     /// Access token for the log's Append, sent as `authorization: Bearer …`.
     #[arg(long, env = "JOURNEY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -381,16 +371,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
-    let sink = Sink::Remote(client::connect(&config.log_url, config.token.as_deref()).await?);
+    let sink = Sink::Remote(client::connect(&config.feed.log_url, config.token.as_deref()).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (status_tx, status) = watch::channel(ReactorStatus::default());
-    let task = match &config.nats_url {
+    let task = match &config.feed.nats_url {
         Some(url) => {
-            let source = Nats::connect(&config.log_url, url, &config.nats_stream).await?;
+            let source = Nats::connect(&config.feed.log_url, url, &config.feed.nats_stream).await?;
             tokio::spawn(run(source, sink, status_tx, stop_rx.clone()))
         }
         None => {
-            let source = Grpc::connect(&config.log_url).await?;
+            let source = Grpc::connect(&config.feed.log_url).await?;
             tokio::spawn(run(source, sink, status_tx, stop_rx.clone()))
         }
     };

@@ -40,9 +40,9 @@ async fn follow<P: Projection>(
     catch_up: Grpc,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    Ok(match &config.nats_url {
+    Ok(match &config.feed.nats_url {
         Some(url) => {
-            let source = Nats::connect(&config.log_url, url, &config.nats_stream).await?;
+            let source = Nats::connect(&config.feed.log_url, url, &config.feed.nats_stream).await?;
             tokio::spawn(runner.run(source, stop))
         }
         None => tokio::spawn(runner.run(catch_up, stop)),
@@ -65,20 +65,20 @@ pub async fn read_side(
         journey_projections::source::use_log_token(t)?;
     }
     let db = journey_projections::db::connect(&config.database_url).await?;
-    let mut catch_up = Grpc::connect(&config.log_url).await?;
+    let mut catch_up = Grpc::connect(&config.feed.log_url).await?;
     let readmission = open_projection(db.clone(), Readmission, &mut catch_up).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = vec![follow(readmission.clone(), &config, catch_up, stop_rx.clone()).await?];
     let coordination = match side {
         ReadSide::Readmission => None,
         ReadSide::Coordination => {
-            let mut catch_up = Grpc::connect(&config.log_url).await?;
+            let mut catch_up = Grpc::connect(&config.feed.log_url).await?;
             let runner = open_projection(db, Coordination, &mut catch_up).await?;
             tasks.push(follow(runner.clone(), &config, catch_up, stop_rx.clone()).await?);
             Some(runner)
         }
     };
-    let log = LogAccess::Remote(config.log_url.clone());
+    let log = LogAccess::Remote(config.feed.log_url.clone());
     let projections = ProjectionsService {
         readmission: Some(readmission.clone()),
         coordination: coordination.clone(),

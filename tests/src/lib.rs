@@ -391,3 +391,28 @@ pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
     assert!(!grpc.is_empty(), "no ready line: {line:?}");
     Server { child, grpc, http }
 }
+
+/// Every index stay, read in pages of `page_size` (small pages exercise the paging).
+pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v1::IndexStay> {
+    let mut c = journey_proto::v1::readmission_client::ReadmissionClient::new(
+        journey_services::client::channel(grpc).await.unwrap(),
+    );
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .index_stays(journey_proto::v1::IndexStaysRequest {
+                period: None,
+                page_size,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(r.stays);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        token = r.next_page_token;
+    }
+}

@@ -5,8 +5,8 @@
 use journey_proto::{
     prost_types::Timestamp,
     v1::{
-        coordination_client::CoordinationClient, readmission_client::ReadmissionClient,
-        HeadRequest, IndexStay, IndexStaysRequest, WorklistItem, WorklistRequest,
+        coordination_client::CoordinationClient, HeadRequest, IndexStay, WorklistItem,
+        WorklistRequest,
     },
 };
 use journey_tests::*;
@@ -39,25 +39,7 @@ fn finish(mut c: Child) {
 }
 
 async fn stays(grpc: &str) -> Vec<IndexStay> {
-    let mut c = ReadmissionClient::new(journey_services::client::channel(grpc).await.unwrap());
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .index_stays(IndexStaysRequest {
-                period: None,
-                page_size: 1000,
-                page_token: token,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(r.stays);
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        token = r.next_page_token;
-    }
+    all_stays_paged(grpc, 1000).await
 }
 
 async fn worklist(grpc: &str, as_of: i64) -> Vec<WorklistItem> {

@@ -6,8 +6,7 @@ use journey_proto::{
     v1::{
         self, event::Payload, projections_client::ProjectionsClient,
         readmission_client::ReadmissionClient, AtRiskRequest, Event, GroupBy, HeadRequest,
-        IndexStay, IndexStaysRequest, PatientStaysRequest, Period, ProjectionStatusRequest,
-        RatesRequest,
+        IndexStay, PatientStaysRequest, Period, ProjectionStatusRequest, RatesRequest,
     },
 };
 use journey_tests::*;
@@ -151,29 +150,6 @@ async fn load(server: &Server, batches: Vec<Vec<Event>>) -> u64 {
     let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
     wait_projected(&server.grpc, head).await;
     head
-}
-
-/// Every index stay, read in pages of `page_size` (small pages exercise the paging).
-async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<IndexStay> {
-    let mut c = ReadmissionClient::new(journey_services::client::channel(grpc).await.unwrap());
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .index_stays(IndexStaysRequest {
-                period: None,
-                page_size,
-                page_token: token,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(r.stays);
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        token = r.next_page_token;
-    }
 }
 
 async fn all_stays(grpc: &str) -> Vec<IndexStay> {
