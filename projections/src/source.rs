@@ -96,6 +96,23 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
+/// Client TLS for an `https://` log: trusts the CA in `JOURNEY_CA_CERT` (PEM) when set.
+pub fn client_tls() -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    let tls = tonic::transport::ClientTlsConfig::new();
+    Ok(match std::env::var_os("JOURNEY_CA_CERT") {
+        Some(path) => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read JOURNEY_CA_CERT {}: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            })?;
+            tls.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        }
+        None => tls,
+    })
+}
+
 pub struct Grpc {
     client: EventLogClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
     live: Option<(u64, tonic::Streaming<journey_proto::v1::EventBatch>)>,
@@ -103,7 +120,11 @@ pub struct Grpc {
 
 impl Grpc {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?;
+        if url.starts_with("https://") {
+            endpoint = endpoint.tls_config(client_tls()?)?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await

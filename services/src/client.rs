@@ -23,13 +23,14 @@ impl Interceptor for Token {
 pub type LogClient = EventLogClient<InterceptedService<Channel, Token>>;
 
 pub async fn channel(server: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(server.to_string())
-        .with_context(|| format!("bad --server address {server:?}"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot reach the journey server at {server}; is `journey up` running?")
-        })
+    let mut endpoint = Endpoint::from_shared(server.to_string())
+        .with_context(|| format!("bad --server address {server:?}"))?;
+    if server.starts_with("https://") {
+        endpoint = endpoint.tls_config(crate::tls::client()?)?;
+    }
+    endpoint.connect().await.with_context(|| {
+        format!("cannot reach the journey server at {server}; is `journey up` running?")
+    })
 }
 
 /// The local admin token `journey up` wrote, when no token was given (`$JOURNEY_DATA_DIR` or `./data`).

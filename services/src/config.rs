@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub no_read_models: bool,
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// `journey serve readmission|coordination`: a read side alone, reading a remote log.
@@ -71,6 +73,8 @@ pub struct ReadSideConfig {
     pub log_token: Option<String>,
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Where a process outside the log reads events: the log's gRPC service (catch-up, gap refill,

@@ -29,7 +29,8 @@ pub async fn serve(
     outbox: Arc<OutboxStatus>,
     nats: bool,
     dashboard: Router,
-    mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
 ) {
     let state = AppState { log, outbox, nats };
     let app = Router::new()
@@ -43,9 +44,5 @@ pub async fn serve(
             get(|| async { crate::telemetry::render_metrics() }),
         )
         .merge(dashboard);
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    crate::tls::serve_http(listener, app, tls, stop).await;
 }

@@ -29,5 +29,6 @@ pub mod session;
 pub mod simulate;
 pub mod telemetry;
 pub mod timeline;
+pub mod tls;
 
 pub use server::{run, Ready};

@@ -96,7 +96,7 @@ pub async fn read_side(
         http: web.local_addr()?,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    let mut router = tonic::transport::Server::builder()
+    let mut router = crate::server::grpc_builder(&config.tls)?
         .layer(crate::grpc_metrics::GrpcMetrics)
         .layer(crate::auth::AuthLayer(auth.clone()))
         .add_service(health_service)
@@ -147,14 +147,12 @@ pub async fn read_side(
             router = router.add_service(CoordinationServer::new(service));
         }
     }
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        let _ = axum::serve(web, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let http = tokio::spawn(crate::tls::serve_http(
+        web,
+        app,
+        config.tls.http()?,
+        stop_rx.clone(),
+    ));
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(grpc),

@@ -214,6 +214,7 @@ pub async fn run_with_anchor(
         status.clone(),
         config.nats_url.is_some(),
         dashboard,
+        config.tls.http()?,
         stop_rx.clone(),
     ));
 
@@ -243,7 +244,7 @@ pub async fn run_with_anchor(
 
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        grpc_builder(&config.tls)?
             .layer(crate::grpc_metrics::GrpcMetrics)
             .layer(crate::auth::AuthLayer(auth))
             .add_service(health_service)
@@ -288,6 +289,19 @@ pub async fn run_with_anchor(
     }
     tracing::info!(head = log.head().position, "event log flushed and closed");
     Ok(())
+}
+
+/// A gRPC server builder, over TLS when a certificate is given.
+pub(crate) fn grpc_builder(
+    tls: &crate::tls::TlsConfig,
+) -> anyhow::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder();
+    Ok(match tls.grpc()? {
+        Some(t) => builder
+            .tls_config(t)
+            .context("--tls-cert / --tls-key: not a usable TLS identity")?,
+        None => builder,
+    })
 }
 
 /// gRPC reflection over every journey service and the health service.
