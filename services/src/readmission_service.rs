@@ -166,10 +166,15 @@ impl Readmission for ReadmissionService {
                 unplanned_readmissions: 0,
                 ed_revisits: 0,
             });
+        let (day_surgery, had) = queries::other_stays(pool, &p, from, to)
+            .await
+            .map_err(db_error)?;
         Ok(Response::new(RatesResponse {
             rows: rows.into_iter().map(rate_row).collect(),
             total: Some(rate_row(total)),
             checkpoint,
+            day_surgery_stays: day_surgery as u64,
+            had_stays: had as u64,
         }))
     }
 

@@ -139,7 +139,27 @@ fn journeys() -> Vec<Vec<Event>> {
             admit("R7", "R7-2", 40, "F1", false),
             discharge("R7", "R7-2", 41, Home),
         ],
+        // Day surgery, then HAD, then day surgery again within 30 days: no index stay, no
+        // readmission; reported on their own.
+        vec![
+            in_setting(admit("S1", "S1-1", 0, "F1", true), v1::Setting::DaySurgery),
+            discharge("S1", "S1-1", 0, Home),
+            in_setting(admit("S1", "S1-2", 3, "F1", false), v1::Setting::Had),
+            discharge("S1", "S1-2", 9, Home),
+            in_setting(admit("S1", "S1-3", 12, "F1", true), v1::Setting::DaySurgery),
+            discharge("S1", "S1-3", 12, Home),
+        ],
     ]
+}
+
+fn in_setting(mut e: Event, setting: v1::Setting) -> Event {
+    if let Some(Payload::Admitted(a)) = e.payload.as_mut() {
+        a.setting = setting as i32;
+        if setting == v1::Setting::Had {
+            a.had_group = v1::HadGroup::AcuteChronic as i32;
+        }
+    }
+    e
 }
 
 async fn load(server: &Server, batches: Vec<Vec<Event>>) -> u64 {
@@ -192,6 +212,11 @@ async fn figures_follow_the_definitions() {
         .collect();
     assert_eq!(by, vec![("F1".into(), 8, 2, 0), ("F2".into(), 1, 0, 1)]);
     assert!((r.rows[0].rate - 0.25).abs() < 1e-9);
+    assert_eq!(
+        (r.day_surgery_stays, r.had_stays),
+        (2, 1),
+        "reported on their own"
+    );
 
     let stays = all_stays(&server.grpc).await;
     assert_eq!(stays.len(), 9, "paged through all index stays");

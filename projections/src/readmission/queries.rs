@@ -182,3 +182,22 @@ pub async fn all_stays(pool: &AnyPool, p: &str) -> Result<Vec<StayRow>, sqlx::Er
     .map(stay)
     .collect()
 }
+
+/// Day-surgery and HAD stays discharged in `from_day..=to_day` (reported beside the rates: they
+/// are neither index stays nor readmissions).
+pub async fn other_stays(
+    pool: &AnyPool,
+    p: &str,
+    from_day: i64,
+    to_day: i64,
+) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT COALESCE(SUM(CASE WHEN setting = 2 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN setting = 3 THEN 1 ELSE 0 END), 0)
+         FROM {p}encounters WHERE discharged_at IS NOT NULL AND discharged_at >= $1 AND discharged_at < $2"
+    ))
+    .bind(from_day.saturating_mul(86_400))
+    .bind(to_day.saturating_add(1).saturating_mul(86_400))
+    .fetch_one(pool)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
