@@ -1179,7 +1179,7 @@ pub async fn serve(
             .add_service(crate::server::reflection()?)
             .add_service(AuditServer::new(service))
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                crate::server::incoming(grpc),
                 async {
                     let _ = grpc_stop_rx.await;
                 },

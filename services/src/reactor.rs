@@ -29,7 +29,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Events read per range call.
 const BATCH: usize = 2000;
@@ -422,7 +421,7 @@ pub async fn serve(
             .layer(crate::grpc_metrics::GrpcMetrics)
             .add_service(health_service)
             .add_service(reflection()?)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
+            .serve_with_incoming_shutdown(crate::server::incoming(grpc), async {
                 let _ = grpc_stop_rx.await;
             }),
     );

@@ -25,7 +25,6 @@ use journey_proto::v1::{
 };
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadSide {
@@ -155,7 +154,7 @@ pub async fn read_side(
     ));
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(grpc),
+        crate::server::incoming(grpc),
         async {
             let _ = grpc_stop_rx.await;
         },
