@@ -1178,12 +1178,9 @@ pub async fn serve(
             .add_service(health_service)
             .add_service(crate::server::reflection()?)
             .add_service(AuditServer::new(service))
-            .serve_with_incoming_shutdown(
-                crate::server::incoming(grpc),
-                async {
-                    let _ = grpc_stop_rx.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(crate::server::incoming(grpc), async {
+                let _ = grpc_stop_rx.await;
+            }),
     );
     on_ready(ready);
     shutdown.await;

@@ -165,6 +165,47 @@ pub enum BenchWhat {
     /// Under steady append load, the delay from append acknowledgement to the event being in
     /// the readmission read model, against the append latency itself.
     Visible(crate::cli::BenchVisibleArgs),
+    /// Rebuild of the coordination read model against a scan of the log, Worklist latency over
+    /// gRPC and dashboard render time against a do-nothing call, on N followed patients.
+    Coordination(crate::cli::BenchCoordinationArgs),
+    /// Audit timeline latency, full-log verification rate against a scan, and the cost of
+    /// authentication and access control on a read (secure vs --insecure server).
+    Audit(crate::cli::BenchAuditArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchCoordinationArgs {
+    /// Followed patients (discharged in the last 30 days) the read model must hold (at least).
+    #[arg(long, default_value_t = 100_000)]
+    pub patients: u64,
+    /// Timed calls per query (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 200)]
+    pub calls: u64,
+    /// Stop timing a query after this many seconds (at least 10 calls).
+    #[arg(long, default_value_t = 60)]
+    pub budget_secs: u64,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchAuditArgs {
+    /// Events in the log (simulated journeys plus the one patient's events).
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Events of the one patient whose timeline is read.
+    #[arg(long, default_value_t = 1000)]
+    pub patient_events: u64,
+    /// Timed calls per read (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 500)]
+    pub calls: u64,
+    /// Stop timing a read after this many seconds (at least 10 calls).
+    #[arg(long, default_value_t = 60)]
+    pub budget_secs: u64,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args, Clone)]

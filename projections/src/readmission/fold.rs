@@ -82,6 +82,24 @@ impl Projection for Readmission {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
+        match conn.backend_name() {
+            "PostgreSQL" => {
+                // Every statement of the fold looks rows up by key. Without statistics (fresh
+                // tables during a rebuild, not analysed yet) PostgreSQL estimates `IN (…)` lists
+                // to match much of a table and scans it whole: a rebuild would be quadratic.
+                // This transaction only.
+                sqlx::Executor::execute(&mut *conn, "SET LOCAL enable_seqscan = off").await?;
+            }
+            "SQLite" => {
+                // Take the write lock before reading. Read models share one SQLite file; a
+                // transaction that reads first, then writes after another one committed, fails
+                // at once (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn (busy_timeout).
+                sqlx::query(&format!("DELETE FROM {p}index_stays WHERE 0 = 1"))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            _ => {}
+        }
         let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
             batch.apply(e);
@@ -188,13 +206,6 @@ fn anonymous(conn: &AnyConnection) -> bool {
     conn.backend_name() == "SQLite"
 }
 
-/// Whether statements that look rows up may be prepared once and reused. Not on PostgreSQL: a
-/// reused statement gets a generic plan, made when the tables were small (a rebuild starts from
-/// empty tables, never analysed), and keeps scanning whole tables once they are large.
-fn reusable(conn: &AnyConnection) -> bool {
-    conn.backend_name() != "PostgreSQL"
-}
-
 /// `$from, $from+1, …` (`n` placeholders), or `?, ?, …`.
 fn placeholders(anonymous: bool, from: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 6);
@@ -263,43 +274,57 @@ async fn insert_rows<R: SqlRow>(
     Ok(())
 }
 
-/// Runs `make(placeholders)` over `keys` in chunks, binding the keys, and returns all rows.
+/// Sizes of `IN (…)` lists: a short list is padded to the next size by repeating a key (which
+/// changes nothing), so that a batch needs one round trip per table and few distinct statements.
+const IN_SIZES: [usize; 4] = [4, 16, 64, 256];
+
+/// `keys` cut into lists of the sizes above, the last one padded.
+fn in_lists<'k>(keys: &[&'k str]) -> Vec<Vec<&'k str>> {
+    keys.chunks(IN_SIZES[IN_SIZES.len() - 1])
+        .map(|chunk| {
+            let size = IN_SIZES
+                .iter()
+                .copied()
+                .find(|s| *s >= chunk.len())
+                .unwrap_or(chunk.len());
+            let mut list = chunk.to_vec();
+            list.resize(size, chunk[0]);
+            list
+        })
+        .collect()
+}
+
+/// Runs `make(placeholders)` (a query) over `keys` in `IN` lists, binding the keys; all rows.
 async fn select_in(
     conn: &mut AnyConnection,
     keys: &[&str],
     make: impl Fn(&str) -> String,
 ) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
     let mut out = Vec::new();
-    let mut rest = keys;
-    while !rest.is_empty() {
-        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
-        let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
-        let mut q = sqlx::query(&sql).persistent(reusable(conn));
-        for k in chunk {
-            q = q.bind(*k);
+    for list in in_lists(keys) {
+        let sql = make(&placeholders(anonymous(conn), 1, list.len()));
+        let mut q = sqlx::query(&sql);
+        for k in list {
+            q = q.bind(k);
         }
         out.extend(q.fetch_all(&mut *conn).await?);
-        rest = next;
     }
     Ok(out)
 }
 
-/// Runs `make(placeholders)` (a statement) over `keys` in chunks.
+/// Runs `make(placeholders)` (a statement) over `keys` in `IN` lists.
 async fn execute_in(
     conn: &mut AnyConnection,
     keys: &[&str],
     make: impl Fn(&str) -> String,
 ) -> anyhow::Result<()> {
-    let mut rest = keys;
-    while !rest.is_empty() {
-        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
-        let sql = make(&placeholders(anonymous(conn), 1, chunk.len()));
-        let mut q = sqlx::query(&sql).persistent(reusable(conn));
-        for k in chunk {
-            q = q.bind(*k);
+    for list in in_lists(keys) {
+        let sql = make(&placeholders(anonymous(conn), 1, list.len()));
+        let mut q = sqlx::query(&sql);
+        for k in list {
+            q = q.bind(k);
         }
         q.execute(&mut *conn).await?;
-        rest = next;
     }
     Ok(())
 }
@@ -611,7 +636,6 @@ impl<'e> Batch<'e> {
                     sqlx::query(&format!(
                         "DELETE FROM {p}encounters WHERE patient_id = $1 AND encounter_id = $2"
                     ))
-                    .persistent(reusable(conn))
                     .bind(*pid)
                     .bind(enc.as_str())
                     .execute(&mut *conn)
@@ -667,7 +691,6 @@ impl<'e> Batch<'e> {
                 }),
                 None => {
                     sqlx::query(&format!("DELETE FROM {p}deaths WHERE patient_id = $1"))
-                        .persistent(reusable(conn))
                         .bind(*pid)
                         .execute(&mut *conn)
                         .await?;

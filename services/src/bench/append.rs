@@ -3,7 +3,7 @@
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder, so that its peak memory and disk use can be read.
-use super::common::{dir_bytes, peak_rss_mib, rate, sample_event, start_server, step};
+use super::common::{dir_bytes, peak_rss_mib, rate, sample_event, start_server, step, ServerChild};
 use crate::{cli::BenchArgs, client};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -44,11 +44,11 @@ fn sled_baseline(n: u64) -> anyhow::Result<(f64, f64)> {
 
 /// (b) 64 callers on one connection, one event per call; latency histogram in µs.
 async fn single_event_appends(
-    grpc: &str,
+    server: &ServerChild,
     n: u64,
     callers: usize,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
-    let c = client::connect(grpc, None).await?;
+    let c = server.log_client().await?;
     let per = n / callers as u64;
     let t = Instant::now();
     let tasks: Vec<_> = (0..callers)
@@ -77,8 +77,8 @@ async fn single_event_appends(
 }
 
 /// (c) batches of 500, four calls in flight.
-async fn batch_appends(grpc: &str, n: u64, patient: &str) -> anyhow::Result<f64> {
-    let c = client::connect(grpc, None).await?;
+async fn batch_appends(server: &ServerChild, n: u64, patient: &str) -> anyhow::Result<f64> {
+    let c = server.log_client().await?;
     let batches = (n / 500).max(4);
     let t = Instant::now();
     let tasks: Vec<_> = (0..4u64)
@@ -218,7 +218,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     });
 
     step("(b) single-event appends");
-    let (single, hist) = single_event_appends(&server.grpc, n, args.callers).await?;
+    let (single, hist) = single_event_appends(&server, n, args.callers).await?;
     figures.push(Figure {
         name: "(b) our log, single-event appends",
         per_sec: single,
@@ -230,7 +230,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         ),
     });
     step("(c) batches of 500");
-    let batched = batch_appends(&server.grpc, n * 4, "batch").await?;
+    let batched = batch_appends(&server, n * 4, "batch").await?;
     figures.push(Figure {
         name: "(c) our log, batches of 500",
         per_sec: batched,
@@ -259,7 +259,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         ],
     )?;
     let t = Instant::now();
-    let appended = batch_appends(&nats_server.grpc, n * 2, "nats").await?;
+    let appended = batch_appends(&nats_server, n * 2, "nats").await?;
     let total = (n * 2 / 500).max(4) / 4 * 4 * 500;
     let deadline = Instant::now() + Duration::from_secs(300);
     while published(&nats_server.http).await? < total {

@@ -1,6 +1,6 @@
 //! What the benchmarks share: the server under test (this binary's own `journey up` as a child
 //! process), filling a log with simulated journeys, latency histograms, progress lines and tables.
-use crate::simulate;
+use crate::{client, simulate};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use journey_domain::JourneyRules;
@@ -76,6 +76,11 @@ pub struct ServerChild {
 impl ServerChild {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// An `EventLog` client (the server runs `--insecure`: no token).
+    pub async fn log_client(&self) -> anyhow::Result<client::LogClient> {
+        client::connect(&self.grpc, None).await
     }
 
     /// SIGTERM, then waits: the server closes its log cleanly.

@@ -4,11 +4,15 @@
 //! - `append`: the log's append paths (issue 2).
 //! - `rebuild`, `query`, `visible`: the read side (issue 3): rebuild speed of the readmission read
 //!   model, query latency over gRPC, and the delay from append to visibility in the read model.
+//! - `coordination`: rebuild of the coordination read model, worklist and dashboard latency (issue 4).
+//! - `audit`: timeline, full-log verification, cost of authentication and access control (issue 5).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder ([`common::start_server`]).
 pub mod append;
+pub mod audit;
 pub mod common;
+pub mod coordination;
 pub mod query;
 pub mod rebuild;
 pub mod visible;
@@ -24,5 +28,7 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Rebuild(args) => rebuild::run(args).await,
         BenchWhat::Query(args) => query::run(args).await,
         BenchWhat::Visible(args) => visible::run(args).await,
+        BenchWhat::Coordination(args) => coordination::run(args).await,
+        BenchWhat::Audit(args) => audit::run(args).await,
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let server = start_server(dir.path(), &[])?;
-    let log = client::connect(&server.grpc, None).await?;
+    let log = server.log_client().await?;
     let mut projections = ProjectionsClient::new(client::channel(&server.grpc).await?);
     let window = Window::last_days(args.seed, 365);
     let total = args.rate * args.seconds;
@@ -123,7 +123,12 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
             .into_inner();
         let answered = Instant::now();
         record(&mut poll, answered - asked);
-        let checkpoint = s.projections.first().map_or(0, |p| p.checkpoint);
+        let checkpoint = s
+            .projections
+            .iter()
+            .find(|p| p.name == "readmission")
+            .map(|p| p.checkpoint)
+            .ok_or_else(|| anyhow::anyhow!("the server runs no readmission read model"))?;
         while let Some(entry) = pending.first_entry() {
             if *entry.key() > checkpoint {
                 break;
