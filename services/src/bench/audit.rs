@@ -13,7 +13,9 @@ use super::{
         fill_log, fmt_us, machine, open_log, print_table, rate, sample_event, start_server, step,
         Row, ServerChild, Until, Window,
     },
-    coordination::{scan, status, time_calls, wait_caught_up},
+    common::{start_server_with, status, time_calls, time_noop},
+    coordination::wait_caught_up,
+    rebuild::scan,
 };
 use crate::{cli::BenchAuditArgs, client};
 use anyhow::Context;
@@ -27,9 +29,7 @@ use journey_proto::v1::{
     WorklistRequest,
 };
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -37,40 +37,8 @@ const HEAVY_PATIENT: &str = "bench-audit-heavy-patient";
 
 /// `journey up` on `dir` as in production: no `--insecure`, API keys from `keys`.
 fn start_secure(dir: &Path, keys: &Path) -> anyhow::Result<ServerChild> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--api-keys-file",
-        ])
-        .arg(keys)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("JOURNEY_INSECURE")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the secure server under test")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let mut grpc = String::new();
-    let mut http = String::new();
-    for part in line.trim().split(' ') {
-        if let Some(a) = part.strip_prefix("grpc=") {
-            grpc = format!("http://{a}");
-        }
-        if let Some(a) = part.strip_prefix("http=") {
-            http = a.to_string();
-        }
-    }
-    anyhow::ensure!(
-        !grpc.is_empty(),
-        "the secure server under test did not report ready ({line:?})"
-    );
-    Ok(ServerChild { child, grpc, http })
+    let keys = keys.to_str().context("API-key file path is not UTF-8")?;
+    start_server_with(dir, &["--api-keys-file", keys])
 }
 
 /// A request with a declared purpose and, when given, a bearer token.
@@ -102,19 +70,9 @@ async fn reads(
     calls: u64,
     budget: Duration,
 ) -> anyhow::Result<Reads> {
-    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let coordination = CoordinationClient::new(channel.clone());
     let readmission = ReadmissionClient::new(channel.clone());
-    let noop = time_calls(calls, budget, || {
-        let mut c = health.clone();
-        async move {
-            c.check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-                .map_err(status)?;
-            Ok(())
-        }
-    })
-    .await?;
+    let noop = time_noop(channel, calls, budget).await?;
     let follow_up = time_calls(calls, budget, || {
         let mut c = coordination.clone();
         let r = req(

@@ -102,6 +102,12 @@ impl Drop for ServerChild {
 
 /// Starts `journey up` on `dir` (any free ports) and waits for its `ready` line.
 pub fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
+    // The log's own paths are measured here; authentication has its own benchmark.
+    start_server_with(dir, &[&["--insecure"], extra].concat())
+}
+
+/// Starts `journey up` on `dir` with exactly these extra flags (secure unless they say otherwise).
+pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "up",
@@ -109,13 +115,12 @@ pub fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
-            // The log's own paths are measured here; authentication has its own benchmark.
-            "--insecure",
             "--data-dir",
         ])
         .arg(dir)
         .args(extra)
         .env("RUST_LOG", "warn")
+        .env_remove("JOURNEY_INSECURE")
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start the server under test")?;
@@ -426,4 +431,58 @@ pub fn machine() -> String {
         })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     format!("{cpu}, {cores} cores, {mem:.0} GiB")
+}
+
+/// Sequential calls after a warm-up of a tenth as many (cut short after a tenth of `budget`): at
+/// most `calls`, and no more once `budget` has passed (at least 10). Latency histogram in µs.
+pub async fn time_calls<F, Fut>(
+    calls: u64,
+    budget: Duration,
+    mut call: F,
+) -> anyhow::Result<Histogram<u64>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let warm = Instant::now();
+    for i in 0..(calls / 10).max(1) {
+        if i >= 1 && warm.elapsed() > budget / 10 {
+            break;
+        }
+        call().await?;
+    }
+    let mut h = histogram();
+    let started = Instant::now();
+    for i in 0..calls {
+        if i >= 10 && started.elapsed() > budget {
+            break;
+        }
+        let t = Instant::now();
+        call().await?;
+        record(&mut h, t.elapsed());
+    }
+    Ok(h)
+}
+
+pub fn status(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("call refused ({:?}): {}", s.code(), s.message())
+}
+
+/// The do-nothing baseline: a gRPC health check, timed like the calls it is compared with.
+pub async fn time_noop(
+    channel: &tonic::transport::Channel,
+    calls: u64,
+    budget: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    time_calls(calls, budget, || {
+        let mut c = health.clone();
+        async move {
+            c.check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .map_err(status)?;
+            Ok(())
+        }
+    })
+    .await
 }

@@ -12,9 +12,10 @@
 //! The log holds simulated journeys (the simulator of `journey simulate`) over the last 30 days,
 //! appended in this process through the log's single writer and the journey rules.
 use super::common::{
-    dir_bytes, fill_log, fmt_us, histogram, machine, open_log, print_table, rate, record,
-    start_server, step, Row, Ticker, Until, Window,
+    dir_bytes, fill_log, fmt_us, machine, open_log, print_table, rate, start_server, status, step,
+    time_calls, time_noop, Row, Ticker, Until, Window,
 };
+use super::rebuild::scan;
 use crate::{cli::BenchCoordinationArgs, client};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -23,14 +24,13 @@ use journey_projections::{
     coordination::{queries, Coordination},
     db,
     runtime::{Progress, Runner},
-    source::{EventSource, InProcess},
+    source::InProcess,
 };
 use journey_proto::v1::{
     coordination_client::CoordinationClient, projections_client::ProjectionsClient,
     ProjectionStatusRequest, WorklistRequest,
 };
 use std::{
-    future::Future,
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
@@ -41,62 +41,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const READ_BATCH: usize = 2000;
 /// The follow-up window of the worklist, in days.
 const WINDOW_DAYS: u32 = 30;
-
-/// Reads and decodes every event as the runner's source does; returns events/s.
-pub(crate) async fn scan(log: &Arc<EventLog>, head: u64) -> anyhow::Result<f64> {
-    let mut source = InProcess::new(log.clone());
-    let started = Instant::now();
-    let mut from = 1;
-    let mut count = 0u64;
-    let mut with_payload = 0u64;
-    while from <= head {
-        let events = source.range(from, head, READ_BATCH).await?;
-        anyhow::ensure!(!events.is_empty(), "the log ended at {from} before {head}");
-        count += events.len() as u64;
-        with_payload += events.iter().filter(|e| e.payload.is_some()).count() as u64;
-        from = events.last().map_or(head + 1, |e| e.position + 1);
-    }
-    anyhow::ensure!(
-        count == head && with_payload == count,
-        "scan read {count} events ({with_payload} with a payload), expected {head}"
-    );
-    Ok(rate(count, started.elapsed()))
-}
-
-/// Sequential calls after a warm-up of a tenth as many (cut short after a tenth of `budget`): at
-/// most `calls`, and no more once `budget` has passed (at least 10). Latency histogram in µs.
-pub(crate) async fn time_calls<F, Fut>(
-    calls: u64,
-    budget: Duration,
-    mut call: F,
-) -> anyhow::Result<Histogram<u64>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let warm = Instant::now();
-    for i in 0..(calls / 10).max(1) {
-        if i >= 1 && warm.elapsed() > budget / 10 {
-            break;
-        }
-        call().await?;
-    }
-    let mut h = histogram();
-    let started = Instant::now();
-    for i in 0..calls {
-        if i >= 10 && started.elapsed() > budget {
-            break;
-        }
-        let t = Instant::now();
-        call().await?;
-        record(&mut h, t.elapsed());
-    }
-    Ok(h)
-}
-
-pub(crate) fn status(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("call refused ({:?}): {}", s.code(), s.message())
-}
 
 /// One `GET path` on a fresh HTTP/1.1 connection; returns the body length.
 async fn http_get(addr: &str, path: &str) -> anyhow::Result<usize> {
@@ -266,22 +210,12 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
 
     let calls = args.calls;
     let budget = Duration::from_secs(args.budget_secs);
-    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let coordination = CoordinationClient::new(channel.clone());
 
     step(&format!(
         "(c) baseline: do-nothing gRPC call (health check), {calls} calls"
     ));
-    let noop = time_calls(calls, budget, || {
-        let mut c = health.clone();
-        async move {
-            c.check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-                .map_err(status)?;
-            Ok(())
-        }
-    })
-    .await?;
+    let noop = time_noop(&channel, calls, budget).await?;
 
     let base = WorklistRequest {
         page_size: 50,

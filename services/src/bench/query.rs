@@ -7,8 +7,8 @@
 //! projection's own runner folds them (catch-up, as `journey up` does at start) into the SQLite
 //! file `journey up` uses; the server under test is then started on that folder.
 use super::common::{
-    fill_log, fmt_us, histogram, machine, open_log, print_table, record, start_server, step, Row,
-    Ticker, Until, Window,
+    fill_log, fmt_us, machine, open_log, print_table, start_server, status, step, time_calls,
+    time_noop, Row, Ticker, Until, Window,
 };
 use crate::{cli::BenchQueryArgs, client, readmission_service::date_of};
 use anyhow::Context;
@@ -20,7 +20,6 @@ use journey_proto::v1::{
 };
 use sqlx::Row as _;
 use std::{
-    future::Future,
     path::Path,
     time::{Duration, Instant},
 };
@@ -69,28 +68,6 @@ async fn catch_up(
     .try_get(0)?;
     runner.db.pool.close().await;
     Ok(stays)
-}
-
-/// `calls` sequential calls after a warm-up; latency histogram in µs.
-async fn time_calls<F, Fut>(calls: u64, mut call: F) -> anyhow::Result<Histogram<u64>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    for _ in 0..(calls / 10).max(1) {
-        call().await?;
-    }
-    let mut h = histogram();
-    for _ in 0..calls {
-        let t = Instant::now();
-        call().await?;
-        record(&mut h, t.elapsed());
-    }
-    Ok(h)
-}
-
-fn status(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("call refused ({:?}): {}", s.code(), s.message())
 }
 
 pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
@@ -166,23 +143,13 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
         from_date: date_of(today - 364),
         to_date: date_of(today),
     };
-    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let readmission = ReadmissionClient::new(channel.clone());
     let calls = args.calls;
 
     step(&format!(
         "(a) baseline: do-nothing gRPC call (health check), {calls} calls"
     ));
-    let noop = time_calls(calls, || {
-        let mut c = health.clone();
-        async move {
-            c.check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-                .map_err(status)?;
-            Ok(())
-        }
-    })
-    .await?;
+    let noop = time_noop(&channel, calls, Duration::MAX).await?;
 
     let mut year_total = 0;
     let mut series: Vec<(String, Histogram<u64>, String)> = Vec::new();
@@ -213,7 +180,7 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
             year_total,
             100.0 * r.total.as_ref().map_or(0.0, |t| t.rate)
         );
-        let h = time_calls(calls, || {
+        let h = time_calls(calls, Duration::MAX, || {
             let mut c = readmission.clone();
             let request = request.clone();
             async move {
@@ -241,7 +208,7 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
         r.stays.len(),
         r.stays.first().map_or(0, |s| s.lace)
     );
-    let h = time_calls(calls, || {
+    let h = time_calls(calls, Duration::MAX, || {
         let mut c = readmission.clone();
         let request = request.clone();
         async move {

@@ -27,7 +27,7 @@ use std::{
 const READ_BATCH: usize = 2000;
 
 /// Reads and decodes every event as the runner's source does; returns events/s.
-async fn scan(log: &Arc<EventLog>, head: u64) -> anyhow::Result<f64> {
+pub(crate) async fn scan(log: &Arc<EventLog>, head: u64) -> anyhow::Result<f64> {
     let mut source = InProcess::new(log.clone());
     let started = Instant::now();
     let mut from = 1;
