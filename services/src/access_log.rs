@@ -61,11 +61,7 @@ impl AccessLog {
                 format!("{:?}", p.role).to_lowercase(),
                 p.organisation.clone(),
             ),
-            None => (
-                "anonymous (--insecure)".into(),
-                String::new(),
-                String::new(),
-            ),
+            None => ("(no identity)".into(), String::new(), String::new()),
         };
         sqlx::query(
             "INSERT INTO journey_access_log (id, at_micros, subject, role, organisation, call, patient_id, purpose, outcome, detail)

@@ -85,6 +85,8 @@ struct Claims {
 
 pub struct Authenticator {
     insecure: bool,
+    /// Where refused calls are recorded (set once a database is open).
+    refusals: std::sync::OnceLock<crate::access_log::AccessLog>,
     keys: HashMap<String, Principal>,
     hs256: Option<DecodingKey>,
     rs256: Option<DecodingKey>,
@@ -164,11 +166,17 @@ impl Authenticator {
         }
         Ok(Authenticator {
             insecure: config.insecure,
+            refusals: std::sync::OnceLock::new(),
             keys,
             hs256,
             rs256,
             territories,
         })
+    }
+
+    /// Records every refused call in `log` from now on.
+    pub fn record_refusals_in(&self, log: crate::access_log::AccessLog) {
+        let _ = self.refusals.set(log);
     }
 
     /// The caller of a request with this `authorization` header value.
@@ -298,7 +306,8 @@ impl<S, B, R> Service<http::Request<B>> for Checked<S>
 where
     S: Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
-    R: Default,
+    S::Error: 'static,
+    R: Default + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -325,12 +334,43 @@ where
                         "{} ({:?}) may not call {path}",
                         p.subject, p.role
                     ));
-                    return Box::pin(async move { Ok(refuse(status, &path)) });
+                    return self.refused(Some(p), status, path);
                 }
-                Err(status) => return Box::pin(async move { Ok(refuse(status, &path)) }),
+                Err(status) => return self.refused(None, status, path),
             }
         }
         Box::pin(self.inner.call(request))
+    }
+}
+
+impl<S> Checked<S> {
+    /// The refusal's answer, once it is recorded in the access log (when there is one).
+    fn refused<R: Default + 'static, E: 'static>(
+        &self,
+        caller: Option<Principal>,
+        status: Status,
+        path: String,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<R>, E>> + Send>> {
+        let log = self.auth.refusals.get().cloned();
+        Box::pin(async move {
+            if let Some(log) = log {
+                let outcome = format!("{:?}", status.code()).to_lowercase();
+                let recorded = log
+                    .record(crate::access_log::Access {
+                        caller: caller.as_ref(),
+                        call: path.trim_start_matches("/journey.v1."),
+                        patient_id: "",
+                        purpose: "",
+                        outcome: &outcome,
+                        detail: status.message().to_string(),
+                    })
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(error = %e.message(), "a refused call could not be recorded");
+                }
+            }
+            Ok(refuse(status, &path))
+        })
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn read_side(
         journey_projections::source::use_log_token(t)?;
     }
     let db = journey_projections::db::connect(&config.database_url).await?;
+    auth.record_refusals_in(AccessLog::new(db.pool.clone()));
     let mut catch_up = Grpc::connect(&config.feed.log_url).await?;
     let readmission = open_projection(db.clone(), Readmission, &mut catch_up).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

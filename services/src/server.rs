@@ -199,6 +199,9 @@ pub async fn run_with_anchor(
         &config.auth,
         admin.as_deref(),
     )?);
+    if let Some(log) = &access {
+        auth.record_refusals_in(log.clone());
+    }
     let sessions = (!config.auth.insecure).then(|| crate::session::Sessions::new(auth.clone()));
     let dashboard = match &read_side {
         Some((_, coordination, _)) => crate::dashboard::router(crate::dashboard::Dashboard {

@@ -480,4 +480,34 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         Code::PermissionDenied,
         "only auditors read the access log"
     );
+
+    // Refused calls are recorded too: no token, and a wrong role.
+    assert_eq!(
+        call(&server, None, "Coordination/Worklist").await,
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        call(&server, Some("k-quality"), "Coordination/Worklist").await,
+        Code::PermissionDenied
+    );
+    let refused: Vec<(String, String, String)> = audit
+        .accesses(v1::AccessesRequest {
+            patient_id: String::new(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .iter()
+        .filter(|r| r.call == "Coordination/Worklist" && r.outcome != "ok")
+        .map(|r| (r.subject.clone(), r.role.clone(), r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            s("analyst", "quality", "permissiondenied"),
+            s("(no identity)", "", "unauthenticated"),
+        ]
+    );
 }
