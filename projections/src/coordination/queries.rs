@@ -373,6 +373,21 @@ pub async fn patient(
     }))
 }
 
+/// Runs `sql` with `$1 = from`, `$2 = to` and the place filters after them.
+async fn in_period(
+    pool: &AnyPool,
+    sql: &str,
+    from: i64,
+    to: i64,
+    binds: &[String],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut q = sqlx::query(sql).bind(from).bind(to);
+    for b in binds {
+        q = q.bind(b.clone());
+    }
+    q.fetch_all(pool).await
+}
+
 /// One week's indicators (see `coordination.proto` WeekIndicators for each figure).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Week {
@@ -454,11 +469,7 @@ pub async fn indicators(
          WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}",
         FOLLOWED, FOLLOWED_SETTINGS,
     );
-    let mut q = sqlx::query(&sql).bind(from).bind(to);
-    for b in &binds {
-        q = q.bind(b.clone());
-    }
-    for r in q.fetch_all(pool).await? {
+    for r in in_period(pool, &sql, from, to, &binds).await? {
         let at: i64 = r.try_get(0)?;
         let Some(w) = weeks.get_mut(&week_start(at)) else {
             continue;
@@ -484,11 +495,7 @@ pub async fn indicators(
             "SELECT s.discharged_at, s.readmitted, s.ed_revisit FROM {rp}index_stays s
              WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh}"
         );
-        let mut q = sqlx::query(&sql).bind(from).bind(to);
-        for b in &binds {
-            q = q.bind(b.clone());
-        }
-        for r in q.fetch_all(pool).await? {
+        for r in in_period(pool, &sql, from, to, &binds).await? {
             let at: i64 = r.try_get(0)?;
             let Some(w) = weeks.get_mut(&week_start(at)) else {
                 continue;
@@ -506,11 +513,7 @@ pub async fn indicators(
            ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
          WHERE a.due_at >= $1 AND a.due_at < $2{wh}"
     );
-    let mut q = sqlx::query(&sql).bind(from).bind(to);
-    for b in &binds {
-        q = q.bind(b.clone());
-    }
-    for r in q.fetch_all(pool).await? {
+    for r in in_period(pool, &sql, from, to, &binds).await? {
         let Some(w) = weeks.get_mut(&week_start(r.try_get(0)?)) else {
             continue;
         };
@@ -530,11 +533,7 @@ pub async fn indicators(
     let sql = format!(
         "SELECT al.raised_at, al.resolved_at FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope}"
     );
-    let mut q = sqlx::query(&sql).bind(from).bind(to);
-    for b in &binds {
-        q = q.bind(b.clone());
-    }
-    for r in q.fetch_all(pool).await? {
+    for r in in_period(pool, &sql, from, to, &binds).await? {
         let raised: i64 = r.try_get(0)?;
         let Some(w) = weeks.get_mut(&week_start(raised)) else {
             continue;
@@ -552,11 +551,7 @@ pub async fn indicators(
         "SELECT e.admitted_at, e.discharged_at, e.had_group FROM {p}encounters e
          WHERE e.setting = 3 AND e.admitted_at < $2 AND (e.discharged_at IS NULL OR e.discharged_at >= $1){wh}"
     );
-    let mut q = sqlx::query(&sql).bind(from).bind(to);
-    for b in &binds {
-        q = q.bind(b.clone());
-    }
-    let rows = q.fetch_all(pool).await?;
+    let rows = in_period(pool, &sql, from, to, &binds).await?;
     for (monday, w) in weeks.iter_mut() {
         let start = paris_midnight(*monday);
         let end = paris_midnight(*monday + chrono::Days::new(7));
