@@ -1,4 +1,4 @@
--- One database per read-side service (docker-compose.yml).
+-- One database per read-side service, and one access log for all (docker-compose.yml).
 CREATE DATABASE readmission;
 CREATE DATABASE coordination;
 CREATE DATABASE audit;

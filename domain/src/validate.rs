@@ -340,7 +340,14 @@ fn facility(field: &str, f: Option<&Facility>) -> R {
     let Some(f) = f else {
         return Err(FieldError::new(field, "is required"));
     };
-    required(&format!("{field}.id"), &f.id)
+    required(&format!("{field}.id"), &f.id)?;
+    if !f.time_zone.is_empty() && f.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(FieldError::new(
+            format!("{field}.time_zone"),
+            "is not an IANA time zone name (for instance Europe/Paris; empty means UTC)",
+        ));
+    }
+    Ok(())
 }
 
 fn opt_professional(field: &str, p: Option<&Professional>) -> R {
@@ -540,6 +547,10 @@ mod tests {
             |a| a.facility.as_mut().unwrap().id.clear(),
             "admitted.facility.id",
         );
+        check(
+            |a| a.facility.as_mut().unwrap().time_zone = "Paris".into(),
+            "admitted.facility.time_zone",
+        );
         check(|a| a.setting = 0, "admitted.setting");
         check(|a| a.setting = 42, "admitted.setting");
         check(|a| a.setting = Setting::Had as i32, "admitted.had_group");
@@ -556,6 +567,7 @@ mod tests {
         let mut a = good_admitted();
         a.setting = Setting::Had as i32;
         a.had_group = HadGroup::Palliative as i32;
+        a.facility.as_mut().unwrap().time_zone = "America/Cayenne".into();
         validate(&event(Payload::Admitted(a)), now()).unwrap();
     }
 

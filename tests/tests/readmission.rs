@@ -356,6 +356,81 @@ async fn figures_follow_the_definitions() {
     assert_eq!(nf.code(), Code::NotFound);
 }
 
+/// A facility's time zone sets the calendar days: discharged 2026-10-01 at 23:30 UTC (already
+/// Oct 2, 01:30 in Paris) and readmitted on Nov 1: 31 days in UTC, 30 days in Paris.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_days_are_the_facility_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let in_zone = |mut e: Event, tz: &str| {
+        if let Some(Payload::Admitted(a)) = &mut e.payload {
+            a.facility.as_mut().unwrap().time_zone = tz.into();
+        }
+        e
+    };
+    let late_evening = |mut e: Event| {
+        e.occurred_at = Some(Timestamp {
+            seconds: DAY0 + 30 * 86_400 + 23 * 3600 + 30 * 60,
+            nanos: 0,
+        });
+        e
+    };
+    let journey = |p: &str, tz: &str| {
+        vec![
+            in_zone(admit(p, &format!("{p}-1"), 0, "F1", false), tz),
+            late_evening(discharge(p, &format!("{p}-1"), 30, v1::Disposition::Home)),
+            in_zone(admit(p, &format!("{p}-2"), 61, "F1", false), tz),
+            discharge(p, &format!("{p}-2"), 63, v1::Disposition::Home),
+        ]
+    };
+    load(
+        &server,
+        vec![journey("UTC1", ""), journey("PAR1", "Europe/Paris")],
+    )
+    .await;
+    let mut c = ReadmissionClient::new(
+        journey_services::client::channel(&server.grpc)
+            .await
+            .unwrap(),
+    );
+    let first_stay = |p: &str| PatientStaysRequest {
+        patient_id: p.into(),
+    };
+    let utc = c
+        .patient_stays(first_stay("UTC1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let paris = c
+        .patient_stays(first_stay("PAR1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (utc.stays[0].readmitted, paris.stays[0].readmitted),
+        (false, true),
+        "31 calendar days in UTC, 30 in Paris"
+    );
+    assert_eq!(paris.stays[0].days_to_readmission, 30);
+
+    // An unknown zone name is refused at ingest, naming the field.
+    let err = server
+        .client()
+        .await
+        .append(batch(vec![in_zone(
+            admit("BAD1", "BAD1-1", 0, "F1", false),
+            "Paris",
+        )]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("facility.time_zone"),
+        "{}",
+        err.message()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_agree_and_rebuild_equals_incremental() {
     let pg = PgDb::create();

@@ -13,13 +13,17 @@ use std::process::Command;
 const DAY: i64 = 86_400;
 
 fn simulate(server: &Server) -> (i32, String, String) {
+    simulate_with(server, "50", "60")
+}
+
+fn simulate_with(server: &Server, patients: &str, days: &str) -> (i32, String, String) {
     let out = Command::new(journey_bin())
         .args([
             "simulate",
             "--patients",
-            "50",
+            patients,
             "--days",
-            "60",
+            days,
             "--seed",
             "7",
             "--server",
@@ -217,4 +221,43 @@ async fn simulate_appends_plausible_journeys_once() {
     assert_eq!(again.position, head.position);
     assert_eq!(again.hash, head.hash);
     println!("{readmissions} readmissions within 30 days; {admitted} admissions, {discharged} discharges, {appended} events");
+}
+
+/// Over a few thousand index stays, the simulated 30-day readmission rate, as the readmission
+/// read model counts it, is a realistic one (issue 3: about 10–20 %).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_readmission_rate_is_realistic() {
+    use journey_proto::v1::{readmission_client::ReadmissionClient, RatesRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (code, out, err) = simulate_with(&server, "1500", "365");
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let head = server
+        .client()
+        .await
+        .head(HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    wait_projected(&server.grpc, head).await;
+    let mut c = ReadmissionClient::new(
+        journey_services::client::channel(&server.grpc)
+            .await
+            .unwrap(),
+    );
+    let total = c
+        .rates(RatesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .total
+        .unwrap();
+    let rate = total.readmissions as f64 / total.index_stays as f64;
+    println!(
+        "{} readmissions of {} index stays: {rate:.3}",
+        total.readmissions, total.index_stays
+    );
+    assert!(total.index_stays >= 1000, "{total:?}");
+    assert!((0.10..=0.20).contains(&rate), "rate {rate:.3}: {total:?}");
 }

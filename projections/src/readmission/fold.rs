@@ -8,7 +8,7 @@
 //! meaning as one statement per event would have (first admission of an encounter wins, updates
 //! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
 //! back with multi-row statements, and replace the index stays of the patients touched.
-use super::model::{self, Diagnosis, EdVisit, Encounter};
+use super::model::{self, zone, Diagnosis, EdVisit, Encounter};
 use crate::runtime::Projection;
 use journey_proto::v1::{event::Payload, Event};
 use sqlx::{any::AnyArguments, query::Query, Any, AnyConnection, Row};
@@ -36,7 +36,9 @@ impl Projection for Readmission {
 
     fn schema_version(&self) -> i64 {
         // 2: ed_visits and diagnoses keyed by patient first.
-        2
+        // 3: facility time zones (calendar days are the facility's); index of day-surgery and
+        //    HAD discharges.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -49,14 +51,14 @@ impl Projection for Readmission {
                 "CREATE TABLE {p}encounters (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, facility_id TEXT NOT NULL,
                  territory TEXT NOT NULL, unit TEXT NOT NULL, setting BIGINT NOT NULL, admit_type BIGINT NOT NULL,
                  admitted_at BIGINT NOT NULL, discharged_at BIGINT, disposition BIGINT NOT NULL, dx_system TEXT, dx_code TEXT,
-                 admit_event_id TEXT NOT NULL, discharge_event_id TEXT, PRIMARY KEY (patient_id, encounter_id))"
+                 admit_event_id TEXT NOT NULL, discharge_event_id TEXT, time_zone TEXT NOT NULL, PRIMARY KEY (patient_id, encounter_id))"
             ),
             format!("CREATE TABLE {p}transfers (event_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, from_unit TEXT NOT NULL)"),
             // Keyed by patient first: a patient's facts are read together, and a batch's new rows
             // land together in the index instead of at random places (event ids are random).
             format!(
                 "CREATE TABLE {p}ed_visits (event_id TEXT NOT NULL, patient_id TEXT NOT NULL, facility_id TEXT NOT NULL, at BIGINT NOT NULL,
-                 outcome BIGINT NOT NULL, PRIMARY KEY (patient_id, event_id))"
+                 outcome BIGINT NOT NULL, time_zone TEXT NOT NULL, PRIMARY KEY (patient_id, event_id))"
             ),
             format!(
                 "CREATE TABLE {p}diagnoses (event_id TEXT NOT NULL, idx BIGINT NOT NULL, patient_id TEXT NOT NULL, code_system TEXT NOT NULL,
@@ -73,6 +75,10 @@ impl Projection for Readmission {
                  PRIMARY KEY (patient_id, encounter_id))"
             ),
             format!("CREATE INDEX {p}index_stays_discharge ON {p}index_stays (discharge_day)"),
+            // Day-surgery and HAD discharges, counted beside the rates.
+            format!(
+                "CREATE INDEX {p}encounters_other_discharges ON {p}encounters (discharged_at) WHERE setting IN (2, 3)"
+            ),
         ]
     }
 
@@ -164,9 +170,10 @@ struct NewTransfer<'e> {
 struct NewEd<'e> {
     event_id: &'e str,
     patient_id: &'e str,
-    facility_id: String,
+    facility_id: &'e str,
     at: i64,
     outcome: i64,
+    time_zone: &'e str,
 }
 
 struct NewDx<'e> {
@@ -349,7 +356,7 @@ impl<'e> Batch<'e> {
         for r in select_in(conn, &keys, |ph| {
             format!(
                 "SELECT patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at,
-                 disposition, dx_system, dx_code, admit_event_id, discharge_event_id FROM {p}encounters WHERE patient_id IN ({ph})"
+                 disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone FROM {p}encounters WHERE patient_id IN ({ph})"
             )
         })
         .await?
@@ -370,6 +377,7 @@ impl<'e> Batch<'e> {
                         discharged_at: r.try_get(8)?,
                         disposition: r.try_get::<i64, _>(9)? as i32,
                         primary_diagnosis: system.zip(code),
+                        tz: zone(r.try_get(14)?),
                     },
                     admit_event_id: r.try_get(12)?,
                     discharge_event_id: r.try_get(13)?,
@@ -377,7 +385,7 @@ impl<'e> Batch<'e> {
             }
         }
         for r in select_in(conn, &keys, |ph| {
-            format!("SELECT patient_id, at, outcome FROM {p}ed_visits WHERE patient_id IN ({ph})")
+            format!("SELECT patient_id, at, outcome, time_zone FROM {p}ed_visits WHERE patient_id IN ({ph})")
         })
         .await?
         {
@@ -386,6 +394,7 @@ impl<'e> Batch<'e> {
                 f.ed.push(EdVisit {
                     at: r.try_get(1)?,
                     outcome: r.try_get::<i64, _>(2)? as i32,
+                    tz: zone(r.try_get(3)?),
                 });
             }
         }
@@ -513,6 +522,7 @@ impl<'e> Batch<'e> {
                                 .diagnoses
                                 .first()
                                 .map(|d| (d.system.clone(), d.code.clone())),
+                            tz: zone(&facility.time_zone),
                         },
                         admit_event_id: e.event_id.clone(),
                         discharge_event_id: None,
@@ -595,17 +605,20 @@ impl<'e> Batch<'e> {
             }
             Payload::EmergencyVisit(v) => {
                 let outcome = v.outcome;
-                facts.ed.push(EdVisit { at, outcome });
+                let facility = v.facility.as_ref();
+                let time_zone = facility.map_or("", |f| f.time_zone.as_str());
+                facts.ed.push(EdVisit {
+                    at,
+                    outcome,
+                    tz: zone(time_zone),
+                });
                 self.new_ed.push(NewEd {
                     event_id: &e.event_id,
                     patient_id: pid,
-                    facility_id: v
-                        .facility
-                        .as_ref()
-                        .map(|f| f.id.clone())
-                        .unwrap_or_default(),
+                    facility_id: facility.map_or("", |f| f.id.as_str()),
                     at,
                     outcome: outcome as i64,
+                    time_zone,
                 });
             }
             Payload::ConditionRecorded(c) => {
@@ -647,13 +660,14 @@ impl<'e> Batch<'e> {
             conn,
             &format!("{p}encounters"),
             "patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at, \
-             disposition, dx_system, dx_code, admit_event_id, discharge_event_id",
+             disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone",
             "ON CONFLICT (patient_id, encounter_id) DO UPDATE SET facility_id = excluded.facility_id, \
              territory = excluded.territory, unit = excluded.unit, setting = excluded.setting, \
              admit_type = excluded.admit_type, admitted_at = excluded.admitted_at, \
              discharged_at = excluded.discharged_at, disposition = excluded.disposition, \
              dx_system = excluded.dx_system, dx_code = excluded.dx_code, \
-             admit_event_id = excluded.admit_event_id, discharge_event_id = excluded.discharge_event_id",
+             admit_event_id = excluded.admit_event_id, discharge_event_id = excluded.discharge_event_id, \
+             time_zone = excluded.time_zone",
             &upserts,
         )
         .await?;
@@ -668,7 +682,7 @@ impl<'e> Batch<'e> {
         insert_rows(
             conn,
             &format!("{p}ed_visits"),
-            "event_id, patient_id, facility_id, at, outcome",
+            "event_id, patient_id, facility_id, at, outcome, time_zone",
             "ON CONFLICT (patient_id, event_id) DO NOTHING",
             &self.new_ed,
         )
@@ -743,7 +757,7 @@ struct EncounterOut<'a> {
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 14;
+    const COLS: usize = 15;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let e = &self.r.e;
         let dx = e.primary_diagnosis.as_ref();
@@ -761,6 +775,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(dx.map(|d| d.1.clone()))
             .bind(self.r.admit_event_id.as_str())
             .bind(self.r.discharge_event_id.clone())
+            .bind(e.tz.name())
     }
 }
 
@@ -775,13 +790,14 @@ impl SqlRow for NewTransfer<'_> {
 }
 
 impl SqlRow for NewEd<'_> {
-    const COLS: usize = 5;
+    const COLS: usize = 6;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         q.bind(self.event_id)
             .bind(self.patient_id)
-            .bind(self.facility_id.as_str())
+            .bind(self.facility_id)
             .bind(self.at)
             .bind(self.outcome)
+            .bind(self.time_zone)
     }
 }
 

@@ -5,7 +5,10 @@
 //! all come out the same however the events arrived.
 use super::{charlson, lace};
 
-/// Calendar day number (days since 1970-01-01, UTC).
+use chrono::{Offset, TimeZone};
+use chrono_tz::Tz;
+
+/// Calendar day number (days since 1970-01-01) in the facility's time zone (UTC when none is set).
 pub type Day = i64;
 
 pub const DISP_OTHER_ACUTE: i32 = 5;
@@ -31,12 +34,16 @@ pub struct Encounter {
     pub disposition: i32,
     /// Primary diagnosis (system, code) when known.
     pub primary_diagnosis: Option<(String, String)>,
+    /// The facility's time zone: its calendar dates are the ones counted.
+    pub tz: Tz,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EdVisit {
     pub at: i64,
     pub outcome: i32,
+    /// The emergency department's time zone.
+    pub tz: Tz,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +84,25 @@ pub struct Readmission {
     pub unplanned: bool,
 }
 
-pub fn day(secs: i64) -> Day {
-    secs.div_euclid(86_400)
+/// The calendar day of an instant in a time zone.
+pub fn day(secs: i64, tz: Tz) -> Day {
+    let offset = match tz {
+        Tz::UTC => 0,
+        _ => tz
+            .offset_from_utc_datetime(
+                &chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap_or_default()
+                    .naive_utc(),
+            )
+            .fix()
+            .local_minus_utc() as i64,
+    };
+    (secs + offset).div_euclid(86_400)
+}
+
+/// A facility's time zone from its IANA name; empty (or unknown: ingest refuses those) means UTC.
+pub fn zone(name: &str) -> Tz {
+    name.parse().unwrap_or(Tz::UTC)
 }
 
 /// A stay: one inpatient encounter, or a chain of them linked by transfers to another acute hospital.
@@ -101,7 +125,7 @@ fn continues(prev: &Encounter, next: &Encounter) -> bool {
         // Calendar days: the receiving hospital may timestamp the admission before the sender's discharge.
         Some(d) => {
             prev.disposition == DISP_OTHER_ACUTE
-                && (0..=1).contains(&(day(next.admitted_at) - day(d)))
+                && (0..=1).contains(&(day(next.admitted_at, next.tz) - day(d, prev.tz)))
         }
         None => false,
     }
@@ -172,17 +196,21 @@ pub fn index_stays(
         let first = stay.first();
         let last = stay.last();
         let discharged_at = last.discharged_at.expect("index stays are discharged");
-        let (admit_day, discharge_day) = (day(first.admitted_at), day(discharged_at));
+        let (admit_day, discharge_day) = (
+            day(first.admitted_at, first.tz),
+            day(discharged_at, last.tz),
+        );
         // The first inpatient admission after the index discharge, whatever its facility.
         let next = all[i + 1..]
             .iter()
             .map(Stay::first)
             .find(|e| e.admitted_at >= discharged_at);
         let readmission = next.and_then(|n| {
-            let days = day(n.admitted_at) - discharge_day;
+            let admit_day = day(n.admitted_at, n.tz);
+            let days = admit_day - discharge_day;
             (days <= 30).then(|| Readmission {
                 encounter_id: n.encounter_id.clone(),
-                admit_day: day(n.admitted_at),
+                admit_day,
                 days,
                 unplanned: n.admit_type != ADMIT_ELECTIVE,
             })
@@ -190,14 +218,14 @@ pub fn index_stays(
         let ed_revisit = ed.iter().any(|v| {
             v.outcome != ED_OUTCOME_ADMITTED
                 && v.at >= discharged_at
-                && day(v.at) - discharge_day <= 30
+                && day(v.at, v.tz) - discharge_day <= 30
         });
         let ed_visits_182 = ed
             .iter()
             .filter(|v| {
                 v.outcome != ED_OUTCOME_ADMITTED
                     && v.at < first.admitted_at
-                    && admit_day - day(v.at) <= 182
+                    && admit_day - day(v.at, v.tz) <= 182
             })
             .count() as u32;
         let mut codes: Vec<(&str, &str)> = diagnoses
@@ -257,6 +285,7 @@ mod tests {
             discharged_at: discharge_day.map(|d| T0 + d * D + 14 * 3600),
             disposition,
             primary_diagnosis: None,
+            tz: Tz::UTC,
         }
     }
     const HOME: i32 = 1;
@@ -332,7 +361,7 @@ mod tests {
     #[test]
     fn month_boundary_is_in_calendar_days() {
         // 2026-01-31 is day 30 from T0, 2026-03-02 day 60.
-        assert_eq!(day(T0 + 30 * D), day(T0) + 30);
+        assert_eq!(day(T0 + 30 * D, Tz::UTC), day(T0, Tz::UTC) + 30);
         let late_evening = Encounter {
             discharged_at: Some(T0 + 30 * D + 23 * 3600 + 59 * 60),
             ..enc("A", 28, Some(30), HOME)
@@ -344,6 +373,39 @@ mod tests {
             None,
         );
         assert_eq!(s[0].readmission.as_ref().map(|r| r.days), Some(30));
+    }
+
+    #[test]
+    fn calendar_days_are_the_facility_time_zone() {
+        let paris = zone("Europe/Paris");
+        assert_eq!(zone(""), Tz::UTC);
+        // Discharged 2026-01-31 at 23:30 UTC: still Jan 31 in UTC, already Feb 1 in Paris (UTC+1).
+        let discharge = T0 + 30 * D + 23 * 3600 + 30 * 60;
+        assert_eq!(day(discharge, Tz::UTC), day(T0, Tz::UTC) + 30);
+        assert_eq!(day(discharge, paris), day(T0, Tz::UTC) + 31);
+        // Summer time: 2026-07-01 22:30 UTC is 00:30 on July 2 in Paris (UTC+2), 23:30 in London.
+        let july = 1_782_945_000; // 2026-07-01T22:30:00Z
+        assert_eq!(day(july, paris), day(july, Tz::UTC) + 1);
+        assert_eq!(day(july, zone("Europe/London")), day(july, Tz::UTC));
+        // Readmitted on 2026-03-03 at 10:00 (day 61): 31 days after a Jan 31 discharge in UTC,
+        // 30 days after a Feb 1 discharge in Paris.
+        let stays = |tz: Tz| {
+            let index = Encounter {
+                discharged_at: Some(discharge),
+                tz,
+                ..enc("A", 28, Some(30), HOME)
+            };
+            let next = Encounter {
+                tz,
+                ..enc("B", 61, Some(62), HOME)
+            };
+            index_stays(&[index, next], &[], &[], None)[0]
+                .readmission
+                .as_ref()
+                .map(|r| r.days)
+        };
+        assert_eq!(stays(Tz::UTC), None);
+        assert_eq!(stays(paris), Some(30));
     }
 
     #[test]
@@ -373,6 +435,7 @@ mod tests {
                 vec![EdVisit {
                     at: at(10),
                     outcome: 1,
+                    tz: Tz::UTC,
                 }],
                 true,
             ),
@@ -380,6 +443,7 @@ mod tests {
                 vec![EdVisit {
                     at: at(33),
                     outcome: 1,
+                    tz: Tz::UTC,
                 }],
                 true,
             ),
@@ -387,6 +451,7 @@ mod tests {
                 vec![EdVisit {
                     at: at(34),
                     outcome: 1,
+                    tz: Tz::UTC,
                 }],
                 false,
             ),
@@ -394,6 +459,7 @@ mod tests {
                 vec![EdVisit {
                     at: at(10),
                     outcome: ED_OUTCOME_ADMITTED,
+                    tz: Tz::UTC,
                 }],
                 false,
             ),
@@ -401,6 +467,7 @@ mod tests {
                 vec![EdVisit {
                     at: at(-5),
                     outcome: 1,
+                    tz: Tz::UTC,
                 }],
                 false,
             ),
@@ -423,18 +490,22 @@ mod tests {
             EdVisit {
                 at: T0 + 100 * D,
                 outcome: 1,
+                tz: Tz::UTC,
             },
             EdVisit {
                 at: T0 + 190 * D,
                 outcome: 1,
+                tz: Tz::UTC,
             },
             EdVisit {
                 at: T0 + 10 * D,
                 outcome: 1,
+                tz: Tz::UTC,
             }, // more than 182 days before
             EdVisit {
                 at: T0 + 150 * D,
                 outcome: ED_OUTCOME_ADMITTED,
+                tz: Tz::UTC,
             },
         ];
         let later_dx = Diagnosis {
