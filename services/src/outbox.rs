@@ -3,10 +3,14 @@
 //! Its cursor (last position JetStream acknowledged) is kept in the log's storage. After a crash or
 //! a NATS outage it resumes from the cursor; events published twice are dropped by JetStream's
 //! de-duplication (`Nats-Msg-Id` = event id, 24 h window).
-use async_nats::{jetstream, HeaderMap};
+use async_nats::{
+    jetstream::{self, context::PublishAckFuture},
+    HeaderMap,
+};
 use journey_event_log::{EventLog, StoredEvent};
 use journey_proto::{prost::Message, v1::Event, EventType};
 use std::{
+    collections::VecDeque,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -30,6 +34,8 @@ pub struct OutboxStatus {
 }
 
 const BATCH: usize = 1024;
+/// Batches published ahead of their acknowledgements.
+const IN_FLIGHT_BATCHES: usize = 4;
 
 fn cursor_key(stream: &str) -> String {
     format!("outbox.nats.{stream}")
@@ -115,17 +121,29 @@ async fn publish_from(
     let js = connect(config).await?;
     tracing::info!(url = %config.url, stream = %config.stream, cursor = *cursor, "publishing to nats");
     let mut head = log.watch();
+    // Batches published and not yet acknowledged, oldest first: the next batch goes out while
+    // the acks of the previous ones come back. The cursor moves only past acknowledged batches.
+    let mut in_flight: VecDeque<(u64, Vec<PublishAckFuture>)> = VecDeque::new();
+    let mut sent = *cursor;
     loop {
-        while *cursor < log.head().position {
+        while sent < log.head().position {
             let l = log.clone();
-            let from = *cursor + 1;
+            let from = sent + 1;
             let batch = tokio::task::spawn_blocking(move || l.read(from, BATCH)).await??;
-            publish_batch(&js, &config.subject_prefix, &batch).await?;
-            *cursor = batch.last().map_or(*cursor, |e| e.position);
-            log.storage().set_meta(key, &cursor.to_be_bytes())?;
-            status.published.store(*cursor, Ordering::Relaxed);
-            metrics::gauge!("journey_outbox_backlog")
-                .set(log.head().position.saturating_sub(*cursor) as f64);
+            let Some(last) = batch.last().map(|e| e.position) else {
+                break;
+            };
+            in_flight.push_back((
+                last,
+                publish_batch(&js, &config.subject_prefix, &batch).await?,
+            ));
+            sent = last;
+            if in_flight.len() >= IN_FLIGHT_BATCHES {
+                settle(log, key, cursor, status, in_flight.pop_front()).await?;
+            }
+        }
+        while let Some(oldest) = in_flight.pop_front() {
+            settle(log, key, cursor, status, Some(oldest)).await?;
         }
         tokio::select! {
             changed = head.changed() => if changed.is_err() { return Ok(()) },
@@ -134,12 +152,34 @@ async fn publish_from(
     }
 }
 
-/// Publishes a batch with every ack in flight, then waits for the acks in order.
+/// Waits for a published batch's acks, then moves the durable cursor past it.
+async fn settle(
+    log: &Arc<EventLog>,
+    key: &str,
+    cursor: &mut u64,
+    status: &OutboxStatus,
+    batch: Option<(u64, Vec<PublishAckFuture>)>,
+) -> anyhow::Result<()> {
+    let Some((last, acks)) = batch else {
+        return Ok(());
+    };
+    for ack in acks {
+        ack.await?;
+    }
+    *cursor = last;
+    log.storage().set_meta(key, &cursor.to_be_bytes())?;
+    status.published.store(*cursor, Ordering::Relaxed);
+    metrics::gauge!("journey_outbox_backlog")
+        .set(log.head().position.saturating_sub(*cursor) as f64);
+    Ok(())
+}
+
+/// Publishes a batch; returns its acks, in order, still in flight.
 async fn publish_batch(
     js: &jetstream::Context,
     prefix: &str,
     batch: &[StoredEvent],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PublishAckFuture>> {
     let mut acks = Vec::with_capacity(batch.len());
     for stored in batch {
         let event = Event::decode(stored.bytes.as_slice())?;
@@ -161,10 +201,7 @@ async fn publish_batch(
             .await?;
         acks.push(ack);
     }
-    for ack in acks {
-        ack.await?;
-    }
-    Ok(())
+    Ok(acks)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
