@@ -276,11 +276,14 @@ impl<P: Projection> Runner<P> {
             return Ok(());
         };
         let mut backoff = std::time::Duration::from_millis(100);
+        let mut lag = LagGauge::new(self.projection.name());
         loop {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let from = self.state().await.checkpoint + 1;
+            let checkpoint = self.state().await.checkpoint;
+            lag.update(&mut source, checkpoint).await;
+            let from = checkpoint + 1;
             let next = tokio::select! {
                 r = source.next(from, self.batch) => r,
                 _ = shutdown.changed() => return Ok(()),
@@ -431,5 +434,38 @@ impl<P: Projection> Runner<P> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `journey_projection_lag_positions`: how many positions the read model is behind the log's
+/// head. The head is asked of the source at most once a second (a call to the log service when
+/// remote); in between, the lag shrinks as the checkpoint moves.
+struct LagGauge {
+    name: &'static str,
+    head: u64,
+    asked: Option<Instant>,
+}
+
+impl LagGauge {
+    fn new(name: &'static str) -> LagGauge {
+        LagGauge {
+            name,
+            head: 0,
+            asked: None,
+        }
+    }
+
+    async fn update<S: EventSource>(&mut self, source: &mut S, checkpoint: u64) {
+        if self
+            .asked
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            self.asked = Some(Instant::now());
+            if let Ok(h) = source.head().await {
+                self.head = h;
+            }
+        }
+        metrics::gauge!("journey_projection_lag_positions", "projection" => self.name)
+            .set(self.head.saturating_sub(checkpoint) as f64);
     }
 }
