@@ -308,6 +308,8 @@ where
     S::Future: Send + 'static,
     S::Error: 'static,
     R: Default + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -334,9 +336,9 @@ where
                         "{} ({:?}) may not call {path}",
                         p.subject, p.role
                     ));
-                    return self.refused(Some(p), status, path);
+                    return self.refused(Some(p), status, request);
                 }
-                Err(status) => return self.refused(None, status, path),
+                Err(status) => return self.refused(None, status, request),
             }
         }
         Box::pin(self.inner.call(request))
@@ -344,23 +346,36 @@ where
 }
 
 impl<S> Checked<S> {
-    /// The refusal's answer, once it is recorded in the access log (when there is one).
-    fn refused<R: Default + 'static, E: 'static>(
+    /// The refusal's answer, once it is recorded in the access log (when there is one) with the
+    /// patient the call asked about and the purpose it declared.
+    fn refused<B, R: Default + 'static, E: 'static>(
         &self,
         caller: Option<Principal>,
         status: Status,
-        path: String,
-    ) -> Pin<Box<dyn Future<Output = Result<http::Response<R>, E>> + Send>> {
+        request: http::Request<B>,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<R>, E>> + Send>>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let log = self.auth.refusals.get().cloned();
+        let path = request.uri().path().to_string();
+        let purpose = request
+            .headers()
+            .get("x-journey-purpose")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         Box::pin(async move {
             if let Some(log) = log {
+                let patient = crate::request_patient::of_refused(&path, request.into_body()).await;
                 let outcome = format!("{:?}", status.code()).to_lowercase();
                 let recorded = log
                     .record(crate::access_log::Access {
                         caller: caller.as_ref(),
                         call: path.trim_start_matches("/journey.v1."),
-                        patient_id: "",
-                        purpose: "",
+                        patient_id: &patient,
+                        purpose: &purpose,
                         outcome: &outcome,
                         detail: status.message().to_string(),
                     })

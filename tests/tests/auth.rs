@@ -510,4 +510,44 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
             s("(no identity)", "", "unauthenticated"),
         ]
     );
+
+    // A refused call about one patient is recorded under that patient, with its purpose.
+    let (c, t) = ch(&server, Some("k-quality")).await;
+    let mut asked = tonic::Request::new(v1::FollowUpRequest {
+        patient_id: "C1".into(),
+        as_of: None,
+    });
+    asked
+        .metadata_mut()
+        .insert("x-journey-purpose", "quality-review".parse().unwrap());
+    let e = CoordinationClient::with_interceptor(c, t)
+        .follow_up(asked)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let last = audit
+        .accesses(v1::AccessesRequest {
+            patient_id: "C1".into(),
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(
+        last.iter()
+            .map(|r| (
+                r.subject.as_str(),
+                r.call.as_str(),
+                r.purpose.as_str(),
+                r.outcome.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        [(
+            "analyst",
+            "Coordination/FollowUp",
+            "quality-review",
+            "permissiondenied"
+        )]
+    );
 }
