@@ -29,6 +29,9 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
             "unsupported database url {url:?}: use sqlite://PATH or postgres://USER@HOST/DB"
         );
     };
+    if kind == Kind::Sqlite {
+        create_parent_folder(url)?;
+    }
     let url = match kind {
         Kind::Sqlite if !url.contains("mode=") => {
             let sep = if url.contains('?') { '&' } else { '?' };
@@ -55,7 +58,70 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
         .run(&pool)
         .await
         .context("read-model migrations failed")?;
+    append_only(&pool, kind, ACCESS_LOG).await?;
     Ok(Db { pool, kind })
+}
+
+/// The table of who read what: rows are added, never changed or removed.
+pub const ACCESS_LOG: &str = "journey_access_log";
+
+/// Makes the database itself refuse any UPDATE or DELETE on `table` (a trigger), so that a
+/// bug or a hand-typed statement cannot rewrite history; only dropping the trigger could.
+async fn append_only(pool: &AnyPool, kind: Kind, table: &str) -> anyhow::Result<()> {
+    let message = format!("{table} is append-only: its rows are never updated or deleted");
+    let statements = match kind {
+        Kind::Sqlite => ["UPDATE", "DELETE"]
+            .iter()
+            .map(|op| {
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {table}_no_{} BEFORE {op} ON {table}
+                     BEGIN SELECT RAISE(ABORT, '{message}'); END",
+                    op.to_lowercase()
+                )
+            })
+            .collect::<Vec<_>>(),
+        Kind::Postgres => vec![
+            // Services starting together on one database: one at a time.
+            "SELECT pg_advisory_xact_lock(4242424242)".to_string(),
+            format!(
+                "CREATE OR REPLACE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+            ),
+            format!(
+                "CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+                 FOR EACH ROW EXECUTE FUNCTION {table}_refuse()"
+            ),
+        ],
+    };
+    let mut tx = pool.begin().await?;
+    for s in statements {
+        sqlx::query(&s)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot make {table} append-only"))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `sqlite://data/x.sqlite` → creates `data/` if missing, so a fresh machine needs no mkdir.
+fn create_parent_folder(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(()); // in memory
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages.

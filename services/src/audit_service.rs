@@ -118,6 +118,15 @@ pub struct AuditServeConfig {
     /// Token this service presents to the event-log service (a `service` or `auditor` key or JWT).
     #[arg(long, env = "JOURNEY_LOG_TOKEN", hide_env_values = true)]
     pub log_token: Option<String>,
+    /// The access log (who read which patient; `Audit.Accesses` answers from it):
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Give the read sides the same
+    /// `--access-log-url` so that one access log holds every service's reads.
+    #[arg(
+        long,
+        env = "JOURNEY_ACCESS_LOG_URL",
+        default_value = "sqlite://./data/access-log.sqlite"
+    )]
+    pub access_log_url: String,
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
 }
@@ -1110,6 +1119,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use journey_proto::v1::audit_server::AuditServer;
     let auth = Arc::new(crate::auth::Authenticator::new(&config.auth, None)?);
+    let db = journey_projections::db::connect(&config.access_log_url).await?;
+    let access = crate::access_log::AccessLog::new(db.pool.clone());
+    auth.record_refusals_in(access.clone());
     let source = Source::new(
         &LogAccess::Remote(config.log_url.clone()),
         config.log_token.as_deref(),
@@ -1169,7 +1181,7 @@ pub async fn serve(
     let service = AuditService {
         source,
         anchor: keeper,
-        access: None,
+        access: Some(access),
     };
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(

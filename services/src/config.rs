@@ -62,6 +62,10 @@ pub struct ReadSideConfig {
         default_value = "sqlite://./data/read-side.sqlite"
     )]
     pub database_url: String,
+    /// The access log (who read which patient), when it is not the read-model database:
+    /// give every service the audit service's `--access-log-url` to keep one access log.
+    #[arg(long, env = "JOURNEY_ACCESS_LOG_URL")]
+    pub access_log_url: Option<String>,
     /// gRPC listen address (port 0 = any free port).
     #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50052")]
     pub grpc_addr: String,

@@ -64,7 +64,11 @@ pub async fn read_side(
         journey_projections::source::use_log_token(t)?;
     }
     let db = journey_projections::db::connect(&config.database_url).await?;
-    auth.record_refusals_in(AccessLog::new(db.pool.clone()));
+    let access = match &config.access_log_url {
+        Some(url) => AccessLog::new(journey_projections::db::connect(url).await?.pool),
+        None => AccessLog::new(db.pool.clone()),
+    };
+    auth.record_refusals_in(access.clone());
     let mut catch_up = Grpc::connect(&config.feed.log_url).await?;
     let readmission = open_projection(db.clone(), Readmission, &mut catch_up).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -122,7 +126,7 @@ pub async fn read_side(
         None => {
             let service = ReadmissionService {
                 runner: readmission.clone(),
-                access: Some(AccessLog::new(readmission.db.pool.clone())),
+                access: Some(access.clone()),
             };
             health
                 .set_serving::<ReadmissionServer<ReadmissionService>>()
@@ -132,7 +136,7 @@ pub async fn read_side(
         Some(runner) => {
             let service = CoordinationService {
                 runner: runner.clone(),
-                access: Some(AccessLog::new(runner.db.pool.clone())),
+                access: Some(access.clone()),
                 readmission: Some(readmission.clone()),
             };
             health

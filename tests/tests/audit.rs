@@ -972,6 +972,7 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
         log.append(batch(b)).await.unwrap();
     }
     let remote_anchor = dir.path().join("remote.anchor.json");
+    let access_log = format!("sqlite://{}/access-log.sqlite", dir.path().display());
     let remote = spawn_ready_with_env(
         &[
             "serve",
@@ -982,6 +983,8 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
             remote_anchor.to_str().unwrap(),
             "--anchor-interval-ms",
             "50",
+            "--access-log-url",
+            &access_log,
             "--grpc-addr",
             "127.0.0.1:0",
             "--http-addr",
@@ -992,6 +995,11 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     let here = timeline(&server.grpc, "AUD-1").await;
     let there = timeline(&remote.grpc, "AUD-1").await;
     assert_eq!(here, there);
+    // The audit service alone records its reads too, in its access log.
+    let reads = accesses(&remote.grpc, "AUD-1").await;
+    assert_eq!(reads, ["Audit/Timeline"], "the remote timeline read");
+    assert_append_only(&access_log).await;
+    assert_eq!(accesses(&remote.grpc, "AUD-1").await, reads, "unchanged");
     assert_eq!(
         as_of(&remote.grpc, "AUD-1", None, Some(now()))
             .await
@@ -1046,6 +1054,10 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
         "auditor-key auditor alice CNIL\npartner-key partner adt CHU-1\n",
     )
     .unwrap();
+    let secure_access_log = format!(
+        "sqlite://{}",
+        dir.path().join("secure-access.sqlite").display()
+    );
     let secure = spawn_ready(&[
         "serve",
         "audit",
@@ -1053,6 +1065,8 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
         &server.grpc,
         "--api-keys-file",
         keys.to_str().unwrap(),
+        "--access-log-url",
+        &secure_access_log,
         "--grpc-addr",
         "127.0.0.1:0",
         "--http-addr",
@@ -1092,4 +1106,106 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Admitted"), "{out}");
+}
+
+/// The calls recorded in the access log for `patient`, oldest first.
+async fn accesses(grpc: &str, patient: &str) -> Vec<String> {
+    let mut r: Vec<String> = audit(grpc)
+        .await
+        .accesses(v1::AccessesRequest {
+            patient_id: patient.into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .into_iter()
+        .map(|r| r.call)
+        .collect();
+    r.reverse();
+    r
+}
+
+/// The database refuses to change or remove an access record, whoever asks.
+async fn assert_append_only(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM journey_access_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+    assert!(before > 0, "nothing recorded in {url}");
+    for sql in [
+        "UPDATE journey_access_log SET outcome = 'ok', subject = 'someone else'",
+        "DELETE FROM journey_access_log",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(count().await, before);
+    pool.close().await;
+}
+
+/// Every read side and the audit service can share one access log in PostgreSQL
+/// (`--access-log-url`), append-only there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_access_log_in_postgres_for_every_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--no-reactor"]);
+    let mut log = server.client().await;
+    let mut head = 0;
+    for b in journey_events() {
+        head = log
+            .append(batch(b))
+            .await
+            .unwrap()
+            .into_inner()
+            .appended
+            .last()
+            .unwrap()
+            .position;
+    }
+    let pg = PgDb::create();
+    let shared = PgDb::create();
+    let flags = |kind: &'static str| {
+        vec![
+            "serve",
+            kind,
+            "--log-url",
+            &server.grpc,
+            "--access-log-url",
+            &shared.url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ]
+    };
+    let remote_audit = spawn_ready_with_env(&flags("audit"), &[("JOURNEY_INSECURE", "true")]);
+    let mut readmission_flags = flags("readmission");
+    readmission_flags.extend(["--database-url", &pg.url]);
+    let readmission = spawn_ready_with_env(&readmission_flags, &[("JOURNEY_INSECURE", "true")]);
+    wait_projected(&readmission.grpc, head).await;
+
+    timeline(&remote_audit.grpc, "AUD-1").await;
+    journey_proto::v1::readmission_client::ReadmissionClient::new(
+        journey_services::client::channel(&readmission.grpc)
+            .await
+            .unwrap(),
+    )
+    .patient_stays(v1::PatientStaysRequest {
+        patient_id: "AUD-1".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        accesses(&remote_audit.grpc, "AUD-1").await,
+        ["Audit/Timeline", "Readmission/PatientStays"],
+        "both services' reads, in the one access log"
+    );
+    assert_append_only(&shared.url).await;
 }
