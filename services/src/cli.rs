@@ -171,6 +171,39 @@ pub enum BenchWhat {
     /// Audit timeline latency, full-log verification rate against a scan, and the cost of
     /// authentication and access control on a read (secure vs --insecure server).
     Audit(crate::cli::BenchAuditArgs),
+    /// End to end: the sustained append rate with every read model live and their lag under
+    /// that load, for `journey up` and for the separate services on NATS and PostgreSQL.
+    E2e(crate::cli::BenchE2eArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchE2eArgs {
+    /// Length of the load on each deployment, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Concurrent appenders, one event per Append call, closed loop.
+    #[arg(long, default_value_t = 32)]
+    pub callers: usize,
+    /// Interval between two reads of the read models' checkpoints, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub poll_ms: u64,
+    /// NATS with JetStream for the services (a stream named after the run is created and deleted).
+    #[arg(
+        long,
+        env = "JOURNEY_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// PostgreSQL server for the services' read models: a fresh database is created there and dropped.
+    #[arg(
+        long,
+        env = "JOURNEY_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub database_url: String,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args, Clone)]

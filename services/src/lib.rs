@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod projections_service;
 pub mod reactor;
 pub mod readmission_service;
+pub mod request_patient;
 pub mod serve;
 pub mod server;
 pub mod session;

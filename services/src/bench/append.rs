@@ -190,6 +190,9 @@ async fn published(http: &str) -> anyhow::Result<u64> {
     Ok(v["nats_published"].as_u64().unwrap_or(0))
 }
 
+/// `journey up` flags for the write path alone.
+const LOG_ONLY: &[&str] = &["--no-read-models", "--no-reactor"];
+
 pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
     let mut figures = Vec::new();
@@ -208,7 +211,9 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     });
 
     let dir = tempfile::tempdir()?;
-    let mut server = start_server(dir.path(), &[])?;
+    // The log alone: read models and the reactor have their own benchmarks (`rebuild`,
+    // `visible`, `e2e`); folding them here would measure them, not the write path.
+    let mut server = start_server(dir.path(), LOG_ONLY)?;
     step("(f) do-nothing gRPC call");
     let noop = noop_calls(&server.grpc, n, args.callers).await?;
     figures.push(Figure {
@@ -247,17 +252,15 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let nats_dir = tempfile::tempdir()?;
     let stream = format!("BENCH_{}", std::process::id());
     let prefix = format!("bench{}.v1", std::process::id());
-    let nats_server = start_server(
-        nats_dir.path(),
-        &[
-            "--nats-url",
-            &args.nats_url,
-            "--nats-stream",
-            &stream,
-            "--nats-subject-prefix",
-            &prefix,
-        ],
-    )?;
+    let nats_flags = [
+        "--nats-url",
+        &args.nats_url,
+        "--nats-stream",
+        &stream,
+        "--nats-subject-prefix",
+        &prefix,
+    ];
+    let nats_server = start_server(nats_dir.path(), &[LOG_ONLY, &nats_flags].concat())?;
     let t = Instant::now();
     let appended = batch_appends(&nats_server, n * 2, "nats").await?;
     let total = (n * 2 / 500).max(4) / 4 * 4 * 500;

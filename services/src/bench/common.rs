@@ -5,11 +5,13 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use journey_domain::JourneyRules;
 use journey_event_log::{AppendRequest, EventLog, LogOptions, SledStorage};
+use journey_projections::db;
 use journey_proto::{
     prost::Message,
     prost_types::Timestamp,
     v1::{self, event::Payload, Event},
 };
+use sqlx::Connection;
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -108,22 +110,33 @@ pub fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
 
 /// Starts `journey up` on `dir` with exactly these extra flags (secure unless they say otherwise).
 pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
+    let dir_arg = dir.display().to_string();
+    let args = [
+        &[
             "up",
             "--grpc-addr",
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
             "--data-dir",
-        ])
-        .arg(dir)
-        .args(extra)
+            &dir_arg,
+        ],
+        extra,
+    ]
+    .concat();
+    spawn_ready(&args)
+}
+
+/// Runs this binary with `args` (a `journey up` or `journey serve …`) and waits for its
+/// `ready grpc=… http=…` line.
+pub fn spawn_ready(args: &[&str]) -> anyhow::Result<ServerChild> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
         .env("RUST_LOG", "warn")
         .env_remove("JOURNEY_INSECURE")
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start the server under test")?;
+        .with_context(|| format!("cannot start `journey {}`", args.join(" ")))?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
     let mut grpc = String::new();
@@ -138,10 +151,65 @@ pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChi
     }
     anyhow::ensure!(
         !grpc.is_empty(),
-        "the server under test did not report ready ({line:?}); run `journey up --data-dir {}` to see why",
-        dir.display()
+        "`journey {}` did not report ready ({line:?}); run it by hand to see why",
+        args.join(" ")
     );
     Ok(ServerChild { child, grpc, http })
+}
+
+/// A database created for the run on the server of `server_url`, dropped at the end.
+pub struct FreshPg {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl FreshPg {
+    /// `journey_bench_<purpose>_<pid>` on the server of `server_url`.
+    pub async fn create(server_url: &str, purpose: &str) -> anyhow::Result<FreshPg> {
+        let (base, query) = match server_url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (server_url, String::new()),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let name = format!("journey_bench_{purpose}_{}", std::process::id());
+        let url = match base[scheme_end..].find('/') {
+            Some(i) => format!("{}/{name}{query}", &base[..scheme_end + i]),
+            None => format!("{base}/{name}{query}"),
+        };
+        let mut admin = sqlx::PgConnection::connect(server_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach PostgreSQL at {}: start it or set --database-url",
+                    db::redact(server_url)
+                )
+            })?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create a database on {}: the user needs CREATEDB",
+                    db::redact(server_url)
+                )
+            })?;
+        admin.close().await?;
+        Ok(FreshPg {
+            admin_url: server_url.to_string(),
+            name,
+            url,
+        })
+    }
+
+    pub async fn drop_database(self) -> anyhow::Result<()> {
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {}", self.name))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("dropping the bench database {}", self.name))?;
+        Ok(())
+    }
 }
 
 pub fn peak_rss_mib(pid: u32) -> f64 {

@@ -6,6 +6,8 @@
 //!   model, query latency over gRPC, and the delay from append to visibility in the read model.
 //! - `coordination`: rebuild of the coordination read model, worklist and dashboard latency (issue 4).
 //! - `audit`: timeline, full-log verification, cost of authentication and access control (issue 5).
+//! - `e2e`: sustained appends with every read model live, embedded vs separate services on NATS
+//!   and PostgreSQL (issue 6).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder ([`common::start_server`]).
@@ -13,6 +15,8 @@ pub mod append;
 pub mod audit;
 pub mod common;
 pub mod coordination;
+pub mod e2e;
+pub mod load;
 pub mod query;
 pub mod rebuild;
 pub mod visible;
@@ -30,5 +34,6 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Visible(args) => visible::run(args).await,
         BenchWhat::Coordination(args) => coordination::run(args).await,
         BenchWhat::Audit(args) => audit::run(args).await,
+        BenchWhat::E2e(args) => e2e::run(args).await,
     }
 }

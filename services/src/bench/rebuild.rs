@@ -6,7 +6,8 @@
 //! ([`Runner::rebuild`], as `journey rebuild readmission` runs it inside `journey up`): fresh
 //! tables, the fold in batches, then the swap.
 use super::common::{
-    dir_bytes, fill_log, machine, open_log, print_table, rate, step, Row, Ticker, Until, Window,
+    dir_bytes, fill_log, machine, open_log, print_table, rate, step, FreshPg, Row, Ticker, Until,
+    Window,
 };
 use crate::cli::BenchRebuildArgs;
 use anyhow::Context;
@@ -17,7 +18,7 @@ use journey_projections::{
     runtime::{Progress, Runner},
     source::{EventSource, InProcess},
 };
-use sqlx::{Connection, Row as _};
+use sqlx::Row as _;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -89,58 +90,6 @@ async fn rebuild_into(url: &str, log: &Arc<EventLog>, label: &str) -> anyhow::Re
     })
 }
 
-/// A database created for the run on the server of `server_url`, dropped at the end.
-struct FreshPg {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl FreshPg {
-    async fn create(server_url: &str) -> anyhow::Result<FreshPg> {
-        let (base, query) = match server_url.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (server_url, String::new()),
-        };
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let name = format!("journey_bench_{}", std::process::id());
-        let url = match base[scheme_end..].find('/') {
-            Some(i) => format!("{}/{name}{query}", &base[..scheme_end + i]),
-            None => format!("{base}/{name}{query}"),
-        };
-        let mut admin = sqlx::PgConnection::connect(server_url).await.with_context(|| {
-            format!(
-                "cannot reach PostgreSQL at {}: start it, set --database-url, or pass --no-postgres",
-                db::redact(server_url)
-            )
-        })?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot create a database on {}: the user needs CREATEDB",
-                    db::redact(server_url)
-                )
-            })?;
-        admin.close().await?;
-        Ok(FreshPg {
-            admin_url: server_url.to_string(),
-            name,
-            url,
-        })
-    }
-
-    async fn drop_database(self) -> anyhow::Result<()> {
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {}", self.name))
-            .execute(&mut admin)
-            .await
-            .with_context(|| format!("dropping the bench database {}", self.name))?;
-        Ok(())
-    }
-}
-
 pub async fn run(args: BenchRebuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let dir = tempfile::tempdir()?;
@@ -165,7 +114,7 @@ pub async fn run(args: BenchRebuildArgs) -> anyhow::Result<()> {
         None
     } else {
         step("(c) rebuild of the readmission read model into PostgreSQL (fresh database)");
-        let fresh = FreshPg::create(&args.database_url).await?;
+        let fresh = FreshPg::create(&args.database_url, "rebuild").await?;
         let result = rebuild_into(&fresh.url, &log, "PostgreSQL").await;
         fresh.drop_database().await?;
         Some(result?)
