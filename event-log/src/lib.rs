@@ -15,6 +15,7 @@ mod index;
 mod log;
 mod sled_storage;
 mod storage;
+mod syncer;
 mod writer;
 
 #[cfg(test)]

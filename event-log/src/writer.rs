@@ -1,12 +1,14 @@
 //! The single writer: sequences appends, checks them (idempotency, expected versions, the gate),
-//! and commits them in groups: many requests, one storage write, one fsync, then every reply.
-//! Nothing is acknowledged, and the durable watermark does not move, before that fsync returns.
+//! and writes them in groups: many requests, one storage write. The syncer (`syncer.rs`) fsyncs
+//! them and answers; nothing is acknowledged, and the durable watermark does not move, before the
+//! fsync covering the group returns.
 use crate::{
     chain::hash_of,
     error::AppendError,
     gate::Gate,
     log::{AppendOutcome, AppendRequest, Appended, Head, Shared},
     storage::{Record, WriteBatch},
+    syncer::{Reply, Syncer, Written},
     SCHEMA_VERSION,
 };
 use journey_proto::{prost::Message, prost_types::Timestamp, v1::Event};
@@ -22,11 +24,6 @@ pub(crate) struct Pending {
     pub request: AppendRequest,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
-
-type Reply = (
-    oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    Result<AppendOutcome, AppendError>,
-);
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
@@ -58,7 +55,10 @@ impl Writer {
         }
     }
 
+    /// Sequences groups until the request channel closes. Each written group goes to the syncer
+    /// thread, and the next group is checked and written while the previous one is fsync'd.
     pub fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        let (to_syncer, syncer) = Syncer::start(self.shared.clone());
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
             let mut events = group[0].request.events.len();
@@ -71,18 +71,31 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            if let Some(written) = self.write_group(group) {
+                if let Err(unsent) = to_syncer.send(written) {
+                    unsent.0.fail("the log syncer has stopped");
+                }
+            }
+        }
+        drop(to_syncer);
+        if syncer.join().is_err() {
+            tracing::error!("the log syncer thread panicked");
         }
         tracing::debug!(position = self.tip.position, "log writer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<Pending>) {
+    /// Checks a group and writes it (not yet durable); refused requests are answered at once.
+    fn write_group(&mut self, group: Vec<Pending>) -> Option<Written> {
         if let Some(why) = self.shared.failure() {
             for p in group {
                 let _ = p.reply.send(Err(AppendError::Unavailable(why.clone())));
             }
-            return;
+            return None;
         }
+        // Events staged by earlier groups and now durable are in the index: forget them here.
+        let durable = self.shared.durable.borrow().position;
+        self.staged
+            .retain(|_, (position, _, _)| *position > durable);
         let now = self.recorded_now();
         let mut batch = WriteBatch::default();
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
@@ -95,32 +108,28 @@ impl Writer {
                 }
             }
         }
-        self.staged.clear();
-        if !batch.records.is_empty() {
-            let storage = &self.shared.storage;
-            if let Err(e) = storage.write(&batch).and_then(|_| storage.sync()) {
-                // The state in memory may now be ahead of the disk: stop taking appends.
-                let why = format!("storage failure, restart the server: {e}");
-                tracing::error!(error = %e, "event log write failed; refusing further appends");
-                *self.shared.failure.lock().expect("failure lock") = Some(why.clone());
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
-                }
-                return;
-            }
-            // Index first, then the watermark: a reader that sees the new head finds its events.
-            let mut index = self.shared.index.write().expect("index lock");
-            for r in &batch.records {
-                index.insert(r.event_id, &r.patient_id, r.position);
-            }
-            drop(index);
-            self.shared.durable.send_replace(self.tip);
-            metrics::histogram!("journey_group_commit_events").record(batch.records.len() as f64);
-            metrics::gauge!("journey_log_head").set(self.tip.position as f64);
+        let written = Written {
+            tip: self.tip,
+            batch,
+            replies,
+        };
+        if written.replies.is_empty() {
+            return None;
         }
-        for (reply, outcome) in replies {
-            let _ = reply.send(outcome);
+        // A group of retries only writes nothing, but still goes through the syncer: a retry of an
+        // event staged by a group still being synced is answered after that sync, never before.
+        if written.batch.records.is_empty() {
+            return Some(written);
         }
+        if let Err(e) = self.shared.storage.write(&written.batch) {
+            // The state in memory is now ahead of the disk: stop taking appends.
+            let why = format!("storage failure, restart the server: {e}");
+            tracing::error!(error = %e, "event log write failed; refusing further appends");
+            *self.shared.failure.lock().expect("failure lock") = Some(why.clone());
+            written.fail(&why);
+            return None;
+        }
+        Some(written)
     }
 
     fn recorded_now(&mut self) -> Timestamp {

@@ -7,6 +7,11 @@ use journey_services::{
 };
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: the servers allocate many small, short-lived buffers
+/// from several threads (see BENCHMARKS.md, append).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn serve_read_side(
     side: ReadSide,
     config: journey_services::config::ReadSideConfig,
