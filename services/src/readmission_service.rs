@@ -155,17 +155,7 @@ impl Readmission for ReadmissionService {
         let rows = queries::rates(pool, &p, from, to, g)
             .await
             .map_err(db_error)?;
-        let total = queries::rates(pool, &p, from, to, G::None)
-            .await
-            .map_err(db_error)?
-            .pop()
-            .unwrap_or(queries::RateRow {
-                key: "all".into(),
-                index_stays: 0,
-                readmissions: 0,
-                unplanned_readmissions: 0,
-                ed_revisits: 0,
-            });
+        let total = queries::RateRow::total(&rows);
         let (day_surgery, had) = queries::other_stays(pool, &p, from, to)
             .await
             .map_err(db_error)?;

@@ -35,6 +35,29 @@ pub struct RateRow {
     pub ed_revisits: i64,
 }
 
+impl RateRow {
+    /// The total of a breakdown: every index stay falls in exactly one of its rows, so the sum is
+    /// the total of the same scan (no second pass, and never a total from another checkpoint).
+    pub fn total(rows: &[RateRow]) -> RateRow {
+        rows.iter().fold(
+            RateRow {
+                key: "all".into(),
+                index_stays: 0,
+                readmissions: 0,
+                unplanned_readmissions: 0,
+                ed_revisits: 0,
+            },
+            |t, r| RateRow {
+                key: t.key,
+                index_stays: t.index_stays + r.index_stays,
+                readmissions: t.readmissions + r.readmissions,
+                unplanned_readmissions: t.unplanned_readmissions + r.unplanned_readmissions,
+                ed_revisits: t.ed_revisits + r.ed_revisits,
+            },
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StayRow {
     pub patient_id: String,
