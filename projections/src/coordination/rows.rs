@@ -19,7 +19,7 @@ pub struct PatientRow {
     pub consent: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncounterRow {
     pub encounter_id: String,
     pub facility_id: String,
@@ -67,10 +67,15 @@ pub struct AlertRow {
     pub resolved_at: Option<i64>,
 }
 
+/// An encounter as written: its row, whether it is the patient's latest, its standing.
+type Written = (EncounterRow, bool, Standing);
+
 /// One patient's care rows (encounters, contacts, appointments, alerts), loaded together.
 #[derive(Debug, Default)]
 pub struct Care {
     pub encounters: Vec<EncounterRow>,
+    /// The encounters as loaded (only those that differ at the end are written back).
+    stored: HashMap<String, Written>,
     pub contacts: Vec<Contact>,
     pub appointments: Vec<AppointmentRow>,
     pub alerts: Vec<AlertRow>,
@@ -174,14 +179,15 @@ pub async fn load_care<'k>(
         format!(
             "SELECT patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type,
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items,
-             reconciled_at, first_contact_at FROM {p}encounters WHERE patient_id IN ({ph})"
+             reconciled_at, first_contact_at, latest, {} FROM {p}encounters WHERE patient_id IN ({ph})",
+            urgency::COLUMNS
         )
     })
     .await?
     {
         let pid: String = r.try_get(0)?;
         if let Some(c) = out.get_mut(pid.as_str()) {
-            c.encounters.push(EncounterRow {
+            let e = EncounterRow {
                 encounter_id: r.try_get(1)?,
                 facility_id: r.try_get(2)?,
                 facility_name: r.try_get(3)?,
@@ -199,7 +205,12 @@ pub async fn load_care<'k>(
                 letter_items: r.try_get(15)?,
                 reconciled_at: r.try_get(16)?,
                 first_contact_at: r.try_get(17)?,
-            });
+            };
+            let latest = r.try_get::<i64, _>(18)? == 1;
+            let standing = Standing::from_row(&r, 19)?;
+            c.stored
+                .insert(e.encounter_id.clone(), (e.clone(), latest, standing));
+            c.encounters.push(e);
         }
     }
     for r in select_in(conn, keys, |ph| {
@@ -315,12 +326,21 @@ pub async fn write(
         let c = &care[pid];
         let latest = c.encounters.iter().map(|e| e.admitted_at).max();
         for e in &c.encounters {
-            rows.push(EncounterOut {
+            let out = EncounterOut {
                 pid,
                 e,
                 latest: Some(e.admitted_at) == latest,
                 standing: Standing::of(&c.facts(e), e.discharged_at.is_some()),
-            });
+            };
+            let unchanged = c
+                .stored
+                .get(&e.encounter_id)
+                .is_some_and(|(row, latest, standing)| {
+                    row == e && *latest == out.latest && *standing == out.standing
+                });
+            if !unchanged {
+                rows.push(out);
+            }
         }
     }
     insert_rows(

@@ -47,6 +47,27 @@ impl Standing {
     }
 }
 
+impl Standing {
+    /// Reads the [`COLUMNS`] of `r` from column `at` on.
+    pub fn from_row(r: &sqlx::any::AnyRow, at: usize) -> Result<Standing, sqlx::Error> {
+        use sqlx::Row;
+        let count = |i: usize| r.try_get::<i64, _>(at + i).map(|v| v as u32);
+        Ok(Standing {
+            letter_due_at: r.try_get(at)?,
+            first_contact_due_at: r.try_get(at + 1)?,
+            reconciliation_due_at: r.try_get(at + 2)?,
+            letter_complete: r.try_get::<i64, _>(at + 3)? != 0,
+            appointments_missed: count(4)?,
+            earliest_scheduled_at: r.try_get(at + 5)?,
+            alerts_critical: count(6)?,
+            alerts_high: count(7)?,
+            alerts_other: count(8)?,
+            alerts_unacknowledged: count(9)?,
+            alert_max_severity: r.try_get::<i64, _>(at + 10)? as i32,
+        })
+    }
+}
+
 /// The stored columns of [`Standing`], in its field order.
 pub const COLUMNS: &str =
     "letter_due_at, first_contact_due_at, reconciliation_due_at, letter_complete, \
