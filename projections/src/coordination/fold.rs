@@ -48,8 +48,8 @@ impl Projection for Coordination {
 
     fn schema_version(&self) -> i64 {
         // 3: encounters carry their standing (due times, missed and earliest scheduled
-        //    appointments, the patient's open alerts) and whether they are the patient's latest;
-        //    contacts keyed by patient first.
+        //    appointments, the patient's open alerts), whether they are the patient's latest and
+        //    whether the patient died; contacts keyed by patient first.
         3
     }
 
@@ -69,6 +69,7 @@ impl Projection for Coordination {
                  had_group BIGINT NOT NULL, admit_type BIGINT NOT NULL, admitted_at BIGINT NOT NULL, discharged_at BIGINT,
                  disposition BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharge_event_id TEXT, letter_sent_at BIGINT,
                  letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT, latest BIGINT NOT NULL,
+                 deceased BIGINT NOT NULL,
                  {}, PRIMARY KEY (patient_id, encounter_id))",
                 urgency::COLUMNS_DDL
             ),
@@ -119,22 +120,22 @@ impl Projection for Coordination {
     }
 }
 
-/// What an event changes: the patient's own row, its care rows, or only rows written blindly
-/// (referents, consents: the last word wins).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Concerns {
-    Patient,
-    Care,
-    Other,
+/// What an event changes: the patient's own row, its care rows (encounters, contacts,
+/// appointments, alerts; their patient's rows are loaded with them), both, or only rows written
+/// blindly (referents, consents: the last word wins).
+struct Concerns {
+    patient: bool,
+    care: bool,
 }
 
 fn concerns(payload: &Payload) -> Concerns {
-    match payload {
+    let (patient, care) = match payload {
         Payload::PatientRegistered(_)
         | Payload::IdentityUpdated(_)
         | Payload::ConsentGiven(_)
-        | Payload::ConsentRevoked(_)
-        | Payload::PatientDeceased(_) => Concerns::Patient,
+        | Payload::ConsentRevoked(_) => (true, false),
+        // Encounters carry whether their patient is alive.
+        Payload::PatientDeceased(_) => (true, true),
         Payload::Admitted(_)
         | Payload::Transferred(_)
         | Payload::Discharged(_)
@@ -149,9 +150,10 @@ fn concerns(payload: &Payload) -> Concerns {
         | Payload::AppointmentMissed(_)
         | Payload::AlertRaised(_)
         | Payload::AlertAcknowledged(_)
-        | Payload::AlertResolved(_) => Concerns::Care,
-        _ => Concerns::Other,
-    }
+        | Payload::AlertResolved(_) => (false, true),
+        _ => (false, false),
+    };
+    Concerns { patient, care }
 }
 
 fn display_name(family: &str, given: &str) -> String {
@@ -176,10 +178,14 @@ impl<'e> Batch<'e> {
         let mut patient_keys = Vec::new();
         let mut care_keys = Vec::new();
         for e in events {
-            match e.payload.as_ref().map(concerns) {
-                Some(Concerns::Patient) => patient_keys.push(e.patient_id.as_str()),
-                Some(Concerns::Care) => care_keys.push(e.patient_id.as_str()),
-                _ => {}
+            let Some(c) = e.payload.as_ref().map(concerns) else {
+                continue;
+            };
+            if c.patient || c.care {
+                patient_keys.push(e.patient_id.as_str());
+            }
+            if c.care {
+                care_keys.push(e.patient_id.as_str());
             }
         }
         for keys in [&mut patient_keys, &mut care_keys] {
@@ -213,14 +219,10 @@ impl<'e> Batch<'e> {
         };
         let at = secs(e.occurred_at.as_ref());
         let pid = e.patient_id.as_str();
-        match concerns(payload) {
-            Concerns::Care => {
-                self.changes.care.insert(pid);
-                let care = self.care.get_mut(pid).expect("loaded");
-                apply_care(care, &mut self.changes, e, payload, at);
-                return;
-            }
-            Concerns::Patient | Concerns::Other => {}
+        if concerns(payload).care {
+            self.changes.care.insert(pid);
+            let care = self.care.get_mut(pid).expect("loaded");
+            apply_care(care, &mut self.changes, e, payload, at);
         }
         match payload {
             Payload::PatientRegistered(r) => {

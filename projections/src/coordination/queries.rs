@@ -62,29 +62,29 @@ pub struct Item {
     pub follow_up: FollowUp,
 }
 
-const DISCHARGE_COLUMNS: &str = "e.patient_id, COALESCE(pt.display_name, ''), e.encounter_id, e.facility_id, e.facility_name, e.territory,
-    e.unit, e.setting, e.disposition, COALESCE(pt.consent, 0), e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at,
-    e.first_contact_at";
-const DISCHARGE_COLUMNS_N: usize = 15;
+/// A discharge's own columns (its patient's name and consent are read by [`attach`]).
+const DISCHARGE_COLUMNS: &str = "e.patient_id, e.encounter_id, e.facility_id, e.facility_name, e.territory, e.unit, e.setting,
+    e.disposition, e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at, e.first_contact_at";
+const DISCHARGE_COLUMNS_N: usize = 13;
 
 fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
     Ok(Discharge {
         patient_id: r.try_get(0)?,
-        display_name: r.try_get(1)?,
-        encounter_id: r.try_get(2)?,
-        facility_id: r.try_get(3)?,
-        facility_name: r.try_get(4)?,
-        territory: r.try_get(5)?,
-        unit: r.try_get(6)?,
-        setting: r.try_get::<i64, _>(7)? as i32,
-        disposition: r.try_get::<i64, _>(8)? as i32,
-        consent: r.try_get::<i64, _>(9)? > 0,
+        display_name: String::new(),
+        encounter_id: r.try_get(1)?,
+        facility_id: r.try_get(2)?,
+        facility_name: r.try_get(3)?,
+        territory: r.try_get(4)?,
+        unit: r.try_get(5)?,
+        setting: r.try_get::<i64, _>(6)? as i32,
+        disposition: r.try_get::<i64, _>(7)? as i32,
+        consent: false,
         facts: Facts {
-            discharged_at: r.try_get(10)?,
-            letter_sent_at: r.try_get(11)?,
-            letter_items: r.try_get::<i64, _>(12)? as u32,
-            reconciled_at: r.try_get(13)?,
-            first_contact_at: r.try_get(14)?,
+            discharged_at: r.try_get(8)?,
+            letter_sent_at: r.try_get(9)?,
+            letter_items: r.try_get::<i64, _>(10)? as u32,
+            reconciled_at: r.try_get(11)?,
+            first_contact_at: r.try_get(12)?,
             appointments: Vec::new(),
             alerts: Vec::new(),
         },
@@ -148,9 +148,9 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 /// alert severity included.
 fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     let mut sql = format!(
-        "FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
+        "FROM {p}encounters e
          WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
-           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND pt.died_at IS NULL"
+           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0"
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
@@ -186,8 +186,8 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     (sql, binds)
 }
 
-/// Fills in the appointments, open alerts and referents of `out` (discharges read with
-/// [`DISCHARGE_COLUMNS`]).
+/// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
+/// (discharges read with [`DISCHARGE_COLUMNS`]).
 async fn attach(
     conn: &mut AnyConnection,
     p: &str,
@@ -201,6 +201,20 @@ async fn attach(
     }
     let mut keys: Vec<&str> = by_patient.keys().map(String::as_str).collect();
     keys.sort_unstable();
+    for r in select_in(conn, &keys, |ph| {
+        format!(
+            "SELECT patient_id, display_name, consent FROM {p}patients WHERE patient_id IN ({ph})"
+        )
+    })
+    .await?
+    {
+        let pid: String = r.try_get(0)?;
+        let (name, consent): (String, i64) = (r.try_get(1)?, r.try_get(2)?);
+        for d in out.iter_mut().filter(|d| d.patient_id == pid) {
+            d.display_name = name.clone();
+            d.consent = consent > 0;
+        }
+    }
     let appointments = select_in(conn, &keys, |ph| {
         format!(
             "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name
@@ -349,8 +363,7 @@ pub async fn patient(
     .await?;
     let mut conn = pool.acquire().await?;
     let mut discharges: Vec<Discharge> = sqlx::query(&format!(
-        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
-         WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
+        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
     ))
     .bind(patient_id)
     .fetch_all(&mut *conn)

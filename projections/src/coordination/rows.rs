@@ -67,8 +67,9 @@ pub struct AlertRow {
     pub resolved_at: Option<i64>,
 }
 
-/// An encounter as written: its row, whether it is the patient's latest, its standing.
-type Written = (EncounterRow, bool, Standing);
+/// An encounter as written: its row, whether it is the patient's latest, whether the patient
+/// died, its standing.
+type Written = (EncounterRow, bool, bool, Standing);
 
 /// One patient's care rows (encounters, contacts, appointments, alerts), loaded together.
 #[derive(Debug, Default)]
@@ -143,7 +144,8 @@ pub fn alert(a: &AlertRow) -> followup::Alert {
     }
 }
 
-/// The `patients` rows of `keys` (absent ones are not in the map).
+/// The `patients` rows of `keys` (absent ones are not in the map): those of the batch's patient
+/// events, and those of its care events (whether the patient died is written with encounters).
 pub async fn load_patients(
     conn: &mut AnyConnection,
     p: &str,
@@ -179,7 +181,7 @@ pub async fn load_care<'k>(
         format!(
             "SELECT patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type,
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items,
-             reconciled_at, first_contact_at, latest, {} FROM {p}encounters WHERE patient_id IN ({ph})",
+             reconciled_at, first_contact_at, latest, deceased, {} FROM {p}encounters WHERE patient_id IN ({ph})",
             urgency::COLUMNS
         )
     })
@@ -207,9 +209,12 @@ pub async fn load_care<'k>(
                 first_contact_at: r.try_get(17)?,
             };
             let latest = r.try_get::<i64, _>(18)? == 1;
-            let standing = Standing::from_row(&r, 19)?;
-            c.stored
-                .insert(e.encounter_id.clone(), (e.clone(), latest, standing));
+            let deceased = r.try_get::<i64, _>(19)? == 1;
+            let standing = Standing::from_row(&r, 20)?;
+            c.stored.insert(
+                e.encounter_id.clone(),
+                (e.clone(), latest, deceased, standing),
+            );
             c.encounters.push(e);
         }
     }
@@ -325,19 +330,24 @@ pub async fn write(
     for pid in &changes.care {
         let c = &care[pid];
         let latest = c.encounters.iter().map(|e| e.admitted_at).max();
+        let deceased = patients.get(*pid).is_some_and(|r| r.died_at.is_some());
         for e in &c.encounters {
             let out = EncounterOut {
                 pid,
                 e,
                 latest: Some(e.admitted_at) == latest,
+                deceased,
                 standing: Standing::of(&c.facts(e), e.discharged_at.is_some()),
             };
-            let unchanged = c
-                .stored
-                .get(&e.encounter_id)
-                .is_some_and(|(row, latest, standing)| {
-                    row == e && *latest == out.latest && *standing == out.standing
-                });
+            let unchanged =
+                c.stored
+                    .get(&e.encounter_id)
+                    .is_some_and(|(row, latest, deceased, standing)| {
+                        row == e
+                            && *latest == out.latest
+                            && *deceased == out.deceased
+                            && *standing == out.standing
+                    });
             if !unchanged {
                 rows.push(out);
             }
@@ -349,7 +359,7 @@ pub async fn write(
         &format!(
             "patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type, \
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items, \
-             reconciled_at, first_contact_at, latest, {}",
+             reconciled_at, first_contact_at, latest, deceased, {}",
             urgency::COLUMNS
         ),
         &format!(
@@ -360,7 +370,8 @@ pub async fn write(
              disposition = excluded.disposition, admit_event_id = excluded.admit_event_id, \
              discharge_event_id = excluded.discharge_event_id, letter_sent_at = excluded.letter_sent_at, \
              letter_items = excluded.letter_items, reconciled_at = excluded.reconciled_at, \
-             first_contact_at = excluded.first_contact_at, latest = excluded.latest, {}",
+             first_contact_at = excluded.first_contact_at, latest = excluded.latest, \
+             deceased = excluded.deceased, {}",
             urgency::COLUMNS
                 .split(", ")
                 .map(|c| format!("{c} = excluded.{c}"))
@@ -464,11 +475,12 @@ struct EncounterOut<'a> {
     pid: &'a str,
     e: &'a EncounterRow,
     latest: bool,
+    deceased: bool,
     standing: Standing,
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 30;
+    const COLS: usize = 31;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let (e, s) = (self.e, &self.standing);
         q.bind(self.pid)
@@ -490,6 +502,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(e.reconciled_at)
             .bind(e.first_contact_at)
             .bind(i64::from(self.latest))
+            .bind(i64::from(self.deceased))
             .bind(s.letter_due_at)
             .bind(s.first_contact_due_at)
             .bind(s.reconciliation_due_at)
