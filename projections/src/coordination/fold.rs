@@ -177,24 +177,33 @@ impl<'e> Batch<'e> {
     ) -> anyhow::Result<Batch<'e>> {
         let mut patient_keys = Vec::new();
         let mut care_keys = Vec::new();
+        // Contacts matter only to the first contact, which only these events change.
+        let mut contact_keys = Vec::new();
         for e in events {
-            let Some(c) = e.payload.as_ref().map(concerns) else {
+            let Some(payload) = &e.payload else {
                 continue;
             };
+            let c = concerns(payload);
             if c.patient || c.care {
                 patient_keys.push(e.patient_id.as_str());
             }
             if c.care {
                 care_keys.push(e.patient_id.as_str());
             }
+            if matches!(
+                payload,
+                Payload::Discharged(_) | Payload::HomeVisitRecorded(_) | Payload::ContactMade(_)
+            ) {
+                contact_keys.push(e.patient_id.as_str());
+            }
         }
-        for keys in [&mut patient_keys, &mut care_keys] {
+        for keys in [&mut patient_keys, &mut care_keys, &mut contact_keys] {
             keys.sort_unstable();
             keys.dedup();
         }
         Ok(Batch {
             patients: rows::load_patients(conn, p, &patient_keys).await?,
-            care: rows::load_care(conn, p, &care_keys).await?,
+            care: rows::load_care(conn, p, &care_keys, &contact_keys).await?,
             changes: Changes::default(),
         })
     }

@@ -285,13 +285,17 @@ pub async fn worklist(
     offset: u64,
     limit: u64,
 ) -> Result<Page, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+    // The count, the page and its rows from one snapshot of the tables (SQLite: a read
+    // transaction; PostgreSQL: repeatable read), so that the total matches the page.
+    let mut conn = pool.begin().await?;
+    let postgres = conn.backend_name() == "PostgreSQL";
+    if postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+    }
     // Identifiers in byte order, as Rust compares strings (PostgreSQL would follow the locale).
-    let bytewise = if conn.backend_name() == "PostgreSQL" {
-        " COLLATE \"C\""
-    } else {
-        ""
-    };
+    let bytewise = if postgres { " COLLATE \"C\"" } else { "" };
     let (from_sql, texts) = followed_sql(p, f);
     let window = f.window_days.max(1) * 86_400;
     let mut args = vec![Arg::I(now - window), Arg::I(now)];
@@ -331,6 +335,7 @@ pub async fn worklist(
             discharge: d,
         });
     }
+    conn.commit().await?;
     Ok(Page {
         items,
         total: total as u64,

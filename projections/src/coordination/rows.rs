@@ -87,7 +87,8 @@ impl Care {
         self.encounters.iter_mut().find(|r| r.encounter_id == id)
     }
 
-    /// First home contact of each discharge: the earliest contact at or after it.
+    /// First home contact of each discharge: the earliest contact at or after it (the patient's
+    /// contacts must have been loaded).
     pub fn refresh_first_contacts(&mut self) {
         for e in &mut self.encounters {
             if let Some(d) = e.discharged_at {
@@ -170,11 +171,13 @@ pub async fn load_patients(
     Ok(out)
 }
 
-/// The care rows of `keys` (every key gets an entry, empty if the patient has none).
+/// The care rows of `keys` (every key gets an entry, empty if the patient has none); contacts
+/// only for `contact_keys`, the patients whose first contact the batch may change.
 pub async fn load_care<'k>(
     conn: &mut AnyConnection,
     p: &str,
     keys: &[&'k str],
+    contact_keys: &[&str],
 ) -> anyhow::Result<HashMap<&'k str, Care>> {
     let mut out: HashMap<&'k str, Care> = keys.iter().map(|k| (*k, Care::default())).collect();
     for r in select_in(conn, keys, |ph| {
@@ -218,7 +221,7 @@ pub async fn load_care<'k>(
             c.encounters.push(e);
         }
     }
-    for r in select_in(conn, keys, |ph| {
+    for r in select_in(conn, contact_keys, |ph| {
         format!("SELECT patient_id, event_id, at FROM {p}contacts WHERE patient_id IN ({ph})")
     })
     .await?
