@@ -43,11 +43,6 @@ fn event_spans(projection: &'static str, events: &[Event]) -> Vec<tracing::Span>
         .collect()
 }
 
-/// Events per transaction of a rebuild. Nobody reads the shadow tables until the swap, so its
-/// batches can be larger than live ones: a fold's cost goes with the patients a batch touches,
-/// and a larger batch holds more events of each.
-const REBUILD_BATCH: usize = 10_000;
-
 pub fn prefix(name: &str, generation: i64) -> String {
     format!("{name}_g{generation}_")
 }
@@ -362,7 +357,7 @@ impl<P: Projection> Runner<P> {
         loop {
             while shadow.checkpoint < target {
                 let events = source
-                    .range(shadow.checkpoint + 1, target, REBUILD_BATCH)
+                    .range(shadow.checkpoint + 1, target, self.batch)
                     .await?;
                 anyhow::ensure!(
                     !events.is_empty(),
@@ -386,7 +381,7 @@ impl<P: Projection> Runner<P> {
             }
             while shadow.checkpoint < target {
                 let events = source
-                    .range(shadow.checkpoint + 1, target, REBUILD_BATCH)
+                    .range(shadow.checkpoint + 1, target, self.batch)
                     .await?;
                 self.apply_shadow(&mut shadow, &events).await?;
             }
