@@ -123,7 +123,8 @@ pub fn filter(req: &WorklistRequest) -> Result<Filter, Status> {
     })
 }
 
-pub fn page(size: u32, token: &str, total: usize) -> Result<(usize, usize), Status> {
+/// The page a request asks for: (offset, size).
+pub fn page(size: u32, token: &str) -> Result<(usize, usize), Status> {
     let size = match size {
         0 => 50,
         n => n.min(1000) as usize,
@@ -135,6 +136,11 @@ pub fn page(size: u32, token: &str, total: usize) -> Result<(usize, usize), Stat
             .parse::<usize>()
             .map_err(|_| errors::invalid("page_token", "not a token this service issued"))?
     };
+    Ok((offset, size))
+}
+
+/// A page that starts past the end (the list shrank since the token was issued) is refused.
+pub fn check_offset(offset: usize, total: usize) -> Result<(), Status> {
     if offset > total {
         return Err(errors::invalid(
             "page_token",
@@ -143,7 +149,7 @@ pub fn page(size: u32, token: &str, total: usize) -> Result<(usize, usize), Stat
             ),
         ));
     }
-    Ok((offset, size))
+    Ok(())
 }
 
 impl CoordinationService {
@@ -158,17 +164,24 @@ impl CoordinationService {
         f.organisation = consent_scope(caller);
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
-        let items = queries::worklist(&self.runner.db.pool, &self.runner.live_prefix(), &f, now)
-            .await
-            .map_err(db_error)?;
-        let total = items.len();
-        let (offset, size) = page(req.page_size, &req.page_token, total)?;
+        let (offset, size) = page(req.page_size, &req.page_token)?;
+        let found = queries::worklist(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            &f,
+            now,
+            offset as u64,
+            size as u64,
+        )
+        .await
+        .map_err(db_error)?;
+        let total = found.total as usize;
+        check_offset(offset, total)?;
         let next = offset + size;
         Ok(WorklistResponse {
-            items: items
+            items: found
+                .items
                 .into_iter()
-                .skip(offset)
-                .take(size)
                 .map(|i| worklist_item(i, now))
                 .collect(),
             next_page_token: if next < total {

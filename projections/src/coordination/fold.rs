@@ -1,9 +1,22 @@
 //! The coordination projection's tables and fold: encounters with their discharge follow-up facts
 //! (letter, reconciliation, first home contact), appointments, alerts, referents and patients.
-//! Only facts are stored; what is overdue depends on the time of the query (see `followup.rs`).
-use crate::runtime::Projection;
+//! Facts are stored, and with each encounter what of its follow-up does not depend on the time of
+//! the query (`urgency.rs`), so that SQL can rank the worklist at any `now`.
+//!
+//! A batch is folded in three steps, so that the number of statements depends on the number of
+//! patients and rows, not of events: (1) load the rows of every patient the batch concerns (a few
+//! `IN (…)` queries); (2) apply the events in order to those rows in memory, with the meaning one
+//! statement per event would have (first admission of an encounter wins, updates of a missing row
+//! do nothing, the first letter / reconciliation / acknowledgement time wins, …); (3) write the
+//! changed rows back with multi-row upserts (`rows.rs`).
+use super::{
+    rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
+    urgency,
+};
+use crate::{runtime::Projection, sql};
 use journey_proto::v1::{event::Payload, Event, Professional};
 use sqlx::AnyConnection;
+use std::collections::HashMap;
 
 pub struct Coordination;
 
@@ -34,7 +47,10 @@ impl Projection for Coordination {
     }
 
     fn schema_version(&self) -> i64 {
-        2
+        // 3: encounters carry their standing (due times, missed and earliest scheduled
+        //    appointments, the patient's open alerts), whether they are the patient's latest and
+        //    whether the patient died; contacts keyed by patient first.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -52,13 +68,19 @@ impl Projection for Coordination {
                  facility_name TEXT NOT NULL, territory TEXT NOT NULL, unit TEXT NOT NULL, setting BIGINT NOT NULL,
                  had_group BIGINT NOT NULL, admit_type BIGINT NOT NULL, admitted_at BIGINT NOT NULL, discharged_at BIGINT,
                  disposition BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharge_event_id TEXT, letter_sent_at BIGINT,
-                 letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT,
-                 PRIMARY KEY (patient_id, encounter_id))"
+                 letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT, latest BIGINT NOT NULL,
+                 deceased BIGINT NOT NULL,
+                 {}, PRIMARY KEY (patient_id, encounter_id))",
+                urgency::COLUMNS_DDL
             ),
             format!("CREATE INDEX {p}encounters_discharged ON {p}encounters (discharged_at)"),
-            format!("CREATE INDEX {p}encounters_admit_event ON {p}encounters (admit_event_id)"),
-            format!("CREATE TABLE {p}contacts (event_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, at BIGINT NOT NULL)"),
-            format!("CREATE INDEX {p}contacts_patient ON {p}contacts (patient_id, at)"),
+            // The worklist reads each patient's latest encounter, discharged in a window.
+            format!("CREATE INDEX {p}encounters_latest ON {p}encounters (discharged_at) WHERE latest = 1"),
+            // Keyed by patient first: a patient's contacts are read together.
+            format!(
+                "CREATE TABLE {p}contacts (patient_id TEXT NOT NULL, event_id TEXT NOT NULL, at BIGINT NOT NULL,
+                 PRIMARY KEY (patient_id, event_id))"
+            ),
             format!(
                 "CREATE TABLE {p}appointments (patient_id TEXT NOT NULL, appointment_id TEXT NOT NULL, encounter_id TEXT NOT NULL,
                  kind TEXT NOT NULL, due_at BIGINT NOT NULL, state BIGINT NOT NULL, with_name TEXT NOT NULL,
@@ -89,33 +111,50 @@ impl Projection for Coordination {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
+        sql::begin_batch(conn, &format!("{p}encounters")).await?;
+        let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
-            apply_one(conn, p, e).await?;
+            batch.apply(e);
         }
-        Ok(())
+        rows::write(conn, p, &batch.patients, &batch.care, &batch.changes).await
     }
 }
 
-/// Runs one statement with text/integer binds (`$1`, `$2`, … in order).
-async fn exec(conn: &mut AnyConnection, sql: &str, binds: &[Bind<'_>]) -> anyhow::Result<()> {
-    let mut q = sqlx::query(sql);
-    for b in binds {
-        q = match b {
-            Bind::T(s) => q.bind(*s),
-            Bind::I(i) => q.bind(*i),
-            Bind::N(i) => q.bind(*i),
-        };
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
+/// What an event changes: the patient's own row, its care rows (encounters, contacts,
+/// appointments, alerts; their patient's rows are loaded with them), both, or only rows written
+/// blindly (referents, consents: the last word wins).
+struct Concerns {
+    patient: bool,
+    care: bool,
 }
 
-enum Bind<'a> {
-    T(&'a str),
-    I(i64),
-    N(Option<i64>),
+fn concerns(payload: &Payload) -> Concerns {
+    let (patient, care) = match payload {
+        Payload::PatientRegistered(_)
+        | Payload::IdentityUpdated(_)
+        | Payload::ConsentGiven(_)
+        | Payload::ConsentRevoked(_) => (true, false),
+        // Encounters carry whether their patient is alive.
+        Payload::PatientDeceased(_) => (true, true),
+        Payload::Admitted(_)
+        | Payload::Transferred(_)
+        | Payload::Discharged(_)
+        | Payload::AdmissionCancelled(_)
+        | Payload::DischargeCancelled(_)
+        | Payload::DischargeLetterSent(_)
+        | Payload::MedicationReconciled(_)
+        | Payload::HomeVisitRecorded(_)
+        | Payload::ContactMade(_)
+        | Payload::AppointmentScheduled(_)
+        | Payload::AppointmentCompleted(_)
+        | Payload::AppointmentMissed(_)
+        | Payload::AlertRaised(_)
+        | Payload::AlertAcknowledged(_)
+        | Payload::AlertResolved(_) => (false, true),
+        _ => (false, false),
+    };
+    Concerns { patient, care }
 }
-use Bind::{I, N, T};
 
 fn display_name(family: &str, given: &str) -> String {
     format!("{} {}", family.to_uppercase(), given)
@@ -123,162 +162,194 @@ fn display_name(family: &str, given: &str) -> String {
         .to_string()
 }
 
-async fn upsert_patient(
-    conn: &mut AnyConnection,
-    p: &str,
-    pid: &str,
-    name: &str,
-    birth: &str,
-) -> anyhow::Result<()> {
-    exec(
-        conn,
-        &format!(
-            "INSERT INTO {p}patients (patient_id, display_name, birth_date, died_at, consent) VALUES ($1, $2, $3, NULL, 0)
-             ON CONFLICT (patient_id) DO UPDATE SET display_name = $2, birth_date = $3"
-        ),
-        &[T(pid), T(name), T(birth)],
-    )
-    .await
+/// The rows of the patients a batch concerns, and what the batch changed.
+struct Batch<'e> {
+    patients: HashMap<String, PatientRow>,
+    care: HashMap<&'e str, Care>,
+    changes: Changes<'e>,
 }
 
-async fn referent(
-    conn: &mut AnyConnection,
-    p: &str,
-    pid: &str,
-    role: i32,
-    pro: &Professional,
-) -> anyhow::Result<()> {
-    let role = if role == 0 { pro.role } else { role };
-    exec(
-        conn,
-        &format!(
-            "INSERT INTO {p}referents (patient_id, role, professional_id, name) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (patient_id, role) DO UPDATE SET professional_id = $3, name = $4"
-        ),
-        &[T(pid), I(role as i64), T(&pro.id), T(&pro.name)],
-    )
-    .await
+impl<'e> Batch<'e> {
+    async fn load(
+        conn: &mut AnyConnection,
+        p: &str,
+        events: &'e [Event],
+    ) -> anyhow::Result<Batch<'e>> {
+        let mut patient_keys = Vec::new();
+        let mut care_keys = Vec::new();
+        // Contacts matter only to the first contact, which only these events change.
+        let mut contact_keys = Vec::new();
+        for e in events {
+            let Some(payload) = &e.payload else {
+                continue;
+            };
+            let c = concerns(payload);
+            if c.patient || c.care {
+                patient_keys.push(e.patient_id.as_str());
+            }
+            if c.care {
+                care_keys.push(e.patient_id.as_str());
+            }
+            if matches!(
+                payload,
+                Payload::Discharged(_) | Payload::HomeVisitRecorded(_) | Payload::ContactMade(_)
+            ) {
+                contact_keys.push(e.patient_id.as_str());
+            }
+        }
+        for keys in [&mut patient_keys, &mut care_keys, &mut contact_keys] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Ok(Batch {
+            patients: rows::load_patients(conn, p, &patient_keys).await?,
+            care: rows::load_care(conn, p, &care_keys, &contact_keys).await?,
+            changes: Changes::default(),
+        })
+    }
+
+    /// The patient's row, created as an upsert would (empty names, no death, no consent word).
+    fn patient(&mut self, pid: &'e str) -> &mut PatientRow {
+        self.changes.patients.insert(pid);
+        self.patients.entry(pid.to_string()).or_default()
+    }
+
+    fn referent(&mut self, pid: &'e str, role: i32, pro: &'e Professional) {
+        let role = if role == 0 { pro.role } else { role };
+        self.changes
+            .referents
+            .insert((pid, role as i64), (&pro.id, &pro.name));
+    }
+
+    /// Applies one event to the rows in memory.
+    fn apply(&mut self, e: &'e Event) {
+        let Some(payload) = &e.payload else {
+            return;
+        };
+        let at = secs(e.occurred_at.as_ref());
+        let pid = e.patient_id.as_str();
+        if concerns(payload).care {
+            self.changes.care.insert(pid);
+            let care = self.care.get_mut(pid).expect("loaded");
+            apply_care(care, &mut self.changes, e, payload, at);
+        }
+        match payload {
+            Payload::PatientRegistered(r) => {
+                let row = self.patient(pid);
+                row.display_name = display_name(&r.family_name, &r.given_name);
+                row.birth_date = r.birth_date.clone();
+                if let Some(gp) = &r.gp {
+                    self.referent(pid, gp.role, gp);
+                }
+            }
+            Payload::IdentityUpdated(r) => {
+                let row = self.patient(pid);
+                row.display_name = display_name(&r.family_name, &r.given_name);
+                row.birth_date = r.birth_date.clone();
+                if let Some(gp) = &r.gp {
+                    self.referent(pid, gp.role, gp);
+                }
+            }
+            Payload::ReferentAssigned(r) => {
+                if let Some(pro) = &r.professional {
+                    self.referent(pid, r.role, pro);
+                }
+            }
+            Payload::CarePlanEstablished(c) => {
+                for pro in &c.referents {
+                    self.referent(pid, pro.role, pro);
+                }
+            }
+            Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => {
+                let (given, orgs) = match payload {
+                    Payload::ConsentGiven(c) => (true, &c.organisations),
+                    Payload::ConsentRevoked(c) => (false, &c.organisations),
+                    _ => unreachable!(),
+                };
+                self.patient(pid).consent = if given { 1 } else { -1 };
+                // Per organisation ("*" = every organisation): the last word wins.
+                let revoked = (i64::from(!given), at);
+                if orgs.is_empty() {
+                    self.changes
+                        .consents
+                        .insert((pid, ANY_ORGANISATION), revoked);
+                }
+                for org in orgs {
+                    self.changes.consents.insert((pid, org), revoked);
+                }
+            }
+            Payload::PatientDeceased(d) => {
+                self.patient(pid).died_at = Some(d.died_at.as_ref().map_or(at, |t| t.seconds));
+            }
+            _ => {}
+        }
+    }
 }
 
-/// The encounter an event without an encounter id belongs to: the patient's latest admission
-/// at or before `at`.
-async fn encounter_at(
-    conn: &mut AnyConnection,
-    p: &str,
-    pid: &str,
+/// Applies one event about a patient's care (encounters, contacts, appointments, alerts).
+fn apply_care<'e>(
+    care: &mut Care,
+    changes: &mut Changes<'e>,
+    e: &'e Event,
+    payload: &'e Payload,
     at: i64,
-) -> anyhow::Result<String> {
-    use sqlx::Row;
-    let row = sqlx::query(&format!(
-        "SELECT encounter_id FROM {p}encounters WHERE patient_id = $1 AND admitted_at <= $2 ORDER BY admitted_at DESC LIMIT 1"
-    ))
-    .bind(pid)
-    .bind(at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or_default())
-}
-
-/// First home contact of a discharge: the earliest contact at or after it.
-async fn refresh_first_contact(conn: &mut AnyConnection, p: &str, pid: &str) -> anyhow::Result<()> {
-    exec(
-        conn,
-        &format!(
-            "UPDATE {p}encounters SET first_contact_at = (SELECT MIN(c.at) FROM {p}contacts c
-               WHERE c.patient_id = {p}encounters.patient_id AND c.at >= {p}encounters.discharged_at)
-             WHERE patient_id = $1 AND discharged_at IS NOT NULL"
-        ),
-        &[T(pid)],
-    )
-    .await
-}
-
-async fn apply_one(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<()> {
-    let Some(payload) = &e.payload else {
-        return Ok(());
-    };
-    let at = secs(e.occurred_at.as_ref());
+) {
     let pid = e.patient_id.as_str();
     match payload {
-        Payload::PatientRegistered(r) => {
-            let name = display_name(&r.family_name, &r.given_name);
-            upsert_patient(conn, p, pid, &name, &r.birth_date).await?;
-            if let Some(gp) = &r.gp {
-                referent(conn, p, pid, gp.role, gp).await?;
-            }
-        }
-        Payload::IdentityUpdated(r) => {
-            let name = display_name(&r.family_name, &r.given_name);
-            upsert_patient(conn, p, pid, &name, &r.birth_date).await?;
-            if let Some(gp) = &r.gp {
-                referent(conn, p, pid, gp.role, gp).await?;
-            }
-        }
-        Payload::Admitted(a) => {
+        Payload::Admitted(a)
+            if care
+                .encounters
+                .iter()
+                .all(|r| r.encounter_id != a.encounter_id) =>
+        {
             let f = a.facility.clone().unwrap_or_default();
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO {p}encounters (patient_id, encounter_id, facility_id, facility_name, territory, unit, setting,
-                     had_group, admit_type, admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id,
-                     letter_sent_at, letter_items, reconciled_at, first_contact_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 0, $11, NULL, NULL, 0, NULL, NULL)
-                     ON CONFLICT (patient_id, encounter_id) DO NOTHING"
-                ),
-                &[
-                    T(pid),
-                    T(&a.encounter_id),
-                    T(&f.id),
-                    T(&f.name),
-                    T(&f.territory),
-                    T(&a.unit),
-                    I(a.setting as i64),
-                    I(a.had_group as i64),
-                    I(a.admit_type as i64),
-                    I(at),
-                    T(&e.event_id),
-                ],
-            )
-            .await?;
+            care.encounters.push(EncounterRow {
+                encounter_id: a.encounter_id.clone(),
+                facility_id: f.id,
+                facility_name: f.name,
+                territory: f.territory,
+                unit: a.unit.clone(),
+                setting: a.setting as i64,
+                had_group: a.had_group as i64,
+                admit_type: a.admit_type as i64,
+                admitted_at: at,
+                admit_event_id: e.event_id.clone(),
+                ..Default::default()
+            });
         }
         Payload::Transferred(t) => {
-            exec(
-                conn,
-                &format!("UPDATE {p}encounters SET unit = $1 WHERE patient_id = $2 AND encounter_id = $3"),
-                &[T(&t.to_unit), T(pid), T(&t.encounter_id)],
-            )
-            .await?;
+            if let Some(r) = care.encounter(&t.encounter_id) {
+                r.unit = t.to_unit.clone();
+            }
         }
         Payload::Discharged(d) => {
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}encounters SET discharged_at = $1, disposition = $2, discharge_event_id = $3
-                     WHERE patient_id = $4 AND encounter_id = $5"
-                ),
-                &[I(at), I(d.disposition as i64), T(&e.event_id), T(pid), T(&d.encounter_id)],
-            )
-            .await?;
-            refresh_first_contact(conn, p, pid).await?;
+            if let Some(r) = care.encounter(&d.encounter_id) {
+                r.discharged_at = Some(at);
+                r.disposition = d.disposition as i64;
+                r.discharge_event_id = Some(e.event_id.clone());
+            }
+            care.refresh_first_contacts();
         }
         Payload::AdmissionCancelled(c) => {
-            exec(
-                conn,
-                &format!("DELETE FROM {p}encounters WHERE patient_id = $1 AND admit_event_id = $2"),
-                &[T(pid), T(&c.cancelled_event_id)],
-            )
-            .await?;
+            care.encounters.retain(|r| {
+                let gone = r.admit_event_id == c.cancelled_event_id;
+                if gone {
+                    changes
+                        .encounters_gone
+                        .insert((pid, r.encounter_id.clone()));
+                }
+                !gone
+            });
         }
         Payload::DischargeCancelled(c) => {
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}encounters SET discharged_at = NULL, disposition = 0, discharge_event_id = NULL, first_contact_at = NULL
-                     WHERE patient_id = $1 AND discharge_event_id = $2"
-                ),
-                &[T(pid), T(&c.cancelled_event_id)],
-            )
-            .await?;
+            for r in care.encounters.iter_mut() {
+                if r.discharge_event_id.as_deref() == Some(c.cancelled_event_id.as_str()) {
+                    r.discharged_at = None;
+                    r.disposition = 0;
+                    r.discharge_event_id = None;
+                    r.first_contact_at = None;
+                }
+            }
         }
         Payload::DischargeLetterSent(l) => {
             let items = l
@@ -286,168 +357,117 @@ async fn apply_one(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Resu
                 .iter()
                 .filter(|i| (1..=30).contains(*i))
                 .fold(0i64, |m, i| m | 1 << i);
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}encounters SET letter_sent_at = COALESCE(letter_sent_at, $1), letter_items = $2
-                     WHERE patient_id = $3 AND encounter_id = $4"
-                ),
-                &[I(at), I(items), T(pid), T(&l.encounter_id)],
-            )
-            .await?;
+            if let Some(r) = care.encounter(&l.encounter_id) {
+                r.letter_sent_at = r.letter_sent_at.or(Some(at));
+                r.letter_items = items;
+            }
         }
         Payload::MedicationReconciled(m) => {
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}encounters SET reconciled_at = COALESCE(reconciled_at, $1) WHERE patient_id = $2 AND encounter_id = $3"
-                ),
-                &[I(at), T(pid), T(&m.encounter_id)],
-            )
-            .await?;
+            if let Some(r) = care.encounter(&m.encounter_id) {
+                r.reconciled_at = r.reconciled_at.or(Some(at));
+            }
         }
         Payload::HomeVisitRecorded(_) | Payload::ContactMade(_) => {
-            exec(
-                conn,
-                &format!("INSERT INTO {p}contacts (event_id, patient_id, at) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING"),
-                &[T(&e.event_id), T(pid), I(at)],
-            )
-            .await?;
-            refresh_first_contact(conn, p, pid).await?;
+            if care.contacts.iter().all(|c| c.event_id != e.event_id) {
+                care.contacts.push(Contact {
+                    event_id: e.event_id.clone(),
+                    at,
+                });
+                changes.contacts.push((pid, &e.event_id, at));
+            }
+            care.refresh_first_contacts();
         }
         Payload::AppointmentScheduled(a) => {
-            let encounter = if a.encounter_id.is_empty() {
-                encounter_at(conn, p, pid, at).await?
-            } else {
-                a.encounter_id.clone()
-            };
+            let due_at = secs(a.due_at.as_ref());
             let with = a.with.as_ref().map(|w| w.name.as_str()).unwrap_or("");
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO {p}appointments (patient_id, appointment_id, encounter_id, kind, due_at, state, with_name)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (patient_id, appointment_id) DO UPDATE SET due_at = $5, kind = $4, with_name = $7"
-                ),
-                &[
-                    T(pid),
-                    T(&a.appointment_id),
-                    T(&encounter),
-                    T(&a.kind),
-                    I(secs(a.due_at.as_ref())),
-                    I(APPT_SCHEDULED),
-                    T(with),
-                ],
-            )
-            .await?;
+            match care
+                .appointments
+                .iter_mut()
+                .find(|r| r.appointment_id == a.appointment_id)
+            {
+                Some(r) => {
+                    r.due_at = due_at;
+                    r.kind = a.kind.clone();
+                    r.with_name = with.to_string();
+                }
+                None => {
+                    let encounter_id = if a.encounter_id.is_empty() {
+                        encounter_at(care, at)
+                    } else {
+                        a.encounter_id.clone()
+                    };
+                    care.appointments.push(AppointmentRow {
+                        appointment_id: a.appointment_id.clone(),
+                        encounter_id,
+                        kind: a.kind.clone(),
+                        due_at,
+                        state: APPT_SCHEDULED,
+                        with_name: with.to_string(),
+                    });
+                }
+            }
+            changes.appointments.insert((pid, a.appointment_id.clone()));
         }
         Payload::AppointmentCompleted(a) => {
-            appointment_state(conn, p, pid, &a.appointment_id, APPT_COMPLETED).await?
+            appointment_state(care, changes, pid, &a.appointment_id, APPT_COMPLETED)
         }
         Payload::AppointmentMissed(a) => {
-            appointment_state(conn, p, pid, &a.appointment_id, APPT_MISSED).await?
+            appointment_state(care, changes, pid, &a.appointment_id, APPT_MISSED)
         }
-        Payload::AlertRaised(a) => {
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO {p}alerts (patient_id, alert_id, severity, rule, reason, raised_at, acknowledged_at, resolved_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL) ON CONFLICT (patient_id, alert_id) DO NOTHING"
-                ),
-                &[T(pid), T(&a.alert_id), I(a.severity as i64), T(&a.rule), T(&a.reason), I(at)],
-            )
-            .await?;
+        Payload::AlertRaised(a) if care.alerts.iter().all(|r| r.alert_id != a.alert_id) => {
+            care.alerts.push(AlertRow {
+                alert_id: a.alert_id.clone(),
+                severity: a.severity as i64,
+                rule: a.rule.clone(),
+                reason: a.reason.clone(),
+                raised_at: at,
+                acknowledged_at: None,
+                resolved_at: None,
+            });
+            changes.alerts.insert((pid, a.alert_id.clone()));
         }
         Payload::AlertAcknowledged(a) => {
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}alerts SET acknowledged_at = COALESCE(acknowledged_at, $1) WHERE patient_id = $2 AND alert_id = $3"
-                ),
-                &[I(at), T(pid), T(&a.alert_id)],
-            )
-            .await?;
+            if let Some(r) = care.alerts.iter_mut().find(|r| r.alert_id == a.alert_id) {
+                r.acknowledged_at = r.acknowledged_at.or(Some(at));
+                changes.alerts.insert((pid, a.alert_id.clone()));
+            }
         }
         Payload::AlertResolved(a) => {
-            exec(
-                conn,
-                &format!(
-                    "UPDATE {p}alerts SET resolved_at = COALESCE(resolved_at, $1) WHERE patient_id = $2 AND alert_id = $3"
-                ),
-                &[I(at), T(pid), T(&a.alert_id)],
-            )
-            .await?;
-        }
-        Payload::ReferentAssigned(r) => {
-            if let Some(pro) = &r.professional {
-                referent(conn, p, pid, r.role, pro).await?;
+            if let Some(r) = care.alerts.iter_mut().find(|r| r.alert_id == a.alert_id) {
+                r.resolved_at = r.resolved_at.or(Some(at));
+                changes.alerts.insert((pid, a.alert_id.clone()));
             }
-        }
-        Payload::CarePlanEstablished(c) => {
-            for pro in &c.referents {
-                referent(conn, p, pid, pro.role, pro).await?;
-            }
-        }
-        Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => {
-            let (given, orgs) = match payload {
-                Payload::ConsentGiven(c) => (true, &c.organisations),
-                Payload::ConsentRevoked(c) => (false, &c.organisations),
-                _ => unreachable!(),
-            };
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO {p}patients (patient_id, display_name, birth_date, died_at, consent) VALUES ($1, '', '', NULL, $2)
-                     ON CONFLICT (patient_id) DO UPDATE SET consent = $2"
-                ),
-                &[T(pid), I(if given { 1 } else { -1 })],
-            )
-            .await?;
-            // Per organisation ("*" = every organisation): the last word wins.
-            let all = [String::from(ANY_ORGANISATION)];
-            let orgs = if orgs.is_empty() { &all[..] } else { &orgs[..] };
-            for org in orgs {
-                exec(
-                    conn,
-                    &format!(
-                        "INSERT INTO {p}consents (patient_id, organisation, revoked, at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (patient_id, organisation) DO UPDATE SET revoked = $3, at = $4"
-                    ),
-                    &[T(pid), T(org), I(i64::from(!given)), I(at)],
-                )
-                .await?;
-            }
-        }
-        Payload::PatientDeceased(d) => {
-            let died = d.died_at.as_ref().map_or(at, |t| t.seconds);
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO {p}patients (patient_id, display_name, birth_date, died_at, consent) VALUES ($1, '', '', $2, 0)
-                     ON CONFLICT (patient_id) DO UPDATE SET died_at = $2"
-                ),
-                &[T(pid), N(Some(died))],
-            )
-            .await?;
         }
         _ => {}
     }
-    Ok(())
 }
 
-async fn appointment_state(
-    conn: &mut AnyConnection,
-    p: &str,
-    pid: &str,
+/// The encounter an event without an encounter id belongs to: the patient's latest admission
+/// at or before `at` (none: empty).
+fn encounter_at(care: &Care, at: i64) -> String {
+    care.encounters
+        .iter()
+        .filter(|e| e.admitted_at <= at)
+        .max_by_key(|e| e.admitted_at)
+        .map(|e| e.encounter_id.clone())
+        .unwrap_or_default()
+}
+
+fn appointment_state<'e>(
+    care: &mut Care,
+    changes: &mut Changes<'e>,
+    pid: &'e str,
     appointment_id: &str,
     state: i64,
-) -> anyhow::Result<()> {
-    exec(
-        conn,
-        &format!(
-            "UPDATE {p}appointments SET state = $1 WHERE patient_id = $2 AND appointment_id = $3"
-        ),
-        &[I(state), T(pid), T(appointment_id)],
-    )
-    .await
+) {
+    if let Some(r) = care
+        .appointments
+        .iter_mut()
+        .find(|r| r.appointment_id == appointment_id)
+    {
+        r.state = state;
+        changes
+            .appointments
+            .insert((pid, appointment_id.to_string()));
+    }
 }

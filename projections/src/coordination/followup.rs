@@ -9,7 +9,29 @@ pub const LETTER_ITEMS_REQUIRED: u32 = 11;
 pub const FIRST_CONTACT_WORKING_DAYS: u32 = 2;
 /// Medication reconciliation: within this many days of discharge.
 pub const RECONCILIATION_DAYS: i64 = 7;
-const DAY: i64 = 86_400;
+pub const DAY: i64 = 86_400;
+
+/// The weights of the urgency score ([`FollowUp::urgency`]). The worklist's SQL order
+/// (`urgency.rs`) adds the same weights under the same conditions.
+pub mod weight {
+    pub const CRITICAL_ALERT: i64 = 10_000;
+    pub const HIGH_ALERT: i64 = 5_000;
+    /// An open low or moderate alert…
+    pub const OTHER_ALERT: i64 = 200;
+    /// …plus this when some open alert (of any severity) is unacknowledged.
+    pub const UNACKNOWLEDGED_ALERT: i64 = 1_000;
+    pub const FIRST_CONTACT_OVERDUE: i64 = 3_000;
+    pub const APPOINTMENT_MISSED: i64 = 1_500;
+    pub const APPOINTMENT_UNCONFIRMED: i64 = 1_200;
+    pub const LETTER_OVERDUE: i64 = 1_000;
+    pub const RECONCILIATION_OVERDUE: i64 = 800;
+    pub const LETTER_INCOMPLETE: i64 = 300;
+    pub const FIRST_CONTACT_DUE: i64 = 100;
+    /// Added per whole day late (overdue first contact or letter)…
+    pub const PER_DAY_LATE: i64 = 100;
+    /// …counting at most this many days.
+    pub const MAX_DAYS_LATE: i64 = 99;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppointmentState {
@@ -93,6 +115,7 @@ pub struct FollowUp {
     pub letter_items: u32,
     pub letter_complete: bool,
     pub reconciliation: Timeliness,
+    pub reconciliation_due_at: i64,
     pub first_contact: Timeliness,
     pub first_contact_due_at: i64,
     /// Hours from discharge to the first home contact, when made.
@@ -126,11 +149,8 @@ pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
         .map(|t| (t - letter_due_at).max(-1).div_euclid(DAY) + 1);
     let letter_items = f.letter_items.count_ones();
     let letter_complete = f.letter_sent_at.is_some() && letter_items >= LETTER_ITEMS_REQUIRED;
-    let reconciliation = Timeliness::of(
-        f.reconciled_at,
-        f.discharged_at + RECONCILIATION_DAYS * DAY,
-        now,
-    );
+    let reconciliation_due_at = f.discharged_at + RECONCILIATION_DAYS * DAY;
+    let reconciliation = Timeliness::of(f.reconciled_at, reconciliation_due_at, now);
     let first_contact_due_at = working_days_deadline(f.discharged_at, FIRST_CONTACT_WORKING_DAYS);
     let first_contact = Timeliness::of(f.first_contact_at, first_contact_due_at, now);
     let first_contact_delay_hours = f.first_contact_at.map(|t| (t - f.discharged_at) / 3600);
@@ -142,6 +162,7 @@ pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
         letter_items,
         letter_complete,
         reconciliation,
+        reconciliation_due_at,
         first_contact,
         first_contact_due_at,
         first_contact_delay_hours,
@@ -191,47 +212,48 @@ pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
 /// Urgency and the task list: open alerts by severity first, then what is overdue, then what is
 /// incomplete. The score adds whole days late so that older problems come first.
 fn rank(fu: &mut FollowUp, f: &Facts, now: i64) {
-    let days_late = |due: i64| ((now - due).max(0) / DAY).min(99);
+    use weight::*;
+    let days_late = |due: i64| ((now - due).max(0) / DAY).min(MAX_DAYS_LATE);
     let mut score = 0i64;
     let mut tasks = Vec::new();
     if fu.open_alerts[3] > 0 {
-        score += 10_000;
+        score += CRITICAL_ALERT;
         tasks.push("critical_alert_open");
     }
     if fu.open_alerts[2] > 0 {
-        score += 5_000;
+        score += HIGH_ALERT;
         tasks.push("high_alert_open");
     }
     if fu.open_alerts[1] + fu.open_alerts[0] > 0 {
-        score += 1_000 * i64::from(fu.unacknowledged_alerts > 0) + 200;
+        score += UNACKNOWLEDGED_ALERT * i64::from(fu.unacknowledged_alerts > 0) + OTHER_ALERT;
         tasks.push("alert_open");
     }
     if fu.first_contact == Timeliness::Overdue {
-        score += 3_000 + 100 * days_late(fu.first_contact_due_at);
+        score += FIRST_CONTACT_OVERDUE + PER_DAY_LATE * days_late(fu.first_contact_due_at);
         tasks.push("first_contact_overdue");
     }
     if fu.appointments_missed > 0 {
-        score += 1_500;
+        score += APPOINTMENT_MISSED;
         tasks.push("appointment_missed");
     }
     if fu.appointments_overdue > 0 {
-        score += 1_200;
+        score += APPOINTMENT_UNCONFIRMED;
         tasks.push("appointment_unconfirmed");
     }
     if fu.letter == Timeliness::Overdue {
-        score += 1_000 + 100 * days_late(fu.letter_due_at);
+        score += LETTER_OVERDUE + PER_DAY_LATE * days_late(fu.letter_due_at);
         tasks.push("letter_overdue");
     }
     if fu.reconciliation == Timeliness::Overdue {
-        score += 800;
+        score += RECONCILIATION_OVERDUE;
         tasks.push("reconciliation_overdue");
     }
     if f.letter_sent_at.is_some() && !fu.letter_complete {
-        score += 300;
+        score += LETTER_INCOMPLETE;
         tasks.push("letter_incomplete");
     }
     if fu.first_contact == Timeliness::Pending {
-        score += 100;
+        score += FIRST_CONTACT_DUE;
         tasks.push("first_contact_due");
     }
     fu.overdue = fu.open_alerts.iter().sum::<u32>() > 0

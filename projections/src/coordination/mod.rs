@@ -6,5 +6,7 @@ pub mod calendar;
 pub mod fold;
 pub mod followup;
 pub mod queries;
+mod rows;
+pub mod urgency;
 
 pub use fold::Coordination;

@@ -1,13 +1,16 @@
 //! Queries over the coordination tables of the live generation: the worklist, one patient's
-//! follow-up, and the weekly indicators. Rows come from SQL; what is overdue is derived in Rust at
-//! the time of the query (`followup::follow_up`).
+//! follow-up, and the weekly indicators. Rows come from SQL; the follow-up of each discharge
+//! returned is derived in Rust at the time of the query (`followup::follow_up`); the worklist is
+//! filtered, ordered and paged in SQL by the same rules (`urgency.rs`).
 use super::{
     calendar::{end_of_day, paris_midnight, week_start, week_start_secs},
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
+    urgency,
 };
+use crate::sql::{select_in, Q};
 use chrono::NaiveDate;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
 use std::collections::{BTreeMap, HashMap};
 
 /// Dispositions after which a patient is followed at home or in a care home: not death, not a
@@ -59,28 +62,29 @@ pub struct Item {
     pub follow_up: FollowUp,
 }
 
-const DISCHARGE_COLUMNS: &str = "e.patient_id, COALESCE(pt.display_name, ''), e.encounter_id, e.facility_id, e.facility_name, e.territory,
-    e.unit, e.setting, e.disposition, COALESCE(pt.consent, 0), e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at,
-    e.first_contact_at";
+/// A discharge's own columns (its patient's name and consent are read by [`attach`]).
+const DISCHARGE_COLUMNS: &str = "e.patient_id, e.encounter_id, e.facility_id, e.facility_name, e.territory, e.unit, e.setting,
+    e.disposition, e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at, e.first_contact_at";
+const DISCHARGE_COLUMNS_N: usize = 13;
 
 fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
     Ok(Discharge {
         patient_id: r.try_get(0)?,
-        display_name: r.try_get(1)?,
-        encounter_id: r.try_get(2)?,
-        facility_id: r.try_get(3)?,
-        facility_name: r.try_get(4)?,
-        territory: r.try_get(5)?,
-        unit: r.try_get(6)?,
-        setting: r.try_get::<i64, _>(7)? as i32,
-        disposition: r.try_get::<i64, _>(8)? as i32,
-        consent: r.try_get::<i64, _>(9)? > 0,
+        display_name: String::new(),
+        encounter_id: r.try_get(1)?,
+        facility_id: r.try_get(2)?,
+        facility_name: r.try_get(3)?,
+        territory: r.try_get(4)?,
+        unit: r.try_get(5)?,
+        setting: r.try_get::<i64, _>(6)? as i32,
+        disposition: r.try_get::<i64, _>(7)? as i32,
+        consent: false,
         facts: Facts {
-            discharged_at: r.try_get(10)?,
-            letter_sent_at: r.try_get(11)?,
-            letter_items: r.try_get::<i64, _>(12)? as u32,
-            reconciled_at: r.try_get(13)?,
-            first_contact_at: r.try_get(14)?,
+            discharged_at: r.try_get(8)?,
+            letter_sent_at: r.try_get(9)?,
+            letter_items: r.try_get::<i64, _>(10)? as u32,
+            reconciled_at: r.try_get(11)?,
+            first_contact_at: r.try_get(12)?,
             appointments: Vec::new(),
             alerts: Vec::new(),
         },
@@ -122,15 +126,31 @@ fn alert(r: &AnyRow) -> Result<(String, Alert, String), sqlx::Error> {
     ))
 }
 
+/// A bound value of a query built at run time.
+enum Arg {
+    I(i64),
+    T(String),
+}
+
+fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
+    for a in args {
+        q = match a {
+            Arg::I(i) => q.bind(*i),
+            Arg::T(t) => q.bind(t.as_str()),
+        };
+    }
+    q
+}
+
 /// The SQL selecting followed discharges: each patient's latest encounter, discharged (alive,
-/// followed disposition) at or after `$1` and at or before `$2`, patient not deceased.
+/// followed disposition) at or after `$1` and at or before `$2` (the time of the query), patient
+/// not deceased; then the filters of `f` (text values bound from `$3` on, returned), overdue and
+/// alert severity included.
 fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     let mut sql = format!(
-        "FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
-         WHERE e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
-           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND pt.died_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM {p}encounters later WHERE later.patient_id = e.patient_id
-                           AND later.admitted_at > e.admitted_at)"
+        "FROM {p}encounters e
+         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
+           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0"
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
@@ -156,119 +176,170 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
             binds.len() + 2
         );
     }
+    if f.overdue_only {
+        sql += &format!(" AND {}", urgency::overdue_sql("$2"));
+    }
+    if f.min_alert_severity > 0 {
+        // An integer of the request, checked by the caller's type: a literal.
+        sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
+    }
     (sql, binds)
 }
 
-/// Loads discharges with their appointments, alerts and referents. `from_sql` selects `e` rows.
-async fn load(
-    pool: &AnyPool,
+/// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
+/// (discharges read with [`DISCHARGE_COLUMNS`]).
+async fn attach(
+    conn: &mut AnyConnection,
     p: &str,
-    from_sql: &str,
-    binds_i: &[i64],
-    binds_t: &[String],
-) -> Result<Vec<Discharge>, sqlx::Error> {
-    macro_rules! bound {
-        ($sql:expr) => {{
-            let mut q = sqlx::query($sql);
-            for b in binds_i {
-                q = q.bind(*b);
-            }
-            for b in binds_t {
-                q = q.bind(b.clone());
-            }
-            q
-        }};
-    }
-    let sql = format!("SELECT {DISCHARGE_COLUMNS} {from_sql}");
-    let mut out: Vec<Discharge> = bound!(&sql)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(discharge)
-        .collect::<Result<_, _>>()?;
+    out: &mut [Discharge],
+) -> Result<(), sqlx::Error> {
     let mut by_key: HashMap<(String, String), usize> = HashMap::with_capacity(out.len());
     let mut by_patient: HashMap<String, usize> = HashMap::with_capacity(out.len());
     for (i, d) in out.iter().enumerate() {
         by_key.insert((d.patient_id.clone(), d.encounter_id.clone()), i);
         by_patient.insert(d.patient_id.clone(), i);
     }
-    if out.is_empty() {
-        return Ok(out);
+    let mut keys: Vec<&str> = by_patient.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    for r in select_in(conn, &keys, |ph| {
+        format!(
+            "SELECT patient_id, display_name, consent FROM {p}patients WHERE patient_id IN ({ph})"
+        )
+    })
+    .await?
+    {
+        let pid: String = r.try_get(0)?;
+        let (name, consent): (String, i64) = (r.try_get(1)?, r.try_get(2)?);
+        for d in out.iter_mut().filter(|d| d.patient_id == pid) {
+            d.display_name = name.clone();
+            d.consent = consent > 0;
+        }
     }
-    let sql = format!(
-        "SELECT a.patient_id, a.encounter_id, a.appointment_id, a.kind, a.due_at, a.state, a.with_name
-         FROM {p}appointments a WHERE EXISTS (SELECT 1 {} AND e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id)",
-        from_sql.trim_start()
-    );
-    for r in bound!(&sql).fetch_all(pool).await? {
-        let (pid, enc, a, _) = appointment(&r)?;
+    let appointments = select_in(conn, &keys, |ph| {
+        format!(
+            "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name
+             FROM {p}appointments WHERE patient_id IN ({ph})"
+        )
+    })
+    .await?;
+    let alerts = select_in(conn, &keys, |ph| {
+        format!(
+            "SELECT patient_id, alert_id, severity, rule, reason, raised_at, acknowledged_at, resolved_at
+             FROM {p}alerts WHERE resolved_at IS NULL AND patient_id IN ({ph})"
+        )
+    })
+    .await?;
+    let mut referents = select_in(conn, &keys, |ph| {
+        format!("SELECT patient_id, role, professional_id, name FROM {p}referents WHERE patient_id IN ({ph})")
+    })
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get::<String, _>(0)?,
+            Referent {
+                role: r.try_get::<i64, _>(1)? as i32,
+                professional_id: r.try_get(2)?,
+                name: r.try_get(3)?,
+            },
+        ))
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    for r in &appointments {
+        let (pid, enc, a, _) = appointment(r)?;
         if let Some(&i) = by_key.get(&(pid, enc)) {
             out[i].facts.appointments.push(a);
         }
     }
-    let sql = format!(
-        "SELECT al.patient_id, al.alert_id, al.severity, al.rule, al.reason, al.raised_at, al.acknowledged_at, al.resolved_at
-         FROM {p}alerts al WHERE al.resolved_at IS NULL AND EXISTS (SELECT 1 {} AND e.patient_id = al.patient_id)",
-        from_sql.trim_start()
-    );
-    for r in bound!(&sql).fetch_all(pool).await? {
-        let (pid, a, _) = alert(&r)?;
+    for r in &alerts {
+        let (pid, a, _) = alert(r)?;
         if let Some(&i) = by_patient.get(&pid) {
             out[i].facts.alerts.push(a);
         }
     }
-    let sql = format!(
-        "SELECT rf.patient_id, rf.role, rf.professional_id, rf.name FROM {p}referents rf
-         WHERE EXISTS (SELECT 1 {} AND e.patient_id = rf.patient_id) ORDER BY rf.role",
-        from_sql.trim_start()
-    );
-    for r in bound!(&sql).fetch_all(pool).await? {
-        let pid: String = r.try_get(0)?;
+    referents.sort_by_key(|(_, r)| r.role);
+    for (pid, r) in referents {
         if let Some(&i) = by_patient.get(&pid) {
-            out[i].referents.push(Referent {
-                role: r.try_get::<i64, _>(1)? as i32,
-                professional_id: r.try_get(2)?,
-                name: r.try_get(3)?,
-            });
+            out[i].referents.push(r);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Every followed discharge matching `f` at `now`, most urgent first. The caller pages.
+/// A page of the worklist, and how many discharges match in all.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub total: u64,
+}
+
+/// The followed discharges matching `f` at `now`, most urgent first (as [`followup::follow_up`]
+/// ranks them), `limit` of them from `offset` on, and how many match in all. SQL filters, orders
+/// and pages on what the fold stores with each encounter (`urgency.rs`); the follow-up is derived
+/// for the page's rows only.
 pub async fn worklist(
     pool: &AnyPool,
     p: &str,
     f: &Filter,
     now: i64,
-) -> Result<Vec<Item>, sqlx::Error> {
-    let (from_sql, binds) = followed_sql(p, f);
+    offset: u64,
+    limit: u64,
+) -> Result<Page, sqlx::Error> {
+    // The count, the page and its rows from one snapshot of the tables (SQLite: a read
+    // transaction; PostgreSQL: repeatable read), so that the total matches the page.
+    let mut conn = pool.begin().await?;
+    let postgres = conn.backend_name() == "PostgreSQL";
+    if postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+    }
+    // Identifiers in byte order, as Rust compares strings (PostgreSQL would follow the locale).
+    let bytewise = if postgres { " COLLATE \"C\"" } else { "" };
+    let (from_sql, texts) = followed_sql(p, f);
     let window = f.window_days.max(1) * 86_400;
-    let discharges = load(pool, p, &from_sql, &[now - window, now], &binds).await?;
-    let mut items: Vec<Item> = discharges
-        .into_iter()
-        .map(|d| Item {
-            follow_up: followup::follow_up(&d.facts, now),
+    let mut args = vec![Arg::I(now - window), Arg::I(now)];
+    args.extend(texts.into_iter().map(Arg::T));
+    let total: i64 = bind_all(sqlx::query(&format!("SELECT COUNT(*) {from_sql}")), &args)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let n = args.len();
+    args.push(Arg::I(limit.min(i64::MAX as u64) as i64));
+    args.push(Arg::I(offset.min(i64::MAX as u64) as i64));
+    let sql = format!(
+        "SELECT {DISCHARGE_COLUMNS}, CAST({} AS BIGINT) AS urgency {from_sql}
+         ORDER BY urgency DESC, e.discharged_at, e.patient_id{bytewise}, e.encounter_id{bytewise}
+         LIMIT ${} OFFSET ${}",
+        urgency::urgency_sql("$2"),
+        n + 1,
+        n + 2
+    );
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut discharges: Vec<Discharge> = rows.iter().map(discharge).collect::<Result<_, _>>()?;
+    attach(&mut conn, p, &mut discharges).await?;
+    let mut items = Vec::with_capacity(discharges.len());
+    for (d, r) in discharges.into_iter().zip(&rows) {
+        let follow_up = followup::follow_up(&d.facts, now);
+        debug_assert_eq!(
+            follow_up.urgency,
+            r.try_get::<i64, _>(DISCHARGE_COLUMNS_N)?,
+            "SQL and Rust urgency of {}/{}",
+            d.patient_id,
+            d.encounter_id
+        );
+        items.push(Item {
+            follow_up,
             discharge: d,
-        })
-        .filter(|i| !f.overdue_only || i.follow_up.overdue)
-        .filter(|i| {
-            f.min_alert_severity <= 0 || i.follow_up.max_open_severity >= f.min_alert_severity
-        })
-        .collect();
-    items.sort_by(|a, b| {
-        b.follow_up
-            .urgency
-            .cmp(&a.follow_up.urgency)
-            .then(
-                a.discharge
-                    .facts
-                    .discharged_at
-                    .cmp(&b.discharge.facts.discharged_at),
-            )
-            .then(a.discharge.patient_id.cmp(&b.discharge.patient_id))
-    });
-    Ok(items)
+        });
+    }
+    conn.commit().await?;
+    Ok(Page {
+        items,
+        total: total as u64,
+    })
 }
 
 /// One patient's discharges (newest first), with all appointments and alerts (resolved too).
@@ -295,11 +366,18 @@ pub async fn patient(
     .bind(patient_id)
     .fetch_optional(pool)
     .await?;
-    let from_sql = format!(
-        "FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
-         WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
-    );
-    let discharges = load(pool, p, &from_sql, &[], &[patient_id.to_string()]).await?;
+    let mut conn = pool.acquire().await?;
+    let mut discharges: Vec<Discharge> = sqlx::query(&format!(
+        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
+    ))
+    .bind(patient_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(discharge)
+    .collect::<Result<_, _>>()?;
+    attach(&mut conn, p, &mut discharges).await?;
+    drop(conn);
     if head.is_none() && discharges.is_empty() {
         let any: Option<AnyRow> = sqlx::query(&format!(
             "SELECT 1 FROM {p}encounters WHERE patient_id = $1 LIMIT 1"

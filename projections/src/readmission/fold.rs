@@ -9,9 +9,12 @@
 //! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
 //! back with multi-row statements, and replace the index stays of the patients touched.
 use super::model::{self, zone, Diagnosis, EdVisit, Encounter};
-use crate::runtime::Projection;
+use crate::{
+    runtime::Projection,
+    sql::{self, execute_in, insert_rows, select_in, SqlRow, Q},
+};
 use journey_proto::v1::{event::Payload, Event};
-use sqlx::{any::AnyArguments, query::Query, Any, AnyConnection, Row};
+use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeSet, HashMap};
 
 pub struct Readmission;
@@ -88,24 +91,7 @@ impl Projection for Readmission {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
-        match conn.backend_name() {
-            "PostgreSQL" => {
-                // Every statement of the fold looks rows up by key. Without statistics (fresh
-                // tables during a rebuild, not analysed yet) PostgreSQL estimates `IN (…)` lists
-                // to match much of a table and scans it whole: a rebuild would be quadratic.
-                // This transaction only.
-                sqlx::Executor::execute(&mut *conn, "SET LOCAL enable_seqscan = off").await?;
-            }
-            "SQLite" => {
-                // Take the write lock before reading. Read models share one SQLite file; a
-                // transaction that reads first, then writes after another one committed, fails
-                // at once (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn (busy_timeout).
-                sqlx::query(&format!("DELETE FROM {p}index_stays WHERE 0 = 1"))
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            _ => {}
-        }
+        sql::begin_batch(conn, &format!("{p}index_stays")).await?;
         let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
             batch.apply(e);
@@ -198,142 +184,6 @@ struct Batch<'e> {
     deaths_changed: BTreeSet<&'e str>,
     /// Patients whose index stays are recomputed.
     touched: BTreeSet<&'e str>,
-}
-
-/// Chunk sizes of multi-row statements: few distinct statements (prepared once per connection).
-const CHUNKS: [usize; 5] = [128, 32, 8, 2, 1];
-
-fn chunk_len(n: usize) -> usize {
-    CHUNKS.iter().copied().find(|c| *c <= n).unwrap_or(1)
-}
-
-/// Placeholders of a multi-row statement: `?` for SQLite, whose lookup of numbered parameters
-/// (`$n`) is linear in their number (quadratic over a statement), `$n` for PostgreSQL.
-fn anonymous(conn: &AnyConnection) -> bool {
-    conn.backend_name() == "SQLite"
-}
-
-/// `$from, $from+1, …` (`n` placeholders), or `?, ?, …`.
-fn placeholders(anonymous: bool, from: usize, n: usize) -> String {
-    let mut out = String::with_capacity(n * 6);
-    push_placeholders(&mut out, anonymous, from, n);
-    out
-}
-
-fn push_placeholders(out: &mut String, anonymous: bool, from: usize, n: usize) {
-    use std::fmt::Write;
-    for i in from..from + n {
-        if i > from {
-            out.push_str(", ");
-        }
-        if anonymous {
-            out.push('?');
-        } else {
-            let _ = write!(out, "${i}");
-        }
-    }
-}
-
-/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
-fn values(anonymous: bool, cols: usize, rows: usize) -> String {
-    let mut out = String::with_capacity(rows * (cols * 6 + 4));
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        push_placeholders(&mut out, anonymous, r * cols + 1, cols);
-        out.push(')');
-    }
-    out
-}
-
-type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
-
-/// A row written with multi-row `INSERT`s.
-trait SqlRow {
-    const COLS: usize;
-    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q>;
-}
-
-/// `INSERT INTO {table} ({columns}) VALUES (…), (…) {tail}` over `rows`, in chunks.
-async fn insert_rows<R: SqlRow>(
-    conn: &mut AnyConnection,
-    table: &str,
-    columns: &str,
-    tail: &str,
-    rows: &[R],
-) -> anyhow::Result<()> {
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let (chunk, next) = rest.split_at(chunk_len(rest.len()));
-        let sql = format!(
-            "INSERT INTO {table} ({columns}) VALUES {} {tail}",
-            values(anonymous(conn), R::COLS, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = r.bind(q);
-        }
-        q.execute(&mut *conn).await?;
-        rest = next;
-    }
-    Ok(())
-}
-
-/// Sizes of `IN (…)` lists: a short list is padded to the next size by repeating a key (which
-/// changes nothing), so that a batch needs one round trip per table and few distinct statements.
-const IN_SIZES: [usize; 4] = [4, 16, 64, 256];
-
-/// `keys` cut into lists of the sizes above, the last one padded.
-fn in_lists<'k>(keys: &[&'k str]) -> Vec<Vec<&'k str>> {
-    keys.chunks(IN_SIZES[IN_SIZES.len() - 1])
-        .map(|chunk| {
-            let size = IN_SIZES
-                .iter()
-                .copied()
-                .find(|s| *s >= chunk.len())
-                .unwrap_or(chunk.len());
-            let mut list = chunk.to_vec();
-            list.resize(size, chunk[0]);
-            list
-        })
-        .collect()
-}
-
-/// Runs `make(placeholders)` (a query) over `keys` in `IN` lists, binding the keys; all rows.
-async fn select_in(
-    conn: &mut AnyConnection,
-    keys: &[&str],
-    make: impl Fn(&str) -> String,
-) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
-    let mut out = Vec::new();
-    for list in in_lists(keys) {
-        let sql = make(&placeholders(anonymous(conn), 1, list.len()));
-        let mut q = sqlx::query(&sql);
-        for k in list {
-            q = q.bind(k);
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
-    }
-    Ok(out)
-}
-
-/// Runs `make(placeholders)` (a statement) over `keys` in `IN` lists.
-async fn execute_in(
-    conn: &mut AnyConnection,
-    keys: &[&str],
-    make: impl Fn(&str) -> String,
-) -> anyhow::Result<()> {
-    for list in in_lists(keys) {
-        let sql = make(&placeholders(anonymous(conn), 1, list.len()));
-        let mut q = sqlx::query(&sql);
-        for k in list {
-            q = q.bind(k);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 impl<'e> Batch<'e> {
