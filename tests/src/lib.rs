@@ -275,6 +275,11 @@ pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 impl PgDb {
     pub fn create() -> PgDb {
+        PgDb::create_with("")
+    }
+
+    /// With `options` after `CREATE DATABASE name` (a template, a collation…).
+    pub fn create_with(options: &str) -> PgDb {
         let name = format!("journey_test_{}", uuid::Uuid::new_v4().simple());
         let out = Command::new("psql")
             .args([
@@ -282,7 +287,7 @@ impl PgDb {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-c",
-                &format!("CREATE DATABASE {name}"),
+                &format!("CREATE DATABASE {name} {options}"),
             ])
             .output()
             .expect("psql (install postgresql-client)");

@@ -20,7 +20,7 @@ use journey_proto::{
     v1::{self, event::Payload, Event},
 };
 use sqlx::{AnyPool, Row};
-use std::{collections::HashMap, process::Command};
+use std::collections::HashMap;
 
 const H: i64 = 3_600;
 const D: i64 = 86_400;
@@ -732,51 +732,13 @@ async fn sqlite_worklist_matches_the_rust_order() {
     }
 }
 
-/// A fresh PostgreSQL database for one test, dropped afterwards. Its text order is French (ICU),
-/// not bytewise: the worklist must not depend on the database's locale.
-struct PgDb {
-    url: String,
-    name: String,
-}
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-impl PgDb {
-    fn create() -> PgDb {
-        let name = format!("journey_test_{}", uuid::Uuid::new_v4().simple());
-        let out = Command::new("psql")
-            .args([PG_ADMIN, "-v", "ON_ERROR_STOP=1", "-c", &format!(
-                    "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'fr-FR' LOCALE 'C.UTF-8'"
-                )])
-            .output()
-            .expect("psql (install postgresql-client)");
-        assert!(
-            out.status.success(),
-            "PostgreSQL unreachable at {PG_ADMIN}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDb {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                PG_ADMIN,
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn postgres_worklist_matches_the_rust_order() {
-    let pg = PgDb::create();
+    // Its text order is French (ICU), not bytewise: the worklist must not depend on the
+    // database's locale.
+    let pg = journey_tests::PgDb::create_with(
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'fr-FR' LOCALE 'C.UTF-8'",
+    );
     let db = db::connect(&pg.url).await.unwrap();
     let events = population(PATIENTS);
     let p = fold(&db, &events, 61).await;
