@@ -357,6 +357,48 @@ pub fn spawn_ready(args: &[&str]) -> Server {
     spawn_ready_with_env(args, &[])
 }
 
+/// `journey serve <side>` (readmission, coordination…) as its own process: catch-up from the log
+/// service at `log_grpc`, then live from the NATS stream `stream`, into `database_url`.
+pub fn serve_over_nats(
+    side: &str,
+    log_grpc: &str,
+    nats_url: &str,
+    stream: &str,
+    database_url: &str,
+) -> Server {
+    spawn_ready(&[
+        "serve",
+        side,
+        "--log-url",
+        log_grpc,
+        "--nats-url",
+        nats_url,
+        "--nats-stream",
+        stream,
+        "--database-url",
+        database_url,
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ])
+}
+
+/// The readmission total over the default period, once the read model at `grpc` has projected
+/// the log up to `log_head`.
+pub async fn rates_total(grpc: &str, log_head: u64) -> journey_proto::v1::RateRow {
+    wait_projected(grpc, log_head).await;
+    journey_proto::v1::readmission_client::ReadmissionClient::new(
+        journey_services::client::channel(grpc).await.unwrap(),
+    )
+    .rates(journey_proto::v1::RatesRequest::default())
+    .await
+    .unwrap()
+    .into_inner()
+    .total
+    .unwrap()
+}
+
 /// Like [`spawn_ready`], with extra environment variables.
 pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
     // Servers run secure by default; the tests of other features use `--insecure` (tests/tests/auth.rs

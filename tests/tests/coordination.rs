@@ -832,22 +832,7 @@ async fn standalone_coordination_service_over_nats() {
         c.append(batch(events)).await.unwrap();
     }
     let db = format!("sqlite://{}/coordination.sqlite", dir.path().display());
-    let service = spawn_ready(&[
-        "serve",
-        "coordination",
-        "--log-url",
-        &log.grpc,
-        "--nats-url",
-        &nats.url(),
-        "--nats-stream",
-        "E2E_CO",
-        "--database-url",
-        &db,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let service = serve_over_nats("coordination", &log.grpc, &nats.url(), "E2E_CO", &db);
     for events in later {
         c.append(batch(events)).await.unwrap();
     }

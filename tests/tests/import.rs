@@ -209,25 +209,12 @@ fn expected_figures(dir: &Path, refused_ids: &HashSet<String>) -> (u64, u64, u64
 
 /// The Readmission service's totals after the import, compared with the CSV's own figures.
 async fn check_readmission_figures(server: &Server, dir: &Path, stderr: &str) -> (u64, u64, u64) {
-    use journey_proto::v1::{readmission_client::ReadmissionClient, RatesRequest};
     let refused_ids: HashSet<String> = ["Admitted", "Discharged", "EmergencyVisit"]
         .iter()
         .flat_map(|k| refused(stderr, k))
         .collect();
     let expected = expected_figures(dir, &refused_ids);
-    wait_projected(&server.grpc, head(server).await).await;
-    let mut c = ReadmissionClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    );
-    let t = c
-        .rates(RatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .total
-        .unwrap();
+    let t = rates_total(&server.grpc, head(server).await).await;
     assert_eq!(
         (t.index_stays, t.readmissions, t.ed_revisits),
         expected,

@@ -41,22 +41,7 @@ async fn services_export_the_operational_metrics() {
         "127.0.0.1:0",
     ]);
     let db = format!("sqlite://{}/r.sqlite", dir.path().display());
-    let readmission = spawn_ready(&[
-        "serve",
-        "readmission",
-        "--log-url",
-        &log.grpc,
-        "--nats-url",
-        &nats.url(),
-        "--nats-stream",
-        "METRICS",
-        "--database-url",
-        &db,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let readmission = serve_over_nats("readmission", &log.grpc, &nats.url(), "METRICS", &db);
     let mut c = log.client().await;
     c.append(batch(vec![
         admitted("M1", "E1", 7200),

@@ -510,22 +510,7 @@ async fn standalone_service_catches_up_then_follows_nats_live() {
     let later = batches.split_off(4);
     load(&log, batches).await;
     let db = format!("sqlite://{}/standalone.sqlite", dir.path().display());
-    let service = spawn_ready(&[
-        "serve",
-        "readmission",
-        "--log-url",
-        &log.grpc,
-        "--nats-url",
-        &nats.url(),
-        "--nats-stream",
-        "E2E_RM",
-        "--database-url",
-        &db,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let service = serve_over_nats("readmission", &log.grpc, &nats.url(), "E2E_RM", &db);
     let head = load(&log, later).await;
     wait_projected(&service.grpc, head).await;
     assert_eq!(all_stays(&service.grpc).await, all_stays(&log.grpc).await);

@@ -227,7 +227,6 @@ async fn simulate_appends_plausible_journeys_once() {
 /// read model counts it, is a realistic one (issue 3: about 10–20 %).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_readmission_rate_is_realistic() {
-    use journey_proto::v1::{readmission_client::ReadmissionClient, RatesRequest};
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let (code, out, err) = simulate_with(&server, "1500", "365");
@@ -240,19 +239,7 @@ async fn simulated_readmission_rate_is_realistic() {
         .unwrap()
         .into_inner()
         .position;
-    wait_projected(&server.grpc, head).await;
-    let mut c = ReadmissionClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    );
-    let total = c
-        .rates(RatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .total
-        .unwrap();
+    let total = rates_total(&server.grpc, head).await;
     let rate = total.readmissions as f64 / total.index_stays as f64;
     println!(
         "{} readmissions of {} index stays: {rate:.3}",
