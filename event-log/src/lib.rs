@@ -12,6 +12,7 @@ mod chain;
 mod error;
 mod gate;
 mod index;
+mod journal;
 mod log;
 mod sled_storage;
 mod storage;

@@ -6,12 +6,16 @@
 //!
 //! (The id and patient indexes live in memory, rebuilt from the log at open: see `index.rs`.)
 //!
-//! Why the extra fsync: sled 0.34 `flush` writes its log with `sync_file_range`, which neither
-//! flushes the drive cache nor file metadata (sled issue #1452), and it never syncs blob files
-//! (values too large for a log segment). [`SledStorage::sync`] therefore flushes sled, then
-//! `fdatasync`s the `db` file and every blob file not yet synced.
+//! Durability: each batch is also appended to the commit journal (`journal.rs`), and
+//! [`SledStorage::sync`] is one `fdatasync` of it. sled is made durable at checkpoints, when the
+//! journal is full, at open and at close: sled 0.34 `flush` writes its log with `sync_file_range`,
+//! which neither flushes the drive cache nor file metadata (sled issue #1452), and it never syncs
+//! blob files (values too large for a log segment), so a checkpoint flushes sled, then
+//! `fdatasync`s the `db` file and every blob file not yet synced. At open, the journal's records
+//! past sled's last position (a crash before the checkpoint) are put back into sled first.
 use crate::{
     error::StorageError,
+    journal::Journal,
     storage::{Storage, StoredEvent, WriteBatch},
 };
 use std::{
@@ -29,6 +33,7 @@ pub struct SledStorage {
     db_file: File,
     blobs_dir: PathBuf,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    journal: Journal,
 }
 
 impl SledStorage {
@@ -48,11 +53,34 @@ impl SledStorage {
             db_file,
             blobs_dir: dir.join("blobs"),
             synced_blobs: Mutex::new(HashSet::new()),
+            journal: Journal::open(&dir.join("journal"))?,
         };
+        // Acknowledged events that sled had not made durable before a crash.
+        let missing = storage.journal.recover(storage.last_position()?)?;
+        if !missing.is_empty() {
+            tracing::info!(
+                from = missing[0].position,
+                to = missing[missing.len() - 1].position,
+                "restoring events from the commit journal"
+            );
+            let mut b = sled::Batch::default();
+            for r in &missing {
+                b.insert(&event_key(r.position)[..], stored_value(&r.hash, &r.bytes));
+            }
+            storage.db.apply_batch(b)?;
+        }
         // Whatever a previous process left in the page cache is made durable before we serve it.
-        storage.sync()?;
+        storage.checkpoint()?;
+        storage.journal.reset()?;
         File::open(dir)?.sync_all()?;
         Ok(storage)
+    }
+
+    /// Makes everything written to sled durable in sled itself.
+    fn checkpoint(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        self.db_file.sync_data()?;
+        self.sync_new_blobs()
     }
 
     fn sync_new_blobs(&self) -> Result<(), StorageError> {
@@ -66,7 +94,12 @@ impl SledStorage {
             if synced.contains(&entry.file_name()) {
                 continue;
             }
-            File::open(entry.path())?.sync_data()?;
+            match File::open(entry.path()) {
+                Ok(file) => file.sync_data()?,
+                // sled removed it meanwhile (its value was replaced): nothing left to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
             synced.insert(entry.file_name());
             any = true;
         }
@@ -96,6 +129,13 @@ fn u64_of(bytes: &[u8]) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+fn stored_value(hash: &[u8; 32], bytes: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(32 + bytes.len());
+    value.extend_from_slice(hash);
+    value.extend_from_slice(bytes);
+    value
+}
+
 fn stored_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, StorageError> {
     let position = u64_of(&key[1..])?;
     if value.len() < 32 {
@@ -115,21 +155,19 @@ fn stored_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, StorageError> {
 impl Storage for SledStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
-        let mut value = Vec::new();
         for r in &batch.records {
-            value.clear();
-            value.extend_from_slice(&r.hash);
-            value.extend_from_slice(&r.bytes);
-            b.insert(&event_key(r.position)[..], value.as_slice());
+            b.insert(&event_key(r.position)[..], stored_value(&r.hash, &r.bytes));
         }
         self.db.apply_batch(b)?;
-        Ok(())
+        let records = batch
+            .records
+            .iter()
+            .map(|r| (r.position, &r.hash, r.bytes.as_slice()));
+        self.journal.append(records, || self.checkpoint())
     }
 
     fn sync(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
-        self.db_file.sync_data()?;
-        self.sync_new_blobs()
+        self.journal.sync()
     }
 
     fn last_position(&self) -> Result<u64, StorageError> {
@@ -163,7 +201,16 @@ impl Storage for SledStorage {
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.journal.size()?)
+    }
+}
+
+impl Drop for SledStorage {
+    /// A clean close leaves sled durable and the journal empty.
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint().and_then(|()| self.journal.reset()) {
+            tracing::error!(error = %e, "closing the event log: checkpoint failed; the journal is kept");
+        }
     }
 }
 
