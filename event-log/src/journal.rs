@@ -1,18 +1,20 @@
 //! The commit journal: what makes a written group durable with one `fdatasync`.
 //!
-//! sled's own `flush` costs a round of its flusher threads and a `sync_file_range` per call, and
-//! still is not durable on its own (sled issue #1452). So each group's records are also appended
-//! to this plain file, and a group is durable once the file is `fdatasync`'d. sled is flushed and
-//! `fdatasync`'d only at a checkpoint, when the journal is full; the journal then starts again from
-//! offset 0, overwriting records that sled now holds durably.
+//! sled's own `flush` costs a round of its I/O threads and a `sync_file_range` per call, and still
+//! is not durable on its own (sled issue #1452). So each written group is also appended to this
+//! plain file as one frame, and the group is durable once the file is `fdatasync`'d. sled is
+//! flushed and `fdatasync`'d only at a checkpoint, when the journal is full; the journal then
+//! starts again from offset 0, overwriting frames that sled now holds durably.
 //!
-//! A record: `len` (u32 LE, of the event bytes) · `position` (u64 LE) · `hash` (32 bytes) · bytes.
-//! At open, the records after sled's last position are replayed into sled. Replay stops at the
-//! first record that is torn (its hash is not BLAKE3 of its bytes, or it runs past the end) or
-//! that does not follow the previous one: records of an earlier cycle behind the current tail
-//! carry lower positions, so they never pass for new ones. Nothing past that point was acknowledged,
-//! because acknowledgement waits for the `fdatasync` covering the whole write.
-use crate::{chain::hash_of, error::StorageError, storage::StoredEvent};
+//! A frame: `payload length` (u32 LE) · `first position` (u64 LE) · `count` (u32 LE) · BLAKE3 of
+//! the payload (32 bytes) · payload; the payload is `count` records, each `length` (u32 LE) ·
+//! `hash` (32 bytes) · the event bytes, at consecutive positions. At open, the chain of frames
+//! from offset 0 is read up to the first frame that is torn (its payload does not match its hash,
+//! or runs past the end) or that does not follow the previous one: frames of an earlier cycle
+//! behind the current tail carry lower positions, so they never pass for new ones. A frame is
+//! whole or ignored, so a group (and every request in it) is restored whole or not at all; nothing
+//! past the chain was acknowledged, because acknowledgement waits for the `fdatasync` covering it.
+use crate::{error::StorageError, hash_of, storage::StoredEvent};
 use std::{
     fs::{File, OpenOptions},
     os::unix::fs::FileExt,
@@ -20,14 +22,15 @@ use std::{
     sync::Mutex,
 };
 
-const HEADER: usize = 4 + 8 + 32;
+const FRAME_HEADER: usize = 4 + 8 + 4 + 32;
+const RECORD_HEADER: usize = 4 + 32;
 
 /// Journal bytes written between two checkpoints (a single larger write still goes in whole).
 pub(crate) const CAPACITY: u64 = 8 * 1024 * 1024;
 
 pub(crate) struct Journal {
     file: File,
-    /// Where the next record goes.
+    /// Where the next frame goes.
     offset: Mutex<u64>,
 }
 
@@ -67,53 +70,57 @@ impl Journal {
         })
     }
 
-    /// The records after `last` (sled's last position), in order, up to the first torn or
-    /// out-of-sequence record. Fails if the journal starts past `last + 1`: acknowledged events
-    /// would be missing from both sled and the journal.
-    pub fn recover(&self, last: u64) -> Result<Vec<StoredEvent>, StorageError> {
+    /// The records of the chain of whole, consecutive frames from offset 0, in order.
+    pub fn recover(&self) -> Result<Vec<StoredEvent>, StorageError> {
         let len = self.file.metadata()?.len() as usize;
         let mut data = vec![0u8; len];
         self.file.read_exact_at(&mut data, 0)?;
-        let mut found = Vec::new();
-        let mut previous: Option<u64> = None;
+        let mut found: Vec<StoredEvent> = Vec::new();
         let mut at = 0;
-        while let Some((record, next)) = parse(&data, at) {
-            match previous {
-                None if record.position > last + 1 => {
-                    return Err(StorageError(format!(
-                        "the journal starts at position {} but the log ends at {last}: \
-                         events are missing; restore the data folder from a backup",
-                        record.position
-                    )))
-                }
-                Some(p) if record.position != p + 1 => break,
-                _ => {}
+        while let Some((records, next)) = frame(&data, at) {
+            let follows = match found.last() {
+                None => true,
+                Some(last) => records[0].position == last.position + 1,
+            };
+            if !follows {
+                break;
             }
-            previous = Some(record.position);
-            if record.position > last {
-                found.push(record);
-            }
+            found.extend(records);
             at = next;
         }
         Ok(found)
     }
 
-    /// Appends the records; `checkpoint` runs first when the journal is full (it must make
-    /// everything written to sled durable, so that the journal may start again from offset 0).
+    /// Appends the records, consecutive positions, as one frame; `checkpoint` runs first when the
+    /// journal is full (it must make everything written to sled durable, so that the journal may
+    /// start again from offset 0).
     pub fn append<'r>(
         &self,
-        records: impl Iterator<Item = (u64, &'r [u8; 32], &'r [u8])>,
+        records: impl ExactSizeIterator<Item = (u64, &'r [u8; 32], &'r [u8])>,
         checkpoint: impl FnOnce() -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let mut buf = Vec::new();
+        let count = records.len();
+        if count == 0 {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; FRAME_HEADER];
+        let mut first = None;
         for (position, hash, bytes) in records {
+            first.get_or_insert(position);
             let len = u32::try_from(bytes.len())
                 .map_err(|_| StorageError(format!("position {position}: event too large")))?;
             buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&position.to_le_bytes());
             buf.extend_from_slice(hash);
             buf.extend_from_slice(bytes);
         }
+        let payload_len = u32::try_from(buf.len() - FRAME_HEADER)
+            .map_err(|_| StorageError("a written group over 4 GiB".into()))?;
+        let payload_hash = hash_of(&buf[FRAME_HEADER..]);
+        buf[..4].copy_from_slice(&payload_len.to_le_bytes());
+        buf[4..12].copy_from_slice(&first.unwrap_or_default().to_le_bytes());
+        buf[12..16].copy_from_slice(&(count as u32).to_le_bytes());
+        buf[16..FRAME_HEADER].copy_from_slice(&payload_hash);
+
         let mut offset = self.offset.lock().expect("journal offset lock");
         if *offset > 0 && *offset + buf.len() as u64 > CAPACITY {
             checkpoint()?;
@@ -124,7 +131,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Makes every appended record durable.
+    /// Makes every appended frame durable.
     pub fn sync(&self) -> Result<(), StorageError> {
         Ok(self.file.sync_data()?)
     }
@@ -132,7 +139,7 @@ impl Journal {
     /// Empties the journal (durably); only once sled holds everything durably.
     pub fn reset(&self) -> Result<(), StorageError> {
         let mut offset = self.offset.lock().expect("journal offset lock");
-        self.file.write_all_at(&[0u8; HEADER], 0)?;
+        self.file.write_all_at(&[0u8; FRAME_HEADER], 0)?;
         self.file.sync_data()?;
         *offset = 0;
         Ok(())
@@ -144,31 +151,38 @@ impl Journal {
     }
 }
 
-/// The record at `at` if it is whole and intact, with the offset of the next one.
-fn parse(data: &[u8], at: usize) -> Option<(StoredEvent, usize)> {
-    let header = data.get(at..at + HEADER)?;
+/// The records of the frame at `at` if it is whole and intact, with the offset of the next frame.
+fn frame(data: &[u8], at: usize) -> Option<(Vec<StoredEvent>, usize)> {
+    let header = data.get(at..at + FRAME_HEADER)?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
-    let position = u64::from_le_bytes(header[4..12].try_into().ok()?);
-    let hash: [u8; 32] = header[12..].try_into().ok()?;
-    let bytes = data.get(at + HEADER..at + HEADER + len)?;
-    if position == 0 || hash_of(bytes) != hash {
+    let first = u64::from_le_bytes(header[4..12].try_into().ok()?);
+    let count = u32::from_le_bytes(header[12..16].try_into().ok()?) as u64;
+    let payload = data.get(at + FRAME_HEADER..at + FRAME_HEADER + len)?;
+    if first == 0 || count == 0 || hash_of(payload) != header[16..FRAME_HEADER] {
         return None;
     }
-    Some((
-        StoredEvent {
+    let mut records = Vec::with_capacity(count as usize);
+    let mut rest = payload;
+    for position in first..first + count {
+        let head = rest.get(..RECORD_HEADER)?;
+        let n = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+        let bytes = rest.get(RECORD_HEADER..RECORD_HEADER + n)?;
+        records.push(StoredEvent {
             position,
-            hash,
+            hash: head[4..].try_into().ok()?,
             bytes: bytes.to_vec(),
-        },
-        at + HEADER + len,
-    ))
+        });
+        rest = &rest[RECORD_HEADER + n..];
+    }
+    rest.is_empty()
+        .then_some((records, at + FRAME_HEADER + len))
 }
 
 #[cfg(test)]
 mod tests {
     //! What a power loss leaves: the data folder copied while the log runs, after a sync. sled has
     //! not written its buffers yet (no checkpoint), so only the journal holds those events.
-    use crate::{hash_of, Record, SledStorage, Storage, WriteBatch};
+    use crate::{hash_of, sled_storage::tamper, Record, SledStorage, Storage, WriteBatch};
     use std::path::Path;
 
     fn batch(from: u64, n: u64, size: usize) -> WriteBatch {
@@ -235,21 +249,48 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_last_record_is_dropped_and_the_rest_restored() {
+    fn a_torn_frame_is_dropped_whole_and_the_frames_before_it_restored() {
         let dir = tempfile::tempdir().unwrap();
         let live = SledStorage::open(&dir.path().join("live")).unwrap();
-        live.write(&batch(1, 4, 300)).unwrap();
+        live.write(&batch(1, 2, 300)).unwrap();
+        live.write(&batch(3, 2, 300)).unwrap();
+        live.write(&batch(5, 3, 300)).unwrap();
         live.sync().unwrap();
         let crashed = dir.path().join("crashed");
         copy_dir(&dir.path().join("live"), &crashed);
-        // The fourth record half written: its last bytes never reached the disk.
+        // The third frame half written: its last bytes never reached the disk.
         let journal = crashed.join("journal");
         let mut data = std::fs::read(&journal).unwrap();
-        let record = super::HEADER + 300;
-        for b in &mut data[3 * record + record / 2..4 * record] {
+        let frame = |events: usize| super::FRAME_HEADER + events * (super::RECORD_HEADER + 300);
+        let third = 2 * frame(2);
+        for b in &mut data[third + frame(3) / 2..third + frame(3)] {
             *b = 0;
         }
         std::fs::write(&journal, &data).unwrap();
+        // None of the torn group's events come back, not even those wholly written.
+        assert_eq!(
+            positions(&SledStorage::open(&crashed).unwrap()),
+            vec![1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn events_sled_kept_but_no_sync_covered_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = SledStorage::open(&dir.path().join("live")).unwrap();
+        live.write(&batch(1, 3, 300)).unwrap();
+        live.sync().unwrap();
+        let crashed = dir.path().join("crashed");
+        copy_dir(&dir.path().join("live"), &crashed);
+        // sled wrote a later group to its files on its own, but the crash came before the
+        // journal's fdatasync: that group was never acknowledged.
+        {
+            let db = tamper::raw(&crashed);
+            let (synced, later) = (batch(1, 3, 300), batch(4, 2, 300));
+            for r in synced.records.iter().chain(&later.records) {
+                tamper::put(&db, r.position, &r.hash, &r.bytes);
+            }
+        }
         assert_eq!(
             positions(&SledStorage::open(&crashed).unwrap()),
             vec![1, 2, 3]

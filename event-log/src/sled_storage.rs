@@ -1,6 +1,6 @@
 //! [`Storage`] on sled 0.34, with real durability.
 //!
-//! One tree, prefixed keys; a batch of events is one `apply_batch` (atomic across crashes):
+//! One tree, prefixed keys:
 //! - `e` + position (BE) → hash (32 bytes) + encoded event
 //! - `m` + name → meta value
 //!
@@ -12,7 +12,8 @@
 //! which neither flushes the drive cache nor file metadata (sled issue #1452), and it never syncs
 //! blob files (values too large for a log segment), so a checkpoint flushes sled, then
 //! `fdatasync`s the `db` file and every blob file not yet synced. At open, the journal's records
-//! past sled's last position (a crash before the checkpoint) are put back into sled first.
+//! past sled's last position (a crash before the checkpoint) are put back into sled first, and
+//! events sled kept past the journal (written, never acknowledged) are dropped.
 use crate::{
     error::StorageError,
     journal::Journal,
@@ -27,6 +28,8 @@ use std::{
 
 const EVENT: u8 = b'e';
 const META: u8 = b'm';
+/// Meta key: the last position sled held durably at its last checkpoint.
+const CHECKPOINT: &str = "journal-checkpoint";
 
 pub struct SledStorage {
     db: sled::Db,
@@ -55,20 +58,7 @@ impl SledStorage {
             synced_blobs: Mutex::new(HashSet::new()),
             journal: Journal::open(&dir.join("journal"))?,
         };
-        // Acknowledged events that sled had not made durable before a crash.
-        let missing = storage.journal.recover(storage.last_position()?)?;
-        if !missing.is_empty() {
-            tracing::info!(
-                from = missing[0].position,
-                to = missing[missing.len() - 1].position,
-                "restoring events from the commit journal"
-            );
-            let mut b = sled::Batch::default();
-            for r in &missing {
-                b.insert(&event_key(r.position)[..], stored_value(&r.hash, &r.bytes));
-            }
-            storage.db.apply_batch(b)?;
-        }
+        storage.reconcile()?;
         // Whatever a previous process left in the page cache is made durable before we serve it.
         storage.checkpoint()?;
         storage.journal.reset()?;
@@ -76,8 +66,68 @@ impl SledStorage {
         Ok(storage)
     }
 
-    /// Makes everything written to sled durable in sled itself.
+    /// After a crash, brings sled to exactly the acknowledged events: puts back those it lost
+    /// from the journal, and drops those it kept but that no journal `fdatasync` covered (they
+    /// were never acknowledged, and a group must not survive in part).
+    fn reconcile(&self) -> Result<(), StorageError> {
+        let last = self.last_position()?;
+        // Before the journal existed, sled was made durable at every sync.
+        let checkpoint = match self.meta(CHECKPOINT)? {
+            Some(v) => u64_of(&v)?,
+            None => last,
+        };
+        let chain = self.journal.recover()?;
+        let journal_end = chain
+            .last()
+            .map(|r| r.position)
+            .filter(|end| *end > checkpoint);
+        if journal_end.is_some() && chain[0].position > checkpoint + 1 {
+            return Err(StorageError(format!(
+                "the commit journal starts at position {} but sled was checkpointed at {checkpoint}: \
+                 events are missing; restore the data folder from a backup",
+                chain[0].position
+            )));
+        }
+        let durable_end = journal_end.unwrap_or(checkpoint);
+        if last.max(durable_end) < checkpoint {
+            tracing::error!(
+                last,
+                checkpoint,
+                "the log ends before its last checkpoint: events were removed; run `journey verify` with an anchor"
+            );
+        }
+        // Everything the journal holds past the checkpoint, even what sled seems to have: the
+        // journal is what was acknowledged.
+        let restored: Vec<_> = chain.iter().filter(|r| r.position > checkpoint).collect();
+        if let (Some(first), Some(end)) = (restored.first(), restored.last()) {
+            tracing::info!(
+                from = first.position,
+                to = end.position,
+                "writing acknowledged events back from the commit journal"
+            );
+        }
+        for r in restored {
+            self.db
+                .insert(event_key(r.position), stored_value(&r.hash, &r.bytes))?;
+        }
+        if last > durable_end {
+            tracing::info!(
+                from = durable_end + 1,
+                to = last,
+                "dropping events written but never acknowledged before the crash"
+            );
+            for position in durable_end + 1..=last {
+                self.db.remove(event_key(position))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written to sled durable in sled itself, and records through which
+    /// position it is.
     fn checkpoint(&self) -> Result<(), StorageError> {
+        let last = self.last_position()?;
+        self.db.insert(meta_key(CHECKPOINT), &last.to_be_bytes())?;
         self.db.flush()?;
         self.db_file.sync_data()?;
         self.sync_new_blobs()
@@ -154,11 +204,12 @@ fn stored_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, StorageError> {
 
 impl Storage for SledStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
-        let mut b = sled::Batch::default();
+        // One insert per event: the journal frame, not a sled batch, keeps the group whole
+        // across a crash (`reconcile`). A sled batch would cost two extra log-buffer writes.
         for r in &batch.records {
-            b.insert(&event_key(r.position)[..], stored_value(&r.hash, &r.bytes));
+            self.db
+                .insert(event_key(r.position), stored_value(&r.hash, &r.bytes))?;
         }
-        self.db.apply_batch(b)?;
         let records = batch
             .records
             .iter()
@@ -228,6 +279,12 @@ pub(crate) mod tamper {
         let at = 32 + offset.min(v.len() - 33);
         v[at] ^= 0x01;
         db.insert(event_key(position), v).unwrap();
+        db.flush().unwrap();
+    }
+
+    pub fn put(db: &sled::Db, position: u64, hash: &[u8; 32], bytes: &[u8]) {
+        db.insert(event_key(position), stored_value(hash, bytes))
+            .unwrap();
         db.flush().unwrap();
     }
 
