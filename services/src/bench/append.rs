@@ -50,17 +50,25 @@ async fn single_event_appends(
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let c = server.log_client().await?;
     let per = n / callers as u64;
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..callers)
+    // Requests are built before the clock starts: (f) builds nothing either.
+    let requests: Vec<Vec<AppendRequest>> = (0..callers)
         .map(|w| {
+            (0..per)
+                .map(|i| AppendRequest {
+                    events: vec![sample_event(&format!("bench-{w}"), i)],
+                    expected_versions: Default::default(),
+                })
+                .collect()
+        })
+        .collect();
+    let t = Instant::now();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|requests| {
             let mut c = c.clone();
             tokio::spawn(async move {
                 let mut h = Histogram::<u64>::new(3).expect("histogram");
-                for i in 0..per {
-                    let req = AppendRequest {
-                        events: vec![sample_event(&format!("bench-{w}"), i)],
-                        expected_versions: Default::default(),
-                    };
+                for req in requests {
                     let s = Instant::now();
                     c.append(req).await?;
                     h.record(s.elapsed().as_micros() as u64)?;
@@ -80,21 +88,27 @@ async fn single_event_appends(
 async fn batch_appends(server: &ServerChild, n: u64, patient: &str) -> anyhow::Result<f64> {
     let c = server.log_client().await?;
     let batches = (n / 500).max(4);
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..4u64)
+    let requests: Vec<Vec<AppendRequest>> = (0..4u64)
         .map(|w| {
-            let mut c = c.clone();
             let patient = format!("{patient}-{w}");
-            tokio::spawn(async move {
-                for b in 0..batches / 4 {
-                    let events = (0..500)
+            (0..batches / 4)
+                .map(|b| AppendRequest {
+                    events: (0..500)
                         .map(|i| sample_event(&patient, b * 500 + i))
-                        .collect();
-                    c.append(AppendRequest {
-                        events,
-                        expected_versions: Default::default(),
-                    })
-                    .await?;
+                        .collect(),
+                    expected_versions: Default::default(),
+                })
+                .collect()
+        })
+        .collect();
+    let t = Instant::now();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|requests| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                for req in requests {
+                    c.append(req).await?;
                 }
                 anyhow::Ok(())
             })
