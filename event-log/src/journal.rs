@@ -70,22 +70,23 @@ impl Journal {
         })
     }
 
-    /// The records of the chain of whole, consecutive frames from offset 0, in order.
-    pub fn recover(&self) -> Result<Vec<StoredEvent>, StorageError> {
+    /// The chain of whole, consecutive frames from offset 0, in order: each frame is one written
+    /// group's records.
+    pub fn recover(&self) -> Result<Vec<Vec<StoredEvent>>, StorageError> {
         let len = self.file.metadata()?.len() as usize;
         let mut data = vec![0u8; len];
         self.file.read_exact_at(&mut data, 0)?;
-        let mut found: Vec<StoredEvent> = Vec::new();
+        let mut found: Vec<Vec<StoredEvent>> = Vec::new();
         let mut at = 0;
         while let Some((records, next)) = frame(&data, at) {
-            let follows = match found.last() {
+            let follows = match found.last().and_then(|f| f.last()) {
                 None => true,
                 Some(last) => records[0].position == last.position + 1,
             };
             if !follows {
                 break;
             }
-            found.extend(records);
+            found.push(records);
             at = next;
         }
         Ok(found)

@@ -9,6 +9,7 @@
 //! Storage sits behind the small [`Storage`] trait; [`SledStorage`] is the engine used today.
 
 mod chain;
+mod chunk;
 mod error;
 mod gate;
 mod index;

@@ -1,8 +1,9 @@
 //! [`Storage`] on sled 0.34, with real durability.
 //!
 //! One tree, prefixed keys:
-//! - `e` + position (BE) → hash (32 bytes) + encoded event
+//! - `c` + first position (BE) → a chunk: consecutive events of one written group (`chunk.rs`)
 //! - `m` + name → meta value
+//! - `e` + position (BE) → hash + encoded event: the layout before chunks, moved into chunks at open
 //!
 //! (The id and patient indexes live in memory, rebuilt from the log at open: see `index.rs`.)
 //!
@@ -15,6 +16,7 @@
 //! past sled's last position (a crash before the checkpoint) are put back into sled first, and
 //! events sled kept past the journal (written, never acknowledged) are dropped.
 use crate::{
+    chunk::{self, Entry},
     error::StorageError,
     journal::Journal,
     storage::{Storage, StoredEvent, WriteBatch},
@@ -26,7 +28,9 @@ use std::{
     sync::Mutex,
 };
 
-const EVENT: u8 = b'e';
+const CHUNK: u8 = b'c';
+/// One event per key: the layout of logs written before chunks.
+const LEGACY_EVENT: u8 = b'e';
 const META: u8 = b'm';
 /// Meta key: the last position sled held durably at its last checkpoint.
 const CHECKPOINT: &str = "journal-checkpoint";
@@ -58,6 +62,7 @@ impl SledStorage {
             synced_blobs: Mutex::new(HashSet::new()),
             journal: Journal::open(&dir.join("journal"))?,
         };
+        storage.migrate_legacy_events()?;
         storage.reconcile()?;
         // Whatever a previous process left in the page cache is made durable before we serve it.
         storage.checkpoint()?;
@@ -66,9 +71,36 @@ impl SledStorage {
         Ok(storage)
     }
 
-    /// After a crash, brings sled to exactly the acknowledged events: puts back those it lost
-    /// from the journal, and drops those it kept but that no journal `fdatasync` covered (they
-    /// were never acknowledged, and a group must not survive in part).
+    /// Moves events stored one per key (logs written before chunks) into one-event chunks.
+    fn migrate_legacy_events(&self) -> Result<(), StorageError> {
+        let mut moved = 0u64;
+        for kv in self.db.scan_prefix([LEGACY_EVENT]) {
+            let (key, value) = kv?;
+            let position = u64_of(&key[1..])?;
+            if value.len() < 32 {
+                return Err(StorageError(format!(
+                    "position {position}: truncated record"
+                )));
+            }
+            let hash: &[u8; 32] = value[..32].try_into().expect("32 bytes");
+            self.insert_chunks([Entry {
+                position,
+                hash,
+                bytes: &value[32..],
+            }])?;
+            self.db.remove(key)?;
+            moved += 1;
+        }
+        if moved > 0 {
+            tracing::info!(events = moved, "moved the log's events into chunks");
+        }
+        Ok(())
+    }
+
+    /// After a crash, brings sled to exactly the acknowledged events: everything past the last
+    /// checkpoint is replaced by the journal's whole frames. That puts back what sled lost, and
+    /// drops what it kept but no journal `fdatasync` covered (never acknowledged; a group must
+    /// not survive in part).
     fn reconcile(&self) -> Result<(), StorageError> {
         let last = self.last_position()?;
         // Before the journal existed, sled was made durable at every sync.
@@ -76,49 +108,67 @@ impl SledStorage {
             Some(v) => u64_of(&v)?,
             None => last,
         };
-        let chain = self.journal.recover()?;
-        let journal_end = chain
-            .last()
-            .map(|r| r.position)
-            .filter(|end| *end > checkpoint);
-        if journal_end.is_some() && chain[0].position > checkpoint + 1 {
-            return Err(StorageError(format!(
-                "the commit journal starts at position {} but sled was checkpointed at {checkpoint}: \
-                 events are missing; restore the data folder from a backup",
-                chain[0].position
-            )));
+        let frames: Vec<Vec<StoredEvent>> = self
+            .journal
+            .recover()?
+            .into_iter()
+            .filter(|f| f.last().is_some_and(|r| r.position > checkpoint))
+            .collect();
+        if let Some(first) = frames.first().and_then(|f| f.first()) {
+            if first.position > checkpoint + 1 {
+                return Err(StorageError(format!(
+                    "the commit journal starts at position {} but sled was checkpointed at {checkpoint}: \
+                     events are missing; restore the data folder from a backup",
+                    first.position
+                )));
+            }
         }
-        let durable_end = journal_end.unwrap_or(checkpoint);
-        if last.max(durable_end) < checkpoint {
+        let journal_end = frames.last().and_then(|f| f.last()).map(|r| r.position);
+        if last.max(journal_end.unwrap_or(0)) < checkpoint {
             tracing::error!(
                 last,
                 checkpoint,
                 "the log ends before its last checkpoint: events were removed; run `journey verify` with an anchor"
             );
         }
-        // Everything the journal holds past the checkpoint, even what sled seems to have: the
-        // journal is what was acknowledged.
-        let restored: Vec<_> = chain.iter().filter(|r| r.position > checkpoint).collect();
-        if let (Some(first), Some(end)) = (restored.first(), restored.last()) {
-            tracing::info!(
-                from = first.position,
-                to = end.position,
-                "writing acknowledged events back from the commit journal"
-            );
+        if last == checkpoint && frames.is_empty() {
+            return Ok(());
         }
-        for r in restored {
-            self.db
-                .insert(event_key(r.position), stored_value(&r.hash, &r.bytes))?;
+        // Chunks never span two groups, and a checkpoint falls between groups.
+        let past: Vec<_> = self
+            .db
+            .range(chunk_key(checkpoint + 1)..=chunk_key(u64::MAX))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in past {
+            self.db.remove(key)?;
         }
-        if last > durable_end {
-            tracing::info!(
-                from = durable_end + 1,
-                to = last,
-                "dropping events written but never acknowledged before the crash"
-            );
-            for position in durable_end + 1..=last {
-                self.db.remove(event_key(position))?;
-            }
+        tracing::info!(
+            checkpoint,
+            sled_last = last,
+            journal_end,
+            "after a crash: the log past its checkpoint is the commit journal's whole groups"
+        );
+        for frame in &frames {
+            let entries = frame
+                .iter()
+                .filter(|r| r.position > checkpoint)
+                .map(|r| Entry {
+                    position: r.position,
+                    hash: &r.hash,
+                    bytes: &r.bytes,
+                });
+            self.insert_chunks(entries)?;
+        }
+        Ok(())
+    }
+
+    fn insert_chunks<'a>(
+        &self,
+        entries: impl IntoIterator<Item = Entry<'a>>,
+    ) -> Result<(), StorageError> {
+        for (first, value) in chunk::chunks(entries) {
+            self.db.insert(chunk_key(first), value)?;
         }
         Ok(())
     }
@@ -160,9 +210,9 @@ impl SledStorage {
     }
 }
 
-fn event_key(position: u64) -> [u8; 9] {
-    let mut k = [EVENT; 9];
-    k[1..].copy_from_slice(&position.to_be_bytes());
+fn chunk_key(first: u64) -> [u8; 9] {
+    let mut k = [CHUNK; 9];
+    k[1..].copy_from_slice(&first.to_be_bytes());
     k
 }
 
@@ -179,37 +229,15 @@ fn u64_of(bytes: &[u8]) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(arr))
 }
 
-fn stored_value(hash: &[u8; 32], bytes: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(32 + bytes.len());
-    value.extend_from_slice(hash);
-    value.extend_from_slice(bytes);
-    value
-}
-
-fn stored_event(key: &[u8], value: &[u8]) -> Result<StoredEvent, StorageError> {
-    let position = u64_of(&key[1..])?;
-    if value.len() < 32 {
-        return Err(StorageError(format!(
-            "position {position}: truncated record"
-        )));
-    }
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&value[..32]);
-    Ok(StoredEvent {
-        position,
-        hash,
-        bytes: value[32..].to_vec(),
-    })
-}
-
 impl Storage for SledStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
-        // One insert per event: the journal frame, not a sled batch, keeps the group whole
-        // across a crash (`reconcile`). A sled batch would cost two extra log-buffer writes.
-        for r in &batch.records {
-            self.db
-                .insert(event_key(r.position), stored_value(&r.hash, &r.bytes))?;
-        }
+        // The journal frame, not a sled batch, keeps the group whole across a crash
+        // (`reconcile`): a sled batch would cost two extra log-buffer writes.
+        self.insert_chunks(batch.records.iter().map(|r| Entry {
+            position: r.position,
+            hash: &r.hash,
+            bytes: &r.bytes,
+        }))?;
         let records = batch
             .records
             .iter()
@@ -222,10 +250,11 @@ impl Storage for SledStorage {
     }
 
     fn last_position(&self) -> Result<u64, StorageError> {
-        let start = event_key(0);
-        let end = event_key(u64::MAX);
-        match self.db.range(start..=end).next_back() {
-            Some(kv) => u64_of(&kv?.0[1..]),
+        match self.db.scan_prefix([CHUNK]).next_back() {
+            Some(kv) => {
+                let (_, value) = kv?;
+                Ok(chunk::entries(&value)?.last().map_or(0, |e| e.position))
+            }
             None => Ok(0),
         }
     }
@@ -235,9 +264,27 @@ impl Storage for SledStorage {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(limit.min((to - from + 1) as usize).min(4096));
-        for kv in self.db.range(event_key(from)..=event_key(to)).take(limit) {
-            let (k, v) = kv?;
-            out.push(stored_event(&k, &v)?);
+        // Start at the chunk holding `from`, which may begin before it.
+        let start = match self
+            .db
+            .range(chunk_key(0)..=chunk_key(from))
+            .keys()
+            .next_back()
+        {
+            Some(key) => key?,
+            None => chunk_key(from).as_slice().into(),
+        };
+        for kv in self.db.range(start..=chunk_key(to).as_slice().into()) {
+            let (_, value) = kv?;
+            for e in chunk::entries(&value)? {
+                if e.position < from {
+                    continue;
+                }
+                if e.position > to || out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(e.stored());
+            }
         }
         Ok(out)
     }
@@ -274,30 +321,137 @@ pub(crate) mod tamper {
         sled::open(dir).expect("open sled")
     }
 
-    pub fn flip_byte(db: &sled::Db, position: u64, offset: usize) {
-        let mut v = db.get(event_key(position)).unwrap().unwrap().to_vec();
-        let at = 32 + offset.min(v.len() - 33);
-        v[at] ^= 0x01;
-        db.insert(event_key(position), v).unwrap();
+    /// An event taken out of its chunk: (position, hash, bytes).
+    type Owned = (u64, [u8; 32], Vec<u8>);
+
+    /// The chunk holding `position`: its key and its events.
+    fn holding(db: &sled::Db, position: u64) -> (sled::IVec, Vec<Owned>) {
+        let (key, value) = db
+            .range(chunk_key(0)..=chunk_key(position))
+            .next_back()
+            .expect("a chunk")
+            .unwrap();
+        let events = chunk::entries(&value)
+            .unwrap()
+            .iter()
+            .map(|e| (e.position, *e.hash, e.bytes.to_vec()))
+            .collect();
+        (key, events)
+    }
+
+    fn rewrite(db: &sled::Db, key: sled::IVec, events: &[Owned]) {
+        db.remove(key).unwrap();
+        for (first, value) in chunk::chunks(events.iter().map(|(position, hash, bytes)| Entry {
+            position: *position,
+            hash,
+            bytes,
+        })) {
+            db.insert(chunk_key(first), value).unwrap();
+        }
         db.flush().unwrap();
+    }
+
+    pub fn flip_byte(db: &sled::Db, position: u64, offset: usize) {
+        let (key, mut events) = holding(db, position);
+        let e = events.iter_mut().find(|e| e.0 == position).unwrap();
+        let at = offset.min(e.2.len() - 1);
+        e.2[at] ^= 0x01;
+        rewrite(db, key, &events);
     }
 
     pub fn put(db: &sled::Db, position: u64, hash: &[u8; 32], bytes: &[u8]) {
-        db.insert(event_key(position), stored_value(hash, bytes))
-            .unwrap();
-        db.flush().unwrap();
+        rewrite(
+            db,
+            chunk_key(position).as_slice().into(),
+            &[(position, *hash, bytes.to_vec())],
+        );
     }
 
     pub fn remove(db: &sled::Db, position: u64) {
-        db.remove(event_key(position)).unwrap();
-        db.flush().unwrap();
+        let (key, mut events) = holding(db, position);
+        events.retain(|e| e.0 != position);
+        rewrite(db, key, &events);
     }
 
+    /// Exchanges the stored hash and bytes of two positions.
     pub fn swap(db: &sled::Db, a: u64, b: u64) {
-        let va = db.get(event_key(a)).unwrap().unwrap();
-        let vb = db.get(event_key(b)).unwrap().unwrap();
-        db.insert(event_key(a), vb).unwrap();
-        db.insert(event_key(b), va).unwrap();
-        db.flush().unwrap();
+        let (key_a, mut events_a) = holding(db, a);
+        let ia = events_a.iter().position(|e| e.0 == a).unwrap();
+        let taken_a = (events_a[ia].1, events_a[ia].2.clone());
+        let (key_b, mut events_b) = holding(db, b);
+        let ib = events_b.iter().position(|e| e.0 == b).unwrap();
+        let taken_b = (events_b[ib].1, std::mem::take(&mut events_b[ib].2));
+        (events_b[ib].1, events_b[ib].2) = taken_a;
+        if key_a == key_b {
+            (events_b[ia].1, events_b[ia].2) = taken_b;
+            rewrite(db, key_b, &events_b);
+        } else {
+            (events_a[ia].1, events_a[ia].2) = taken_b;
+            rewrite(db, key_a, &events_a);
+            rewrite(db, key_b, &events_b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash_of;
+
+    #[test]
+    fn a_log_stored_one_event_per_key_is_moved_into_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<Vec<u8>> = (1..=3u8).map(|i| vec![i; 50]).collect();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            for (i, bytes) in events.iter().enumerate() {
+                let mut key = vec![LEGACY_EVENT];
+                key.extend_from_slice(&(i as u64 + 1).to_be_bytes());
+                let mut value = hash_of(bytes).to_vec();
+                value.extend_from_slice(bytes);
+                db.insert(key, value).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let storage = SledStorage::open(dir.path()).unwrap();
+        let read = storage.read(1, 10, 10).unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        for (e, bytes) in read.iter().zip(&events) {
+            assert_eq!((&e.bytes, e.hash), (bytes, hash_of(bytes)));
+        }
+        assert_eq!(storage.last_position().unwrap(), 3);
+        assert_eq!(storage.db.scan_prefix([LEGACY_EVENT]).count(), 0);
+    }
+
+    #[test]
+    fn reads_start_inside_a_chunk_and_stop_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open(dir.path()).unwrap();
+        let bytes: Vec<Vec<u8>> = (0..200u64).map(|i| vec![i as u8; 20]).collect();
+        let hashes: Vec<[u8; 32]> = bytes.iter().map(|b| hash_of(b)).collect();
+        storage
+            .insert_chunks((0..200).map(|i| Entry {
+                position: i as u64 + 1,
+                hash: &hashes[i],
+                bytes: &bytes[i],
+            }))
+            .unwrap();
+        let positions = |from, to, limit| -> Vec<u64> {
+            storage
+                .read(from, to, limit)
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect()
+        };
+        assert_eq!(positions(70, 72, 10), [70, 71, 72]);
+        assert_eq!(positions(60, 200, 10), (60..70).collect::<Vec<_>>());
+        assert_eq!(positions(128, 129, 5), [128, 129]);
+        assert_eq!(positions(200, 300, 5), [200]);
+        assert!(positions(201, 300, 5).is_empty());
+        assert_eq!(storage.last_position().unwrap(), 200);
     }
 }
