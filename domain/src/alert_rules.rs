@@ -197,15 +197,19 @@ fn canonical(measure: Measure, value: f64, unit: &str) -> Option<f64> {
 pub(crate) fn implausible(o: &ObservationRecorded) -> Option<String> {
     let m = Measure::of(o)?;
     let v = o.value;
-    let shown = if o.unit.is_empty() {
-        format!("{v}")
-    } else {
-        format!("{v} {}", o.unit)
+    // Messages are only built for a refusal: this runs for every observation appended.
+    let shown = || {
+        if o.unit.is_empty() {
+            format!("{v}")
+        } else {
+            format!("{v} {}", o.unit)
+        }
     };
     let name = m.name();
     if v < 0.0 {
         return Some(format!(
-            "{shown} is impossible: a {name} cannot be negative"
+            "{} is impossible: a {name} cannot be negative",
+            shown()
         ));
     }
     let c = canonical(m, v, &o.unit);
@@ -226,7 +230,7 @@ pub(crate) fn implausible(o: &ObservationRecorded) -> Option<String> {
             "between 10 and 50 °C",
         ),
     };
-    (!ok).then(|| format!("{shown} is impossible: a {name} must be {bounds}"))
+    (!ok).then(|| format!("{} is impossible: a {name} must be {bounds}", shown()))
 }
 
 /// One alert to raise, as decided by a rule.

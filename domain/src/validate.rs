@@ -358,17 +358,30 @@ fn opt_professional(field: &str, p: Option<&Professional>) -> R {
 }
 
 fn professional(field: &str, p: &Professional) -> R {
+    if Role::try_from(p.role).is_ok() {
+        return Ok(()); // the field's name is only built for an error
+    }
     enum_known::<Role>(&format!("{field}.role"), p.role)
 }
 
 fn codes(field: &str, cs: &[Code]) -> R {
     for (i, c) in cs.iter().enumerate() {
+        if code_is_complete(c) {
+            continue; // the field's name is only built for an error
+        }
         code(&format!("{field}[{i}]"), c)?;
     }
     Ok(())
 }
 
+fn code_is_complete(c: &Code) -> bool {
+    !c.system.trim().is_empty() && !c.code.trim().is_empty()
+}
+
 fn code(field: &str, c: &Code) -> R {
+    if code_is_complete(c) {
+        return Ok(()); // the field's name is only built for an error
+    }
     required(&format!("{field}.system"), &c.system)?;
     required(&format!("{field}.code"), &c.code)
 }

@@ -4,6 +4,7 @@
 //! a NATS outage it resumes from the cursor; events published twice are dropped by JetStream's
 //! de-duplication (`Nats-Msg-Id` = event id, 24 h window).
 use async_nats::{
+    header::{self, HeaderName},
     jetstream::{self, context::PublishAckFuture},
     HeaderMap,
 };
@@ -36,6 +37,11 @@ pub struct OutboxStatus {
 const BATCH: usize = 1024;
 /// Batches published ahead of their acknowledgements.
 const IN_FLIGHT_BATCHES: usize = 4;
+
+// Header names built once (a name from a `&str` is copied for every message).
+const POSITION: HeaderName = HeaderName::from_static("Journey-Position");
+const HASH: HeaderName = HeaderName::from_static("Journey-Hash");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 fn cursor_key(stream: &str) -> String {
     format!("outbox.nats.{stream}")
@@ -185,11 +191,11 @@ async fn publish_batch(
         let event = Event::decode(stored.bytes.as_slice())?;
         let _span = publish_span(&event.event_id, stored.position);
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.event_id.as_str());
-        headers.insert("Journey-Position", stored.position.to_string().as_str());
-        headers.insert("Journey-Hash", hex(&stored.hash).as_str());
+        headers.insert(header::NATS_MESSAGE_ID, event.event_id.as_str());
+        headers.insert(POSITION, stored.position.to_string().as_str());
+        headers.insert(HASH, hex(&stored.hash).as_str());
         headers.insert(
-            "traceparent",
+            TRACEPARENT,
             journey_proto::trace::traceparent(&event.event_id, stored.position).as_str(),
         );
         let ack = js
