@@ -5,7 +5,7 @@ use crate::{db::Db, source::EventSource};
 use anyhow::Context;
 use journey_proto::v1::Event;
 use sqlx::{AnyConnection, Row};
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{borrow::Cow, future::Future, sync::Arc, time::Instant};
 use tokio::sync::{watch, Mutex};
 
 /// A read model: its tables (named with a generation prefix) and its fold.
@@ -41,6 +41,26 @@ fn event_spans(projection: &'static str, events: &[Event]) -> Vec<tracing::Span>
             span
         })
         .collect()
+}
+
+/// The events of `events` after `checkpoint`: borrowed when they are its tail (a source returns
+/// events in position order), copied otherwise.
+fn fresh(events: &[Event], checkpoint: u64) -> Cow<'_, [Event]> {
+    let start = events
+        .iter()
+        .position(|e| e.position > checkpoint)
+        .unwrap_or(events.len());
+    if events[start..].iter().all(|e| e.position > checkpoint) {
+        Cow::Borrowed(&events[start..])
+    } else {
+        Cow::Owned(
+            events
+                .iter()
+                .filter(|e| e.position > checkpoint)
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 pub fn prefix(name: &str, generation: i64) -> String {
@@ -147,11 +167,7 @@ impl<P: Projection> Runner<P> {
     /// Applies a batch to `generation` in one transaction with the checkpoint. Skips events already
     /// applied; refuses a gap (the caller refills it).
     async fn apply(&self, state: &mut State, events: &[Event]) -> anyhow::Result<()> {
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| e.position > state.checkpoint)
-            .cloned()
-            .collect();
+        let fresh = fresh(events, state.checkpoint);
         let Some(last) = fresh.last().map(|e| e.position) else {
             return Ok(());
         };
@@ -437,11 +453,7 @@ impl<P: Projection> Runner<P> {
 
     /// Shadow tables have no checkpoint row until the swap: one transaction per batch still.
     async fn apply_shadow(&self, shadow: &mut State, events: &[Event]) -> anyhow::Result<()> {
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| e.position > shadow.checkpoint)
-            .cloned()
-            .collect();
+        let fresh = fresh(events, shadow.checkpoint);
         let Some(last) = fresh.last().map(|e| e.position) else {
             return Ok(());
         };
