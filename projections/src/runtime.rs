@@ -5,7 +5,7 @@ use crate::{db::Db, source::EventSource};
 use anyhow::Context;
 use journey_proto::v1::Event;
 use sqlx::{AnyConnection, Row};
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{borrow::Cow, future::Future, sync::Arc, time::Instant};
 use tokio::sync::{watch, Mutex};
 
 /// A read model: its tables (named with a generation prefix) and its fold.
@@ -41,6 +41,26 @@ fn event_spans(projection: &'static str, events: &[Event]) -> Vec<tracing::Span>
             span
         })
         .collect()
+}
+
+/// The events of `events` after `checkpoint`: borrowed when they are its tail (a source returns
+/// events in position order), copied otherwise.
+fn fresh(events: &[Event], checkpoint: u64) -> Cow<'_, [Event]> {
+    let start = events
+        .iter()
+        .position(|e| e.position > checkpoint)
+        .unwrap_or(events.len());
+    if events[start..].iter().all(|e| e.position > checkpoint) {
+        Cow::Borrowed(&events[start..])
+    } else {
+        Cow::Owned(
+            events
+                .iter()
+                .filter(|e| e.position > checkpoint)
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 pub fn prefix(name: &str, generation: i64) -> String {
@@ -147,11 +167,7 @@ impl<P: Projection> Runner<P> {
     /// Applies a batch to `generation` in one transaction with the checkpoint. Skips events already
     /// applied; refuses a gap (the caller refills it).
     async fn apply(&self, state: &mut State, events: &[Event]) -> anyhow::Result<()> {
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| e.position > state.checkpoint)
-            .cloned()
-            .collect();
+        let fresh = fresh(events, state.checkpoint);
         let Some(last) = fresh.last().map(|e| e.position) else {
             return Ok(());
         };
@@ -355,36 +371,24 @@ impl<P: Projection> Runner<P> {
         let started = Instant::now();
         let mut target = source.head().await?;
         loop {
-            while shadow.checkpoint < target {
-                let events = source
-                    .range(shadow.checkpoint + 1, target, self.batch)
-                    .await?;
-                anyhow::ensure!(
-                    !events.is_empty(),
-                    "the log ended at {} before {target}",
-                    shadow.checkpoint
-                );
-                self.apply_shadow(&mut shadow, &events).await?;
-                let rate = shadow.checkpoint as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            self.apply_shadow_range(source, &mut shadow, target, |applied| {
+                let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 progress(Progress {
-                    applied: shadow.checkpoint,
+                    applied,
                     target,
                     events_per_sec: rate,
                     done: false,
                 });
-            }
+            })
+            .await?;
             // Final catch-up under the live lock, then swap in one transaction.
             let mut live = self.state.lock().await;
             target = source.head().await?;
             if target > shadow.checkpoint + 10_000 {
                 continue; // still far behind: catch up without holding the lock
             }
-            while shadow.checkpoint < target {
-                let events = source
-                    .range(shadow.checkpoint + 1, target, self.batch)
-                    .await?;
-                self.apply_shadow(&mut shadow, &events).await?;
-            }
+            self.apply_shadow_range(source, &mut shadow, target, |_| {})
+                .await?;
             let mut tx = self.db.pool.begin().await?;
             sqlx::query("UPDATE journey_projections SET generation = $1, checkpoint = $2, schema_version = $3 WHERE name = $4")
                 .bind(generation)
@@ -409,13 +413,47 @@ impl<P: Projection> Runner<P> {
         }
     }
 
+    /// Applies the log up to `target` to the shadow tables, reading each batch while the one
+    /// before is folded (the read and decoding run on a blocking thread, the SQL on the database's),
+    /// so that a rebuild costs about the larger of the two rather than their sum.
+    async fn apply_shadow_range<S: EventSource>(
+        &self,
+        source: &mut S,
+        shadow: &mut State,
+        target: u64,
+        applied: impl Fn(u64),
+    ) -> anyhow::Result<()> {
+        if shadow.checkpoint >= target {
+            return Ok(());
+        }
+        let mut events = source
+            .range(shadow.checkpoint + 1, target, self.batch)
+            .await?;
+        loop {
+            anyhow::ensure!(
+                !events.is_empty(),
+                "the log ended at {} before {target}",
+                shadow.checkpoint
+            );
+            let next = events.last().map_or(target, |e| e.position) + 1;
+            if next > target {
+                self.apply_shadow(shadow, &events).await?;
+                applied(shadow.checkpoint);
+                return Ok(());
+            }
+            let (done, read) = tokio::join!(
+                self.apply_shadow(shadow, &events),
+                source.range(next, target, self.batch)
+            );
+            done?;
+            applied(shadow.checkpoint);
+            events = read?;
+        }
+    }
+
     /// Shadow tables have no checkpoint row until the swap: one transaction per batch still.
     async fn apply_shadow(&self, shadow: &mut State, events: &[Event]) -> anyhow::Result<()> {
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|e| e.position > shadow.checkpoint)
-            .cloned()
-            .collect();
+        let fresh = fresh(events, shadow.checkpoint);
         let Some(last) = fresh.last().map(|e| e.position) else {
             return Ok(());
         };

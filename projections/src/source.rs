@@ -50,11 +50,16 @@ impl EventSource for InProcess {
 
     async fn range(&mut self, from: u64, to: u64, max: usize) -> anyhow::Result<Vec<Event>> {
         let log = self.log.clone();
-        let stored = tokio::task::spawn_blocking(move || log.read_range(from, to, max)).await??;
-        Ok(stored
-            .iter()
-            .map(|s| s.decode())
-            .collect::<Result<_, _>>()?)
+        // Read and decoded off the async threads: a rebuild reads the next batch while the
+        // current one is folded (`Runner::rebuild`).
+        let events = tokio::task::spawn_blocking(move || {
+            log.read_range(from, to, max)?
+                .iter()
+                .map(|s| s.decode())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        Ok(events)
     }
 
     async fn next(&mut self, from: u64, max: usize) -> anyhow::Result<Vec<Event>> {
