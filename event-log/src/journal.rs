@@ -6,6 +6,11 @@
 //! flushed and `fdatasync`'d only at a checkpoint, when the journal is full; the journal then
 //! starts again from offset 0, overwriting frames that sled now holds durably.
 //!
+//! Each sync writes the frames appended since the previous one in a single write, padded to whole
+//! 4 KiB blocks by a padding frame, with `O_DIRECT | O_DSYNC`: the write returns once the blocks are
+//! on stable storage, about half the latency of a buffered write followed by `fdatasync` (and a
+//! much shorter tail). Filesystems without `O_DIRECT` get the buffered write and `fdatasync`.
+//!
 //! A frame: `payload length` (u32 LE) · `first position` (u64 LE) · `count` (u32 LE) · BLAKE3 of
 //! the payload (32 bytes) · payload; the payload is `count` records, each `length` (u32 LE) ·
 //! `hash` (32 bytes) · the event bytes, at consecutive positions. At open, the chain of frames
@@ -17,7 +22,7 @@
 use crate::{error::StorageError, hash_of, storage::StoredEvent};
 use std::{
     fs::{File, OpenOptions},
-    os::unix::fs::FileExt,
+    os::unix::fs::{FileExt, OpenOptionsExt},
     path::Path,
     sync::Mutex,
 };
@@ -27,11 +32,26 @@ const RECORD_HEADER: usize = 4 + 32;
 
 /// Journal bytes written between two checkpoints (a single larger write still goes in whole).
 pub(crate) const CAPACITY: u64 = 8 * 1024 * 1024;
+/// Writes start and end on block boundaries (what `O_DIRECT` requires).
+const BLOCK: usize = 4096;
 
 pub(crate) struct Journal {
+    /// Buffered: reading at open, and writing where `O_DIRECT` is refused.
     file: File,
-    /// Where the next frame goes.
-    offset: Mutex<u64>,
+    /// The same file opened `O_DIRECT | O_DSYNC`, when the filesystem allows it.
+    direct: Option<File>,
+    state: Mutex<State>,
+    /// Held during a write: a checkpoint waits for the write in progress before the journal
+    /// starts again from offset 0.
+    io: Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Frames appended since the last sync.
+    pending: Vec<u8>,
+    /// Where the next sync writes (a block boundary).
+    offset: u64,
 }
 
 impl Journal {
@@ -45,9 +65,8 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(|e| StorageError(format!("cannot open {}: {e}", path.display())))?;
-        // Written out in full once: overwriting allocated blocks makes each `fdatasync` a data
-        // flush only, where extending the file would also commit its size (twice the latency,
-        // and a tail of milliseconds).
+        // Written out in full once: overwriting allocated blocks makes each sync a data flush
+        // only, where extending the file would also commit its size.
         let len = file.metadata()?.len();
         if len < CAPACITY {
             let zeros = vec![0u8; 1024 * 1024];
@@ -64,9 +83,12 @@ impl Journal {
                 File::open(dir)?.sync_all()?;
             }
         }
+        let direct = open_direct(path, &file);
         Ok(Journal {
             file,
-            offset: Mutex::new(0),
+            direct,
+            state: Mutex::new(State::default()),
+            io: Mutex::new(()),
         })
     }
 
@@ -79,6 +101,10 @@ impl Journal {
         let mut found: Vec<Vec<StoredEvent>> = Vec::new();
         let mut at = 0;
         while let Some((records, next)) = frame(&data, at) {
+            at = next;
+            if records.is_empty() {
+                continue; // padding to the end of a block
+            }
             let follows = match found.last().and_then(|f| f.last()) {
                 None => true,
                 Some(last) => records[0].position == last.position + 1,
@@ -87,7 +113,6 @@ impl Journal {
                 break;
             }
             found.push(records);
-            at = next;
         }
         Ok(found)
     }
@@ -122,33 +147,103 @@ impl Journal {
         buf[12..16].copy_from_slice(&(count as u32).to_le_bytes());
         buf[16..FRAME_HEADER].copy_from_slice(&payload_hash);
 
-        let mut offset = self.offset.lock().expect("journal offset lock");
-        if *offset > 0 && *offset + buf.len() as u64 > CAPACITY {
+        let mut state = self.state.lock().expect("journal state lock");
+        let end = state.offset + (state.pending.len() + buf.len() + 2 * BLOCK) as u64;
+        if end > CAPACITY && (state.offset > 0 || !state.pending.is_empty()) {
+            let _io = self.io.lock().expect("journal io lock");
+            // sled now holds every group durably, those still pending included.
             checkpoint()?;
-            *offset = 0;
+            *state = State::default();
         }
-        self.file.write_all_at(&buf, *offset)?;
-        *offset += buf.len() as u64;
+        state.pending.extend_from_slice(&buf);
         Ok(())
     }
 
-    /// Makes every appended frame durable.
+    /// Makes every appended frame durable: one write of whole blocks.
     pub fn sync(&self) -> Result<(), StorageError> {
-        Ok(self.file.sync_data()?)
+        let (mut buf, at) = {
+            let mut state = self.state.lock().expect("journal state lock");
+            if state.pending.is_empty() {
+                return Ok(());
+            }
+            let mut buf = std::mem::take(&mut state.pending);
+            pad(&mut buf);
+            let at = state.offset;
+            state.offset += buf.len() as u64;
+            (buf, at)
+        };
+        let _io = self.io.lock().expect("journal io lock");
+        self.write_durably(&mut buf, at)
+    }
+
+    fn write_durably(&self, buf: &mut Vec<u8>, at: u64) -> Result<(), StorageError> {
+        match &self.direct {
+            Some(direct) => {
+                // O_DIRECT wants the memory aligned too: copy into an aligned window.
+                let len = buf.len();
+                buf.resize(2 * len + BLOCK, 0);
+                let start = len + buf[len..].as_ptr().align_offset(BLOCK);
+                buf.copy_within(..len, start);
+                direct.write_all_at(&buf[start..start + len], at)?;
+            }
+            None => {
+                self.file.write_all_at(buf, at)?;
+                self.file.sync_data()?;
+            }
+        }
+        Ok(())
     }
 
     /// Empties the journal (durably); only once sled holds everything durably.
     pub fn reset(&self) -> Result<(), StorageError> {
-        let mut offset = self.offset.lock().expect("journal offset lock");
-        self.file.write_all_at(&[0u8; FRAME_HEADER], 0)?;
-        self.file.sync_data()?;
-        *offset = 0;
-        Ok(())
+        let mut state = self.state.lock().expect("journal state lock");
+        let _io = self.io.lock().expect("journal io lock");
+        *state = State::default();
+        self.write_durably(&mut vec![0u8; BLOCK], 0)
     }
 
     /// Bytes the journal file takes.
     pub fn size(&self) -> Result<u64, StorageError> {
         Ok(self.file.metadata()?.len())
+    }
+}
+
+/// Pads `buf` to whole blocks with a padding frame (no records; its payload is zeros).
+fn pad(buf: &mut Vec<u8>) {
+    let mut pad = (BLOCK - buf.len() % BLOCK) % BLOCK;
+    if pad == 0 {
+        return;
+    }
+    if pad < FRAME_HEADER {
+        pad += BLOCK;
+    }
+    let len = pad - FRAME_HEADER;
+    let zeros = vec![0u8; len];
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    buf.extend_from_slice(&[0u8; 12]); // first position 0, count 0
+    buf.extend_from_slice(&hash_of(&zeros));
+    buf.extend_from_slice(&zeros);
+}
+
+/// The journal opened for durable direct writes, if the filesystem supports them. Probed by
+/// writing the file's last block back as it is (it may hold frames still to recover).
+fn open_direct(path: &Path, buffered: &File) -> Option<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+        .open(path)
+        .ok()?;
+    let mut block = vec![0u8; 2 * BLOCK];
+    let start = block.as_ptr().align_offset(BLOCK);
+    let probe = &mut block[start..start + BLOCK];
+    let at = CAPACITY - BLOCK as u64;
+    buffered.read_exact_at(probe, at).ok()?;
+    match file.write_all_at(probe, at) {
+        Ok(()) => Some(file),
+        Err(e) => {
+            tracing::info!(error = %e, "the journal's filesystem refuses O_DIRECT: writes are buffered, then fdatasync'd");
+            None
+        }
     }
 }
 
@@ -159,7 +254,13 @@ fn frame(data: &[u8], at: usize) -> Option<(Vec<StoredEvent>, usize)> {
     let first = u64::from_le_bytes(header[4..12].try_into().ok()?);
     let count = u32::from_le_bytes(header[12..16].try_into().ok()?) as u64;
     let payload = data.get(at + FRAME_HEADER..at + FRAME_HEADER + len)?;
-    if first == 0 || count == 0 || hash_of(payload) != header[16..FRAME_HEADER] {
+    if hash_of(payload) != header[16..FRAME_HEADER] {
+        return None;
+    }
+    if first == 0 && count == 0 {
+        return Some((Vec::new(), at + FRAME_HEADER + len));
+    }
+    if first == 0 || count == 0 {
         return None;
     }
     let mut records = Vec::with_capacity(count as usize);
@@ -231,7 +332,35 @@ mod tests {
 
     #[test]
     fn synced_events_missing_from_sled_come_back_from_the_journal() {
+        synced_events_come_back(tempfile::tempdir().unwrap());
+    }
+
+    /// Where the filesystem refuses `O_DIRECT`: buffered writes, then `fdatasync`.
+    #[test]
+    fn frames_written_without_o_direct_are_recovered() {
         let dir = tempfile::tempdir().unwrap();
+        let mut journal = super::Journal::open(&dir.path().join("journal")).unwrap();
+        journal.direct = None;
+        let events = batch(1, 3, 300);
+        for (i, r) in events.records.iter().enumerate() {
+            let one = std::iter::once((r.position, &r.hash, r.bytes.as_slice()));
+            journal.append(one, || unreachable!("not full")).unwrap();
+            if i != 1 {
+                journal.sync().unwrap();
+            }
+        }
+        drop(journal);
+        let reopened = super::Journal::open(&dir.path().join("journal")).unwrap();
+        let frames = reopened.recover().unwrap();
+        let positions: Vec<Vec<u64>> = frames
+            .iter()
+            .map(|f| f.iter().map(|r| r.position).collect())
+            .collect();
+        assert_eq!(positions, [vec![1], vec![2], vec![3]]);
+        assert_eq!(frames[2][0].bytes, events.records[2].bytes);
+    }
+
+    fn synced_events_come_back(dir: tempfile::TempDir) {
         let live = SledStorage::open(&dir.path().join("live")).unwrap();
         live.write(&batch(1, 10, 300)).unwrap();
         live.write(&batch(11, 5, 300)).unwrap();

@@ -48,11 +48,11 @@ impl SledStorage {
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
-            .flush_every_ms(None)
-            .open()
+            .flush_every_ms(None);
+        let db = open_when_unlocked(|| config.open())
             .map_err(|e| StorageError(format!("cannot open the log in {}: {e}", dir.display())))?;
         let db_file = File::open(dir.join("db"))?;
         let storage = SledStorage {
@@ -210,6 +210,21 @@ impl SledStorage {
     }
 }
 
+/// Opens sled, waiting up to 2 s for its file lock: a log closed in this process a moment ago
+/// releases it only once sled's I/O threads let go of it.
+fn open_when_unlocked(open: impl Fn() -> sled::Result<sled::Db>) -> sled::Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("lock") && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn chunk_key(first: u64) -> [u8; 9] {
     let mut k = [CHUNK; 9];
     k[1..].copy_from_slice(&first.to_be_bytes());
@@ -318,7 +333,7 @@ pub(crate) mod tamper {
     use super::*;
 
     pub fn raw(dir: &Path) -> sled::Db {
-        sled::open(dir).expect("open sled")
+        open_when_unlocked(|| sled::open(dir)).expect("open sled")
     }
 
     /// An event taken out of its chunk: (position, hash, bytes).
