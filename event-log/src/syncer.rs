@@ -70,7 +70,10 @@ impl Syncer {
         }
         let events: usize = groups.iter().map(|g| g.batch.records.len()).sum();
         if events > 0 {
-            if let Err(e) = self.shared.storage.sync() {
+            let started = std::time::Instant::now();
+            let synced = self.shared.storage.sync();
+            metrics::histogram!("journey_log_sync_seconds").record(started.elapsed().as_secs_f64());
+            if let Err(e) = synced {
                 // The state in memory may now be ahead of the disk: stop taking appends.
                 let why = format!("storage failure, restart the server: {e}");
                 tracing::error!(error = %e, "event log sync failed; refusing further appends");

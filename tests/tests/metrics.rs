@@ -81,6 +81,7 @@ async fn services_export_the_operational_metrics() {
         has(&m, "journey_group_commit_events"),
         "group commit size:\n{m}"
     );
+    assert!(has(&m, "journey_log_sync_seconds"), "sync latency:\n{m}");
     let reason = format!("{:?}", refused.code()).to_lowercase();
     assert_eq!(
         value(
