@@ -322,6 +322,16 @@ mod tests {
         }
     }
 
+    /// Runs `work` on a live log in `dir`, then copies its folder as a power loss would leave it
+    /// (the log still open, sled's buffers unwritten); returns the copy.
+    fn crashed_copy(dir: &Path, work: impl FnOnce(&SledStorage)) -> std::path::PathBuf {
+        let live = SledStorage::open(&dir.join("live")).unwrap();
+        work(&live);
+        let crashed = dir.join("crashed");
+        copy_dir(&dir.join("live"), &crashed);
+        crashed
+    }
+
     fn positions(storage: &SledStorage) -> Vec<u64> {
         let all = storage.read(1, u64::MAX, usize::MAX).unwrap();
         for e in &all {
@@ -361,12 +371,11 @@ mod tests {
     }
 
     fn synced_events_come_back(dir: tempfile::TempDir) {
-        let live = SledStorage::open(&dir.path().join("live")).unwrap();
-        live.write(&batch(1, 10, 300)).unwrap();
-        live.write(&batch(11, 5, 300)).unwrap();
-        live.sync().unwrap();
-        let crashed = dir.path().join("crashed");
-        copy_dir(&dir.path().join("live"), &crashed);
+        let crashed = crashed_copy(dir.path(), |live| {
+            live.write(&batch(1, 10, 300)).unwrap();
+            live.write(&batch(11, 5, 300)).unwrap();
+            live.sync().unwrap();
+        });
 
         // Without the journal, sled alone has lost them: the journal is what makes them durable.
         let no_journal = dir.path().join("no-journal");
@@ -387,13 +396,12 @@ mod tests {
     #[test]
     fn a_torn_frame_is_dropped_whole_and_the_frames_before_it_restored() {
         let dir = tempfile::tempdir().unwrap();
-        let live = SledStorage::open(&dir.path().join("live")).unwrap();
-        live.write(&batch(1, 2, 300)).unwrap();
-        live.write(&batch(3, 2, 300)).unwrap();
-        live.write(&batch(5, 3, 300)).unwrap();
-        live.sync().unwrap();
-        let crashed = dir.path().join("crashed");
-        copy_dir(&dir.path().join("live"), &crashed);
+        let crashed = crashed_copy(dir.path(), |live| {
+            live.write(&batch(1, 2, 300)).unwrap();
+            live.write(&batch(3, 2, 300)).unwrap();
+            live.write(&batch(5, 3, 300)).unwrap();
+            live.sync().unwrap();
+        });
         // The third frame half written: its last bytes never reached the disk.
         let journal = crashed.join("journal");
         let mut data = std::fs::read(&journal).unwrap();
@@ -413,11 +421,10 @@ mod tests {
     #[test]
     fn events_sled_kept_but_no_sync_covered_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let live = SledStorage::open(&dir.path().join("live")).unwrap();
-        live.write(&batch(1, 3, 300)).unwrap();
-        live.sync().unwrap();
-        let crashed = dir.path().join("crashed");
-        copy_dir(&dir.path().join("live"), &crashed);
+        let crashed = crashed_copy(dir.path(), |live| {
+            live.write(&batch(1, 3, 300)).unwrap();
+            live.sync().unwrap();
+        });
         // sled wrote a later group to its files on its own, but the crash came before the
         // journal's fdatasync: that group was never acknowledged.
         {
@@ -436,18 +443,17 @@ mod tests {
     #[test]
     fn records_of_an_earlier_cycle_are_never_replayed() {
         let dir = tempfile::tempdir().unwrap();
-        let live = SledStorage::open(&dir.path().join("live")).unwrap();
         // 60 KiB events: the journal fills and starts again from offset 0 several times.
         let per_batch = 20;
         let batches = 2 * super::CAPACITY / (per_batch * 60 * 1024) + 3;
-        for b in 0..batches {
-            live.write(&batch(1 + b * per_batch, per_batch, 60 * 1024))
-                .unwrap();
-            live.sync().unwrap();
-        }
+        let crashed = crashed_copy(dir.path(), |live| {
+            for b in 0..batches {
+                live.write(&batch(1 + b * per_batch, per_batch, 60 * 1024))
+                    .unwrap();
+                live.sync().unwrap();
+            }
+        });
         let last = batches * per_batch;
-        let crashed = dir.path().join("crashed");
-        copy_dir(&dir.path().join("live"), &crashed);
         // Behind the current cycle's records lie older ones, with lower positions.
         let journal = std::fs::read(crashed.join("journal")).unwrap();
         let first = u64::from_le_bytes(journal[4..12].try_into().unwrap());
@@ -459,11 +465,10 @@ mod tests {
     #[test]
     fn a_journal_ahead_of_sled_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let live = SledStorage::open(&dir.path().join("live")).unwrap();
-        live.write(&batch(1, 3, 300)).unwrap();
-        live.sync().unwrap();
-        let crashed = dir.path().join("crashed");
-        copy_dir(&dir.path().join("live"), &crashed);
+        let crashed = crashed_copy(dir.path(), |live| {
+            live.write(&batch(1, 3, 300)).unwrap();
+            live.sync().unwrap();
+        });
         // The first record claims position 2: position 1 would be missing everywhere.
         let journal = crashed.join("journal");
         let mut data = std::fs::read(&journal).unwrap();
