@@ -2,7 +2,7 @@
 use crate::v1::event::Payload;
 
 macro_rules! event_types {
-    ($($variant:ident => $snake:literal),* $(,)?) => {
+    ($($variant:ident = $tag:literal => $snake:literal),* $(,)?) => {
         /// Every event type of the v1 catalogue.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum EventType { $($variant),* }
@@ -14,6 +14,16 @@ macro_rules! event_types {
             /// The type of a payload.
             pub fn of(payload: &Payload) -> Self {
                 match payload { $(Payload::$variant(_) => EventType::$variant),* }
+            }
+
+            /// The type whose payload has this field number in `Event` (the `payload` oneof).
+            pub fn of_tag(tag: u32) -> Option<Self> {
+                match tag { $($tag => Some(EventType::$variant),)* _ => None }
+            }
+
+            /// An empty payload of this type.
+            pub fn empty_payload(self) -> Payload {
+                match self { $(EventType::$variant => Payload::$variant(Default::default())),* }
             }
 
             /// Catalogue name, e.g. `Discharged`.
@@ -30,34 +40,34 @@ macro_rules! event_types {
 }
 
 event_types! {
-    PatientRegistered => "patient_registered",
-    IdentityUpdated => "identity_updated",
-    PatientsMerged => "patients_merged",
-    Admitted => "admitted",
-    Transferred => "transferred",
-    Discharged => "discharged",
-    AdmissionCancelled => "admission_cancelled",
-    TransferCancelled => "transfer_cancelled",
-    DischargeCancelled => "discharge_cancelled",
-    EmergencyVisit => "emergency_visit",
-    DischargeLetterSent => "discharge_letter_sent",
-    PrescriptionIssued => "prescription_issued",
-    MedicationReconciled => "medication_reconciled",
-    CarePlanEstablished => "care_plan_established",
-    ReferentAssigned => "referent_assigned",
-    AppointmentScheduled => "appointment_scheduled",
-    AppointmentCompleted => "appointment_completed",
-    AppointmentMissed => "appointment_missed",
-    HomeVisitRecorded => "home_visit_recorded",
-    ContactMade => "contact_made",
-    ObservationRecorded => "observation_recorded",
-    ConditionRecorded => "condition_recorded",
-    AlertRaised => "alert_raised",
-    AlertAcknowledged => "alert_acknowledged",
-    AlertResolved => "alert_resolved",
-    ConsentGiven => "consent_given",
-    ConsentRevoked => "consent_revoked",
-    PatientDeceased => "patient_deceased",
+    PatientRegistered = 100 => "patient_registered",
+    IdentityUpdated = 101 => "identity_updated",
+    PatientsMerged = 102 => "patients_merged",
+    Admitted = 103 => "admitted",
+    Transferred = 104 => "transferred",
+    Discharged = 105 => "discharged",
+    AdmissionCancelled = 106 => "admission_cancelled",
+    TransferCancelled = 107 => "transfer_cancelled",
+    DischargeCancelled = 108 => "discharge_cancelled",
+    EmergencyVisit = 109 => "emergency_visit",
+    DischargeLetterSent = 110 => "discharge_letter_sent",
+    PrescriptionIssued = 111 => "prescription_issued",
+    MedicationReconciled = 112 => "medication_reconciled",
+    CarePlanEstablished = 113 => "care_plan_established",
+    ReferentAssigned = 114 => "referent_assigned",
+    AppointmentScheduled = 115 => "appointment_scheduled",
+    AppointmentCompleted = 116 => "appointment_completed",
+    AppointmentMissed = 117 => "appointment_missed",
+    HomeVisitRecorded = 118 => "home_visit_recorded",
+    ContactMade = 119 => "contact_made",
+    ObservationRecorded = 120 => "observation_recorded",
+    ConditionRecorded = 121 => "condition_recorded",
+    AlertRaised = 122 => "alert_raised",
+    AlertAcknowledged = 123 => "alert_acknowledged",
+    AlertResolved = 124 => "alert_resolved",
+    ConsentGiven = 125 => "consent_given",
+    ConsentRevoked = 126 => "consent_revoked",
+    PatientDeceased = 127 => "patient_deceased",
 }
 
 impl std::fmt::Display for EventType {

@@ -16,4 +16,7 @@ pub use prost_types;
 mod event_type;
 pub use event_type::EventType;
 
+mod head;
+pub use head::EventHead;
+
 pub mod trace;

@@ -5,11 +5,14 @@
 //! de-duplication (`Nats-Msg-Id` = event id, 24 h window).
 use async_nats::{
     header::{self, HeaderName},
-    jetstream::{self, context::PublishAckFuture},
-    HeaderMap,
+    jetstream::{
+        self,
+        context::{PublishAckFuture, PublishErrorKind},
+    },
+    HeaderMap, Subject,
 };
 use journey_event_log::{EventLog, StoredEvent};
-use journey_proto::{prost::Message, v1::Event, EventType};
+use journey_proto::{EventHead, EventType};
 use std::{
     collections::VecDeque,
     sync::{
@@ -58,15 +61,6 @@ fn publish_span(event_id: &str, position: u64) -> Option<tracing::Span> {
     Some(span)
 }
 
-pub fn subject(prefix: &str, event: &Event) -> String {
-    let kind = event
-        .payload
-        .as_ref()
-        .map(EventType::of)
-        .map_or("unknown", EventType::snake);
-    format!("{prefix}.{kind}")
-}
-
 /// Runs until `shutdown` turns true.
 pub async fn run(
     log: Arc<EventLog>,
@@ -99,12 +93,18 @@ pub async fn run(
     }
 }
 
-async fn connect(config: &OutboxConfig) -> anyhow::Result<jetstream::Context> {
+/// A JetStream connection: the core client (messages that ask for no ack) and its JetStream view.
+struct Broker {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+async fn connect(config: &OutboxConfig) -> anyhow::Result<Broker> {
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(2))
         .connect(config.url.as_str())
         .await?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     js.get_or_create_stream(jetstream::stream::Config {
         name: config.stream.clone(),
         subjects: vec![format!("{}.>", config.subject_prefix)],
@@ -113,7 +113,37 @@ async fn connect(config: &OutboxConfig) -> anyhow::Result<jetstream::Context> {
         ..Default::default()
     })
     .await?;
-    Ok(js)
+    Ok(Broker { client, js })
+}
+
+/// Every subject, built once: `<prefix>.<event_type>`, by event type.
+struct Subjects {
+    by_type: Vec<Subject>,
+    unknown: Subject,
+}
+
+impl Subjects {
+    fn new(prefix: &str) -> Self {
+        Subjects {
+            by_type: EventType::ALL
+                .iter()
+                .map(|t| Subject::from(format!("{prefix}.{}", t.snake())))
+                .collect(),
+            unknown: Subject::from(format!("{prefix}.unknown")),
+        }
+    }
+
+    fn of(&self, t: Option<EventType>) -> Subject {
+        t.map_or(&self.unknown, |t| &self.by_type[t as usize]).clone()
+    }
+}
+
+/// A published batch awaiting its acknowledgement.
+struct InFlight {
+    last: u64,
+    acks: Vec<PublishAckFuture>,
+    /// Whether the batch was chained (only its last message asked for an ack).
+    chained: bool,
 }
 
 async fn publish_from(
@@ -124,13 +154,17 @@ async fn publish_from(
     status: &OutboxStatus,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let js = connect(config).await?;
+    let broker = connect(config).await?;
     tracing::info!(url = %config.url, stream = %config.stream, cursor = *cursor, "publishing to nats");
+    let subjects = Subjects::new(&config.subject_prefix);
     let mut head = log.watch();
     // Batches published and not yet acknowledged, oldest first: the next batch goes out while
     // the acks of the previous ones come back. The cursor moves only past acknowledged batches.
-    let mut in_flight: VecDeque<(u64, Vec<PublishAckFuture>)> = VecDeque::new();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut sent = *cursor;
+    // The id of the last message sent, when the next batch may chain to it; `None` after a
+    // (re)connection or a broken chain: the next batch then asks for an ack per message.
+    let mut chain: Option<String> = None;
     loop {
         while sent < log.head().position {
             let l = log.clone();
@@ -139,17 +173,27 @@ async fn publish_from(
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            in_flight.push_back((
-                last,
-                publish_batch(&js, &config.subject_prefix, &batch).await?,
-            ));
+            in_flight.push_back(publish_batch(&broker, &subjects, &batch, &mut chain).await?);
             sent = last;
             if in_flight.len() >= IN_FLIGHT_BATCHES {
-                settle(log, key, cursor, status, in_flight.pop_front()).await?;
+                let oldest = in_flight.pop_front();
+                if !settle(log, key, cursor, status, oldest).await? {
+                    // Resend everything past the cursor, one ack per message this time.
+                    in_flight.clear();
+                    sent = *cursor;
+                    chain = None;
+                }
             }
         }
         while let Some(oldest) = in_flight.pop_front() {
-            settle(log, key, cursor, status, Some(oldest)).await?;
+            if !settle(log, key, cursor, status, Some(oldest)).await? {
+                in_flight.clear();
+                sent = *cursor;
+                chain = None;
+            }
+        }
+        if sent < log.head().position {
+            continue;
         }
         tokio::select! {
             changed = head.changed() => if changed.is_err() { return Ok(()) },
@@ -158,56 +202,90 @@ async fn publish_from(
     }
 }
 
-/// Waits for a published batch's acks, then moves the durable cursor past it.
+/// Waits for a published batch's acks, then moves the durable cursor past it. `Ok(false)`: a
+/// chained batch whose chain broke (some message of it may not be stored), to be sent again.
 async fn settle(
     log: &Arc<EventLog>,
     key: &str,
     cursor: &mut u64,
     status: &OutboxStatus,
-    batch: Option<(u64, Vec<PublishAckFuture>)>,
-) -> anyhow::Result<()> {
-    let Some((last, acks)) = batch else {
-        return Ok(());
+    batch: Option<InFlight>,
+) -> anyhow::Result<bool> {
+    let Some(batch) = batch else {
+        return Ok(true);
     };
-    for ack in acks {
-        ack.await?;
+    for ack in batch.acks {
+        match ack.await {
+            // A duplicate proves nothing about the messages before it in a chained batch.
+            Ok(ack) if batch.chained && ack.duplicate => return Ok(false),
+            Ok(_) => {}
+            Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
+                tracing::debug!(cursor = *cursor, "nats chain broken; resending with an ack per message");
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    *cursor = last;
+    *cursor = batch.last;
     log.storage().set_meta(key, &cursor.to_be_bytes())?;
     status.published.store(*cursor, Ordering::Relaxed);
     metrics::gauge!("journey_outbox_backlog")
         .set(log.head().position.saturating_sub(*cursor) as f64);
-    Ok(())
+    Ok(true)
 }
 
 /// Publishes a batch; returns its acks, in order, still in flight.
+///
+/// With a `chain` (the id of the message sent just before), every message carries
+/// `Nats-Expected-Last-Msg-Id` = the id of the one before it, and only the last asks for an ack:
+/// JetStream stores a message only if the one before it is the stream's last, so that one ack
+/// (not a duplicate) proves the whole batch stored, in order. Without a chain, every message asks
+/// for its own ack.
 async fn publish_batch(
-    js: &jetstream::Context,
-    prefix: &str,
+    broker: &Broker,
+    subjects: &Subjects,
     batch: &[StoredEvent],
-) -> anyhow::Result<Vec<PublishAckFuture>> {
-    let mut acks = Vec::with_capacity(batch.len());
-    for stored in batch {
-        let event = Event::decode(stored.bytes.as_slice())?;
-        let _span = publish_span(&event.event_id, stored.position);
+    chain: &mut Option<String>,
+) -> anyhow::Result<InFlight> {
+    let chained = chain.is_some();
+    let mut acks = Vec::with_capacity(if chained { 1 } else { batch.len() });
+    for (i, stored) in batch.iter().enumerate() {
+        let head = EventHead::peek(&stored.bytes)?;
+        let _span = publish_span(&head.event_id, stored.position);
         let mut headers = HeaderMap::new();
-        headers.insert(header::NATS_MESSAGE_ID, event.event_id.as_str());
+        headers.insert(header::NATS_MESSAGE_ID, head.event_id.as_str());
         headers.insert(POSITION, stored.position.to_string().as_str());
         headers.insert(HASH, hex(&stored.hash).as_str());
         headers.insert(
             TRACEPARENT,
-            journey_proto::trace::traceparent(&event.event_id, stored.position).as_str(),
+            journey_proto::trace::traceparent(&head.event_id, stored.position).as_str(),
         );
-        let ack = js
-            .publish_with_headers(
-                subject(prefix, &event),
-                headers,
-                stored.bytes.clone().into(),
-            )
-            .await?;
-        acks.push(ack);
+        // Even an unchained batch leaves its last id as the chain: if that message turns out not
+        // to be the stream's last (a duplicate), the next batch is refused and sent again.
+        if let (true, Some(previous)) = (chained, chain.replace(head.event_id)) {
+            headers.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
+        }
+        let subject = subjects.of(head.event_type);
+        let body = stored.bytes.clone().into();
+        if !chained || i + 1 == batch.len() {
+            acks.push(
+                broker
+                    .js
+                    .publish_with_headers(subject, headers, body)
+                    .await?,
+            );
+        } else {
+            broker
+                .client
+                .publish_with_headers(subject, headers, body)
+                .await?;
+        }
     }
-    Ok(acks)
+    Ok(InFlight {
+        last: batch.last().map_or(0, |e| e.position),
+        acks,
+        chained,
+    })
 }
 
 /// Lower-case hex, two digits per byte (no formatting machinery: it runs once per published event).

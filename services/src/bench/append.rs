@@ -293,6 +293,16 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         let _ = async_nats::jetstream::new(c).delete_stream(&stream).await;
     }
 
+    step("(g) JetStream alone");
+    for ack_each in [true, false] {
+        let g = broker_baseline(&args.nats_url, n * 2, ack_each).await?;
+        figures.push(Figure {
+            name: if ack_each { "(g) JetStream publish, ack each" } else { "(g) JetStream publish, ack per 1024" },
+            per_sec: g,
+            note: String::new(),
+        });
+    }
+
     step("(e) PostgreSQL table, 8 writers");
     let pg = postgres_baseline(&args.database_url, n).await?;
     figures.push(Figure {
@@ -310,4 +320,63 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         single / noop, single / sled_one, single / pg, batched, publish / batched);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
     Ok(())
+}
+
+/// (g) the broker alone: the same messages (subject, headers, body) published straight to a fresh
+/// JetStream stream, 1024 per batch, four batches in flight. `ack_each`: one ack per message (what
+/// the outbox waits for); otherwise only each batch's last message asks for an ack.
+async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f64> {
+    use async_nats::{header, jetstream, HeaderMap};
+    let client = async_nats::connect(url).await?;
+    let js = jetstream::new(client.clone());
+    let id = format!("{}_{}", std::process::id(), ack_each as u8);
+    let stream = format!("BENCH_BROKER_{id}");
+    let prefix = format!("benchbroker{id}");
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![format!("{prefix}.>")],
+        duplicate_window: Duration::from_secs(24 * 3600),
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    let messages: Vec<(String, HeaderMap, bytes::Bytes)> = (0..n)
+        .map(|i| {
+            let e = sample_event("broker", i);
+            let mut h = HeaderMap::new();
+            h.insert(header::NATS_MESSAGE_ID, e.event_id.as_str());
+            h.insert("Journey-Position", (i + 1).to_string().as_str());
+            h.insert("Journey-Hash", "ab".repeat(32).as_str());
+            h.insert("traceparent", "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01");
+            (format!("{prefix}.observation_recorded"), h, e.encode_to_vec().into())
+        })
+        .collect();
+    let t = Instant::now();
+    let mut in_flight = std::collections::VecDeque::new();
+    for batch in messages.chunks(1024) {
+        let mut acks = Vec::with_capacity(batch.len());
+        for (k, (subject, h, body)) in batch.iter().enumerate() {
+            if ack_each || k + 1 == batch.len() {
+                acks.push(js.publish_with_headers(subject.clone(), h.clone(), body.clone()).await?);
+            } else {
+                client.publish_with_headers(subject.clone(), h.clone(), body.clone()).await?;
+            }
+        }
+        in_flight.push_back(acks);
+        if in_flight.len() >= 4 {
+            for a in in_flight.pop_front().expect("in flight") {
+                a.await?;
+            }
+        }
+    }
+    for acks in in_flight {
+        for a in acks {
+            a.await?;
+        }
+    }
+    let r = rate(n, t.elapsed());
+    let stored = js.get_stream(&stream).await?.info().await?.state.messages;
+    let _ = js.delete_stream(&stream).await;
+    anyhow::ensure!(stored == n, "broker baseline stored {stored} of {n} messages");
+    Ok(r)
 }
