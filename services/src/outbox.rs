@@ -217,11 +217,10 @@ async fn settle(
     for ack in batch.acks {
         match ack.await {
             // A duplicate proves nothing about the messages before it in a chained batch.
-            Ok(ack) if batch.chained && ack.duplicate => return Ok(false),
+            Ok(ack) if batch.chained && ack.duplicate => return Ok(broken(*cursor)),
             Ok(_) => {}
             Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
-                tracing::debug!(cursor = *cursor, "nats chain broken; resending with an ack per message");
-                return Ok(false);
+                return Ok(broken(*cursor));
             }
             Err(e) => return Err(e.into()),
         }
@@ -232,6 +231,13 @@ async fn settle(
     metrics::gauge!("journey_outbox_backlog")
         .set(log.head().position.saturating_sub(*cursor) as f64);
     Ok(true)
+}
+
+/// Counts and logs a broken chain; always `false` (the batch is to be sent again).
+fn broken(cursor: u64) -> bool {
+    tracing::debug!(cursor, "nats chain broken; resending with an ack per message");
+    metrics::counter!("journey_outbox_chain_breaks_total").increment(1);
+    false
 }
 
 /// Publishes a batch; returns its acks, in order, still in flight.

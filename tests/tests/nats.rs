@@ -39,13 +39,14 @@ async fn wait_published(server: &Server, n: u64) {
     }
 }
 
-/// Checks the stream holds exactly the log, message i = position i.
-async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64) {
+/// Checks the stream holds exactly the log, in order, besides the `foreign` messages (stream
+/// sequences) that others published there.
+async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64, foreign: &[u64]) {
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let mut s = js.get_stream(stream).await.unwrap();
     assert_eq!(
         s.info().await.unwrap().state.messages,
-        n,
+        n + foreign.len() as u64,
         "messages in stream"
     );
     let mut client = server.client().await;
@@ -58,6 +59,9 @@ async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64
     while let Some(b) = read.next().await {
         for mut event in b.unwrap().events {
             seq += 1;
+            while foreign.contains(&seq) {
+                seq += 1;
+            }
             let msg = s.get_raw_message(seq).await.unwrap();
             let headers = msg.headers;
             assert_eq!(
@@ -71,7 +75,7 @@ async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64
                 headers.get("Journey-Position").unwrap().as_str(),
                 event.position.to_string()
             );
-            assert_eq!(event.position, seq);
+            assert_eq!(event.position, seq - foreign.iter().filter(|f| **f < seq).count() as u64);
             let tp = headers.get("traceparent").unwrap().as_str().to_string();
             assert!(tp.starts_with("00-") && tp.len() == 55, "traceparent {tp}");
             assert_eq!(msg.subject.as_str(), "journey.v1.observation_recorded");
@@ -87,7 +91,7 @@ async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64
             );
         }
     }
-    assert_eq!(seq, n);
+    assert_eq!(seq, n + foreign.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +104,9 @@ async fn every_event_is_published_once_in_order() {
     );
     append_many(&server, 6, 40).await;
     wait_published(&server, 240).await;
-    assert_stream_is_log(&server, &nats, "E2E_ONCE", 240).await;
+    assert_stream_is_log(&server, &nats, "E2E_ONCE", 240, &[]).await;
+    let m = http_get(&server.http, "/metrics").await;
+    assert!(!m.contains("journey_outbox_chain_breaks_total"), "no chain broke:\n{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +141,7 @@ async fn nats_outage_loses_nothing_and_doubles_nothing() {
     assert_eq!(status(&server).await["head_position"].as_u64(), Some(400));
     nats.restart();
     wait_published(&server, 400).await;
-    assert_stream_is_log(&server, &nats, "E2E_OUTAGE", 400).await;
+    assert_stream_is_log(&server, &nats, "E2E_OUTAGE", 400, &[]).await;
 
     // The cursor survives a restart of the server too: nothing is published twice.
     assert!(server.terminate().success());
@@ -145,5 +151,37 @@ async fn nats_outage_loses_nothing_and_doubles_nothing() {
     );
     append_many(&server, 1, 5).await;
     wait_published(&server, 405).await;
-    assert_stream_is_log(&server, &nats, "E2E_OUTAGE", 405).await;
+    assert_stream_is_log(&server, &nats, "E2E_OUTAGE", 405, &[]).await;
+}
+
+/// The outbox asks JetStream for one ack per batch, each message chained to the one before it
+/// (`Nats-Expected-Last-Msg-Id`). A message someone else publishes into the stream breaks that
+/// chain: the batch is refused and sent again with an ack per message, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_message_breaks_the_chain_and_nothing_is_lost() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--nats-url", &nats.url(), "--nats-stream", "E2E_FOREIGN"],
+    );
+    append_many(&server, 2, 20).await;
+    wait_published(&server, 40).await;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let ack = js
+        .publish("journey.v1.foreign", "not ours".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 41);
+    append_many(&server, 2, 20).await;
+    wait_published(&server, 80).await;
+    assert_stream_is_log(&server, &nats, "E2E_FOREIGN", 80, &[41]).await;
+    let m = http_get(&server.http, "/metrics").await;
+    let breaks = m
+        .lines()
+        .find_map(|l| l.strip_prefix("journey_outbox_chain_breaks_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(breaks >= Some(1.0), "the foreign message broke the chain:\n{m}");
 }
