@@ -199,6 +199,45 @@ async fn published(http: &str) -> anyhow::Result<u64> {
     Ok(v["nats_published"].as_u64().unwrap_or(0))
 }
 
+/// Starts the log on `dir` publishing to a new stream named after `purpose`; returns its name.
+fn start_publishing(
+    dir: &std::path::Path,
+    nats_url: &str,
+    purpose: &str,
+) -> anyhow::Result<(ServerChild, String)> {
+    let id = format!("{}_{purpose}", std::process::id());
+    let stream = format!("BENCH_{id}");
+    let prefix = format!("bench{id}.v1");
+    let flags = [
+        "--nats-url",
+        nats_url,
+        "--nats-stream",
+        &stream,
+        "--nats-subject-prefix",
+        &prefix,
+    ];
+    Ok((start_server(dir, &[LOG_ONLY, &flags].concat())?, stream))
+}
+
+/// Waits until the server has published `total` events.
+async fn wait_published(server: &ServerChild, total: u64, nats_url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while published(&server.http).await? < total {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "publication did not finish; is NATS at {nats_url} up?"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn delete_stream(nats_url: &str, stream: &str) {
+    if let Ok(c) = async_nats::connect(nats_url).await {
+        let _ = async_nats::jetstream::new(c).delete_stream(stream).await;
+    }
+}
+
 /// `journey up` flags for the write path alone.
 const LOG_ONLY: &[&str] = &["--no-read-models", "--no-reactor"];
 
@@ -259,47 +298,50 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
 
     step("(d) append → NATS publication");
     let nats_dir = tempfile::tempdir()?;
-    let stream = format!("BENCH_{}", std::process::id());
-    let prefix = format!("bench{}.v1", std::process::id());
-    let nats_flags = [
-        "--nats-url",
-        &args.nats_url,
-        "--nats-stream",
-        &stream,
-        "--nats-subject-prefix",
-        &prefix,
-    ];
-    let nats_server = start_server(nats_dir.path(), &[LOG_ONLY, &nats_flags].concat())?;
-    let t = Instant::now();
-    let appended = batch_appends(&nats_server, n * 2, "nats").await?;
     let total = (n * 2 / 500).max(4) / 4 * 4 * 500;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while published(&nats_server.http).await? < total {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "publication did not finish; is NATS at {} up?",
-            args.nats_url
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let publish = rate(total, t.elapsed());
+    let (live, appended) = {
+        let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "live")?;
+        let t = Instant::now();
+        let appended = batch_appends(&server, n * 2, "nats").await?;
+        wait_published(&server, total, &args.nats_url).await?;
+        let live = rate(total, t.elapsed());
+        drop(server);
+        delete_stream(&args.nats_url, &stream).await;
+        (live, appended)
+    };
     figures.push(Figure {
         name: "(d) append → NATS published",
-        per_sec: publish,
+        per_sec: live,
         note: format!("appends ran at {appended:.0}/s meanwhile"),
     });
-    drop(nats_server);
-    if let Ok(c) = async_nats::connect(&args.nats_url).await {
-        let _ = async_nats::jetstream::new(c).delete_stream(&stream).await;
-    }
+    // The same log published again to a new stream: the outbox alone, catching up a backlog.
+    let catch_up = {
+        let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "backlog")?;
+        let t = Instant::now();
+        wait_published(&server, total, &args.nats_url).await?;
+        let r = rate(total, t.elapsed());
+        drop(server);
+        delete_stream(&args.nats_url, &stream).await;
+        r
+    };
+    figures.push(Figure {
+        name: "(d) NATS publication of a backlog",
+        per_sec: catch_up,
+        note: "no appends meanwhile".into(),
+    });
 
     step("(g) JetStream alone");
+    let mut broker = 0.0;
     for ack_each in [true, false] {
-        let g = broker_baseline(&args.nats_url, n * 2, ack_each).await?;
+        broker = broker_baseline(&args.nats_url, n * 2, ack_each).await?;
         figures.push(Figure {
-            name: if ack_each { "(g) JetStream publish, ack each" } else { "(g) JetStream publish, ack per 1024" },
-            per_sec: g,
-            note: String::new(),
+            name: if ack_each {
+                "(g) JetStream publish, ack each"
+            } else {
+                "(g) JetStream publish, ack per 1024"
+            },
+            per_sec: broker,
+            note: "same messages, no log".into(),
         });
     }
 
@@ -316,8 +358,10 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         println!("| {} | {:.0} | {} |", f.name, f.per_sec, f.note);
     }
     println!();
-    println!("ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s  (d)/(c) = {:.2}",
-        single / noop, single / sled_one, single / pg, batched, publish / batched);
+    println!("ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s",
+        single / noop, single / sled_one, single / pg, batched);
+    println!("publication: (d) live / appends meanwhile = {:.2}  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
+        live / appended, catch_up / batched, catch_up / broker);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
     Ok(())
 }
@@ -376,7 +420,7 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
     }
     let r = rate(n, t.elapsed());
     let stored = js.get_stream(&stream).await?.info().await?.state.messages;
-    let _ = js.delete_stream(&stream).await;
+    delete_stream(url, &stream).await;
     anyhow::ensure!(stored == n, "broker baseline stored {stored} of {n} messages");
     Ok(r)
 }
