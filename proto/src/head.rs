@@ -28,7 +28,12 @@ impl EventHead {
         while buf.has_remaining() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             if tag == EVENT_ID {
-                string::merge(wire_type, &mut head.event_id, &mut buf, DecodeContext::default())?;
+                string::merge(
+                    wire_type,
+                    &mut head.event_id,
+                    &mut buf,
+                    DecodeContext::default(),
+                )?;
                 continue;
             }
             if let Some(t) = EventType::of_tag(tag) {

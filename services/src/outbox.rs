@@ -134,7 +134,8 @@ impl Subjects {
     }
 
     fn of(&self, t: Option<EventType>) -> Subject {
-        t.map_or(&self.unknown, |t| &self.by_type[t as usize]).clone()
+        t.map_or(&self.unknown, |t| &self.by_type[t as usize])
+            .clone()
     }
 }
 
@@ -235,7 +236,10 @@ async fn settle(
 
 /// Counts and logs a broken chain; always `false` (the batch is to be sent again).
 fn broken(cursor: u64) -> bool {
-    tracing::debug!(cursor, "nats chain broken; resending with an ack per message");
+    tracing::debug!(
+        cursor,
+        "nats chain broken; resending with an ack per message"
+    );
     metrics::counter!("journey_outbox_chain_breaks_total").increment(1);
     false
 }

@@ -75,7 +75,10 @@ async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64
                 headers.get("Journey-Position").unwrap().as_str(),
                 event.position.to_string()
             );
-            assert_eq!(event.position, seq - foreign.iter().filter(|f| **f < seq).count() as u64);
+            assert_eq!(
+                event.position,
+                seq - foreign.iter().filter(|f| **f < seq).count() as u64
+            );
             let tp = headers.get("traceparent").unwrap().as_str().to_string();
             assert!(tp.starts_with("00-") && tp.len() == 55, "traceparent {tp}");
             assert_eq!(msg.subject.as_str(), "journey.v1.observation_recorded");
@@ -106,7 +109,10 @@ async fn every_event_is_published_once_in_order() {
     wait_published(&server, 240).await;
     assert_stream_is_log(&server, &nats, "E2E_ONCE", 240, &[]).await;
     let m = http_get(&server.http, "/metrics").await;
-    assert!(!m.contains("journey_outbox_chain_breaks_total"), "no chain broke:\n{m}");
+    assert!(
+        !m.contains("journey_outbox_chain_breaks_total"),
+        "no chain broke:\n{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,5 +189,8 @@ async fn a_foreign_message_breaks_the_chain_and_nothing_is_lost() {
         .lines()
         .find_map(|l| l.strip_prefix("journey_outbox_chain_breaks_total "))
         .and_then(|v| v.trim().parse::<f64>().ok());
-    assert!(breaks >= Some(1.0), "the foreign message broke the chain:\n{m}");
+    assert!(
+        breaks >= Some(1.0),
+        "the foreign message broke the chain:\n{m}"
+    );
 }

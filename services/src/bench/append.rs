@@ -358,8 +358,13 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         println!("| {} | {:.0} | {} |", f.name, f.per_sec, f.note);
     }
     println!();
-    println!("ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s",
-        single / noop, single / sled_one, single / pg, batched);
+    println!(
+        "ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s",
+        single / noop,
+        single / sled_one,
+        single / pg,
+        batched
+    );
     println!("publication: (d) live / appends meanwhile = {:.2}  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
         live / appended, catch_up / batched, catch_up / broker);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
@@ -391,8 +396,15 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
             h.insert(header::NATS_MESSAGE_ID, e.event_id.as_str());
             h.insert("Journey-Position", (i + 1).to_string().as_str());
             h.insert("Journey-Hash", "ab".repeat(32).as_str());
-            h.insert("traceparent", "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01");
-            (format!("{prefix}.observation_recorded"), h, e.encode_to_vec().into())
+            h.insert(
+                "traceparent",
+                "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+            );
+            (
+                format!("{prefix}.observation_recorded"),
+                h,
+                e.encode_to_vec().into(),
+            )
         })
         .collect();
     let t = Instant::now();
@@ -401,9 +413,14 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
         let mut acks = Vec::with_capacity(batch.len());
         for (k, (subject, h, body)) in batch.iter().enumerate() {
             if ack_each || k + 1 == batch.len() {
-                acks.push(js.publish_with_headers(subject.clone(), h.clone(), body.clone()).await?);
+                acks.push(
+                    js.publish_with_headers(subject.clone(), h.clone(), body.clone())
+                        .await?,
+                );
             } else {
-                client.publish_with_headers(subject.clone(), h.clone(), body.clone()).await?;
+                client
+                    .publish_with_headers(subject.clone(), h.clone(), body.clone())
+                    .await?;
             }
         }
         in_flight.push_back(acks);
@@ -421,6 +438,9 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
     let r = rate(n, t.elapsed());
     let stored = js.get_stream(&stream).await?.info().await?.state.messages;
     delete_stream(url, &stream).await;
-    anyhow::ensure!(stored == n, "broker baseline stored {stored} of {n} messages");
+    anyhow::ensure!(
+        stored == n,
+        "broker baseline stored {stored} of {n} messages"
+    );
     Ok(r)
 }
