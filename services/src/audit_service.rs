@@ -13,7 +13,7 @@
 //! log. At startup, and before every move, the log is checked against it: a log that ends before
 //! the anchored position, or holds another event there, is reported loudly, the anchor is frozen
 //! (never overwritten by the shorter log) and `Verify` reports the first missing position.
-use crate::{errors, log_service::LogService, outbox::hex, projections_service::LogAccess};
+use crate::{errors, hex::hex, log_service::LogService, projections_service::LogAccess};
 use anyhow::Context;
 use futures::StreamExt;
 use journey_proto::{

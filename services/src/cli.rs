@@ -1,5 +1,5 @@
 //! The `journey` command line: `up` runs the server; every other verb is a gRPC client of one.
-use crate::{client, config::ServerConfig, json, outbox::hex};
+use crate::{client, config::ServerConfig, hex::hex, json};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;

@@ -1,6 +1,6 @@
 //! The HTTP side of `journey up`: the coordination dashboard (`/`, see `dashboard.rs`) and a JSON
 //! status (`/status`) for probes.
-use crate::outbox::{hex, OutboxStatus};
+use crate::{hex::hex, outbox::OutboxStatus};
 use axum::{extract::State, routing::get, Json, Router};
 use journey_event_log::EventLog;
 use std::sync::{atomic::Ordering, Arc};

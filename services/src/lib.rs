@@ -15,6 +15,7 @@ pub mod coordination_service;
 pub mod dashboard;
 pub mod errors;
 pub mod grpc_metrics;
+pub mod hex;
 pub mod http;
 pub mod import;
 pub mod json;

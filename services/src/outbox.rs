@@ -43,7 +43,6 @@ const IN_FLIGHT_BATCHES: usize = 4;
 
 // Header names built once (a name from a `&str` is copied for every message).
 const POSITION: HeaderName = HeaderName::from_static("Journey-Position");
-const HASH: HeaderName = HeaderName::from_static("Journey-Hash");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 fn cursor_key(stream: &str) -> String {
@@ -265,7 +264,6 @@ async fn publish_batch(
         let mut headers = HeaderMap::new();
         headers.insert(header::NATS_MESSAGE_ID, head.event_id.as_str());
         headers.insert(POSITION, stored.position.to_string().as_str());
-        headers.insert(HASH, hex(&stored.hash).as_str());
         headers.insert(
             TRACEPARENT,
             journey_proto::trace::traceparent(&head.event_id, stored.position).as_str(),
@@ -296,24 +294,4 @@ async fn publish_batch(
         acks,
         chained,
     })
-}
-
-/// Lower-case hex, two digits per byte (no formatting machinery: it runs once per published event).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hex_is_two_lower_case_digits_per_byte() {
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
-        assert_eq!(super::hex(&[]), "");
-    }
 }

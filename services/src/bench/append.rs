@@ -395,7 +395,6 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
             let mut h = HeaderMap::new();
             h.insert(header::NATS_MESSAGE_ID, e.event_id.as_str());
             h.insert("Journey-Position", (i + 1).to_string().as_str());
-            h.insert("Journey-Hash", "ab".repeat(32).as_str());
             h.insert(
                 "traceparent",
                 "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
