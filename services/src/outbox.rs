@@ -173,7 +173,7 @@ async fn publish_from(
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            in_flight.push_back(publish_batch(&broker, &subjects, &batch, &mut chain).await?);
+            in_flight.push_back(publish_batch(&broker, &subjects, batch, &mut chain).await?);
             sent = last;
             if in_flight.len() >= IN_FLIGHT_BATCHES {
                 let oldest = in_flight.pop_front();
@@ -253,29 +253,31 @@ fn broken(cursor: u64) -> bool {
 async fn publish_batch(
     broker: &Broker,
     subjects: &Subjects,
-    batch: &[StoredEvent],
+    batch: Vec<StoredEvent>,
     chain: &mut Option<String>,
 ) -> anyhow::Result<InFlight> {
     let chained = chain.is_some();
-    let mut acks = Vec::with_capacity(if chained { 1 } else { batch.len() });
-    for (i, stored) in batch.iter().enumerate() {
+    let (count, last) = (batch.len(), batch.last().map_or(0, |e| e.position));
+    let mut acks = Vec::with_capacity(if chained { 1 } else { count });
+    for (i, stored) in batch.into_iter().enumerate() {
         let head = EventHead::peek(&stored.bytes)?;
         let _span = publish_span(&head.event_id, stored.position);
+        // Owned values: the header map keeps them as they are, without a copy.
         let mut headers = HeaderMap::new();
-        headers.insert(header::NATS_MESSAGE_ID, head.event_id.as_str());
-        headers.insert(POSITION, stored.position.to_string().as_str());
+        headers.insert(POSITION, stored.position.to_string());
         headers.insert(
             TRACEPARENT,
-            journey_proto::trace::traceparent(&head.event_id, stored.position).as_str(),
+            journey_proto::trace::traceparent(&head.event_id, stored.position),
         );
+        headers.insert(header::NATS_MESSAGE_ID, head.event_id.clone());
         // Even an unchained batch leaves its last id as the chain: if that message turns out not
         // to be the stream's last (a duplicate), the next batch is refused and sent again.
         if let (true, Some(previous)) = (chained, chain.replace(head.event_id)) {
-            headers.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
+            headers.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
         }
         let subject = subjects.of(head.event_type);
-        let body = stored.bytes.clone().into();
-        if !chained || i + 1 == batch.len() {
+        let body = stored.bytes.into();
+        if !chained || i + 1 == count {
             acks.push(
                 broker
                     .js
@@ -290,7 +292,7 @@ async fn publish_batch(
         }
     }
     Ok(InFlight {
-        last: batch.last().map_or(0, |e| e.position),
+        last,
         acks,
         chained,
     })
