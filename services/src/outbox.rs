@@ -3,6 +3,9 @@
 //! Its cursor (last position JetStream acknowledged) is kept in the log's storage. After a crash or
 //! a NATS outage it resumes from the cursor; events published twice are dropped by JetStream's
 //! de-duplication (`Nats-Msg-Id` = event id, 24 h window).
+//!
+//! Messages are chained: each carries `Nats-Expected-Last-Msg-Id` = the id of the one before it,
+//! and a batch of up to 1,024 asks for a single ack, its last message's (`publish_batch`).
 use async_nats::{
     header::{self, HeaderName},
     jetstream::{
@@ -162,23 +165,27 @@ async fn publish_from(
     // the acks of the previous ones come back. The cursor moves only past acknowledged batches.
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut sent = *cursor;
-    // The id of the last message sent, when the next batch may chain to it; `None` after a
-    // (re)connection or a broken chain: the next batch then asks for an ack per message.
+    // The id of the last message sent, which the next one chains to. `None` after a
+    // (re)connection or a broken chain: the chain then starts again from the event after the
+    // cursor, sent alone and acknowledged before anything follows it. So every message stored
+    // after it is stored behind its predecessor, and the stream keeps position order even when
+    // a message is lost on the way.
     let mut chain: Option<String> = None;
     loop {
         while sent < log.head().position {
+            let restart = chain.is_none();
             let l = log.clone();
-            let from = sent + 1;
-            let batch = tokio::task::spawn_blocking(move || l.read(from, BATCH)).await??;
+            let (from, size) = (sent + 1, if restart { 1 } else { BATCH });
+            let batch = tokio::task::spawn_blocking(move || l.read(from, size)).await??;
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
             in_flight.push_back(publish_batch(&broker, &subjects, batch, &mut chain).await?);
             sent = last;
-            if in_flight.len() >= IN_FLIGHT_BATCHES {
+            if restart || in_flight.len() >= IN_FLIGHT_BATCHES {
                 let oldest = in_flight.pop_front();
                 if !settle(log, key, cursor, status, oldest).await? {
-                    // Resend everything past the cursor, one ack per message this time.
+                    // Resend everything past the cursor, the chain started again.
                     in_flight.clear();
                     sent = *cursor;
                     chain = None;
@@ -216,8 +223,8 @@ async fn settle(
     };
     for ack in batch.acks {
         match ack.await {
-            // A duplicate proves nothing about the messages before it in a chained batch.
-            Ok(ack) if batch.chained && ack.duplicate => return Ok(broken(*cursor)),
+            // A duplicate (a message stored before a restart) proves as much as a new one: every
+            // message of ours in the stream was stored behind its predecessor (`publish_from`).
             Ok(_) => {}
             Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
                 return Ok(broken(*cursor));
@@ -248,8 +255,10 @@ fn broken(cursor: u64) -> bool {
 /// With a `chain` (the id of the message sent just before), every message carries
 /// `Nats-Expected-Last-Msg-Id` = the id of the one before it, and only the last asks for an ack:
 /// JetStream stores a message only if the one before it is the stream's last, so that one ack
-/// (not a duplicate) proves the whole batch stored, in order. Without a chain, every message asks
-/// for its own ack.
+/// (not a duplicate) proves the whole batch stored, in order. Duplicates (events stored before a
+/// restart) are dropped by JetStream before that check, so a chain passes over them. Without a
+/// chain, every message asks for its own ack (the caller then sends a single message). Every
+/// stored event has a UUID id (the log refuses any other), so no link of a chain is empty.
 async fn publish_batch(
     broker: &Broker,
     subjects: &Subjects,

@@ -194,3 +194,38 @@ async fn a_foreign_message_breaks_the_chain_and_nothing_is_lost() {
         "the foreign message broke the chain:\n{m}"
     );
 }
+
+/// A log whose events JetStream already holds (the cursor lagging behind the stream, as after a
+/// crash between publishing and saving the cursor) is published again: JetStream drops the
+/// duplicates, the chain passes over them, and the events after them follow in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_already_in_the_stream_pass_the_chain_as_duplicates() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, copy) = (dir.path().join("first"), dir.path().join("copy"));
+    let mut server = Server::start(&first, &[]);
+    append_many(&server, 2, 20).await;
+    assert!(server.terminate().success());
+    // The same 40 events, with no cursor yet.
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&first)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let flags = ["--nats-url", &nats.url(), "--nats-stream", "E2E_DUPS"];
+    let mut server = Server::start(&first, &flags);
+    wait_published(&server, 40).await;
+    assert!(server.terminate().success());
+
+    let server = Server::start(&copy, &flags);
+    append_many(&server, 2, 10).await;
+    wait_published(&server, 60).await;
+    assert_stream_is_log(&server, &nats, "E2E_DUPS", 60, &[]).await;
+    let m = http_get(&server.http, "/metrics").await;
+    assert!(
+        !m.contains("journey_outbox_chain_breaks_total"),
+        "duplicates broke no chain:\n{m}"
+    );
+}
