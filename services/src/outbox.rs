@@ -185,18 +185,13 @@ async fn publish_from(
             if restart || in_flight.len() >= IN_FLIGHT_BATCHES {
                 let oldest = in_flight.pop_front();
                 if !settle(log, key, cursor, status, oldest).await? {
-                    // Resend everything past the cursor, the chain started again.
-                    in_flight.clear();
-                    sent = *cursor;
-                    chain = None;
+                    rewind(&mut in_flight, &mut sent, &mut chain, *cursor);
                 }
             }
         }
         while let Some(oldest) = in_flight.pop_front() {
             if !settle(log, key, cursor, status, Some(oldest)).await? {
-                in_flight.clear();
-                sent = *cursor;
-                chain = None;
+                rewind(&mut in_flight, &mut sent, &mut chain, *cursor);
             }
         }
         if sent < log.head().position {
@@ -207,6 +202,19 @@ async fn publish_from(
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// After a broken chain: forgets the batches in flight; everything past the cursor is sent again,
+/// behind a new chain.
+fn rewind(
+    in_flight: &mut VecDeque<InFlight>,
+    sent: &mut u64,
+    chain: &mut Option<String>,
+    cursor: u64,
+) {
+    in_flight.clear();
+    *sent = cursor;
+    *chain = None;
 }
 
 /// Waits for a published batch's acks, then moves the durable cursor past it. `Ok(false)`: a
