@@ -252,7 +252,7 @@ async fn settle(
 fn broken(cursor: u64) -> bool {
     tracing::debug!(
         cursor,
-        "nats chain broken; resending with an ack per message"
+        "nats chain broken; resending from the cursor behind a new chain"
     );
     metrics::counter!("journey_outbox_chain_breaks_total").increment(1);
     false
