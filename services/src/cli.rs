@@ -307,6 +307,9 @@ pub struct BenchArgs {
     /// Concurrent single-event appenders.
     #[arg(long, default_value_t = 64)]
     pub callers: usize,
+    /// Rounds of (f) then (b), each of events/rounds calls: their ratio is the rounds' median.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u64,
     /// NATS for the publication measurement.
     #[arg(
         long,

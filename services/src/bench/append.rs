@@ -3,7 +3,10 @@
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder, so that its peak memory and disk use can be read.
-use super::common::{dir_bytes, peak_rss_mib, rate, sample_event, start_server, step, ServerChild};
+use super::common::{
+    cpu_seconds, dir_bytes, on_client_thread, peak_rss_mib, rate, sample_event, start_server, step,
+    ServerChild,
+};
 use crate::{cli::BenchArgs, client};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -42,16 +45,11 @@ fn sled_baseline(n: u64) -> anyhow::Result<(f64, f64)> {
     Ok((one, thousand))
 }
 
-/// (b) 64 callers on one connection, one event per call; latency histogram in µs.
-async fn single_event_appends(
-    server: &ServerChild,
-    n: u64,
-    callers: usize,
-) -> anyhow::Result<(f64, Histogram<u64>)> {
-    let c = server.log_client().await?;
+/// (b)'s requests: `callers` lists of one-event appends, `n` in all (built before the clock
+/// starts: (f) builds nothing either).
+fn single_event_requests(n: u64, callers: usize) -> Vec<Vec<AppendRequest>> {
     let per = n / callers as u64;
-    // Requests are built before the clock starts: (f) builds nothing either.
-    let requests: Vec<Vec<AppendRequest>> = (0..callers)
+    (0..callers)
         .map(|w| {
             (0..per)
                 .map(|i| AppendRequest {
@@ -60,9 +58,18 @@ async fn single_event_appends(
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// (b) the callers on one connection, one event per call: the rate and the latencies in µs.
+async fn single_event_appends(
+    grpc: String,
+    requests: Vec<Vec<AppendRequest>>,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let c = client::connect(&grpc, None).await?;
+    let calls = requests.iter().map(Vec::len).sum::<usize>() as u64;
     let (elapsed, latencies) = run_callers(&c, requests).await?;
-    Ok((rate(per * callers as u64, elapsed), latencies))
+    Ok((rate(calls, elapsed), latencies))
 }
 
 /// Runs each caller's requests in order, the callers concurrently on one connection: the time it
@@ -95,8 +102,8 @@ async fn run_callers(
 }
 
 /// (c) batches of 500, four calls in flight.
-async fn batch_appends(server: &ServerChild, n: u64, patient: &str) -> anyhow::Result<f64> {
-    let c = server.log_client().await?;
+async fn batch_appends(grpc: String, n: u64, patient: &'static str) -> anyhow::Result<f64> {
+    let c = client::connect(&grpc, None).await?;
     let batches = (n / 500).max(4);
     let requests: Vec<Vec<AppendRequest>> = (0..4u64)
         .map(|w| {
@@ -115,9 +122,39 @@ async fn batch_appends(server: &ServerChild, n: u64, patient: &str) -> anyhow::R
     Ok(rate(batches / 4 * 4 * 500, elapsed))
 }
 
+/// CPU seconds of the server under test and of this process (the client).
+#[derive(Default)]
+struct Cpu {
+    server: f64,
+    client: f64,
+}
+
+impl Cpu {
+    fn now(server_pid: &str) -> Cpu {
+        Cpu {
+            server: cpu_seconds(server_pid),
+            client: cpu_seconds("self"),
+        }
+    }
+
+    /// Adds what was used since `started`.
+    fn add_since(&mut self, started: &Cpu, server_pid: &str) {
+        let now = Cpu::now(server_pid);
+        self.server += now.server - started.server;
+        self.client += now.client - started.client;
+    }
+}
+
+/// The median of some figures (the upper one of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// (f) a do-nothing unary call (health check) with the same client setup as (b).
-async fn noop_calls(grpc: &str, n: u64, callers: usize) -> anyhow::Result<f64> {
-    let channel = client::channel(grpc).await?;
+async fn noop_calls(grpc: String, n: u64, callers: usize) -> anyhow::Result<f64> {
+    let channel = client::channel(&grpc).await?;
     let c = tonic_health::pb::health_client::HealthClient::new(channel);
     let per = n / callers as u64;
     let t = Instant::now();
@@ -243,6 +280,7 @@ const LOG_ONLY: &[&str] = &["--no-read-models", "--no-reactor"];
 
 pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
+    let callers = args.callers;
     let mut figures = Vec::new();
 
     step("(a) raw sled insert+flush");
@@ -262,28 +300,60 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     // The log alone: read models and the reactor have their own benchmarks (`rebuild`,
     // `visible`, `e2e`); folding them here would measure them, not the write path.
     let mut server = start_server(dir.path(), LOG_ONLY)?;
-    step("(f) do-nothing gRPC call");
-    let noop = noop_calls(&server.grpc, n, args.callers).await?;
+    // (f) and (b) alternate in rounds: the machine's drift (other tenants, the host) hits both
+    // alike, and the ratio is the median of the rounds' ratios.
+    let rounds = args.rounds.max(1);
+    let per_round = (n / rounds).max(callers as u64);
+    let mut pairs = Vec::new();
+    let mut hist = Histogram::<u64>::new(3)?;
+    // CPU seconds used by the server and by this client during (f) and during (b).
+    let (mut cpu_f, mut cpu_b) = (Cpu::default(), Cpu::default());
+    let server_pid = server.pid().to_string();
+    for round in 1..=rounds {
+        step(&format!(
+            "(f) do-nothing gRPC call, (b) single-event appends: round {round}/{rounds}"
+        ));
+        let grpc = server.grpc.clone();
+        let started = Cpu::now(&server_pid);
+        let noop = on_client_thread(move || noop_calls(grpc, per_round, callers)).await?;
+        cpu_f.add_since(&started, &server_pid);
+        let grpc = server.grpc.clone();
+        let requests = single_event_requests(per_round, callers);
+        let started = Cpu::now(&server_pid);
+        let (single, h) = on_client_thread(move || single_event_appends(grpc, requests)).await?;
+        cpu_b.add_since(&started, &server_pid);
+        hist.add(h)?;
+        pairs.push((noop, single));
+    }
+    let calls = (rounds * (per_round / callers as u64 * callers as u64)) as f64;
+    let noop = median(pairs.iter().map(|p| p.0));
+    let single = median(pairs.iter().map(|p| p.1));
+    let single_vs_noop = median(pairs.iter().map(|(f, b)| b / f));
     figures.push(Figure {
         name: "(f) do-nothing unary gRPC call",
         per_sec: noop,
-        note: format!("{} callers, 1 connection", args.callers),
+        note: format!("{callers} callers, 1 connection; median of {rounds} rounds"),
     });
-
-    step("(b) single-event appends");
-    let (single, hist) = single_event_appends(&server, n, args.callers).await?;
     figures.push(Figure {
         name: "(b) our log, single-event appends",
         per_sec: single,
         note: format!(
-            "{} callers; p50 {} µs, p99 {} µs",
-            args.callers,
+            "{callers} callers; p50 {} µs, p99 {} µs; median of {rounds} rounds",
             hist.value_at_quantile(0.5),
             hist.value_at_quantile(0.99)
         ),
     });
+    let rounds_line = pairs
+        .iter()
+        .map(|(f, b)| format!("{:.0}/{:.0} = {:.2}", b, f, b / f))
+        .collect::<Vec<_>>()
+        .join(", ");
     step("(c) batches of 500");
-    let batched = batch_appends(&server, n * 4, "batch").await?;
+    let batched = on_client_thread({
+        let grpc = server.grpc.clone();
+        move || batch_appends(grpc, n * 4, "batch")
+    })
+    .await?;
     figures.push(Figure {
         name: "(c) our log, batches of 500",
         per_sec: batched,
@@ -292,7 +362,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let rss = peak_rss_mib(server.pid());
     server.stop();
     let stored =
-        (n / args.callers as u64) * args.callers as u64 + (n * 4 / 500).max(4) / 4 * 4 * 500;
+        rounds * (per_round / callers as u64 * callers as u64) + (n * 4 / 500).max(4) / 4 * 4 * 500;
     let encoded = sample_event("bench-00", 0).encoded_len() as f64 + 110.0;
     let per_event_disk = dir_bytes(dir.path()) as f64 / stored as f64;
 
@@ -302,7 +372,11 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     let (live, appended) = {
         let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "live")?;
         let t = Instant::now();
-        let appended = batch_appends(&server, n * 2, "nats").await?;
+        let appended = on_client_thread({
+            let grpc = server.grpc.clone();
+            move || batch_appends(grpc, n * 2, "nats")
+        })
+        .await?;
         wait_published(&server, total, &args.nats_url).await?;
         let live = rate(total, t.elapsed());
         drop(server);
@@ -346,7 +420,8 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     step("(e) PostgreSQL table, 8 writers");
-    let pg = postgres_baseline(&args.database_url, n).await?;
+    let url = args.database_url.clone();
+    let pg = on_client_thread(move || async move { postgres_baseline(&url, n).await }).await?;
     figures.push(Figure {
         name: "(e) PostgreSQL table, 8 writers, 1/commit",
         per_sec: pg,
@@ -360,10 +435,18 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     println!();
     println!(
         "ratios: (b)/(f) = {:.2}  (b)/(a per event) = {:.2}  (b)/(e) = {:.2}  (c) = {:.0}/s",
-        single / noop,
+        single_vs_noop,
         single / sled_one,
         single / pg,
         batched
+    );
+    println!("(b)/(f) by round: {rounds_line}");
+    println!(
+        "CPU per call, server + client: (f) {:.1} + {:.1} µs, (b) {:.1} + {:.1} µs",
+        cpu_f.server / calls * 1e6,
+        cpu_f.client / calls * 1e6,
+        cpu_b.server / calls * 1e6,
+        cpu_b.client / calls * 1e6
     );
     println!("publication: (d) live / appends meanwhile = {:.2}  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
         live / appended, catch_up / batched, catch_up / broker);

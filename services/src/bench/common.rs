@@ -212,6 +212,22 @@ impl FreshPg {
     }
 }
 
+/// CPU time (user + system, in seconds) that process `pid` has used so far, its finished threads
+/// included; "self" for this process. 0 if it cannot be read.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    // /proc counts in USER_HZ, 100 per second on Linux whatever the kernel's tick.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command (which may hold spaces), from field 3 on.
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 pub fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -553,4 +569,29 @@ pub async fn time_noop(
         }
     })
     .await
+}
+
+/// Runs a load generator on a runtime of its own, on one thread: the client's tasks (callers, the
+/// channel's buffer, the HTTP/2 connection) hand work to each other without waking other threads,
+/// so the client takes as little of the machine from the server under test as it can. (f) and the
+/// loads compared with it use it alike.
+pub async fn on_client_thread<T, Fut>(
+    load: impl FnOnce() -> Fut + Send + 'static,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-client".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(load()));
+            let _ = tx.send(result);
+        })?;
+    rx.await.context("the bench client thread stopped")?
 }
