@@ -8,7 +8,8 @@ use journey_services::{
 use std::process::ExitCode;
 
 /// mimalloc rather than the system allocator: the servers allocate many small, short-lived buffers
-/// from several threads (see BENCHMARKS.md, append).
+/// from several threads; built without transparent huge pages (see Cargo.toml and BENCHMARKS.md,
+/// append).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -526,3 +526,34 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
     );
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{median, Cpu};
+
+    #[test]
+    fn the_median_is_the_middle_figure_whatever_the_order() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([0.7, 0.5].into_iter()), 0.7);
+        assert_eq!(median(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_grows_with_work_and_an_unknown_process_reads_zero() {
+        let started = Cpu::now("self");
+        let t = std::time::Instant::now();
+        let mut used = Cpu::default();
+        let mut x = 0u64;
+        // Work until 50 ms of CPU are counted (10 s at most: a loaded machine gives less per second).
+        while used.client < 0.05 && t.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            used = Cpu::default();
+            used.add_since(&started, "self");
+        }
+        assert!(used.client >= 0.05, "work counted as {} s", used.client);
+        assert!(used.server >= 0.05, "the same process read as the server");
+        assert_eq!(super::cpu_seconds("no-such-process"), 0.0);
+    }
+}
