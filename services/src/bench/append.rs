@@ -325,7 +325,8 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         hist.add(h)?;
         pairs.push((noop, single));
     }
-    let calls = (rounds * (per_round / callers as u64 * callers as u64)) as f64;
+    // Each of (f) and (b): every round's calls (whole calls per caller).
+    let calls = rounds * (per_round / callers as u64 * callers as u64);
     let noop = median(pairs.iter().map(|p| p.0));
     let single = median(pairs.iter().map(|p| p.1));
     let single_vs_noop = median(pairs.iter().map(|(f, b)| b / f));
@@ -361,8 +362,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     });
     let rss = peak_rss_mib(server.pid());
     server.stop();
-    let stored =
-        rounds * (per_round / callers as u64 * callers as u64) + (n * 4 / 500).max(4) / 4 * 4 * 500;
+    let stored = calls + (n * 4 / 500).max(4) / 4 * 4 * 500;
     let encoded = sample_event("bench-00", 0).encoded_len() as f64 + 110.0;
     let per_event_disk = dir_bytes(dir.path()) as f64 / stored as f64;
 
@@ -443,10 +443,10 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     println!("(b)/(f) by round: {rounds_line}");
     println!(
         "CPU per call, server + client: (f) {:.1} + {:.1} µs, (b) {:.1} + {:.1} µs",
-        cpu_f.server / calls * 1e6,
-        cpu_f.client / calls * 1e6,
-        cpu_b.server / calls * 1e6,
-        cpu_b.client / calls * 1e6
+        cpu_f.server / calls as f64 * 1e6,
+        cpu_f.client / calls as f64 * 1e6,
+        cpu_b.server / calls as f64 * 1e6,
+        cpu_b.client / calls as f64 * 1e6
     );
     println!("publication: (d) live / appends meanwhile = {:.2}  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
         live / appended, catch_up / batched, catch_up / broker);
