@@ -59,6 +59,14 @@ impl Server {
         spawn_ready(&args)
     }
 
+    /// `journey up` on `data_dir`, publishing to `nats` in a stream of its own.
+    pub fn publishing(data_dir: &Path, nats: &Nats, stream: &str) -> Server {
+        Server::start(
+            data_dir,
+            &["--nats-url", &nats.url(), "--nats-stream", stream],
+        )
+    }
+
     pub async fn client(&self) -> journey_services::client::LogClient {
         journey_services::client::connect(&self.grpc, None)
             .await

@@ -820,10 +820,7 @@ async fn http_get_status(base: &str, path: &str) -> String {
 async fn standalone_coordination_service_over_nats() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let log = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_CO"],
-    );
+    let log = Server::publishing(dir.path(), &nats, "E2E_CO");
     // Half the journeys before the service starts (catch-up), half after (live over NATS).
     let mut batches = scenario();
     let later = batches.split_off(3);

@@ -109,10 +109,7 @@ async fn assert_stream_is_log(server: &Server, nats: &Nats, stream: &str, n: u64
 async fn every_event_is_published_once_in_order() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_ONCE"],
-    );
+    let server = Server::publishing(dir.path(), &nats, "E2E_ONCE");
     append_many(&server, 6, 40).await;
     wait_published(&server, 240).await;
     assert_stream_is_log(&server, &nats, "E2E_ONCE", 240, &[]).await;
@@ -123,10 +120,7 @@ async fn every_event_is_published_once_in_order() {
 async fn nats_outage_loses_nothing_and_doubles_nothing() {
     let mut nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_OUTAGE"],
-    );
+    let mut server = Server::publishing(dir.path(), &nats, "E2E_OUTAGE");
     append_many(&server, 4, 25).await;
     // Stop NATS while appends go on: appends still succeed.
     let appends = {
@@ -155,10 +149,7 @@ async fn nats_outage_loses_nothing_and_doubles_nothing() {
 
     // The cursor survives a restart of the server too: nothing is published twice.
     assert!(server.terminate().success());
-    let server = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_OUTAGE"],
-    );
+    let server = Server::publishing(dir.path(), &nats, "E2E_OUTAGE");
     append_many(&server, 1, 5).await;
     wait_published(&server, 405).await;
     assert_stream_is_log(&server, &nats, "E2E_OUTAGE", 405, &[]).await;
@@ -172,10 +163,7 @@ async fn nats_outage_loses_nothing_and_doubles_nothing() {
 async fn a_foreign_message_breaks_the_chain_and_nothing_is_lost() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_FOREIGN"],
-    );
+    let server = Server::publishing(dir.path(), &nats, "E2E_FOREIGN");
     append_many(&server, 2, 20).await;
     wait_published(&server, 40).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
@@ -214,12 +202,11 @@ async fn events_already_in_the_stream_pass_the_chain_as_duplicates() {
         .status()
         .unwrap();
     assert!(copied.success());
-    let flags = ["--nats-url", &nats.url(), "--nats-stream", "E2E_DUPS"];
-    let mut server = Server::start(&first, &flags);
+    let mut server = Server::publishing(&first, &nats, "E2E_DUPS");
     wait_published(&server, 40).await;
     assert!(server.terminate().success());
 
-    let server = Server::start(&copy, &flags);
+    let server = Server::publishing(&copy, &nats, "E2E_DUPS");
     append_many(&server, 2, 10).await;
     wait_published(&server, 60).await;
     assert_stream_is_log(&server, &nats, "E2E_DUPS", 60, &[]).await;

@@ -502,10 +502,7 @@ async fn sqlite_and_postgres_agree_and_rebuild_equals_incremental() {
 async fn standalone_service_catches_up_then_follows_nats_live() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let log = Server::start(
-        dir.path(),
-        &["--nats-url", &nats.url(), "--nats-stream", "E2E_RM"],
-    );
+    let log = Server::publishing(dir.path(), &nats, "E2E_RM");
     let mut batches = journeys();
     let later = batches.split_off(4);
     load(&log, batches).await;
