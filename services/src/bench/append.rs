@@ -4,14 +4,17 @@
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder, so that its peak memory and disk use can be read.
 use super::common::{
-    cpu_seconds, dir_bytes, on_client_thread, peak_rss_mib, rate, sample_event, start_server, step,
-    ServerChild,
+    context_switches, cpu_seconds, dir_bytes, on_client_thread, peak_rss_mib, rate, sample_event,
+    start_server, step, ServerChild,
 };
 use crate::{cli::BenchArgs, client};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use journey_proto::{prost::Message, v1::AppendRequest};
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 struct Figure {
     name: &'static str,
@@ -101,11 +104,11 @@ async fn run_callers(
     Ok((t.elapsed(), all))
 }
 
-/// (c) batches of 500, four calls in flight.
-async fn batch_appends(grpc: String, n: u64, patient: &'static str) -> anyhow::Result<f64> {
-    let c = client::connect(&grpc, None).await?;
+/// (c)'s requests: batches of 500 for four callers, about `n` events in all (built before the
+/// clock starts).
+fn batch_requests(n: u64, patient: &str) -> Vec<Vec<AppendRequest>> {
     let batches = (n / 500).max(4);
-    let requests: Vec<Vec<AppendRequest>> = (0..4u64)
+    (0..4u64)
         .map(|w| {
             let patient = format!("{patient}-{w}");
             (0..batches / 4)
@@ -117,9 +120,31 @@ async fn batch_appends(grpc: String, n: u64, patient: &'static str) -> anyhow::R
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// A run of appends: its rate, and when its first call went out and its last was acknowledged.
+struct Appends {
+    per_sec: f64,
+    started: Instant,
+    finished: Instant,
+}
+
+/// (c) the four callers' batches, four calls in flight.
+async fn batch_appends(grpc: String, requests: Vec<Vec<AppendRequest>>) -> anyhow::Result<Appends> {
+    let c = client::connect(&grpc, None).await?;
+    let events = requests
+        .iter()
+        .flatten()
+        .map(|r| r.events.len())
+        .sum::<usize>() as u64;
+    let started = Instant::now();
     let (elapsed, _) = run_callers(&c, requests).await?;
-    Ok(rate(batches / 4 * 4 * 500, elapsed))
+    Ok(Appends {
+        per_sec: rate(events, elapsed),
+        started,
+        finished: started + elapsed,
+    })
 }
 
 /// CPU seconds of the server under test and of this process (the client).
@@ -127,6 +152,9 @@ async fn batch_appends(grpc: String, n: u64, patient: &'static str) -> anyhow::R
 struct Cpu {
     server: f64,
     client: f64,
+    /// Context switches of the server's and of this client's threads.
+    server_switches: f64,
+    client_switches: f64,
 }
 
 impl Cpu {
@@ -134,6 +162,8 @@ impl Cpu {
         Cpu {
             server: cpu_seconds(server_pid),
             client: cpu_seconds("self"),
+            server_switches: context_switches(server_pid) as f64,
+            client_switches: context_switches("self") as f64,
         }
     }
 
@@ -142,6 +172,8 @@ impl Cpu {
         let now = Cpu::now(server_pid);
         self.server += now.server - started.server;
         self.client += now.client - started.client;
+        self.server_switches += now.server_switches - started.server_switches;
+        self.client_switches += now.client_switches - started.client_switches;
     }
 }
 
@@ -225,7 +257,8 @@ async fn postgres_baseline(url: &str, n: u64) -> anyhow::Result<f64> {
     Ok(r)
 }
 
-async fn published(http: &str) -> anyhow::Result<u64> {
+/// The server's durable head and the last position it published to NATS (`/status`).
+async fn progress(http: &str) -> anyhow::Result<(u64, u64)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(http).await?;
     s.write_all(b"GET /status HTTP/1.0\r\n\r\n").await?;
@@ -233,7 +266,26 @@ async fn published(http: &str) -> anyhow::Result<u64> {
     s.read_to_string(&mut out).await?;
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     let v: serde_json::Value = serde_json::from_str(body)?;
-    Ok(v["nats_published"].as_u64().unwrap_or(0))
+    Ok((
+        v["head_position"].as_u64().unwrap_or(0),
+        v["nats_published"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// Samples the server's publication backlog (head − published) every 10 ms until aborted; the
+/// largest sample so far is in the returned cell.
+fn watch_backlog(http: String) -> (tokio::task::JoinHandle<()>, std::sync::Arc<AtomicU64>) {
+    let largest = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = largest.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            if let Ok((head, published)) = progress(&http).await {
+                seen.fetch_max(head.saturating_sub(published), Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    (task, largest)
 }
 
 /// Starts the log on `dir` publishing to a new stream named after `purpose`; returns its name.
@@ -256,17 +308,22 @@ fn start_publishing(
     Ok((start_server(dir, &[LOG_ONLY, &flags].concat())?, stream))
 }
 
-/// Waits until the server has published `total` events.
-async fn wait_published(server: &ServerChild, total: u64, nats_url: &str) -> anyhow::Result<()> {
+/// Waits until the server has published `total` events; returns when it saw them all (polled every
+/// 2 ms).
+async fn wait_published(
+    server: &ServerChild,
+    total: u64,
+    nats_url: &str,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while published(&server.http).await? < total {
+    while progress(&server.http).await?.1 < total {
         anyhow::ensure!(
             Instant::now() < deadline,
             "publication did not finish; is NATS at {nats_url} up?"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    Ok(())
+    Ok(Instant::now())
 }
 
 async fn delete_stream(nats_url: &str, stream: &str) {
@@ -350,11 +407,13 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     step("(c) batches of 500");
+    let requests = batch_requests(n * 4, "batch");
     let batched = on_client_thread({
         let grpc = server.grpc.clone();
-        move || batch_appends(grpc, n * 4, "batch")
+        move || batch_appends(grpc, requests)
     })
-    .await?;
+    .await?
+    .per_sec;
     figures.push(Figure {
         name: "(c) our log, batches of 500",
         per_sec: batched,
@@ -368,32 +427,45 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
 
     step("(d) append → NATS publication");
     let nats_dir = tempfile::tempdir()?;
-    let total = (n * 2 / 500).max(4) / 4 * 4 * 500;
-    let (live, appended) = {
+    // Built before the clock starts, as for (c): the window is the appends' own, from the first
+    // call out to the last event published.
+    let requests = batch_requests(n * 2, "nats");
+    let total = requests
+        .iter()
+        .flatten()
+        .map(|r| r.events.len())
+        .sum::<usize>() as u64;
+    let (live, appends, lag, backlog) = {
         let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "live")?;
-        let t = Instant::now();
-        let appended = on_client_thread({
+        let (watcher, backlog) = watch_backlog(server.http.clone());
+        let appends = on_client_thread({
             let grpc = server.grpc.clone();
-            move || batch_appends(grpc, n * 2, "nats")
+            move || batch_appends(grpc, requests)
         })
         .await?;
-        wait_published(&server, total, &args.nats_url).await?;
-        let live = rate(total, t.elapsed());
+        let done = wait_published(&server, total, &args.nats_url).await?;
+        watcher.abort();
+        let live = rate(total, done - appends.started);
+        let lag = done.saturating_duration_since(appends.finished);
         drop(server);
         delete_stream(&args.nats_url, &stream).await;
-        (live, appended)
+        (live, appends.per_sec, lag, backlog.load(Ordering::Relaxed))
     };
+    let lag_ms = lag.as_secs_f64() * 1e3;
     figures.push(Figure {
         name: "(d) append → NATS published",
         per_sec: live,
-        note: format!("appends ran at {appended:.0}/s meanwhile"),
+        note: format!(
+            "from the first append to the last event published; appends ran at {appends:.0}/s; \
+             all published {lag_ms:.0} ms after the last append's ack; backlog at most {backlog} events"
+        ),
     });
     // The same log published again to a new stream: the outbox alone, catching up a backlog.
     let catch_up = {
         let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "backlog")?;
         let t = Instant::now();
-        wait_published(&server, total, &args.nats_url).await?;
-        let r = rate(total, t.elapsed());
+        let done = wait_published(&server, total, &args.nats_url).await?;
+        let r = rate(total, done - t);
         drop(server);
         delete_stream(&args.nats_url, &stream).await;
         r
@@ -448,8 +520,16 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         cpu_b.server / calls as f64 * 1e6,
         cpu_b.client / calls as f64 * 1e6
     );
-    println!("publication: (d) live / appends meanwhile = {:.2}  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
-        live / appended, catch_up / batched, catch_up / broker);
+    println!(
+        "context switches per call, server + client: (f) {:.2} + {:.2}, (b) {:.2} + {:.2}",
+        cpu_f.server_switches / calls as f64,
+        cpu_f.client_switches / calls as f64,
+        cpu_b.server_switches / calls as f64,
+        cpu_b.client_switches / calls as f64
+    );
+    println!("publication: (d) live / appends meanwhile = {:.2}, all published {lag_ms:.0} ms after the last ack \
+        (backlog at most {backlog} events = {:.0} ms of appends)  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
+        live / appends, backlog as f64 / appends * 1e3, catch_up / batched, catch_up / broker);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
     Ok(())
 }
