@@ -478,14 +478,17 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
 
     step("(g) JetStream alone");
     let mut broker = 0.0;
-    for ack_each in [true, false] {
-        broker = broker_baseline(&args.nats_url, n * 2, ack_each).await?;
+    for (acks, name) in [
+        (Acks::Each, "(g) JetStream publish, ack each"),
+        (Acks::PerBatch, "(g) JetStream publish, ack per 1024"),
+        (
+            Acks::Chained,
+            "(g) JetStream publish, chained, ack per 1024",
+        ),
+    ] {
+        broker = broker_baseline(&args.nats_url, n * 2, acks).await?;
         figures.push(Figure {
-            name: if ack_each {
-                "(g) JetStream publish, ack each"
-            } else {
-                "(g) JetStream publish, ack per 1024"
-            },
+            name,
             per_sec: broker,
             note: "same messages, no log".into(),
         });
@@ -528,20 +531,31 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
         cpu_b.client_switches / calls as f64
     );
     println!("publication: (d) live / appends meanwhile = {:.2}, all published {lag_ms:.0} ms after the last ack \
-        (backlog at most {backlog} events = {:.0} ms of appends)  (d) backlog / (c) = {:.2}  (d) backlog / (g ack per 1024) = {:.2}",
+        (backlog at most {backlog} events = {:.0} ms of appends)  (d) backlog / (c) = {:.2}  (d) backlog / (g chained) = {:.2}",
         live / appends, backlog as f64 / appends * 1e3, catch_up / batched, catch_up / broker);
     println!("server peak RSS: {rss:.0} MiB; disk per event: {per_event_disk:.0} bytes for ≈{encoded:.0} encoded ({:.2}×)", per_event_disk / encoded);
     Ok(())
 }
 
+/// How (g) asks JetStream for acknowledgements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acks {
+    /// One per message.
+    Each,
+    /// One per batch of 1024, on its last message.
+    PerBatch,
+    /// One per batch, every message but the first carrying `Nats-Expected-Last-Msg-Id` = the id
+    /// of the one before it: exactly the outbox's messages.
+    Chained,
+}
+
 /// (g) the broker alone: the same messages (subject, headers, body) published straight to a fresh
-/// JetStream stream, 1024 per batch, four batches in flight. `ack_each`: one ack per message (what
-/// the outbox waits for); otherwise only each batch's last message asks for an ack.
-async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f64> {
+/// JetStream stream, 1024 per batch, four batches in flight, with no log behind them.
+async fn broker_baseline(url: &str, n: u64, acks: Acks) -> anyhow::Result<f64> {
     use async_nats::{header, jetstream, HeaderMap};
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client.clone());
-    let id = format!("{}_{}", std::process::id(), ack_each as u8);
+    let id = format!("{}_{}", std::process::id(), acks as u8);
     let stream = format!("BENCH_BROKER_{id}");
     let prefix = format!("benchbroker{id}");
     js.get_or_create_stream(jetstream::stream::Config {
@@ -552,11 +566,16 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
         ..Default::default()
     })
     .await?;
+    let mut previous: Option<String> = None;
     let messages: Vec<(String, HeaderMap, bytes::Bytes)> = (0..n)
         .map(|i| {
             let e = sample_event("broker", i);
             let mut h = HeaderMap::new();
             h.insert(header::NATS_MESSAGE_ID, e.event_id.as_str());
+            let before = previous.replace(e.event_id.clone());
+            if let (Acks::Chained, Some(before)) = (acks, before) {
+                h.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, before.as_str());
+            }
             h.insert("Journey-Position", (i + 1).to_string().as_str());
             h.insert(
                 "traceparent",
@@ -572,10 +591,10 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
     let t = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();
     for batch in messages.chunks(1024) {
-        let mut acks = Vec::with_capacity(batch.len());
+        let mut pending = Vec::with_capacity(batch.len());
         for (k, (subject, h, body)) in batch.iter().enumerate() {
-            if ack_each || k + 1 == batch.len() {
-                acks.push(
+            if acks == Acks::Each || k + 1 == batch.len() {
+                pending.push(
                     js.publish_with_headers(subject.clone(), h.clone(), body.clone())
                         .await?,
                 );
@@ -585,15 +604,15 @@ async fn broker_baseline(url: &str, n: u64, ack_each: bool) -> anyhow::Result<f6
                     .await?;
             }
         }
-        in_flight.push_back(acks);
+        in_flight.push_back(pending);
         if in_flight.len() >= 4 {
             for a in in_flight.pop_front().expect("in flight") {
                 a.await?;
             }
         }
     }
-    for acks in in_flight {
-        for a in acks {
+    for pending in in_flight {
+        for a in pending {
             a.await?;
         }
     }
