@@ -15,6 +15,26 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Linux scheduling policy of a server's threads (`up`, `serve`; client verbs ignore it).
+    /// `batch` (SCHED_BATCH): a waking thread does not preempt the running one, so an append,
+    /// which crosses several threads, costs fewer context switches (more appends per core
+    /// under load); `normal`: leaves the policy the server was started with (the system's
+    /// default), for a machine shared with latency-sensitive work.
+    #[arg(
+        long,
+        global = true,
+        env = "JOURNEY_CPU_POLICY",
+        value_enum,
+        default_value_t = crate::sched::CpuPolicy::Batch
+    )]
+    pub cpu_policy: crate::sched::CpuPolicy,
+}
+
+impl Command {
+    /// Whether the verb runs a server (rather than a client of one).
+    pub fn is_server(&self) -> bool {
+        matches!(self, Command::Up { .. } | Command::Serve { .. })
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -25,6 +25,7 @@ pub mod projections_service;
 pub mod reactor;
 pub mod readmission_service;
 pub mod request_patient;
+pub mod sched;
 pub mod serve;
 pub mod server;
 pub mod session;

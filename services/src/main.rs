@@ -1,5 +1,6 @@
 //! `journey`: parse, start telemetry, run the verb.
 use clap::Parser;
+use journey_services::sched::CpuPolicy;
 use journey_services::serve::ReadSide;
 use journey_services::{
     cli::{self, Cli, Command},
@@ -24,10 +25,36 @@ async fn serve_read_side(
     .map(|_| true)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    telemetry::init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the runtime starts: its threads, and every thread the server starts, inherit it.
+    // `normal` leaves the policy the process was started with.
+    let policy = (cli.command.is_server() && cli.cpu_policy == CpuPolicy::Batch).then(|| {
+        (
+            cli.cpu_policy,
+            journey_services::sched::apply(cli.cpu_policy),
+        )
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        telemetry::init();
+        if let Some((p, Err(e))) = policy {
+            tracing::warn!(policy = ?p, error = %e, "cannot set the CPU scheduling policy; running under the system's default (--cpu-policy normal silences this)");
+        }
+        run(cli).await
+    })
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Up { config, anchor } => {
             journey_services::server::run_with_anchor(config, anchor, shutdown_signal(), |ready| {

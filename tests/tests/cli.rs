@@ -81,3 +81,52 @@ fn errors_say_what_is_wrong_and_exit_non_zero() {
     assert_eq!(code, 2);
     assert!(err.contains("journey up"), "{err}");
 }
+
+/// The scheduling policy (field 41 of `/proc/<pid>/task/<tid>/stat`) of each thread of a process,
+/// with the thread's name.
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .map(|stat| {
+            let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+            let name = stat[open + 1..close].to_string();
+            // Field 3 is the first after the name.
+            let policy = stat[close + 2..].split_whitespace().nth(41 - 3).unwrap();
+            (name, policy.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_runs_every_thread_under_sched_batch_unless_told_normal() {
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.ndjson");
+    for (flags, policy) in [(&[][..], 3), (&["--cpu-policy", "normal"][..], 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), flags);
+        // An append, so that the log's and the storage's threads have all started.
+        let (code, out, err) = journey(&server, &["append", tour]);
+        assert_eq!(code, 0, "{out}{err}");
+        let threads = thread_policies(server.child.id());
+        assert!(
+            threads
+                .iter()
+                .any(|(name, _)| name.starts_with("journey-log")),
+            "{threads:?}"
+        );
+        assert!(
+            threads.iter().all(|(_, p)| *p == policy),
+            "{flags:?}: every thread under policy {policy}: {threads:?}"
+        );
+    }
+    let out = Command::new(journey_bin())
+        .args(["up", "--cpu-policy", "fast"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("fast") && err.contains("batch") && err.contains("normal"),
+        "{err}"
+    );
+}
