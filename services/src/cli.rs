@@ -18,22 +18,32 @@ pub struct Cli {
     /// Linux scheduling policy of a server's threads (`up`, `serve`; client verbs ignore it).
     /// `batch` (SCHED_BATCH): a waking thread does not preempt the running one, so an append,
     /// which crosses several threads, costs fewer context switches (more appends per core
-    /// under load); `normal`: leaves the policy the server was started with (the system's
-    /// default), for a machine shared with latency-sensitive work.
+    /// under load), and wake-ups wait longer (read models in the same process lag more);
+    /// `normal`: leaves the policy the server was started with (the system's default);
+    /// `auto`: `batch` for a server that only writes the log (`serve event-log`,
+    /// `up --no-read-models`), `normal` otherwise.
     #[arg(
         long,
         global = true,
         env = "JOURNEY_CPU_POLICY",
         value_enum,
-        default_value_t = crate::sched::CpuPolicy::Batch
+        default_value_t = crate::sched::CpuPolicy::Auto
     )]
     pub cpu_policy: crate::sched::CpuPolicy,
 }
 
 impl Command {
-    /// Whether the verb runs a server (rather than a client of one).
-    pub fn is_server(&self) -> bool {
-        matches!(self, Command::Up { .. } | Command::Serve { .. })
+    /// For a verb that runs a server: whether that server only writes the log (it projects no
+    /// read model). `None` for the client verbs.
+    pub fn server_writes_only(&self) -> Option<bool> {
+        match self {
+            Command::Up { config, .. } => Some(config.no_read_models),
+            Command::Serve {
+                what: ServeWhat::EventLog { .. },
+            } => Some(true),
+            Command::Serve { .. } => Some(false),
+            _ => None,
+        }
     }
 }
 

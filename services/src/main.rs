@@ -1,6 +1,5 @@
 //! `journey`: parse, start telemetry, run the verb.
 use clap::Parser;
-use journey_services::sched::CpuPolicy;
 use journey_services::serve::ReadSide;
 use journey_services::{
     cli::{self, Cli, Command},
@@ -28,13 +27,14 @@ async fn serve_read_side(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the runtime starts: its threads, and every thread the server starts, inherit it.
-    // `normal` leaves the policy the process was started with.
-    let policy = (cli.command.is_server() && cli.cpu_policy == CpuPolicy::Batch).then(|| {
-        (
-            cli.cpu_policy,
-            journey_services::sched::apply(cli.cpu_policy),
-        )
-    });
+    // Otherwise the policy stays the one the process was started with.
+    let batch = cli
+        .command
+        .server_writes_only()
+        .is_some_and(|writes_only| cli.cpu_policy.batch(writes_only));
+    let refused = batch
+        .then(|| journey_services::sched::apply(true).err())
+        .flatten();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,8 +47,8 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         telemetry::init();
-        if let Some((p, Err(e))) = policy {
-            tracing::warn!(policy = ?p, error = %e, "cannot set the CPU scheduling policy; running under the system's default (--cpu-policy normal silences this)");
+        if let Some(e) = refused {
+            tracing::warn!(error = %e, "cannot run under SCHED_BATCH; running under the policy the server was started with (--cpu-policy normal silences this)");
         }
         run(cli).await
     })

@@ -99,9 +99,17 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
 }
 
 #[test]
-fn a_server_runs_every_thread_under_sched_batch_unless_told_normal() {
+fn a_server_that_only_writes_runs_under_sched_batch_and_the_flag_overrides() {
+    const BATCH: u32 = 3;
+    const OTHER: u32 = 0;
     let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.ndjson");
-    for (flags, policy) in [(&[][..], 3), (&["--cpu-policy", "normal"][..], 0)] {
+    for (flags, policy) in [
+        // `auto`: the log alone is batched; read models in the process keep the default policy.
+        (&["--no-read-models"][..], BATCH),
+        (&[][..], OTHER),
+        (&["--cpu-policy", "batch"][..], BATCH),
+        (&["--no-read-models", "--cpu-policy", "normal"][..], OTHER),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), flags);
         // An append, so that the log's and the storage's threads have all started.
