@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         .server_writes_only()
         .is_some_and(|writes_only| cli.cpu_policy.batch(writes_only));
     let refused = batch
-        .then(|| journey_services::sched::apply(true).err())
+        .then(|| journey_services::sched::batch_this_thread().err())
         .flatten();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,46 +45,62 @@ pub const SCHED_BATCH: u32 = 3;
 /// `SCHED_OTHER`'s number.
 pub const SCHED_OTHER: u32 = 0;
 
-/// Puts the calling thread under `SCHED_BATCH` (`batch`) or `SCHED_OTHER`. Threads it starts
-/// afterwards inherit the policy, so a server calls this before its runtime starts any.
-pub fn apply(batch: bool) -> std::io::Result<()> {
-    let policy = if batch {
-        scheduler::Policy::Batch
-    } else {
-        scheduler::Policy::Other
-    };
-    scheduler::set_self_policy(policy, 0).map_err(|()| std::io::Error::last_os_error())
+/// Puts the calling thread under `SCHED_BATCH`. Threads it starts afterwards inherit the policy,
+/// so a server calls this before its runtime starts any.
+pub fn batch_this_thread() -> std::io::Result<()> {
+    scheduler::set_self_policy(scheduler::Policy::Batch, 0)
+        .map_err(|()| std::io::Error::last_os_error())
+}
+
+/// Each thread of a process (a pid, or `self`) with its name and its scheduling policy (field
+/// 41 of `/proc/<pid>/task/<tid>/stat`).
+pub fn thread_policies(pid: &str) -> std::io::Result<Vec<(String, u32)>> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/task"))?
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            // Field 3 is the first after the name, which may hold spaces and parentheses.
+            let policy = stat.get(close + 2..)?.split_whitespace().nth(41 - 3)?;
+            Some((stat[open + 1..close].to_string(), policy.parse().ok()?))
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{apply, CpuPolicy, SCHED_BATCH, SCHED_OTHER};
-
-    /// The policy of the calling thread, from `/proc/thread-self/stat`.
-    fn current() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
-        let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
-        // Field 41; field 3 is the first after the command.
-        after_name
-            .split_whitespace()
-            .nth(41 - 3)
-            .expect("field 41")
-            .parse()
-            .expect("number")
-    }
+    use super::{batch_this_thread, thread_policies, CpuPolicy, SCHED_BATCH};
 
     #[test]
     fn a_thread_takes_the_policy_and_the_threads_it_starts_inherit_it() {
-        std::thread::spawn(|| {
-            apply(true).expect("SCHED_BATCH needs no privilege");
-            assert_eq!(current(), SCHED_BATCH);
-            let child = std::thread::spawn(current).join().expect("child");
-            assert_eq!(child, SCHED_BATCH, "a new thread inherits the policy");
-            apply(false).expect("back to the default policy");
-            assert_eq!(current(), SCHED_OTHER);
-        })
-        .join()
-        .expect("test thread");
+        let policy_of = |name: &str| {
+            thread_policies("self")
+                .expect("/proc")
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p)
+        };
+        std::thread::Builder::new()
+            .name("sched-parent".into())
+            .spawn(move || {
+                batch_this_thread().expect("SCHED_BATCH needs no privilege");
+                assert_eq!(policy_of("sched-parent"), Some(SCHED_BATCH));
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let child = std::thread::Builder::new()
+                    .name("sched-child".into())
+                    .spawn(move || rx.recv())
+                    .expect("child");
+                let inherited = policy_of("sched-child");
+                tx.send(()).expect("child waits");
+                child.join().expect("child").expect("sent");
+                assert_eq!(
+                    inherited,
+                    Some(SCHED_BATCH),
+                    "a new thread inherits the policy"
+                );
+            })
+            .expect("parent")
+            .join()
+            .expect("test thread");
     }
 
     #[test]

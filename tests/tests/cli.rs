@@ -82,26 +82,9 @@ fn errors_say_what_is_wrong_and_exit_non_zero() {
     assert!(err.contains("journey up"), "{err}");
 }
 
-/// The scheduling policy (field 41 of `/proc/<pid>/task/<tid>/stat`) of each thread of a process,
-/// with the thread's name.
-fn thread_policies(pid: u32) -> Vec<(String, u32)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
-        .map(|stat| {
-            let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
-            let name = stat[open + 1..close].to_string();
-            // Field 3 is the first after the name.
-            let policy = stat[close + 2..].split_whitespace().nth(41 - 3).unwrap();
-            (name, policy.parse().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn a_server_that_only_writes_runs_under_sched_batch_and_the_flag_overrides() {
-    const BATCH: u32 = 3;
-    const OTHER: u32 = 0;
+    use journey_services::sched::{thread_policies, SCHED_BATCH as BATCH, SCHED_OTHER as OTHER};
     let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.ndjson");
     for (flags, policy) in [
         // `auto`: the log alone is batched; read models in the process keep the default policy.
@@ -115,7 +98,7 @@ fn a_server_that_only_writes_runs_under_sched_batch_and_the_flag_overrides() {
         // An append, so that the log's and the storage's threads have all started.
         let (code, out, err) = journey(&server, &["append", tour]);
         assert_eq!(code, 0, "{out}{err}");
-        let threads = thread_policies(server.child.id());
+        let threads = thread_policies(&server.child.id().to_string()).unwrap();
         assert!(
             threads
                 .iter()

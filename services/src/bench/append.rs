@@ -123,6 +123,15 @@ fn batch_requests(n: u64, patient: &str) -> Vec<Vec<AppendRequest>> {
         .collect()
 }
 
+/// How many events the callers' requests hold.
+fn event_count(requests: &[Vec<AppendRequest>]) -> u64 {
+    requests
+        .iter()
+        .flatten()
+        .map(|r| r.events.len())
+        .sum::<usize>() as u64
+}
+
 /// A run of appends: its rate, and when its first call went out and its last was acknowledged.
 struct Appends {
     per_sec: f64,
@@ -133,11 +142,7 @@ struct Appends {
 /// (c) the four callers' batches, four calls in flight.
 async fn batch_appends(grpc: String, requests: Vec<Vec<AppendRequest>>) -> anyhow::Result<Appends> {
     let c = client::connect(&grpc, None).await?;
-    let events = requests
-        .iter()
-        .flatten()
-        .map(|r| r.events.len())
-        .sum::<usize>() as u64;
+    let events = event_count(&requests);
     let started = Instant::now();
     let (elapsed, _) = run_callers(&c, requests).await?;
     Ok(Appends {
@@ -430,11 +435,7 @@ pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
     // Built before the clock starts, as for (c): the window is the appends' own, from the first
     // call out to the last event published.
     let requests = batch_requests(n * 2, "nats");
-    let total = requests
-        .iter()
-        .flatten()
-        .map(|r| r.events.len())
-        .sum::<usize>() as u64;
+    let total = event_count(&requests);
     let (live, appends, lag, backlog) = {
         let (server, stream) = start_publishing(nats_dir.path(), &args.nats_url, "live")?;
         let (watcher, backlog) = watch_backlog(server.http.clone());
