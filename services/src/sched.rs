@@ -84,14 +84,13 @@ mod tests {
             .spawn(move || {
                 batch_this_thread().expect("SCHED_BATCH needs no privilege");
                 assert_eq!(policy_of("sched-parent"), Some(SCHED_BATCH));
-                let (tx, rx) = std::sync::mpsc::channel::<()>();
-                let child = std::thread::Builder::new()
+                // The child looks itself up: its name is set once it runs.
+                let inherited = std::thread::Builder::new()
                     .name("sched-child".into())
-                    .spawn(move || rx.recv())
+                    .spawn(move || policy_of("sched-child"))
+                    .expect("child")
+                    .join()
                     .expect("child");
-                let inherited = policy_of("sched-child");
-                tx.send(()).expect("child waits");
-                child.join().expect("child").expect("sent");
                 assert_eq!(
                     inherited,
                     Some(SCHED_BATCH),
