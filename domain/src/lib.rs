@@ -2,9 +2,11 @@
 //!
 //! - [`validate`] checks the fields of one incoming event (shape, identifiers, enum values, clock
 //!   sanity) before it reaches the log.
-//! - [`JourneyRules`] is the [`journey_event_log::Gate`] the single writer consults: admissions,
-//!   transfers, discharges, cancellations, death and merges (DESIGN.md §3). A batch is admitted
-//!   whole or not at all.
+//! - [`JourneyRules`] holds the per-patient journey state and checks the journey rules of
+//!   DESIGN.md §3 (admissions, transfers, discharges, cancellations, death and merges): a batch is
+//!   admitted whole or not at all, and a refusal names the broken [`Rule`] by a stable code beside
+//!   its human message ([`Refusal`]). The crate does not know the log: the server adapts
+//!   `JourneyRules` to the log's gate, which the single writer consults.
 //! - [`alert_rules`] decides which telemonitoring observations raise an alert (the reactor in
 //!   `journey-services` appends them), and which observation values are impossible.
 //! - [`as_of`] folds a patient's events into the state at a clinical time as known at a
@@ -16,5 +18,5 @@ mod rules;
 mod validate;
 
 pub use alert_rules::{AlertDecision, AlertRules};
-pub use rules::JourneyRules;
+pub use rules::{JourneyRules, Refusal, Rule};
 pub use validate::{validate, FieldError};

@@ -3,12 +3,103 @@
 //! touched patients and written back only when every event passes.
 use std::collections::HashMap;
 
-use journey_event_log::{Gate, Rejection};
 use journey_proto::v1::event::Payload;
 use journey_proto::v1::{Disposition, Event, Setting};
 use prost_types::Timestamp;
 
-/// The journey gate: per-patient state rebuilt from the log and checked on every append.
+/// A journey rule of DESIGN.md §3, as checked by [`JourneyRules`]. Each has a stable
+/// snake_case [`code`](Rule::code) that clients may match on (the human message may change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// The patient was merged into another (or is already retired by a merge): nothing more is
+    /// recorded on its stream. Code `patient_merged`.
+    PatientMerged,
+    /// A merge names the same patient as surviving and retired. Code `merge_into_itself`.
+    MergeIntoItself,
+    /// Nothing after death but cancellations: an event that occurred after the patient's death.
+    /// Code `nothing_after_death`.
+    NothingAfterDeath,
+    /// A second PatientDeceased for a patient already declared dead. Code `already_deceased`.
+    AlreadyDeceased,
+    /// An encounter id admitted a second time. Code `encounter_already_admitted`.
+    EncounterAlreadyAdmitted,
+    /// No second open inpatient stay: on admission, or when cancelling a discharge would re-open
+    /// one. Code `second_open_inpatient_stay`.
+    SecondOpenInpatientStay,
+    /// No transfer or discharge without an open admission of that encounter. Code
+    /// `no_open_admission`.
+    NoOpenAdmission,
+    /// No transfer or discharge before the encounter's admission. Code `before_admission`.
+    BeforeAdmission,
+    /// A cancellation names an event that is not a movement of this patient. Code
+    /// `cancelled_event_unknown`.
+    CancelledEventUnknown,
+    /// A cancellation names a movement of another kind (e.g. a DischargeCancelled naming an
+    /// admission). Code `cancelled_kind_mismatch`.
+    CancelledKindMismatch,
+    /// A cancellation names a movement already cancelled. Code `already_cancelled`.
+    AlreadyCancelled,
+    /// A cancellation names a movement that is not the latest live one of its encounter. Code
+    /// `not_latest_movement`.
+    NotLatestMovement,
+}
+
+impl Rule {
+    /// Every rule, in declaration order.
+    pub const ALL: [Rule; 12] = [
+        Rule::PatientMerged,
+        Rule::MergeIntoItself,
+        Rule::NothingAfterDeath,
+        Rule::AlreadyDeceased,
+        Rule::EncounterAlreadyAdmitted,
+        Rule::SecondOpenInpatientStay,
+        Rule::NoOpenAdmission,
+        Rule::BeforeAdmission,
+        Rule::CancelledEventUnknown,
+        Rule::CancelledKindMismatch,
+        Rule::AlreadyCancelled,
+        Rule::NotLatestMovement,
+    ];
+
+    /// The stable snake_case code of the rule (what a gRPC client reads in the error details).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Rule::PatientMerged => "patient_merged",
+            Rule::MergeIntoItself => "merge_into_itself",
+            Rule::NothingAfterDeath => "nothing_after_death",
+            Rule::AlreadyDeceased => "already_deceased",
+            Rule::EncounterAlreadyAdmitted => "encounter_already_admitted",
+            Rule::SecondOpenInpatientStay => "second_open_inpatient_stay",
+            Rule::NoOpenAdmission => "no_open_admission",
+            Rule::BeforeAdmission => "before_admission",
+            Rule::CancelledEventUnknown => "cancelled_event_unknown",
+            Rule::CancelledKindMismatch => "cancelled_kind_mismatch",
+            Rule::AlreadyCancelled => "already_cancelled",
+            Rule::NotLatestMovement => "not_latest_movement",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why the journey rules refused an event: the rule broken and a human message (displayed as is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub rule: Rule,
+    pub message: String,
+}
+
+fn refuse(rule: Rule, message: String) -> Refusal {
+    Refusal { rule, message }
+}
+
+/// The journey rules: per-patient state rebuilt from the log and checked on every append. Pure:
+/// the server adapts it to the log's gate.
 #[derive(Debug, Default, Clone)]
 pub struct JourneyRules {
     patients: HashMap<String, PatientState>,
@@ -100,7 +191,7 @@ fn step(
     states: &mut HashMap<String, PatientState>,
     event: &Event,
     check: bool,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let pid = event.patient_id.as_str();
     let Some(payload) = &event.payload else {
         return Ok(());
@@ -109,14 +200,16 @@ fn step(
     let st = states.entry(pid.to_owned()).or_default();
     if check {
         if let Some(into) = &st.merged_into {
-            return Err(format!(
-                "merged patient: patient {pid} was merged into {into}"
+            return Err(refuse(
+                Rule::PatientMerged,
+                format!("merged patient: patient {pid} was merged into {into}"),
             ));
         }
         if let Some(d) = &st.death {
             if !is_cancellation(payload) && event.occurred_at.is_some() && at > d.at {
-                return Err(format!(
-                    "nothing after death: event occurred after the death of patient {pid}"
+                return Err(refuse(
+                    Rule::NothingAfterDeath,
+                    format!("nothing after death: event occurred after the death of patient {pid}"),
                 ));
             }
         }
@@ -127,15 +220,21 @@ fn step(
             let inpatient = a.setting == Setting::Inpatient as i32;
             if check {
                 if st.encounters.contains_key(&a.encounter_id) {
-                    return Err(format!(
-                        "encounter admitted twice: encounter {} of patient {pid} was already admitted",
-                        a.encounter_id
+                    return Err(refuse(
+                        Rule::EncounterAlreadyAdmitted,
+                        format!(
+                            "encounter admitted twice: encounter {} of patient {pid} was already admitted",
+                            a.encounter_id
+                        ),
                     ));
                 }
                 if inpatient {
                     if let Some(other) = st.other_open_inpatient(&a.encounter_id) {
-                        return Err(format!(
-                            "second open inpatient stay: patient {pid} is still admitted as inpatient in encounter {other}"
+                        return Err(refuse(
+                            Rule::SecondOpenInpatientStay,
+                            format!(
+                                "second open inpatient stay: patient {pid} is still admitted as inpatient in encounter {other}"
+                            ),
                         ));
                     }
                 }
@@ -164,16 +263,22 @@ fn step(
                 match &enc {
                     Some(e) if e.open => {
                         if at < e.admitted_at {
-                            return Err(format!(
-                                "transfer before admission: transfer of encounter {} occurs before its admission",
-                                t.encounter_id
+                            return Err(refuse(
+                                Rule::BeforeAdmission,
+                                format!(
+                                    "transfer before admission: transfer of encounter {} occurs before its admission",
+                                    t.encounter_id
+                                ),
                             ));
                         }
                     }
                     _ => {
-                        return Err(format!(
-                            "transfer without open admission: encounter {} of patient {pid} is not open",
-                            t.encounter_id
+                        return Err(refuse(
+                            Rule::NoOpenAdmission,
+                            format!(
+                                "transfer without open admission: encounter {} of patient {pid} is not open",
+                                t.encounter_id
+                            ),
                         ))
                     }
                 }
@@ -196,16 +301,22 @@ fn step(
                 match &enc {
                     Some(e) if e.open => {
                         if at < e.admitted_at {
-                            return Err(format!(
-                                "discharge before admission: discharge of encounter {} occurs before its admission",
-                                d.encounter_id
+                            return Err(refuse(
+                                Rule::BeforeAdmission,
+                                format!(
+                                    "discharge before admission: discharge of encounter {} occurs before its admission",
+                                    d.encounter_id
+                                ),
                             ));
                         }
                     }
                     _ => {
-                        return Err(format!(
-                            "discharge without open admission: encounter {} of patient {pid} is not open",
-                            d.encounter_id
+                        return Err(refuse(
+                            Rule::NoOpenAdmission,
+                            format!(
+                                "discharge without open admission: encounter {} of patient {pid} is not open",
+                                d.encounter_id
+                            ),
                         ))
                     }
                 }
@@ -241,7 +352,10 @@ fn step(
         }
         Payload::PatientDeceased(d) => {
             if check && st.death.as_ref().is_some_and(|d| d.declared) {
-                return Err(format!("second death: patient {pid} is already deceased"));
+                return Err(refuse(
+                    Rule::AlreadyDeceased,
+                    format!("second death: patient {pid} is already deceased"),
+                ));
             }
             let died = d.died_at.as_ref().map_or(at, |t| (t.seconds, t.nanos));
             st.death = Some(Death {
@@ -256,13 +370,15 @@ fn step(
             let r = states.entry(retired.clone()).or_default();
             if check {
                 if let Some(into) = &r.merged_into {
-                    return Err(format!(
-                        "merged patient: patient {retired} was merged into {into}"
+                    return Err(refuse(
+                        Rule::PatientMerged,
+                        format!("merged patient: patient {retired} was merged into {into}"),
                     ));
                 }
                 if retired == surviving {
-                    return Err(format!(
-                        "merged patient: patient {retired} cannot be merged into itself"
+                    return Err(refuse(
+                        Rule::MergeIntoItself,
+                        format!("merged patient: patient {retired} cannot be merged into itself"),
                     ));
                 }
             }
@@ -279,12 +395,13 @@ fn cancel(
     target: &str,
     kind: Kind,
     check: bool,
-) -> Result<(), String> {
-    let rule = format!("{} cancellation", kind.name());
+) -> Result<(), Refusal> {
+    let what = format!("{} cancellation", kind.name());
     let Some(m) = st.movements.get(target) else {
         return if check {
-            Err(format!(
-                "{rule}: event {target} is not a movement of patient {pid}"
+            Err(refuse(
+                Rule::CancelledEventUnknown,
+                format!("{what}: event {target} is not a movement of patient {pid}"),
             ))
         } else {
             Ok(())
@@ -293,22 +410,31 @@ fn cancel(
     let encounter_id = m.encounter_id.clone();
     if check {
         if m.kind != kind {
-            return Err(format!(
-                "{rule}: event {target} is a {}, not a {}",
-                m.kind.name(),
-                kind.name()
+            return Err(refuse(
+                Rule::CancelledKindMismatch,
+                format!(
+                    "{what}: event {target} is a {}, not a {}",
+                    m.kind.name(),
+                    kind.name()
+                ),
             ));
         }
         if m.cancelled {
-            return Err(format!("{rule}: event {target} is already cancelled"));
+            return Err(refuse(
+                Rule::AlreadyCancelled,
+                format!("{what}: event {target} is already cancelled"),
+            ));
         }
         let latest = st
             .encounters
             .get(&encounter_id)
             .and_then(|e| e.movements.last());
         if latest.map(String::as_str) != Some(target) {
-            return Err(format!(
-                "{rule}: event {target} is not the latest movement of encounter {encounter_id}"
+            return Err(refuse(
+                Rule::NotLatestMovement,
+                format!(
+                    "{what}: event {target} is not the latest movement of encounter {encounter_id}"
+                ),
             ));
         }
         if kind == Kind::Discharge {
@@ -318,8 +444,11 @@ fn cancel(
                 .is_some_and(|e| e.inpatient);
             if inpatient {
                 if let Some(other) = st.other_open_inpatient(&encounter_id) {
-                    return Err(format!(
-                        "{rule}: re-opening encounter {encounter_id} would make a second open inpatient stay with {other}"
+                    return Err(refuse(
+                        Rule::SecondOpenInpatientStay,
+                        format!(
+                            "{what}: re-opening encounter {encounter_id} would make a second open inpatient stay with {other}"
+                        ),
                     ));
                 }
             }
@@ -355,8 +484,11 @@ fn cancel(
     Ok(())
 }
 
-impl Gate for JourneyRules {
-    fn admit(&mut self, events: &[Event]) -> Result<(), Rejection> {
+impl JourneyRules {
+    /// Checks new events (envelopes complete: version, position and recorded time assigned)
+    /// against the current state and, only if every one passes, applies them. On `Err` (the index
+    /// of the first event at fault and why) nothing changed.
+    pub fn admit(&mut self, events: &[Event]) -> Result<(), (usize, Refusal)> {
         let mut staged: HashMap<String, PatientState> = HashMap::new();
         for (index, event) in events.iter().enumerate() {
             for pid in std::iter::once(event.patient_id.as_str()).chain(other_patient(event)) {
@@ -365,13 +497,15 @@ impl Gate for JourneyRules {
                     staged.insert(pid.to_owned(), base);
                 }
             }
-            step(&mut staged, event, true).map_err(|message| Rejection { index, message })?;
+            step(&mut staged, event, true).map_err(|refusal| (index, refusal))?;
         }
         self.patients.extend(staged);
         Ok(())
     }
 
-    fn restore(&mut self, event: &Event) {
+    /// Applies an event already in the log (state rebuilt at start). Never refuses: what the rules
+    /// would refuse today is applied as far as it can be.
+    pub fn restore(&mut self, event: &Event) {
         let _ = step(&mut self.patients, event, false);
     }
 }
@@ -460,14 +594,29 @@ mod tests {
         r
     }
 
-    fn refused(r: &mut JourneyRules, events: &[Event], index: usize, needle: &str) {
-        let err = r.admit(events).expect_err("should be refused");
-        assert_eq!(err.index, index, "{err:?}");
+    fn refused(r: &mut JourneyRules, events: &[Event], index: usize, rule: Rule, needle: &str) {
+        let before = snapshot(r);
+        let (at, refusal) = r.admit(events).expect_err("should be refused");
+        assert_eq!(at, index, "{refusal:?}");
+        assert_eq!(refusal.rule, rule, "{refusal:?}");
         assert!(
-            err.message.contains(needle),
+            refusal.message.contains(needle),
             "message {:?} lacks {needle:?}",
-            err.message
+            refusal.message
         );
+        assert_eq!(refusal.to_string(), refusal.message);
+        assert_eq!(snapshot(r), before, "a refused batch changed the state");
+    }
+
+    /// The state, in a comparable form.
+    fn snapshot(r: &JourneyRules) -> Vec<(String, String)> {
+        let mut v: Vec<_> = r
+            .patients
+            .iter()
+            .map(|(k, s)| (k.clone(), format!("{s:?}")))
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]
@@ -487,6 +636,7 @@ mod tests {
             &mut r,
             &[ev(1, "p1", 0, discharge_p("e1", Disposition::Home))],
             0,
+            Rule::NoOpenAdmission,
             "discharge without open admission",
         );
         let mut r = given(&[
@@ -497,6 +647,7 @@ mod tests {
             &mut r,
             &[ev(3, "p1", 2, discharge_p("e1", Disposition::Home))],
             0,
+            Rule::NoOpenAdmission,
             "discharge without open admission",
         );
     }
@@ -508,6 +659,7 @@ mod tests {
             &mut r,
             &[ev(1, "p1", 0, transfer_p("e1"))],
             0,
+            Rule::NoOpenAdmission,
             "transfer without open admission",
         );
     }
@@ -519,6 +671,7 @@ mod tests {
             &mut r,
             &[ev(2, "p1", 1, admit_p("e2", Setting::Inpatient))],
             0,
+            Rule::SecondOpenInpatientStay,
             "second open inpatient stay",
         );
     }
@@ -553,6 +706,7 @@ mod tests {
             &mut r,
             &[ev(3, "p1", 2, admit_p("e1", Setting::Inpatient))],
             0,
+            Rule::EncounterAlreadyAdmitted,
             "encounter admitted twice",
         );
     }
@@ -564,12 +718,14 @@ mod tests {
             &mut r,
             &[ev(2, "p1", 4, discharge_p("e1", Disposition::Home))],
             0,
+            Rule::BeforeAdmission,
             "discharge before admission",
         );
         refused(
             &mut r,
             &[ev(2, "p1", 4, transfer_p("e1"))],
             0,
+            Rule::BeforeAdmission,
             "transfer before admission",
         );
         // same instant is fine
@@ -592,6 +748,7 @@ mod tests {
             &mut r,
             &[ev(7, "p1", 4, discharge_p("e1", Disposition::Home))],
             0,
+            Rule::NoOpenAdmission,
             "discharge without open admission",
         );
         r.admit(&[ev(8, "p1", 4, admit_p("e1", Setting::Inpatient))])
@@ -605,6 +762,7 @@ mod tests {
             &mut r,
             &[ev(2, "p1", 1, cancel_adm(99))],
             0,
+            Rule::CancelledEventUnknown,
             "not a movement of patient p1",
         );
         // an event of another patient does not exist for this one
@@ -612,6 +770,7 @@ mod tests {
             &mut r,
             &[ev(2, "p2", 1, cancel_adm(1))],
             0,
+            Rule::CancelledEventUnknown,
             "not a movement of patient p2",
         );
     }
@@ -623,12 +782,14 @@ mod tests {
             &mut r,
             &[ev(2, "p1", 1, cancel_dis(1))],
             0,
+            Rule::CancelledKindMismatch,
             "is a admission, not a discharge",
         );
         refused(
             &mut r,
             &[ev(2, "p1", 1, cancel_tr(1))],
             0,
+            Rule::CancelledKindMismatch,
             "transfer cancellation",
         );
     }
@@ -644,6 +805,7 @@ mod tests {
             &mut r,
             &[ev(4, "p1", 3, cancel_tr(2))],
             0,
+            Rule::AlreadyCancelled,
             "already cancelled",
         );
     }
@@ -658,6 +820,7 @@ mod tests {
             &mut r,
             &[ev(3, "p1", 2, cancel_adm(1))],
             0,
+            Rule::NotLatestMovement,
             "not the latest movement",
         );
     }
@@ -673,6 +836,7 @@ mod tests {
             &mut r,
             &[ev(4, "p1", 3, admit_p("e2", Setting::Inpatient))],
             0,
+            Rule::SecondOpenInpatientStay,
             "second open inpatient stay",
         );
         r.admit(&[ev(5, "p1", 3, discharge_p("e1", Disposition::Home))])
@@ -690,6 +854,7 @@ mod tests {
             &mut r,
             &[ev(4, "p1", 3, cancel_dis(2))],
             0,
+            Rule::SecondOpenInpatientStay,
             "second open inpatient stay",
         );
     }
@@ -703,17 +868,30 @@ mod tests {
             ev(2, "p2", 0, admit_p("e2", Setting::Inpatient)),
             ev(3, "p1", 1, admit_p("e3", Setting::Inpatient)),
         ];
-        refused(&mut r, &batch[..], 2, "second open inpatient stay");
+        refused(
+            &mut r,
+            &batch[..],
+            2,
+            Rule::SecondOpenInpatientStay,
+            "second open inpatient stay",
+        );
         let batch = [
             ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
             ev(2, "p1", 1, discharge_p("zz", Disposition::Home)),
         ];
-        refused(&mut r, &batch, 1, "discharge without open admission");
+        refused(
+            &mut r,
+            &batch,
+            1,
+            Rule::NoOpenAdmission,
+            "discharge without open admission",
+        );
         // then the first was not applied: e1 is not open and may be admitted
         refused(
             &mut r,
             &[ev(4, "p1", 1, discharge_p("e1", Disposition::Home))],
             0,
+            Rule::NoOpenAdmission,
             "not open",
         );
         r.admit(&[ev(1, "p1", 0, admit_p("e1", Setting::Inpatient))])
@@ -734,12 +912,14 @@ mod tests {
             &mut r,
             &[ev(5, "p1", 3, admit_p("e4", Setting::Inpatient))],
             0,
+            Rule::SecondOpenInpatientStay,
             "second open inpatient stay",
         );
         refused(
             &mut r,
             &[ev(5, "p2", 3, admit_p("e5", Setting::Inpatient))],
             0,
+            Rule::SecondOpenInpatientStay,
             "second open inpatient stay",
         );
     }
@@ -756,6 +936,7 @@ mod tests {
             &mut r,
             &[ev(4, "p1", 11, visit())],
             0,
+            Rule::NothingAfterDeath,
             "nothing after death",
         );
         // a second death is refused
@@ -763,6 +944,7 @@ mod tests {
             &mut r,
             &[ev(5, "p1", 9, deceased(Some(9)))],
             0,
+            Rule::AlreadyDeceased,
             "second death",
         );
     }
@@ -774,6 +956,7 @@ mod tests {
             &mut r,
             &[ev(2, "p1", 11, admit_p("e1", Setting::Inpatient))],
             0,
+            Rule::NothingAfterDeath,
             "nothing after death",
         );
     }
@@ -794,7 +977,13 @@ mod tests {
             ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
             ev(2, "p1", 3, discharge_p("e1", Disposition::Deceased)),
         ]);
-        refused(&mut r, &[ev(3, "p1", 4, visit())], 0, "nothing after death");
+        refused(
+            &mut r,
+            &[ev(3, "p1", 4, visit())],
+            0,
+            Rule::NothingAfterDeath,
+            "nothing after death",
+        );
         // the PatientDeceased itself is still accepted at the time of death
         r.admit(&[ev(4, "p1", 3, deceased(Some(3)))]).unwrap();
     }
@@ -822,6 +1011,7 @@ mod tests {
             &mut r,
             &[ev(3, "p2", 2, visit())],
             0,
+            Rule::PatientMerged,
             "patient p2 was merged into p1",
         );
         refused(
@@ -836,10 +1026,48 @@ mod tests {
                 }),
             )],
             0,
+            Rule::PatientMerged,
             "patient p2 was merged into p1",
         );
         // the survivor carries on
         r.admit(&[ev(5, "p1", 2, visit())]).unwrap();
+    }
+
+    #[test]
+    fn merge_into_itself_is_refused() {
+        let mut r = given(&[]);
+        refused(
+            &mut r,
+            &[ev(
+                1,
+                "p1",
+                0,
+                Payload::PatientsMerged(PatientsMerged {
+                    surviving_patient_id: "p1".into(),
+                    retired_patient_id: "p1".into(),
+                }),
+            )],
+            0,
+            Rule::MergeIntoItself,
+            "cannot be merged into itself",
+        );
+    }
+
+    #[test]
+    fn rule_codes_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for rule in Rule::ALL {
+            let code = rule.code();
+            assert!(seen.insert(code), "{code} used twice");
+            assert!(
+                !code.is_empty()
+                    && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    && !code.starts_with('_')
+                    && !code.ends_with('_'),
+                "{code} is not snake_case"
+            );
+            assert_eq!(rule.to_string(), code);
+        }
     }
 
     #[test]
@@ -853,6 +1081,7 @@ mod tests {
             &mut r,
             &[ev(1, "p1", 0, merge), ev(2, "p1", 0, transfer_p("x"))],
             1,
+            Rule::NoOpenAdmission,
             "transfer without",
         );
         r.admit(&[ev(3, "p2", 1, visit())]).unwrap();
@@ -869,6 +1098,7 @@ mod tests {
             &mut r,
             &[ev(1, "p1", 0, merge), ev(2, "p2", 0, visit())],
             1,
+            Rule::PatientMerged,
             "was merged into p1",
         );
     }

@@ -34,10 +34,13 @@ pub enum AppendError {
         expected: u64,
         actual: u64,
     },
+    /// Refused by the gate (or, for `event_id_not_uuid`, by the log itself). `rule` is the stable
+    /// code of the broken rule, as the gate gave it; it is not part of the displayed message.
     #[error("events[{index}] ({event_id}): {message}")]
     Rejected {
         index: usize,
         event_id: String,
+        rule: String,
         message: String,
     },
     #[error("event log unavailable: {0}")]

@@ -2,10 +2,13 @@
 //! written. The log itself knows no rules.
 use journey_proto::v1::Event;
 
-/// Why a gate refused a batch: the index of the event at fault and the rule it broke.
+/// Why a gate refused a batch: the index of the event at fault, the rule it broke and a human
+/// message. `rule` is an opaque stable code chosen by the gate (e.g. `no_open_admission`): the log
+/// only carries it through to [`AppendError::Rejected`](crate::AppendError::Rejected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub index: usize,
+    pub rule: String,
     pub message: String,
 }
 

@@ -134,6 +134,30 @@ async fn version_conflict_writes_nothing() {
     log.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_id_not_a_uuid_is_rejected_with_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let mut bad = event("p");
+    bad.event_id = "not-a-uuid".into();
+    match log.append(request(vec![event("p"), bad])).await {
+        Err(AppendError::Rejected {
+            index,
+            event_id,
+            rule,
+            message,
+        }) => {
+            assert_eq!(index, 1);
+            assert_eq!(event_id, "not-a-uuid");
+            assert_eq!(rule, "event_id_not_uuid");
+            assert_eq!(message, "event_id is not a UUID");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(log.storage().last_position().unwrap(), 0);
+    log.close().await.unwrap();
+}
+
 /// Refuses any event whose patient is "bad".
 struct RejectBad;
 
@@ -142,6 +166,7 @@ impl Gate for RejectBad {
         match events.iter().position(|e| e.patient_id == "bad") {
             Some(index) => Err(Rejection {
                 index,
+                rule: "bad_patient".into(),
                 message: "bad patient".into(),
             }),
             None => Ok(()),
@@ -160,13 +185,23 @@ async fn rejected_batch_writes_nothing() {
 
     let batch = vec![event("good"), event("good"), event("bad"), event("good")];
     match log.append(request(batch.clone())).await {
-        Err(AppendError::Rejected {
-            index,
-            event_id,
-            message,
-        }) => {
+        Err(e @ AppendError::Rejected { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                format!("events[2] ({}): bad patient", batch[2].event_id)
+            );
+            let AppendError::Rejected {
+                index,
+                event_id,
+                rule,
+                message,
+            } = e
+            else {
+                unreachable!()
+            };
             assert_eq!(index, 2);
             assert_eq!(event_id, batch[2].event_id);
+            assert_eq!(rule, "bad_patient");
             assert_eq!(message, "bad patient");
         }
         other => panic!("expected a rejection, got {other:?}"),

@@ -224,6 +224,7 @@ impl Writer {
                     .get(r.index)
                     .map(|e| e.event_id.clone())
                     .unwrap_or_default(),
+                rule: r.rule,
                 message: r.message,
             })?;
 
@@ -307,6 +308,9 @@ impl Writer {
     }
 }
 
+/// The rule code of the log's own refusal of an `event_id` that is not a UUID.
+const EVENT_ID_NOT_UUID: &str = "event_id_not_uuid";
+
 fn parse_ids(events: &[Event]) -> Result<Vec<Uuid>, AppendError> {
     let mut seen = HashSet::with_capacity(events.len());
     events
@@ -316,6 +320,7 @@ fn parse_ids(events: &[Event]) -> Result<Vec<Uuid>, AppendError> {
             let id = Uuid::parse_str(&e.event_id).map_err(|_| AppendError::Rejected {
                 index,
                 event_id: e.event_id.clone(),
+                rule: EVENT_ID_NOT_UUID.into(),
                 message: "event_id is not a UUID".into(),
             })?;
             if !seen.insert(id) {

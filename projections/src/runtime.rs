@@ -1,8 +1,9 @@
 //! The projection runtime: folds events into SQL tables with the checkpoint in the same
 //! transaction (exactly-once effect across crashes), catch-up then live, gap refill, duplicate skip,
 //! and rebuild into fresh tables beside the live ones, swapped in at the end.
-use crate::{db::Db, source::EventSource};
+use crate::db::Db;
 use anyhow::Context;
+use journey_log_access::EventSource;
 use journey_proto::v1::Event;
 use sqlx::{AnyConnection, Row};
 use std::{borrow::Cow, future::Future, sync::Arc, time::Instant};

@@ -20,3 +20,6 @@ mod head;
 pub use head::EventHead;
 
 pub mod trace;
+
+pub mod hex;
+pub mod json;

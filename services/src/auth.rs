@@ -6,12 +6,11 @@
 //! request's extensions for the services' own finer checks (a partner appends for its organisation
 //! only; a coordinator sees its territory only). Health and reflection need no token.
 //! Without any of this, `--insecure` lets every call through, and says so loudly.
-use clap::Args;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::{
     collections::HashMap,
     future::Future,
-    path::{Path, PathBuf},
+    path::Path,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -52,26 +51,7 @@ pub struct Principal {
     pub territory: Option<String>,
 }
 
-/// Authentication settings shared by every server command.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AuthConfig {
-    /// Let unauthenticated calls through (local experiments only).
-    #[arg(long, env = "JOURNEY_INSECURE")]
-    pub insecure: bool,
-    /// API keys, one per line: `<key> <role> <subject> <organisation> [territory]`.
-    #[arg(long, env = "JOURNEY_API_KEYS_FILE")]
-    pub api_keys_file: Option<PathBuf>,
-    /// Shared secret for HS256 JWTs.
-    #[arg(long, env = "JOURNEY_JWT_HS256_SECRET_FILE")]
-    pub jwt_hs256_secret_file: Option<PathBuf>,
-    /// PEM public key for RS256 JWTs.
-    #[arg(long, env = "JOURNEY_JWT_RS256_PUBLIC_KEY_FILE")]
-    pub jwt_rs256_public_key_file: Option<PathBuf>,
-    /// Organisation → territory map, one `<organisation> <territory>` per line (for coordinators
-    /// whose token names no territory).
-    #[arg(long, env = "JOURNEY_TERRITORIES_FILE")]
-    pub territories_file: Option<PathBuf>,
-}
+pub use crate::config::AuthConfig;
 
 #[derive(Debug, serde::Deserialize)]
 struct Claims {
@@ -175,6 +155,11 @@ impl Authenticator {
     }
 
     /// Records every refused call in `log` from now on.
+    /// Whether every call is let through (`--insecure`).
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
     pub fn record_refusals_in(&self, log: crate::access_log::AccessLog) {
         let _ = self.refusals.set(log);
     }

@@ -1,7 +1,31 @@
-//! Server configuration: flags with environment fallbacks.
+//! Every setting of a node, as flags with environment fallbacks: the one place where the servers'
+//! options are defined (the `journey` command embeds these structs in its verbs, the node reads
+//! them). A setting shared by several verbs is one struct flattened into each, so that a flag
+//! means the same everywhere.
+use crate::sched::CpuPolicy;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+/// What every server verb takes: who may call it, TLS, and how its threads are scheduled.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Front {
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub tls: TlsConfig,
+    /// Linux scheduling of this server's threads: auto (batch when it only writes the log),
+    /// batch (SCHED_BATCH) or normal; README.md, "CPU policy".
+    #[arg(
+        long,
+        env = "JOURNEY_CPU_POLICY",
+        value_enum,
+        default_value_t = CpuPolicy::Auto,
+        hide_possible_values = true
+    )]
+    pub cpu_policy: CpuPolicy,
+}
+
+/// `journey up` and `journey serve event-log`: a node that holds the log.
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
     /// Folder of the event log (sled). Only the server opens it.
@@ -10,7 +34,7 @@ pub struct ServerConfig {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: String,
-    /// HTTP listen address for the status page (port 0 = any free port).
+    /// HTTP listen address: the dashboard, /status and /metrics (port 0 = any free port).
     #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: String,
     /// NATS server to publish every committed event to (JetStream). Unset = no NATS.
@@ -45,16 +69,92 @@ pub struct ServerConfig {
     #[arg(long, env = "JOURNEY_NO_READ_MODELS")]
     pub no_read_models: bool,
     #[command(flatten)]
-    pub auth: crate::auth::AuthConfig,
+    pub anchor: AnchorArgs,
     #[command(flatten)]
-    pub tls: crate::tls::TlsConfig,
+    pub front: Front,
+}
+
+/// The chain head anchored outside the log folder (`anchor.rs`).
+#[derive(Debug, Clone, Args)]
+pub struct AnchorArgs {
+    /// File the chain head is anchored in, outside the log folder (default: `<data-dir>.anchor.json`
+    /// next to the data folder). Move it aside only to accept a log that is behind it.
+    #[arg(long, env = "JOURNEY_ANCHOR_FILE")]
+    pub anchor_file: Option<PathBuf>,
+    /// How often the chain head is anchored (when it moved), in milliseconds; also at shutdown.
+    #[arg(long, env = "JOURNEY_ANCHOR_INTERVAL_MS", default_value_t = 500)]
+    pub anchor_interval_ms: u64,
+}
+
+impl Default for AnchorArgs {
+    fn default() -> Self {
+        AnchorArgs {
+            anchor_file: None,
+            anchor_interval_ms: 500,
+        }
+    }
+}
+
+impl AnchorArgs {
+    /// The anchor file for a log in `data_dir`.
+    pub fn path_for(&self, data_dir: &Path) -> PathBuf {
+        self.anchor_file.clone().unwrap_or_else(|| {
+            let mut s = data_dir.as_os_str().to_owned();
+            if s.len() > 1 && s.to_string_lossy().ends_with('/') {
+                s = data_dir.components().collect::<PathBuf>().into_os_string();
+            }
+            s.push(".anchor.json");
+            PathBuf::from(s)
+        })
+    }
+}
+
+/// The log a node without one reads (and the reactor appends to), over gRPC.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteLog {
+    /// The event log's gRPC address (`https://…` for TLS; the CA in `JOURNEY_CA_CERT`).
+    #[arg(
+        long,
+        env = "JOURNEY_LOG_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub log_url: String,
+    /// Token this service presents to the event-log service (a `service` role key or JWT; an
+    /// `auditor` one for the audit service).
+    #[arg(
+        long,
+        env = "JOURNEY_LOG_TOKEN",
+        hide_env_values = true,
+        alias = "token"
+    )]
+    pub log_token: Option<String>,
+}
+
+impl RemoteLog {
+    pub fn remote(&self) -> anyhow::Result<journey_log_access::Remote> {
+        journey_log_access::Remote::new(&self.log_url, self.log_token.as_deref())
+    }
+}
+
+/// Where live events come from for a node without the log: NATS JetStream when given, else the
+/// log's own `Subscribe`.
+#[derive(Debug, Clone, Args)]
+pub struct LiveFeed {
+    /// NATS for live events; without it, live events come from the log's Subscribe.
+    #[arg(long, env = "JOURNEY_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream the log publishes to.
+    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
+    pub nats_stream: String,
 }
 
 /// `journey serve readmission|coordination`: a read side alone, reading a remote log.
 #[derive(Debug, Clone, Args)]
 pub struct ReadSideConfig {
     #[command(flatten)]
-    pub feed: LogFeed,
+    pub log: RemoteLog,
+    #[command(flatten)]
+    pub live: LiveFeed,
     /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
     #[arg(
         long,
@@ -69,33 +169,109 @@ pub struct ReadSideConfig {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50052")]
     pub grpc_addr: String,
-    /// HTTP listen address (port 0 = any free port).
+    /// HTTP listen address: /status, /metrics, and the dashboard for coordination (port 0 = any
+    /// free port).
     #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: String,
-    /// Token this service presents to the event-log service (a `service` role key or JWT).
-    #[arg(long, env = "JOURNEY_LOG_TOKEN", hide_env_values = true)]
-    pub log_token: Option<String>,
     #[command(flatten)]
-    pub auth: crate::auth::AuthConfig,
-    #[command(flatten)]
-    pub tls: crate::tls::TlsConfig,
+    pub front: Front,
 }
 
-/// Where a process outside the log reads events: the log's gRPC service (catch-up, gap refill,
-/// and live through Subscribe) and, when given, NATS JetStream for live events.
+/// `journey serve reactor`: the alert reactor alone, against a remote log.
 #[derive(Debug, Clone, Args)]
-pub struct LogFeed {
-    /// The event log's gRPC address.
+pub struct ReactorConfig {
+    /// Where events come from; alerts are appended to the same log.
+    #[command(flatten)]
+    pub log: RemoteLog,
+    #[command(flatten)]
+    pub live: LiveFeed,
+    /// gRPC listen address for health checks (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50053")]
+    pub grpc_addr: String,
+    /// HTTP listen address of /status and /metrics (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8082")]
+    pub http_addr: String,
+    #[command(flatten)]
+    pub front: Front,
+}
+
+/// `journey serve audit`: the Audit service alone, over a remote log.
+#[derive(Debug, Clone, Args)]
+pub struct AuditServeConfig {
+    #[command(flatten)]
+    pub log: RemoteLog,
+    /// Anchor the log's head in this file (kept by this process, apart from the log's machine).
+    /// Unset = no anchor kept here (Verify then uses only anchors given in the request).
+    #[arg(long, env = "JOURNEY_ANCHOR_FILE")]
+    pub anchor_file: Option<PathBuf>,
+    /// How often the log's head is anchored, in milliseconds.
+    #[arg(long, env = "JOURNEY_ANCHOR_INTERVAL_MS", default_value_t = 1000)]
+    pub anchor_interval_ms: u64,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50053")]
+    pub grpc_addr: String,
+    /// HTTP listen address of /status and /metrics (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8083")]
+    pub http_addr: String,
+    /// The access log (who read which patient; `Audit.Accesses` answers from it):
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Give the read sides the same
+    /// `--access-log-url` so that one access log holds every service's reads.
     #[arg(
         long,
-        env = "JOURNEY_LOG_URL",
-        default_value = "http://127.0.0.1:50051"
+        env = "JOURNEY_ACCESS_LOG_URL",
+        default_value = "sqlite://./data/access-log.sqlite"
     )]
-    pub log_url: String,
-    /// NATS for live events; without it, live events come from the log's Subscribe.
-    #[arg(long, env = "JOURNEY_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// JetStream stream the log publishes to.
-    #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
-    pub nats_stream: String,
+    pub access_log_url: String,
+    #[command(flatten)]
+    pub front: Front,
+}
+
+/// Authentication settings shared by every server command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthConfig {
+    /// Let unauthenticated calls through (local experiments only).
+    #[arg(long, env = "JOURNEY_INSECURE")]
+    pub insecure: bool,
+    /// API keys, one per line: `<key> <role> <subject> <organisation> [territory]`.
+    #[arg(long, env = "JOURNEY_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Shared secret for HS256 JWTs.
+    #[arg(long, env = "JOURNEY_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// PEM public key for RS256 JWTs.
+    #[arg(long, env = "JOURNEY_JWT_RS256_PUBLIC_KEY_FILE")]
+    pub jwt_rs256_public_key_file: Option<PathBuf>,
+    /// Organisation → territory map, one `<organisation> <territory>` per line (for coordinators
+    /// whose token names no territory).
+    #[arg(long, env = "JOURNEY_TERRITORIES_FILE")]
+    pub territories_file: Option<PathBuf>,
+}
+
+/// TLS for the gRPC and HTTP sides (`tls.rs`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsConfig {
+    /// PEM certificate chain: serve gRPC and HTTP over TLS (with --tls-key).
+    #[arg(long, env = "JOURNEY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "JOURNEY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_anchor_file_sits_next_to_the_data_folder() {
+        let a = AnchorArgs::default();
+        assert_eq!(
+            a.path_for(Path::new("./data")),
+            PathBuf::from("./data.anchor.json")
+        );
+        assert_eq!(
+            a.path_for(Path::new("/var/lib/journey/")),
+            PathBuf::from("/var/lib/journey.anchor.json")
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! (`?lang=fr|en`): the worklist with its filters, a patient page with the timeline, and the
 //! weekly indicators with SVG trend charts.
 use crate::{
-    auth::Principal, coordination_service::CoordinationService, projections_service::LogAccess,
+    auth::Principal, coordination_service::CoordinationService, log_handle::LogHandle,
     session::Sessions, timeline,
 };
 use axum::{
@@ -23,7 +23,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Dashboard {
     pub coordination: CoordinationService,
-    pub log: LogAccess,
+    pub log: LogHandle,
     /// Sign-in and sessions; `None` when the server runs `--insecure`.
     pub sessions: Option<Arc<Sessions>>,
 }
@@ -799,7 +799,7 @@ async fn patient(
         Err(s) if s.code() == tonic::Code::NotFound => None,
         Err(s) => return status_response(s),
     };
-    let events = match timeline::read_patient(&d.log, &id).await {
+    let events = match d.log.patient(&id).await {
         Ok(e) => e,
         Err(e) => {
             return (

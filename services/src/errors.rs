@@ -35,10 +35,30 @@ pub fn append_error(e: AppendError) -> Status {
         ),
         AppendError::EventIdReused { .. } => Status::already_exists(msg),
         AppendError::VersionConflict { .. } => Status::aborted(msg),
-        AppendError::Rejected { .. } => Status::failed_precondition(msg),
+        AppendError::Rejected {
+            index,
+            rule,
+            message,
+            ..
+        } => rejected(msg, index, &rule, &message),
         AppendError::Unavailable(_) => Status::unavailable(msg),
         AppendError::Storage(e) => storage_error(e),
     }
+}
+
+/// A batch refused by a rule: `FAILED_PRECONDITION` with the status message as always, plus a
+/// `PreconditionFailure` violation whose type is the rule's stable code and whose subject is
+/// `events[index]`, so that clients need not parse the message.
+fn rejected(msg: String, index: usize, rule: &str, message: &str) -> Status {
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        msg,
+        ErrorDetails::with_precondition_failure_violation(
+            rule,
+            format!("events[{index}]"),
+            message,
+        ),
+    )
 }
 
 pub fn storage_error(e: StorageError) -> Status {

@@ -1,37 +1,37 @@
-//! The journey services and the `journey` command: the gRPC `EventLog` service over the log,
-//! the NATS outbox, the HTTP status page, and the client verbs.
+//! The long-running services of the journey backbone, and the node that runs any set of them
+//! (`node/`): the gRPC `EventLog` over the log (`log_service.rs`) with its NATS outbox
+//! (`outbox.rs`) and anchor (`anchor.rs`), the read models' services (`readmission_service.rs`,
+//! `coordination_service.rs`, `projections_service.rs`) and the dashboard (`dashboard.rs`), the
+//! alert reactor (`reactor.rs`), the audit service (`audit_service.rs`, `fhir_audit.rs`), and what
+//! they share: settings (`config.rs`), authentication (`auth.rs`, `session.rs`), the access log
+//! (`access_log.rs`), the one mapping of errors to gRPC statuses (`errors.rs`), the one way to
+//! the log (`log_handle.rs`), TLS, telemetry and scheduling.
 //!
-//! Everything here is wiring and IO; the journey rules live in `journey-domain`, storage in
-//! `journey-event-log`.
+//! Owns wiring and IO only: the journey rules live in `journey-domain` (reaching the log through
+//! `gate.rs`), storage in `journey-event-log`, read models in `journey-projections`. Knows nothing
+//! of the command line's client verbs, importers, the simulator or benchmarks (`cli/`, `tools/`).
 
 pub mod access_log;
+pub mod anchor;
 pub mod audit_service;
 pub mod auth;
-pub mod bench;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod coordination_service;
 pub mod dashboard;
 pub mod errors;
+pub mod fhir_audit;
+pub mod gate;
 pub mod grpc_metrics;
-pub mod hex;
-pub mod http;
-pub mod import;
-pub mod json;
+pub mod log_handle;
 pub mod log_service;
+pub mod node;
 pub mod outbox;
 pub mod projections_service;
 pub mod reactor;
 pub mod readmission_service;
 pub mod request_patient;
 pub mod sched;
-pub mod serve;
-pub mod server;
 pub mod session;
-pub mod simulate;
 pub mod telemetry;
 pub mod timeline;
 pub mod tls;
-
-pub use server::{run, Ready};

@@ -1,11 +1,11 @@
 //! The gRPC `Projections` service: the state of every read model this process runs, and
 //! rebuilds by name (fresh tables beside the live ones, progress streamed, then a swap).
-use journey_event_log::EventLog;
+use crate::log_handle::LogHandle;
+use journey_log_access::EventSource;
 use journey_projections::{
     coordination::Coordination,
     readmission::Readmission,
     runtime::{Progress, Projection, Runner},
-    source::{EventSource, Grpc, InProcess},
 };
 use journey_proto::v1::{
     projections_server::Projections, ProjectionState, ProjectionStatusRequest,
@@ -16,18 +16,11 @@ use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
-/// Where a rebuild reads the log from.
-#[derive(Clone)]
-pub enum LogAccess {
-    InProcess(Arc<EventLog>),
-    Remote(String),
-}
-
 #[derive(Clone)]
 pub struct ProjectionsService {
     pub readmission: Option<Arc<Runner<Readmission>>>,
     pub coordination: Option<Arc<Runner<Coordination>>>,
-    pub log: LogAccess,
+    pub log: LogHandle,
 }
 
 type Progressed = mpsc::Sender<Result<RebuildProgress, Status>>;
@@ -43,7 +36,7 @@ fn state<P: Projection>(r: &Runner<P>) -> ProjectionState {
 }
 
 /// Rebuilds one read model from `log`, sending progress to `tx`; errors end the stream.
-async fn rebuild<P: Projection>(runner: Arc<Runner<P>>, log: LogAccess, tx: Progressed) {
+async fn rebuild<P: Projection>(runner: Arc<Runner<P>>, log: LogHandle, tx: Progressed) {
     let report = {
         let tx = tx.clone();
         move |p: Progress| {
@@ -62,12 +55,9 @@ async fn rebuild<P: Projection>(runner: Arc<Runner<P>>, log: LogAccess, tx: Prog
     ) -> anyhow::Result<()> {
         runner.rebuild(&mut source, report).await.map(|_| ())
     }
-    let result = match log {
-        LogAccess::InProcess(log) => with(&runner, InProcess::new(log), report).await,
-        LogAccess::Remote(url) => match Grpc::connect(&url).await {
-            Ok(source) => with(&runner, source, report).await,
-            Err(e) => Err(e),
-        },
+    let result = match log.source().await {
+        Ok(source) => with(&runner, source, report).await,
+        Err(e) => Err(e),
     };
     if let Err(e) = result {
         tracing::error!(error = %format!("{e:#}"), projection = runner.projection.name(), "rebuild failed");
@@ -103,10 +93,7 @@ impl Projections for ProjectionsService {
         if let Some(r) = &self.coordination {
             projections.push(state(r));
         }
-        let log_head = match &self.log {
-            LogAccess::InProcess(log) => log.head().position,
-            LogAccess::Remote(_) => 0,
-        };
+        let log_head = self.log.in_process().map_or(0, |log| log.head().position);
         Ok(Response::new(ProjectionStatusResponse {
             projections,
             log_head,

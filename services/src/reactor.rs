@@ -1,9 +1,9 @@
 //! The alert reactor: reads the log, folds every event into the telemonitoring alert rules
 //! (`journey_domain::alert_rules`) and appends the `AlertRaised` events they decide.
 //!
-//! It runs inside `journey up` (in-process source and appends; `--no-reactor` turns it off) or
-//! alone as `journey serve reactor` (catch-up and appends over the log's gRPC service, live events
-//! from `Subscribe` or from NATS JetStream).
+//! It runs as a part of a node (`node/reactor.rs`): inside `journey up` (in-process source and
+//! appends; `--no-reactor` turns it off) or alone as `journey serve reactor` (catch-up and appends
+//! over the log's gRPC service, live events from `Subscribe` or from NATS JetStream).
 //!
 //! **Exactly once.** The rules' state lives in memory and is rebuilt from the whole log at start,
 //! so a replay makes the same decisions; each alert's event id is a UUID v5 of (observation event
@@ -14,43 +14,21 @@
 //! reaches the head. Live, every decision is appended as soon as its observation is folded;
 //! transient failures (log unavailable) are retried with backoff, refusals (a patient merged or
 //! deceased since the observation) are logged and dropped.
-use crate::{client, server::reflection, Ready};
-use anyhow::Context;
-use axum::{routing::get, Json, Router};
-use clap::Args;
 use journey_domain::alert_rules::{alert_event, AlertRules};
 use journey_event_log::{AppendError, EventLog};
-use journey_projections::source::{EventSource, Grpc, InProcess, Nats};
+use journey_log_access::{EventSource, LogClient};
 use journey_proto::v1::{self, event::Payload, Event};
 use std::{
     collections::{BTreeMap, HashMap},
-    future::Future,
     sync::Arc,
     time::{Duration, SystemTime},
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 
 /// Events read per range call.
 const BATCH: usize = 2000;
 /// Alerts per append request.
 const APPEND_BATCH: usize = 256;
-
-/// `journey serve reactor`: the alert reactor alone, against a remote log.
-#[derive(Debug, Clone, Args)]
-pub struct ReactorConfig {
-    /// Where events come from (alerts are appended to the same log).
-    #[command(flatten)]
-    pub feed: crate::config::LogFeed,
-    /// Access token for the log's Append, sent as `authorization: Bearer …`.
-    #[arg(long, env = "JOURNEY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// gRPC listen address for health checks (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50053")]
-    pub grpc_addr: String,
-    /// HTTP listen address of `/status` (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8082")]
-    pub http_addr: String,
-}
 
 /// What the reactor has done since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -74,7 +52,7 @@ pub enum Sink {
     /// The log of this process (`journey up`).
     Local(Arc<EventLog>),
     /// A remote log's `EventLog.Append`.
-    Remote(client::LogClient),
+    Remote(LogClient),
 }
 
 enum Failure {
@@ -344,93 +322,4 @@ pub async fn run<S: EventSource>(
             }
         }
     }
-}
-
-/// The reactor inside `journey up`: reads and appends through the log of this process.
-pub fn spawn_in_process(
-    log: Arc<EventLog>,
-    shutdown: watch::Receiver<bool>,
-) -> (
-    JoinHandle<anyhow::Result<()>>,
-    watch::Receiver<ReactorStatus>,
-) {
-    let (status, watch) = watch::channel(ReactorStatus::default());
-    let task = tokio::spawn(run(
-        InProcess::new(log.clone()),
-        Sink::Local(log),
-        status,
-        shutdown,
-    ));
-    (task, watch)
-}
-
-/// `journey serve reactor`: the reactor alone, with a health endpoint (gRPC) and `/status` (HTTP).
-pub async fn serve(
-    config: ReactorConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(Ready),
-) -> anyhow::Result<()> {
-    let sink = Sink::Remote(client::connect(&config.feed.log_url, config.token.as_deref()).await?);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, status) = watch::channel(ReactorStatus::default());
-    let task = match &config.feed.nats_url {
-        Some(url) => {
-            let source = Nats::connect(&config.feed.log_url, url, &config.feed.nats_stream).await?;
-            tokio::spawn(run(source, sink, status_tx, stop_rx.clone()))
-        }
-        None => {
-            let source = Grpc::connect(&config.feed.log_url).await?;
-            tokio::spawn(run(source, sink, status_tx, stop_rx.clone()))
-        }
-    };
-
-    let grpc = TcpListener::bind(&config.grpc_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.grpc_addr))?;
-    let web = TcpListener::bind(&config.http_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http_addr))?;
-    let ready = Ready {
-        grpc: grpc.local_addr()?,
-        http: web.local_addr()?,
-    };
-    let (_health, health_service) = tonic_health::server::health_reporter();
-    let app = Router::new()
-        .route(
-            "/status",
-            get(move || {
-                let s = *status.borrow();
-                async move { Json(serde_json::json!({ "reactor": s })) }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(|| async { crate::telemetry::render_metrics() }),
-        );
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        let _ = axum::serve(web, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(crate::grpc_metrics::GrpcMetrics)
-            .add_service(health_service)
-            .add_service(reflection()?)
-            .serve_with_incoming_shutdown(crate::server::incoming(grpc), async {
-                let _ = grpc_stop_rx.await;
-            }),
-    );
-    on_ready(ready);
-    shutdown.await;
-    let _ = grpc_stop_tx.send(());
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    let _ = http.await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    Ok(())
 }

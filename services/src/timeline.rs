@@ -1,10 +1,5 @@
-//! A patient's timeline, readable: one entry per event (used by `journey replay` and the dashboard).
-use crate::{json, projections_service::LogAccess};
-use journey_proto::{
-    v1::{event_log_client::EventLogClient, Event, ReadStreamRequest},
-    EventType,
-};
-use tokio_stream::StreamExt;
+//! A patient's timeline, readable: one entry per event (the dashboard's patient page).
+use journey_proto::{json, v1::Event, EventType};
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -34,39 +29,5 @@ pub fn entry(event: &Event) -> Entry {
             .and_then(|k| value.get(k.snake()))
             .map(|p| p.to_string())
             .unwrap_or_default(),
-    }
-}
-
-/// Every durable event of one patient, oldest first.
-pub async fn read_patient(log: &LogAccess, patient_id: &str) -> anyhow::Result<Vec<Event>> {
-    match log {
-        LogAccess::InProcess(log) => {
-            let mut out = Vec::new();
-            loop {
-                let batch = log.read_stream(patient_id, out.len() as u64 + 1, 1000)?;
-                if batch.is_empty() {
-                    return Ok(out);
-                }
-                for stored in batch {
-                    out.push(stored.decode()?);
-                }
-            }
-        }
-        LogAccess::Remote(url) => {
-            let mut client = EventLogClient::new(crate::client::channel(url).await?);
-            let mut stream = client
-                .read_stream(ReadStreamRequest {
-                    patient_id: patient_id.to_string(),
-                    from_version: 1,
-                    batch_size: 0,
-                })
-                .await?
-                .into_inner();
-            let mut out = Vec::new();
-            while let Some(batch) = stream.next().await {
-                out.extend(batch?.events);
-            }
-            Ok(out)
-        }
     }
 }

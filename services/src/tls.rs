@@ -1,19 +1,9 @@
 //! TLS (rustls) for the gRPC services and the HTTP side (dashboard, status, metrics) when a
 //! certificate is given; clients trust the CA in `JOURNEY_CA_CERT` for `https://` servers.
 use anyhow::Context;
-use clap::Args;
-use std::path::PathBuf;
 use tonic::transport::{Identity, ServerTlsConfig};
 
-#[derive(Debug, Clone, Default, Args)]
-pub struct TlsConfig {
-    /// PEM certificate chain: serve gRPC and HTTP over TLS (with --tls-key).
-    #[arg(long, env = "JOURNEY_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "JOURNEY_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-}
+pub use crate::config::TlsConfig;
 
 impl TlsConfig {
     fn pem(&self) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -57,9 +47,6 @@ impl TlsConfig {
         ))))
     }
 }
-
-/// Client TLS for an `https://` server: the CA in `JOURNEY_CA_CERT` (PEM), if set.
-pub use journey_projections::source::client_tls as client;
 
 /// Serves `app` on `listener` until `stop` turns true: plain HTTP, or HTTPS with `tls`.
 pub async fn serve_http(

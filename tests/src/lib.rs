@@ -67,8 +67,8 @@ impl Server {
         )
     }
 
-    pub async fn client(&self) -> journey_services::client::LogClient {
-        journey_services::client::connect(&self.grpc, None)
+    pub async fn client(&self) -> crate::client::LogClient {
+        crate::client::connect(&self.grpc, None)
             .await
             .expect("connect")
     }
@@ -332,8 +332,8 @@ pub async fn wait_projected(grpc: &str, log_head: u64) {
 pub async fn wait_projected_as(grpc: &str, log_head: u64, token: Option<&str>) {
     use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
     let mut c = ProjectionsClient::with_interceptor(
-        journey_services::client::channel(grpc).await.unwrap(),
-        journey_services::client::token(token).unwrap(),
+        crate::client::channel(grpc).await.unwrap(),
+        crate::client::token(token).unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -397,7 +397,7 @@ pub fn serve_over_nats(
 pub async fn rates_total(grpc: &str, log_head: u64) -> journey_proto::v1::RateRow {
     wait_projected(grpc, log_head).await;
     journey_proto::v1::readmission_client::ReadmissionClient::new(
-        journey_services::client::channel(grpc).await.unwrap(),
+        crate::client::channel(grpc).await.unwrap(),
     )
     .rates(journey_proto::v1::RatesRequest::default())
     .await
@@ -450,7 +450,7 @@ pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
 /// Every index stay, read in pages of `page_size` (small pages exercise the paging).
 pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v1::IndexStay> {
     let mut c = journey_proto::v1::readmission_client::ReadmissionClient::new(
-        journey_services::client::channel(grpc).await.unwrap(),
+        crate::client::channel(grpc).await.unwrap(),
     );
     let mut out = Vec::new();
     let mut token = String::new();
@@ -470,4 +470,56 @@ pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v
         }
         token = r.next_page_token;
     }
+}
+
+/// gRPC connections to the servers under test, through the same code the `journey` verbs use.
+pub mod client {
+    use journey_log_access::Remote;
+    pub use journey_log_access::{LogClient, Token};
+    use tonic::transport::Channel;
+
+    /// An `EventLog` client of `url` presenting `token`.
+    pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<LogClient> {
+        Remote::new(url, token)?.client().await
+    }
+
+    /// A connected channel to `url`.
+    pub async fn channel(url: &str) -> anyhow::Result<Channel> {
+        Remote::new(url, None)?.channel().await
+    }
+
+    /// The interceptor presenting `token` (none: an insecure server).
+    pub fn token(token: Option<&str>) -> anyhow::Result<Token> {
+        Token::bearer(token)
+    }
+}
+
+/// Rewrites the stored bytes of the event at `position` (its `source` gets `suffix`) while keeping
+/// its stored hash, as an attacker with access to the files would: the chain must catch it. The
+/// server must be stopped.
+pub fn tamper(data_dir: &Path, position: u64, suffix: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use journey_event_log::{Record, SledStorage, Storage, WriteBatch};
+    use journey_proto::{prost::Message, v1::Event};
+    let storage = SledStorage::open(data_dir)
+        .with_context(|| format!("cannot open {} (stop the server first)", data_dir.display()))?;
+    let stored = storage
+        .read(position, position, 1)?
+        .pop()
+        .with_context(|| format!("no event at position {position}"))?;
+    let mut event = Event::decode(stored.bytes.as_slice())?;
+    event.source.push_str(suffix);
+    let record = Record {
+        position,
+        event_id: uuid::Uuid::parse_str(&event.event_id)?,
+        patient_id: event.patient_id.clone(),
+        stream_version: event.stream_version,
+        hash: stored.hash,
+        bytes: event.encode_to_vec(),
+    };
+    storage.write(&WriteBatch {
+        records: vec![record],
+    })?;
+    storage.sync()?;
+    Ok(())
 }

@@ -19,7 +19,7 @@ use std::{
 use tonic::{transport::Channel, Code};
 
 async fn audit(grpc: &str) -> AuditClient<Channel> {
-    AuditClient::new(journey_services::client::channel(grpc).await.unwrap())
+    AuditClient::new(journey_tests::client::channel(grpc).await.unwrap())
 }
 
 fn journey(server: &str, args: &[&str]) -> (i32, String, String) {
@@ -646,23 +646,7 @@ async fn verify_reports_an_event_altered_below_the_chain() {
     // The anchor was written at shutdown, next to the data.
     assert_eq!(read_anchor(&dir.path().join("anchor.json"))["position"], 20);
 
-    let out = Command::new(journey_bin())
-        .args([
-            "debug",
-            "tamper",
-            "--position",
-            "7",
-            "--yes-break-the-chain",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    journey_tests::tamper(dir.path(), 7, " (tampered)").unwrap();
 
     let server = Server::start(dir.path(), &["--no-reactor"]);
     let v = verify(&server.grpc, None).await;
@@ -1030,7 +1014,7 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     // Health: the Audit service is served in both processes.
     for grpc in [&server.grpc, &remote.grpc] {
         let mut h = tonic_health::pb::health_client::HealthClient::new(
-            journey_services::client::channel(grpc).await.unwrap(),
+            journey_tests::client::channel(grpc).await.unwrap(),
         );
         let s = h
             .check(tonic_health::pb::HealthCheckRequest {
@@ -1193,7 +1177,7 @@ async fn one_access_log_in_postgres_for_every_service() {
 
     timeline(&remote_audit.grpc, "AUD-1").await;
     journey_proto::v1::readmission_client::ReadmissionClient::new(
-        journey_services::client::channel(&readmission.grpc)
+        journey_tests::client::channel(&readmission.grpc)
             .await
             .unwrap(),
     )

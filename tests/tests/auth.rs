@@ -6,7 +6,7 @@ use journey_proto::v1::{
     projections_client::ProjectionsClient, readmission_client::ReadmissionClient, HeadRequest,
     ProjectionStatusRequest, RatesRequest, VerifyRequest, WorklistRequest,
 };
-use journey_services::client::{channel, token, Token};
+use journey_tests::client::{channel, token, Token};
 use journey_tests::*;
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 use tonic::{service::interceptor::InterceptedService, transport::Channel, Code};

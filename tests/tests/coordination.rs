@@ -263,11 +263,7 @@ async fn load(server: &Server) -> u64 {
 }
 
 async fn coordination(server: &Server) -> CoordinationClient<tonic::transport::Channel> {
-    CoordinationClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    )
+    CoordinationClient::new(journey_tests::client::channel(&server.grpc).await.unwrap())
 }
 
 fn request() -> WorklistRequest {
@@ -652,8 +648,7 @@ async fn indicators_sqlite_postgres_and_rebuild_agree() {
 
     // A rebuild gives the same answers as incremental projection.
     let before = worklist(&lite, request()).await.items;
-    let mut p =
-        ProjectionsClient::new(journey_services::client::channel(&lite.grpc).await.unwrap());
+    let mut p = ProjectionsClient::new(journey_tests::client::channel(&lite.grpc).await.unwrap());
     let mut stream = p
         .rebuild(RebuildRequest {
             projection: "coordination".into(),

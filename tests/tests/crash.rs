@@ -22,9 +22,7 @@ async fn kill_9_mid_load_loses_no_acknowledged_event() {
         let grpc = server.grpc.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
-            let mut c = journey_services::client::connect(&grpc, None)
-                .await
-                .unwrap();
+            let mut c = journey_tests::client::connect(&grpc, None).await.unwrap();
             for i in 0.. {
                 let corr = uuid::Uuid::new_v4().to_string();
                 let events = (0..3)

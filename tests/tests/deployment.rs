@@ -43,7 +43,7 @@ async fn stays(grpc: &str) -> Vec<IndexStay> {
 }
 
 async fn worklist(grpc: &str, as_of: i64) -> Vec<WorklistItem> {
-    let mut c = CoordinationClient::new(journey_services::client::channel(grpc).await.unwrap());
+    let mut c = CoordinationClient::new(journey_tests::client::channel(grpc).await.unwrap());
     c.worklist(WorklistRequest {
         page_size: 1000,
         window_days: 3650,
@@ -204,7 +204,7 @@ async fn separate_services_survive_kills_and_a_nats_outage() {
 
 async fn writers(grpc: &str) -> Vec<bool> {
     use journey_proto::v1::{projections_client::ProjectionsClient, ProjectionStatusRequest};
-    let mut p = ProjectionsClient::new(journey_services::client::channel(grpc).await.unwrap());
+    let mut p = ProjectionsClient::new(journey_tests::client::channel(grpc).await.unwrap());
     let s = p
         .status(ProjectionStatusRequest {})
         .await

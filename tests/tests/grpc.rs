@@ -130,9 +130,7 @@ async fn subscribe_from_zero_sees_every_event_once_in_order_while_appends_contin
         .map(|w| {
             let grpc = server.grpc.clone();
             tokio::spawn(async move {
-                let mut c = journey_services::client::connect(&grpc, None)
-                    .await
-                    .unwrap();
+                let mut c = journey_tests::client::connect(&grpc, None).await.unwrap();
                 for i in 0..100 {
                     let events = (0..(i % 3 + 1))
                         .map(|k| observation(&format!("S-{w}-{k}"), i as f64))
@@ -338,7 +336,7 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() {
 
 /// Sends `body` as the request message of EventLog/Append, bypassing the typed client.
 async fn raw_call(server: &str, body: &[u8]) -> Code {
-    let channel = journey_services::client::channel(server).await.unwrap();
+    let channel = journey_tests::client::channel(server).await.unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/journey.v1.EventLog/Append");
@@ -439,9 +437,7 @@ async fn health_and_reflection_are_served() {
     };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let channel = journey_services::client::channel(&server.grpc)
-        .await
-        .unwrap();
+    let channel = journey_tests::client::channel(&server.grpc).await.unwrap();
     let status = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: "journey.v1.EventLog".into(),

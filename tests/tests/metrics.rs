@@ -57,7 +57,7 @@ async fn services_export_the_operational_metrics() {
     let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
     wait_projected(&readmission.grpc, head).await;
     ReadmissionClient::new(
-        journey_services::client::channel(&readmission.grpc)
+        journey_tests::client::channel(&readmission.grpc)
             .await
             .unwrap(),
     )

@@ -11,9 +11,7 @@ async fn append_many(server: &Server, patients: usize, per_patient: usize) {
         .map(|p| {
             let grpc = server.grpc.clone();
             tokio::spawn(async move {
-                let mut c = journey_services::client::connect(&grpc, None)
-                    .await
-                    .unwrap();
+                let mut c = journey_tests::client::connect(&grpc, None).await.unwrap();
                 for i in 0..per_patient {
                     c.append(batch(vec![observation(&format!("N-{p}"), i as f64)]))
                         .await
@@ -126,9 +124,7 @@ async fn nats_outage_loses_nothing_and_doubles_nothing() {
     let appends = {
         let grpc = server.grpc.clone();
         tokio::spawn(async move {
-            let mut c = journey_services::client::connect(&grpc, None)
-                .await
-                .unwrap();
+            let mut c = journey_tests::client::connect(&grpc, None).await.unwrap();
             for i in 0..300 {
                 c.append(batch(vec![observation("N-outage", i as f64)]))
                     .await

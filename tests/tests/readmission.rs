@@ -181,11 +181,7 @@ async fn figures_follow_the_definitions() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     load(&server, journeys()).await;
-    let mut c = ReadmissionClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    );
+    let mut c = ReadmissionClient::new(journey_tests::client::channel(&server.grpc).await.unwrap());
 
     let r = c
         .rates(RatesRequest {
@@ -342,11 +338,7 @@ async fn figures_follow_the_definitions() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let mut p = ProjectionsClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    );
+    let mut p = ProjectionsClient::new(journey_tests::client::channel(&server.grpc).await.unwrap());
     let nf = p
         .rebuild(v1::RebuildRequest {
             projection: "nope".into(),
@@ -388,11 +380,7 @@ async fn calendar_days_are_the_facility_time_zone() {
         vec![journey("UTC1", ""), journey("PAR1", "Europe/Paris")],
     )
     .await;
-    let mut c = ReadmissionClient::new(
-        journey_services::client::channel(&server.grpc)
-            .await
-            .unwrap(),
-    );
+    let mut c = ReadmissionClient::new(journey_tests::client::channel(&server.grpc).await.unwrap());
     let first_stay = |p: &str| PatientStaysRequest {
         patient_id: p.into(),
     };
@@ -466,11 +454,8 @@ async fn sqlite_and_postgres_agree_and_rebuild_equals_incremental() {
             "progress shown"
         );
         assert_eq!(all_stays(&server.grpc).await, a, "rebuild = incremental");
-        let mut p = ProjectionsClient::new(
-            journey_services::client::channel(&server.grpc)
-                .await
-                .unwrap(),
-        );
+        let mut p =
+            ProjectionsClient::new(journey_tests::client::channel(&server.grpc).await.unwrap());
         let s = p
             .status(ProjectionStatusRequest {})
             .await
@@ -597,11 +582,8 @@ async fn projection_killed_mid_batch_resumes_without_double_counting() {
     // Kill it twice while it is part-way through the log.
     while kills < 2 {
         let mut service = spawn_ready(&args);
-        let mut p = ProjectionsClient::new(
-            journey_services::client::channel(&service.grpc)
-                .await
-                .unwrap(),
-        );
+        let mut p =
+            ProjectionsClient::new(journey_tests::client::channel(&service.grpc).await.unwrap());
         let started = p
             .status(ProjectionStatusRequest {})
             .await

@@ -1,0 +1,250 @@
+//! Every verb of the `journey` command and its flags. The servers' settings are
+//! `journey_services::config` (one definition per setting, shared by the verbs that take it);
+//! each tool's options live with the tool (`journey_bench::args`, `journey_simulate::SimulateArgs`).
+use clap::{Args, Parser, Subcommand};
+use journey_log_access::Remote;
+use journey_services::config::{
+    AuditServeConfig, Front, ReactorConfig, ReadSideConfig, ServerConfig,
+};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "journey",
+    version,
+    about = "Patient journey backbone: an immutable, verifiable log of hospital-to-home care events",
+    after_help = "Start with `journey up` (the whole system, dashboard on http://127.0.0.1:8080), \
+                  then `journey append examples/tour.ndjson` in another terminal; README.md has a tour."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Address of a running journey server (gRPC); `https://…` for TLS (CA in JOURNEY_CA_CERT).
+    #[arg(
+        long,
+        env = "JOURNEY_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+    /// Access token sent as `authorization: Bearer …`; default: the admin token a local
+    /// `journey up` wrote in `$JOURNEY_DATA_DIR/admin.token` (`./data`).
+    #[arg(long, env = "JOURNEY_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ClientArgs {
+    /// The server to call, with `--token`, else `JOURNEY_TOKEN`, else the local admin token.
+    pub fn remote(&self) -> anyhow::Result<Remote> {
+        let local = local_admin_token();
+        Remote::new(&self.server, self.token.as_deref().or(local.as_deref()))
+    }
+}
+
+/// The local admin token `journey up` wrote (`$JOURNEY_DATA_DIR` or `./data`).
+fn local_admin_token() -> Option<String> {
+    let dir = std::env::var("JOURNEY_DATA_DIR").unwrap_or_else(|_| "./data".into());
+    std::fs::read_to_string(std::path::Path::new(&dir).join("admin.token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: the event log in ./data, gRPC on 127.0.0.1:50051, the
+    /// coordination dashboard, /status and /metrics on http://127.0.0.1:8080, the read models,
+    /// the alert reactor and the audit service; NATS publication with --nats-url.
+    Up {
+        #[command(flatten)]
+        config: ServerConfig,
+    },
+    /// Run one service alone (a split deployment: docker-compose.yml).
+    Serve {
+        #[command(subcommand)]
+        what: ServeWhat,
+    },
+    /// Audit trail: a patient's timeline, state "as of" (bi-temporal), chain verification
+    /// against the anchored head, FHIR R4 export.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
+    /// Ask a journey process whether it serves (gRPC health); exit code 0 when it does (for probes).
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Append events from a JSON or NDJSON file as one atomic batch (all or nothing).
+    Append {
+        /// JSON file of events (one object, an array, or one object per line); `-` reads
+        /// standard input. The proto3 JSON mapping of events.proto; see examples/tour.ndjson.
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print one patient's journey as a readable timeline.
+    Replay {
+        /// The patient's id, as given in the events' `patient_id`.
+        #[arg(long)]
+        patient: String,
+        /// Print each event as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify the hash chain of the whole log (or a range); exits 1 if it does not verify.
+    Verify {
+        /// First log position to verify (0 = the first event).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Last log position to verify (0 = the head).
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Rebuild a read model from the whole log into fresh tables, then swap them in (queries keep answering).
+    Rebuild {
+        /// The read model: readmission or coordination.
+        projection: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Import an external data set through the Append API (idempotent: a re-run appends nothing).
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Generate realistic hospital-to-home journeys and append them (deterministic for a seed).
+    Simulate {
+        #[command(flatten)]
+        args: journey_simulate::SimulateArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Benchmarks, each against a baseline measured in the same run (BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: journey_bench::args::BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeWhat {
+    /// The event log alone (gRPC EventLog and Audit, NATS outbox, /status, /metrics): no read
+    /// model, no reactor in this process.
+    EventLog {
+        #[command(flatten)]
+        config: ServerConfig,
+    },
+    /// The Readmission gRPC service and its projection.
+    Readmission(ReadSideConfig),
+    /// The Coordination gRPC service, its projection (and the readmission one, for the
+    /// indicators) and the dashboard over HTTP.
+    Coordination(ReadSideConfig),
+    /// The telemonitoring alert reactor: appends `AlertRaised` when an observation crosses a
+    /// care-plan or default threshold (exactly once per crossing, also across restarts).
+    Reactor(ReactorConfig),
+    /// The Audit gRPC service over a remote log (timeline, as-of, verify, FHIR export); keeps
+    /// its own anchor of the log's head when given --anchor-file.
+    Audit(AuditServeConfig),
+}
+
+impl Command {
+    /// The server flags of a server verb (`None` for the client verbs).
+    pub fn front(&self) -> Option<&Front> {
+        Some(match self {
+            Command::Up { config } => &config.front,
+            Command::Serve { what } => match what {
+                ServeWhat::EventLog { config } => &config.front,
+                ServeWhat::Readmission(c) | ServeWhat::Coordination(c) => &c.front,
+                ServeWhat::Reactor(c) => &c.front,
+                ServeWhat::Audit(c) => &c.front,
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportWhat {
+    /// A Synthea CSV export folder (patients, encounters, conditions, medications, observations;
+    /// optional careplans, organizations, providers). Refused and malformed rows are reported
+    /// with file and line; exit code 1 when --strict stopped at one.
+    Synthea {
+        /// The export folder (Synthea's `output/csv`).
+        dir: PathBuf,
+        /// Stop at the first malformed or refused row (exit code 1).
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditWhat {
+    /// One patient's events with actor, source, clinical vs recorded time, correlation and hash.
+    Timeline {
+        #[arg(long)]
+        patient: String,
+        /// First stream version shown.
+        #[arg(long, default_value_t = 1)]
+        from_version: u64,
+        /// One JSON object per entry instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The patient's state at a clinical time as known at a recording time (both default to now).
+    AsOf {
+        #[arg(long)]
+        patient: String,
+        /// Clinical time T (RFC 3339, e.g. 2026-03-01T12:00:00Z); default now.
+        #[arg(long)]
+        clinical_time: Option<String>,
+        /// Recording time R (RFC 3339): only what the log knew by then; default now.
+        #[arg(long)]
+        recorded_time: Option<String>,
+        /// The answer as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify the hash chain and the head against its anchor; exits 1 if it does not verify.
+    Verify {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        /// An anchor you kept (with --anchor-hash); default: the server's anchor file.
+        #[arg(long, requires = "anchor_hash")]
+        anchor_position: Option<u64>,
+        /// Hash of the anchored event, 64 hex digits.
+        #[arg(long, requires = "anchor_position")]
+        anchor_hash: Option<String>,
+        /// The answer as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The patient's journey as FHIR R4 AuditEvent and Provenance resources (NDJSON).
+    Export {
+        #[arg(long)]
+        patient: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}

@@ -1,0 +1,426 @@
+//! `journey audit …`: the audit trail read through the `Audit` service (timeline, as-of,
+//! verification against the anchor, FHIR export), printed for people or as JSON.
+use crate::{
+    args::{AuditWhat, ClientArgs},
+    verbs::refused,
+};
+use anyhow::Context;
+use futures::StreamExt;
+use journey_log_access::{Token, MAX_MESSAGE};
+use journey_proto::{
+    hex::unhex,
+    json::rfc3339,
+    prost_types::Timestamp,
+    v1::{self, audit_client::AuditClient as AuditClientOf, *},
+};
+use journey_services::fhir_audit::role_name;
+use serde_json::Value;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+type AuditClient = AuditClientOf<InterceptedService<Channel, Token>>;
+
+async fn audit_client(args: &ClientArgs) -> anyhow::Result<AuditClient> {
+    let remote = args.remote()?;
+    Ok(
+        AuditClientOf::with_interceptor(remote.channel().await?, remote.token())
+            .max_decoding_message_size(MAX_MESSAGE),
+    )
+}
+
+fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<Timestamp>> {
+    let Some(text) = text else { return Ok(None) };
+    if text == "now" {
+        return Ok(None);
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("--{flag} {text:?}: not an RFC 3339 time (e.g. 2026-03-01T12:00:00Z)")
+    })?;
+    Ok(Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }))
+}
+
+/// A generated message as JSON with proto field names, through the embedded descriptors.
+fn message_json<M: journey_proto::prost::Message>(m: &M, name: &str) -> Value {
+    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+    let pool = DescriptorPool::decode(journey_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let desc = pool
+        .get_message_by_name(name)
+        .expect("message in descriptors");
+    let dynamic = DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).expect("own encoding");
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(true);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .expect("json serialisation")
+}
+
+/// "3d 4h", "2h 5m", "12s"; negative = recorded before it occurred (clock skew).
+fn delay_text(secs: i64) -> String {
+    let (sign, s) = if secs < 0 { ("-", -secs) } else { ("", secs) };
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    let text = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    };
+    format!("{sign}{text}")
+}
+
+fn time_text(t: &Option<Timestamp>) -> String {
+    t.as_ref().map_or("?".into(), rfc3339)
+}
+
+fn enum_text<E: TryFrom<i32>>(v: i32, name: impl Fn(E) -> &'static str) -> &'static str {
+    E::try_from(v).map_or("?", name)
+}
+
+fn print_as_of(r: &AsOfResponse) {
+    println!(
+        "patient {}: clinical time {}, as known at {}",
+        r.patient_id,
+        time_text(&r.clinical_time),
+        time_text(&r.recorded_time)
+    );
+    println!(
+        "  registered: {}   deceased: {}",
+        if r.registered { "yes" } else { "no" },
+        if r.deceased {
+            format!("yes ({})", time_text(&r.died_at))
+        } else {
+            "no".into()
+        }
+    );
+    let stay = |s: &v1::AsOfStay| {
+        let facility = s.facility.as_ref().map_or("?", |f| f.id.as_str());
+        let setting = enum_text(s.setting, |e: v1::Setting| e.as_str_name());
+        format!(
+            "{}  {facility} / {}  {setting}  admitted {} ({})",
+            s.encounter_id,
+            if s.unit.is_empty() { "-" } else { &s.unit },
+            time_text(&s.admitted_at),
+            enum_text(s.admit_type, |e: v1::AdmitType| e.as_str_name()),
+        )
+    };
+    println!(
+        "  open stays: {}",
+        if r.open_stays.is_empty() { "none" } else { "" }
+    );
+    for s in &r.open_stays {
+        println!("    {}", stay(s));
+    }
+    println!(
+        "  discharged stays: {}",
+        if r.discharged_stays.is_empty() {
+            "none"
+        } else {
+            ""
+        }
+    );
+    for s in &r.discharged_stays {
+        println!(
+            "    {}, discharged {} ({})",
+            stay(s),
+            time_text(&s.discharged_at),
+            enum_text(s.disposition, |e: v1::Disposition| e.as_str_name())
+        );
+    }
+    match r
+        .care_plan
+        .as_ref()
+        .and_then(|c| c.plan.as_ref().map(|p| (c, p)))
+    {
+        None => println!("  care plan: none"),
+        Some((c, p)) => {
+            println!(
+                "  care plan {} (established {}):",
+                p.care_plan_id,
+                time_text(&c.established_at)
+            );
+            println!("    goals: {}", p.goals.join("; "));
+            if !p.symptoms_to_watch.is_empty() {
+                println!("    watch: {}", p.symptoms_to_watch.join("; "));
+            }
+            for t in &p.thresholds {
+                println!(
+                    "    threshold {}: {}..{} ({})",
+                    t.measure,
+                    t.low,
+                    t.high,
+                    enum_text(t.severity, |e: v1::Severity| e.as_str_name())
+                );
+            }
+            for p in &p.referents {
+                println!("    referent {} {} ({})", role_name(p.role), p.name, p.id);
+            }
+        }
+    }
+    println!(
+        "  open alerts: {}",
+        if r.open_alerts.is_empty() { "none" } else { "" }
+    );
+    for a in &r.open_alerts {
+        println!(
+            "    {} {} raised {}{}: {} {}",
+            a.alert_id,
+            enum_text(a.severity, |e: v1::Severity| e.as_str_name()),
+            time_text(&a.raised_at),
+            if a.acknowledged {
+                " (acknowledged)"
+            } else {
+                ""
+            },
+            a.rule,
+            a.reason
+        );
+    }
+    println!(
+        "  referents: {}",
+        if r.referents.is_empty() { "none" } else { "" }
+    );
+    for x in &r.referents {
+        let p = x.professional.clone().unwrap_or_default();
+        println!(
+            "    {} {} ({}) since {}",
+            role_name(x.role),
+            p.name,
+            p.id,
+            time_text(&x.assigned_at)
+        );
+    }
+    println!(
+        "  consents: {}",
+        if r.consents.is_empty() { "none" } else { "" }
+    );
+    for c in &r.consents {
+        println!(
+            "    {}: {} {} (since {})",
+            c.scope,
+            if c.given { "given to" } else { "revoked" },
+            if c.given && c.organisations.is_empty() {
+                "every organisation".to_string()
+            } else {
+                c.organisations.join(", ")
+            },
+            time_text(&c.at)
+        );
+    }
+    if !r.merged_patient_ids.is_empty() {
+        println!("  merged from: {}", r.merged_patient_ids.join(", "));
+    }
+    println!("  based on {} events", r.event_ids.len());
+    if !r.cancelled_event_ids.is_empty() {
+        println!(
+            "  cancelled (ignored): {}",
+            r.cancelled_event_ids.join(", ")
+        );
+    }
+    if !r.known_later_event_ids.is_empty() {
+        println!(
+            "  recorded after that time (not known then): {}",
+            r.known_later_event_ids.join(", ")
+        );
+    }
+}
+
+/// `journey audit …`: Ok(false) when verification failed (exit code 1).
+pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
+    match what {
+        AuditWhat::Timeline {
+            patient,
+            from_version,
+            json: as_json,
+            client,
+        } => {
+            let mut c = audit_client(&client).await?;
+            let mut stream = c
+                .timeline(TimelineRequest {
+                    patient_id: patient,
+                    from_version,
+                })
+                .await
+                .map_err(refused("timeline"))?
+                .into_inner();
+            while let Some(e) = stream.next().await {
+                let e = e.map_err(refused("timeline"))?;
+                if as_json {
+                    println!("{}", message_json(&e, "journey.v1.TimelineEntry"));
+                    continue;
+                }
+                let org = if e.actor_organisation.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", e.actor_organisation)
+                };
+                println!(
+                    "v{:<3} #{:<7} {}  {:<22} by {} ({}{org}) via {}",
+                    e.stream_version,
+                    e.position,
+                    time_text(&e.occurred_at),
+                    e.event_type,
+                    e.actor_id,
+                    role_name(e.actor_role),
+                    e.source,
+                );
+                let mut links = String::new();
+                if !e.correlation_id.is_empty() {
+                    links.push_str(&format!("  correlation {}", e.correlation_id));
+                }
+                if !e.causation_id.is_empty() {
+                    links.push_str(&format!("  causation {}", e.causation_id));
+                }
+                println!(
+                    "      recorded {} ({} after){links}  hash {}",
+                    time_text(&e.recorded_at),
+                    delay_text(e.recording_delay_seconds),
+                    e.hash_hex.get(..16).unwrap_or(&e.hash_hex)
+                );
+                println!("      {}", e.payload_json);
+            }
+            Ok(true)
+        }
+        AuditWhat::AsOf {
+            patient,
+            clinical_time,
+            recorded_time,
+            json: as_json,
+            client,
+        } => {
+            let req = AsOfRequest {
+                patient_id: patient,
+                clinical_time: parse_time("clinical-time", clinical_time.as_deref())?,
+                recorded_time: parse_time("recorded-time", recorded_time.as_deref())?,
+            };
+            let mut c = audit_client(&client).await?;
+            let r = c.as_of(req).await.map_err(refused("as-of"))?.into_inner();
+            if as_json {
+                println!("{}", message_json(&r, "journey.v1.AsOfResponse"));
+            } else {
+                print_as_of(&r);
+            }
+            Ok(true)
+        }
+        AuditWhat::Verify {
+            from,
+            to,
+            anchor_position,
+            anchor_hash,
+            json: as_json,
+            client,
+        } => {
+            let anchor = match (anchor_position, anchor_hash) {
+                (Some(position), Some(h)) => Some(AuditAnchor {
+                    position,
+                    hash: unhex(h.trim())
+                        .filter(|b| b.len() == 32)
+                        .context("--anchor-hash must be 64 hex digits")?,
+                }),
+                _ => None,
+            };
+            let mut c = audit_client(&client).await?;
+            let r = c
+                .verify(AuditVerifyRequest {
+                    from_position: from,
+                    to_position: to,
+                    anchor,
+                })
+                .await
+                .map_err(refused("verify"))?
+                .into_inner();
+            if as_json {
+                println!("{}", message_json(&r, "journey.v1.AuditVerifyResponse"));
+            } else if r.ok {
+                println!(
+                    "ok: {} events verified; head position {} hash {}",
+                    r.checked, r.head_position, r.head_hash_hex
+                );
+                if r.anchor_position > 0 {
+                    println!(
+                        "anchor ({}): position {} found with its hash{}",
+                        r.anchor_source,
+                        r.anchor_position,
+                        r.anchored_at
+                            .as_ref()
+                            .map(|t| format!(", anchored {}", rfc3339(t)))
+                            .unwrap_or_default()
+                    );
+                } else {
+                    println!(
+                        "no anchor checked ({}): a truncated tail would go unnoticed",
+                        r.anchor_source
+                    );
+                }
+            } else {
+                println!(
+                    "FAILED at position {}: {} ({} events verified before it)",
+                    r.first_bad_position, r.problem, r.checked
+                );
+                if r.truncated {
+                    println!(
+                        "truncated: anchored head {} ({}), log head {}; first missing position {}",
+                        r.anchor_position,
+                        r.anchor_source,
+                        r.head_position,
+                        r.first_missing_position
+                    );
+                }
+            }
+            Ok(r.ok)
+        }
+        AuditWhat::Export {
+            patient,
+            out,
+            client,
+        } => {
+            use std::io::Write;
+            let mut c = audit_client(&client).await?;
+            let mut stream = c
+                .export(ExportRequest {
+                    patient_id: patient.clone(),
+                })
+                .await
+                .map_err(refused("export"))?
+                .into_inner();
+            let mut sink: Box<dyn Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut lines = 0u64;
+            while let Some(line) = stream.next().await {
+                let line = line.map_err(refused("export"))?;
+                writeln!(sink, "{}", line.json)?;
+                lines += 1;
+            }
+            sink.flush()?;
+            if let Some(path) = &out {
+                eprintln!(
+                    "{lines} FHIR resources of patient {patient} written to {}",
+                    path.display()
+                );
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// `journey debug …` (hidden, test-only).
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_read_like_durations() {
+        assert_eq!(delay_text(12), "12s");
+        assert_eq!(delay_text(125), "2m 5s");
+        assert_eq!(delay_text(7_500), "2h 5m");
+        assert_eq!(delay_text(3 * 86_400 + 4 * 3600 + 60), "3d 4h");
+        assert_eq!(delay_text(-5), "-5s");
+    }
+}

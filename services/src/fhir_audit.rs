@@ -1,0 +1,311 @@
+//! The audit trail as FHIR R4: each event as an `AuditEvent` (who recorded what, when, from which
+//! system) and a `Provenance` (the resource it created or changed, with the chain hash), as
+//! `journey audit export` and `Audit.Export` stream them.
+use journey_proto::{
+    hex::hex,
+    json::rfc3339,
+    v1::{self, event::Payload, Event},
+    EventType,
+};
+use serde_json::{json, Value};
+
+const EVENT_TYPE_SYSTEM: &str = "urn:journey:event-type";
+const ROLE_SYSTEM: &str = "urn:journey:role";
+const ACTOR_SYSTEM: &str = "urn:journey:actor";
+const ORGANISATION_SYSTEM: &str = "urn:journey:organisation";
+const SOURCE_SYSTEM: &str = "urn:journey:source-system";
+const PATIENT_SYSTEM: &str = "urn:journey:patient";
+
+/// A FHIR `id` is `[A-Za-z0-9\-\.]{1,64}`.
+fn fhir_id(s: &str) -> Option<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok.then_some(s)
+}
+
+pub fn role_name(role: i32) -> &'static str {
+    v1::Role::try_from(role).map_or("ROLE_UNSPECIFIED", |r| r.as_str_name())
+}
+
+fn event_reference(e: &Event) -> Value {
+    json!({
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", e.event_id)},
+        "display": format!("{} at position {}", e.payload.as_ref().map_or("event", |p| EventType::of(p).name()), e.position),
+    })
+}
+
+fn patient_reference(patient_id: &str) -> Value {
+    let mut r = json!({"identifier": {"system": PATIENT_SYSTEM, "value": patient_id}});
+    if let Some(id) = fhir_id(patient_id) {
+        r["reference"] = json!(format!("Patient/{id}"));
+    }
+    r
+}
+
+fn actor_reference(e: &Event) -> Value {
+    let actor = e.actor.clone().unwrap_or_default();
+    let id = if actor.id.is_empty() {
+        "unknown"
+    } else {
+        &actor.id
+    };
+    let display = if actor.display_name.is_empty() {
+        id.to_owned()
+    } else {
+        actor.display_name.clone()
+    };
+    json!({"identifier": {"system": ACTOR_SYSTEM, "value": id}, "display": display})
+}
+
+fn role_concept(role: i32) -> Value {
+    json!({"coding": [{"system": ROLE_SYSTEM, "code": role_name(role)}], "text": role_name(role)})
+}
+
+/// The FHIR resource a journey event is about, when there is one with an id.
+fn resource_of(e: &Event) -> Option<String> {
+    let (kind, id) = match e.payload.as_ref()? {
+        Payload::PatientRegistered(_) | Payload::IdentityUpdated(_) => {
+            ("Patient", e.patient_id.as_str())
+        }
+        Payload::Admitted(a) => ("Encounter", a.encounter_id.as_str()),
+        Payload::Transferred(t) => ("Encounter", t.encounter_id.as_str()),
+        Payload::Discharged(d) => ("Encounter", d.encounter_id.as_str()),
+        Payload::PrescriptionIssued(p) => ("MedicationRequest", p.prescription_id.as_str()),
+        Payload::CarePlanEstablished(p) => ("CarePlan", p.care_plan_id.as_str()),
+        Payload::AppointmentScheduled(a) => ("Appointment", a.appointment_id.as_str()),
+        Payload::AppointmentCompleted(a) => ("Appointment", a.appointment_id.as_str()),
+        Payload::AppointmentMissed(a) => ("Appointment", a.appointment_id.as_str()),
+        Payload::AlertRaised(a) => ("Flag", a.alert_id.as_str()),
+        Payload::AlertAcknowledged(a) => ("Flag", a.alert_id.as_str()),
+        Payload::AlertResolved(a) => ("Flag", a.alert_id.as_str()),
+        Payload::ObservationRecorded(_) => ("Observation", e.event_id.as_str()),
+        Payload::ConditionRecorded(_) => ("Condition", e.event_id.as_str()),
+        Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => ("Consent", e.event_id.as_str()),
+        _ => return None,
+    };
+    fhir_id(id).map(|id| format!("{kind}/{id}"))
+}
+
+/// The event a cancellation undoes.
+fn cancelled_id(e: &Event) -> Option<&str> {
+    match e.payload.as_ref()? {
+        Payload::AdmissionCancelled(c) => Some(&c.cancelled_event_id),
+        Payload::TransferCancelled(c) => Some(&c.cancelled_event_id),
+        Payload::DischargeCancelled(c) => Some(&c.cancelled_event_id),
+        _ => None,
+    }
+}
+
+fn recorded_instant(e: &Event) -> String {
+    rfc3339(&e.recorded_at.or(e.occurred_at).unwrap_or_default())
+}
+
+/// One FHIR R4 `AuditEvent` for a stored event: the recording of that event in the log (action C).
+pub fn fhir_audit_event(e: &Event) -> Value {
+    let kind = e
+        .payload
+        .as_ref()
+        .map_or("Unknown", |p| EventType::of(p).name());
+    let actor = e.actor.clone().unwrap_or_default();
+    // An automated source (ADT feed, rule engine) collected the data; anyone else is a person.
+    let agent_type = if actor.role == v1::Role::System as i32 {
+        ("datacollector", "data collector")
+    } else {
+        ("humanuser", "human user")
+    };
+    let mut agents = vec![json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": agent_type.0, "display": agent_type.1}]},
+        "role": [role_concept(actor.role)],
+        "who": actor_reference(e),
+        "requestor": true,
+    })];
+    if !actor.organisation.is_empty() {
+        agents.push(json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "dataprocessor", "display": "data processor"}], "text": "organisation of the author"},
+            "who": {"identifier": {"system": ORGANISATION_SYSTEM, "value": actor.organisation}, "display": actor.organisation},
+            "requestor": false,
+        }));
+    }
+    let source = if e.source.is_empty() {
+        "unknown"
+    } else {
+        &e.source
+    };
+    let mut details = vec![
+        json!({"type": "position", "valueString": e.position.to_string()}),
+        json!({"type": "stream_version", "valueString": e.stream_version.to_string()}),
+        json!({"type": "hash", "valueString": hex(&e.hash)}),
+        json!({"type": "prev_hash", "valueString": hex(&e.prev_hash)}),
+    ];
+    if let Some(t) = &e.occurred_at {
+        details.push(json!({"type": "occurred_at", "valueString": rfc3339(t)}));
+    }
+    if !e.correlation_id.is_empty() {
+        details.push(json!({"type": "correlation_id", "valueString": e.correlation_id}));
+    }
+    if !e.causation_id.is_empty() {
+        details.push(json!({"type": "causation_id", "valueString": e.causation_id}));
+    }
+    let mut resource = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110", "display": "Patient Record"},
+        "subtype": [{"system": EVENT_TYPE_SYSTEM, "code": kind, "display": kind}],
+        "action": "C",
+        "recorded": recorded_instant(e),
+        "outcome": "0",
+        "agent": agents,
+        "source": {
+            "site": "journey event log",
+            "observer": {"identifier": {"system": SOURCE_SYSTEM, "value": source}, "display": source},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+        "entity": [
+            {
+                "what": patient_reference(&e.patient_id),
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+            },
+            {
+                "what": event_reference(e),
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"},
+                "name": kind,
+                "detail": details,
+            },
+        ],
+    });
+    if let Some(id) = fhir_id(&e.event_id) {
+        resource["id"] = json!(id);
+    }
+    if let Some(t) = &e.occurred_at {
+        resource["period"] = json!({"start": rfc3339(t), "end": rfc3339(t)});
+    }
+    resource
+}
+
+/// One FHIR R4 `Provenance` for a stored event: who authored it, when it happened and was
+/// recorded, what it is about (target) and which stored event is its source.
+pub fn fhir_provenance(e: &Event) -> Value {
+    let actor = e.actor.clone().unwrap_or_default();
+    let mut targets = vec![event_reference(e)];
+    if let Some(r) = resource_of(e) {
+        targets.insert(0, json!({"reference": r}));
+    }
+    let mut author = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author", "display": "Author"}]},
+        "role": [role_concept(actor.role)],
+        "who": actor_reference(e),
+    });
+    if !actor.organisation.is_empty() {
+        author["onBehalfOf"] = json!({"identifier": {"system": ORGANISATION_SYSTEM, "value": actor.organisation}, "display": actor.organisation});
+    }
+    let source = if e.source.is_empty() {
+        "unknown"
+    } else {
+        &e.source
+    };
+    let assembler = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler", "display": "Assembler"}]},
+        "who": {"identifier": {"system": SOURCE_SYSTEM, "value": source}, "display": source},
+    });
+    let mut entities = vec![json!({"role": "source", "what": event_reference(e)})];
+    if let Some(cancelled) = cancelled_id(e) {
+        entities.push(json!({
+            "role": "removal",
+            "what": {"identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{cancelled}")}, "display": "cancelled event"},
+        }));
+    }
+    let activity = if cancelled_id(e).is_some() {
+        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "NULLIFY", "display": "nullify"}]})
+    } else {
+        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE", "display": "create"}]})
+    };
+    let mut resource = json!({
+        "resourceType": "Provenance",
+        "target": targets,
+        "recorded": recorded_instant(e),
+        "activity": activity,
+        "agent": [author, assembler],
+        "entity": entities,
+    });
+    if let Some(id) = fhir_id(&e.event_id) {
+        resource["id"] = json!(id);
+    }
+    if let Some(t) = &e.occurred_at {
+        resource["occurredDateTime"] = json!(rfc3339(t));
+    }
+    resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_proto::{
+        prost_types::Timestamp,
+        v1::{Actor, AdmissionCancelled, Admitted},
+    };
+
+    fn event(payload: Payload) -> Event {
+        Event {
+            event_id: "7f1d2c3e-0000-4000-8000-000000000001".into(),
+            patient_id: "P1".into(),
+            position: 7,
+            stream_version: 2,
+            occurred_at: Some(Timestamp {
+                seconds: 1_780_000_000,
+                nanos: 0,
+            }),
+            recorded_at: Some(Timestamp {
+                seconds: 1_780_000_100,
+                nanos: 500_000_000,
+            }),
+            actor: Some(Actor {
+                id: "dr-x".into(),
+                role: v1::Role::HospitalPhysician as i32,
+                organisation: "CHU".into(),
+                ..Default::default()
+            }),
+            source: "adt".into(),
+            hash: vec![1; 32],
+            prev_hash: vec![0; 32],
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn audit_event_has_the_required_fields() {
+        let e = event(Payload::Admitted(Admitted {
+            encounter_id: "E1".into(),
+            ..Default::default()
+        }));
+        let a = fhir_audit_event(&e);
+        assert_eq!(a["resourceType"], "AuditEvent");
+        assert_eq!(a["type"]["code"], "110110");
+        assert_eq!(a["action"], "C");
+        assert_eq!(a["recorded"], "2026-05-28T20:28:20.500Z");
+        assert_eq!(a["agent"][0]["requestor"], true);
+        assert_eq!(a["agent"][0]["who"]["identifier"]["value"], "dr-x");
+        assert_eq!(a["source"]["observer"]["display"], "adt");
+        assert_eq!(a["entity"][0]["what"]["reference"], "Patient/P1");
+        let p = fhir_provenance(&e);
+        assert_eq!(p["resourceType"], "Provenance");
+        assert_eq!(p["target"][0]["reference"], "Encounter/E1");
+        assert_eq!(p["agent"][0]["who"]["identifier"]["value"], "dr-x");
+        assert_eq!(p["agent"][0]["onBehalfOf"]["display"], "CHU");
+        assert_eq!(p["recorded"], a["recorded"]);
+    }
+
+    #[test]
+    fn cancellation_provenance_names_the_removed_event() {
+        let e = event(Payload::AdmissionCancelled(AdmissionCancelled {
+            cancelled_event_id: "7f1d2c3e-0000-4000-8000-000000000009".into(),
+        }));
+        let p = fhir_provenance(&e);
+        assert_eq!(p["activity"]["coding"][0]["code"], "NULLIFY");
+        assert_eq!(p["entity"][1]["role"], "removal");
+        assert_eq!(p["target"].as_array().unwrap().len(), 1);
+    }
+}

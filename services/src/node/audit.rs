@@ -1,0 +1,83 @@
+//! The `Audit` service as a part: over the log of this process (anchored by the log itself) or
+//! over a remote log, keeping its own anchor of that log's head when given a file (an anchor on
+//! another machine than the log is the stronger one).
+use super::{spec::AuditSpec, Part, Shared};
+use crate::{anchor::AnchorKeeper, audit_service::AuditService, log_handle::LogHandle};
+use journey_proto::v1::audit_server::AuditServer;
+use serde_json::{json, Map, Value};
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::{server::NamedService, service::RoutesBuilder};
+
+pub struct AuditPart {
+    service: AuditService,
+    /// The anchor this part keeps (a remote log's); a local log keeps its own.
+    kept: Option<(Arc<AnchorKeeper>, Duration)>,
+}
+
+impl AuditPart {
+    /// `local_keeper`: the anchor of the log this node holds, if it holds one.
+    pub async fn new(
+        spec: &AuditSpec,
+        local_keeper: Option<Arc<AnchorKeeper>>,
+        shared: &Shared,
+    ) -> AuditPart {
+        let kept = match (&local_keeper, &spec.anchor_file) {
+            (None, Some(file)) => {
+                let keeper = Arc::new(AnchorKeeper::new(file.clone(), shared.log.describe()));
+                keeper.check_at_start(&shared.log).await;
+                Some((keeper, spec.anchor_interval))
+            }
+            _ => None,
+        };
+        let anchor = local_keeper.or_else(|| kept.as_ref().map(|(k, _)| k.clone()));
+        AuditPart {
+            service: AuditService {
+                log: shared.log.clone(),
+                anchor,
+                access: shared.access.clone(),
+            },
+            kept,
+        }
+    }
+
+    fn log(&self) -> &LogHandle {
+        &self.service.log
+    }
+}
+
+impl Part for AuditPart {
+    fn grpc(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
+        routes.add_service(AuditServer::new(self.service.clone()));
+        vec![<AuditServer<AuditService> as NamedService>::NAME]
+    }
+
+    fn status(&self, out: &mut Map<String, Value>) {
+        let Some((keeper, _)) = &self.kept else {
+            return;
+        };
+        let log = self.log().describe();
+        out.insert(
+            "audit".into(),
+            json!({
+                "log_url": log,
+                "anchor": {
+                    "file": keeper.path().display().to_string(),
+                    "anchored": keeper.read().ok().flatten().map(|a| a.to_json(&log)),
+                    "problem": keeper.problem(),
+                },
+            }),
+        );
+    }
+
+    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        match &self.kept {
+            Some((keeper, interval)) => vec![tokio::spawn(keeper.clone().keep(
+                self.log().clone(),
+                *interval,
+                stop.clone(),
+            ))],
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The log a node holds: the folder opened with the journey rules as its gate, the `EventLog`
+//! gRPC service partners call, the NATS outbox, and the chain head anchored outside the folder.
+use super::{spec::Spec, Part};
+use crate::{
+    anchor::AnchorKeeper,
+    config::ServerConfig,
+    log_handle::LogHandle,
+    log_service::LogService,
+    outbox::{self, OutboxConfig, OutboxStatus},
+};
+use anyhow::Context;
+use journey_event_log::{EventLog, LogOptions, SledStorage};
+use journey_log_access::MAX_MESSAGE;
+use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
+use serde_json::{json, Map, Value};
+use std::{
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::{server::NamedService, service::RoutesBuilder};
+
+pub struct LocalLog {
+    log: Arc<EventLog>,
+    data_dir: PathBuf,
+    keeper: Arc<AnchorKeeper>,
+    anchor_interval: Duration,
+    handle: LogHandle,
+}
+
+impl LocalLog {
+    /// Opens the folder (replaying the journal, rebuilding the rules' state) and checks the log
+    /// against its anchor: a log behind its anchor is reported loudly, and the anchor is then kept
+    /// as evidence, never overwritten.
+    pub async fn open(config: &ServerConfig) -> anyhow::Result<LocalLog> {
+        let dir = config.data_dir.clone();
+        let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
+            let storage = SledStorage::open(&dir).with_context(|| {
+                format!(
+                    "cannot open the event log in {} (is another `journey up` using it?)",
+                    dir.display()
+                )
+            })?;
+            Ok(EventLog::open(
+                Arc::new(storage),
+                crate::gate::journey_rules(),
+                LogOptions::default(),
+            )?)
+        })
+        .await??;
+        let log = Arc::new(log);
+        tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
+        let handle = LogHandle::local(log.clone());
+        let keeper = Arc::new(AnchorKeeper::new(
+            config.anchor.path_for(&config.data_dir),
+            config.data_dir.display().to_string(),
+        ));
+        keeper.check_at_start(&handle).await;
+        Ok(LocalLog {
+            log,
+            data_dir: config.data_dir.clone(),
+            keeper,
+            anchor_interval: Duration::from_millis(config.anchor.anchor_interval_ms),
+            handle,
+        })
+    }
+
+    pub fn handle(&self) -> LogHandle {
+        self.handle.clone()
+    }
+
+    pub fn anchor_keeper(&self) -> Arc<AnchorKeeper> {
+        self.keeper.clone()
+    }
+
+    /// The local admin token (created on first start; the CLI verbs read it from the folder).
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let token = crate::auth::admin_token(&self.data_dir)?;
+        eprintln!(
+            "admin token in {} (the CLI verbs read it from there)",
+            self.data_dir.join("admin.token").display()
+        );
+        Ok(token)
+    }
+
+    /// The part serving this log: `EventLog` over gRPC, the outbox, the anchor, `/status`.
+    pub fn part(&self, spec: &Spec) -> LogPart {
+        let super::spec::LogSpec::Local(config) = &spec.log else {
+            unreachable!("a local log part comes from a local log spec")
+        };
+        LogPart {
+            log: self.log.clone(),
+            service: Arc::new(LogService::new(
+                self.log.clone(),
+                config.max_event_bytes,
+                config.max_batch_events,
+            )),
+            outbox: config.nats_url.clone().map(|url| OutboxConfig {
+                url,
+                stream: config.nats_stream.clone(),
+                subject_prefix: config.nats_subject_prefix.clone(),
+            }),
+            published: Arc::new(OutboxStatus::default()),
+            keeper: self.keeper.clone(),
+            anchor_interval: self.anchor_interval,
+            handle: self.handle.clone(),
+        }
+    }
+
+    /// Flushes and closes the log, then anchors its last head, once nothing can move it any more.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.log.close().await?;
+        if let Err(e) = self.keeper.tick(&self.handle).await {
+            tracing::warn!(error = %format!("{e:#}"), "anchoring the final head failed");
+        }
+        tracing::info!(
+            head = self.log.head().position,
+            "event log flushed and closed"
+        );
+        Ok(())
+    }
+}
+
+pub struct LogPart {
+    log: Arc<EventLog>,
+    service: Arc<LogService>,
+    outbox: Option<OutboxConfig>,
+    published: Arc<OutboxStatus>,
+    keeper: Arc<AnchorKeeper>,
+    anchor_interval: Duration,
+    handle: LogHandle,
+}
+
+impl Part for LogPart {
+    fn grpc(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
+        routes.add_service(
+            EventLogServer::from_arc(self.service.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        );
+        vec![<EventLogServer<LogService> as NamedService>::NAME]
+    }
+
+    fn status(&self, out: &mut Map<String, Value>) {
+        let head = self.log.head();
+        out.insert("head_position".into(), json!(head.position));
+        out.insert("head_hash".into(), json!(hex(&head.hash)));
+        out.insert(
+            "nats_published".into(),
+            json!(self
+                .outbox
+                .as_ref()
+                .map(|_| self.published.published.load(Ordering::Relaxed))),
+        );
+        out.insert("failure".into(), json!(self.log.failure()));
+    }
+
+    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(self.keeper.clone().keep(
+            self.handle.clone(),
+            self.anchor_interval,
+            stop.clone(),
+        ))];
+        if let Some(config) = self.outbox.clone() {
+            tasks.push(tokio::spawn(outbox::run(
+                self.log.clone(),
+                config,
+                self.published.clone(),
+                stop.clone(),
+            )));
+        }
+        tasks
+    }
+}

@@ -1,0 +1,263 @@
+//! The one composition: a node runs any set of parts (the log, the read models, the alert
+//! reactor, the audit service, and the doors to come) behind one gRPC server (metrics, auth,
+//! health, reflection) and one HTTP server (`/status`, `/metrics`, the parts' pages), and stops
+//! them in one order.
+//!
+//! `journey up` is the node with every part over a log it holds; each `journey serve <x>` is the
+//! node with one part ([`spec`] builds the [`Spec`] from the verb's flags). A new long-running
+//! component is one [`Part`] registered in [`run`], never a new server skeleton.
+//!
+//! Shutdown order: the gRPC server stops taking calls (calls in flight get 5 s), the stop signal
+//! goes out, the HTTP server drains, each part's tasks end (last registered first, 5 s each), and
+//! a local log is flushed, closed and its final head anchored.
+mod audit;
+mod local_log;
+mod reactor;
+mod read_models;
+pub mod spec;
+
+pub use spec::Spec;
+
+use crate::{access_log::AccessLog, auth::Authenticator, log_handle::LogHandle};
+use anyhow::Context;
+use axum::{routing::get, Json, Router};
+use serde_json::{Map, Value};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::RoutesBuilder;
+
+/// Where the servers listen, once they do.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A long-running component of a node.
+pub trait Part: Send + Sync {
+    /// Adds the part's gRPC services; returns their names, reported serving by health.
+    fn grpc(&self, _routes: &mut RoutesBuilder) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// The part's HTTP routes (merged into the node's router).
+    fn http(&self) -> Router {
+        Router::new()
+    }
+    /// The part's entries in `/status`.
+    fn status(&self, _out: &mut Map<String, Value>) {}
+    /// Starts the part's background tasks; they end when `stop` turns true.
+    fn start(&mut self, _stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        Vec::new()
+    }
+}
+
+/// What every part may use: the log, the callers' authentication, the access log.
+pub struct Shared {
+    pub log: LogHandle,
+    pub auth: Arc<Authenticator>,
+    /// Where reads of patient data are recorded (`None`: a node with no database).
+    pub access: Option<AccessLog>,
+}
+
+/// Runs the node until `shutdown` completes, then stops it in order.
+pub async fn run(
+    spec: Spec,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(Ready),
+) -> anyhow::Result<()> {
+    let local = match &spec.log {
+        spec::LogSpec::Local(config) => Some(local_log::LocalLog::open(config).await?),
+        spec::LogSpec::Remote(_) => None,
+    };
+    let log = match (&local, &spec.log) {
+        (Some(l), _) => l.handle(),
+        (None, spec::LogSpec::Remote(remote)) => LogHandle::remote(remote)?,
+        (None, spec::LogSpec::Local(_)) => unreachable!("a local log is open"),
+    };
+    let admin = match &local {
+        Some(l) if !spec.front.auth.insecure => Some(l.admin_token()?),
+        _ => None,
+    };
+    let auth = Arc::new(Authenticator::new(&spec.front.auth, admin.as_deref())?);
+    let read_db = match &spec.read_models {
+        Some(r) => Some(journey_projections::db::connect(&r.database_url).await?),
+        None => None,
+    };
+    let access = match (&spec.access_log_url, &read_db) {
+        (Some(url), _) => Some(AccessLog::new(
+            journey_projections::db::connect(url).await?.pool,
+        )),
+        (None, Some(db)) => Some(AccessLog::new(db.pool.clone())),
+        (None, None) => None,
+    };
+    if let Some(a) = &access {
+        auth.record_refusals_in(a.clone());
+    }
+    let shared = Shared { log, auth, access };
+
+    // The parts, in the order they start; they stop in the reverse order.
+    let mut parts: Vec<Box<dyn Part>> = Vec::new();
+    if let Some(l) = &local {
+        parts.push(Box::new(l.part(&spec)));
+    }
+    if let (Some(r), Some(db)) = (&spec.read_models, read_db) {
+        parts.push(Box::new(
+            read_models::ReadModels::open(r, db, &shared).await?,
+        ));
+    }
+    if let Some(r) = &spec.reactor {
+        parts.push(Box::new(reactor::Reactor::new(r, &shared)));
+    }
+    if let Some(a) = &spec.audit {
+        let keeper = local.as_ref().map(|l| l.anchor_keeper());
+        parts.push(Box::new(audit::AuditPart::new(a, keeper, &shared).await));
+    }
+
+    let grpc = bind(&spec.grpc_addr, "gRPC", "--grpc-addr").await?;
+    let web = bind(&spec.http_addr, "HTTP", "--http-addr").await?;
+    let ready = Ready {
+        grpc: grpc.local_addr()?,
+        http: web.local_addr()?,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for part in parts.iter_mut() {
+        tasks.push(part.start(&stop_rx));
+    }
+    let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
+
+    let http_task = tokio::spawn(crate::tls::serve_http(
+        web,
+        http_router(parts.clone()),
+        spec.front.tls.http()?,
+        stop_rx.clone(),
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let mut routes = RoutesBuilder::default();
+    routes
+        .add_service(health_service)
+        .add_service(reflection()?);
+    for part in parts.iter() {
+        for name in part.grpc(&mut routes) {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+    }
+    let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let grpc_task = tokio::spawn(
+        grpc_builder(&spec.front.tls)?
+            .layer(crate::grpc_metrics::GrpcMetrics)
+            .layer(crate::auth::AuthLayer(shared.auth.clone()))
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming(grpc), async {
+                let _ = grpc_stop_rx.await;
+            }),
+    );
+    on_ready(ready);
+
+    shutdown.await;
+    tracing::info!("shutting down: no new calls, finishing the calls in flight");
+    let _ = grpc_stop_tx.send(());
+    let _ = stop_tx.send(true);
+    // Open Subscribe streams never end on their own: give calls in flight a bounded time.
+    if tokio::time::timeout(Duration::from_secs(5), grpc_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("grpc calls still open after 5 s; closing them");
+    }
+    let _ = http_task.await;
+    for part_tasks in tasks.into_iter().rev() {
+        for task in part_tasks {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a task did not stop within 5 s; leaving it");
+            }
+        }
+    }
+    drop(parts);
+    if let Some(l) = local {
+        l.close().await?;
+    }
+    Ok(())
+}
+
+/// `/status` (every part's entries), `/metrics` (Prometheus), and the parts' own routes.
+fn http_router(parts: Arc<Vec<Box<dyn Part>>>) -> Router {
+    let mut app = Router::new();
+    for part in parts.iter() {
+        app = app.merge(part.http());
+    }
+    let status = move || {
+        let mut out = Map::new();
+        for part in parts.iter() {
+            part.status(&mut out);
+        }
+        Value::Object(out)
+    };
+    app.route("/status", get(move || async move { Json(status()) }))
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::render_metrics() }),
+        )
+}
+
+async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what}); pick another {flag}"))
+}
+
+/// The connections a gRPC server accepts, with Nagle's algorithm off: small replies must not wait
+/// for the peer's delayed ACK (a 40 ms stall on every unary call otherwise).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
+}
+
+/// A gRPC server builder, over TLS when a certificate is given.
+fn grpc_builder(tls: &crate::tls::TlsConfig) -> anyhow::Result<tonic::transport::Server> {
+    let builder = tonic::transport::Server::builder();
+    Ok(match tls.grpc()? {
+        Some(t) => builder
+            .tls_config(t)
+            .context("--tls-cert / --tls-key: not a usable TLS identity")?,
+        None => builder,
+    })
+}
+
+/// gRPC reflection over every journey service and the health service.
+fn reflection() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(journey_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?)
+}
+
+/// A task's end, logged when it failed (the node's tasks return nothing).
+fn logged(
+    what: &'static str,
+    task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(error = %format!("{e:#}"), "{what} stopped");
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! The read models of a node: the readmission projection (always: the coordination indicators
+//! count 30-day readmissions) and, when asked, the coordination projection with the dashboard;
+//! their gRPC services and the `Projections` service (status, rebuilds).
+//!
+//! Catch-up, gaps and rebuilds read the node's log (in process or over gRPC); live events come
+//! from the log itself, or from NATS JetStream for a node without the log when given.
+use super::{logged, spec::ReadModelsSpec, Part, Shared};
+use crate::{
+    coordination_service::CoordinationService,
+    dashboard::{self, Dashboard},
+    log_handle::LogHandle,
+    projections_service::ProjectionsService,
+    readmission_service::ReadmissionService,
+};
+use axum::Router;
+use journey_log_access::Nats;
+use journey_projections::{
+    coordination::Coordination,
+    db::Db,
+    readmission::Readmission,
+    runtime::{Progress, Projection, Runner},
+};
+use journey_proto::v1::{
+    coordination_server::CoordinationServer, projections_server::ProjectionsServer,
+    readmission_server::ReadmissionServer,
+};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::{server::NamedService, service::RoutesBuilder};
+
+pub struct ReadModels {
+    log: LogHandle,
+    nats: Option<super::spec::Nats>,
+    readmission: Arc<Runner<Readmission>>,
+    coordination: Option<Arc<Runner<Coordination>>>,
+    readmission_service: ReadmissionService,
+    coordination_service: Option<CoordinationService>,
+    projections: ProjectionsService,
+    dashboard: Option<Dashboard>,
+}
+
+impl ReadModels {
+    pub async fn open(spec: &ReadModelsSpec, db: Db, shared: &Shared) -> anyhow::Result<Self> {
+        let log = shared.log.clone();
+        let readmission = open_projection(db.clone(), Readmission, &log).await?;
+        let coordination = match spec.coordination {
+            true => Some(open_projection(db, Coordination, &log).await?),
+            false => None,
+        };
+        let access = shared.access.clone();
+        let coordination_service = coordination.as_ref().map(|runner| CoordinationService {
+            runner: runner.clone(),
+            access: access.clone(),
+            readmission: Some(readmission.clone()),
+        });
+        let dashboard = coordination_service.as_ref().map(|c| Dashboard {
+            coordination: c.clone(),
+            log: log.clone(),
+            sessions: (!shared.auth.is_insecure())
+                .then(|| crate::session::Sessions::new(shared.auth.clone())),
+        });
+        Ok(ReadModels {
+            readmission_service: ReadmissionService {
+                runner: readmission.clone(),
+                access,
+            },
+            projections: ProjectionsService {
+                readmission: Some(readmission.clone()),
+                coordination: coordination.clone(),
+                log: log.clone(),
+            },
+            log,
+            nats: spec.nats.clone(),
+            readmission,
+            coordination,
+            coordination_service,
+            dashboard,
+        })
+    }
+
+    /// Follows the log live with one runner: NATS when configured, else the log itself.
+    async fn follow<P: Projection>(
+        log: LogHandle,
+        nats: Option<super::spec::Nats>,
+        runner: Arc<Runner<P>>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        match (nats, &log) {
+            (Some(n), LogHandle::Remote { remote, .. }) => {
+                let source = Nats::connect(remote, &n.url, &n.stream).await?;
+                runner.run(source, stop).await
+            }
+            _ => runner.run(log.source().await?, stop).await,
+        }
+    }
+}
+
+impl Part for ReadModels {
+    fn grpc(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
+        routes.add_service(ReadmissionServer::new(self.readmission_service.clone()));
+        routes.add_service(ProjectionsServer::new(self.projections.clone()));
+        let mut names = vec![
+            <ReadmissionServer<ReadmissionService> as NamedService>::NAME,
+            <ProjectionsServer<ProjectionsService> as NamedService>::NAME,
+        ];
+        if let Some(c) = &self.coordination_service {
+            routes.add_service(CoordinationServer::new(c.clone()));
+            names.push(<CoordinationServer<CoordinationService> as NamedService>::NAME);
+        }
+        names
+    }
+
+    fn http(&self) -> Router {
+        match &self.dashboard {
+            Some(d) => dashboard::router(d.clone()),
+            None => Router::new(),
+        }
+    }
+
+    fn status(&self, out: &mut Map<String, Value>) {
+        let mut v = vec![projection_status(&self.readmission)];
+        if let Some(c) = &self.coordination {
+            v.push(projection_status(c));
+        }
+        out.insert("projections".into(), Value::Array(v));
+    }
+
+    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![logged(
+            "the readmission projection",
+            Self::follow(
+                self.log.clone(),
+                self.nats.clone(),
+                self.readmission.clone(),
+                stop.clone(),
+            ),
+        )];
+        if let Some(c) = &self.coordination {
+            tasks.push(logged(
+                "the coordination projection",
+                Self::follow(self.log.clone(), self.nats.clone(), c.clone(), stop.clone()),
+            ));
+        }
+        tasks
+    }
+}
+
+fn projection_status<P: Projection>(r: &Runner<P>) -> Value {
+    let s = *r.watch().borrow();
+    json!({"projection": r.projection.name(), "checkpoint": s.checkpoint, "generation": s.generation, "writer": r.is_writer()})
+}
+
+/// Opens a read model; rebuilds it first when its schema version changed.
+async fn open_projection<P: Projection>(
+    db: Db,
+    projection: P,
+    log: &LogHandle,
+) -> anyhow::Result<Arc<Runner<P>>> {
+    let name = projection.name();
+    let (runner, stale) = Runner::open(db, projection).await?;
+    if stale {
+        tracing::info!(projection = name, "schema changed, rebuilding from the log");
+        let mut source = log.source().await?;
+        runner
+            .rebuild(&mut source, |p: Progress| {
+                if p.done || p.applied % 100_000 < 2000 {
+                    tracing::info!(
+                        projection = name,
+                        applied = p.applied,
+                        target = p.target,
+                        events_per_sec = p.events_per_sec as u64,
+                        "rebuild"
+                    );
+                }
+            })
+            .await?;
+    }
+    Ok(runner)
+}

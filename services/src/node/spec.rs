@@ -1,0 +1,146 @@
+//! Which parts a node runs, from the flags of each server verb.
+use crate::config::{
+    AuditServeConfig, Front, LiveFeed, ReactorConfig, ReadSideConfig, ServerConfig,
+};
+use journey_log_access::Remote;
+use std::{path::PathBuf, time::Duration};
+
+pub struct Spec {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub front: Front,
+    pub log: LogSpec,
+    pub read_models: Option<ReadModelsSpec>,
+    pub reactor: Option<ReactorSpec>,
+    pub audit: Option<AuditSpec>,
+    /// The access log's database, when it is not the read models' one.
+    pub access_log_url: Option<String>,
+}
+
+/// The log a node holds (it opens the folder) or reads over gRPC.
+pub enum LogSpec {
+    Local(Box<ServerConfig>),
+    Remote(Remote),
+}
+
+pub struct ReadModelsSpec {
+    pub database_url: String,
+    /// Also the coordination model and the dashboard (readmission always runs: the coordination
+    /// indicators count 30-day readmissions).
+    pub coordination: bool,
+    /// Live events from NATS (a node without the log); `None`: from the log itself.
+    pub nats: Option<Nats>,
+}
+
+pub struct ReactorSpec {
+    pub nats: Option<Nats>,
+}
+
+pub struct AuditSpec {
+    /// An anchor kept by this node of a remote log's head (a local log anchors its own head).
+    pub anchor_file: Option<PathBuf>,
+    pub anchor_interval: Duration,
+}
+
+#[derive(Clone)]
+pub struct Nats {
+    pub url: String,
+    pub stream: String,
+}
+
+fn nats(live: &LiveFeed) -> Option<Nats> {
+    live.nats_url.clone().map(|url| Nats {
+        url,
+        stream: live.nats_stream.clone(),
+    })
+}
+
+impl Spec {
+    /// `journey up`: the log and, unless turned off, every read model, the reactor and audit.
+    pub fn up(config: ServerConfig) -> Spec {
+        let read_models = (!config.no_read_models).then(|| ReadModelsSpec {
+            database_url: config.database_url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}/read-models.sqlite", config.data_dir.display())
+            }),
+            coordination: true,
+            nats: None,
+        });
+        Spec {
+            grpc_addr: config.grpc_addr.clone(),
+            http_addr: config.http_addr.clone(),
+            front: config.front.clone(),
+            read_models,
+            reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
+            audit: Some(AuditSpec {
+                anchor_file: None,
+                anchor_interval: Duration::ZERO,
+            }),
+            access_log_url: None,
+            log: LogSpec::Local(Box::new(config)),
+        }
+    }
+
+    /// `journey serve event-log`: the log alone (with its audit service).
+    pub fn event_log(mut config: ServerConfig) -> Spec {
+        config.no_read_models = true;
+        config.no_reactor = true;
+        Spec::up(config)
+    }
+
+    /// `journey serve readmission|coordination`.
+    pub fn read_side(config: ReadSideConfig, coordination: bool) -> anyhow::Result<Spec> {
+        Ok(Spec {
+            grpc_addr: config.grpc_addr,
+            http_addr: config.http_addr,
+            front: config.front,
+            log: LogSpec::Remote(config.log.remote()?),
+            read_models: Some(ReadModelsSpec {
+                database_url: config.database_url,
+                coordination,
+                nats: nats(&config.live),
+            }),
+            reactor: None,
+            audit: None,
+            access_log_url: config.access_log_url,
+        })
+    }
+
+    /// `journey serve reactor`.
+    pub fn reactor(config: ReactorConfig) -> anyhow::Result<Spec> {
+        Ok(Spec {
+            grpc_addr: config.grpc_addr,
+            http_addr: config.http_addr,
+            front: config.front,
+            log: LogSpec::Remote(config.log.remote()?),
+            read_models: None,
+            reactor: Some(ReactorSpec {
+                nats: nats(&config.live),
+            }),
+            audit: None,
+            access_log_url: None,
+        })
+    }
+
+    /// `journey serve audit`.
+    pub fn audit(config: AuditServeConfig) -> anyhow::Result<Spec> {
+        Ok(Spec {
+            grpc_addr: config.grpc_addr,
+            http_addr: config.http_addr,
+            front: config.front,
+            log: LogSpec::Remote(config.log.remote()?),
+            read_models: None,
+            reactor: None,
+            audit: Some(AuditSpec {
+                anchor_file: config.anchor_file,
+                anchor_interval: Duration::from_millis(config.anchor_interval_ms),
+            }),
+            access_log_url: Some(config.access_log_url),
+        })
+    }
+
+    /// Whether the node only writes the log (it projects no read model): its threads then run
+    /// under `SCHED_BATCH` by default (`sched.rs`).
+    pub fn writes_only(&self) -> bool {
+        matches!(self.log, LogSpec::Local(_)) && self.read_models.is_none()
+    }
+}

@@ -1,0 +1,2052 @@
+//! `journey simulate`: synthetic, realistic hospital-to-home journeys appended through the gRPC
+//! client, for demos, projections and load.
+//!
+//! Deterministic for a seed: a small PRNG (splitmix64) seeded per patient, and event ids that are
+//! UUID v5 of (seed, patient index, event counter), so re-running the same command appends
+//! nothing twice (the log deduplicates by event id). Each patient's journey is generated whole,
+//! ordered by clinical time, cut at the end of the window (never in the future) and at death, so
+//! that every event passes the journey rules (DESIGN.md §3).
+//!
+//! Patients are sharded across concurrent callers (patient `i` goes to caller `i % concurrency`);
+//! a caller appends its patients' events in order, in batches, so one patient's events are always
+//! appended in order.
+use anyhow::{bail, Context};
+use clap::Args;
+use journey_log_access::{LogClient, Remote};
+use journey_proto::{
+    prost_types::Timestamp,
+    v1::{self, event::Payload, AppendRequest, Event, Role},
+};
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+/// Namespace of the simulated event ids (UUID v5).
+const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x4a6f_7572_6e65_5953_696d_756c_6174_6531);
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Number of patients to simulate.
+    #[arg(long, default_value_t = 100)]
+    pub patients: u64,
+    /// Length of the simulated window, in days.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Seed: the same seed (and window) gives the same journeys and the same event ids.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First day of the window (YYYY-MM-DD, UTC); default: today − days.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Events per Append call.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    /// Append calls in flight (patients are sharded across them).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+// --- calendar ---------------------------------------------------------------------------------
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn parse_date(s: &str) -> anyhow::Result<i64> {
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    let bad = || format!("--start {s:?} is not a date YYYY-MM-DD");
+    if parts.len() != 3 {
+        bail!(bad());
+    }
+    let y: i64 = parts[0].parse().with_context(bad)?;
+    let m: u32 = parts[1].parse().with_context(bad)?;
+    let d: u32 = parts[2].parse().with_context(bad)?;
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || civil_from_days(days_from_civil(y, m, d)) != (y, m, d)
+    {
+        bail!(bad());
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// --- randomness -------------------------------------------------------------------------------
+
+/// splitmix64: small, fast, good enough for synthetic data, and stable across versions.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut r = Rng(seed ^ 0x6a09_e667_f3bc_c908);
+        r.next_u64();
+        r
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi] (inclusive).
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.f64() < p
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.range(0, items.len() as i64 - 1) as usize]
+    }
+    /// Index chosen with the given weights.
+    pub fn weighted(&mut self, weights: &[f64]) -> usize {
+        let total: f64 = weights.iter().sum();
+        let mut x = self.f64() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len() - 1
+    }
+    /// Roughly normal (sum of uniforms), mean 0, standard deviation `sd`.
+    pub fn normal(&mut self, sd: f64) -> f64 {
+        ((0..6).map(|_| self.f64()).sum::<f64>() - 3.0) * sd * std::f64::consts::SQRT_2
+    }
+}
+
+// --- reference data ---------------------------------------------------------------------------
+
+struct Fac {
+    id: &'static str,
+    name: &'static str,
+    territory: &'static str,
+}
+
+const FACILITIES: [Fac; 3] = [
+    Fac {
+        id: "CHU-NORD",
+        name: "CHU Nord",
+        territory: "CPTS-NORD",
+    },
+    Fac {
+        id: "CH-EST",
+        name: "Centre hospitalier de l'Est",
+        territory: "CPTS-EST",
+    },
+    Fac {
+        id: "CLIN-SUD",
+        name: "Clinique du Sud",
+        territory: "CPTS-SUD",
+    },
+];
+
+type Dx = (&'static str, &'static str);
+type Med = (&'static str, &'static str, &'static str, u32);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Measure {
+    Weight,
+    Spo2,
+    None,
+}
+
+struct Profile {
+    unit: &'static str,
+    weight: f64,
+    emergency: &'static [Dx],
+    elective: &'static [Dx],
+    meds: &'static [Med],
+    measure: Measure,
+    readmit: f64,
+    death: f64,
+    transfer_to: &'static [&'static str],
+    goals: &'static [&'static str],
+    symptoms: &'static [&'static str],
+}
+
+const PROFILES: [Profile; 5] = [
+    Profile {
+        unit: "cardiology",
+        weight: 0.28,
+        emergency: &[
+            ("I50.0", "Congestive heart failure"),
+            ("I50.1", "Left ventricular failure"),
+            ("I50.9", "Heart failure, unspecified"),
+            ("I21.4", "Acute subendocardial myocardial infarction"),
+        ],
+        elective: &[
+            ("I48.1", "Persistent atrial fibrillation"),
+            ("I25.1", "Atherosclerotic heart disease"),
+        ],
+        meds: &[
+            ("C03CA01", "furosemide", "40 mg once daily", 30),
+            ("C07AB07", "bisoprolol", "2.5 mg once daily", 90),
+            ("C09AA05", "ramipril", "5 mg once daily", 90),
+            ("C03DA01", "spironolactone", "25 mg once daily", 90),
+            ("B01AF01", "rivaroxaban", "20 mg once daily", 90),
+        ],
+        measure: Measure::Weight,
+        readmit: 0.20,
+        death: 0.04,
+        transfer_to: &["intensive care", "internal medicine"],
+        goals: &[
+            "stable weight",
+            "salt-restricted diet",
+            "walk 20 minutes a day",
+        ],
+        symptoms: &["breathlessness", "ankle swelling", "weight gain"],
+    },
+    Profile {
+        unit: "pneumology",
+        weight: 0.22,
+        emergency: &[
+            ("J44.1", "COPD with acute exacerbation"),
+            ("J44.0", "COPD with acute lower respiratory infection"),
+            ("J18.9", "Pneumonia, unspecified"),
+        ],
+        elective: &[
+            (
+                "C34.1",
+                "Malignant neoplasm of upper lobe, bronchus or lung",
+            ),
+            ("J44.9", "COPD, unspecified"),
+        ],
+        meds: &[
+            (
+                "R03AL03",
+                "umeclidinium and vilanterol",
+                "1 inhalation daily",
+                90,
+            ),
+            ("R03AC02", "salbutamol", "2 puffs as needed", 90),
+            ("H02AB06", "prednisolone", "40 mg once daily", 5),
+            (
+                "J01CR02",
+                "amoxicillin and clavulanic acid",
+                "1 g three times daily",
+                7,
+            ),
+        ],
+        measure: Measure::Spo2,
+        readmit: 0.18,
+        death: 0.04,
+        transfer_to: &["intensive care", "internal medicine"],
+        goals: &[
+            "no exacerbation",
+            "pulmonary rehabilitation",
+            "smoking cessation",
+        ],
+        symptoms: &["breathlessness", "sputum colour change", "fever"],
+    },
+    Profile {
+        unit: "geriatrics",
+        weight: 0.20,
+        emergency: &[
+            ("J18.9", "Pneumonia, unspecified"),
+            ("N39.0", "Urinary tract infection"),
+            ("E86", "Volume depletion"),
+            ("F05.9", "Delirium, unspecified"),
+            ("W19", "Unspecified fall"),
+        ],
+        elective: &[("F03", "Unspecified dementia")],
+        meds: &[
+            ("N02BE01", "paracetamol", "1 g up to four times daily", 10),
+            ("B01AB05", "enoxaparin", "4000 IU once daily", 10),
+            ("J01DD04", "ceftriaxone", "1 g once daily", 7),
+            ("A12AX", "calcium and vitamin D", "1 tablet daily", 90),
+        ],
+        measure: Measure::None,
+        readmit: 0.18,
+        death: 0.08,
+        transfer_to: &["internal medicine", "orthopaedics"],
+        goals: &[
+            "stay at home safely",
+            "prevent falls",
+            "keep eating and drinking",
+        ],
+        symptoms: &["confusion", "fall", "fever"],
+    },
+    Profile {
+        unit: "orthopaedics",
+        weight: 0.15,
+        emergency: &[
+            ("S72.0", "Fracture of neck of femur"),
+            ("S82.8", "Fracture of other parts of lower leg"),
+        ],
+        elective: &[
+            ("M16.1", "Primary coxarthrosis, unilateral"),
+            ("M17.1", "Primary gonarthrosis, unilateral"),
+        ],
+        meds: &[
+            ("B01AB06", "nadroparin", "2850 IU once daily", 35),
+            ("N02BE01", "paracetamol", "1 g up to four times daily", 15),
+            ("N02AX02", "tramadol", "50 mg up to three times daily", 7),
+        ],
+        measure: Measure::None,
+        readmit: 0.06,
+        death: 0.01,
+        transfer_to: &["geriatrics"],
+        goals: &["walk without help", "wound healing"],
+        symptoms: &["wound redness", "calf pain", "fever"],
+    },
+    Profile {
+        unit: "internal medicine",
+        weight: 0.15,
+        emergency: &[
+            (
+                "E11.6",
+                "Type 2 diabetes with other specified complications",
+            ),
+            ("N17.9", "Acute kidney failure, unspecified"),
+            ("D64.9", "Anaemia, unspecified"),
+            ("A41.9", "Sepsis, unspecified"),
+        ],
+        elective: &[
+            ("E11.9", "Type 2 diabetes without complications"),
+            ("N18.4", "Chronic kidney disease, stage 4"),
+            (
+                "C34.9",
+                "Malignant neoplasm of bronchus or lung, unspecified",
+            ),
+        ],
+        meds: &[
+            ("A10BA02", "metformin", "1000 mg twice daily", 90),
+            ("A10AE04", "insulin glargine", "14 IU at bedtime", 90),
+            ("C10AA05", "atorvastatin", "20 mg once daily", 90),
+            ("B03AA07", "ferrous sulfate", "80 mg once daily", 60),
+        ],
+        measure: Measure::None,
+        readmit: 0.12,
+        death: 0.03,
+        transfer_to: &["intensive care", "cardiology", "pneumology"],
+        goals: &["HbA1c below 8 %", "preserve kidney function"],
+        symptoms: &["hypoglycaemia", "reduced urine output", "fatigue"],
+    },
+];
+
+const COMORBIDITIES: [Dx; 12] = [
+    ("I10", "Essential (primary) hypertension"),
+    ("E11.9", "Type 2 diabetes without complications"),
+    ("E11.2", "Type 2 diabetes with kidney complications"),
+    ("N18.3", "Chronic kidney disease, stage 3"),
+    ("N18.4", "Chronic kidney disease, stage 4"),
+    ("I48.9", "Atrial fibrillation, unspecified"),
+    ("I50.9", "Heart failure, unspecified"),
+    ("J44.9", "COPD, unspecified"),
+    ("F03", "Unspecified dementia"),
+    (
+        "C34.9",
+        "Malignant neoplasm of bronchus or lung, unspecified",
+    ),
+    ("I63.9", "Cerebral infarction, unspecified"),
+    ("E66.9", "Obesity, unspecified"),
+];
+
+const FAMILY: [&str; 16] = [
+    "Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau",
+    "Laurent", "Simon", "Michel", "Lefebvre", "Leroy", "Roux", "Garcia",
+];
+const GIVEN_F: [&str; 8] = [
+    "Marie",
+    "Jeanne",
+    "Françoise",
+    "Monique",
+    "Catherine",
+    "Nathalie",
+    "Isabelle",
+    "Sylvie",
+];
+const GIVEN_M: [&str; 8] = [
+    "Jean", "Pierre", "Michel", "André", "Philippe", "Alain", "Bernard", "Jacques",
+];
+
+const ALL_ITEMS: [v1::LetterItem; 11] = [
+    v1::LetterItem::ReasonForStay,
+    v1::LetterItem::MedicalSummary,
+    v1::LetterItem::Risks,
+    v1::LetterItem::ProceduresAndTests,
+    v1::LetterItem::Medications,
+    v1::LetterItem::CarePlan,
+    v1::LetterItem::RecipientDoctor,
+    v1::LetterItem::Identification,
+    v1::LetterItem::Dates,
+    v1::LetterItem::Signatory,
+    v1::LetterItem::Destination,
+];
+
+fn code(system: &str, (c, display): Dx) -> v1::Code {
+    v1::Code {
+        system: system.into(),
+        code: c.into(),
+        display: display.into(),
+    }
+}
+
+fn facility(i: usize) -> v1::Facility {
+    let f = &FACILITIES[i];
+    v1::Facility {
+        id: f.id.into(),
+        name: f.name.into(),
+        territory: f.territory.into(),
+        time_zone: "Europe/Paris".into(),
+    }
+}
+
+fn pro(role: Role, id: String, name: String, org: &str) -> v1::Professional {
+    v1::Professional {
+        id,
+        role: role as i32,
+        name,
+        organisation: org.into(),
+    }
+}
+
+fn ts(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+// --- one patient ------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AdmKind {
+    Emergency,
+    Elective,
+    TransferIn,
+    DaySurgery,
+    Had(v1::HadGroup),
+}
+
+/// The patient identifier the simulator uses for patient `index` of `seed`.
+pub fn patient_id(seed: u64, index: u64) -> String {
+    format!("sim-{seed}-{index:06}")
+}
+
+/// Where a patient's events go: ids are UUID v5 of (seed, patient index, counter).
+struct Sink {
+    seed: u64,
+    index: u64,
+    patient_id: String,
+    counter: u64,
+    events: Vec<(i64, Event)>,
+}
+
+impl Sink {
+    fn push(
+        &mut self,
+        at: i64,
+        actor: v1::Actor,
+        source: &str,
+        correlation: &str,
+        causation: &str,
+        payload: Payload,
+    ) -> String {
+        self.counter += 1;
+        let id = uuid::Uuid::new_v5(
+            &NAMESPACE,
+            format!("{}/{}/{}", self.seed, self.index, self.counter).as_bytes(),
+        )
+        .to_string();
+        self.events.push((
+            at,
+            Event {
+                event_id: id.clone(),
+                patient_id: self.patient_id.clone(),
+                occurred_at: Some(ts(at)),
+                actor: Some(actor),
+                source: source.into(),
+                correlation_id: correlation.into(),
+                causation_id: causation.into(),
+                payload: Some(payload),
+                ..Default::default()
+            },
+        ));
+        id
+    }
+}
+
+struct Gen {
+    rng: Rng,
+    seed: u64,
+    index: u64,
+    sink: Sink,
+    profile: &'static Profile,
+    home_fac: usize,
+    gp: v1::Professional,
+    nurse: v1::Professional,
+    comorbid: Vec<Dx>,
+    conditions_recorded: bool,
+    baseline: f64,
+    stays: u32,
+}
+
+impl Gen {
+    fn adt(fac: usize) -> v1::Actor {
+        v1::Actor {
+            id: format!("adt-{}", FACILITIES[fac].id.to_lowercase()),
+            role: Role::System as i32,
+            organisation: FACILITIES[fac].id.into(),
+            display_name: format!("ADT feed {}", FACILITIES[fac].name),
+        }
+    }
+
+    fn physician(&mut self, fac: usize) -> v1::Professional {
+        let n = self.rng.range(1, 40);
+        pro(
+            Role::HospitalPhysician,
+            format!("rpps-81{:02}{n:05}", fac),
+            format!("Dr {}", self.rng.pick(&FAMILY)),
+            FACILITIES[fac].id,
+        )
+    }
+
+    fn as_actor(p: &v1::Professional) -> v1::Actor {
+        v1::Actor {
+            id: p.id.clone(),
+            role: p.role,
+            organisation: p.organisation.clone(),
+            display_name: p.name.clone(),
+        }
+    }
+
+    fn diagnoses(&mut self, kind: AdmKind) -> Vec<Dx> {
+        let primary = match kind {
+            AdmKind::Elective | AdmKind::DaySurgery => *self.rng.pick(self.profile.elective),
+            _ => *self.rng.pick(self.profile.emergency),
+        };
+        let mut out = vec![primary];
+        for c in &self.comorbid {
+            if c.0 != primary.0 {
+                out.push(*c);
+            }
+        }
+        out
+    }
+
+    /// One stay (and what follows it); returns the next admission, if any.
+    fn stay(&mut self, t_adm: i64, kind: AdmKind, fac: usize) -> Option<(i64, AdmKind, usize)> {
+        self.stays += 1;
+        let enc = format!("E{}-{}-{}", self.seed, self.index, self.stays);
+        let p = self.profile;
+        let (setting, had_group, admit_type) = match kind {
+            AdmKind::Emergency => (
+                v1::Setting::Inpatient,
+                v1::HadGroup::Unspecified,
+                v1::AdmitType::Emergency,
+            ),
+            AdmKind::Elective => (
+                v1::Setting::Inpatient,
+                v1::HadGroup::Unspecified,
+                v1::AdmitType::Elective,
+            ),
+            AdmKind::TransferIn => (
+                v1::Setting::Inpatient,
+                v1::HadGroup::Unspecified,
+                v1::AdmitType::TransferIn,
+            ),
+            AdmKind::DaySurgery => (
+                v1::Setting::DaySurgery,
+                v1::HadGroup::Unspecified,
+                v1::AdmitType::Elective,
+            ),
+            AdmKind::Had(g) => (v1::Setting::Had, g, v1::AdmitType::Elective),
+        };
+        let unit = match kind {
+            AdmKind::Had(_) => "HAD",
+            AdmKind::DaySurgery => "day surgery",
+            _ => p.unit,
+        };
+        let dx = self.diagnoses(kind);
+        let adt = Self::adt(fac);
+        let src = format!("adt:{}", FACILITIES[fac].id.to_lowercase());
+        let ehr = format!("ehr:{}", FACILITIES[fac].id.to_lowercase());
+        let mut t = t_adm;
+
+        if kind == AdmKind::Emergency && self.rng.chance(0.5) {
+            let visit = format!("ED{}-{}-{}", self.seed, self.index, self.stays);
+            self.sink.push(
+                t - self.rng.range(2 * HOUR, 7 * HOUR),
+                adt.clone(),
+                &src,
+                &enc,
+                "",
+                Payload::EmergencyVisit(v1::EmergencyVisit {
+                    visit_id: visit,
+                    facility: Some(facility(fac)),
+                    outcome: v1::EdOutcome::Admitted as i32,
+                    diagnoses: vec![code("ICD-10", dx[0])],
+                }),
+            );
+        }
+        let admitted = |unit: &str, dx: &[Dx]| {
+            Payload::Admitted(v1::Admitted {
+                encounter_id: enc.clone(),
+                facility: Some(facility(fac)),
+                unit: unit.into(),
+                setting: setting as i32,
+                had_group: had_group as i32,
+                admit_type: admit_type as i32,
+                diagnoses: dx.iter().map(|d| code("ICD-10", *d)).collect(),
+            })
+        };
+        // A few admissions are recorded in the wrong unit, cancelled (A11), and recorded again.
+        if self.rng.chance(0.03) {
+            let wrong = *self.rng.pick(p.transfer_to);
+            let id = self
+                .sink
+                .push(t, adt.clone(), &src, &enc, "", admitted(wrong, &dx[..1]));
+            t += self.rng.range(15 * MIN, 60 * MIN);
+            self.sink.push(
+                t,
+                adt.clone(),
+                &src,
+                &enc,
+                &id,
+                Payload::AdmissionCancelled(v1::AdmissionCancelled {
+                    cancelled_event_id: id.clone(),
+                }),
+            );
+            t += self.rng.range(5 * MIN, 30 * MIN);
+        }
+        let t_adm = t;
+        self.sink
+            .push(t_adm, adt.clone(), &src, &enc, "", admitted(unit, &dx));
+
+        // Length of stay, skewed short.
+        let (los_secs, end_hour) = match kind {
+            AdmKind::DaySurgery => (0, self.rng.range(16 * HOUR, 19 * HOUR)),
+            AdmKind::Had(_) => (
+                self.rng.range(7, 35) * DAY,
+                self.rng.range(9 * HOUR, 17 * HOUR),
+            ),
+            AdmKind::TransferIn => (
+                (1 + (self.rng.f64().powf(2.0) * 10.0) as i64) * DAY,
+                self.rng.range(10 * HOUR, 17 * HOUR),
+            ),
+            _ => (
+                (1 + (self.rng.f64().powf(2.2) * 19.0) as i64) * DAY,
+                self.rng.range(10 * HOUR, 17 * HOUR),
+            ),
+        };
+        let mut t_dis = t_adm.div_euclid(DAY) * DAY + los_secs + end_hour;
+        if t_dis <= t_adm {
+            t_dis = t_adm + self.rng.range(4 * HOUR, 8 * HOUR);
+        }
+
+        let doctor = self.physician(fac);
+        let doc_actor = Self::as_actor(&doctor);
+        // Conditions: the primary every stay, chronic ones once.
+        let onset_primary = t_adm - self.rng.range(HOUR, 5 * DAY);
+        self.sink.push(
+            t_adm + self.rng.range(HOUR, 6 * HOUR),
+            doc_actor.clone(),
+            &ehr,
+            &enc,
+            "",
+            Payload::ConditionRecorded(v1::ConditionRecorded {
+                diagnosis: Some(code("ICD-10", dx[0])),
+                onset: Some(ts(onset_primary)),
+                encounter_id: enc.clone(),
+            }),
+        );
+        if !self.conditions_recorded {
+            self.conditions_recorded = true;
+            for c in self.comorbid.clone() {
+                let onset = t_adm - self.rng.range(365, 15 * 365) * DAY;
+                self.sink.push(
+                    t_adm + self.rng.range(HOUR, 8 * HOUR),
+                    doc_actor.clone(),
+                    &ehr,
+                    &enc,
+                    "",
+                    Payload::ConditionRecorded(v1::ConditionRecorded {
+                        diagnosis: Some(code("ICD-10", c)),
+                        onset: Some(ts(onset)),
+                        encounter_id: enc.clone(),
+                    }),
+                );
+            }
+        }
+        let inpatient = setting == v1::Setting::Inpatient;
+        if inpatient && t_dis - t_adm > DAY && self.rng.chance(0.15) {
+            let at = t_adm + ((t_dis - t_adm) as f64 * (0.2 + 0.5 * self.rng.f64())) as i64;
+            let to = *self.rng.pick(p.transfer_to);
+            self.sink.push(
+                at,
+                adt.clone(),
+                &src,
+                &enc,
+                "",
+                Payload::Transferred(v1::Transferred {
+                    encounter_id: enc.clone(),
+                    from_unit: unit.into(),
+                    to_unit: to.into(),
+                }),
+            );
+        }
+
+        // Disposition.
+        let disposition = match kind {
+            AdmKind::DaySurgery => v1::Disposition::Home,
+            AdmKind::Had(g) => {
+                let die = if g == v1::HadGroup::Palliative {
+                    0.35
+                } else {
+                    0.03
+                };
+                if self.rng.chance(die) {
+                    v1::Disposition::Deceased
+                } else {
+                    v1::Disposition::Home
+                }
+            }
+            _ => {
+                use v1::Disposition as D;
+                let options = [
+                    (D::Home, 0.64),
+                    (D::HomeWithHad, 0.08),
+                    (D::NursingHome, 0.07),
+                    (D::Rehab, 0.08),
+                    (
+                        D::OtherAcuteHospital,
+                        if kind == AdmKind::TransferIn {
+                            0.0
+                        } else {
+                            0.05
+                        },
+                    ),
+                    (D::Deceased, p.death),
+                    (D::AgainstMedicalAdvice, 0.02),
+                    (D::Other, 0.01),
+                ];
+                let w: Vec<f64> = options.iter().map(|o| o.1).collect();
+                options[self.rng.weighted(&w)].0
+            }
+        };
+        let deceased = disposition == v1::Disposition::Deceased;
+        let alive_home = matches!(
+            disposition,
+            v1::Disposition::Home
+                | v1::Disposition::HomeWithHad
+                | v1::Disposition::AgainstMedicalAdvice
+        );
+
+        // Before discharge: reconciliation, prescriptions, care plan, liaison.
+        let before = |rng: &mut Rng, lo: i64, hi: i64| (t_dis - rng.range(lo, hi)).max(t_adm + MIN);
+        if !deceased && disposition != v1::Disposition::AgainstMedicalAdvice && self.rng.chance(0.8)
+        {
+            let at = before(&mut self.rng, 2 * HOUR, 20 * HOUR);
+            let pharmacist = pro(
+                Role::Pharmacist,
+                format!("rpps-82{:02}{:05}", fac, self.rng.range(1, 20)),
+                format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
+                FACILITIES[fac].id,
+            );
+            let disc = if self.rng.chance(0.6) {
+                0
+            } else {
+                self.rng.range(1, 4) as u32
+            };
+            self.sink.push(
+                at,
+                Self::as_actor(&pharmacist),
+                &ehr,
+                &enc,
+                "",
+                Payload::MedicationReconciled(v1::MedicationReconciled {
+                    encounter_id: enc.clone(),
+                    discrepancies_found: disc,
+                    performed_by: Some(pharmacist),
+                }),
+            );
+        }
+        if !deceased {
+            let n = self.rng.range(2, 4) as usize;
+            let mut meds: Vec<&Med> = p.meds.iter().collect();
+            for i in 0..n.min(meds.len()) {
+                let j = self.rng.range(i as i64, meds.len() as i64 - 1) as usize;
+                meds.swap(i, j);
+                let m = meds[i];
+                let at = before(&mut self.rng, HOUR, 3 * HOUR);
+                let rx = format!("RX{}-{}-{}-{}", self.seed, self.index, self.stays, i + 1);
+                self.sink.push(
+                    at,
+                    doc_actor.clone(),
+                    &ehr,
+                    &enc,
+                    "",
+                    Payload::PrescriptionIssued(v1::PrescriptionIssued {
+                        prescription_id: rx,
+                        medication: Some(code("ATC", (m.0, m.1))),
+                        dose: m.2.into(),
+                        duration_days: m.3,
+                        prescriber: Some(doctor.clone()),
+                        encounter_id: enc.clone(),
+                    }),
+                );
+            }
+        }
+        let liaison = pro(
+            Role::LiaisonNurse,
+            format!("rpps-83{:02}{:05}", fac, self.rng.range(1, 10)),
+            format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
+            FACILITIES[fac].id,
+        );
+        let mut thresholds = Vec::new();
+        match p.measure {
+            Measure::Weight => thresholds.push(v1::AlertThreshold {
+                measure: "weight".into(),
+                low: self.baseline - 3.0,
+                high: self.baseline + 2.0,
+                severity: v1::Severity::Moderate as i32,
+            }),
+            Measure::Spo2 => thresholds.push(v1::AlertThreshold {
+                measure: "spo2".into(),
+                low: 90.0,
+                high: 100.0,
+                severity: v1::Severity::High as i32,
+            }),
+            Measure::None => {}
+        }
+        if alive_home && inpatient && self.rng.chance(0.75) {
+            let at = before(&mut self.rng, HOUR, 4 * HOUR);
+            self.sink.push(
+                at,
+                doc_actor.clone(),
+                &ehr,
+                &enc,
+                "",
+                Payload::CarePlanEstablished(v1::CarePlanEstablished {
+                    care_plan_id: format!("CP{}-{}-{}", self.seed, self.index, self.stays),
+                    goals: p.goals.iter().map(|s| s.to_string()).collect(),
+                    symptoms_to_watch: p.symptoms.iter().map(|s| s.to_string()).collect(),
+                    thresholds: thresholds.clone(),
+                    referents: vec![self.gp.clone(), self.nurse.clone()],
+                    encounter_id: enc.clone(),
+                }),
+            );
+        }
+        if alive_home && inpatient && self.rng.chance(0.4) {
+            let at = before(&mut self.rng, 2 * HOUR, 6 * HOUR);
+            self.sink.push(
+                at,
+                Self::as_actor(&liaison),
+                &ehr,
+                &enc,
+                "",
+                Payload::ReferentAssigned(v1::ReferentAssigned {
+                    role: Role::LiaisonNurse as i32,
+                    professional: Some(liaison.clone()),
+                }),
+            );
+        }
+
+        // Discharge; a few are recorded wrongly, cancelled (A13) and recorded again.
+        let discharged = |d: v1::Disposition, dest: &str| {
+            Payload::Discharged(v1::Discharged {
+                encounter_id: enc.clone(),
+                disposition: d as i32,
+                diagnoses: dx.iter().map(|d| code("ICD-10", *d)).collect(),
+                destination_facility_id: dest.into(),
+            })
+        };
+        let other_fac = (fac + 1 + self.rng.range(0, 1) as usize) % FACILITIES.len();
+        let dest = if disposition == v1::Disposition::OtherAcuteHospital {
+            FACILITIES[other_fac].id
+        } else {
+            ""
+        };
+        let mut t = t_dis;
+        if self.rng.chance(0.03) {
+            let wrong = if disposition == v1::Disposition::Home {
+                v1::Disposition::Rehab
+            } else {
+                v1::Disposition::Home
+            };
+            let id = self
+                .sink
+                .push(t, adt.clone(), &src, &enc, "", discharged(wrong, ""));
+            t += self.rng.range(20 * MIN, 90 * MIN);
+            self.sink.push(
+                t,
+                adt.clone(),
+                &src,
+                &enc,
+                &id,
+                Payload::DischargeCancelled(v1::DischargeCancelled {
+                    cancelled_event_id: id.clone(),
+                }),
+            );
+            t += self.rng.range(10 * MIN, 60 * MIN);
+        }
+        let t_dis = t;
+        self.sink.push(
+            t_dis,
+            adt.clone(),
+            &src,
+            &enc,
+            "",
+            discharged(disposition, dest),
+        );
+        if deceased {
+            self.sink.push(
+                t_dis,
+                doc_actor.clone(),
+                &ehr,
+                &enc,
+                "",
+                Payload::PatientDeceased(v1::PatientDeceased {
+                    died_at: Some(ts(t_dis)),
+                }),
+            );
+            return None;
+        }
+
+        // Discharge letter: most the same day, some late, some incomplete.
+        {
+            let r = self.rng.f64();
+            let delay = if r < 0.7 {
+                self.rng.range(0, 5 * HOUR)
+            } else if r < 0.9 {
+                self.rng.range(1, 7) * DAY + self.rng.range(0, 8 * HOUR)
+            } else {
+                self.rng.range(8, 25) * DAY + self.rng.range(0, 8 * HOUR)
+            };
+            let mut items: Vec<i32> = ALL_ITEMS.iter().map(|i| *i as i32).collect();
+            if self.rng.chance(0.25) {
+                for _ in 0..self.rng.range(1, 3) {
+                    let k = self.rng.range(0, items.len() as i64 - 1) as usize;
+                    items.remove(k);
+                }
+            }
+            let channel = [
+                v1::LetterChannel::Mssante,
+                v1::LetterChannel::Dmp,
+                v1::LetterChannel::Paper,
+            ][self.rng.weighted(&[0.6, 0.25, 0.15])];
+            let mut recipients = vec![self.gp.clone()];
+            if disposition == v1::Disposition::OtherAcuteHospital {
+                recipients.push(pro(
+                    Role::HospitalPhysician,
+                    format!("svc-{}", FACILITIES[other_fac].id.to_lowercase()),
+                    format!("{} {}", FACILITIES[other_fac].name, p.unit),
+                    FACILITIES[other_fac].id,
+                ));
+            }
+            self.sink.push(
+                t_dis + delay,
+                doc_actor.clone(),
+                &ehr,
+                &enc,
+                "",
+                Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                    encounter_id: enc.clone(),
+                    channel: channel as i32,
+                    recipients,
+                    handed_to_patient: self.rng.chance(0.7),
+                    items_present: items,
+                }),
+            );
+        }
+
+        // What comes next.
+        if disposition == v1::Disposition::OtherAcuteHospital {
+            let at = t_dis + self.rng.range(HOUR, 20 * HOUR);
+            return Some((at, AdmKind::TransferIn, other_fac));
+        }
+        let index_stay = inpatient && disposition != v1::Disposition::AgainstMedicalAdvice;
+        let readmit_p = match (index_stay, disposition) {
+            (true, _) => p.readmit,
+            (false, v1::Disposition::AgainstMedicalAdvice) => p.readmit + 0.1,
+            _ => 0.04,
+        };
+        let mut next = if self.rng.chance(readmit_p) {
+            let days = (self.rng.f64().powf(1.5) * 29.0) as i64;
+            let at = t_dis.div_euclid(DAY) * DAY + days * DAY + self.rng.range(0, DAY - 1);
+            let at = at.max(t_dis + 12 * HOUR);
+            let kind = if self.rng.chance(0.85) {
+                AdmKind::Emergency
+            } else {
+                AdmKind::Elective
+            };
+            Some((
+                at,
+                kind,
+                if self.rng.chance(0.8) {
+                    self.home_fac
+                } else {
+                    other_fac
+                },
+            ))
+        } else if self.rng.chance(0.12) {
+            let at = t_dis + self.rng.range(31, 120) * DAY;
+            let kind = if self.rng.chance(0.5) {
+                AdmKind::Emergency
+            } else {
+                AdmKind::Elective
+            };
+            let at = if kind == AdmKind::Elective {
+                at.div_euclid(DAY) * DAY + self.rng.range(7 * HOUR, 10 * HOUR)
+            } else {
+                at
+            };
+            Some((at, kind, self.home_fac))
+        } else {
+            None
+        };
+
+        // Home+HAD: an HAD stay starts the same day, ends before any readmission.
+        let mut had = false;
+        if disposition == v1::Disposition::HomeWithHad
+            || (disposition == v1::Disposition::NursingHome && self.rng.chance(0.15))
+        {
+            let group = if disposition == v1::Disposition::NursingHome {
+                v1::HadGroup::NursingHomeSupport
+            } else if dx.iter().any(|d| d.0.starts_with('C')) || self.rng.chance(0.25) {
+                v1::HadGroup::Palliative
+            } else {
+                v1::HadGroup::AcuteChronic
+            };
+            had = true;
+            let had_start = t_dis + self.rng.range(HOUR, 5 * HOUR);
+            let end = self.follow_up_end(had_start, next);
+            self.had_stay(had_start, group, fac, end, next.map(|n| n.0));
+            if self.dead_by(next.map_or(i64::MAX, |n| n.0)) {
+                return None;
+            }
+        }
+
+        let window_end = next.map_or(t_dis + 45 * DAY, |n| n.0);
+        if alive_home || disposition == v1::Disposition::Rehab {
+            self.follow_up(t_dis, window_end, alive_home, &enc, inpatient);
+        }
+        // Death outside hospital now and then.
+        if !had && self.rng.chance(p.death * 0.6) {
+            let at = t_dis + self.rng.range(3, 60) * DAY + self.rng.range(0, DAY - 1);
+            if next.is_none_or(|n| at < n.0 - HOUR) {
+                let gp = self.gp.clone();
+                self.sink.push(
+                    at,
+                    Self::as_actor(&gp),
+                    "gp-software",
+                    "",
+                    "",
+                    Payload::PatientDeceased(v1::PatientDeceased {
+                        died_at: Some(ts(at)),
+                    }),
+                );
+                next = None;
+            }
+        }
+        next
+    }
+
+    fn dead_by(&self, t: i64) -> bool {
+        self.sink.events.iter().any(|(at, e)| {
+            *at <= t
+                && match &e.payload {
+                    Some(Payload::PatientDeceased(_)) => true,
+                    Some(Payload::Discharged(d)) => {
+                        d.disposition == v1::Disposition::Deceased as i32
+                    }
+                    _ => false,
+                }
+        })
+    }
+
+    fn follow_up_end(&self, from: i64, next: Option<(i64, AdmKind, usize)>) -> i64 {
+        next.map_or(from + 60 * DAY, |n| n.0)
+    }
+
+    /// An HAD stay after discharge: nurse visits, ends (home or death) before `next`.
+    fn had_stay(&mut self, t: i64, group: v1::HadGroup, fac: usize, end: i64, next: Option<i64>) {
+        let enc = format!("E{}-{}-{}-had", self.seed, self.index, self.stays);
+        let actor = Self::adt(fac);
+        let src = format!("adt:{}", FACILITIES[fac].id.to_lowercase());
+        self.sink.push(
+            t,
+            actor.clone(),
+            &src,
+            &enc,
+            "",
+            Payload::Admitted(v1::Admitted {
+                encounter_id: enc.clone(),
+                facility: Some(facility(fac)),
+                unit: "HAD".into(),
+                setting: v1::Setting::Had as i32,
+                had_group: group as i32,
+                admit_type: v1::AdmitType::TransferIn as i32,
+                diagnoses: vec![],
+            }),
+        );
+        let coordinator = pro(
+            Role::HadCoordinator,
+            format!("rpps-84{:02}{:05}", fac, self.rng.range(1, 5)),
+            format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
+            FACILITIES[fac].id,
+        );
+        self.sink.push(
+            t + 10 * MIN,
+            Self::as_actor(&coordinator),
+            "had-software",
+            &enc,
+            "",
+            Payload::ReferentAssigned(v1::ReferentAssigned {
+                role: Role::HadCoordinator as i32,
+                professional: Some(coordinator.clone()),
+            }),
+        );
+        let planned = t + self.rng.range(7, 35) * DAY;
+        let (stop, disposition) = match next {
+            Some(n) if n - 2 * HOUR <= planned => {
+                (n - 2 * HOUR, v1::Disposition::OtherAcuteHospital)
+            }
+            _ => {
+                let die = group == v1::HadGroup::Palliative && self.rng.chance(0.35);
+                (
+                    planned.min(end.max(t + DAY)),
+                    if die {
+                        v1::Disposition::Deceased
+                    } else {
+                        v1::Disposition::Home
+                    },
+                )
+            }
+        };
+        let stop = stop.max(t + HOUR);
+        let mut v = t.div_euclid(DAY) * DAY + DAY + 9 * HOUR;
+        while v + HOUR < stop {
+            let nurse = self.nurse.clone();
+            self.sink.push(
+                v + self.rng.range(0, 8 * HOUR),
+                Self::as_actor(&nurse),
+                "had-software",
+                &enc,
+                "",
+                Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
+                    professional: Some(nurse),
+                    channel: v1::ContactChannel::Visit as i32,
+                    duration_minutes: self.rng.range(20, 60) as u32,
+                    notes_ref: String::new(),
+                }),
+            );
+            v += self.rng.range(1, 3) * DAY;
+        }
+        self.sink.push(
+            stop,
+            actor,
+            &src,
+            &enc,
+            "",
+            Payload::Discharged(v1::Discharged {
+                encounter_id: enc.clone(),
+                disposition: disposition as i32,
+                diagnoses: vec![],
+                destination_facility_id: String::new(),
+            }),
+        );
+        if disposition == v1::Disposition::Deceased {
+            self.sink.push(
+                stop,
+                Self::as_actor(&coordinator),
+                "had-software",
+                &enc,
+                "",
+                Payload::PatientDeceased(v1::PatientDeceased {
+                    died_at: Some(ts(stop)),
+                }),
+            );
+        }
+    }
+
+    /// After a discharge home: referents, first contact, appointments, telemonitoring, ED visits.
+    fn follow_up(&mut self, t_dis: i64, end: i64, home: bool, enc: &str, inpatient: bool) {
+        let gp = self.gp.clone();
+        let nurse = self.nurse.clone();
+        self.sink.push(
+            t_dis + self.rng.range(5 * MIN, 2 * HOUR),
+            Self::as_actor(&gp),
+            "gp-software",
+            enc,
+            "",
+            Payload::ReferentAssigned(v1::ReferentAssigned {
+                role: Role::Gp as i32,
+                professional: Some(gp.clone()),
+            }),
+        );
+        if !home {
+            return;
+        }
+        if self.rng.chance(0.7) {
+            self.sink.push(
+                t_dis + self.rng.range(HOUR, DAY),
+                Self::as_actor(&nurse),
+                "home-care-software",
+                enc,
+                "",
+                Payload::ReferentAssigned(v1::ReferentAssigned {
+                    role: Role::HomeNurse as i32,
+                    professional: Some(nurse.clone()),
+                }),
+            );
+        }
+        // First home contact: most within 2 working days, some later.
+        let r = self.rng.f64();
+        let days = if r < 0.35 {
+            1
+        } else if r < 0.65 {
+            2
+        } else if r < 0.85 {
+            self.rng.range(3, 4)
+        } else {
+            self.rng.range(5, 9)
+        };
+        let first = t_dis.div_euclid(DAY) * DAY + days * DAY + self.rng.range(8 * HOUR, 18 * HOUR);
+        if first < end {
+            if self.rng.chance(0.6) {
+                self.sink.push(
+                    first,
+                    Self::as_actor(&nurse),
+                    "home-care-software",
+                    enc,
+                    "",
+                    Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
+                        professional: Some(nurse.clone()),
+                        channel: v1::ContactChannel::Visit as i32,
+                        duration_minutes: self.rng.range(20, 60) as u32,
+                        notes_ref: format!("doc://home-care/{}", self.sink.counter + 1),
+                    }),
+                );
+            } else {
+                let who = if self.rng.chance(0.5) {
+                    gp.clone()
+                } else {
+                    nurse.clone()
+                };
+                self.sink.push(
+                    first,
+                    Self::as_actor(&who),
+                    "gp-software",
+                    enc,
+                    "",
+                    Payload::ContactMade(v1::ContactMade {
+                        professional: Some(who),
+                        channel: v1::ContactChannel::Phone as i32,
+                        reason: "post-discharge check".into(),
+                    }),
+                );
+            }
+            // Then weekly nurse visits for some.
+            if self.rng.chance(0.5) {
+                let mut v = first + 7 * DAY;
+                while v < end.min(t_dis + 42 * DAY) {
+                    self.sink.push(
+                        v,
+                        Self::as_actor(&nurse),
+                        "home-care-software",
+                        enc,
+                        "",
+                        Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
+                            professional: Some(nurse.clone()),
+                            channel: v1::ContactChannel::Visit as i32,
+                            duration_minutes: self.rng.range(15, 45) as u32,
+                            notes_ref: String::new(),
+                        }),
+                    );
+                    v += 7 * DAY + self.rng.range(-HOUR, HOUR);
+                }
+            }
+        }
+        // Appointments: J+7 GP, J+30 specialist (inpatient stays).
+        let mut appts = vec![("J+7 GP", 7, gp.clone())];
+        if inpatient {
+            let specialist = pro(
+                Role::Specialist,
+                format!("rpps-85{:05}", self.rng.range(1, 30)),
+                format!("Dr {} ({})", self.rng.pick(&FAMILY), self.profile.unit),
+                FACILITIES[self.home_fac].id,
+            );
+            appts.push(("J+30 specialist", 30, specialist));
+        }
+        for (k, (kind, d, with)) in appts.into_iter().enumerate() {
+            let id = format!("AP{}-{}-{}-{}", self.seed, self.index, self.stays, k + 1);
+            let due = t_dis.div_euclid(DAY) * DAY + d * DAY + self.rng.range(9 * HOUR, 17 * HOUR);
+            let scheduled = t_dis + self.rng.range(10 * MIN, 20 * HOUR);
+            let sched_id = self.sink.push(
+                scheduled,
+                Self::as_actor(&with),
+                "scheduling",
+                enc,
+                "",
+                Payload::AppointmentScheduled(v1::AppointmentScheduled {
+                    appointment_id: id.clone(),
+                    kind: kind.into(),
+                    due_at: Some(ts(due)),
+                    with: Some(with.clone()),
+                    encounter_id: enc.into(),
+                }),
+            );
+            let at = due + self.rng.range(0, HOUR);
+            let payload = if due >= end {
+                Payload::AppointmentMissed(v1::AppointmentMissed {
+                    appointment_id: id,
+                    reason: "patient hospitalised".into(),
+                })
+            } else if self.rng.chance(0.8) {
+                Payload::AppointmentCompleted(v1::AppointmentCompleted { appointment_id: id })
+            } else {
+                Payload::AppointmentMissed(v1::AppointmentMissed {
+                    appointment_id: id,
+                    reason: (*self.rng.pick(&["did not attend", "no transport", "forgot"])).into(),
+                })
+            };
+            self.sink.push(
+                at,
+                Self::as_actor(&with),
+                "scheduling",
+                enc,
+                &sched_id,
+                payload,
+            );
+        }
+        // Telemonitoring for some heart-failure and COPD patients.
+        if self.profile.measure != Measure::None && self.rng.chance(0.5) {
+            self.telemonitoring(t_dis, end, enc);
+        } else if self.rng.chance(0.05) {
+            let at = t_dis + self.rng.range(2, 20) * DAY;
+            if at < end {
+                self.alert(
+                    at,
+                    v1::Severity::Moderate,
+                    "",
+                    "fall at home reported by the nurse",
+                    enc,
+                    &nurse,
+                );
+            }
+        }
+        // An ED visit without admission now and then.
+        if self.rng.chance(0.1) {
+            let at = t_dis + self.rng.range(2, 28) * DAY + self.rng.range(0, DAY - 1);
+            if at < end - DAY {
+                let outcome = if self.rng.chance(0.85) {
+                    v1::EdOutcome::DischargedHome
+                } else {
+                    v1::EdOutcome::LeftWithoutBeingSeen
+                };
+                let fac = self.home_fac;
+                self.sink.push(
+                    at,
+                    Self::adt(fac),
+                    &format!("adt:{}", FACILITIES[fac].id.to_lowercase()),
+                    "",
+                    "",
+                    Payload::EmergencyVisit(v1::EmergencyVisit {
+                        visit_id: format!("ED{}-{}-{}-x", self.seed, self.index, self.stays),
+                        facility: Some(facility(fac)),
+                        outcome: outcome as i32,
+                        diagnoses: vec![code(
+                            "ICD-10",
+                            *self.rng.pick(&[
+                                ("R07.4", "Chest pain, unspecified"),
+                                ("R06.0", "Dyspnoea"),
+                                ("R55", "Syncope and collapse"),
+                            ]),
+                        )],
+                    }),
+                );
+            }
+        }
+    }
+
+    fn alert(
+        &mut self,
+        at: i64,
+        severity: v1::Severity,
+        rule: &str,
+        reason: &str,
+        enc: &str,
+        by: &v1::Professional,
+    ) {
+        let id = format!("AL{}-{}-{}", self.seed, self.index, self.sink.counter + 1);
+        let source = if rule.is_empty() {
+            "home-care-software"
+        } else {
+            "telemonitoring"
+        };
+        let actor = if rule.is_empty() {
+            Self::as_actor(by)
+        } else {
+            v1::Actor {
+                id: "telemonitoring-rules".into(),
+                role: Role::System as i32,
+                organisation: "telemonitoring".into(),
+                display_name: String::new(),
+            }
+        };
+        let raised = self.sink.push(
+            at,
+            actor,
+            source,
+            enc,
+            "",
+            Payload::AlertRaised(v1::AlertRaised {
+                alert_id: id.clone(),
+                severity: severity as i32,
+                rule: rule.into(),
+                reason: reason.into(),
+            }),
+        );
+        if self.rng.chance(0.9) {
+            let ack = at + self.rng.range(10 * MIN, 8 * HOUR);
+            self.sink.push(
+                ack,
+                Self::as_actor(by),
+                "home-care-software",
+                enc,
+                &raised,
+                Payload::AlertAcknowledged(v1::AlertAcknowledged {
+                    alert_id: id.clone(),
+                }),
+            );
+            if self.rng.chance(0.85) {
+                let done = ack + self.rng.range(2 * HOUR, 2 * DAY);
+                self.sink.push(
+                    done,
+                    Self::as_actor(by),
+                    "home-care-software",
+                    enc,
+                    &raised,
+                    Payload::AlertResolved(v1::AlertResolved {
+                        alert_id: id,
+                        resolution: (*self.rng.pick(&[
+                            "treatment adjusted",
+                            "false alarm",
+                            "GP visit",
+                        ]))
+                        .into(),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn telemonitoring(&mut self, t_dis: i64, end: i64, enc: &str) {
+        let device = format!("dev-{}-{}", self.seed, self.index);
+        let measure = self.profile.measure;
+        let nurse = self.nurse.clone();
+        let actor = v1::Actor {
+            id: device.clone(),
+            role: Role::System as i32,
+            organisation: "telemonitoring".into(),
+            display_name: String::new(),
+        };
+        let readmitted_soon = end < t_dis + 31 * DAY;
+        let mut value = match measure {
+            Measure::Weight => self.baseline,
+            _ => 94.0 + self.rng.range(0, 3) as f64,
+        };
+        let mut day = t_dis.div_euclid(DAY) * DAY + DAY + 8 * HOUR;
+        let mut alert_until = i64::MIN;
+        let stop = end.min(t_dis + 30 * DAY);
+        while day + 10 * MIN < stop {
+            let at = day + self.rng.range(0, 90 * MIN);
+            let worsening = readmitted_soon && end - day < 4 * DAY;
+            match measure {
+                Measure::Weight => {
+                    value += self.rng.normal(0.3)
+                        + if worsening {
+                            0.7
+                        } else {
+                            -0.02 * (value - self.baseline)
+                        };
+                }
+                _ => {
+                    value += self.rng.normal(0.8)
+                        + if worsening {
+                            -1.5
+                        } else {
+                            0.2 * (95.0 - value)
+                        };
+                    value = value.min(100.0);
+                }
+            }
+            let (name, unit, loinc, display) = match measure {
+                Measure::Weight => ("weight", "kg", "29463-7", "Body weight"),
+                _ => (
+                    "spo2",
+                    "%",
+                    "59408-5",
+                    "Oxygen saturation by pulse oximetry",
+                ),
+            };
+            let rounded = (value * 10.0).round() / 10.0;
+            self.sink.push(
+                at,
+                actor.clone(),
+                "telemonitoring",
+                enc,
+                "",
+                Payload::ObservationRecorded(v1::ObservationRecorded {
+                    measure: name.into(),
+                    value: if measure == Measure::Spo2 {
+                        rounded.round()
+                    } else {
+                        rounded
+                    },
+                    unit: unit.into(),
+                    code: Some(v1::Code {
+                        system: "LOINC".into(),
+                        code: loinc.into(),
+                        display: display.into(),
+                    }),
+                    device_id: device.clone(),
+                }),
+            );
+            let (fire, severity, rule) = match measure {
+                Measure::Weight => (
+                    value - self.baseline > 2.0,
+                    if value - self.baseline > 3.0 {
+                        v1::Severity::High
+                    } else {
+                        v1::Severity::Moderate
+                    },
+                    "weight > baseline + 2 kg",
+                ),
+                _ => (
+                    value < 90.0,
+                    if value < 88.0 {
+                        v1::Severity::High
+                    } else {
+                        v1::Severity::Moderate
+                    },
+                    "spo2 < 90 %",
+                ),
+            };
+            if fire && at > alert_until {
+                self.alert(
+                    at + MIN,
+                    severity,
+                    rule,
+                    &format!("{name} {rounded} {unit}"),
+                    enc,
+                    &nurse,
+                );
+                alert_until = at + 3 * DAY;
+            }
+            day += DAY;
+        }
+    }
+}
+
+/// The whole journey of patient `index`, in append order (clinical time), cut at `horizon`.
+pub fn patient_events(seed: u64, index: u64, start: i64, days: u32, horizon: i64) -> Vec<Event> {
+    let mut rng = Rng::new(
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03),
+    );
+    let weights: Vec<f64> = PROFILES.iter().map(|p| p.weight).collect();
+    let profile = &PROFILES[rng.weighted(&weights)];
+    let home_fac = rng.range(0, FACILITIES.len() as i64 - 1) as usize;
+    let territory = FACILITIES[home_fac].territory;
+    let gp_n = rng.range(1, 12);
+    let gp = pro(
+        Role::Gp,
+        format!("rpps-10{home_fac}{gp_n:05}"),
+        format!(
+            "Dr {}",
+            FAMILY[(gp_n as usize * 7 + home_fac) % FAMILY.len()]
+        ),
+        &format!("Cabinet {territory} {gp_n}"),
+    );
+    let nurse_n = rng.range(1, 8);
+    let nurse = pro(
+        Role::HomeNurse,
+        format!("rpps-20{home_fac}{nurse_n:05}"),
+        format!(
+            "{} {}",
+            GIVEN_F[nurse_n as usize % GIVEN_F.len()],
+            FAMILY[(nurse_n as usize * 5) % FAMILY.len()]
+        ),
+        &format!("Cabinet infirmier {territory}"),
+    );
+    let mut comorbid = Vec::new();
+    for _ in 0..rng.range(0, 3) {
+        let c = *rng.pick(&COMORBIDITIES);
+        if !comorbid.contains(&c) {
+            comorbid.push(c);
+        }
+    }
+    let mut g = Gen {
+        baseline: 60.0 + rng.range(0, 40) as f64,
+        rng,
+        seed,
+        index,
+        sink: Sink {
+            seed,
+            index,
+            patient_id: patient_id(seed, index),
+            counter: 0,
+            events: Vec::new(),
+        },
+        profile,
+        home_fac,
+        gp: gp.clone(),
+        nurse,
+        comorbid,
+        conditions_recorded: false,
+        stays: 0,
+    };
+
+    // The first admission, somewhere in the first 70 % of the window.
+    let span = ((days as f64 * 0.7) * DAY as f64) as i64;
+    let first_day = (start + g.rng.range(0, span.max(1))).div_euclid(DAY) * DAY;
+    let ortho = profile.unit == "orthopaedics";
+    let r = g.rng.f64();
+    let kind = if r < if ortho { 0.25 } else { 0.06 } {
+        AdmKind::DaySurgery
+    } else if r < if ortho { 0.25 } else { 0.10 } {
+        AdmKind::Had(if profile.death > 0.05 {
+            v1::HadGroup::Palliative
+        } else {
+            v1::HadGroup::AcuteChronic
+        })
+    } else if g.rng.chance(0.6) {
+        AdmKind::Emergency
+    } else {
+        AdmKind::Elective
+    };
+    let t_first = first_day
+        + match kind {
+            AdmKind::Emergency => g.rng.range(0, DAY - 1),
+            AdmKind::DaySurgery => g.rng.range(7 * HOUR, 9 * HOUR),
+            _ => g.rng.range(8 * HOUR, 14 * HOUR),
+        };
+
+    // Registration, and sometimes an earlier ED visit without admission.
+    let prior_ed = g
+        .rng
+        .chance(0.12)
+        .then(|| t_first - g.rng.range(10, 150) * DAY);
+    let registered_at = prior_ed.unwrap_or(t_first) - g.rng.range(6 * HOUR, 30 * DAY);
+    let female = g.rng.chance(0.5);
+    let age = if profile.unit == "geriatrics" {
+        g.rng.range(78, 97)
+    } else {
+        g.rng.range(40, 92)
+    };
+    let birth = civil_from_days(start.div_euclid(DAY) - age * 365 - g.rng.range(0, 364));
+    let family = *g.rng.pick(&FAMILY);
+    let given = if female {
+        *g.rng.pick(&GIVEN_F)
+    } else {
+        *g.rng.pick(&GIVEN_M)
+    };
+    let admin = v1::Actor {
+        id: format!("adm-{}", FACILITIES[home_fac].id.to_lowercase()),
+        role: Role::Administrative as i32,
+        organisation: FACILITIES[home_fac].id.into(),
+        display_name: String::new(),
+    };
+    g.sink.push(
+        registered_at,
+        admin,
+        &format!("adt:{}", FACILITIES[home_fac].id.to_lowercase()),
+        "",
+        "",
+        Payload::PatientRegistered(v1::PatientRegistered {
+            ins: format!(
+                "{}{:02}{:011}",
+                if female { 2 } else { 1 },
+                birth.0 % 100,
+                (seed.wrapping_mul(1_000_003) ^ index) % 100_000_000_000
+            ),
+            local_id: format!("IPP{}{:07}", seed % 1000, index),
+            birth_date: format!("{:04}-{:02}-{:02}", birth.0, birth.1, birth.2),
+            sex: if female {
+                v1::Sex::Female
+            } else {
+                v1::Sex::Male
+            } as i32,
+            gp: Some(gp),
+            family_name: family.into(),
+            given_name: given.into(),
+        }),
+    );
+    if let Some(at) = prior_ed {
+        let fac = home_fac;
+        g.sink.push(
+            at,
+            Gen::adt(fac),
+            &format!("adt:{}", FACILITIES[fac].id.to_lowercase()),
+            "",
+            "",
+            Payload::EmergencyVisit(v1::EmergencyVisit {
+                visit_id: format!("ED{seed}-{index}-0"),
+                facility: Some(facility(fac)),
+                outcome: v1::EdOutcome::DischargedHome as i32,
+                diagnoses: vec![code("ICD-10", profile.emergency[0])],
+            }),
+        );
+    }
+
+    let mut next = Some((t_first, kind, home_fac));
+    while let Some((at, kind, fac)) = next {
+        if at > horizon || g.stays >= 8 {
+            break;
+        }
+        next = g.stay(at, kind, fac);
+    }
+
+    // Append order = clinical order (stable: same-instant events keep their generation order),
+    // cut at the horizon and at death.
+    let mut events = std::mem::take(&mut g.sink.events);
+    events.sort_by_key(|(at, _)| *at);
+    let death = events
+        .iter()
+        .find(|(_, e)| match &e.payload {
+            Some(Payload::PatientDeceased(_)) => true,
+            Some(Payload::Discharged(d)) => d.disposition == v1::Disposition::Deceased as i32,
+            _ => false,
+        })
+        .map(|(at, _)| *at);
+    let limit = death.map_or(horizon, |d| d.min(horizon));
+    events
+        .into_iter()
+        .take_while(|(at, _)| *at <= limit)
+        .map(|(_, e)| e)
+        .collect()
+}
+
+// --- appending --------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Stats {
+    appended: AtomicU64,
+    present: AtomicU64,
+    refused: AtomicU64,
+    reasons: Mutex<Vec<String>>,
+}
+
+impl Stats {
+    fn refuse(&self, n: usize, reason: String) {
+        self.refused.fetch_add(n as u64, Ordering::Relaxed);
+        let mut r = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() < 5 {
+            r.push(reason);
+        }
+    }
+}
+
+async fn call(c: &mut LogClient, events: &[Event]) -> Result<v1::AppendResponse, tonic::Status> {
+    let mut attempt = 0u32;
+    loop {
+        let request = AppendRequest {
+            events: events.to_vec(),
+            expected_versions: Default::default(),
+        };
+        match c.append(request).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) if s.code() == tonic::Code::Unavailable && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(s) => return Err(s),
+        }
+    }
+}
+
+/// Appends one batch; a batch partly stored already (another batch size earlier) goes event by event.
+async fn send(c: &mut LogClient, events: Vec<Event>, stats: &Stats) -> anyhow::Result<()> {
+    let describe = |s: &tonic::Status| format!("{:?}: {}", s.code(), s.message());
+    match call(c, &events).await {
+        Ok(r) => {
+            let n = events.len() as u64;
+            if r.deduplicated {
+                stats.present.fetch_add(n, Ordering::Relaxed);
+            } else {
+                stats.appended.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        Err(s) if s.code() == tonic::Code::AlreadyExists && events.len() > 1 => {
+            for e in events {
+                match call(c, std::slice::from_ref(&e)).await {
+                    Ok(r) if r.deduplicated => {
+                        stats.present.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {
+                        stats.appended.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(s) if s.code() == tonic::Code::Unavailable => {
+                        bail!("the server is unavailable: {}", s.message())
+                    }
+                    Err(s) => stats.refuse(1, format!("event {}: {}", e.event_id, describe(&s))),
+                }
+            }
+        }
+        Err(s) if s.code() == tonic::Code::Unavailable => {
+            bail!("the server is unavailable: {}", s.message())
+        }
+        Err(s) => stats.refuse(events.len(), describe(&s)),
+    }
+    Ok(())
+}
+
+/// `journey simulate`: returns false when anything was refused.
+pub async fn run(args: SimulateArgs, remote: &Remote) -> anyhow::Result<bool> {
+    if args.patients == 0 || args.days == 0 {
+        bail!("--patients and --days must be at least 1");
+    }
+    if args.batch_size == 0 || args.concurrency == 0 {
+        bail!("--batch-size and --concurrency must be at least 1");
+    }
+    let now = now_secs();
+    let start_day = match &args.start {
+        Some(s) => parse_date(s)?,
+        None => now.div_euclid(DAY) - args.days as i64,
+    };
+    let start = start_day * DAY;
+    let horizon = (start + args.days as i64 * DAY).min(now);
+    if horizon <= start {
+        bail!("the window starts in the future: nothing to simulate");
+    }
+    let client = remote.client().await?;
+    let (y, m, d) = civil_from_days(start_day);
+    eprintln!(
+        "simulate: {} patients over {} days from {y:04}-{m:02}-{d:02}, seed {}, batches of {}, {} in flight",
+        args.patients, args.days, args.seed, args.batch_size, args.concurrency
+    );
+
+    let stats = Arc::new(Stats::default());
+    let began = Instant::now();
+    let progress = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let done =
+                    stats.appended.load(Ordering::Relaxed) + stats.present.load(Ordering::Relaxed);
+                eprintln!(
+                    "simulate: {done} events ({} new), {:.0} events/s",
+                    stats.appended.load(Ordering::Relaxed),
+                    (done - last) as f64
+                );
+                last = done;
+            }
+        })
+    };
+
+    let workers = args.concurrency.min(args.patients as usize);
+    let mut tasks = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let mut c = client.clone();
+        let stats = stats.clone();
+        let a = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(a.batch_size);
+            let mut p = w as u64;
+            while p < a.patients {
+                for e in patient_events(a.seed, p, start, a.days, horizon) {
+                    buf.push(e);
+                    if buf.len() == a.batch_size {
+                        send(&mut c, std::mem::take(&mut buf), &stats).await?;
+                    }
+                }
+                p += workers as u64;
+            }
+            if !buf.is_empty() {
+                send(&mut c, buf, &stats).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let mut result = Ok(());
+    for t in tasks {
+        if let Err(e) = t.await.context("simulate worker")? {
+            result = Err(e);
+        }
+    }
+    progress.abort();
+    result?;
+
+    let elapsed = began.elapsed().as_secs_f64();
+    let appended = stats.appended.load(Ordering::Relaxed);
+    let present = stats.present.load(Ordering::Relaxed);
+    let refused = stats.refused.load(Ordering::Relaxed);
+    println!(
+        "patients {}, events appended {appended}, already present {present}, refused {refused} ({elapsed:.2} s, {:.0} events/s)",
+        args.patients,
+        (appended + present) as f64 / elapsed.max(1e-9)
+    );
+    let reasons = stats.reasons.lock().unwrap_or_else(|e| e.into_inner());
+    for r in reasons.iter() {
+        println!("refused: {r}");
+    }
+    Ok(refused == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn calendar_round_trips() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        for z in [-800_000, -1, 0, 59, 60, 19_782, 30_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(
+            parse_date("2025-03-01").unwrap(),
+            days_from_civil(2025, 3, 1)
+        );
+        assert!(parse_date("2025-02-30").is_err());
+        assert!(parse_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let start = days_from_civil(2025, 1, 1) * DAY;
+        let a = patient_events(3, 17, start, 90, start + 90 * DAY);
+        let b = patient_events(3, 17, start, 90, start + 90 * DAY);
+        assert_eq!(a, b);
+        assert_ne!(a, patient_events(4, 17, start, 90, start + 90 * DAY));
+    }
+
+    /// Every generated event passes field validation and the journey rules, one patient at a time
+    /// and all together, across seeds and windows.
+    #[test]
+    fn generated_journeys_pass_validation_and_rules() {
+        let now = now_secs();
+        let mut kinds: HashMap<&'static str, usize> = HashMap::new();
+        let mut total = 0;
+        for (seed, days) in [(1u64, 60u32), (7, 60), (42, 365), (5, 3)] {
+            let start = (now.div_euclid(DAY) - days as i64) * DAY;
+            let horizon = (start + days as i64 * DAY).min(now);
+            let mut rules = journey_domain::JourneyRules::default();
+            let mut ids = std::collections::HashSet::new();
+            for p in 0..400 {
+                let events = patient_events(seed, p, start, days, horizon);
+                for e in &events {
+                    journey_domain::validate(
+                        e,
+                        Timestamp {
+                            seconds: now,
+                            nanos: 0,
+                        },
+                    )
+                    .unwrap_or_else(|err| panic!("seed {seed} patient {p}: {err}: {e:?}"));
+                    assert!(ids.insert(e.event_id.clone()), "event id reused");
+                    rules
+                        .admit(std::slice::from_ref(e))
+                        .unwrap_or_else(|(_, r)| {
+                            panic!("seed {seed} patient {p}: {}: {e:?}", r.message)
+                        });
+                    let name = journey_proto::EventType::of(e.payload.as_ref().unwrap()).name();
+                    *kinds.entry(name).or_default() += 1;
+                    total += 1;
+                }
+            }
+        }
+        for k in [
+            "PatientRegistered",
+            "Admitted",
+            "Discharged",
+            "Transferred",
+            "AdmissionCancelled",
+            "DischargeCancelled",
+            "EmergencyVisit",
+            "DischargeLetterSent",
+            "PrescriptionIssued",
+            "MedicationReconciled",
+            "CarePlanEstablished",
+            "ReferentAssigned",
+            "AppointmentScheduled",
+            "AppointmentCompleted",
+            "AppointmentMissed",
+            "HomeVisitRecorded",
+            "ContactMade",
+            "ObservationRecorded",
+            "ConditionRecorded",
+            "AlertRaised",
+            "AlertAcknowledged",
+            "AlertResolved",
+            "PatientDeceased",
+        ] {
+            assert!(
+                kinds.get(k).copied().unwrap_or(0) > 0,
+                "no {k} in {kinds:?}"
+            );
+        }
+        assert!(total > 10_000, "{total}");
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tmp {
+    use super::*;
+    use std::fmt::Write;
+
+    #[test]
+    fn dump_journeys() {
+        let out = std::env::var("SNAP_OUT").unwrap();
+        let mut s = String::new();
+        for (seed, days) in [(1u64, 60u32), (7, 60), (42, 365), (5, 3), (9, 730)] {
+            let start = days_from_civil(2024, 3, 1) * DAY;
+            let horizon = start + days as i64 * DAY - 7 * HOUR;
+            for p in 0..1500 {
+                for e in patient_events(seed, p, start, days, horizon) {
+                    writeln!(s, "{e:?}").unwrap();
+                }
+            }
+        }
+        std::fs::write(format!("{out}/simulate.txt"), s).unwrap();
+    }
+}
