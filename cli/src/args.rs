@@ -14,7 +14,8 @@ use std::path::PathBuf;
     version,
     about = "Patient journey backbone: an immutable, verifiable log of hospital-to-home care events",
     after_help = "Start with `journey up` (the whole system, dashboard on http://127.0.0.1:8080), \
-                  then `journey append examples/tour.ndjson` in another terminal; README.md has a tour."
+                  then `journey append examples/tour.ndjson` in another terminal; README.md has a tour. \
+                  `journey <verb> --help` explains each verb's flags."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,8 +32,8 @@ pub struct ClientArgs {
         global = true
     )]
     pub server: String,
-    /// Access token sent as `authorization: Bearer …`; default: the admin token a local
-    /// `journey up` wrote in `$JOURNEY_DATA_DIR/admin.token` (`./data`).
+    /// Access token, sent as `authorization: Bearer …`. Default: the admin token a local
+    /// `journey up` wrote to $JOURNEY_DATA_DIR/admin.token (./data/admin.token).
     #[arg(long, env = "JOURNEY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -56,9 +57,13 @@ fn local_admin_token() -> Option<String> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: the event log in ./data, gRPC on 127.0.0.1:50051, the
-    /// coordination dashboard, /status and /metrics on http://127.0.0.1:8080, the read models,
-    /// the alert reactor and the audit service; NATS publication with --nats-url.
+    /// Run the whole system in one process, with the dashboard on http://127.0.0.1:8080.
+    ///
+    /// The event log in ./data, gRPC on 127.0.0.1:50051, the read models, the alert reactor and
+    /// the audit service; the coordination dashboard, /status and /metrics on
+    /// http://127.0.0.1:8080; NATS publication with --nats-url. Secure by default: it writes an
+    /// admin token to <data-dir>/admin.token, which the client verbs use and which the dashboard
+    /// asks for once (paste it to sign in); --insecure turns authentication off.
     Up {
         #[command(flatten)]
         config: ServerConfig,
@@ -81,8 +86,8 @@ pub enum Command {
     },
     /// Append events from a JSON or NDJSON file as one atomic batch (all or nothing).
     Append {
-        /// JSON file of events (one object, an array, or one object per line); `-` reads
-        /// standard input. The proto3 JSON mapping of events.proto; see examples/tour.ndjson.
+        /// File of events in the proto3 JSON mapping of proto/journey/v1/events.proto: one
+        /// object, an array, or one object per line (examples/tour.ndjson); `-` reads stdin.
         file: PathBuf,
         #[command(flatten)]
         client: ClientArgs,
@@ -100,10 +105,10 @@ pub enum Command {
     },
     /// Verify the hash chain of the whole log (or a range); exits 1 if it does not verify.
     Verify {
-        /// First log position to verify (0 = the first event).
+        /// First log position to verify (positions start at 1; 0 = from the first event).
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// Last log position to verify (0 = the head).
+        /// Last log position to verify (0 = up to the head).
         #[arg(long, default_value_t = 0)]
         to: u64,
         #[command(flatten)]
@@ -192,6 +197,7 @@ pub enum ImportWhat {
 pub enum AuditWhat {
     /// One patient's events with actor, source, clinical vs recorded time, correlation and hash.
     Timeline {
+        /// The patient's id, as given in the events' `patient_id`.
         #[arg(long)]
         patient: String,
         /// First stream version shown.
@@ -205,6 +211,7 @@ pub enum AuditWhat {
     },
     /// The patient's state at a clinical time as known at a recording time (both default to now).
     AsOf {
+        /// The patient's id, as given in the events' `patient_id`.
         #[arg(long)]
         patient: String,
         /// Clinical time T (RFC 3339, e.g. 2026-03-01T12:00:00Z); default now.
@@ -221,8 +228,10 @@ pub enum AuditWhat {
     },
     /// Verify the hash chain and the head against its anchor; exits 1 if it does not verify.
     Verify {
+        /// First log position to verify (positions start at 1; 0 = from the first event).
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// Last log position to verify (0 = up to the head).
         #[arg(long, default_value_t = 0)]
         to: u64,
         /// An anchor you kept (with --anchor-hash); default: the server's anchor file.
@@ -239,6 +248,7 @@ pub enum AuditWhat {
     },
     /// The patient's journey as FHIR R4 AuditEvent and Provenance resources (NDJSON).
     Export {
+        /// The patient's id, as given in the events' `patient_id`.
         #[arg(long)]
         patient: String,
         /// Write to this file instead of standard output.

@@ -1,5 +1,5 @@
 //! A patient's state "as of" a clinical time T, as known at a recording time R (bi-temporal,
-//! DESIGN.md §5 "Audit trail"). Pure: the events and both times come in, the state comes out.
+//! docs/design.md §5 "Audit trail"). Pure: the events and both times come in, the state comes out.
 //!
 //! - An event counts when it was recorded by R (`recorded_at <= R`) and occurred by T
 //!   (`occurred_at <= T`): a late event (occurred before T, recorded after R) is not known at R,

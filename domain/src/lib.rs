@@ -3,7 +3,7 @@
 //! - [`validate`] checks the fields of one incoming event (shape, identifiers, enum values, clock
 //!   sanity) before it reaches the log.
 //! - [`JourneyRules`] holds the per-patient journey state and checks the journey rules of
-//!   DESIGN.md §3 (admissions, transfers, discharges, cancellations, death and merges): a batch is
+//!   docs/design.md §3 (admissions, transfers, discharges, cancellations, death and merges): a batch is
 //!   admitted whole or not at all, and a refusal names the broken [`Rule`] by a stable code beside
 //!   its human message ([`Refusal`]). The crate does not know the log: the server adapts
 //!   `JourneyRules` to the log's gate, which the single writer consults.

@@ -1,4 +1,4 @@
-//! Journey rules checked by the single writer (DESIGN.md §3): movements of encounters,
+//! Journey rules checked by the single writer (docs/design.md §3): movements of encounters,
 //! cancellations, death and merges. State is kept per patient; a batch is staged on clones of the
 //! touched patients and written back only when every event passes.
 use std::collections::HashMap;
@@ -7,7 +7,7 @@ use journey_proto::v1::event::Payload;
 use journey_proto::v1::{Disposition, Event, Setting};
 use prost_types::Timestamp;
 
-/// A journey rule of DESIGN.md §3, as checked by [`JourneyRules`]. Each has a stable
+/// A journey rule of docs/design.md §3, as checked by [`JourneyRules`]. Each has a stable
 /// snake_case [`code`](Rule::code) that clients may match on (the human message may change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rule {

@@ -77,7 +77,7 @@ impl Remote {
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         self.endpoint()?.connect().await.with_context(|| {
             format!(
-                "cannot reach the journey server at {}; is it running?",
+                "cannot reach the journey server at {}; is `journey up` running?",
                 self.url
             )
         })

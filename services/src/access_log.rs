@@ -2,7 +2,7 @@
 //! with what outcome (the IHE Basic Audit Log Patterns fields), in the read-model database
 //! (`journey_access_log`, append-only). A read is recorded before its data is returned: no record,
 //! no data.
-use crate::auth::Principal;
+use crate::{auth::Principal, errors};
 use sqlx::{AnyPool, Row};
 use tonic::Status;
 
@@ -79,10 +79,7 @@ impl AccessLog {
         .bind(a.detail)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot record an access; refusing the read");
-            Status::unavailable(format!("the access log cannot be written ({e}); the read is refused"))
-        })?;
+        .map_err(errors::access_log_unwritable)?;
         Ok(())
     }
 
@@ -96,7 +93,7 @@ impl AccessLog {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| Status::unavailable(format!("access log: {e}")))?;
+        .map_err(errors::access_log_unreadable)?;
         rows.iter()
             .map(|r| {
                 Ok(Record {
@@ -112,7 +109,7 @@ impl AccessLog {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| Status::internal(format!("access log: {e}")))
+            .map_err(errors::access_log_malformed)
     }
 }
 

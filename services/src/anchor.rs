@@ -1,4 +1,4 @@
-//! The chain head anchored outside the log (DESIGN.md §5 "Audit trail").
+//! The chain head anchored outside the log (docs/design.md §5 "Audit trail").
 //!
 //! The chain proves that no stored event was altered, removed or reordered, but a log cut at its
 //! tail still looks whole. The [`AnchorKeeper`] therefore writes the chain head (position, hash)

@@ -1,4 +1,4 @@
-//! The gRPC `Audit` service (DESIGN.md §5 "Audit trail"): a patient's timeline, the bi-temporal
+//! The gRPC `Audit` service (docs/design.md §5 "Audit trail"): a patient's timeline, the bi-temporal
 //! state "as of", chain verification against an anchored head (`anchor.rs`), and a FHIR R4 export
 //! (`fhir_audit.rs`).
 //!
@@ -66,10 +66,6 @@ fn reader<T>(request: &Request<T>) -> String {
         || "unauthenticated".into(),
         |p| format!("{} ({:?}, {})", p.subject, p.role, p.organisation),
     )
-}
-
-fn not_found(patient_id: &str) -> Status {
-    Status::not_found(format!("patient {patient_id:?}: no event in the log"))
 }
 
 /// The timeline entry of one stored event.
@@ -179,7 +175,7 @@ impl AuditService {
         let first = stream.next().await.transpose()?;
         let empty = first.as_ref().is_none_or(|b| b.events.is_empty());
         if empty && (from_version <= 1 || !self.log.exists(patient_id).await?) {
-            return Err(not_found(patient_id));
+            return Err(errors::unknown_patient(patient_id));
         }
         Ok((stream, first))
     }
@@ -211,9 +207,7 @@ impl AuditService {
                 let source = format!("anchor file {}", keeper.path().display());
                 match keeper.read() {
                     Ok(a) => Ok((a, source)),
-                    Err(e) => Err(Status::failed_precondition(format!(
-                        "the anchor file is unreadable ({e:#}); the log cannot be checked against it"
-                    ))),
+                    Err(e) => Err(errors::anchor_unreadable(keeper.path(), &e)),
                 }
             }
         }
@@ -266,7 +260,7 @@ impl Audit for AuditService {
         }
         let events = self.log.patient(&req.patient_id).await?;
         if events.is_empty() {
-            return Err(not_found(&req.patient_id));
+            return Err(errors::unknown_patient(&req.patient_id));
         }
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: as of");
         self.record(&who, "Audit/AsOf", &req.patient_id).await?;
@@ -398,9 +392,7 @@ impl Audit for AuditService {
         request: Request<AccessesRequest>,
     ) -> Result<Response<AccessesResponse>, Status> {
         let Some(log) = &self.access else {
-            return Err(Status::failed_precondition(
-                "this audit service keeps no access log: ask `journey up` or a read side with a database",
-            ));
+            return Err(errors::no_access_log());
         };
         let req = request.into_inner();
         let limit = match req.limit {

@@ -1,4 +1,4 @@
-//! Authentication and roles, one layer for every gRPC service (DESIGN.md §6).
+//! Authentication and roles, one layer for every gRPC service (docs/design.md §6).
 //!
 //! A caller presents `authorization: Bearer <token>`: a JWT (HS256 or RS256, keys from files; claims
 //! `sub`, `role`, `org`, optional `territory`, `exp` required) or a key listed in the API-key file
@@ -6,6 +6,7 @@
 //! request's extensions for the services' own finer checks (a partner appends for its organisation
 //! only; a coordinator sees its territory only). Health and reflection need no token.
 //! Without any of this, `--insecure` lets every call through, and says so loudly.
+use crate::errors;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::{
     collections::HashMap,
@@ -167,31 +168,22 @@ impl Authenticator {
     /// The caller of a request with this `authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Status> {
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return Err(Status::unauthenticated(
-                "missing token: send `authorization: Bearer <token>` (journey up writes an admin token to <data-dir>/admin.token)",
-            ));
+            return Err(errors::missing_token());
         };
         if let Some(p) = self.keys.get(token) {
             return Ok(p.clone());
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| Status::unauthenticated("unknown API key and not a JWT"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| errors::unknown_token())?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref(),
             Algorithm::RS256 => self.rs256.as_ref(),
             _ => None,
         }
-        .ok_or_else(|| {
-            Status::unauthenticated(format!(
-                "JWT algorithm {:?} is not configured here",
-                header.alg
-            ))
-        })?;
+        .ok_or_else(|| errors::jwt_algorithm_not_configured(header.alg))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &Validation::new(header.alg))
-            .map_err(|e| Status::unauthenticated(format!("invalid JWT: {e}")))?
+            .map_err(errors::invalid_jwt)?
             .claims;
-        let role = Role::parse(&claims.role)
-            .ok_or_else(|| Status::permission_denied(format!("unknown role {:?}", claims.role)))?;
+        let role = Role::parse(&claims.role).ok_or_else(|| errors::unknown_role(&claims.role))?;
         let territory = claims
             .territory
             .or_else(|| self.territories.get(&claims.org).cloned());
@@ -317,10 +309,7 @@ where
                     request.extensions_mut().insert(p);
                 }
                 Ok(p) => {
-                    let status = Status::permission_denied(format!(
-                        "{} ({:?}) may not call {path}",
-                        p.subject, p.role
-                    ));
+                    let status = errors::may_not_call(&p, &path);
                     return self.refused(Some(p), status, request);
                 }
                 Err(status) => return self.refused(None, status, request),

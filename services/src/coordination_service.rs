@@ -4,7 +4,7 @@ use crate::{
     access_log::{audited, purpose, Access, AccessLog},
     auth::{principal, Principal, Role},
     errors,
-    readmission_service::{db_error, period},
+    readmission_service::period,
 };
 use journey_projections::{
     coordination::{
@@ -174,7 +174,7 @@ impl CoordinationService {
             size as u64,
         )
         .await
-        .map_err(db_error)?;
+        .map_err(errors::read_model_error)?;
         let total = found.total as usize;
         check_offset(offset, total)?;
         let next = offset + size;
@@ -211,13 +211,10 @@ impl CoordinationService {
                 &org,
             )
             .await
-            .map_err(db_error)?;
+            .map_err(errors::read_model_error)?;
             if revoked {
                 tracing::info!(patient = %req.patient_id, organisation = %org, "follow-up refused: consent revoked");
-                return Err(Status::permission_denied(format!(
-                    "patient {:?} revoked the consent to share with {org:?}",
-                    req.patient_id
-                )));
+                return Err(errors::consent_revoked(&req.patient_id, &org));
             }
         }
         let now = now_or(req.as_of.as_ref());
@@ -229,13 +226,8 @@ impl CoordinationService {
             now,
         )
         .await
-        .map_err(db_error)?
-        .ok_or_else(|| {
-            Status::not_found(format!(
-                "no follow-up for patient {:?} (never admitted, or not yet projected)",
-                req.patient_id
-            ))
-        })?;
+        .map_err(errors::read_model_error)?
+        .ok_or_else(|| errors::no_follow_up(&req.patient_id))?;
         let answer = FollowUpResponse {
             patient_id: req.patient_id.clone(),
             display_name: found.display_name,
@@ -280,10 +272,7 @@ impl CoordinationService {
             checkpoint,
         };
         if !territory.is_empty() && !answer.discharges.iter().any(|d| d.territory == territory) {
-            return Err(Status::permission_denied(format!(
-                "patient {:?} has no stay in your territory {territory:?}",
-                answer.patient_id
-            )));
+            return Err(errors::outside_territory(&answer.patient_id, &territory));
         }
         Ok(answer)
     }
@@ -327,7 +316,7 @@ impl CoordinationService {
             },
         )
         .await
-        .map_err(db_error)?;
+        .map_err(errors::read_model_error)?;
         let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         Ok(IndicatorsResponse {
             weeks: weeks
@@ -380,15 +369,10 @@ fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, 
         return Ok(requested.to_string());
     };
     let Some(own) = &p.territory else {
-        return Err(Status::permission_denied(format!(
-            "no territory is configured for {} ({}); add it to the token or the territories file",
-            p.subject, p.organisation
-        )));
+        return Err(errors::no_territory(p));
     };
     if !requested.is_empty() && requested != own {
-        return Err(Status::permission_denied(format!(
-            "territory {requested:?} is not yours ({own:?})"
-        )));
+        return Err(errors::not_your_territory(requested, own));
     }
     Ok(own.clone())
 }

@@ -1,8 +1,18 @@
-//! The one place where log and rule errors become gRPC statuses.
+//! The one place where errors become gRPC statuses: every `tonic::Status` the services answer is
+//! built here, grouped by meaning. Callers pick the function that says what went wrong; the code,
+//! the message text (end-to-end tests and clients match on both) and the structured details
+//! (`tonic_types::ErrorDetails`: a `BadRequest` field violation where a request field is at fault,
+//! a `PreconditionFailure` for a refusal by a rule or a missing prerequisite, a `ResourceInfo` for
+//! what was not found) are decided here. Server-side failures (`UNAVAILABLE`, `INTERNAL`) are
+//! logged here too.
+use crate::auth::Principal;
 use journey_domain::FieldError;
 use journey_event_log::{AppendError, StorageError};
+use std::{fmt::Display, path::Path};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+// ---- Invalid argument (BadRequest) and resource exhausted ----
 
 fn bad_request(field: &str, message: &str) -> Status {
     Status::with_error_details(
@@ -17,13 +27,17 @@ pub fn invalid_event(index: usize, e: &FieldError) -> Status {
     bad_request(&format!("events[{index}].{}", e.field), &e.message)
 }
 
+/// An invalid request field: `INVALID_ARGUMENT` "`field`: `message`", with a `BadRequest` violation.
 pub fn invalid(field: &str, message: &str) -> Status {
     bad_request(field, message)
 }
 
+/// A request over the size limits.
 pub fn too_large(message: String) -> Status {
     Status::resource_exhausted(message)
 }
+
+// ---- The log's answers to an append, and its storage ----
 
 pub fn append_error(e: AppendError) -> Status {
     let msg = e.to_string();
@@ -46,19 +60,21 @@ pub fn append_error(e: AppendError) -> Status {
     }
 }
 
+/// `FAILED_PRECONDITION` with `msg`, plus one `PreconditionFailure` violation (`kind` is a stable
+/// snake_case code clients can match on).
+fn precondition(msg: String, kind: &str, subject: String, description: &str) -> Status {
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        msg,
+        ErrorDetails::with_precondition_failure_violation(kind, subject, description),
+    )
+}
+
 /// A batch refused by a rule: `FAILED_PRECONDITION` with the status message as always, plus a
 /// `PreconditionFailure` violation whose type is the rule's stable code and whose subject is
 /// `events[index]`, so that clients need not parse the message.
 fn rejected(msg: String, index: usize, rule: &str, message: &str) -> Status {
-    Status::with_error_details(
-        Code::FailedPrecondition,
-        msg,
-        ErrorDetails::with_precondition_failure_violation(
-            rule,
-            format!("events[{index}]"),
-            message,
-        ),
-    )
+    precondition(msg, rule, format!("events[{index}]"), message)
 }
 
 pub fn storage_error(e: StorageError) -> Status {
@@ -66,4 +82,469 @@ pub fn storage_error(e: StorageError) -> Status {
     Status::internal(format!(
         "event log storage failed ({e}); see the server log"
     ))
+}
+
+/// A blocking task (`task`: what it did, e.g. "verify") that panicked or was cancelled.
+pub fn task_failed(task: &str, e: impl Display) -> Status {
+    tracing::error!(error = %e, task, "blocking task failed");
+    Status::internal(format!("{task} task failed: {e}"))
+}
+
+// ---- Read models and the access log (a database) ----
+
+/// A read-model query that failed: `UNAVAILABLE` (the client may retry).
+pub fn read_model_error(e: sqlx::Error) -> Status {
+    tracing::error!(error = %e, "read-model query failed");
+    Status::unavailable(format!(
+        "read-model database error ({e}); retry, or check the database"
+    ))
+}
+
+/// A rebuild of `projection` that failed (sent as the last item of the progress stream).
+pub fn rebuild_failed(projection: &str, e: &anyhow::Error) -> Status {
+    tracing::error!(error = %format!("{e:#}"), projection, "rebuild failed");
+    Status::internal(format!("rebuild failed: {e:#}"))
+}
+
+/// An access that cannot be recorded: the read it was for is refused (no record, no data).
+pub fn access_log_unwritable(e: sqlx::Error) -> Status {
+    tracing::error!(error = %e, "cannot record an access; refusing the read");
+    Status::unavailable(format!(
+        "the access log cannot be written ({e}); the read is refused"
+    ))
+}
+
+/// The access log cannot be queried.
+pub fn access_log_unreadable(e: sqlx::Error) -> Status {
+    tracing::error!(error = %e, "cannot read the access log");
+    Status::unavailable(format!("access log: {e}"))
+}
+
+/// A row of the access log that does not decode.
+pub fn access_log_malformed(e: sqlx::Error) -> Status {
+    tracing::error!(error = %e, "an access log row does not decode");
+    Status::internal(format!("access log: {e}"))
+}
+
+// ---- Not found ----
+
+fn not_found(msg: String, resource_type: &str, name: &str) -> Status {
+    let description = msg.clone();
+    Status::with_error_details(
+        Code::NotFound,
+        msg,
+        ErrorDetails::with_resource_info(resource_type, name, "", description),
+    )
+}
+
+/// A patient the log holds no event of.
+pub fn unknown_patient(patient_id: &str) -> Status {
+    not_found(
+        format!("patient {patient_id:?}: no event in the log"),
+        "patient",
+        patient_id,
+    )
+}
+
+/// A patient the coordination read model has no follow-up for.
+pub fn no_follow_up(patient_id: &str) -> Status {
+    not_found(
+        format!("no follow-up for patient {patient_id:?} (never admitted, or not yet projected)"),
+        "follow-up",
+        patient_id,
+    )
+}
+
+/// A read model this server does not run (`running`: the ones it does).
+pub fn unknown_projection(name: &str, running: &[&str]) -> Status {
+    not_found(
+        format!(
+            "unknown projection {name:?}; this server runs: {}",
+            running.join(", ")
+        ),
+        "projection",
+        name,
+    )
+}
+
+// ---- Audit prerequisites ----
+
+/// The anchor file at `path` cannot be read, so the log cannot be checked against it.
+pub fn anchor_unreadable(path: &Path, e: &anyhow::Error) -> Status {
+    precondition(
+        format!("the anchor file is unreadable ({e:#}); the log cannot be checked against it"),
+        "anchor_unreadable",
+        path.display().to_string(),
+        &format!("{e:#}"),
+    )
+}
+
+/// `Accesses` asked of an audit service without a database.
+pub fn no_access_log() -> Status {
+    precondition(
+        "this audit service keeps no access log: ask `journey up` or a read side with a database"
+            .into(),
+        "no_access_log",
+        "access_log".into(),
+        "this audit service has no database",
+    )
+}
+
+// ---- Authentication (UNAUTHENTICATED) ----
+
+pub fn missing_token() -> Status {
+    Status::unauthenticated(
+        "missing token: send `authorization: Bearer <token>` (journey up writes an admin token to <data-dir>/admin.token)",
+    )
+}
+
+/// A bearer token that is neither a known API key nor a JWT.
+pub fn unknown_token() -> Status {
+    Status::unauthenticated("unknown API key and not a JWT")
+}
+
+pub fn jwt_algorithm_not_configured(alg: jsonwebtoken::Algorithm) -> Status {
+    Status::unauthenticated(format!("JWT algorithm {alg:?} is not configured here"))
+}
+
+/// A JWT that does not verify (signature, expiry, claims).
+pub fn invalid_jwt(e: impl Display) -> Status {
+    Status::unauthenticated(format!("invalid JWT: {e}"))
+}
+
+// ---- Authorisation (PERMISSION_DENIED) ----
+
+/// A token whose `role` claim names no role.
+pub fn unknown_role(role: &str) -> Status {
+    Status::permission_denied(format!("unknown role {role:?}"))
+}
+
+/// A caller whose role may not call the gRPC method `path`.
+pub fn may_not_call(caller: &Principal, path: &str) -> Status {
+    Status::permission_denied(format!(
+        "{} ({:?}) may not call {path}",
+        caller.subject, caller.role
+    ))
+}
+
+/// A partner appending an event (`events[index]`) for another organisation than its own.
+pub fn not_your_organisation(index: usize, organisation: &str, own: &str) -> Status {
+    let field = format!("events[{index}].actor.organisation");
+    let message = format!("{organisation:?} is not your organisation {own:?}");
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+/// A patient who revoked the consent to share with the caller's organisation.
+pub fn consent_revoked(patient_id: &str, organisation: &str) -> Status {
+    Status::permission_denied(format!(
+        "patient {patient_id:?} revoked the consent to share with {organisation:?}"
+    ))
+}
+
+/// A coordinator with no territory configured.
+pub fn no_territory(caller: &Principal) -> Status {
+    Status::permission_denied(format!(
+        "no territory is configured for {} ({}); add it to the token or the territories file",
+        caller.subject, caller.organisation
+    ))
+}
+
+/// A coordinator asking for another territory than its own (the request's `territory` field).
+pub fn not_your_territory(requested: &str, own: &str) -> Status {
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("territory {requested:?} is not yours ({own:?})"),
+        ErrorDetails::with_bad_request_violation(
+            "territory",
+            format!("{requested:?} is not your territory {own:?}"),
+        ),
+    )
+}
+
+/// A patient with no stay in the coordinator's territory.
+pub fn outside_territory(patient_id: &str, territory: &str) -> Status {
+    Status::permission_denied(format!(
+        "patient {patient_id:?} has no stay in your territory {territory:?}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use tonic_types::StatusExt;
+
+    fn caller(role: Role) -> Principal {
+        Principal {
+            subject: "alice".into(),
+            role,
+            organisation: "CHU-A".into(),
+            territory: None,
+        }
+    }
+
+    /// The only BadRequest violation of `s`, as (field, description).
+    fn violation(s: &Status) -> (String, String) {
+        let details = s.get_error_details();
+        let v = details.bad_request().expect("a BadRequest detail");
+        assert_eq!(v.field_violations.len(), 1);
+        let v = &v.field_violations[0];
+        (v.field.clone(), v.description.clone())
+    }
+
+    /// The only PreconditionFailure violation of `s`, as (type, subject, description).
+    fn precondition_of(s: &Status) -> (String, String, String) {
+        let details = s.get_error_details();
+        let p = details
+            .precondition_failure()
+            .expect("a PreconditionFailure detail");
+        assert_eq!(p.violations.len(), 1);
+        let v = &p.violations[0];
+        (v.r#type.clone(), v.subject.clone(), v.description.clone())
+    }
+
+    fn has_no_details(s: &Status) -> bool {
+        s.details().is_empty()
+    }
+
+    #[test]
+    fn invalid_arguments_name_their_field() {
+        let s = invalid("patient_id", "required");
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "patient_id: required");
+        assert_eq!(violation(&s), ("patient_id".into(), "required".into()));
+
+        let e = FieldError {
+            field: "occurred_at".into(),
+            message: "required".into(),
+        };
+        let s = invalid_event(3, &e);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "events[3].occurred_at: required");
+        assert_eq!(violation(&s).0, "events[3].occurred_at");
+
+        let s = too_large("too big".into());
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(s.message(), "too big");
+    }
+
+    #[test]
+    fn append_errors_keep_their_codes_and_rules() {
+        let s = append_error(AppendError::EmptyBatch);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(violation(&s).0, "events");
+        let s = append_error(AppendError::DuplicateInBatch {
+            index: 2,
+            event_id: "x".into(),
+        });
+        assert_eq!(violation(&s).0, "events[2].event_id");
+        let s = append_error(AppendError::Rejected {
+            index: 1,
+            event_id: "x".into(),
+            rule: "nothing_after_death".into(),
+            message: "the patient died".into(),
+        });
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(s.message(), "events[1] (x): the patient died");
+        assert_eq!(
+            precondition_of(&s),
+            (
+                "nothing_after_death".into(),
+                "events[1]".into(),
+                "the patient died".into()
+            )
+        );
+        let s = append_error(AppendError::Unavailable("closing".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn server_failures_are_unavailable_or_internal() {
+        let s = read_model_error(sqlx::Error::RowNotFound);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(
+            s.message().starts_with("read-model database error (")
+                && s.message().ends_with("); retry, or check the database")
+        );
+
+        let s = access_log_unwritable(sqlx::Error::RowNotFound);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s
+            .message()
+            .starts_with("the access log cannot be written ("));
+        assert!(s.message().ends_with("); the read is refused"));
+
+        let s = access_log_unreadable(sqlx::Error::RowNotFound);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().starts_with("access log: "));
+
+        let s = access_log_malformed(sqlx::Error::RowNotFound);
+        assert_eq!(s.code(), Code::Internal);
+        assert!(s.message().starts_with("access log: "));
+
+        let e = anyhow::anyhow!("disk gone").context("catch-up");
+        let s = rebuild_failed("readmission", &e);
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "rebuild failed: catch-up: disk gone");
+
+        let s = task_failed("verify", "panicked");
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "verify task failed: panicked");
+
+        for s in [
+            read_model_error(sqlx::Error::RowNotFound),
+            access_log_unwritable(sqlx::Error::RowNotFound),
+            access_log_malformed(sqlx::Error::RowNotFound),
+            rebuild_failed("readmission", &e),
+            task_failed("verify", "panicked"),
+        ] {
+            assert!(has_no_details(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn not_found_says_what_was_looked_for() {
+        let s = unknown_patient("P-1");
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(s.message(), "patient \"P-1\": no event in the log");
+        let r = s
+            .get_details_resource_info()
+            .expect("a ResourceInfo detail");
+        assert_eq!(
+            (r.resource_type.as_str(), r.resource_name.as_str()),
+            ("patient", "P-1")
+        );
+        assert_eq!(r.description, s.message());
+
+        let s = no_follow_up("P-2");
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(
+            s.message(),
+            "no follow-up for patient \"P-2\" (never admitted, or not yet projected)"
+        );
+        let r = s
+            .get_details_resource_info()
+            .expect("a ResourceInfo detail");
+        assert_eq!(
+            (r.resource_type.as_str(), r.resource_name.as_str()),
+            ("follow-up", "P-2")
+        );
+
+        let s = unknown_projection("nope", &["readmission", "coordination"]);
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(
+            s.message(),
+            "unknown projection \"nope\"; this server runs: readmission, coordination"
+        );
+        let r = s
+            .get_details_resource_info()
+            .expect("a ResourceInfo detail");
+        assert_eq!(
+            (r.resource_type.as_str(), r.resource_name.as_str()),
+            ("projection", "nope")
+        );
+    }
+
+    #[test]
+    fn missing_audit_prerequisites_are_failed_preconditions() {
+        let e = anyhow::anyhow!("bad json").context("reading the anchor");
+        let s = anchor_unreadable(Path::new("/data/anchor.json"), &e);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(
+            s.message(),
+            "the anchor file is unreadable (reading the anchor: bad json); the log cannot be checked against it"
+        );
+        assert_eq!(
+            precondition_of(&s),
+            (
+                "anchor_unreadable".into(),
+                "/data/anchor.json".into(),
+                "reading the anchor: bad json".into()
+            )
+        );
+
+        let s = no_access_log();
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(
+            s.message(),
+            "this audit service keeps no access log: ask `journey up` or a read side with a database"
+        );
+        assert_eq!(precondition_of(&s).0, "no_access_log");
+    }
+
+    #[test]
+    fn authentication_refusals_are_unauthenticated() {
+        let cases = [
+            (
+                missing_token(),
+                "missing token: send `authorization: Bearer <token>` (journey up writes an admin token to <data-dir>/admin.token)",
+            ),
+            (unknown_token(), "unknown API key and not a JWT"),
+            (
+                jwt_algorithm_not_configured(jsonwebtoken::Algorithm::ES256),
+                "JWT algorithm ES256 is not configured here",
+            ),
+            (invalid_jwt("ExpiredSignature"), "invalid JWT: ExpiredSignature"),
+        ];
+        for (s, message) in cases {
+            assert_eq!(s.code(), Code::Unauthenticated, "{message}");
+            assert_eq!(s.message(), message);
+            assert!(has_no_details(&s), "{message}");
+        }
+    }
+
+    #[test]
+    fn authorisation_refusals_are_permission_denied() {
+        let coordinator = caller(Role::Coordinator);
+        let cases = [
+            (unknown_role("boss"), "unknown role \"boss\""),
+            (
+                may_not_call(&caller(Role::Quality), "/journey.v1.EventLog/Append"),
+                "alice (Quality) may not call /journey.v1.EventLog/Append",
+            ),
+            (
+                consent_revoked("P-1", "CHU-A"),
+                "patient \"P-1\" revoked the consent to share with \"CHU-A\"",
+            ),
+            (
+                no_territory(&coordinator),
+                "no territory is configured for alice (CHU-A); add it to the token or the territories file",
+            ),
+            (
+                outside_territory("P-1", "north"),
+                "patient \"P-1\" has no stay in your territory \"north\"",
+            ),
+        ];
+        for (s, message) in cases {
+            assert_eq!(s.code(), Code::PermissionDenied, "{message}");
+            assert_eq!(s.message(), message);
+            assert!(has_no_details(&s), "{message}");
+        }
+    }
+
+    #[test]
+    fn refusals_about_a_request_field_name_it() {
+        let s = not_your_organisation(1, "CHU-B", "CHU-A");
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert_eq!(
+            s.message(),
+            "events[1].actor.organisation: \"CHU-B\" is not your organisation \"CHU-A\""
+        );
+        assert_eq!(
+            violation(&s),
+            (
+                "events[1].actor.organisation".into(),
+                "\"CHU-B\" is not your organisation \"CHU-A\"".into()
+            )
+        );
+
+        let s = not_your_territory("south", "north");
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert_eq!(s.message(), "territory \"south\" is not yours (\"north\")");
+        assert_eq!(violation(&s).0, "territory");
+    }
 }

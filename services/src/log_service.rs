@@ -110,10 +110,7 @@ fn own_organisation(request: &AppendRequest, caller: Option<&Principal>) -> Resu
     for (i, e) in request.events.iter().enumerate() {
         let org = e.actor.as_ref().map_or("", |a| a.organisation.as_str());
         if org != p.organisation {
-            return Err(Status::permission_denied(format!(
-                "events[{i}].actor.organisation: {org:?} is not your organisation {:?}",
-                p.organisation
-            )));
+            return Err(errors::not_your_organisation(i, org, &p.organisation));
         }
     }
     Ok(())
@@ -358,7 +355,7 @@ impl EventLog for LogService {
             log.verify(req.from_position, req.to_position, anchor)
         })
         .await
-        .map_err(|e| Status::internal(format!("verify task failed: {e}")))?
+        .map_err(|e| errors::task_failed("verify", e))?
         .map_err(errors::storage_error)?;
         let head = self.log.head();
         let (bad, problem) = report.first_bad.unwrap_or((0, String::new()));

@@ -1,6 +1,6 @@
 //! The gRPC `Projections` service: the state of every read model this process runs, and
 //! rebuilds by name (fresh tables beside the live ones, progress streamed, then a swap).
-use crate::log_handle::LogHandle;
+use crate::{errors, log_handle::LogHandle};
 use journey_log_access::EventSource;
 use journey_projections::{
     coordination::Coordination,
@@ -60,9 +60,8 @@ async fn rebuild<P: Projection>(runner: Arc<Runner<P>>, log: LogHandle, tx: Prog
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        tracing::error!(error = %format!("{e:#}"), projection = runner.projection.name(), "rebuild failed");
         let _ = tx
-            .send(Err(Status::internal(format!("rebuild failed: {e:#}"))))
+            .send(Err(errors::rebuild_failed(runner.projection.name(), &e)))
             .await;
     }
 }
@@ -116,12 +115,7 @@ impl Projections for ProjectionsService {
             ("coordination", _, Some(r)) => {
                 tokio::spawn(rebuild(r.clone(), log, tx));
             }
-            _ => {
-                return Err(Status::not_found(format!(
-                    "unknown projection {name:?}; this server runs: {}",
-                    self.names().join(", ")
-                )))
-            }
+            _ => return Err(errors::unknown_projection(&name, &self.names())),
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

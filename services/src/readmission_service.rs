@@ -22,13 +22,6 @@ pub struct ReadmissionService {
     pub access: Option<crate::access_log::AccessLog>,
 }
 
-pub(crate) fn db_error(e: sqlx::Error) -> Status {
-    tracing::error!(error = %e, "read-model query failed");
-    Status::unavailable(format!(
-        "read-model database error ({e}); retry, or check the database"
-    ))
-}
-
 /// "YYYY-MM-DD" → day number; empty → `default`.
 pub(crate) fn parse_day(field: &str, s: &str, default: i64) -> Result<i64, Status> {
     if s.is_empty() {
@@ -154,11 +147,11 @@ impl Readmission for ReadmissionService {
         let pool = &self.runner.db.pool;
         let rows = queries::rates(pool, &p, from, to, g)
             .await
-            .map_err(db_error)?;
+            .map_err(errors::read_model_error)?;
         let total = queries::RateRow::total(&rows);
         let (day_surgery, had) = queries::other_stays(pool, &p, from, to)
             .await
-            .map_err(db_error)?;
+            .map_err(errors::read_model_error)?;
         Ok(Response::new(RatesResponse {
             rows: rows.into_iter().map(rate_row).collect(),
             total: Some(rate_row(total)),
@@ -200,7 +193,7 @@ impl Readmission for ReadmissionService {
             size + 1,
         )
         .await
-        .map_err(db_error)?;
+        .map_err(errors::read_model_error)?;
         let more = rows.len() as i64 > size;
         let answer = IndexStaysResponse {
             stays: rows
@@ -242,7 +235,7 @@ impl Readmission for ReadmissionService {
             limit,
         )
         .await
-        .map_err(db_error)?;
+        .map_err(errors::read_model_error)?;
         let answer = AtRiskResponse {
             stays: rows.into_iter().map(index_stay).collect(),
         };
@@ -271,7 +264,7 @@ impl Readmission for ReadmissionService {
             &req.patient_id,
         )
         .await
-        .map_err(db_error)?;
+        .map_err(errors::read_model_error)?;
         let answer = PatientStaysResponse {
             stays: rows.into_iter().map(index_stay).collect(),
         };

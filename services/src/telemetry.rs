@@ -1,6 +1,7 @@
 //! Logs, traces and metrics.
 //!
-//! - Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//! - Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`); coloured only when
+//!   stderr is a terminal and `NO_COLOR` is unset or empty (no escape codes in log files).
 //! - Traces: exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (service name from
 //!   `OTEL_SERVICE_NAME`, default `journey`). The trace of an event has the event id as its trace id
 //!   (see `journey_proto::trace`), so the spans of its append, its publication on NATS and each
@@ -9,7 +10,7 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::sync::OnceLock;
+use std::{io::IsTerminal, sync::OnceLock};
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -28,6 +29,10 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_filter(filter);
     let otel = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
@@ -71,6 +76,12 @@ pub fn init() {
     }
 }
 
+/// Whether the logs may carry ANSI colour codes: only on a terminal, and not when `NO_COLOR` is
+/// set to a non-empty value (https://no-color.org).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn tracer_provider() -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -97,4 +108,18 @@ pub fn shutdown() {
 /// The Prometheus text of every metric of this process.
 pub fn render_metrics() -> String {
     METRICS.get().map(|h| h.render()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some("1".into())));
+    }
 }

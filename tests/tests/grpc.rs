@@ -167,12 +167,19 @@ async fn subscribe_from_zero_sees_every_event_once_in_order_while_appends_contin
     assert_eq!(b.events[0].position, total + 1);
 }
 
+/// The field a refusal names (`BadRequest`), or the journey rule and the event it refused
+/// (`PreconditionFailure`, as `rule:events[i]`).
 fn field_of(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
-    status
+    let bad = status
         .get_details_bad_request()
-        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
-        .unwrap_or_default()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()));
+    let rule = status.get_details_precondition_failure().and_then(|p| {
+        p.violations
+            .first()
+            .map(|v| format!("{}:{}", v.r#type, v.subject))
+    });
+    bad.or(rule).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,13 +273,13 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() {
         "discharge without admission",
         batch(vec![observation("B-4", 1.0), discharged("B-4", "E-9", 60)]),
         Code::FailedPrecondition,
-        "",
+        "no_open_admission:events[1]",
     ));
     cases.push((
         "second open inpatient stay",
         batch(vec![admitted("B-1", "E-2", 60)]),
         Code::FailedPrecondition,
-        "",
+        "second_open_inpatient_stay:events[0]",
     ));
     cases.push((
         "version conflict",

@@ -127,7 +127,7 @@ fn verify(server: &Server) {
     );
 }
 
-/// Index stays, 30-day readmissions and ED revisits computed from the CSV alone (DESIGN.md §5):
+/// Index stays, 30-day readmissions and ED revisits computed from the CSV alone (docs/design.md §5):
 /// an inpatient encounter is an index stay when the patient is alive after its STOP day; it is
 /// readmitted when the patient's next inpatient START is ≤ 30 calendar days after STOP; an ED
 /// revisit is an emergency/urgent-care encounter within 30 days after STOP not followed by an

@@ -1,76 +1,7 @@
 //! TLS: with a certificate, gRPC and the HTTP side are served over TLS (rustls); clients that
 //! trust the CA (`JOURNEY_CA_CERT`) connect to `https://`, plain-text clients are refused.
 use journey_tests::*;
-use std::{path::Path, process::Command};
-
-/// A test CA and a certificate for localhost signed by it (openssl command); returns
-/// (CA certificate, server certificate, server key).
-fn certificate(dir: &Path) -> (String, String, String) {
-    let p = |f: &str| dir.join(f).display().to_string();
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let steps: [Vec<String>; 3] = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=journey-test-ca",
-            "-keyout",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([p("ca.key"), "-out".into(), p("ca.pem")])
-        .collect(),
-        [
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([p("key.pem"), "-out".into(), p("leaf.csr")])
-        .collect(),
-        ["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([
-                p("leaf.csr"),
-                "-CA".into(),
-                p("ca.pem"),
-                "-CAkey".into(),
-                p("ca.key"),
-                "-out".into(),
-                p("cert.pem"),
-                "-extfile".into(),
-                p("ext.cnf"),
-            ])
-            .collect(),
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (p("ca.pem"), p("cert.pem"), p("key.pem"))
-}
+use std::process::Command;
 
 #[tokio::test]
 async fn grpc_and_http_over_tls() {

@@ -1,4 +1,4 @@
-//! Working days for coordination deadlines (DESIGN.md §5): Monday to Friday, French public
+//! Working days for coordination deadlines (docs/design.md §5): Monday to Friday, French public
 //! holidays excluded, in Europe/Paris time.
 use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Weekday};
 use chrono_tz::Europe::Paris;

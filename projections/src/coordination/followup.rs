@@ -1,5 +1,5 @@
 //! The follow-up state of one discharge, derived from its facts and the current time (pure).
-//! Due times are fixed by the rules of DESIGN.md §5; whether something is overdue depends on `now`,
+//! Due times are fixed by the rules of docs/design.md §5; whether something is overdue depends on `now`,
 //! so it is computed at query time, never stored.
 use super::calendar::{end_of_day, working_days_deadline};
 

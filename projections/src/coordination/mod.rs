@@ -1,4 +1,4 @@
-//! The coordination read model (DESIGN.md §5): per discharged patient, the follow-up state
+//! The coordination read model (docs/design.md §5): per discharged patient, the follow-up state
 //! (letter, reconciliation, first home contact, appointments, alerts, referents) and the
 //! territory indicators per week.
 

@@ -1,4 +1,4 @@
-//! Charlson comorbidity index (DESIGN.md §5).
+//! Charlson comorbidity index (docs/design.md §5).
 //!
 //! Diagnoses are mapped to the 17 Charlson conditions with the ICD-10 coding algorithm of
 //! Quan H, Sundararajan V, Halfon P, et al. "Coding algorithms for defining comorbidities in

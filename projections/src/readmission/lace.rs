@@ -1,4 +1,4 @@
-//! LACE readmission risk at discharge (DESIGN.md §5; van Walraven et al., CMAJ 2010;182(6):551-7).
+//! LACE readmission risk at discharge (docs/design.md §5; van Walraven et al., CMAJ 2010;182(6):551-7).
 //!
 //! L (length of stay): < 1 day 0, 1 day 1, 2 days 2, 3 days 3, 4–6 days 4, 7–13 days 5,
 //! ≥ 14 days 7. A (acuity): emergency admission 3, else 0. C (Charlson index): 0–3 as is, ≥ 4 → 5.

@@ -1,4 +1,4 @@
-//! The readmission read model (DESIGN.md §5): index stays, 30-day readmissions, ED revisits, LACE.
+//! The readmission read model (docs/design.md §5): index stays, 30-day readmissions, ED revisits, LACE.
 
 pub mod charlson;
 pub mod fold;

@@ -1,4 +1,4 @@
-//! The readmission definitions of DESIGN.md §5, as a pure function of one patient's facts.
+//! The readmission definitions of docs/design.md §5, as a pure function of one patient's facts.
 //!
 //! Everything is recomputed per patient from the facts the fold keeps (encounters as they stand
 //! after cancellations, ED visits, diagnoses), so that late events, cancellations and transfers

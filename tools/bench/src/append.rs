@@ -1,5 +1,5 @@
 //! `journey bench append`: the log's append paths against baselines measured in the same run
-//! (DESIGN.md §7): raw sled, a plain PostgreSQL table, and a do-nothing gRPC call.
+//! (docs/design.md §7): raw sled, a plain PostgreSQL table, and a do-nothing gRPC call.
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder, so that its peak memory and disk use can be read.

@@ -10,10 +10,10 @@
 //!   Both record each read of patient data in the access log (the insecure one as "anonymous").
 use super::{
     common::{
-        fill_log, fmt_us, machine, open_log, print_table, rate, sample_event, start_server, step,
-        Row, ServerChild, Until, Window,
+        fill_log, fmt_us, machine, open_log, p50_p99, p50_p99_ratio, print_table, rate,
+        sample_event, start_server, start_server_with, status, step, time_calls, time_noop, Row,
+        ServerChild, Until, Window,
     },
-    common::{start_server_with, status, time_calls, time_noop},
     coordination::wait_caught_up,
     rebuild::scan,
 };
@@ -21,7 +21,8 @@ use crate::args::BenchAuditArgs;
 use anyhow::Context;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use journey_event_log::AppendRequest;
+use journey_event_log::{AppendRequest, EventLog};
+use journey_log_access::MAX_MESSAGE;
 use journey_proto::v1::{
     audit_client::AuditClient, coordination_client::CoordinationClient,
     event_log_client::EventLogClient, readmission_client::ReadmissionClient, AuditVerifyRequest,
@@ -30,8 +31,10 @@ use journey_proto::v1::{
 };
 use std::{
     path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
+use tonic::transport::Channel;
 
 const HEAVY_PATIENT: &str = "bench-audit-heavy-patient";
 
@@ -112,6 +115,8 @@ async fn reads(
     })
 }
 
+/// `journey bench audit`: fills a log, measures (b) in process, then (a), (c), (d), (e) against
+/// `journey up --insecure` and (f) against the same log served with API keys; prints three tables.
 pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.events > args.patient_events && args.patient_events > 0 && args.calls > 0,
@@ -119,6 +124,67 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let keys_dir = tempfile::tempdir()?;
+    let (log, head) = fill(dir.path(), &args).await?;
+
+    step("(b) baseline: scan and decode the whole log in process (best of 2)");
+    let scan_rate = scan(&log, head).await?.max(scan(&log, head).await?);
+    log.close().await?;
+    drop(log);
+
+    step("starting the server under test (journey up --insecure)");
+    let mut server = start_server(dir.path(), &[])?;
+    let channel = server.channel().await?;
+    wait_caught_up(&channel, head).await?;
+    let calls = args.calls;
+    let budget = Duration::from_secs(args.budget_secs);
+
+    step(&format!(
+        "(c) Audit.Timeline of a patient with {} events, up to {calls} calls",
+        args.patient_events
+    ));
+    let timeline = time_timeline(&channel, args.patient_events, calls, budget).await?;
+
+    step("(d) full-log verification: EventLog.Verify and Audit.Verify (best of 3 each)");
+    let verification = verification_rates(&channel, head).await?;
+
+    let (patient, territory) = followed_patient(&channel).await?;
+    step(&format!(
+        "(e) reads of patient {patient} without authentication (--insecure), up to {calls} calls each"
+    ));
+    let insecure = reads(&channel, &patient, None, None, calls, budget).await?;
+    drop(channel);
+    server.stop();
+    drop(server);
+
+    let secure = secure_reads(
+        dir.path(),
+        keys_dir.path(),
+        &patient,
+        &territory,
+        calls,
+        budget,
+    )
+    .await?;
+
+    println!();
+    println!("machine: {}", machine());
+    println!(
+        "log: {head} events: simulated journeys over 365 days and {} events of one patient (spread in two halves); SQLite read models and access log; one caller, sequential calls",
+        args.patient_events
+    );
+    println!();
+    print_timeline(args.patient_events, &timeline, &insecure.noop);
+    println!();
+    print_verification(scan_rate, &verification);
+    println!();
+    print_reads(&insecure, &secure);
+    Ok(())
+}
+
+/// Opens a fresh log in `dir`, in process, and fills it with at least `--events` events:
+/// simulated journeys (365 days), and the heavy patient's `--patient-events` spread across the
+/// log, half before and half after the middle. Returns the log and its head.
+async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog>, u64)> {
     let window = Window::last_days(args.seed, 365);
     step(&format!(
         "filling a fresh log: ≥ {} simulated events (365 days, seed {}) and {} events of one patient",
@@ -126,9 +192,8 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
         args.seed,
         args.patient_events
     ));
-    let log = open_log(dir.path()).await?;
+    let log = open_log(dir).await?;
     let half = (args.events - args.patient_events) / 2;
-    // The patient's events are spread across the log: half before, half after the middle.
     let mut heavy = (0..args.patient_events).map(|i| sample_event(HEAVY_PATIENT, i));
     let mut appended = 0;
     let first = fill_log(&log, window, 0, Until::Events(half)).await?;
@@ -162,24 +227,18 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(appended == args.patient_events);
     let head = log.head().position;
+    Ok((log, head))
+}
 
-    step("(b) baseline: scan and decode the whole log in process (best of 2)");
-    let scan_rate = scan(&log, head).await?.max(scan(&log, head).await?);
-    log.close().await?;
-    drop(log);
-
-    step("starting the server under test (journey up --insecure)");
-    let mut server = start_server(dir.path(), &[])?;
-    let channel = server.channel().await?;
-    wait_caught_up(&channel, head).await?;
-    let calls = args.calls;
-    let budget = Duration::from_secs(args.budget_secs);
-
-    step(&format!(
-        "(c) Audit.Timeline of a patient with {} events, up to {calls} calls",
-        args.patient_events
-    ));
-    let audit = AuditClient::new(channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
+/// (c) Audit.Timeline of the heavy patient, the whole stream drained each call; checks first
+/// that it has all of the patient's `entries`.
+async fn time_timeline(
+    channel: &Channel,
+    entries: u64,
+    calls: u64,
+    budget: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let audit = AuditClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
     let timeline = || {
         let mut c = audit.clone();
         async move {
@@ -199,24 +258,38 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
             anyhow::Ok(n)
         }
     };
-    let entries = timeline().await?;
+    let drained = timeline().await?;
     anyhow::ensure!(
-        entries == args.patient_events,
-        "the timeline has {entries} entries, expected {}",
-        args.patient_events
+        drained == entries,
+        "the timeline has {drained} entries, expected {entries}"
     );
-    let timeline_h = time_calls(calls, budget, || async {
+    time_calls(calls, budget, || async {
         timeline().await?;
         Ok(())
     })
-    .await?;
+    .await
+}
 
-    step("(d) full-log verification: EventLog.Verify and Audit.Verify (best of 3 each)");
-    let log_client =
-        EventLogClient::new(channel.clone()).max_decoding_message_size(64 * 1024 * 1024);
-    let mut verify_rate = 0f64;
-    let mut audit_verify_rate = 0f64;
-    let mut read_all_rate = 0f64;
+/// Full-log rates in events/s, each the best of 3.
+struct Verification {
+    /// (d) EventLog.Verify.
+    log_verify: f64,
+    /// (d) Audit.Verify (with the anchor check).
+    audit_verify: f64,
+    /// EventLog.ReadAll, drained.
+    read_all: f64,
+}
+
+/// (d) EventLog.Verify and Audit.Verify of the whole log, and EventLog.ReadAll drained, each
+/// checked to cover the `head` events.
+async fn verification_rates(channel: &Channel, head: u64) -> anyhow::Result<Verification> {
+    let log_client = EventLogClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
+    let audit = AuditClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
+    let mut best = Verification {
+        log_verify: 0.0,
+        audit_verify: 0.0,
+        read_all: 0.0,
+    };
     for _ in 0..3 {
         let t = Instant::now();
         let v = log_client
@@ -232,7 +305,7 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
             v.ok,
             v.checked
         );
-        verify_rate = verify_rate.max(rate(v.checked, d));
+        best.log_verify = best.log_verify.max(rate(v.checked, d));
 
         let t = Instant::now();
         let v = audit
@@ -249,7 +322,7 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
             v.checked,
             v.problem
         );
-        audit_verify_rate = audit_verify_rate.max(rate(v.checked, d));
+        best.audit_verify = best.audit_verify.max(rate(v.checked, d));
 
         let t = Instant::now();
         let mut stream = log_client
@@ -263,10 +336,14 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
             n += batch.map_err(status)?.events.len() as u64;
         }
         anyhow::ensure!(n == head, "ReadAll drained {n} events of {head}");
-        read_all_rate = read_all_rate.max(rate(n, t.elapsed()));
+        best.read_all = best.read_all.max(rate(n, t.elapsed()));
     }
+    Ok(best)
+}
 
-    // A followed patient (with a territory) for the reads compared with and without authentication.
+/// A followed patient (with a territory), for the reads compared with and without
+/// authentication: (patient, territory).
+async fn followed_patient(channel: &Channel) -> anyhow::Result<(String, String)> {
     let item = CoordinationClient::new(channel.clone())
         .worklist(WorklistRequest {
             page_size: 1,
@@ -280,17 +357,21 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
         .into_iter()
         .next()
         .context("no followed patient in the worklist")?;
-    let (patient, territory) = (item.patient_id, item.territory);
+    Ok((item.patient_id, item.territory))
+}
 
-    step(&format!(
-        "(e) reads of patient {patient} without authentication (--insecure), up to {calls} calls each"
-    ));
-    let insecure = reads(&channel, &patient, None, None, calls, budget).await?;
-    drop(channel);
-    server.stop();
-    drop(server);
-
-    let keys = keys_dir.path().join("api-keys");
+/// (f) the reads of `patient` against the log of `dir` served securely: API keys (written in
+/// `keys_dir`) of a coordinator of `territory` and of a quality user; checks first that a call
+/// without a token is refused.
+async fn secure_reads(
+    dir: &Path,
+    keys_dir: &Path,
+    patient: &str,
+    territory: &str,
+    calls: u64,
+    budget: Duration,
+) -> anyhow::Result<Reads> {
+    let keys = keys_dir.join("api-keys");
     std::fs::write(
         &keys,
         format!(
@@ -300,12 +381,12 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     step(&format!(
         "(f) the same reads against a secure server (API keys: coordinator of {territory}, quality)"
     ));
-    let mut server = start_secure(dir.path(), &keys)?;
+    let mut server = start_secure(dir, &keys)?;
     let channel = server.channel().await?;
     let refused = CoordinationClient::new(channel.clone())
         .follow_up(req(
             FollowUpRequest {
-                patient_id: patient.clone(),
+                patient_id: patient.to_string(),
                 as_of: None,
             },
             None,
@@ -317,7 +398,7 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     );
     let secure = reads(
         &channel,
-        &patient,
+        patient,
         Some("bench-coordinator-key"),
         Some("bench-quality-key"),
         calls,
@@ -327,49 +408,40 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     drop(channel);
     server.stop();
     drop(server);
+    Ok(secure)
+}
 
-    println!();
-    println!("machine: {}", machine());
-    println!(
-        "log: {head} events: simulated journeys over 365 days and {} events of one patient (spread in two halves); SQLite read models and access log; one caller, sequential calls",
-        args.patient_events
-    );
-    println!();
-    let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5);
-    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
-    let lat = |h: &Histogram<u64>| format!("{} / {}", fmt_us(p50(h)), fmt_us(p99(h)));
-    let ratio = |h: &Histogram<u64>, base: &Histogram<u64>| {
-        format!(
-            "{:.1} / {:.1}",
-            p50(h) as f64 / p50(base) as f64,
-            p99(h) as f64 / p99(base) as f64
-        )
-    };
+fn p50(h: &Histogram<u64>) -> u64 {
+    h.value_at_quantile(0.5)
+}
+
+/// (a) and (c): the timeline against the do-nothing call.
+fn print_timeline(entries: u64, timeline: &Histogram<u64>, noop: &Histogram<u64>) {
     print_table(
         ["call", "p50 / p99", "ratio to (a)", "notes"],
         &[
             Row {
                 name: "(a) do-nothing gRPC call (baseline, --insecure)".into(),
-                figure: lat(&insecure.noop),
+                figure: p50_p99(noop),
                 ratio: "1 / 1".into(),
-                note: format!("{} calls", insecure.noop.len()),
+                note: format!("{} calls", noop.len()),
             },
             Row {
-                name: format!(
-                    "(c) Audit.Timeline, {} events, stream drained",
-                    args.patient_events
-                ),
-                figure: lat(&timeline_h),
-                ratio: ratio(&timeline_h, &insecure.noop),
+                name: format!("(c) Audit.Timeline, {entries} events, stream drained"),
+                figure: p50_p99(timeline),
+                ratio: p50_p99_ratio(timeline, noop, 1),
                 note: format!(
                     "{} calls; {:.0} entries/s at p50",
-                    timeline_h.len(),
-                    args.patient_events as f64 / (p50(&timeline_h) as f64 / 1e6)
+                    timeline.len(),
+                    entries as f64 / (p50(timeline) as f64 / 1e6)
                 ),
             },
         ],
     );
-    println!();
+}
+
+/// (b) and (d): the verification rates against the scan in process.
+fn print_verification(scan_rate: f64, v: &Verification) {
     print_table(
         ["verification", "events/s", "ratio to (b)", "notes"],
         &[
@@ -381,37 +453,40 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
             },
             Row {
                 name: "EventLog.ReadAll over gRPC, drained".into(),
-                figure: format!("{read_all_rate:.0}"),
-                ratio: format!("{:.3}", read_all_rate / scan_rate),
+                figure: format!("{:.0}", v.read_all),
+                ratio: format!("{:.3}", v.read_all / scan_rate),
                 note: "best of 3".into(),
             },
             Row {
                 name: "(d) EventLog.Verify, whole log".into(),
-                figure: format!("{verify_rate:.0}"),
-                ratio: format!("{:.3}", verify_rate / scan_rate),
+                figure: format!("{:.0}", v.log_verify),
+                ratio: format!("{:.3}", v.log_verify / scan_rate),
                 note: "best of 3; hash chain recomputed".into(),
             },
             Row {
                 name: "(d) Audit.Verify, whole log".into(),
-                figure: format!("{audit_verify_rate:.0}"),
-                ratio: format!("{:.3}", audit_verify_rate / scan_rate),
+                figure: format!("{:.0}", v.audit_verify),
+                ratio: format!("{:.3}", v.audit_verify / scan_rate),
                 note: "best of 3; with the anchor check".into(),
             },
         ],
     );
-    println!();
+}
+
+/// (e/f): each read with and without authentication and access control.
+fn print_reads(insecure: &Reads, secure: &Reads) {
     let cmp = |name: &str, i: &Histogram<u64>, s: &Histogram<u64>| {
         [
             Row {
                 name: format!("{name}, --insecure"),
-                figure: lat(i),
+                figure: p50_p99(i),
                 ratio: "1 / 1".into(),
                 note: format!("{} calls", i.len()),
             },
             Row {
                 name: format!("{name}, API key + access control"),
-                figure: lat(s),
-                ratio: ratio(s, i),
+                figure: p50_p99(s),
+                ratio: p50_p99_ratio(s, i, 1),
                 note: format!(
                     "{} calls; +{} at p50",
                     s.len(),
@@ -437,5 +512,4 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
         &secure.stays,
     ));
     print_table(["read", "p50 / p99", "ratio to --insecure", "notes"], &rows);
-    Ok(())
 }

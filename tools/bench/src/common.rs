@@ -318,6 +318,22 @@ pub fn fmt_us(us: u64) -> String {
     }
 }
 
+/// The median and 99th percentile of a latency histogram (µs): `p50 / p99`, readable.
+pub fn p50_p99(h: &Histogram<u64>) -> String {
+    format!(
+        "{} / {}",
+        fmt_us(h.value_at_quantile(0.5)),
+        fmt_us(h.value_at_quantile(0.99))
+    )
+}
+
+/// The median and 99th percentile of `h` over those of `base`: `p50 / p99` with `decimals`
+/// decimals.
+pub fn p50_p99_ratio(h: &Histogram<u64>, base: &Histogram<u64>, decimals: usize) -> String {
+    let q = |q: f64| h.value_at_quantile(q) as f64 / base.value_at_quantile(q) as f64;
+    format!("{:.*} / {:.*}", decimals, q(0.5), decimals, q(0.99))
+}
+
 /// Prints a line to stderr at most every `every`, for long phases.
 pub struct Ticker {
     every: Duration,

@@ -326,23 +326,17 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
     ];
     print_table(["rebuild", "events/s", "ratio to (a)", "notes"], &rows);
     println!();
-    let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5);
-    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
     let mut rows = vec![Row {
         name: "(c) do-nothing gRPC call (baseline)".into(),
-        figure: format!("{} / {}", fmt_us(p50(&noop)), fmt_us(p99(&noop))),
+        figure: p50_p99(&noop),
         ratio: "1 / 1".into(),
         note: format!("{} calls", noop.len()),
     }];
     for (name, h, note) in series.iter().chain(pages.iter()) {
         rows.push(Row {
             name: name.clone(),
-            figure: format!("{} / {}", fmt_us(p50(h)), fmt_us(p99(h))),
-            ratio: format!(
-                "{:.0} / {:.0}",
-                p50(h) as f64 / p50(&noop) as f64,
-                p99(h) as f64 / p99(&noop) as f64
-            ),
+            figure: p50_p99(h),
+            ratio: p50_p99_ratio(h, &noop, 0),
             note: format!("{note}; {} calls", h.len()),
         });
     }

@@ -1,5 +1,5 @@
 //! `journey bench …`: speed figures reported beside baselines measured in the same run
-//! (DESIGN.md §7), so that a noisy machine still gives meaningful ratios.
+//! (docs/design.md §7), so that a noisy machine still gives meaningful ratios.
 //!
 //! - `append`: the log's append paths (issue 2).
 //! - `rebuild`, `query`, `visible`: the read side (issue 3): rebuild speed of the readmission read

@@ -57,26 +57,17 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
         args.rate
     );
     println!();
-    let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5);
-    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
-    let ratio = |h: &Histogram<u64>| {
-        format!(
-            "{:.2} / {:.2}",
-            p50(h) as f64 / p50(&append) as f64,
-            p99(h) as f64 / p99(&append) as f64
-        )
-    };
     let rows = vec![
         Row {
             name: "(a) append: send → acknowledgement (baseline)".into(),
-            figure: format!("{} / {}", fmt_us(p50(&append)), fmt_us(p99(&append))),
+            figure: p50_p99(&append),
             ratio: "1 / 1".into(),
             note: format!("max {}", fmt_us(append.max())),
         },
         Row {
             name: "(b) acknowledgement → visible in the read model".into(),
-            figure: format!("{} / {}", fmt_us(p50(&visible)), fmt_us(p99(&visible))),
-            ratio: ratio(&visible),
+            figure: p50_p99(&visible),
+            ratio: p50_p99_ratio(&visible, &append, 2),
             note: format!(
                 "max {}; rounded up by ≤ {} µs poll + one Status call",
                 fmt_us(visible.max()),
@@ -85,8 +76,8 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
         },
         Row {
             name: "Status call (the poll; resolution of (b))".into(),
-            figure: format!("{} / {}", fmt_us(p50(&poll)), fmt_us(p99(&poll))),
-            ratio: ratio(&poll),
+            figure: p50_p99(&poll),
+            ratio: p50_p99_ratio(&poll, &append, 2),
             note: format!("{} polls", poll.len()),
         },
     ];

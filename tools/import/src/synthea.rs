@@ -1161,6 +1161,13 @@ fn reason_key(code: tonic::Code, detail: &str) -> String {
     }
 }
 
+/// Remembers a refused admission: the events that need it (its discharge) are skipped.
+fn refused_admission(refused_ids: &mut HashSet<String>, item: &Item) {
+    if matches!(item.event.payload, Some(Payload::Admitted(_))) {
+        refused_ids.insert(item.event.event_id.clone());
+    }
+}
+
 async fn append_patient(
     mut client: LogClient,
     items: Vec<Item>,
@@ -1206,9 +1213,7 @@ async fn append_patient(
                 let mut rest = batch.split_off(k);
                 let bad = rest.remove(0);
                 shared.refused(&bad, &reason_key(status.code(), detail), detail);
-                if matches!(bad.event.payload, Some(Payload::Admitted(_))) {
-                    refused_ids.insert(bad.event.event_id.clone());
-                }
+                refused_admission(&mut refused_ids, &bad);
                 for item in batch.into_iter().chain(rest).rev() {
                     queue.push_front(item);
                 }
@@ -1226,9 +1231,7 @@ async fn append_patient(
                     "event id already used by another patient",
                     status.message(),
                 );
-                if matches!(bad.event.payload, Some(Payload::Admitted(_))) {
-                    refused_ids.insert(bad.event.event_id.clone());
-                }
+                refused_admission(&mut refused_ids, bad);
             }
             (code, _) => {
                 anyhow::bail!("append failed ({code:?}): {}", status.message());
@@ -1256,7 +1259,7 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     let source = format!("synthea:{name}");
     let started = Instant::now();
     let build_dir = dir.clone();
-    let built = tokio::task::spawn_blocking(move || build(&build_dir, source)).await??;
+    let mut built = tokio::task::spawn_blocking(move || build(&build_dir, source)).await??;
     let read_time = started.elapsed();
     let rows: u64 = built.files.values().map(|f| f.rows).sum();
     let total: u64 = built.patients.values().map(|v| v.len() as u64).sum();
@@ -1279,13 +1282,44 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     }
 
     let client = opts.remote.client().await?;
+    let patients = std::mem::take(&mut built.patients);
+    let append_started = Instant::now();
+    let (stats, stopped) = append_all(client, patients, opts.strict, total).await?;
+    let append_time = append_started.elapsed();
+
+    println!(
+        "synthea import of {} (source synthea:{name})",
+        dir.display()
+    );
+    print_report(&built, &stats);
+    println!(
+        "time: read {:.2} s, append {:.2} s ({:.0} events/s)",
+        read_time.as_secs_f64(),
+        append_time.as_secs_f64(),
+        rate(stats.appended + stats.present, append_time)
+    );
+    if stopped {
+        eprintln!("stopped (--strict) at the first refused row");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Appends every patient's events ([`CONCURRENCY`] patients at a time) with a progress line
+/// every second; returns what was counted and whether `--strict` stopped at a refused row.
+async fn append_all(
+    client: LogClient,
+    patients: BTreeMap<String, Vec<Item>>,
+    strict: bool,
+    total: u64,
+) -> anyhow::Result<(Stats, bool)> {
     let shared = Arc::new(Shared {
-        strict: opts.strict,
+        strict,
         abort: AtomicBool::new(false),
         done: AtomicU64::new(0),
         stats: Mutex::new(Stats::default()),
     });
-    let append_started = Instant::now();
+    let started = Instant::now();
     let progress = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -1296,13 +1330,13 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
                 let done = shared.done.load(Ordering::Relaxed);
                 eprintln!(
                     "progress: {done}/{total} events, {:.0} events/s",
-                    rate(done, append_started.elapsed())
+                    rate(done, started.elapsed())
                 );
             }
         })
     };
     let shared_ref = &shared;
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(built.patients)
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(patients)
         .map(|(_, items)| {
             let client = client.clone();
             async move { append_patient(client, items, shared_ref).await }
@@ -1311,17 +1345,15 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
         .collect()
         .await;
     progress.abort();
-    let append_time = append_started.elapsed();
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         return Err(e);
     }
     let stats = std::mem::take(&mut *shared.stats.lock().expect("stats"));
-    let stopped = shared.abort.load(Ordering::SeqCst);
+    Ok((stats, shared.abort.load(Ordering::SeqCst)))
+}
 
-    println!(
-        "synthea import of {} (source synthea:{name})",
-        dir.display()
-    );
+/// The per-file table and the totals.
+fn print_report(built: &Built, stats: &Stats) {
     println!(
         "  {:<18} {:>8} {:>8} {:>9} {:>8} {:>8}",
         "file", "rows", "events", "appended", "present", "refused"
@@ -1350,17 +1382,6 @@ pub async fn run(opts: Options) -> anyhow::Result<bool> {
     }
     println!("malformed rows: {}", built.problems.len());
     println!("non-numeric observations skipped: {}", built.non_numeric);
-    println!(
-        "time: read {:.2} s, append {:.2} s ({:.0} events/s)",
-        read_time.as_secs_f64(),
-        append_time.as_secs_f64(),
-        rate(stats.appended + stats.present, append_time)
-    );
-    if stopped {
-        eprintln!("stopped (--strict) at the first refused row");
-        return Ok(false);
-    }
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! UUID v5 of (seed, patient index, event counter), so re-running the same command appends
 //! nothing twice (the log deduplicates by event id). Each patient's journey is generated whole,
 //! ordered by clinical time, cut at the end of the window (never in the future) and at death, so
-//! that every event passes the journey rules (DESIGN.md §3).
+//! that every event passes the journey rules (docs/design.md §3).
 //!
 //! Patients are sharded across concurrent callers (patient `i` goes to caller `i % concurrency`);
 //! a caller appends its patients' events in order, in batches, so one patient's events are always
@@ -508,6 +508,85 @@ impl Sink {
     }
 }
 
+/// The next admission: when, what kind, in which facility.
+type Admission = (i64, AdmKind, usize);
+
+/// What the phases of one stay share.
+struct Stay {
+    enc: String,
+    kind: AdmKind,
+    fac: usize,
+    setting: v1::Setting,
+    had_group: v1::HadGroup,
+    admit_type: v1::AdmitType,
+    unit: &'static str,
+    dx: Vec<Dx>,
+    /// The facility's ADT feed, and its source name.
+    adt: v1::Actor,
+    src: String,
+    /// The facility's EHR (source name).
+    ehr: String,
+    t_adm: i64,
+    /// The planned discharge (a wrongly recorded discharge delays the actual one).
+    t_dis: i64,
+}
+
+impl Stay {
+    fn inpatient(&self) -> bool {
+        self.setting == v1::Setting::Inpatient
+    }
+
+    fn admitted(&self, unit: &str, dx: &[Dx]) -> Payload {
+        Payload::Admitted(v1::Admitted {
+            encounter_id: self.enc.clone(),
+            facility: Some(facility(self.fac)),
+            unit: unit.into(),
+            setting: self.setting as i32,
+            had_group: self.had_group as i32,
+            admit_type: self.admit_type as i32,
+            diagnoses: dx.iter().map(|d| code("ICD-10", *d)).collect(),
+        })
+    }
+
+    fn discharged(&self, disposition: v1::Disposition, dest: &str) -> Payload {
+        Payload::Discharged(v1::Discharged {
+            encounter_id: self.enc.clone(),
+            disposition: disposition as i32,
+            diagnoses: self.dx.iter().map(|d| code("ICD-10", *d)).collect(),
+            destination_facility_id: dest.into(),
+        })
+    }
+
+    /// `lo..hi` before the planned discharge, but after the admission.
+    fn shortly_before_discharge(&self, rng: &mut Rng, lo: i64, hi: i64) -> i64 {
+        (self.t_dis - rng.range(lo, hi)).max(self.t_adm + MIN)
+    }
+}
+
+/// Whether a patient leaving with `disposition` goes home alive.
+fn alive_home(disposition: v1::Disposition) -> bool {
+    matches!(
+        disposition,
+        v1::Disposition::Home
+            | v1::Disposition::HomeWithHad
+            | v1::Disposition::AgainstMedicalAdvice
+    )
+}
+
+/// Whether an event ends the patient's life: a death, or a discharge of a patient deceased.
+fn is_death(e: &Event) -> bool {
+    match &e.payload {
+        Some(Payload::PatientDeceased(_)) => true,
+        Some(Payload::Discharged(d)) => d.disposition == v1::Disposition::Deceased as i32,
+        _ => false,
+    }
+}
+
+/// The source name of a facility's ADT feed.
+fn adt_source(fac: usize) -> String {
+    format!("adt:{}", FACILITIES[fac].id.to_lowercase())
+}
+
 struct Gen {
     rng: Rng,
     seed: u64,
@@ -543,6 +622,23 @@ impl Gen {
         )
     }
 
+    /// One of `pool` staff of a facility in `role` (RPPS numbers `rpps-<series><fac><n>`).
+    fn hospital_staff(
+        &mut self,
+        role: Role,
+        series: u32,
+        fac: usize,
+        pool: i64,
+    ) -> v1::Professional {
+        let n = self.rng.range(1, pool);
+        pro(
+            role,
+            format!("rpps-{series}{fac:02}{n:05}"),
+            format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
+            FACILITIES[fac].id,
+        )
+    }
+
     fn as_actor(p: &v1::Professional) -> v1::Actor {
         v1::Actor {
             id: p.id.clone(),
@@ -567,10 +663,39 @@ impl Gen {
     }
 
     /// One stay (and what follows it); returns the next admission, if any.
-    fn stay(&mut self, t_adm: i64, kind: AdmKind, fac: usize) -> Option<(i64, AdmKind, usize)> {
+    fn stay(&mut self, t_adm: i64, kind: AdmKind, fac: usize) -> Option<Admission> {
+        let mut s = self.open_stay(t_adm, kind, fac);
+        self.ed_before_admission(&s);
+        s.t_adm = self.admit(&s, t_adm);
+        s.t_dis = self.planned_discharge(&s);
+        let doctor = self.physician(fac);
+        let doc_actor = Self::as_actor(&doctor);
+        self.record_conditions(&s, &doc_actor);
+        self.maybe_transfer(&s);
+        let disposition = self.disposition(kind);
+        self.before_discharge(&s, disposition, &doctor);
+        let other_fac = (fac + 1 + self.rng.range(0, 1) as usize) % FACILITIES.len();
+        let t_dis = self.discharge(&s, disposition, other_fac);
+        if disposition == v1::Disposition::Deceased {
+            self.sink.push(
+                t_dis,
+                doc_actor,
+                &s.ehr,
+                &s.enc,
+                "",
+                Payload::PatientDeceased(v1::PatientDeceased {
+                    died_at: Some(ts(t_dis)),
+                }),
+            );
+            return None;
+        }
+        self.discharge_letter(&s, t_dis, disposition, other_fac, doc_actor);
+        self.after_discharge(&s, t_dis, disposition, other_fac)
+    }
+
+    /// The stay's identity, setting, unit, diagnoses and sources; admitted at `t_adm` so far.
+    fn open_stay(&mut self, t_adm: i64, kind: AdmKind, fac: usize) -> Stay {
         self.stays += 1;
-        let enc = format!("E{}-{}-{}", self.seed, self.index, self.stays);
-        let p = self.profile;
         let (setting, had_group, admit_type) = match kind {
             AdmKind::Emergency => (
                 v1::Setting::Inpatient,
@@ -597,53 +722,65 @@ impl Gen {
         let unit = match kind {
             AdmKind::Had(_) => "HAD",
             AdmKind::DaySurgery => "day surgery",
-            _ => p.unit,
+            _ => self.profile.unit,
         };
-        let dx = self.diagnoses(kind);
-        let adt = Self::adt(fac);
-        let src = format!("adt:{}", FACILITIES[fac].id.to_lowercase());
-        let ehr = format!("ehr:{}", FACILITIES[fac].id.to_lowercase());
-        let mut t = t_adm;
+        Stay {
+            enc: format!("E{}-{}-{}", self.seed, self.index, self.stays),
+            kind,
+            fac,
+            setting,
+            had_group,
+            admit_type,
+            unit,
+            dx: self.diagnoses(kind),
+            adt: Self::adt(fac),
+            src: adt_source(fac),
+            ehr: format!("ehr:{}", FACILITIES[fac].id.to_lowercase()),
+            t_adm,
+            t_dis: t_adm,
+        }
+    }
 
-        if kind == AdmKind::Emergency && self.rng.chance(0.5) {
+    /// Half the emergency admissions come through the emergency department a few hours before.
+    fn ed_before_admission(&mut self, s: &Stay) {
+        if s.kind == AdmKind::Emergency && self.rng.chance(0.5) {
             let visit = format!("ED{}-{}-{}", self.seed, self.index, self.stays);
             self.sink.push(
-                t - self.rng.range(2 * HOUR, 7 * HOUR),
-                adt.clone(),
-                &src,
-                &enc,
+                s.t_adm - self.rng.range(2 * HOUR, 7 * HOUR),
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
                 "",
                 Payload::EmergencyVisit(v1::EmergencyVisit {
                     visit_id: visit,
-                    facility: Some(facility(fac)),
+                    facility: Some(facility(s.fac)),
                     outcome: v1::EdOutcome::Admitted as i32,
-                    diagnoses: vec![code("ICD-10", dx[0])],
+                    diagnoses: vec![code("ICD-10", s.dx[0])],
                 }),
             );
         }
-        let admitted = |unit: &str, dx: &[Dx]| {
-            Payload::Admitted(v1::Admitted {
-                encounter_id: enc.clone(),
-                facility: Some(facility(fac)),
-                unit: unit.into(),
-                setting: setting as i32,
-                had_group: had_group as i32,
-                admit_type: admit_type as i32,
-                diagnoses: dx.iter().map(|d| code("ICD-10", *d)).collect(),
-            })
-        };
-        // A few admissions are recorded in the wrong unit, cancelled (A11), and recorded again.
+    }
+
+    /// `Admitted` at `t`; a few admissions are first recorded in the wrong unit, cancelled (A11),
+    /// and recorded again a little later. Returns when the patient was admitted.
+    fn admit(&mut self, s: &Stay, t: i64) -> i64 {
+        let mut t = t;
         if self.rng.chance(0.03) {
-            let wrong = *self.rng.pick(p.transfer_to);
-            let id = self
-                .sink
-                .push(t, adt.clone(), &src, &enc, "", admitted(wrong, &dx[..1]));
+            let wrong = *self.rng.pick(self.profile.transfer_to);
+            let id = self.sink.push(
+                t,
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
+                "",
+                s.admitted(wrong, &s.dx[..1]),
+            );
             t += self.rng.range(15 * MIN, 60 * MIN);
             self.sink.push(
                 t,
-                adt.clone(),
-                &src,
-                &enc,
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
                 &id,
                 Payload::AdmissionCancelled(v1::AdmissionCancelled {
                     cancelled_event_id: id.clone(),
@@ -651,12 +788,20 @@ impl Gen {
             );
             t += self.rng.range(5 * MIN, 30 * MIN);
         }
-        let t_adm = t;
-        self.sink
-            .push(t_adm, adt.clone(), &src, &enc, "", admitted(unit, &dx));
+        self.sink.push(
+            t,
+            s.adt.clone(),
+            &s.src,
+            &s.enc,
+            "",
+            s.admitted(s.unit, &s.dx),
+        );
+        t
+    }
 
-        // Length of stay, skewed short.
-        let (los_secs, end_hour) = match kind {
+    /// When the patient is to leave: a length of stay skewed short, at a working hour.
+    fn planned_discharge(&mut self, s: &Stay) -> i64 {
+        let (los_secs, end_hour) = match s.kind {
             AdmKind::DaySurgery => (0, self.rng.range(16 * HOUR, 19 * HOUR)),
             AdmKind::Had(_) => (
                 self.rng.range(7, 35) * DAY,
@@ -671,65 +816,72 @@ impl Gen {
                 self.rng.range(10 * HOUR, 17 * HOUR),
             ),
         };
-        let mut t_dis = t_adm.div_euclid(DAY) * DAY + los_secs + end_hour;
-        if t_dis <= t_adm {
-            t_dis = t_adm + self.rng.range(4 * HOUR, 8 * HOUR);
+        let t_dis = s.t_adm.div_euclid(DAY) * DAY + los_secs + end_hour;
+        if t_dis <= s.t_adm {
+            s.t_adm + self.rng.range(4 * HOUR, 8 * HOUR)
+        } else {
+            t_dis
         }
+    }
 
-        let doctor = self.physician(fac);
-        let doc_actor = Self::as_actor(&doctor);
-        // Conditions: the primary every stay, chronic ones once.
-        let onset_primary = t_adm - self.rng.range(HOUR, 5 * DAY);
+    /// Conditions: the primary every stay, chronic ones once.
+    fn record_conditions(&mut self, s: &Stay, doc_actor: &v1::Actor) {
+        let onset_primary = s.t_adm - self.rng.range(HOUR, 5 * DAY);
         self.sink.push(
-            t_adm + self.rng.range(HOUR, 6 * HOUR),
+            s.t_adm + self.rng.range(HOUR, 6 * HOUR),
             doc_actor.clone(),
-            &ehr,
-            &enc,
+            &s.ehr,
+            &s.enc,
             "",
             Payload::ConditionRecorded(v1::ConditionRecorded {
-                diagnosis: Some(code("ICD-10", dx[0])),
+                diagnosis: Some(code("ICD-10", s.dx[0])),
                 onset: Some(ts(onset_primary)),
-                encounter_id: enc.clone(),
+                encounter_id: s.enc.clone(),
             }),
         );
         if !self.conditions_recorded {
             self.conditions_recorded = true;
             for c in self.comorbid.clone() {
-                let onset = t_adm - self.rng.range(365, 15 * 365) * DAY;
+                let onset = s.t_adm - self.rng.range(365, 15 * 365) * DAY;
                 self.sink.push(
-                    t_adm + self.rng.range(HOUR, 8 * HOUR),
+                    s.t_adm + self.rng.range(HOUR, 8 * HOUR),
                     doc_actor.clone(),
-                    &ehr,
-                    &enc,
+                    &s.ehr,
+                    &s.enc,
                     "",
                     Payload::ConditionRecorded(v1::ConditionRecorded {
                         diagnosis: Some(code("ICD-10", c)),
                         onset: Some(ts(onset)),
-                        encounter_id: enc.clone(),
+                        encounter_id: s.enc.clone(),
                     }),
                 );
             }
         }
-        let inpatient = setting == v1::Setting::Inpatient;
-        if inpatient && t_dis - t_adm > DAY && self.rng.chance(0.15) {
-            let at = t_adm + ((t_dis - t_adm) as f64 * (0.2 + 0.5 * self.rng.f64())) as i64;
-            let to = *self.rng.pick(p.transfer_to);
+    }
+
+    /// Some inpatient stays of more than a day move to another unit on the way.
+    fn maybe_transfer(&mut self, s: &Stay) {
+        if s.inpatient() && s.t_dis - s.t_adm > DAY && self.rng.chance(0.15) {
+            let at = s.t_adm + ((s.t_dis - s.t_adm) as f64 * (0.2 + 0.5 * self.rng.f64())) as i64;
+            let to = *self.rng.pick(self.profile.transfer_to);
             self.sink.push(
                 at,
-                adt.clone(),
-                &src,
-                &enc,
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
                 "",
                 Payload::Transferred(v1::Transferred {
-                    encounter_id: enc.clone(),
-                    from_unit: unit.into(),
+                    encounter_id: s.enc.clone(),
+                    from_unit: s.unit.into(),
                     to_unit: to.into(),
                 }),
             );
         }
+    }
 
-        // Disposition.
-        let disposition = match kind {
+    /// Where the patient goes at discharge.
+    fn disposition(&mut self, kind: AdmKind) -> v1::Disposition {
+        match kind {
             AdmKind::DaySurgery => v1::Disposition::Home,
             AdmKind::Had(g) => {
                 let die = if g == v1::HadGroup::Palliative {
@@ -758,33 +910,30 @@ impl Gen {
                             0.05
                         },
                     ),
-                    (D::Deceased, p.death),
+                    (D::Deceased, self.profile.death),
                     (D::AgainstMedicalAdvice, 0.02),
                     (D::Other, 0.01),
                 ];
                 let w: Vec<f64> = options.iter().map(|o| o.1).collect();
                 options[self.rng.weighted(&w)].0
             }
-        };
-        let deceased = disposition == v1::Disposition::Deceased;
-        let alive_home = matches!(
-            disposition,
-            v1::Disposition::Home
-                | v1::Disposition::HomeWithHad
-                | v1::Disposition::AgainstMedicalAdvice
-        );
+        }
+    }
 
-        // Before discharge: reconciliation, prescriptions, care plan, liaison.
-        let before = |rng: &mut Rng, lo: i64, hi: i64| (t_dis - rng.range(lo, hi)).max(t_adm + MIN);
+    /// Before discharge: reconciliation, prescriptions, care plan, liaison nurse.
+    fn before_discharge(
+        &mut self,
+        s: &Stay,
+        disposition: v1::Disposition,
+        doctor: &v1::Professional,
+    ) {
+        let deceased = disposition == v1::Disposition::Deceased;
+        let alive_home = alive_home(disposition);
+        let doc_actor = Self::as_actor(doctor);
         if !deceased && disposition != v1::Disposition::AgainstMedicalAdvice && self.rng.chance(0.8)
         {
-            let at = before(&mut self.rng, 2 * HOUR, 20 * HOUR);
-            let pharmacist = pro(
-                Role::Pharmacist,
-                format!("rpps-82{:02}{:05}", fac, self.rng.range(1, 20)),
-                format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
-                FACILITIES[fac].id,
-            );
+            let at = s.shortly_before_discharge(&mut self.rng, 2 * HOUR, 20 * HOUR);
+            let pharmacist = self.hospital_staff(Role::Pharmacist, 82, s.fac, 20);
             let disc = if self.rng.chance(0.6) {
                 0
             } else {
@@ -793,128 +942,135 @@ impl Gen {
             self.sink.push(
                 at,
                 Self::as_actor(&pharmacist),
-                &ehr,
-                &enc,
+                &s.ehr,
+                &s.enc,
                 "",
                 Payload::MedicationReconciled(v1::MedicationReconciled {
-                    encounter_id: enc.clone(),
+                    encounter_id: s.enc.clone(),
                     discrepancies_found: disc,
                     performed_by: Some(pharmacist),
                 }),
             );
         }
         if !deceased {
-            let n = self.rng.range(2, 4) as usize;
-            let mut meds: Vec<&Med> = p.meds.iter().collect();
-            for i in 0..n.min(meds.len()) {
-                let j = self.rng.range(i as i64, meds.len() as i64 - 1) as usize;
-                meds.swap(i, j);
-                let m = meds[i];
-                let at = before(&mut self.rng, HOUR, 3 * HOUR);
-                let rx = format!("RX{}-{}-{}-{}", self.seed, self.index, self.stays, i + 1);
-                self.sink.push(
-                    at,
-                    doc_actor.clone(),
-                    &ehr,
-                    &enc,
-                    "",
-                    Payload::PrescriptionIssued(v1::PrescriptionIssued {
-                        prescription_id: rx,
-                        medication: Some(code("ATC", (m.0, m.1))),
-                        dose: m.2.into(),
-                        duration_days: m.3,
-                        prescriber: Some(doctor.clone()),
-                        encounter_id: enc.clone(),
-                    }),
-                );
-            }
+            self.prescriptions(s, doctor, &doc_actor);
         }
-        let liaison = pro(
-            Role::LiaisonNurse,
-            format!("rpps-83{:02}{:05}", fac, self.rng.range(1, 10)),
-            format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
-            FACILITIES[fac].id,
-        );
-        let mut thresholds = Vec::new();
-        match p.measure {
-            Measure::Weight => thresholds.push(v1::AlertThreshold {
+        let liaison = self.hospital_staff(Role::LiaisonNurse, 83, s.fac, 10);
+        if alive_home && s.inpatient() && self.rng.chance(0.75) {
+            let at = s.shortly_before_discharge(&mut self.rng, HOUR, 4 * HOUR);
+            self.sink.push(
+                at,
+                doc_actor.clone(),
+                &s.ehr,
+                &s.enc,
+                "",
+                Payload::CarePlanEstablished(v1::CarePlanEstablished {
+                    care_plan_id: format!("CP{}-{}-{}", self.seed, self.index, self.stays),
+                    goals: self.profile.goals.iter().map(|g| g.to_string()).collect(),
+                    symptoms_to_watch: self
+                        .profile
+                        .symptoms
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect(),
+                    thresholds: self.thresholds(),
+                    referents: vec![self.gp.clone(), self.nurse.clone()],
+                    encounter_id: s.enc.clone(),
+                }),
+            );
+        }
+        if alive_home && s.inpatient() && self.rng.chance(0.4) {
+            let at = s.shortly_before_discharge(&mut self.rng, 2 * HOUR, 6 * HOUR);
+            self.sink.push(
+                at,
+                Self::as_actor(&liaison),
+                &s.ehr,
+                &s.enc,
+                "",
+                Payload::ReferentAssigned(v1::ReferentAssigned {
+                    role: Role::LiaisonNurse as i32,
+                    professional: Some(liaison),
+                }),
+            );
+        }
+    }
+
+    /// Two to four of the profile's medications, prescribed by the stay's doctor.
+    fn prescriptions(&mut self, s: &Stay, doctor: &v1::Professional, doc_actor: &v1::Actor) {
+        let n = self.rng.range(2, 4) as usize;
+        let mut meds: Vec<&Med> = self.profile.meds.iter().collect();
+        for i in 0..n.min(meds.len()) {
+            let j = self.rng.range(i as i64, meds.len() as i64 - 1) as usize;
+            meds.swap(i, j);
+            let m = meds[i];
+            let at = s.shortly_before_discharge(&mut self.rng, HOUR, 3 * HOUR);
+            let rx = format!("RX{}-{}-{}-{}", self.seed, self.index, self.stays, i + 1);
+            self.sink.push(
+                at,
+                doc_actor.clone(),
+                &s.ehr,
+                &s.enc,
+                "",
+                Payload::PrescriptionIssued(v1::PrescriptionIssued {
+                    prescription_id: rx,
+                    medication: Some(code("ATC", (m.0, m.1))),
+                    dose: m.2.into(),
+                    duration_days: m.3,
+                    prescriber: Some(doctor.clone()),
+                    encounter_id: s.enc.clone(),
+                }),
+            );
+        }
+    }
+
+    /// The care plan's alert thresholds for the profile's telemonitoring measure.
+    fn thresholds(&self) -> Vec<v1::AlertThreshold> {
+        match self.profile.measure {
+            Measure::Weight => vec![v1::AlertThreshold {
                 measure: "weight".into(),
                 low: self.baseline - 3.0,
                 high: self.baseline + 2.0,
                 severity: v1::Severity::Moderate as i32,
-            }),
-            Measure::Spo2 => thresholds.push(v1::AlertThreshold {
+            }],
+            Measure::Spo2 => vec![v1::AlertThreshold {
                 measure: "spo2".into(),
                 low: 90.0,
                 high: 100.0,
                 severity: v1::Severity::High as i32,
-            }),
-            Measure::None => {}
+            }],
+            Measure::None => Vec::new(),
         }
-        if alive_home && inpatient && self.rng.chance(0.75) {
-            let at = before(&mut self.rng, HOUR, 4 * HOUR);
-            self.sink.push(
-                at,
-                doc_actor.clone(),
-                &ehr,
-                &enc,
-                "",
-                Payload::CarePlanEstablished(v1::CarePlanEstablished {
-                    care_plan_id: format!("CP{}-{}-{}", self.seed, self.index, self.stays),
-                    goals: p.goals.iter().map(|s| s.to_string()).collect(),
-                    symptoms_to_watch: p.symptoms.iter().map(|s| s.to_string()).collect(),
-                    thresholds: thresholds.clone(),
-                    referents: vec![self.gp.clone(), self.nurse.clone()],
-                    encounter_id: enc.clone(),
-                }),
-            );
-        }
-        if alive_home && inpatient && self.rng.chance(0.4) {
-            let at = before(&mut self.rng, 2 * HOUR, 6 * HOUR);
-            self.sink.push(
-                at,
-                Self::as_actor(&liaison),
-                &ehr,
-                &enc,
-                "",
-                Payload::ReferentAssigned(v1::ReferentAssigned {
-                    role: Role::LiaisonNurse as i32,
-                    professional: Some(liaison.clone()),
-                }),
-            );
-        }
+    }
 
-        // Discharge; a few are recorded wrongly, cancelled (A13) and recorded again.
-        let discharged = |d: v1::Disposition, dest: &str| {
-            Payload::Discharged(v1::Discharged {
-                encounter_id: enc.clone(),
-                disposition: d as i32,
-                diagnoses: dx.iter().map(|d| code("ICD-10", *d)).collect(),
-                destination_facility_id: dest.into(),
-            })
-        };
-        let other_fac = (fac + 1 + self.rng.range(0, 1) as usize) % FACILITIES.len();
+    /// `Discharged` at the planned time; a few are first recorded wrongly, cancelled (A13) and
+    /// recorded again a little later. Returns when the patient was discharged.
+    fn discharge(&mut self, s: &Stay, disposition: v1::Disposition, other_fac: usize) -> i64 {
         let dest = if disposition == v1::Disposition::OtherAcuteHospital {
             FACILITIES[other_fac].id
         } else {
             ""
         };
-        let mut t = t_dis;
+        let mut t = s.t_dis;
         if self.rng.chance(0.03) {
             let wrong = if disposition == v1::Disposition::Home {
                 v1::Disposition::Rehab
             } else {
                 v1::Disposition::Home
             };
-            let id = self
-                .sink
-                .push(t, adt.clone(), &src, &enc, "", discharged(wrong, ""));
+            let id = self.sink.push(
+                t,
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
+                "",
+                s.discharged(wrong, ""),
+            );
             t += self.rng.range(20 * MIN, 90 * MIN);
             self.sink.push(
                 t,
-                adt.clone(),
-                &src,
-                &enc,
+                s.adt.clone(),
+                &s.src,
+                &s.enc,
                 &id,
                 Payload::DischargeCancelled(v1::DischargeCancelled {
                     cancelled_event_id: id.clone(),
@@ -922,88 +1078,149 @@ impl Gen {
             );
             t += self.rng.range(10 * MIN, 60 * MIN);
         }
-        let t_dis = t;
         self.sink.push(
-            t_dis,
-            adt.clone(),
-            &src,
-            &enc,
+            t,
+            s.adt.clone(),
+            &s.src,
+            &s.enc,
             "",
-            discharged(disposition, dest),
+            s.discharged(disposition, dest),
         );
-        if deceased {
-            self.sink.push(
-                t_dis,
-                doc_actor.clone(),
-                &ehr,
-                &enc,
-                "",
-                Payload::PatientDeceased(v1::PatientDeceased {
-                    died_at: Some(ts(t_dis)),
-                }),
-            );
-            return None;
-        }
+        t
+    }
 
-        // Discharge letter: most the same day, some late, some incomplete.
-        {
-            let r = self.rng.f64();
-            let delay = if r < 0.7 {
-                self.rng.range(0, 5 * HOUR)
-            } else if r < 0.9 {
-                self.rng.range(1, 7) * DAY + self.rng.range(0, 8 * HOUR)
-            } else {
-                self.rng.range(8, 25) * DAY + self.rng.range(0, 8 * HOUR)
-            };
-            let mut items: Vec<i32> = ALL_ITEMS.iter().map(|i| *i as i32).collect();
-            if self.rng.chance(0.25) {
-                for _ in 0..self.rng.range(1, 3) {
-                    let k = self.rng.range(0, items.len() as i64 - 1) as usize;
-                    items.remove(k);
-                }
+    /// The discharge letter: most the same day, some late, some incomplete.
+    fn discharge_letter(
+        &mut self,
+        s: &Stay,
+        t_dis: i64,
+        disposition: v1::Disposition,
+        other_fac: usize,
+        doc_actor: v1::Actor,
+    ) {
+        let r = self.rng.f64();
+        let delay = if r < 0.7 {
+            self.rng.range(0, 5 * HOUR)
+        } else if r < 0.9 {
+            self.rng.range(1, 7) * DAY + self.rng.range(0, 8 * HOUR)
+        } else {
+            self.rng.range(8, 25) * DAY + self.rng.range(0, 8 * HOUR)
+        };
+        let mut items: Vec<i32> = ALL_ITEMS.iter().map(|i| *i as i32).collect();
+        if self.rng.chance(0.25) {
+            for _ in 0..self.rng.range(1, 3) {
+                let k = self.rng.range(0, items.len() as i64 - 1) as usize;
+                items.remove(k);
             }
-            let channel = [
-                v1::LetterChannel::Mssante,
-                v1::LetterChannel::Dmp,
-                v1::LetterChannel::Paper,
-            ][self.rng.weighted(&[0.6, 0.25, 0.15])];
-            let mut recipients = vec![self.gp.clone()];
-            if disposition == v1::Disposition::OtherAcuteHospital {
-                recipients.push(pro(
-                    Role::HospitalPhysician,
-                    format!("svc-{}", FACILITIES[other_fac].id.to_lowercase()),
-                    format!("{} {}", FACILITIES[other_fac].name, p.unit),
-                    FACILITIES[other_fac].id,
-                ));
-            }
-            self.sink.push(
-                t_dis + delay,
-                doc_actor.clone(),
-                &ehr,
-                &enc,
-                "",
-                Payload::DischargeLetterSent(v1::DischargeLetterSent {
-                    encounter_id: enc.clone(),
-                    channel: channel as i32,
-                    recipients,
-                    handed_to_patient: self.rng.chance(0.7),
-                    items_present: items,
-                }),
-            );
         }
+        let channel = [
+            v1::LetterChannel::Mssante,
+            v1::LetterChannel::Dmp,
+            v1::LetterChannel::Paper,
+        ][self.rng.weighted(&[0.6, 0.25, 0.15])];
+        let mut recipients = vec![self.gp.clone()];
+        if disposition == v1::Disposition::OtherAcuteHospital {
+            recipients.push(pro(
+                Role::HospitalPhysician,
+                format!("svc-{}", FACILITIES[other_fac].id.to_lowercase()),
+                format!("{} {}", FACILITIES[other_fac].name, self.profile.unit),
+                FACILITIES[other_fac].id,
+            ));
+        }
+        self.sink.push(
+            t_dis + delay,
+            doc_actor,
+            &s.ehr,
+            &s.enc,
+            "",
+            Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                encounter_id: s.enc.clone(),
+                channel: channel as i32,
+                recipients,
+                handed_to_patient: self.rng.chance(0.7),
+                items_present: items,
+            }),
+        );
+    }
 
-        // What comes next.
+    /// What comes after a discharge alive: the next admission (a transfer, a readmission, a
+    /// later stay), an HAD stay, the follow-up at home, and now and then a death at home.
+    fn after_discharge(
+        &mut self,
+        s: &Stay,
+        t_dis: i64,
+        disposition: v1::Disposition,
+        other_fac: usize,
+    ) -> Option<Admission> {
         if disposition == v1::Disposition::OtherAcuteHospital {
             let at = t_dis + self.rng.range(HOUR, 20 * HOUR);
             return Some((at, AdmKind::TransferIn, other_fac));
         }
-        let index_stay = inpatient && disposition != v1::Disposition::AgainstMedicalAdvice;
+        let mut next = self.next_admission(s, t_dis, disposition, other_fac);
+
+        // Home+HAD: an HAD stay starts the same day, ends before any readmission.
+        let mut had = false;
+        if disposition == v1::Disposition::HomeWithHad
+            || (disposition == v1::Disposition::NursingHome && self.rng.chance(0.15))
+        {
+            let group = if disposition == v1::Disposition::NursingHome {
+                v1::HadGroup::NursingHomeSupport
+            } else if s.dx.iter().any(|d| d.0.starts_with('C')) || self.rng.chance(0.25) {
+                v1::HadGroup::Palliative
+            } else {
+                v1::HadGroup::AcuteChronic
+            };
+            had = true;
+            let had_start = t_dis + self.rng.range(HOUR, 5 * HOUR);
+            let end = self.follow_up_end(had_start, next);
+            self.had_stay(had_start, group, s.fac, end, next.map(|n| n.0));
+            if self.dead_by(next.map_or(i64::MAX, |n| n.0)) {
+                return None;
+            }
+        }
+
+        let window_end = next.map_or(t_dis + 45 * DAY, |n| n.0);
+        let alive_home = alive_home(disposition);
+        if alive_home || disposition == v1::Disposition::Rehab {
+            self.follow_up(t_dis, window_end, alive_home, &s.enc, s.inpatient());
+        }
+        // Death outside hospital now and then.
+        if !had && self.rng.chance(self.profile.death * 0.6) {
+            let at = t_dis + self.rng.range(3, 60) * DAY + self.rng.range(0, DAY - 1);
+            if next.is_none_or(|n| at < n.0 - HOUR) {
+                let gp = self.gp.clone();
+                self.sink.push(
+                    at,
+                    Self::as_actor(&gp),
+                    "gp-software",
+                    "",
+                    "",
+                    Payload::PatientDeceased(v1::PatientDeceased {
+                        died_at: Some(ts(at)),
+                    }),
+                );
+                next = None;
+            }
+        }
+        next
+    }
+
+    /// A readmission within 30 days (likelier after an index stay, or after leaving against
+    /// medical advice), or a later stay, or none.
+    fn next_admission(
+        &mut self,
+        s: &Stay,
+        t_dis: i64,
+        disposition: v1::Disposition,
+        other_fac: usize,
+    ) -> Option<Admission> {
+        let index_stay = s.inpatient() && disposition != v1::Disposition::AgainstMedicalAdvice;
         let readmit_p = match (index_stay, disposition) {
-            (true, _) => p.readmit,
-            (false, v1::Disposition::AgainstMedicalAdvice) => p.readmit + 0.1,
+            (true, _) => self.profile.readmit,
+            (false, v1::Disposition::AgainstMedicalAdvice) => self.profile.readmit + 0.1,
             _ => 0.04,
         };
-        let mut next = if self.rng.chance(readmit_p) {
+        if self.rng.chance(readmit_p) {
             let days = (self.rng.f64().powf(1.5) * 29.0) as i64;
             let at = t_dis.div_euclid(DAY) * DAY + days * DAY + self.rng.range(0, DAY - 1);
             let at = at.max(t_dis + 12 * HOUR);
@@ -1036,68 +1253,17 @@ impl Gen {
             Some((at, kind, self.home_fac))
         } else {
             None
-        };
-
-        // Home+HAD: an HAD stay starts the same day, ends before any readmission.
-        let mut had = false;
-        if disposition == v1::Disposition::HomeWithHad
-            || (disposition == v1::Disposition::NursingHome && self.rng.chance(0.15))
-        {
-            let group = if disposition == v1::Disposition::NursingHome {
-                v1::HadGroup::NursingHomeSupport
-            } else if dx.iter().any(|d| d.0.starts_with('C')) || self.rng.chance(0.25) {
-                v1::HadGroup::Palliative
-            } else {
-                v1::HadGroup::AcuteChronic
-            };
-            had = true;
-            let had_start = t_dis + self.rng.range(HOUR, 5 * HOUR);
-            let end = self.follow_up_end(had_start, next);
-            self.had_stay(had_start, group, fac, end, next.map(|n| n.0));
-            if self.dead_by(next.map_or(i64::MAX, |n| n.0)) {
-                return None;
-            }
         }
-
-        let window_end = next.map_or(t_dis + 45 * DAY, |n| n.0);
-        if alive_home || disposition == v1::Disposition::Rehab {
-            self.follow_up(t_dis, window_end, alive_home, &enc, inpatient);
-        }
-        // Death outside hospital now and then.
-        if !had && self.rng.chance(p.death * 0.6) {
-            let at = t_dis + self.rng.range(3, 60) * DAY + self.rng.range(0, DAY - 1);
-            if next.is_none_or(|n| at < n.0 - HOUR) {
-                let gp = self.gp.clone();
-                self.sink.push(
-                    at,
-                    Self::as_actor(&gp),
-                    "gp-software",
-                    "",
-                    "",
-                    Payload::PatientDeceased(v1::PatientDeceased {
-                        died_at: Some(ts(at)),
-                    }),
-                );
-                next = None;
-            }
-        }
-        next
     }
 
     fn dead_by(&self, t: i64) -> bool {
-        self.sink.events.iter().any(|(at, e)| {
-            *at <= t
-                && match &e.payload {
-                    Some(Payload::PatientDeceased(_)) => true,
-                    Some(Payload::Discharged(d)) => {
-                        d.disposition == v1::Disposition::Deceased as i32
-                    }
-                    _ => false,
-                }
-        })
+        self.sink
+            .events
+            .iter()
+            .any(|(at, e)| *at <= t && is_death(e))
     }
 
-    fn follow_up_end(&self, from: i64, next: Option<(i64, AdmKind, usize)>) -> i64 {
+    fn follow_up_end(&self, from: i64, next: Option<Admission>) -> i64 {
         next.map_or(from + 60 * DAY, |n| n.0)
     }
 
@@ -1105,7 +1271,7 @@ impl Gen {
     fn had_stay(&mut self, t: i64, group: v1::HadGroup, fac: usize, end: i64, next: Option<i64>) {
         let enc = format!("E{}-{}-{}-had", self.seed, self.index, self.stays);
         let actor = Self::adt(fac);
-        let src = format!("adt:{}", FACILITIES[fac].id.to_lowercase());
+        let src = adt_source(fac);
         self.sink.push(
             t,
             actor.clone(),
@@ -1122,12 +1288,7 @@ impl Gen {
                 diagnoses: vec![],
             }),
         );
-        let coordinator = pro(
-            Role::HadCoordinator,
-            format!("rpps-84{:02}{:05}", fac, self.rng.range(1, 5)),
-            format!("{} {}", self.rng.pick(&GIVEN_F), self.rng.pick(&FAMILY)),
-            FACILITIES[fac].id,
-        );
+        let coordinator = self.hospital_staff(Role::HadCoordinator, 84, fac, 5);
         self.sink.push(
             t + 10 * MIN,
             Self::as_actor(&coordinator),
@@ -1381,7 +1542,7 @@ impl Gen {
                 self.sink.push(
                     at,
                     Self::adt(fac),
-                    &format!("adt:{}", FACILITIES[fac].id.to_lowercase()),
+                    &adt_source(fac),
                     "",
                     "",
                     Payload::EmergencyVisit(v1::EmergencyVisit {
@@ -1693,7 +1854,7 @@ pub fn patient_events(seed: u64, index: u64, start: i64, days: u32, horizon: i64
     g.sink.push(
         registered_at,
         admin,
-        &format!("adt:{}", FACILITIES[home_fac].id.to_lowercase()),
+        &adt_source(home_fac),
         "",
         "",
         Payload::PatientRegistered(v1::PatientRegistered {
@@ -1720,7 +1881,7 @@ pub fn patient_events(seed: u64, index: u64, start: i64, days: u32, horizon: i64
         g.sink.push(
             at,
             Gen::adt(fac),
-            &format!("adt:{}", FACILITIES[fac].id.to_lowercase()),
+            &adt_source(fac),
             "",
             "",
             Payload::EmergencyVisit(v1::EmergencyVisit {
@@ -1744,14 +1905,7 @@ pub fn patient_events(seed: u64, index: u64, start: i64, days: u32, horizon: i64
     // cut at the horizon and at death.
     let mut events = std::mem::take(&mut g.sink.events);
     events.sort_by_key(|(at, _)| *at);
-    let death = events
-        .iter()
-        .find(|(_, e)| match &e.payload {
-            Some(Payload::PatientDeceased(_)) => true,
-            Some(Payload::Discharged(d)) => d.disposition == v1::Disposition::Deceased as i32,
-            _ => false,
-        })
-        .map(|(at, _)| *at);
+    let death = events.iter().find(|(_, e)| is_death(e)).map(|(at, _)| *at);
     let limit = death.map_or(horizon, |d| d.min(horizon));
     events
         .into_iter()

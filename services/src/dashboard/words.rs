@@ -1,0 +1,213 @@
+//! The dashboard's words in French and English: one row a phrase, `(key, French, English)`.
+//! The tests below check that every row has both languages, that no key is listed twice, and
+//! that every key the pages, the worklist's tasks and the timeliness states use has a row.
+use super::Lang;
+
+type Table = [(&'static str, &'static str, &'static str)];
+
+/// Headings, labels and sentences of the pages, looked up by [`t`].
+#[rustfmt::skip]
+const WORDS: &Table = &[
+    ("title", "Parcours patient — coordination", "Patient journey — coordination"),
+    ("worklist", "Liste de travail", "Worklist"),
+    ("indicators", "Indicateurs", "Indicators"),
+    ("patient", "Patient", "Patient"),
+    ("facility", "Établissement", "Facility"),
+    ("territory", "Territoire", "Territory"),
+    ("referent", "Référent (identifiant)", "Referent (id)"),
+    ("overdue_only", "En retard seulement", "Overdue only"),
+    ("severity", "Alerte au moins", "Alert at least"),
+    ("any", "toutes", "any"),
+    ("filter", "Filtrer", "Filter"),
+    ("discharged", "Sortie", "Discharged"),
+    ("letter", "Lettre de liaison", "Discharge letter"),
+    ("first_contact", "Premier contact", "First contact"),
+    ("appointments", "Rendez-vous", "Appointments"),
+    ("alerts", "Alertes", "Alerts"),
+    ("todo", "À faire", "To do"),
+    ("none", "Aucun patient ne correspond.", "No patient matches."),
+    ("next", "Page suivante", "Next page"),
+    ("timeline", "Chronologie", "Timeline"),
+    ("followup", "Suivi après sortie", "Follow-up after discharge"),
+    ("referents", "Référents", "Referents"),
+    ("week", "Semaine", "Week"),
+    ("readmission_rate", "Taux de réhospitalisation à 30 j", "30-day readmission rate"),
+    ("contact_delay", "Délai du premier contact (h, médiane / p90)", "First-contact delay (h, median / p90)"),
+    ("same_day", "Lettres le jour même", "Same-day letters"),
+    ("completeness", "Complétude des lettres", "Letter completeness"),
+    ("missed", "Rendez-vous manqués", "Missed appointments"),
+    ("ed", "Passages aux urgences ≤ 30 j", "ED visits ≤ 30 d"),
+    ("open_alerts", "Alertes ouvertes (âge médian, h)", "Open alerts (median age, h)"),
+    ("had", "HAD (palliatif / aigu-chronique / EHPAD)", "HAD (palliative / acute-chronic / nursing home)"),
+    ("discharges", "Sorties", "Discharges"),
+    ("matching", "patients", "patients"),
+    ("up_to", "à jour jusqu'à l'événement", "up to event"),
+    ("from", "Du", "From"),
+    ("to", "au", "to"),
+    ("deceased", "Décédé", "Deceased"),
+    ("not_found", "Patient inconnu", "Unknown patient"),
+];
+
+/// The worklist's tasks, by the names `journey_projections` gives them, looked up by
+/// [`task_label`].
+#[rustfmt::skip]
+const TASKS: &Table = &[
+    ("critical_alert_open", "alerte critique", "critical alert"),
+    ("high_alert_open", "alerte élevée", "high alert"),
+    ("alert_open", "alerte ouverte", "open alert"),
+    ("first_contact_overdue", "premier contact en retard", "first contact overdue"),
+    ("appointment_missed", "rendez-vous manqué", "missed appointment"),
+    ("appointment_unconfirmed", "rendez-vous non confirmé", "appointment not confirmed"),
+    ("letter_overdue", "lettre non envoyée", "letter not sent"),
+    ("reconciliation_overdue", "conciliation à faire", "reconciliation overdue"),
+    ("letter_incomplete", "lettre incomplète", "letter incomplete"),
+    ("first_contact_due", "premier contact à venir", "first contact due"),
+];
+
+/// A step's timeliness (`Timeliness::as_str`), looked up by [`timeliness_label`].
+#[rustfmt::skip]
+const TIMELINESS: &Table = &[
+    ("on_time", "à l'heure", "on time"),
+    ("late", "en retard", "late"),
+    ("pending", "attendu", "pending"),
+    ("overdue", "EN RETARD", "OVERDUE"),
+];
+
+fn lookup(table: &Table, lang: Lang, key: &str) -> Option<&'static str> {
+    table
+        .iter()
+        .find(|row| row.0 == key)
+        .map(|&(_, fr, en)| match lang {
+            Lang::Fr => fr,
+            Lang::En => en,
+        })
+}
+
+/// A word of the pages; an unknown key is shown as itself.
+pub(super) fn t(lang: Lang, key: &str) -> &str {
+    lookup(WORDS, lang, key).unwrap_or(key)
+}
+
+/// A worklist task; an unknown task is shown by its name.
+pub(super) fn task_label(lang: Lang, task: &str) -> String {
+    lookup(TASKS, lang, task).unwrap_or(task).to_string()
+}
+
+/// A step's timeliness; an unknown state is shown as `?`.
+pub(super) fn timeliness_label(lang: Lang, s: &str) -> &'static str {
+    lookup(TIMELINESS, lang, s).unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_projections::coordination::followup::Timeliness;
+    use std::collections::BTreeSet;
+
+    /// The string literals that follow `prefix` in `source`, in order.
+    fn literals_after<'a>(source: &'a str, prefix: &str) -> Vec<&'a str> {
+        source
+            .match_indices(prefix)
+            .filter_map(|(at, _)| {
+                let rest = &source[at + prefix.len()..];
+                rest.find('"').map(|end| &rest[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_row_has_both_languages_and_a_key_of_its_own() {
+        for (name, table) in [("WORDS", WORDS), ("TASKS", TASKS), ("TIMELINESS", TIMELINESS)] {
+            let mut keys = BTreeSet::new();
+            for &(key, fr, en) in table {
+                assert!(!key.is_empty(), "{name}: a row without a key");
+                assert!(keys.insert(key), "{name}: {key:?} listed twice");
+                assert!(!fr.trim().is_empty(), "{name}: {key:?} has no French");
+                assert!(!en.trim().is_empty(), "{name}: {key:?} has no English");
+            }
+        }
+    }
+
+    #[test]
+    fn every_word_exists_in_both_languages() {
+        for key in [
+            "title",
+            "worklist",
+            "indicators",
+            "letter",
+            "first_contact",
+            "timeline",
+            "readmission_rate",
+            "had",
+        ] {
+            assert_ne!(t(Lang::En, key), key);
+            assert_ne!(t(Lang::Fr, key), t(Lang::En, key), "{key} untranslated");
+        }
+        assert_eq!(t(Lang::Fr, "no such word"), "no such word");
+        assert_eq!(task_label(Lang::Fr, "new_task"), "new_task");
+        assert_eq!(timeliness_label(Lang::En, "unheard_of"), "?");
+    }
+
+    /// Every `t(…)` call of the pages names its word with a literal, and that word has a row;
+    /// every row is used.
+    #[test]
+    fn every_word_the_pages_use_has_a_row() {
+        let source = include_str!("../dashboard.rs");
+        let mut used = BTreeSet::new();
+        for (at, _) in source.match_indices("t(") {
+            let before = source[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue; // `sort(`, `format(`, …
+            }
+            let args = &source[at + 2..];
+            let args = &args[..args.find(')').expect("t( … ) closes")];
+            let key = args
+                .split_once(',')
+                .map(|(_, key)| key.trim())
+                .and_then(|key| key.strip_prefix('"'))
+                .and_then(|key| key.split_once('"'))
+                .map(|(key, _)| key);
+            let key = key.unwrap_or_else(|| {
+                panic!("t({args}): name the word with a string literal, so this test can see it")
+            });
+            assert!(
+                WORDS.iter().any(|row| row.0 == key),
+                "t(…, {key:?}) has no row in WORDS"
+            );
+            used.insert(key);
+        }
+        for &(key, _, _) in WORDS {
+            assert!(used.contains(key), "WORDS: {key:?} is not used");
+        }
+    }
+
+    /// The tasks are the literals `journey_projections` pushes in its follow-up; each has a label,
+    /// and each label a task.
+    #[test]
+    fn every_task_has_a_label() {
+        let followup = include_str!("../../../projections/src/coordination/followup.rs");
+        let tasks: BTreeSet<&str> = literals_after(followup, "tasks.push(\"").into_iter().collect();
+        assert!(tasks.len() >= 10, "found only {tasks:?}");
+        let labelled: BTreeSet<&str> = TASKS.iter().map(|row| row.0).collect();
+        assert_eq!(labelled, tasks);
+    }
+
+    #[test]
+    fn every_timeliness_has_a_label() {
+        let states = [
+            Timeliness::OnTime,
+            Timeliness::Late,
+            Timeliness::Pending,
+            Timeliness::Overdue,
+        ];
+        // A new state makes this match fail to compile, so that it joins `states` above.
+        for s in states {
+            match s {
+                Timeliness::OnTime | Timeliness::Late | Timeliness::Pending | Timeliness::Overdue => {}
+            }
+        }
+        let labelled: BTreeSet<&str> = TIMELINESS.iter().map(|row| row.0).collect();
+        let states: BTreeSet<&str> = states.iter().map(|s| s.as_str()).collect();
+        assert_eq!(labelled, states);
+    }
+}

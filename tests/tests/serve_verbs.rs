@@ -1,0 +1,207 @@
+//! Every `journey serve` verb is the same node with one part: each answers `/metrics` and gRPC
+//! health, and each serves both over TLS when given a certificate. And a secured split deployment
+//! (every service secure, the read side presenting its `--log-token` to the log) serves the
+//! dashboard's patient page, which reads the patient's timeline from the remote log.
+use journey_tests::*;
+use std::{path::Path, process::Command};
+
+fn port(url: &str) -> String {
+    url.rsplit(':').next().unwrap().to_string()
+}
+
+/// `GET https://localhost:<port><path>` trusting `ca`; the body.
+fn https_get(http: &str, path: &str, ca: &str) -> String {
+    let url = format!("https://localhost:{}{path}", port(http));
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", ca, &url])
+        .output()
+        .expect("curl (apt-get install curl)");
+    assert!(
+        out.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `journey health` against `grpc` over TLS, trusting `ca` (or not).
+fn health_over_tls(grpc: &str, ca: Option<&str>) -> bool {
+    let mut c = Command::new(journey_bin());
+    c.args([
+        "health",
+        "--server",
+        &format!("https://localhost:{}", port(grpc)),
+    ])
+    .env_remove("JOURNEY_CA_CERT");
+    if let Some(ca) = ca {
+        c.env("JOURNEY_CA_CERT", ca);
+    }
+    c.output().unwrap().status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_serve_verb_has_metrics_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificate(dir.path());
+    let log = Server::start(&dir.path().join("log"), &["--no-reactor"]);
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    let any = ["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"];
+    let own_data = dir.path().join("event-log").display().to_string();
+    let db = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let (readmission_db, coordination_db, access_db) =
+        (db("r.sqlite"), db("c.sqlite"), db("a.sqlite"));
+    let verbs: Vec<(&str, Vec<&str>)> = vec![
+        ("event-log", vec!["--data-dir", &own_data]),
+        (
+            "readmission",
+            vec!["--log-url", &log.grpc, "--database-url", &readmission_db],
+        ),
+        (
+            "coordination",
+            vec!["--log-url", &log.grpc, "--database-url", &coordination_db],
+        ),
+        ("reactor", vec!["--log-url", &log.grpc]),
+        (
+            "audit",
+            vec!["--log-url", &log.grpc, "--access-log-url", &access_db],
+        ),
+    ];
+    for (verb, extra) in verbs {
+        let args: Vec<&str> = [&["serve", verb][..], &any, &tls, &extra].concat();
+        let server = spawn_ready(&args);
+        assert!(
+            health_over_tls(&server.grpc, Some(&ca)),
+            "serve {verb}: gRPC health over TLS"
+        );
+        assert!(
+            !health_over_tls(&server.grpc, None),
+            "serve {verb}: an unknown CA must be refused"
+        );
+        // The health calls above are counted by the node's gRPC metrics layer.
+        let metrics = https_get(&server.http, "/metrics", &ca);
+        assert!(
+            metrics.contains("journey_grpc"),
+            "serve {verb}: /metrics has no gRPC call metrics: {metrics}"
+        );
+        let status: serde_json::Value =
+            serde_json::from_str(&https_get(&server.http, "/status", &ca)).unwrap();
+        assert!(status.is_object(), "serve {verb}: {status}");
+        let plain = Command::new(journey_bin())
+            .args(["health", "--server", &server.grpc])
+            .output()
+            .unwrap();
+        assert!(
+            !plain.status.success(),
+            "serve {verb}: plain-text gRPC must be refused"
+        );
+    }
+}
+
+const KEYS: &str = "\
+# key role subject organisation [territory]
+k-admin admin root backbone
+k-service service projector backbone
+k-coord coordinator nurse-1 cpts-1 T1
+";
+
+/// A secure `journey serve <verb>` with the shared keys file.
+fn secure(args: &[&str], keys: &Path) -> Server {
+    let keys = keys.display().to_string();
+    let all: Vec<&str> = [
+        args,
+        &[
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--api-keys-file",
+            &keys,
+        ],
+    ]
+    .concat();
+    spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
+}
+
+/// One HTTP/1.1 exchange; the raw response.
+async fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secured_split_deployment_serves_the_patient_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, KEYS).unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let log = secure(&["serve", "event-log", "--data-dir", &data], &keys);
+    let db = format!("sqlite://{}", dir.path().join("c.sqlite").display());
+    let coordination = secure(
+        &[
+            "serve",
+            "coordination",
+            "--log-url",
+            &log.grpc,
+            "--log-token",
+            "k-service",
+            "--database-url",
+            &db,
+        ],
+        &keys,
+    );
+
+    let mut client = client::connect(&log.grpc, Some("k-admin")).await.unwrap();
+    let head = client
+        .append(batch(vec![
+            admitted("SPLIT-1", "E-SPLIT-1", 7200),
+            discharged("SPLIT-1", "E-SPLIT-1", 3600),
+        ]))
+        .await
+        .unwrap()
+        .into_inner()
+        .appended
+        .last()
+        .unwrap()
+        .position;
+    wait_projected_as(&coordination.grpc, head, Some("k-admin")).await;
+
+    // Signed in on the dashboard of the coordination service.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let r = http(&coordination.http, "POST", "/login", form, "token=k-admin").await;
+    assert!(r.starts_with("HTTP/1.1 303"), "{r}");
+    let cookie = r
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let with = format!("Cookie: {cookie}\r\n");
+    let page = http(&coordination.http, "GET", "/patients/SPLIT-1", &with, "").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    // The timeline comes from the remote, secured log: both events are on the page.
+    assert!(page.contains("E-SPLIT-1"), "{page}");
+    assert!(
+        page.matches("data-kind=").count() >= 2,
+        "the timeline lists the patient's events: {page}"
+    );
+
+    // Without the service token the log refuses the read side: it does not start serving data.
+    let refused = Command::new(journey_bin())
+        .args(["verify", "--server", &log.grpc])
+        .env_remove("JOURNEY_TOKEN")
+        .env("JOURNEY_DATA_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "the log is secured");
+}
