@@ -14,7 +14,6 @@ use journey_proto::{
     v1::{self, audit_client::AuditClient as AuditClientOf, *},
 };
 use journey_services::fhir_audit::role_name;
-use serde_json::Value;
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 type AuditClient = AuditClientOf<InterceptedService<Channel, Token>>;
@@ -39,22 +38,6 @@ fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<Timestamp
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }))
-}
-
-/// A generated message as JSON with proto field names, through the embedded descriptors.
-fn message_json<M: journey_proto::prost::Message>(m: &M, name: &str) -> Value {
-    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
-    let pool = DescriptorPool::decode(journey_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
-    let desc = pool
-        .get_message_by_name(name)
-        .expect("message in descriptors");
-    let dynamic = DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).expect("own encoding");
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .skip_default_fields(true);
-    dynamic
-        .serialize_with_options(serde_json::value::Serializer, &options)
-        .expect("json serialisation")
 }
 
 /// "3d 4h", "2h 5m", "12s"; negative = recorded before it occurred (clock skew).
@@ -247,7 +230,10 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             while let Some(e) = stream.next().await {
                 let e = e.map_err(refused("timeline"))?;
                 if as_json {
-                    println!("{}", message_json(&e, "journey.v1.TimelineEntry"));
+                    println!(
+                        "{}",
+                        journey_proto::json::message_to_json(&e, "journey.v1.TimelineEntry")
+                    );
                     continue;
                 }
                 let org = if e.actor_organisation.is_empty() {
@@ -297,7 +283,10 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             let mut c = audit_client(&client).await?;
             let r = c.as_of(req).await.map_err(refused("as-of"))?.into_inner();
             if as_json {
-                println!("{}", message_json(&r, "journey.v1.AsOfResponse"));
+                println!(
+                    "{}",
+                    journey_proto::json::message_to_json(&r, "journey.v1.AsOfResponse")
+                );
             } else {
                 print_as_of(&r);
             }
@@ -331,7 +320,10 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
                 .map_err(refused("verify"))?
                 .into_inner();
             if as_json {
-                println!("{}", message_json(&r, "journey.v1.AuditVerifyResponse"));
+                println!(
+                    "{}",
+                    journey_proto::json::message_to_json(&r, "journey.v1.AuditVerifyResponse")
+                );
             } else if r.ok {
                 println!(
                     "ok: {} events verified; head position {} hash {}",

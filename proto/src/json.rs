@@ -48,7 +48,21 @@ pub fn rfc3339(t: &prost_types::Timestamp) -> String {
 
 /// The event as JSON with proto field names.
 pub fn event_to_json(event: &Event) -> serde_json::Value {
-    let dynamic = DynamicMessage::decode(EVENT.clone(), event.encode_to_vec().as_slice())
+    to_json(event, EVENT.clone())
+}
+
+/// Any journey message (`full_name`, e.g. `journey.v1.AsOfResponse`) as JSON with proto field
+/// names, through the embedded descriptors.
+pub fn message_to_json<M: Message>(message: &M, full_name: &str) -> serde_json::Value {
+    let descriptor = EVENT
+        .parent_pool()
+        .get_message_by_name(full_name)
+        .unwrap_or_else(|| panic!("{full_name} is not a journey message"));
+    to_json(message, descriptor)
+}
+
+fn to_json<M: Message>(message: &M, descriptor: MessageDescriptor) -> serde_json::Value {
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .expect("own encoding");
     let options = SerializeOptions::new()
         .use_proto_field_name(true)

@@ -13,8 +13,8 @@ use axum::{
     Router,
 };
 use journey_proto::v1::{
-    FollowUpRequest, IndicatorsRequest, Period, Severity, WeekIndicators, WorklistItem,
-    WorklistRequest,
+    Event, FollowUpRequest, FollowUpResponse, IndicatorsRequest, Period, Severity, WeekIndicators,
+    WorklistItem, WorklistRequest,
 };
 use serde::Deserialize;
 use std::fmt::Write;
@@ -197,28 +197,62 @@ async fn worklist(
     uri: axum::http::Uri,
     Query(p): Query<Params>,
 ) -> Response {
-    if let Some(k) = unknown_keys(uri.query()) {
-        return bad_request(&format!(
-            "unknown filter {k:?}; known: {}",
-            KNOWN.join(", ")
-        ));
-    }
+    let req = match worklist_request(uri.query(), &p) {
+        Ok(r) => r,
+        Err(message) => return bad_request(&message),
+    };
+    let resp = match d.coordination.worklist_page(&req, caller.as_deref()).await {
+        Ok(r) => r,
+        Err(s) => return status_response(s),
+    };
     let lang = Lang::of(&p);
+    let mut b = String::new();
+    filters_form(&mut b, lang, &req);
+    let _ = write!(
+        b,
+        "<p class=\"muted\" id=\"summary\"><span id=\"total\">{}</span> {} · {} #{}</p>",
+        resp.total,
+        t(lang, "matching"),
+        t(lang, "up_to"),
+        resp.checkpoint
+    );
+    if resp.items.is_empty() {
+        let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
+    } else {
+        discharge_table(&mut b, lang, "worklist", &resp.items);
+    }
+    if !resp.next_page_token.is_empty() {
+        let _ = write!(
+            b,
+            "<p><a id=\"next\" href=\"/{}\">{} →</a></p>",
+            next_page_query(lang, &req, &resp.next_page_token),
+            t(lang, "next")
+        );
+    }
+    page(lang, t(lang, "worklist"), &b).into_response()
+}
+
+/// The worklist request the query asks for; an unknown key or a bad value is refused (the
+/// message says why) rather than ignored.
+fn worklist_request(query: Option<&str>, p: &Params) -> Result<WorklistRequest, String> {
+    if let Some(k) = unknown_keys(query) {
+        return Err(format!("unknown filter {k:?}; known: {}", KNOWN.join(", ")));
+    }
     let severity = match p.severity.as_deref().unwrap_or("") {
         "" => 0,
         s => match s.parse::<i32>().ok().filter(|v| (0..=4).contains(v)) {
             Some(v) => v,
-            None => return bad_request(&format!("severity {s:?}: use 0 (any) to 4 (critical)")),
+            None => return Err(format!("severity {s:?}: use 0 (any) to 4 (critical)")),
         },
     };
     let window = match p.window.as_deref().unwrap_or("") {
         "" => 0,
         s => match s.parse::<u32>() {
             Ok(v) => v,
-            Err(_) => return bad_request(&format!("window {s:?}: a number of days")),
+            Err(_) => return Err(format!("window {s:?}: a number of days")),
         },
     };
-    let req = WorklistRequest {
+    Ok(WorklistRequest {
         facility_id: p.facility.clone().unwrap_or_default(),
         territory: p.territory.clone().unwrap_or_default(),
         referent_id: p.referent.clone().unwrap_or_default(),
@@ -228,13 +262,18 @@ async fn worklist(
         page_token: p.page.clone().unwrap_or_default(),
         as_of: None,
         window_days: window,
+    })
+}
+
+/// The worklist's filters, filled in with the request's.
+fn filters_form(b: &mut String, lang: Lang, req: &WorklistRequest) {
+    let sel = |v: i32| {
+        if v == req.min_alert_severity {
+            " selected"
+        } else {
+            ""
+        }
     };
-    let resp = match d.coordination.worklist_page(&req, caller.as_deref()).await {
-        Ok(r) => r,
-        Err(s) => return status_response(s),
-    };
-    let mut b = String::new();
-    let sel = |v: i32| if v == severity { " selected" } else { "" };
     let _ = write!(
         b,
         "<form method=\"get\" action=\"/\" id=\"filters\"><input type=\"hidden\" name=\"lang\" value=\"{l}\">\
@@ -263,63 +302,52 @@ async fn worklist(
         t(lang, "filter"),
         l = lang.code(),
     );
+}
+
+/// The query of the worklist's next page: the same filters, and the page token.
+fn next_page_query(lang: Lang, req: &WorklistRequest, page_token: &str) -> String {
+    let mut q = String::new();
+    for (k, v) in [
+        ("lang", lang.code().to_string()),
+        ("facility", req.facility_id.clone()),
+        ("territory", req.territory.clone()),
+        ("referent", req.referent_id.clone()),
+        (
+            "overdue",
+            if req.overdue_only {
+                "on".into()
+            } else {
+                String::new()
+            },
+        ),
+        ("severity", req.min_alert_severity.to_string()),
+        ("page", page_token.to_string()),
+    ] {
+        if !v.is_empty() {
+            let _ = write!(q, "{}{k}={}", if q.is_empty() { "?" } else { "&" }, enc(&v));
+        }
+    }
+    q
+}
+
+/// A table of discharges, one [`row`] each (the worklist, and a patient's follow-up).
+fn discharge_table(b: &mut String, lang: Lang, id: &str, items: &[WorklistItem]) {
     let _ = write!(
         b,
-        "<p class=\"muted\" id=\"summary\"><span id=\"total\">{}</span> {} · {} #{}</p>",
-        resp.total,
-        t(lang, "matching"),
-        t(lang, "up_to"),
-        resp.checkpoint
+        "<table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        t(lang, "patient"),
+        t(lang, "facility"),
+        t(lang, "discharged"),
+        t(lang, "letter"),
+        t(lang, "first_contact"),
+        t(lang, "appointments"),
+        t(lang, "alerts"),
+        t(lang, "todo"),
     );
-    if resp.items.is_empty() {
-        let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
-    } else {
-        let _ = write!(
-            b,
-            "<table id=\"worklist\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-            t(lang, "patient"),
-            t(lang, "facility"),
-            t(lang, "discharged"),
-            t(lang, "letter"),
-            t(lang, "first_contact"),
-            t(lang, "appointments"),
-            t(lang, "alerts"),
-            t(lang, "todo"),
-        );
-        for i in &resp.items {
-            row(&mut b, lang, i);
-        }
-        b.push_str("</tbody></table>");
+    for i in items {
+        row(b, lang, i);
     }
-    if !resp.next_page_token.is_empty() {
-        let mut q = String::new();
-        for (k, v) in [
-            ("lang", lang.code().to_string()),
-            ("facility", req.facility_id.clone()),
-            ("territory", req.territory.clone()),
-            ("referent", req.referent_id.clone()),
-            (
-                "overdue",
-                if req.overdue_only {
-                    "on".into()
-                } else {
-                    String::new()
-                },
-            ),
-            ("severity", severity.to_string()),
-            ("page", resp.next_page_token.clone()),
-        ] {
-            if !v.is_empty() {
-                let _ = write!(q, "{}{k}={}", if q.is_empty() { "?" } else { "&" }, enc(&v));
-            }
-        }
-        let _ = write!(
-            b,
-            "<p><a id=\"next\" href=\"/{q}\">{} →</a></p>",
-            t(lang, "next")
-        );
-    }
-    page(lang, t(lang, "worklist"), &b).into_response()
+    b.push_str("</tbody></table>");
 }
 
 fn row(b: &mut String, lang: Lang, i: &WorklistItem) {
@@ -401,30 +429,8 @@ async fn patient(
     Query(p): Query<Params>,
 ) -> Response {
     let lang = Lang::of(&p);
-    let result = d
-        .coordination
-        .follow_up_of(
-            &FollowUpRequest {
-                patient_id: id.clone(),
-                as_of: None,
-            },
-            caller.as_deref(),
-        )
-        .await;
-    let result = d
-        .coordination
-        .audit(
-            caller.as_deref(),
-            "dashboard/patient",
-            &id,
-            "",
-            String::new(),
-            result,
-        )
-        .await;
-    let fu = match result {
-        Ok(f) => Some(f),
-        Err(s) if s.code() == tonic::Code::NotFound => None,
+    let fu = match follow_up(&d, caller.as_deref(), &id).await {
+        Ok(f) => f,
         Err(s) => return status_response(s),
     };
     let events = match d.log.patient(&id).await {
@@ -452,57 +458,87 @@ async fn patient(
         .unwrap_or_else(|| id.clone());
     let _ = write!(b, "<p class=\"muted\">{}</p>", esc(&id));
     if let Some(f) = &fu {
-        if f.deceased {
-            let _ = write!(b, "<p><b>{}</b></p>", t(lang, "deceased"));
+        follow_up_section(&mut b, lang, f);
+    }
+    timeline_section(&mut b, lang, &events);
+    page(lang, &title, &b).into_response()
+}
+
+/// The patient's follow-up, its reading audited; `None` when the coordination view does not
+/// know the patient.
+async fn follow_up(
+    d: &Dashboard,
+    caller: Option<&Principal>,
+    id: &str,
+) -> Result<Option<FollowUpResponse>, tonic::Status> {
+    let result = d
+        .coordination
+        .follow_up_of(
+            &FollowUpRequest {
+                patient_id: id.to_string(),
+                as_of: None,
+            },
+            caller,
+        )
+        .await;
+    let result = d
+        .coordination
+        .audit(caller, "dashboard/patient", id, "", String::new(), result)
+        .await;
+    match result {
+        Ok(f) => Ok(Some(f)),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(s),
+    }
+}
+
+/// The patient page's follow-up: the discharges, the referents and the alerts.
+fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
+    if f.deceased {
+        let _ = write!(b, "<p><b>{}</b></p>", t(lang, "deceased"));
+    }
+    let _ = write!(b, "<h2>{}</h2>", t(lang, "followup"));
+    if !f.discharges.is_empty() {
+        discharge_table(b, lang, "followup", &f.discharges);
+    }
+    if !f.referents.is_empty() {
+        let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
+        for r in &f.referents {
+            let role = journey_proto::v1::Role::try_from(r.role)
+                .map_or("?".into(), |r| r.as_str_name().to_lowercase());
+            let _ = write!(b, "<li>{} — {}</li>", esc(&role), esc(&r.name));
         }
-        let _ = write!(b, "<h2>{}</h2>", t(lang, "followup"));
-        if !f.discharges.is_empty() {
+        b.push_str("</ul>");
+    }
+    if !f.alerts.is_empty() {
+        let _ = write!(b, "<h3>{}</h3><ul id=\"alerts\">", t(lang, "alerts"));
+        for a in &f.alerts {
+            let sev = Severity::try_from(a.severity)
+                .map_or("?".into(), |s| s.as_str_name().to_lowercase());
+            let state = if a.resolved {
+                "resolved"
+            } else if a.acknowledged {
+                "acknowledged"
+            } else {
+                "open"
+            };
             let _ = write!(
                 b,
-                "<table id=\"followup\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-                t(lang, "patient"), t(lang, "facility"), t(lang, "discharged"), t(lang, "letter"),
-                t(lang, "first_contact"), t(lang, "appointments"), t(lang, "alerts"), t(lang, "todo"),
+                "<li data-state=\"{state}\">{} · {} · {} · {}</li>",
+                when(a.raised_at.as_ref()),
+                esc(&sev),
+                esc(&a.reason),
+                state
             );
-            for i in &f.discharges {
-                row(&mut b, lang, i);
-            }
-            b.push_str("</tbody></table>");
         }
-        if !f.referents.is_empty() {
-            let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
-            for r in &f.referents {
-                let role = journey_proto::v1::Role::try_from(r.role)
-                    .map_or("?".into(), |r| r.as_str_name().to_lowercase());
-                let _ = write!(b, "<li>{} — {}</li>", esc(&role), esc(&r.name));
-            }
-            b.push_str("</ul>");
-        }
-        if !f.alerts.is_empty() {
-            let _ = write!(b, "<h3>{}</h3><ul id=\"alerts\">", t(lang, "alerts"));
-            for a in &f.alerts {
-                let sev = Severity::try_from(a.severity)
-                    .map_or("?".into(), |s| s.as_str_name().to_lowercase());
-                let state = if a.resolved {
-                    "resolved"
-                } else if a.acknowledged {
-                    "acknowledged"
-                } else {
-                    "open"
-                };
-                let _ = write!(
-                    b,
-                    "<li data-state=\"{state}\">{} · {} · {} · {}</li>",
-                    when(a.raised_at.as_ref()),
-                    esc(&sev),
-                    esc(&a.reason),
-                    state
-                );
-            }
-            b.push_str("</ul>");
-        }
+        b.push_str("</ul>");
     }
+}
+
+/// The patient page's timeline: every event of the patient's stream, oldest first.
+fn timeline_section(b: &mut String, lang: Lang, events: &[Event]) {
     let _ = write!(b, "<h2>{}</h2><ol id=\"timeline\">", t(lang, "timeline"));
-    for e in &events {
+    for e in events {
         let e = timeline::entry(e);
         let _ = write!(
             b,
@@ -512,7 +548,6 @@ async fn patient(
         );
     }
     b.push_str("</ol>");
-    page(lang, &title, &b).into_response()
 }
 
 /// A line chart of one weekly series, as inline SVG.
@@ -666,5 +701,4 @@ mod tests {
             Some("color".into())
         );
     }
-
 }

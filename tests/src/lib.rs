@@ -592,3 +592,25 @@ pub fn certificate(dir: &Path) -> (String, String, String) {
     }
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
+
+/// One HTTP/1.1 exchange with `base` (`http://HOST:PORT`); returns the raw response, status line
+/// and headers included.
+pub async fn http_exchange(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

@@ -122,19 +122,8 @@ fn secure(args: &[&str], keys: &Path) -> Server {
     spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
 }
 
-/// One HTTP/1.1 exchange; the raw response.
 async fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
+    http_exchange(base, method, path, headers, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,11 @@ mod tests {
 
     #[test]
     fn every_row_has_both_languages_and_a_key_of_its_own() {
-        for (name, table) in [("WORDS", WORDS), ("TASKS", TASKS), ("TIMELINESS", TIMELINESS)] {
+        for (name, table) in [
+            ("WORDS", WORDS),
+            ("TASKS", TASKS),
+            ("TIMELINESS", TIMELINESS),
+        ] {
             let mut keys = BTreeSet::new();
             for &(key, fr, en) in table {
                 assert!(!key.is_empty(), "{name}: a row without a key");
@@ -186,7 +190,9 @@ mod tests {
     #[test]
     fn every_task_has_a_label() {
         let followup = include_str!("../../../projections/src/coordination/followup.rs");
-        let tasks: BTreeSet<&str> = literals_after(followup, "tasks.push(\"").into_iter().collect();
+        let tasks: BTreeSet<&str> = literals_after(followup, "tasks.push(\"")
+            .into_iter()
+            .collect();
         assert!(tasks.len() >= 10, "found only {tasks:?}");
         let labelled: BTreeSet<&str> = TASKS.iter().map(|row| row.0).collect();
         assert_eq!(labelled, tasks);
@@ -203,7 +209,10 @@ mod tests {
         // A new state makes this match fail to compile, so that it joins `states` above.
         for s in states {
             match s {
-                Timeliness::OnTime | Timeliness::Late | Timeliness::Pending | Timeliness::Overdue => {}
+                Timeliness::OnTime
+                | Timeliness::Late
+                | Timeliness::Pending
+                | Timeliness::Overdue => {}
             }
         }
         let labelled: BTreeSet<&str> = TIMELINESS.iter().map(|row| row.0).collect();

@@ -12,8 +12,8 @@
 //! The log holds simulated journeys (the simulator of `journey simulate`) over the last 30 days,
 //! appended in this process through the log's single writer and the journey rules.
 use super::common::{
-    dir_bytes, fill_log, fmt_us, machine, open_log, print_table, rate, start_server, status, step,
-    time_calls, time_noop, Row, Ticker, Until, Window,
+    dir_bytes, fill_log, machine, open_log, p50_p99, p50_p99_ratio, print_table, rate,
+    start_server, status, step, time_calls, time_noop, Row, Ticker, Until, Window,
 };
 use super::rebuild::scan;
 use crate::args::BenchCoordinationArgs;

@@ -7,8 +7,8 @@
 //! projection's own runner folds them (catch-up, as `journey up` does at start) into the SQLite
 //! file `journey up` uses; the server under test is then started on that folder.
 use super::common::{
-    fill_log, fmt_us, machine, open_log, print_table, start_server, status, step, time_calls,
-    time_noop, Row, Ticker, Until, Window,
+    fill_log, machine, open_log, p50_p99, p50_p99_ratio, print_table, start_server, status, step,
+    time_calls, time_noop, Row, Ticker, Until, Window,
 };
 use crate::args::BenchQueryArgs;
 use anyhow::Context;

@@ -6,10 +6,11 @@
 //! interval: an event is visible once the checkpoint reaches its position, and its delay is
 //! counted up to the end of the first poll that shows it, so figures are rounded up by at most
 //! one poll interval plus one call.
-use super::common::{fmt_us, machine, print_table, start_server, step, Row, Window};
+use super::common::{
+    fmt_us, machine, p50_p99, p50_p99_ratio, print_table, start_server, step, Row, Window,
+};
 use super::load::{self, Load, Watched};
 use crate::args::BenchVisibleArgs;
-use hdrhistogram::Histogram;
 use std::time::Duration;
 
 pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
