@@ -401,8 +401,6 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
     }
 }
 
-/// `journey debug …` (hidden, test-only).
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,7 +195,10 @@ mod tests {
             .collect();
         assert!(tasks.len() >= 10, "found only {tasks:?}");
         let labelled: BTreeSet<&str> = TASKS.iter().map(|row| row.0).collect();
-        assert_eq!(labelled, tasks);
+        assert_eq!(
+            labelled, tasks,
+            "TASKS (left) against the tasks journey_projections pushes (right)"
+        );
     }
 
     #[test]
@@ -217,6 +220,9 @@ mod tests {
         }
         let labelled: BTreeSet<&str> = TIMELINESS.iter().map(|row| row.0).collect();
         let states: BTreeSet<&str> = states.iter().map(|s| s.as_str()).collect();
-        assert_eq!(labelled, states);
+        assert_eq!(
+            labelled, states,
+            "TIMELINESS (left) against Timeliness (right)"
+        );
     }
 }

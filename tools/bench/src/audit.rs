@@ -216,13 +216,9 @@ async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog
             .context("appending the heavy patient's events")?;
         }
         if round == 0 {
-            fill_log(
-                &log,
-                window,
-                first.next_patient,
-                Until::Events(args.events - args.patient_events - first.events),
-            )
-            .await?;
+            // The first half may overshoot (whole journeys, batches of 1000): the rest may be 0.
+            let rest = (args.events - args.patient_events).saturating_sub(first.events);
+            fill_log(&log, window, first.next_patient, Until::Events(rest)).await?;
         }
     }
     anyhow::ensure!(appended == args.patient_events);

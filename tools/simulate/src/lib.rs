@@ -1394,7 +1394,32 @@ impl Gen {
                 }),
             );
         }
-        // First home contact: most within 2 working days, some later.
+        self.first_home_contact(t_dis, end, enc);
+        self.appointments(t_dis, end, enc, inpatient);
+        // Telemonitoring for some heart-failure and COPD patients.
+        if self.profile.measure != Measure::None && self.rng.chance(0.5) {
+            self.telemonitoring(t_dis, end, enc);
+        } else if self.rng.chance(0.05) {
+            let at = t_dis + self.rng.range(2, 20) * DAY;
+            if at < end {
+                self.alert(
+                    at,
+                    v1::Severity::Moderate,
+                    "",
+                    "fall at home reported by the nurse",
+                    enc,
+                    &nurse,
+                );
+            }
+        }
+        self.ed_visit_without_admission(t_dis, end);
+    }
+
+    /// The first home contact after discharge (most within 2 working days, some later): a
+    /// nurse's visit or a phone call; then weekly nurse visits for some, until `end`.
+    fn first_home_contact(&mut self, t_dis: i64, end: i64, enc: &str) {
+        let gp = self.gp.clone();
+        let nurse = self.nurse.clone();
         let r = self.rng.f64();
         let days = if r < 0.35 {
             1
@@ -1461,7 +1486,12 @@ impl Gen {
                 }
             }
         }
-        // Appointments: J+7 GP, J+30 specialist (inpatient stays).
+    }
+
+    /// Appointments: J+7 GP, J+30 specialist (inpatient stays); completed, or missed (always
+    /// when due after `end`, the next admission).
+    fn appointments(&mut self, t_dis: i64, end: i64, enc: &str, inpatient: bool) {
+        let gp = self.gp.clone();
         let mut appts = vec![("J+7 GP", 7, gp.clone())];
         if inpatient {
             let specialist = pro(
@@ -1513,23 +1543,10 @@ impl Gen {
                 payload,
             );
         }
-        // Telemonitoring for some heart-failure and COPD patients.
-        if self.profile.measure != Measure::None && self.rng.chance(0.5) {
-            self.telemonitoring(t_dis, end, enc);
-        } else if self.rng.chance(0.05) {
-            let at = t_dis + self.rng.range(2, 20) * DAY;
-            if at < end {
-                self.alert(
-                    at,
-                    v1::Severity::Moderate,
-                    "",
-                    "fall at home reported by the nurse",
-                    enc,
-                    &nurse,
-                );
-            }
-        }
-        // An ED visit without admission now and then.
+    }
+
+    /// Now and then an ED visit without admission, a day or more before `end`.
+    fn ed_visit_without_admission(&mut self, t_dis: i64, end: i64) {
         if self.rng.chance(0.1) {
             let at = t_dis + self.rng.range(2, 28) * DAY + self.rng.range(0, DAY - 1);
             if at < end - DAY {
