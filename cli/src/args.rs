@@ -58,12 +58,14 @@ fn local_admin_token() -> Option<String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole system in one process, with the dashboard on http://127.0.0.1:8080.
-    ///
-    /// The event log in ./data, gRPC on 127.0.0.1:50051, the read models, the alert reactor and
-    /// the audit service; the coordination dashboard, /status and /metrics on
-    /// http://127.0.0.1:8080; NATS publication with --nats-url. Secure by default: it writes an
-    /// admin token to <data-dir>/admin.token, which the client verbs use and which the dashboard
-    /// asks for once (paste it to sign in); --insecure turns authentication off.
+    #[command(
+        after_help = "The event log in ./data, gRPC on 127.0.0.1:50051, the read models, \
+        the alert reactor and the audit service; the coordination dashboard, /status and /metrics \
+        on http://127.0.0.1:8080; NATS publication with --nats-url.\n\n\
+        Secure by default: it writes an admin token to <data-dir>/admin.token; the client verbs \
+        use it, and the dashboard asks for it once (paste it to sign in). --insecure turns \
+        authentication off."
+    )]
     Up {
         #[command(flatten)]
         config: ServerConfig,

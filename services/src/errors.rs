@@ -32,9 +32,14 @@ pub fn invalid(field: &str, message: &str) -> Status {
     bad_request(field, message)
 }
 
-/// A request over the size limits.
-pub fn too_large(message: String) -> Status {
-    Status::resource_exhausted(message)
+/// A request over the size limits: `RESOURCE_EXHAUSTED` "`field`: `message`", with a
+/// `BadRequest` violation naming the field (`events` for the batch, `events[i]` for one event).
+pub fn too_large(field: &str, message: &str) -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
 }
 
 // ---- The log's answers to an append, and its storage ----
@@ -327,9 +332,10 @@ mod tests {
         assert_eq!(s.message(), "events[3].occurred_at: required");
         assert_eq!(violation(&s).0, "events[3].occurred_at");
 
-        let s = too_large("too big".into());
+        let s = too_large("events[2]", "too big");
         assert_eq!(s.code(), Code::ResourceExhausted);
-        assert_eq!(s.message(), "too big");
+        assert_eq!(s.message(), "events[2]: too big");
+        assert_eq!(violation(&s).0, "events[2]");
     }
 
     #[test]

@@ -40,20 +40,26 @@ impl LogService {
     /// Checks size and shape of every event; nothing reaches the log unless all pass.
     fn check(&self, request: &AppendRequest) -> Result<(), Status> {
         if request.events.len() > self.max_batch_events {
-            return Err(errors::too_large(format!(
-                "events: {} events in one batch, the limit is {}; split the batch",
-                request.events.len(),
-                self.max_batch_events
-            )));
+            return Err(errors::too_large(
+                "events",
+                &format!(
+                    "{} events in one batch, the limit is {}; split the batch",
+                    request.events.len(),
+                    self.max_batch_events
+                ),
+            ));
         }
         let now = Timestamp::from(SystemTime::now());
         for (i, event) in request.events.iter().enumerate() {
             let len = event.encoded_len();
             if len > self.max_event_bytes {
-                return Err(errors::too_large(format!(
-                    "events[{i}]: {len} bytes encoded, the limit is {} bytes",
-                    self.max_event_bytes
-                )));
+                return Err(errors::too_large(
+                    &format!("events[{i}]"),
+                    &format!(
+                        "{len} bytes encoded, the limit is {} bytes",
+                        self.max_event_bytes
+                    ),
+                ));
             }
             journey_domain::validate(event, now).map_err(|e| errors::invalid_event(i, &e))?;
         }

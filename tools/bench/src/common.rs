@@ -2,7 +2,6 @@
 //! process), filling a log with simulated journeys, latency histograms, progress lines and tables.
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use journey_domain::JourneyRules;
 use journey_event_log::{AppendRequest, EventLog, LogOptions, SledStorage};
 use journey_log_access::{LogClient, Remote};
 use journey_projections::db;
@@ -415,7 +414,7 @@ pub async fn open_log(dir: &Path) -> anyhow::Result<Arc<EventLog>> {
             .with_context(|| format!("cannot open a bench log in {}", dir.display()))?;
         Ok(EventLog::open(
             Arc::new(storage),
-            Box::new(TmpGate(JourneyRules::default())), // TMP-GATE
+            journey_services::gate::journey_rules(),
             LogOptions::default(),
         )?)
     })
@@ -644,21 +643,4 @@ where
             let _ = tx.send(result);
         })?;
     rx.await.context("the bench client thread stopped")?
-}
-
-// TMP-GATE (verification only, to be removed)
-struct TmpGate(JourneyRules);
-impl journey_event_log::Gate for TmpGate {
-    fn admit(&mut self, events: &[Event]) -> Result<(), journey_event_log::Rejection> {
-        self.0
-            .admit(events)
-            .map_err(|(index, r)| journey_event_log::Rejection {
-                index,
-                rule: r.rule.code().into(),
-                message: r.message,
-            })
-    }
-    fn restore(&mut self, event: &Event) {
-        self.0.restore(event)
-    }
 }

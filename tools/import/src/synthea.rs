@@ -1139,26 +1139,43 @@ impl Shared {
     }
 }
 
-/// `events[3] (id): rule: …` or `events[3].field: …` → (3, the text after the prefix).
-fn split_status(message: &str) -> Option<(usize, &str)> {
-    let rest = message.strip_prefix("events[")?;
-    let (n, rest) = rest.split_once(']')?;
-    let index = n.parse().ok()?;
-    let detail = if let Some(r) = rest.strip_prefix(" (") {
-        r.split_once("): ").map_or(r, |(_, d)| d)
-    } else {
-        rest.trim_start_matches(['.', ':', ' '])
-    };
-    Some((index, detail))
+/// What a refusal says of one event of the batch, read from the status's structured details
+/// (never from its message): the event's index, the reason it is counted under (the journey
+/// rule, or the invalid field), and the server's words.
+#[derive(Debug, PartialEq)]
+struct Refusal {
+    index: usize,
+    reason: String,
+    detail: String,
 }
 
-/// The reason a refusal is counted under: the rule's name, or the invalid field.
-fn reason_key(code: tonic::Code, detail: &str) -> String {
-    let head = detail.split(':').next().unwrap_or(detail).trim();
-    match code {
-        tonic::Code::FailedPrecondition => head.to_owned(),
-        _ => format!("invalid {head}"),
+fn refusal(status: &tonic::Status) -> Option<Refusal> {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    if let Some(v) = details
+        .precondition_failure()
+        .and_then(|p| p.violations.first())
+    {
+        return Some(Refusal {
+            index: event_index(&v.subject)?.0,
+            reason: v.r#type.replace('_', " "),
+            detail: v.description.clone(),
+        });
     }
+    let v = details.bad_request()?.field_violations.first()?;
+    let (index, field) = event_index(&v.field)?;
+    let field = if field.is_empty() { "event" } else { field };
+    Some(Refusal {
+        index,
+        reason: format!("invalid {field}"),
+        detail: format!("{field}: {}", v.description),
+    })
+}
+
+/// `events[3].occurred_at` → (3, "occurred_at"); `events[3]` → (3, "").
+fn event_index(subject: &str) -> Option<(usize, &str)> {
+    let (n, rest) = subject.strip_prefix("events[")?.split_once(']')?;
+    Some((n.parse().ok()?, rest.trim_start_matches('.')))
 }
 
 /// Remembers a refused admission: the events that need it (its discharge) are skipped.
@@ -1205,14 +1222,13 @@ async fn append_patient(
             Err(status) => status,
         };
         use tonic::Code as C;
-        match (status.code(), split_status(status.message())) {
-            (
-                C::FailedPrecondition | C::InvalidArgument | C::ResourceExhausted,
-                Some((k, detail)),
-            ) if k < batch.len() => {
-                let mut rest = batch.split_off(k);
+        match (status.code(), refusal(&status)) {
+            (C::FailedPrecondition | C::InvalidArgument | C::ResourceExhausted, Some(r))
+                if r.index < batch.len() =>
+            {
+                let mut rest = batch.split_off(r.index);
                 let bad = rest.remove(0);
-                shared.refused(&bad, &reason_key(status.code(), detail), detail);
+                shared.refused(&bad, &r.reason, &r.detail);
                 refused_admission(&mut refused_ids, &bad);
                 for item in batch.into_iter().chain(rest).rev() {
                     queue.push_front(item);
@@ -1389,73 +1405,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_messages_split() {
-        assert_eq!(
-            split_status("events[3] (abc): nothing after death: event occurred"),
-            Some((3, "nothing after death: event occurred"))
+    fn refusals_are_read_from_the_details() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let rule = tonic::Status::with_error_details(
+            tonic::Code::FailedPrecondition,
+            "events[3] (abc): whatever the message says",
+            ErrorDetails::with_precondition_failure_violation(
+                "nothing_after_death",
+                "events[3]",
+                "nothing after death: event occurred",
+            ),
         );
         assert_eq!(
-            split_status("events[0].occurred_at: is before 1900-01-01"),
-            Some((0, "occurred_at: is before 1900-01-01"))
+            refusal(&rule),
+            Some(Refusal {
+                index: 3,
+                reason: "nothing after death".into(),
+                detail: "nothing after death: event occurred".into(),
+            })
+        );
+        let field = tonic::Status::with_error_details(
+            tonic::Code::InvalidArgument,
+            "unrelated text",
+            ErrorDetails::with_bad_request_violation("events[0].occurred_at", "is before 1900"),
         );
         assert_eq!(
-            reason_key(tonic::Code::FailedPrecondition, "nothing after death: x: y"),
-            "nothing after death"
+            refusal(&field),
+            Some(Refusal {
+                index: 0,
+                reason: "invalid occurred_at".into(),
+                detail: "occurred_at: is before 1900".into(),
+            })
         );
+        let batch = tonic::Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            "events: too many",
+            ErrorDetails::with_bad_request_violation("events", "too many"),
+        );
+        assert_eq!(refusal(&batch), None, "not about one event");
         assert_eq!(
-            reason_key(tonic::Code::InvalidArgument, "occurred_at: is before"),
-            "invalid occurred_at"
+            refusal(&tonic::Status::aborted("events[1] (x): version conflict")),
+            None
         );
-        assert_eq!(split_status("version conflict"), None);
     }
 
     #[test]
     fn ids_are_deterministic() {
         assert_eq!(event_id("a"), event_id("a"));
         assert_ne!(event_id("a"), event_id("b"));
-    }
-}
-
-#[cfg(test)]
-mod snapshot_tmp {
-    use super::*;
-    use std::fmt::Write;
-
-    #[test]
-    fn dump_builds() {
-        let out = std::env::var("SNAP_OUT").unwrap();
-        for (name, dir) in [
-            ("small", "/work/shared/data/synthea-small"),
-            ("medium", "/work/shared/data/synthea-medium"),
-            ("broken", "/tmp/synth-broken"),
-            ("broken2", "/tmp/synth-broken2"),
-        ] {
-            let b = build(Path::new(dir), format!("synthea:{name}")).unwrap();
-            let mut s = String::new();
-            for (p, items) in &b.patients {
-                writeln!(s, "P {p}").unwrap();
-                for i in items {
-                    writeln!(
-                        s,
-                        "{:?} {:?} {} {} {:?}",
-                        i.event, i.origin, i.rank, i.seq, i.after
-                    )
-                    .unwrap();
-                }
-            }
-            for (f, c) in &b.files {
-                writeln!(
-                    s,
-                    "F {f} {} {} {} {} {}",
-                    c.rows, c.events, c.appended, c.present, c.refused
-                )
-                .unwrap();
-            }
-            for p in &b.problems {
-                writeln!(s, "X {p}").unwrap();
-            }
-            writeln!(s, "N {} R {}", b.non_numeric, b.registered).unwrap();
-            std::fs::write(format!("{out}/{name}.txt"), s).unwrap();
-        }
     }
 }

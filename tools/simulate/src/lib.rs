@@ -1762,173 +1762,191 @@ impl Gen {
 
 /// The whole journey of patient `index`, in append order (clinical time), cut at `horizon`.
 pub fn patient_events(seed: u64, index: u64, start: i64, days: u32, horizon: i64) -> Vec<Event> {
-    let mut rng = Rng::new(
-        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03),
-    );
-    let weights: Vec<f64> = PROFILES.iter().map(|p| p.weight).collect();
-    let profile = &PROFILES[rng.weighted(&weights)];
-    let home_fac = rng.range(0, FACILITIES.len() as i64 - 1) as usize;
-    let territory = FACILITIES[home_fac].territory;
-    let gp_n = rng.range(1, 12);
-    let gp = pro(
-        Role::Gp,
-        format!("rpps-10{home_fac}{gp_n:05}"),
-        format!(
-            "Dr {}",
-            FAMILY[(gp_n as usize * 7 + home_fac) % FAMILY.len()]
-        ),
-        &format!("Cabinet {territory} {gp_n}"),
-    );
-    let nurse_n = rng.range(1, 8);
-    let nurse = pro(
-        Role::HomeNurse,
-        format!("rpps-20{home_fac}{nurse_n:05}"),
-        format!(
-            "{} {}",
-            GIVEN_F[nurse_n as usize % GIVEN_F.len()],
-            FAMILY[(nurse_n as usize * 5) % FAMILY.len()]
-        ),
-        &format!("Cabinet infirmier {territory}"),
-    );
-    let mut comorbid = Vec::new();
-    for _ in 0..rng.range(0, 3) {
-        let c = *rng.pick(&COMORBIDITIES);
-        if !comorbid.contains(&c) {
-            comorbid.push(c);
-        }
-    }
-    let mut g = Gen {
-        baseline: 60.0 + rng.range(0, 40) as f64,
-        rng,
-        seed,
-        index,
-        sink: Sink {
-            seed,
-            index,
-            patient_id: patient_id(seed, index),
-            counter: 0,
-            events: Vec::new(),
-        },
-        profile,
-        home_fac,
-        gp: gp.clone(),
-        nurse,
-        comorbid,
-        conditions_recorded: false,
-        stays: 0,
-    };
-
-    // The first admission, somewhere in the first 70 % of the window.
-    let span = ((days as f64 * 0.7) * DAY as f64) as i64;
-    let first_day = (start + g.rng.range(0, span.max(1))).div_euclid(DAY) * DAY;
-    let ortho = profile.unit == "orthopaedics";
-    let r = g.rng.f64();
-    let kind = if r < if ortho { 0.25 } else { 0.06 } {
-        AdmKind::DaySurgery
-    } else if r < if ortho { 0.25 } else { 0.10 } {
-        AdmKind::Had(if profile.death > 0.05 {
-            v1::HadGroup::Palliative
-        } else {
-            v1::HadGroup::AcuteChronic
-        })
-    } else if g.rng.chance(0.6) {
-        AdmKind::Emergency
-    } else {
-        AdmKind::Elective
-    };
-    let t_first = first_day
-        + match kind {
-            AdmKind::Emergency => g.rng.range(0, DAY - 1),
-            AdmKind::DaySurgery => g.rng.range(7 * HOUR, 9 * HOUR),
-            _ => g.rng.range(8 * HOUR, 14 * HOUR),
-        };
-
-    // Registration, and sometimes an earlier ED visit without admission.
-    let prior_ed = g
-        .rng
-        .chance(0.12)
-        .then(|| t_first - g.rng.range(10, 150) * DAY);
-    let registered_at = prior_ed.unwrap_or(t_first) - g.rng.range(6 * HOUR, 30 * DAY);
-    let female = g.rng.chance(0.5);
-    let age = if profile.unit == "geriatrics" {
-        g.rng.range(78, 97)
-    } else {
-        g.rng.range(40, 92)
-    };
-    let birth = civil_from_days(start.div_euclid(DAY) - age * 365 - g.rng.range(0, 364));
-    let family = *g.rng.pick(&FAMILY);
-    let given = if female {
-        *g.rng.pick(&GIVEN_F)
-    } else {
-        *g.rng.pick(&GIVEN_M)
-    };
-    let admin = v1::Actor {
-        id: format!("adm-{}", FACILITIES[home_fac].id.to_lowercase()),
-        role: Role::Administrative as i32,
-        organisation: FACILITIES[home_fac].id.into(),
-        display_name: String::new(),
-    };
-    g.sink.push(
-        registered_at,
-        admin,
-        &adt_source(home_fac),
-        "",
-        "",
-        Payload::PatientRegistered(v1::PatientRegistered {
-            ins: format!(
-                "{}{:02}{:011}",
-                if female { 2 } else { 1 },
-                birth.0 % 100,
-                (seed.wrapping_mul(1_000_003) ^ index) % 100_000_000_000
-            ),
-            local_id: format!("IPP{}{:07}", seed % 1000, index),
-            birth_date: format!("{:04}-{:02}-{:02}", birth.0, birth.1, birth.2),
-            sex: if female {
-                v1::Sex::Female
-            } else {
-                v1::Sex::Male
-            } as i32,
-            gp: Some(gp),
-            family_name: family.into(),
-            given_name: given.into(),
-        }),
-    );
-    if let Some(at) = prior_ed {
-        let fac = home_fac;
-        g.sink.push(
-            at,
-            Gen::adt(fac),
-            &adt_source(fac),
-            "",
-            "",
-            Payload::EmergencyVisit(v1::EmergencyVisit {
-                visit_id: format!("ED{seed}-{index}-0"),
-                facility: Some(facility(fac)),
-                outcome: v1::EdOutcome::DischargedHome as i32,
-                diagnoses: vec![code("ICD-10", profile.emergency[0])],
-            }),
-        );
-    }
-
-    let mut next = Some((t_first, kind, home_fac));
+    let mut g = Gen::new(seed, index);
+    let first = g.first_admission(start, days);
+    g.register(start, first.0);
+    let mut next = Some(first);
     while let Some((at, kind, fac)) = next {
         if at > horizon || g.stays >= 8 {
             break;
         }
         next = g.stay(at, kind, fac);
     }
+    g.journey(horizon)
+}
 
-    // Append order = clinical order (stable: same-instant events keep their generation order),
-    // cut at the horizon and at death.
-    let mut events = std::mem::take(&mut g.sink.events);
-    events.sort_by_key(|(at, _)| *at);
-    let death = events.iter().find(|(_, e)| is_death(e)).map(|(at, _)| *at);
-    let limit = death.map_or(horizon, |d| d.min(horizon));
-    events
-        .into_iter()
-        .take_while(|(at, _)| *at <= limit)
-        .map(|(_, e)| e)
-        .collect()
+/// A patient's setting and the beginning and end of the journey.
+impl Gen {
+    /// Patient `index` of `seed`: profile, home facility, GP, home nurse, comorbidities.
+    fn new(seed: u64, index: u64) -> Gen {
+        let mut rng = Rng::new(
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03),
+        );
+        let weights: Vec<f64> = PROFILES.iter().map(|p| p.weight).collect();
+        let profile = &PROFILES[rng.weighted(&weights)];
+        let home_fac = rng.range(0, FACILITIES.len() as i64 - 1) as usize;
+        let territory = FACILITIES[home_fac].territory;
+        let gp_n = rng.range(1, 12);
+        let gp = pro(
+            Role::Gp,
+            format!("rpps-10{home_fac}{gp_n:05}"),
+            format!(
+                "Dr {}",
+                FAMILY[(gp_n as usize * 7 + home_fac) % FAMILY.len()]
+            ),
+            &format!("Cabinet {territory} {gp_n}"),
+        );
+        let nurse_n = rng.range(1, 8);
+        let nurse = pro(
+            Role::HomeNurse,
+            format!("rpps-20{home_fac}{nurse_n:05}"),
+            format!(
+                "{} {}",
+                GIVEN_F[nurse_n as usize % GIVEN_F.len()],
+                FAMILY[(nurse_n as usize * 5) % FAMILY.len()]
+            ),
+            &format!("Cabinet infirmier {territory}"),
+        );
+        let mut comorbid = Vec::new();
+        for _ in 0..rng.range(0, 3) {
+            let c = *rng.pick(&COMORBIDITIES);
+            if !comorbid.contains(&c) {
+                comorbid.push(c);
+            }
+        }
+        Gen {
+            baseline: 60.0 + rng.range(0, 40) as f64,
+            rng,
+            seed,
+            index,
+            sink: Sink {
+                seed,
+                index,
+                patient_id: patient_id(seed, index),
+                counter: 0,
+                events: Vec::new(),
+            },
+            profile,
+            home_fac,
+            gp,
+            nurse,
+            comorbid,
+            conditions_recorded: false,
+            stays: 0,
+        }
+    }
+
+    /// The first admission, somewhere in the first 70 % of the window of `days` from `start`.
+    fn first_admission(&mut self, start: i64, days: u32) -> Admission {
+        let span = ((days as f64 * 0.7) * DAY as f64) as i64;
+        let first_day = (start + self.rng.range(0, span.max(1))).div_euclid(DAY) * DAY;
+        let ortho = self.profile.unit == "orthopaedics";
+        let r = self.rng.f64();
+        let kind = if r < if ortho { 0.25 } else { 0.06 } {
+            AdmKind::DaySurgery
+        } else if r < if ortho { 0.25 } else { 0.10 } {
+            AdmKind::Had(if self.profile.death > 0.05 {
+                v1::HadGroup::Palliative
+            } else {
+                v1::HadGroup::AcuteChronic
+            })
+        } else if self.rng.chance(0.6) {
+            AdmKind::Emergency
+        } else {
+            AdmKind::Elective
+        };
+        let t_first = first_day
+            + match kind {
+                AdmKind::Emergency => self.rng.range(0, DAY - 1),
+                AdmKind::DaySurgery => self.rng.range(7 * HOUR, 9 * HOUR),
+                _ => self.rng.range(8 * HOUR, 14 * HOUR),
+            };
+        (t_first, kind, self.home_fac)
+    }
+
+    /// The registration, before the first admission at `t_first`, and sometimes an earlier ED
+    /// visit without admission.
+    fn register(&mut self, start: i64, t_first: i64) {
+        let prior_ed = self
+            .rng
+            .chance(0.12)
+            .then(|| t_first - self.rng.range(10, 150) * DAY);
+        let registered_at = prior_ed.unwrap_or(t_first) - self.rng.range(6 * HOUR, 30 * DAY);
+        let female = self.rng.chance(0.5);
+        let age = if self.profile.unit == "geriatrics" {
+            self.rng.range(78, 97)
+        } else {
+            self.rng.range(40, 92)
+        };
+        let birth = civil_from_days(start.div_euclid(DAY) - age * 365 - self.rng.range(0, 364));
+        let family = *self.rng.pick(&FAMILY);
+        let given = if female {
+            *self.rng.pick(&GIVEN_F)
+        } else {
+            *self.rng.pick(&GIVEN_M)
+        };
+        let admin = v1::Actor {
+            id: format!("adm-{}", FACILITIES[self.home_fac].id.to_lowercase()),
+            role: Role::Administrative as i32,
+            organisation: FACILITIES[self.home_fac].id.into(),
+            display_name: String::new(),
+        };
+        self.sink.push(
+            registered_at,
+            admin,
+            &adt_source(self.home_fac),
+            "",
+            "",
+            Payload::PatientRegistered(v1::PatientRegistered {
+                ins: format!(
+                    "{}{:02}{:011}",
+                    if female { 2 } else { 1 },
+                    birth.0 % 100,
+                    (self.seed.wrapping_mul(1_000_003) ^ self.index) % 100_000_000_000
+                ),
+                local_id: format!("IPP{}{:07}", self.seed % 1000, self.index),
+                birth_date: format!("{:04}-{:02}-{:02}", birth.0, birth.1, birth.2),
+                sex: if female {
+                    v1::Sex::Female
+                } else {
+                    v1::Sex::Male
+                } as i32,
+                gp: Some(self.gp.clone()),
+                family_name: family.into(),
+                given_name: given.into(),
+            }),
+        );
+        if let Some(at) = prior_ed {
+            let fac = self.home_fac;
+            self.sink.push(
+                at,
+                Gen::adt(fac),
+                &adt_source(fac),
+                "",
+                "",
+                Payload::EmergencyVisit(v1::EmergencyVisit {
+                    visit_id: format!("ED{}-{}-0", self.seed, self.index),
+                    facility: Some(facility(fac)),
+                    outcome: v1::EdOutcome::DischargedHome as i32,
+                    diagnoses: vec![code("ICD-10", self.profile.emergency[0])],
+                }),
+            );
+        }
+    }
+
+    /// Append order = clinical order (stable: same-instant events keep their generation order),
+    /// cut at the horizon and at death.
+    fn journey(self, horizon: i64) -> Vec<Event> {
+        let mut events = self.sink.events;
+        events.sort_by_key(|(at, _)| *at);
+        let death = events.iter().find(|(_, e)| is_death(e)).map(|(at, _)| *at);
+        let limit = death.map_or(horizon, |d| d.min(horizon));
+        events
+            .into_iter()
+            .take_while(|(at, _)| *at <= limit)
+            .map(|(_, e)| e)
+            .collect()
+    }
 }
 
 // --- appending --------------------------------------------------------------------------------
@@ -2005,7 +2023,8 @@ async fn send(c: &mut LogClient, events: Vec<Event>, stats: &Stats) -> anyhow::R
     Ok(())
 }
 
-/// `journey simulate`: returns false when anything was refused.
+/// `journey simulate`: generates the journeys `args` asks for and appends them to the log of
+/// `remote` (with its token); returns false when anything was refused.
 pub async fn run(args: SimulateArgs, remote: &Remote) -> anyhow::Result<bool> {
     if args.patients == 0 || args.days == 0 {
         bail!("--patients and --days must be at least 1");
@@ -2197,27 +2216,5 @@ mod tests {
             );
         }
         assert!(total > 10_000, "{total}");
-    }
-}
-
-#[cfg(test)]
-mod snapshot_tmp {
-    use super::*;
-    use std::fmt::Write;
-
-    #[test]
-    fn dump_journeys() {
-        let out = std::env::var("SNAP_OUT").unwrap();
-        let mut s = String::new();
-        for (seed, days) in [(1u64, 60u32), (7, 60), (42, 365), (5, 3), (9, 730)] {
-            let start = days_from_civil(2024, 3, 1) * DAY;
-            let horizon = start + days as i64 * DAY - 7 * HOUR;
-            for p in 0..1500 {
-                for e in patient_events(seed, p, start, days, horizon) {
-                    writeln!(s, "{e:?}").unwrap();
-                }
-            }
-        }
-        std::fs::write(format!("{out}/simulate.txt"), s).unwrap();
     }
 }
