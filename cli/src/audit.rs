@@ -215,64 +215,14 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
         AuditWhat::Timeline {
             patient,
             from_version,
-            json: as_json,
+            json,
             client,
-        } => {
-            let mut c = audit_client(&client).await?;
-            let mut stream = c
-                .timeline(TimelineRequest {
-                    patient_id: patient,
-                    from_version,
-                })
-                .await
-                .map_err(refused("timeline"))?
-                .into_inner();
-            while let Some(e) = stream.next().await {
-                let e = e.map_err(refused("timeline"))?;
-                if as_json {
-                    println!(
-                        "{}",
-                        journey_proto::json::message_to_json(&e, "journey.v1.TimelineEntry")
-                    );
-                    continue;
-                }
-                let org = if e.actor_organisation.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {}", e.actor_organisation)
-                };
-                println!(
-                    "v{:<3} #{:<7} {}  {:<22} by {} ({}{org}) via {}",
-                    e.stream_version,
-                    e.position,
-                    time_text(&e.occurred_at),
-                    e.event_type,
-                    e.actor_id,
-                    role_name(e.actor_role),
-                    e.source,
-                );
-                let mut links = String::new();
-                if !e.correlation_id.is_empty() {
-                    links.push_str(&format!("  correlation {}", e.correlation_id));
-                }
-                if !e.causation_id.is_empty() {
-                    links.push_str(&format!("  causation {}", e.causation_id));
-                }
-                println!(
-                    "      recorded {} ({} after){links}  hash {}",
-                    time_text(&e.recorded_at),
-                    delay_text(e.recording_delay_seconds),
-                    e.hash_hex.get(..16).unwrap_or(&e.hash_hex)
-                );
-                println!("      {}", e.payload_json);
-            }
-            Ok(true)
-        }
+        } => timeline(patient, from_version, json, &client).await,
         AuditWhat::AsOf {
             patient,
             clinical_time,
             recorded_time,
-            json: as_json,
+            json,
             client,
         } => {
             let req = AsOfRequest {
@@ -282,7 +232,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             };
             let mut c = audit_client(&client).await?;
             let r = c.as_of(req).await.map_err(refused("as-of"))?.into_inner();
-            if as_json {
+            if json {
                 println!(
                     "{}",
                     journey_proto::json::message_to_json(&r, "journey.v1.AsOfResponse")
@@ -297,7 +247,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             to,
             anchor_position,
             anchor_hash,
-            json: as_json,
+            json,
             client,
         } => {
             let anchor = match (anchor_position, anchor_hash) {
@@ -319,46 +269,13 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
                 .await
                 .map_err(refused("verify"))?
                 .into_inner();
-            if as_json {
+            if json {
                 println!(
                     "{}",
                     journey_proto::json::message_to_json(&r, "journey.v1.AuditVerifyResponse")
                 );
-            } else if r.ok {
-                println!(
-                    "ok: {} events verified; head position {} hash {}",
-                    r.checked, r.head_position, r.head_hash_hex
-                );
-                if r.anchor_position > 0 {
-                    println!(
-                        "anchor ({}): position {} found with its hash{}",
-                        r.anchor_source,
-                        r.anchor_position,
-                        r.anchored_at
-                            .as_ref()
-                            .map(|t| format!(", anchored {}", rfc3339(t)))
-                            .unwrap_or_default()
-                    );
-                } else {
-                    println!(
-                        "no anchor checked ({}): a truncated tail would go unnoticed",
-                        r.anchor_source
-                    );
-                }
             } else {
-                println!(
-                    "FAILED at position {}: {} ({} events verified before it)",
-                    r.first_bad_position, r.problem, r.checked
-                );
-                if r.truncated {
-                    println!(
-                        "truncated: anchored head {} ({}), log head {}; first missing position {}",
-                        r.anchor_position,
-                        r.anchor_source,
-                        r.head_position,
-                        r.first_missing_position
-                    );
-                }
+                print_verify(&r);
             }
             Ok(r.ok)
         }
@@ -366,39 +283,144 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             patient,
             out,
             client,
-        } => {
-            use std::io::Write;
-            let mut c = audit_client(&client).await?;
-            let mut stream = c
-                .export(ExportRequest {
-                    patient_id: patient.clone(),
-                })
-                .await
-                .map_err(refused("export"))?
-                .into_inner();
-            let mut sink: Box<dyn Write> = match &out {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
-            let mut lines = 0u64;
-            while let Some(line) = stream.next().await {
-                let line = line.map_err(refused("export"))?;
-                writeln!(sink, "{}", line.json)?;
-                lines += 1;
-            }
-            sink.flush()?;
-            if let Some(path) = &out {
-                eprintln!(
-                    "{lines} FHIR resources of patient {patient} written to {}",
-                    path.display()
-                );
-            }
-            Ok(true)
+        } => export(patient, out, &client).await,
+    }
+}
+
+/// `journey audit timeline`: one block per event, or one JSON object per line.
+async fn timeline(
+    patient: String,
+    from_version: u64,
+    as_json: bool,
+    client: &ClientArgs,
+) -> anyhow::Result<bool> {
+    let mut c = audit_client(client).await?;
+    let mut stream = c
+        .timeline(TimelineRequest {
+            patient_id: patient,
+            from_version,
+        })
+        .await
+        .map_err(refused("timeline"))?
+        .into_inner();
+    while let Some(e) = stream.next().await {
+        let e = e.map_err(refused("timeline"))?;
+        if as_json {
+            println!(
+                "{}",
+                journey_proto::json::message_to_json(&e, "journey.v1.TimelineEntry")
+            );
+        } else {
+            print_timeline_entry(&e);
         }
     }
+    Ok(true)
+}
+
+fn print_timeline_entry(e: &TimelineEntry) {
+    let org = if e.actor_organisation.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", e.actor_organisation)
+    };
+    println!(
+        "v{:<3} #{:<7} {}  {:<22} by {} ({}{org}) via {}",
+        e.stream_version,
+        e.position,
+        time_text(&e.occurred_at),
+        e.event_type,
+        e.actor_id,
+        role_name(e.actor_role),
+        e.source,
+    );
+    let mut links = String::new();
+    if !e.correlation_id.is_empty() {
+        links.push_str(&format!("  correlation {}", e.correlation_id));
+    }
+    if !e.causation_id.is_empty() {
+        links.push_str(&format!("  causation {}", e.causation_id));
+    }
+    println!(
+        "      recorded {} ({} after){links}  hash {}",
+        time_text(&e.recorded_at),
+        delay_text(e.recording_delay_seconds),
+        e.hash_hex.get(..16).unwrap_or(&e.hash_hex)
+    );
+    println!("      {}", e.payload_json);
+}
+
+fn print_verify(r: &AuditVerifyResponse) {
+    if !r.ok {
+        println!(
+            "FAILED at position {}: {} ({} events verified before it)",
+            r.first_bad_position, r.problem, r.checked
+        );
+        if r.truncated {
+            println!(
+                "truncated: anchored head {} ({}), log head {}; first missing position {}",
+                r.anchor_position, r.anchor_source, r.head_position, r.first_missing_position
+            );
+        }
+        return;
+    }
+    println!(
+        "ok: {} events verified; head position {} hash {}",
+        r.checked, r.head_position, r.head_hash_hex
+    );
+    if r.anchor_position > 0 {
+        println!(
+            "anchor ({}): position {} found with its hash{}",
+            r.anchor_source,
+            r.anchor_position,
+            r.anchored_at
+                .as_ref()
+                .map(|t| format!(", anchored {}", rfc3339(t)))
+                .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "no anchor checked ({}): a truncated tail would go unnoticed",
+            r.anchor_source
+        );
+    }
+}
+
+/// `journey audit export`: the FHIR resources as NDJSON, to a file or standard output.
+async fn export(
+    patient: String,
+    out: Option<std::path::PathBuf>,
+    client: &ClientArgs,
+) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut c = audit_client(client).await?;
+    let mut stream = c
+        .export(ExportRequest {
+            patient_id: patient.clone(),
+        })
+        .await
+        .map_err(refused("export"))?
+        .into_inner();
+    let mut sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut lines = 0u64;
+    while let Some(line) = stream.next().await {
+        let line = line.map_err(refused("export"))?;
+        writeln!(sink, "{}", line.json)?;
+        lines += 1;
+    }
+    sink.flush()?;
+    if let Some(path) = &out {
+        eprintln!(
+            "{lines} FHIR resources of patient {patient} written to {}",
+            path.display()
+        );
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
