@@ -38,6 +38,17 @@ pub struct ClientArgs {
     pub token: Option<String>,
 }
 
+/// A range of log positions.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Range {
+    /// First log position to verify (positions start at 1; 0 = from the first event).
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Last log position to verify (0 = up to the head).
+    #[arg(long, default_value_t = 0)]
+    pub to: u64,
+}
+
 impl ClientArgs {
     /// The server to call, with `--token`, else `JOURNEY_TOKEN`, else the local admin token.
     pub fn remote(&self) -> anyhow::Result<Remote> {
@@ -107,12 +118,8 @@ pub enum Command {
     },
     /// Verify the hash chain of the whole log (or a range); exits 1 if it does not verify.
     Verify {
-        /// First log position to verify (positions start at 1; 0 = from the first event).
-        #[arg(long, default_value_t = 0)]
-        from: u64,
-        /// Last log position to verify (0 = up to the head).
-        #[arg(long, default_value_t = 0)]
-        to: u64,
+        #[command(flatten)]
+        range: Range,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -230,12 +237,8 @@ pub enum AuditWhat {
     },
     /// Verify the hash chain and the head against its anchor; exits 1 if it does not verify.
     Verify {
-        /// First log position to verify (positions start at 1; 0 = from the first event).
-        #[arg(long, default_value_t = 0)]
-        from: u64,
-        /// Last log position to verify (0 = up to the head).
-        #[arg(long, default_value_t = 0)]
-        to: u64,
+        #[command(flatten)]
+        range: Range,
         /// An anchor you kept (with --anchor-hash); default: the server's anchor file.
         #[arg(long, requires = "anchor_hash")]
         anchor_position: Option<u64>,

@@ -243,8 +243,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             Ok(true)
         }
         AuditWhat::Verify {
-            from,
-            to,
+            range,
             anchor_position,
             anchor_hash,
             json,
@@ -262,8 +261,8 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             let mut c = audit_client(&client).await?;
             let r = c
                 .verify(AuditVerifyRequest {
-                    from_position: from,
-                    to_position: to,
+                    from_position: range.from,
+                    to_position: range.to,
                     anchor,
                 })
                 .await

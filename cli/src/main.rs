@@ -102,7 +102,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             json,
             client,
         } => verbs::replay(patient, json, client).await.map(|_| true),
-        Command::Verify { from, to, client } => verbs::verify(from, to, client).await,
+        Command::Verify { range, client } => verbs::verify(range.from, range.to, client).await,
         Command::Rebuild { projection, client } => {
             verbs::rebuild(projection, client).await.map(|_| true)
         }

@@ -614,3 +614,29 @@ pub async fn http_exchange(
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// Appends `events` as one batch through `client`; the position of the last one.
+pub async fn append_batch(client: &mut crate::client::LogClient, events: Vec<Event>) -> u64 {
+    client
+        .append(batch(events))
+        .await
+        .expect("append")
+        .into_inner()
+        .appended
+        .last()
+        .expect("appended events")
+        .position
+}
+
+/// Signs in on the dashboard at `base` with `token`: the raw response and, when it succeeded,
+/// the `Cookie: …` header line that carries the session.
+pub async fn dashboard_sign_in(base: &str, token: &str) -> (String, Option<String>) {
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let r = http_exchange(base, "POST", "/login", form, &format!("token={token}")).await;
+    let cookie = r
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .map(|c| format!("Cookie: {c}\r\n"));
+    (r, cookie)
+}

@@ -1143,15 +1143,7 @@ async fn one_access_log_in_postgres_for_every_service() {
     let mut log = server.client().await;
     let mut head = 0;
     for b in journey_events() {
-        head = log
-            .append(batch(b))
-            .await
-            .unwrap()
-            .into_inner()
-            .appended
-            .last()
-            .unwrap()
-            .position;
+        head = append_batch(&mut log, b).await;
     }
     let pg = PgDb::create();
     let shared = PgDb::create();

@@ -122,10 +122,6 @@ fn secure(args: &[&str], keys: &Path) -> Server {
     spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
 }
 
-async fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
-    http_exchange(base, method, path, headers, body).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_split_deployment_serves_the_patient_page() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,34 +145,21 @@ async fn secured_split_deployment_serves_the_patient_page() {
     );
 
     let mut client = client::connect(&log.grpc, Some("k-admin")).await.unwrap();
-    let head = client
-        .append(batch(vec![
+    let head = append_batch(
+        &mut client,
+        vec![
             admitted("SPLIT-1", "E-SPLIT-1", 7200),
             discharged("SPLIT-1", "E-SPLIT-1", 3600),
-        ]))
-        .await
-        .unwrap()
-        .into_inner()
-        .appended
-        .last()
-        .unwrap()
-        .position;
+        ],
+    )
+    .await;
     wait_projected_as(&coordination.grpc, head, Some("k-admin")).await;
 
     // Signed in on the dashboard of the coordination service.
-    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
-    let r = http(&coordination.http, "POST", "/login", form, "token=k-admin").await;
+    let (r, cookie) = dashboard_sign_in(&coordination.http, "k-admin").await;
     assert!(r.starts_with("HTTP/1.1 303"), "{r}");
-    let cookie = r
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let with = format!("Cookie: {cookie}\r\n");
-    let page = http(&coordination.http, "GET", "/patients/SPLIT-1", &with, "").await;
+    let with = cookie.expect("a session cookie");
+    let page = http_exchange(&coordination.http, "GET", "/patients/SPLIT-1", &with, "").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     // The timeline comes from the remote, secured log: both events are on the page.
     assert!(page.contains("E-SPLIT-1"), "{page}");

@@ -1,6 +1,6 @@
 //! Which parts a node runs, from the flags of each server verb.
 use crate::config::{
-    AuditServeConfig, Front, LiveFeed, ReactorConfig, ReadSideConfig, ServerConfig,
+    AuditServeConfig, Front, LiveFeed, ReactorConfig, ReadSideConfig, RemoteLog, ServerConfig,
 };
 use journey_log_access::Remote;
 use std::{path::PathBuf, time::Duration};
@@ -87,54 +87,57 @@ impl Spec {
         Spec::up(config)
     }
 
-    /// `journey serve readmission|coordination`.
-    pub fn read_side(config: ReadSideConfig, coordination: bool) -> anyhow::Result<Spec> {
+    /// A node over a remote log, with no part yet.
+    fn over(
+        log: &RemoteLog,
+        grpc_addr: String,
+        http_addr: String,
+        front: Front,
+    ) -> anyhow::Result<Spec> {
         Ok(Spec {
-            grpc_addr: config.grpc_addr,
-            http_addr: config.http_addr,
-            front: config.front,
-            log: LogSpec::Remote(config.log.remote()?),
-            read_models: Some(ReadModelsSpec {
-                database_url: config.database_url,
-                coordination,
-                nats: nats(&config.live),
-            }),
-            reactor: None,
-            audit: None,
-            access_log_url: config.access_log_url,
-        })
-    }
-
-    /// `journey serve reactor`.
-    pub fn reactor(config: ReactorConfig) -> anyhow::Result<Spec> {
-        Ok(Spec {
-            grpc_addr: config.grpc_addr,
-            http_addr: config.http_addr,
-            front: config.front,
-            log: LogSpec::Remote(config.log.remote()?),
+            grpc_addr,
+            http_addr,
+            front,
+            log: LogSpec::Remote(log.remote()?),
             read_models: None,
-            reactor: Some(ReactorSpec {
-                nats: nats(&config.live),
-            }),
+            reactor: None,
             audit: None,
             access_log_url: None,
         })
     }
 
-    /// `journey serve audit`.
-    pub fn audit(config: AuditServeConfig) -> anyhow::Result<Spec> {
+    /// `journey serve readmission|coordination`.
+    pub fn read_side(c: ReadSideConfig, coordination: bool) -> anyhow::Result<Spec> {
         Ok(Spec {
-            grpc_addr: config.grpc_addr,
-            http_addr: config.http_addr,
-            front: config.front,
-            log: LogSpec::Remote(config.log.remote()?),
-            read_models: None,
-            reactor: None,
-            audit: Some(AuditSpec {
-                anchor_file: config.anchor_file,
-                anchor_interval: Duration::from_millis(config.anchor_interval_ms),
+            read_models: Some(ReadModelsSpec {
+                database_url: c.database_url,
+                coordination,
+                nats: nats(&c.live),
             }),
-            access_log_url: Some(config.access_log_url),
+            access_log_url: c.access_log_url,
+            ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
+        })
+    }
+
+    /// `journey serve reactor`.
+    pub fn reactor(c: ReactorConfig) -> anyhow::Result<Spec> {
+        Ok(Spec {
+            reactor: Some(ReactorSpec {
+                nats: nats(&c.live),
+            }),
+            ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
+        })
+    }
+
+    /// `journey serve audit`.
+    pub fn audit(c: AuditServeConfig) -> anyhow::Result<Spec> {
+        Ok(Spec {
+            audit: Some(AuditSpec {
+                anchor_file: c.anchor_file,
+                anchor_interval: Duration::from_millis(c.anchor_interval_ms),
+            }),
+            access_log_url: Some(c.access_log_url),
+            ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
         })
     }
 
