@@ -8,6 +8,7 @@
 //! the [`Gate`] trait, checked by the single writer so that rules and commit order agree.
 //! Storage sits behind the small [`Storage`] trait; [`SledStorage`] is the engine used today.
 
+mod append;
 mod chain;
 mod chunk;
 mod error;
@@ -15,6 +16,7 @@ mod gate;
 mod index;
 mod journal;
 mod log;
+mod shared;
 mod sled_storage;
 mod storage;
 mod syncer;

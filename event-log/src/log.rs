@@ -1,5 +1,7 @@
 //! The public face of the log: append (through the single writer), and reads that never pass the
 //! durable watermark.
+pub use crate::append::{AppendOutcome, AppendRequest, Appended, Head};
+use crate::shared::Shared;
 use crate::{
     chain::{self, VerifyReport, ZERO_HASH},
     error::{AppendError, StorageError},
@@ -8,7 +10,6 @@ use crate::{
     storage::{Storage, StoredEvent},
     writer::{Pending, Writer},
 };
-use journey_proto::v1::Event;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, RwLock},
@@ -31,49 +32,6 @@ impl Default for LogOptions {
             max_group_events: 16_384,
             queue_depth: 4096,
         }
-    }
-}
-
-/// An atomic batch of new events, for one or more patients.
-#[derive(Debug, Clone, Default)]
-pub struct AppendRequest {
-    pub events: Vec<Event>,
-    /// patient id → version the patient must be at before the batch (0 = no event yet).
-    pub expected_versions: HashMap<String, u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    pub event_id: String,
-    pub position: u64,
-    pub stream_version: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppendOutcome {
-    /// One entry per event, in request order.
-    pub appended: Vec<Appended>,
-    /// Every event was already stored: this was a retry and nothing was written.
-    pub deduplicated: bool,
-}
-
-/// The last durable event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    pub position: u64,
-    pub hash: [u8; 32],
-}
-
-pub(crate) struct Shared {
-    pub storage: Arc<dyn Storage>,
-    pub index: RwLock<Index>,
-    pub durable: watch::Sender<Head>,
-    pub failure: Mutex<Option<String>>,
-}
-
-impl Shared {
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().expect("failure lock").clone()
     }
 }
 

@@ -3,8 +3,9 @@
 //! the next fsync. Nothing is acknowledged, and the durable watermark does not move, before the
 //! fsync covering the group returns.
 use crate::{
+    append::{AppendOutcome, Head},
     error::AppendError,
-    log::{AppendOutcome, Head, Shared},
+    shared::Shared,
     storage::WriteBatch,
 };
 use std::{

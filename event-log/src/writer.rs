@@ -3,10 +3,11 @@
 //! them and answers; nothing is acknowledged, and the durable watermark does not move, before the
 //! fsync covering the group returns.
 use crate::{
+    append::{AppendOutcome, AppendRequest, Appended, Head},
     chain::hash_of,
     error::AppendError,
     gate::Gate,
-    log::{AppendOutcome, AppendRequest, Appended, Head, Shared},
+    shared::Shared,
     storage::{Record, WriteBatch},
     syncer::{Reply, Syncer, Written},
     SCHEMA_VERSION,

@@ -2,7 +2,7 @@
 //! with what outcome (the IHE Basic Audit Log Patterns fields), in the read-model database
 //! (`journey_access_log`, append-only). A read is recorded before its data is returned: no record,
 //! no data.
-use crate::{auth::Principal, errors};
+use crate::{errors, principal::Principal};
 use sqlx::{AnyPool, Row};
 use tonic::Status;
 

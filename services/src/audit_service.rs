@@ -62,7 +62,7 @@ fn check_patient(patient_id: &str) -> Result<(), Status> {
 
 /// Who is reading (reads of patient data are audited): the authenticated caller, if any.
 fn reader<T>(request: &Request<T>) -> String {
-    crate::auth::principal(request).map_or_else(
+    crate::principal::of(request).map_or_else(
         || "unauthenticated".into(),
         |p| format!("{} ({:?}, {})", p.subject, p.role, p.organisation),
     )
@@ -141,7 +141,7 @@ impl AuditService {
     /// Records an auditor's read of a patient before the data goes out.
     async fn record(
         &self,
-        who: &(Option<crate::auth::Principal>, String),
+        who: &(Option<crate::principal::Principal>, String),
         call: &str,
         patient_id: &str,
     ) -> Result<(), Status> {
@@ -225,7 +225,7 @@ impl Audit for AuditService {
     ) -> Result<Response<Self::TimelineStream>, Status> {
         let reader = reader(&request);
         let who = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
         );
         let req = request.into_inner();
@@ -241,7 +241,7 @@ impl Audit for AuditService {
     async fn as_of(&self, request: Request<AsOfRequest>) -> Result<Response<AsOfResponse>, Status> {
         let reader = reader(&request);
         let who = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
         );
         let req = request.into_inner();
@@ -363,7 +363,7 @@ impl Audit for AuditService {
     ) -> Result<Response<Self::ExportStream>, Status> {
         let reader = reader(&request);
         let who = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
         );
         let req = request.into_inner();

@@ -19,40 +19,8 @@ use std::{
 use tonic::{codegen::http, Status};
 use tower::{Layer, Service};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Partner,
-    Coordinator,
-    Quality,
-    Auditor,
-    Admin,
-    Service,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "partner" => Role::Partner,
-            "coordinator" => Role::Coordinator,
-            "quality" => Role::Quality,
-            "auditor" => Role::Auditor,
-            "admin" => Role::Admin,
-            "service" => Role::Service,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub subject: String,
-    pub role: Role,
-    pub organisation: String,
-    /// A coordinator's territory (from the token, or the organisation → territory map).
-    pub territory: Option<String>,
-}
-
 pub use crate::config::AuthConfig;
+pub use crate::principal::{Principal, Role};
 
 #[derive(Debug, serde::Deserialize)]
 struct Claims {
@@ -361,11 +329,6 @@ impl<S> Checked<S> {
             Ok(refuse(status, &path))
         })
     }
-}
-
-/// The caller of a request, if the server authenticates (`None` with `--insecure`).
-pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
-    request.extensions().get::<Principal>()
 }
 
 #[cfg(test)]

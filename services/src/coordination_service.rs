@@ -2,8 +2,8 @@
 //! figures of the indicators, the readmission read model of the same database).
 use crate::{
     access_log::{audited, purpose, Access, AccessLog},
-    auth::{principal, Principal, Role},
     errors,
+    principal::{self, Principal, Role},
     readmission_service::period,
 };
 use journey_projections::{
@@ -406,7 +406,7 @@ impl Coordination for CoordinationService {
         &self,
         request: Request<WorklistRequest>,
     ) -> Result<Response<WorklistResponse>, Status> {
-        let caller = principal(&request);
+        let caller = principal::of(&request);
         let result = self.worklist_page(request.get_ref(), caller).await;
         let detail = format!("{:?}", request.get_ref());
         let page = self
@@ -426,7 +426,7 @@ impl Coordination for CoordinationService {
         &self,
         request: Request<FollowUpRequest>,
     ) -> Result<Response<FollowUpResponse>, Status> {
-        let caller = principal(&request);
+        let caller = principal::of(&request);
         let result = self.follow_up_of(request.get_ref(), caller).await;
         let patient = &request.get_ref().patient_id;
         let answer = self
@@ -447,7 +447,7 @@ impl Coordination for CoordinationService {
         request: Request<IndicatorsRequest>,
     ) -> Result<Response<IndicatorsResponse>, Status> {
         let answer = self
-            .indicators_of(request.get_ref(), principal(&request))
+            .indicators_of(request.get_ref(), principal::of(&request))
             .await?;
         Ok(Response::new(answer))
     }

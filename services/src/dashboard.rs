@@ -1,8 +1,9 @@
 //! The coordination dashboard: server-rendered HTML (no JavaScript), in French and English
 //! (`?lang=fr|en`): the worklist with its filters, a patient page with the timeline, and the
 //! weekly indicators with SVG trend charts.
+use crate::html::esc;
 use crate::{
-    auth::Principal, coordination_service::CoordinationService, log_handle::LogHandle,
+    coordination_service::CoordinationService, log_handle::LogHandle, principal::Principal,
     session::Sessions, timeline,
 };
 use axum::{
@@ -85,22 +86,6 @@ impl Lang {
             Lang::Fr => "fr",
         }
     }
-}
-
-/// HTML-escapes text.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Percent-encodes a query value.

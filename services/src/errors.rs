@@ -5,7 +5,7 @@
 //! a `PreconditionFailure` for a refusal by a rule or a missing prerequisite, a `ResourceInfo` for
 //! what was not found) are decided here. Server-side failures (`UNAVAILABLE`, `INTERNAL`) are
 //! logged here too.
-use crate::auth::Principal;
+use crate::principal::Principal;
 use journey_domain::FieldError;
 use journey_event_log::{AppendError, StorageError};
 use std::{fmt::Display, path::Path};
@@ -280,7 +280,7 @@ pub fn outside_territory(patient_id: &str, territory: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::principal::Role;
     use tonic_types::StatusExt;
 
     fn caller(role: Role) -> Principal {

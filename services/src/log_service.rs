@@ -1,6 +1,6 @@
 //! The gRPC `EventLog` service: checks the shape of what partners send, then hands it to the log.
-use crate::auth::{Principal, Role};
 use crate::errors;
+use crate::principal::{Principal, Role};
 use futures::StreamExt;
 use journey_event_log::{AppendOutcome, EventLog as Log, StoredEvent};
 use journey_proto::{
@@ -208,7 +208,7 @@ impl EventLog for LogService {
         &self,
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        let caller = crate::auth::principal(&request).cloned();
+        let caller = crate::principal::of(&request).cloned();
         self.append_one(request.into_inner(), caller.as_ref())
             .await
             .map(Response::new)
@@ -225,7 +225,7 @@ impl EventLog for LogService {
             ..*self
         };
         let this = Arc::new(this);
-        let caller = crate::auth::principal(&request).cloned();
+        let caller = crate::principal::of(&request).cloned();
         let stream = request.into_inner();
         // Up to 8 batches of one call in flight at once, answered in request order.
         let out = stream

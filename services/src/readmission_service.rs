@@ -110,7 +110,7 @@ fn group(g: i32) -> Result<G, Status> {
     )
 }
 
-type AccessOf = (Option<crate::auth::Principal>, String, String, String);
+type AccessOf = (Option<crate::principal::Principal>, String, String, String);
 
 impl ReadmissionService {
     /// Records the read (caller, purpose, patient or "" for a list, request), then returns `result`.
@@ -166,7 +166,7 @@ impl Readmission for ReadmissionService {
         request: Request<IndexStaysRequest>,
     ) -> Result<Response<IndexStaysResponse>, Status> {
         let access = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
             String::new(),
             format!("{:?}", request.get_ref()),
@@ -217,7 +217,7 @@ impl Readmission for ReadmissionService {
         request: Request<AtRiskRequest>,
     ) -> Result<Response<AtRiskResponse>, Status> {
         let access = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
             String::new(),
             format!("{:?}", request.get_ref()),
@@ -249,7 +249,7 @@ impl Readmission for ReadmissionService {
         request: Request<PatientStaysRequest>,
     ) -> Result<Response<PatientStaysResponse>, Status> {
         let access = (
-            crate::auth::principal(&request).cloned(),
+            crate::principal::of(&request).cloned(),
             crate::access_log::purpose(&request),
             request.get_ref().patient_id.clone(),
             format!("{:?}", request.get_ref()),

@@ -1,7 +1,11 @@
 //! Dashboard sessions: the dashboard asks for a token once (`/login`), then keeps the caller in a
 //! session cookie (HttpOnly, SameSite=Strict). Coordinators and admins may use it; sessions live
 //! in memory, so a restart asks again.
-use crate::auth::{Authenticator, Principal, Role};
+use crate::{
+    auth::Authenticator,
+    html::esc,
+    principal::{Principal, Role},
+};
 use axum::{
     extract::{Request, State},
     http::{header, StatusCode},
@@ -60,10 +64,7 @@ async fn login(State(s): State<Arc<Sessions>>, Form(f): Form<Login>) -> Response
         Err(e) => {
             return (
                 StatusCode::UNAUTHORIZED,
-                Html(format!(
-                    "{FORM}<p role=\"alert\">{}</p>",
-                    crate::dashboard::esc(e.message())
-                )),
+                Html(format!("{FORM}<p role=\"alert\">{}</p>", esc(e.message()))),
             )
                 .into_response()
         }

@@ -174,3 +174,93 @@ fn every_grpc_status_is_built_in_errors_rs() {
         found.join("\n")
     );
 }
+
+/// For each top-level module of a crate, the top-level modules it names (`crate::x`,
+/// `use crate::{x, …}`) outside its tests.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        // A module's own tests may use anything.
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        let mut names = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = &group[..group.find("};").unwrap_or(group.len())];
+                for part in group.split(',') {
+                    let name: String = part
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    names.insert(name);
+                }
+            } else {
+                names.insert(
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect(),
+                );
+            }
+        }
+        names.retain(|n| !n.is_empty() && *n != top);
+        graph.entry(top).or_default().extend(names);
+    }
+    graph
+}
+
+#[test]
+fn no_module_imports_another_that_imports_it_back() {
+    for krate in [
+        "services",
+        "projections",
+        "domain",
+        "event-log",
+        "log-access",
+        "cli",
+        "tools/import",
+        "tools/simulate",
+        "tools/bench",
+    ] {
+        let graph = module_graph(&workspace().join(krate).join("src"));
+        let reaches = |from: &str, to: &str| {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![from.to_string()];
+            while let Some(m) = stack.pop() {
+                for next in graph.get(&m).into_iter().flatten() {
+                    if next == to {
+                        return true;
+                    }
+                    if seen.insert(next.clone()) {
+                        stack.push(next.clone());
+                    }
+                }
+            }
+            false
+        };
+        let loops: Vec<_> = graph
+            .iter()
+            .flat_map(|(a, uses)| uses.iter().map(move |b| (a.clone(), b.clone())))
+            .filter(|(a, b)| reaches(b, a))
+            .collect();
+        assert!(
+            loops.is_empty(),
+            "{krate}: modules that import each other (directly or through others): {loops:?}"
+        );
+    }
+}

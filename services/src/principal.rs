@@ -1,0 +1,42 @@
+//! Who is calling: the principal the authentication layer (`auth.rs`) puts in each request, and
+//! its role. Everything that checks or records a caller (the services' finer checks, the access
+//! log, the refusals of `errors.rs`) reads it from here, without depending on how it was
+//! authenticated.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Partner,
+    Coordinator,
+    Quality,
+    Auditor,
+    Admin,
+    Service,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "partner" => Role::Partner,
+            "coordinator" => Role::Coordinator,
+            "quality" => Role::Quality,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            "service" => Role::Service,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub role: Role,
+    pub organisation: String,
+    /// A coordinator's territory (from the token, or the organisation → territory map).
+    pub territory: Option<String>,
+}
+
+/// The caller of a request, if the server authenticates (`None` with `--insecure`).
+pub fn of<T>(request: &tonic::Request<T>) -> Option<&Principal> {
+    request.extensions().get::<Principal>()
+}
