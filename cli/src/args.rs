@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use journey_log_access::Remote;
 use journey_services::config::{
-    AuditServeConfig, Front, ReactorConfig, ReadSideConfig, ServerConfig,
+    AuditServeConfig, EventLogConfig, Front, ReactorConfig, ReadSideConfig, UpConfig,
 };
 use std::path::PathBuf;
 
@@ -79,7 +79,7 @@ pub enum Command {
     )]
     Up {
         #[command(flatten)]
-        config: ServerConfig,
+        config: UpConfig,
     },
     /// Run one service alone (a split deployment: docker-compose.yml).
     Serve {
@@ -155,7 +155,7 @@ pub enum ServeWhat {
     /// model, no reactor in this process.
     EventLog {
         #[command(flatten)]
-        config: ServerConfig,
+        config: EventLogConfig,
     },
     /// The Readmission gRPC service and its projection.
     Readmission(ReadSideConfig),

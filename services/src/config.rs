@@ -25,18 +25,13 @@ pub struct Front {
     pub cpu_policy: CpuPolicy,
 }
 
-/// `journey up` and `journey serve event-log`: a node that holds the log.
+/// The log a node holds: its folder, its limits, its publication on NATS and its anchor
+/// (`journey up`, `journey serve event-log`).
 #[derive(Debug, Clone, Args)]
-pub struct ServerConfig {
+pub struct LogConfig {
     /// Folder of the event log (sled). Only the server opens it.
     #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// gRPC listen address (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    pub grpc_addr: String,
-    /// HTTP listen address: the dashboard, /status and /metrics (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    pub http_addr: String,
     /// NATS server to publish every committed event to (JetStream). Unset = no NATS.
     #[arg(long, env = "JOURNEY_NATS_URL")]
     pub nats_url: Option<String>,
@@ -50,26 +45,54 @@ pub struct ServerConfig {
         default_value = "journey.v1"
     )]
     pub nats_subject_prefix: String,
-    /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
-    /// Default: a SQLite file `read-models.sqlite` in the data folder.
-    #[arg(long, env = "JOURNEY_DATABASE_URL")]
-    pub database_url: Option<String>,
     /// Largest accepted encoded event, in bytes.
     #[arg(long, env = "JOURNEY_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     pub max_event_bytes: usize,
     /// Most events in one append request.
     #[arg(long, env = "JOURNEY_MAX_BATCH_EVENTS", default_value_t = 10_000)]
     pub max_batch_events: usize,
+    #[command(flatten)]
+    pub anchor: AnchorArgs,
+}
+
+/// `journey up`: the log and, unless turned off, every other service in one process.
+#[derive(Debug, Clone, Args)]
+pub struct UpConfig {
+    #[command(flatten)]
+    pub log: LogConfig,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: String,
+    /// HTTP listen address: the dashboard, /status and /metrics (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    /// Default: a SQLite file `read-models.sqlite` in the data folder.
+    #[arg(long, env = "JOURNEY_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Do not run the telemonitoring alert reactor in this process (run it alone with
     /// `journey serve reactor`, or not at all).
     #[arg(long, env = "JOURNEY_NO_REACTOR")]
     pub no_reactor: bool,
     /// Do not run the read models (projections, their gRPC services, the dashboard) in this
-    /// process: `journey serve event-log` sets it, the read sides then run as their own services.
+    /// process; they then run as their own services (`journey serve readmission|coordination`).
     #[arg(long, env = "JOURNEY_NO_READ_MODELS")]
     pub no_read_models: bool,
     #[command(flatten)]
-    pub anchor: AnchorArgs,
+    pub front: Front,
+}
+
+/// `journey serve event-log`: the log alone (with its audit service).
+#[derive(Debug, Clone, Args)]
+pub struct EventLogConfig {
+    #[command(flatten)]
+    pub log: LogConfig,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: String,
+    /// HTTP listen address: /status and /metrics (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
     #[command(flatten)]
     pub front: Front,
 }

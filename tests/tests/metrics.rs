@@ -34,7 +34,6 @@ async fn services_export_the_operational_metrics() {
         &nats.url(),
         "--nats-stream",
         "METRICS",
-        "--no-read-models",
         "--grpc-addr",
         "127.0.0.1:0",
         "--http-addr",

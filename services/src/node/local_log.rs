@@ -3,7 +3,7 @@
 use super::{spec::Spec, Part};
 use crate::{
     anchor::AnchorKeeper,
-    config::ServerConfig,
+    config::LogConfig,
     log_handle::LogHandle,
     log_service::LogService,
     outbox::{self, OutboxConfig, OutboxStatus},
@@ -33,7 +33,7 @@ impl LocalLog {
     /// Opens the folder (replaying the journal, rebuilding the rules' state) and checks the log
     /// against its anchor: a log behind its anchor is reported loudly, and the anchor is then kept
     /// as evidence, never overwritten.
-    pub async fn open(config: &ServerConfig) -> anyhow::Result<LocalLog> {
+    pub async fn open(config: &LogConfig) -> anyhow::Result<LocalLog> {
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
             let storage = SledStorage::open(&dir).with_context(|| {

@@ -1,6 +1,7 @@
 //! Which parts a node runs, from the flags of each server verb.
 use crate::config::{
-    AuditServeConfig, Front, LiveFeed, ReactorConfig, ReadSideConfig, RemoteLog, ServerConfig,
+    AuditServeConfig, EventLogConfig, Front, LiveFeed, LogConfig, ReactorConfig, ReadSideConfig,
+    RemoteLog, UpConfig,
 };
 use journey_log_access::Remote;
 use std::{path::PathBuf, time::Duration};
@@ -19,7 +20,7 @@ pub struct Spec {
 
 /// The log a node holds (it opens the folder) or reads over gRPC.
 pub enum LogSpec {
-    Local(Box<ServerConfig>),
+    Local(Box<LogConfig>),
     Remote(Remote),
 }
 
@@ -57,34 +58,42 @@ fn nats(live: &LiveFeed) -> Option<Nats> {
 
 impl Spec {
     /// `journey up`: the log and, unless turned off, every read model, the reactor and audit.
-    pub fn up(config: ServerConfig) -> Spec {
-        let read_models = (!config.no_read_models).then(|| ReadModelsSpec {
-            database_url: config.database_url.clone().unwrap_or_else(|| {
-                format!("sqlite://{}/read-models.sqlite", config.data_dir.display())
-            }),
-            coordination: true,
-            nats: None,
-        });
+    pub fn up(config: UpConfig) -> Spec {
+        let data_dir = config.log.data_dir.display().to_string();
         Spec {
-            grpc_addr: config.grpc_addr.clone(),
-            http_addr: config.http_addr.clone(),
-            front: config.front.clone(),
-            read_models,
+            read_models: (!config.no_read_models).then(|| ReadModelsSpec {
+                database_url: config
+                    .database_url
+                    .unwrap_or_else(|| format!("sqlite://{data_dir}/read-models.sqlite")),
+                coordination: true,
+                nats: None,
+            }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
+            ..Spec::holding(config.log, config.grpc_addr, config.http_addr, config.front)
+        }
+    }
+
+    /// `journey serve event-log`: the log alone (with its audit service).
+    pub fn event_log(config: EventLogConfig) -> Spec {
+        Spec::holding(config.log, config.grpc_addr, config.http_addr, config.front)
+    }
+
+    /// A node holding the log, with its audit service (the audit trail of a log is always served
+    /// where the log is).
+    fn holding(log: LogConfig, grpc_addr: String, http_addr: String, front: Front) -> Spec {
+        Spec {
+            grpc_addr,
+            http_addr,
+            front,
+            log: LogSpec::Local(Box::new(log)),
+            read_models: None,
+            reactor: None,
             audit: Some(AuditSpec {
                 anchor_file: None,
                 anchor_interval: Duration::ZERO,
             }),
             access_log_url: None,
-            log: LogSpec::Local(Box::new(config)),
         }
-    }
-
-    /// `journey serve event-log`: the log alone (with its audit service).
-    pub fn event_log(mut config: ServerConfig) -> Spec {
-        config.no_read_models = true;
-        config.no_reactor = true;
-        Spec::up(config)
     }
 
     /// A node over a remote log, with no part yet.
