@@ -2,6 +2,23 @@
 //! embeds [`BenchWhat`] as its `bench` subcommand and hands it to [`crate::run`].
 use clap::{Args, Subcommand};
 
+/// The NATS server of the benchmarks that need one, unless the variable or `--nats-url` says.
+const NATS_URL_ENV: &str = "JOURNEY_NATS_URL";
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// The PostgreSQL server of the benchmarks that need one (they create a fresh database there),
+/// unless the variable or `--database-url` says.
+const DATABASE_URL_ENV: &str = "JOURNEY_BENCH_DATABASE_URL";
+const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The seed of the simulated journeys a benchmark fills its log with (the simulator of
+/// `journey simulate`).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Seed {
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// Append throughput against baselines measured in the same run (see BENCHMARKS.md).
@@ -38,22 +55,13 @@ pub struct BenchE2eArgs {
     #[arg(long, default_value_t = 5)]
     pub poll_ms: u64,
     /// NATS with JetStream for the services (a stream named after the run is created and deleted).
-    #[arg(
-        long,
-        env = "JOURNEY_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long, env = NATS_URL_ENV, default_value = NATS_URL)]
     pub nats_url: String,
     /// PostgreSQL server for the services' read models: a fresh database is created there and dropped.
-    #[arg(
-        long,
-        env = "JOURNEY_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
+    #[arg(long, env = DATABASE_URL_ENV, default_value = DATABASE_URL)]
     pub database_url: String,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -67,9 +75,8 @@ pub struct BenchCoordinationArgs {
     /// Stop timing a query after this many seconds (at least 10 calls).
     #[arg(long, default_value_t = 60)]
     pub budget_secs: u64,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -86,9 +93,8 @@ pub struct BenchAuditArgs {
     /// Stop timing a read after this many seconds (at least 10 calls).
     #[arg(long, default_value_t = 60)]
     pub budget_secs: u64,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -97,11 +103,7 @@ pub struct BenchRebuildArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// PostgreSQL server for the PostgreSQL rebuild: a fresh database is created there and dropped.
-    #[arg(
-        long,
-        env = "JOURNEY_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
+    #[arg(long, env = DATABASE_URL_ENV, default_value = DATABASE_URL)]
     pub database_url: String,
     /// Skip the PostgreSQL rebuild (no PostgreSQL at hand).
     #[arg(long)]
@@ -109,9 +111,8 @@ pub struct BenchRebuildArgs {
     /// Length of the simulated window, in days (ending today).
     #[arg(long, default_value_t = 365)]
     pub days: u32,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -125,9 +126,8 @@ pub struct BenchQueryArgs {
     /// Length of the simulated window, in days (ending today).
     #[arg(long, default_value_t = 365)]
     pub days: u32,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -144,9 +144,8 @@ pub struct BenchVisibleArgs {
     /// Interval between two reads of the projection checkpoint, in microseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_us: u64,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -161,17 +160,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub rounds: u64,
     /// NATS for the publication measurement.
-    #[arg(
-        long,
-        env = "JOURNEY_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long, env = NATS_URL_ENV, default_value = NATS_URL)]
     pub nats_url: String,
     /// PostgreSQL for the plain-table baseline.
-    #[arg(
-        long,
-        env = "JOURNEY_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
-    )]
+    #[arg(long, env = DATABASE_URL_ENV, default_value = DATABASE_URL)]
     pub database_url: String,
 }

@@ -10,12 +10,12 @@
 //!   Both record each read of patient data in the access log (the insecure one as "anonymous").
 use super::{
     common::{
-        fill_log, fmt_us, machine, open_log, p50_p99, p50_p99_ratio, print_table, rate,
-        sample_event, start_server, start_server_with, status, step, time_calls, time_noop, Row,
-        ServerChild, Until, Window,
+        baseline_row, fill_log, fmt_us, latency_row, machine, open_log, print_table, rate,
+        rate_row, sample_event, start_server, start_server_with, status, step, time_calls,
+        time_noop, ServerChild, Until, Window,
     },
     coordination::wait_caught_up,
-    rebuild::scan,
+    rebuild::{scan, scan_row},
 };
 use crate::args::BenchAuditArgs;
 use anyhow::Context;
@@ -185,11 +185,11 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
 /// simulated journeys (365 days), and the heavy patient's `--patient-events` spread across the
 /// log, half before and half after the middle. Returns the log and its head.
 async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog>, u64)> {
-    let window = Window::last_days(args.seed, 365);
+    let window = Window::last_days(args.sim.seed, 365);
     step(&format!(
         "filling a fresh log: ≥ {} simulated events (365 days, seed {}) and {} events of one patient",
         args.events - args.patient_events,
-        args.seed,
+        args.sim.seed,
         args.patient_events
     ));
     let log = open_log(dir).await?;
@@ -276,6 +276,24 @@ struct Verification {
     read_all: f64,
 }
 
+/// The rate of a whole-log verification `what` that took `took`, checked to have found the log
+/// sound (`ok`, else `problem` if any) and to have `checked` all its `head` events.
+fn verified_rate(
+    what: &str,
+    ok: bool,
+    checked: u64,
+    problem: Option<&str>,
+    head: u64,
+    took: Duration,
+) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        ok && checked == head,
+        "{what}: ok {ok} checked {checked} of {head}{}",
+        problem.map(|p| format!(" ({p})")).unwrap_or_default()
+    );
+    Ok(rate(checked, took))
+}
+
 /// (d) EventLog.Verify and Audit.Verify of the whole log, and EventLog.ReadAll drained, each
 /// checked to cover the `head` events.
 async fn verification_rates(channel: &Channel, head: u64) -> anyhow::Result<Verification> {
@@ -288,37 +306,17 @@ async fn verification_rates(channel: &Channel, head: u64) -> anyhow::Result<Veri
     };
     for _ in 0..3 {
         let t = Instant::now();
-        let v = log_client
-            .clone()
-            .verify(VerifyRequest::default())
-            .await
-            .map_err(status)?
-            .into_inner();
-        let d = t.elapsed();
-        anyhow::ensure!(
-            v.ok && v.checked == head,
-            "EventLog.Verify: ok {} checked {} of {head}",
-            v.ok,
-            v.checked
-        );
-        best.log_verify = best.log_verify.max(rate(v.checked, d));
+        let v = log_client.clone().verify(VerifyRequest::default()).await;
+        let v = v.map_err(status)?.into_inner();
+        let r = verified_rate("EventLog.Verify", v.ok, v.checked, None, head, t.elapsed())?;
+        best.log_verify = best.log_verify.max(r);
 
         let t = Instant::now();
-        let v = audit
-            .clone()
-            .verify(AuditVerifyRequest::default())
-            .await
-            .map_err(status)?
-            .into_inner();
-        let d = t.elapsed();
-        anyhow::ensure!(
-            v.ok && v.checked == head,
-            "Audit.Verify: ok {} checked {} of {head} ({})",
-            v.ok,
-            v.checked,
-            v.problem
-        );
-        best.audit_verify = best.audit_verify.max(rate(v.checked, d));
+        let v = audit.clone().verify(AuditVerifyRequest::default()).await;
+        let v = v.map_err(status)?.into_inner();
+        let problem = Some(v.problem.as_str());
+        let r = verified_rate("Audit.Verify", v.ok, v.checked, problem, head, t.elapsed())?;
+        best.audit_verify = best.audit_verify.max(r);
 
         let t = Instant::now();
         let mut stream = log_client
@@ -416,22 +414,22 @@ fn print_timeline(entries: u64, timeline: &Histogram<u64>, noop: &Histogram<u64>
     print_table(
         ["call", "p50 / p99", "ratio to (a)", "notes"],
         &[
-            Row {
-                name: "(a) do-nothing gRPC call (baseline, --insecure)".into(),
-                figure: p50_p99(noop),
-                ratio: "1 / 1".into(),
-                note: format!("{} calls", noop.len()),
-            },
-            Row {
-                name: format!("(c) Audit.Timeline, {entries} events, stream drained"),
-                figure: p50_p99(timeline),
-                ratio: p50_p99_ratio(timeline, noop, 1),
-                note: format!(
+            baseline_row(
+                "(a) do-nothing gRPC call (baseline, --insecure)",
+                noop,
+                format!("{} calls", noop.len()),
+            ),
+            latency_row(
+                format!("(c) Audit.Timeline, {entries} events, stream drained"),
+                timeline,
+                noop,
+                1,
+                format!(
                     "{} calls; {:.0} entries/s at p50",
                     timeline.len(),
                     entries as f64 / (p50(timeline) as f64 / 1e6)
                 ),
-            },
+            ),
         ],
     );
 }
@@ -441,30 +439,25 @@ fn print_verification(scan_rate: f64, v: &Verification) {
     print_table(
         ["verification", "events/s", "ratio to (b)", "notes"],
         &[
-            Row {
-                name: "(b) scan + decode the log in process (baseline)".into(),
-                figure: format!("{scan_rate:.0}"),
-                ratio: "1.00".into(),
-                note: "batches of 2000, as the projection reads".into(),
-            },
-            Row {
-                name: "EventLog.ReadAll over gRPC, drained".into(),
-                figure: format!("{:.0}", v.read_all),
-                ratio: format!("{:.3}", v.read_all / scan_rate),
-                note: "best of 3".into(),
-            },
-            Row {
-                name: "(d) EventLog.Verify, whole log".into(),
-                figure: format!("{:.0}", v.log_verify),
-                ratio: format!("{:.3}", v.log_verify / scan_rate),
-                note: "best of 3; hash chain recomputed".into(),
-            },
-            Row {
-                name: "(d) Audit.Verify, whole log".into(),
-                figure: format!("{:.0}", v.audit_verify),
-                ratio: format!("{:.3}", v.audit_verify / scan_rate),
-                note: "best of 3; with the anchor check".into(),
-            },
+            scan_row("(b) scan + decode the log in process (baseline)", scan_rate),
+            rate_row(
+                "EventLog.ReadAll over gRPC, drained",
+                v.read_all,
+                scan_rate,
+                "best of 3",
+            ),
+            rate_row(
+                "(d) EventLog.Verify, whole log",
+                v.log_verify,
+                scan_rate,
+                "best of 3; hash chain recomputed",
+            ),
+            rate_row(
+                "(d) Audit.Verify, whole log",
+                v.audit_verify,
+                scan_rate,
+                "best of 3; with the anchor check",
+            ),
         ],
     );
 }
@@ -473,22 +466,22 @@ fn print_verification(scan_rate: f64, v: &Verification) {
 fn print_reads(insecure: &Reads, secure: &Reads) {
     let cmp = |name: &str, i: &Histogram<u64>, s: &Histogram<u64>| {
         [
-            Row {
-                name: format!("{name}, --insecure"),
-                figure: p50_p99(i),
-                ratio: "1 / 1".into(),
-                note: format!("{} calls", i.len()),
-            },
-            Row {
-                name: format!("{name}, API key + access control"),
-                figure: p50_p99(s),
-                ratio: p50_p99_ratio(s, i, 1),
-                note: format!(
+            baseline_row(
+                format!("{name}, --insecure"),
+                i,
+                format!("{} calls", i.len()),
+            ),
+            latency_row(
+                format!("{name}, API key + access control"),
+                s,
+                i,
+                1,
+                format!(
                     "{} calls; +{} at p50",
                     s.len(),
                     fmt_us(p50(s).saturating_sub(p50(i)))
                 ),
-            },
+            ),
         ]
     };
     let mut rows = Vec::new();

@@ -4,7 +4,10 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use journey_event_log::{AppendRequest, EventLog, LogOptions, SledStorage};
 use journey_log_access::{LogClient, Remote};
-use journey_projections::db;
+use journey_projections::{
+    db,
+    runtime::{Projection, Runner},
+};
 use journey_proto::{
     prost::Message,
     prost_types::Timestamp,
@@ -422,6 +425,18 @@ pub async fn open_log(dir: &Path) -> anyhow::Result<Arc<EventLog>> {
     Ok(Arc::new(log))
 }
 
+/// The SQLite file of the read models of `journey up` on `dir`.
+pub fn read_models_url(dir: &Path) -> String {
+    format!("sqlite://{}/read-models.sqlite", dir.display())
+}
+
+/// The rows of `table` in the live generation of `runner`'s read model.
+pub async fn count_rows<P: Projection>(runner: &Runner<P>, table: &str) -> anyhow::Result<i64> {
+    let sql = format!("SELECT COUNT(*) FROM {}{table}", runner.live_prefix());
+    let row = sqlx::query(&sql).fetch_one(&runner.db.pool).await?;
+    Ok(sqlx::Row::try_get(&row, 0)?)
+}
+
 /// Appends simulated journeys (patients `from_patient`, `from_patient + 1`, …, each whole and in
 /// order) straight into `log` (the single writer and the journey rules, without gRPC), in batches
 /// of 1000 from 4 tasks, with a progress line every few seconds.
@@ -532,6 +547,43 @@ pub struct Row {
     pub note: String,
 }
 
+/// A row of a rate (events/s) against the rate of its baseline, `base`.
+pub fn rate_row(name: impl Into<String>, per_sec: f64, base: f64, note: impl Into<String>) -> Row {
+    Row {
+        name: name.into(),
+        figure: format!("{per_sec:.0}"),
+        ratio: format!("{:.3}", per_sec / base),
+        note: note.into(),
+    }
+}
+
+/// A baseline's row of latencies: p50 / p99 of `h`, ratio `1 / 1`.
+pub fn baseline_row(name: impl Into<String>, h: &Histogram<u64>, note: impl Into<String>) -> Row {
+    Row {
+        name: name.into(),
+        figure: p50_p99(h),
+        ratio: "1 / 1".into(),
+        note: note.into(),
+    }
+}
+
+/// A row of latencies `h` against those of the baseline `base`: p50 / p99, and their ratios with
+/// `decimals` decimals.
+pub fn latency_row(
+    name: impl Into<String>,
+    h: &Histogram<u64>,
+    base: &Histogram<u64>,
+    decimals: usize,
+    note: impl Into<String>,
+) -> Row {
+    Row {
+        name: name.into(),
+        figure: p50_p99(h),
+        ratio: p50_p99_ratio(h, base, decimals),
+        note: note.into(),
+    }
+}
+
 pub fn print_table(headers: [&str; 4], rows: &[Row]) {
     println!(
         "| {} | {} | {} | {} |\n|---|---:|---:|---|",
@@ -595,6 +647,25 @@ where
         record(&mut h, t.elapsed());
     }
     Ok(h)
+}
+
+/// Calls `call` once for its answer (for the notes), then times it as [`time_calls`] does.
+pub async fn answer_and_time<T, F, Fut>(
+    calls: u64,
+    budget: Duration,
+    mut call: F,
+) -> anyhow::Result<(T, Histogram<u64>)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let answer = call().await?;
+    let h = time_calls(calls, budget, || {
+        let answered = call();
+        async move { answered.await.map(drop) }
+    })
+    .await?;
+    Ok((answer, h))
 }
 
 pub fn status(s: tonic::Status) -> anyhow::Error {

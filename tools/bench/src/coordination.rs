@@ -12,19 +12,17 @@
 //! The log holds simulated journeys (the simulator of `journey simulate`) over the last 30 days,
 //! appended in this process through the log's single writer and the journey rules.
 use super::common::{
-    dir_bytes, fill_log, machine, open_log, p50_p99, p50_p99_ratio, print_table, rate,
-    start_server, status, step, time_calls, time_noop, Row, Ticker, Until, Window,
+    answer_and_time, baseline_row, dir_bytes, fill_log, latency_row, machine, open_log,
+    print_table, read_models_url, start_server, status, step, time_noop, Until, Window,
 };
-use super::rebuild::scan;
+use super::rebuild::{rebuild_into, scan, scan_row};
 use crate::args::BenchCoordinationArgs;
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use journey_event_log::EventLog;
-use journey_log_access::InProcess;
 use journey_projections::{
     coordination::{queries, Coordination},
     db,
-    runtime::{Progress, Runner},
+    runtime::Runner,
 };
 use journey_proto::v1::{
     coordination_client::CoordinationClient, projections_client::ProjectionsClient,
@@ -32,13 +30,10 @@ use journey_proto::v1::{
 };
 use std::{
     path::Path,
-    sync::Arc,
     time::{Duration, Instant},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The batch the projection runner reads the log with.
-const READ_BATCH: usize = 2000;
 /// The follow-up window of the worklist, in days.
 const WINDOW_DAYS: u32 = 30;
 
@@ -102,56 +97,10 @@ pub(crate) async fn wait_caught_up(
     Ok(())
 }
 
-struct Rebuilt {
-    per_sec: f64,
-    seconds: f64,
-    encounters: i64,
-}
-
-/// The real rebuild of the coordination read model into the SQLite file `journey up` uses.
-async fn rebuild(dir: &Path, log: &Arc<EventLog>) -> anyhow::Result<Rebuilt> {
-    let url = format!("sqlite://{}/read-models.sqlite", dir.display());
-    let db = db::connect(&url).await?;
-    let (runner, _) = Runner::open(db, Coordination).await?;
-    let ticker = Ticker::new(Duration::from_secs(3));
-    let started = Instant::now();
-    let applied = runner
-        .rebuild(&mut InProcess::new(log.clone()), |p: Progress| {
-            ticker.tick(p.done, || {
-                format!(
-                    "coordination → SQLite: {}/{} events ({:.0}%), {:.0} events/s",
-                    p.applied,
-                    p.target,
-                    100.0 * p.applied as f64 / p.target.max(1) as f64,
-                    p.events_per_sec
-                )
-            })
-        })
-        .await
-        .context("rebuild of the coordination read model")?;
-    let elapsed = started.elapsed();
-    let encounters: i64 = sqlx::Row::try_get(
-        &sqlx::query(&format!(
-            "SELECT COUNT(*) FROM {}encounters",
-            runner.live_prefix()
-        ))
-        .fetch_one(&runner.db.pool)
-        .await?,
-        0,
-    )?;
-    runner.db.pool.close().await;
-    Ok(Rebuilt {
-        per_sec: rate(applied, elapsed),
-        seconds: elapsed.as_secs_f64(),
-        encounters,
-    })
-}
-
 /// How many followed patients the read model in `dir` holds now (the worklist's own count, in
 /// process, with its first page of 50), and how long that query took.
 async fn followed(dir: &Path) -> anyhow::Result<(usize, Duration)> {
-    let url = format!("sqlite://{}/read-models.sqlite", dir.display());
-    let db = db::connect(&url).await?;
+    let db = db::connect(&read_models_url(dir)).await?;
     let (runner, _) = Runner::open(db, Coordination).await?;
     let filter = queries::Filter {
         window_days: WINDOW_DAYS as i64,
@@ -172,14 +121,14 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         "--patients and --calls must be at least 1"
     );
     let dir = tempfile::tempdir()?;
-    let window = Window::last_days(args.seed, WINDOW_DAYS);
+    let window = Window::last_days(args.sim.seed, WINDOW_DAYS);
     // A first guess of simulated patients per followed patient; corrected from the read model.
     let mut goal = args.patients + args.patients / 2 + 50;
     let mut next_patient = 0;
     let (head, scan_rate, rebuilt, followed_n, inproc) = loop {
         step(&format!(
             "appending simulated patients {next_patient}..{goal} ({WINDOW_DAYS} days, seed {})",
-            args.seed
+            args.sim.seed
         ));
         let log = open_log(dir.path()).await?;
         let filled = fill_log(&log, window, next_patient, Until::Patients(goal)).await?;
@@ -188,7 +137,9 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         step("(a) baseline: scan and decode the whole log (best of 2)");
         let scan_rate = scan(&log, head).await?.max(scan(&log, head).await?);
         step("(b) rebuild of the coordination read model into SQLite");
-        let rebuilt = rebuild(dir.path(), &log).await?;
+        let url = read_models_url(dir.path());
+        let label = "coordination → SQLite";
+        let rebuilt = rebuild_into(&url, Coordination, "encounters", &log, label).await?;
         log.close().await?;
         drop(log);
         let (n, took) = followed(dir.path()).await?;
@@ -253,36 +204,23 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         ),
     ] {
         step(&format!("(d) {label}, up to {calls} calls"));
-        let r = coordination
-            .clone()
-            .worklist(request.clone())
-            .await
-            .map_err(status)?
-            .into_inner();
-        let note = format!("{} items of {} matching", r.items.len(), r.total);
-        let h = time_calls(calls, budget, || {
+        let (r, h) = answer_and_time(calls, budget, || {
             let mut c = coordination.clone();
             let request = request.clone();
-            async move {
-                c.worklist(request).await.map_err(status)?;
-                Ok(())
-            }
+            async move { Ok(c.worklist(request).await.map_err(status)?.into_inner()) }
         })
         .await?;
+        let note = format!("{} items of {} matching", r.items.len(), r.total);
         series.push((label, h, note));
     }
 
     let mut pages: Vec<(String, Histogram<u64>, String)> = Vec::new();
     for path in ["/", "/indicators"] {
         step(&format!("(e) dashboard GET {path}, up to {calls} requests"));
-        let bytes = http_get(&server.http, path).await?;
         let http = server.http.clone();
-        let h = time_calls(calls, budget, || {
+        let (bytes, h) = answer_and_time(calls, budget, || {
             let http = http.clone();
-            async move {
-                http_get(&http, path).await?;
-                Ok(())
-            }
+            async move { http_get(&http, path).await }
         })
         .await?;
         pages.push((
@@ -298,47 +236,29 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
     println!(
         "log: {head} events from {next_patient} simulated patients over the last {WINDOW_DAYS} days ({:.0} bytes/event on disk, log + read models); read model: {} encounters, {followed_n} followed patients (discharged in the last {WINDOW_DAYS} days; the worklist query in process, count and first page: {:.0} ms)",
         log_bytes as f64 / head as f64,
-        rebuilt.encounters,
+        rebuilt.table_rows,
         inproc.as_secs_f64() * 1000.0
     );
     println!();
-    let rows = vec![
-        Row {
-            name: "(a) scan + decode the log (baseline)".into(),
-            figure: format!("{scan_rate:.0}"),
-            ratio: "1.00".into(),
-            note: format!("batches of {READ_BATCH}, as the projection reads"),
-        },
-        Row {
-            name: "(b) rebuild coordination → SQLite".into(),
-            figure: format!("{:.0}", rebuilt.per_sec),
-            ratio: format!("{:.3}", rebuilt.per_sec / scan_rate),
-            note: format!(
-                "{:.1} s; goal ≥ 100000/s: {}",
-                rebuilt.seconds,
-                if rebuilt.per_sec >= 100_000.0 {
-                    "met"
-                } else {
-                    "NOT met"
-                }
-            ),
-        },
+    let rows = [
+        scan_row("(a) scan + decode the log (baseline)", scan_rate),
+        rebuilt.row("(b) rebuild coordination → SQLite", scan_rate, 100_000),
     ];
     print_table(["rebuild", "events/s", "ratio to (a)", "notes"], &rows);
     println!();
-    let mut rows = vec![Row {
-        name: "(c) do-nothing gRPC call (baseline)".into(),
-        figure: p50_p99(&noop),
-        ratio: "1 / 1".into(),
-        note: format!("{} calls", noop.len()),
-    }];
+    let mut rows = vec![baseline_row(
+        "(c) do-nothing gRPC call (baseline)",
+        &noop,
+        format!("{} calls", noop.len()),
+    )];
     for (name, h, note) in series.iter().chain(pages.iter()) {
-        rows.push(Row {
-            name: name.clone(),
-            figure: p50_p99(h),
-            ratio: p50_p99_ratio(h, &noop, 0),
-            note: format!("{note}; {} calls", h.len()),
-        });
+        rows.push(latency_row(
+            name,
+            h,
+            &noop,
+            0,
+            format!("{note}; {} calls", h.len()),
+        ));
     }
     print_table(["query", "p50 / p99", "ratio to (c)", "notes"], &rows);
     Ok(())

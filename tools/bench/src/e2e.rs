@@ -43,7 +43,7 @@ async fn measure(
             callers: args.callers,
             rate: None,
             seconds: args.seconds,
-            window: Window::last_days(args.seed, 365),
+            window: Window::last_days(args.sim.seed, 365),
         },
     );
     let drain = load::watch(

@@ -7,8 +7,8 @@
 //! projection's own runner folds them (catch-up, as `journey up` does at start) into the SQLite
 //! file `journey up` uses; the server under test is then started on that folder.
 use super::common::{
-    fill_log, machine, open_log, p50_p99, p50_p99_ratio, print_table, start_server, status, step,
-    time_calls, time_noop, Row, Ticker, Until, Window,
+    answer_and_time, baseline_row, count_rows, fill_log, latency_row, machine, open_log,
+    print_table, read_models_url, start_server, status, step, time_noop, Ticker, Until, Window,
 };
 use crate::args::BenchQueryArgs;
 use anyhow::Context;
@@ -19,7 +19,6 @@ use journey_proto::v1::{
     projections_client::ProjectionsClient, readmission_client::ReadmissionClient, AtRiskRequest,
     GroupBy, Period, ProjectionStatusRequest, RatesRequest,
 };
-use sqlx::Row as _;
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -39,8 +38,7 @@ async fn catch_up(
     log_head: u64,
     log: &std::sync::Arc<journey_event_log::EventLog>,
 ) -> anyhow::Result<i64> {
-    let url = format!("sqlite://{}/read-models.sqlite", dir.display());
-    let db = db::connect(&url).await?;
+    let db = db::connect(&read_models_url(dir)).await?;
     let (runner, _) = Runner::open(db, Readmission).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(runner.clone().run(InProcess::new(log.clone()), stop_rx));
@@ -67,13 +65,7 @@ async fn catch_up(
     }
     let _ = stop_tx.send(true);
     task.await??;
-    let stays: i64 = sqlx::query(&format!(
-        "SELECT COUNT(*) FROM {}index_stays",
-        runner.live_prefix()
-    ))
-    .fetch_one(&runner.db.pool)
-    .await?
-    .try_get(0)?;
+    let stays = count_rows(&runner, "index_stays").await?;
     runner.db.pool.close().await;
     Ok(stays)
 }
@@ -84,7 +76,7 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
         "--stays and --calls must be at least 1"
     );
     let dir = tempfile::tempdir()?;
-    let window = Window::last_days(args.seed, args.days);
+    let window = Window::last_days(args.sim.seed, args.days);
     // A first guess (about one index stay per simulated patient over a year); corrected from
     // what the fold produced if short.
     let mut goal = args.stays.max(100);
@@ -92,7 +84,7 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
     let (stays, events) = loop {
         step(&format!(
             "appending simulated patients {next_patient}..{goal} ({} days, seed {})",
-            args.days, args.seed
+            args.days, args.sim.seed
         ));
         let log = open_log(dir.path()).await?;
         let filled = fill_log(&log, window, next_patient, Until::Patients(goal)).await?;
@@ -175,12 +167,12 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
             period: Some(year.clone()),
             group_by: g as i32,
         };
-        let r = readmission
-            .clone()
-            .rates(request.clone())
-            .await
-            .map_err(status)?
-            .into_inner();
+        let (r, h) = answer_and_time(calls, Duration::MAX, || {
+            let mut c = readmission.clone();
+            let request = request.clone();
+            async move { Ok(c.rates(request).await.map_err(status)?.into_inner()) }
+        })
+        .await?;
         year_total = r.total.as_ref().map_or(0, |t| t.index_stays);
         let note = format!(
             "{} rows; {} index stays, {:.1}% readmitted",
@@ -188,15 +180,6 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
             year_total,
             100.0 * r.total.as_ref().map_or(0.0, |t| t.rate)
         );
-        let h = time_calls(calls, Duration::MAX, || {
-            let mut c = readmission.clone();
-            let request = request.clone();
-            async move {
-                c.rates(request).await.map_err(status)?;
-                Ok(())
-            }
-        })
-        .await?;
         series.push((format!("Rates, 1 year, {label}"), h, note));
     }
 
@@ -205,27 +188,18 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
         as_of_date: date_of(today),
         limit: 100,
     };
-    let r = readmission
-        .clone()
-        .at_risk(request.clone())
-        .await
-        .map_err(status)?
-        .into_inner();
+    let (r, h) = answer_and_time(calls, Duration::MAX, || {
+        let mut c = readmission.clone();
+        let request = request.clone();
+        async move { Ok(c.at_risk(request).await.map_err(status)?.into_inner()) }
+    })
+    .await
+    .context("AtRisk")?;
     let note = format!(
         "{} stays returned, top LACE {}",
         r.stays.len(),
         r.stays.first().map_or(0, |s| s.lace)
     );
-    let h = time_calls(calls, Duration::MAX, || {
-        let mut c = readmission.clone();
-        let request = request.clone();
-        async move {
-            c.at_risk(request).await.map_err(status)?;
-            Ok(())
-        }
-    })
-    .await
-    .context("AtRisk")?;
     series.push(("AtRisk, as of today, limit 100".into(), h, note));
     drop(server);
 
@@ -235,19 +209,13 @@ pub async fn run(args: BenchQueryArgs) -> anyhow::Result<()> {
         "read model: {stays} index stays ({year_total} discharged in the last year) from {events} events of {next_patient} simulated patients; SQLite; one caller, {calls} sequential calls per query"
     );
     println!();
-    let mut rows = vec![Row {
-        name: "(a) do-nothing gRPC call (baseline)".into(),
-        figure: p50_p99(&noop),
-        ratio: "1 / 1".into(),
-        note: String::new(),
-    }];
+    let mut rows = vec![baseline_row(
+        "(a) do-nothing gRPC call (baseline)",
+        &noop,
+        "",
+    )];
     for (name, h, note) in &series {
-        rows.push(Row {
-            name: name.clone(),
-            figure: p50_p99(h),
-            ratio: p50_p99_ratio(h, &noop, 0),
-            note: note.clone(),
-        });
+        rows.push(latency_row(name, h, &noop, 0, note));
     }
     print_table(["query", "p50 / p99", "ratio to (a)", "notes"], &rows);
     Ok(())

@@ -6,8 +6,8 @@
 //! ([`Runner::rebuild`], as `journey rebuild readmission` runs it inside `journey up`): fresh
 //! tables, the fold in batches, then the swap.
 use super::common::{
-    dir_bytes, fill_log, machine, open_log, print_table, rate, step, FreshPg, Row, Ticker, Until,
-    Window,
+    count_rows, dir_bytes, fill_log, machine, open_log, print_table, rate, rate_row, step, FreshPg,
+    Row, Ticker, Until, Window,
 };
 use crate::args::BenchRebuildArgs;
 use anyhow::Context;
@@ -16,16 +16,15 @@ use journey_log_access::{EventSource, InProcess};
 use journey_projections::{
     db,
     readmission::Readmission,
-    runtime::{Progress, Runner},
+    runtime::{Progress, Projection, Runner},
 };
-use sqlx::Row as _;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
 /// The batch the projection runner reads the log with.
-const READ_BATCH: usize = 2000;
+pub(crate) const READ_BATCH: usize = 2000;
 
 /// Reads and decodes every event as the runner's source does; returns events/s.
 pub(crate) async fn scan(log: &Arc<EventLog>, head: u64) -> anyhow::Result<f64> {
@@ -48,16 +47,47 @@ pub(crate) async fn scan(log: &Arc<EventLog>, head: u64) -> anyhow::Result<f64> 
     Ok(rate(count, started.elapsed()))
 }
 
-struct Rebuilt {
-    per_sec: f64,
-    stays: i64,
-    seconds: f64,
+/// The baseline's row in the tables: scanning the log at `scan_rate` events/s.
+pub(crate) fn scan_row(name: &str, scan_rate: f64) -> Row {
+    Row {
+        name: name.into(),
+        figure: format!("{scan_rate:.0}"),
+        ratio: "1.00".into(),
+        note: format!("batches of {READ_BATCH}, as the projection reads"),
+    }
 }
 
-/// The real rebuild into `url`, with a progress line every few seconds.
-async fn rebuild_into(url: &str, log: &Arc<EventLog>, label: &str) -> anyhow::Result<Rebuilt> {
+/// What a rebuild took, and the rows of the table counted after it.
+pub(crate) struct Rebuilt {
+    pub per_sec: f64,
+    pub seconds: f64,
+    pub table_rows: i64,
+}
+
+impl Rebuilt {
+    /// Its row against the scan at `scan_rate`: its time and whether it met `goal` events/s.
+    pub fn row(&self, name: &str, scan_rate: f64, goal: u32) -> Row {
+        let met = if self.per_sec >= f64::from(goal) {
+            "met"
+        } else {
+            "NOT met"
+        };
+        let note = format!("{:.1} s; goal ≥ {goal}/s: {met}", self.seconds);
+        rate_row(name, self.per_sec, scan_rate, note)
+    }
+}
+
+/// The real rebuild of `projection` into `url` ([`Runner::rebuild`]), with a progress line
+/// headed `label` every few seconds; then counts the rows of its `table`.
+pub(crate) async fn rebuild_into<P: Projection>(
+    url: &str,
+    projection: P,
+    table: &str,
+    log: &Arc<EventLog>,
+    label: &str,
+) -> anyhow::Result<Rebuilt> {
     let db = db::connect(url).await?;
-    let (runner, _) = Runner::open(db, Readmission).await?;
+    let (runner, _) = Runner::open(db, projection).await?;
     let ticker = Ticker::new(Duration::from_secs(3));
     let started = Instant::now();
     let applied = runner
@@ -75,28 +105,22 @@ async fn rebuild_into(url: &str, log: &Arc<EventLog>, label: &str) -> anyhow::Re
         .await
         .with_context(|| format!("rebuild into {label}"))?;
     let elapsed = started.elapsed();
-    let stays: i64 = sqlx::query(&format!(
-        "SELECT COUNT(*) FROM {}index_stays",
-        runner.live_prefix()
-    ))
-    .fetch_one(&runner.db.pool)
-    .await?
-    .try_get(0)?;
+    let table_rows = count_rows(&runner, table).await?;
     runner.db.pool.close().await;
     Ok(Rebuilt {
         per_sec: rate(applied, elapsed),
-        stays,
         seconds: elapsed.as_secs_f64(),
+        table_rows,
     })
 }
 
 pub async fn run(args: BenchRebuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let dir = tempfile::tempdir()?;
-    let window = Window::last_days(args.seed, args.days);
+    let window = Window::last_days(args.sim.seed, args.days);
     step(&format!(
         "filling a fresh log with ≥ {} simulated events ({} days, seed {})",
-        args.events, args.days, args.seed
+        args.events, args.days, args.sim.seed
     ));
     let log = open_log(&dir.path().join("log")).await?;
     let filled = fill_log(&log, window, 0, Until::Events(args.events)).await?;
@@ -108,14 +132,14 @@ pub async fn run(args: BenchRebuildArgs) -> anyhow::Result<()> {
 
     step("(b) rebuild of the readmission read model into SQLite");
     let sqlite_url = format!("sqlite://{}/readmission.sqlite", dir.path().display());
-    let sqlite = rebuild_into(&sqlite_url, &log, "SQLite").await?;
+    let sqlite = rebuild_into(&sqlite_url, Readmission, "index_stays", &log, "SQLite").await?;
 
     let postgres = if args.no_postgres {
         None
     } else {
         step("(c) rebuild of the readmission read model into PostgreSQL (fresh database)");
         let fresh = FreshPg::create(&args.database_url, "rebuild").await?;
-        let result = rebuild_into(&fresh.url, &log, "PostgreSQL").await;
+        let result = rebuild_into(&fresh.url, Readmission, "index_stays", &log, "PostgreSQL").await;
         fresh.drop_database().await?;
         Some(result?)
     };
@@ -128,60 +152,33 @@ pub async fn run(args: BenchRebuildArgs) -> anyhow::Result<()> {
         filled.next_patient,
         args.days,
         log_bytes as f64 / head as f64,
-        sqlite.stays
+        sqlite.table_rows
     );
     println!();
     let mut rows = vec![
-        Row {
-            name: "(a) scan + decode the log (baseline)".into(),
-            figure: format!("{scan_rate:.0}"),
-            ratio: "1.00".into(),
-            note: format!("batches of {READ_BATCH}, as the projection reads"),
-        },
-        Row {
-            name: "(b) rebuild readmission → SQLite".into(),
-            figure: format!("{:.0}", sqlite.per_sec),
-            ratio: format!("{:.3}", sqlite.per_sec / scan_rate),
-            note: format!(
-                "{:.1} s; goal ≥ 150000/s: {}",
-                sqlite.seconds,
-                if sqlite.per_sec >= 150_000.0 {
-                    "met"
-                } else {
-                    "NOT met"
-                }
-            ),
-        },
+        scan_row("(a) scan + decode the log (baseline)", scan_rate),
+        sqlite.row("(b) rebuild readmission → SQLite", scan_rate, 150_000),
     ];
     if let Some(pg) = &postgres {
-        rows.push(Row {
-            name: "(c) rebuild readmission → PostgreSQL".into(),
-            figure: format!("{:.0}", pg.per_sec),
-            ratio: format!("{:.3}", pg.per_sec / scan_rate),
-            note: format!(
-                "{:.1} s; goal ≥ 75000/s: {}; {} index stays{}",
-                pg.seconds,
-                if pg.per_sec >= 75_000.0 {
-                    "met"
-                } else {
-                    "NOT met"
-                },
-                pg.stays,
-                if pg.stays == sqlite.stays {
-                    " (= SQLite)"
-                } else {
-                    " (≠ SQLite!)"
-                }
-            ),
-        });
+        let mut row = pg.row("(c) rebuild readmission → PostgreSQL", scan_rate, 75_000);
+        row.note += &format!(
+            "; {} index stays{}",
+            pg.table_rows,
+            if pg.table_rows == sqlite.table_rows {
+                " (= SQLite)"
+            } else {
+                " (≠ SQLite!)"
+            }
+        );
+        rows.push(row);
     }
     print_table(["measurement", "events/s", "ratio to (a)", "notes"], &rows);
     if let Some(pg) = &postgres {
         anyhow::ensure!(
-            pg.stays == sqlite.stays,
+            pg.table_rows == sqlite.table_rows,
             "SQLite and PostgreSQL disagree on the number of index stays ({} vs {}): a fold bug",
-            sqlite.stays,
-            pg.stays
+            sqlite.table_rows,
+            pg.table_rows
         );
     }
     Ok(())

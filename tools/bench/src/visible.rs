@@ -7,7 +7,7 @@
 //! counted up to the end of the first poll that shows it, so figures are rounded up by at most
 //! one poll interval plus one call.
 use super::common::{
-    fmt_us, machine, p50_p99, p50_p99_ratio, print_table, start_server, step, Row, Window,
+    baseline_row, fmt_us, latency_row, machine, print_table, start_server, step, Window,
 };
 use super::load::{self, Load, Watched};
 use crate::args::BenchVisibleArgs;
@@ -33,7 +33,7 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
             callers,
             rate: Some(args.rate as f64),
             seconds: args.seconds,
-            window: Window::last_days(args.seed, 365),
+            window: Window::last_days(args.sim.seed, 365),
         },
     );
     let mut watched = [Watched::connect(&server.grpc, "readmission").await?];
@@ -59,28 +59,29 @@ pub async fn run(args: BenchVisibleArgs) -> anyhow::Result<()> {
     );
     println!();
     let rows = vec![
-        Row {
-            name: "(a) append: send → acknowledgement (baseline)".into(),
-            figure: p50_p99(&append),
-            ratio: "1 / 1".into(),
-            note: format!("max {}", fmt_us(append.max())),
-        },
-        Row {
-            name: "(b) acknowledgement → visible in the read model".into(),
-            figure: p50_p99(&visible),
-            ratio: p50_p99_ratio(&visible, &append, 2),
-            note: format!(
+        baseline_row(
+            "(a) append: send → acknowledgement (baseline)",
+            &append,
+            format!("max {}", fmt_us(append.max())),
+        ),
+        latency_row(
+            "(b) acknowledgement → visible in the read model",
+            &visible,
+            &append,
+            2,
+            format!(
                 "max {}; rounded up by ≤ {} µs poll + one Status call",
                 fmt_us(visible.max()),
                 args.poll_us
             ),
-        },
-        Row {
-            name: "Status call (the poll; resolution of (b))".into(),
-            figure: p50_p99(&poll),
-            ratio: p50_p99_ratio(&poll, &append, 2),
-            note: format!("{} polls", poll.len()),
-        },
+        ),
+        latency_row(
+            "Status call (the poll; resolution of (b))",
+            &poll,
+            &append,
+            2,
+            format!("{} polls", poll.len()),
+        ),
     ];
     print_table(["measurement", "p50 / p99", "ratio to (a)", "notes"], &rows);
     Ok(())

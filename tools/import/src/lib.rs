@@ -71,6 +71,20 @@ fn num(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+/// The three numbers of `a<sep>b<sep>c`, each of exactly its width in digits.
+fn three_numbers(s: &str, sep: char, widths: [usize; 3]) -> Option<[u32; 3]> {
+    let mut parts = s.split(sep);
+    let mut out = [0; 3];
+    for (n, width) in out.iter_mut().zip(widths) {
+        let part = parts.next()?;
+        if part.len() != width {
+            return None;
+        }
+        *n = num(part)?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 /// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS[.fff][Z]` (UTC).
 pub fn parse_time(s: &str) -> Option<Timestamp> {
     let s = s.trim();
@@ -78,12 +92,8 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
     };
-    let mut parts = date.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return None;
-    }
-    let (y, m, d) = (i64::from(num(y)?), num(m)?, num(d)?);
+    let [y, m, d] = three_numbers(date, '-', [4, 2, 2])?;
+    let y = i64::from(y);
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return None;
     }
@@ -95,12 +105,7 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
             Some((a, b)) => (a, Some(b)),
             None => (t, None),
         };
-        let mut p = hms.split(':');
-        let (h, mi, se) = (p.next()?, p.next()?, p.next()?);
-        if p.next().is_some() || h.len() != 2 || mi.len() != 2 || se.len() != 2 {
-            return None;
-        }
-        let (h, mi, se) = (num(h)?, num(mi)?, num(se)?);
+        let [h, mi, se] = three_numbers(hms, ':', [2, 2, 2])?;
         if h > 23 || mi > 59 || se > 60 {
             return None;
         }

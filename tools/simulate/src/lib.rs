@@ -648,6 +648,129 @@ impl Gen {
         }
     }
 
+    /// An event of the stay's ADT feed at `t`; returns its id.
+    fn adt_event(&mut self, s: &Stay, t: i64, causation: &str, payload: Payload) -> String {
+        self.sink
+            .push(t, s.adt.clone(), &s.src, &s.enc, causation, payload)
+    }
+
+    /// Now and then (3 %) an ADT message is first recorded wrongly at `t` (what `wrong` draws),
+    /// cancelled (`cancelled` of its id: A11, A13) `cancel_in` later, to be recorded right
+    /// `redo_in` after that. Returns when the right record is due: `t` without a mistake.
+    fn adt_mistake(
+        &mut self,
+        s: &Stay,
+        t: i64,
+        wrong: impl FnOnce(&mut Rng) -> Payload,
+        cancelled: fn(String) -> Payload,
+        cancel_in: (i64, i64),
+        redo_in: (i64, i64),
+    ) -> i64 {
+        if !self.rng.chance(0.03) {
+            return t;
+        }
+        let wrong = wrong(&mut self.rng);
+        let id = self.adt_event(s, t, "", wrong);
+        let t = t + self.rng.range(cancel_in.0, cancel_in.1);
+        self.adt_event(s, t, &id, cancelled(id.clone()));
+        t + self.rng.range(redo_in.0, redo_in.1)
+    }
+
+    /// An emergency department visit to facility `fac` at `at`, from its ADT feed.
+    fn ed_visit(
+        &mut self,
+        at: i64,
+        fac: usize,
+        correlation: &str,
+        visit_id: String,
+        outcome: v1::EdOutcome,
+        dx: Dx,
+    ) {
+        self.sink.push(
+            at,
+            Self::adt(fac),
+            &adt_source(fac),
+            correlation,
+            "",
+            Payload::EmergencyVisit(v1::EmergencyVisit {
+                visit_id,
+                facility: Some(facility(fac)),
+                outcome: outcome as i32,
+                diagnoses: vec![code("ICD-10", dx)],
+            }),
+        );
+    }
+
+    /// A condition of the stay (`dx`, since `onset`) recorded at `at` by the stay's doctor.
+    fn condition(&mut self, s: &Stay, at: i64, doc_actor: &v1::Actor, dx: Dx, onset: i64) {
+        self.sink.push(
+            at,
+            doc_actor.clone(),
+            &s.ehr,
+            &s.enc,
+            "",
+            Payload::ConditionRecorded(v1::ConditionRecorded {
+                diagnosis: Some(code("ICD-10", dx)),
+                onset: Some(ts(onset)),
+                encounter_id: s.enc.clone(),
+            }),
+        );
+    }
+
+    /// `p` assigned as the patient's referent in their own role, as they record it.
+    fn referent(&mut self, at: i64, source: &str, correlation: &str, p: v1::Professional) {
+        self.sink.push(
+            at,
+            Self::as_actor(&p),
+            source,
+            correlation,
+            "",
+            Payload::ReferentAssigned(v1::ReferentAssigned {
+                role: p.role,
+                professional: Some(p),
+            }),
+        );
+    }
+
+    /// A visit of `nurse` at the patient's home, as they record it.
+    fn home_visit(
+        &mut self,
+        at: i64,
+        nurse: v1::Professional,
+        source: &str,
+        correlation: &str,
+        duration_minutes: u32,
+        notes_ref: String,
+    ) {
+        self.sink.push(
+            at,
+            Self::as_actor(&nurse),
+            source,
+            correlation,
+            "",
+            Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
+                professional: Some(nurse),
+                channel: v1::ContactChannel::Visit as i32,
+                duration_minutes,
+                notes_ref,
+            }),
+        );
+    }
+
+    /// The patient's death at `at`, as `actor` records it.
+    fn death(&mut self, at: i64, actor: v1::Actor, source: &str, correlation: &str) {
+        self.sink.push(
+            at,
+            actor,
+            source,
+            correlation,
+            "",
+            Payload::PatientDeceased(v1::PatientDeceased {
+                died_at: Some(ts(at)),
+            }),
+        );
+    }
+
     fn diagnoses(&mut self, kind: AdmKind) -> Vec<Dx> {
         let primary = match kind {
             AdmKind::Elective | AdmKind::DaySurgery => *self.rng.pick(self.profile.elective),
@@ -677,16 +800,7 @@ impl Gen {
         let other_fac = (fac + 1 + self.rng.range(0, 1) as usize) % FACILITIES.len();
         let t_dis = self.discharge(&s, disposition, other_fac);
         if disposition == v1::Disposition::Deceased {
-            self.sink.push(
-                t_dis,
-                doc_actor,
-                &s.ehr,
-                &s.enc,
-                "",
-                Payload::PatientDeceased(v1::PatientDeceased {
-                    died_at: Some(ts(t_dis)),
-                }),
-            );
+            self.death(t_dis, doc_actor, &s.ehr, &s.enc);
             return None;
         }
         self.discharge_letter(&s, t_dis, disposition, other_fac, doc_actor);
@@ -745,57 +859,31 @@ impl Gen {
     fn ed_before_admission(&mut self, s: &Stay) {
         if s.kind == AdmKind::Emergency && self.rng.chance(0.5) {
             let visit = format!("ED{}-{}-{}", self.seed, self.index, self.stays);
-            self.sink.push(
-                s.t_adm - self.rng.range(2 * HOUR, 7 * HOUR),
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
-                "",
-                Payload::EmergencyVisit(v1::EmergencyVisit {
-                    visit_id: visit,
-                    facility: Some(facility(s.fac)),
-                    outcome: v1::EdOutcome::Admitted as i32,
-                    diagnoses: vec![code("ICD-10", s.dx[0])],
-                }),
-            );
+            let at = s.t_adm - self.rng.range(2 * HOUR, 7 * HOUR);
+            self.ed_visit(at, s.fac, &s.enc, visit, v1::EdOutcome::Admitted, s.dx[0]);
         }
     }
 
     /// `Admitted` at `t`; a few admissions are first recorded in the wrong unit, cancelled (A11),
     /// and recorded again a little later. Returns when the patient was admitted.
     fn admit(&mut self, s: &Stay, t: i64) -> i64 {
-        let mut t = t;
-        if self.rng.chance(0.03) {
-            let wrong = *self.rng.pick(self.profile.transfer_to);
-            let id = self.sink.push(
-                t,
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
-                "",
-                s.admitted(wrong, &s.dx[..1]),
-            );
-            t += self.rng.range(15 * MIN, 60 * MIN);
-            self.sink.push(
-                t,
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
-                &id,
-                Payload::AdmissionCancelled(v1::AdmissionCancelled {
-                    cancelled_event_id: id.clone(),
-                }),
-            );
-            t += self.rng.range(5 * MIN, 30 * MIN);
-        }
-        self.sink.push(
+        let units = self.profile.transfer_to;
+        let t = self.adt_mistake(
+            s,
             t,
-            s.adt.clone(),
-            &s.src,
-            &s.enc,
-            "",
-            s.admitted(s.unit, &s.dx),
+            |rng| {
+                let wrong_unit = *rng.pick(units);
+                s.admitted(wrong_unit, &s.dx[..1])
+            },
+            |id| {
+                Payload::AdmissionCancelled(v1::AdmissionCancelled {
+                    cancelled_event_id: id,
+                })
+            },
+            (15 * MIN, 60 * MIN),
+            (5 * MIN, 30 * MIN),
         );
+        self.adt_event(s, t, "", s.admitted(s.unit, &s.dx));
         t
     }
 
@@ -827,34 +915,14 @@ impl Gen {
     /// Conditions: the primary every stay, chronic ones once.
     fn record_conditions(&mut self, s: &Stay, doc_actor: &v1::Actor) {
         let onset_primary = s.t_adm - self.rng.range(HOUR, 5 * DAY);
-        self.sink.push(
-            s.t_adm + self.rng.range(HOUR, 6 * HOUR),
-            doc_actor.clone(),
-            &s.ehr,
-            &s.enc,
-            "",
-            Payload::ConditionRecorded(v1::ConditionRecorded {
-                diagnosis: Some(code("ICD-10", s.dx[0])),
-                onset: Some(ts(onset_primary)),
-                encounter_id: s.enc.clone(),
-            }),
-        );
+        let at = s.t_adm + self.rng.range(HOUR, 6 * HOUR);
+        self.condition(s, at, doc_actor, s.dx[0], onset_primary);
         if !self.conditions_recorded {
             self.conditions_recorded = true;
             for c in self.comorbid.clone() {
                 let onset = s.t_adm - self.rng.range(365, 15 * 365) * DAY;
-                self.sink.push(
-                    s.t_adm + self.rng.range(HOUR, 8 * HOUR),
-                    doc_actor.clone(),
-                    &s.ehr,
-                    &s.enc,
-                    "",
-                    Payload::ConditionRecorded(v1::ConditionRecorded {
-                        diagnosis: Some(code("ICD-10", c)),
-                        onset: Some(ts(onset)),
-                        encounter_id: s.enc.clone(),
-                    }),
-                );
+                let at = s.t_adm + self.rng.range(HOUR, 8 * HOUR);
+                self.condition(s, at, doc_actor, c, onset);
             }
         }
     }
@@ -864,11 +932,9 @@ impl Gen {
         if s.inpatient() && s.t_dis - s.t_adm > DAY && self.rng.chance(0.15) {
             let at = s.t_adm + ((s.t_dis - s.t_adm) as f64 * (0.2 + 0.5 * self.rng.f64())) as i64;
             let to = *self.rng.pick(self.profile.transfer_to);
-            self.sink.push(
+            self.adt_event(
+                s,
                 at,
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
                 "",
                 Payload::Transferred(v1::Transferred {
                     encounter_id: s.enc.clone(),
@@ -981,17 +1047,7 @@ impl Gen {
         }
         if alive_home && s.inpatient() && self.rng.chance(0.4) {
             let at = s.shortly_before_discharge(&mut self.rng, 2 * HOUR, 6 * HOUR);
-            self.sink.push(
-                at,
-                Self::as_actor(&liaison),
-                &s.ehr,
-                &s.enc,
-                "",
-                Payload::ReferentAssigned(v1::ReferentAssigned {
-                    role: Role::LiaisonNurse as i32,
-                    professional: Some(liaison),
-                }),
-            );
+            self.referent(at, &s.ehr, &s.enc, liaison);
         }
     }
 
@@ -1050,42 +1106,24 @@ impl Gen {
         } else {
             ""
         };
-        let mut t = s.t_dis;
-        if self.rng.chance(0.03) {
-            let wrong = if disposition == v1::Disposition::Home {
-                v1::Disposition::Rehab
-            } else {
-                v1::Disposition::Home
-            };
-            let id = self.sink.push(
-                t,
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
-                "",
-                s.discharged(wrong, ""),
-            );
-            t += self.rng.range(20 * MIN, 90 * MIN);
-            self.sink.push(
-                t,
-                s.adt.clone(),
-                &s.src,
-                &s.enc,
-                &id,
+        let wrong = if disposition == v1::Disposition::Home {
+            v1::Disposition::Rehab
+        } else {
+            v1::Disposition::Home
+        };
+        let t = self.adt_mistake(
+            s,
+            s.t_dis,
+            |_| s.discharged(wrong, ""),
+            |id| {
                 Payload::DischargeCancelled(v1::DischargeCancelled {
-                    cancelled_event_id: id.clone(),
-                }),
-            );
-            t += self.rng.range(10 * MIN, 60 * MIN);
-        }
-        self.sink.push(
-            t,
-            s.adt.clone(),
-            &s.src,
-            &s.enc,
-            "",
-            s.discharged(disposition, dest),
+                    cancelled_event_id: id,
+                })
+            },
+            (20 * MIN, 90 * MIN),
+            (10 * MIN, 60 * MIN),
         );
+        self.adt_event(s, t, "", s.discharged(disposition, dest));
         t
     }
 
@@ -1188,17 +1226,7 @@ impl Gen {
         if !had && self.rng.chance(self.profile.death * 0.6) {
             let at = t_dis + self.rng.range(3, 60) * DAY + self.rng.range(0, DAY - 1);
             if next.is_none_or(|n| at < n.0 - HOUR) {
-                let gp = self.gp.clone();
-                self.sink.push(
-                    at,
-                    Self::as_actor(&gp),
-                    "gp-software",
-                    "",
-                    "",
-                    Payload::PatientDeceased(v1::PatientDeceased {
-                        died_at: Some(ts(at)),
-                    }),
-                );
+                self.death(at, Self::as_actor(&self.gp), "gp-software", "");
                 next = None;
             }
         }
@@ -1289,17 +1317,7 @@ impl Gen {
             }),
         );
         let coordinator = self.hospital_staff(Role::HadCoordinator, 84, fac, 5);
-        self.sink.push(
-            t + 10 * MIN,
-            Self::as_actor(&coordinator),
-            "had-software",
-            &enc,
-            "",
-            Payload::ReferentAssigned(v1::ReferentAssigned {
-                role: Role::HadCoordinator as i32,
-                professional: Some(coordinator.clone()),
-            }),
-        );
+        self.referent(t + 10 * MIN, "had-software", &enc, coordinator.clone());
         let planned = t + self.rng.range(7, 35) * DAY;
         let (stop, disposition) = match next {
             Some(n) if n - 2 * HOUR <= planned => {
@@ -1320,20 +1338,10 @@ impl Gen {
         let stop = stop.max(t + HOUR);
         let mut v = t.div_euclid(DAY) * DAY + DAY + 9 * HOUR;
         while v + HOUR < stop {
+            let at = v + self.rng.range(0, 8 * HOUR);
+            let minutes = self.rng.range(20, 60) as u32;
             let nurse = self.nurse.clone();
-            self.sink.push(
-                v + self.rng.range(0, 8 * HOUR),
-                Self::as_actor(&nurse),
-                "had-software",
-                &enc,
-                "",
-                Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
-                    professional: Some(nurse),
-                    channel: v1::ContactChannel::Visit as i32,
-                    duration_minutes: self.rng.range(20, 60) as u32,
-                    notes_ref: String::new(),
-                }),
-            );
+            self.home_visit(at, nurse, "had-software", &enc, minutes, String::new());
             v += self.rng.range(1, 3) * DAY;
         }
         self.sink.push(
@@ -1350,49 +1358,21 @@ impl Gen {
             }),
         );
         if disposition == v1::Disposition::Deceased {
-            self.sink.push(
-                stop,
-                Self::as_actor(&coordinator),
-                "had-software",
-                &enc,
-                "",
-                Payload::PatientDeceased(v1::PatientDeceased {
-                    died_at: Some(ts(stop)),
-                }),
-            );
+            self.death(stop, Self::as_actor(&coordinator), "had-software", &enc);
         }
     }
 
     /// After a discharge home: referents, first contact, appointments, telemonitoring, ED visits.
     fn follow_up(&mut self, t_dis: i64, end: i64, home: bool, enc: &str, inpatient: bool) {
-        let gp = self.gp.clone();
         let nurse = self.nurse.clone();
-        self.sink.push(
-            t_dis + self.rng.range(5 * MIN, 2 * HOUR),
-            Self::as_actor(&gp),
-            "gp-software",
-            enc,
-            "",
-            Payload::ReferentAssigned(v1::ReferentAssigned {
-                role: Role::Gp as i32,
-                professional: Some(gp.clone()),
-            }),
-        );
+        let at = t_dis + self.rng.range(5 * MIN, 2 * HOUR);
+        self.referent(at, "gp-software", enc, self.gp.clone());
         if !home {
             return;
         }
         if self.rng.chance(0.7) {
-            self.sink.push(
-                t_dis + self.rng.range(HOUR, DAY),
-                Self::as_actor(&nurse),
-                "home-care-software",
-                enc,
-                "",
-                Payload::ReferentAssigned(v1::ReferentAssigned {
-                    role: Role::HomeNurse as i32,
-                    professional: Some(nurse.clone()),
-                }),
-            );
+            let at = t_dis + self.rng.range(HOUR, DAY);
+            self.referent(at, "home-care-software", enc, nurse.clone());
         }
         self.first_home_contact(t_dis, end, enc);
         self.appointments(t_dis, end, enc, inpatient);
@@ -1433,18 +1413,15 @@ impl Gen {
         let first = t_dis.div_euclid(DAY) * DAY + days * DAY + self.rng.range(8 * HOUR, 18 * HOUR);
         if first < end {
             if self.rng.chance(0.6) {
-                self.sink.push(
+                let minutes = self.rng.range(20, 60) as u32;
+                let notes = format!("doc://home-care/{}", self.sink.counter + 1);
+                self.home_visit(
                     first,
-                    Self::as_actor(&nurse),
+                    nurse.clone(),
                     "home-care-software",
                     enc,
-                    "",
-                    Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
-                        professional: Some(nurse.clone()),
-                        channel: v1::ContactChannel::Visit as i32,
-                        duration_minutes: self.rng.range(20, 60) as u32,
-                        notes_ref: format!("doc://home-care/{}", self.sink.counter + 1),
-                    }),
+                    minutes,
+                    notes,
                 );
             } else {
                 let who = if self.rng.chance(0.5) {
@@ -1469,19 +1446,9 @@ impl Gen {
             if self.rng.chance(0.5) {
                 let mut v = first + 7 * DAY;
                 while v < end.min(t_dis + 42 * DAY) {
-                    self.sink.push(
-                        v,
-                        Self::as_actor(&nurse),
-                        "home-care-software",
-                        enc,
-                        "",
-                        Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
-                            professional: Some(nurse.clone()),
-                            channel: v1::ContactChannel::Visit as i32,
-                            duration_minutes: self.rng.range(15, 45) as u32,
-                            notes_ref: String::new(),
-                        }),
-                    );
+                    let minutes = self.rng.range(15, 45) as u32;
+                    let nurse = nurse.clone();
+                    self.home_visit(v, nurse, "home-care-software", enc, minutes, String::new());
                     v += 7 * DAY + self.rng.range(-HOUR, HOUR);
                 }
             }
@@ -1555,27 +1522,13 @@ impl Gen {
                 } else {
                     v1::EdOutcome::LeftWithoutBeingSeen
                 };
-                let fac = self.home_fac;
-                self.sink.push(
-                    at,
-                    Self::adt(fac),
-                    &adt_source(fac),
-                    "",
-                    "",
-                    Payload::EmergencyVisit(v1::EmergencyVisit {
-                        visit_id: format!("ED{}-{}-{}-x", self.seed, self.index, self.stays),
-                        facility: Some(facility(fac)),
-                        outcome: outcome as i32,
-                        diagnoses: vec![code(
-                            "ICD-10",
-                            *self.rng.pick(&[
-                                ("R07.4", "Chest pain, unspecified"),
-                                ("R06.0", "Dyspnoea"),
-                                ("R55", "Syncope and collapse"),
-                            ]),
-                        )],
-                    }),
-                );
+                let visit = format!("ED{}-{}-{}-x", self.seed, self.index, self.stays);
+                let dx = *self.rng.pick(&[
+                    ("R07.4", "Chest pain, unspecified"),
+                    ("R06.0", "Dyspnoea"),
+                    ("R55", "Syncope and collapse"),
+                ]);
+                self.ed_visit(at, self.home_fac, "", visit, outcome, dx);
             }
         }
     }
@@ -1917,20 +1870,10 @@ impl Gen {
             }),
         );
         if let Some(at) = prior_ed {
-            let fac = self.home_fac;
-            self.sink.push(
-                at,
-                Gen::adt(fac),
-                &adt_source(fac),
-                "",
-                "",
-                Payload::EmergencyVisit(v1::EmergencyVisit {
-                    visit_id: format!("ED{}-{}-0", self.seed, self.index),
-                    facility: Some(facility(fac)),
-                    outcome: v1::EdOutcome::DischargedHome as i32,
-                    diagnoses: vec![code("ICD-10", self.profile.emergency[0])],
-                }),
-            );
+            let visit = format!("ED{}-{}-0", self.seed, self.index);
+            let dx = self.profile.emergency[0];
+            let outcome = v1::EdOutcome::DischargedHome;
+            self.ed_visit(at, self.home_fac, "", visit, outcome, dx);
         }
     }
 
