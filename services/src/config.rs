@@ -55,17 +55,25 @@ pub struct LogConfig {
     pub anchor: AnchorArgs,
 }
 
+/// Where a node holding the log listens (the addresses partners and the CLI verbs default to).
+#[derive(Debug, Clone, Args)]
+pub struct LogListen {
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: String,
+    /// HTTP listen address: the dashboard (with the read models), /status and /metrics (port 0 =
+    /// any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+}
+
 /// `journey up`: the log and, unless turned off, every other service in one process.
 #[derive(Debug, Clone, Args)]
 pub struct UpConfig {
     #[command(flatten)]
     pub log: LogConfig,
-    /// gRPC listen address (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    pub grpc_addr: String,
-    /// HTTP listen address: the dashboard, /status and /metrics (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    pub http_addr: String,
+    #[command(flatten)]
+    pub listen: LogListen,
     /// Read-model database: `sqlite://PATH` or `postgres://USER@HOST/DB`.
     /// Default: a SQLite file `read-models.sqlite` in the data folder.
     #[arg(long, env = "JOURNEY_DATABASE_URL")]
@@ -87,12 +95,8 @@ pub struct UpConfig {
 pub struct EventLogConfig {
     #[command(flatten)]
     pub log: LogConfig,
-    /// gRPC listen address (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
-    pub grpc_addr: String,
-    /// HTTP listen address: /status and /metrics (port 0 = any free port).
-    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    pub http_addr: String,
+    #[command(flatten)]
+    pub listen: LogListen,
     #[command(flatten)]
     pub front: Front,
 }

@@ -1,7 +1,7 @@
 //! Which parts a node runs, from the flags of each server verb.
 use crate::config::{
-    AuditServeConfig, EventLogConfig, Front, LiveFeed, LogConfig, ReactorConfig, ReadSideConfig,
-    RemoteLog, UpConfig,
+    AuditServeConfig, EventLogConfig, Front, LiveFeed, LogConfig, LogListen, ReactorConfig,
+    ReadSideConfig, RemoteLog, UpConfig,
 };
 use journey_log_access::Remote;
 use std::{path::PathBuf, time::Duration};
@@ -69,21 +69,21 @@ impl Spec {
                 nats: None,
             }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
-            ..Spec::holding(config.log, config.grpc_addr, config.http_addr, config.front)
+            ..Spec::holding(config.log, config.listen, config.front)
         }
     }
 
     /// `journey serve event-log`: the log alone (with its audit service).
     pub fn event_log(config: EventLogConfig) -> Spec {
-        Spec::holding(config.log, config.grpc_addr, config.http_addr, config.front)
+        Spec::holding(config.log, config.listen, config.front)
     }
 
     /// A node holding the log, with its audit service (the audit trail of a log is always served
     /// where the log is).
-    fn holding(log: LogConfig, grpc_addr: String, http_addr: String, front: Front) -> Spec {
+    fn holding(log: LogConfig, listen: LogListen, front: Front) -> Spec {
         Spec {
-            grpc_addr,
-            http_addr,
+            grpc_addr: listen.grpc_addr,
+            http_addr: listen.http_addr,
             front,
             log: LogSpec::Local(Box::new(log)),
             read_models: None,
