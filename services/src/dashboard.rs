@@ -3,8 +3,11 @@
 //! weekly indicators with SVG trend charts.
 use crate::html::esc;
 use crate::{
-    coordination_service::CoordinationService, log_handle::LogHandle, principal::Principal,
-    session::Sessions, timeline,
+    coordination_service::CoordinationService,
+    log_handle::LogHandle,
+    principal::{Principal, Role},
+    session::Sessions,
+    timeline,
 };
 use axum::{
     extract::{Path, Query, State},
@@ -414,11 +417,19 @@ async fn patient(
     Query(p): Query<Params>,
 ) -> Response {
     let lang = Lang::of(&p);
-    let fu = match follow_up(&d, caller.as_deref(), &id).await {
+    let caller = caller.as_deref();
+    // Decide first, render after: the coordination view decides (territory, consent) and records
+    // the read; without its allow decision nothing of the patient goes out, unless the caller
+    // may see every patient.
+    let fu = match follow_up(&d, caller, &id).await {
         Ok(f) => f,
         Err(s) => return status_response(s),
     };
-    let events = match d.log.patient(&id).await {
+    let everything = sees_every_patient(caller);
+    if fu.is_none() && !everything {
+        return not_found_page(lang, &id);
+    }
+    let mut events = match d.log.patient(&id).await {
         Ok(e) => e,
         Err(e) => {
             return (
@@ -428,12 +439,14 @@ async fn patient(
                 .into_response()
         }
     };
+    if !everything {
+        // Fail closed while the view lags: what it has not folded yet was not part of the
+        // decision (a transfer to another territory, a consent revoked).
+        let decided = d.coordination.runner.watch().borrow().checkpoint;
+        events.retain(|e| e.position <= decided);
+    }
     if fu.is_none() && events.is_empty() {
-        return (
-            StatusCode::NOT_FOUND,
-            page(lang, t(lang, "not_found"), &format!("<p>{}</p>", esc(&id))),
-        )
-            .into_response();
+        return not_found_page(lang, &id);
     }
     let mut b = String::new();
     let title = fu
@@ -447,6 +460,20 @@ async fn patient(
     }
     timeline_section(&mut b, lang, &events);
     page(lang, &title, &b).into_response()
+}
+
+/// Whether the caller sees a patient's record whatever the coordination view decides: an admin,
+/// or anyone on a server without authentication. A coordinator sees only what the view allows.
+fn sees_every_patient(caller: Option<&Principal>) -> bool {
+    caller.is_none_or(|p| p.role == Role::Admin)
+}
+
+fn not_found_page(lang: Lang, id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        page(lang, t(lang, "not_found"), &format!("<p>{}</p>", esc(id))),
+    )
+        .into_response()
 }
 
 /// The patient's follow-up, its reading audited; `None` when the coordination view does not

@@ -532,3 +532,47 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         )]
     );
 }
+
+/// The dashboard's patient page decides before it renders: a patient the coordination view does
+/// not place in the coordinator's territory (here: observations only, no stay) is "not found" for
+/// a coordinator, and no byte of the patient's record is served; an admin sees the timeline.
+#[tokio::test]
+async fn the_patient_page_serves_nothing_without_an_allow_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let admin = admin.trim();
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let mut obs = observation("UNPLACED-1", 97.0);
+    obs.source = "telemonitoring-unplaced".into();
+    let head = append_batch(&mut log, vec![obs]).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+
+    let (_, cookie) = dashboard_sign_in(&server.http, "k-coord").await;
+    let coordinator = cookie.expect("a coordinator session");
+    let page = http_exchange(
+        &server.http,
+        "GET",
+        "/patients/UNPLACED-1",
+        &coordinator,
+        "",
+    )
+    .await;
+    assert!(page.starts_with("HTTP/1.1 404"), "{page}");
+    assert!(
+        !page.contains("telemonitoring-unplaced") && !page.contains("data-kind"),
+        "nothing of the patient's record is served: {page}"
+    );
+
+    let (_, cookie) = dashboard_sign_in(&server.http, admin).await;
+    let page = http_exchange(
+        &server.http,
+        "GET",
+        "/patients/UNPLACED-1",
+        &cookie.expect("an admin session"),
+        "",
+    )
+    .await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("telemonitoring-unplaced"), "{page}");
+}
