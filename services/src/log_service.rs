@@ -356,6 +356,22 @@ impl EventLog for LogService {
                 ))
             }
         };
+        let head = self.log.head().position;
+        if req.to_position != 0 && req.from_position > req.to_position {
+            return Err(errors::invalid(
+                "from_position",
+                &format!(
+                    "{} is after to_position {}; give from ≤ to (0 = from the first, to the head)",
+                    req.from_position, req.to_position
+                ),
+            ));
+        }
+        if req.from_position > head.max(1) {
+            return Err(errors::invalid(
+                "from_position",
+                &format!("{} is past the head of the log ({head})", req.from_position),
+            ));
+        }
         let log = self.log.clone();
         let report = tokio::task::spawn_blocking(move || {
             log.verify(req.from_position, req.to_position, anchor)

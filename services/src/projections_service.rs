@@ -92,7 +92,7 @@ impl Projections for ProjectionsService {
         if let Some(r) = &self.coordination {
             projections.push(state(r));
         }
-        let log_head = self.log.in_process().map_or(0, |log| log.head().position);
+        let (log_head, _) = self.log.head().await?;
         Ok(Response::new(ProjectionStatusResponse {
             projections,
             log_head,

@@ -105,6 +105,24 @@ async fn concurrent_clients_append_and_read() {
     assert!(v.ok, "{v:?}");
     assert_eq!(v.checked, 200);
     assert_eq!(v.head_hash, head.hash);
+
+    // A range that cannot be verified is refused, naming the field, not answered "ok".
+    for (from, to) in [(150, 100), (201, 0), (500, 600)] {
+        let refused = client
+            .verify(VerifyRequest {
+                from_position: from,
+                to_position: to,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a range outside the log");
+        assert_eq!(
+            refused.code(),
+            Code::InvalidArgument,
+            "{from}..{to}: {refused:?}"
+        );
+        assert_eq!(field_of(&refused), "from_position", "{from}..{to}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,3 +123,42 @@ async fn services_export_the_operational_metrics() {
         "query latency:\n{m}"
     );
 }
+
+/// Calls to paths no service has are counted under one `unknown` label: a caller choosing paths
+/// cannot grow `/metrics` (issue 19, resource exhaustion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_do_not_grow_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--no-reactor"]);
+    let mut log = server.client().await;
+    log.head(HeadRequest {}).await.unwrap();
+    let before = http_get(&server.http, "/metrics").await.len();
+    for i in 0..200 {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "--http2-prior-knowledge",
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/grpc",
+                &format!("{}/random{i}.Service/Method{i}", server.grpc),
+            ])
+            .status()
+            .expect("curl (apt-get install curl)");
+        assert!(out.success());
+    }
+    let metrics = http_get(&server.http, "/metrics").await;
+    assert!(!metrics.contains("random1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"method="unknown""#),
+        "the calls are counted: {metrics}"
+    );
+    assert!(
+        metrics.len() < before + 4096,
+        "/metrics grew from {before} to {} bytes",
+        metrics.len()
+    );
+}

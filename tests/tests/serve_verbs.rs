@@ -154,6 +154,18 @@ async fn secured_split_deployment_serves_the_patient_page() {
     )
     .await;
     wait_projected_as(&coordination.grpc, head, Some("k-admin")).await;
+    // The read side reports the remote log's head, read with its own token.
+    let (channel, token) = (
+        client::channel(&coordination.grpc).await.unwrap(),
+        client::token(Some("k-admin")).unwrap(),
+    );
+    let status =
+        journey_proto::v1::projections_client::ProjectionsClient::with_interceptor(channel, token)
+            .status(journey_proto::v1::ProjectionStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(status.log_head, head);
 
     // Signed in on the dashboard of the coordination service.
     let (r, cookie) = dashboard_sign_in(&coordination.http, "k-admin").await;
