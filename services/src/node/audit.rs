@@ -1,12 +1,12 @@
 //! The `Audit` service as a part: over the log of this process (anchored by the log itself) or
 //! over a remote log, keeping its own anchor of that log's head when given a file (an anchor on
 //! another machine than the log is the stronger one).
-use super::{spec::AuditSpec, Part, Shared};
+use super::{spec::AuditSpec, Part, Running, Shared};
 use crate::{anchor::AnchorKeeper, audit_service::AuditService, log_handle::LogHandle};
 use journey_proto::v1::audit_server::AuditServer;
 use serde_json::{json, Map, Value};
 use std::{sync::Arc, time::Duration};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tonic::{server::NamedService, service::RoutesBuilder};
 
 pub struct AuditPart {
@@ -70,7 +70,8 @@ impl Part for AuditPart {
         );
     }
 
-    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    fn start(&mut self, run: &Running) -> Vec<JoinHandle<()>> {
+        let stop = &run.stop;
         match &self.kept {
             Some((keeper, interval)) => vec![tokio::spawn(keeper.clone().keep(
                 self.log().clone(),

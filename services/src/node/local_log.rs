@@ -1,6 +1,6 @@
 //! The log a node holds: the folder opened with the journey rules as its gate, the `EventLog`
 //! gRPC service partners call, the NATS outbox, and the chain head anchored outside the folder.
-use super::{spec::Spec, Part};
+use super::{spec::Spec, Part, Running};
 use crate::{
     anchor::AnchorKeeper,
     config::LogConfig,
@@ -36,12 +36,14 @@ impl LocalLog {
     pub async fn open(config: &LogConfig) -> anyhow::Result<LocalLog> {
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
+            crate::files::private_data_dir(&dir)?;
             let storage = SledStorage::open(&dir).with_context(|| {
                 format!(
                     "cannot open the event log in {} (is another `journey up` using it?)",
                     dir.display()
                 )
             })?;
+            crate::files::restrict_tree(&dir)?;
             Ok(EventLog::open(
                 Arc::new(storage),
                 crate::gate::journey_rules(),
@@ -108,9 +110,24 @@ impl LocalLog {
         }
     }
 
+    /// Leaves a log that failed to write without closing it. sled cannot be closed or even dropped
+    /// after an IO failure (its flush on drop waits forever for a write that failed), and nothing
+    /// needs it: every acknowledged group is in the journal, which the next start reconciles.
+    pub fn abandon(self) {
+        tracing::warn!(
+            head = self.log.head().position,
+            "event log left unclosed after its storage failure; the next start recovers it from the journal"
+        );
+        std::mem::forget(self.log);
+    }
+
     /// Flushes and closes the log, then anchors its last head, once nothing can move it any more.
     pub async fn close(self) -> anyhow::Result<()> {
         self.log.close().await?;
+        // sled's files made since the log opened (blobs) follow the umask; the folder is private.
+        if let Err(e) = crate::files::restrict_tree(&self.data_dir) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot make the log's files private");
+        }
         if let Err(e) = self.keeper.tick(&self.handle).await {
             tracing::warn!(error = %format!("{e:#}"), "anchoring the final head failed");
         }
@@ -156,12 +173,18 @@ impl Part for LogPart {
         out.insert("failure".into(), json!(self.log.failure()));
     }
 
-    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    fn start(&mut self, run: &Running) -> Vec<JoinHandle<()>> {
+        let stop = &run.stop;
         let mut tasks = vec![tokio::spawn(self.keeper.clone().keep(
             self.handle.clone(),
             self.anchor_interval,
             stop.clone(),
         ))];
+        tasks.push(tokio::spawn(watch_failure(
+            self.log.clone(),
+            stop.clone(),
+            run.fatal.clone(),
+        )));
         if let Some(config) = self.outbox.clone() {
             tasks.push(tokio::spawn(outbox::run(
                 self.log.clone(),
@@ -171,5 +194,32 @@ impl Part for LogPart {
             )));
         }
         tasks
+    }
+}
+
+/// Ends the node when the log can no longer write (a storage failure: a full disk, an IO error).
+/// The log refuses every append from then on; rather than serve reads beside a log that takes no
+/// writes, the node stops in order and exits with what to do, for an operator or a supervisor to
+/// start it again. A restart is the recovery: opening the log brings sled back to exactly the
+/// journal's whole groups, the path every crash takes, where recovering in place would need a
+/// second, rarely run one. Nothing acknowledged is lost either way: an append is acknowledged
+/// only after the fsync that failed here would have covered it.
+async fn watch_failure(
+    log: Arc<EventLog>,
+    mut stop: watch::Receiver<bool>,
+    fatal: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    loop {
+        if let Some(why) = log.failure() {
+            let _ = fatal.send(format!(
+                "the event log cannot write any more ({why}); every acknowledged event is safe. \
+                 Free disk space (or repair the storage), then start the server again"
+            ));
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }

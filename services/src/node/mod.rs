@@ -7,6 +7,10 @@
 //! node with one part ([`spec`] builds the [`Spec`] from the verb's flags). A new long-running
 //! component is one [`Part`] registered in [`run`], never a new server skeleton.
 //!
+//! A part that cannot go on (the log after a storage failure) ends the node through
+//! [`Running::fatal`]: health turns NOT_SERVING, the node stops in the same order, and the process
+//! exits with the reason and what to do.
+//!
 //! Shutdown order: the gRPC server stops taking calls (calls in flight get 5 s), the stop signal
 //! goes out, the HTTP server drains, each part's tasks end (last registered first, 5 s each), and
 //! a local log is flushed, closed and its final head anchored.
@@ -23,7 +27,11 @@ use anyhow::Context;
 use axum::{routing::get, Json, Router};
 use serde_json::{Map, Value};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 
@@ -46,10 +54,17 @@ pub trait Part: Send + Sync {
     }
     /// The part's entries in `/status`.
     fn status(&self, _out: &mut Map<String, Value>) {}
-    /// Starts the part's background tasks; they end when `stop` turns true.
-    fn start(&mut self, _stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    /// Starts the part's background tasks; they end when `run.stop` turns true.
+    fn start(&mut self, _run: &Running) -> Vec<JoinHandle<()>> {
         Vec::new()
     }
+}
+
+/// What a part's tasks get: the stop signal, and a way to end the node when the part cannot go
+/// on (the reason becomes the process's error).
+pub struct Running {
+    pub stop: watch::Receiver<bool>,
+    pub fatal: mpsc::UnboundedSender<String>,
 }
 
 /// What every part may use: the log, the callers' authentication, the access log.
@@ -122,9 +137,14 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (fatal, mut fatal_rx) = mpsc::unbounded_channel();
+    let running = Running {
+        stop: stop_rx.clone(),
+        fatal,
+    };
     let mut tasks = Vec::new();
     for part in parts.iter_mut() {
-        tasks.push(part.start(&stop_rx));
+        tasks.push(part.start(&running));
     }
     let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
 
@@ -140,11 +160,13 @@ pub async fn run(
     routes
         .add_service(health_service)
         .add_service(reflection()?);
+    let mut served = vec![""];
     for part in parts.iter() {
         for name in part.grpc(&mut routes) {
             health
                 .set_service_status(name, tonic_health::ServingStatus::Serving)
                 .await;
+            served.push(name);
         }
     }
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -159,7 +181,19 @@ pub async fn run(
     );
     on_ready(ready);
 
-    shutdown.await;
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        why = fatal_rx.recv() => why,
+    };
+    if let Some(why) = &fatal {
+        tracing::error!("{why}");
+        // Probes and load balancers stop sending calls while the node drains.
+        for name in served {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    }
     tracing::info!("shutting down: no new calls, finishing the calls in flight");
     let _ = grpc_stop_tx.send(());
     let _ = stop_tx.send(true);
@@ -182,10 +216,15 @@ pub async fn run(
         }
     }
     drop(parts);
-    if let Some(l) = local {
-        l.close().await?;
+    match (local, &fatal) {
+        (Some(l), None) => l.close().await?,
+        (Some(l), Some(_)) => l.abandon(),
+        (None, _) => {}
     }
-    Ok(())
+    match fatal {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
 }
 
 /// `/status` (every part's entries), `/metrics` (Prometheus), and the parts' own routes.

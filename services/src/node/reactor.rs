@@ -1,6 +1,6 @@
 //! The telemonitoring alert reactor as a part: it follows the node's log and appends the
 //! `AlertRaised` events the rules decide, to the log of this process or to a remote one.
-use super::{logged, spec::ReactorSpec, Part, Shared};
+use super::{logged, spec::ReactorSpec, Part, Running, Shared};
 use crate::{
     log_handle::LogHandle,
     reactor::{self, ReactorStatus, Sink},
@@ -58,7 +58,8 @@ impl Part for Reactor {
         out.insert("reactor".into(), json!(*self.status.borrow()));
     }
 
-    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    fn start(&mut self, running: &Running) -> Vec<JoinHandle<()>> {
+        let stop = &running.stop;
         let Some(status) = self.status_tx.take() else {
             return Vec::new();
         };

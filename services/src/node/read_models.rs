@@ -4,7 +4,7 @@
 //!
 //! Catch-up, gaps and rebuilds read the node's log (in process or over gRPC); live events come
 //! from the log itself, or from NATS JetStream for a node without the log when given.
-use super::{logged, spec::ReadModelsSpec, Part, Shared};
+use super::{logged, spec::ReadModelsSpec, Part, Running, Shared};
 use crate::{
     coordination_service::CoordinationService,
     dashboard::{self, Dashboard},
@@ -126,7 +126,8 @@ impl Part for ReadModels {
         out.insert("projections".into(), Value::Array(v));
     }
 
-    fn start(&mut self, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    fn start(&mut self, run: &Running) -> Vec<JoinHandle<()>> {
+        let stop = &run.stop;
         let mut tasks = vec![logged(
             "the readmission projection",
             Self::follow(
