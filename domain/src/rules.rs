@@ -16,8 +16,9 @@ pub enum Rule {
     PatientMerged,
     /// A merge names the same patient as surviving and retired. Code `merge_into_itself`.
     MergeIntoItself,
-    /// Nothing after death but cancellations: an event that occurred after the patient's death.
-    /// Code `nothing_after_death`.
+    /// Nothing after death but cancellations, the death's own declaration and the closing of a
+    /// stay (a discharge with disposition deceased): any other event that occurred after the
+    /// patient's death. Code `nothing_after_death`.
     NothingAfterDeath,
     /// A second PatientDeceased for a patient already declared dead. Code `already_deceased`.
     AlreadyDeceased,
@@ -178,6 +179,18 @@ fn is_cancellation(p: &Payload) -> bool {
     )
 }
 
+/// What may still be recorded after a death (docs/design.md §3): cancellations; the closing of a
+/// stay left open, by a discharge with disposition deceased (the discharge rules still apply: the
+/// encounter must be open, the discharge not before its admission); and the PatientDeceased of a
+/// death so far known only from such a discharge (feeds send the two in either order).
+fn allowed_after_death(p: &Payload, death: &Death) -> bool {
+    match p {
+        Payload::Discharged(d) => d.disposition == Disposition::Deceased as i32,
+        Payload::PatientDeceased(_) => !death.declared,
+        _ => is_cancellation(p),
+    }
+}
+
 /// The patients an event touches besides its own stream.
 fn other_patient(event: &Event) -> Option<&str> {
     match &event.payload {
@@ -206,10 +219,17 @@ fn step(
             ));
         }
         if let Some(d) = &st.death {
-            if !is_cancellation(payload) && event.occurred_at.is_some() && at > d.at {
+            if !allowed_after_death(payload, d) && event.occurred_at.is_some() && at > d.at {
+                let hint = if matches!(payload, Payload::Discharged(_)) {
+                    " (a stay open at death closes with disposition deceased)"
+                } else {
+                    ""
+                };
                 return Err(refuse(
                     Rule::NothingAfterDeath,
-                    format!("nothing after death: event occurred after the death of patient {pid}"),
+                    format!(
+                        "nothing after death: event occurred after the death of patient {pid}{hint}"
+                    ),
                 ));
             }
         }
@@ -986,6 +1006,143 @@ mod tests {
         );
         // the PatientDeceased itself is still accepted at the time of death
         r.admit(&[ev(4, "p1", 3, deceased(Some(3)))]).unwrap();
+    }
+
+    #[test]
+    fn death_then_discharge_deceased_closes_the_stay() {
+        // given a patient admitted on day 0 who died in hospital on day 5, the death sent first
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 5, deceased(Some(5))),
+        ]);
+        // the discharge (disposition deceased) recorded after the death closes the stay
+        r.admit(&[ev(3, "p1", 6, discharge_p("e1", Disposition::Deceased))])
+            .unwrap();
+        assert!(!r.patients["p1"].encounters["e1"].open);
+        // and the stay is closed once only
+        refused(
+            &mut r,
+            &[ev(4, "p1", 7, discharge_p("e1", Disposition::Deceased))],
+            0,
+            Rule::NoOpenAdmission,
+            "discharge without open admission",
+        );
+        // anything else after death is still refused
+        refused(
+            &mut r,
+            &[ev(5, "p1", 7, visit())],
+            0,
+            Rule::NothingAfterDeath,
+            "nothing after death",
+        );
+        refused(
+            &mut r,
+            &[ev(6, "p1", 7, admit_p("e2", Setting::Inpatient))],
+            0,
+            Rule::NothingAfterDeath,
+            "nothing after death",
+        );
+    }
+
+    #[test]
+    fn death_then_discharge_other_than_deceased_is_refused() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 5, deceased(Some(5))),
+        ]);
+        for disposition in [
+            Disposition::Home,
+            Disposition::HomeWithHad,
+            Disposition::OtherAcuteHospital,
+            Disposition::Unspecified,
+        ] {
+            refused(
+                &mut r,
+                &[ev(3, "p1", 6, discharge_p("e1", disposition))],
+                0,
+                Rule::NothingAfterDeath,
+                "closes with disposition deceased",
+            );
+        }
+        // the stay is still open: the deceased discharge closes it
+        r.admit(&[ev(4, "p1", 6, discharge_p("e1", Disposition::Deceased))])
+            .unwrap();
+    }
+
+    #[test]
+    fn death_then_discharge_deceased_still_needs_an_open_stay() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, discharge_p("e1", Disposition::Home)),
+            ev(3, "p1", 5, deceased(Some(5))),
+        ]);
+        refused(
+            &mut r,
+            &[ev(4, "p1", 6, discharge_p("e1", Disposition::Deceased))],
+            0,
+            Rule::NoOpenAdmission,
+            "discharge without open admission",
+        );
+        refused(
+            &mut r,
+            &[ev(4, "p1", 6, discharge_p("zz", Disposition::Deceased))],
+            0,
+            Rule::NoOpenAdmission,
+            "discharge without open admission",
+        );
+    }
+
+    #[test]
+    fn death_and_deceased_discharge_in_one_batch_either_order() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p2", 0, admit_p("e2", Setting::Inpatient)),
+        ]);
+        r.admit(&[
+            ev(3, "p1", 5, deceased(Some(5))),
+            ev(4, "p1", 6, discharge_p("e1", Disposition::Deceased)),
+        ])
+        .unwrap();
+        r.admit(&[
+            ev(5, "p2", 6, discharge_p("e2", Disposition::Deceased)),
+            ev(6, "p2", 7, deceased(Some(5))),
+        ])
+        .unwrap();
+        for (n, p) in [(7, "p1"), (8, "p2")] {
+            refused(
+                &mut r,
+                &[ev(n, p, 8, visit())],
+                0,
+                Rule::NothingAfterDeath,
+                "nothing after death",
+            );
+        }
+    }
+
+    #[test]
+    fn discharge_deceased_then_death_declared_later_is_accepted() {
+        // given a stay closed by a discharge with disposition deceased on day 3
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 3, discharge_p("e1", Disposition::Deceased)),
+        ]);
+        // the PatientDeceased recorded the next day (death at the time of discharge) is accepted
+        r.admit(&[ev(3, "p1", 4, deceased(Some(3)))]).unwrap();
+        // once declared, a second death is refused, and nothing else follows
+        refused(
+            &mut r,
+            &[ev(4, "p1", 3, deceased(Some(3)))],
+            0,
+            Rule::AlreadyDeceased,
+            "second death",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", 5, visit())],
+            0,
+            Rule::NothingAfterDeath,
+            "nothing after death",
+        );
     }
 
     #[test]

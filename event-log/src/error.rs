@@ -26,6 +26,10 @@ pub enum AppendError {
     DuplicateInBatch { index: usize, event_id: String },
     #[error("events[{index}].event_id: {event_id} is already stored for another patient or as part of another batch")]
     EventIdReused { index: usize, event_id: String },
+    /// The id is stored for this patient with another body: not a retry (a retry resends the same
+    /// event), a client reusing an id. Maps to `ALREADY_EXISTS`, like [`AppendError::EventIdReused`].
+    #[error("events[{index}].event_id: {event_id} is already stored with another body; a retry must resend the same event, a new event needs a new id")]
+    EventIdConflict { index: usize, event_id: String },
     #[error(
         "version conflict for patient {patient_id}: expected version {expected}, actual {actual}"
     )]

@@ -679,3 +679,226 @@ async fn restart_keeps_head_and_versions() {
     assert_eq!(fifth.prev_hash, head.hash.to_vec());
     log.close().await.unwrap();
 }
+
+// 8. An event id reused with another body is not a retry.
+
+/// The same event id and patient as `e`, with another observed value.
+fn altered(e: &Event) -> Event {
+    let mut other = e.clone();
+    if let Some(Payload::ObservationRecorded(o)) = &mut other.payload {
+        o.value += 1.0;
+    }
+    other
+}
+
+fn expect_conflict(
+    got: Result<crate::AppendOutcome, AppendError>,
+    index: usize,
+    e: &Event,
+) -> AppendError {
+    match got {
+        Err(err @ AppendError::EventIdConflict { .. }) => {
+            let AppendError::EventIdConflict {
+                index: at,
+                event_id,
+            } = &err
+            else {
+                unreachable!()
+            };
+            assert_eq!(*at, index, "{err}");
+            assert_eq!(event_id, &e.event_id);
+            assert!(err.to_string().contains(&e.event_id), "{err}");
+            err
+        }
+        other => panic!("expected EventIdConflict, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_id_reused_with_another_body_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = vec![event("p1"), event("p2"), event("p1")];
+    let (head, first) = {
+        let log = open(dir.path());
+        let first = log.append(request(batch.clone())).await.unwrap();
+        let head = log.head();
+
+        // The same id and patient with another payload, alone or inside the batch retried whole.
+        let err = expect_conflict(
+            log.append(request(vec![altered(&batch[1])])).await,
+            0,
+            &batch[1],
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "events[0].event_id: {} is already stored with another body; a retry must resend \
+                 the same event, a new event needs a new id",
+                batch[1].event_id
+            )
+        );
+        let mut retried = batch.clone();
+        retried[2] = altered(&batch[2]);
+        expect_conflict(log.append(request(retried)).await, 2, &batch[2]);
+
+        // Another envelope field the client sets is part of the body too.
+        let mut later = batch[0].clone();
+        later.occurred_at.as_mut().unwrap().seconds += 60;
+        expect_conflict(log.append(request(vec![later])).await, 0, &batch[0]);
+        let mut resent = batch[0].clone();
+        resent.source = "another-system".into();
+        expect_conflict(log.append(request(vec![resent])).await, 0, &batch[0]);
+
+        // Nothing was written, and what is stored is the first body.
+        assert_eq!(log.head(), head);
+        assert_eq!(log.storage().last_position().unwrap(), 3);
+        let stored = log.read(2, 1).unwrap()[0].decode().unwrap();
+        assert_eq!(stored.payload, batch[1].payload);
+
+        // A true retry is still deduplicated, even carrying the fields the log assigned (an
+        // event sent back as it was read).
+        let again = log.append(request(batch.clone())).await.unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(again.appended, first.appended);
+        let echoed = log.read(1, 1).unwrap()[0].decode().unwrap();
+        let echo = log.append(request(vec![echoed])).await.unwrap();
+        assert!(echo.deduplicated);
+        assert_eq!(echo.appended[0], first.appended[0]);
+        assert_eq!(log.head(), head);
+        log.close().await.unwrap();
+        (head, first)
+    };
+
+    // After a restart (the id index rebuilt from the log), the same answers.
+    let log = open(dir.path());
+    expect_conflict(
+        log.append(request(vec![altered(&batch[0])])).await,
+        0,
+        &batch[0],
+    );
+    let again = log.append(request(batch.clone())).await.unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.appended, first.appended);
+    assert_eq!(log.head(), head);
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_id_reused_with_another_body_before_its_fsync_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(Mutex::new(Recorder::default()));
+    let (release, hold) = std_mpsc::channel();
+    let storage = Recording {
+        inner: SledStorage::open(dir.path()).unwrap(),
+        rec: rec.clone(),
+        hold: Some(Mutex::new(hold)),
+    };
+    let log = Arc::new(
+        EventLog::open(Arc::new(storage), Box::new(NoRules), LogOptions::default()).unwrap(),
+    );
+
+    // Given an event written but not yet durable (its fsync is held)...
+    let first = event("p");
+    let appender = {
+        let log = log.clone();
+        let e = first.clone();
+        tokio::spawn(async move { log.append(request(vec![e])).await })
+    };
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        while rec.lock().unwrap().syncs_started == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(started.is_ok(), "the sync never began");
+
+    // ...the same id with another body is refused at once (it wrote nothing to wait for)...
+    let conflict = tokio::time::timeout(
+        Duration::from_secs(10),
+        log.append(request(vec![altered(&first)])),
+    )
+    .await
+    .expect("a refusal does not wait for the fsync");
+    expect_conflict(conflict, 0, &first);
+
+    // ...while a true retry waits for the original's fsync and is deduplicated.
+    let retry = {
+        let log = log.clone();
+        let e = first.clone();
+        tokio::spawn(async move { log.append(request(vec![e])).await })
+    };
+    release.send(()).unwrap();
+    drop(release);
+    let out = appender.await.unwrap().unwrap();
+    let again = retry.await.unwrap().unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.appended, out.appended);
+    assert_eq!(log.head().position, 1);
+    assert_eq!(log.storage().last_position().unwrap(), 1);
+    let stored = log.read(1, 1).unwrap()[0].decode().unwrap();
+    assert_eq!(stored.payload, first.payload);
+    log.close().await.unwrap();
+}
+
+/// Admits everything, but holds the first batch until released: the requests sent meanwhile
+/// queue up and the writer takes them as one group.
+struct HoldFirst {
+    entered: Option<std_mpsc::Sender<()>>,
+    release: Option<std_mpsc::Receiver<()>>,
+}
+
+impl Gate for HoldFirst {
+    fn admit(&mut self, _: &[Event]) -> Result<(), Rejection> {
+        if let (Some(entered), Some(release)) = (self.entered.take(), self.release.take()) {
+            let _ = entered.send(());
+            let _ = release.recv();
+        }
+        Ok(())
+    }
+    fn restore(&mut self, _: &Event) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_id_reused_with_another_body_in_the_same_group_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entered_tx, entered) = std_mpsc::channel();
+    let (release, release_rx) = std_mpsc::channel();
+    let gate = HoldFirst {
+        entered: Some(entered_tx),
+        release: Some(release_rx),
+    };
+    let log = Arc::new(open_with(dir.path(), Box::new(gate)));
+    let append = |events: Vec<Event>| {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(request(events)).await })
+    };
+
+    // The writer is held in the gate on a first request...
+    let held = append(vec![event("p0")]);
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the writer reached the gate");
+    // ...while an event, the same id with another body, and a true retry queue up in that order.
+    let a = event("p");
+    let new = append(vec![a.clone()]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let conflict = append(vec![altered(&a)]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let retry = append(vec![a.clone()]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release.send(()).unwrap();
+
+    assert_eq!(held.await.unwrap().unwrap().appended[0].position, 1);
+    let out = new.await.unwrap().unwrap();
+    assert!(!out.deduplicated);
+    assert_eq!(out.appended[0].position, 2);
+    expect_conflict(conflict.await.unwrap(), 0, &a);
+    let again = retry.await.unwrap().unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.appended, out.appended);
+    assert_eq!(log.head().position, 2);
+    let stored = log.read(2, 1).unwrap()[0].decode().unwrap();
+    assert_eq!(stored.payload, a.payload);
+    log.close().await.unwrap();
+}

@@ -5,7 +5,7 @@
 use crate::{
     append::{AppendOutcome, AppendRequest, Appended, Head},
     chain::hash_of,
-    error::AppendError,
+    error::{AppendError, StorageError},
     gate::Gate,
     shared::Shared,
     storage::{Record, WriteBatch},
@@ -162,10 +162,10 @@ impl Writer {
         }
         let ids = parse_ids(&events)?;
 
-        // Idempotency: a retry returns the original positions and writes nothing.
+        // Idempotency: a retry (the same events) returns the original positions and writes nothing.
         let mut existing = Vec::with_capacity(events.len());
         for (i, id) in ids.iter().enumerate() {
-            existing.push(self.lookup(id, &events[i].patient_id, i)?);
+            existing.push(self.lookup(id, &events[i], i, batch)?);
         }
         if existing.iter().all(Option::is_some) {
             let appended = existing
@@ -268,45 +268,83 @@ impl Writer {
         })
     }
 
-    /// Where an event id is already stored (durable or staged in this group): (position, version).
+    /// Where an event id is already stored (durable, or staged by this group or an earlier one
+    /// not yet durable): (position, version). An id stored for another patient, or with another
+    /// body than `event`'s, is refused: a retry is the same event. Only an id already stored costs
+    /// a read and a comparison; a new id costs the two map look-ups.
     fn lookup(
         &self,
         id: &Uuid,
-        patient_id: &str,
+        event: &Event,
         index: usize,
+        batch: &WriteBatch,
     ) -> Result<Option<(u64, u64)>, AppendError> {
         let reused = || AppendError::EventIdReused {
             index,
             event_id: id.to_string(),
         };
-        if let Some((pos, patient, version)) = self.staged.get(id) {
-            return if patient == patient_id {
-                Ok(Some((*pos, *version)))
-            } else {
-                Err(reused())
-            };
-        }
-        let found = self
-            .shared
-            .index
-            .read()
-            .expect("index lock")
-            .position_of(id);
-        let Some(pos) = found else {
-            return Ok(None);
+        let pos = match self.staged.get(id) {
+            Some((_, patient, _)) if *patient != event.patient_id => return Err(reused()),
+            Some((pos, _, _)) => *pos,
+            None => {
+                let found = self
+                    .shared
+                    .index
+                    .read()
+                    .expect("index lock")
+                    .position_of(id);
+                match found {
+                    Some(pos) => pos,
+                    None => return Ok(None),
+                }
+            }
         };
-        let stored = self.shared.storage.read(pos, pos, 1)?;
-        let event = stored
-            .first()
-            .ok_or_else(|| {
-                crate::StorageError(format!("event id index names missing position {pos}"))
-            })?
-            .decode()?;
-        if event.patient_id != patient_id {
+        let stored = self.stored_event(pos, batch)?;
+        if stored.patient_id != event.patient_id {
             return Err(reused());
         }
-        Ok(Some((pos, event.stream_version)))
+        let version = stored.stream_version;
+        if !same_content(stored, event) {
+            return Err(AppendError::EventIdConflict {
+                index,
+                event_id: event.event_id.clone(),
+            });
+        }
+        Ok(Some((pos, version)))
     }
+
+    /// The event stored at `pos`: still in `batch` when staged by the group being prepared (not
+    /// written yet), else in storage (written, durable or not).
+    fn stored_event(&self, pos: u64, batch: &WriteBatch) -> Result<Event, AppendError> {
+        // A group's records have consecutive positions.
+        let in_batch = batch.records.first().and_then(|first| {
+            let i = usize::try_from(pos.checked_sub(first.position)?).ok()?;
+            batch.records.get(i).filter(|r| r.position == pos)
+        });
+        if let Some(record) = in_batch {
+            return Event::decode(record.bytes.as_slice()).map_err(|e| {
+                StorageError(format!("position {pos}: undecodable staged event: {e}")).into()
+            });
+        }
+        let stored = self.shared.storage.read(pos, pos, 1)?;
+        Ok(stored
+            .first()
+            .ok_or_else(|| StorageError(format!("event id index names missing position {pos}")))?
+            .decode()?)
+    }
+}
+
+/// Whether `stored` (an event as the log stored it) carries the same client-supplied content as
+/// `new`: every field but those the log assigns (position, stream version, recorded time, schema
+/// version, chain hashes), compared as messages so that encoding details do not matter.
+fn same_content(mut stored: Event, new: &Event) -> bool {
+    stored.position = new.position;
+    stored.stream_version = new.stream_version;
+    stored.recorded_at = new.recorded_at;
+    stored.schema_version = new.schema_version;
+    stored.prev_hash.clone_from(&new.prev_hash);
+    stored.hash.clone_from(&new.hash);
+    stored == *new
 }
 
 /// The rule code of the log's own refusal of an `event_id` that is not a UUID.

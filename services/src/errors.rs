@@ -53,6 +53,7 @@ pub fn append_error(e: AppendError) -> Status {
             "appears twice in the batch",
         ),
         AppendError::EventIdReused { .. } => Status::already_exists(msg),
+        AppendError::EventIdConflict { .. } => Status::already_exists(msg),
         AppendError::VersionConflict { .. } => Status::aborted(msg),
         AppendError::Rejected {
             index,
