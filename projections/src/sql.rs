@@ -40,6 +40,17 @@ pub fn anonymous(conn: &AnyConnection) -> bool {
     conn.backend_name() == "SQLite"
 }
 
+/// ` COLLATE "C"` on PostgreSQL, nothing on SQLite: after a text expression of an `ORDER BY`, so
+/// that identifiers sort in byte order on both, as Rust compares strings (SQLite compares bytes;
+/// PostgreSQL would follow the database's locale, and ICU or glibc locales order text otherwise).
+pub fn bytewise(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        " COLLATE \"C\""
+    } else {
+        ""
+    }
+}
+
 /// `$from, $from+1, …` (`n` placeholders), or `?, ?, …`.
 pub fn placeholders(anonymous: bool, from: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 6);

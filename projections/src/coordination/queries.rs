@@ -8,7 +8,7 @@ use super::{
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
 };
-use crate::sql::{select_in, Q};
+use crate::sql::{bytewise, select_in, Q};
 use chrono::NaiveDate;
 use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -295,7 +295,7 @@ pub async fn worklist(
             .await?;
     }
     // Identifiers in byte order, as Rust compares strings (PostgreSQL would follow the locale).
-    let bytewise = if postgres { " COLLATE \"C\"" } else { "" };
+    let bytewise = bytewise(&conn);
     let (from_sql, texts) = followed_sql(p, f);
     let window = f.window_days.max(1) * 86_400;
     let mut args = vec![Arg::I(now - window), Arg::I(now)];
@@ -367,6 +367,7 @@ pub async fn patient(
     .fetch_optional(pool)
     .await?;
     let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
     let mut discharges: Vec<Discharge> = sqlx::query(&format!(
         "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
     ))
@@ -400,15 +401,14 @@ pub async fn patient(
             discharge: d,
         })
         .collect();
+    // Newest first; discharges at the same second by encounter, whatever order SQL gave.
     discharges.sort_by(|a, b| {
-        b.discharge
-            .facts
-            .discharged_at
-            .cmp(&a.discharge.facts.discharged_at)
+        (b.discharge.facts.discharged_at, &a.discharge.encounter_id)
+            .cmp(&(a.discharge.facts.discharged_at, &b.discharge.encounter_id))
     });
     let appointments = sqlx::query(&format!(
         "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name FROM {p}appointments
-         WHERE patient_id = $1 ORDER BY due_at"
+         WHERE patient_id = $1 ORDER BY due_at, appointment_id{c}"
     ))
     .bind(patient_id)
     .fetch_all(pool)
@@ -418,7 +418,7 @@ pub async fn patient(
     .collect::<Result<_, _>>()?;
     let alerts = sqlx::query(&format!(
         "SELECT patient_id, alert_id, severity, rule, reason, raised_at, acknowledged_at, resolved_at FROM {p}alerts
-         WHERE patient_id = $1 ORDER BY raised_at DESC"
+         WHERE patient_id = $1 ORDER BY raised_at DESC, alert_id{c}"
     ))
     .bind(patient_id)
     .fetch_all(pool)

@@ -1,4 +1,8 @@
-//! Queries over the readmission tables of the live generation.
+//! Queries over the readmission tables of the live generation. Written once for SQLite and
+//! PostgreSQL (through sqlx `Any`): no constant `GROUP BY` expression, aggregates cast to `BIGINT`
+//! (PostgreSQL sums `BIGINT` columns into `NUMERIC`, which the `Any` driver cannot decode), text
+//! ordered bytewise ([`bytewise`]), and every order total, so that both answer alike.
+use crate::sql::bytewise;
 use sqlx::{any::AnyRow, AnyPool, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,15 +17,17 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    fn column(self) -> &'static str {
+    /// The expression grouped by; none for the total alone (PostgreSQL refuses a constant in
+    /// `GROUP BY`, and a single group needs none).
+    fn column(self) -> Option<&'static str> {
         match self {
-            GroupBy::None => "'all'",
-            GroupBy::Facility => "facility_id",
-            GroupBy::Unit => "unit",
-            GroupBy::Disposition => "CAST(disposition AS TEXT)",
-            GroupBy::Month => "discharge_month",
-            GroupBy::DiagnosisChapter => "diagnosis_chapter",
-            GroupBy::Territory => "territory",
+            GroupBy::None => None,
+            GroupBy::Facility => Some("facility_id"),
+            GroupBy::Unit => Some("unit"),
+            GroupBy::Disposition => Some("CAST(disposition AS TEXT)"),
+            GroupBy::Month => Some("discharge_month"),
+            GroupBy::DiagnosisChapter => Some("diagnosis_chapter"),
+            GroupBy::Territory => Some("territory"),
         }
     }
 }
@@ -105,7 +111,8 @@ fn stay(r: &AnyRow) -> Result<StayRow, sqlx::Error> {
 /// Beyond this many days, a rates query scans the table rather than the discharge-day index.
 const WIDE_PERIOD_DAYS: i64 = 92;
 
-/// Index stays discharged in `from_day..=to_day`, their readmissions and ED revisits, grouped.
+/// Index stays discharged in `from_day..=to_day`, their readmissions and ED revisits, grouped;
+/// rows in byte order of their key (none when no stay matches).
 pub async fn rates(
     pool: &AnyPool,
     p: &str,
@@ -113,7 +120,6 @@ pub async fn rates(
     to_day: i64,
     group: GroupBy,
 ) -> Result<Vec<RateRow>, sqlx::Error> {
-    let key = group.column();
     // Over a long period most rows match: reading the table in order beats one index lookup per
     // row (3–4× on SQLite over a year). `+column` keeps the planner off the index.
     let day = if to_day.saturating_sub(from_day) > WIDE_PERIOD_DAYS {
@@ -121,25 +127,40 @@ pub async fn rates(
     } else {
         "discharge_day"
     };
-    let rows = sqlx::query(&format!(
-        "SELECT {key} AS k, COUNT(*), SUM(readmitted), SUM(unplanned), SUM(ed_revisit) FROM {p}index_stays
-         WHERE {day} >= $1 AND {day} <= $2 GROUP BY {key} ORDER BY k"
-    ))
-    .bind(from_day)
-    .bind(to_day)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    // Integers on both backends: `COUNT` is one; `SUM` of a `BIGINT` column is a `NUMERIC` on
+    // PostgreSQL (and NULL over no row), hence the cast.
+    let counts = "COUNT(*), CAST(COALESCE(SUM(readmitted), 0) AS BIGINT), \
+                  CAST(COALESCE(SUM(unplanned), 0) AS BIGINT), CAST(COALESCE(SUM(ed_revisit), 0) AS BIGINT)";
+    let filter = format!("FROM {p}index_stays WHERE {day} >= $1 AND {day} <= $2");
+    let sql = match group.column() {
+        Some(key) => format!("SELECT {counts}, {key} {filter} GROUP BY {key}"),
+        None => format!("SELECT {counts} {filter}"),
+    };
+    let rows = sqlx::query(&sql)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(pool)
+        .await?;
+    let mut out = rows
+        .iter()
         .map(|r| {
             Ok(RateRow {
-                key: r.try_get(0)?,
-                index_stays: r.try_get(1)?,
-                readmissions: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
-                unplanned_readmissions: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
-                ed_revisits: r.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+                key: match group.column() {
+                    Some(_) => r.try_get(4)?,
+                    None => "all".into(),
+                },
+                index_stays: r.try_get(0)?,
+                readmissions: r.try_get(1)?,
+                unplanned_readmissions: r.try_get(2)?,
+                ed_revisits: r.try_get(3)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // The total alone is one row even over no stay: no stay, no row (as with a breakdown).
+    out.retain(|r| r.index_stays > 0);
+    // Keys in byte order, whatever the database's locale.
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }
 
 /// Index stays discharged in `from_day..=to_day`, oldest discharge first, paged.
@@ -151,53 +172,60 @@ pub async fn index_stays(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<StayRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
     sqlx::query(&format!(
         "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE discharge_day >= $1 AND discharge_day <= $2
-         ORDER BY discharge_day, patient_id, encounter_id LIMIT $3 OFFSET $4"
+         ORDER BY discharge_day, patient_id{c}, encounter_id{c} LIMIT $3 OFFSET $4"
     ))
     .bind(from_day)
     .bind(to_day)
     .bind(limit)
     .bind(offset)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .iter()
     .map(stay)
     .collect()
 }
 
-/// Patients discharged in the 30 days up to `as_of_day` and not readmitted, highest LACE first.
+/// Patients discharged in the 30 days up to `as_of_day` and not readmitted, highest LACE first
+/// (then latest discharge, then by patient and encounter).
 pub async fn at_risk(
     pool: &AnyPool,
     p: &str,
     as_of_day: i64,
     limit: i64,
 ) -> Result<Vec<StayRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
     sqlx::query(&format!(
         "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE discharge_day >= $1 AND discharge_day <= $2 AND readmitted = 0
-         ORDER BY lace DESC, discharge_day DESC, patient_id LIMIT $3"
+         ORDER BY lace DESC, discharge_day DESC, patient_id{c}, encounter_id{c} LIMIT $3"
     ))
     .bind(as_of_day - 30)
     .bind(as_of_day)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .iter()
     .map(stay)
     .collect()
 }
 
-/// One patient's index stays.
+/// One patient's index stays, oldest discharge first (then by encounter).
 pub async fn patient_stays(
     pool: &AnyPool,
     p: &str,
     patient: &str,
 ) -> Result<Vec<StayRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
     sqlx::query(&format!(
-        "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE patient_id = $1 ORDER BY discharge_day"
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays WHERE patient_id = $1 ORDER BY discharge_day, encounter_id{c}"
     ))
     .bind(patient)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .iter()
     .map(stay)
@@ -206,10 +234,12 @@ pub async fn patient_stays(
 
 /// Every index stay, for comparing two databases or two generations.
 pub async fn all_stays(pool: &AnyPool, p: &str) -> Result<Vec<StayRow>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
     sqlx::query(&format!(
-        "SELECT {STAY_COLUMNS} FROM {p}index_stays ORDER BY patient_id, encounter_id"
+        "SELECT {STAY_COLUMNS} FROM {p}index_stays ORDER BY patient_id{c}, encounter_id{c}"
     ))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .iter()
     .map(stay)
@@ -225,7 +255,8 @@ pub async fn other_stays(
     to_day: i64,
 ) -> Result<(i64, i64), sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT COALESCE(SUM(CASE WHEN setting = 2 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN setting = 3 THEN 1 ELSE 0 END), 0)
+        "SELECT CAST(COALESCE(SUM(CASE WHEN setting = 2 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN setting = 3 THEN 1 ELSE 0 END), 0) AS BIGINT)
          FROM {p}encounters WHERE setting IN (2, 3) AND discharged_at >= $1 AND discharged_at < $2"
     ))
     .bind(from_day.saturating_mul(86_400))
