@@ -63,6 +63,7 @@ impl Journal {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600) // patient data: the owner's only, whatever the umask
             .open(path)
             .map_err(|e| StorageError(format!("cannot open {}: {e}", path.display())))?;
         // Written out in full once: overwriting allocated blocks makes each sync a data flush

@@ -30,7 +30,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
         );
     };
     if kind == Kind::Sqlite {
-        create_parent_folder(url)?;
+        crate::sqlite_file::prepare(url)?; // folders 0700, the file 0600
     }
     let url = match kind {
         Kind::Sqlite if !url.contains("mode=") => {
@@ -110,26 +110,6 @@ async fn append_only(pool: &AnyPool, kind: Kind, table: &str) -> anyhow::Result<
             .with_context(|| format!("cannot make {table} append-only"))?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-/// `sqlite://data/x.sqlite` → creates `data/` if missing, so a fresh machine needs no mkdir.
-fn create_parent_folder(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite:")
-        .trim_start_matches("//")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path.starts_with(':') {
-        return Ok(()); // in memory
-    }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-        }
-    }
     Ok(())
 }
 

@@ -9,3 +9,4 @@ pub mod db;
 pub mod readmission;
 pub mod runtime;
 pub mod sql;
+pub mod sqlite_file;

@@ -52,7 +52,10 @@ impl Authenticator {
     pub fn new(config: &AuthConfig, admin_token: Option<&str>) -> anyhow::Result<Self> {
         let mut keys = HashMap::new();
         if let Some(path) = &config.api_keys_file {
-            for (n, line) in read(path, "API-key file")?.lines().enumerate() {
+            for (n, line) in crate::secret_files::read(path, "API-key file")?
+                .lines()
+                .enumerate()
+            {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.is_empty() || f[0].starts_with('#') {
                     continue;
@@ -64,6 +67,7 @@ impl Authenticator {
                     return Err(bad());
                 }
                 let role = Role::parse(f[1]).ok_or_else(bad)?;
+                crate::secret_files::check_api_key(path, n + 1, f[0])?;
                 keys.insert(
                     f[0].to_string(),
                     Principal {
@@ -75,20 +79,10 @@ impl Authenticator {
                 );
             }
         }
-        if let Some(t) = admin_token {
-            keys.insert(
-                t.to_string(),
-                Principal {
-                    subject: "local-admin".into(),
-                    role: Role::Admin,
-                    organisation: "local".into(),
-                    territory: None,
-                },
-            );
-        }
+        keys.extend(admin_token.map(admin_key));
         let hs256 = match &config.jwt_hs256_secret_file {
             Some(p) => Some(DecodingKey::from_secret(
-                read(p, "HS256 secret")?.trim().as_bytes(),
+                crate::secret_files::hs256_secret(p)?.as_bytes(),
             )),
             None => None,
         };
@@ -121,6 +115,11 @@ impl Authenticator {
             rs256,
             territories,
         })
+    }
+
+    /// Adds the local admin token of `journey up` (read once the data folder is open).
+    pub fn add_admin_token(&mut self, token: &str) {
+        self.keys.extend([admin_key(token)]);
     }
 
     /// Records every refused call in `log` from now on.
@@ -164,6 +163,17 @@ impl Authenticator {
     }
 }
 
+/// The local admin token as an API key.
+fn admin_key(token: &str) -> (String, Principal) {
+    let admin = Principal {
+        subject: "local-admin".into(),
+        role: Role::Admin,
+        organisation: "local".into(),
+        territory: None,
+    };
+    (token.to_string(), admin)
+}
+
 /// Which roles may call a gRPC method (`/journey.v1.Service/Method`).
 pub fn allowed(role: Role, path: &str) -> bool {
     use Role::*;
@@ -197,7 +207,7 @@ pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         .take(40)
         .map(char::from)
         .collect();
-    std::fs::create_dir_all(data_dir)?;
+    crate::files::create_dirs(data_dir)?;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -374,11 +384,15 @@ mod tests {
         let keys = dir.path().join("keys");
         std::fs::write(
             &keys,
-            "# key role subject org territory\nk1 coordinator alice cpts-nord T-NORD\n",
+            "# key role subject org territory\nk1-0123456789abcdef coordinator alice cpts-nord T-NORD\n",
         )
         .unwrap();
         let secret = dir.path().join("secret");
-        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::write(&secret, "s3cret-s3cret-s3cret-s3cret-s3cret\n").unwrap();
+        for f in [&keys, &secret] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let a = Authenticator::new(
             &AuthConfig {
                 api_keys_file: Some(keys),
@@ -389,7 +403,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            a.authenticate(Some("Bearer k1"))
+            a.authenticate(Some("Bearer k1-0123456789abcdef"))
                 .unwrap()
                 .territory
                 .as_deref(),
@@ -417,14 +431,20 @@ mod tests {
             .unwrap()
         };
         let ok = a
-            .authenticate(Some(&format!("Bearer {}", jwt(b"s3cret", &claims))))
+            .authenticate(Some(&format!(
+                "Bearer {}",
+                jwt(b"s3cret-s3cret-s3cret-s3cret-s3cret", &claims)
+            )))
             .unwrap();
         assert_eq!((ok.subject.as_str(), ok.role), ("bob", Role::Quality));
         let forged = a.authenticate(Some(&format!("Bearer {}", jwt(b"other", &claims))));
         assert_eq!(forged.unwrap_err().code(), tonic::Code::Unauthenticated);
         let expired = serde_json::json!({"sub": "bob", "role": "quality", "org": "chu", "exp": 1_000_000_000u64});
         let e = a
-            .authenticate(Some(&format!("Bearer {}", jwt(b"s3cret", &expired))))
+            .authenticate(Some(&format!(
+                "Bearer {}",
+                jwt(b"s3cret-s3cret-s3cret-s3cret-s3cret", &expired)
+            )))
             .unwrap_err();
         assert!(e.message().contains("Expired"), "{}", e.message());
     }

@@ -1035,9 +1035,10 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     let keys = dir.path().join("keys");
     std::fs::write(
         &keys,
-        "auditor-key auditor alice CNIL\npartner-key partner adt CHU-1\n",
+        "auditor-key-0123456789 auditor alice CNIL\npartner-key-0123456789 partner adt CHU-1\n",
     )
     .unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let secure_access_log = format!(
         "sqlite://{}",
         dir.path().join("secure-access.sqlite").display()
@@ -1071,9 +1072,12 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
             audit(&grpc).await.timeline(request).await.map(|_| ())
         }
     };
-    assert!(call(Some("auditor-key")).await.is_ok());
+    assert!(call(Some("auditor-key-0123456789")).await.is_ok());
     assert_eq!(
-        call(Some("partner-key")).await.unwrap_err().code(),
+        call(Some("partner-key-0123456789"))
+            .await
+            .unwrap_err()
+            .code(),
         Code::PermissionDenied
     );
     assert_eq!(call(None).await.unwrap_err().code(), Code::Unauthenticated);
@@ -1085,7 +1089,7 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
             "--patient",
             "AUD-1",
             "--token",
-            "auditor-key",
+            "auditor-key-0123456789",
         ],
     );
     assert_eq!(code, 0, "{err}");

@@ -13,19 +13,29 @@ use tonic::{service::interceptor::InterceptedService, transport::Channel, Code};
 
 const KEYS: &str = "\
 # key role subject organisation [territory]
-k-partner partner hospital-a chu-a
-k-coord coordinator nurse-1 cpts-1 T1
-k-coord-nowhere coordinator nurse-2 cpts-2
-k-coord-other coordinator nurse-3 cpts-9 T1
-k-quality quality analyst dim
-k-auditor auditor auditor-1 cnil
-k-service service projector backbone
+key-0123456789-partner partner hospital-a chu-a
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
+key-0123456789-coord-nowhere coordinator nurse-2 cpts-2
+key-0123456789-coord-other coordinator nurse-3 cpts-9 T1
+key-0123456789-quality quality analyst dim
+key-0123456789-auditor auditor auditor-1 cnil
+key-0123456789-service service projector backbone
 ";
 
 fn secure(dir: &Path) -> Server {
     let keys = dir.join("keys.txt");
     std::fs::write(&keys, KEYS).unwrap();
-    std::fs::write(dir.join("hs256.secret"), "a shared secret\n").unwrap();
+    std::fs::write(
+        dir.join("hs256.secret"),
+        "a shared secret of at least 32 bytes\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        dir.join("hs256.secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let data = dir.join("data").display().to_string();
     spawn_ready_with_env(
         &[
@@ -109,29 +119,35 @@ async fn every_role_against_every_call() {
     let admin = std::fs::read_to_string(&admin_file).unwrap();
 
     let allowed: &[(&str, &[&str])] = &[
-        ("EventLog/Append", &["k-partner", "k-service", "admin"]),
-        ("EventLog/Head", &["k-service", "k-auditor", "admin"]),
-        ("EventLog/Verify", &["k-auditor", "admin"]),
-        ("Readmission/Rates", &["k-quality", "admin"]),
-        ("Coordination/Worklist", &["k-coord", "admin"]),
+        (
+            "EventLog/Append",
+            &["key-0123456789-partner", "key-0123456789-service", "admin"],
+        ),
+        (
+            "EventLog/Head",
+            &["key-0123456789-service", "key-0123456789-auditor", "admin"],
+        ),
+        ("EventLog/Verify", &["key-0123456789-auditor", "admin"]),
+        ("Readmission/Rates", &["key-0123456789-quality", "admin"]),
+        ("Coordination/Worklist", &["key-0123456789-coord", "admin"]),
         (
             "Projections/Status",
             &[
-                "k-partner",
-                "k-coord",
-                "k-quality",
-                "k-auditor",
-                "k-service",
+                "key-0123456789-partner",
+                "key-0123456789-coord",
+                "key-0123456789-quality",
+                "key-0123456789-auditor",
+                "key-0123456789-service",
                 "admin",
             ],
         ),
     ];
     let keys = [
-        "k-partner",
-        "k-coord",
-        "k-quality",
-        "k-auditor",
-        "k-service",
+        "key-0123456789-partner",
+        "key-0123456789-coord",
+        "key-0123456789-quality",
+        "key-0123456789-auditor",
+        "key-0123456789-service",
         "admin",
     ];
     for (what, who) in allowed {
@@ -179,7 +195,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     let far = 4_102_444_800u64;
     let quality = jwt(
         serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": far}),
-        b"a shared secret",
+        b"a shared secret of at least 32 bytes",
     );
     assert_eq!(
         call(&server, Some(&quality), "Readmission/Rates").await,
@@ -191,7 +207,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     );
     let expired = jwt(
         serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": 1_000_000_000u64}),
-        b"a shared secret",
+        b"a shared secret of at least 32 bytes",
     );
     assert_eq!(
         call(&server, Some(&expired), "Readmission/Rates").await,
@@ -207,9 +223,9 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     );
 
     // A partner appends for its own organisation only; a refused batch writes nothing.
-    let (c, t) = ch(&server, Some("k-partner")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-partner")).await;
     let mut l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
-    let (c, t) = ch(&server, Some("k-service")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-service")).await;
     let mut svc: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
     let before = svc
         .head(HeadRequest {})
@@ -240,7 +256,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     );
 
     // A coordinator sees its territory only.
-    let (c, t) = ch(&server, Some("k-coord")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-coord")).await;
     let mut co = CoordinationClient::with_interceptor(c, t);
     let e = co
         .worklist(WorklistRequest {
@@ -256,7 +272,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     })
     .await
     .unwrap();
-    let (c, t) = ch(&server, Some("k-coord-nowhere")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-coord-nowhere")).await;
     let e = CoordinationClient::with_interceptor(c, t)
         .worklist(WorklistRequest::default())
         .await
@@ -310,9 +326,9 @@ async fn the_dashboard_asks_for_a_token_once() {
     let form = "Content-Type: application/x-www-form-urlencoded\r\n";
     let r = http(base, "POST", "/login", form, "token=forged").await;
     assert!(r.starts_with("HTTP/1.1 401"), "{r}");
-    let r = http(base, "POST", "/login", form, "token=k-quality").await;
+    let r = http(base, "POST", "/login", form, "token=key-0123456789-quality").await;
     assert!(r.starts_with("HTTP/1.1 403"), "{r}");
-    let (r, cookie) = dashboard_sign_in(base, "k-coord").await;
+    let (r, cookie) = dashboard_sign_in(base, "key-0123456789-coord").await;
     assert!(r.starts_with("HTTP/1.1 303"), "{r}");
     assert!(r.to_lowercase().contains("httponly"));
     let with = cookie.expect("a session cookie");
@@ -372,7 +388,10 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     ])
     .await;
     wait_projected_as(&server.grpc, head, Some(&admin)).await;
-    assert_eq!(visible(&server, "k-coord", "C1").await, (true, Code::Ok));
+    assert_eq!(
+        visible(&server, "key-0123456789-coord", "C1").await,
+        (true, Code::Ok)
+    );
 
     let consent = |given: bool| {
         let orgs = vec!["cpts-1".to_string()];
@@ -395,11 +414,11 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     let head = append(vec![consent(false)]).await;
     wait_projected_as(&server.grpc, head, Some(&admin)).await;
     assert_eq!(
-        visible(&server, "k-coord", "C1").await,
+        visible(&server, "key-0123456789-coord", "C1").await,
         (false, Code::PermissionDenied)
     );
     assert_eq!(
-        visible(&server, "k-coord-other", "C1").await,
+        visible(&server, "key-0123456789-coord-other", "C1").await,
         (true, Code::Ok),
         "another organisation"
     );
@@ -412,13 +431,13 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     let head = append(vec![consent(true)]).await;
     wait_projected_as(&server.grpc, head, Some(&admin)).await;
     assert_eq!(
-        visible(&server, "k-coord", "C1").await,
+        visible(&server, "key-0123456789-coord", "C1").await,
         (true, Code::Ok),
         "consent given again"
     );
 
     // Every read of C1 was recorded, the refused ones too; auditors can ask who looked.
-    let (c, t) = ch(&server, Some("k-auditor")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-auditor")).await;
     let mut audit = v1::audit_client::AuditClient::with_interceptor(c, t);
     let records = audit
         .accesses(v1::AccessesRequest {
@@ -448,7 +467,7 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     assert!(records
         .iter()
         .all(|r| r.patient_id == "C1" && r.at.is_some()));
-    let (c, t) = ch(&server, Some("k-coord")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-coord")).await;
     let e = v1::audit_client::AuditClient::with_interceptor(c, t)
         .accesses(v1::AccessesRequest {
             patient_id: "C1".into(),
@@ -468,7 +487,12 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         Code::Unauthenticated
     );
     assert_eq!(
-        call(&server, Some("k-quality"), "Coordination/Worklist").await,
+        call(
+            &server,
+            Some("key-0123456789-quality"),
+            "Coordination/Worklist"
+        )
+        .await,
         Code::PermissionDenied
     );
     let refused: Vec<(String, String, String)> = audit
@@ -493,7 +517,7 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     );
 
     // A refused call about one patient is recorded under that patient, with its purpose.
-    let (c, t) = ch(&server, Some("k-quality")).await;
+    let (c, t) = ch(&server, Some("key-0123456789-quality")).await;
     let mut asked = tonic::Request::new(v1::FollowUpRequest {
         patient_id: "C1".into(),
         as_of: None,
@@ -548,7 +572,7 @@ async fn the_patient_page_serves_nothing_without_an_allow_decision() {
     let head = append_batch(&mut log, vec![obs]).await;
     wait_projected_as(&server.grpc, head, Some(admin)).await;
 
-    let (_, cookie) = dashboard_sign_in(&server.http, "k-coord").await;
+    let (_, cookie) = dashboard_sign_in(&server.http, "key-0123456789-coord").await;
     let coordinator = cookie.expect("a coordinator session");
     let page = http_exchange(
         &server.http,

@@ -175,3 +175,47 @@ async fn a_full_disk_stops_the_log_in_order_and_loses_nothing() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
 }
+
+/// A start that cannot open the log says why: a full disk (and how much space the log needs), or
+/// a folder another server holds, never the one for the other.
+#[test]
+fn a_start_that_cannot_open_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |data: &Path| {
+        Command::new(journey_bin())
+            .args([
+                "up",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--no-reactor", "--no-read-models", "--insecure"])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--anchor-file")
+            .arg(dir.path().join("anchor.json"))
+            .output()
+            .unwrap()
+    };
+
+    let _small = Mount::tmpfs(&dir.path().join("small"), "4m");
+    let out = start(&dir.path().join("small/data"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is full") && stderr.contains("16 MiB") && !stderr.contains("another"),
+        "{stderr}"
+    );
+
+    let data = dir.path().join("data");
+    let running = Server::start(&data, &["--no-reactor", "--no-read-models"]);
+    let out = start(&data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another process") && !stderr.contains("full"),
+        "{stderr}"
+    );
+    drop(running);
+}

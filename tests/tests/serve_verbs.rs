@@ -99,9 +99,9 @@ async fn every_serve_verb_has_metrics_and_tls() {
 
 const KEYS: &str = "\
 # key role subject organisation [territory]
-k-admin admin root backbone
-k-service service projector backbone
-k-coord coordinator nurse-1 cpts-1 T1
+key-0123456789-admin admin root backbone
+key-0123456789-service service projector backbone
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
 ";
 
 /// A secure `journey serve <verb>` with the shared keys file.
@@ -127,6 +127,7 @@ async fn secured_split_deployment_serves_the_patient_page() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.txt");
     std::fs::write(&keys, KEYS).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let data = dir.path().join("data").display().to_string();
     let log = secure(&["serve", "event-log", "--data-dir", &data], &keys);
     let db = format!("sqlite://{}", dir.path().join("c.sqlite").display());
@@ -137,14 +138,16 @@ async fn secured_split_deployment_serves_the_patient_page() {
             "--log-url",
             &log.grpc,
             "--log-token",
-            "k-service",
+            "key-0123456789-service",
             "--database-url",
             &db,
         ],
         &keys,
     );
 
-    let mut client = client::connect(&log.grpc, Some("k-admin")).await.unwrap();
+    let mut client = client::connect(&log.grpc, Some("key-0123456789-admin"))
+        .await
+        .unwrap();
     let head = append_batch(
         &mut client,
         vec![
@@ -153,11 +156,11 @@ async fn secured_split_deployment_serves_the_patient_page() {
         ],
     )
     .await;
-    wait_projected_as(&coordination.grpc, head, Some("k-admin")).await;
+    wait_projected_as(&coordination.grpc, head, Some("key-0123456789-admin")).await;
     // The read side reports the remote log's head, read with its own token.
     let (channel, token) = (
         client::channel(&coordination.grpc).await.unwrap(),
-        client::token(Some("k-admin")).unwrap(),
+        client::token(Some("key-0123456789-admin")).unwrap(),
     );
     let status =
         journey_proto::v1::projections_client::ProjectionsClient::with_interceptor(channel, token)
@@ -168,7 +171,7 @@ async fn secured_split_deployment_serves_the_patient_page() {
     assert_eq!(status.log_head, head);
 
     // Signed in on the dashboard of the coordination service.
-    let (r, cookie) = dashboard_sign_in(&coordination.http, "k-admin").await;
+    let (r, cookie) = dashboard_sign_in(&coordination.http, "key-0123456789-admin").await;
     assert!(r.starts_with("HTTP/1.1 303"), "{r}");
     let with = cookie.expect("a session cookie");
     let page = http_exchange(&coordination.http, "GET", "/patients/SPLIT-1", &with, "").await;

@@ -8,7 +8,6 @@ use crate::{
     log_service::LogService,
     outbox::{self, OutboxConfig, OutboxStatus},
 };
-use anyhow::Context;
 use journey_event_log::{EventLog, LogOptions, SledStorage};
 use journey_log_access::MAX_MESSAGE;
 use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
@@ -37,18 +36,14 @@ impl LocalLog {
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
             crate::files::private_data_dir(&dir)?;
-            let storage = SledStorage::open(&dir).with_context(|| {
-                format!(
-                    "cannot open the event log in {} (is another `journey up` using it?)",
-                    dir.display()
-                )
-            })?;
+            let storage = SledStorage::open(&dir).map_err(|e| open_failure(&dir, e.into()))?;
             crate::files::restrict_tree(&dir)?;
-            Ok(EventLog::open(
+            EventLog::open(
                 Arc::new(storage),
                 crate::gate::journey_rules(),
                 LogOptions::default(),
-            )?)
+            )
+            .map_err(|e| open_failure(&dir, e.into()))
         })
         .await??;
         let log = Arc::new(log);
@@ -222,4 +217,28 @@ async fn watch_failure(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Free space the log needs to start: its journal (preallocated whole) and room for sled.
+const SPACE_TO_START: &str = "16 MiB";
+
+/// Why the log in `dir` could not be opened, and what to do about it.
+fn open_failure(dir: &std::path::Path, e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let hint = if text.contains("os error 28") || text.contains("No space left") {
+        format!(
+            "the disk holding {} is full: the log needs at least {SPACE_TO_START} free to start \
+             (its journal is preallocated); free space, then start again",
+            dir.display()
+        )
+    } else if text.contains("os error 11") || text.to_lowercase().contains("lock") {
+        format!(
+            "{} is in use by another process (another `journey up` or `journey serve \
+             event-log`?): stop it, or give this one another --data-dir",
+            dir.display()
+        )
+    } else {
+        format!("cannot open the event log in {}", dir.display())
+    };
+    e.context(hint)
 }

@@ -81,6 +81,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
+    // The secrets first: a refused key or secret file leaves nothing behind (no data folder).
+    let mut auth = Authenticator::new(&spec.front.auth, None)?;
     let local = match &spec.log {
         spec::LogSpec::Local(config) => Some(local_log::LocalLog::open(config).await?),
         spec::LogSpec::Remote(_) => None,
@@ -90,11 +92,10 @@ pub async fn run(
         (None, spec::LogSpec::Remote(remote)) => LogHandle::remote(remote)?,
         (None, spec::LogSpec::Local(_)) => unreachable!("a local log is open"),
     };
-    let admin = match &local {
-        Some(l) if !spec.front.auth.insecure => Some(l.admin_token()?),
-        _ => None,
-    };
-    let auth = Arc::new(Authenticator::new(&spec.front.auth, admin.as_deref())?);
+    if let Some(l) = local.as_ref().filter(|_| !spec.front.auth.insecure) {
+        auth.add_admin_token(&l.admin_token()?);
+    }
+    let auth = Arc::new(auth);
     let read_db = match &spec.read_models {
         Some(r) => Some(journey_projections::db::connect(&r.database_url).await?),
         None => None,

@@ -372,6 +372,8 @@ async fn secure_reads(
             "# journey bench audit\nbench-coordinator-key coordinator bench-coordinator bench-org {territory}\nbench-quality-key quality bench-quality bench-org\n"
         ),
     )?;
+    // A server refuses a key file others may read.
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     step(&format!(
         "(f) the same reads against a secure server (API keys: coordinator of {territory}, quality)"
     ));
