@@ -1,15 +1,13 @@
 //! `journey`: the command line. Parses the verb, starts telemetry, runs it: a server verb runs a
-//! node (`journey_services::node`), a client verb calls a running one, a tool verb runs the tool.
+//! node (`journey_node`), a client verb calls a running one, a tool verb runs the tool.
 mod args;
 mod audit;
 mod verbs;
 
 use args::{Cli, Command, ImportWhat, ServeWhat};
 use clap::Parser;
-use journey_services::{
-    node::{self, Spec},
-    sched, telemetry,
-};
+use journey_node::{self as node, Spec};
+use journey_services::{sched, telemetry};
 use std::process::ExitCode;
 
 /// mimalloc rather than the system allocator: the servers allocate many small, short-lived buffers

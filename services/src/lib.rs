@@ -1,5 +1,5 @@
-//! The long-running services of the journey backbone, and the node that runs any set of them
-//! (`node/`): the gRPC `EventLog` over the log (`log_service.rs`) with its NATS outbox
+//! The long-running services of the journey backbone (a node, `journey-node`, runs any set of
+//! them): the gRPC `EventLog` over the log (`log_service.rs`) with its NATS outbox
 //! (`outbox.rs`) and anchor (`anchor.rs`), the read models' services (`readmission_service.rs`,
 //! `coordination_service.rs`, `projections_service.rs`) and the dashboard (`dashboard.rs`), the
 //! alert reactor (`reactor.rs`), the audit service (`audit_service.rs`, `fhir_audit.rs`), and what
@@ -9,7 +9,8 @@
 //!
 //! Owns wiring and IO only: the journey rules live in `journey-domain` (reaching the log through
 //! `gate.rs`), storage in `journey-event-log`, read models in `journey-projections`. Knows nothing
-//! of the command line's client verbs, importers, the simulator or benchmarks (`cli/`, `tools/`).
+//! of how services are composed into a process (`node/`), nor of the command line's client verbs,
+//! importers, the simulator or benchmarks (`cli/`, `tools/`).
 
 pub mod access_log;
 pub mod anchor;
@@ -26,7 +27,6 @@ pub mod grpc_metrics;
 pub mod html;
 pub mod log_handle;
 pub mod log_service;
-pub mod node;
 pub mod outbox;
 pub mod principal;
 pub mod projections_service;

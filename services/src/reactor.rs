@@ -1,7 +1,7 @@
 //! The alert reactor: reads the log, folds every event into the telemonitoring alert rules
 //! (`journey_domain::alert_rules`) and appends the `AlertRaised` events they decide.
 //!
-//! It runs as a part of a node (`node/reactor.rs`): inside `journey up` (in-process source and
+//! It runs as a part of a node (`node/src/reactor.rs`): inside `journey up` (in-process source and
 //! appends; `--no-reactor` turns it off) or alone as `journey serve reactor` (catch-up and appends
 //! over the log's gRPC service, live events from `Subscribe` or from NATS JetStream).
 //!

@@ -109,7 +109,7 @@ async fn separate_services_survive_kills_and_a_nats_outage() {
     let pg_c = PgDb::create();
     let mut readmission = read_side("readmission", &log_url, &nats.url(), &pg_r.url);
     let coordination = read_side("coordination", &log_url, &nats.url(), &pg_c.url);
-    let _reactor = spawn_ready(&[
+    let reactor = spawn_ready(&[
         "serve",
         "reactor",
         "--log-url",
@@ -145,14 +145,25 @@ async fn separate_services_survive_kills_and_a_nats_outage() {
     let mut c = log.client().await;
     let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
     assert!(head > 10_000, "a real load: {head} events");
-    // The reactor may still append alerts: wait until the log stands still, then for the read sides.
+    // The reactor may still append alerts: wait until it has folded the whole log with nothing
+    // left to append (on a loaded machine it may lag by seconds), then for the read sides.
     let mut head = head;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let status: serde_json::Value =
+            serde_json::from_str(&http_get(&reactor.http, "/status").await).unwrap();
+        let r = &status["reactor"];
         let now = c.head(HeadRequest {}).await.unwrap().into_inner().position;
-        if now == head {
+        let settled =
+            r["caught_up"] == true && r["pending"] == 0 && r["position"].as_u64() == Some(now);
+        if settled && now == head {
             break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reactor did not settle: {r}, log head {now}"
+        );
         head = now;
     }
     wait_projected(&readmission.grpc, head).await;

@@ -1,11 +1,11 @@
 //! The telemonitoring alert reactor as a part: it follows the node's log and appends the
 //! `AlertRaised` events the rules decide, to the log of this process or to a remote one.
 use super::{logged, spec::ReactorSpec, Part, Running, Shared};
-use crate::{
+use journey_log_access::Nats;
+use journey_services::{
     log_handle::LogHandle,
     reactor::{self, ReactorStatus, Sink},
 };
-use journey_log_access::Nats;
 use serde_json::{json, Map, Value};
 use tokio::{sync::watch, task::JoinHandle};
 

@@ -2,8 +2,8 @@
 //! over a remote log, keeping its own anchor of that log's head when given a file (an anchor on
 //! another machine than the log is the stronger one).
 use super::{spec::AuditSpec, Part, Running, Shared};
-use crate::{anchor::AnchorKeeper, audit_service::AuditService, log_handle::LogHandle};
 use journey_proto::v1::audit_server::AuditServer;
+use journey_services::{anchor::AnchorKeeper, audit_service::AuditService, log_handle::LogHandle};
 use serde_json::{json, Map, Value};
 use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;

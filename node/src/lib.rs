@@ -1,4 +1,4 @@
-//! The one composition: a node runs any set of parts (the log, the read models, the alert
+//! The one composition (crate `journey-node`): a node runs any set of parts (the log, the read models, the alert
 //! reactor, the audit service, and the doors to come) behind one gRPC server (metrics, auth,
 //! health, reflection) and one HTTP server (`/status`, `/metrics`, the parts' pages), and stops
 //! them in one order.
@@ -22,9 +22,9 @@ pub mod spec;
 
 pub use spec::Spec;
 
-use crate::{access_log::AccessLog, auth::Authenticator, log_handle::LogHandle};
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
+use journey_services::{access_log::AccessLog, auth::Authenticator, log_handle::LogHandle};
 use serde_json::{Map, Value};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
@@ -149,7 +149,7 @@ pub async fn run(
     }
     let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
 
-    let http_task = tokio::spawn(crate::tls::serve_http(
+    let http_task = tokio::spawn(journey_services::tls::serve_http(
         web,
         http_router(parts.clone()),
         spec.front.tls.http()?,
@@ -173,8 +173,8 @@ pub async fn run(
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grpc_task = tokio::spawn(
         grpc_builder(&spec.front.tls)?
-            .layer(crate::grpc_metrics::GrpcMetrics)
-            .layer(crate::auth::AuthLayer(shared.auth.clone()))
+            .layer(journey_services::grpc_metrics::GrpcMetrics)
+            .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming(grpc), async {
                 let _ = grpc_stop_rx.await;
@@ -244,7 +244,7 @@ fn http_router(parts: Arc<Vec<Box<dyn Part>>>) -> Router {
     app.route("/status", get(move || async move { Json(status()) }))
         .route(
             "/metrics",
-            get(|| async { crate::telemetry::render_metrics() }),
+            get(|| async { journey_services::telemetry::render_metrics() }),
         )
 }
 
@@ -268,7 +268,9 @@ fn incoming(
 }
 
 /// A gRPC server builder, over TLS when a certificate is given.
-fn grpc_builder(tls: &crate::tls::TlsConfig) -> anyhow::Result<tonic::transport::Server> {
+fn grpc_builder(
+    tls: &journey_services::tls::TlsConfig,
+) -> anyhow::Result<tonic::transport::Server> {
     let builder = tonic::transport::Server::builder();
     Ok(match tls.grpc()? {
         Some(t) => builder

@@ -1,9 +1,9 @@
 //! Which parts a node runs, from the flags of each server verb.
-use crate::config::{
+use journey_log_access::Remote;
+use journey_services::config::{
     AuditServeConfig, EventLogConfig, Front, LiveFeed, LogConfig, LogListen, ReactorConfig,
     ReadSideConfig, RemoteLog, UpConfig,
 };
-use journey_log_access::Remote;
 use std::{path::PathBuf, time::Duration};
 
 pub struct Spec {

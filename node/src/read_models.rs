@@ -5,13 +5,6 @@
 //! Catch-up, gaps and rebuilds read the node's log (in process or over gRPC); live events come
 //! from the log itself, or from NATS JetStream for a node without the log when given.
 use super::{logged, spec::ReadModelsSpec, Part, Running, Shared};
-use crate::{
-    coordination_service::CoordinationService,
-    dashboard::{self, Dashboard},
-    log_handle::LogHandle,
-    projections_service::ProjectionsService,
-    readmission_service::ReadmissionService,
-};
 use axum::Router;
 use journey_log_access::Nats;
 use journey_projections::{
@@ -23,6 +16,13 @@ use journey_projections::{
 use journey_proto::v1::{
     coordination_server::CoordinationServer, projections_server::ProjectionsServer,
     readmission_server::ReadmissionServer,
+};
+use journey_services::{
+    coordination_service::CoordinationService,
+    dashboard::{self, Dashboard},
+    log_handle::LogHandle,
+    projections_service::ProjectionsService,
+    readmission_service::ReadmissionService,
 };
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -58,7 +58,7 @@ impl ReadModels {
             coordination: c.clone(),
             log: log.clone(),
             sessions: (!shared.auth.is_insecure())
-                .then(|| crate::session::Sessions::new(shared.auth.clone())),
+                .then(|| journey_services::session::Sessions::new(shared.auth.clone())),
         });
         Ok(ReadModels {
             readmission_service: ReadmissionService {

@@ -1,16 +1,16 @@
 //! The log a node holds: the folder opened with the journey rules as its gate, the `EventLog`
 //! gRPC service partners call, the NATS outbox, and the chain head anchored outside the folder.
 use super::{spec::Spec, Part, Running};
-use crate::{
+use journey_event_log::{EventLog, LogOptions, SledStorage};
+use journey_log_access::MAX_MESSAGE;
+use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
+use journey_services::{
     anchor::AnchorKeeper,
     config::LogConfig,
     log_handle::LogHandle,
     log_service::LogService,
     outbox::{self, OutboxConfig, OutboxStatus},
 };
-use journey_event_log::{EventLog, LogOptions, SledStorage};
-use journey_log_access::MAX_MESSAGE;
-use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
 use serde_json::{json, Map, Value};
 use std::{
     path::PathBuf,
@@ -35,12 +35,12 @@ impl LocalLog {
     pub async fn open(config: &LogConfig) -> anyhow::Result<LocalLog> {
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
-            crate::files::private_data_dir(&dir)?;
+            journey_services::files::private_data_dir(&dir)?;
             let storage = SledStorage::open(&dir).map_err(|e| open_failure(&dir, e.into()))?;
-            crate::files::restrict_tree(&dir)?;
+            journey_services::files::restrict_tree(&dir)?;
             EventLog::open(
                 Arc::new(storage),
-                crate::gate::journey_rules(),
+                journey_services::gate::journey_rules(),
                 LogOptions::default(),
             )
             .map_err(|e| open_failure(&dir, e.into()))
@@ -73,7 +73,7 @@ impl LocalLog {
 
     /// The local admin token (created on first start; the CLI verbs read it from the folder).
     pub fn admin_token(&self) -> anyhow::Result<String> {
-        let token = crate::auth::admin_token(&self.data_dir)?;
+        let token = journey_services::auth::admin_token(&self.data_dir)?;
         eprintln!(
             "admin token in {} (the CLI verbs read it from there)",
             self.data_dir.join("admin.token").display()
@@ -120,7 +120,7 @@ impl LocalLog {
     pub async fn close(self) -> anyhow::Result<()> {
         self.log.close().await?;
         // sled's files made since the log opened (blobs) follow the umask; the folder is private.
-        if let Err(e) = crate::files::restrict_tree(&self.data_dir) {
+        if let Err(e) = journey_services::files::restrict_tree(&self.data_dir) {
             tracing::warn!(error = %format!("{e:#}"), "cannot make the log's files private");
         }
         if let Err(e) = self.keeper.tick(&self.handle).await {
