@@ -48,6 +48,7 @@ impl SledStorage {
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create {}: {e}", dir.display())))?;
+        remove_abandoned_snapshots(dir)?;
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
@@ -208,6 +209,31 @@ impl SledStorage {
         }
         Ok(())
     }
+}
+
+/// How old an empty snapshot must be to count as abandoned: a running sled writes its snapshot in
+/// far less, so one in the making is never touched.
+const ABANDONED_SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the empty snapshot files (`snap.<lsn>.generating`) sled leaves when it cannot write one
+/// (a start on a full disk). sled refuses to open beside one ("Read corrupted data"), although
+/// the log is intact, and a snapshot is only an index sled rebuilds from its own log.
+fn remove_abandoned_snapshots(dir: &Path) -> Result<(), StorageError> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let age = meta.modified()?.elapsed().unwrap_or_default();
+        if meta.len() == 0 && age >= ABANDONED_SNAPSHOT_AGE {
+            tracing::warn!(file = %entry.path().display(), "removing an empty snapshot sled abandoned (a full disk?)");
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens sled, waiting up to 2 s for its file lock: a log closed in this process a moment ago

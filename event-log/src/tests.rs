@@ -902,3 +902,32 @@ async fn event_id_reused_with_another_body_in_the_same_group_is_refused() {
     assert_eq!(stored.payload, a.payload);
     log.close().await.unwrap();
 }
+
+/// An empty snapshot sled abandoned (a start on a full disk) does not keep the log from opening;
+/// a young one, which a running sled may be writing, is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_empty_snapshot_does_not_keep_the_log_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.append(request(vec![event("SNAP-1")])).await.unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    let abandoned = dir.path().join("snap.0000000000000200.generating");
+    let file = std::fs::File::create(&abandoned).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    drop(file);
+    let log = open(dir.path());
+    assert_eq!(log.head().position, 1);
+    assert!(!abandoned.exists());
+    log.close().await.unwrap();
+    drop(log);
+
+    let young = dir.path().join("snap.0000000000000300.generating");
+    std::fs::File::create(&young).unwrap();
+    let _ = SledStorage::open(dir.path());
+    assert!(
+        young.exists(),
+        "a snapshot that may be in the making is left alone"
+    );
+}
