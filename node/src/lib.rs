@@ -24,6 +24,7 @@ pub use spec::Spec;
 
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
+use journey_projections::db::Db;
 use journey_services::{access_log::AccessLog, auth::Authenticator, log_handle::LogHandle};
 use serde_json::{Map, Value};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -81,6 +82,74 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
+    let (local, shared, read_db) = open_shared(&spec).await?;
+    let mut parts = register(&spec, local.as_ref(), read_db, &shared).await?;
+
+    let grpc = bind(&spec.grpc_addr, "gRPC", "--grpc-addr").await?;
+    let web = bind(&spec.http_addr, "HTTP", "--http-addr").await?;
+    let ready = Ready {
+        grpc: grpc.local_addr()?,
+        http: web.local_addr()?,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (fatal, mut fatal_rx) = mpsc::unbounded_channel();
+    let running = Running {
+        stop: stop_rx.clone(),
+        fatal,
+    };
+    let tasks: Vec<_> = parts.iter_mut().map(|p| p.start(&running)).collect();
+    let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
+    let http_task = tokio::spawn(journey_services::tls::serve_http(
+        web,
+        http_router(parts.clone()),
+        spec.front.tls.http()?,
+        stop_rx.clone(),
+    ));
+    let grpc = GrpcServer::start(&spec, &parts, &shared, grpc).await?;
+    on_ready(ready);
+
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        why = fatal_rx.recv() => why,
+    };
+    if let Some(why) = &fatal {
+        tracing::error!("{why}");
+        grpc.not_serving().await;
+    }
+    tracing::info!("shutting down: no new calls, finishing the calls in flight");
+    grpc.stop(|| {
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    let _ = http_task.await;
+    for part_tasks in tasks.into_iter().rev() {
+        for task in part_tasks {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a task did not stop within 5 s; leaving it");
+            }
+        }
+    }
+    drop(parts);
+    match (local, &fatal) {
+        (Some(l), None) => l.close().await?,
+        (Some(l), Some(_)) => l.abandon(),
+        (None, _) => {}
+    }
+    match fatal {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
+}
+
+/// The secrets, the log (opened here when the node holds it), the read-model database and the
+/// access log: what every part shares.
+async fn open_shared(
+    spec: &Spec,
+) -> anyhow::Result<(Option<local_log::LocalLog>, Shared, Option<Db>)> {
     // The secrets first: a refused key or secret file leaves nothing behind (no data folder).
     let mut auth = Authenticator::new(&spec.front.auth, None)?;
     let local = match &spec.log {
@@ -110,121 +179,103 @@ pub async fn run(
     if let Some(a) = &access {
         auth.record_refusals_in(a.clone());
     }
-    let shared = Shared { log, auth, access };
+    Ok((local, Shared { log, auth, access }, read_db))
+}
 
-    // The parts, in the order they start; they stop in the reverse order.
+/// The parts the spec names, in the order they start; they stop in the reverse order.
+async fn register(
+    spec: &Spec,
+    local: Option<&local_log::LocalLog>,
+    read_db: Option<Db>,
+    shared: &Shared,
+) -> anyhow::Result<Vec<Box<dyn Part>>> {
     let mut parts: Vec<Box<dyn Part>> = Vec::new();
-    if let Some(l) = &local {
-        parts.push(Box::new(l.part(&spec)));
+    if let Some(l) = local {
+        parts.push(Box::new(l.part(spec)));
     }
     if let (Some(r), Some(db)) = (&spec.read_models, read_db) {
         parts.push(Box::new(
-            read_models::ReadModels::open(r, db, &shared).await?,
+            read_models::ReadModels::open(r, db, shared).await?,
         ));
     }
     if let Some(r) = &spec.reactor {
-        parts.push(Box::new(reactor::Reactor::new(r, &shared)));
+        parts.push(Box::new(reactor::Reactor::new(r, shared)));
     }
     if let Some(a) = &spec.audit {
-        let keeper = local.as_ref().map(|l| l.anchor_keeper());
-        parts.push(Box::new(audit::AuditPart::new(a, keeper, &shared).await));
+        let keeper = local.map(|l| l.anchor_keeper());
+        parts.push(Box::new(audit::AuditPart::new(a, keeper, shared).await));
     }
+    Ok(parts)
+}
 
-    let grpc = bind(&spec.grpc_addr, "gRPC", "--grpc-addr").await?;
-    let web = bind(&spec.http_addr, "HTTP", "--http-addr").await?;
-    let ready = Ready {
-        grpc: grpc.local_addr()?,
-        http: web.local_addr()?,
-    };
+/// The node's one gRPC server: every part's services behind the metrics and auth layers, with
+/// health (each service, and "" for the node) and reflection.
+struct GrpcServer {
+    health: tonic_health::server::HealthReporter,
+    served: Vec<&'static str>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (fatal, mut fatal_rx) = mpsc::unbounded_channel();
-    let running = Running {
-        stop: stop_rx.clone(),
-        fatal,
-    };
-    let mut tasks = Vec::new();
-    for part in parts.iter_mut() {
-        tasks.push(part.start(&running));
-    }
-    let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
-
-    let http_task = tokio::spawn(journey_services::tls::serve_http(
-        web,
-        http_router(parts.clone()),
-        spec.front.tls.http()?,
-        stop_rx.clone(),
-    ));
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let mut routes = RoutesBuilder::default();
-    routes
-        .add_service(health_service)
-        .add_service(reflection()?);
-    let mut served = vec![""];
-    for part in parts.iter() {
-        for name in part.grpc(&mut routes) {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::Serving)
-                .await;
-            served.push(name);
-        }
-    }
-    let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let grpc_task = tokio::spawn(
-        grpc_builder(&spec.front.tls)?
-            .layer(journey_services::grpc_metrics::GrpcMetrics)
-            .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming(grpc), async {
-                let _ = grpc_stop_rx.await;
-            }),
-    );
-    on_ready(ready);
-
-    let fatal = tokio::select! {
-        _ = shutdown => None,
-        why = fatal_rx.recv() => why,
-    };
-    if let Some(why) = &fatal {
-        tracing::error!("{why}");
-        // Probes and load balancers stop sending calls while the node drains.
-        for name in served {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                .await;
-        }
-    }
-    tracing::info!("shutting down: no new calls, finishing the calls in flight");
-    let _ = grpc_stop_tx.send(());
-    let _ = stop_tx.send(true);
-    // Open Subscribe streams never end on their own: give calls in flight a bounded time.
-    if tokio::time::timeout(Duration::from_secs(5), grpc_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("grpc calls still open after 5 s; closing them");
-    }
-    let _ = http_task.await;
-    for part_tasks in tasks.into_iter().rev() {
-        for task in part_tasks {
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a task did not stop within 5 s; leaving it");
+impl GrpcServer {
+    async fn start(
+        spec: &Spec,
+        parts: &[Box<dyn Part>],
+        shared: &Shared,
+        listener: TcpListener,
+    ) -> anyhow::Result<GrpcServer> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes
+            .add_service(health_service)
+            .add_service(reflection()?);
+        let mut served = vec![""];
+        for part in parts {
+            for name in part.grpc(&mut routes) {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::Serving)
+                    .await;
+                served.push(name);
             }
         }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(
+            grpc_builder(&spec.front.tls)?
+                .layer(journey_services::grpc_metrics::GrpcMetrics)
+                .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
+                .add_routes(routes.routes())
+                .serve_with_incoming_shutdown(incoming(listener), async {
+                    let _ = stopped.await;
+                }),
+        );
+        Ok(GrpcServer {
+            health,
+            served,
+            stop,
+            task,
+        })
     }
-    drop(parts);
-    match (local, &fatal) {
-        (Some(l), None) => l.close().await?,
-        (Some(l), Some(_)) => l.abandon(),
-        (None, _) => {}
+
+    /// Probes and load balancers stop sending calls while the node drains.
+    async fn not_serving(&self) {
+        for name in &self.served {
+            self.health
+                .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
     }
-    match fatal {
-        Some(why) => anyhow::bail!(why),
-        None => Ok(()),
+
+    /// No new calls, then `meanwhile` (the node's stop signal); calls in flight get 5 s (open
+    /// Subscribe streams never end on their own).
+    async fn stop(self, meanwhile: impl FnOnce()) {
+        let _ = self.stop.send(());
+        meanwhile();
+        if tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grpc calls still open after 5 s; closing them");
+        }
     }
 }
 
