@@ -500,20 +500,27 @@ async fn no_ack_before_the_covering_fsync() {
     log.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn append_waits_for_its_fsync() {
-    let dir = tempfile::tempdir().unwrap();
+/// A log whose syncs wait for `release`, and an append of `first` that was written and whose
+/// fsync has begun, but is held.
+struct HeldFsync {
+    log: Arc<EventLog>,
+    rec: Arc<Mutex<Recorder>>,
+    release: std_mpsc::Sender<()>,
+    appender: tokio::task::JoinHandle<Result<crate::AppendOutcome, AppendError>>,
+    first: Event,
+}
+
+async fn first_append_with_its_fsync_held(dir: &Path) -> HeldFsync {
     let rec = Arc::new(Mutex::new(Recorder::default()));
     let (release, hold) = std_mpsc::channel();
     let storage = Recording {
-        inner: SledStorage::open(dir.path()).unwrap(),
+        inner: SledStorage::open(dir).unwrap(),
         rec: rec.clone(),
         hold: Some(Mutex::new(hold)),
     };
     let log = Arc::new(
         EventLog::open(Arc::new(storage), Box::new(NoRules), LogOptions::default()).unwrap(),
     );
-
     let first = event("p");
     let appender = {
         let log = log.clone();
@@ -527,6 +534,21 @@ async fn append_waits_for_its_fsync() {
     })
     .await;
     assert!(started.is_ok(), "the sync never began");
+    HeldFsync {
+        log,
+        rec,
+        release,
+        appender,
+        first,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_waits_for_its_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = first_append_with_its_fsync_held(dir.path()).await;
+    let (log, rec, release, appender, first) =
+        (held.log, held.rec, held.release, held.appender, held.first);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
         !appender.is_finished(),
@@ -785,32 +807,10 @@ async fn event_id_reused_with_another_body_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_id_reused_with_another_body_before_its_fsync_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = Arc::new(Mutex::new(Recorder::default()));
-    let (release, hold) = std_mpsc::channel();
-    let storage = Recording {
-        inner: SledStorage::open(dir.path()).unwrap(),
-        rec: rec.clone(),
-        hold: Some(Mutex::new(hold)),
-    };
-    let log = Arc::new(
-        EventLog::open(Arc::new(storage), Box::new(NoRules), LogOptions::default()).unwrap(),
-    );
-
     // Given an event written but not yet durable (its fsync is held)...
-    let first = event("p");
-    let appender = {
-        let log = log.clone();
-        let e = first.clone();
-        tokio::spawn(async move { log.append(request(vec![e])).await })
-    };
-    let started = tokio::time::timeout(Duration::from_secs(10), async {
-        while rec.lock().unwrap().syncs_started == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    assert!(started.is_ok(), "the sync never began");
+    let dir = tempfile::tempdir().unwrap();
+    let held = first_append_with_its_fsync_held(dir.path()).await;
+    let (log, release, appender, first) = (held.log, held.release, held.appender, held.first);
 
     // ...the same id with another body is refused at once (it wrote nothing to wait for)...
     let conflict = tokio::time::timeout(
