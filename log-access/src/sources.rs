@@ -185,7 +185,7 @@ impl Nats {
         })
     }
 
-    /// The next delivered message, waiting for it when `wait`, else only if already there.
+    /// The next delivered message, waiting for it.
     async fn message(&mut self) -> anyhow::Result<async_nats::jetstream::Message> {
         self.messages
             .next()

@@ -82,6 +82,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
+    // Every setting that can be refused is read before anything is opened or started.
+    let http_tls = spec.front.tls.http()?;
+    let grpc_tls = spec.front.tls.grpc()?;
     let (local, shared, read_db) = open_shared(&spec).await?;
     let mut parts = register(&spec, local.as_ref(), read_db, &shared).await?;
 
@@ -103,10 +106,10 @@ pub async fn run(
     let http_task = tokio::spawn(journey_services::tls::serve_http(
         web,
         http_router(parts.clone()),
-        spec.front.tls.http()?,
+        http_tls,
         stop_rx.clone(),
     ));
-    let grpc = GrpcServer::start(&spec, &parts, &shared, grpc).await?;
+    let grpc = GrpcServer::start(grpc_tls, &parts, &shared, grpc).await?;
     on_ready(ready);
 
     let fatal = tokio::select! {
@@ -122,7 +125,12 @@ pub async fn run(
         let _ = stop_tx.send(true);
     })
     .await;
-    let _ = http_task.await;
+    if tokio::time::timeout(Duration::from_secs(5), http_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after 5 s; closing them");
+    }
     for part_tasks in tasks.into_iter().rev() {
         for task in part_tasks {
             if tokio::time::timeout(Duration::from_secs(5), task)
@@ -219,7 +227,7 @@ struct GrpcServer {
 
 impl GrpcServer {
     async fn start(
-        spec: &Spec,
+        tls: Option<tonic::transport::ServerTlsConfig>,
         parts: &[Box<dyn Part>],
         shared: &Shared,
         listener: TcpListener,
@@ -240,7 +248,7 @@ impl GrpcServer {
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(
-            grpc_builder(&spec.front.tls)?
+            grpc_builder(tls)?
                 .layer(journey_services::grpc_metrics::GrpcMetrics)
                 .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
                 .add_routes(routes.routes())
@@ -320,10 +328,10 @@ fn incoming(
 
 /// A gRPC server builder, over TLS when a certificate is given.
 fn grpc_builder(
-    tls: &journey_services::tls::TlsConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> anyhow::Result<tonic::transport::Server> {
     let builder = tonic::transport::Server::builder();
-    Ok(match tls.grpc()? {
+    Ok(match tls {
         Some(t) => builder
             .tls_config(t)
             .context("--tls-cert / --tls-key: not a usable TLS identity")?,
@@ -353,4 +361,33 @@ fn logged(
             tracing::error!(error = %format!("{e:#}"), "{what} stopped");
         }
     })
+}
+
+/// Connects what a part follows, retrying with backoff while the log or NATS is not there yet (a
+/// read side or a reactor may start before them); `None` when the node stops first.
+async fn connect_with_retry<T, F, Fut>(
+    what: &'static str,
+    mut stop: watch::Receiver<bool>,
+    connect: F,
+) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match connect().await {
+            Ok(connected) => return Some(connected),
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                retry_ms = backoff.as_millis() as u64,
+                "{what}: cannot connect yet"
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }

@@ -1,6 +1,6 @@
 //! The telemonitoring alert reactor as a part: it follows the node's log and appends the
 //! `AlertRaised` events the rules decide, to the log of this process or to a remote one.
-use super::{logged, spec::ReactorSpec, Part, Running, Shared};
+use super::{connect_with_retry, logged, spec::ReactorSpec, Part, Running, Shared};
 use journey_log_access::Nats;
 use journey_services::{
     log_handle::LogHandle,
@@ -35,6 +35,7 @@ async fn run(
     status: watch::Sender<ReactorStatus>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let what = "the alert reactor's feed";
     match &log {
         LogHandle::InProcess { log: local, .. } => {
             let sink = Sink::Local(local.clone());
@@ -44,10 +45,16 @@ async fn run(
             let sink = Sink::Remote(client.clone());
             match nats {
                 Some(n) => {
-                    let source = Nats::connect(remote, &n.url, &n.stream).await?;
-                    reactor::run(source, sink, status, stop).await
+                    let connect = || Nats::connect(remote, &n.url, &n.stream);
+                    match connect_with_retry(what, stop.clone(), connect).await {
+                        Some(source) => reactor::run(source, sink, status, stop).await,
+                        None => Ok(()),
+                    }
                 }
-                None => reactor::run(log.source().await?, sink, status, stop).await,
+                None => match connect_with_retry(what, stop.clone(), || log.source()).await {
+                    Some(source) => reactor::run(source, sink, status, stop).await,
+                    None => Ok(()),
+                },
             }
         }
     }

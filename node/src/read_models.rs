@@ -4,7 +4,7 @@
 //!
 //! Catch-up, gaps and rebuilds read the node's log (in process or over gRPC); live events come
 //! from the log itself, or from NATS JetStream for a node without the log when given.
-use super::{logged, spec::ReadModelsSpec, Part, Running, Shared};
+use super::{connect_with_retry, logged, spec::ReadModelsSpec, Part, Running, Shared};
 use axum::Router;
 use journey_log_access::Nats;
 use journey_projections::{
@@ -86,12 +86,19 @@ impl ReadModels {
         runner: Arc<Runner<P>>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
+        let what = "a read model's feed";
         match (nats, &log) {
             (Some(n), LogHandle::Remote { remote, .. }) => {
-                let source = Nats::connect(remote, &n.url, &n.stream).await?;
-                runner.run(source, stop).await
+                let connect = || Nats::connect(remote, &n.url, &n.stream);
+                match connect_with_retry(what, stop.clone(), connect).await {
+                    Some(source) => runner.run(source, stop).await,
+                    None => Ok(()),
+                }
             }
-            _ => runner.run(log.source().await?, stop).await,
+            _ => match connect_with_retry(what, stop.clone(), || log.source()).await {
+                Some(source) => runner.run(source, stop).await,
+                None => Ok(()),
+            },
         }
     }
 }

@@ -48,14 +48,6 @@ impl LogHandle {
         })
     }
 
-    /// The open log, when it is in this process.
-    pub fn in_process(&self) -> Option<&Arc<EventLog>> {
-        match self {
-            LogHandle::InProcess { log, .. } => Some(log),
-            LogHandle::Remote { .. } => None,
-        }
-    }
-
     /// A name for the log in reports: its folder-less "in process", or its address.
     pub fn describe(&self) -> String {
         match self {

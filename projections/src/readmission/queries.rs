@@ -232,20 +232,6 @@ pub async fn patient_stays(
     .collect()
 }
 
-/// Every index stay, for comparing two databases or two generations.
-pub async fn all_stays(pool: &AnyPool, p: &str) -> Result<Vec<StayRow>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let c = bytewise(&conn);
-    sqlx::query(&format!(
-        "SELECT {STAY_COLUMNS} FROM {p}index_stays ORDER BY patient_id{c}, encounter_id{c}"
-    ))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(stay)
-    .collect()
-}
-
 /// Day-surgery and HAD stays discharged in `from_day..=to_day` (reported beside the rates: they
 /// are neither index stays nor readmissions).
 pub async fn other_stays(
