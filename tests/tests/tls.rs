@@ -73,3 +73,29 @@ async fn grpc_and_http_over_tls() {
         "plain HTTP is not served"
     );
 }
+
+/// A certificate that cannot be read refuses the start before anything is opened: no data
+/// folder, no log, no listener.
+#[test]
+fn an_unreadable_certificate_refuses_the_start_and_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let out = Command::new(journey_bin())
+        .args([
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--insecure", "--tls-cert", &missing, "--tls-key", &missing])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+    assert!(!data.exists(), "the log was opened before the refusal");
+}
