@@ -11,31 +11,57 @@ static EVENT: LazyLock<MessageDescriptor> = LazyLock::new(|| {
         .expect("journey.v1.Event in the descriptor set")
 });
 
-/// Parses one event from a JSON value (field names snake_case or camelCase, enums by name).
+/// Parses one event from a JSON value (field names snake_case or camelCase, enums by name). An
+/// error names the field it is about (`occurred_at: …`, `admitted.facility.id: …`).
 pub fn event_from_json(value: &serde_json::Value) -> anyhow::Result<Event> {
-    let dynamic = DynamicMessage::deserialize(EVENT.clone(), value)?;
-    Ok(Event::decode(dynamic.encode_to_vec().as_slice())?)
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
+    match DynamicMessage::deserialize(EVENT.clone(), tracked) {
+        Ok(dynamic) => Ok(Event::decode(dynamic.encode_to_vec().as_slice())?),
+        Err(e) => {
+            let path = track.path().to_string();
+            if path.is_empty() || path == "." {
+                anyhow::bail!("{e}")
+            }
+            anyhow::bail!("{path}: {e}")
+        }
+    }
 }
 
-/// Parses a file of events: a JSON array, one JSON object, or NDJSON (one object per line).
+/// Parses a file of events: a JSON array, one JSON object, or NDJSON (one object per line). A
+/// leading byte-order mark is skipped; an error names the event, its line and the field.
 pub fn events_from_text(text: &str) -> anyhow::Result<Vec<Event>> {
-    let trimmed = text.trim_start();
-    let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).context("not a JSON array of events")?
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line_at = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let start = text.len() - text.trim_start().len();
+    let values: Vec<(serde_json::Value, usize)> = if text[start..].starts_with('[') {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(&text[start..]).context("not a JSON array of events")?;
+        values.into_iter().map(|v| (v, 0)).collect()
     } else {
         let mut values = Vec::new();
-        for (i, v) in serde_json::Deserializer::from_str(trimmed)
-            .into_iter::<serde_json::Value>()
-            .enumerate()
-        {
-            values.push(v.with_context(|| format!("event {}: not valid JSON", i + 1))?);
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+        let mut from = 0;
+        while let Some(v) = stream.next() {
+            let begins = from + (text[from..].len() - text[from..].trim_start().len());
+            let line = line_at(begins.min(text.len()));
+            let value = v.with_context(|| {
+                format!("event {} (line {line}): not valid JSON", values.len() + 1)
+            })?;
+            values.push((value, line));
+            from = stream.byte_offset();
         }
         values
     };
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| event_from_json(v).with_context(|| format!("event {}", i + 1)))
+        .map(|(i, (v, line))| {
+            event_from_json(v).with_context(|| match line {
+                0 => format!("event {}", i + 1),
+                line => format!("event {} (line {line})", i + 1),
+            })
+        })
         .collect()
 }
 
@@ -89,5 +115,29 @@ mod tests {
         assert_eq!(json["admitted"]["setting"], "SETTING_INPATIENT");
         assert!(events_from_text(r#"{"patient_id": 3}"#).is_err());
         assert!(events_from_text(r#"{"nope": 1}"#).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_event_its_line_and_the_field() {
+        let good = r#"{"event_id":"7f1d2c3e-0000-4000-8000-000000000001","patient_id":"P1"}"#;
+        let bad_float = r#"{"patient_id":"P1","observation_recorded":{"value":"abc"}}"#;
+        let text = format!("{good}\n\n{bad_float}\n");
+        let e = format!("{:#}", events_from_text(&text).unwrap_err());
+        assert!(
+            e.starts_with("event 2 (line 3): observation_recorded.value: "),
+            "{e}"
+        );
+        let bad_time = r#"{"patient_id":"P1","occurred_at":"yesterday"}"#;
+        let e = format!("{:#}", events_from_text(bad_time).unwrap_err());
+        assert!(e.starts_with("event 1 (line 1): occurred_at: "), "{e}");
+        let broken = format!("{good}\n{{\"patient_id\": \n");
+        let e = format!("{:#}", events_from_text(&broken).unwrap_err());
+        assert!(e.starts_with("event 2 (line 2): not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let text = "\u{feff}{\"patient_id\":\"P1\"}";
+        assert_eq!(events_from_text(text).unwrap()[0].patient_id, "P1");
     }
 }

@@ -61,7 +61,20 @@ fn errors_say_what_is_wrong_and_exit_non_zero() {
     .unwrap();
     let (code, _, err) = journey(&server, &["append", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("event 1"), "{err}");
+    assert!(err.contains("event 1 (line 1): admitted.setting"), "{err}");
+
+    // The error names the event, its line and the field; a byte-order mark is no error.
+    std::fs::write(
+        &bad,
+        "\u{feff}{\"patient_id\": \"x\"}\n\n{\"patient_id\": \"x\", \"observation_recorded\": {\"value\": \"abc\"}}\n",
+    )
+    .unwrap();
+    let (code, _, err) = journey(&server, &["append", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("event 2 (line 3): observation_recorded.value: invalid float literal"),
+        "{err}"
+    );
 
     let rule = dir.path().join("rule.json");
     std::fs::write(
