@@ -640,3 +640,22 @@ pub async fn dashboard_sign_in(base: &str, token: &str) -> (String, Option<Strin
         .map(|c| format!("Cookie: {c}\r\n"));
     (r, cookie)
 }
+
+/// `journey up --insecure` with the log alone on `data`, on free ports, not started: for tests
+/// that watch how a start ends (its exit code and stderr).
+pub fn log_only_up(data: &Path) -> Command {
+    let mut command = Command::new(journey_bin());
+    command
+        .args([
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-reactor", "--no-read-models", "--insecure"])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn");
+    command
+}

@@ -53,21 +53,8 @@ impl Drop for Mount {
 
 /// `journey up` with the log alone on `data`, anchored in `anchor`, on free ports.
 fn up(data: &Path, anchor: &Path) -> Command {
-    let mut command = Command::new(journey_bin());
-    command
-        .args([
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--no-reactor", "--no-read-models", "--insecure"])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--anchor-file")
-        .arg(anchor)
-        .env("RUST_LOG", "warn");
+    let mut command = log_only_up(data);
+    command.arg("--anchor-file").arg(anchor);
     command
 }
 

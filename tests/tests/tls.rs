@@ -81,17 +81,8 @@ fn an_unreadable_certificate_refuses_the_start_and_opens_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let missing = dir.path().join("missing.pem").display().to_string();
-    let out = Command::new(journey_bin())
-        .args([
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--insecure", "--tls-cert", &missing, "--tls-key", &missing])
-        .arg("--data-dir")
-        .arg(&data)
+    let out = log_only_up(&data)
+        .args(["--tls-cert", &missing, "--tls-key", &missing])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
