@@ -1,0 +1,205 @@
+//! The MLLP listener: many connections, one message in flight on each (the sender waits for the
+//! ACK before the next, which keeps a sender's messages in order), an idle timeout, and an ACK
+//! for everything that comes framed. `AA` only once the log acknowledged the append of every
+//! event the message maps to (the append call returned OK: on disk).
+use crate::ack::{self, ErrorCode, Header, Problem, Verdict};
+use crate::mapping::{self, Settings};
+use crate::message::Message;
+use crate::mllp::{self, Frame, Reader};
+use journey_proto::v1::{AppendRequest, Event};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// Where a listener's events go: the log's `Append`, in this process or over gRPC, as the
+/// sender's organisation.
+pub trait Sink: Send + Sync + 'static {
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Status>> + Send + '_>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    /// Largest message taken, in bytes; a larger one is answered with a reject.
+    pub max_message_bytes: usize,
+    /// A connection silent this long (between messages, or in the middle of one) is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Serves `listener` until `stop` turns true; connections end after their message in flight.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<Config>,
+    sink: Arc<dyn Sink>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    config.clone(),
+                    sink.clone(),
+                    stop.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "MLLP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    sink: Arc<dyn Sink>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = Reader::new(read, config.max_message_bytes);
+    loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(config.idle_timeout, reader.next()) => f,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let frame = match frame {
+            Err(_) => {
+                tracing::info!(%peer, "MLLP connection idle too long; closing it");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "MLLP connection failed");
+                return;
+            }
+            Ok(Ok(f)) => f,
+        };
+        let answer = match frame {
+            Frame::Closed => return,
+            Frame::TooLarge { len, head } => {
+                let problem = Problem::new(
+                    ErrorCode::Internal,
+                    "",
+                    format!(
+                        "the message is larger than {} bytes ({len} or more): it was not read; split it or ask for a larger --mllp-max-bytes",
+                        config.max_message_bytes
+                    ),
+                );
+                reply(&Header::salvage(&head), Verdict::Rejected, Some(&problem))
+            }
+            Frame::Message(bytes) => answer(&bytes, &config.settings, sink.as_ref()).await,
+        };
+        if let Err(e) = write.write_all(&mllp::frame(&answer)).await {
+            tracing::debug!(%peer, error = %e, "MLLP connection closed before its ACK");
+            return;
+        }
+    }
+}
+
+/// The events a message maps to, or the answer refusing it.
+pub fn events_of(bytes: &[u8], settings: &Settings) -> Result<(Header, Vec<Event>), Vec<u8>> {
+    let message = Message::parse(bytes).map_err(|e| {
+        let p = Problem::new(
+            if e.field == "MSH-18" {
+                ErrorCode::TableValueNotFound
+            } else {
+                ErrorCode::SegmentSequence
+            },
+            e.field,
+            e.message,
+        );
+        reply(&Header::salvage(bytes), Verdict::Rejected, Some(&p))
+    })?;
+    let header = Header::of(&message);
+    match mapping::map(&message, settings) {
+        Ok(events) => Ok((header, events)),
+        Err(p) => {
+            let verdict = match p.code {
+                ErrorCode::UnsupportedMessageType
+                | ErrorCode::UnsupportedEventCode
+                | ErrorCode::UnsupportedVersion => Verdict::Rejected,
+                _ => Verdict::Error,
+            };
+            Err(reply(&header, verdict, Some(&p)))
+        }
+    }
+}
+
+/// The ACK of one message: mapped, appended, answered.
+pub async fn answer(bytes: &[u8], settings: &Settings, sink: &dyn Sink) -> Vec<u8> {
+    let (header, events) = match events_of(bytes, settings) {
+        Ok(mapped) => mapped,
+        Err(refusal) => return refusal,
+    };
+    let request = AppendRequest {
+        events,
+        expected_versions: Default::default(),
+    };
+    match sink.append(request).await {
+        Ok(()) => reply(&header, Verdict::Accepted, None),
+        Err(status) => {
+            let (verdict, problem) = refusal(&status);
+            tracing::info!(control_id = %header.control_id, code = ?status.code(), error = %status.message(), "HL7 message refused by the log");
+            reply(&header, verdict, Some(&problem))
+        }
+    }
+}
+
+/// What a refusal of the log becomes: an error in the content (`AE`) when the journey rules, a
+/// right or a field refuse it (resending it unchanged would not help), a reject (`AR`: resend
+/// later) when the log cannot take it now.
+fn refusal(status: &Status) -> (Verdict, Problem) {
+    let rule = status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .or_else(|| {
+            status
+                .get_details_precondition_failure()
+                .and_then(|p| p.violations.first().map(|v| v.r#type.clone()))
+        });
+    let field = status.get_details_bad_request().and_then(|b| {
+        b.field_violations
+            .first()
+            .map(|v| format!("event {}", v.field))
+    });
+    let (verdict, code) = match status.code() {
+        Code::FailedPrecondition | Code::PermissionDenied => (Verdict::Error, ErrorCode::Internal),
+        Code::InvalidArgument | Code::OutOfRange => (Verdict::Error, ErrorCode::DataType),
+        Code::AlreadyExists => (Verdict::Error, ErrorCode::DuplicateKey),
+        _ => (Verdict::Rejected, ErrorCode::Internal),
+    };
+    let text = match verdict {
+        Verdict::Rejected => format!(
+            "the journey log cannot take the message now ({}); nothing was written, send it again",
+            status.message()
+        ),
+        _ => match &field {
+            Some(f) => format!("{f}: {}", status.message()),
+            None => status.message().to_string(),
+        },
+    };
+    let mut problem = Problem::new(code, "", text);
+    problem.rule = rule;
+    (verdict, problem)
+}
+
+fn reply(header: &Header, verdict: Verdict, problem: Option<&Problem>) -> Vec<u8> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    ack::ack(header, verdict, problem, &id[..20])
+}
