@@ -25,7 +25,13 @@ pub use spec::Spec;
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
 use journey_projections::db::Db;
-use journey_services::{access_log::AccessLog, auth::Authenticator, log_handle::LogHandle};
+use journey_services::{
+    access_log::AccessLog,
+    auth::Authenticator,
+    connections,
+    log_handle::LogHandle,
+    tls::{Alpn, TlsAcceptor},
+};
 use serde_json::{Map, Value};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
@@ -33,7 +39,6 @@ use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
 };
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 
 /// Where the servers listen, once they do.
@@ -83,8 +88,8 @@ pub async fn run(
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     // Every setting that can be refused is read before anything is opened or started.
-    let http_tls = spec.front.tls.http()?;
-    let grpc_tls = spec.front.tls.grpc()?;
+    let http_tls = spec.front.tls.acceptor(Alpn::Http)?;
+    let grpc_tls = spec.front.tls.acceptor(Alpn::Grpc)?;
     let (local, shared, read_db) = open_shared(&spec).await?;
     let mut parts = register(&spec, local.as_ref(), read_db, &shared).await?;
 
@@ -103,7 +108,7 @@ pub async fn run(
     };
     let tasks: Vec<_> = parts.iter_mut().map(|p| p.start(&running)).collect();
     let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
-    let http_task = tokio::spawn(journey_services::tls::serve_http(
+    let http_task = tokio::spawn(journey_services::http_server::serve(
         web,
         http_router(parts.clone()),
         http_tls,
@@ -227,7 +232,7 @@ struct GrpcServer {
 
 impl GrpcServer {
     async fn start(
-        tls: Option<tonic::transport::ServerTlsConfig>,
+        tls: Option<TlsAcceptor>,
         parts: &[Box<dyn Part>],
         shared: &Shared,
         listener: TcpListener,
@@ -248,11 +253,11 @@ impl GrpcServer {
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(
-            grpc_builder(tls)?
+            grpc_builder()
                 .layer(journey_services::grpc_metrics::GrpcMetrics)
                 .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
                 .add_routes(routes.routes())
-                .serve_with_incoming_shutdown(incoming(listener), async {
+                .serve_with_incoming_shutdown(connections::accept(listener, tls), async {
                     let _ = stopped.await;
                 }),
         );
@@ -313,30 +318,13 @@ async fn bind(addr: &str, what: &str, flag: &str) -> anyhow::Result<TcpListener>
         .with_context(|| format!("cannot listen on {addr} ({what}); pick another {flag}"))
 }
 
-/// The connections a gRPC server accepts, with Nagle's algorithm off: small replies must not wait
-/// for the peer's delayed ACK (a 40 ms stall on every unary call otherwise).
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    })
-}
-
-/// A gRPC server builder, over TLS when a certificate is given.
-fn grpc_builder(
-    tls: Option<tonic::transport::ServerTlsConfig>,
-) -> anyhow::Result<tonic::transport::Server> {
-    let builder = tonic::transport::Server::builder();
-    Ok(match tls {
-        Some(t) => builder
-            .tls_config(t)
-            .context("--tls-cert / --tls-key: not a usable TLS identity")?,
-        None => builder,
-    })
+/// A gRPC server builder. Connections come from `connections::accept` (TLS handshake and first
+/// bytes bounded in time, Nagle off); once under way, a connection whose peer stops answering
+/// pings is closed.
+fn grpc_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
 }
 
 /// gRPC reflection over every journey service and the health service.

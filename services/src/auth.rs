@@ -1,8 +1,10 @@
 //! Authentication and roles, one layer for every gRPC service (docs/design.md §6).
 //!
 //! A caller presents `authorization: Bearer <token>`: a JWT (HS256 or RS256, keys from files; claims
-//! `sub`, `role`, `org`, optional `territory`, `exp` required) or a key listed in the API-key file
-//! (`<key> <role> <subject> <organisation> [territory]` per line). The principal is put in the
+//! `sub`, `role`, `org`, optional `territory`, `exp` required; `nbf` checked; `iss` and `aud`
+//! checked when configured; a token living longer than `--jwt-max-lifetime` refused) or a key
+//! listed in the API-key file (`<key> <role> <subject> <organisation> [territory]` per line). A
+//! partner or a coordinator always names its organisation. The principal is put in the
 //! request's extensions for the services' own finer checks (a partner appends for its organisation
 //! only; a coordinator sees its territory only). Health and reflection need no token.
 //! Without any of this, `--insecure` lets every call through, and says so loudly.
@@ -30,6 +32,109 @@ struct Claims {
     org: String,
     #[serde(default)]
     territory: Option<String>,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+}
+
+/// What a JWT must satisfy beside its signature: the configured issuer and audience, and a
+/// lifetime no longer than the maximum.
+struct JwtRules {
+    issuer: Option<String>,
+    audience: Option<String>,
+    max_lifetime: u64,
+}
+
+/// Clock skew tolerated between the token's issuer and this server (jsonwebtoken's default).
+const LEEWAY_SECS: u64 = 60;
+
+impl JwtRules {
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
+        // A configured claim must be present: jsonwebtoken checks it only when it is.
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+            v.required_spec_claims.insert("iss".into());
+        }
+        if let Some(aud) = &self.audience {
+            v.set_audience(&[aud]);
+            v.required_spec_claims.insert("aud".into());
+        }
+        v
+    }
+
+    /// Refuses a token issued in the future or living longer than the maximum (from `iat`, or
+    /// from now when it has none).
+    fn check_lifetime(&self, claims: &Claims, now: u64) -> Result<(), String> {
+        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err("it is issued in the future (iat); check the issuer's clock".into());
+        }
+        let lifetime = claims.exp.saturating_sub(claims.iat.unwrap_or(now));
+        if lifetime > self.max_lifetime {
+            return Err(format!(
+                "it lives {}, longer than the {} this server accepts (--jwt-max-lifetime); ask for a shorter-lived token",
+                in_words(lifetime),
+                in_words(self.max_lifetime)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Why jsonwebtoken refused a token, in words.
+    fn refusal(&self, e: &jsonwebtoken::errors::Error) -> String {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::ExpiredSignature => "it has expired (exp); ask for a new token".into(),
+            K::ImmatureSignature => {
+                "it is not valid yet (nbf); wait, or check the issuer's clock".into()
+            }
+            K::InvalidSignature => "its signature does not match this server's key".into(),
+            K::InvalidIssuer => format!(
+                "its issuer (iss) is not {:?}",
+                self.issuer.as_deref().unwrap_or_default()
+            ),
+            K::InvalidAudience => match &self.audience {
+                Some(aud) => format!("its audience (aud) is not {aud:?}"),
+                None => {
+                    "it names an audience (aud) and this server has none (--jwt-audience)".into()
+                }
+            },
+            K::MissingRequiredClaim(claim) => format!("the {claim} claim is missing"),
+            _ => e.to_string(),
+        }
+    }
+}
+
+/// A number of seconds as a reader says it (`48 h`, `1 h 30 min`).
+fn in_words(secs: u64) -> String {
+    let parts = [
+        (secs / 3600, "h"),
+        (secs % 3600 / 60, "min"),
+        (secs % 60, "s"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if words.is_empty() {
+        "0 s".into()
+    } else {
+        words.join(" ")
+    }
+}
+
+/// A partner writes for its organisation, a coordinator reads for it: neither goes without one.
+fn check_organisation(role: Role, organisation: &str) -> Result<(), String> {
+    if matches!(role, Role::Partner | Role::Coordinator) && organisation.trim().is_empty() {
+        return Err(format!(
+            "a {} must name its organisation (org)",
+            format!("{role:?}").to_lowercase()
+        ));
+    }
+    Ok(())
 }
 
 pub struct Authenticator {
@@ -39,6 +144,7 @@ pub struct Authenticator {
     keys: HashMap<String, Principal>,
     hs256: Option<DecodingKey>,
     rs256: Option<DecodingKey>,
+    jwt: JwtRules,
     territories: HashMap<String, String>,
 }
 
@@ -67,6 +173,8 @@ impl Authenticator {
                     return Err(bad());
                 }
                 let role = Role::parse(f[1]).ok_or_else(bad)?;
+                check_organisation(role, f[3])
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?;
                 crate::secret_files::check_api_key(path, n + 1, f[0])?;
                 keys.insert(
                     f[0].to_string(),
@@ -113,6 +221,11 @@ impl Authenticator {
             keys,
             hs256,
             rs256,
+            jwt: JwtRules {
+                issuer: config.jwt_issuer.clone(),
+                audience: config.jwt_audience.clone(),
+                max_lifetime: config.jwt_max_lifetime.as_secs(),
+            },
             territories,
         })
     }
@@ -134,11 +247,20 @@ impl Authenticator {
 
     /// The caller of a request with this `authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Status> {
+        self.authenticate_until(header).map(|(p, _)| p)
+    }
+
+    /// The caller, and until when its token holds (a JWT's `exp`, in seconds since the epoch;
+    /// `None` for an API key): a dashboard session ends there.
+    pub fn authenticate_until(
+        &self,
+        header: Option<&str>,
+    ) -> Result<(Principal, Option<u64>), Status> {
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return Err(errors::missing_token());
         };
         if let Some(p) = self.keys.get(token) {
-            return Ok(p.clone());
+            return Ok((p.clone(), None));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| errors::unknown_token())?;
         let key = match header.alg {
@@ -147,19 +269,24 @@ impl Authenticator {
             _ => None,
         }
         .ok_or_else(|| errors::jwt_algorithm_not_configured(header.alg))?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &Validation::new(header.alg))
-            .map_err(errors::invalid_jwt)?
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.jwt.validation(header.alg))
+            .map_err(|e| errors::invalid_jwt(self.jwt.refusal(&e)))?
             .claims;
+        self.jwt
+            .check_lifetime(&claims, jsonwebtoken::get_current_timestamp())
+            .map_err(errors::invalid_jwt)?;
         let role = Role::parse(&claims.role).ok_or_else(|| errors::unknown_role(&claims.role))?;
+        check_organisation(role, &claims.org).map_err(errors::invalid_jwt)?;
         let territory = claims
             .territory
             .or_else(|| self.territories.get(&claims.org).cloned());
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub,
             role,
             organisation: claims.org,
             territory,
-        })
+        };
+        Ok((principal, Some(claims.exp)))
     }
 }
 
@@ -421,7 +548,8 @@ mod tests {
             a.authenticate(Some("Bearer nope")).unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
-        let claims = serde_json::json!({"sub": "bob", "role": "quality", "org": "chu", "exp": 4_102_444_800u64});
+        let exp = jsonwebtoken::get_current_timestamp() + 3600;
+        let claims = serde_json::json!({"sub": "bob", "role": "quality", "org": "chu", "exp": exp});
         let jwt = |secret: &[u8], claims: &serde_json::Value| {
             jsonwebtoken::encode(
                 &jsonwebtoken::Header::default(),
@@ -446,6 +574,128 @@ mod tests {
                 jwt(b"s3cret-s3cret-s3cret-s3cret-s3cret", &expired)
             )))
             .unwrap_err();
-        assert!(e.message().contains("Expired"), "{}", e.message());
+        assert!(e.message().contains("expired (exp)"), "{}", e.message());
+    }
+
+    /// An authenticator taking HS256 JWTs signed with [`SECRET`], with `rules`.
+    fn jwt_authenticator(dir: &Path, config: AuthConfig) -> Authenticator {
+        let secret = dir.join("secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Authenticator::new(
+            &AuthConfig {
+                jwt_hs256_secret_file: Some(secret),
+                ..config
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    const SECRET: &[u8] = b"s3cret-s3cret-s3cret-s3cret-s3cret";
+
+    fn bearer(claims: serde_json::Value) -> String {
+        let jwt = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        format!("Bearer {jwt}")
+    }
+
+    /// The refusal of `claims` by `a`, as its message (panics when accepted).
+    fn refused(a: &Authenticator, claims: serde_json::Value) -> String {
+        let e = a.authenticate(Some(&bearer(claims))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{}", e.message());
+        e.message().to_string()
+    }
+
+    #[test]
+    fn jwts_are_held_to_nbf_lifetime_and_organisation() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = jwt_authenticator(dir.path(), AuthConfig::default());
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "bob", "role": "coordinator", "org": "cpts", "exp": now + 3600});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        let (p, until) = a
+            .authenticate_until(Some(&bearer(claims(serde_json::json!({})))))
+            .unwrap();
+        assert_eq!((p.subject.as_str(), until), ("bob", Some(now + 3600)));
+        assert!(
+            refused(&a, claims(serde_json::json!({"nbf": now + 600}))).contains("not valid yet"),
+        );
+        assert!(a
+            .authenticate(Some(&bearer(claims(serde_json::json!({"nbf": now - 10})))))
+            .is_ok());
+        // 24 h at most by default, from iat, or from now without it.
+        let m = refused(&a, claims(serde_json::json!({"exp": now + 3 * 86_400})));
+        assert!(
+            m.contains("lives") && m.contains("24 h") && m.contains("--jwt-max-lifetime"),
+            "{m}"
+        );
+        let m = refused(
+            &a,
+            claims(serde_json::json!({"iat": now - 2 * 86_400 + 90, "exp": now + 60})),
+        );
+        assert!(m.contains("lives 47 h 59 min 30 s"), "{m}");
+        assert!(refused(&a, claims(serde_json::json!({"iat": now + 3600}))).contains("future"));
+        for role in ["coordinator", "partner"] {
+            let m = refused(&a, claims(serde_json::json!({"role": role, "org": ""})));
+            assert!(m.contains("must name its organisation"), "{m}");
+        }
+        assert!(a
+            .authenticate(Some(&bearer(claims(
+                serde_json::json!({"role": "quality", "org": ""})
+            ))))
+            .is_ok());
+        // Without a configured audience, a token meant for another audience is refused.
+        assert!(refused(&a, claims(serde_json::json!({"aud": "elsewhere"}))).contains("aud"));
+    }
+
+    #[test]
+    fn configured_issuer_and_audience_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = jwt_authenticator(
+            dir.path(),
+            AuthConfig {
+                jwt_issuer: Some("https://idp.example".into()),
+                jwt_audience: Some("journey".into()),
+                jwt_max_lifetime: std::time::Duration::from_secs(600),
+                ..Default::default()
+            },
+        );
+        let exp = jsonwebtoken::get_current_timestamp() + 300;
+        let good = serde_json::json!({"sub": "bob", "role": "quality", "exp": exp, "iss": "https://idp.example", "aud": "journey"});
+        assert!(a.authenticate(Some(&bearer(good.clone()))).is_ok());
+        for (claim, value, why) in [
+            ("iss", serde_json::json!("https://other.example"), "issuer"),
+            ("iss", serde_json::Value::Null, "iss claim is missing"),
+            ("aud", serde_json::json!("other"), "audience"),
+            ("aud", serde_json::Value::Null, "aud claim is missing"),
+            ("exp", serde_json::json!(exp + 3600), "10 min"),
+        ] {
+            let mut c = good.clone();
+            match value {
+                serde_json::Value::Null => c.as_object_mut().unwrap().remove(claim),
+                v => c.as_object_mut().unwrap().insert(claim.into(), v),
+            };
+            let m = refused(&a, c);
+            assert!(m.contains(why), "{claim}: {m}");
+        }
+    }
+
+    #[test]
+    fn api_key_lines_of_partners_and_coordinators_name_an_organisation() {
+        assert!(check_organisation(Role::Partner, "").is_err());
+        assert!(check_organisation(Role::Coordinator, " ").is_err());
+        assert!(check_organisation(Role::Coordinator, "cpts").is_ok());
+        assert!(check_organisation(Role::Auditor, "").is_ok());
     }
 }

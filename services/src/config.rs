@@ -254,7 +254,7 @@ pub struct AuditServeConfig {
 }
 
 /// Authentication settings shared by every server command.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
     /// Let unauthenticated calls through (local experiments only).
     #[arg(long, env = "JOURNEY_INSECURE")]
@@ -272,6 +272,49 @@ pub struct AuthConfig {
     /// whose token names no territory).
     #[arg(long, env = "JOURNEY_TERRITORIES_FILE")]
     pub territories_file: Option<PathBuf>,
+    /// The issuer JWTs must name (`iss`); unset = not checked.
+    #[arg(long, env = "JOURNEY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience JWTs must name (`aud`); unset = a JWT naming an audience is refused.
+    #[arg(long, env = "JOURNEY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The longest a JWT may live (`exp` − `iat`, or `exp` − now without `iat`): a number
+    /// followed by s, m, h or d. Longer-lived tokens are refused.
+    #[arg(long, env = "JOURNEY_JWT_MAX_LIFETIME", default_value = "24h", value_parser = duration)]
+    pub jwt_max_lifetime: std::time::Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            insecure: false,
+            api_keys_file: None,
+            jwt_hs256_secret_file: None,
+            jwt_rs256_public_key_file: None,
+            territories_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_max_lifetime: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A duration flag: a number followed by `s`, `m`, `h` or `d` (`90m`, `24h`).
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?}: a number followed by s, m, h or d (e.g. 90m, 24h)");
+    let (number, unit) = s.trim().split_at(s.trim().len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .filter(|secs| *secs > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// TLS for the gRPC and HTTP sides (`tls.rs`).
@@ -288,6 +331,20 @@ pub struct TlsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_name_their_unit() {
+        assert_eq!(duration("24h"), Ok(std::time::Duration::from_secs(86_400)));
+        assert_eq!(duration("90m"), Ok(std::time::Duration::from_secs(5_400)));
+        assert_eq!(duration("2d"), Ok(std::time::Duration::from_secs(172_800)));
+        for bad in ["", "24", "h", "0h", "-1h", "1.5h", "1w"] {
+            assert!(duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            AuthConfig::default().jwt_max_lifetime,
+            std::time::Duration::from_secs(86_400)
+        );
+    }
 
     #[test]
     fn default_anchor_file_sits_next_to_the_data_folder() {

@@ -1,7 +1,8 @@
 //! The coordination dashboard: server-rendered HTML (no JavaScript), in French and English
-//! (`?lang=fr|en`): the worklist with its filters, a patient page with the timeline, and the
-//! weekly indicators with SVG trend charts.
-use crate::html::esc;
+//! (`?lang=fr|en`, else the browser's language): the worklist with its filters, a patient page
+//! with the timeline, and the weekly indicators with SVG trend charts. A patient the caller may
+//! not see and a patient nobody knows get the same page.
+use crate::html::{esc, t, task_label, timeliness_label, Lang};
 use crate::{
     coordination_service::CoordinationService,
     log_handle::LogHandle,
@@ -11,7 +12,7 @@ use crate::{
 };
 use axum::{
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
     Router,
@@ -23,9 +24,6 @@ use journey_proto::v1::{
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
-use words::{t, task_label, timeliness_label};
-
-mod words;
 
 #[derive(Clone)]
 pub struct Dashboard {
@@ -42,7 +40,7 @@ pub fn router(d: Dashboard) -> Router {
         .route("/patients/{id}", get(patient))
         .route("/indicators", get(indicators))
         .with_state(d);
-    match sessions {
+    let pages = match sessions {
         None => pages,
         Some(s) => pages
             .layer(axum::middleware::from_fn_with_state(
@@ -50,7 +48,17 @@ pub fn router(d: Dashboard) -> Router {
                 crate::session::require,
             ))
             .merge(crate::session::routes(s)),
-    }
+    };
+    pages.route(crate::html::STYLE_PATH, get(style_sheet))
+}
+
+/// The pages' style sheet (open: the sign-in page needs it too).
+async fn style_sheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        crate::html::STYLE,
+    )
+        .into_response()
 }
 
 /// The signed-in caller (none when the server runs `--insecure`).
@@ -70,25 +78,9 @@ pub struct Params {
     to: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Lang {
-    En,
-    Fr,
-}
-
-impl Lang {
-    fn of(p: &Params) -> Lang {
-        match p.lang.as_deref() {
-            Some("fr") => Lang::Fr,
-            _ => Lang::En,
-        }
-    }
-    fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Fr => "fr",
-        }
-    }
+/// The page's language: the query's `lang`, else the browser's.
+fn lang_of(p: &Params, headers: &HeaderMap) -> Lang {
+    Lang::of(p.lang.as_deref(), headers)
 }
 
 /// Percent-encodes a query value.
@@ -103,37 +95,46 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2733}\
-nav a{margin-right:1rem}table{border-collapse:collapse;width:100%;font-size:.9rem}\
-th,td{border-bottom:1px solid #dde3ea;padding:.35rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#b86e00}\
-.critical{background:#fde7e9}.high{background:#fff1e0}form{margin:1rem 0;display:flex;gap:.75rem;flex-wrap:wrap;align-items:end}\
-label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;font-size:.85rem}\
-.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem}";
-
-fn page(lang: Lang, title: &str, body: &str) -> Html<String> {
+/// A dashboard page: the navigation (with a sign-out button for a signed-in caller), then
+/// `title` and `body`.
+fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html<String> {
     let l = lang.code();
-    Html(format!(
-        "<!doctype html><html lang=\"{l}\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{STYLE}</style></head>\
-         <body><nav><a href=\"/?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
-         <a href=\"?lang={}\">{}</a></nav><h1>{}</h1>{body}</body></html>",
-        esc(title),
-        t(lang, "title"),
+    let sign_out = match caller {
+        Some(_) => format!(
+            "<form method=\"post\" action=\"/logout?lang={l}\"><button type=\"submit\" id=\"sign-out\">{}</button></form>",
+            t(lang, "sign_out")
+        ),
+        None => String::new(),
+    };
+    let nav = format!(
+        "<nav><a href=\"/?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
+         <a href=\"?lang={}\">{}</a>{sign_out}</nav>",
         t(lang, "worklist"),
         t(lang, "indicators"),
         if lang == Lang::Fr { "en" } else { "fr" },
-        if lang == Lang::Fr { "English" } else { "Français" },
-        esc(title),
-    ))
+        if lang == Lang::Fr {
+            "English"
+        } else {
+            "Français"
+        },
+    );
+    Html(crate::html::document(lang, title, &nav, body))
 }
 
-fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, format!("bad request: {message}\n")).into_response()
+/// A request the page cannot answer as asked: a sentence, and what is wrong.
+fn bad_request(lang: Lang, caller: Option<&Principal>, message: &str) -> Response {
+    let body = format!(
+        "<p class=\"notice refused\" role=\"alert\">{} <span id=\"reason\">{}</span></p>",
+        t(lang, "bad_address_text"),
+        esc(message)
+    );
+    let title = t(lang, "bad_address");
+    (StatusCode::BAD_REQUEST, page(lang, caller, title, &body)).into_response()
 }
 
-fn status_response(s: tonic::Status) -> Response {
+fn status_response(lang: Lang, caller: Option<&Principal>, s: tonic::Status) -> Response {
     match s.code() {
-        tonic::Code::InvalidArgument => bad_request(s.message()),
+        tonic::Code::InvalidArgument => bad_request(lang, caller, s.message()),
         tonic::Code::NotFound => {
             (StatusCode::NOT_FOUND, format!("{}\n", s.message())).into_response()
         }
@@ -158,8 +159,9 @@ fn when(ts: Option<&journey_proto::prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-/// Known query keys; anything else is refused (a typo should not silently show everything).
-const KNOWN: &[&str] = &[
+/// The worklist's query keys; anything else is refused (a typo should not silently show
+/// everything).
+const WORKLIST_KEYS: &[&str] = &[
     "lang",
     "facility",
     "territory",
@@ -168,32 +170,83 @@ const KNOWN: &[&str] = &[
     "severity",
     "page",
     "window",
-    "from",
-    "to",
 ];
 
-fn unknown_keys(raw: Option<&str>) -> Option<String> {
+/// The indicators' query keys.
+const INDICATORS_KEYS: &[&str] = &["lang", "from", "to", "facility", "territory"];
+
+fn unknown_keys(raw: Option<&str>, known: &[&str]) -> Option<String> {
     raw?.split('&')
         .filter_map(|kv| kv.split('=').next())
-        .find(|k| !k.is_empty() && !KNOWN.contains(k))
+        .find(|k| !k.is_empty() && !known.contains(k))
         .map(str::to_string)
+}
+
+/// The query of a page taking `known` keys, checked: a bad value is refused in the same words
+/// on every page, then a key the page does not take.
+fn check_query(query: Option<&str>, p: &Params, known: &[&str]) -> Result<(), String> {
+    severity(p)?;
+    window_days(p)?;
+    match unknown_keys(query, known) {
+        Some(k) => Err(format!(
+            "unknown filter {k:?}; this page knows: {}",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The `severity` filter: 0 (any) to 4 (critical).
+fn severity(p: &Params) -> Result<i32, String> {
+    match p.severity.as_deref().unwrap_or("") {
+        "" => Ok(0),
+        s => s
+            .parse::<i32>()
+            .ok()
+            .filter(|v| (0..=4).contains(v))
+            .ok_or_else(|| format!("severity {s:?}: use 0 (any) to 4 (critical)")),
+    }
+}
+
+/// The `window` filter: a number of days (0: the default).
+fn window_days(p: &Params) -> Result<u32, String> {
+    match p.window.as_deref().unwrap_or("") {
+        "" => Ok(0),
+        s => s
+            .parse::<u32>()
+            .map_err(|_| format!("window {s:?}: a number of days")),
+    }
 }
 
 async fn worklist(
     State(d): State<Dashboard>,
     caller: Caller,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
+    let lang = lang_of(&p, &headers);
     let req = match worklist_request(uri.query(), &p) {
         Ok(r) => r,
-        Err(message) => return bad_request(&message),
+        Err(message) => return bad_request(lang, caller.as_deref(), &message),
     };
-    let resp = match d.coordination.worklist_page(&req, caller.as_deref()).await {
+    // The page is recorded under every patient it lists before it is shown.
+    let result = d.coordination.worklist_page(&req, caller.as_deref()).await;
+    let recorded = d
+        .coordination
+        .audit_worklist(
+            caller.as_deref(),
+            "dashboard/worklist",
+            "",
+            None,
+            format!("{req:?}"),
+            result,
+        )
+        .await;
+    let resp = match recorded {
         Ok(r) => r,
-        Err(s) => return status_response(s),
+        Err(s) => return status_response(lang, caller.as_deref(), s),
     };
-    let lang = Lang::of(&p);
     let mut b = String::new();
     filters_form(&mut b, lang, &req);
     let _ = write!(
@@ -217,29 +270,15 @@ async fn worklist(
             t(lang, "next")
         );
     }
-    page(lang, t(lang, "worklist"), &b).into_response()
+    page(lang, caller.as_deref(), t(lang, "worklist"), &b).into_response()
 }
 
 /// The worklist request the query asks for; an unknown key or a bad value is refused (the
 /// message says why) rather than ignored.
 fn worklist_request(query: Option<&str>, p: &Params) -> Result<WorklistRequest, String> {
-    if let Some(k) = unknown_keys(query) {
-        return Err(format!("unknown filter {k:?}; known: {}", KNOWN.join(", ")));
-    }
-    let severity = match p.severity.as_deref().unwrap_or("") {
-        "" => 0,
-        s => match s.parse::<i32>().ok().filter(|v| (0..=4).contains(v)) {
-            Some(v) => v,
-            None => return Err(format!("severity {s:?}: use 0 (any) to 4 (critical)")),
-        },
-    };
-    let window = match p.window.as_deref().unwrap_or("") {
-        "" => 0,
-        s => match s.parse::<u32>() {
-            Ok(v) => v,
-            Err(_) => return Err(format!("window {s:?}: a number of days")),
-        },
-    };
+    check_query(query, p, WORKLIST_KEYS)?;
+    let severity = severity(p)?;
+    let window = window_days(p)?;
     Ok(WorklistRequest {
         facility_id: p.facility.clone().unwrap_or_default(),
         territory: p.territory.clone().unwrap_or_default(),
@@ -309,6 +348,13 @@ fn next_page_query(lang: Lang, req: &WorklistRequest, page_token: &str) -> Strin
             },
         ),
         ("severity", req.min_alert_severity.to_string()),
+        (
+            "window",
+            match req.window_days {
+                0 => String::new(),
+                days => days.to_string(),
+            },
+        ),
         ("page", page_token.to_string()),
     ] {
         if !v.is_empty() {
@@ -414,20 +460,25 @@ async fn patient(
     State(d): State<Dashboard>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    let lang = Lang::of(&p);
+    let lang = lang_of(&p, &headers);
     let caller = caller.as_deref();
     // Decide first, render after: the coordination view decides (territory, consent) and records
     // the read; without its allow decision nothing of the patient goes out, unless the caller
-    // may see every patient.
+    // may see every patient. A patient refused to the caller gets the page of an unknown one:
+    // the answer must not tell that the patient exists elsewhere.
     let fu = match follow_up(&d, caller, &id).await {
         Ok(f) => f,
-        Err(s) => return status_response(s),
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+            return not_found_page(lang, caller, &id)
+        }
+        Err(s) => return status_response(lang, caller, s),
     };
     let everything = sees_every_patient(caller);
     if fu.is_none() && !everything {
-        return not_found_page(lang, &id);
+        return not_found_page(lang, caller, &id);
     }
     let mut events = match d.log.patient(&id).await {
         Ok(e) => e,
@@ -446,7 +497,7 @@ async fn patient(
         events.retain(|e| e.position <= decided);
     }
     if fu.is_none() && events.is_empty() {
-        return not_found_page(lang, &id);
+        return not_found_page(lang, caller, &id);
     }
     let mut b = String::new();
     let title = fu
@@ -459,7 +510,7 @@ async fn patient(
         follow_up_section(&mut b, lang, f);
     }
     timeline_section(&mut b, lang, &events);
-    page(lang, &title, &b).into_response()
+    page(lang, caller, &title, &b).into_response()
 }
 
 /// Whether the caller sees a patient's record whatever the coordination view decides: an admin,
@@ -468,12 +519,16 @@ fn sees_every_patient(caller: Option<&Principal>) -> bool {
     caller.is_none_or(|p| p.role == Role::Admin)
 }
 
-fn not_found_page(lang: Lang, id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        page(lang, t(lang, "not_found"), &format!("<p>{}</p>", esc(id))),
-    )
-        .into_response()
+/// The page of a patient unknown to the caller's view, the same whether nobody knows the
+/// patient or the caller may not see it.
+fn not_found_page(lang: Lang, caller: Option<&Principal>, id: &str) -> Response {
+    let body = format!(
+        "<p class=\"notice\" id=\"not-found\">{}</p><p class=\"muted\">{}</p>",
+        t(lang, "not_found_text"),
+        esc(id)
+    );
+    let title = t(lang, "not_found");
+    (StatusCode::NOT_FOUND, page(lang, caller, title, &body)).into_response()
 }
 
 /// The patient's follow-up, its reading audited; `None` when the coordination view does not
@@ -612,9 +667,15 @@ fn chart(
 async fn indicators(
     State(d): State<Dashboard>,
     caller: Caller,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
-    let lang = Lang::of(&p);
+    let lang = lang_of(&p, &headers);
+    let caller = caller.as_deref();
+    if let Err(message) = check_query(uri.query(), &p, INDICATORS_KEYS) {
+        return bad_request(lang, caller, &message);
+    }
     let req = IndicatorsRequest {
         period: Some(Period {
             from_date: p.from.clone().unwrap_or_default(),
@@ -623,9 +684,9 @@ async fn indicators(
         facility_id: p.facility.clone().unwrap_or_default(),
         territory: p.territory.clone().unwrap_or_default(),
     };
-    let resp = match d.coordination.indicators_of(&req, caller.as_deref()).await {
+    let resp = match d.coordination.indicators_of(&req, caller).await {
         Ok(r) => r,
-        Err(s) => return status_response(s),
+        Err(s) => return status_response(lang, caller, s),
     };
     let weeks = &resp.weeks;
     let mut b = String::new();
@@ -693,7 +754,7 @@ async fn indicators(
         t(lang, "up_to"),
         resp.checkpoint
     );
-    page(lang, t(lang, "indicators"), &b).into_response()
+    page(lang, caller, t(lang, "indicators"), &b).into_response()
 }
 
 #[cfg(test)]
@@ -707,10 +768,31 @@ mod tests {
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
         assert_eq!(enc("a b&c=é"), "a%20b%26c%3D%C3%A9");
-        assert_eq!(unknown_keys(Some("lang=fr&overdue=on")), None);
         assert_eq!(
-            unknown_keys(Some("lang=fr&color=red")),
+            unknown_keys(Some("lang=fr&overdue=on"), WORKLIST_KEYS),
+            None
+        );
+        assert_eq!(
+            unknown_keys(Some("lang=fr&color=red"), WORKLIST_KEYS),
             Some("color".into())
         );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_in_the_same_words_on_every_page() {
+        let p = |q: &str| -> Params {
+            let uri: axum::http::Uri = format!("/?{q}").parse().unwrap();
+            Query::try_from_uri(&uri).unwrap().0
+        };
+        for q in ["window=abc", "window=-5", "severity=9"] {
+            let on_worklist = check_query(Some(q), &p(q), WORKLIST_KEYS).unwrap_err();
+            let on_indicators = check_query(Some(q), &p(q), INDICATORS_KEYS).unwrap_err();
+            assert_eq!(on_worklist, on_indicators, "{q}");
+        }
+        assert_eq!(
+            check_query(Some("window=7"), &p("window=7"), INDICATORS_KEYS).unwrap_err(),
+            "unknown filter \"window\"; this page knows: lang, from, to, facility, territory"
+        );
+        assert!(check_query(Some("window=7"), &p("window=7"), WORKLIST_KEYS).is_ok());
     }
 }

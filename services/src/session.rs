@@ -1,119 +1,394 @@
 //! Dashboard sessions: the dashboard asks for a token once (`/login`), then keeps the caller in a
-//! session cookie (HttpOnly, SameSite=Strict). Coordinators and admins may use it; sessions live
-//! in memory, so a restart asks again.
+//! session cookie (HttpOnly, SameSite=Strict; `Secure` and the `__Host-` prefix when the HTTP
+//! server runs under TLS). Coordinators and admins may use it. A session ends on sign-out
+//! (`POST /logout`), after 30 minutes without a page, 12 hours after sign-in, or when the JWT it
+//! was opened with expires, whichever comes first ([`store`]); a page asked for with a session
+//! that ended says so, with a sign-in link. Sign-in and sign-out refuse a form sent from another
+//! site (`Origin`, `Sec-Fetch-Site`), and sign-in turns a peer away after repeated refused tokens
+//! ([`throttle`]). Sessions live in memory, so a restart asks again.
 use crate::{
     auth::Authenticator,
-    html::esc,
+    html::{document, esc, t, Lang},
     principal::{Principal, Role},
+    tls::ServedOverTls,
 };
 use axum::{
-    extract::{Request, State},
-    http::{header, StatusCode},
+    extract::{ConnectInfo, Request, State},
+    http::{header, request::Parts, Extensions, HeaderMap, StatusCode, Uri},
     middleware::Next,
     response::{Html, IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
     Form, Router,
 };
 use std::{
-    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+mod store;
+mod throttle;
 
 pub struct Sessions {
     auth: Arc<Authenticator>,
-    open: Mutex<HashMap<String, Principal>>,
+    open: Mutex<store::Store>,
+    failures: Mutex<throttle::Throttle>,
 }
-
-const COOKIE: &str = "journey_session";
 
 impl Sessions {
     pub fn new(auth: Arc<Authenticator>) -> Arc<Sessions> {
         Arc::new(Sessions {
             auth,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(store::Store::new(store::CAPACITY)),
+            failures: Mutex::new(throttle::Throttle::new(throttle::CAPACITY)),
         })
     }
 
-    fn of(&self, request: &Request) -> Option<Principal> {
-        let cookies = request.headers().get(header::COOKIE)?.to_str().ok()?;
-        let id = cookies
-            .split(';')
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)?
-            .1;
-        self.open.lock().expect("sessions lock").get(id).cloned()
+    fn store(&self) -> std::sync::MutexGuard<'_, store::Store> {
+        self.open.lock().expect("sessions lock")
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        self.failures.lock().expect("sign-in failures lock")
     }
 }
 
-const FORM: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>journey — sign in</title></head><body>\
-<h1>Patient journey — coordination</h1><form method=\"post\" action=\"/login\"><label>Token \
-<input type=\"password\" name=\"token\" autofocus></label> <button type=\"submit\">Sign in</button></form>\
-<p>On the machine running <code>journey up</code>, the admin token is in <code>data/admin.token</code>.</p></body></html>";
+/// The session cookie: its name, and how it is set and cleared. Under TLS it is `Secure` and
+/// `__Host-` prefixed (the browser then refuses it from plain HTTP, or for another host or path).
+struct Cookie {
+    tls: bool,
+}
+
+impl Cookie {
+    fn of(extensions: &Extensions) -> Cookie {
+        Cookie {
+            tls: extensions.get::<ServedOverTls>().is_some(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.tls {
+            "__Host-journey_session"
+        } else {
+            "journey_session"
+        }
+    }
+
+    fn attributes(&self, max_age: u64) -> String {
+        let secure = if self.tls { "; Secure" } else { "" };
+        format!("HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
+    }
+
+    fn set(&self, id: &str) -> String {
+        let max_age = store::LIFETIME.as_secs();
+        format!("{}={id}; {}", self.name(), self.attributes(max_age))
+    }
+
+    fn clear(&self) -> String {
+        format!("{}=; {}", self.name(), self.attributes(0))
+    }
+
+    /// The session id the request carries, if any.
+    fn id(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|cookies| cookies.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, v)| *k == self.name() && !v.is_empty())
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// Whether a form comes from this server's own pages: a browser names the page's origin
+/// (`Origin`) and, lately, whether it is another site (`Sec-Fetch-Site`); a client that says
+/// neither (curl, a script) is not a browser tricked by another site.
+fn from_this_site(parts: &Parts) -> bool {
+    let site = parts.headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if matches!(site, Some(b"cross-site" | b"same-site")) {
+        return false;
+    }
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let scheme = if Cookie::of(&parts.extensions).tls {
+        "https"
+    } else {
+        "http"
+    };
+    host.is_some_and(|host| {
+        origin
+            .as_bytes()
+            .eq_ignore_ascii_case(format!("{scheme}://{host}").as_bytes())
+    })
+}
+
+/// The `lang` the address asks for.
+fn asked_lang(uri: &Uri) -> Option<&str> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("lang="))
+}
+
+fn lang_of(parts: &Parts) -> Lang {
+    Lang::of(asked_lang(&parts.uri), &parts.headers)
+}
+
+/// A page of the sign-in flow: a title, then `body`.
+fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
+    (status, Html(document(lang, title, "", body))).into_response()
+}
+
+/// The sign-in form, after `notice` (markup: why the last attempt was refused, if it was).
+fn sign_in_page(lang: Lang, status: StatusCode, notice: &str) -> Response {
+    let l = lang.code();
+    let body = format!(
+        "{notice}<form method=\"post\" action=\"/login?lang={l}\"><label>{} \
+         <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus></label> \
+         <button type=\"submit\">{}</button></form><p class=\"muted\">{}</p>",
+        t(lang, "token"),
+        t(lang, "sign_in"),
+        t(lang, "token_hint"),
+    );
+    page(lang, status, t(lang, "sign_in"), &body)
+}
+
+/// A refusal, as a sentence above the sign-in form.
+fn refused(lang: Lang, status: StatusCode, sentence: &str) -> Response {
+    let notice =
+        format!("<p class=\"notice refused\" role=\"alert\" id=\"refused\">{sentence}</p>");
+    sign_in_page(lang, status, &notice)
+}
+
+/// A sentence and a link to sign in again (a session that ended, a sign-out).
+fn ended_page(lang: Lang, status: StatusCode, title: &str, sentence: &str) -> Response {
+    let body = format!(
+        "<p class=\"notice\" id=\"ended\">{sentence}</p><p><a id=\"sign-in\" href=\"/login?lang={}\">{}</a></p>",
+        lang.code(),
+        t(lang, "sign_in_again"),
+    );
+    page(lang, status, title, &body)
+}
 
 #[derive(serde::Deserialize)]
 struct Login {
     token: String,
 }
 
-async fn login(State(s): State<Arc<Sessions>>, Form(f): Form<Login>) -> Response {
-    let principal = match s
+async fn login_form(parts: Parts) -> Response {
+    sign_in_page(lang_of(&parts), StatusCode::OK, "")
+}
+
+async fn login(State(s): State<Arc<Sessions>>, parts: Parts, Form(f): Form<Login>) -> Response {
+    let lang = lang_of(&parts);
+    if !from_this_site(&parts) {
+        return refused(lang, StatusCode::FORBIDDEN, t(lang, "other_site"));
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let now = Instant::now();
+    let wait = s.throttle().wait(peer, now);
+    if let Some(wait) = wait {
+        tracing::warn!(%peer, "sign-in turned away: too many refused tokens");
+        let minutes = wait.as_secs().div_ceil(60);
+        let sentence = format!("{} {minutes}).", t(lang, "too_many_failures"));
+        let mut r = refused(lang, StatusCode::TOO_MANY_REQUESTS, &sentence);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+        return r;
+    }
+    let (principal, token_ends) = match s
         .auth
-        .authenticate(Some(&format!("Bearer {}", f.token.trim())))
+        .authenticate_until(Some(&format!("Bearer {}", f.token.trim())))
     {
-        Ok(p) => p,
+        Ok(found) => found,
         Err(e) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Html(format!("{FORM}<p role=\"alert\">{}</p>", esc(e.message()))),
-            )
-                .into_response()
+            s.throttle().failed(peer, now);
+            tracing::info!(%peer, reason = e.message(), "sign-in refused");
+            let sentence = format!("{} {}", t(lang, "token_refused"), esc(e.message()));
+            return refused(lang, StatusCode::UNAUTHORIZED, &sentence);
         }
     };
     if !matches!(principal.role, Role::Coordinator | Role::Admin) {
-        return (
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} ({:?}) may not use the coordination dashboard\n",
-                principal.subject, principal.role
-            ),
-        )
-            .into_response();
+        return refused(lang, StatusCode::FORBIDDEN, t(lang, "not_for_dashboard"));
     }
-    use rand::Rng;
-    let id: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
-    s.open
-        .lock()
-        .expect("sessions lock")
-        .insert(id.clone(), principal);
+    s.throttle().succeeded(peer);
+    let id = session_id();
+    let token_ends = token_ends.map(|exp| now + until(exp));
+    s.store().open(id.clone(), principal, token_ends, now);
+    let cookie = Cookie::of(&parts.extensions);
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/"),
-        )],
-        Redirect::to("/"),
+        [(header::SET_COOKIE, cookie.set(&id))],
+        Redirect::to(&format!("/?lang={}", lang.code())),
     )
         .into_response()
 }
 
-/// `/login` (GET: the form; POST: check the token, open a session).
+/// A new session id: 32 random letters and digits (190 bits).
+fn session_id() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// How long from now until `exp` (seconds since the epoch); zero when it is past.
+fn until(exp: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(exp).saturating_sub(now)
+}
+
+async fn logout(State(s): State<Arc<Sessions>>, parts: Parts) -> Response {
+    let lang = lang_of(&parts);
+    if !from_this_site(&parts) {
+        return refused(lang, StatusCode::FORBIDDEN, t(lang, "other_site"));
+    }
+    let cookie = Cookie::of(&parts.extensions);
+    if let Some(id) = cookie.id(&parts.headers) {
+        s.store().close(&id);
+    }
+    let mut r = ended_page(
+        lang,
+        StatusCode::OK,
+        t(lang, "signed_out"),
+        t(lang, "signed_out_text"),
+    );
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie.clear().parse().expect("a valid cookie header"),
+    );
+    r
+}
+
+/// `/login` (GET: the form; POST: check the token, open a session) and `/logout` (POST).
 pub fn routes(sessions: Arc<Sessions>) -> Router {
     Router::new()
-        .route("/login", get(|| async { Html(FORM) }).post(login))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
         .with_state(sessions)
 }
 
 /// Middleware for the dashboard pages: the session's principal goes into the request's
-/// extensions; without a session, to `/login`.
+/// extensions; without a session, to `/login`; with a session that ended, a page saying so.
 pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next: Next) -> Response {
-    match s.of(&request) {
+    let cookie = Cookie::of(request.extensions());
+    let asked = asked_lang(request.uri());
+    let lang = Lang::of(asked, request.headers());
+    let Some(id) = cookie.id(request.headers()) else {
+        // The sign-in page speaks the language the link asked for, else the browser's.
+        let to = match asked {
+            Some(_) => format!("/login?lang={}", lang.code()),
+            None => "/login".into(),
+        };
+        return Redirect::to(&to).into_response();
+    };
+    let found: Option<Principal> = s.store().touch(&id, Instant::now());
+    match found {
         Some(p) => {
             request.extensions_mut().insert(p);
             next.run(request).await
         }
-        None => Redirect::to("/login").into_response(),
+        None => {
+            let mut r = ended_page(
+                lang,
+                StatusCode::UNAUTHORIZED,
+                t(lang, "session_ended"),
+                t(lang, "session_ended_text"),
+            );
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                cookie.clear().parse().expect("a valid cookie header"),
+            );
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)], tls: bool) -> Parts {
+        let mut b = axum::http::Request::builder().method("POST").uri("/login");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let (mut parts, ()) = b.body(()).unwrap().into_parts();
+        if tls {
+            parts.extensions.insert(ServedOverTls);
+        }
+        parts
+    }
+
+    #[test]
+    fn a_form_from_another_site_is_refused() {
+        let host = ("host", "127.0.0.1:8080");
+        assert!(from_this_site(&parts(&[host], false)));
+        assert!(from_this_site(&parts(
+            &[host, ("origin", "http://127.0.0.1:8080")],
+            false
+        )));
+        assert!(!from_this_site(&parts(
+            &[host, ("origin", "http://127.0.0.1:8080")],
+            true
+        )));
+        assert!(from_this_site(&parts(
+            &[host, ("origin", "https://127.0.0.1:8080")],
+            true
+        )));
+        for origin in ["https://evil.example", "null", "http://127.0.0.1:8081"] {
+            assert!(
+                !from_this_site(&parts(&[host, ("origin", origin)], false)),
+                "{origin}"
+            );
+        }
+        assert!(!from_this_site(&parts(
+            &[host, ("sec-fetch-site", "cross-site")],
+            false
+        )));
+        assert!(from_this_site(&parts(
+            &[host, ("sec-fetch-site", "same-origin")],
+            false
+        )));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_and_host_bound_under_tls() {
+        let plain = Cookie { tls: false };
+        let tls = Cookie { tls: true };
+        assert_eq!(
+            plain.set("abc"),
+            "journey_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"
+        );
+        assert_eq!(
+            tls.set("abc"),
+            "__Host-journey_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200; Secure"
+        );
+        assert!(
+            tls.clear().starts_with("__Host-journey_session=; ")
+                && tls.clear().contains("Max-Age=0")
+        );
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "a=1; journey_session=xyz".parse().unwrap());
+        assert_eq!(plain.id(&h).as_deref(), Some("xyz"));
+        // Under TLS only the prefixed cookie counts (a plain-HTTP one could be planted).
+        assert_eq!(tls.id(&h), None);
+        h.append(
+            header::COOKIE,
+            "__Host-journey_session=sec".parse().unwrap(),
+        );
+        assert_eq!(tls.id(&h).as_deref(), Some("sec"));
     }
 }

@@ -1,9 +1,24 @@
 //! TLS (rustls) for the gRPC services and the HTTP side (dashboard, status, metrics) when a
-//! certificate is given; clients trust the CA in `JOURNEY_CA_CERT` for `https://` servers.
+//! certificate is given; clients trust the CA in `JOURNEY_CA_CERT` for `https://` servers. The
+//! handshake itself, bounded in time, is in `connections.rs`.
 use anyhow::Context;
-use tonic::transport::{Identity, ServerTlsConfig};
 
 pub use crate::config::TlsConfig;
+pub use tokio_rustls::TlsAcceptor;
+
+/// Marks a request that came over TLS (the HTTP server puts it in the request's extensions):
+/// the session cookie is then `Secure`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedOverTls;
+
+/// The application protocols a server offers in the handshake.
+#[derive(Debug, Clone, Copy)]
+pub enum Alpn {
+    /// gRPC: HTTP/2 only.
+    Grpc,
+    /// The HTTP side: HTTP/2 or HTTP/1.1.
+    Http,
+}
 
 impl TlsConfig {
     fn pem(&self) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -17,15 +32,8 @@ impl TlsConfig {
         Ok(Some((c, k)))
     }
 
-    /// The gRPC server's TLS settings, if a certificate is given.
-    pub fn grpc(&self) -> anyhow::Result<Option<ServerTlsConfig>> {
-        Ok(self
-            .pem()?
-            .map(|(c, k)| ServerTlsConfig::new().identity(Identity::from_pem(c, k))))
-    }
-
-    /// A rustls acceptor for the HTTP side, if a certificate is given.
-    pub fn http(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    /// A rustls acceptor offering `alpn`, if a certificate is given.
+    pub fn acceptor(&self, alpn: Alpn) -> anyhow::Result<Option<TlsAcceptor>> {
         use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
         let Some((c, k)) = self.pem()? else {
             return Ok(None);
@@ -41,52 +49,10 @@ impl TlsConfig {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("--tls-cert and --tls-key do not form a usable identity")?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
-            config,
-        ))))
-    }
-}
-
-/// Serves `app` on `listener` until `stop` turns true: plain HTTP, or HTTPS with `tls`.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let Some(acceptor) = tls else {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        return;
-    };
-    loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-            _ = stop.wait_for(|s| *s) => return,
+        config.alpn_protocols = match alpn {
+            Alpn::Grpc => vec![b"h2".to_vec()],
+            Alpn::Http => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    use tower::ServiceExt;
-                    app.clone().oneshot(request)
-                },
-            );
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-        });
+        Ok(Some(TlsAcceptor::from(std::sync::Arc::new(config))))
     }
 }

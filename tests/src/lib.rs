@@ -659,3 +659,91 @@ pub fn log_only_up(data: &Path) -> Command {
         .env("RUST_LOG", "warn");
     command
 }
+
+/// The status code of a raw HTTP response (`HTTP/1.1 303 See Other` → 303).
+pub fn http_status(raw: &str) -> u16 {
+    raw.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"))
+}
+
+/// The value of header `name` in a raw HTTP response (names compared without case).
+pub fn http_header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The body of a raw HTTP response.
+pub fn http_body(raw: &str) -> &str {
+    raw.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// The HS256 secret [`secure_up`] gives the server.
+pub const HS256_SECRET: &[u8] = b"a shared secret of at least 32 bytes";
+
+/// An HS256 JWT of `claims`, signed with [`HS256_SECRET`].
+pub fn hs256_jwt(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS256_SECRET),
+    )
+    .unwrap()
+}
+
+/// A secure `journey up` (no `--insecure`) in `dir`: the API keys `keys` (one line each, as in the
+/// API-key file), HS256 JWTs signed with [`HS256_SECRET`], and `extra` flags.
+pub fn secure_up(dir: &Path, keys: &str, extra: &[&str]) -> Server {
+    use std::os::unix::fs::PermissionsExt;
+    let (keys_file, secret) = (dir.join("keys.txt"), dir.join("hs256.secret"));
+    std::fs::write(&keys_file, keys).unwrap();
+    std::fs::write(&secret, HS256_SECRET).unwrap();
+    for f in [&keys_file, &secret] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (keys_file, secret) = (
+        keys_file.display().to_string(),
+        secret.display().to_string(),
+    );
+    let data = dir.join("data").display().to_string();
+    let anchor = dir.join("anchor.json").display().to_string();
+    let mut args = vec![
+        "up",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--anchor-file",
+        &anchor,
+        "--api-keys-file",
+        &keys_file,
+        "--jwt-hs256-secret-file",
+        &secret,
+    ];
+    args.extend_from_slice(extra);
+    spawn_ready_with_env(&args, &[("JOURNEY_INSECURE", "false")])
+}
+
+/// Whether the server at `addr` (`HOST:PORT`) closes, within `within`, a connection on which
+/// the client sends `sent` and then nothing more.
+pub async fn closes_idle_connection(addr: &str, sent: &[u8], within: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(sent).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let closed = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // a refusal the server wrote before closing
+            }
+        }
+    };
+    tokio::time::timeout(within, closed).await.is_ok()
+}

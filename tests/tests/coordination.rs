@@ -771,7 +771,7 @@ async fn dashboard_in_a_headless_browser() {
     // Bad filters: HTTP 400 with the reason.
     let resp = http_get_status(base, "/?color=red").await;
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
-    assert!(resp.contains("unknown filter \"color\""), "{resp}");
+    assert!(resp.contains("unknown filter &quot;color&quot;"), "{resp}");
 
     // A screenshot for people to look at.
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");

@@ -232,7 +232,7 @@ async fn compliant_secrets_start_and_the_empty_key_signs_nothing() {
     let jwt = |key: &[u8]| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
-            &serde_json::json!({"sub": "x", "role": "admin", "org": "x", "exp": 4_102_444_800u64}),
+            &serde_json::json!({"sub": "x", "role": "admin", "org": "x", "exp": jsonwebtoken::get_current_timestamp() + 3600}),
             &jsonwebtoken::EncodingKey::from_secret(key),
         )
         .unwrap()

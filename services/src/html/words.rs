@@ -1,6 +1,7 @@
-//! The dashboard's words in French and English: one row a phrase, `(key, French, English)`.
-//! The tests below check that every row has both languages, that no key is listed twice, and
-//! that every key the pages, the worklist's tasks and the timeliness states use has a row.
+//! The pages' words in French and English (the dashboard, sign-in and sign-out): one row a
+//! phrase, `(key, French, English)`. The tests below check that every row has both languages,
+//! that no key is listed twice, and that every key the pages, the worklist's tasks and the
+//! timeliness states use has a row.
 use super::Lang;
 
 type Table = [(&'static str, &'static str, &'static str)];
@@ -46,6 +47,22 @@ const WORDS: &Table = &[
     ("to", "au", "to"),
     ("deceased", "Décédé", "Deceased"),
     ("not_found", "Patient inconnu", "Unknown patient"),
+    ("not_found_text", "Aucun patient de votre périmètre ne porte cet identifiant. Vérifiez-le, ou revenez à la liste de travail.", "No patient you follow has this identifier. Check it, or go back to the worklist."),
+    ("bad_address", "Adresse incorrecte", "Incorrect address"),
+    ("bad_address_text", "Cette adresse contient un filtre qui ne peut pas être appliqué :", "This address holds a filter that cannot be applied:"),
+    ("sign_in", "Connexion", "Sign in"),
+    ("token", "Jeton d'accès", "Access token"),
+    ("token_hint", "Sur la machine qui exécute « journey up », le jeton administrateur est dans le fichier data/admin.token.", "On the machine running “journey up”, the admin token is in the file data/admin.token."),
+    ("token_refused", "Ce jeton n'est pas accepté :", "This token is not accepted:"),
+    ("not_for_dashboard", "Ce jeton ne donne pas accès au tableau de coordination : il est réservé aux coordinateurs et aux administrateurs.", "This token does not open the coordination dashboard: it is for coordinators and administrators."),
+    ("other_site", "Demande refusée : le formulaire a été envoyé depuis un autre site. Ouvrez la page de connexion de ce serveur et recommencez.", "Request refused: the form was sent from another site. Open this server's sign-in page and try again."),
+    ("too_many_failures", "Trop de jetons refusés depuis ce poste. Réessayez dans quelques minutes (minutes restantes :", "Too many refused tokens from this computer. Try again in a few minutes (minutes left:"),
+    ("sign_out", "Se déconnecter", "Sign out"),
+    ("signed_out", "Déconnecté", "Signed out"),
+    ("signed_out_text", "Vous êtes déconnecté. Fermez cette fenêtre si d'autres personnes utilisent ce poste.", "You are signed out. Close this window if other people use this computer."),
+    ("session_ended", "Session terminée", "Session ended"),
+    ("session_ended_text", "Votre session est terminée : elle est restée inactive plus de 30 minutes, a duré plus de 12 heures, ou son jeton a expiré. Reconnectez-vous pour continuer.", "Your session has ended: it was inactive for more than 30 minutes, lasted more than 12 hours, or its token expired. Sign in again to continue."),
+    ("sign_in_again", "Se reconnecter", "Sign in again"),
 ];
 
 /// The worklist's tasks, by the names `journey_projections` gives them, looked up by
@@ -84,17 +101,17 @@ fn lookup(table: &Table, lang: Lang, key: &str) -> Option<&'static str> {
 }
 
 /// A word of the pages; an unknown key is shown as itself.
-pub(super) fn t(lang: Lang, key: &str) -> &str {
+pub(crate) fn t(lang: Lang, key: &str) -> &str {
     lookup(WORDS, lang, key).unwrap_or(key)
 }
 
 /// A worklist task; an unknown task is shown by its name.
-pub(super) fn task_label(lang: Lang, task: &str) -> String {
+pub(crate) fn task_label(lang: Lang, task: &str) -> String {
     lookup(TASKS, lang, task).unwrap_or(task).to_string()
 }
 
 /// A step's timeliness; an unknown state is shown as `?`.
-pub(super) fn timeliness_label(lang: Lang, s: &str) -> &'static str {
+pub(crate) fn timeliness_label(lang: Lang, s: &str) -> &'static str {
     lookup(TIMELINESS, lang, s).unwrap_or("?")
 }
 
@@ -156,8 +173,21 @@ mod tests {
     /// every row is used.
     #[test]
     fn every_word_the_pages_use_has_a_row() {
-        let source = include_str!("../dashboard.rs");
         let mut used = BTreeSet::new();
+        for source in [
+            include_str!("../dashboard.rs"),
+            include_str!("../session.rs"),
+            include_str!("../html.rs"),
+        ] {
+            words_used(source, &mut used);
+        }
+        for &(key, _, _) in WORDS {
+            assert!(used.contains(key), "WORDS: {key:?} is not used");
+        }
+    }
+
+    /// Adds to `used` the words the `t(…)` calls of `source` name.
+    fn words_used<'a>(source: &'a str, used: &mut BTreeSet<&'a str>) {
         for (at, _) in source.match_indices("t(") {
             let before = source[..at].chars().next_back();
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
@@ -179,9 +209,6 @@ mod tests {
                 "t(…, {key:?}) has no row in WORDS"
             );
             used.insert(key);
-        }
-        for &(key, _, _) in WORDS {
-            assert!(used.contains(key), "WORDS: {key:?} is not used");
         }
     }
 
