@@ -251,6 +251,52 @@ pub enum AuditWhat {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Who read patients' data (the access log), newest first: filters, pages; exits 0.
+    Accesses {
+        /// The reads of this patient, list reads that returned them included; default: all.
+        #[arg(long, default_value = "")]
+        patient: String,
+        /// Only this caller's records (its subject).
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// Only this outcome: ok, permissiondenied, unauthenticated, notfound...
+        #[arg(long, default_value = "")]
+        outcome: String,
+        /// From this time (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this time (RFC 3339, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// Records per page (at most 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after the page that printed this token.
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Every page, not only the first.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per record instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify the access log's chain and its head against its anchor; exits 1 if it does not.
+    VerifyAccesses {
+        /// An anchor of the access log you kept (with --anchor-hash); default: the server's.
+        #[arg(long, requires = "anchor_hash")]
+        anchor_seq: Option<u64>,
+        /// Hash of the anchored record, 64 hex digits.
+        #[arg(long, requires = "anchor_seq")]
+        anchor_hash: Option<String>,
+        /// The answer as JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// The patient's journey as FHIR R4 AuditEvent and Provenance resources (NDJSON).
     Export {
         /// The patient's id, as given in the events' `patient_id`.

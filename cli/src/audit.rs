@@ -1,5 +1,6 @@
 //! `journey audit …`: the audit trail read through the `Audit` service (timeline, as-of,
-//! verification against the anchor, FHIR export), printed for people or as JSON.
+//! verification against the anchor, FHIR export, the access log and its verification), printed
+//! for people or as JSON.
 use crate::{
     args::{AuditWhat, ClientArgs},
     verbs::refused,
@@ -283,6 +284,154 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             out,
             client,
         } => export(patient, out, &client).await,
+        AuditWhat::Accesses {
+            patient,
+            subject,
+            outcome,
+            from,
+            to,
+            limit,
+            page_token,
+            all,
+            json,
+            client,
+        } => {
+            let mut req = AccessesRequest {
+                patient_id: patient,
+                limit,
+                subject,
+                outcome,
+                from: parse_time("from", from.as_deref())?,
+                to: parse_time("to", to.as_deref())?,
+                page_token,
+            };
+            let mut c = audit_client(&client).await?;
+            loop {
+                let r = c
+                    .accesses(req.clone())
+                    .await
+                    .map_err(refused("accesses"))?
+                    .into_inner();
+                for a in &r.records {
+                    if json {
+                        println!(
+                            "{}",
+                            journey_proto::json::message_to_json(a, "journey.v1.AccessRecord")
+                        );
+                    } else {
+                        print_access(a);
+                    }
+                }
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                if !all {
+                    if !json {
+                        println!("more: --page-token {}", r.next_page_token);
+                    }
+                    break;
+                }
+                req.page_token = r.next_page_token;
+            }
+            Ok(true)
+        }
+        AuditWhat::VerifyAccesses {
+            anchor_seq,
+            anchor_hash,
+            json,
+            client,
+        } => {
+            let anchor = match (anchor_seq, anchor_hash) {
+                (Some(position), Some(h)) => Some(AuditAnchor {
+                    position,
+                    hash: unhex(h.trim())
+                        .filter(|b| b.len() == 32)
+                        .context("--anchor-hash must be 64 hex digits")?,
+                }),
+                _ => None,
+            };
+            let mut c = audit_client(&client).await?;
+            let r = c
+                .verify_accesses(VerifyAccessesRequest { anchor })
+                .await
+                .map_err(refused("verify-accesses"))?
+                .into_inner();
+            if json {
+                println!(
+                    "{}",
+                    journey_proto::json::message_to_json(&r, "journey.v1.VerifyAccessesResponse")
+                );
+            } else {
+                print_verify_accesses(&r);
+            }
+            Ok(r.ok)
+        }
+    }
+}
+
+/// One access record on one line, in local time.
+fn print_access(a: &AccessRecord) {
+    let at =
+        a.at.as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "?".into());
+    let who = match (a.role.is_empty(), a.organisation.is_empty()) {
+        (true, _) => a.subject.clone(),
+        (false, true) => format!("{} ({})", a.subject, a.role),
+        (false, false) => format!("{} ({}, {})", a.subject, a.role, a.organisation),
+    };
+    let about = match (a.patient_id.is_empty(), a.patients.len()) {
+        (false, _) => format!("patient {}", a.patient_id),
+        (true, 0) => "no patient".into(),
+        (true, n) => format!("{n} patient(s): {}", a.patients.join(", ")),
+    };
+    let mut line = format!("{at}  {who}  {}  {about}  {}", a.call, a.outcome);
+    if a.calls > 1 {
+        line.push_str(&format!("  ×{}", a.calls));
+    }
+    if !a.peer.is_empty() {
+        line.push_str(&format!("  from {}", a.peer));
+    }
+    if !a.purpose.is_empty() {
+        line.push_str(&format!("  purpose: {}", a.purpose));
+    }
+    if !a.detail.is_empty() {
+        line.push_str(&format!("  ({})", a.detail));
+    }
+    println!("{line}");
+}
+
+fn print_verify_accesses(r: &VerifyAccessesResponse) {
+    if !r.ok {
+        let at = match r.first_bad_seq {
+            0 => String::new(),
+            n => format!(" at record {n}"),
+        };
+        println!(
+            "FAILED{at}: {} ({} records verified before it)",
+            r.problem, r.checked
+        );
+        return;
+    }
+    println!(
+        "ok: {} access records verified; head record {} hash {}",
+        r.checked, r.head_seq, r.head_hash_hex
+    );
+    if r.anchor_seq > 0 {
+        println!(
+            "anchor ({}): record {} found with its hash",
+            r.anchor_source, r.anchor_seq
+        );
+    } else {
+        println!(
+            "no anchor checked ({}): a truncated tail would go unnoticed",
+            r.anchor_source
+        );
     }
 }
 

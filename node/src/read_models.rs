@@ -64,6 +64,7 @@ impl ReadModels {
             readmission_service: ReadmissionService {
                 runner: readmission.clone(),
                 access,
+                consents: coordination.clone(),
             },
             projections: ProjectionsService {
                 readmission: Some(readmission.clone()),

@@ -69,6 +69,10 @@ impl Spec {
                 nats: None,
             }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
+            // With read models, reads are recorded in their database.
+            access_log_url: config
+                .no_read_models
+                .then(|| format!("sqlite://{data_dir}/access-log.sqlite")),
             ..Spec::holding(config.log, config.listen, config.front)
         }
     }
@@ -79,8 +83,10 @@ impl Spec {
     }
 
     /// A node holding the log, with its audit service (the audit trail of a log is always served
-    /// where the log is).
+    /// where the log is). Its reads are recorded in `<data-dir>/access-log.sqlite` unless it runs
+    /// read models (then in their database): no audit read goes unrecorded.
     fn holding(log: LogConfig, listen: LogListen, front: Front) -> Spec {
+        let access_log = format!("sqlite://{}/access-log.sqlite", log.data_dir.display());
         Spec {
             grpc_addr: listen.grpc_addr,
             http_addr: listen.http_addr,
@@ -92,7 +98,7 @@ impl Spec {
                 anchor_file: None,
                 anchor_interval: Duration::ZERO,
             }),
-            access_log_url: None,
+            access_log_url: Some(access_log),
         }
     }
 

@@ -18,6 +18,10 @@ pub struct Db {
 }
 
 /// Connects (creating a SQLite file if needed) and runs the migrations.
+/// How long a query waits for a connection before it fails (`PoolTimedOut`, answered
+/// `UNAVAILABLE`): a database that is down or stalled fails callers in seconds, not sqlx's 30 s.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn connect(url: &str) -> anyhow::Result<Db> {
     sqlx::any::install_default_drivers();
     let kind = if url.starts_with("sqlite:") {
@@ -41,6 +45,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     };
     let pool = AnyPoolOptions::new()
         .max_connections(if kind == Kind::Sqlite { 4 } else { 8 })
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if kind == Kind::Sqlite {
@@ -68,11 +73,16 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
         .await
         .context("read-model migrations failed")?;
     append_only(&pool, kind, ACCESS_LOG).await?;
+    append_only(&pool, kind, ACCESS_PATIENTS).await?;
     Ok(Db { pool, kind })
 }
 
 /// The table of who read what: rows are added, never changed or removed.
 pub const ACCESS_LOG: &str = "journey_access_log";
+
+/// The patients each list read of the access log returned: rows are added, never changed or
+/// removed.
+pub const ACCESS_PATIENTS: &str = "journey_access_patients";
 
 /// Makes the database itself refuse any UPDATE or DELETE on `table` (a trigger), so that a
 /// bug or a hand-typed statement cannot rewrite history; only dropping the trigger could.

@@ -4,6 +4,7 @@
 //! ([`journey_log_access::EventSource`], in process, over gRPC or from NATS) and keep their checkpoint in the same transaction as their rows.
 //! This crate knows nothing of gRPC servers: the services crate exposes the read models.
 
+pub mod access_log;
 pub mod coordination;
 pub mod db;
 pub mod readmission;

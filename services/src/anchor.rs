@@ -59,6 +59,66 @@ impl Anchored {
     }
 }
 
+/// A hash chain whose head can be anchored: the event log, the access log.
+#[tonic::async_trait]
+pub trait Chain: Send + Sync {
+    /// The head: (position, hash); (0, _) when empty.
+    async fn head(&self) -> anyhow::Result<(u64, Hash)>;
+    /// Whether the chain still holds `anchor` (its position with its hash); what is wrong if not.
+    async fn holds(&self, anchor: &Anchored) -> Result<(), String>;
+}
+
+#[tonic::async_trait]
+impl Chain for LogHandle {
+    async fn head(&self) -> anyhow::Result<(u64, Hash)> {
+        Ok(LogHandle::head(self).await?)
+    }
+
+    async fn holds(&self, anchor: &Anchored) -> Result<(), String> {
+        let (head, _) = LogHandle::head(self)
+            .await
+            .map_err(|s| format!("cannot read the log head: {}", s.message()))?;
+        if anchor.position > head {
+            return Err(format!(
+                "the log ends at position {head} but its head was anchored at position {} (hash {}): the tail from position {} is missing (truncated, or restored from an older copy)",
+                anchor.position,
+                hex(&anchor.hash),
+                head + 1
+            ));
+        }
+        let r = self
+            .verify(VerifyRequest {
+                from_position: anchor.position,
+                to_position: anchor.position,
+                anchor_position: anchor.position,
+                anchor_hash: anchor.hash.to_vec(),
+            })
+            .await
+            .map_err(|s| format!("cannot verify the anchor: {}", s.message()))?;
+        if r.ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "the anchored head (position {}, hash {}) is not in the log: {}",
+                anchor.position,
+                hex(&anchor.hash),
+                r.problem
+            ))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Chain for crate::access_log::AccessLog {
+    async fn head(&self) -> anyhow::Result<(u64, Hash)> {
+        Ok(crate::access_log::AccessLog::head(self).await?)
+    }
+
+    async fn holds(&self, anchor: &Anchored) -> Result<(), String> {
+        crate::access_log::AccessLog::holds(self, (anchor.position, anchor.hash)).await
+    }
+}
+
 /// Keeps the chain head anchored in a file outside the log.
 pub struct AnchorKeeper {
     path: PathBuf,
@@ -120,44 +180,14 @@ impl AnchorKeeper {
         }
     }
 
-    /// Checks that the log still holds `anchor`; `Some(problem)` when it does not.
-    async fn check_against(&self, source: &LogHandle, anchor: &Anchored) -> Result<(), String> {
-        let (head, _) = source
-            .head()
-            .await
-            .map_err(|s| format!("cannot read the log head: {}", s.message()))?;
-        if anchor.position > head {
-            return Err(format!(
-                "the log ends at position {head} but its head was anchored at position {} (hash {}): the tail from position {} is missing (truncated, or restored from an older copy)",
-                anchor.position,
-                hex(&anchor.hash),
-                head + 1
-            ));
-        }
-        let r = source
-            .verify(VerifyRequest {
-                from_position: anchor.position,
-                to_position: anchor.position,
-                anchor_position: anchor.position,
-                anchor_hash: anchor.hash.to_vec(),
-            })
-            .await
-            .map_err(|s| format!("cannot verify the anchor: {}", s.message()))?;
-        if r.ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "the anchored head (position {}, hash {}) is not in the log: {}",
-                anchor.position,
-                hex(&anchor.hash),
-                r.problem
-            ))
-        }
+    /// Checks that the chain still holds `anchor`; what is wrong when it does not.
+    async fn check_against<C: Chain>(&self, source: &C, anchor: &Anchored) -> Result<(), String> {
+        source.holds(anchor).await
     }
 
     /// At startup: compares the log with the anchor file; a mismatch is reported loudly and
     /// freezes the anchor. Returns the problem, if any.
-    pub async fn check_at_start(&self, source: &LogHandle) -> Option<String> {
+    pub async fn check_at_start<C: Chain>(&self, source: &C) -> Option<String> {
         let anchor = match self.read() {
             Ok(Some(a)) => a,
             Ok(None) => {
@@ -183,7 +213,7 @@ impl AnchorKeeper {
     }
 
     /// Anchors the current head if it moved (and the previous anchor is still in the log).
-    pub async fn tick(&self, source: &LogHandle) -> anyhow::Result<()> {
+    pub async fn tick<C: Chain>(&self, source: &C) -> anyhow::Result<()> {
         let last = {
             let st = self.state.lock().expect("anchor lock");
             if st.frozen.is_some() {
@@ -217,9 +247,9 @@ impl AnchorKeeper {
     }
 
     /// Anchors the head every `interval` until `stop`.
-    pub async fn keep(
+    pub async fn keep<C: Chain>(
         self: Arc<Self>,
-        source: LogHandle,
+        source: C,
         interval: Duration,
         mut stop: watch::Receiver<bool>,
     ) {

@@ -18,7 +18,8 @@ use journey_proto::{
     v1::{
         audit_server::Audit, AccessRecord, AccessesRequest, AccessesResponse, AsOfRequest,
         AsOfResponse, AuditAnchor, AuditVerifyRequest, AuditVerifyResponse, Event, EventBatch,
-        ExportLine, ExportRequest, TimelineEntry, TimelineRequest, VerifyRequest,
+        ExportLine, ExportRequest, TimelineEntry, TimelineRequest, VerifyAccessesRequest,
+        VerifyAccessesResponse, VerifyRequest,
     },
     EventType,
 };
@@ -31,8 +32,32 @@ use tonic::{Request, Response, Status};
 pub struct AuditService {
     pub log: LogHandle,
     pub anchor: Option<Arc<AnchorKeeper>>,
-    /// Where reads are recorded, and where `Accesses` reads them from (`None`: no database here).
+    /// Where reads are recorded, and where `Accesses` reads them from (`None`: no database here,
+    /// and every read is refused: no record, no data).
     pub access: Option<crate::access_log::AccessLog>,
+    /// The access log's head anchored outside its database (`None`: not anchored by this node).
+    pub access_anchor: Option<Arc<AnchorKeeper>>,
+}
+
+/// Who reads: the caller, the purpose declared, the address the call came from.
+struct Who {
+    caller: Option<crate::principal::Principal>,
+    purpose: String,
+    peer: Option<std::net::SocketAddr>,
+}
+
+fn who<T>(request: &Request<T>) -> Who {
+    Who {
+        caller: crate::principal::of(request).cloned(),
+        purpose: crate::access_log::purpose(request),
+        peer: request.remote_addr(),
+    }
+}
+
+fn micros(t: &Timestamp) -> i64 {
+    t.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(t.nanos / 1000))
 }
 
 fn now() -> Timestamp {
@@ -138,27 +163,22 @@ fn flat_map_events<T: Send + 'static>(
 }
 
 impl AuditService {
-    /// Records an auditor's read of a patient before the data goes out.
-    async fn record(
-        &self,
-        who: &(Option<crate::principal::Principal>, String),
-        call: &str,
-        patient_id: &str,
-    ) -> Result<(), Status> {
-        match &self.access {
-            Some(log) => {
-                log.record(crate::access_log::Access {
-                    caller: who.0.as_ref(),
-                    call,
-                    patient_id,
-                    purpose: &who.1,
-                    outcome: "ok",
-                    detail: String::new(),
-                })
-                .await
-            }
-            None => Ok(()),
-        }
+    /// Records an auditor's read of a patient (`""`: of no one patient) before the data goes out;
+    /// refuses the read when there is nowhere to record it.
+    async fn record(&self, who: &Who, call: &str, patient_id: &str) -> Result<(), Status> {
+        let Some(log) = &self.access else {
+            return Err(errors::read_unrecorded(call));
+        };
+        log.record(crate::access_log::Access {
+            caller: who.caller.as_ref(),
+            call,
+            patient_id,
+            purpose: &who.purpose,
+            outcome: "ok",
+            peer: who.peer,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Opens a patient's stream; NOT_FOUND when the log has no event of them.
@@ -183,23 +203,7 @@ impl AuditService {
     /// The anchor to check: the caller's, else the anchor file's.
     fn anchor_for(&self, given: Option<AuditAnchor>) -> Result<(Option<Anchored>, String), Status> {
         if let Some(a) = given {
-            let hash = <Hash>::try_from(a.hash.as_slice())
-                .ok()
-                .filter(|_| a.position > 0)
-                .ok_or_else(|| {
-                    errors::invalid(
-                        "anchor",
-                        "an anchor needs a position > 0 and a 32-byte hash",
-                    )
-                })?;
-            return Ok((
-                Some(Anchored {
-                    position: a.position,
-                    hash,
-                    anchored_at: 0,
-                }),
-                "request".into(),
-            ));
+            return Ok((Some(anchor_of(a)?), "request".into()));
         }
         match &self.anchor {
             None => Ok((None, "none".into())),
@@ -224,10 +228,7 @@ impl Audit for AuditService {
         request: Request<TimelineRequest>,
     ) -> Result<Response<Self::TimelineStream>, Status> {
         let reader = reader(&request);
-        let who = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-        );
+        let who = who(&request);
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, req.from_version).await?;
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: timeline");
@@ -240,10 +241,7 @@ impl Audit for AuditService {
     #[tracing::instrument(skip_all, fields(patient = %request.get_ref().patient_id))]
     async fn as_of(&self, request: Request<AsOfRequest>) -> Result<Response<AsOfResponse>, Status> {
         let reader = reader(&request);
-        let who = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-        );
+        let who = who(&request);
         let req = request.into_inner();
         check_patient(&req.patient_id)?;
         let now = now();
@@ -277,6 +275,7 @@ impl Audit for AuditService {
         &self,
         request: Request<AuditVerifyRequest>,
     ) -> Result<Response<AuditVerifyResponse>, Status> {
+        self.record(&who(&request), "Audit/Verify", "").await?;
         let req = request.into_inner();
         if req.to_position != 0 && req.from_position > req.to_position {
             return Err(errors::invalid(
@@ -362,10 +361,7 @@ impl Audit for AuditService {
         request: Request<ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
         let reader = reader(&request);
-        let who = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-        );
+        let who = who(&request);
         let req = request.into_inner();
         let (stream, first) = self.open_patient(&req.patient_id, 1).await?;
         tracing::info!(patient = %req.patient_id, reader = %reader, "audit read: FHIR export");
@@ -394,14 +390,31 @@ impl Audit for AuditService {
         let Some(log) = &self.access else {
             return Err(errors::no_access_log());
         };
+        let who = who(&request);
         let req = request.into_inner();
-        let limit = match req.limit {
-            0 => 100,
-            n => n.min(10_000),
-        } as i64;
-        let records = log
-            .of_patient(&req.patient_id, limit)
-            .await?
+        for (field, t) in [("from", &req.from), ("to", &req.to)] {
+            if let Some(t) = t {
+                check_time(field, t)?;
+            }
+        }
+        let query = crate::access_log::Query {
+            patient_id: req.patient_id.clone(),
+            subject: req.subject,
+            outcome: req.outcome,
+            from_micros: req.from.as_ref().map(micros),
+            to_micros: req.to.as_ref().map(micros),
+            page_token: req.page_token,
+            limit: match req.limit {
+                0 => 100,
+                n => n.min(10_000),
+            } as i64,
+        };
+        let page = log.query(&query).await?;
+        // Reading who read a patient is itself a read of that patient, recorded before the
+        // answer goes out (after the query: a page never shows its own reading).
+        self.record(&who, "Audit/Accesses", &req.patient_id).await?;
+        let records = page
+            .records
             .into_iter()
             .map(|r| AccessRecord {
                 at: Some(Timestamp {
@@ -416,8 +429,70 @@ impl Audit for AuditService {
                 purpose: r.purpose,
                 outcome: r.outcome,
                 detail: r.detail,
+                peer: r.peer,
+                calls: r.calls.max(0) as u64,
+                patients: r.patients,
+                seq: r.seq.unwrap_or_default().max(0) as u64,
             })
             .collect();
-        Ok(Response::new(AccessesResponse { records }))
+        Ok(Response::new(AccessesResponse {
+            records,
+            next_page_token: page.next_page_token,
+        }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify_accesses(
+        &self,
+        request: Request<VerifyAccessesRequest>,
+    ) -> Result<Response<VerifyAccessesResponse>, Status> {
+        let Some(log) = &self.access else {
+            return Err(errors::no_access_log());
+        };
+        self.record(&who(&request), "Audit/VerifyAccesses", "")
+            .await?;
+        let req = request.into_inner();
+        let (anchor, anchor_source) = match req.anchor {
+            Some(a) => (Some(anchor_of(a)?), "request".to_string()),
+            None => match &self.access_anchor {
+                None => (None, "none".to_string()),
+                Some(keeper) => match keeper.read() {
+                    Ok(a) => (a, format!("anchor file {}", keeper.path().display())),
+                    Err(e) => return Err(errors::anchor_unreadable(keeper.path(), &e)),
+                },
+            },
+        };
+        let v = log.verify(anchor.map(|a| (a.position, a.hash))).await?;
+        Ok(Response::new(VerifyAccessesResponse {
+            ok: v.ok,
+            checked: v.checked,
+            head_seq: v.head_seq,
+            head_hash_hex: v.head_hash_hex,
+            first_bad_seq: v.first_bad_seq,
+            problem: v.problem,
+            unchained: v.unchained,
+            anchor_seq: v.anchor_seq,
+            anchor_hash_hex: v.anchor_hash_hex,
+            anchor_source,
+            truncated: v.truncated,
+        }))
+    }
+}
+
+/// An anchor a caller sent: a position > 0 and a 32-byte hash.
+fn anchor_of(a: AuditAnchor) -> Result<Anchored, Status> {
+    let hash = <Hash>::try_from(a.hash.as_slice())
+        .ok()
+        .filter(|_| a.position > 0)
+        .ok_or_else(|| {
+            errors::invalid(
+                "anchor",
+                "an anchor needs a position > 0 and a 32-byte hash",
+            )
+        })?;
+    Ok(Anchored {
+        position: a.position,
+        hash,
+        anchored_at: 0,
+    })
 }

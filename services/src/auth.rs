@@ -425,8 +425,10 @@ where
 }
 
 impl<S> Checked<S> {
-    /// The refusal's answer, once it is recorded in the access log (when there is one) with the
-    /// patient the call asked about and the purpose it declared.
+    /// The refusal's answer, once it is recorded in the access log (when there is one): on its
+    /// own with the patient the call asked about and the purpose it declared (a known caller,
+    /// within its rate), or counted into its source's record of the minute (no identity, or
+    /// beyond the rate; `access_log/refusals.rs`).
     fn refused<B, R: Default + 'static, E: 'static>(
         &self,
         caller: Option<Principal>,
@@ -437,8 +439,14 @@ impl<S> Checked<S> {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let log = self.auth.refusals.get().cloned();
         let path = request.uri().path().to_string();
+        let peer = crate::access_log::peer_of(request.extensions());
+        let log = self
+            .auth
+            .refusals
+            .get()
+            .filter(|log| !log.refusal_counted(caller.as_ref(), peer, &path, &status))
+            .cloned();
         let purpose = request
             .headers()
             .get("x-journey-purpose")
@@ -457,6 +465,8 @@ impl<S> Checked<S> {
                         purpose: &purpose,
                         outcome: &outcome,
                         detail: status.message().to_string(),
+                        peer,
+                        ..Default::default()
                     })
                     .await;
                 if let Err(e) = recorded {

@@ -161,7 +161,7 @@ impl CoordinationService {
     ) -> Result<WorklistResponse, Status> {
         let mut f = filter(req)?;
         f.territory = territory_for(caller, &req.territory)?;
-        f.organisation = consent_scope(caller);
+        f.organisation = crate::consent::scope(caller);
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let (offset, size) = page(req.page_size, &req.page_token)?;
@@ -203,7 +203,7 @@ impl CoordinationService {
             return Err(errors::invalid("patient_id", "required"));
         }
         let territory = territory_for(caller, "")?;
-        if let Some(org) = consent_scope(caller) {
+        if let Some(org) = crate::consent::scope(caller) {
             let revoked = queries::consent_revoked(
                 &self.runner.db.pool,
                 &self.runner.live_prefix(),
@@ -355,14 +355,6 @@ impl CoordinationService {
     }
 }
 
-/// The organisation whose consents apply to a caller: everyone's but an admin's or an auditor's
-/// (auditors still see everything).
-fn consent_scope(caller: Option<&Principal>) -> Option<String> {
-    caller
-        .filter(|p| !matches!(p.role, Role::Admin | Role::Auditor))
-        .map(|p| p.organisation.clone())
-}
-
 /// A coordinator sees its own territory only: the territory a request may cover.
 fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, Status> {
     let Some(p) = caller.filter(|p| p.role == Role::Coordinator) else {
@@ -393,8 +385,36 @@ impl CoordinationService {
             call,
             patient_id,
             purpose,
-            outcome: "",
             detail,
+            ..Default::default()
+        };
+        audited(self.access.as_ref(), access, result).await
+    }
+}
+
+impl CoordinationService {
+    /// Records a worklist page read under every patient it returned, then returns it.
+    pub async fn audit_worklist(
+        &self,
+        caller: Option<&Principal>,
+        call: &str,
+        purpose: &str,
+        peer: Option<std::net::SocketAddr>,
+        detail: String,
+        result: Result<WorklistResponse, Status>,
+    ) -> Result<WorklistResponse, Status> {
+        let patients: Vec<String> = result
+            .as_ref()
+            .map(|page| page.items.iter().map(|i| i.patient_id.clone()).collect())
+            .unwrap_or_default();
+        let access = Access {
+            caller,
+            call,
+            patients: &patients,
+            purpose,
+            detail,
+            peer,
+            ..Default::default()
         };
         audited(self.access.as_ref(), access, result).await
     }
@@ -410,11 +430,11 @@ impl Coordination for CoordinationService {
         let result = self.worklist_page(request.get_ref(), caller).await;
         let detail = format!("{:?}", request.get_ref());
         let page = self
-            .audit(
+            .audit_worklist(
                 caller,
                 "Coordination/Worklist",
-                "",
                 &purpose(&request),
+                request.remote_addr(),
                 detail,
                 result,
             )

@@ -196,6 +196,36 @@ pub fn no_access_log() -> Status {
     )
 }
 
+/// A read of patient data asked of a service with nowhere to record it: refused (no record, no
+/// data).
+pub fn read_unrecorded(call: &str) -> Status {
+    precondition(
+        format!("{call}: this server keeps no access log, so it cannot record the read and refuses it; give it one with --access-log-url"),
+        "no_access_log",
+        "access_log".into(),
+        "a read of patient data is recorded before it is answered",
+    )
+}
+
+/// An `Accesses` page token this service did not issue.
+pub fn bad_page_token() -> Status {
+    bad_request(
+        "page_token",
+        "not a token this service issued; leave it empty for the first page",
+    )
+}
+
+/// Patient-level rows asked by a caller whose consents cannot be checked here (no coordination
+/// read model beside the readmission one).
+pub fn consent_unknown(organisation: &str) -> Status {
+    precondition(
+        format!("patients' consents are not known on this server, so no patient-level row is shown to {organisation:?}; ask a server that also runs the coordination read model (journey up, journey serve coordination), or use Rates"),
+        "consent_unknown",
+        organisation.to_string(),
+        "patient-level rows need the patients' consents",
+    )
+}
+
 // ---- Authentication (UNAUTHENTICATED) ----
 
 pub fn missing_token() -> Status {

@@ -4,7 +4,7 @@
 //! `coordination_service.rs`, `projections_service.rs`) and the dashboard (`dashboard.rs`), the
 //! alert reactor (`reactor.rs`), the audit service (`audit_service.rs`, `fhir_audit.rs`), and what
 //! they share: settings (`config.rs`), authentication (`auth.rs`, `session.rs`), the access log
-//! (`access_log.rs`), the one mapping of errors to gRPC statuses (`errors.rs`), the one way to
+//! (`access_log/`), the one mapping of errors to gRPC statuses (`errors.rs`), the one way to
 //! the log (`log_handle.rs`), TLS, telemetry and scheduling.
 //!
 //! Owns wiring and IO only: the journey rules live in `journey-domain` (reaching the log through
@@ -17,6 +17,7 @@ pub mod anchor;
 pub mod audit_service;
 pub mod auth;
 pub mod config;
+pub mod consent;
 pub mod connections;
 pub mod coordination_service;
 pub mod dashboard;

@@ -1,6 +1,7 @@
 //! The gRPC `Readmission` and `Projections` services over the readmission read model.
 use crate::errors;
 use journey_projections::{
+    coordination::Coordination,
     readmission::{
         queries::{self, GroupBy as G, StayRow},
         Readmission as Model,
@@ -20,6 +21,9 @@ pub struct ReadmissionService {
     pub runner: Arc<Runner<Model>>,
     /// Where reads are recorded (who read which patient).
     pub access: Option<crate::access_log::AccessLog>,
+    /// The coordination read model, whose consents hide patients from the organisations they
+    /// revoked (`None`: consents unknown here, so no patient-level row for a quality caller).
+    pub consents: Option<Arc<Runner<Coordination>>>,
 }
 
 /// "YYYY-MM-DD" → day number; empty → `default`.
@@ -110,26 +114,90 @@ fn group(g: i32) -> Result<G, Status> {
     )
 }
 
-type AccessOf = (Option<crate::principal::Principal>, String, String, String);
+/// A read to record: who, for what purpose, from where, and the request.
+struct AccessOf {
+    caller: Option<crate::principal::Principal>,
+    purpose: String,
+    peer: Option<std::net::SocketAddr>,
+    detail: String,
+}
+
+fn access_of<T: std::fmt::Debug>(request: &Request<T>) -> AccessOf {
+    AccessOf {
+        caller: crate::principal::of(request).cloned(),
+        purpose: crate::access_log::purpose(request),
+        peer: request.remote_addr(),
+        detail: format!("{:?}", request.get_ref()),
+    }
+}
 
 impl ReadmissionService {
-    /// Records the read (caller, purpose, patient or "" for a list, request), then returns `result`.
+    /// Records the read of the patients of `stays` (`patient`: the one asked about, "" for a
+    /// list), then returns `result`.
     async fn audit<T>(
         &self,
         a: AccessOf,
         call: &str,
+        patient: &str,
+        stays: &[IndexStay],
         result: Result<T, Status>,
     ) -> Result<T, Status> {
-        let (caller, purpose, patient, detail) = a;
+        let patients: Vec<String> = if patient.is_empty() {
+            stays.iter().map(|s| s.patient_id.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let access = crate::access_log::Access {
-            caller: caller.as_ref(),
+            caller: a.caller.as_ref(),
             call,
-            patient_id: &patient,
-            purpose: &purpose,
-            outcome: "",
-            detail,
+            patient_id: patient,
+            patients: &patients,
+            purpose: &a.purpose,
+            detail: a.detail,
+            peer: a.peer,
+            ..Default::default()
         };
         crate::access_log::audited(self.access.as_ref(), access, result).await
+    }
+
+    /// Refuses one patient's rows to a caller whose organisation the patient revoked.
+    async fn patient_consented(&self, a: &AccessOf, patient: &str) -> Result<(), Status> {
+        let Some(organisation) = crate::consent::scope(a.caller.as_ref()) else {
+            return Ok(());
+        };
+        let Some(consents) = &self.consents else {
+            return Err(errors::consent_unknown(&organisation));
+        };
+        let revoked = crate::consent::revoked_among(consents, &organisation, [patient]).await?;
+        match revoked.is_empty() {
+            true => Ok(()),
+            false => Err(errors::consent_revoked(patient, &organisation)),
+        }
+    }
+
+    /// `rows` without the patients who revoked the consent to share with the caller's
+    /// organisation (admins and auditors see every row).
+    async fn consented(
+        &self,
+        caller: Option<&crate::principal::Principal>,
+        rows: Vec<StayRow>,
+    ) -> Result<Vec<StayRow>, Status> {
+        let Some(organisation) = crate::consent::scope(caller) else {
+            return Ok(rows);
+        };
+        let Some(consents) = &self.consents else {
+            return Err(errors::consent_unknown(&organisation));
+        };
+        let revoked = crate::consent::revoked_among(
+            consents,
+            &organisation,
+            rows.iter().map(|r| r.patient_id.as_str()),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| !revoked.contains(&r.patient_id))
+            .collect())
     }
 }
 
@@ -165,12 +233,7 @@ impl Readmission for ReadmissionService {
         &self,
         request: Request<IndexStaysRequest>,
     ) -> Result<Response<IndexStaysResponse>, Status> {
-        let access = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-            String::new(),
-            format!("{:?}", request.get_ref()),
-        );
+        let access = access_of(&request);
         let req = request.into_inner();
         let (from, to) = period(req.period.as_ref())?;
         let size = match req.page_size {
@@ -195,19 +258,19 @@ impl Readmission for ReadmissionService {
         .await
         .map_err(errors::read_model_error)?;
         let more = rows.len() as i64 > size;
-        let answer = IndexStaysResponse {
-            stays: rows
-                .into_iter()
-                .take(size as usize)
-                .map(index_stay)
-                .collect(),
+        let rows = rows.into_iter().take(size as usize).collect();
+        let rows = self.consented(access.caller.as_ref(), rows).await;
+        let answer = rows.map(|rows| IndexStaysResponse {
+            stays: rows.into_iter().map(index_stay).collect(),
             next_page_token: if more {
                 (offset + size).to_string()
             } else {
                 String::new()
             },
-        };
-        self.audit(access, "Readmission/IndexStays", Ok(answer))
+        });
+        let stays = answer.as_ref().map_or(&[][..], |a| &a.stays);
+        let stays = stays.to_vec();
+        self.audit(access, "Readmission/IndexStays", "", &stays, answer)
             .await
             .map(Response::new)
     }
@@ -216,12 +279,7 @@ impl Readmission for ReadmissionService {
         &self,
         request: Request<AtRiskRequest>,
     ) -> Result<Response<AtRiskResponse>, Status> {
-        let access = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-            String::new(),
-            format!("{:?}", request.get_ref()),
-        );
+        let access = access_of(&request);
         let req = request.into_inner();
         let as_of = parse_day("as_of_date", &req.as_of_date, today())?;
         let limit = match req.limit {
@@ -236,10 +294,14 @@ impl Readmission for ReadmissionService {
         )
         .await
         .map_err(errors::read_model_error)?;
-        let answer = AtRiskResponse {
-            stays: rows.into_iter().map(index_stay).collect(),
-        };
-        self.audit(access, "Readmission/AtRisk", Ok(answer))
+        let answer = self
+            .consented(access.caller.as_ref(), rows)
+            .await
+            .map(|rows| AtRiskResponse {
+                stays: rows.into_iter().map(index_stay).collect(),
+            });
+        let stays = answer.as_ref().map_or(Vec::new(), |a| a.stays.clone());
+        self.audit(access, "Readmission/AtRisk", "", &stays, answer)
             .await
             .map(Response::new)
     }
@@ -248,12 +310,7 @@ impl Readmission for ReadmissionService {
         &self,
         request: Request<PatientStaysRequest>,
     ) -> Result<Response<PatientStaysResponse>, Status> {
-        let access = (
-            crate::principal::of(&request).cloned(),
-            crate::access_log::purpose(&request),
-            request.get_ref().patient_id.clone(),
-            format!("{:?}", request.get_ref()),
-        );
+        let access = access_of(&request);
         let req = request.into_inner();
         if req.patient_id.is_empty() {
             return Err(errors::invalid("patient_id", "required"));
@@ -265,11 +322,20 @@ impl Readmission for ReadmissionService {
         )
         .await
         .map_err(errors::read_model_error)?;
-        let answer = PatientStaysResponse {
-            stays: rows.into_iter().map(index_stay).collect(),
-        };
-        self.audit(access, "Readmission/PatientStays", Ok(answer))
+        let answer = self
+            .patient_consented(&access, &req.patient_id)
             .await
-            .map(Response::new)
+            .map(|()| PatientStaysResponse {
+                stays: rows.into_iter().map(index_stay).collect(),
+            });
+        self.audit(
+            access,
+            "Readmission/PatientStays",
+            &req.patient_id,
+            &[],
+            answer,
+        )
+        .await
+        .map(Response::new)
     }
 }

@@ -18,6 +18,11 @@ fn method(path: &str) -> Option<MethodDescriptor> {
         .find(|m| m.name() == method)
 }
 
+/// Whether `path` is a method of one of our services.
+pub fn is_known(path: &str) -> bool {
+    method(path).is_some()
+}
+
 /// The `patient_id` of the gRPC request at `path` whose body is `body`; empty when the call is
 /// not about one patient, streams its requests, or its body cannot be read within a second.
 pub async fn of_refused<B>(path: &str, body: B) -> String

@@ -983,7 +983,11 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     let reads = accesses(&remote.grpc, "AUD-1").await;
     assert_eq!(reads, ["Audit/Timeline"], "the remote timeline read");
     assert_append_only(&access_log).await;
-    assert_eq!(accesses(&remote.grpc, "AUD-1").await, reads, "unchanged");
+    assert_eq!(
+        accesses(&remote.grpc, "AUD-1").await,
+        ["Audit/Timeline", "Audit/Accesses"],
+        "unchanged, and reading who read AUD-1 is itself recorded"
+    );
     assert_eq!(
         as_of(&remote.grpc, "AUD-1", None, Some(now()))
             .await
@@ -1103,6 +1107,7 @@ async fn accesses(grpc: &str, patient: &str) -> Vec<String> {
         .accesses(v1::AccessesRequest {
             patient_id: patient.into(),
             limit: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

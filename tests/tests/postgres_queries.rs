@@ -683,15 +683,20 @@ async fn every_query_answers_alike_on_sqlite_and_postgres() {
     .await;
 
     // --- The access log all those reads filled -------------------------------------------------
-    // The same calls in the same order on both: the same records, but for their time.
+    // The same calls in the same order on both: the same records, but for their time and seq.
     let accesses = |patient: &str| AccessesRequest {
         patient_id: patient.into(),
         limit: 10_000,
+        ..Default::default()
     };
     let without_time = |mut c: AuditClient<Channel>, r: AccessesRequest| async move {
         c.accesses(r).await.map(|a| {
             a.map(|mut a| {
-                a.records.iter_mut().for_each(|r| r.at = None);
+                // Time and the place in each backend's chain are each server's own; the copy
+                // of one log into the other read the first log only (EventLog reads are
+                // recorded too).
+                a.records.retain(|r| !r.call.starts_with("EventLog/"));
+                a.records.iter_mut().for_each(|r| (r.at, r.seq) = (None, 0));
                 a
             })
         })
