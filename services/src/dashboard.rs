@@ -121,31 +121,46 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
     Html(crate::html::document(lang, title, &nav, body))
 }
 
+/// A page that could not be served: a title and a sentence in the reader's words, then the
+/// reason as the server gives it.
+fn refusal(
+    lang: Lang,
+    caller: Option<&Principal>,
+    status: StatusCode,
+    (title, sentence): (&str, &str),
+    reason: &str,
+) -> Response {
+    let body = format!(
+        "<p class=\"notice refused\" role=\"alert\">{sentence} <span id=\"reason\">{}</span></p>",
+        esc(reason)
+    );
+    (status, page(lang, caller, title, &body)).into_response()
+}
+
 /// A request the page cannot answer as asked: a sentence, and what is wrong.
 fn bad_request(lang: Lang, caller: Option<&Principal>, message: &str) -> Response {
-    let body = format!(
-        "<p class=\"notice refused\" role=\"alert\">{} <span id=\"reason\">{}</span></p>",
-        t(lang, "bad_address_text"),
-        esc(message)
-    );
-    let title = t(lang, "bad_address");
-    (StatusCode::BAD_REQUEST, page(lang, caller, title, &body)).into_response()
+    let words = (t(lang, "bad_address"), t(lang, "bad_address_text"));
+    refusal(lang, caller, StatusCode::BAD_REQUEST, words, message)
+}
+
+/// Data that cannot be read now (a database, the log).
+fn unavailable(lang: Lang, caller: Option<&Principal>, reason: &str) -> Response {
+    let words = (t(lang, "unavailable"), t(lang, "unavailable_text"));
+    refusal(lang, caller, StatusCode::SERVICE_UNAVAILABLE, words, reason)
 }
 
 fn status_response(lang: Lang, caller: Option<&Principal>, s: tonic::Status) -> Response {
     match s.code() {
         tonic::Code::InvalidArgument => bad_request(lang, caller, s.message()),
         tonic::Code::NotFound => {
-            (StatusCode::NOT_FOUND, format!("{}\n", s.message())).into_response()
+            let words = (t(lang, "not_found"), t(lang, "not_found_text"));
+            refusal(lang, caller, StatusCode::NOT_FOUND, words, s.message())
         }
         tonic::Code::PermissionDenied => {
-            (StatusCode::FORBIDDEN, format!("{}\n", s.message())).into_response()
+            let words = (t(lang, "refused"), t(lang, "refused_text"));
+            refusal(lang, caller, StatusCode::FORBIDDEN, words, s.message())
         }
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{}\n", s.message()),
-        )
-            .into_response(),
+        _ => unavailable(lang, caller, s.message()),
     }
 }
 
@@ -482,13 +497,7 @@ async fn patient(
     }
     let mut events = match d.log.patient(&id).await {
         Ok(e) => e,
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the log: {e:#}\n"),
-            )
-                .into_response()
-        }
+        Err(e) => return unavailable(lang, caller, &format!("cannot read the log: {e:#}")),
     };
     if !everything {
         // Fail closed while the view lags: what it has not folded yet was not part of the

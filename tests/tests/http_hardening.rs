@@ -94,6 +94,13 @@ async fn a_patient_not_yours_looks_like_a_patient_nobody_knows() {
         !told.contains("T2") && !told.contains("territory"),
         "{not_yours}"
     );
+    // Asking for another territory's worklist is refused in a sentence, with the reason.
+    let other = http_exchange(&server.http, "GET", "/?territory=T2&lang=fr", &cookie, "").await;
+    assert_eq!(http_status(&other), 403, "{other}");
+    assert!(
+        other.contains("Accès refusé") && other.contains("id=\"reason\""),
+        "{other}"
+    );
     // The admin sees the patient: the refusal above was the territory's.
     let (_, admin_cookie) = dashboard_sign_in(&server.http, admin).await;
     let seen = http_exchange(
