@@ -1,11 +1,13 @@
 //! Journey rules checked by the single writer (docs/design.md §3): movements of encounters,
 //! cancellations, death and merges. State is kept per patient; a batch is staged on clones of the
 //! touched patients and written back only when every event passes.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use journey_proto::v1::event::Payload;
 use journey_proto::v1::{Disposition, Event, Setting};
 use prost_types::Timestamp;
+
+mod write_rights;
 
 /// A journey rule of docs/design.md §3, as checked by [`JourneyRules`]. Each has a stable
 /// snake_case [`code`](Rule::code) that clients may match on (the human message may change).
@@ -43,11 +45,20 @@ pub enum Rule {
     /// A cancellation names a movement that is not the latest live one of its encounter. Code
     /// `not_latest_movement`.
     NotLatestMovement,
+    /// Write rights: the writing organisation has no relationship with the patient. Code
+    /// `not_related`.
+    NotRelated,
+    /// Write rights: a movement, letter or cancellation of an encounter another organisation
+    /// opened. Code `not_your_encounter`.
+    NotYourEncounter,
+    /// Write rights: an admission or emergency visit at another organisation's facility. Code
+    /// `not_your_facility`.
+    NotYourFacility,
 }
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 15] = [
         Rule::PatientMerged,
         Rule::MergeIntoItself,
         Rule::NothingAfterDeath,
@@ -60,6 +71,9 @@ impl Rule {
         Rule::CancelledKindMismatch,
         Rule::AlreadyCancelled,
         Rule::NotLatestMovement,
+        Rule::NotRelated,
+        Rule::NotYourEncounter,
+        Rule::NotYourFacility,
     ];
 
     /// The stable snake_case code of the rule (what a gRPC client reads in the error details).
@@ -77,7 +91,24 @@ impl Rule {
             Rule::CancelledKindMismatch => "cancelled_kind_mismatch",
             Rule::AlreadyCancelled => "already_cancelled",
             Rule::NotLatestMovement => "not_latest_movement",
+            Rule::NotRelated => "not_related",
+            Rule::NotYourEncounter => "not_your_encounter",
+            Rule::NotYourFacility => "not_your_facility",
         }
+    }
+
+    /// The rule with this [`code`](Rule::code).
+    pub fn from_code(code: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// Whether the rule is a write right of the writing organisation (a refusal that is a
+    /// permission, not a state of the journey).
+    pub const fn is_write_right(self) -> bool {
+        matches!(
+            self,
+            Rule::NotRelated | Rule::NotYourEncounter | Rule::NotYourFacility
+        )
     }
 }
 
@@ -104,6 +135,7 @@ fn refuse(rule: Rule, message: String) -> Refusal {
 #[derive(Debug, Default, Clone)]
 pub struct JourneyRules {
     patients: HashMap<String, PatientState>,
+    facilities: write_rights::Facilities,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +164,8 @@ struct Movement {
 
 #[derive(Debug, Clone)]
 struct Encounter {
+    /// The organisation that opened it (its admission's actor).
+    organisation: String,
     inpatient: bool,
     admitted_at: (i64, i32),
     open: bool,
@@ -155,9 +189,17 @@ struct PatientState {
     encounters: HashMap<String, Encounter>,
     death: Option<Death>,
     merged_into: Option<String>,
+    /// Organisations with a relationship to the patient (`write_rights`).
+    organisations: BTreeSet<String>,
+    /// Whether the log holds any event of the patient.
+    known: bool,
 }
 
 impl PatientState {
+    fn is_new(&self) -> bool {
+        !self.known
+    }
+
     fn other_open_inpatient(&self, except: &str) -> Option<&str> {
         self.encounters
             .iter()
@@ -262,6 +304,10 @@ fn step(
             st.encounters.insert(
                 a.encounter_id.clone(),
                 Encounter {
+                    organisation: event
+                        .actor
+                        .as_ref()
+                        .map_or_else(String::new, |a| a.organisation.clone()),
                     inpatient,
                     admitted_at: at,
                     open: true,
@@ -507,9 +553,21 @@ fn cancel(
 impl JourneyRules {
     /// Checks new events (envelopes complete: version, position and recorded time assigned)
     /// against the current state and, only if every one passes, applies them. On `Err` (the index
-    /// of the first event at fault and why) nothing changed.
+    /// of the first event at fault and why) nothing changed. A trusted writer's batch: no write
+    /// rights apply ([`admit_as`](Self::admit_as)).
     pub fn admit(&mut self, events: &[Event]) -> Result<(), (usize, Refusal)> {
+        self.admit_as(events, None)
+    }
+
+    /// [`admit`](Self::admit), for `writer`: the organisation of a partner whose write rights
+    /// (`write_rights`) the batch must respect; `None` for a trusted writer.
+    pub fn admit_as(
+        &mut self,
+        events: &[Event],
+        writer: Option<&str>,
+    ) -> Result<(), (usize, Refusal)> {
         let mut staged: HashMap<String, PatientState> = HashMap::new();
+        let mut claimed = write_rights::Facilities::new();
         for (index, event) in events.iter().enumerate() {
             for pid in std::iter::once(event.patient_id.as_str()).chain(other_patient(event)) {
                 if !staged.contains_key(pid) {
@@ -517,9 +575,21 @@ impl JourneyRules {
                     staged.insert(pid.to_owned(), base);
                 }
             }
+            if let Some(writer) = writer {
+                let owner = |f: &str| claimed.get(f).or(self.facilities.get(f)).cloned();
+                write_rights::check(&staged, owner, event, writer)
+                    .map_err(|refusal| (index, refusal))?;
+            }
             step(&mut staged, event, true).map_err(|refusal| (index, refusal))?;
+            let facilities = &self.facilities;
+            learn(&mut staged, event, |facility, org| {
+                if !facilities.contains_key(facility) {
+                    claimed.entry(facility.into()).or_insert_with(|| org.into());
+                }
+            });
         }
         self.patients.extend(staged);
+        self.facilities.extend(claimed);
         Ok(())
     }
 
@@ -527,6 +597,25 @@ impl JourneyRules {
     /// would refuse today is applied as far as it can be.
     pub fn restore(&mut self, event: &Event) {
         let _ = step(&mut self.patients, event, false);
+        let facilities = &mut self.facilities;
+        learn(&mut self.patients, event, |facility, org| {
+            facilities
+                .entry(facility.into())
+                .or_insert_with(|| org.into());
+        });
+    }
+}
+
+/// Remembers that the log holds an event of the patient, and what it teaches of its
+/// relationships and of facilities (`claim`: a facility's first organisation).
+fn learn(
+    states: &mut HashMap<String, PatientState>,
+    event: &Event,
+    claim: impl FnOnce(&str, &str),
+) {
+    if let Some(st) = states.get_mut(event.patient_id.as_str()) {
+        st.known = true;
+        write_rights::learn(st, event, claim);
     }
 }
 

@@ -8,6 +8,9 @@ pub struct AppendRequest {
     pub events: Vec<Event>,
     /// patient id → version the patient must be at before the batch (0 = no event yet).
     pub expected_versions: HashMap<String, u64>,
+    /// Who writes the batch, for the gate: an organisation whose write rights the gate holds the
+    /// batch to, or `None` for a trusted writer. The log only passes it on.
+    pub writer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

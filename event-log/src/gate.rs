@@ -15,7 +15,8 @@ pub struct Rejection {
 pub trait Gate: Send + 'static {
     /// Checks new events (envelopes complete: version, position and recorded time assigned) against
     /// the current state and, only if every one passes, applies them. On `Err` nothing changed.
-    fn admit(&mut self, events: &[Event]) -> Result<(), Rejection>;
+    /// `writer` is what the append request said of who writes it ([`AppendRequest::writer`](crate::AppendRequest::writer)).
+    fn admit(&mut self, events: &[Event], writer: Option<&str>) -> Result<(), Rejection>;
     /// Applies an event already in the log (state rebuilt at start). Never refuses.
     fn restore(&mut self, event: &Event);
 }
@@ -25,7 +26,7 @@ pub trait Gate: Send + 'static {
 pub struct NoRules;
 
 impl Gate for NoRules {
-    fn admit(&mut self, _: &[Event]) -> Result<(), Rejection> {
+    fn admit(&mut self, _: &[Event], _: Option<&str>) -> Result<(), Rejection> {
         Ok(())
     }
     fn restore(&mut self, _: &Event) {}

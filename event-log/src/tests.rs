@@ -38,6 +38,7 @@ fn request(events: Vec<Event>) -> AppendRequest {
     AppendRequest {
         events,
         expected_versions: HashMap::new(),
+        writer: None,
     }
 }
 
@@ -162,7 +163,7 @@ async fn event_id_not_a_uuid_is_rejected_with_its_rule() {
 struct RejectBad;
 
 impl Gate for RejectBad {
-    fn admit(&mut self, events: &[Event]) -> Result<(), Rejection> {
+    fn admit(&mut self, events: &[Event], _: Option<&str>) -> Result<(), Rejection> {
         match events.iter().position(|e| e.patient_id == "bad") {
             Some(index) => Err(Rejection {
                 index,
@@ -848,7 +849,7 @@ struct HoldFirst {
 }
 
 impl Gate for HoldFirst {
-    fn admit(&mut self, _: &[Event]) -> Result<(), Rejection> {
+    fn admit(&mut self, _: &[Event], _: Option<&str>) -> Result<(), Rejection> {
         if let (Some(entered), Some(release)) = (self.entered.take(), self.release.take()) {
             let _ = entered.send(());
             let _ = release.recv();

@@ -156,6 +156,7 @@ impl Writer {
         let AppendRequest {
             mut events,
             expected_versions,
+            writer,
         } = request;
         if events.is_empty() {
             return Err(AppendError::EmptyBatch);
@@ -218,7 +219,7 @@ impl Writer {
         }
         drop(next_versions);
         self.gate
-            .admit(&events)
+            .admit(&events, writer.as_deref())
             .map_err(|r| AppendError::Rejected {
                 index: r.index,
                 event_id: events

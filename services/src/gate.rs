@@ -14,12 +14,14 @@ use journey_proto::v1::Event;
 pub struct JourneyGate(pub JourneyRules);
 
 impl Gate for JourneyGate {
-    fn admit(&mut self, events: &[Event]) -> Result<(), Rejection> {
-        self.0.admit(events).map_err(|(index, refusal)| Rejection {
-            index,
-            rule: refusal.rule.code().into(),
-            message: refusal.message,
-        })
+    fn admit(&mut self, events: &[Event], writer: Option<&str>) -> Result<(), Rejection> {
+        self.0
+            .admit_as(events, writer)
+            .map_err(|(index, refusal)| Rejection {
+                index,
+                rule: refusal.rule.code().into(),
+                message: refusal.message,
+            })
     }
 
     fn restore(&mut self, event: &Event) {

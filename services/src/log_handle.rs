@@ -36,7 +36,7 @@ pub enum LogHandle {
 impl LogHandle {
     /// The log open in this process.
     pub fn local(log: Arc<EventLog>) -> LogHandle {
-        let service = Arc::new(LogService::new(log.clone(), 0, 0));
+        let service = Arc::new(LogService::new(log.clone(), 0, 0, None));
         LogHandle::InProcess { log, service }
     }
 

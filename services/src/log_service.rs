@@ -1,6 +1,10 @@
-//! The gRPC `EventLog` service: checks the shape of what partners send, then hands it to the log.
+//! The gRPC `EventLog` service: checks the shape of what partners send and who may write it, then
+//! hands it to the log. Its reads are recorded in the access log before their data goes out, and
+//! so are the appends refused for lack of a right.
+use crate::access_log::{self, Access, AccessLog};
 use crate::errors;
-use crate::principal::{Principal, Role};
+use crate::principal::Principal;
+use crate::write_policy;
 use futures::StreamExt;
 use journey_event_log::{AppendOutcome, EventLog as Log, StoredEvent};
 use journey_proto::{
@@ -12,7 +16,7 @@ use journey_proto::{
         VerifyRequest, VerifyResponse,
     },
 };
-use std::{pin::Pin, sync::Arc, time::SystemTime};
+use std::{net::SocketAddr, pin::Pin, sync::Arc, time::SystemTime};
 use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
@@ -24,17 +28,88 @@ pub struct LogService {
     log: Arc<Log>,
     max_event_bytes: usize,
     max_batch_events: usize,
+    access: Option<AccessLog>,
+}
+
+/// Who sent a request: its caller (`None` under `--insecure`), declared purpose and address.
+#[derive(Clone, Default)]
+struct Sender {
+    caller: Option<Principal>,
+    purpose: String,
+    peer: Option<SocketAddr>,
+}
+
+impl Sender {
+    fn of<T>(request: &Request<T>) -> Sender {
+        Sender {
+            caller: crate::principal::of(request).cloned(),
+            purpose: access_log::purpose(request),
+            peer: access_log::peer_of(request.extensions()),
+        }
+    }
+
+    /// The record of one call of the log (`call`, e.g. "EventLog/ReadAll").
+    fn access<'a>(&'a self, call: &'a str, patient_id: &'a str, detail: String) -> Access<'a> {
+        Access {
+            caller: self.caller.as_ref(),
+            call,
+            patient_id,
+            patients: &[],
+            purpose: &self.purpose,
+            outcome: "",
+            detail,
+            peer: self.peer,
+        }
+    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<EventBatch, Status>> + Send>>;
 
 impl LogService {
-    pub fn new(log: Arc<Log>, max_event_bytes: usize, max_batch_events: usize) -> Self {
+    /// The service over `log`; `access` records its reads (and the appends refused a right).
+    pub fn new(
+        log: Arc<Log>,
+        max_event_bytes: usize,
+        max_batch_events: usize,
+        access: Option<AccessLog>,
+    ) -> Self {
         LogService {
             log,
             max_event_bytes,
             max_batch_events,
+            access,
         }
+    }
+
+    /// Records a read of the log (`result`: whether it goes ahead) before any of its data goes out.
+    async fn audited<T>(&self, access: Access<'_>, result: Result<T, Status>) -> Result<T, Status> {
+        access_log::audited(self.access.as_ref(), access, result).await
+    }
+
+    /// A refused append, recorded when the refusal is a missing right (`PERMISSION_DENIED`).
+    async fn refused(&self, patients: &[String], sender: &Sender, status: Status) -> Status {
+        let Some(log) = self
+            .access
+            .as_ref()
+            .filter(|_| status.code() == tonic::Code::PermissionDenied)
+        else {
+            return status;
+        };
+        let (patient_id, patients) = match patients {
+            [one] => (one.as_str(), &[][..]),
+            many => ("", many),
+        };
+        let recorded = log
+            .record(Access {
+                patients,
+                outcome: "permission_denied",
+                ..sender.access("EventLog/Append", patient_id, status.message().to_string())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e.message(), "a refused append could not be recorded");
+        }
+        status
     }
 
     /// Checks size and shape of every event; nothing reaches the log unless all pass.
@@ -74,26 +149,35 @@ impl LogService {
     async fn append_one(
         &self,
         request: AppendRequest,
-        caller: Option<&Principal>,
+        sender: &Sender,
     ) -> Result<AppendResponse, Status> {
         let started = std::time::Instant::now();
-        if let Err(status) = self
+        let writer = match self
             .check(&request)
-            .and_then(|_| own_organisation(&request, caller))
+            .and_then(|_| write_policy::writer_of(&request, sender.caller.as_ref()))
         {
-            metrics::counter!("journey_append_rejected_total", "reason" => reason(&status))
-                .increment(1);
-            return Err(status);
-        }
+            Ok(writer) => writer,
+            Err(status) => {
+                metrics::counter!("journey_append_rejected_total", "reason" => reason(&status))
+                    .increment(1);
+                return Err(self.refused(&patients_of(&request), sender, status).await);
+            }
+        };
         let spans = event_spans(&request.events);
+        let patients = writer.as_ref().map(|_| patients_of(&request));
         let outcome = self
             .log
             .append(journey_event_log::AppendRequest {
                 events: request.events,
                 expected_versions: request.expected_versions.into_iter().collect(),
+                writer,
             })
             .await
             .map_err(errors::append_error);
+        let outcome = match (outcome, patients) {
+            (Err(status), Some(patients)) => Err(self.refused(&patients, sender, status).await),
+            (outcome, _) => outcome,
+        };
         metrics::histogram!("journey_append_seconds").record(started.elapsed().as_secs_f64());
         let outcome = outcome.inspect_err(|status| {
             metrics::counter!("journey_append_rejected_total", "reason" => reason(status))
@@ -107,19 +191,15 @@ impl LogService {
     }
 }
 
-/// A partner appends for its own organisation only: every event's `actor.organisation` must be
-/// the caller's.
-fn own_organisation(request: &AppendRequest, caller: Option<&Principal>) -> Result<(), Status> {
-    let Some(p) = caller.filter(|p| p.role == Role::Partner) else {
-        return Ok(());
-    };
-    for (i, e) in request.events.iter().enumerate() {
-        let org = e.actor.as_ref().map_or("", |a| a.organisation.as_str());
-        if org != p.organisation {
-            return Err(errors::not_your_organisation(i, org, &p.organisation));
+/// The patients an append is about, in order, once each.
+fn patients_of(request: &AppendRequest) -> Vec<String> {
+    let mut patients: Vec<String> = Vec::new();
+    for e in &request.events {
+        if !patients.contains(&e.patient_id) {
+            patients.push(e.patient_id.clone());
         }
     }
-    Ok(())
+    patients
 }
 
 /// The metric label of a refusal: its gRPC code (invalid_argument, failed_precondition, aborted…).
@@ -208,8 +288,8 @@ impl EventLog for LogService {
         &self,
         request: Request<AppendRequest>,
     ) -> Result<Response<AppendResponse>, Status> {
-        let caller = crate::principal::of(&request).cloned();
-        self.append_one(request.into_inner(), caller.as_ref())
+        let sender = Sender::of(&request);
+        self.append_one(request.into_inner(), &sender)
             .await
             .map(Response::new)
     }
@@ -222,17 +302,18 @@ impl EventLog for LogService {
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let this = LogService {
             log: self.log.clone(),
+            access: self.access.clone(),
             ..*self
         };
         let this = Arc::new(this);
-        let caller = crate::principal::of(&request).cloned();
+        let sender = Arc::new(Sender::of(&request));
         let stream = request.into_inner();
         // Up to 8 batches of one call in flight at once, answered in request order.
         let out = stream
             .map(move |req| {
                 let this = this.clone();
-                let caller = caller.clone();
-                async move { this.append_one(req?, caller.as_ref()).await }
+                let sender = sender.clone();
+                async move { this.append_one(req?, &sender).await }
             })
             .buffered(8);
         Ok(Response::new(Box::pin(out)))
@@ -244,10 +325,19 @@ impl EventLog for LogService {
         &self,
         request: Request<ReadStreamRequest>,
     ) -> Result<Response<Self::ReadStreamStream>, Status> {
+        let sender = Sender::of(&request);
         let req = request.into_inner();
-        if req.patient_id.is_empty() {
-            return Err(errors::invalid("patient_id", "required"));
-        }
+        let checked = if req.patient_id.is_empty() {
+            Err(errors::invalid("patient_id", "required"))
+        } else {
+            Ok(())
+        };
+        let detail = format!(
+            "the patient's events from version {}",
+            req.from_version.max(1)
+        );
+        let access = sender.access("EventLog/ReadStream", &req.patient_id, detail);
+        self.audited(access, checked).await?;
         let (log, size) = (self.log.clone(), batch_size(req.batch_size));
         let mut next = req.from_version.max(1);
         Ok(Response::new(stream_batches(move || {
@@ -268,6 +358,7 @@ impl EventLog for LogService {
         &self,
         request: Request<ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let sender = Sender::of(&request);
         let req = request.into_inner();
         let log = self.log.clone();
         let to = if req.to_position == 0 {
@@ -277,6 +368,9 @@ impl EventLog for LogService {
         };
         let size = batch_size(req.batch_size);
         let mut next = req.from_position.max(1);
+        let detail = format!("every patient's events, positions {next} to {to}");
+        self.audited(sender.access("EventLog/ReadAll", "", detail), Ok(()))
+            .await?;
         Ok(Response::new(stream_batches(move || {
             let batch = log
                 .read_range(next, to, size)
@@ -294,10 +388,14 @@ impl EventLog for LogService {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let sender = Sender::of(&request);
         let req = request.into_inner();
         let log = self.log.clone();
         let size = batch_size(req.batch_size);
         let mut next = req.from_position.max(1);
+        let detail = format!("every patient's events from position {next}, then live");
+        self.audited(sender.access("EventLog/Subscribe", "", detail), Ok(()))
+            .await?;
         let mut watch = log.watch();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {

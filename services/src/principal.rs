@@ -11,6 +11,8 @@ pub enum Role {
     Auditor,
     Admin,
     Service,
+    /// The patient's consent registry: appends consent events only.
+    Consent,
 }
 
 impl Role {
@@ -22,6 +24,7 @@ impl Role {
             "auditor" => Role::Auditor,
             "admin" => Role::Admin,
             "service" => Role::Service,
+            "consent" => Role::Consent,
             _ => return None,
         })
     }

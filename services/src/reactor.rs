@@ -76,6 +76,7 @@ impl Sink {
                 let request = journey_event_log::AppendRequest {
                     events,
                     expected_versions: HashMap::new(),
+                    writer: None,
                 };
                 match log.append(request).await {
                     Ok(outcome) => Ok(outcome.deduplicated),

@@ -211,6 +211,7 @@ async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog
             log.append(AppendRequest {
                 events: batch,
                 expected_versions: Default::default(),
+                writer: None,
             })
             .await
             .context("appending the heavy patient's events")?;

@@ -487,6 +487,7 @@ pub async fn fill_log(
                         log.append(AppendRequest {
                             events: std::mem::take(&mut buf),
                             expected_versions: Default::default(),
+                            writer: None,
                         })
                         .await
                         .with_context(|| format!("filling the bench log (patient {p})"))?;
@@ -504,6 +505,7 @@ pub async fn fill_log(
                     log.append(AppendRequest {
                         events: buf,
                         expected_versions: Default::default(),
+                        writer: None,
                     })
                     .await
                     .context("filling the bench log")?;

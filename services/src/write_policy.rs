@@ -1,0 +1,87 @@
+//! Who may write what (docs/design.md §6, "Who may write what"), as far as the caller's role
+//! decides it: which event types each role appends, and under which organisation. What depends on
+//! the log's content (a partner's relationships with patients, its own encounters and facilities)
+//! is decided inside the log's single writer by the journey rules' write rights, for the
+//! organisation this module returns.
+use crate::errors;
+use crate::principal::{Principal, Role};
+use journey_proto::{v1::AppendRequest, EventType};
+use tonic::Status;
+
+/// The event types a role may append (`None`: every type), and the same in words.
+fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
+    match role {
+        Role::Admin => (None, "every event"),
+        // Everything a care organisation records, but the patient's consent.
+        Role::Partner => (
+            Some(PARTNER),
+            "every event but ConsentGiven and ConsentRevoked (a consent key records consent)",
+        ),
+        // The patient's consent registry (a patient portal, the admissions desk's consent form).
+        Role::Consent => (
+            Some(&[EventType::ConsentGiven, EventType::ConsentRevoked]),
+            "ConsentGiven and ConsentRevoked only",
+        ),
+        // The reactor's key.
+        Role::Service => (Some(&[EventType::AlertRaised]), "AlertRaised only"),
+        Role::Coordinator | Role::Quality | Role::Auditor => (Some(&[]), "no event"),
+    }
+}
+
+const PARTNER: &[EventType] = &{
+    let mut all = [EventType::PatientRegistered; EventType::ALL.len() - 2];
+    let mut i = 0;
+    let mut j = 0;
+    while i < EventType::ALL.len() {
+        let t = EventType::ALL[i];
+        if !matches!(t, EventType::ConsentGiven | EventType::ConsentRevoked) {
+            all[j] = t;
+            j += 1;
+        }
+        i += 1;
+    }
+    all
+};
+
+/// Checks that the caller's role may append every event of `request`, each under the caller's
+/// own organisation, and answers the organisation the log must hold the batch to (a partner's),
+/// or `None` for a writer the log trusts with any patient (admin, the consent registry and the
+/// reactor within their event types, or every caller under `--insecure`).
+pub fn writer_of(
+    request: &AppendRequest,
+    caller: Option<&Principal>,
+) -> Result<Option<String>, Status> {
+    let Some(p) = caller else {
+        return Ok(None);
+    };
+    if p.role == Role::Admin {
+        return Ok(None);
+    }
+    let (allowed, writes) = types_of(p.role);
+    let allowed = allowed.unwrap_or_default();
+    for (i, e) in request.events.iter().enumerate() {
+        let Some(payload) = &e.payload else { continue };
+        let t = EventType::of(payload);
+        if !allowed.contains(&t) {
+            return Err(errors::event_type_not_yours(i, t.name(), p, writes));
+        }
+        let org = e.actor.as_ref().map_or("", |a| a.organisation.as_str());
+        if org != p.organisation || org.is_empty() {
+            return Err(errors::not_your_organisation(i, org, &p.organisation));
+        }
+    }
+    Ok((p.role == Role::Partner).then(|| p.organisation.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partners_write_every_type_but_consent() {
+        assert_eq!(PARTNER.len(), EventType::ALL.len() - 2);
+        assert!(!PARTNER.contains(&EventType::ConsentGiven));
+        assert!(!PARTNER.contains(&EventType::ConsentRevoked));
+        assert!(PARTNER.contains(&EventType::PatientDeceased));
+    }
+}
