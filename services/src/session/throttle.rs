@@ -1,6 +1,7 @@
 //! Refused sign-ins per peer: after [`MAX_FAILURES`] refused tokens within [`WINDOW`], the peer
-//! is turned away until the window is over, so that tokens cannot be guessed at speed. At most
-//! [`CAPACITY`] peers are remembered (the oldest windows go first). Pure: time is an argument.
+//! is turned away until the window is over, so that tokens cannot be guessed at speed. An IPv6
+//! peer counts by its /64 (one host holds a whole /64). At most [`CAPACITY`] peers are remembered
+//! (the oldest windows go first). Pure: time is an argument.
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -13,6 +14,17 @@ pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The most peers remembered at once.
 pub const CAPACITY: usize = 10_000;
+
+/// What failures are counted under: an IPv4 address, or an IPv6 address's /64.
+fn source(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
 
 struct Failures {
     since: Instant,
@@ -34,6 +46,7 @@ impl Throttle {
 
     /// How long `peer` must still wait before trying again; `None`: it may try now.
     pub fn wait(&mut self, peer: IpAddr, now: Instant) -> Option<Duration> {
+        let peer = source(peer);
         let f = self.peers.get(&peer)?;
         let over = f.since + WINDOW;
         if now >= over {
@@ -45,6 +58,7 @@ impl Throttle {
 
     /// Counts a refused token from `peer`.
     pub fn failed(&mut self, peer: IpAddr, now: Instant) {
+        let peer = source(peer);
         if !self.peers.contains_key(&peer) && self.peers.len() >= self.capacity {
             self.peers.retain(|_, f| now < f.since + WINDOW);
             if self.peers.len() >= self.capacity {
@@ -73,7 +87,7 @@ impl Throttle {
 
     /// A peer that signed in starts afresh.
     pub fn succeeded(&mut self, peer: IpAddr) {
-        self.peers.remove(&peer);
+        self.peers.remove(&source(peer));
     }
 
     #[cfg(test)]
@@ -119,6 +133,21 @@ mod tests {
         t.succeeded(ip(1));
         t.failed(ip(1), t0);
         assert_eq!(t.wait(ip(1), t0), None);
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(100);
+        for n in 0..MAX_FAILURES {
+            let addr: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            t.failed(addr, t0);
+        }
+        assert!(t
+            .wait("2001:db8:1:2:ffff::1".parse().unwrap(), t0)
+            .is_some());
+        assert!(t.wait("2001:db8:1:3::1".parse().unwrap(), t0).is_none());
+        assert_eq!(source("::ffff:10.0.0.1".parse().unwrap()), ip(1));
     }
 
     #[test]
