@@ -261,6 +261,14 @@ async fn every_row_of_the_write_table() {
         ),
         // The reactor's service key raises alerts, and nothing else.
         ("key-0123456789-reactor", by("backbone", alert("P-B")), None),
+        // ... as the backbone itself (no organisation, as the reactor writes them) or under its
+        // own organisation, never another's.
+        ("key-0123456789-reactor", by("", alert("P-B")), None),
+        (
+            "key-0123456789-reactor",
+            by("chu-b", alert("P-B")),
+            Some("organisation"),
+        ),
         (
             "key-0123456789-reactor",
             by("backbone", deceased("P-B")),
