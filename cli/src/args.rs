@@ -4,7 +4,8 @@
 use clap::{Args, Parser, Subcommand};
 use journey_log_access::Remote;
 use journey_services::config::{
-    AuditServeConfig, EventLogConfig, Front, ReactorConfig, ReadSideConfig, UpConfig,
+    AuditServeConfig, EventLogConfig, Front, Hl7ServeConfig, ReactorConfig, ReadSideConfig,
+    UpConfig,
 };
 use std::path::PathBuf;
 
@@ -142,6 +143,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// HL7 v2 over MLLP: send message files to a listener, or show the events a message maps to.
+    Hl7 {
+        #[command(subcommand)]
+        what: crate::hl7::Hl7What,
+    },
     /// Benchmarks, each against a baseline measured in the same run (BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -168,6 +174,9 @@ pub enum ServeWhat {
     /// The Audit gRPC service over a remote log (timeline, as-of, verify, FHIR export); keeps
     /// its own anchor of the log's head when given --anchor-file.
     Audit(AuditServeConfig),
+    /// The HL7 v2 ADT listener over MLLP (docs/hl7.md), appending to a remote log with the
+    /// sending hospital's partner key (--log-token) as --mllp-organisation.
+    Hl7(Hl7ServeConfig),
 }
 
 impl Command {
@@ -180,6 +189,7 @@ impl Command {
                 ServeWhat::Readmission(c) | ServeWhat::Coordination(c) => &c.front,
                 ServeWhat::Reactor(c) => &c.front,
                 ServeWhat::Audit(c) => &c.front,
+                ServeWhat::Hl7(c) => &c.front,
             },
             _ => return None,
         })

@@ -2,6 +2,7 @@
 //! node (`journey_node`), a client verb calls a running one, a tool verb runs the tool.
 mod args;
 mod audit;
+mod hl7;
 mod verbs;
 
 use args::{Cli, Command, ImportWhat, ServeWhat};
@@ -74,6 +75,7 @@ fn server_spec(command: &Command) -> anyhow::Result<Option<Spec>> {
             ServeWhat::Coordination(c) => Spec::read_side(c.clone(), true)?,
             ServeWhat::Reactor(c) => Spec::reactor(c.clone())?,
             ServeWhat::Audit(c) => Spec::audit(c.clone())?,
+            ServeWhat::Hl7(c) => Spec::hl7(c.clone())?,
         },
         _ => return Ok(None),
     }))
@@ -120,6 +122,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             .await
         }
         Command::Simulate { args, client } => journey_simulate::run(args, &client.remote()?).await,
+        Command::Hl7 { what } => hl7::run(what).await,
         Command::Bench { what } => journey_bench::run(what).await.map(|_| true),
     }
 }

@@ -172,7 +172,7 @@ pub fn ack(request: &Header, verdict: Verdict, problem: Option<&Problem>, ack_id
     let charset = request.charset.unwrap_or(Charset::Utf8);
     let msh18 = request.charset.map_or("", Charset::msh18);
     let mut text = format!(
-        "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{trigger}^ACK|{}|{}|{version}|||||{msh18}\r",
+        "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{trigger}^ACK|{}|{}|{version}||||||{msh18}\r",
         hd(&request.receiving[0]),
         hd(&request.receiving[1]),
         hd(&request.sending[0]),
@@ -239,6 +239,11 @@ mod tests {
         assert_eq!(m.components("MSH", 9), ["ACK", "A01", "ACK"]);
         assert_eq!(m.value("MSH", 10), "ACK1");
         assert_eq!(m.value("MSH", 12), "2.5");
+        assert_eq!(
+            m.value("MSH", 18),
+            "UNICODE UTF-8",
+            "the request's character set"
+        );
         assert_eq!(m.value("MSA", 1), "AA");
         assert_eq!(m.value("MSA", 2), "M-42");
         assert!(m.segment("ERR").is_none());

@@ -15,6 +15,7 @@
 //! goes out, the HTTP server drains, each part's tasks end (last registered first, 5 s each), and
 //! a local log is flushed, closed and its final head anchored.
 mod audit;
+mod hl7;
 mod local_log;
 mod reactor;
 mod read_models;
@@ -217,6 +218,9 @@ async fn register(
     if let Some(a) = &spec.audit {
         let keeper = local.map(|l| l.anchor_keeper());
         parts.push(Box::new(audit::AuditPart::new(a, keeper, shared).await));
+    }
+    if let Some(h) = &spec.hl7 {
+        parts.push(Box::new(hl7::Hl7Part::open(h, spec, shared).await?));
     }
     Ok(parts)
 }

@@ -1,8 +1,8 @@
 //! Which parts a node runs, from the flags of each server verb.
 use journey_log_access::Remote;
 use journey_services::config::{
-    AuditServeConfig, EventLogConfig, Front, LiveFeed, LogConfig, LogListen, ReactorConfig,
-    ReadSideConfig, RemoteLog, UpConfig,
+    AuditServeConfig, EventLogConfig, Front, Hl7Config, Hl7ServeConfig, LiveFeed, LogConfig,
+    LogListen, ReactorConfig, ReadSideConfig, RemoteLog, UpConfig,
 };
 use std::{path::PathBuf, time::Duration};
 
@@ -16,6 +16,8 @@ pub struct Spec {
     pub audit: Option<AuditSpec>,
     /// The access log's database, when it is not the read models' one.
     pub access_log_url: Option<String>,
+    /// The HL7 v2 listener over MLLP (`--mllp-addr`).
+    pub hl7: Option<Hl7Config>,
 }
 
 /// The log a node holds (it opens the folder) or reads over gRPC.
@@ -69,6 +71,7 @@ impl Spec {
                 nats: None,
             }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
+            hl7: config.hl7.mllp_addr.is_some().then(|| config.hl7.clone()),
             // With read models, reads are recorded in their database.
             access_log_url: config
                 .no_read_models
@@ -98,6 +101,7 @@ impl Spec {
                 anchor_file: None,
                 anchor_interval: Duration::ZERO,
             }),
+            hl7: None,
             access_log_url: Some(access_log),
         }
     }
@@ -118,6 +122,7 @@ impl Spec {
             reactor: None,
             audit: None,
             access_log_url: None,
+            hl7: None,
         })
     }
 
@@ -152,6 +157,18 @@ impl Spec {
                 anchor_interval: Duration::from_millis(c.anchor_interval_ms),
             }),
             access_log_url: Some(c.access_log_url),
+            ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
+        })
+    }
+
+    /// `journey serve hl7`: the MLLP listener, appending to a remote log with a partner key.
+    pub fn hl7(c: Hl7ServeConfig) -> anyhow::Result<Spec> {
+        anyhow::ensure!(
+            c.hl7.mllp_addr.is_some(),
+            "serve hl7 needs --mllp-addr: the address interface engines connect to"
+        );
+        Ok(Spec {
+            hl7: Some(c.hl7),
             ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
         })
     }

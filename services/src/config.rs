@@ -87,6 +87,8 @@ pub struct UpConfig {
     #[arg(long, env = "JOURNEY_NO_READ_MODELS")]
     pub no_read_models: bool,
     #[command(flatten)]
+    pub hl7: Hl7Config,
+    #[command(flatten)]
     pub front: Front,
 }
 
@@ -249,6 +251,49 @@ pub struct AuditServeConfig {
         default_value = "sqlite://./data/access-log.sqlite"
     )]
     pub access_log_url: String,
+    #[command(flatten)]
+    pub front: Front,
+}
+
+/// The HL7 v2 ADT listener over MLLP (docs/hl7.md): `journey up --mllp-addr`, `journey serve hl7`.
+#[derive(Debug, Clone, Args)]
+pub struct Hl7Config {
+    /// MLLP listen address for HL7 v2 ADT messages (e.g. 0.0.0.0:2575). Unset = no HL7 listener.
+    #[arg(long, env = "JOURNEY_MLLP_ADDR")]
+    pub mllp_addr: Option<String>,
+    /// The organisation HL7 messages are written as (the actor's organisation; the write rights of
+    /// a partner of this organisation apply). With `serve hl7`, the organisation of --log-token.
+    #[arg(long, env = "JOURNEY_MLLP_ORGANISATION")]
+    pub mllp_organisation: Option<String>,
+    /// The PID-3 assigning authority (namespace id or OID) whose identifier becomes the patient
+    /// id. Default: the first PID-3 repetition.
+    #[arg(long, env = "JOURNEY_HL7_PATIENT_ID_AUTHORITY")]
+    pub hl7_patient_id_authority: Option<String>,
+    /// Time zone of HL7 times sent without an offset (IANA name).
+    #[arg(long, env = "JOURNEY_HL7_TIME_ZONE", default_value = "Europe/Paris")]
+    pub hl7_time_zone: String,
+    /// Largest HL7 message taken, in bytes; a larger one is answered with a reject (AR).
+    #[arg(long, env = "JOURNEY_MLLP_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub mllp_max_bytes: usize,
+    /// An MLLP connection silent this long is closed: a number followed by s, m, h or d.
+    #[arg(long, env = "JOURNEY_MLLP_IDLE_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pub mllp_idle_timeout: std::time::Duration,
+}
+
+/// `journey serve hl7`: the MLLP listener alone, appending to a remote log with a partner key.
+#[derive(Debug, Clone, Args)]
+pub struct Hl7ServeConfig {
+    /// The log the messages' events are appended to; --log-token is the sender's partner key.
+    #[command(flatten)]
+    pub log: RemoteLog,
+    #[command(flatten)]
+    pub hl7: Hl7Config,
+    /// gRPC listen address for health checks (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_GRPC_ADDR", default_value = "127.0.0.1:50054")]
+    pub grpc_addr: String,
+    /// HTTP listen address of /status and /metrics (port 0 = any free port).
+    #[arg(long, env = "JOURNEY_HTTP_ADDR", default_value = "127.0.0.1:8084")]
+    pub http_addr: String,
     #[command(flatten)]
     pub front: Front,
 }

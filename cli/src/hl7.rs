@@ -1,0 +1,169 @@
+//! `journey hl7 …`: an MLLP client that sends message files in order and prints each ACK, and
+//! `map`, which prints the events a message maps to without appending anything.
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use journey_hl7::{message::Message, mllp, Settings};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+
+#[derive(Debug, Subcommand)]
+pub enum Hl7What {
+    /// Send HL7 v2 messages (one per file; a folder: its files in name order) over MLLP, one at a
+    /// time, and print each ACK. Exit code 1 when any is not accepted (AA/CA).
+    Send {
+        /// Message files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The listener (`journey up --mllp-addr`, `journey serve hl7`).
+        #[arg(long, env = "JOURNEY_MLLP_ADDR", default_value = "127.0.0.1:2575")]
+        mllp_addr: String,
+        /// Seconds to wait for each ACK.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Print the events a message maps to, as JSON (one per line); appends nothing.
+    Map {
+        file: PathBuf,
+        #[command(flatten)]
+        settings: MapSettings,
+    },
+}
+
+/// The listener's mapping settings, for `map` to answer as the listener would.
+#[derive(Debug, Args)]
+pub struct MapSettings {
+    /// The organisation the events are written as.
+    #[arg(long, env = "JOURNEY_MLLP_ORGANISATION", default_value = "hl7-sender")]
+    mllp_organisation: String,
+    /// The PID-3 assigning authority whose identifier becomes the patient id.
+    #[arg(long, env = "JOURNEY_HL7_PATIENT_ID_AUTHORITY")]
+    hl7_patient_id_authority: Option<String>,
+    /// Time zone of times sent without an offset.
+    #[arg(long, env = "JOURNEY_HL7_TIME_ZONE", default_value = "Europe/Paris")]
+    hl7_time_zone: String,
+}
+
+pub async fn run(what: Hl7What) -> anyhow::Result<bool> {
+    match what {
+        Hl7What::Send {
+            paths,
+            mllp_addr,
+            timeout,
+        } => send(&paths, &mllp_addr, Duration::from_secs(timeout)).await,
+        Hl7What::Map { file, settings } => map(&file, settings),
+    }
+}
+
+fn map(file: &Path, s: MapSettings) -> anyhow::Result<bool> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let settings = Settings {
+        organisation: s.mllp_organisation,
+        patient_id_authority: s.hl7_patient_id_authority,
+        time_zone: s.hl7_time_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--hl7-time-zone {:?} is not an IANA time zone name",
+                s.hl7_time_zone
+            )
+        })?,
+    };
+    match journey_hl7::listener::events_of(&bytes, &settings) {
+        Ok((_, events)) => {
+            for e in &events {
+                println!("{}", journey_proto::json::event_to_json(e));
+            }
+            Ok(true)
+        }
+        Err(ack) => {
+            eprintln!("{}: {}", file.display(), describe(&ack));
+            Ok(false)
+        }
+    }
+}
+
+/// The files to send, in order: each path as given, a folder's files by name.
+fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read the folder {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            out.extend(inside);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn send(paths: &[PathBuf], addr: &str, timeout: Duration) -> anyhow::Result<bool> {
+    let files = files(paths)?;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot reach the MLLP listener at {addr} (--mllp-addr)"))?;
+    let (read, mut write) = stream.split();
+    let mut reader = mllp::Reader::new(read, 16 * 1024 * 1024);
+    let mut all_accepted = true;
+    let total = files.len();
+    for (i, file) in files.iter().enumerate() {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        write.write_all(&mllp::frame(&bytes)).await?;
+        let frame = tokio::time::timeout(timeout, reader.next())
+            .await
+            .with_context(|| {
+                format!(
+                    "no ACK for {} within {} s; stopping here (messages after it not sent)",
+                    file.display(),
+                    timeout.as_secs()
+                )
+            })??;
+        let mllp::Frame::Message(ack) = frame else {
+            anyhow::bail!(
+                "the listener closed the connection without an ACK for {}; messages after it not sent",
+                file.display()
+            );
+        };
+        let line = describe(&ack);
+        all_accepted &= line.starts_with("AA") || line.starts_with("CA");
+        if total > 1 {
+            println!("[{}/{total}] {}: {line}", i + 1, file.display());
+        } else {
+            println!("{}: {line}", file.display());
+        }
+    }
+    Ok(all_accepted)
+}
+
+/// An ACK in one line: its code, the message it answers, and the error when there is one.
+fn describe(ack: &[u8]) -> String {
+    let Ok(m) = Message::parse(ack) else {
+        return format!("unreadable ACK: {}", String::from_utf8_lossy(ack));
+    };
+    let mut line = format!("{} {}", m.value("MSA", 1), m.value("MSA", 2));
+    if m.segment("ERR").is_some() {
+        let field = m.components("ERR", 2);
+        let field = match field.as_slice() {
+            [seg, _, n, ..] if !seg.is_empty() => format!("{seg}-{n} "),
+            _ => String::new(),
+        };
+        let rule = m.get("ERR", 5, 1, 1, 1);
+        let rule = if rule.is_empty() {
+            String::new()
+        } else {
+            format!("[{rule}] ")
+        };
+        line.push_str(&format!(
+            " (HL7 {}) {field}{rule}{}",
+            m.get("ERR", 3, 1, 1, 1),
+            m.value("ERR", 8)
+        ));
+    }
+    line
+}

@@ -1,0 +1,570 @@
+//! HL7 v2 ADT over MLLP against the real binary (`journey up --mllp-addr`, `journey serve hl7`):
+//! every ADT sample answered, a stay sent over MLLP ending as the same stay appended over gRPC, a
+//! resent message written once, bad input answered precisely or closed after the idle timeout
+//! with nothing written, and an 8859/15 message arriving intact. The ACKs are read here by hand
+//! (split on `\r` and `|`), not with the crate under test.
+use journey_proto::v1::{self, event::Payload, Event, HeadRequest};
+use journey_tests::*;
+use std::{path::Path, time::Duration};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+const VT: u8 = 0x0B;
+const FS: u8 = 0x1C;
+const CR: u8 = 0x0D;
+const ORG: &str = "chu-a";
+
+/// `journey up --insecure` with an MLLP listener on a free port (and `extra` flags); the
+/// listener's address.
+fn up_with_mllp(dir: &Path, extra: &[&str]) -> (Server, String) {
+    let mllp = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["--mllp-addr", &mllp, "--mllp-organisation", ORG];
+    args.extend_from_slice(extra);
+    (Server::start(&dir.join("data"), &args), mllp)
+}
+
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![VT];
+    out.extend_from_slice(message);
+    out.extend_from_slice(&[FS, CR]);
+    out
+}
+
+/// One connection to the listener, one message at a time.
+struct Mllp(TcpStream);
+
+impl Mllp {
+    async fn connect(addr: &str) -> Mllp {
+        Mllp(TcpStream::connect(addr).await.expect("MLLP connect"))
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).await.unwrap();
+    }
+
+    /// The next framed answer, within 20 s.
+    async fn ack(&mut self) -> Ack {
+        let mut got = Vec::new();
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = self.0.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the listener closed the connection without an ACK");
+                got.extend_from_slice(&buf[..n]);
+                if got.ends_with(&[FS, CR]) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("an ACK within 20 s");
+        assert_eq!(got[0], VT, "an MLLP frame");
+        Ack(got[1..got.len() - 2].to_vec())
+    }
+
+    async fn send(&mut self, message: &[u8]) -> Ack {
+        self.send_raw(&frame(message)).await;
+        self.ack().await
+    }
+}
+
+/// An ACK, read by splitting segments on `\r` and fields on `|`.
+struct Ack(Vec<u8>);
+
+impl Ack {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+    /// SEG-n (for MSH, n ≥ 3: MSH-1 is the separator itself).
+    fn field(&self, seg: &str, n: usize) -> String {
+        let text = self.text();
+        let Some(line) = text.split('\r').find(|l| l.starts_with(seg)) else {
+            return String::new();
+        };
+        let index = if seg == "MSH" { n - 1 } else { n };
+        line.split('|').nth(index).unwrap_or("").to_string()
+    }
+    fn code(&self) -> String {
+        self.field("MSA", 1)
+    }
+}
+
+/// HL7 time of `secs_ago` seconds ago, in UTC.
+fn hl7_time(secs_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs_ago))
+        .format("%Y%m%d%H%M%S+0000")
+        .to_string()
+}
+
+/// The same instant as [`hl7_time`], as an event's `occurred_at` (to the second).
+fn occurred(hl7: &str) -> journey_proto::prost_types::Timestamp {
+    let t = chrono::DateTime::parse_from_str(hl7, "%Y%m%d%H%M%S%z").unwrap();
+    journey_proto::prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+/// A PAM-FR style ADT message: MSH, EVN, PID, PV1 (encounter, unit, prior unit), ZBE (movement
+/// id, its time, the action), ZFM (exit mode 8: home).
+fn adt(trigger: &str, control: &str, patient: &str, movement: &str, when: &str) -> Vec<u8> {
+    let action = if ["A11", "A12", "A13"].contains(&trigger) {
+        "CANCEL"
+    } else {
+        "INSERT"
+    };
+    let (unit, prior) = if trigger == "A01" {
+        ("CARDIO", "")
+    } else {
+        ("REA", "CARDIO")
+    };
+    format!(
+        "MSH|^~\\&|GAM|CHU-A|JOURNEY|BACKBONE|{when}||ADT^{trigger}^ADT_A01|{control}|P|2.5|||||FRA|UNICODE UTF-8\r\
+EVN|{trigger}|{when}\r\
+PID|1||{patient}^^^CHU-A^PI||DOE^JANE||19600101|F\r\
+PV1|1|I|{unit}^^^FAC-H|R||{prior}|||||||||||||ENC-{patient}\r\
+ZBE|{movement}|{when}||{action}|N\r\
+ZFM||8\r"
+    )
+    .into_bytes()
+}
+
+async fn head(client: &mut journey_tests::client::LogClient) -> u64 {
+    client
+        .head(HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+}
+
+async fn stream(server: &Server, patient: &str) -> Vec<Event> {
+    let mut c = server.client().await;
+    let mut s = c
+        .read_stream(v1::ReadStreamRequest {
+            patient_id: patient.into(),
+            from_version: 1,
+            batch_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(batch) = s.message().await.unwrap() {
+        out.extend(batch.events);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_adt_sample_gets_an_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/hl7v2");
+    let mut files: Vec<_> = std::fs::read_dir(&samples)
+        .expect("the HL7 samples in ../shared/data/hl7v2")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ADT"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 50, "{} ADT samples", files.len());
+    let mapped = [
+        "A01", "A02", "A03", "A04", "A05", "A11", "A12", "A13", "A28", "A31", "A40",
+    ];
+    let mut c = Mllp::connect(&mllp).await;
+    let mut accepted = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let text = String::from_utf8_lossy(&bytes).replace('\u{feff}', "");
+        let msh: Vec<&str> = text.lines().next().unwrap().split('|').collect();
+        let (control, trigger) = (msh[9], msh[8].split('^').nth(1).unwrap_or(""));
+        let ack = c.send(&bytes).await;
+        let name = file.display();
+        assert_eq!(ack.field("MSA", 2), control, "{name}: MSA-2 = MSH-10");
+        assert_eq!(ack.field("MSH", 9), format!("ACK^{trigger}^ACK"), "{name}");
+        let code = ack.code();
+        if mapped.contains(&trigger) {
+            assert!(
+                ["AA", "AE", "CA", "CE"].contains(&code.as_str()),
+                "{name}: {}",
+                ack.text()
+            );
+        } else {
+            assert!(
+                ["AR", "CR"].contains(&code.as_str()),
+                "{name}: {}",
+                ack.text()
+            );
+            assert!(
+                ack.field("ERR", 3).starts_with("201^"),
+                "{name}: {}",
+                ack.text()
+            );
+        }
+        if code == "AA" || code == "CA" {
+            accepted += 1;
+        } else {
+            assert!(!ack.field("ERR", 8).is_empty(), "{name}: {}", ack.text());
+        }
+    }
+    assert!(accepted >= 3, "{accepted} samples accepted");
+    // Still serving, on a fresh connection too.
+    let mut again = Mllp::connect(&mllp).await;
+    let ack = again
+        .send(&adt("A28", "after-samples", "P-AFTER", "", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    drop(server);
+}
+
+/// The payloads of a stream with every event id replaced by its stream version, and the
+/// clinical times: what two ways of sending one journey must agree on.
+fn journey_of(events: &[Event]) -> Vec<(Payload, i64)> {
+    let version = |id: &str| {
+        events
+            .iter()
+            .find(|e| e.event_id == id)
+            .map_or("unknown".to_string(), |e| e.stream_version.to_string())
+    };
+    events
+        .iter()
+        .map(|e| {
+            let mut p = e.payload.clone().unwrap();
+            match &mut p {
+                Payload::DischargeCancelled(c) => {
+                    c.cancelled_event_id = version(&c.cancelled_event_id)
+                }
+                Payload::PatientRegistered(r) => r.local_id = "local".into(),
+                _ => {}
+            }
+            (p, e.occurred_at.unwrap().seconds)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-reactor"]);
+    let t: Vec<String> = [5000, 4000, 3000, 2000, 1000]
+        .iter()
+        .map(|s| hl7_time(*s))
+        .collect();
+    let p = "P-HL7";
+    let mut c = Mllp::connect(&mllp).await;
+    for (trigger, control, movement, when) in [
+        ("A01", "C1", "MVT-1", &t[0]),
+        ("A02", "C2", "MVT-2", &t[1]),
+        ("A03", "C3", "MVT-3", &t[2]),
+        ("A13", "C4", "MVT-3", &t[3]),
+        ("A03", "C5", "MVT-4", &t[4]),
+    ] {
+        let ack = c.send(&adt(trigger, control, p, movement, when)).await;
+        assert_eq!(ack.code(), "AA", "{trigger}: {}", ack.text());
+    }
+
+    // The same journey appended over gRPC.
+    let g = "P-GRPC";
+    let ev = |when: &str, payload: Payload| Event {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        patient_id: g.into(),
+        occurred_at: Some(occurred(when)),
+        actor: Some(v1::Actor {
+            id: "GAM".into(),
+            role: v1::Role::System as i32,
+            organisation: ORG.into(),
+            ..Default::default()
+        }),
+        source: "grpc".into(),
+        payload: Some(payload),
+        ..Default::default()
+    };
+    let enc = format!("ENC-{p}");
+    let discharge = |when: &str| {
+        ev(
+            when,
+            Payload::Discharged(v1::Discharged {
+                encounter_id: enc.clone(),
+                disposition: v1::Disposition::Home as i32,
+                ..Default::default()
+            }),
+        )
+    };
+    let first_discharge = discharge(&t[2]);
+    let events = vec![
+        ev(
+            &t[0],
+            Payload::PatientRegistered(v1::PatientRegistered {
+                birth_date: "1960-01-01".into(),
+                sex: v1::Sex::Female as i32,
+                family_name: "DOE".into(),
+                given_name: "JANE".into(),
+                ..Default::default()
+            }),
+        ),
+        ev(
+            &t[0],
+            Payload::Admitted(v1::Admitted {
+                encounter_id: enc.clone(),
+                facility: Some(v1::Facility {
+                    id: "FAC-H".into(),
+                    ..Default::default()
+                }),
+                unit: "CARDIO".into(),
+                setting: v1::Setting::Inpatient as i32,
+                admit_type: v1::AdmitType::Elective as i32,
+                ..Default::default()
+            }),
+        ),
+        ev(
+            &t[1],
+            Payload::Transferred(v1::Transferred {
+                encounter_id: enc.clone(),
+                from_unit: "CARDIO".into(),
+                to_unit: "REA".into(),
+            }),
+        ),
+        first_discharge.clone(),
+        ev(
+            &t[3],
+            Payload::DischargeCancelled(v1::DischargeCancelled {
+                cancelled_event_id: first_discharge.event_id.clone(),
+            }),
+        ),
+        discharge(&t[4]),
+    ];
+    let mut client = server.client().await;
+    for e in events {
+        client.append(batch(vec![e])).await.unwrap();
+    }
+
+    let over_mllp = stream(&server, p).await;
+    let over_grpc = stream(&server, g).await;
+    assert_eq!(over_mllp.len(), 6);
+    assert_eq!(journey_of(&over_mllp), journey_of(&over_grpc));
+    for e in &over_mllp {
+        let actor = e.actor.as_ref().unwrap();
+        assert_eq!(actor.organisation, ORG, "the sender's organisation");
+        assert!(e.source.starts_with("hl7v2:"), "{}", e.source);
+    }
+}
+
+#[tokio::test]
+async fn a_resent_message_writes_once_and_is_accepted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let admit = adt("A01", "R1", "P-RESENT", "MVT-R1", &hl7_time(600));
+    let mut c = Mllp::connect(&mllp).await;
+    assert_eq!(c.send(&admit).await.code(), "AA");
+    // The ACK of a transfer is lost: the sender hangs up before reading it, then resends.
+    let transfer = adt("A02", "R2", "P-RESENT", "MVT-R2", &hl7_time(300));
+    let mut lost = Mllp::connect(&mllp).await;
+    lost.send_raw(&frame(&transfer)).await;
+    drop(lost);
+    let mut again = Mllp::connect(&mllp).await;
+    let first = again.send(&transfer).await;
+    let second = again.send(&transfer).await;
+    let admit_again = again.send(&admit).await;
+    for ack in [&first, &second, &admit_again] {
+        assert_eq!(ack.code(), "AA", "{}", ack.text());
+    }
+    let events = stream(&server, "P-RESENT").await;
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["PatientRegistered", "Admitted", "Transferred"],
+        "one set of events"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_answered_or_closed_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(
+        dir.path(),
+        &[
+            "--no-read-models",
+            "--no-reactor",
+            "--mllp-max-bytes",
+            "20000",
+            "--mllp-idle-timeout",
+            "2s",
+        ],
+    );
+    let mut c = Mllp::connect(&mllp).await;
+    let registered = c
+        .send(&adt("A28", "REG", "P-NO-STAY", "", &hl7_time(120)))
+        .await;
+    assert_eq!(registered.code(), "AA", "{}", registered.text());
+    let mut client = server.client().await;
+    let before = head(&mut client).await;
+
+    // A stalled half frame and bare garbage are held open by nobody but themselves.
+    let stalled = tokio::spawn({
+        let mllp = mllp.clone();
+        async move {
+            closes_idle_connection(&mllp, b"\x0bMSH|^~\\&|GAM|CHU-A", Duration::from_secs(15)).await
+        }
+    });
+    let garbage_unframed = tokio::spawn({
+        let mllp = mllp.clone();
+        async move {
+            closes_idle_connection(
+                &mllp,
+                &[0xde, 0xad, 0xbe, 0xef, 0, 1, 2],
+                Duration::from_secs(15),
+            )
+            .await
+        }
+    });
+
+    let ack = c.send(b"hello, is this the hospital?").await;
+    assert_eq!(ack.code(), "AR", "{}", ack.text());
+    assert!(ack.field("ERR", 2).starts_with("MSH"), "{}", ack.text());
+    assert!(ack.field("ERR", 8).contains("not HL7"), "{}", ack.text());
+
+    let ack = c.send(&[0x00, 0xff, 0x13, 0x37, 0x80, 0x0b]).await;
+    assert_eq!(ack.code(), "AR", "binary garbage: {}", ack.text());
+
+    let mut huge = adt("A28", "HUGE-1", "P-HUGE", "", &hl7_time(60));
+    huge.extend(std::iter::repeat_n(b'x', 100_000));
+    let ack = c.send(&huge).await;
+    assert_eq!(ack.code(), "AR", "{}", ack.text());
+    assert_eq!(
+        ack.field("MSA", 2),
+        "HUGE-1",
+        "the reject names the message"
+    );
+    assert!(
+        ack.field("ERR", 8).contains("larger than 20000 bytes"),
+        "{}",
+        ack.text()
+    );
+
+    let ack = c
+        .send(b"MSH|^~\\&|GAM|CHU-A|||20260101||ADT^A01|ODD|P|2.5||||||KOI8-R\r")
+        .await;
+    assert_eq!(ack.code(), "AR", "{}", ack.text());
+    assert!(
+        ack.field("ERR", 2).starts_with("MSH^1^18"),
+        "{}",
+        ack.text()
+    );
+
+    let ack = c
+        .send(&adt("A99", "UNKNOWN", "P-X", "", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AR", "{}", ack.text());
+    assert!(ack.field("ERR", 3).starts_with("201^"), "{}", ack.text());
+
+    // A discharge of a known patient without an admission: the journey rules refuse it, named
+    // in ERR.
+    let ack = c
+        .send(&adt("A03", "NO-STAY", "P-NO-STAY", "MVT-N", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AE", "{}", ack.text());
+    assert!(
+        ack.field("ERR", 5).starts_with("no_open_admission"),
+        "{}",
+        ack.text()
+    );
+
+    assert_eq!(head(&mut client).await, before, "nothing written");
+
+    // The same connection, and others, keep being served while the stalled ones wait.
+    let ack = c.send(&adt("A28", "OK-1", "P-OK", "", &hl7_time(60))).await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    assert!(
+        stalled.await.unwrap(),
+        "a stalled half frame is closed after the idle timeout"
+    );
+    assert!(
+        garbage_unframed.await.unwrap(),
+        "unframed garbage is closed after the idle timeout"
+    );
+    assert_eq!(head(&mut client).await, before + 1);
+}
+
+#[tokio::test]
+async fn a_latin9_message_arrives_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    // "LŒUVRE^Hélène €" in ISO 8859-15: Œ = BC, é = E9, è = E8, € = A4.
+    let mut msg = format!(
+        "MSH|^~\\&|GAM|CHU-A|||{}||ADT^A28^ADT_A05|L9|P|2.5|||||FRA|8859/15\rPID|1||P-LATIN9^^^CHU-A^PI||L",
+        hl7_time(60)
+    )
+    .into_bytes();
+    msg.push(0xBC);
+    msg.extend_from_slice(b"UVRE^H");
+    msg.push(0xE9);
+    msg.extend_from_slice(b"l");
+    msg.push(0xE8);
+    msg.extend_from_slice(b"ne ");
+    msg.push(0xA4);
+    msg.extend_from_slice(b"||19700101|F\r");
+    let ack = Mllp::connect(&mllp).await.send(&msg).await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    assert_eq!(
+        ack.field("MSH", 18),
+        "8859/15",
+        "answered in the sender's set"
+    );
+    let events = stream(&server, "P-LATIN9").await;
+    let Some(Payload::PatientRegistered(r)) = &events[0].payload else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!(r.family_name, "LŒUVRE");
+    assert_eq!(r.given_name, "Hélène €");
+}
+
+#[tokio::test]
+async fn serve_hl7_appends_with_its_partner_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = secure_up(
+        dir.path(),
+        "key-0123456789-partner partner hospital-a chu-a\n",
+        &["--no-read-models", "--no-reactor"],
+    );
+    let serve = |org: &str| {
+        let mllp = format!("127.0.0.1:{}", free_port());
+        let server = spawn_ready(&[
+            "serve",
+            "hl7",
+            "--log-url",
+            &log.grpc,
+            "--log-token",
+            "key-0123456789-partner",
+            "--mllp-addr",
+            &mllp,
+            "--mllp-organisation",
+            org,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ]);
+        (server, mllp)
+    };
+    let (_own, mllp) = serve(ORG);
+    let ack = Mllp::connect(&mllp)
+        .await
+        .send(&adt("A01", "S1", "P-SERVE", "MVT-S1", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+
+    // The key is chu-a's: writing as another organisation is refused by the log, named in ERR.
+    let (_other, mllp) = serve("chu-b");
+    let ack = Mllp::connect(&mllp)
+        .await
+        .send(&adt("A01", "S2", "P-SERVE-2", "MVT-S2", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AE", "{}", ack.text());
+    assert!(ack.text().contains("chu-b"), "{}", ack.text());
+}
