@@ -15,4 +15,5 @@ pub mod message;
 pub mod mllp;
 
 pub use listener::{Config, Sink};
+pub use chrono_tz::Tz;
 pub use mapping::Settings;
