@@ -71,7 +71,8 @@ async fn a_session_ends_when_its_jwt_expires() {
     let dir = tempfile::tempdir().unwrap();
     let server = secure_up(dir.path(), KEYS, &[]);
     let base = &server.http;
-    let exp = jsonwebtoken::get_current_timestamp() + 3;
+    // Long enough to sign in and see a page on a busy machine, short enough to wait for.
+    let exp = jsonwebtoken::get_current_timestamp() + 6;
     let jwt = hs256_jwt(&serde_json::json!({
         "sub": "nurse-jwt", "role": "coordinator", "org": "cpts-1", "territory": "T1", "exp": exp
     }));
