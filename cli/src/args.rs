@@ -33,8 +33,9 @@ pub struct ClientArgs {
         global = true
     )]
     pub server: String,
-    /// Access token, sent as `authorization: Bearer …`. Default: the admin token a local
-    /// `journey up` wrote to $JOURNEY_DATA_DIR/admin.token (./data/admin.token).
+    /// Access token, sent as `authorization: Bearer …`. Default, for a server on this machine
+    /// only (127.0.0.1, ::1, localhost): the admin token a local `journey up` wrote to
+    /// $JOURNEY_DATA_DIR/admin.token (./data/admin.token); it is never sent elsewhere.
     #[arg(long, env = "JOURNEY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -51,11 +52,41 @@ pub struct Range {
 }
 
 impl ClientArgs {
-    /// The server to call, with `--token`, else `JOURNEY_TOKEN`, else the local admin token.
+    /// The server to call, with `--token`, else `JOURNEY_TOKEN`, else, for a server on this
+    /// machine only, the local admin token: a `--server` elsewhere (a typo, a hostile address)
+    /// never receives it.
     pub fn remote(&self) -> anyhow::Result<Remote> {
-        let local = local_admin_token();
-        Remote::new(&self.server, self.token.as_deref().or(local.as_deref()))
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None if is_loopback(&self.server) => local_admin_token(),
+            None => {
+                if local_admin_token().is_some() {
+                    eprintln!(
+                        "note: the local admin token is sent only to a server on this machine; \
+                         to call {} with a token, pass --token or set JOURNEY_TOKEN",
+                        self.server
+                    );
+                }
+                None
+            }
+        };
+        Remote::new(&self.server, token.as_deref())
     }
+}
+
+/// Whether `server` (`http(s)://HOST:PORT`) is this machine: a loopback address or `localhost`.
+fn is_loopback(server: &str) -> bool {
+    let Ok(uri) = server.parse::<tonic::codegen::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The local admin token `journey up` wrote (`$JOURNEY_DATA_DIR` or `./data`).
@@ -318,4 +349,33 @@ pub enum AuditWhat {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for local in [
+            "http://127.0.0.1:50051",
+            "https://127.0.0.2:1",
+            "http://localhost:50051",
+            "http://LOCALHOST",
+            "http://[::1]:50051",
+        ] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.1:50051",
+            "https://journey.example.org:443",
+            "http://localhost.example.org:50051",
+            "http://127.0.0.1.evil.example:50051",
+            "http://[::2]:50051",
+            "http://0.0.0.0:50051",
+            "not a url",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
 }

@@ -85,10 +85,12 @@ pub fn validate(event: &Event, now: Timestamp) -> Result<(), FieldError> {
 fn payload(p: &Payload, now: &Timestamp) -> R {
     match p {
         Payload::PatientRegistered(x) => {
+            birth_date("patient_registered.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("patient_registered.sex", x.sex)?;
             opt_professional("patient_registered.gp", x.gp.as_ref())
         }
         Payload::IdentityUpdated(x) => {
+            birth_date("identity_updated.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("identity_updated.sex", x.sex)?;
             opt_professional("identity_updated.gp", x.gp.as_ref())
         }
@@ -328,6 +330,43 @@ fn clinical_time(field: &str, t: &Timestamp, now: &Timestamp) -> R {
     Ok(())
 }
 
+/// A birth date, when given: a calendar date `YYYY-MM-DD`, from 1900 on and not after `now`'s
+/// day (UTC) plus one, as clinical times are.
+fn birth_date(field: &str, value: &str, now: &Timestamp) -> R {
+    if value.is_empty() {
+        return Ok(()); // unknown
+    }
+    let shape = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let date = shape
+        .then(|| chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| {
+            FieldError::new(
+                field,
+                format!("{value:?} is not a date (expected YYYY-MM-DD)"),
+            )
+        })?;
+    let seconds = date
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp();
+    if seconds < EARLIEST_SECONDS {
+        return Err(FieldError::new(field, "is before 1900-01-01"));
+    }
+    if seconds > now.seconds.saturating_add(MAX_FUTURE_SECONDS) {
+        return Err(FieldError::new(field, "is in the future"));
+    }
+    Ok(())
+}
+
 fn actor(a: Option<&Actor>) -> R {
     let Some(a) = a else {
         return Err(FieldError::new("actor", "is required"));
@@ -461,6 +500,43 @@ mod tests {
         let err = validate(e, now()).expect_err("should fail");
         assert_eq!(err.field, field, "{err}");
         assert_eq!(err.to_string(), format!("{}: {}", err.field, err.message));
+    }
+
+    #[test]
+    fn a_birth_date_is_a_calendar_date_or_nothing() {
+        use journey_proto::v1::{IdentityUpdated, PatientRegistered};
+        let registered = |d: &str| {
+            event(Payload::PatientRegistered(PatientRegistered {
+                birth_date: d.into(),
+                ..Default::default()
+            }))
+        };
+        for good in ["", "1950-02-28", "2000-02-29", "2023-11-14"] {
+            validate(&registered(good), now()).unwrap();
+        }
+        for bad in [
+            "not-a-date",
+            "1950-2-28",
+            "1950-02-30",
+            "2023-02-29",
+            "19500228",
+            "1950-02-28T00:00:00Z",
+            " 1950-02-28",
+            "1899-12-31",
+            "2099-01-01",
+        ] {
+            fails(&registered(bad), "patient_registered.birth_date");
+        }
+        let err = validate(&registered("not-a-date"), now()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "\"not-a-date\" is not a date (expected YYYY-MM-DD)"
+        );
+        let updated = event(Payload::IdentityUpdated(IdentityUpdated {
+            birth_date: "1950-13-01".into(),
+            ..Default::default()
+        }));
+        fails(&updated, "identity_updated.birth_date");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! How read models and the reactor follow the log: catch-up ranges from the log, then live events.
 //! Three implementations: in-process (the log of this process), the `EventLog` gRPC service, and
-//! NATS JetStream for live events (`crate::nats`, with the gRPC log for catch-up and gap refill).
+//! NATS JetStream for live events (the `nats` module, with the gRPC log for catch-up and gap refill).
 use crate::remote::{LogClient, Remote};
 use anyhow::Context;
 use futures::StreamExt;

@@ -260,6 +260,7 @@ impl GrpcServer {
             grpc_builder()
                 .layer(journey_services::grpc_metrics::GrpcMetrics)
                 .layer(journey_services::auth::AuthLayer(shared.auth.clone()))
+                .layer(journey_services::request_decoding::RequestDecoding)
                 .add_routes(routes.routes())
                 .serve_with_incoming_shutdown(connections::accept(listener, tls), async {
                     let _ = stopped.await;

@@ -93,6 +93,7 @@ impl LocalLog {
                 config.max_event_bytes,
                 config.max_batch_events,
             )),
+            max_request: largest_request(config.max_event_bytes, config.max_batch_events),
             outbox: config.nats_url.clone().map(|url| OutboxConfig {
                 url,
                 stream: config.nats_stream.clone(),
@@ -137,6 +138,8 @@ impl LocalLog {
 pub struct LogPart {
     log: Arc<EventLog>,
     service: Arc<LogService>,
+    /// The largest request message the `EventLog` service decodes.
+    max_request: usize,
     outbox: Option<OutboxConfig>,
     published: Arc<OutboxStatus>,
     keeper: Arc<AnchorKeeper>,
@@ -144,11 +147,23 @@ pub struct LogPart {
     handle: LogHandle,
 }
 
+/// The largest request message worth decoding: the largest batch the service accepts
+/// (`max_batch_events` events of `max_event_bytes`, each with its field tag and length), its
+/// expected versions (one per patient, ids of at most 64 bytes) and a margin; never more than
+/// [`MAX_MESSAGE`]. A bigger message is refused from its length prefix, before its body is read.
+fn largest_request(max_event_bytes: usize, max_batch_events: usize) -> usize {
+    const PER_EVENT: usize = 11 + 80; // tag and length; an expected version's entry
+    max_batch_events
+        .saturating_mul(max_event_bytes.saturating_add(PER_EVENT))
+        .saturating_add(64 * 1024)
+        .min(MAX_MESSAGE)
+}
+
 impl Part for LogPart {
     fn grpc(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
         routes.add_service(
             EventLogServer::from_arc(self.service.clone())
-                .max_decoding_message_size(MAX_MESSAGE)
+                .max_decoding_message_size(self.max_request)
                 .max_encoding_message_size(MAX_MESSAGE),
         );
         vec![<EventLogServer<LogService> as NamedService>::NAME]

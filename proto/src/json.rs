@@ -35,20 +35,19 @@ pub fn events_from_text(text: &str) -> anyhow::Result<Vec<Event>> {
     let line_at = |offset: usize| text[..offset].matches('\n').count() + 1;
     let start = text.len() - text.trim_start().len();
     let values: Vec<(serde_json::Value, usize)> = if text[start..].starts_with('[') {
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(&text[start..]).context("not a JSON array of events")?;
-        values.into_iter().map(|v| (v, 0)).collect()
+        let values: Vec<UniqueKeys> = serde_json::from_str(&text[start..])
+            .map_err(|e| unreadable(e, "not a JSON array of events".into()))?;
+        values.into_iter().map(|v| (v.0, 0)).collect()
     } else {
         let mut values = Vec::new();
-        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<UniqueKeys>();
         let mut from = 0;
         while let Some(v) = stream.next() {
             let begins = from + (text[from..].len() - text[from..].trim_start().len());
             let line = line_at(begins.min(text.len()));
-            let value = v.with_context(|| {
-                format!("event {} (line {line}): not valid JSON", values.len() + 1)
-            })?;
-            values.push((value, line));
+            let value =
+                v.map_err(|e| unreadable(e, format!("event {} (line {line})", values.len() + 1)))?;
+            values.push((value.0, line));
             from = stream.byte_offset();
         }
         values
@@ -63,6 +62,77 @@ pub fn events_from_text(text: &str) -> anyhow::Result<Vec<Event>> {
             })
         })
         .collect()
+}
+
+/// Text that did not read as events: `what` (the event and its line, or the array), then
+/// "not valid JSON" for a syntax error, or what is wrong with valid JSON (a key twice).
+fn unreadable(e: serde_json::Error, what: String) -> anyhow::Error {
+    if e.is_data() {
+        anyhow::Error::new(e).context(what)
+    } else {
+        anyhow::Error::new(e).context(format!("{what}: not valid JSON"))
+    }
+}
+
+/// A JSON value in which no object has the same key twice. `serde_json::Value` keeps the last of
+/// two, so `{"birth_date": "…", "birth_date": "…"}` would pass silently with one of them; an
+/// event must say each thing once.
+struct UniqueKeys(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(out.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let UniqueKeys(value) = map.next_value()?;
+            if out.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice in one object; give it once"
+                )));
+            }
+        }
+        Ok(out.into())
+    }
 }
 
 /// An instant as RFC 3339 with milliseconds, UTC (FHIR `instant`, the audit trail's times).
@@ -133,6 +203,30 @@ mod tests {
         let broken = format!("{good}\n{{\"patient_id\": \n");
         let e = format!("{:#}", events_from_text(&broken).unwrap_err());
         assert!(e.starts_with("event 2 (line 2): not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_and_named() {
+        let good = r#"{"event_id":"7f1d2c3e-0000-4000-8000-000000000001","patient_id":"P1"}"#;
+        let twice = r#"{"patient_id":"P1","patient_registered":{"birth_date":"1950-01-01","birth_date":"1960-01-01"}}"#;
+        let e = format!(
+            "{:#}",
+            events_from_text(&format!("{good}\n{twice}")).unwrap_err()
+        );
+        assert!(
+            e.starts_with(
+                "event 2 (line 2): the key \"birth_date\" appears twice in one object; give it once"
+            ),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            events_from_text(r#"[{"patient_id":"P1","patient_id":"P2"}]"#).unwrap_err()
+        );
+        assert!(e.contains("the key \"patient_id\" appears twice"), "{e}");
+        // The same key in two objects is no duplicate.
+        let fine = r#"{"patient_id":"P1","admitted":{"facility":{"id":"F"},"encounter_id":"E"},"actor":{"id":"a"}}"#;
+        assert_eq!(events_from_text(fine).unwrap()[0].patient_id, "P1");
     }
 
     #[test]

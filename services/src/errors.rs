@@ -42,6 +42,29 @@ pub fn too_large(field: &str, message: &str) -> Status {
     )
 }
 
+/// A request body tonic could not decode as the method's message (`decoder`: what the protobuf
+/// decoder said): the caller's request is at fault, `INVALID_ARGUMENT`.
+pub fn undecodable_request(decoder: &str) -> Status {
+    let message = if decoder.contains("not UTF-8") {
+        format!("a string field is not valid UTF-8 ({decoder}); send text as UTF-8")
+    } else {
+        format!("not a valid protobuf message for this method ({decoder})")
+    };
+    bad_request("request", &message)
+}
+
+/// A request message of `found` bytes over this server's decoding limit of `limit` bytes,
+/// refused before it is read: `RESOURCE_EXHAUSTED`.
+pub fn request_too_large(found: usize, limit: usize) -> Status {
+    too_large(
+        "request",
+        &format!(
+            "{found} bytes, over this server's limit of {limit} bytes (its largest batch: \
+             --max-batch-events events of --max-event-bytes); split the batch"
+        ),
+    )
+}
+
 // ---- The log's answers to an append, and its storage ----
 
 pub fn append_error(e: AppendError) -> Status {
@@ -98,38 +121,56 @@ pub fn task_failed(task: &str, e: impl Display) -> Status {
 
 // ---- Read models and the access log (a database) ----
 
-/// A read-model query that failed: `UNAVAILABLE` (the client may retry).
+/// What went wrong with a database, in words for the client; the raw error (addresses, SQL,
+/// driver text) is logged here and never sent. `UNAVAILABLE` when the database could not be
+/// reached or lent no connection in time (the client may retry), `INTERNAL` otherwise.
+fn database_error(database: &str, e: &sqlx::Error, outcome: &str) -> Status {
+    use sqlx::Error as E;
+    tracing::error!(error = %e, database, "database error");
+    match e {
+        E::PoolTimedOut => Status::unavailable(format!(
+            "the {database} lent no connection within {} s (down, or overloaded); {outcome}: retry later, or check the database",
+            journey_projections::db::ACQUIRE_TIMEOUT.as_secs()
+        )),
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolClosed | E::WorkerCrashed => {
+            Status::unavailable(format!(
+                "the {database} cannot be reached; {outcome}: retry later, or check the database"
+            ))
+        }
+        _ => Status::internal(format!(
+            "the {database} failed; {outcome}: the server log has the database's error"
+        )),
+    }
+}
+
+/// A read-model query that failed (see `database_error`).
 pub fn read_model_error(e: sqlx::Error) -> Status {
-    tracing::error!(error = %e, "read-model query failed");
-    Status::unavailable(format!(
-        "read-model database error ({e}); retry, or check the database"
-    ))
+    database_error("read-model database", &e, "the query is not answered")
 }
 
 /// A rebuild of `projection` that failed (sent as the last item of the progress stream).
 pub fn rebuild_failed(projection: &str, e: &anyhow::Error) -> Status {
     tracing::error!(error = %format!("{e:#}"), projection, "rebuild failed");
-    Status::internal(format!("rebuild failed: {e:#}"))
+    Status::internal(format!(
+        "the rebuild of {projection} failed; the server log has the error"
+    ))
 }
 
 /// An access that cannot be recorded: the read it was for is refused (no record, no data).
 pub fn access_log_unwritable(e: sqlx::Error) -> Status {
-    tracing::error!(error = %e, "cannot record an access; refusing the read");
-    Status::unavailable(format!(
-        "the access log cannot be written ({e}); the read is refused"
-    ))
+    let status = database_error("access log's database", &e, "the access cannot be recorded");
+    Status::unavailable(format!("{}; the read is refused", status.message()))
 }
 
 /// The access log cannot be queried.
 pub fn access_log_unreadable(e: sqlx::Error) -> Status {
-    tracing::error!(error = %e, "cannot read the access log");
-    Status::unavailable(format!("access log: {e}"))
+    database_error("access log's database", &e, "the access log is not read")
 }
 
 /// A row of the access log that does not decode.
 pub fn access_log_malformed(e: sqlx::Error) -> Status {
     tracing::error!(error = %e, "an access log row does not decode");
-    Status::internal(format!("access log: {e}"))
+    Status::internal("a row of the access log does not decode; the server log has the details")
 }
 
 // ---- Not found ----
@@ -401,32 +442,63 @@ mod tests {
 
     #[test]
     fn server_failures_are_unavailable_or_internal() {
-        let s = read_model_error(sqlx::Error::RowNotFound);
+        // The database down or slow: UNAVAILABLE, saying which database and what to do.
+        let s = read_model_error(sqlx::Error::PoolTimedOut);
         assert_eq!(s.code(), Code::Unavailable);
-        assert!(
-            s.message().starts_with("read-model database error (")
-                && s.message().ends_with("); retry, or check the database")
+        assert_eq!(
+            s.message(),
+            "the read-model database lent no connection within 5 s (down, or overloaded); \
+             the query is not answered: retry later, or check the database"
         );
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect 10.0.0.7:5432 refused",
+        );
+        let s = read_model_error(sqlx::Error::Io(refused));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(
+            s.message(),
+            "the read-model database cannot be reached; the query is not answered: \
+             retry later, or check the database"
+        );
+        // Anything else: INTERNAL; the driver's text (here a column name) stays in the server log.
+        let raw = || sqlx::Error::ColumnNotFound("secret_column".into());
+        let s = read_model_error(raw());
+        assert_eq!(s.code(), Code::Internal);
+        for s in [
+            read_model_error(raw()),
+            access_log_unwritable(raw()),
+            access_log_unreadable(raw()),
+            access_log_malformed(raw()),
+        ] {
+            assert!(!s.message().contains("secret_column"), "{s:?}");
+        }
 
-        let s = access_log_unwritable(sqlx::Error::RowNotFound);
+        let s = access_log_unwritable(sqlx::Error::PoolTimedOut);
         assert_eq!(s.code(), Code::Unavailable);
         assert!(s
             .message()
-            .starts_with("the access log cannot be written ("));
-        assert!(s.message().ends_with("); the read is refused"));
+            .starts_with("the access log's database lent no connection within 5 s"));
+        assert!(s.message().ends_with("; the read is refused"), "{s:?}");
+        let s = access_log_unwritable(raw());
+        assert_eq!(s.code(), Code::Unavailable, "no record, no read: retry");
 
-        let s = access_log_unreadable(sqlx::Error::RowNotFound);
+        let s = access_log_unreadable(sqlx::Error::PoolClosed);
         assert_eq!(s.code(), Code::Unavailable);
-        assert!(s.message().starts_with("access log: "));
+        assert!(s
+            .message()
+            .starts_with("the access log's database cannot be reached"));
 
-        let s = access_log_malformed(sqlx::Error::RowNotFound);
+        let s = access_log_malformed(raw());
         assert_eq!(s.code(), Code::Internal);
-        assert!(s.message().starts_with("access log: "));
 
         let e = anyhow::anyhow!("disk gone").context("catch-up");
         let s = rebuild_failed("readmission", &e);
         assert_eq!(s.code(), Code::Internal);
-        assert_eq!(s.message(), "rebuild failed: catch-up: disk gone");
+        assert_eq!(
+            s.message(),
+            "the rebuild of readmission failed; the server log has the error"
+        );
 
         let s = task_failed("verify", "panicked");
         assert_eq!(s.code(), Code::Internal);

@@ -35,6 +35,7 @@ pub mod principal;
 pub mod projections_service;
 pub mod reactor;
 pub mod readmission_service;
+pub mod request_decoding;
 pub mod request_patient;
 pub mod sched;
 pub mod secret_files;
