@@ -14,6 +14,6 @@ pub mod mapping;
 pub mod message;
 pub mod mllp;
 
-pub use listener::{Config, Sink};
 pub use chrono_tz::Tz;
+pub use listener::{Config, Sink};
 pub use mapping::Settings;

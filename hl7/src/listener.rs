@@ -90,6 +90,7 @@ async fn connection(
             }
             Ok(Ok(f)) => f,
         };
+        let started = std::time::Instant::now();
         let answer = match frame {
             Frame::Closed => return,
             Frame::TooLarge { len, head } => {
@@ -109,6 +110,7 @@ async fn connection(
             tracing::debug!(%peer, error = %e, "MLLP connection closed before its ACK");
             return;
         }
+        metrics::histogram!("journey_hl7_ack_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 
@@ -199,7 +201,21 @@ fn refusal(status: &Status) -> (Verdict, Problem) {
     (verdict, problem)
 }
 
+/// The ACK, counted by trigger (the mapped ones by name, any other as `other`: a sender cannot
+/// grow `/metrics`) and by verdict.
 fn reply(header: &Header, verdict: Verdict, problem: Option<&Problem>) -> Vec<u8> {
+    let trigger = mapping::SUPPORTED
+        .iter()
+        .find(|t| **t == header.trigger)
+        .copied()
+        .unwrap_or("other");
+    let ack = match verdict {
+        Verdict::Accepted => "accepted",
+        Verdict::Error => "error",
+        Verdict::Rejected => "rejected",
+    };
+    metrics::counter!("journey_hl7_messages_total", "trigger" => trigger, "ack" => ack)
+        .increment(1);
     let id = uuid::Uuid::new_v4().simple().to_string();
     ack::ack(header, verdict, problem, &id[..20])
 }

@@ -259,7 +259,7 @@ pub struct AuditServeConfig {
 #[derive(Debug, Clone, Args)]
 pub struct Hl7Config {
     /// MLLP listen address for HL7 v2 ADT messages (e.g. 0.0.0.0:2575). Unset = no HL7 listener.
-    #[arg(long, env = "JOURNEY_MLLP_ADDR")]
+    #[arg(long, env = "JOURNEY_MLLP_ADDR", requires = "mllp_organisation")]
     pub mllp_addr: Option<String>,
     /// The organisation HL7 messages are written as (the actor's organisation; the write rights of
     /// a partner of this organisation apply). With `serve hl7`, the organisation of --log-token.
@@ -270,7 +270,7 @@ pub struct Hl7Config {
     #[arg(long, env = "JOURNEY_HL7_PATIENT_ID_AUTHORITY")]
     pub hl7_patient_id_authority: Option<String>,
     /// Time zone of HL7 times sent without an offset (IANA name).
-    #[arg(long, env = "JOURNEY_HL7_TIME_ZONE", default_value = "Europe/Paris")]
+    #[arg(long, env = "JOURNEY_HL7_TIME_ZONE", default_value = "Europe/Paris", value_parser = time_zone)]
     pub hl7_time_zone: String,
     /// Largest HL7 message taken, in bytes; a larger one is answered with a reject (AR).
     #[arg(long, env = "JOURNEY_MLLP_MAX_BYTES", default_value_t = 1024 * 1024)]
@@ -296,6 +296,13 @@ pub struct Hl7ServeConfig {
     pub http_addr: String,
     #[command(flatten)]
     pub front: Front,
+}
+
+/// An IANA time zone name (`Europe/Paris`).
+fn time_zone(s: &str) -> Result<String, String> {
+    s.parse::<chrono_tz::Tz>()
+        .map(|_| s.to_string())
+        .map_err(|_| format!("{s:?} is not an IANA time zone name (for instance Europe/Paris)"))
 }
 
 /// Authentication settings shared by every server command.

@@ -220,8 +220,8 @@ async fn every_adt_sample_gets_an_ack() {
     drop(server);
 }
 
-/// The payloads of a stream with every event id replaced by its stream version, and the
-/// clinical times: what two ways of sending one journey must agree on.
+/// The payloads of a stream with every event id replaced by its stream version and the
+/// patient's own ids (local id, encounter) left out, and the clinical times: what two ways of sending one journey must agree on.
 fn journey_of(events: &[Event]) -> Vec<(Payload, i64)> {
     let version = |id: &str| {
         events
@@ -238,6 +238,9 @@ fn journey_of(events: &[Event]) -> Vec<(Payload, i64)> {
                     c.cancelled_event_id = version(&c.cancelled_event_id)
                 }
                 Payload::PatientRegistered(r) => r.local_id = "local".into(),
+                Payload::Admitted(a) => a.encounter_id = "the stay".into(),
+                Payload::Transferred(t) => t.encounter_id = "the stay".into(),
+                Payload::Discharged(d) => d.encounter_id = "the stay".into(),
                 _ => {}
             }
             (p, e.occurred_at.unwrap().seconds)
@@ -282,7 +285,7 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
         payload: Some(payload),
         ..Default::default()
     };
-    let enc = format!("ENC-{p}");
+    let enc = format!("ENC-{g}");
     let discharge = |when: &str| {
         ev(
             when,
@@ -350,6 +353,50 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
         assert_eq!(actor.organisation, ORG, "the sender's organisation");
         assert!(e.source.starts_with("hl7v2:"), "{}", e.source);
     }
+
+    // The read models answer the same for both: the readmission index stay, the follow-up.
+    wait_projected(&server.grpc, head(&mut client).await).await;
+    let stays = all_stays_paged(&server.grpc, 100).await;
+    let stay_of = |patient: &str| {
+        let mut found: Vec<_> = stays
+            .iter()
+            .filter(|s| s.patient_id == patient)
+            .cloned()
+            .collect();
+        assert_eq!(found.len(), 1, "{patient}: {stays:?}");
+        let mut stay = found.remove(0);
+        stay.patient_id = String::new();
+        stay.encounter_id = String::new();
+        stay.first_encounter_id = String::new();
+        stay
+    };
+    assert_eq!(stay_of(p), stay_of(g));
+    assert_eq!(
+        stay_of(p).disposition,
+        v1::Disposition::Home as i32,
+        "the second discharge stands"
+    );
+    let coordination = v1::coordination_client::CoordinationClient::new(
+        journey_tests::client::channel(&server.grpc).await.unwrap(),
+    );
+    let follow_up = |patient: &'static str| {
+        let mut c = coordination.clone();
+        async move {
+            let mut r = c
+                .follow_up(v1::FollowUpRequest {
+                    patient_id: patient.into(),
+                    as_of: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            r.checkpoint = 0;
+            format!("{r:?}").replace(patient, "PATIENT")
+        }
+    };
+    let (a, b) = (follow_up("P-HL7").await, follow_up("P-GRPC").await);
+    assert!(a.contains("discharges: [WorklistItem"), "{a}");
+    assert_eq!(a, b);
 }
 
 #[tokio::test]
@@ -381,6 +428,18 @@ async fn a_resent_message_writes_once_and_is_accepted_twice() {
         ["PatientRegistered", "Admitted", "Transferred"],
         "one set of events"
     );
+    let metrics = http_get(&server.http, "/metrics").await;
+    let accepted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("journey_hl7_messages_total") && l.contains("accepted"))
+        .collect();
+    assert!(
+        accepted
+            .iter()
+            .any(|l| l.contains("A02") && l.ends_with(" 3")),
+        "three A02 answered AA: {accepted:?}"
+    );
+    assert!(metrics.contains("journey_hl7_ack_seconds"), "ACK latency");
 }
 
 #[tokio::test]
@@ -567,4 +626,29 @@ async fn serve_hl7_appends_with_its_partner_key() {
         .await;
     assert_eq!(ack.code(), "AE", "{}", ack.text());
     assert!(ack.text().contains("chu-b"), "{}", ack.text());
+}
+
+#[test]
+fn a_listener_without_its_organisation_or_with_a_bad_time_zone_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = |extra: &[&str]| {
+        let out = log_only_up(&data)
+            .args(["--mllp-addr", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = start(&[]);
+    assert!(err.contains("--mllp-organisation"), "{err}");
+    let err = start(&[
+        "--mllp-organisation",
+        ORG,
+        "--hl7-time-zone",
+        "Mars/Olympus",
+    ]);
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    assert!(!data.exists(), "refused before anything is opened");
 }
