@@ -205,7 +205,7 @@ async fn register(
 ) -> anyhow::Result<Vec<Box<dyn Part>>> {
     let mut parts: Vec<Box<dyn Part>> = Vec::new();
     if let Some(l) = local {
-        parts.push(Box::new(l.part(spec)));
+        parts.push(Box::new(l.part(spec, shared.access.clone())));
     }
     if let (Some(r), Some(db)) = (&spec.read_models, read_db) {
         parts.push(Box::new(

@@ -5,6 +5,7 @@ use journey_event_log::{EventLog, LogOptions, SledStorage};
 use journey_log_access::MAX_MESSAGE;
 use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
 use journey_services::{
+    access_log::AccessLog,
     anchor::AnchorKeeper,
     config::LogConfig,
     log_handle::LogHandle,
@@ -81,8 +82,9 @@ impl LocalLog {
         Ok(token)
     }
 
-    /// The part serving this log: `EventLog` over gRPC, the outbox, the anchor, `/status`.
-    pub fn part(&self, spec: &Spec) -> LogPart {
+    /// The part serving this log: `EventLog` over gRPC (its reads recorded in `access`), the
+    /// outbox, the anchor, `/status`.
+    pub fn part(&self, spec: &Spec, access: Option<AccessLog>) -> LogPart {
         let super::spec::LogSpec::Local(config) = &spec.log else {
             unreachable!("a local log part comes from a local log spec")
         };
@@ -92,6 +94,7 @@ impl LocalLog {
                 self.log.clone(),
                 config.max_event_bytes,
                 config.max_batch_events,
+                access,
             )),
             max_request: largest_request(config.max_event_bytes, config.max_batch_events),
             outbox: config.nats_url.clone().map(|url| OutboxConfig {

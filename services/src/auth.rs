@@ -167,7 +167,7 @@ impl Authenticator {
                     continue;
                 }
                 let bad = || {
-                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service", path.display(), n + 1)
+                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service, consent", path.display(), n + 1)
                 };
                 if f.len() < 4 {
                     return Err(bad());
@@ -308,7 +308,7 @@ pub fn allowed(role: Role, path: &str) -> bool {
     let (service, call) = method.split_once('/').unwrap_or((method, ""));
     match (service, call) {
         (_, _) if role == Admin => true,
-        ("EventLog", "Append" | "AppendStream") => matches!(role, Partner | Service),
+        ("EventLog", "Append" | "AppendStream") => matches!(role, Partner | Service | Consent),
         ("EventLog", "Verify") => role == Auditor,
         ("EventLog", _) => matches!(role, Service | Auditor),
         ("Readmission", _) => role == Quality,
@@ -488,7 +488,7 @@ mod tests {
         let cases = [
             (
                 "/journey.v1.EventLog/Append",
-                [Partner, Service, Admin].as_slice(),
+                [Partner, Service, Consent, Admin].as_slice(),
             ),
             (
                 "/journey.v1.EventLog/ReadStream",
@@ -501,11 +501,27 @@ mod tests {
             ("/journey.v1.Projections/Rebuild", &[Admin]),
             (
                 "/journey.v1.Projections/Status",
-                &[Partner, Coordinator, Quality, Auditor, Admin, Service],
+                &[
+                    Partner,
+                    Coordinator,
+                    Quality,
+                    Auditor,
+                    Admin,
+                    Service,
+                    Consent,
+                ],
             ),
         ];
         for (path, who) in cases {
-            for role in [Partner, Coordinator, Quality, Auditor, Admin, Service] {
+            for role in [
+                Partner,
+                Coordinator,
+                Quality,
+                Auditor,
+                Admin,
+                Service,
+                Consent,
+            ] {
                 assert_eq!(
                     allowed(role, path),
                     who.contains(&role),

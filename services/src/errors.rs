@@ -102,7 +102,19 @@ fn precondition(msg: String, kind: &str, subject: String, description: &str) -> 
 /// A batch refused by a rule: `FAILED_PRECONDITION` with the status message as always, plus a
 /// `PreconditionFailure` violation whose type is the rule's stable code and whose subject is
 /// `events[index]`, so that clients need not parse the message.
+/// A batch the journey rules refused: `FAILED_PRECONDITION` for a state of the journey,
+/// `PERMISSION_DENIED` for a write right of the writing organisation (docs/design.md §6), both
+/// naming the rule's stable code (a precondition violation's kind, or the error info's reason).
 fn rejected(msg: String, index: usize, rule: &str, message: &str) -> Status {
+    if journey_domain::Rule::from_code(rule).is_some_and(journey_domain::Rule::is_write_right) {
+        let info =
+            std::collections::HashMap::from([("event".to_string(), format!("events[{index}]"))]);
+        return Status::with_error_details(
+            Code::PermissionDenied,
+            msg,
+            ErrorDetails::with_error_info(rule, "journey", info),
+        );
+    }
     precondition(msg, rule, format!("events[{index}]"), message)
 }
 
@@ -308,6 +320,23 @@ pub fn may_not_call(caller: &Principal, path: &str) -> Status {
 pub fn not_your_organisation(index: usize, organisation: &str, own: &str) -> Status {
     let field = format!("events[{index}].actor.organisation");
     let message = format!("{organisation:?} is not your organisation {own:?}");
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+/// An event type the caller's role does not write (`events[index]`); `writes` says what it does.
+pub fn event_type_not_yours(
+    index: usize,
+    event_type: &str,
+    caller: &Principal,
+    writes: &str,
+) -> Status {
+    let field = format!("events[{index}]");
+    let role = format!("{:?}", caller.role).to_lowercase();
+    let message = format!("a {role} key may not write {event_type}: it writes {writes}");
     Status::with_error_details(
         Code::PermissionDenied,
         format!("{field}: {message}"),

@@ -3,7 +3,8 @@
 //! (`outbox.rs`) and anchor (`anchor.rs`), the read models' services (`readmission_service.rs`,
 //! `coordination_service.rs`, `projections_service.rs`) and the dashboard (`dashboard.rs`), the
 //! alert reactor (`reactor.rs`), the audit service (`audit_service.rs`, `fhir_audit.rs`), and what
-//! they share: settings (`config.rs`), authentication (`auth.rs`, `session.rs`), the access log
+//! they share: settings (`config.rs`), authentication (`auth.rs`, `session.rs`), who may write
+//! what (`write_policy.rs`, with the write rights of `journey-domain`), the access log
 //! (`access_log/`), the one mapping of errors to gRPC statuses (`errors.rs`), the one way to
 //! the log (`log_handle.rs`), TLS, telemetry and scheduling.
 //!
@@ -17,8 +18,8 @@ pub mod anchor;
 pub mod audit_service;
 pub mod auth;
 pub mod config;
-pub mod consent;
 pub mod connections;
+pub mod consent;
 pub mod coordination_service;
 pub mod dashboard;
 pub mod errors;
@@ -43,3 +44,4 @@ pub mod session;
 pub mod telemetry;
 pub mod timeline;
 pub mod tls;
+pub mod write_policy;

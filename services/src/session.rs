@@ -364,6 +364,20 @@ mod tests {
         )));
     }
 
+    /// The page of a session that ended names the limits the store applies.
+    #[test]
+    fn the_ended_page_tells_the_real_limits() {
+        let (idle, lifetime) = (store::IDLE.as_secs() / 60, store::LIFETIME.as_secs() / 3600);
+        let en = t(Lang::En, "session_ended_text");
+        assert!(
+            en.contains(&format!("{idle} minutes")) && en.contains(&format!("{lifetime} hours"))
+        );
+        let fr = t(Lang::Fr, "session_ended_text");
+        assert!(
+            fr.contains(&format!("{idle} minutes")) && fr.contains(&format!("{lifetime} heures"))
+        );
+    }
+
     #[test]
     fn the_cookie_is_secure_and_host_bound_under_tls() {
         let plain = Cookie { tls: false };
