@@ -57,6 +57,7 @@ impl EventLog {
             hash: ZERO_HASH,
         };
         let mut next = 1;
+        let progress = Progress::start(last);
         while next <= last {
             let batch = storage.read(next, last, 8192)?;
             if batch.is_empty() {
@@ -86,13 +87,7 @@ impl EventLog {
                 };
             }
             next = head.position + 1;
-            if head.position % 1_000_000 < 8192 && last > 1_000_000 {
-                tracing::info!(
-                    position = head.position,
-                    last,
-                    "rebuilding state from the log"
-                );
-            }
+            progress.tick(head.position);
         }
         if head.position != last {
             return Err(StorageError(format!(
@@ -100,6 +95,7 @@ impl EventLog {
                 head.position
             )));
         }
+        progress.done(head.position);
         let (durable, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             storage,
@@ -243,5 +239,61 @@ impl EventLog {
                 .map_err(|_| StorageError("the writer thread panicked".into()))?;
         }
         self.shared.storage.sync()
+    }
+}
+
+/// What opening a log says while it reads every stored event back (the writer's versions and
+/// index, the rules' state): that it started, how far it is every few seconds, and when it is done,
+/// so that a long start of a large log is never silent.
+struct Progress {
+    last: u64,
+    started: std::time::Instant,
+    said: std::cell::Cell<std::time::Instant>,
+}
+
+impl Progress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn start(last: u64) -> Progress {
+        if last > 0 {
+            tracing::info!(
+                events = last,
+                "opening the event log: reading its {last} events back to rebuild the journey state"
+            );
+        }
+        let now = std::time::Instant::now();
+        Progress {
+            last,
+            started: now,
+            said: std::cell::Cell::new(now),
+        }
+    }
+
+    fn tick(&self, position: u64) {
+        if self.said.get().elapsed() < Self::EVERY {
+            return;
+        }
+        self.said.set(std::time::Instant::now());
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = position as f64 / elapsed.max(1e-3);
+        let left = self.last.saturating_sub(position) as f64 / rate.max(1.0);
+        tracing::info!(
+            position,
+            last = self.last,
+            "opening the event log: {position} of {} events read ({}%), about {left:.0} s left",
+            self.last,
+            position * 100 / self.last.max(1)
+        );
+    }
+
+    fn done(&self, position: u64) {
+        if position > 0 {
+            tracing::info!(
+                events = position,
+                seconds = self.started.elapsed().as_secs_f64(),
+                "event log state rebuilt from {position} events in {:.1} s",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
     }
 }

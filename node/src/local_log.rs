@@ -37,6 +37,7 @@ impl LocalLog {
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
             journey_services::files::private_data_dir(&dir)?;
+            tracing::info!(dir = %dir.display(), "opening the event log's storage (sled, and its journal after a crash)");
             let storage = SledStorage::open(&dir).map_err(|e| open_failure(&dir, e.into()))?;
             journey_services::files::restrict_tree(&dir)?;
             EventLog::open(
