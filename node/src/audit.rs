@@ -6,7 +6,10 @@
 use super::{spec::AuditSpec, Part, Running, Shared};
 use journey_proto::v1::audit_server::AuditServer;
 use journey_services::{
-    access_log::AccessLog, anchor::AnchorKeeper, audit_service::AuditService, log_handle::LogHandle,
+    access_log::AccessLog,
+    anchor::{self, AnchorKeeper},
+    audit_service::AuditService,
+    log_handle::LogHandle,
 };
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -45,7 +48,8 @@ impl AuditPart {
         let anchor = local_keeper.or_else(|| kept.as_ref().map(|(k, _)| k.clone()));
         let mut access_kept = None;
         if let (Some(a), Some(access)) = (&anchor, &shared.access) {
-            let keeper = Arc::new(AnchorKeeper::new(
+            let keeper = Arc::new(AnchorKeeper::of(
+                anchor::ACCESS_LOG,
                 access_anchor_path(a.path()),
                 "the access log".into(),
             ));
@@ -108,11 +112,16 @@ impl Part for AuditPart {
             )));
         }
         if let Some((keeper, access, interval)) = &self.access_kept {
-            tasks.push(tokio::spawn(keeper.clone().keep(
-                access.clone(),
-                *interval,
-                stop.clone(),
-            )));
+            let (keeper, access, interval, stop) =
+                (keeper.clone(), access.clone(), *interval, stop.clone());
+            tasks.push(tokio::spawn(async move {
+                keeper.clone().keep(access.clone(), interval, stop).await;
+                // The refusals counted since the last minute, then the final head.
+                access.flush_refusals(true).await;
+                if let Err(e) = keeper.tick(&access).await {
+                    tracing::warn!(error = %format!("{e:#}"), "anchoring the access log's head failed");
+                }
+            }));
         }
         tasks
     }

@@ -151,6 +151,14 @@ impl Part for ReadModels {
                 Self::follow(self.log.clone(), self.nats.clone(), c.clone(), stop.clone()),
             ));
         }
+        if let Some(access) = self.readmission_service.access.clone() {
+            // The refusals counted since the last minute are written before the node ends.
+            let mut stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = stop.wait_for(|s| *s).await;
+                access.flush_refusals(true).await;
+            }));
+        }
         tasks
     }
 }

@@ -119,11 +119,30 @@ impl Chain for crate::access_log::AccessLog {
     }
 }
 
+/// A chain as its warnings name it: what it is, and the command that verifies it.
+pub struct Named {
+    pub what: &'static str,
+    pub verify: &'static str,
+}
+
+const EVENT_LOG: &Named = &Named {
+    what: "the event log",
+    verify: "journey audit verify",
+};
+
+/// The access log, as the warnings of its anchor's keeper name it.
+pub const ACCESS_LOG: &Named = &Named {
+    what: "the access log",
+    verify: "journey audit verify-accesses",
+};
+
 /// Keeps the chain head anchored in a file outside the log.
 pub struct AnchorKeeper {
     path: PathBuf,
     /// What the file says the log is (data folder or URL), for people reading it.
     log: String,
+    /// Which chain it anchors, for the warnings.
+    chain: &'static Named,
     state: Mutex<KeeperState>,
 }
 
@@ -139,7 +158,16 @@ impl AnchorKeeper {
         AnchorKeeper {
             path,
             log,
+            chain: EVENT_LOG,
             state: Mutex::default(),
+        }
+    }
+
+    /// The keeper of another chain than the event log's (named in its warnings).
+    pub fn of(chain: &'static Named, path: PathBuf, log: String) -> AnchorKeeper {
+        AnchorKeeper {
+            chain,
+            ..AnchorKeeper::new(path, log)
         }
     }
 
@@ -173,8 +201,10 @@ impl AnchorKeeper {
         if st.frozen.is_none() {
             tracing::error!(anchor_file = %self.path.display(), problem = %problem, "THE LOG IS BEHIND ITS ANCHOR OR DIFFERS FROM IT");
             eprintln!(
-                "\n*** WARNING: the event log does not match its anchored head ***\n*** {problem}\n*** anchor file: {} (kept as evidence; `journey audit verify` reports it)\n*** move that file aside only to accept the log as it is now\n",
-                self.path.display()
+                "\n*** WARNING: {} does not match its anchored head ***\n*** {problem}\n*** anchor file: {} (kept as evidence; `{}` reports it)\n*** move that file aside only to accept the log as it is now\n",
+                self.chain.what,
+                self.path.display(),
+                self.chain.verify
             );
             st.frozen = Some(problem);
         }

@@ -20,6 +20,7 @@ const KEYS: &str = "\
 key-0123456789-coord coordinator nurse-1 cpts-1 T1
 key-0123456789-quality quality analyst dim
 key-0123456789-auditor auditor auditor-1 cnil
+key-0123456789-admin admin ops local
 ";
 const AUDITOR: &str = "key-0123456789-auditor";
 const COORDINATOR: &str = "key-0123456789-coord";
@@ -457,6 +458,118 @@ async fn quality_sees_no_row_of_a_patient_who_revoked_its_organisation() {
         by_analyst,
         [("Readmission/PatientStays", "permissiondenied")]
     );
+}
+
+/// `journey serve event-log` records its audit reads in `<data-dir>/access-log.sqlite` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_event_log_records_its_audit_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let anchor = dir.path().join("log.anchor.json");
+    let server = spawn_ready(&[
+        "serve",
+        "event-log",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--anchor-file",
+        anchor.to_str().unwrap(),
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    let mut log = server.client().await;
+    append_batch(&mut log, stay("EL-1", 2)).await;
+    let mut audit = audit_as(&server.grpc, None).await;
+    audit
+        .as_of(v1::AsOfRequest {
+            patient_id: "EL-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(data.join("access-log.sqlite").exists());
+    let seen = accesses_as(&server.grpc, None, of_patient("EL-1")).await;
+    assert_eq!(
+        seen.iter().map(|r| r.call.as_str()).collect::<Vec<_>>(),
+        ["Audit/AsOf"]
+    );
+}
+
+/// A readmission service alone (no coordination read model) does not know the consents: a quality
+/// caller gets figures, never patient-level rows; an admin still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readmission_service_alone_shows_quality_no_patient_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, admin) = secure(dir.path(), &[]);
+    append_projected(&log.grpc, Some(&admin), stay("ALONE-1", 3)).await;
+    let keys = dir.path().join("keys.txt").display().to_string();
+    let db = format!("sqlite://{}", dir.path().join("r.sqlite").display());
+    let side = spawn_ready_with_env(
+        &[
+            "serve",
+            "readmission",
+            "--log-url",
+            &log.grpc,
+            "--log-token",
+            &admin,
+            "--database-url",
+            &db,
+            "--api-keys-file",
+            &keys,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[("JOURNEY_INSECURE", "false")],
+    );
+    let head = journey_tests::client::connect(&log.grpc, Some(&admin))
+        .await
+        .unwrap()
+        .head(v1::HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    let side_admin = "key-0123456789-admin".to_string();
+    wait_projected_as(&side.grpc, head, Some(&side_admin)).await;
+    let client = |key: String| {
+        let grpc = side.grpc.clone();
+        async move {
+            ReadmissionClient::with_interceptor(
+                channel(&grpc).await.unwrap(),
+                token(Some(&key)).unwrap(),
+            )
+        }
+    };
+    let mut quality = client(QUALITY.into()).await;
+    quality.rates(v1::RatesRequest::default()).await.unwrap();
+    let e = quality
+        .index_stays(v1::IndexStaysRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("consents are not known"),
+        "{}",
+        e.message()
+    );
+    let e = quality
+        .patient_stays(v1::PatientStaysRequest {
+            patient_id: "ALONE-1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let stays = client(side_admin)
+        .await
+        .index_stays(v1::IndexStaysRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stays;
+    assert_eq!(stays.len(), 1);
 }
 
 /// Drops the triggers that keep the access log append-only (what whoever holds the database
