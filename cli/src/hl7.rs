@@ -7,7 +7,10 @@ use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum Hl7What {
@@ -23,6 +26,9 @@ pub enum Hl7What {
         /// Seconds to wait for each ACK.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Over TLS (a listener started with --tls-cert), trusting the CA in JOURNEY_CA_CERT.
+        #[arg(long)]
+        tls: bool,
     },
     /// Print the events a message maps to, as JSON (one per line); appends nothing.
     Map {
@@ -52,7 +58,19 @@ pub async fn run(what: Hl7What) -> anyhow::Result<bool> {
             paths,
             mllp_addr,
             timeout,
-        } => send(&paths, &mllp_addr, Duration::from_secs(timeout)).await,
+            tls,
+        } => {
+            let files = files(&paths)?;
+            let tcp = TcpStream::connect(&mllp_addr).await.with_context(|| {
+                format!("cannot reach the MLLP listener at {mllp_addr} (--mllp-addr)")
+            })?;
+            let timeout = Duration::from_secs(timeout);
+            if tls {
+                send(tls_connect(tcp, &mllp_addr).await?, &files, timeout).await
+            } else {
+                send(tcp, &files, timeout).await
+            }
+        }
         Hl7What::Map { file, settings } => map(&file, settings),
     }
 }
@@ -102,12 +120,49 @@ fn files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-async fn send(paths: &[PathBuf], addr: &str, timeout: Duration) -> anyhow::Result<bool> {
-    let files = files(paths)?;
-    let mut stream = TcpStream::connect(addr)
+/// TLS to the listener at `addr`, its certificate checked against the CA in `JOURNEY_CA_CERT`
+/// (as the gRPC verbs do) and the host name of `addr`.
+async fn tls_connect(
+    tcp: TcpStream,
+    addr: &str,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    let ca = std::env::var_os("JOURNEY_CA_CERT").context(
+        "--tls needs JOURNEY_CA_CERT: the CA certificate (PEM) the listener's certificate is signed by",
+    )?;
+    let pem = std::fs::read(&ca)
+        .with_context(|| format!("cannot read JOURNEY_CA_CERT {}", Path::new(&ca).display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.context("JOURNEY_CA_CERT: not a PEM certificate")?)
+            .context("JOURNEY_CA_CERT: not a usable CA certificate")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string())
+        .with_context(|| format!("{host:?} is not a host name or address"))?;
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
         .await
-        .with_context(|| format!("cannot reach the MLLP listener at {addr} (--mllp-addr)"))?;
-    let (read, mut write) = stream.split();
+        .with_context(|| format!("TLS with the MLLP listener at {addr} failed"))
+}
+
+/// Sends `files` in order over `io`, one at a time, printing each ACK.
+async fn send<C>(io: C, files: &[PathBuf], timeout: Duration) -> anyhow::Result<bool>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let (read, mut write) = tokio::io::split(io);
     let mut reader = mllp::Reader::new(read, 16 * 1024 * 1024);
     let mut all_accepted = true;
     let total = files.len();

@@ -1,4 +1,4 @@
-//! The MLLP listener: many connections, one message in flight on each (the sender waits for the
+//! The MLLP listener's connections: many of them, one message in flight on each (the sender waits for the
 //! ACK before the next, which keeps a sender's messages in order), an idle timeout, and an ACK
 //! for everything that comes framed. `AA` only once the log acknowledged the append of every
 //! event the message maps to (the append call returned OK: on disk).
@@ -9,8 +9,7 @@ use crate::mllp::{self, Frame, Reader};
 use journey_proto::v1::{AppendRequest, Event};
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 use tokio::{
-    io::AsyncWriteExt,
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     sync::watch,
 };
 use tonic::{Code, Status};
@@ -34,45 +33,19 @@ pub struct Config {
     pub idle_timeout: Duration,
 }
 
-/// Serves `listener` until `stop` turns true; connections end after their message in flight.
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<Config>,
-    sink: Arc<dyn Sink>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(
-                    stream,
-                    peer,
-                    config.clone(),
-                    sink.clone(),
-                    stop.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "MLLP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
+/// Serves one accepted connection (plain TCP or TLS: the node accepts them) until the peer
+/// closes it, it stays silent for the idle timeout, or `stop` turns true (after the message in
+/// flight is answered).
+pub async fn connection<C>(
+    io: C,
     peer: SocketAddr,
     config: Arc<Config>,
     sink: Arc<dyn Sink>,
     mut stop: watch::Receiver<bool>,
-) {
-    let (read, mut write) = stream.into_split();
+) where
+    C: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (read, mut write) = tokio::io::split(io);
     let mut reader = Reader::new(read, config.max_message_bytes);
     loop {
         let frame = tokio::select! {

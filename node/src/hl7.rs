@@ -5,13 +5,15 @@
 //! `--mllp-organisation`); in `journey serve hl7`, over gRPC with `--log-token`, the partner key.
 use super::{spec::LogSpec, Part, Running, Shared, Spec};
 use anyhow::Context;
-use journey_hl7::{Config, Settings, Sink};
+use journey_hl7::{listener::connection, Config, Settings, Sink};
 use journey_proto::v1::{event_log_server::EventLog as _, AppendRequest};
 use journey_services::{
     config::Hl7Config,
+    connections::HANDSHAKE,
     log_handle::LogHandle,
     log_service::LogService,
     principal::{Principal, Role},
+    tls::{Alpn, TlsAcceptor},
 };
 use serde_json::{json, Map, Value};
 use std::{future::Future, pin::Pin, sync::Arc};
@@ -23,12 +25,15 @@ pub struct Hl7Part {
     config: Arc<Config>,
     sink: Arc<dyn Sink>,
     listener: Option<TcpListener>,
+    /// TLS on the MLLP port too when the node has a certificate (`--tls-cert`).
+    tls: Option<TlsAcceptor>,
 }
 
 impl Hl7Part {
     /// Reads the settings and binds the port: a bad setting or a port in use refuses the start.
     pub async fn open(h: &Hl7Config, spec: &Spec, shared: &Shared) -> anyhow::Result<Hl7Part> {
         let addr = h.mllp_addr.clone().unwrap_or_default();
+        let tls = spec.front.tls.acceptor(Alpn::Mllp)?;
         let organisation = h
             .mllp_organisation
             .clone()
@@ -76,12 +81,13 @@ impl Hl7Part {
             format!("cannot listen for MLLP on {addr} (--mllp-addr): in use, or not an address")
         })?;
         let bound = listener.local_addr()?.to_string();
-        tracing::info!(addr = %bound, "HL7 MLLP listener");
+        tracing::info!(addr = %bound, tls = tls.is_some(), "HL7 MLLP listener");
         Ok(Hl7Part {
             addr: bound,
             config: Arc::new(config),
             sink,
             listener: Some(listener),
+            tls,
         })
     }
 }
@@ -92,6 +98,7 @@ impl Part for Hl7Part {
             "hl7".into(),
             json!({
                 "mllp_addr": self.addr,
+                "tls": self.tls.is_some(),
                 "organisation": self.config.settings.organisation,
             }),
         );
@@ -101,13 +108,45 @@ impl Part for Hl7Part {
         let Some(listener) = self.listener.take() else {
             return Vec::new();
         };
-        let serve = journey_hl7::listener::serve(
-            listener,
+        let (config, sink, tls, mut stop) = (
             self.config.clone(),
             self.sink.clone(),
+            self.tls.clone(),
             running.stop.clone(),
         );
-        vec![tokio::spawn(serve)]
+        vec![tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: let connections close first.
+                        tracing::warn!(error = %e, "cannot accept an MLLP connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (config, sink, tls, stop) =
+                    (config.clone(), sink.clone(), tls.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let Some(tls) = tls else {
+                        return connection(tcp, peer, config, sink, stop).await;
+                    };
+                    // The handshake beside the accept loop, bounded in time as on the other ports.
+                    match tokio::time::timeout(HANDSHAKE, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, config, sink, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "MLLP TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "MLLP TLS handshake too slow"),
+                    }
+                });
+            }
+        })]
     }
 }
 

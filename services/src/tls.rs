@@ -18,6 +18,8 @@ pub enum Alpn {
     Grpc,
     /// The HTTP side: HTTP/2 or HTTP/1.1.
     Http,
+    /// The HL7 MLLP port: no application protocol negotiated (MLLP senders offer none).
+    Mllp,
 }
 
 impl TlsConfig {
@@ -52,6 +54,7 @@ impl TlsConfig {
         config.alpn_protocols = match alpn {
             Alpn::Grpc => vec![b"h2".to_vec()],
             Alpn::Http => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Alpn::Mllp => Vec::new(),
         };
         Ok(Some(TlsAcceptor::from(std::sync::Arc::new(config))))
     }

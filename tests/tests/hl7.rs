@@ -314,6 +314,7 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
                 encounter_id: enc.clone(),
                 facility: Some(v1::Facility {
                     id: "FAC-H".into(),
+                    time_zone: "Europe/Paris".into(),
                     ..Default::default()
                 }),
                 unit: "CARDIO".into(),
@@ -651,4 +652,111 @@ fn a_listener_without_its_organisation_or_with_a_bad_time_zone_refuses_to_start(
     ]);
     assert!(err.contains("Mars/Olympus"), "{err}");
     assert!(!data.exists(), "refused before anything is opened");
+}
+
+#[tokio::test]
+async fn the_hl7_verbs_send_a_folder_in_order_and_map_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let folder = dir.path().join("feed");
+    std::fs::create_dir(&folder).unwrap();
+    // Named so that their order is the journey's: the admission first.
+    std::fs::write(
+        folder.join("1-a01.hl7"),
+        adt("A01", "V1", "P-VERB", "MVT-V1", &hl7_time(600)),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("2-a03.hl7"),
+        adt("A03", "V2", "P-VERB", "MVT-V2", &hl7_time(300)),
+    )
+    .unwrap();
+    std::fs::write(folder.join("3-junk.hl7"), b"not a message").unwrap();
+    let out = std::process::Command::new(journey_bin())
+        .args(["hl7", "send", "--mllp-addr", &mllp])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one not accepted: {stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("1-a01.hl7: AA V1"), "{stdout}");
+    assert!(lines[1].contains("2-a03.hl7: AA V2"), "{stdout}");
+    assert!(lines[2].contains("3-junk.hl7: AR"), "{stdout}");
+    assert_eq!(stream(&server, "P-VERB").await.len(), 3);
+
+    let out = std::process::Command::new(journey_bin())
+        .args(["hl7", "map", "--mllp-organisation", ORG])
+        .arg(folder.join("2-a03.hl7"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["patient_id"], "P-VERB");
+    assert_eq!(events[0]["discharged"]["encounter_id"], "ENC-P-VERB");
+    assert_eq!(events[0]["discharged"]["disposition"], "DISPOSITION_HOME");
+    let sent = stream(&server, "P-VERB").await;
+    assert_eq!(
+        events[0]["event_id"], sent[2].event_id,
+        "map shows the very event the listener appends"
+    );
+}
+
+#[tokio::test]
+async fn the_mllp_port_takes_tls_when_the_node_has_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificate(dir.path());
+    let (_server, mllp) = up_with_mllp(
+        dir.path(),
+        &[
+            "--no-read-models",
+            "--no-reactor",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    let file = dir.path().join("a28.hl7");
+    std::fs::write(&file, adt("A28", "T1", "P-TLS", "", &hl7_time(60))).unwrap();
+    let send = |tls: bool, ca: Option<&str>| {
+        let mut command = std::process::Command::new(journey_bin());
+        command
+            .args(["hl7", "send", "--timeout", "5", "--mllp-addr", &mllp])
+            .arg(&file)
+            .env_remove("JOURNEY_CA_CERT");
+        if tls {
+            command.arg("--tls");
+        }
+        if let Some(ca) = ca {
+            command.env("JOURNEY_CA_CERT", ca);
+        }
+        command.output().unwrap()
+    };
+    let out = send(true, Some(&ca));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {out:?}");
+    assert!(stdout.contains("a28.hl7: AA T1"), "{stdout}");
+
+    // Plain MLLP on a TLS port gets no ACK: the handshake fails and the connection closes.
+    let out = send(false, None);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without an ACK"),
+        "{out:?}"
+    );
+    // Nor does a client that does not trust the certificate.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = certificate(other.path());
+    let out = send(true, Some(&other_ca));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{out:?}"
+    );
 }
