@@ -50,7 +50,7 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
                 Payload::PatientRegistered(registration(m)?),
                 IdKind::Message,
             ),
-            (Payload::Admitted(admission(m)?), IdKind::Movement),
+            (Payload::Admitted(admission(m, s)?), IdKind::Movement),
         ],
         "A02" => vec![(
             Payload::Transferred(Transferred {
@@ -477,7 +477,7 @@ fn unit(m: &Message) -> String {
     }
 }
 
-fn admission(m: &Message) -> Result<Admitted, Problem> {
+fn admission(m: &Message, s: &Settings) -> Result<Admitted, Problem> {
     let facility_id = {
         let in_location = m.get("PV1", 3, 1, 4, 1);
         if in_location.is_empty() {
@@ -501,7 +501,7 @@ fn admission(m: &Message) -> Result<Admitted, Problem> {
             id: facility_id,
             name: String::new(),
             territory: String::new(),
-            time_zone: String::new(),
+            time_zone: s.time_zone.name().to_string(),
         }),
         unit: unit(m),
         setting: setting as i32,

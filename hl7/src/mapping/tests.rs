@@ -47,6 +47,7 @@ fn an_admission_registers_and_admits() {
     };
     assert_eq!(a.encounter_id, "ENC-7");
     assert_eq!(a.facility.as_ref().unwrap().id, "750000001");
+    assert_eq!(a.facility.as_ref().unwrap().time_zone, "Europe/Paris");
     assert_eq!(a.unit, "CARDIO");
     assert_eq!(a.admit_type, AdmitType::Emergency as i32, "PV1-4 = U");
     assert_eq!(a.setting, Setting::Inpatient as i32);
