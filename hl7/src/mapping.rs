@@ -31,7 +31,16 @@ pub struct Settings {
 
 /// The triggers this listener maps (`MSH-9.2`).
 pub const SUPPORTED: &[&str] = &[
-    "A01", "A02", "A03", "A04", "A05", "A11", "A12", "A13", "A28", "A31", "A40",
+    "A01", "A02", "A03", "A04", "A05", "A08", "A11", "A12", "A13", "A28", "A31", "A40",
+];
+
+/// The INS (Identité Nationale de Santé) assigning authorities in PID-3, by OID: the NIR, the NIA,
+/// and the test and demonstration NIRs.
+const INS_OIDS: &[&str] = &[
+    "1.2.250.1.213.1.4.8",
+    "1.2.250.1.213.1.4.9",
+    "1.2.250.1.213.1.4.10",
+    "1.2.250.1.213.1.4.11",
 ];
 
 /// The namespace of every id this crate derives (a v5 of the DNS namespace, fixed forever).
@@ -91,7 +100,8 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
             Payload::PatientRegistered(registration(m)?),
             IdKind::Message,
         )],
-        "A31" => {
+        // A08 from a sender outside PAM-FR (which updates an identity with A31 only).
+        "A31" | "A08" => {
             let r = registration(m)?;
             vec![(
                 Payload::IdentityUpdated(IdentityUpdated {
@@ -140,6 +150,13 @@ fn check_header(m: &Message) -> Result<(), Problem> {
         ));
     }
     let trigger = m.trigger();
+    if trigger == "A08" && m.value("MSH", 17) == "FRA" {
+        return Err(Problem::new(
+            ErrorCode::UnsupportedEventCode,
+            "MSH-9",
+            "ADT^A08 is not part of IHE PAM-FR (MSH-17 = FRA): update an identity with A31",
+        ));
+    }
     if !SUPPORTED.contains(&trigger.as_str()) {
         return Err(Problem::new(
             ErrorCode::UnsupportedEventCode,
@@ -438,7 +455,7 @@ fn registration(m: &Message) -> Result<PatientRegistered, Problem> {
         organisation: String::new(),
     });
     Ok(PatientRegistered {
-        ins: String::new(),
+        ins: ins(m),
         local_id: m.get("PID", 3, 1, 1, 1),
         birth_date,
         sex: match m.value("PID", 8).as_str() {
@@ -452,6 +469,23 @@ fn registration(m: &Message) -> Result<PatientRegistered, Problem> {
         family_name: m.get("PID", 5, 1, 1, 1),
         given_name: m.get("PID", 5, 1, 2, 1),
     })
+}
+
+/// The INS of PID-3 (an identifier whose assigning authority is an INS OID), kept only when
+/// PID-32 says the identity is validated (`VALI`, table 0445 of PAM-FR): a provisional or doubtful
+/// identity carries no INS.
+fn ins(m: &Message) -> String {
+    let Some(pid) = m.segment("PID") else {
+        return String::new();
+    };
+    let validated = (1..=pid.repetitions(m, 32)).any(|r| pid.get(m, 32, r, 1, 1) == "VALI");
+    if !validated {
+        return String::new();
+    }
+    (1..=pid.repetitions(m, 3))
+        .find(|r| INS_OIDS.contains(&pid.get(m, 3, *r, 4, 2).as_str()))
+        .map(|r| pid.get(m, 3, r, 1, 1))
+        .unwrap_or_default()
 }
 
 /// PV1-19, the visit number: the encounter.

@@ -172,7 +172,7 @@ async fn every_adt_sample_gets_an_ack() {
     files.sort();
     assert!(files.len() > 50, "{} ADT samples", files.len());
     let mapped = [
-        "A01", "A02", "A03", "A04", "A05", "A11", "A12", "A13", "A28", "A31", "A40",
+        "A01", "A02", "A03", "A04", "A05", "A08", "A11", "A12", "A13", "A28", "A31", "A40",
     ];
     let mut c = Mllp::connect(&mllp).await;
     let mut accepted = 0;
@@ -488,6 +488,13 @@ async fn bad_input_is_answered_or_closed_and_writes_nothing() {
     assert_eq!(ack.code(), "AR", "{}", ack.text());
     assert!(ack.field("ERR", 2).starts_with("MSH"), "{}", ack.text());
     assert!(ack.field("ERR", 8).contains("not HL7"), "{}", ack.text());
+
+    let ack = c
+        .send(b"MSH|^^\\&|GAM|CHU-A|||20260101||ADT^A01|ODD-1|P|2.5\r")
+        .await;
+    assert_eq!(ack.code(), "AR", "odd encoding characters: {}", ack.text());
+    assert!(ack.field("ERR", 2).starts_with("MSH^1^2"), "{}", ack.text());
+    assert_eq!(ack.field("MSA", 2), "ODD-1");
 
     let ack = c.send(&[0x00, 0xff, 0x13, 0x37, 0x80, 0x0b]).await;
     assert_eq!(ack.code(), "AR", "binary garbage: {}", ack.text());

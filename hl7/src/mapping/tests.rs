@@ -142,7 +142,9 @@ fn a_merge_names_both_patients() {
 fn refusals_name_the_field() {
     let problem =
         |text: &str| map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
-    let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A08|M|P|2.5\rPID|1||X\r");
+    let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A08|M|P|2.5|||||FRA\rPID|1||X\r");
+    assert_eq!(p.code, ErrorCode::UnsupportedEventCode, "A08 is not PAM-FR");
+    let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A06|M|P|2.5\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedEventCode);
     let p = problem("MSH|^~\\&|A|B|||20260101||ORU^R01|M|P|2.5\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedMessageType);
@@ -221,4 +223,32 @@ fn every_adt_sample_maps_or_names_its_problem() {
         }
     }
     assert!(seen > 50, "{seen} samples");
+}
+
+#[test]
+fn the_ins_is_kept_only_when_the_identity_is_validated() {
+    let ins_of = |pid32: &str| {
+        let pad = "|".repeat(27); // PID-6 … PID-31
+        let text = format!("MSH|^~\\&|GAM|CHU-A|||20260110083000||ADT^A28|M|P|2.5\rPID|1||IPP-1^^^CHU-A^PI~1234567890123^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||DOE^J{pad}{pid32}\r");
+        let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+        let Payload::PatientRegistered(r) = payload(&events[0]) else {
+            panic!()
+        };
+        assert_eq!(events[0].patient_id, "IPP-1");
+        r.ins.clone()
+    };
+    assert_eq!(ins_of("VALI"), "1234567890123");
+    assert_eq!(ins_of("PROV"), "");
+    assert_eq!(ins_of(""), "");
+}
+
+#[test]
+fn an_a08_outside_pam_fr_updates_the_identity() {
+    let text = "MSH|^~\\&|ADT|HOSP|||20260110083000||ADT^A08|M|P|2.5|||||USA\rPID|1||MRN-1||DOE^JOHN||19700101|M\r";
+    let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::IdentityUpdated(u) = payload(&events[0]) else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!(u.family_name, "DOE");
+    assert_eq!(u.birth_date, "1970-01-01");
 }
