@@ -767,3 +767,40 @@ async fn the_mllp_port_takes_tls_when_the_node_has_a_certificate() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn after_a_kill_9_mid_message_the_resend_is_accepted_and_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--no-read-models", "--no-reactor"];
+    let (mut server, mllp) = up_with_mllp(dir.path(), &flags);
+    let admit = adt("A01", "K1", "P-KILL", "MVT-K1", &hl7_time(600));
+    let mut c = Mllp::connect(&mllp).await;
+    assert_eq!(c.send(&admit).await.code(), "AA");
+    // The transfer is sent and the server killed before its ACK is read: it may have been
+    // written (fsync'd, ACK lost) or not; either way the resend after the restart settles it.
+    let transfer = adt("A02", "K2", "P-KILL", "MVT-K2", &hl7_time(300));
+    c.send_raw(&frame(&transfer)).await;
+    server.kill9();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--mllp-addr",
+            &mllp,
+            "--mllp-organisation",
+            ORG,
+            "--no-read-models",
+            "--no-reactor",
+        ],
+    );
+    let mut again = Mllp::connect(&mllp).await;
+    for message in [&admit, &transfer] {
+        let ack = again.send(message).await;
+        assert_eq!(ack.code(), "AA", "{}", ack.text());
+    }
+    let kinds: Vec<_> = stream(&server, "P-KILL")
+        .await
+        .iter()
+        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
+        .collect();
+    assert_eq!(kinds, ["PatientRegistered", "Admitted", "Transferred"]);
+}
