@@ -448,17 +448,15 @@ impl Coordination for CoordinationService {
     ) -> Result<Response<FollowUpResponse>, Status> {
         let caller = principal::of(&request);
         let result = self.follow_up_of(request.get_ref(), caller).await;
-        let patient = &request.get_ref().patient_id;
-        let answer = self
-            .audit(
-                caller,
-                "Coordination/FollowUp",
-                patient,
-                &purpose(&request),
-                String::new(),
-                result,
-            )
-            .await?;
+        let access = Access {
+            caller,
+            call: "Coordination/FollowUp",
+            patient_id: &request.get_ref().patient_id,
+            purpose: &purpose(&request),
+            peer: request.remote_addr(),
+            ..Default::default()
+        };
+        let answer = audited(self.access.as_ref(), access, result).await?;
         Ok(Response::new(answer))
     }
 

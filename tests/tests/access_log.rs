@@ -287,6 +287,35 @@ async fn list_reads_are_found_under_every_patient_they_returned_and_pages_hold_e
         assert_eq!(r.patients, ["LIST-1", "LIST-2", "LIST-3"], "{r:?}");
         assert!(r.patient_id.is_empty() && r.seq > 0);
     }
+    // The CLI prints them, a line each, and JSON with --json.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(journey_bin())
+            .args(["audit", "accesses", "--server", &server.grpc])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The four lists, and the auditor's reading of LIST-2's accesses above (itself recorded).
+    let text = cli(&["--patient", "LIST-2"]);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(
+        text.contains("Coordination/Worklist  3 patient(s): LIST-1, LIST-2, LIST-3  ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Audit/Accesses  patient LIST-2  ok  from 127.0.0.1"),
+        "{text}"
+    );
+    let json = cli(&["--patient", "LIST-2", "--limit", "1", "--json"]);
+    assert_eq!(json.lines().count(), 1, "one page unless --all: {json}");
+    let newest: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(newest["call"], "Audit/Accesses", "{json}");
+    let every = cli(&["--patient", "LIST-2", "--limit", "1", "--all", "--json"]);
+    assert_eq!(every.lines().count(), 7, "{every}");
+
     // Nobody else's reads: a patient no list showed has none.
     assert!(accesses_as(&server.grpc, None, of_patient("NOBODY"))
         .await
