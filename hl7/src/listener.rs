@@ -155,7 +155,10 @@ fn refusal(status: &Status) -> (Verdict, Problem) {
     });
     let (verdict, code) = match status.code() {
         Code::FailedPrecondition | Code::PermissionDenied => (Verdict::Error, ErrorCode::Internal),
-        Code::InvalidArgument | Code::OutOfRange => (Verdict::Error, ErrorCode::DataType),
+        // A field refused, or an event over the log's size limit: the content, not the moment.
+        Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted => {
+            (Verdict::Error, ErrorCode::DataType)
+        }
         Code::AlreadyExists => (Verdict::Error, ErrorCode::DuplicateKey),
         _ => (Verdict::Rejected, ErrorCode::Internal),
     };
@@ -191,4 +194,79 @@ fn reply(header: &Header, verdict: Verdict, problem: Option<&Problem>) -> Vec<u8
         .increment(1);
     let id = uuid::Uuid::new_v4().simple().to_string();
     ack::ack(header, verdict, problem, &id[..20])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::ErrorDetails;
+
+    #[test]
+    fn refusals_of_the_log_become_errors_or_rejects() {
+        let rule = Status::with_error_details(
+            Code::FailedPrecondition,
+            "discharge without open admission",
+            ErrorDetails::with_precondition_failure_violation(
+                "no_open_admission",
+                "events[0]",
+                "no open stay",
+            ),
+        );
+        let (verdict, p) = refusal(&rule);
+        assert_eq!(verdict, Verdict::Error);
+        assert_eq!(p.rule.as_deref(), Some("no_open_admission"));
+        assert_eq!(p.code, ErrorCode::Internal);
+
+        let right = Status::with_error_details(
+            Code::PermissionDenied,
+            "not yours",
+            ErrorDetails::with_error_info(
+                "not_related",
+                "journey",
+                std::collections::HashMap::new(),
+            ),
+        );
+        let (verdict, p) = refusal(&right);
+        assert_eq!(verdict, Verdict::Error);
+        assert_eq!(p.rule.as_deref(), Some("not_related"));
+
+        let field = Status::with_error_details(
+            Code::InvalidArgument,
+            "admitted.facility.id: is required",
+            ErrorDetails::with_bad_request_violation(
+                "events[1].admitted.facility.id",
+                "is required",
+            ),
+        );
+        let (verdict, p) = refusal(&field);
+        assert_eq!(verdict, Verdict::Error);
+        assert_eq!(p.code, ErrorCode::DataType);
+        assert!(
+            p.text.starts_with("event events[1].admitted.facility.id"),
+            "{}",
+            p.text
+        );
+
+        assert_eq!(
+            refusal(&Status::already_exists("id")).1.code,
+            ErrorCode::DuplicateKey
+        );
+        assert_eq!(
+            refusal(&Status::resource_exhausted("too big")).0,
+            Verdict::Error
+        );
+        for transient in [
+            Status::unavailable("log closing"),
+            Status::unauthenticated("bad token"),
+            Status::internal("disk"),
+        ] {
+            let (verdict, p) = refusal(&transient);
+            assert_eq!(verdict, Verdict::Rejected, "{transient:?}");
+            assert!(
+                p.text.contains("nothing was written, send it again"),
+                "{}",
+                p.text
+            );
+        }
+    }
 }
