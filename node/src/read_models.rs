@@ -20,6 +20,7 @@ use journey_proto::v1::{
 use journey_services::{
     coordination_service::CoordinationService,
     dashboard::{self, Dashboard},
+    fhir_api::{self, FhirApi},
     log_handle::LogHandle,
     projections_service::ProjectionsService,
     readmission_service::ReadmissionService,
@@ -38,6 +39,7 @@ pub struct ReadModels {
     coordination_service: Option<CoordinationService>,
     projections: ProjectionsService,
     dashboard: Option<Dashboard>,
+    fhir: FhirApi,
 }
 
 impl ReadModels {
@@ -60,7 +62,14 @@ impl ReadModels {
             sessions: (!shared.auth.is_insecure())
                 .then(|| journey_services::session::Sessions::new(shared.auth.clone())),
         });
+        let fhir = FhirApi {
+            log: log.clone(),
+            coordination: coordination_service.clone(),
+            access: access.clone(),
+            auth: (!shared.auth.is_insecure()).then(|| shared.auth.clone()),
+        };
         Ok(ReadModels {
+            fhir,
             readmission_service: ReadmissionService {
                 runner: readmission.clone(),
                 access,
@@ -120,9 +129,10 @@ impl Part for ReadModels {
     }
 
     fn http(&self) -> Router {
+        let fhir = fhir_api::router(self.fhir.clone());
         match &self.dashboard {
-            Some(d) => dashboard::router(d.clone()),
-            None => Router::new(),
+            Some(d) => dashboard::router(d.clone()).merge(fhir),
+            None => fhir,
         }
     }
 

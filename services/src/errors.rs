@@ -378,6 +378,25 @@ pub fn outside_territory(patient_id: &str, territory: &str) -> Status {
     ))
 }
 
+// ---- The FHIR API (`fhir_api.rs`) ----
+
+/// A caller whose role does not read the FHIR API.
+pub fn fhir_role_refused(caller: &Principal) -> Status {
+    Status::permission_denied(format!(
+        "{} ({:?}) may not read the FHIR API: it serves coordinators, auditors and admins",
+        caller.subject, caller.role
+    ))
+}
+
+/// A patient the caller may not read, or that nobody knows: the same answer for both.
+pub fn patient_not_visible(patient_id: &str) -> Status {
+    not_found(
+        format!("no patient {patient_id:?} that you may read; check the id, or ask someone whose territory it is"),
+        "patient",
+        patient_id,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,22 @@ fn the_crate_graph_keeps_each_role_in_its_place() {
     for tool in ["journey-import", "journey-simulate"] {
         assert_none_of(tool, &["journey-services", "journey-event-log"]);
     }
+    // The FHIR mapping is pure: events in, resources out; the services serve it.
+    assert_none_of(
+        "journey-fhir",
+        &[
+            "journey-event-log",
+            "journey-domain",
+            "journey-log-access",
+            "journey-projections",
+            "journey-services",
+            "journey-node",
+            "sqlx",
+            "async-nats",
+            "axum",
+            "tokio",
+        ],
+    );
 }
 
 fn rust_lines(dir: &Path) -> usize {
@@ -254,6 +270,7 @@ fn no_module_imports_another_that_imports_it_back() {
         "tools/simulate",
         "tools/bench",
         "hl7",
+        "fhir",
     ] {
         let graph = module_graph(&workspace().join(krate).join("src"));
         let reaches = |from: &str, to: &str| {

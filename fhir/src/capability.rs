@@ -1,0 +1,64 @@
+//! The CapabilityStatement `GET /fhir/metadata` answers: what this server reads and searches.
+use crate::{resource::FR_CORE, Kind};
+use serde_json::{json, Value};
+
+/// The profile each type claims (FR Core where one exists).
+fn profile(k: Kind) -> Option<&'static str> {
+    match k {
+        Kind::Patient => Some("fr-core-patient"),
+        Kind::Encounter => Some("fr-core-encounter"),
+        Kind::Condition => Some("fr-core-condition"),
+        Kind::MedicationRequest => Some("fr-core-medication-request"),
+        Kind::Consent => Some("fr-core-consent"),
+        Kind::Observation | Kind::Flag => None,
+    }
+}
+
+/// `version`: the server's; `date`: when this statement was last changed.
+pub fn statement(version: &str, date: &str) -> Value {
+    let resources: Vec<Value> = Kind::ALL
+        .into_iter()
+        .map(|k| {
+            let mut r = match k {
+                Kind::Patient => json!({
+                    "type": "Patient",
+                    "interaction": [{ "code": "read" }],
+                    "operation": [{
+                        "name": "everything",
+                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                    }],
+                }),
+                _ => json!({
+                    "type": k.name(),
+                    "interaction": [{ "code": "search-type" }],
+                    "searchParam": [{
+                        "name": "patient",
+                        "type": "reference",
+                        "documentation": "the patient's id; required, the only parameter",
+                    }],
+                }),
+            };
+            if let Some(p) = profile(k) {
+                r["supportedProfile"] = json!([format!("{FR_CORE}{p}")]);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "kind": "instance",
+        "software": { "name": "journey", "version": version },
+        "implementation": { "description": "patient journey backbone: FHIR R4 read API over the event log" },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "description": "Authorization: Bearer <token> (an API key or a JWT, as for gRPC); coordinators read the patients of their territory who did not revoke their organisation, auditors and admins every patient; every read is recorded in the access log",
+            },
+            "resource": resources,
+        }],
+    })
+}

@@ -1,0 +1,88 @@
+//! Flag: an alert, active until resolved (then inactive), its severity as the flag-priority
+//! extension, the rule that fired as its code.
+use crate::{
+    codes,
+    resource::{fhir_id, instant, meta, patient_ref, put, text},
+    Resource,
+};
+use journey_proto::v1::{AlertRaised, Event};
+use serde_json::{json, Value};
+
+pub struct Alert<'a> {
+    raised: (&'a Event, &'a AlertRaised),
+    resolved: Option<&'a Event>,
+    last: &'a Event,
+}
+
+impl<'a> Alert<'a> {
+    pub fn new(e: &'a Event, a: &'a AlertRaised) -> Self {
+        Alert {
+            raised: (e, a),
+            resolved: None,
+            last: e,
+        }
+    }
+
+    pub fn acknowledged(&mut self, e: &'a Event) {
+        self.last = e;
+    }
+
+    pub fn resolved(&mut self, e: &'a Event) {
+        self.resolved = Some(e);
+        self.last = e;
+    }
+
+    pub fn build(self, patient_id: &str) -> Resource {
+        let (raised, a) = self.raised;
+        let id = fhir_id("Flag", &a.alert_id);
+        let mut code = json!({ "text": if a.reason.is_empty() { &a.rule } else { &a.reason } });
+        if !a.rule.is_empty() {
+            code["coding"] = json!([{ "system": "urn:journey:alert-rule", "code": a.rule }]);
+        }
+        let mut period = json!({});
+        put(
+            &mut period,
+            "start",
+            instant(raised.occurred_at.as_ref()).map(Value::from),
+        );
+        if let Some(r) = self.resolved {
+            put(
+                &mut period,
+                "end",
+                instant(r.occurred_at.as_ref()).map(Value::from),
+            );
+        }
+        let mut body = json!({
+            "resourceType": "Flag",
+            "id": id,
+            "meta": meta(self.last, None),
+            "status": if self.resolved.is_some() { "inactive" } else { "active" },
+            "category": [{ "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                "code": "clinical",
+                "display": "Clinical",
+            }] }],
+            "code": code,
+            "subject": patient_ref(patient_id),
+            "period": period,
+        });
+        put(
+            &mut body,
+            "extension",
+            codes::flag_priority(a.severity).map(|p| json!([p])),
+        );
+        if a.rule.is_empty() && a.reason.is_empty() {
+            body["code"] = json!({ "text": "alert" });
+        }
+        put(
+            &mut body,
+            "author",
+            text(&raised.source).map(|s| json!({ "display": s })),
+        );
+        Resource {
+            kind: "Flag",
+            id,
+            body,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! FHIR R4 out of the journey (crate `journey-fhir`): a patient's events (the event catalogue,
+//! `journey-proto`) as FHIR resources, French core profiles (`hl7.fhir.fr.core`) where they
+//! exist, and the few resources a FHIR server answers with around them (searchset [`bundle`],
+//! [`outcome`], [`capability`]). docs/fhir.md is the mapping table.
+//!
+//! Pure: no IO, no clock, no log, no services. The HTTP API that authenticates, checks territory
+//! and consent, records the read and reads the log is `journey-services`' `fhir_api.rs`.
+//!
+//! The resources are hand-written `serde_json` values, as FHIR servers in the field write their
+//! mappings: a generated model of the whole specification would be most of the crate for the
+//! dozen elements each resource uses. An independent validator checks them in the tests
+//! (`tests/tests/fhir.rs`, Python `fhir.resources`).
+//!
+//! Ids are stable across rebuilds (the journey's own ids, or UUID v5 of them when they are not
+//! FHIR ids); `meta.versionId` is the patient's stream version of the last event a resource was
+//! built from, `meta.lastUpdated` that event's recorded time.
+pub mod bundle;
+pub mod capability;
+pub mod codes;
+mod condition;
+mod consent;
+mod encounter;
+mod flag;
+pub mod journey;
+mod medication;
+mod observation;
+pub mod outcome;
+mod patient;
+pub mod resource;
+
+pub use journey::{resources, Kind};
+pub use resource::Resource;

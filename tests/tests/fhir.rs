@@ -1,0 +1,430 @@
+//! The FHIR R4 read API of `journey up` (docs/fhir.md), through HTTP against the real binary: a
+//! hand-made journey comes back from `$everything` as one resource per mapped event (a stay and
+//! an alert each one resource), every resource valid for the independent Python validator
+//! `fhir.resources` 6.5.0 (FHIR R4 4.0.1; installed by `.ci/run`); searches by patient; and the
+//! access rules: a coordinator of another territory and an organisation the patient refused get
+//! the 404 of an unknown patient, the refusal recorded in the access log; no token 401, a partner
+//! 403, an unsupported search parameter 400, each an OperationOutcome.
+use journey_proto::v1::{
+    self, audit_client::AuditClient, event::Payload, AccessRecord, AccessesRequest, Code,
+    Professional,
+};
+use journey_tests::client::{channel, token};
+use journey_tests::*;
+use serde_json::Value;
+use std::{collections::BTreeMap, path::PathBuf, process::Command};
+
+const KEYS: &str = "\
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
+key-0123456789-coord-t2 coordinator nurse-2 cpts-2 T2
+key-0123456789-coord-refused coordinator nurse-9 cpts-9 T1
+key-0123456789-partner partner hospital-a chu-a
+key-0123456789-auditor auditor auditor-1 cnil
+";
+const COORDINATOR: &str = "key-0123456789-coord";
+const OTHER_TERRITORY: &str = "key-0123456789-coord-t2";
+const REFUSED_ORGANISATION: &str = "key-0123456789-coord-refused";
+const PARTNER: &str = "key-0123456789-partner";
+const AUDITOR: &str = "key-0123456789-auditor";
+
+/// The Python of the virtual environment `.ci/run` makes, with `fhir.resources` 6.5.0.
+fn validator_python() -> PathBuf {
+    let python = std::env::var("JOURNEY_FHIR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fhir-venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "{} is missing: the FHIR tests validate with the Python package fhir.resources 6.5.0; \
+         run .ci/run, or: python3 -m venv target/fhir-venv && \
+         target/fhir-venv/bin/pip install 'fhir.resources==6.5.0' 'pydantic<2' \
+         (or point JOURNEY_FHIR_PYTHON at a Python that has it)",
+        python.display()
+    );
+    python
+}
+
+/// Validates `resource` (and, for a Bundle, each entry's resource on its own) with
+/// `fhir.resources`; panics with the validator's words when it refuses.
+fn validate(resource: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resource.json");
+    std::fs::write(&file, resource.to_string()).unwrap();
+    let script = r#"
+import json, sys
+from fhir.resources import construct_fhir_element
+data = json.load(open(sys.argv[1]))
+construct_fhir_element(data["resourceType"], data)
+for entry in data.get("entry", []):
+    construct_fhir_element(entry["resource"]["resourceType"], entry["resource"])
+print("valid")
+"#;
+    let out = Command::new(validator_python())
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("valid"),
+        "fhir.resources refuses {}:\n{}",
+        resource["resourceType"],
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `GET path` with `key` as bearer token (none: no header): (status, content type, JSON body).
+async fn get(server: &Server, path: &str, key: Option<&str>) -> (u16, String, Value) {
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let raw = http_exchange(&server.http, "GET", path, &auth, "").await;
+    let content_type = http_header(&raw, "content-type").unwrap_or("").to_string();
+    let body = serde_json::from_str(http_body(&raw))
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {raw}"));
+    (http_status(&raw), content_type, body)
+}
+
+fn at(secs_ago: i64, payload: Payload) -> v1::Event {
+    event("P1", ts(secs_ago), payload)
+}
+
+fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
+    at(
+        2 * 86_400,
+        Payload::ObservationRecorded(v1::ObservationRecorded {
+            measure: measure.into(),
+            value,
+            unit: unit.into(),
+            ..Default::default()
+        }),
+    )
+}
+
+/// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
+/// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
+/// organisation cpts-9: 14 events, 10 resources besides the Patient.
+fn journey() -> Vec<v1::Event> {
+    let gp = Professional {
+        id: "10003456789".into(),
+        role: v1::Role::Gp as i32,
+        name: "Dr Bernard".into(),
+        ..Default::default()
+    };
+    let second = admitted("P1", "S2", 86_400);
+    let cancel = at(
+        3600,
+        Payload::AdmissionCancelled(v1::AdmissionCancelled {
+            cancelled_event_id: second.event_id.clone(),
+        }),
+    );
+    vec![
+        at(
+            6 * 86_400,
+            Payload::PatientRegistered(v1::PatientRegistered {
+                local_id: "IPP-77".into(),
+                birth_date: "1948-03-02".into(),
+                sex: v1::Sex::Female as i32,
+                gp: Some(gp),
+                family_name: "Martin".into(),
+                given_name: "Jeanne".into(),
+                ..Default::default()
+            }),
+        ),
+        admitted("P1", "S1", 5 * 86_400),
+        at(
+            4 * 86_400,
+            Payload::Transferred(v1::Transferred {
+                encounter_id: "S1".into(),
+                from_unit: "cardio".into(),
+                to_unit: "icu".into(),
+            }),
+        ),
+        discharged("P1", "S1", 3 * 86_400),
+        observation("weight", 81.4, "kg"),
+        observation("spo2", 93.0, "%"),
+        observation("bp_systolic", 152.0, "mm[Hg]"),
+        observation("glucose", 6.1, "mmol/L"),
+        at(
+            3 * 86_400,
+            Payload::ConditionRecorded(v1::ConditionRecorded {
+                diagnosis: Some(Code {
+                    system: "ICD-10".into(),
+                    code: "I50.0".into(),
+                    display: "Congestive heart failure".into(),
+                }),
+                encounter_id: "S1".into(),
+                ..Default::default()
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::PrescriptionIssued(v1::PrescriptionIssued {
+                prescription_id: "RX-1".into(),
+                medication: Some(Code {
+                    system: "ATC".into(),
+                    code: "C03CA01".into(),
+                    display: "furosemide".into(),
+                }),
+                dose: "40 mg once a day".into(),
+                duration_days: 30,
+                encounter_id: "S1".into(),
+                ..Default::default()
+            }),
+        ),
+        at(
+            2 * 86_400,
+            Payload::AlertRaised(v1::AlertRaised {
+                alert_id: "A1".into(),
+                severity: v1::Severity::High as i32,
+                rule: "weight_gain".into(),
+                reason: "weight up 2 kg in 3 days".into(),
+            }),
+        ),
+        at(
+            86_400 + 60,
+            Payload::AlertResolved(v1::AlertResolved {
+                alert_id: "A1".into(),
+                resolution: "diuretic adjusted".into(),
+            }),
+        ),
+        at(
+            86_400 + 30,
+            Payload::ConsentRevoked(v1::ConsentRevoked {
+                scope: "coordination".into(),
+                organisations: vec!["cpts-9".into()],
+            }),
+        ),
+        second,
+        cancel,
+    ]
+}
+
+/// The entries of a searchset Bundle, counted by resource type.
+fn counted(bundle: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for e in bundle["entry"].as_array().unwrap() {
+        *out.entry(e["resource"]["resourceType"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+fn entry<'a>(bundle: &'a Value, kind: &str, id: &str) -> &'a Value {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == kind && r["id"] == id)
+        .unwrap_or_else(|| panic!("no {kind}/{id} in {bundle}"))
+}
+
+async fn accesses(server: &Server, patient: &str) -> Vec<AccessRecord> {
+    let mut audit = AuditClient::with_interceptor(
+        channel(&server.grpc).await.unwrap(),
+        token(Some(AUDITOR)).unwrap(),
+    );
+    let mut records = audit
+        .accesses(AccessesRequest {
+            patient_id: patient.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    records.reverse();
+    records
+}
+
+#[tokio::test]
+async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let admin = admin.trim();
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let head = append_batch(&mut log, journey()).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+
+    // The CapabilityStatement is open.
+    let (status, content_type, metadata) = get(&server, "/fhir/metadata", None).await;
+    assert_eq!(
+        (status, metadata["resourceType"].as_str()),
+        (200, Some("CapabilityStatement"))
+    );
+    assert!(
+        content_type.starts_with("application/fhir+json"),
+        "{content_type}"
+    );
+    validate(&metadata);
+
+    // $everything: the Patient and one resource per mapped event.
+    let (status, content_type, everything) =
+        get(&server, "/fhir/Patient/P1/$everything", Some(COORDINATOR)).await;
+    assert_eq!(status, 200, "{everything}");
+    assert!(
+        content_type.starts_with("application/fhir+json"),
+        "{content_type}"
+    );
+    assert_eq!(everything["type"], "searchset");
+    let expected: BTreeMap<String, usize> = [
+        ("Patient", 1),
+        ("Encounter", 2),
+        ("Observation", 4),
+        ("Condition", 1),
+        ("MedicationRequest", 1),
+        ("Flag", 1),
+        ("Consent", 1),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(counted(&everything), expected);
+    assert_eq!(everything["total"], 11);
+    validate(&everything);
+
+    let stay = entry(&everything, "Encounter", "S1");
+    assert_eq!(stay["status"], "finished");
+    assert_eq!(stay["class"]["code"], "IMP");
+    assert_eq!(
+        stay["hospitalization"]["dischargeDisposition"]["coding"][0]["code"],
+        "home"
+    );
+    assert_eq!(
+        stay["location"].as_array().unwrap().len(),
+        2,
+        "cardio, then icu"
+    );
+    assert_eq!(
+        stay["meta"]["versionId"], "4",
+        "its discharge is the patient's 4th event"
+    );
+    assert_eq!(
+        entry(&everything, "Encounter", "S2")["status"],
+        "entered-in-error"
+    );
+    assert_eq!(entry(&everything, "Flag", "A1")["status"], "inactive");
+    let rx = entry(&everything, "MedicationRequest", "RX-1");
+    assert_eq!(
+        rx["medicationCodeableConcept"]["coding"][0]["system"],
+        "http://www.whocc.no/atc"
+    );
+    let loinc: Vec<(&str, &str)> = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Observation")
+        .map(|r| {
+            (
+                r["code"]["coding"][0]["code"].as_str().unwrap(),
+                r["valueQuantity"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        loinc,
+        [
+            ("29463-7", "kg"),
+            ("59408-5", "%"),
+            ("8480-6", "mm[Hg]"),
+            ("15074-8", "mmol/L")
+        ]
+    );
+
+    // The Patient alone, and a search by patient; the auditor reads them too.
+    let (status, _, patient) = get(&server, "/fhir/Patient/P1", Some(AUDITOR)).await;
+    assert_eq!(status, 200, "{patient}");
+    assert_eq!(patient["generalPractitioner"][0]["display"], "Dr Bernard");
+    assert_eq!(patient["gender"], "female");
+    assert_eq!(patient["meta"]["versionId"], "1");
+    validate(&patient);
+    let (status, _, observations) =
+        get(&server, "/fhir/Observation?patient=P1", Some(COORDINATOR)).await;
+    assert_eq!(status, 200, "{observations}");
+    assert_eq!(
+        counted(&observations),
+        [("Observation".to_string(), 4)].into()
+    );
+    validate(&observations);
+
+    // Another territory, an organisation the patient refused, and nobody's patient: one answer.
+    let unknown = get(&server, "/fhir/Patient/P404/$everything", Some(COORDINATOR)).await;
+    assert_eq!(unknown.0, 404, "{}", unknown.2);
+    assert_eq!(unknown.2["issue"][0]["code"], "not-found");
+    validate(&unknown.2);
+    for key in [OTHER_TERRITORY, REFUSED_ORGANISATION] {
+        let (status, _, body) = get(&server, "/fhir/Patient/P1/$everything", Some(key)).await;
+        assert_eq!(status, 404, "{key}: {body}");
+        assert_eq!(
+            body.to_string().replace("P1", "P404"),
+            unknown.2.to_string(),
+            "{key}: the answer of an unknown patient"
+        );
+        let (status, _, body) = get(&server, "/fhir/Condition?patient=P1", Some(key)).await;
+        assert_eq!(status, 404, "{key}: {body}");
+    }
+
+    // No token, an unknown one, a partner, an unsupported parameter.
+    let (status, _, body) = get(&server, "/fhir/Patient/P1", None).await;
+    assert_eq!(
+        (status, body["issue"][0]["code"].as_str()),
+        (401, Some("login"))
+    );
+    validate(&body);
+    let (status, _, _) = get(&server, "/fhir/Patient/P1", Some("key-not-issued-0123")).await;
+    assert_eq!(status, 401);
+    let (status, _, body) = get(&server, "/fhir/Patient/P1", Some(PARTNER)).await;
+    assert_eq!(
+        (status, body["issue"][0]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _, body) = get(
+        &server,
+        "/fhir/Observation?patient=P1&code=29463-7",
+        Some(COORDINATOR),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    assert!(
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("code: unsupported search parameter"),
+        "{body}"
+    );
+    let (status, _, _) = get(&server, "/fhir/Observation", Some(COORDINATOR)).await;
+    assert_eq!(status, 400, "the patient is required");
+    let (status, _, _) = get(&server, "/fhir/Practitioner?patient=P1", Some(COORDINATOR)).await;
+    assert_eq!(status, 400, "a type the API does not serve");
+
+    // Every read of P1 is in the access log with who asked and what they got, the refusals too.
+    let seen: Vec<(String, String, String)> = accesses(&server, "P1")
+        .await
+        .into_iter()
+        .filter(|r| r.call.starts_with("fhir/"))
+        .map(|r| (r.subject, r.call, r.outcome))
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        seen,
+        [
+            s("nurse-1", "fhir/Patient/$everything", "ok"),
+            s("auditor-1", "fhir/Patient", "ok"),
+            s("nurse-1", "fhir/Observation", "ok"),
+            s("nurse-2", "fhir/Patient/$everything", "permissiondenied"),
+            s("nurse-2", "fhir/Condition", "permissiondenied"),
+            s("nurse-9", "fhir/Patient/$everything", "permissiondenied"),
+            s("nurse-9", "fhir/Condition", "permissiondenied"),
+            s("hospital-a", "fhir/Patient", "permissiondenied"),
+            s("nurse-1", "fhir/Observation", "invalidargument"),
+            s("nurse-1", "fhir/Practitioner", "invalidargument"),
+        ]
+    );
+    let unknown_read = accesses(&server, "P404").await;
+    assert_eq!(unknown_read.len(), 1, "{unknown_read:?}");
+    assert_eq!(unknown_read[0].outcome, "notfound");
+}
