@@ -217,7 +217,10 @@ async fn every_adt_sample_gets_an_ack() {
         .send(&adt("A28", "after-samples", "P-AFTER", "", &hl7_time(60)))
         .await;
     assert_eq!(ack.code(), "AA", "{}", ack.text());
-    drop(server);
+    let status = status(&server).await;
+    assert_eq!(status["hl7"]["mllp_addr"], mllp.as_str(), "{status}");
+    assert_eq!(status["hl7"]["organisation"], ORG);
+    assert_eq!(status["hl7"]["tls"], false);
 }
 
 /// The payloads of a stream with every event id replaced by its stream version and the
