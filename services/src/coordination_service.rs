@@ -456,7 +456,17 @@ impl Coordination for CoordinationService {
             peer: request.remote_addr(),
             ..Default::default()
         };
-        let answer = audited(self.access.as_ref(), access, result).await?;
+        // The access log keeps why; the caller gets the same answer for a patient outside its
+        // territory or withheld by consent as for an unknown one (no enumeration).
+        let patient_level = caller.is_some_and(|p| p.territory.is_some());
+        let answer = audited(self.access.as_ref(), access, result)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::PermissionDenied if patient_level => {
+                    errors::no_follow_up(&request.get_ref().patient_id)
+                }
+                _ => s,
+            })?;
         Ok(Response::new(answer))
     }
 

@@ -336,6 +336,12 @@ impl Readmission for ReadmissionService {
             answer,
         )
         .await
+        // The access log keeps the refusal; the caller gets what an unknown patient gets, no
+        // stays (no enumeration).
+        .or_else(|s| match s.code() {
+            tonic::Code::PermissionDenied => Ok(PatientStaysResponse::default()),
+            _ => Err(s),
+        })
         .map(Response::new)
     }
 }
