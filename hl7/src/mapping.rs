@@ -12,8 +12,9 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use journey_proto::prost_types::Timestamp;
 use journey_proto::v1::{
     event::Payload, Actor, AdmissionCancelled, AdmitType, Admitted, Code, DischargeCancelled,
-    Discharged, Disposition, Event, Facility, IdentityUpdated, PatientRegistered, PatientsMerged,
-    Professional, Role, Setting, Sex, TransferCancelled, Transferred,
+    Discharged, Disposition, EdOutcome, EmergencyVisit, Event, Facility, IdentityUpdated,
+    PatientRegistered, PatientsMerged, Professional, Role, Setting, Sex, TransferCancelled,
+    Transferred,
 };
 use uuid::Uuid;
 
@@ -54,6 +55,23 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
     let ctx = Context::new(m, s)?;
     let trigger = m.trigger();
     let payloads: Vec<(Payload, IdKind)> = match trigger.as_str() {
+        // An emergency department visit (PV1-2 = E) is no inpatient stay: the catalogue's own
+        // event, so that it never counts as an admission in the read models.
+        "A04" if emergency(m) => vec![
+            (
+                Payload::PatientRegistered(registration(m)?),
+                IdKind::Message,
+            ),
+            (
+                Payload::EmergencyVisit(EmergencyVisit {
+                    visit_id: encounter(m)?,
+                    facility: Some(facility(m, s)),
+                    outcome: EdOutcome::Unspecified as i32,
+                    diagnoses: diagnoses(m),
+                }),
+                IdKind::Movement,
+            ),
+        ],
         "A01" | "A04" | "A05" => vec![
             (
                 Payload::PatientRegistered(registration(m)?),
@@ -155,6 +173,15 @@ fn check_header(m: &Message) -> Result<(), Problem> {
             ErrorCode::UnsupportedEventCode,
             "MSH-9",
             "ADT^A08 is not part of IHE PAM-FR (MSH-17 = FRA): update an identity with A31",
+        ));
+    }
+    if emergency(m) && !matches!(trigger.as_str(), "A04" | "A08" | "A28" | "A31" | "A40") {
+        return Err(Problem::new(
+            ErrorCode::UnsupportedEventCode,
+            "PV1-2",
+            format!(
+                "ADT^{trigger} of an emergency department visit (PV1-2 = E) is not mapped yet: the visit is recorded once, at its A04"
+            ),
         ));
     }
     if !SUPPORTED.contains(&trigger.as_str()) {
@@ -511,15 +538,27 @@ fn unit(m: &Message) -> String {
     }
 }
 
-fn admission(m: &Message, s: &Settings) -> Result<Admitted, Problem> {
-    let facility_id = {
-        let in_location = m.get("PV1", 3, 1, 4, 1);
-        if in_location.is_empty() {
+/// PV1-2 = E: an emergency department visit.
+fn emergency(m: &Message) -> bool {
+    m.value("PV1", 2) == "E"
+}
+
+/// PV1-3.4, else MSH-4, in the listener's time zone.
+fn facility(m: &Message, s: &Settings) -> Facility {
+    let in_location = m.get("PV1", 3, 1, 4, 1);
+    Facility {
+        id: if in_location.is_empty() {
             m.get("MSH", 4, 1, 1, 1)
         } else {
             in_location
-        }
-    };
+        },
+        name: String::new(),
+        territory: String::new(),
+        time_zone: s.time_zone.name().to_string(),
+    }
+}
+
+fn admission(m: &Message, s: &Settings) -> Result<Admitted, Problem> {
     let admit_type = match m.value("PV1", 4).as_str() {
         "U" | "E" | "A" => AdmitType::Emergency,
         _ if matches!(m.value("ZFM", 1).as_str(), "0" | "6" | "7") => AdmitType::TransferIn,
@@ -531,12 +570,7 @@ fn admission(m: &Message, s: &Settings) -> Result<Admitted, Problem> {
     };
     Ok(Admitted {
         encounter_id: encounter(m)?,
-        facility: Some(Facility {
-            id: facility_id,
-            name: String::new(),
-            territory: String::new(),
-            time_zone: s.time_zone.name().to_string(),
-        }),
+        facility: Some(facility(m, s)),
         unit: unit(m),
         setting: setting as i32,
         had_group: 0,

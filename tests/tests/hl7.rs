@@ -807,3 +807,27 @@ async fn after_a_kill_9_mid_message_the_resend_is_accepted_and_written_once() {
         .collect();
     assert_eq!(kinds, ["PatientRegistered", "Admitted", "Transferred"]);
 }
+
+#[tokio::test]
+async fn an_emergency_visit_is_recorded_as_one_never_as_a_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let arrival = String::from_utf8(adt("A04", "E1", "P-ED", "MVT-E1", &hl7_time(600)))
+        .unwrap()
+        .replace("PV1|1|I|", "PV1|1|E|");
+    let mut c = Mllp::connect(&mllp).await;
+    let ack = c.send(arrival.as_bytes()).await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    let departure = String::from_utf8(adt("A03", "E2", "P-ED", "MVT-E2", &hl7_time(300)))
+        .unwrap()
+        .replace("PV1|1|I|", "PV1|1|E|");
+    let ack = c.send(departure.as_bytes()).await;
+    assert_eq!(ack.code(), "AR", "not mapped yet, and said: {}", ack.text());
+    assert!(ack.field("ERR", 2).starts_with("PV1^1^2"), "{}", ack.text());
+    let kinds: Vec<_> = stream(&server, "P-ED")
+        .await
+        .iter()
+        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
+        .collect();
+    assert_eq!(kinds, ["PatientRegistered", "EmergencyVisit"]);
+}

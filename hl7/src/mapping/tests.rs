@@ -252,3 +252,19 @@ fn an_a08_outside_pam_fr_updates_the_identity() {
     assert_eq!(u.family_name, "DOE");
     assert_eq!(u.birth_date, "1970-01-01");
 }
+
+#[test]
+fn an_emergency_visit_is_no_admission() {
+    let text = "MSH|^~\\&|GAM|CHU-A|||20260110083000||ADT^A04|M|P|2.5\rPID|1||IPP-1\rPV1|1|E|URG^^^750000001|U|||||||||||||||VIS-9\r";
+    let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::EmergencyVisit(v) = payload(&events[1]) else {
+        panic!("{:?}", events[1])
+    };
+    assert_eq!(v.visit_id, "VIS-9");
+    assert_eq!(v.facility.as_ref().unwrap().id, "750000001");
+    // Its later movements are not mapped yet: said, never taken for an inpatient stay's.
+    let text = text.replace("ADT^A04", "ADT^A03");
+    let p = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
+    assert_eq!(p.code, ErrorCode::UnsupportedEventCode);
+    assert_eq!(p.field.as_deref(), Some("PV1-2"));
+}
