@@ -5,14 +5,19 @@
 //! access rules: a coordinator of another territory and an organisation the patient refused get
 //! the 404 of an unknown patient, the refusal recorded in the access log; no token 401, a partner
 //! 403, an unsupported search parameter 400, each an OperationOutcome.
+use futures::StreamExt;
 use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessRecord, AccessesRequest, Code,
-    Professional,
+    Professional, ReadAllRequest,
 };
 use journey_tests::client::{channel, token};
 use journey_tests::*;
 use serde_json::Value;
-use std::{collections::BTreeMap, path::PathBuf, process::Command};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    process::Command,
+};
 
 const KEYS: &str = "\
 key-0123456789-coord coordinator nurse-1 cpts-1 T1
@@ -48,27 +53,43 @@ fn validator_python() -> PathBuf {
 /// Validates `resource` (and, for a Bundle, each entry's resource on its own) with
 /// `fhir.resources`; panics with the validator's words when it refuses.
 fn validate(resource: &Value) {
+    validate_all(std::slice::from_ref(resource))
+}
+
+/// [`validate`] for many resources, in one run of the validator.
+fn validate_all(resources: &[Value]) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("resource.json");
-    std::fs::write(&file, resource.to_string()).unwrap();
+    let files: Vec<PathBuf> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let file = dir.path().join(format!("{i}.json"));
+            std::fs::write(&file, r.to_string()).unwrap();
+            file
+        })
+        .collect();
     let script = r#"
 import json, sys
 from fhir.resources import construct_fhir_element
-data = json.load(open(sys.argv[1]))
-construct_fhir_element(data["resourceType"], data)
-for entry in data.get("entry", []):
-    construct_fhir_element(entry["resource"]["resourceType"], entry["resource"])
-print("valid")
+for path in sys.argv[1:]:
+    data = json.load(open(path))
+    try:
+        construct_fhir_element(data["resourceType"], data)
+        for entry in data.get("entry", []):
+            construct_fhir_element(entry["resource"]["resourceType"], entry["resource"])
+    except Exception as e:
+        sys.exit(f"{path}: {e}")
+print("valid", len(sys.argv) - 1)
 "#;
     let out = Command::new(validator_python())
         .args(["-c", script])
-        .arg(&file)
+        .args(&files)
         .output()
         .unwrap();
     assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("valid"),
-        "fhir.resources refuses {}:\n{}",
-        resource["resourceType"],
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&format!("valid {}", files.len())),
+        "fhir.resources refuses a resource:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -374,6 +395,8 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         (401, Some("login"))
     );
     validate(&body);
+    let raw = http_exchange(&server.http, "GET", "/fhir/Patient/P1", "", "").await;
+    assert_eq!(http_header(&raw, "www-authenticate"), Some("Bearer"));
     let (status, _, _) = get(&server, "/fhir/Patient/P1", Some("key-not-issued-0123")).await;
     assert_eq!(status, 401);
     let (status, _, body) = get(&server, "/fhir/Patient/P1", Some(PARTNER)).await;
@@ -427,4 +450,103 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     let unknown_read = accesses(&server, "P404").await;
     assert_eq!(unknown_read.len(), 1, "{unknown_read:?}");
     assert_eq!(unknown_read[0].outcome, "notfound");
+}
+
+/// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
+/// a resource per measure, diagnosis, prescription and consent event, one per stay and per
+/// emergency visit, one per alert, and the Patient.
+fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    let mut stays = BTreeSet::new();
+    let mut alerts = BTreeSet::new();
+    let mut add = |k: &str| *n.entry(k.to_string()).or_insert(0) += 1;
+    add("Patient");
+    for e in events {
+        match e.payload.as_ref().unwrap() {
+            Payload::Admitted(a) => {
+                stays.insert(a.encounter_id.clone());
+            }
+            Payload::EmergencyVisit(_) => add("Encounter"),
+            Payload::ObservationRecorded(_) => add("Observation"),
+            Payload::ConditionRecorded(_) => add("Condition"),
+            Payload::PrescriptionIssued(_) => add("MedicationRequest"),
+            Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => add("Consent"),
+            Payload::AlertRaised(a) => {
+                alerts.insert(a.alert_id.clone());
+            }
+            _ => {}
+        }
+    }
+    for _ in &stays {
+        add("Encounter");
+    }
+    for _ in &alerts {
+        add("Flag");
+    }
+    n
+}
+
+/// Simulated journeys (`journey simulate`): every patient's `$everything` has a resource for each
+/// mapped event (counted independently from the log) and validates.
+#[tokio::test]
+async fn simulated_journeys_read_back_whole_and_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let admin = admin.trim();
+    let out = Command::new(journey_bin())
+        .args([
+            "simulate",
+            "--patients",
+            "25",
+            "--days",
+            "60",
+            "--seed",
+            "11",
+        ])
+        .args(["--server", &server.grpc, "--token", admin])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let mut stream = log
+        .read_all(ReadAllRequest {
+            from_position: 1,
+            to_position: 0,
+            batch_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_patient: BTreeMap<String, Vec<v1::Event>> = BTreeMap::new();
+    while let Some(batch) = stream.next().await {
+        for e in batch.unwrap().events {
+            by_patient.entry(e.patient_id.clone()).or_default().push(e);
+        }
+    }
+    assert!(by_patient.len() >= 20, "{} patients", by_patient.len());
+
+    let mut bundles = Vec::new();
+    for (patient, events) in &by_patient {
+        let path = format!("/fhir/Patient/{patient}/$everything");
+        let (status, _, bundle) = get(&server, &path, Some(admin)).await;
+        assert_eq!(status, 200, "{patient}: {bundle}");
+        assert_eq!(counted(&bundle), expected_counts(events), "{patient}");
+        for entry in bundle["entry"].as_array().unwrap() {
+            let version: u64 = entry["resource"]["meta"]["versionId"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=events.len() as u64).contains(&version), "{entry}");
+        }
+        bundles.push(bundle);
+    }
+    validate_all(&bundles);
 }
