@@ -50,6 +50,7 @@ async fn every_serve_verb_has_metrics_and_tls() {
     let db = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let (readmission_db, coordination_db, access_db) =
         (db("r.sqlite"), db("c.sqlite"), db("a.sqlite"));
+    let mllp = format!("127.0.0.1:{}", free_port());
     let verbs: Vec<(&str, Vec<&str>)> = vec![
         ("event-log", vec!["--data-dir", &own_data]),
         (
@@ -64,6 +65,17 @@ async fn every_serve_verb_has_metrics_and_tls() {
         (
             "audit",
             vec!["--log-url", &log.grpc, "--access-log-url", &access_db],
+        ),
+        (
+            "hl7",
+            vec![
+                "--log-url",
+                &log.grpc,
+                "--mllp-addr",
+                &mllp,
+                "--mllp-organisation",
+                "chu-a",
+            ],
         ),
     ];
     for (verb, extra) in verbs {
