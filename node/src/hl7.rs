@@ -17,7 +17,7 @@ use journey_services::{
 };
 use serde_json::{json, Map, Value};
 use std::{future::Future, pin::Pin, sync::Arc};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 use tonic::{Request, Status};
 
 pub struct Hl7Part {
@@ -27,6 +27,8 @@ pub struct Hl7Part {
     listener: Option<TcpListener>,
     /// TLS on the MLLP port too when the node has a certificate (`--tls-cert`).
     tls: Option<TlsAcceptor>,
+    /// One permit per open connection (`--mllp-max-connections`).
+    slots: Arc<Semaphore>,
 }
 
 impl Hl7Part {
@@ -88,6 +90,7 @@ impl Hl7Part {
             sink,
             listener: Some(listener),
             tls,
+            slots: Arc::new(Semaphore::new(h.mllp_max_connections.max(1))),
         })
     }
 }
@@ -108,10 +111,11 @@ impl Part for Hl7Part {
         let Some(listener) = self.listener.take() else {
             return Vec::new();
         };
-        let (config, sink, tls, mut stop) = (
+        let (config, sink, tls, slots, mut stop) = (
             self.config.clone(),
             self.sink.clone(),
             self.tls.clone(),
+            self.slots.clone(),
             running.stop.clone(),
         );
         vec![tokio::spawn(async move {
@@ -129,10 +133,15 @@ impl Part for Hl7Part {
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "MLLP connection closed: --mllp-max-connections are open");
+                    continue;
+                };
                 let _ = tcp.set_nodelay(true);
                 let (config, sink, tls, stop) =
                     (config.clone(), sink.clone(), tls.clone(), stop.clone());
                 tokio::spawn(async move {
+                    let _slot = slot; // given back when the connection ends
                     let Some(tls) = tls else {
                         return connection(tcp, peer, config, sink, stop).await;
                     };

@@ -278,6 +278,10 @@ pub struct Hl7Config {
     /// An MLLP connection silent this long is closed: a number followed by s, m, h or d.
     #[arg(long, env = "JOURNEY_MLLP_IDLE_TIMEOUT", default_value = "5m", value_parser = duration)]
     pub mllp_idle_timeout: std::time::Duration,
+    /// Most MLLP connections open at once; one more is closed as soon as it is accepted (a flood
+    /// of idle connections cannot take the node's file descriptors).
+    #[arg(long, env = "JOURNEY_MLLP_MAX_CONNECTIONS", default_value_t = 64)]
+    pub mllp_max_connections: usize,
 }
 
 /// `journey serve hl7`: the MLLP listener alone, appending to a remote log with a partner key.

@@ -831,3 +831,50 @@ async fn an_emergency_visit_is_recorded_as_one_never_as_a_stay() {
         .collect();
     assert_eq!(kinds, ["PatientRegistered", "EmergencyVisit"]);
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_and_the_others_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, mllp) = up_with_mllp(
+        dir.path(),
+        &[
+            "--no-read-models",
+            "--no-reactor",
+            "--mllp-max-connections",
+            "2",
+        ],
+    );
+    let mut first = Mllp::connect(&mllp).await;
+    let ack = first
+        .send(&adt("A28", "L1", "P-LIMIT", "", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AA");
+    let second = Mllp::connect(&mllp).await;
+    // A third is closed at once, without a message read.
+    assert!(
+        closes_idle_connection(&mllp, b"", Duration::from_secs(5)).await,
+        "a connection beyond --mllp-max-connections is closed"
+    );
+    // The open ones are still served; one closed frees a place.
+    let ack = first
+        .send(&adt("A28", "L2", "P-LIMIT", "", &hl7_time(60)))
+        .await;
+    assert_eq!(ack.code(), "AA");
+    drop(second);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = Mllp::connect(&mllp).await;
+        c.send_raw(&frame(&adt("A28", "L3", "P-LIMIT", "", &hl7_time(60))))
+            .await;
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), c.0.peek(&mut buf)).await {
+            if n > 0 {
+                again = Some(c);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = again.expect("a place freed once a connection closed");
+    assert_eq!(again.ack().await.code(), "AA");
+}
