@@ -1,6 +1,6 @@
 //! The code systems and value sets the mapping emits, one function per journey enumeration, and
 //! the telemonitoring measures' LOINC codes and UCUM units (docs/fhir.md).
-use journey_proto::v1::{AdmitType, Code, Disposition, Setting, Severity, Sex};
+use journey_proto::v1::{AdmitType, Code, Disposition, EdOutcome, Setting, Severity, Sex};
 use serde_json::{json, Value};
 
 pub const LOINC: &str = "http://loinc.org";
@@ -118,6 +118,23 @@ pub fn discharge_disposition(disposition: i32) -> Option<Value> {
         }
         Disposition::Other => ("oth", "Other", "other"),
         Disposition::Unspecified => return None,
+    };
+    Some(json!({
+        "coding": [{ "system": DISCHARGE_DISPOSITION, "code": code, "display": display }],
+        "text": text,
+    }))
+}
+
+/// Where an emergency visit ended, in the discharge-disposition codes.
+pub fn ed_disposition(outcome: i32) -> Option<Value> {
+    let (code, display, text) = match EdOutcome::try_from(outcome).ok()? {
+        EdOutcome::DischargedHome => ("home", "Home", "discharged home"),
+        EdOutcome::LeftWithoutBeingSeen => {
+            ("aadvice", "Left against advice", "left without being seen")
+        }
+        EdOutcome::Transferred => ("other-hcf", "Other healthcare facility", "transferred"),
+        EdOutcome::Deceased => ("exp", "Expired", "deceased"),
+        EdOutcome::Admitted | EdOutcome::Unspecified => return None,
     };
     Some(json!({
         "coding": [{ "system": DISCHARGE_DISPOSITION, "code": code, "display": display }],
@@ -244,7 +261,63 @@ mod tests {
             let code = v["coding"][0]["code"].as_str().unwrap();
             assert!(value_set.contains(&code), "{d}: {code}");
         }
+        for outcome in 1..=4 {
+            let v = ed_disposition(outcome).unwrap();
+            let code = v["coding"][0]["code"].as_str().unwrap();
+            assert!(
+                value_set.contains(&code),
+                "emergency outcome {outcome}: {code}"
+            );
+        }
         assert_eq!(discharge_disposition(0), None);
+    }
+
+    /// The codes each enumeration maps to, against the value sets FHIR R4 binds them to (the
+    /// validator checks structure and types, not value sets).
+    #[test]
+    fn every_enumeration_maps_into_its_value_set() {
+        // v3 ActEncounterCode (Encounter.class, extensible).
+        for setting in 0..=3 {
+            let code = stay_class(setting)["code"].as_str().unwrap().to_string();
+            assert!(["IMP", "SS", "HH", "AMB", "EMER"].contains(&code.as_str()));
+        }
+        assert_eq!(emergency_class()["code"], "EMER");
+        // admit-source (Encounter.hospitalization.admitSource) and v3 ActPriority.
+        let admit_source = [
+            "hosp-trans",
+            "emd",
+            "outp",
+            "born",
+            "gp",
+            "mp",
+            "nursing",
+            "psych",
+            "rehab",
+            "other",
+        ];
+        for t in 0..=3 {
+            let (priority, source) = admission(t);
+            if let Some(p) = priority {
+                assert!(["EM", "EL", "UR", "R"].contains(&p["coding"][0]["code"].as_str().unwrap()));
+            }
+            if let Some(s) = source {
+                assert!(admit_source.contains(&s["coding"][0]["code"].as_str().unwrap()));
+            }
+        }
+        // flag-priority-code.
+        for severity in 1..=4 {
+            let p = flag_priority(severity).unwrap();
+            let code = p["valueCodeableConcept"]["coding"][0]["code"]
+                .as_str()
+                .unwrap();
+            assert!(["PN", "PL", "PM", "PH"].contains(&code));
+        }
+        assert_eq!(flag_priority(0), None);
+        // administrative-gender.
+        for sex in 1..=4 {
+            let g = gender(sex).unwrap();
+            assert!(["male", "female", "other", "unknown"].contains(&g));
+        }
     }
 
     #[test]

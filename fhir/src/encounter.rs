@@ -6,9 +6,7 @@ use crate::{
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
-use journey_proto::v1::{
-    Admitted, Code, Discharged, EdOutcome, EmergencyVisit, Event, Facility, Transferred,
-};
+use journey_proto::v1::{Admitted, Code, Discharged, EmergencyVisit, Event, Facility, Transferred};
 use serde_json::{json, Value};
 
 /// The FINESS identifier system (ANS organisations' OID).
@@ -191,7 +189,7 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Resource {
     put(
         &mut body,
         "hospitalization",
-        ed_disposition(v.outcome).map(|d| json!({ "dischargeDisposition": d })),
+        codes::ed_disposition(v.outcome).map(|d| json!({ "dischargeDisposition": d })),
     );
     put(
         &mut body,
@@ -228,23 +226,6 @@ fn organisation(f: Option<&Facility>) -> Option<Value> {
     let mut r = json!({ "identifier": { "system": FINESS, "value": f.id } });
     put(&mut r, "display", text(&f.name));
     Some(r)
-}
-
-/// Where an emergency visit ended, in the discharge-disposition codes.
-fn ed_disposition(outcome: i32) -> Option<Value> {
-    let (code, display, text) = match EdOutcome::try_from(outcome).ok()? {
-        EdOutcome::DischargedHome => ("home", "Home", "discharged home"),
-        EdOutcome::LeftWithoutBeingSeen => {
-            ("aadvice", "Left against advice", "left without being seen")
-        }
-        EdOutcome::Transferred => ("other-hcf", "Other healthcare facility", "transferred"),
-        EdOutcome::Deceased => ("exp", "Expired", "deceased"),
-        EdOutcome::Admitted | EdOutcome::Unspecified => return None,
-    };
-    Some(json!({
-        "coding": [{ "system": codes::DISCHARGE_DISPOSITION, "code": code, "display": display }],
-        "text": text,
-    }))
 }
 
 /// The reference to this encounter from another resource.

@@ -76,6 +76,38 @@ struct Asked {
     uri: Uri,
 }
 
+impl Asked {
+    /// The access-log record of this request by `caller` about `patient`; `detail`: a refusal's
+    /// message, or empty.
+    fn access<'a>(
+        &'a self,
+        caller: Option<&'a Principal>,
+        patient: &'a str,
+        detail: &str,
+    ) -> Access<'a> {
+        Access {
+            caller,
+            call: &self.call,
+            patient_id: patient,
+            purpose: self
+                .headers
+                .get("x-journey-purpose")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            detail: detail.to_string(),
+            peer: self.peer(),
+            ..Default::default()
+        }
+    }
+
+    /// The address the request came from.
+    fn peer(&self) -> Option<SocketAddr> {
+        self.extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+    }
+}
+
 async fn metadata() -> Response {
     fhir_json(
         StatusCode::OK,
@@ -243,79 +275,50 @@ impl FhirApi {
         patient: String,
         parsed: Result<Select, Status>,
     ) -> Response {
-        let peer = asked
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
+        // At the door: a token refused, or a role that does not read FHIR.
         let caller = match self.caller(&asked.headers) {
             Ok(c) => c,
             Err(s) => {
-                self.unauthenticated(peer, &asked.call, &s).await;
+                self.refused_at_door(asked.access(None, &patient, s.message()), &s)
+                    .await;
                 return refusal(&s);
             }
         };
-        let role_refused = caller
+        let role = caller
             .as_ref()
-            .filter(|p| !matches!(p.role, Role::Coordinator | Role::Auditor | Role::Admin))
-            .map(errors::fhir_role_refused);
-        let result = match (role_refused.clone(), parsed) {
-            (Some(refused), _) => Err(refused),
-            (None, Err(s)) => Err(s),
-            (None, Ok(select)) => self
+            .filter(|p| !matches!(p.role, Role::Coordinator | Role::Auditor | Role::Admin));
+        if let Some(p) = role {
+            let s = errors::fhir_role_refused(p);
+            self.refused_at_door(asked.access(Some(p), &patient, s.message()), &s)
+                .await;
+            return refusal(&s);
+        }
+        // Inside: the request, then the patient; the outcome recorded before anything goes out.
+        let result = match parsed {
+            Err(s) => Err(s),
+            Ok(select) => self
                 .visible(caller.as_ref(), &patient)
                 .await
                 .map(|events| (select, events)),
         };
-        let purpose = asked
-            .headers
-            .get("x-journey-purpose")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let access = Access {
-            caller: caller.as_ref(),
-            call: &asked.call,
-            patient_id: &patient,
-            purpose,
-            detail: result
-                .as_ref()
-                .err()
-                .map(|s| s.message().to_string())
-                .unwrap_or_default(),
-            peer,
-            ..Default::default()
-        };
+        let detail = result.as_ref().err().map_or("", |s| s.message());
+        let access = asked.access(caller.as_ref(), &patient, detail);
         let result = match &self.access {
             Some(log) => audited(Some(log), access, result).await,
             None => Err(errors::read_unrecorded(&asked.call)),
         };
-        let (select, events) = match result {
-            Ok(found) => found,
-            // The role's refusal says so; any other refusal about the patient (unknown, outside
-            // the territory, consent revoked) is the same "not found".
-            Err(s)
-                if role_refused.is_none()
-                    && matches!(s.code(), Code::NotFound | Code::PermissionDenied) =>
-            {
-                return refusal(&errors::patient_not_visible(&patient))
+        match result {
+            Ok((select, events)) => {
+                let base = base_url(&asked.headers, &asked.extensions);
+                let self_url = format!("{}{}", base.trim_end_matches("/fhir"), asked.uri);
+                render(&patient, select, &events, &base, &self_url)
             }
-            Err(s) => return refusal(&s),
-        };
-        let all = journey_fhir::resources(&patient, &events);
-        let base = base_url(&asked.headers, &asked.extensions);
-        let self_url = format!("{}{}", base.trim_end_matches("/fhir"), asked.uri);
-        let body = match select {
-            Select::Patient => match all.into_iter().find(|r| r.kind == "Patient") {
-                Some(p) => p.body,
-                None => return refusal(&errors::patient_not_visible(&patient)),
-            },
-            Select::Everything => bundle::searchset(&base, &self_url, &all),
-            Select::Kind(k) => {
-                let of_kind: Vec<Resource> =
-                    all.into_iter().filter(|r| r.kind == k.name()).collect();
-                bundle::searchset(&base, &self_url, &of_kind)
+            // Unknown, outside the territory, consent revoked: the same "not found".
+            Err(s) if matches!(s.code(), Code::NotFound | Code::PermissionDenied) => {
+                refusal(&errors::patient_not_visible(&patient))
             }
-        };
-        fhir_json(StatusCode::OK, &body)
+            Err(s) => refusal(&s),
+        }
     }
 
     /// The caller (`None` on an `--insecure` server), or why the token is refused.
@@ -329,19 +332,17 @@ impl FhirApi {
         auth.authenticate(header).map(Some)
     }
 
-    /// A refusal without an identity: counted per source and minute, as the gRPC layer does.
-    async fn unauthenticated(&self, peer: Option<SocketAddr>, call: &str, status: &Status) {
+    /// A call refused at the door, as the gRPC layer records one: without an identity, or beyond a
+    /// known caller's rate, counted per source and minute; else a record of its own.
+    async fn refused_at_door(&self, access: Access<'_>, status: &Status) {
         let Some(log) = &self.access else { return };
-        if log.refusal_counted(None, peer, call, status) {
+        if log.refusal_counted(access.caller, access.peer, access.call, status) {
             return;
         }
         let outcome = format!("{:?}", status.code()).to_lowercase();
         let access = Access {
-            call,
             outcome: &outcome,
-            detail: status.message().to_string(),
-            peer,
-            ..Default::default()
+            ..access
         };
         if let Err(e) = log.record(access).await {
             tracing::warn!(error = %e.message(), "a refused FHIR call could not be recorded");
@@ -378,6 +379,23 @@ impl FhirApi {
         }
         Ok(events)
     }
+}
+
+/// The answer a request asked for, from the patient's events it may read.
+fn render(patient: &str, select: Select, events: &[Event], base: &str, self_url: &str) -> Response {
+    let all = journey_fhir::resources(patient, events);
+    let body = match select {
+        Select::Patient => match all.into_iter().find(|r| r.kind == "Patient") {
+            Some(p) => p.body,
+            None => return refusal(&errors::patient_not_visible(patient)),
+        },
+        Select::Everything => bundle::searchset(base, self_url, &all),
+        Select::Kind(k) => {
+            let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == k.name()).collect();
+            bundle::searchset(base, self_url, &of_kind)
+        }
+    };
+    fhir_json(StatusCode::OK, &body)
 }
 
 /// The server's FHIR base URL, as the client reached it.
