@@ -7,9 +7,11 @@
 //!   process, the log over gRPC (`ReadAll` + `Subscribe`), or NATS JetStream for live events with
 //!   the gRPC log for catch-up and gaps ([`nats`]: every NATS event checked against the log's
 //!   chain before it is handed out; the JetStream consumer recreated when it is lost).
+//! - [`broker`]: how every process connects to NATS (credentials in the URL, TLS trust).
 //!
 //! Owns no policy: which token to present, and whether a log is local, is the caller's choice.
 //! Knows nothing of journey rules, SQL or HTTP.
+pub mod broker;
 pub mod links;
 pub mod nats;
 pub mod remote;

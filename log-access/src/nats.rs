@@ -46,14 +46,14 @@ impl Nats {
 
     pub async fn connect(log: &Remote, nats_url: &str, stream: &str) -> anyhow::Result<Self> {
         let log = Grpc::connect(log).await?;
-        let client = async_nats::connect(nats_url)
-            .await
-            .with_context(|| format!("cannot reach NATS at {nats_url}"))?;
+        let client = crate::broker::connect(nats_url).await?;
         let js = jetstream::new(client);
-        let stream = js
-            .get_stream(stream)
-            .await
-            .with_context(|| format!("no JetStream stream {stream} at {nats_url}"))?;
+        let stream = js.get_stream(stream).await.with_context(|| {
+            format!(
+                "no JetStream stream {stream} at {}",
+                crate::broker::redact(nats_url)
+            )
+        })?;
         let mut feed = Feed {
             stream,
             consumer: None,

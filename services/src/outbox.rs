@@ -102,10 +102,14 @@ struct Broker {
 }
 
 async fn connect(config: &OutboxConfig) -> anyhow::Result<Broker> {
-    let client = async_nats::ConnectOptions::new()
+    let client = journey_log_access::broker::options(&config.url)?
         .connection_timeout(Duration::from_secs(2))
         .connect(config.url.as_str())
-        .await?;
+        .await
+        .map_err(|e| {
+            let url = journey_log_access::broker::redact(&config.url);
+            anyhow::anyhow!("cannot reach NATS at {url}: {e}")
+        })?;
     let js = jetstream::new(client.clone());
     js.get_or_create_stream(jetstream::stream::Config {
         name: config.stream.clone(),
@@ -158,7 +162,7 @@ async fn publish_from(
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let broker = connect(config).await?;
-    tracing::info!(url = %config.url, stream = %config.stream, cursor = *cursor, "publishing to nats");
+    tracing::info!(url = %journey_log_access::broker::redact(&config.url), stream = %config.stream, cursor = *cursor, "publishing to nats");
     let subjects = Subjects::new(&config.subject_prefix);
     let mut head = log.watch();
     // Batches published and not yet acknowledged, oldest first: the next batch goes out while

@@ -127,7 +127,7 @@ const STALL: Duration = Duration::from_secs(40);
 async fn delivered_by_nats(nats: &Nats, stream: &str) -> u64 {
     use futures::TryStreamExt;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let mut s = js.get_stream(stream).await.unwrap();
+    let s = js.get_stream(stream).await.unwrap();
     let consumers: Vec<_> = s.consumers().try_collect().await.unwrap();
     consumers
         .iter()
