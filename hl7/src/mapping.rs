@@ -57,11 +57,11 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
     let payloads: Vec<(Payload, IdKind)> = match trigger.as_str() {
         // An emergency department visit (PV1-2 = E) is no inpatient stay: the catalogue's own
         // event, so that it never counts as an admission in the read models.
+        //
+        // The visit or admission comes before the registration: a patient the backbone already
+        // knows from another organisation is this sender's to register once its own facility
+        // holds the patient (the write rights of docs/design.md §6).
         "A04" if emergency(m) => vec![
-            (
-                Payload::PatientRegistered(registration(m)?),
-                IdKind::Message,
-            ),
             (
                 Payload::EmergencyVisit(EmergencyVisit {
                     visit_id: encounter(m)?,
@@ -71,13 +71,17 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
                 }),
                 IdKind::Movement,
             ),
-        ],
-        "A01" | "A04" | "A05" => vec![
             (
                 Payload::PatientRegistered(registration(m)?),
                 IdKind::Message,
             ),
+        ],
+        "A01" | "A04" | "A05" => vec![
             (Payload::Admitted(admission(m, s)?), IdKind::Movement),
+            (
+                Payload::PatientRegistered(registration(m)?),
+                IdKind::Message,
+            ),
         ],
         "A02" => vec![(
             Payload::Transferred(Transferred {

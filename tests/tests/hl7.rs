@@ -303,16 +303,6 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
     let events = vec![
         ev(
             &t[0],
-            Payload::PatientRegistered(v1::PatientRegistered {
-                birth_date: "1960-01-01".into(),
-                sex: v1::Sex::Female as i32,
-                family_name: "DOE".into(),
-                given_name: "JANE".into(),
-                ..Default::default()
-            }),
-        ),
-        ev(
-            &t[0],
             Payload::Admitted(v1::Admitted {
                 encounter_id: enc.clone(),
                 facility: Some(v1::Facility {
@@ -323,6 +313,16 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
                 unit: "CARDIO".into(),
                 setting: v1::Setting::Inpatient as i32,
                 admit_type: v1::AdmitType::Elective as i32,
+                ..Default::default()
+            }),
+        ),
+        ev(
+            &t[0],
+            Payload::PatientRegistered(v1::PatientRegistered {
+                birth_date: "1960-01-01".into(),
+                sex: v1::Sex::Female as i32,
+                family_name: "DOE".into(),
+                given_name: "JANE".into(),
                 ..Default::default()
             }),
         ),
@@ -429,7 +429,7 @@ async fn a_resent_message_writes_once_and_is_accepted_twice() {
         .collect();
     assert_eq!(
         kinds,
-        ["PatientRegistered", "Admitted", "Transferred"],
+        ["Admitted", "PatientRegistered", "Transferred"],
         "one set of events"
     );
     let metrics = http_get(&server.http, "/metrics").await;
@@ -805,7 +805,7 @@ async fn after_a_kill_9_mid_message_the_resend_is_accepted_and_written_once() {
         .iter()
         .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
         .collect();
-    assert_eq!(kinds, ["PatientRegistered", "Admitted", "Transferred"]);
+    assert_eq!(kinds, ["Admitted", "PatientRegistered", "Transferred"]);
 }
 
 #[tokio::test]
@@ -829,7 +829,7 @@ async fn an_emergency_visit_is_recorded_as_one_never_as_a_stay() {
         .iter()
         .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
         .collect();
-    assert_eq!(kinds, ["PatientRegistered", "EmergencyVisit"]);
+    assert_eq!(kinds, ["EmergencyVisit", "PatientRegistered"]);
 }
 
 #[tokio::test]
@@ -877,4 +877,69 @@ async fn connections_beyond_the_limit_are_closed_and_the_others_served() {
     }
     let mut again = again.expect("a place freed once a connection closed");
     assert_eq!(again.ack().await.code(), "AA");
+}
+
+/// The listener writes as its organisation, held to its write rights (docs/design.md §6): a
+/// patient another organisation knows is admitted at the sender's own facility (the admission
+/// gives the sender the patient, then its registration is taken), while another organisation's
+/// stay is not the sender's to discharge (AE naming the rule, nothing written).
+#[tokio::test]
+async fn the_listener_is_held_to_its_organisations_write_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let mut client = server.client().await;
+    let by_chu_b = |patient: &str, payload: Payload| Event {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        patient_id: patient.into(),
+        occurred_at: Some(occurred(&hl7_time(7200))),
+        actor: Some(v1::Actor {
+            id: "adt-b".into(),
+            role: v1::Role::System as i32,
+            organisation: "chu-b".into(),
+            ..Default::default()
+        }),
+        source: "adt-b".into(),
+        payload: Some(payload),
+        ..Default::default()
+    };
+    let admission = |patient: &str| {
+        by_chu_b(
+            patient,
+            Payload::Admitted(v1::Admitted {
+                encounter_id: format!("ENC-{patient}"),
+                facility: Some(v1::Facility {
+                    id: "FAC-B".into(),
+                    ..Default::default()
+                }),
+                unit: "ambu".into(),
+                setting: v1::Setting::DaySurgery as i32,
+                admit_type: v1::AdmitType::Elective as i32,
+                ..Default::default()
+            }),
+        )
+    };
+    let known = "P-KNOWN";
+    let registration = by_chu_b(
+        known,
+        Payload::PatientRegistered(v1::PatientRegistered {
+            birth_date: "1960-01-01".into(),
+            ..Default::default()
+        }),
+    );
+    append_batch(&mut client, vec![registration]).await;
+    let mut c = Mllp::connect(&mllp).await;
+    let ack = c
+        .send(&adt("A01", "W1", known, "MVT-W1", &hl7_time(600)))
+        .await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+
+    let other = "P-OTHERS";
+    append_batch(&mut client, vec![admission(other)]).await;
+    let before = head(&mut client).await;
+    let ack = c
+        .send(&adt("A03", "W2", other, "MVT-W2", &hl7_time(300)))
+        .await;
+    assert_eq!(ack.code(), "AE", "{}", ack.text());
+    assert!(ack.text().contains("not_your_encounter"), "{}", ack.text());
+    assert_eq!(head(&mut client).await, before, "nothing written");
 }

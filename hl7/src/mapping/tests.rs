@@ -34,16 +34,17 @@ fn payload(e: &Event) -> &Payload {
 fn an_admission_registers_and_admits() {
     let events = map(&message("A01", "M1", "MVT-1", ""), &settings()).unwrap();
     assert_eq!(events.len(), 2);
-    let Payload::PatientRegistered(r) = payload(&events[0]) else {
-        panic!("{:?}", events[0])
+    // The admission first: it gives the sender the patient before the registration names it.
+    let Payload::PatientRegistered(r) = payload(&events[1]) else {
+        panic!("{:?}", events[1])
     };
     assert_eq!(r.family_name, "DUPONT");
     assert_eq!(r.given_name, "Jean");
     assert_eq!(r.birth_date, "1950-02-14");
     assert_eq!(r.sex, Sex::Male as i32);
     assert_eq!(r.gp.as_ref().unwrap().id, "10003");
-    let Payload::Admitted(a) = payload(&events[1]) else {
-        panic!("{:?}", events[1])
+    let Payload::Admitted(a) = payload(&events[0]) else {
+        panic!("{:?}", events[0])
     };
     assert_eq!(a.encounter_id, "ENC-7");
     assert_eq!(a.facility.as_ref().unwrap().id, "750000001");
@@ -257,8 +258,8 @@ fn an_a08_outside_pam_fr_updates_the_identity() {
 fn an_emergency_visit_is_no_admission() {
     let text = "MSH|^~\\&|GAM|CHU-A|||20260110083000||ADT^A04|M|P|2.5\rPID|1||IPP-1\rPV1|1|E|URG^^^750000001|U|||||||||||||||VIS-9\r";
     let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
-    let Payload::EmergencyVisit(v) = payload(&events[1]) else {
-        panic!("{:?}", events[1])
+    let Payload::EmergencyVisit(v) = payload(&events[0]) else {
+        panic!("{:?}", events[0])
     };
     assert_eq!(v.visit_id, "VIS-9");
     assert_eq!(v.facility.as_ref().unwrap().id, "750000001");
