@@ -32,8 +32,10 @@ pub struct LogConfig {
     /// Folder of the event log (sled). Only the server opens it.
     #[arg(long, env = "JOURNEY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// NATS server to publish every committed event to (JetStream). Unset = no NATS.
-    #[arg(long, env = "JOURNEY_NATS_URL")]
+    /// NATS server to publish every committed event to (JetStream). Unset = no NATS. May carry a
+    /// user and password (`tls://user:password@host:4222`); `tls://` requires TLS, the CA in
+    /// JOURNEY_CA_CERT.
+    #[arg(long, env = "JOURNEY_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// JetStream stream name (tests use their own).
     #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]
@@ -169,8 +171,9 @@ impl RemoteLog {
 /// log's own `Subscribe`.
 #[derive(Debug, Clone, Args)]
 pub struct LiveFeed {
-    /// NATS for live events; without it, live events come from the log's Subscribe.
-    #[arg(long, env = "JOURNEY_NATS_URL")]
+    /// NATS for live events; without it, live events come from the log's Subscribe. May carry a
+    /// user and password (`tls://user:password@host:4222`); the CA in JOURNEY_CA_CERT.
+    #[arg(long, env = "JOURNEY_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// JetStream stream the log publishes to.
     #[arg(long, env = "JOURNEY_NATS_STREAM", default_value = "JOURNEY")]

@@ -138,17 +138,21 @@ fn compose_matches_the_binary() {
             env.insert(key, pair[1].clone());
         }
         // Published ports are the ones the service listens on.
-        let listens: Vec<String> = ["JOURNEY_GRPC_ADDR", "JOURNEY_HTTP_ADDR"]
-            .iter()
-            .filter_map(|k| env.get(*k))
-            .map(|a| {
-                assert!(
-                    a.starts_with("0.0.0.0:"),
-                    "{name}: {a} is not reachable from other containers"
-                );
-                port_of(a)
-            })
-            .collect();
+        let listens: Vec<String> = [
+            "JOURNEY_GRPC_ADDR",
+            "JOURNEY_HTTP_ADDR",
+            "JOURNEY_MLLP_ADDR",
+        ]
+        .iter()
+        .filter_map(|k| env.get(*k))
+        .map(|a| {
+            assert!(
+                a.starts_with("0.0.0.0:"),
+                "{name}: {a} is not reachable from other containers"
+            );
+            port_of(a)
+        })
+        .collect();
         for mapping in strings(&svc["ports"]) {
             let inside = mapping.rsplit(':').next().unwrap().to_string();
             assert!(
@@ -290,9 +294,11 @@ fn environment(svc: &Value) -> BTreeMap<String, String> {
 }
 
 /// The doors a deployment opens to the outside: partners' gRPC (event log, readmission,
-/// coordination, audit) and the dashboard. Everything else stays on the compose network.
+/// coordination, audit), the dashboard, and hospitals' HL7 feeds (MLLP over TLS). Everything else
+/// stays on the compose network.
 const PUBLIC: &[(&str, &[&str])] = &[
     ("event-log", &["50051"]),
+    ("hl7", &["2575"]),
     ("readmission", &["50052"]),
     ("coordination", &["50053", "8080"]),
     ("audit", &["50054"]),
