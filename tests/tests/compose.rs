@@ -498,6 +498,7 @@ fn make_keys_writes_every_secret_private_and_once() {
     let postgres = env_file(&out.join("postgres.env"));
     let nats = env_file(&out.join("nats.env"));
     let hl7 = env_file(&out.join("hl7.env"));
+    let tools = env_file(&out.join("tools.env"));
     assert_eq!(journey["PGPASSWORD"], postgres["POSTGRES_PASSWORD"]);
     assert_eq!(
         journey["JOURNEY_NATS_URL"],
@@ -526,6 +527,15 @@ fn make_keys_writes_every_secret_private_and_once() {
         role_of(&hl7["JOURNEY_LOG_TOKEN"]),
         Some(format!("partner hospital-1 {hl7_org}")),
         "the HL7 listener writes with a partner key of its organisation"
+    );
+    assert_eq!(
+        role_of(&tools["JOURNEY_TOKEN"]).as_deref(),
+        Some("admin admin backbone"),
+        "the simulator appends every kind of event: an admin key (a service key writes alerts only)"
+    );
+    assert!(
+        strings(&services["simulate"]["env_file"]).contains(&"deploy/tools.env".to_string()),
+        "the simulator loads the tools' key"
     );
 
     // One certificate, signed by the CA, valid for every service name the others call.
