@@ -10,7 +10,8 @@ fn profile(k: Kind) -> Option<&'static str> {
         Kind::Condition => Some("fr-core-condition"),
         Kind::MedicationRequest => Some("fr-core-medication-request"),
         Kind::Consent => Some("fr-core-consent"),
-        Kind::Observation | Kind::Flag => None,
+        Kind::Appointment => Some("fr-core-appointment"),
+        Kind::Observation | Kind::Flag | Kind::CarePlan | Kind::CareTeam => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The code systems and value sets the mapping emits, one function per journey enumeration, and
 //! the telemonitoring measures' LOINC codes and UCUM units (docs/fhir.md).
-use journey_proto::v1::{AdmitType, Code, Disposition, EdOutcome, Setting, Severity, Sex};
+use journey_proto::v1::{AdmitType, Code, Disposition, EdOutcome, Role, Setting, Severity, Sex};
 use serde_json::{json, Value};
 
 pub const LOINC: &str = "http://loinc.org";
@@ -140,6 +140,23 @@ pub fn ed_disposition(outcome: i32) -> Option<Value> {
         "coding": [{ "system": DISCHARGE_DISPOSITION, "code": code, "display": display }],
         "text": text,
     }))
+}
+
+/// A referent's role, in words (`CareTeam.participant.role` text).
+pub fn referent_role(role: i32) -> Option<&'static str> {
+    Some(match Role::try_from(role).ok()? {
+        Role::Gp => "general practitioner",
+        Role::HomeNurse => "home nurse",
+        Role::Pharmacist => "pharmacist",
+        Role::LiaisonNurse => "liaison nurse",
+        Role::HadCoordinator => "hospital-at-home coordinator",
+        Role::HospitalPhysician => "hospital physician",
+        Role::Specialist => "specialist",
+        Role::Physiotherapist => "physiotherapist",
+        Role::Coordinator => "care coordinator",
+        Role::Patient => "patient",
+        Role::Auditor | Role::System | Role::Administrative | Role::Unspecified => return None,
+    })
 }
 
 /// `Flag`'s priority extension (flag-priority codes: low, medium, high).

@@ -1,6 +1,7 @@
 //! Encounter (FR Core Encounter): one per stay, from its admission, transfers and discharge,
-//! with their cancellations undone (an admission cancelled: `entered-in-error`); one per
-//! emergency visit.
+//! with their cancellations undone (an admission cancelled: `entered-in-error`), and one per
+//! movement (the admission, each transfer) `partOf` its stay, a cancelled movement
+//! `entered-in-error`; one per emergency visit.
 use crate::{
     codes::{self, V2_0203},
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
@@ -17,9 +18,18 @@ pub struct Stay<'a> {
     first: &'a Event,
     last: &'a Event,
     admitted: Option<(&'a Event, &'a Admitted)>,
-    transfers: Vec<(&'a Event, &'a Transferred)>,
+    /// The admission and each transfer, in the order they came.
+    movements: Vec<Movement<'a>>,
     discharged: Option<(&'a Event, &'a Discharged)>,
-    cancelled: bool,
+    /// The cancellation of the admission.
+    cancelled: Option<&'a Event>,
+}
+
+/// A movement of a stay (IHE PAM): the patient entering `unit`, by admission or transfer.
+struct Movement<'a> {
+    event: &'a Event,
+    unit: &'a str,
+    cancelled: Option<&'a Event>,
 }
 
 impl<'a> Stay<'a> {
@@ -29,20 +39,28 @@ impl<'a> Stay<'a> {
             first,
             last: first,
             admitted: None,
-            transfers: Vec::new(),
+            movements: Vec::new(),
             discharged: None,
-            cancelled: false,
+            cancelled: None,
         }
     }
 
     pub fn admitted(&mut self, e: &'a Event, a: &'a Admitted) {
         self.admitted = Some((e, a));
-        self.cancelled = false;
-        self.last = e;
+        self.cancelled = None;
+        self.moved(e, &a.unit);
     }
 
     pub fn transferred(&mut self, e: &'a Event, t: &'a Transferred) {
-        self.transfers.push((e, t));
+        self.moved(e, &t.to_unit);
+    }
+
+    fn moved(&mut self, e: &'a Event, unit: &'a str) {
+        self.movements.push(Movement {
+            event: e,
+            unit,
+            cancelled: None,
+        });
         self.last = e;
     }
 
@@ -51,26 +69,110 @@ impl<'a> Stay<'a> {
         self.last = e;
     }
 
-    /// `e` cancels the movement whose event id is `cancelled`.
+    /// `e` cancels the movement whose event id is `cancelled`: an admission cancelled voids the
+    /// stay, a discharge cancelled re-opens it, a transfer cancelled stays as a movement entered
+    /// in error.
     pub fn cancel(&mut self, e: &'a Event, cancelled: &str) {
         if self.admitted.is_some_and(|(a, _)| a.event_id == cancelled) {
-            self.cancelled = true;
-        } else if self
+            self.cancelled = Some(e);
+        }
+        if self
             .discharged
             .is_some_and(|(d, _)| d.event_id == cancelled)
         {
             self.discharged = None;
-        } else {
-            self.transfers.retain(|(t, _)| t.event_id != cancelled);
+        }
+        for m in self
+            .movements
+            .iter_mut()
+            .filter(|m| m.event.event_id == cancelled)
+        {
+            m.cancelled = Some(e);
         }
         self.last = e;
     }
 
-    pub fn build(self, patient_id: &str) -> Resource {
+    /// The stay, then each of its movements.
+    pub fn build(self, patient_id: &str) -> Vec<Resource> {
+        let mut out = vec![self.stay(patient_id)];
+        out.extend((0..self.movements.len()).map(|i| self.movement(i, patient_id)));
+        out
+    }
+
+    /// The movement `i`: `partOf` the stay, in its unit from its time to the next movement's (or
+    /// the discharge); a cancelled movement, or any movement of a cancelled stay,
+    /// `entered-in-error`.
+    fn movement(&self, i: usize, patient_id: &str) -> Resource {
+        let m = &self.movements[i];
+        let ender = self.movements[i + 1..]
+            .iter()
+            .find(|n| n.cancelled.is_none())
+            .map(|n| n.event)
+            .or(self.discharged.map(|(d, _)| d));
+        let void = m.cancelled.or(self.cancelled);
+        let status = match (void, ender) {
+            (Some(_), _) => "entered-in-error",
+            (None, Some(_)) => "finished",
+            (None, None) => "in-progress",
+        };
+        let last = [Some(m.event), void, ender.filter(|_| void.is_none())]
+            .into_iter()
+            .flatten()
+            .max_by_key(|e| e.stream_version)
+            .unwrap_or(m.event);
+        let mut period = json!({});
+        put(
+            &mut period,
+            "start",
+            instant(m.event.occurred_at.as_ref()).map(Value::from),
+        );
+        if let (None, Some(end)) = (void, ender) {
+            put(
+                &mut period,
+                "end",
+                instant(end.occurred_at.as_ref()).map(Value::from),
+            );
+        }
+        let id = fhir_id("Encounter", &m.event.event_id);
+        let mut body = json!({
+            "resourceType": "Encounter",
+            "id": id,
+            "meta": meta(last, Some("fr-core-encounter")),
+            "identifier": [{
+                "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },
+                "system": "urn:journey:movement",
+                "value": m.event.event_id,
+            }],
+            "status": status,
+            "class": codes::stay_class(self.admitted.map_or(0, |(_, a)| a.setting)),
+            "subject": patient_ref(patient_id),
+            "period": period,
+            "partOf": encounter_ref(&self.encounter_id),
+        });
+        if !m.unit.is_empty() {
+            let state = if status == "in-progress" {
+                "active"
+            } else {
+                "completed"
+            };
+            put(
+                &mut body,
+                "location",
+                Some(json!([{ "location": { "display": m.unit }, "status": state }])),
+            );
+        }
+        Resource {
+            kind: "Encounter",
+            id,
+            body,
+        }
+    }
+
+    fn stay(&self, patient_id: &str) -> Resource {
         let status = match (self.cancelled, self.discharged.is_some()) {
-            (true, _) => "entered-in-error",
-            (false, true) => "finished",
-            (false, false) => "in-progress",
+            (Some(_), _) => "entered-in-error",
+            (None, true) => "finished",
+            (None, false) => "in-progress",
         };
         let admitted = self.admitted.map(|(_, a)| a);
         let start = self.admitted.map_or(self.first, |(e, _)| e);
@@ -125,7 +227,7 @@ impl<'a> Stay<'a> {
         if hospitalization.as_object().is_some_and(|o| !o.is_empty()) {
             put(&mut body, "hospitalization", Some(hospitalization));
         }
-        put(&mut body, "location", self.locations(admitted, status));
+        put(&mut body, "location", self.locations(status));
         put(
             &mut body,
             "serviceProvider",
@@ -138,12 +240,15 @@ impl<'a> Stay<'a> {
         }
     }
 
-    /// The units the stay went through: the admission's, then each transfer's; the last one
-    /// active while the stay is open.
-    fn locations(&self, admitted: Option<&Admitted>, status: &str) -> Option<Value> {
-        let mut units: Vec<&str> = admitted.map(|a| a.unit.as_str()).into_iter().collect();
-        units.extend(self.transfers.iter().map(|(_, t)| t.to_unit.as_str()));
-        units.retain(|u| !u.is_empty());
+    /// The units the stay went through (its movements not cancelled); the last one active while
+    /// the stay is open.
+    fn locations(&self, status: &str) -> Option<Value> {
+        let units: Vec<&str> = self
+            .movements
+            .iter()
+            .filter(|m| m.cancelled.is_none() && !m.unit.is_empty())
+            .map(|m| m.unit)
+            .collect();
         let n = units.len();
         let list: Vec<Value> = units
             .into_iter()

@@ -1,8 +1,13 @@
 //! A patient's events, oldest first, folded into the resources they map to (docs/fhir.md): one
-//! Patient; an Encounter per stay (its admission, transfers, discharge and their cancellations)
-//! and per emergency visit; an Observation, a Condition, a MedicationRequest or a Consent per
-//! event of those kinds; a Flag per alert (raised, acknowledged, resolved).
-use crate::{condition, consent, encounter, flag, medication, observation, patient, Resource};
+//! Patient; an Encounter per stay (its admission, transfers, discharge and their cancellations),
+//! per movement and per emergency visit; an Observation, a Condition, a MedicationRequest, a
+//! CarePlan or a Consent per event of those kinds; a Flag per alert (raised, acknowledged,
+//! resolved); an Appointment per appointment (scheduled, completed, missed); one CareTeam of the
+//! patient's referents.
+use crate::{
+    appointment, care_plan, care_team, condition, consent, encounter, flag, medication,
+    observation, patient, Resource,
+};
 use journey_proto::v1::{event::Payload, Event};
 use std::collections::HashMap;
 
@@ -14,17 +19,23 @@ pub enum Kind {
     Observation,
     Condition,
     MedicationRequest,
+    CarePlan,
+    CareTeam,
+    Appointment,
     Flag,
     Consent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Patient,
         Kind::Encounter,
         Kind::Observation,
         Kind::Condition,
         Kind::MedicationRequest,
+        Kind::CarePlan,
+        Kind::CareTeam,
+        Kind::Appointment,
         Kind::Flag,
         Kind::Consent,
     ];
@@ -36,6 +47,9 @@ impl Kind {
             Kind::Observation => "Observation",
             Kind::Condition => "Condition",
             Kind::MedicationRequest => "MedicationRequest",
+            Kind::CarePlan => "CarePlan",
+            Kind::CareTeam => "CareTeam",
+            Kind::Appointment => "Appointment",
             Kind::Flag => "Flag",
             Kind::Consent => "Consent",
         }
@@ -46,137 +60,204 @@ impl Kind {
     }
 }
 
+/// Every resource of `patient_id`'s `events` (its stream, oldest first): the Patient first, then
+/// the others in the order of their first event, the CareTeam last.
+pub fn resources(patient_id: &str, events: &[Event]) -> Vec<Resource> {
+    let mut fold = Fold {
+        patient_id,
+        person: patient::Person::new(patient_id),
+        team: care_team::Team::default(),
+        slots: Vec::new(),
+        keyed: HashMap::new(),
+        movements: HashMap::new(),
+        done_at: HashMap::new(),
+    };
+    for e in events {
+        fold.apply(e);
+    }
+    fold.finish()
+}
+
 /// What an event contributes to, while folding.
 enum Slot<'a> {
     Stay(encounter::Stay<'a>),
     Alert(flag::Alert<'a>),
+    Booking(appointment::Booking<'a>),
     Done(Resource),
 }
 
-/// Every resource of `patient_id`'s `events` (its stream, oldest first): the Patient first, then
-/// the others in the order of their first event.
-pub fn resources(patient_id: &str, events: &[Event]) -> Vec<Resource> {
-    let mut person = patient::Person::new(patient_id);
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut stays: HashMap<&str, usize> = HashMap::new();
-    let mut alerts: HashMap<&str, usize> = HashMap::new();
-    // A movement's event id → its stay, for the cancellations that name it.
-    let mut movements: HashMap<&str, usize> = HashMap::new();
-    for e in events {
-        let Some(payload) = &e.payload else { continue };
-        person.touch_first(e);
+struct Fold<'a> {
+    patient_id: &'a str,
+    person: patient::Person<'a>,
+    team: care_team::Team<'a>,
+    slots: Vec<Slot<'a>>,
+    /// (type, journey id) → its slot: a stay, an alert, an appointment, or a resource a later
+    /// event under the same id replaces.
+    keyed: HashMap<(&'static str, &'a str), usize>,
+    /// A movement's event id → its stay, for the cancellations that name it.
+    movements: HashMap<&'a str, usize>,
+    /// (type, resource id) → the slot of a resource made whole by one event.
+    done_at: HashMap<(&'static str, String), usize>,
+}
+
+impl<'a> Fold<'a> {
+    fn apply(&mut self, e: &'a Event) {
+        let Some(payload) = &e.payload else { return };
+        let patient_id = self.patient_id;
+        self.person.touch_first(e);
         match payload {
             Payload::PatientRegistered(_)
             | Payload::IdentityUpdated(_)
-            | Payload::PatientDeceased(_) => person.apply(e, payload),
+            | Payload::PatientDeceased(_) => self.person.apply(e, payload),
             Payload::Admitted(a) => {
-                let at = *stays.entry(&a.encounter_id).or_insert_with(|| {
-                    slots.push(Slot::Stay(encounter::Stay::new(&a.encounter_id, e)));
-                    slots.len() - 1
+                let at = self.slot("Encounter", &a.encounter_id, || {
+                    Slot::Stay(encounter::Stay::new(&a.encounter_id, e))
                 });
-                movements.insert(&e.event_id, at);
-                if let Slot::Stay(s) = &mut slots[at] {
+                self.movements.insert(&e.event_id, at);
+                if let Slot::Stay(s) = &mut self.slots[at] {
                     s.admitted(e, a);
                 }
             }
             Payload::Transferred(t) => {
-                if let Some(&at) = stays.get(t.encounter_id.as_str()) {
-                    movements.insert(&e.event_id, at);
-                    if let Slot::Stay(s) = &mut slots[at] {
-                        s.transferred(e, t);
-                    }
+                if let Some(s) = self.stay(&e.event_id, &t.encounter_id) {
+                    s.transferred(e, t);
                 }
             }
             Payload::Discharged(d) => {
-                if let Some(&at) = stays.get(d.encounter_id.as_str()) {
-                    movements.insert(&e.event_id, at);
-                    if let Slot::Stay(s) = &mut slots[at] {
-                        s.discharged(e, d);
-                    }
+                if let Some(s) = self.stay(&e.event_id, &d.encounter_id) {
+                    s.discharged(e, d);
                 }
             }
-            Payload::AdmissionCancelled(c) => {
-                cancel(&mut slots, &movements, e, &c.cancelled_event_id)
+            Payload::AdmissionCancelled(c) => self.cancel(e, &c.cancelled_event_id),
+            Payload::TransferCancelled(c) => self.cancel(e, &c.cancelled_event_id),
+            Payload::DischargeCancelled(c) => self.cancel(e, &c.cancelled_event_id),
+            Payload::EmergencyVisit(v) => self.done(encounter::emergency(patient_id, e, v)),
+            Payload::ObservationRecorded(o) => self.done(observation::build(patient_id, e, o)),
+            Payload::ConditionRecorded(c) => self.done(condition::build(patient_id, e, c)),
+            Payload::PrescriptionIssued(p) => self.done(medication::build(patient_id, e, p)),
+            Payload::CarePlanEstablished(c) => {
+                for p in &c.referents {
+                    self.team.name(e, p.role, p);
+                }
+                let team = self.team.id(patient_id);
+                let team = team.as_deref().filter(|_| !c.referents.is_empty());
+                self.done(care_plan::build(patient_id, e, c, team));
             }
-            Payload::TransferCancelled(c) => {
-                cancel(&mut slots, &movements, e, &c.cancelled_event_id)
+            Payload::ReferentAssigned(r) => {
+                if let Some(p) = &r.professional {
+                    let role = if r.role != 0 { r.role } else { p.role };
+                    self.team.name(e, role, p);
+                }
             }
-            Payload::DischargeCancelled(c) => {
-                cancel(&mut slots, &movements, e, &c.cancelled_event_id)
+            Payload::AppointmentScheduled(a) => {
+                let at = self.slot("Appointment", &a.appointment_id, || {
+                    Slot::Booking(appointment::Booking::new(e, a))
+                });
+                if let Slot::Booking(b) = &mut self.slots[at] {
+                    b.rescheduled(e, a);
+                }
             }
-            Payload::EmergencyVisit(v) => {
-                slots.push(Slot::Done(encounter::emergency(patient_id, e, v)))
+            Payload::AppointmentCompleted(a) => {
+                if let Some(Slot::Booking(b)) = self.keyed_slot("Appointment", &a.appointment_id) {
+                    b.completed(e);
+                }
             }
-            Payload::ObservationRecorded(o) => {
-                slots.push(Slot::Done(observation::build(patient_id, e, o)))
+            Payload::AppointmentMissed(a) => {
+                if let Some(Slot::Booking(b)) = self.keyed_slot("Appointment", &a.appointment_id) {
+                    b.missed(e, &a.reason);
+                }
             }
-            Payload::ConditionRecorded(c) => {
-                slots.push(Slot::Done(condition::build(patient_id, e, c)))
-            }
-            Payload::PrescriptionIssued(p) => {
-                slots.push(Slot::Done(medication::build(patient_id, e, p)))
-            }
-            Payload::ConsentGiven(c) => slots.push(Slot::Done(consent::build(
+            Payload::ConsentGiven(c) => self.done(consent::build(
                 patient_id,
                 e,
                 &c.scope,
                 &c.organisations,
                 true,
-            ))),
-            Payload::ConsentRevoked(c) => slots.push(Slot::Done(consent::build(
+            )),
+            Payload::ConsentRevoked(c) => self.done(consent::build(
                 patient_id,
                 e,
                 &c.scope,
                 &c.organisations,
                 false,
-            ))),
+            )),
             // An alert raised again under the same id is the same alert.
-            Payload::AlertRaised(a) if !alerts.contains_key(a.alert_id.as_str()) => {
-                alerts.insert(&a.alert_id, slots.len());
-                slots.push(Slot::Alert(flag::Alert::new(e, a)));
+            Payload::AlertRaised(a) => {
+                self.slot("Flag", &a.alert_id, || Slot::Alert(flag::Alert::new(e, a)));
             }
             Payload::AlertAcknowledged(a) => {
-                if let Some(Slot::Alert(f)) =
-                    alerts.get(a.alert_id.as_str()).map(|&i| &mut slots[i])
-                {
+                if let Some(Slot::Alert(f)) = self.keyed_slot("Flag", &a.alert_id) {
                     f.acknowledged(e);
                 }
             }
             Payload::AlertResolved(a) => {
-                if let Some(Slot::Alert(f)) =
-                    alerts.get(a.alert_id.as_str()).map(|&i| &mut slots[i])
-                {
+                if let Some(Slot::Alert(f)) = self.keyed_slot("Flag", &a.alert_id) {
                     f.resolved(e);
                 }
             }
-            // Not mapped yet (docs/fhir.md lists them): merges, letters, reconciliations, care
-            // plans, referents, appointments, home visits and contacts.
+            // Not mapped yet (docs/fhir.md lists them): merges, letters, reconciliations, home
+            // visits and contacts.
             _ => {}
         }
     }
-    let mut out = Vec::with_capacity(slots.len() + 1);
-    if let Some(p) = person.build() {
-        out.push(p);
-    }
-    out.extend(slots.into_iter().map(|s| match s {
-        Slot::Stay(s) => s.build(patient_id),
-        Slot::Alert(a) => a.build(patient_id),
-        Slot::Done(r) => r,
-    }));
-    out
-}
 
-/// A cancellation: the stay of the movement it names undoes it.
-fn cancel<'a>(
-    slots: &mut [Slot<'a>],
-    movements: &HashMap<&str, usize>,
-    e: &'a Event,
-    cancelled: &str,
-) {
-    if let Some(&at) = movements.get(cancelled) {
-        if let Slot::Stay(s) = &mut slots[at] {
-            s.cancel(e, cancelled);
+    /// The slot of (`kind`, `id`), made by `new` the first time.
+    fn slot(&mut self, kind: &'static str, id: &'a str, new: impl FnOnce() -> Slot<'a>) -> usize {
+        *self.keyed.entry((kind, id)).or_insert_with(|| {
+            self.slots.push(new());
+            self.slots.len() - 1
+        })
+    }
+
+    fn keyed_slot(&mut self, kind: &'static str, id: &str) -> Option<&mut Slot<'a>> {
+        let at = *self.keyed.get(&(kind, id))?;
+        self.slots.get_mut(at)
+    }
+
+    /// The stay `encounter_id`, its movement `event_id` noted for the cancellations.
+    fn stay(&mut self, event_id: &'a str, encounter_id: &str) -> Option<&mut encounter::Stay<'a>> {
+        let at = *self.keyed.get(&("Encounter", encounter_id))?;
+        self.movements.insert(event_id, at);
+        match &mut self.slots[at] {
+            Slot::Stay(s) => Some(s),
+            _ => None,
         }
+    }
+
+    /// A cancellation: the stay of the movement it names undoes it.
+    fn cancel(&mut self, e: &'a Event, cancelled: &str) {
+        if let Some(&at) = self.movements.get(cancelled) {
+            if let Slot::Stay(s) = &mut self.slots[at] {
+                s.cancel(e, cancelled);
+            }
+        }
+    }
+
+    /// A resource made whole by one event; a later one with the same type and id replaces it.
+    fn done(&mut self, r: Resource) {
+        match self.done_at.get(&(r.kind, r.id.clone())) {
+            Some(&at) => self.slots[at] = Slot::Done(r),
+            None => {
+                self.done_at
+                    .insert((r.kind, r.id.clone()), self.slots.len());
+                self.slots.push(Slot::Done(r));
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Resource> {
+        let mut out = Vec::with_capacity(self.slots.len() + 2);
+        out.extend(self.person.build());
+        for slot in self.slots {
+            match slot {
+                Slot::Stay(s) => out.extend(s.build(self.patient_id)),
+                Slot::Alert(a) => out.push(a.build(self.patient_id)),
+                Slot::Booking(b) => out.push(b.build(self.patient_id)),
+                Slot::Done(r) => out.push(r),
+            }
+        }
+        out.extend(self.team.build(self.patient_id));
+        out
     }
 }
 
@@ -187,7 +268,7 @@ mod tests {
         prost_types::Timestamp,
         v1::{
             AdmissionCancelled, Admitted, AlertRaised, AlertResolved, DischargeCancelled,
-            Discharged, ObservationRecorded, PatientRegistered,
+            Discharged, ObservationRecorded, PatientRegistered, TransferCancelled, Transferred,
         },
     };
 
@@ -228,6 +309,16 @@ mod tests {
 
     #[test]
     fn a_stay_folds_its_movements_and_cancellations() {
+        let transfer = |n, unit: &str| {
+            ev(
+                n,
+                Payload::Transferred(Transferred {
+                    encounter_id: "S1".into(),
+                    from_unit: "cardio".into(),
+                    to_unit: unit.into(),
+                }),
+            )
+        };
         let events = vec![
             ev(
                 1,
@@ -238,8 +329,16 @@ mod tests {
                 }),
             ),
             admitted(2, "S1"),
+            transfer(3, "icu"),
             ev(
-                3,
+                4,
+                Payload::TransferCancelled(TransferCancelled {
+                    cancelled_event_id: "e3".into(),
+                }),
+            ),
+            transfer(5, "geriatrics"),
+            ev(
+                6,
                 Payload::Discharged(Discharged {
                     encounter_id: "S1".into(),
                     disposition: 1,
@@ -247,32 +346,71 @@ mod tests {
                 }),
             ),
             ev(
-                4,
+                7,
                 Payload::DischargeCancelled(DischargeCancelled {
-                    cancelled_event_id: "e3".into(),
+                    cancelled_event_id: "e6".into(),
                 }),
             ),
-            admitted(5, "S2"),
+            admitted(8, "S2"),
             ev(
-                6,
+                9,
                 Payload::AdmissionCancelled(AdmissionCancelled {
-                    cancelled_event_id: "e5".into(),
+                    cancelled_event_id: "e8".into(),
                 }),
             ),
         ];
         let all = resources("P1", &events);
-        let kinds: Vec<&str> = all.iter().map(|r| r.kind).collect();
-        assert_eq!(kinds, ["Patient", "Encounter", "Encounter"]);
+        let ids: Vec<(&str, &str)> = all.iter().map(|r| (r.kind, r.id.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("Patient", "P1"),
+                ("Encounter", "S1"),
+                ("Encounter", "e2"),
+                ("Encounter", "e3"),
+                ("Encounter", "e5"),
+                ("Encounter", "S2"),
+                ("Encounter", "e8"),
+            ]
+        );
         let s1 = &of(&all, "S1").body;
         assert_eq!(s1["status"], "in-progress", "the discharge was cancelled");
         assert!(s1["period"].get("end").is_none());
-        assert_eq!(s1["meta"]["versionId"], "4");
+        assert_eq!(s1["meta"]["versionId"], "7");
         assert_eq!(s1["class"]["code"], "IMP");
         assert_eq!(
             s1["hospitalization"]["admitSource"]["coding"][0]["code"],
             "emd"
         );
+        let units: Vec<&str> = s1["location"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["location"]["display"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            units,
+            ["cardio", "geriatrics"],
+            "the cancelled transfer is not a place"
+        );
+        // The movements: the admission ended by the transfer that holds, the cancelled transfer,
+        // the last one open again once the discharge was cancelled.
+        let admission = &of(&all, "e2").body;
+        assert_eq!(admission["status"], "finished");
+        assert_eq!(admission["partOf"]["reference"], "Encounter/S1");
+        assert_eq!(
+            admission["period"]["end"],
+            of(&all, "e5").body["period"]["start"]
+        );
+        assert_eq!(
+            admission["meta"]["versionId"], "5",
+            "ended by the transfer of version 5"
+        );
+        assert_eq!(of(&all, "e3").body["status"], "entered-in-error");
+        assert_eq!(of(&all, "e5").body["status"], "in-progress");
+        assert_eq!(of(&all, "e5").body["location"][0]["status"], "active");
         assert_eq!(of(&all, "S2").body["status"], "entered-in-error");
+        assert_eq!(of(&all, "e8").body["status"], "entered-in-error");
         let p = &of(&all, "P1").body;
         assert_eq!(p["gender"], "female");
         assert_eq!(p["meta"]["versionId"], "1");

@@ -14,8 +14,11 @@
 //! Ids are stable across rebuilds (the journey's own ids, or UUID v5 of them when they are not
 //! FHIR ids); `meta.versionId` is the patient's stream version of the last event a resource was
 //! built from, `meta.lastUpdated` that event's recorded time.
+mod appointment;
 pub mod bundle;
 pub mod capability;
+mod care_plan;
+mod care_team;
 pub mod codes;
 mod condition;
 mod consent;

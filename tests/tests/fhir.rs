@@ -124,12 +124,19 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 
 /// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
-/// organisation cpts-9: 14 events, 10 resources besides the Patient.
+/// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
+/// kept: 19 events, 16 resources besides the Patient (two stays, three movements, one CareTeam).
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
         role: v1::Role::Gp as i32,
         name: "Dr Bernard".into(),
+        ..Default::default()
+    };
+    let nurse = Professional {
+        id: "10009876543".into(),
+        role: v1::Role::HomeNurse as i32,
+        name: "Mme Petit".into(),
         ..Default::default()
     };
     let second = admitted("P1", "S2", 86_400);
@@ -146,7 +153,7 @@ fn journey() -> Vec<v1::Event> {
                 local_id: "IPP-77".into(),
                 birth_date: "1948-03-02".into(),
                 sex: v1::Sex::Female as i32,
-                gp: Some(gp),
+                gp: Some(gp.clone()),
                 family_name: "Martin".into(),
                 given_name: "Jeanne".into(),
                 ..Default::default()
@@ -191,6 +198,45 @@ fn journey() -> Vec<v1::Event> {
                 duration_days: 30,
                 encounter_id: "S1".into(),
                 ..Default::default()
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::CarePlanEstablished(v1::CarePlanEstablished {
+                care_plan_id: "CP-1".into(),
+                goals: vec!["stable weight".into(), "no readmission".into()],
+                symptoms_to_watch: vec!["breathlessness".into()],
+                thresholds: vec![v1::AlertThreshold {
+                    measure: "weight".into(),
+                    low: 70.0,
+                    high: 84.0,
+                    severity: v1::Severity::High as i32,
+                }],
+                referents: vec![nurse.clone()],
+                encounter_id: "S1".into(),
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::ReferentAssigned(v1::ReferentAssigned {
+                role: v1::Role::Gp as i32,
+                professional: Some(gp.clone()),
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::AppointmentScheduled(v1::AppointmentScheduled {
+                appointment_id: "AP-1".into(),
+                kind: "J+7 GP".into(),
+                due_at: Some(ts(86_400 * 2 - 3600)),
+                with: Some(gp.clone()),
+                encounter_id: "S1".into(),
+            }),
+        ),
+        at(
+            86_400 * 2 - 3600,
+            Payload::AppointmentCompleted(v1::AppointmentCompleted {
+                appointment_id: "AP-1".into(),
             }),
         ),
         at(
@@ -292,10 +338,13 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     assert_eq!(everything["type"], "searchset");
     let expected: BTreeMap<String, usize> = [
         ("Patient", 1),
-        ("Encounter", 2),
+        ("Encounter", 5),
         ("Observation", 4),
         ("Condition", 1),
         ("MedicationRequest", 1),
+        ("CarePlan", 1),
+        ("CareTeam", 1),
+        ("Appointment", 1),
         ("Flag", 1),
         ("Consent", 1),
     ]
@@ -303,7 +352,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 11);
+    assert_eq!(everything["total"], 17);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -326,7 +375,44 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         entry(&everything, "Encounter", "S2")["status"],
         "entered-in-error"
     );
+    // One Encounter per movement, `partOf` its stay; the cancelled admission's entered in error.
+    let movements: Vec<(&str, &str)> = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["partOf"].is_object())
+        .map(|r| {
+            (
+                r["partOf"]["reference"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        movements,
+        [
+            ("Encounter/S1", "finished"),
+            ("Encounter/S1", "finished"),
+            ("Encounter/S2", "entered-in-error"),
+        ]
+    );
     assert_eq!(entry(&everything, "Flag", "A1")["status"], "inactive");
+    assert_eq!(
+        entry(&everything, "Appointment", "AP-1")["status"],
+        "fulfilled"
+    );
+    let plan = entry(&everything, "CarePlan", "CP-1");
+    assert_eq!(plan["goal"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["careTeam"][0]["reference"], "CareTeam/P1.team");
+    let team = entry(&everything, "CareTeam", "P1.team");
+    let members: Vec<&str> = team["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["member"]["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["Mme Petit", "Dr Bernard"]);
     let rx = entry(&everything, "MedicationRequest", "RX-1");
     assert_eq!(
         rx["medicationCodeableConcept"]["coding"][0]["system"],
@@ -453,19 +539,25 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 }
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
-/// a resource per measure, diagnosis, prescription and consent event, one per stay and per
-/// emergency visit, one per alert, and the Patient.
+/// a resource per measure, diagnosis, prescription and consent event, one per stay, per movement
+/// (admission, transfer) and per emergency visit, one per alert, care plan and appointment, the
+/// CareTeam when anyone was named referent, and the Patient.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
     let mut alerts = BTreeSet::new();
+    let mut plans = BTreeSet::new();
+    let mut appointments = BTreeSet::new();
+    let mut team = false;
     let mut add = |k: &str| *n.entry(k.to_string()).or_insert(0) += 1;
     add("Patient");
     for e in events {
         match e.payload.as_ref().unwrap() {
             Payload::Admitted(a) => {
                 stays.insert(a.encounter_id.clone());
+                add("Encounter");
             }
+            Payload::Transferred(_) => add("Encounter"),
             Payload::EmergencyVisit(_) => add("Encounter"),
             Payload::ObservationRecorded(_) => add("Observation"),
             Payload::ConditionRecorded(_) => add("Condition"),
@@ -473,6 +565,14 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
             Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => add("Consent"),
             Payload::AlertRaised(a) => {
                 alerts.insert(a.alert_id.clone());
+            }
+            Payload::CarePlanEstablished(c) => {
+                plans.insert(c.care_plan_id.clone());
+                team |= !c.referents.is_empty();
+            }
+            Payload::ReferentAssigned(r) => team |= r.professional.is_some(),
+            Payload::AppointmentScheduled(a) => {
+                appointments.insert(a.appointment_id.clone());
             }
             _ => {}
         }
@@ -482,6 +582,15 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     }
     for _ in &alerts {
         add("Flag");
+    }
+    for _ in &plans {
+        add("CarePlan");
+    }
+    for _ in &appointments {
+        add("Appointment");
+    }
+    if team {
+        add("CareTeam");
     }
     n
 }
