@@ -101,8 +101,9 @@ async fn a_message_over_the_largest_batch_is_resource_exhausted() {
     assert_eq!(r.into_inner().appended.len(), 100);
 }
 
-/// A TCP relay to PostgreSQL that the test can cut: every relayed connection is dropped, and new
-/// ones are accepted and never answered (a database that is down behind a firewall, or hung).
+/// A TCP relay to PostgreSQL that the test can cut: every relayed connection goes silent, and new
+/// ones are accepted and never answered (a database host that froze, or a firewall dropping
+/// packets: the worst case, where nothing is refused and every wait runs to its timeout).
 struct PgRelay {
     port: u16,
     cut: tokio::sync::watch::Sender<bool>,
@@ -125,10 +126,15 @@ impl PgRelay {
                     let Ok(mut pg) = tokio::net::TcpStream::connect("127.0.0.1:5432").await else {
                         return;
                     };
+                    let cut = async {
+                        let _ = watch.wait_for(|cut| *cut).await;
+                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut pg) => {}
-                        _ = watch.wait_for(|cut| *cut) => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut pg) => return,
+                        _ = cut => {}
                     }
+                    // Stalled: open and silent until the database is back.
+                    let _ = watch.wait_for(|cut| !*cut).await;
                 });
             }
         });
