@@ -64,7 +64,11 @@ pub fn router(api: FhirApi) -> Router {
 /// What a request asks, once its address and query are understood.
 enum Select {
     Patient,
-    Everything,
+    /// With `_since`: only the resources changed from then on (`meta.lastUpdated`, RFC 3339 UTC
+    /// with milliseconds, as the resources carry it).
+    Everything {
+        since: Option<String>,
+    },
     Kind(Kind),
 }
 
@@ -145,7 +149,7 @@ async fn everything(
         extensions,
         uri,
     };
-    let parsed = no_parameters(&asked.uri).map(|()| Select::Everything);
+    let parsed = everything_request(asked.uri.query());
     api.answer(asked, id, parsed).await
 }
 
@@ -175,6 +179,31 @@ fn no_parameters(uri: &Uri) -> Result<(), Status> {
         )),
         None => Ok(()),
     }
+}
+
+/// `$everything` takes `_since` (an instant) only.
+fn everything_request(query: Option<&str>) -> Result<Select, Status> {
+    let mut since = None;
+    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if k != "_since" || since.is_some() {
+            return Err(errors::invalid(
+                &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
+                "unsupported parameter: $everything takes _since (an instant, e.g. 2026-12-04T10:00:00Z), once",
+            ));
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(&percent_decoded(v)?).map_err(|e| {
+            errors::invalid(
+                "_since",
+                &format!("{e}: give an instant with its time zone, e.g. 2026-12-04T10:00:00Z"),
+            )
+        })?;
+        since = Some(
+            at.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
+    }
+    Ok(Select::Everything { since })
 }
 
 /// `GET /fhir/{Type}?patient={id}`: a mapped type, searched by patient only. The patient named
@@ -389,7 +418,15 @@ fn render(patient: &str, select: Select, events: &[Event], base: &str, self_url:
             Some(p) => p.body,
             None => return refusal(&errors::patient_not_visible(patient)),
         },
-        Select::Everything => bundle::searchset(base, self_url, &all),
+        Select::Everything { since: None } => bundle::searchset(base, self_url, &all),
+        Select::Everything { since: Some(since) } => {
+            // Same format on both sides (UTC, milliseconds): the text order is the time order.
+            let changed: Vec<Resource> = all
+                .into_iter()
+                .filter(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()))
+                .collect();
+            bundle::searchset(base, self_url, &changed)
+        }
         Select::Kind(k) => {
             let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == k.name()).collect();
             bundle::searchset(base, self_url, &of_kind)
@@ -448,6 +485,30 @@ fn refusal(s: &Status) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn everything_takes_since_only() {
+        let since = |q| match everything_request(Some(q)) {
+            Ok(Select::Everything { since }) => Ok(since),
+            Ok(_) => unreachable!(),
+            Err(s) => Err(s.message().to_string()),
+        };
+        assert_eq!(
+            since("_since=2026-12-04T11:00:00%2B01:00"),
+            Ok(Some("2026-12-04T10:00:00.000Z".to_string()))
+        );
+        assert!(since("_since=yesterday")
+            .unwrap_err()
+            .starts_with("_since:"));
+        assert!(since("_count=10")
+            .unwrap_err()
+            .starts_with("_count: unsupported"));
+        assert!(since("_since=2026-12-04T10:00:00Z&_since=2026-12-04T10:00:00Z").is_err());
+        assert!(matches!(
+            everything_request(None),
+            Ok(Select::Everything { since: None })
+        ));
+    }
 
     #[test]
     fn a_search_takes_a_mapped_type_and_the_patient_only() {

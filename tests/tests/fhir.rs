@@ -659,3 +659,88 @@ async fn simulated_journeys_read_back_whole_and_valid() {
     }
     validate_all(&bundles);
 }
+
+/// `$everything?_since=` returns exactly the resources that changed from then on: a stay that was
+/// discharged, the movement its discharge ended, a new measure; not the Patient or the other
+/// measure, untouched since.
+#[tokio::test]
+async fn since_returns_exactly_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let admin = admin.trim();
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let admission = admitted("P1", "S1", 5 * 86_400);
+    let admission_id = admission.event_id.clone();
+    let first = vec![
+        at(
+            6 * 86_400,
+            Payload::PatientRegistered(v1::PatientRegistered {
+                family_name: "Martin".into(),
+                ..Default::default()
+            }),
+        ),
+        admission,
+        observation("weight", 80.0, "kg"),
+    ];
+    append_batch(&mut log, first).await;
+    let (_, _, before) = get(&server, "/fhir/Patient/P1/$everything", Some(admin)).await;
+    let last_known = before["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["resource"]["meta"]["lastUpdated"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .max()
+        .unwrap();
+    // The next batch is recorded at a later millisecond than anything shown so far.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let since = chrono::DateTime::parse_from_rfc3339(&last_known).unwrap()
+        + chrono::Duration::milliseconds(1);
+    let new_measure = observation("spo2", 95.0, "%");
+    let new_measure_id = new_measure.event_id.clone();
+    append_batch(&mut log, vec![discharged("P1", "S1", 86_400), new_measure]).await;
+
+    let path = format!(
+        "/fhir/Patient/P1/$everything?_since={}",
+        since
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
+    );
+    let (status, _, changed) = get(&server, &path, Some(admin)).await;
+    assert_eq!(status, 200, "{changed}");
+    let ids: BTreeSet<(String, String)> = changed["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            (
+                r["resourceType"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("Encounter", "S1"),
+        ("Encounter", admission_id.as_str()),
+        ("Observation", new_measure_id.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, i)| (k.to_string(), i.to_string()))
+    .collect();
+    assert_eq!(ids, expected);
+    validate(&changed);
+
+    let (status, _, body) = get(
+        &server,
+        "/fhir/Patient/P1/$everything?_since=last-week",
+        Some(admin),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}
