@@ -125,7 +125,8 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 /// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
 /// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
-/// kept: 19 events, 16 resources besides the Patient (two stays, three movements, one CareTeam).
+/// kept, a discharge letter: 20 events, 18 resources besides the Patient (two stays, three
+/// movements, one CareTeam, the letter's DocumentReference and Communication).
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
@@ -214,6 +215,19 @@ fn journey() -> Vec<v1::Event> {
                 }],
                 referents: vec![nurse.clone()],
                 encounter_id: "S1".into(),
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                encounter_id: "S1".into(),
+                channel: v1::LetterChannel::Mssante as i32,
+                recipients: vec![gp.clone()],
+                handed_to_patient: true,
+                items_present: vec![
+                    v1::LetterItem::ReasonForStay as i32,
+                    v1::LetterItem::Medications as i32,
+                ],
             }),
         ),
         at(
@@ -345,6 +359,8 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("CarePlan", 1),
         ("CareTeam", 1),
         ("Appointment", 1),
+        ("DocumentReference", 1),
+        ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
     ]
@@ -352,7 +368,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 17);
+    assert_eq!(everything["total"], 19);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -413,6 +429,19 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         .map(|p| p["member"]["display"].as_str().unwrap())
         .collect();
     assert_eq!(members, ["Mme Petit", "Dr Bernard"]);
+    let sent = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Communication")
+        .unwrap();
+    assert_eq!(sent["medium"][0]["coding"][0]["code"], "EMAILWRIT");
+    assert_eq!(
+        sent["recipient"].as_array().unwrap().len(),
+        2,
+        "the GP and the patient"
+    );
     let rx = entry(&everything, "MedicationRequest", "RX-1");
     assert_eq!(
         rx["medicationCodeableConcept"]["coding"][0]["system"],
@@ -539,9 +568,10 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 }
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
-/// a resource per measure, diagnosis, prescription and consent event, one per stay, per movement
-/// (admission, transfer) and per emergency visit, one per alert, care plan and appointment, the
-/// CareTeam when anyone was named referent, and the Patient.
+/// a resource per measure, diagnosis, prescription and consent event, two per letter (the
+/// document and its sending), one per stay, per movement (admission, transfer) and per emergency
+/// visit, one per alert, care plan and appointment, the CareTeam when anyone was named referent,
+/// and the Patient.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
@@ -563,6 +593,10 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
             Payload::ConditionRecorded(_) => add("Condition"),
             Payload::PrescriptionIssued(_) => add("MedicationRequest"),
             Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => add("Consent"),
+            Payload::DischargeLetterSent(_) => {
+                add("DocumentReference");
+                add("Communication");
+            }
             Payload::AlertRaised(a) => {
                 alerts.insert(a.alert_id.clone());
             }
