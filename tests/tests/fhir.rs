@@ -126,7 +126,8 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
 /// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
 /// kept, a discharge letter: 20 events, 18 resources besides the Patient (two stays, three
-/// movements, one CareTeam, the letter's DocumentReference and Communication).
+/// movements, one CareTeam, the letter's DocumentReference and Communication), and a Provenance
+/// per event.
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
@@ -363,12 +364,13 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
+        ("Provenance", 20),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 19);
+    assert_eq!(everything["total"], 39);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -571,7 +573,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 /// a resource per measure, diagnosis, prescription and consent event, two per letter (the
 /// document and its sending), one per stay, per movement (admission, transfer) and per emergency
 /// visit, one per alert, care plan and appointment, the CareTeam when anyone was named referent,
-/// and the Patient.
+/// the Patient, and a Provenance per event.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
@@ -582,6 +584,7 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut add = |k: &str| *n.entry(k.to_string()).or_insert(0) += 1;
     add("Patient");
     for e in events {
+        add("Provenance");
         match e.payload.as_ref().unwrap() {
             Payload::Admitted(a) => {
                 stays.insert(a.encounter_id.clone());
@@ -695,8 +698,8 @@ async fn simulated_journeys_read_back_whole_and_valid() {
 }
 
 /// `$everything?_since=` returns exactly the resources that changed from then on: a stay that was
-/// discharged, the movement its discharge ended, a new measure; not the Patient or the other
-/// measure, untouched since.
+/// discharged, the movement its discharge ended, a new measure, the two events' Provenances; not
+/// the Patient or the other measure, untouched since.
 #[tokio::test]
 async fn since_returns_exactly_what_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -737,7 +740,9 @@ async fn since_returns_exactly_what_changed() {
         + chrono::Duration::milliseconds(1);
     let new_measure = observation("spo2", 95.0, "%");
     let new_measure_id = new_measure.event_id.clone();
-    append_batch(&mut log, vec![discharged("P1", "S1", 86_400), new_measure]).await;
+    let discharge = discharged("P1", "S1", 86_400);
+    let discharge_id = discharge.event_id.clone();
+    append_batch(&mut log, vec![discharge, new_measure]).await;
 
     let path = format!(
         "/fhir/Patient/P1/$everything?_since={}",
@@ -763,6 +768,8 @@ async fn since_returns_exactly_what_changed() {
         ("Encounter", "S1"),
         ("Encounter", admission_id.as_str()),
         ("Observation", new_measure_id.as_str()),
+        ("Provenance", discharge_id.as_str()),
+        ("Provenance", new_measure_id.as_str()),
     ]
     .into_iter()
     .map(|(k, i)| (k.to_string(), i.to_string()))
