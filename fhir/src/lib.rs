@@ -25,7 +25,6 @@ mod consent;
 mod encounter;
 mod flag;
 pub mod journey;
-mod letter;
 mod medication;
 mod observation;
 pub mod outcome;

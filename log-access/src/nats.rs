@@ -54,10 +54,7 @@ impl Nats {
                 crate::broker::redact(nats_url)
             )
         })?;
-        let mut feed = Feed {
-            stream,
-            consumer: None,
-        };
+        let mut feed = Feed::new(stream);
         feed.open().await?;
         Ok(Nats {
             log,
@@ -153,24 +150,13 @@ impl EventSource for Nats {
                 let known = self.known;
                 return self.read_log(from, known, max).await;
             }
-            let messages = match self.feed.take(max, Self::QUIET).await {
-                Ok(Some(messages)) => messages,
-                Ok(None) => {
-                    // Quiet. If the log moved past what NATS delivered, the consumer may be gone.
-                    if self.head().await? > self.delivered && !self.feed.alive().await {
-                        tracing::warn!(
-                            "the NATS consumer is gone (the process stalled longer than JetStream keeps it); recreating it"
-                        );
-                        self.feed.open().await?;
-                    }
-                    continue;
+            let Some(messages) = self.feed.take(max, Self::QUIET).await else {
+                // Quiet, or no feed (NATS down, or its consumer lost and not yet recreated):
+                // whatever the log holds past `from` is read from it.
+                if self.head().await? > self.delivered && !self.feed.alive().await {
+                    self.feed.lost("the NATS consumer is gone (the process stalled longer than JetStream keeps it)");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the NATS feed failed; recreating its consumer, the log fills the gap");
-                    self.feed.open().await?;
-                    self.head().await?;
-                    continue;
-                }
+                continue;
             };
             let mut events = Vec::with_capacity(messages.len());
             for m in &messages {
@@ -210,51 +196,99 @@ impl EventSource for Nats {
     }
 }
 
-/// The JetStream consumer and its pull stream.
+/// The JetStream consumer and its pull stream, recreated when lost; while there is none (NATS
+/// down), the source reads the log after each quiet second, as it does when NATS is behind.
 struct Feed {
     stream: jetstream::stream::Stream,
     consumer: Option<(PullConsumer, pull::Stream)>,
+    /// When to try again to create a consumer, after a failed attempt.
+    retry_at: tokio::time::Instant,
 }
 
 impl Feed {
-    /// (Re)creates the consumer: new messages only, everything older comes from the log, the
-    /// source of truth. The consumer it replaces, if any, is deleted.
-    async fn open(&mut self) -> anyhow::Result<()> {
-        if let Some((old, _)) = self.consumer.take() {
-            let _ = self.stream.delete_consumer(&old.cached_info().name).await;
+    /// How long one attempt to create a consumer may take, and the pause after a failed one.
+    const ATTEMPT: Duration = Duration::from_secs(2);
+    const RETRY: Duration = Duration::from_secs(5);
+
+    fn new(stream: jetstream::stream::Stream) -> Feed {
+        Feed {
+            stream,
+            consumer: None,
+            retry_at: tokio::time::Instant::now(),
         }
-        let consumer: PullConsumer = self
-            .stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::New,
-                inactive_threshold: INACTIVE,
-                ..Default::default()
-            })
+    }
+
+    /// Creates the consumer: new messages only, everything older comes from the log, the source
+    /// of truth.
+    async fn open(&mut self) -> anyhow::Result<()> {
+        let create = async {
+            let consumer: PullConsumer = self
+                .stream
+                .create_consumer(pull::Config {
+                    deliver_policy: DeliverPolicy::New,
+                    inactive_threshold: INACTIVE,
+                    ..Default::default()
+                })
+                .await
+                .context("cannot create a NATS consumer")?;
+            let messages = consumer
+                .messages()
+                .await
+                .context("cannot pull from the NATS consumer")?;
+            anyhow::Ok((consumer, messages))
+        };
+        let created = tokio::time::timeout(Self::ATTEMPT, create)
             .await
-            .context("cannot create a NATS consumer")?;
-        let messages = consumer
-            .messages()
-            .await
-            .context("cannot pull from the NATS consumer")?;
-        self.consumer = Some((consumer, messages));
+            .context("NATS did not answer")??;
+        self.consumer = Some(created);
         Ok(())
     }
 
+    /// Drops a consumer that failed (deleted on the server in the background, if it is still
+    /// there) so that the next [`Feed::take`] creates a new one.
+    fn lost(&mut self, why: &str) {
+        if let Some((old, _)) = self.consumer.take() {
+            tracing::warn!(
+                reason = why,
+                "the NATS feed is lost; recreating its consumer, the log fills the gap"
+            );
+            let stream = self.stream.clone();
+            let name = old.cached_info().name.clone();
+            tokio::spawn(async move {
+                let _ = stream.delete_consumer(&name).await;
+            });
+        }
+        self.retry_at = tokio::time::Instant::now();
+    }
+
     /// Every message already delivered, up to `max`, waiting at most `quiet` for the first:
-    /// `None` when none came. An error when the pull stream failed or ended (the consumer is then
-    /// to be recreated).
-    async fn take(
-        &mut self,
-        max: usize,
-        quiet: Duration,
-    ) -> anyhow::Result<Option<Vec<jetstream::Message>>> {
-        let Some((_, messages)) = self.consumer.as_mut() else {
-            anyhow::bail!("no NATS consumer");
-        };
+    /// `None` when none came, the pull stream failed (the consumer is then recreated by the next
+    /// call), or there is no consumer and none can be made now.
+    async fn take(&mut self, max: usize, quiet: Duration) -> Option<Vec<jetstream::Message>> {
+        if self.consumer.is_none() {
+            if tokio::time::Instant::now() < self.retry_at {
+                tokio::time::sleep(quiet).await;
+                return None;
+            }
+            if let Err(e) = self.open().await {
+                tracing::warn!(error = %format!("{e:#}"), retry_s = Self::RETRY.as_secs(), "no NATS feed: following the log meanwhile");
+                self.retry_at = tokio::time::Instant::now() + Self::RETRY;
+                tokio::time::sleep(quiet).await;
+                return None;
+            }
+        }
+        let (_, messages) = self.consumer.as_mut()?;
         let first = match tokio::time::timeout(quiet, messages.next()).await {
-            Err(_quiet) => return Ok(None),
-            Ok(None) => anyhow::bail!("the NATS consumer closed"),
-            Ok(Some(m)) => m.map_err(|e| anyhow::anyhow!(e))?,
+            Err(_quiet) => return None,
+            Ok(None) => {
+                self.lost("the pull stream ended");
+                return None;
+            }
+            Ok(Some(Err(e))) => {
+                self.lost(&e.to_string());
+                return None;
+            }
+            Ok(Some(Ok(m))) => m,
         };
         let mut out = vec![first];
         // Whatever else is already delivered, without waiting.
@@ -269,14 +303,19 @@ impl Feed {
                 _ => break,
             }
         }
-        Ok(Some(out))
+        Some(out)
     }
 
-    /// Whether JetStream still has our consumer.
+    /// Whether JetStream still has our consumer (a short request; `true` when NATS does not
+    /// answer: an outage is not a lost consumer, and the pull stream reports it).
     async fn alive(&mut self) -> bool {
-        match self.consumer.as_mut() {
-            Some((consumer, _)) => consumer.info().await.is_ok(),
-            None => false,
+        let Some((consumer, _)) = self.consumer.as_mut() else {
+            return true; // none to lose: the next take creates one
+        };
+        use async_nats::jetstream::context::ConsumerInfoErrorKind as Kind;
+        match tokio::time::timeout(Self::ATTEMPT, consumer.info()).await {
+            Ok(Err(e)) => !matches!(e.kind(), Kind::NotFound | Kind::StreamNotFound),
+            Ok(Ok(_)) | Err(_) => true,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     access_log::{audited, bounded, Access, AccessLog},
     auth::Authenticator,
     coordination_service::CoordinationService,
-    errors, fhir_audit,
+    errors,
     log_handle::LogHandle,
     principal::{Principal, Role},
     tls::ServedOverTls,
@@ -418,14 +418,14 @@ fn render(patient: &str, select: Select, events: &[Event], base: &str, self_url:
             Some(p) => p.body,
             None => return refusal(&errors::patient_not_visible(patient)),
         },
-        Select::Everything { since } => {
-            let mut all = all;
-            all.extend(events.iter().map(provenance));
+        Select::Everything { since: None } => bundle::searchset(base, self_url, &all),
+        Select::Everything { since: Some(since) } => {
             // Same format on both sides (UTC, milliseconds): the text order is the time order.
-            if let Some(since) = since {
-                all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
-            }
-            bundle::searchset(base, self_url, &all)
+            let changed: Vec<Resource> = all
+                .into_iter()
+                .filter(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()))
+                .collect();
+            bundle::searchset(base, self_url, &changed)
         }
         Select::Kind(k) => {
             let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == k.name()).collect();
@@ -433,20 +433,6 @@ fn render(patient: &str, select: Select, events: &[Event], base: &str, self_url:
         }
     };
     fhir_json(StatusCode::OK, &body)
-}
-
-/// The Provenance of one event (as the audit export writes it: author, assembler, the resource it
-/// is about and the stored event), with the `meta` of the resources it sits beside.
-fn provenance(e: &Event) -> Resource {
-    let mut body = fhir_audit::fhir_provenance(e);
-    body["meta"] = journey_fhir::resource::meta(e, None);
-    let id = journey_fhir::resource::fhir_id("Provenance", &e.event_id);
-    body["id"] = Value::from(id.clone());
-    Resource {
-        kind: "Provenance",
-        id,
-        body,
-    }
 }
 
 /// The server's FHIR base URL, as the client reached it.

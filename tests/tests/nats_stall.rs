@@ -173,3 +173,40 @@ async fn a_forged_nats_message_is_never_applied() {
     );
     assert_eq!(rates_total(&read_side.grpc, head).await.index_stays, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_side_follows_the_log_while_nats_is_down_and_nats_once_it_is_back() {
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, read_side) = log_and_read_side(dir.path(), &nats, "OUTAGE");
+    let mut c = log.client().await;
+    let head = append_batch(&mut c, vec![observation("O1", 1.0)]).await;
+    wait_projected(&read_side.grpc, head).await;
+
+    // NATS down for longer than a consumer can be made: the read side reads the log meanwhile.
+    nats.stop();
+    for i in 0..3 {
+        let head = append_batch(&mut c, vec![observation("O1", 2.0 + i as f64)]).await;
+        assert!(
+            reaches(&read_side, head, Duration::from_secs(10)).await,
+            "event {head} not projected from the log while NATS is down"
+        );
+    }
+
+    // NATS back: a new consumer delivers the next events.
+    nats.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last;
+    loop {
+        last = append_batch(&mut c, vec![observation("O1", 9.0)]).await;
+        assert!(reaches(&read_side, last, Duration::from_secs(10)).await);
+        if delivered_by_nats(&nats, "OUTAGE").await >= last {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no consumer delivered event {last} after NATS came back"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
