@@ -26,9 +26,10 @@ pub const INACTIVE: Duration = Duration::from_secs(5);
 
 /// Live events from NATS JetStream; catch-up and gaps from the gRPC log.
 ///
-/// Messages are taken in batches (every message already delivered, up to `max`), and the log's
-/// head is asked only when no message came for [`Nats::QUIET`] (NATS behind, or an outage), never
-/// per message: a position at or below the highest one seen is read from the log.
+/// Messages are taken in batches (every message already delivered, up to `max`); the log is
+/// asked once per batch (to vouch for its last hash) and when no message came for
+/// [`Nats::QUIET`] (NATS behind, or an outage), never per message: a position at or below the
+/// highest one known is read from the log.
 pub struct Nats {
     log: Grpc,
     feed: Feed,
