@@ -11,7 +11,12 @@ fn profile(k: Kind) -> Option<&'static str> {
         Kind::MedicationRequest => Some("fr-core-medication-request"),
         Kind::Consent => Some("fr-core-consent"),
         Kind::Appointment => Some("fr-core-appointment"),
-        Kind::Observation | Kind::Flag | Kind::CarePlan | Kind::CareTeam => None,
+        Kind::Observation
+        | Kind::Flag
+        | Kind::CarePlan
+        | Kind::CareTeam
+        | Kind::DocumentReference
+        | Kind::Communication => None,
     }
 }
 

@@ -1,6 +1,9 @@
 //! The code systems and value sets the mapping emits, one function per journey enumeration, and
 //! the telemonitoring measures' LOINC codes and UCUM units (docs/fhir.md).
-use journey_proto::v1::{AdmitType, Code, Disposition, EdOutcome, Role, Setting, Severity, Sex};
+use journey_proto::v1::{
+    AdmitType, Code, Disposition, EdOutcome, LetterChannel, LetterItem, Role, Setting, Severity,
+    Sex,
+};
 use serde_json::{json, Value};
 
 pub const LOINC: &str = "http://loinc.org";
@@ -156,6 +159,39 @@ pub fn referent_role(role: i32) -> Option<&'static str> {
         Role::Coordinator => "care coordinator",
         Role::Patient => "patient",
         Role::Auditor | Role::System | Role::Administrative | Role::Unspecified => return None,
+    })
+}
+
+/// How a discharge letter went (`Communication.medium`, v3 ParticipationMode): MSSanté is a
+/// secure e-mail, the DMP an online record, paper a letter.
+pub fn letter_channel(channel: i32) -> Option<Value> {
+    let (code, display, text) = match LetterChannel::try_from(channel).ok()? {
+        LetterChannel::Mssante => ("EMAILWRIT", "email", "MSSanté"),
+        LetterChannel::Dmp => ("ONLINEWRIT", "online written", "DMP"),
+        LetterChannel::Paper => ("MAILWRIT", "mail", "paper"),
+        LetterChannel::Unspecified => return None,
+    };
+    Some(json!({
+        "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "code": code, "display": display }],
+        "text": text,
+    }))
+}
+
+/// An item a discharge letter holds, in words.
+pub fn letter_item(item: i32) -> Option<&'static str> {
+    Some(match LetterItem::try_from(item).ok()? {
+        LetterItem::ReasonForStay => "reason for stay",
+        LetterItem::MedicalSummary => "medical summary",
+        LetterItem::Risks => "risks",
+        LetterItem::ProceduresAndTests => "procedures and tests",
+        LetterItem::Medications => "medications",
+        LetterItem::CarePlan => "care plan",
+        LetterItem::RecipientDoctor => "recipient doctor",
+        LetterItem::Identification => "identification",
+        LetterItem::Dates => "dates",
+        LetterItem::Signatory => "signatory",
+        LetterItem::Destination => "destination",
+        LetterItem::Unspecified => return None,
     })
 }
 
@@ -330,6 +366,12 @@ mod tests {
             assert!(["PN", "PL", "PM", "PH"].contains(&code));
         }
         assert_eq!(flag_priority(0), None);
+        // v3 ParticipationMode (Communication.medium).
+        for channel in 1..=3 {
+            let c = letter_channel(channel).unwrap();
+            let code = c["coding"][0]["code"].as_str().unwrap();
+            assert!(["EMAILWRIT", "ONLINEWRIT", "MAILWRIT"].contains(&code));
+        }
         // administrative-gender.
         for sex in 1..=4 {
             let g = gender(sex).unwrap();

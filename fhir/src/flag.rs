@@ -35,7 +35,12 @@ impl<'a> Alert<'a> {
     pub fn build(self, patient_id: &str) -> Resource {
         let (raised, a) = self.raised;
         let id = fhir_id("Flag", &a.alert_id);
-        let mut code = json!({ "text": if a.reason.is_empty() { &a.rule } else { &a.reason } });
+        // The reason in words, else the rule's name, else that it is an alert a person raised.
+        let words = [a.reason.as_str(), a.rule.as_str(), "alert"]
+            .into_iter()
+            .find(|w| !w.is_empty())
+            .unwrap_or("alert");
+        let mut code = json!({ "text": words });
         if !a.rule.is_empty() {
             code["coding"] = json!([{ "system": "urn:journey:alert-rule", "code": a.rule }]);
         }
@@ -71,9 +76,6 @@ impl<'a> Alert<'a> {
             "extension",
             codes::flag_priority(a.severity).map(|p| json!([p])),
         );
-        if a.rule.is_empty() && a.reason.is_empty() {
-            body["code"] = json!({ "text": "alert" });
-        }
         put(
             &mut body,
             "author",

@@ -1,11 +1,12 @@
 //! A patient's events, oldest first, folded into the resources they map to (docs/fhir.md): one
 //! Patient; an Encounter per stay (its admission, transfers, discharge and their cancellations),
 //! per movement and per emergency visit; an Observation, a Condition, a MedicationRequest, a
-//! CarePlan or a Consent per event of those kinds; a Flag per alert (raised, acknowledged,
+//! CarePlan or a Consent per event of those kinds, a DocumentReference and a Communication per
+//! discharge letter; a Flag per alert (raised, acknowledged,
 //! resolved); an Appointment per appointment (scheduled, completed, missed); one CareTeam of the
 //! patient's referents.
 use crate::{
-    appointment, care_plan, care_team, condition, consent, encounter, flag, medication,
+    appointment, care_plan, care_team, condition, consent, encounter, flag, letter, medication,
     observation, patient, Resource,
 };
 use journey_proto::v1::{event::Payload, Event};
@@ -22,12 +23,14 @@ pub enum Kind {
     CarePlan,
     CareTeam,
     Appointment,
+    DocumentReference,
+    Communication,
     Flag,
     Consent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Patient,
         Kind::Encounter,
         Kind::Observation,
@@ -36,6 +39,8 @@ impl Kind {
         Kind::CarePlan,
         Kind::CareTeam,
         Kind::Appointment,
+        Kind::DocumentReference,
+        Kind::Communication,
         Kind::Flag,
         Kind::Consent,
     ];
@@ -50,6 +55,8 @@ impl Kind {
             Kind::CarePlan => "CarePlan",
             Kind::CareTeam => "CareTeam",
             Kind::Appointment => "Appointment",
+            Kind::DocumentReference => "DocumentReference",
+            Kind::Communication => "Communication",
             Kind::Flag => "Flag",
             Kind::Consent => "Consent",
         }
@@ -135,6 +142,11 @@ impl<'a> Fold<'a> {
             Payload::ObservationRecorded(o) => self.done(observation::build(patient_id, e, o)),
             Payload::ConditionRecorded(c) => self.done(condition::build(patient_id, e, c)),
             Payload::PrescriptionIssued(p) => self.done(medication::build(patient_id, e, p)),
+            Payload::DischargeLetterSent(l) => {
+                for r in letter::build(patient_id, e, l) {
+                    self.done(r);
+                }
+            }
             Payload::CarePlanEstablished(c) => {
                 for p in &c.referents {
                     self.team.name(e, p.role, p);
@@ -195,8 +207,8 @@ impl<'a> Fold<'a> {
                     f.resolved(e);
                 }
             }
-            // Not mapped yet (docs/fhir.md lists them): merges, letters, reconciliations, home
-            // visits and contacts.
+            // Not mapped yet (docs/fhir.md lists them): merges, reconciliations, home visits and
+            // contacts.
             _ => {}
         }
     }

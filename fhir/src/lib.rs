@@ -4,7 +4,7 @@
 //! [`outcome`], [`capability`]). docs/fhir.md is the mapping table.
 //!
 //! Pure: no IO, no clock, no log, no services. The HTTP API that authenticates, checks territory
-//! and consent, records the read and reads the log is `journey-services`' `fhir_api.rs`.
+//! and consent, records the read and reads the log is `journey-services`' `fhir_api/`.
 //!
 //! The resources are hand-written `serde_json` values, as FHIR servers in the field write their
 //! mappings: a generated model of the whole specification would be most of the crate for the
@@ -25,6 +25,7 @@ mod consent;
 mod encounter;
 mod flag;
 pub mod journey;
+mod letter;
 mod medication;
 mod observation;
 pub mod outcome;

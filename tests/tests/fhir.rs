@@ -125,7 +125,9 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 /// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
 /// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
-/// kept: 19 events, 16 resources besides the Patient (two stays, three movements, one CareTeam).
+/// kept, a discharge letter: 20 events, 18 resources besides the Patient (two stays, three
+/// movements, one CareTeam, the letter's DocumentReference and Communication), and a Provenance
+/// per event.
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
@@ -214,6 +216,19 @@ fn journey() -> Vec<v1::Event> {
                 }],
                 referents: vec![nurse.clone()],
                 encounter_id: "S1".into(),
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                encounter_id: "S1".into(),
+                channel: v1::LetterChannel::Mssante as i32,
+                recipients: vec![gp.clone()],
+                handed_to_patient: true,
+                items_present: vec![
+                    v1::LetterItem::ReasonForStay as i32,
+                    v1::LetterItem::Medications as i32,
+                ],
             }),
         ),
         at(
@@ -345,14 +360,17 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("CarePlan", 1),
         ("CareTeam", 1),
         ("Appointment", 1),
+        ("DocumentReference", 1),
+        ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
+        ("Provenance", 20),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 17);
+    assert_eq!(everything["total"], 39);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -413,6 +431,19 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         .map(|p| p["member"]["display"].as_str().unwrap())
         .collect();
     assert_eq!(members, ["Mme Petit", "Dr Bernard"]);
+    let sent = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Communication")
+        .unwrap();
+    assert_eq!(sent["medium"][0]["coding"][0]["code"], "EMAILWRIT");
+    assert_eq!(
+        sent["recipient"].as_array().unwrap().len(),
+        2,
+        "the GP and the patient"
+    );
     let rx = entry(&everything, "MedicationRequest", "RX-1");
     assert_eq!(
         rx["medicationCodeableConcept"]["coding"][0]["system"],
@@ -539,9 +570,10 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 }
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
-/// a resource per measure, diagnosis, prescription and consent event, one per stay, per movement
-/// (admission, transfer) and per emergency visit, one per alert, care plan and appointment, the
-/// CareTeam when anyone was named referent, and the Patient.
+/// a resource per measure, diagnosis, prescription and consent event, two per letter (the
+/// document and its sending), one per stay, per movement (admission, transfer) and per emergency
+/// visit, one per alert, care plan and appointment, the CareTeam when anyone was named referent,
+/// the Patient, and a Provenance per event.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
@@ -552,6 +584,7 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut add = |k: &str| *n.entry(k.to_string()).or_insert(0) += 1;
     add("Patient");
     for e in events {
+        add("Provenance");
         match e.payload.as_ref().unwrap() {
             Payload::Admitted(a) => {
                 stays.insert(a.encounter_id.clone());
@@ -563,6 +596,10 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
             Payload::ConditionRecorded(_) => add("Condition"),
             Payload::PrescriptionIssued(_) => add("MedicationRequest"),
             Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => add("Consent"),
+            Payload::DischargeLetterSent(_) => {
+                add("DocumentReference");
+                add("Communication");
+            }
             Payload::AlertRaised(a) => {
                 alerts.insert(a.alert_id.clone());
             }
@@ -661,8 +698,8 @@ async fn simulated_journeys_read_back_whole_and_valid() {
 }
 
 /// `$everything?_since=` returns exactly the resources that changed from then on: a stay that was
-/// discharged, the movement its discharge ended, a new measure; not the Patient or the other
-/// measure, untouched since.
+/// discharged, the movement its discharge ended, a new measure, the two events' Provenances; not
+/// the Patient or the other measure, untouched since.
 #[tokio::test]
 async fn since_returns_exactly_what_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -703,7 +740,9 @@ async fn since_returns_exactly_what_changed() {
         + chrono::Duration::milliseconds(1);
     let new_measure = observation("spo2", 95.0, "%");
     let new_measure_id = new_measure.event_id.clone();
-    append_batch(&mut log, vec![discharged("P1", "S1", 86_400), new_measure]).await;
+    let discharge = discharged("P1", "S1", 86_400);
+    let discharge_id = discharge.event_id.clone();
+    append_batch(&mut log, vec![discharge, new_measure]).await;
 
     let path = format!(
         "/fhir/Patient/P1/$everything?_since={}",
@@ -729,6 +768,8 @@ async fn since_returns_exactly_what_changed() {
         ("Encounter", "S1"),
         ("Encounter", admission_id.as_str()),
         ("Observation", new_measure_id.as_str()),
+        ("Provenance", discharge_id.as_str()),
+        ("Provenance", new_measure_id.as_str()),
     ]
     .into_iter()
     .map(|(k, i)| (k.to_string(), i.to_string()))

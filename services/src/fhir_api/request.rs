@@ -1,0 +1,201 @@
+//! What a FHIR request asks: its parameters checked (a read takes none, `$everything` only
+//! `_since`, a search only `patient`), every other parameter refused with what to send instead.
+use crate::errors;
+use axum::http::Uri;
+use journey_fhir::Kind;
+use tonic::Status;
+
+/// What a request asks, once its address and query are understood.
+pub(super) enum Select {
+    Patient,
+    /// With `_since`: only the resources changed from then on (`meta.lastUpdated`, RFC 3339 UTC
+    /// with milliseconds, as the resources carry it).
+    Everything {
+        since: Option<String>,
+    },
+    Kind(Kind),
+}
+
+/// A read or `$everything` takes no parameter.
+pub(super) fn no_parameters(uri: &Uri) -> Result<(), Status> {
+    match uri.query().and_then(|q| q.split('&').find(|kv| !kv.is_empty())) {
+        Some(kv) => Err(errors::invalid(
+            kv.split('=').next().unwrap_or(kv),
+            "unsupported parameter: this server reads a patient and its $everything without parameters",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `$everything` takes `_since` (an instant) only.
+pub(super) fn everything_request(query: Option<&str>) -> Result<Select, Status> {
+    let mut since = None;
+    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if k != "_since" || since.is_some() {
+            return Err(errors::invalid(
+                &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
+                "unsupported parameter: $everything takes _since (an instant, e.g. 2026-12-04T10:00:00Z), once",
+            ));
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(&percent_decoded(v)?).map_err(|e| {
+            errors::invalid(
+                "_since",
+                &format!("{e}: give an instant with its time zone, e.g. 2026-12-04T10:00:00Z"),
+            )
+        })?;
+        since = Some(
+            at.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
+    }
+    Ok(Select::Everything { since })
+}
+
+/// `GET /fhir/{Type}?patient={id}`: a mapped type, searched by patient only. The patient named
+/// (for the access log, even when the request is refused), and what is asked.
+pub(super) fn search_request(kind: &str, query: Option<&str>) -> (String, Result<Select, Status>) {
+    let params: Vec<(&str, &str)> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect();
+    let patient = params
+        .iter()
+        .find(|(k, _)| *k == "patient")
+        .map(|(_, v)| percent_decoded(v));
+    let id = match &patient {
+        Some(Ok(p)) => p.strip_prefix("Patient/").unwrap_or(p).to_string(),
+        _ => String::new(),
+    };
+    let select = || {
+        let kind = searchable(kind)?;
+        if let Some((k, _)) = params.iter().find(|(k, _)| *k != "patient") {
+            return Err(errors::invalid(
+                &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
+                "unsupported search parameter: this server searches by patient only (?patient=<id>)",
+            ));
+        }
+        if params.iter().filter(|(k, _)| *k == "patient").count() > 1 {
+            return Err(errors::invalid("patient", "give it once"));
+        }
+        if let Some(Err(e)) = patient {
+            return Err(e);
+        }
+        if id.is_empty() {
+            return Err(errors::invalid(
+                "patient",
+                "required: this server searches by patient only (?patient=<id>)",
+            ));
+        }
+        Ok(Select::Kind(kind))
+    };
+    let select = select();
+    (id, select)
+}
+
+/// A type the API searches: every mapped type but Patient (read by id).
+fn searchable(kind: &str) -> Result<Kind, Status> {
+    match Kind::parse(kind) {
+        Some(Kind::Patient) => Err(errors::invalid(
+            "Patient",
+            "this server does not search patients: read one with GET /fhir/Patient/{id}",
+        )),
+        Some(k) => Ok(k),
+        None => {
+            let served: Vec<&str> = Kind::ALL[1..].iter().map(|k| k.name()).collect();
+            Err(errors::invalid(
+                "type",
+                &format!(
+                    "{kind:?} is not a type this server serves; it serves Patient and {}",
+                    served.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// A query value, percent-decoded (`+` is a space) and UTF-8.
+fn percent_decoded(v: &str) -> Result<String, Status> {
+    let bad = || errors::invalid("query", "not a percent-encoded UTF-8 value");
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = v.get(i + 1..i + 3).ok_or_else(bad)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn everything_takes_since_only() {
+        let since = |q| match everything_request(Some(q)) {
+            Ok(Select::Everything { since }) => Ok(since),
+            Ok(_) => unreachable!(),
+            Err(s) => Err(s.message().to_string()),
+        };
+        assert_eq!(
+            since("_since=2026-12-04T11:00:00%2B01:00"),
+            Ok(Some("2026-12-04T10:00:00.000Z".to_string()))
+        );
+        assert!(since("_since=yesterday")
+            .unwrap_err()
+            .starts_with("_since:"));
+        assert!(since("_count=10")
+            .unwrap_err()
+            .starts_with("_count: unsupported"));
+        assert!(since("_since=2026-12-04T10:00:00Z&_since=2026-12-04T10:00:00Z").is_err());
+        assert!(matches!(
+            everything_request(None),
+            Ok(Select::Everything { since: None })
+        ));
+    }
+
+    #[test]
+    fn a_search_takes_a_mapped_type_and_the_patient_only() {
+        let (p, s) = search_request("Observation", Some("patient=Patient%2FP%201"));
+        assert_eq!(p, "P 1");
+        assert!(matches!(s, Ok(Select::Kind(Kind::Observation))));
+        let (p, s) = search_request("Observation", Some("patient=P1&code=29463-7"));
+        assert_eq!(p, "P1", "the patient is recorded with the refusal");
+        assert!(s.is_err());
+        let refused = |kind: &str, q: Option<&str>| search_request(kind, q).1.err().unwrap();
+        assert_eq!(
+            refused("Observation", Some("patient=P1&code=29463-7")).code(),
+            Code::InvalidArgument
+        );
+        assert!(refused("Observation", Some("code=1"))
+            .message()
+            .starts_with("code: unsupported search parameter"));
+        assert!(refused("Observation", None).message().contains("required"));
+        assert!(refused("Practitioner", Some("patient=P1"))
+            .message()
+            .contains("not a type this server serves"));
+        assert!(refused("Patient", Some("patient=P1"))
+            .message()
+            .contains("GET /fhir/Patient/{id}"));
+        assert!(refused("Flag", Some("patient=%zz"))
+            .message()
+            .contains("percent"));
+    }
+}
