@@ -4,21 +4,23 @@ use serde_json::{json, Value};
 
 /// A searchset of `resources`; `base` is the server's FHIR base URL (`http://host/fhir`), `self_url`
 /// the request's own URL.
-pub fn searchset(base: &str, self_url: &str, resources: &[Resource]) -> Value {
+/// The resources move into the Bundle (a patient's `$everything` is megabytes: no copy).
+pub fn searchset(base: &str, self_url: &str, resources: Vec<Resource>) -> Value {
+    let total = resources.len();
     let entries: Vec<Value> = resources
-        .iter()
+        .into_iter()
         .map(|r| {
-            json!({
-                "fullUrl": format!("{base}/{}", r.reference()),
-                "resource": r.body,
-                "search": { "mode": "match" },
-            })
+            let mut entry = serde_json::Map::with_capacity(3);
+            entry.insert("fullUrl".into(), json!(format!("{base}/{}", r.reference())));
+            entry.insert("resource".into(), r.body);
+            entry.insert("search".into(), json!({ "mode": "match" }));
+            Value::Object(entry)
         })
         .collect();
     json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": resources.len(),
+        "total": total,
         "link": [{ "relation": "self", "url": self_url }],
         "entry": entries,
     })

@@ -36,11 +36,11 @@ pub(super) fn render(
             if let Some(since) = since {
                 all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
             }
-            bundle::searchset(base, self_url, &all)
+            bundle::searchset(base, self_url, all)
         }
         Select::Kind(k) => {
             let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == k.name()).collect();
-            bundle::searchset(base, self_url, &of_kind)
+            bundle::searchset(base, self_url, of_kind)
         }
     };
     fhir_json(StatusCode::OK, &body)
