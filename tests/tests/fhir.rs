@@ -785,3 +785,62 @@ async fn since_returns_exactly_what_changed() {
     .await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// The split deployment serves FHIR too: `journey serve coordination` reads the patient's stream
+/// from the remote, secured log with its `--log-token`, and holds a coordinator to its territory
+/// with its own coordination view.
+#[tokio::test]
+async fn a_split_read_side_serves_fhir_from_the_remote_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(
+        &keys,
+        format!("{KEYS}key-0123456789-service service projector backbone\nkey-0123456789-admin admin root backbone\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let keys = keys.display().to_string();
+    let secure = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--api-keys-file",
+            &keys,
+        ]);
+        spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
+    };
+    let data = dir.path().join("data").display().to_string();
+    let log = secure(&["serve", "event-log", "--data-dir", &data]);
+    let db = format!("sqlite://{}", dir.path().join("c.sqlite").display());
+    let read_side = secure(&[
+        "serve",
+        "coordination",
+        "--log-url",
+        &log.grpc,
+        "--log-token",
+        "key-0123456789-service",
+        "--database-url",
+        &db,
+    ]);
+    let admin = "key-0123456789-admin";
+    let mut client = client::connect(&log.grpc, Some(admin)).await.unwrap();
+    let head = append_batch(&mut client, journey()).await;
+    wait_projected_as(&read_side.grpc, head, Some(admin)).await;
+
+    let (status, _, everything) = get(
+        &read_side,
+        "/fhir/Patient/P1/$everything",
+        Some(COORDINATOR),
+    )
+    .await;
+    assert_eq!(status, 200, "{everything}");
+    assert_eq!(everything["total"], 39);
+    validate(&everything);
+    let (status, _, _) = get(&read_side, "/fhir/Patient/P1", Some(OTHER_TERRITORY)).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&read_side, "/fhir/Patient/P1", None).await;
+    assert_eq!(status, 401);
+}
