@@ -11,7 +11,7 @@ use journey_services::{
     config::Hl7Config,
     connections::HANDSHAKE,
     log_handle::LogHandle,
-    log_service::LogService,
+    log_service::{AppendLimits, LogService},
     principal::{Principal, Role},
     tls::{Alpn, TlsAcceptor},
 };
@@ -61,12 +61,7 @@ impl Hl7Part {
         };
         let sink: Arc<dyn Sink> = match (&shared.log, &spec.log) {
             (LogHandle::InProcess { log, .. }, LogSpec::Local(c)) => Arc::new(InProcess {
-                service: LogService::new(
-                    log.clone(),
-                    c.max_event_bytes,
-                    c.max_batch_events,
-                    shared.access.clone(),
-                ),
+                service: LogService::new(log.clone(), AppendLimits::of(c), shared.access.clone()),
                 partner: Principal {
                     subject: format!("hl7:{organisation}"),
                     role: Role::Partner,

@@ -9,7 +9,7 @@ use journey_services::{
     anchor::AnchorKeeper,
     config::LogConfig,
     log_handle::LogHandle,
-    log_service::LogService,
+    log_service::{AppendLimits, LogService},
     outbox::{self, OutboxConfig, OutboxStatus},
 };
 use serde_json::{json, Map, Value};
@@ -93,11 +93,10 @@ impl LocalLog {
             log: self.log.clone(),
             service: Arc::new(LogService::new(
                 self.log.clone(),
-                config.max_event_bytes,
-                config.max_batch_events,
+                AppendLimits::of(config),
                 access,
             )),
-            max_request: largest_request(config.max_event_bytes, config.max_batch_events),
+            max_request: AppendLimits::of(config).decoding_limit(),
             outbox: config.nats_url.clone().map(|url| OutboxConfig {
                 url,
                 stream: config.nats_stream.clone(),
@@ -149,18 +148,6 @@ pub struct LogPart {
     keeper: Arc<AnchorKeeper>,
     anchor_interval: Duration,
     handle: LogHandle,
-}
-
-/// The largest request message worth decoding: the largest batch the service accepts
-/// (`max_batch_events` events of `max_event_bytes`, each with its field tag and length), its
-/// expected versions (one per patient, ids of at most 64 bytes) and a margin; never more than
-/// [`MAX_MESSAGE`]. A bigger message is refused from its length prefix, before its body is read.
-fn largest_request(max_event_bytes: usize, max_batch_events: usize) -> usize {
-    const PER_EVENT: usize = 11 + 80; // tag and length; an expected version's entry
-    max_batch_events
-        .saturating_mul(max_event_bytes.saturating_add(PER_EVENT))
-        .saturating_add(64 * 1024)
-        .min(MAX_MESSAGE)
 }
 
 impl Part for LogPart {

@@ -53,6 +53,10 @@ pub struct LogConfig {
     /// Most events in one append request.
     #[arg(long, env = "JOURNEY_MAX_BATCH_EVENTS", default_value_t = 10_000)]
     pub max_batch_events: usize,
+    /// Largest append request, in bytes (its events together): a bigger one is refused from its
+    /// length, before it is read.
+    #[arg(long, env = "JOURNEY_MAX_BATCH_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
     #[command(flatten)]
     pub anchor: AnchorArgs,
 }

@@ -4,7 +4,7 @@
 //!
 //! The audit service, the dashboard's timeline, rebuilds and the anchor all read through it, so a
 //! read side in a split deployment reaches a secured log exactly as `journey up` reaches its own.
-use crate::log_service::LogService;
+use crate::log_service::{AppendLimits, LogService};
 use futures::StreamExt;
 use journey_event_log::EventLog;
 use journey_log_access::{Grpc, InProcess, LogClient, Remote};
@@ -36,7 +36,7 @@ pub enum LogHandle {
 impl LogHandle {
     /// The log open in this process.
     pub fn local(log: Arc<EventLog>) -> LogHandle {
-        let service = Arc::new(LogService::new(log.clone(), 0, 0, None));
+        let service = Arc::new(LogService::new(log.clone(), AppendLimits::NONE, None));
         LogHandle::InProcess { log, service }
     }
 

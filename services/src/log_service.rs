@@ -7,6 +7,7 @@ use crate::principal::Principal;
 use crate::write_policy;
 use futures::StreamExt;
 use journey_event_log::{AppendOutcome, EventLog as Log, StoredEvent};
+use journey_log_access::MAX_MESSAGE;
 use journey_proto::{
     prost::Message,
     prost_types::Timestamp,
@@ -26,9 +27,46 @@ const MAX_BATCH: usize = 8192;
 
 pub struct LogService {
     log: Arc<Log>,
-    max_event_bytes: usize,
-    max_batch_events: usize,
+    limits: AppendLimits,
     access: Option<AccessLog>,
+}
+
+/// What one append may hold (`--max-event-bytes`, `--max-batch-events`, `--max-batch-bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendLimits {
+    pub event_bytes: usize,
+    pub batch_events: usize,
+    pub batch_bytes: usize,
+}
+
+impl AppendLimits {
+    /// No limit (the log's in-process callers, which check their own events).
+    pub const NONE: AppendLimits = AppendLimits {
+        event_bytes: usize::MAX,
+        batch_events: usize::MAX,
+        batch_bytes: usize::MAX,
+    };
+
+    pub fn of(config: &crate::config::LogConfig) -> AppendLimits {
+        AppendLimits {
+            event_bytes: config.max_event_bytes,
+            batch_events: config.max_batch_events,
+            batch_bytes: config.max_batch_bytes,
+        }
+    }
+
+    /// The largest request message worth decoding: the largest batch accepted (in events of the
+    /// largest size, each with its field tag and length, and an expected version per patient, or
+    /// in bytes, whichever is less) and a margin; never more than [`MAX_MESSAGE`]. A bigger
+    /// message is refused from its length prefix, before its body is read.
+    pub fn decoding_limit(&self) -> usize {
+        const PER_EVENT: usize = 11 + 80; // tag and length; an expected version's entry
+        self.batch_events
+            .saturating_mul(self.event_bytes.saturating_add(PER_EVENT))
+            .min(self.batch_bytes)
+            .saturating_add(64 * 1024)
+            .min(MAX_MESSAGE)
+    }
 }
 
 /// Who sent a request: its caller (`None` under `--insecure`), declared purpose and address.
@@ -67,16 +105,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<EventBatch, Status>> + Send>
 
 impl LogService {
     /// The service over `log`; `access` records its reads (and the appends refused a right).
-    pub fn new(
-        log: Arc<Log>,
-        max_event_bytes: usize,
-        max_batch_events: usize,
-        access: Option<AccessLog>,
-    ) -> Self {
+    pub fn new(log: Arc<Log>, limits: AppendLimits, access: Option<AccessLog>) -> Self {
         LogService {
             log,
-            max_event_bytes,
-            max_batch_events,
+            limits,
             access,
         }
     }
@@ -114,25 +146,36 @@ impl LogService {
 
     /// Checks size and shape of every event; nothing reaches the log unless all pass.
     fn check(&self, request: &AppendRequest) -> Result<(), Status> {
-        if request.events.len() > self.max_batch_events {
+        let limits = &self.limits;
+        if request.events.len() > limits.batch_events {
             return Err(errors::too_large(
                 "events",
                 &format!(
                     "{} events in one batch, the limit is {}; split the batch",
                     request.events.len(),
-                    self.max_batch_events
+                    limits.batch_events
+                ),
+            ));
+        }
+        let total = request.encoded_len();
+        if total > limits.batch_bytes {
+            return Err(errors::too_large(
+                "events",
+                &format!(
+                    "{total} bytes in one batch, the limit is {} bytes; split the batch",
+                    limits.batch_bytes
                 ),
             ));
         }
         let now = Timestamp::from(SystemTime::now());
         for (i, event) in request.events.iter().enumerate() {
             let len = event.encoded_len();
-            if len > self.max_event_bytes {
+            if len > limits.event_bytes {
                 return Err(errors::too_large(
                     &format!("events[{i}]"),
                     &format!(
                         "{len} bytes encoded, the limit is {} bytes",
-                        self.max_event_bytes
+                        limits.event_bytes
                     ),
                 ));
             }

@@ -1,7 +1,7 @@
 //! The status a caller gets for a request the server cannot take, whatever layer refuses it: a
 //! body that does not decode (a string that is not UTF-8) is `INVALID_ARGUMENT`, a message over
 //! the decoding limit `RESOURCE_EXHAUSTED`, refused from its length before its body is read, with
-//! the limit sized from `--max-event-bytes` × `--max-batch-events`.
+//! the limit sized from `--max-event-bytes` × `--max-batch-events` and `--max-batch-bytes`.
 use journey_proto::v1::{self, AppendResponse};
 use journey_tests::*;
 use tonic::{codegen::http::uri::PathAndQuery, Code, Status};
@@ -99,6 +99,51 @@ async fn a_message_over_the_largest_batch_is_resource_exhausted() {
     };
     let r = c.append(batch((0..100).map(big).collect())).await.unwrap();
     assert_eq!(r.into_inner().appended.len(), 100);
+}
+
+/// On default flags a 32 MiB body is refused from its length (the 16 MiB batch limit), and a batch
+/// over `--max-batch-bytes` is refused whole, naming the limit, with nothing written.
+#[tokio::test]
+async fn a_batch_over_its_byte_limit_is_refused_before_and_after_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("default"), &[]);
+    let junk = LooseAppend {
+        events: vec![LooseEvent {
+            patient_id: vec![b'x'; 32 << 20],
+        }],
+    };
+    let status = append_loose(&server, junk).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let limit = (16 << 20) + 64 * 1024;
+    assert!(
+        status
+            .message()
+            .contains(&format!("over this server's limit of {limit} bytes")),
+        "{}",
+        status.message()
+    );
+
+    let server = Server::start(&dir.path().join("small"), &["--max-batch-bytes", "20000"]);
+    let mut c = server.client().await;
+    let before = head(&server).await;
+    let big = |i: usize| {
+        let mut e = observation(&format!("S-{i}"), 1.0);
+        e.source = "s".repeat(1000);
+        e
+    };
+    let e = c
+        .append(batch((0..30).map(big).collect()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("the limit is 20000 bytes; split the batch"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(head(&server).await, before, "nothing written");
+    c.append(batch((0..10).map(big).collect())).await.unwrap();
 }
 
 /// A TCP relay to PostgreSQL that the test can cut: every relayed connection goes silent, and new
