@@ -1,8 +1,8 @@
 //! The code systems and value sets the mapping emits, one function per journey enumeration, and
 //! the telemonitoring measures' LOINC codes and UCUM units (docs/fhir.md).
 use journey_proto::v1::{
-    AdmitType, Code, Disposition, EdOutcome, LetterChannel, LetterItem, Role, Setting, Severity,
-    Sex,
+    AdmitType, Code, ContactChannel, Disposition, EdOutcome, LetterChannel, LetterItem, Role,
+    Setting, Severity, Sex,
 };
 use serde_json::{json, Value};
 
@@ -72,6 +72,20 @@ pub fn stay_class(setting: i32) -> Value {
 /// `Encounter.class` of an emergency visit.
 pub fn emergency_class() -> Value {
     json!({ "system": ACT_CODE, "code": "EMER", "display": "emergency" })
+}
+
+/// `Encounter.class` of a home visit or contact: home health (HH) at the patient's home, virtual
+/// (VR) by phone or teleconsultation.
+pub fn contact_class(channel: i32, visit: bool) -> Value {
+    let virtual_ = match ContactChannel::try_from(channel).unwrap_or(ContactChannel::Unspecified) {
+        ContactChannel::Phone | ContactChannel::Teleconsultation => true,
+        ContactChannel::Visit => false,
+        ContactChannel::Unspecified => !visit,
+    };
+    match virtual_ {
+        true => json!({ "system": ACT_CODE, "code": "VR", "display": "virtual" }),
+        false => json!({ "system": ACT_CODE, "code": "HH", "display": "home health" }),
+    }
 }
 
 /// `Encounter.priority` and `hospitalization.admitSource` of an admission type.
@@ -335,6 +349,15 @@ mod tests {
             assert!(["IMP", "SS", "HH", "AMB", "EMER"].contains(&code.as_str()));
         }
         assert_eq!(emergency_class()["code"], "EMER");
+        for channel in 0..=3 {
+            for visit in [true, false] {
+                let code = contact_class(channel, visit)["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert!(["HH", "VR"].contains(&code.as_str()));
+            }
+        }
         // admit-source (Encounter.hospitalization.admitSource) and v3 ActPriority.
         let admit_source = [
             "hosp-trans",

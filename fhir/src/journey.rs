@@ -1,13 +1,13 @@
 //! A patient's events, oldest first, folded into the resources they map to (docs/fhir.md): one
 //! Patient; an Encounter per stay (its admission, transfers, discharge and their cancellations),
-//! per movement and per emergency visit; an Observation, a Condition, a MedicationRequest, a
+//! per movement, per emergency visit and per home visit or contact; an Observation, a Condition, a MedicationRequest, a
 //! CarePlan or a Consent per event of those kinds, a DocumentReference and a Communication per
 //! discharge letter; a Flag per alert (raised, acknowledged,
 //! resolved); an Appointment per appointment (scheduled, completed, missed); one CareTeam of the
 //! patient's referents.
 use crate::{
-    appointment, care_plan, care_team, condition, consent, encounter, flag, letter, medication,
-    observation, patient, Resource,
+    appointment, care_plan, care_team, condition, consent, contact, encounter, flag, letter,
+    medication, observation, patient, Resource,
 };
 use journey_proto::v1::{event::Payload, Event};
 use std::collections::HashMap;
@@ -115,7 +115,8 @@ impl<'a> Fold<'a> {
         match payload {
             Payload::PatientRegistered(_)
             | Payload::IdentityUpdated(_)
-            | Payload::PatientDeceased(_) => self.person.apply(e, payload),
+            | Payload::PatientDeceased(_)
+            | Payload::PatientsMerged(_) => self.person.apply(e, payload),
             Payload::Admitted(a) => {
                 let at = self.slot("Encounter", &a.encounter_id, || {
                     Slot::Stay(encounter::Stay::new(&a.encounter_id, e))
@@ -139,6 +140,26 @@ impl<'a> Fold<'a> {
             Payload::TransferCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::DischargeCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::EmergencyVisit(v) => self.done(encounter::emergency(patient_id, e, v)),
+            Payload::HomeVisitRecorded(v) => {
+                let visit = contact::Contact {
+                    professional: v.professional.as_ref(),
+                    channel: v.channel,
+                    visit: true,
+                    minutes: v.duration_minutes,
+                    reason: "",
+                };
+                self.done(contact::build(patient_id, e, visit))
+            }
+            Payload::ContactMade(c) => {
+                let contact = contact::Contact {
+                    professional: c.professional.as_ref(),
+                    channel: c.channel,
+                    visit: false,
+                    minutes: 0,
+                    reason: &c.reason,
+                };
+                self.done(contact::build(patient_id, e, contact))
+            }
             Payload::ObservationRecorded(o) => self.done(observation::build(patient_id, e, o)),
             Payload::ConditionRecorded(c) => self.done(condition::build(patient_id, e, c)),
             Payload::PrescriptionIssued(p) => self.done(medication::build(patient_id, e, p)),
@@ -207,8 +228,7 @@ impl<'a> Fold<'a> {
                     f.resolved(e);
                 }
             }
-            // Not mapped yet (docs/fhir.md lists them): merges, reconciliations, home visits and
-            // contacts.
+            // Not mapped yet (docs/fhir.md lists them): medication reconciliations.
             _ => {}
         }
     }
@@ -279,8 +299,9 @@ mod tests {
     use journey_proto::{
         prost_types::Timestamp,
         v1::{
-            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, DischargeCancelled,
-            Discharged, ObservationRecorded, PatientRegistered, TransferCancelled, Transferred,
+            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, ContactMade,
+            DischargeCancelled, Discharged, ObservationRecorded, PatientRegistered, PatientsMerged,
+            TransferCancelled, Transferred,
         },
     };
 
@@ -427,6 +448,34 @@ mod tests {
         assert_eq!(p["gender"], "female");
         assert_eq!(p["meta"]["versionId"], "1");
         assert_eq!(p["meta"]["lastUpdated"], "2023-11-14T23:15:00.000Z");
+    }
+
+    #[test]
+    fn a_merge_links_the_retired_patient_and_a_phone_call_is_a_virtual_encounter() {
+        let events = vec![
+            ev(
+                1,
+                Payload::PatientsMerged(PatientsMerged {
+                    surviving_patient_id: "P1".into(),
+                    retired_patient_id: "P0".into(),
+                }),
+            ),
+            ev(
+                2,
+                Payload::ContactMade(ContactMade {
+                    channel: 2,
+                    reason: "first call home".into(),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        let all = resources("P1", &events);
+        let p = &of(&all, "P1").body;
+        assert_eq!(p["link"][0]["other"]["reference"], "Patient/P0");
+        assert_eq!(p["link"][0]["type"], "replaces");
+        let call = &of(&all, "e2").body;
+        assert_eq!(call["class"]["code"], "VR");
+        assert_eq!(call["reasonCode"][0]["text"], "first call home");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod care_team;
 pub mod codes;
 mod condition;
 mod consent;
+mod contact;
 mod encounter;
 mod flag;
 pub mod journey;

@@ -1,9 +1,10 @@
-//! Patient (FR Core Patient): the local identifiers, name, sex, birth date, GP and death. The
+//! Patient (FR Core Patient): the local identifiers, name, sex, birth date, GP, death, and the
+//! patients merged into this one (`link` replaces). The
 //! INS is not emitted: the French profile carries it only for a qualified identity, and our
 //! events do not say yet whether the identity was qualified (docs/fhir.md).
 use crate::{
     codes::{gender, V2_0203},
-    resource::{fhir_id, instant, meta, put, text},
+    resource::{fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
 use journey_proto::v1::{event::Payload, Event, Professional};
@@ -20,6 +21,8 @@ pub struct Person<'a> {
     sex: i32,
     gp: Option<&'a Professional>,
     died: Option<String>,
+    /// The patients merged into this one.
+    replaces: Vec<&'a str>,
 }
 
 impl<'a> Person<'a> {
@@ -35,6 +38,7 @@ impl<'a> Person<'a> {
             sex: 0,
             gp: None,
             died: None,
+            replaces: Vec::new(),
         }
     }
 
@@ -70,6 +74,7 @@ impl<'a> Person<'a> {
                 }
                 self.gp = u.gp.as_ref().or(self.gp);
             }
+            Payload::PatientsMerged(m) => self.replaces.push(&m.retired_patient_id),
             Payload::PatientDeceased(d) => {
                 self.died = instant(d.died_at.as_ref()).or_else(|| instant(e.occurred_at.as_ref()))
             }
@@ -109,6 +114,14 @@ impl<'a> Person<'a> {
         put(&mut body, "gender", gender(self.sex).map(Value::from));
         put(&mut body, "birthDate", text(&self.birth_date));
         put(&mut body, "deceasedDateTime", self.died.map(Value::from));
+        if !self.replaces.is_empty() {
+            let links: Vec<Value> = self
+                .replaces
+                .iter()
+                .map(|r| json!({ "other": patient_ref(r), "type": "replaces" }))
+                .collect();
+            put(&mut body, "link", Some(json!(links)));
+        }
         if let Some(gp) = self.gp.filter(|g| !g.id.is_empty() || !g.name.is_empty()) {
             put(
                 &mut body,

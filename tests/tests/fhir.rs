@@ -125,9 +125,9 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 /// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
 /// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
-/// kept, a discharge letter: 20 events, 18 resources besides the Patient (two stays, three
-/// movements, one CareTeam, the letter's DocumentReference and Communication), and a Provenance
-/// per event.
+/// kept, a discharge letter, a home visit: 21 events, 19 resources besides the Patient (two
+/// stays, three movements, the visit, one CareTeam, the letter's DocumentReference and
+/// Communication), and a Provenance per event.
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
@@ -229,6 +229,15 @@ fn journey() -> Vec<v1::Event> {
                     v1::LetterItem::ReasonForStay as i32,
                     v1::LetterItem::Medications as i32,
                 ],
+            }),
+        ),
+        at(
+            2 * 86_400 + 600,
+            Payload::HomeVisitRecorded(v1::HomeVisitRecorded {
+                professional: Some(nurse.clone()),
+                channel: v1::ContactChannel::Visit as i32,
+                duration_minutes: 45,
+                ..Default::default()
             }),
         ),
         at(
@@ -353,7 +362,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     assert_eq!(everything["type"], "searchset");
     let expected: BTreeMap<String, usize> = [
         ("Patient", 1),
-        ("Encounter", 5),
+        ("Encounter", 6),
         ("Observation", 4),
         ("Condition", 1),
         ("MedicationRequest", 1),
@@ -364,13 +373,13 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
-        ("Provenance", 20),
+        ("Provenance", 21),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 39);
+    assert_eq!(everything["total"], 41);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -571,9 +580,9 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
 /// a resource per measure, diagnosis, prescription and consent event, two per letter (the
-/// document and its sending), one per stay, per movement (admission, transfer) and per emergency
-/// visit, one per alert, care plan and appointment, the CareTeam when anyone was named referent,
-/// the Patient, and a Provenance per event.
+/// document and its sending), one per stay, per movement (admission, transfer), per emergency
+/// visit and per home visit or contact, one per alert, care plan and appointment, the CareTeam
+/// when anyone was named referent, the Patient, and a Provenance per event.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
@@ -591,7 +600,9 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
                 add("Encounter");
             }
             Payload::Transferred(_) => add("Encounter"),
-            Payload::EmergencyVisit(_) => add("Encounter"),
+            Payload::EmergencyVisit(_)
+            | Payload::HomeVisitRecorded(_)
+            | Payload::ContactMade(_) => add("Encounter"),
             Payload::ObservationRecorded(_) => add("Observation"),
             Payload::ConditionRecorded(_) => add("Condition"),
             Payload::PrescriptionIssued(_) => add("MedicationRequest"),
@@ -837,7 +848,7 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     )
     .await;
     assert_eq!(status, 200, "{everything}");
-    assert_eq!(everything["total"], 39);
+    assert_eq!(everything["total"], 41);
     validate(&everything);
     let (status, _, _) = get(&read_side, "/fhir/Patient/P1", Some(OTHER_TERRITORY)).await;
     assert_eq!(status, 404);
