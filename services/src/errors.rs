@@ -388,6 +388,17 @@ pub fn fhir_role_refused(caller: &Principal) -> Status {
     ))
 }
 
+/// A coordinator on a server without the coordination view, which alone knows its territory's
+/// patients and their consents.
+pub fn fhir_no_coordination_view(caller: &Principal) -> Status {
+    precondition(
+        format!("{} (coordinator): this server keeps no coordination view, so it cannot tell which patients are yours; ask journey up or journey serve coordination", caller.subject),
+        "no_coordination_view",
+        caller.organisation.clone(),
+        "a coordinator reads the patients of its territory, known to the coordination view",
+    )
+}
+
 /// A patient the caller may not read, or that nobody knows: the same answer for both.
 pub fn patient_not_visible(patient_id: &str) -> Status {
     not_found(

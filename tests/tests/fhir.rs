@@ -799,7 +799,8 @@ async fn since_returns_exactly_what_changed() {
 
 /// The split deployment serves FHIR too: `journey serve coordination` reads the patient's stream
 /// from the remote, secured log with its `--log-token`, and holds a coordinator to its territory
-/// with its own coordination view.
+/// with its own coordination view; `journey serve readmission`, without one, refuses
+/// coordinators.
 #[tokio::test]
 async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -854,4 +855,29 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     assert_eq!(status, 404);
     let (status, _, _) = get(&read_side, "/fhir/Patient/P1", None).await;
     assert_eq!(status, 401);
+
+    // A readmission read side has no coordination view: it cannot tell a coordinator's patients
+    // and says so; an admin reads there too.
+    let db = format!("sqlite://{}", dir.path().join("r.sqlite").display());
+    let readmission = secure(&[
+        "serve",
+        "readmission",
+        "--log-url",
+        &log.grpc,
+        "--log-token",
+        "key-0123456789-service",
+        "--database-url",
+        &db,
+    ]);
+    let (status, _, body) = get(&readmission, "/fhir/Patient/P1", Some(COORDINATOR)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("no coordination view"),
+        "{body}"
+    );
+    let (status, _, _) = get(&readmission, "/fhir/Patient/P1", Some(admin)).await;
+    assert_eq!(status, 200);
 }

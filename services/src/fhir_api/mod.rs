@@ -248,7 +248,7 @@ impl FhirApi {
         let decided = match coordinator {
             Some(p) => {
                 let Some(view) = &self.coordination else {
-                    return Err(errors::consent_unknown(&p.organisation));
+                    return Err(errors::fhir_no_coordination_view(p));
                 };
                 let req = FollowUpRequest {
                     patient_id: id.to_string(),
