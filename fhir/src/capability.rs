@@ -11,6 +11,7 @@ fn profile(k: Kind) -> Option<&'static str> {
         Kind::MedicationRequest => Some("fr-core-medication-request"),
         Kind::Consent => Some("fr-core-consent"),
         Kind::Appointment => Some("fr-core-appointment"),
+        Kind::Procedure => Some("fr-core-procedure"),
         Kind::Observation
         | Kind::Flag
         | Kind::CarePlan

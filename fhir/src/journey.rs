@@ -1,13 +1,14 @@
 //! A patient's events, oldest first, folded into the resources they map to (docs/fhir.md): one
 //! Patient; an Encounter per stay (its admission, transfers, discharge and their cancellations),
-//! per movement, per emergency visit and per home visit or contact; an Observation, a Condition, a MedicationRequest, a
+//! per movement, per emergency visit and per home visit or contact; a Procedure per medication
+//! reconciliation; an Observation, a Condition, a MedicationRequest, a
 //! CarePlan or a Consent per event of those kinds, a DocumentReference and a Communication per
 //! discharge letter; a Flag per alert (raised, acknowledged,
 //! resolved); an Appointment per appointment (scheduled, completed, missed); one CareTeam of the
 //! patient's referents.
 use crate::{
     appointment, care_plan, care_team, condition, consent, contact, encounter, flag, letter,
-    medication, observation, patient, Resource,
+    medication, observation, patient, procedure, Resource,
 };
 use journey_proto::v1::{event::Payload, Event};
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ pub enum Kind {
     Observation,
     Condition,
     MedicationRequest,
+    Procedure,
     CarePlan,
     CareTeam,
     Appointment,
@@ -30,12 +32,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Patient,
         Kind::Encounter,
         Kind::Observation,
         Kind::Condition,
         Kind::MedicationRequest,
+        Kind::Procedure,
         Kind::CarePlan,
         Kind::CareTeam,
         Kind::Appointment,
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Observation => "Observation",
             Kind::Condition => "Condition",
             Kind::MedicationRequest => "MedicationRequest",
+            Kind::Procedure => "Procedure",
             Kind::CarePlan => "CarePlan",
             Kind::CareTeam => "CareTeam",
             Kind::Appointment => "Appointment",
@@ -228,8 +232,7 @@ impl<'a> Fold<'a> {
                     f.resolved(e);
                 }
             }
-            // Not mapped yet (docs/fhir.md lists them): medication reconciliations.
-            _ => {}
+            Payload::MedicationReconciled(m) => self.done(procedure::build(patient_id, e, m)),
         }
     }
 

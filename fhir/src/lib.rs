@@ -31,6 +31,7 @@ mod medication;
 mod observation;
 pub mod outcome;
 mod patient;
+mod procedure;
 pub mod resource;
 
 pub use journey::{resources, Kind};

@@ -125,9 +125,9 @@ fn observation(measure: &str, value: f64, unit: &str) -> v1::Event {
 /// A stay in territory T1 with its transfer and discharge, a second admission cancelled, four
 /// measures, a diagnosis, a prescription, an alert raised then resolved, and a consent revoked for
 /// organisation cpts-9, a care plan with its referent, the GP named referent, an appointment
-/// kept, a discharge letter, a home visit: 21 events, 19 resources besides the Patient (two
-/// stays, three movements, the visit, one CareTeam, the letter's DocumentReference and
-/// Communication), and a Provenance per event.
+/// kept, a discharge letter, a medication reconciliation, a home visit: 22 events, 20 resources
+/// besides the Patient (two stays, three movements, the visit, one CareTeam, the letter's
+/// DocumentReference and Communication), and a Provenance per event.
 fn journey() -> Vec<v1::Event> {
     let gp = Professional {
         id: "10003456789".into(),
@@ -229,6 +229,14 @@ fn journey() -> Vec<v1::Event> {
                     v1::LetterItem::ReasonForStay as i32,
                     v1::LetterItem::Medications as i32,
                 ],
+            }),
+        ),
+        at(
+            3 * 86_400,
+            Payload::MedicationReconciled(v1::MedicationReconciled {
+                encounter_id: "S1".into(),
+                discrepancies_found: 2,
+                performed_by: Some(nurse.clone()),
             }),
         ),
         at(
@@ -366,6 +374,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("Observation", 4),
         ("Condition", 1),
         ("MedicationRequest", 1),
+        ("Procedure", 1),
         ("CarePlan", 1),
         ("CareTeam", 1),
         ("Appointment", 1),
@@ -373,13 +382,13 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
-        ("Provenance", 21),
+        ("Provenance", 22),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 41);
+    assert_eq!(everything["total"], 43);
     validate(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
@@ -579,10 +588,10 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 }
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
-/// a resource per measure, diagnosis, prescription and consent event, two per letter (the
-/// document and its sending), one per stay, per movement (admission, transfer), per emergency
-/// visit and per home visit or contact, one per alert, care plan and appointment, the CareTeam
-/// when anyone was named referent, the Patient, and a Provenance per event.
+/// a resource per measure, diagnosis, prescription, reconciliation and consent event, two per
+/// letter (the document and its sending), one per stay, per movement (admission, transfer), per
+/// emergency visit and per home visit or contact, one per alert, care plan and appointment, the
+/// CareTeam when anyone was named referent, the Patient, and a Provenance per event.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
@@ -606,6 +615,7 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
             Payload::ObservationRecorded(_) => add("Observation"),
             Payload::ConditionRecorded(_) => add("Condition"),
             Payload::PrescriptionIssued(_) => add("MedicationRequest"),
+            Payload::MedicationReconciled(_) => add("Procedure"),
             Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => add("Consent"),
             Payload::DischargeLetterSent(_) => {
                 add("DocumentReference");
@@ -849,7 +859,7 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     )
     .await;
     assert_eq!(status, 200, "{everything}");
-    assert_eq!(everything["total"], 41);
+    assert_eq!(everything["total"], 43);
     validate(&everything);
     let (status, _, _) = get(&read_side, "/fhir/Patient/P1", Some(OTHER_TERRITORY)).await;
     assert_eq!(status, 404);
