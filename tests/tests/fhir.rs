@@ -556,6 +556,13 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     );
     let (status, _, _) = get(&server, "/fhir/Observation", Some(COORDINATOR)).await;
     assert_eq!(status, 400, "the patient is required");
+    // A read-only API: another method is refused with an OperationOutcome.
+    let auth = format!("Authorization: Bearer {COORDINATOR}\r\n");
+    let raw = http_exchange(&server.http, "DELETE", "/fhir/Patient/P1", &auth, "").await;
+    assert_eq!(http_status(&raw), 405, "{raw}");
+    assert_eq!(http_header(&raw, "allow"), Some("GET"));
+    let body: Value = serde_json::from_str(http_body(&raw)).unwrap();
+    assert_eq!(body["resourceType"], "OperationOutcome");
     let (status, _, _) = get(&server, "/fhir/Practitioner?patient=P1", Some(COORDINATOR)).await;
     assert_eq!(status, 400, "a type the API does not serve");
 

@@ -51,12 +51,19 @@ pub struct FhirApi {
     pub auth: Option<Arc<Authenticator>>,
 }
 
+/// The API's routes; any other method gets an OperationOutcome saying what the server answers.
+/// (An address deeper than these, `/fhir/Patient/{id}/_history`, gets the server's plain 404: a
+/// catch-all under `/fhir/` would collide with `/fhir/{Type}` in the router.)
 pub fn router(api: FhirApi) -> Router {
+    use response::method_refused as refused;
     Router::new()
-        .route("/fhir/metadata", get(metadata))
-        .route("/fhir/Patient/{id}", get(read_patient))
-        .route("/fhir/Patient/{id}/$everything", get(everything))
-        .route("/fhir/{kind}", get(search))
+        .route("/fhir/metadata", get(metadata).fallback(refused))
+        .route("/fhir/Patient/{id}", get(read_patient).fallback(refused))
+        .route(
+            "/fhir/Patient/{id}/$everything",
+            get(everything).fallback(refused),
+        )
+        .route("/fhir/{kind}", get(search).fallback(refused))
         .with_state(api)
 }
 

@@ -106,3 +106,16 @@ pub(super) fn refusal(s: &Status) -> Response {
     }
     response
 }
+
+/// What the server answers, for a request it does not.
+const ANSWERS: &str = "this server answers GET /fhir/metadata, GET /fhir/Patient/{id}, GET /fhir/Patient/{id}/$everything and GET /fhir/{Type}?patient={id}";
+
+/// A method other than GET on a FHIR address: 405.
+pub(super) async fn method_refused() -> Response {
+    let body = outcome(Issue::NotSupported, &format!("read-only: {ANSWERS}"));
+    let mut response = fhir_json(StatusCode::METHOD_NOT_ALLOWED, &body);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+    response
+}
