@@ -319,6 +319,298 @@ fn entry<'a>(bundle: &'a Value, kind: &str, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind}/{id} in {bundle}"))
 }
 
+/// The codes of required bindings in FHIR R4 the resources of `bundle` use, checked against their
+/// value sets (the validator checks structure and types, not value sets).
+fn check_value_sets(bundle: &Value) {
+    let one_of = |what: &str, v: &Value, set: &[&str]| {
+        if let Some(code) = v.as_str() {
+            assert!(set.contains(&code), "{what} {code:?} is not in {set:?}");
+        }
+    };
+    one_of("Bundle.type", &bundle["type"], &["searchset"]);
+    for entry in bundle["entry"].as_array().unwrap() {
+        one_of(
+            "search.mode",
+            &entry["search"]["mode"],
+            &["match", "include", "outcome"],
+        );
+        let r = &entry["resource"];
+        let kind = r["resourceType"].as_str().unwrap();
+        let status = &r["status"];
+        match kind {
+            "Patient" => {
+                one_of(
+                    "Patient.gender",
+                    &r["gender"],
+                    &["male", "female", "other", "unknown"],
+                );
+                for l in r["link"].as_array().into_iter().flatten() {
+                    one_of(
+                        "Patient.link.type",
+                        &l["type"],
+                        &["replaced-by", "replaces", "refer", "seealso"],
+                    );
+                }
+            }
+            "Encounter" => one_of(
+                kind,
+                status,
+                &[
+                    "planned",
+                    "arrived",
+                    "triaged",
+                    "in-progress",
+                    "onleave",
+                    "finished",
+                    "cancelled",
+                    "entered-in-error",
+                    "unknown",
+                ],
+            ),
+            "Observation" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "registered",
+                        "preliminary",
+                        "final",
+                        "amended",
+                        "corrected",
+                        "cancelled",
+                        "entered-in-error",
+                        "unknown",
+                    ],
+                );
+                if r["valueQuantity"]["code"].is_string() {
+                    assert_eq!(r["valueQuantity"]["system"], "http://unitsofmeasure.org");
+                }
+            }
+            "Condition" => {
+                one_of(
+                    "Condition.clinicalStatus",
+                    &r["clinicalStatus"]["coding"][0]["code"],
+                    &[
+                        "active",
+                        "recurrence",
+                        "relapse",
+                        "inactive",
+                        "remission",
+                        "resolved",
+                    ],
+                );
+                one_of(
+                    "Condition.verificationStatus",
+                    &r["verificationStatus"]["coding"][0]["code"],
+                    &[
+                        "unconfirmed",
+                        "provisional",
+                        "differential",
+                        "confirmed",
+                        "refuted",
+                        "entered-in-error",
+                    ],
+                );
+            }
+            "MedicationRequest" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "active",
+                        "on-hold",
+                        "cancelled",
+                        "completed",
+                        "entered-in-error",
+                        "stopped",
+                        "draft",
+                        "unknown",
+                    ],
+                );
+                one_of(
+                    "MedicationRequest.intent",
+                    &r["intent"],
+                    &[
+                        "proposal",
+                        "plan",
+                        "order",
+                        "original-order",
+                        "reflex-order",
+                        "filler-order",
+                        "instance-order",
+                        "option",
+                    ],
+                );
+            }
+            "Procedure" => one_of(
+                kind,
+                status,
+                &[
+                    "preparation",
+                    "in-progress",
+                    "not-done",
+                    "on-hold",
+                    "stopped",
+                    "completed",
+                    "entered-in-error",
+                    "unknown",
+                ],
+            ),
+            "CarePlan" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "draft",
+                        "active",
+                        "on-hold",
+                        "revoked",
+                        "completed",
+                        "entered-in-error",
+                        "unknown",
+                    ],
+                );
+                one_of(
+                    "CarePlan.intent",
+                    &r["intent"],
+                    &["proposal", "plan", "order", "option"],
+                );
+                for a in r["activity"].as_array().into_iter().flatten() {
+                    one_of(
+                        "CarePlan.activity.detail.status",
+                        &a["detail"]["status"],
+                        &[
+                            "not-started",
+                            "scheduled",
+                            "in-progress",
+                            "on-hold",
+                            "completed",
+                            "cancelled",
+                            "stopped",
+                            "unknown",
+                            "entered-in-error",
+                        ],
+                    );
+                    one_of(
+                        "CarePlan.activity.detail.kind",
+                        &a["detail"]["kind"],
+                        &[
+                            "Appointment",
+                            "CommunicationRequest",
+                            "DeviceRequest",
+                            "MedicationRequest",
+                            "NutritionOrder",
+                            "Task",
+                            "ServiceRequest",
+                            "VisionPrescription",
+                        ],
+                    );
+                }
+                for g in r["contained"].as_array().into_iter().flatten() {
+                    one_of(
+                        "Goal.lifecycleStatus",
+                        &g["lifecycleStatus"],
+                        &[
+                            "proposed",
+                            "planned",
+                            "accepted",
+                            "active",
+                            "on-hold",
+                            "completed",
+                            "cancelled",
+                            "entered-in-error",
+                            "rejected",
+                        ],
+                    );
+                }
+            }
+            "CareTeam" => one_of(
+                kind,
+                status,
+                &[
+                    "proposed",
+                    "active",
+                    "suspended",
+                    "inactive",
+                    "entered-in-error",
+                ],
+            ),
+            "Appointment" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "proposed",
+                        "pending",
+                        "booked",
+                        "arrived",
+                        "fulfilled",
+                        "cancelled",
+                        "noshow",
+                        "entered-in-error",
+                        "checked-in",
+                        "waitlist",
+                    ],
+                );
+                for p in r["participant"].as_array().into_iter().flatten() {
+                    one_of(
+                        "Appointment.participant.status",
+                        &p["status"],
+                        &["accepted", "declined", "tentative", "needs-action"],
+                    );
+                }
+            }
+            "DocumentReference" => {
+                one_of(kind, status, &["current", "superseded", "entered-in-error"])
+            }
+            "Communication" => one_of(
+                kind,
+                status,
+                &[
+                    "preparation",
+                    "in-progress",
+                    "not-done",
+                    "on-hold",
+                    "stopped",
+                    "completed",
+                    "entered-in-error",
+                    "unknown",
+                ],
+            ),
+            "Flag" => one_of(kind, status, &["active", "inactive", "entered-in-error"]),
+            "Consent" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "draft",
+                        "proposed",
+                        "active",
+                        "rejected",
+                        "inactive",
+                        "entered-in-error",
+                    ],
+                );
+                one_of(
+                    "Consent.provision.type",
+                    &r["provision"]["type"],
+                    &["deny", "permit"],
+                );
+            }
+            "Provenance" => {
+                for e in r["entity"].as_array().into_iter().flatten() {
+                    one_of(
+                        "Provenance.entity.role",
+                        &e["role"],
+                        &["derivation", "revision", "quotation", "source", "removal"],
+                    );
+                }
+            }
+            other => panic!("a resource type the test does not know: {other}"),
+        }
+    }
+}
+
 async fn accesses(server: &Server, patient: &str) -> Vec<AccessRecord> {
     let mut audit = AuditClient::with_interceptor(
         channel(&server.grpc).await.unwrap(),
@@ -390,6 +682,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     assert_eq!(counted(&everything), expected);
     assert_eq!(everything["total"], 43);
     validate(&everything);
+    check_value_sets(&everything);
 
     let stay = entry(&everything, "Encounter", "S1");
     assert_eq!(stay["status"], "finished");
@@ -720,6 +1013,7 @@ async fn simulated_journeys_read_back_whole_and_valid() {
                 .unwrap();
             assert!((1..=events.len() as u64).contains(&version), "{entry}");
         }
+        check_value_sets(&bundle);
         bundles.push(bundle);
     }
     validate_all(&bundles);
