@@ -4,6 +4,7 @@
 //! `entered-in-error`; one per emergency visit.
 use crate::{
     codes::{self, V2_0203},
+    condition,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -22,6 +23,16 @@ pub struct Stay<'a> {
     movements: Vec<Movement<'a>>,
     discharged: Option<(&'a Event, &'a Discharged)>,
     /// The cancellation of the admission.
+    cancelled: Option<&'a Event>,
+    /// The events that carried diagnoses (the admission, each discharge), each with its
+    /// cancellation if any.
+    diagnosed: Vec<Diagnosed<'a>>,
+}
+
+/// An event of the stay that carried diagnoses.
+struct Diagnosed<'a> {
+    event: &'a Event,
+    codes: &'a [Code],
     cancelled: Option<&'a Event>,
 }
 
@@ -42,12 +53,24 @@ impl<'a> Stay<'a> {
             movements: Vec::new(),
             discharged: None,
             cancelled: None,
+            diagnosed: Vec::new(),
+        }
+    }
+
+    fn diagnosed(&mut self, e: &'a Event, codes: &'a [Code]) {
+        if !codes.is_empty() {
+            self.diagnosed.push(Diagnosed {
+                event: e,
+                codes,
+                cancelled: None,
+            });
         }
     }
 
     pub fn admitted(&mut self, e: &'a Event, a: &'a Admitted) {
         self.admitted = Some((e, a));
         self.cancelled = None;
+        self.diagnosed(e, &a.diagnoses);
         self.moved(e, &a.unit);
     }
 
@@ -66,6 +89,7 @@ impl<'a> Stay<'a> {
 
     pub fn discharged(&mut self, e: &'a Event, d: &'a Discharged) {
         self.discharged = Some((e, d));
+        self.diagnosed(e, &d.diagnoses);
         self.last = e;
     }
 
@@ -89,14 +113,38 @@ impl<'a> Stay<'a> {
         {
             m.cancelled = Some(e);
         }
+        for d in self
+            .diagnosed
+            .iter_mut()
+            .filter(|d| d.event.event_id == cancelled)
+        {
+            d.cancelled = Some(e);
+        }
         self.last = e;
     }
 
-    /// The stay, then each of its movements.
+    /// The stay, then each of its movements, then each of its diagnoses.
     pub fn build(self, patient_id: &str) -> Vec<Resource> {
         let mut out = vec![self.stay(patient_id)];
         out.extend((0..self.movements.len()).map(|i| self.movement(i, patient_id)));
+        for d in &self.diagnosed {
+            let void = d.cancelled.or(self.cancelled);
+            out.extend(d.codes.iter().enumerate().filter_map(|(i, code)| {
+                condition::diagnosis(patient_id, &self.encounter_id, d.event, i + 1, code, void)
+            }));
+        }
         out
+    }
+
+    /// The stay's diagnoses that hold (their events not cancelled), as `Encounter.diagnosis`.
+    fn diagnoses(&self) -> Option<Value> {
+        let list: Vec<Value> = self
+            .diagnosed
+            .iter()
+            .filter(|d| d.cancelled.is_none() && self.cancelled.is_none())
+            .flat_map(|d| encounter_diagnoses(d.event, d.codes))
+            .collect();
+        (!list.is_empty()).then(|| json!(list))
     }
 
     /// The movement `i`: `partOf` the stay, in its unit from its time to the next movement's (or
@@ -206,6 +254,7 @@ impl<'a> Stay<'a> {
             diagnoses.extend(d.diagnoses.iter());
         }
         put(&mut body, "reasonCode", reasons(&diagnoses));
+        put(&mut body, "diagnosis", self.diagnoses());
         let mut hospitalization = json!({});
         put(&mut hospitalization, "admitSource", admit_source);
         if let Some((_, d)) = self.discharged {
@@ -265,8 +314,9 @@ impl<'a> Stay<'a> {
     }
 }
 
-/// An emergency visit without admission: a finished encounter of class EMER.
-pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Resource {
+/// An emergency visit without admission: a finished encounter of class EMER, then its
+/// diagnoses.
+pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Vec<Resource> {
     let raw = if v.visit_id.is_empty() {
         &e.event_id
     } else {
@@ -291,6 +341,12 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Resource {
     });
     let diagnoses: Vec<&Code> = v.diagnoses.iter().collect();
     put(&mut body, "reasonCode", reasons(&diagnoses));
+    let listed = encounter_diagnoses(e, &v.diagnoses);
+    put(
+        &mut body,
+        "diagnosis",
+        (!listed.is_empty()).then(|| json!(listed)),
+    );
     put(
         &mut body,
         "hospitalization",
@@ -301,11 +357,32 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Resource {
         "serviceProvider",
         organisation(v.facility.as_ref()),
     );
-    Resource {
+    let mut out = vec![Resource {
         kind: "Encounter",
         id,
         body,
-    }
+    }];
+    out.extend(
+        v.diagnoses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, code)| condition::diagnosis(patient_id, raw, e, i + 1, code, None)),
+    );
+    out
+}
+
+/// `Encounter.diagnosis`: the Conditions of the diagnoses `e` carried (those with a code).
+fn encounter_diagnoses(e: &Event, codes: &[Code]) -> Vec<Value> {
+    codes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.code.trim().is_empty())
+        .map(|(i, _)| {
+            json!({ "condition": {
+                "reference": format!("Condition/{}", condition::diagnosis_id(e, i + 1)),
+            } })
+        })
+        .collect()
 }
 
 /// The FR Core Encounter identifier: the visit number under the journey's encounter ids.

@@ -143,7 +143,11 @@ impl<'a> Fold<'a> {
             Payload::AdmissionCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::TransferCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::DischargeCancelled(c) => self.cancel(e, &c.cancelled_event_id),
-            Payload::EmergencyVisit(v) => self.done(encounter::emergency(patient_id, e, v)),
+            Payload::EmergencyVisit(v) => {
+                for r in encounter::emergency(patient_id, e, v) {
+                    self.done(r);
+                }
+            }
             Payload::HomeVisitRecorded(v) => {
                 let visit = contact::Contact {
                     professional: v.professional.as_ref(),
@@ -302,9 +306,9 @@ mod tests {
     use journey_proto::{
         prost_types::Timestamp,
         v1::{
-            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, ContactMade,
-            DischargeCancelled, Discharged, ObservationRecorded, PatientRegistered, PatientsMerged,
-            TransferCancelled, Transferred,
+            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, Code, ContactMade,
+            DischargeCancelled, Discharged, EmergencyVisit, ObservationRecorded, PatientRegistered,
+            PatientsMerged, TransferCancelled, Transferred,
         },
     };
 
@@ -479,6 +483,57 @@ mod tests {
         let call = &of(&all, "e2").body;
         assert_eq!(call["class"]["code"], "VR");
         assert_eq!(call["reasonCode"][0]["text"], "first call home");
+    }
+
+    #[test]
+    fn the_diagnoses_of_stays_and_visits_are_conditions_of_their_encounter() {
+        let code = |c: &str| Code {
+            system: "ICD-10".into(),
+            code: c.into(),
+            display: String::new(),
+        };
+        let mut admission = admitted(1, "S1");
+        if let Some(Payload::Admitted(a)) = &mut admission.payload {
+            a.diagnoses = vec![code("I50.0"), code("E11.9")];
+        }
+        let events = vec![
+            admission,
+            ev(
+                2,
+                Payload::AdmissionCancelled(AdmissionCancelled {
+                    cancelled_event_id: "e1".into(),
+                }),
+            ),
+            ev(
+                3,
+                Payload::EmergencyVisit(EmergencyVisit {
+                    visit_id: "V1".into(),
+                    diagnoses: vec![code("J18.9")],
+                    ..Default::default()
+                }),
+            ),
+        ];
+        let all = resources("P1", &events);
+        let void = &of(&all, "e1.2").body;
+        assert_eq!(
+            void["verificationStatus"]["coding"][0]["code"],
+            "entered-in-error"
+        );
+        assert!(void.get("clinicalStatus").is_none(), "con-5");
+        assert_eq!(void["encounter"]["reference"], "Encounter/S1");
+        assert_eq!(
+            void["meta"]["versionId"], "2",
+            "changed by the cancellation"
+        );
+        assert!(of(&all, "S1").body.get("diagnosis").is_none());
+        let visit = &of(&all, "V1").body;
+        assert_eq!(
+            visit["diagnosis"][0]["condition"]["reference"],
+            "Condition/e3.1"
+        );
+        let pneumonia = &of(&all, "e3.1").body;
+        assert_eq!(pneumonia["clinicalStatus"]["coding"][0]["code"], "active");
+        assert_eq!(pneumonia["code"]["coding"][0]["code"], "J18.9");
     }
 
     #[test]

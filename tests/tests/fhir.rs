@@ -888,11 +888,18 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
 }
 
 /// What `$everything` must hold for `events` (one patient's), counted from the events themselves:
-/// a resource per measure, diagnosis, prescription, reconciliation and consent event, two per
+/// a resource per measure, diagnosis, prescription, reconciliation and consent event and per
+/// diagnosis a stay or a visit carries, two per
 /// letter (the document and its sending), one per stay, per movement (admission, transfer), per
 /// emergency visit and per home visit or contact, one per alert, care plan and appointment, the
 /// CareTeam when anyone was named referent, the Patient, and a Provenance per event.
 fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
+    // A Condition per coded diagnosis a stay or a visit carries.
+    fn diagnoses(codes: &[Code], add: &mut impl FnMut(&str)) {
+        for _ in codes.iter().filter(|c| !c.code.trim().is_empty()) {
+            add("Condition");
+        }
+    }
     let mut n = BTreeMap::new();
     let mut stays = BTreeSet::new();
     let mut alerts = BTreeSet::new();
@@ -907,11 +914,15 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
             Payload::Admitted(a) => {
                 stays.insert(a.encounter_id.clone());
                 add("Encounter");
+                diagnoses(&a.diagnoses, &mut add);
             }
+            Payload::Discharged(d) => diagnoses(&d.diagnoses, &mut add),
             Payload::Transferred(_) => add("Encounter"),
-            Payload::EmergencyVisit(_)
-            | Payload::HomeVisitRecorded(_)
-            | Payload::ContactMade(_) => add("Encounter"),
+            Payload::EmergencyVisit(v) => {
+                add("Encounter");
+                diagnoses(&v.diagnoses, &mut add);
+            }
+            Payload::HomeVisitRecorded(_) | Payload::ContactMade(_) => add("Encounter"),
             Payload::ObservationRecorded(_) => add("Observation"),
             Payload::ConditionRecorded(_) => add("Condition"),
             Payload::PrescriptionIssued(_) => add("MedicationRequest"),
