@@ -21,9 +21,23 @@ fn profile(k: Kind) -> Option<&'static str> {
     }
 }
 
-/// `version`: the server's; `date`: when this statement was last changed.
-pub fn statement(version: &str, date: &str) -> Value {
-    let resources: Vec<Value> = Kind::ALL
+/// A type searched by patient.
+fn searched(name: &str) -> Value {
+    json!({
+        "type": name,
+        "interaction": [{ "code": "search-type" }],
+        "searchParam": [{
+            "name": "patient",
+            "type": "reference",
+            "documentation": "the patient's id; required, the only parameter",
+        }],
+    })
+}
+
+/// `version`: the server's; `date`: when this statement was last changed; `also`: the types the
+/// server searches by patient besides the mapped ones (the Provenance it adds).
+pub fn statement(version: &str, date: &str, also: &[&str]) -> Value {
+    let mut resources: Vec<Value> = Kind::ALL
         .into_iter()
         .map(|k| {
             let mut r = match k {
@@ -35,15 +49,7 @@ pub fn statement(version: &str, date: &str) -> Value {
                         "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                     }],
                 }),
-                _ => json!({
-                    "type": k.name(),
-                    "interaction": [{ "code": "search-type" }],
-                    "searchParam": [{
-                        "name": "patient",
-                        "type": "reference",
-                        "documentation": "the patient's id; required, the only parameter",
-                    }],
-                }),
+                _ => searched(k.name()),
             };
             if let Some(p) = profile(k) {
                 r["supportedProfile"] = json!([format!("{FR_CORE}{p}")]);
@@ -51,6 +57,7 @@ pub fn statement(version: &str, date: &str) -> Value {
             r
         })
         .collect();
+    resources.extend(also.iter().map(|t| searched(t)));
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -790,6 +790,21 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     assert_eq!(patient["gender"], "female");
     assert_eq!(patient["meta"]["versionId"], "1");
     validate(&patient);
+    let (status, _, provenances) =
+        get(&server, "/fhir/Provenance?patient=P1", Some(COORDINATOR)).await;
+    assert_eq!(status, 200, "{provenances}");
+    assert_eq!(
+        counted(&provenances),
+        [("Provenance".to_string(), 22)].into()
+    );
+    assert!(
+        metadata["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "Provenance"),
+        "the CapabilityStatement names the Provenance search"
+    );
     let (status, _, observations) =
         get(&server, "/fhir/Observation?patient=P1", Some(COORDINATOR)).await;
     assert_eq!(status, 200, "{observations}");
@@ -872,6 +887,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         [
             s("nurse-1", "fhir/Patient/$everything", "ok"),
             s("auditor-1", "fhir/Patient", "ok"),
+            s("nurse-1", "fhir/Provenance", "ok"),
             s("nurse-1", "fhir/Observation", "ok"),
             s("nurse-2", "fhir/Patient/$everything", "permissiondenied"),
             s("nurse-2", "fhir/Condition", "permissiondenied"),

@@ -110,7 +110,11 @@ impl Asked {
 async fn metadata() -> Response {
     fhir_json(
         StatusCode::OK,
-        &capability::statement(env!("CARGO_PKG_VERSION"), CAPABILITIES_DATE),
+        &capability::statement(
+            env!("CARGO_PKG_VERSION"),
+            CAPABILITIES_DATE,
+            &[request::PROVENANCE],
+        ),
     )
 }
 

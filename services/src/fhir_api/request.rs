@@ -13,8 +13,12 @@ pub(super) enum Select {
     Everything {
         since: Option<String>,
     },
-    Kind(Kind),
+    /// A search of one type (its name): a mapped type, or `Provenance`.
+    Type(&'static str),
 }
+
+/// The type the API adds to the mapped ones: a Provenance per event.
+pub(super) const PROVENANCE: &str = "Provenance";
 
 /// A read or `$everything` takes no parameter.
 pub(super) fn no_parameters(uri: &Uri) -> Result<(), Status> {
@@ -89,22 +93,26 @@ pub(super) fn search_request(kind: &str, query: Option<&str>) -> (String, Result
                 "required: this server searches by patient only (?patient=<id>)",
             ));
         }
-        Ok(Select::Kind(kind))
+        Ok(Select::Type(kind))
     };
     let select = select();
     (id, select)
 }
 
-/// A type the API searches: every mapped type but Patient (read by id).
-fn searchable(kind: &str) -> Result<Kind, Status> {
+/// A type the API searches: every mapped type but Patient (read by id), and Provenance.
+fn searchable(kind: &str) -> Result<&'static str, Status> {
+    if kind == PROVENANCE {
+        return Ok(PROVENANCE);
+    }
     match Kind::parse(kind) {
         Some(Kind::Patient) => Err(errors::invalid(
             "Patient",
             "this server does not search patients: read one with GET /fhir/Patient/{id}",
         )),
-        Some(k) => Ok(k),
+        Some(k) => Ok(k.name()),
         None => {
-            let served: Vec<&str> = Kind::ALL[1..].iter().map(|k| k.name()).collect();
+            let mut served: Vec<&str> = Kind::ALL[1..].iter().map(|k| k.name()).collect();
+            served.push(PROVENANCE);
             Err(errors::invalid(
                 "type",
                 &format!(
@@ -175,7 +183,11 @@ mod tests {
     fn a_search_takes_a_mapped_type_and_the_patient_only() {
         let (p, s) = search_request("Observation", Some("patient=Patient%2FP%201"));
         assert_eq!(p, "P 1");
-        assert!(matches!(s, Ok(Select::Kind(Kind::Observation))));
+        assert!(matches!(s, Ok(Select::Type("Observation"))));
+        assert!(matches!(
+            search_request("Provenance", Some("patient=P1")).1,
+            Ok(Select::Type(PROVENANCE))
+        ));
         let (p, s) = search_request("Observation", Some("patient=P1&code=29463-7"));
         assert_eq!(p, "P1", "the patient is recorded with the refusal");
         assert!(s.is_err());

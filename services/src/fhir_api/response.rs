@@ -1,6 +1,6 @@
 //! The answers: the resources a request asked for, in `application/fhir+json`, or a refusal as
 //! an OperationOutcome with its HTTP status.
-use super::request::Select;
+use super::request::{Select, PROVENANCE};
 use crate::{errors, fhir_audit, tls::ServedOverTls};
 use axum::{
     http::{header, Extensions, HeaderMap, StatusCode},
@@ -38,8 +38,11 @@ pub(super) fn render(
             }
             bundle::searchset(base, self_url, all)
         }
-        Select::Kind(k) => {
-            let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == k.name()).collect();
+        Select::Type(PROVENANCE) => {
+            bundle::searchset(base, self_url, events.iter().map(provenance).collect())
+        }
+        Select::Type(kind) => {
+            let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == kind).collect();
             bundle::searchset(base, self_url, of_kind)
         }
     };
