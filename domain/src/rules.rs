@@ -132,13 +132,13 @@ fn refuse(rule: Rule, message: String) -> Refusal {
 
 /// The journey rules: per-patient state rebuilt from the log and checked on every append. Pure:
 /// the server adapts it to the log's gate.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JourneyRules {
     patients: HashMap<String, PatientState>,
     facilities: write_rights::Facilities,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Kind {
     Admission,
     Transfer,
@@ -155,14 +155,14 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Movement {
     kind: Kind,
     encounter_id: String,
     cancelled: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Encounter {
     /// The organisation that opened it (its admission's actor).
     organisation: String,
@@ -173,7 +173,7 @@ struct Encounter {
     movements: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Death {
     at: (i64, i32),
     /// Set by a PatientDeceased event (as opposed to a discharge with disposition deceased).
@@ -183,7 +183,7 @@ struct Death {
 }
 
 /// What the rules remember of one patient.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct PatientState {
     movements: HashMap<String, Movement>,
     encounters: HashMap<String, Encounter>,
@@ -591,6 +591,17 @@ impl JourneyRules {
         self.patients.extend(staged);
         self.facilities.extend(claimed);
         Ok(())
+    }
+
+    /// The whole state, as bytes (kept with the log's checkpoint, read back by [`load`](Self::load)
+    /// of the same program).
+    pub fn save(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("the rules' state serialises")
+    }
+
+    /// The state [`save`](Self::save) made; `None` when the bytes are not one.
+    pub fn load(bytes: &[u8]) -> Option<JourneyRules> {
+        postcard::from_bytes(bytes).ok()
     }
 
     /// Applies an event already in the log (state rebuilt at start). Never refuses: what the rules

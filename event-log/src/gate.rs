@@ -19,6 +19,16 @@ pub trait Gate: Send + 'static {
     fn admit(&mut self, events: &[Event], writer: Option<&str>) -> Result<(), Rejection>;
     /// Applies an event already in the log (state rebuilt at start). Never refuses.
     fn restore(&mut self, event: &Event);
+    /// The gate's state, saved with the log's checkpoint at an orderly stop; `None`: not saved
+    /// (the next open restores every event).
+    fn save(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Takes back a state [`save`](Gate::save) made; `false` if it cannot (the open then restores
+    /// every event into a fresh gate).
+    fn load(&mut self, _state: &[u8]) -> bool {
+        false
+    }
 }
 
 /// A gate that admits everything (raw log benchmarks, storage tests).

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use uuid::Uuid;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Index {
     by_id: HashMap<Uuid, u64>,
     /// Positions of a patient's events; version v is at index v - 1.

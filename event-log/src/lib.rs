@@ -10,6 +10,7 @@
 
 mod append;
 mod chain;
+mod checkpoint;
 mod chunk;
 mod error;
 mod gate;
@@ -26,6 +27,7 @@ mod writer;
 mod tests;
 
 pub use chain::{hash_of, VerifyReport, ZERO_HASH};
+pub use checkpoint::path_in as checkpoint_in;
 pub use error::{AppendError, StorageError};
 pub use gate::{Gate, NoRules, Rejection};
 pub use log::{AppendOutcome, AppendRequest, Appended, EventLog, Head, LogOptions};

@@ -4,6 +4,7 @@ pub use crate::append::{AppendOutcome, AppendRequest, Appended, Head};
 use crate::shared::Shared;
 use crate::{
     chain::{self, VerifyReport, ZERO_HASH},
+    checkpoint,
     error::{AppendError, StorageError},
     gate::Gate,
     index::Index,
@@ -24,6 +25,9 @@ pub struct LogOptions {
     pub max_group_events: usize,
     /// Append requests waiting for the writer before callers wait to enqueue.
     pub queue_depth: usize,
+    /// Where the writer saves its state at an orderly stop, and the next open reads it back
+    /// (`checkpoint_in(data_dir)`); `None`: every open reads every event.
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for LogOptions {
@@ -31,6 +35,7 @@ impl Default for LogOptions {
         LogOptions {
             max_group_events: 16_384,
             queue_depth: 4096,
+            checkpoint: None,
         }
     }
 }
@@ -43,7 +48,8 @@ pub struct EventLog {
 
 impl EventLog {
     /// Opens the log on `storage`, rebuilding the writer's state (versions, chain tip) and the
-    /// gate's state from every stored event.
+    /// gate's state: from the checkpoint of the last orderly stop when there is one that matches
+    /// the log, and from every stored event after it.
     pub fn open(
         storage: Arc<dyn Storage>,
         mut gate: Box<dyn Gate>,
@@ -56,8 +62,17 @@ impl EventLog {
             position: 0,
             hash: ZERO_HASH,
         };
-        let mut next = 1;
-        let progress = Progress::start(last);
+        let from = match options.checkpoint.as_deref().and_then(checkpoint::load) {
+            Some(c) if matches(storage.as_ref(), &c.head(), last)? && gate.load(&c.gate) => {
+                head = c.head();
+                versions = c.versions;
+                index = c.index;
+                Some(head.position)
+            }
+            _ => None,
+        };
+        let mut next = head.position + 1;
+        let progress = Progress::start(last, from);
         while next <= last {
             let batch = storage.read(next, last, 8192)?;
             if batch.is_empty() {
@@ -110,6 +125,7 @@ impl EventLog {
             head,
             versions,
             options.max_group_events,
+            options.checkpoint,
         );
         let handle = std::thread::Builder::new()
             .name("journey-log-writer".into())
@@ -242,11 +258,35 @@ impl EventLog {
     }
 }
 
+/// Whether the log holds the checkpoint's tip: the same event at its position (the chain vouches
+/// for every event before it), no later than the last stored.
+fn matches(storage: &dyn Storage, tip: &Head, last: u64) -> Result<bool, StorageError> {
+    if tip.position == 0 || tip.position > last {
+        tracing::info!(
+            checkpoint = tip.position,
+            last,
+            "checkpoint ahead of the log: every event is read back"
+        );
+        return Ok(false);
+    }
+    let stored = storage.read(tip.position, tip.position, 1)?;
+    let same = stored.first().is_some_and(|s| s.hash == tip.hash);
+    if !same {
+        tracing::warn!(
+            position = tip.position,
+            "checkpoint does not match the event the log holds there: every event is read back"
+        );
+    }
+    Ok(same)
+}
+
 /// What opening a log says while it reads every stored event back (the writer's versions and
 /// index, the rules' state): that it started, how far it is every few seconds, and when it is done,
 /// so that a long start of a large log is never silent.
 struct Progress {
     last: u64,
+    /// Where the checkpoint it started from was taken.
+    checkpoint: Option<u64>,
     started: std::time::Instant,
     said: std::cell::Cell<std::time::Instant>,
 }
@@ -254,16 +294,24 @@ struct Progress {
 impl Progress {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-    fn start(last: u64) -> Progress {
-        if last > 0 {
-            tracing::info!(
+    fn start(last: u64, checkpoint: Option<u64>) -> Progress {
+        match checkpoint {
+            Some(at) => tracing::info!(
+                events = last,
+                checkpoint = at,
+                "opening the event log from its checkpoint at position {at}: reading back the {} events after it",
+                last - at
+            ),
+            None if last > 0 => tracing::info!(
                 events = last,
                 "opening the event log: reading its {last} events back to rebuild the journey state"
-            );
+            ),
+            None => {}
         }
         let now = std::time::Instant::now();
         Progress {
             last,
+            checkpoint,
             started: now,
             said: std::cell::Cell::new(now),
         }
@@ -287,7 +335,15 @@ impl Progress {
     }
 
     fn done(&self, position: u64) {
-        if position > 0 {
+        if let Some(at) = self.checkpoint {
+            tracing::info!(
+                events = position,
+                seconds = self.started.elapsed().as_secs_f64(),
+                "event log state rebuilt from its checkpoint at {at} and the {} events after it in {:.1} s",
+                position - at,
+                self.started.elapsed().as_secs_f64()
+            );
+        } else if position > 0 {
             tracing::info!(
                 events = position,
                 seconds = self.started.elapsed().as_secs_f64(),

@@ -16,7 +16,7 @@ use std::{
 };
 use uuid::Uuid;
 
-fn event(patient_id: &str) -> Event {
+pub(crate) fn event(patient_id: &str) -> Event {
     Event {
         event_id: Uuid::new_v4().to_string(),
         patient_id: patient_id.to_string(),
@@ -34,7 +34,7 @@ fn event(patient_id: &str) -> Event {
     }
 }
 
-fn request(events: Vec<Event>) -> AppendRequest {
+pub(crate) fn request(events: Vec<Event>) -> AppendRequest {
     AppendRequest {
         events,
         expected_versions: HashMap::new(),

@@ -5,6 +5,7 @@
 use crate::{
     append::{AppendOutcome, AppendRequest, Appended, Head},
     chain::hash_of,
+    checkpoint,
     error::{AppendError, StorageError},
     gate::Gate,
     shared::Shared,
@@ -15,6 +16,7 @@ use crate::{
 use journey_proto::{prost::Message, prost_types::Timestamp, v1::Event};
 use std::{
     collections::{HashMap, HashSet},
+    path::PathBuf,
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -35,6 +37,8 @@ pub(crate) struct Writer {
     max_group_events: usize,
     /// Events written in the current group (not yet durable): id → (position, patient, version).
     staged: HashMap<Uuid, (u64, String, u64)>,
+    /// Where to save the state at an orderly stop.
+    checkpoint: Option<PathBuf>,
 }
 
 impl Writer {
@@ -44,6 +48,7 @@ impl Writer {
         tip: Head,
         versions: HashMap<String, u64>,
         max_group_events: usize,
+        checkpoint: Option<PathBuf>,
     ) -> Self {
         Writer {
             shared,
@@ -53,6 +58,7 @@ impl Writer {
             last_recorded: (0, 0),
             max_group_events,
             staged: HashMap::new(),
+            checkpoint,
         }
     }
 
@@ -82,7 +88,37 @@ impl Writer {
         if syncer.join().is_err() {
             tracing::error!("the log syncer thread panicked");
         }
+        self.save_checkpoint();
         tracing::debug!(position = self.tip.position, "log writer stopped");
+    }
+
+    /// Saves the state for the next open, once everything written is durable and nothing failed.
+    fn save_checkpoint(&self) {
+        let Some(path) = &self.checkpoint else {
+            return;
+        };
+        let durable = *self.shared.durable.borrow();
+        if self.shared.failure().is_some() || durable != self.tip || self.tip.position == 0 {
+            return;
+        }
+        let Some(gate) = self.gate.save() else {
+            return;
+        };
+        let index = self.shared.index.read().expect("index lock");
+        let saving = checkpoint::Saving {
+            tip: (self.tip.position, self.tip.hash),
+            versions: &self.versions,
+            index: &index,
+            gate: &gate,
+        };
+        match checkpoint::save(path, &saving) {
+            Ok(()) => tracing::info!(
+                position = self.tip.position,
+                "log state saved at position {}: the next start reads back only what comes after",
+                self.tip.position
+            ),
+            Err(e) => tracing::warn!(error = %e, "the next start will read every event back"),
+        }
     }
 
     /// Checks a group and writes it (not yet durable); refused requests are answered at once.

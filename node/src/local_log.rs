@@ -40,10 +40,14 @@ impl LocalLog {
             tracing::info!(dir = %dir.display(), "opening the event log's storage (sled, and its journal after a crash)");
             let storage = SledStorage::open(&dir).map_err(|e| open_failure(&dir, e.into()))?;
             journey_services::files::restrict_tree(&dir)?;
+            let options = LogOptions {
+                checkpoint: Some(journey_event_log::checkpoint_in(&dir)),
+                ..LogOptions::default()
+            };
             EventLog::open(
                 Arc::new(storage),
                 journey_services::gate::journey_rules(),
-                LogOptions::default(),
+                options,
             )
             .map_err(|e| open_failure(&dir, e.into()))
         })

@@ -27,6 +27,20 @@ impl Gate for JourneyGate {
     fn restore(&mut self, event: &Event) {
         self.0.restore(event);
     }
+
+    fn save(&self) -> Option<Vec<u8>> {
+        Some(self.0.save())
+    }
+
+    fn load(&mut self, state: &[u8]) -> bool {
+        match JourneyRules::load(state) {
+            Some(rules) => {
+                self.0 = rules;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A fresh journey gate, for `EventLog::open`.

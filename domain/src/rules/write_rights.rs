@@ -512,10 +512,13 @@ mod tests {
             ev(1, "P1", "CHU-A", admitted("E1", "F-A")),
             ev(2, "P1", "CHU-A", visit()),
         ];
-        let mut rules = JourneyRules::default();
+        let mut restored = JourneyRules::default();
         for e in &stored {
-            rules.restore(e);
+            restored.restore(e);
         }
+        // What the log's checkpoint keeps of them is the same state.
+        let mut rules = JourneyRules::load(&restored.save()).expect("saved state loads");
+        assert!(JourneyRules::load(b"not a state").is_none());
         assert_eq!(
             verdict(
                 &mut rules,

@@ -41,6 +41,21 @@ pub enum BenchWhat {
     /// End to end: the sustained append rate with every read model live and their lag under
     /// that load, for `journey up` and for the separate services on NATS and PostgreSQL.
     E2e(BenchE2eArgs),
+    /// Opening a log after an orderly stop (from its checkpoint) against opening it by reading
+    /// every event back, on the same log in the same run.
+    Restart(BenchRestartArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchRestartArgs {
+    /// Simulated events in the log (whole journeys: a few more).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Days of simulated journeys.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    #[command(flatten)]
+    pub sim: Seed,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -411,14 +411,27 @@ pub struct Filled {
 
 /// Opens the log in `dir` in this process, with the journey rules, as `journey up` does.
 pub async fn open_log(dir: &Path) -> anyhow::Result<Arc<EventLog>> {
+    open_log_with(dir, None).await
+}
+
+/// [`open_log`], saving and reading back its state at `checkpoint` (as `journey up` does in its
+/// data folder).
+pub async fn open_log_with(
+    dir: &Path,
+    checkpoint: Option<std::path::PathBuf>,
+) -> anyhow::Result<Arc<EventLog>> {
     let dir = dir.to_path_buf();
     let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
         let storage = SledStorage::open(&dir)
             .with_context(|| format!("cannot open a bench log in {}", dir.display()))?;
+        let options = LogOptions {
+            checkpoint,
+            ..LogOptions::default()
+        };
         Ok(EventLog::open(
             Arc::new(storage),
             journey_services::gate::journey_rules(),
-            LogOptions::default(),
+            options,
         )?)
     })
     .await??;

@@ -8,6 +8,7 @@
 //! - `audit`: timeline, full-log verification, cost of authentication and access control (issue 5).
 //! - `e2e`: sustained appends with every read model live, embedded vs separate services on NATS
 //!   and PostgreSQL (issue 6).
+//! - `restart`: opening a log from its checkpoint against reading every event back (issue 19).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder ([`common::start_server`]).
@@ -20,6 +21,7 @@ pub mod e2e;
 pub mod load;
 pub mod query;
 pub mod rebuild;
+pub mod restart;
 pub mod visible;
 
 pub use append::append;
@@ -38,5 +40,6 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Coordination(args) => coordination::run(args).await,
         BenchWhat::Audit(args) => audit::run(args).await,
         BenchWhat::E2e(args) => e2e::run(args).await,
+        BenchWhat::Restart(args) => restart::run(args).await,
     }
 }
