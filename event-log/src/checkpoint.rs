@@ -62,24 +62,30 @@ pub(crate) fn save(path: &Path, checkpoint: &Saving<'_>) -> Result<(), StorageEr
     };
     let body = postcard::to_stdvec(checkpoint).map_err(|e| fail(&e))?;
     let tmp = path.with_extension("tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| fail(&e))?;
-        f.write_all(header().as_bytes()).map_err(|e| fail(&e))?;
-        f.write_all(&body).map_err(|e| fail(&e))?;
-        f.sync_all().map_err(|e| fail(&e))?;
+    let written = write_new(&tmp, &body).map_err(|e| fail(&e));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    written?;
     std::fs::rename(&tmp, path).map_err(|e| fail(&e))?;
     if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Writes the header and `body` into a new file at `tmp`, synced.
+fn write_new(tmp: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(tmp)?;
+    f.write_all(header().as_bytes())?;
+    f.write_all(body)?;
+    f.sync_all()
 }
 
 /// The checkpoint at `path`, when there is one this program wrote; `None` (and why, in the log)
