@@ -229,6 +229,16 @@ async fn a_query_while_the_database_is_down_fails_in_seconds_and_says_so() {
             "raw database error sent to the client: {m}"
         );
     }
+    // The dashboard too: a page that says so, in seconds.
+    let started = std::time::Instant::now();
+    let page = http_exchange(&server.http, "GET", "/", "", "").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the dashboard answered after {:?}",
+        started.elapsed()
+    );
+    assert!(page.starts_with("HTTP/1.1 503"), "{page}");
+    assert!(!page.contains("pool timed out"), "{page}");
 
     relay.cut.send(false).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
