@@ -210,6 +210,31 @@ fn print_as_of(r: &AsOfResponse) {
     }
 }
 
+/// The anchor `--anchor-hash` names with its position, when both are given.
+fn anchor_arg(position: Option<u64>, hash: Option<String>) -> anyhow::Result<Option<AuditAnchor>> {
+    let (Some(position), Some(hash)) = (position, hash) else {
+        return Ok(None);
+    };
+    Ok(Some(AuditAnchor {
+        position,
+        hash: unhex(hash.trim())
+            .filter(|b| b.len() == 32)
+            .context("--anchor-hash must be 64 hex digits")?,
+    }))
+}
+
+/// One answer on standard output: as JSON (the message `full_name`) or for people.
+fn show<M: journey_proto::prost::Message>(json: bool, message: &M, full_name: &str, print: fn(&M)) {
+    if json {
+        println!(
+            "{}",
+            journey_proto::json::message_to_json(message, full_name)
+        );
+    } else {
+        print(message);
+    }
+}
+
 /// `journey audit …`: Ok(false) when verification failed (exit code 1).
 pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
     match what {
@@ -233,14 +258,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             };
             let mut c = audit_client(&client).await?;
             let r = c.as_of(req).await.map_err(refused("as-of"))?.into_inner();
-            if json {
-                println!(
-                    "{}",
-                    journey_proto::json::message_to_json(&r, "journey.v1.AsOfResponse")
-                );
-            } else {
-                print_as_of(&r);
-            }
+            show(json, &r, "journey.v1.AsOfResponse", print_as_of);
             Ok(true)
         }
         AuditWhat::Verify {
@@ -250,15 +268,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             json,
             client,
         } => {
-            let anchor = match (anchor_position, anchor_hash) {
-                (Some(position), Some(h)) => Some(AuditAnchor {
-                    position,
-                    hash: unhex(h.trim())
-                        .filter(|b| b.len() == 32)
-                        .context("--anchor-hash must be 64 hex digits")?,
-                }),
-                _ => None,
-            };
+            let anchor = anchor_arg(anchor_position, anchor_hash)?;
             let mut c = audit_client(&client).await?;
             let r = c
                 .verify(AuditVerifyRequest {
@@ -269,14 +279,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
                 .await
                 .map_err(refused("verify"))?
                 .into_inner();
-            if json {
-                println!(
-                    "{}",
-                    journey_proto::json::message_to_json(&r, "journey.v1.AuditVerifyResponse")
-                );
-            } else {
-                print_verify(&r);
-            }
+            show(json, &r, "journey.v1.AuditVerifyResponse", print_verify);
             Ok(r.ok)
         }
         AuditWhat::Export {
@@ -313,14 +316,7 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
                     .map_err(refused("accesses"))?
                     .into_inner();
                 for a in &r.records {
-                    if json {
-                        println!(
-                            "{}",
-                            journey_proto::json::message_to_json(a, "journey.v1.AccessRecord")
-                        );
-                    } else {
-                        print_access(a);
-                    }
+                    show(json, a, "journey.v1.AccessRecord", print_access);
                 }
                 if r.next_page_token.is_empty() {
                     break;
@@ -341,29 +337,19 @@ pub async fn run(what: AuditWhat) -> anyhow::Result<bool> {
             json,
             client,
         } => {
-            let anchor = match (anchor_seq, anchor_hash) {
-                (Some(position), Some(h)) => Some(AuditAnchor {
-                    position,
-                    hash: unhex(h.trim())
-                        .filter(|b| b.len() == 32)
-                        .context("--anchor-hash must be 64 hex digits")?,
-                }),
-                _ => None,
-            };
+            let anchor = anchor_arg(anchor_seq, anchor_hash)?;
             let mut c = audit_client(&client).await?;
             let r = c
                 .verify_accesses(VerifyAccessesRequest { anchor })
                 .await
                 .map_err(refused("verify-accesses"))?
                 .into_inner();
-            if json {
-                println!(
-                    "{}",
-                    journey_proto::json::message_to_json(&r, "journey.v1.VerifyAccessesResponse")
-                );
-            } else {
-                print_verify_accesses(&r);
-            }
+            show(
+                json,
+                &r,
+                "journey.v1.VerifyAccessesResponse",
+                print_verify_accesses,
+            );
             Ok(r.ok)
         }
     }
@@ -453,14 +439,12 @@ async fn timeline(
         .into_inner();
     while let Some(e) = stream.next().await {
         let e = e.map_err(refused("timeline"))?;
-        if as_json {
-            println!(
-                "{}",
-                journey_proto::json::message_to_json(&e, "journey.v1.TimelineEntry")
-            );
-        } else {
-            print_timeline_entry(&e);
-        }
+        show(
+            as_json,
+            &e,
+            "journey.v1.TimelineEntry",
+            print_timeline_entry,
+        );
     }
     Ok(true)
 }
