@@ -3,12 +3,13 @@
 //! professional, and the visit's length.
 use crate::{
     codes::{self, UCUM},
+    encounter,
     patient::professional,
-    resource::{fhir_id, instant, meta, patient_ref, put, text},
+    resource::{put, text},
     Resource,
 };
 use journey_proto::v1::{Event, Professional};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// What the two events share.
 pub struct Contact<'a> {
@@ -21,28 +22,14 @@ pub struct Contact<'a> {
 }
 
 pub fn build(patient_id: &str, e: &Event, c: Contact) -> Resource {
-    let id = fhir_id("Encounter", &e.event_id);
-    let mut period = json!({});
-    put(
-        &mut period,
-        "start",
-        instant(e.occurred_at.as_ref()).map(Value::from),
+    let (id, mut body) = encounter::one_event(
+        patient_id,
+        e,
+        &e.event_id,
+        "urn:journey:contact",
+        codes::contact_class(c.channel, c.visit),
     );
-    let mut body = json!({
-        "resourceType": "Encounter",
-        "id": id,
-        "meta": meta(e, Some("fr-core-encounter")),
-        "identifier": [{
-            "type": { "coding": [{ "system": codes::V2_0203, "code": "VN", "display": "Visit number" }] },
-            "system": "urn:journey:contact",
-            "value": e.event_id,
-        }],
-        "status": "finished",
-        "class": codes::contact_class(c.channel, c.visit),
-        "type": [{ "text": if c.visit { "home visit" } else { "contact" } }],
-        "subject": patient_ref(patient_id),
-        "period": period,
-    });
+    body["type"] = json!([{ "text": if c.visit { "home visit" } else { "contact" } }]);
     if let Some(p) = c
         .professional
         .filter(|p| !p.id.is_empty() || !p.name.is_empty())

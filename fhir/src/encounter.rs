@@ -224,28 +224,15 @@ impl<'a> Stay<'a> {
         };
         let admitted = self.admitted.map(|(_, a)| a);
         let start = self.admitted.map_or(self.first, |(e, _)| e);
-        let mut period = json!({});
-        put(
-            &mut period,
-            "start",
-            instant(start.occurred_at.as_ref()).map(Value::from),
-        );
-        if let Some((d, _)) = self.discharged {
-            put(
-                &mut period,
-                "end",
-                instant(d.occurred_at.as_ref()).map(Value::from),
-            );
-        }
         let mut body = json!({
             "resourceType": "Encounter",
             "id": fhir_id("Encounter", &self.encounter_id),
             "meta": meta(self.last, Some("fr-core-encounter")),
-            "identifier": [identifier(&self.encounter_id)],
+            "identifier": [identifier(ENCOUNTERS, &self.encounter_id)],
             "status": status,
             "class": codes::stay_class(admitted.map_or(0, |a| a.setting)),
             "subject": patient_ref(patient_id),
-            "period": period,
+            "period": period(start, self.discharged.map(|(d, _)| d)),
         });
         let (priority, admit_source) = codes::admission(admitted.map_or(0, |a| a.admit_type));
         put(&mut body, "priority", priority);
@@ -322,23 +309,7 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Vec<Resourc
     } else {
         &v.visit_id
     };
-    let id = fhir_id("Encounter", raw);
-    let mut period = json!({});
-    put(
-        &mut period,
-        "start",
-        instant(e.occurred_at.as_ref()).map(Value::from),
-    );
-    let mut body = json!({
-        "resourceType": "Encounter",
-        "id": id,
-        "meta": meta(e, Some("fr-core-encounter")),
-        "identifier": [identifier(raw)],
-        "status": "finished",
-        "class": codes::emergency_class(),
-        "subject": patient_ref(patient_id),
-        "period": period,
-    });
+    let (id, mut body) = one_event(patient_id, e, raw, ENCOUNTERS, codes::emergency_class());
     let diagnoses: Vec<&Code> = v.diagnoses.iter().collect();
     put(&mut body, "reasonCode", reasons(&diagnoses));
     let listed = encounter_diagnoses(e, &v.diagnoses);
@@ -385,13 +356,57 @@ fn encounter_diagnoses(e: &Event, codes: &[Code]) -> Vec<Value> {
         .collect()
 }
 
-/// The FR Core Encounter identifier: the visit number under the journey's encounter ids.
-fn identifier(encounter_id: &str) -> Value {
+/// The system of the journey's encounter ids.
+const ENCOUNTERS: &str = "urn:journey:encounter";
+
+/// The FR Core Encounter identifier: the visit number `value` under `system`.
+fn identifier(system: &str, value: &str) -> Value {
     json!({
         "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },
-        "system": "urn:journey:encounter",
-        "value": encounter_id,
+        "system": system,
+        "value": value,
     })
+}
+
+/// From `start`'s occurrence to `end`'s, when there is one.
+fn period(start: &Event, end: Option<&Event>) -> Value {
+    let mut period = json!({});
+    put(
+        &mut period,
+        "start",
+        instant(start.occurred_at.as_ref()).map(Value::from),
+    );
+    if let Some(end) = end {
+        put(
+            &mut period,
+            "end",
+            instant(end.occurred_at.as_ref()).map(Value::from),
+        );
+    }
+    period
+}
+
+/// The id and body of a finished Encounter that one event `e` records whole, at its occurrence:
+/// `raw` its visit number under `system`, of class `class`.
+pub(crate) fn one_event(
+    patient_id: &str,
+    e: &Event,
+    raw: &str,
+    system: &str,
+    class: Value,
+) -> (String, Value) {
+    let id = fhir_id("Encounter", raw);
+    let body = json!({
+        "resourceType": "Encounter",
+        "id": id,
+        "meta": meta(e, Some("fr-core-encounter")),
+        "identifier": [identifier(system, raw)],
+        "status": "finished",
+        "class": class,
+        "subject": patient_ref(patient_id),
+        "period": period(e, None),
+    });
+    (id, body)
 }
 
 fn reasons(diagnoses: &[&Code]) -> Option<Value> {
