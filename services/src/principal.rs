@@ -16,6 +16,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order of the enum.
+    pub const ALL: [Role; 7] = [
+        Role::Partner,
+        Role::Coordinator,
+        Role::Quality,
+        Role::Auditor,
+        Role::Admin,
+        Role::Service,
+        Role::Consent,
+    ];
+
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "partner" => Role::Partner,
