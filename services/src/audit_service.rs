@@ -12,6 +12,7 @@ use crate::{
     log_handle::{BoxStream, Hash, LogHandle},
 };
 use futures::StreamExt;
+use journey_projections::access_log::add_problem;
 use journey_proto::{
     hex::hex,
     prost_types::Timestamp,
@@ -342,13 +343,11 @@ impl Audit for AuditService {
             })
         };
         if let Some((pos, problem)) = anchor_problem {
-            if out.ok {
-                out.ok = false;
-                out.first_bad_position = pos;
-                out.problem = problem;
-            } else {
-                out.problem = format!("{}; also: {problem}", out.problem);
-            }
+            add_problem(
+                (&mut out.ok, &mut out.first_bad_position, &mut out.problem),
+                pos,
+                problem,
+            );
         }
         Ok(Response::new(out))
     }
@@ -403,13 +402,13 @@ impl Audit for AuditService {
             outcome: req.outcome,
             from_micros: req.from.as_ref().map(micros),
             to_micros: req.to.as_ref().map(micros),
-            page_token: req.page_token,
+            after: None,
             limit: match req.limit {
                 0 => 100,
                 n => n.min(10_000),
             } as i64,
         };
-        let page = log.query(&query).await?;
+        let page = log.query(query, &req.page_token).await?;
         // Reading who read a patient is itself a read of that patient, recorded before the
         // answer goes out (after the query: a page never shows its own reading).
         self.record(&who, "Audit/Accesses", &req.patient_id).await?;

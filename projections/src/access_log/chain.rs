@@ -233,13 +233,24 @@ pub struct Verified {
 
 impl Verified {
     fn fail(&mut self, seq: u64, problem: String) {
-        if self.ok {
-            self.ok = false;
-            self.first_bad_seq = seq;
-            self.problem = problem;
-        } else {
-            self.problem = format!("{}; also: {problem}", self.problem);
-        }
+        add_problem(
+            (&mut self.ok, &mut self.first_bad_seq, &mut self.problem),
+            seq,
+            problem,
+        );
+    }
+}
+
+/// A verification's report, as (ok, where the first problem is, what the problems are), told of
+/// a problem found `at`: the first one says where; the later ones are added to its text.
+pub fn add_problem(report: (&mut bool, &mut u64, &mut String), at: u64, problem: String) {
+    let (ok, first_bad, problems) = report;
+    if *ok {
+        *ok = false;
+        *first_bad = at;
+        *problems = problem;
+    } else {
+        *problems = format!("{problems}; also: {problem}");
     }
 }
 

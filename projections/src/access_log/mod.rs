@@ -8,7 +8,7 @@ mod query;
 mod record;
 mod refusals;
 
-pub use chain::{append, head, holds, verify, Hash, Verified};
+pub use chain::{add_problem, append, head, holds, verify, Hash, Verified};
 pub use query::{parse_token, run as query, Page, Query};
 pub use record::{bounded, Record, DETAIL, PATIENTS, SHORT};
 pub use refusals::{Caller, Refusals, Refused, ALONE_PER_MINUTE};

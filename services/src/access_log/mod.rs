@@ -8,7 +8,7 @@
 //! minute, and a known caller's refusals beyond a rate counted likewise); the head is anchored
 //! outside the database by `anchor.rs`. Here: what each call records, and when.
 
-pub use journey_projections::access_log::{bounded, Hash, Page, Record, Verified};
+pub use journey_projections::access_log::{bounded, Hash, Page, Query, Record, Verified};
 
 use crate::{errors, principal::Principal};
 use journey_projections::access_log::{self as store, SHORT};
@@ -176,23 +176,15 @@ impl AccessLog {
         }
     }
 
-    /// The records `q` selects, newest first, a page at a time.
-    pub async fn query(&self, q: &Query) -> Result<Page, Status> {
+    /// The records `q` selects, newest first, a page at a time: the page after the previous
+    /// page's `next_page_token` (`page_token`, "" for the first page).
+    pub async fn query(&self, mut q: Query, page_token: &str) -> Result<Page, Status> {
         self.flush_refusals(true).await;
-        let after = match q.page_token.as_str() {
+        q.after = match page_token {
             "" => None,
             token => Some(store::parse_token(token).ok_or_else(errors::bad_page_token)?),
         };
-        let query = store::Query {
-            patient_id: q.patient_id.clone(),
-            subject: q.subject.clone(),
-            outcome: q.outcome.clone(),
-            from_micros: q.from_micros,
-            to_micros: q.to_micros,
-            after,
-            limit: q.limit,
-        };
-        store::query(&self.inner.pool, &query)
+        store::query(&self.inner.pool, &q)
             .await
             .map_err(errors::access_log_unreadable)
     }
@@ -214,21 +206,6 @@ impl AccessLog {
     pub async fn holds(&self, anchor: (u64, Hash)) -> Result<(), String> {
         store::holds(&self.inner.pool, anchor).await
     }
-}
-
-/// What `Audit.Accesses` selects (empty fields: no filter).
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub patient_id: String,
-    pub subject: String,
-    pub outcome: String,
-    /// From this time (inclusive, Unix microseconds).
-    pub from_micros: Option<i64>,
-    /// Up to this time (exclusive).
-    pub to_micros: Option<i64>,
-    /// The previous page's `next_page_token` ("" for the first page).
-    pub page_token: String,
-    pub limit: i64,
 }
 
 /// Writes the past minutes' counted refusals once a minute, while the access log is in use.
