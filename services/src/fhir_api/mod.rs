@@ -23,7 +23,7 @@ use crate::{
 };
 use axum::{
     extract::{ConnectInfo, Path, State},
-    http::{header, Extensions, HeaderMap, StatusCode, Uri},
+    http::{header, request::Parts, Extensions, HeaderMap, StatusCode, Uri},
     response::Response,
     routing::get,
     Router,
@@ -76,6 +76,16 @@ struct Asked {
 }
 
 impl Asked {
+    /// The request's parts a handler keeps, under the name the access log gives the call.
+    fn new(call: String, parts: Parts) -> Self {
+        Asked {
+            call,
+            headers: parts.headers,
+            extensions: parts.extensions,
+            uri: parts.uri,
+        }
+    }
+
     /// The access-log record of this request by `caller` about `patient`; `detail`: a refusal's
     /// message, or empty.
     fn access<'a>(
@@ -121,50 +131,21 @@ async fn metadata() -> Response {
 async fn read_patient(
     State(api): State<FhirApi>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    uri: Uri,
+    parts: Parts,
 ) -> Response {
-    let asked = Asked {
-        call: "fhir/Patient".into(),
-        headers,
-        extensions,
-        uri,
-    };
+    let asked = Asked::new("fhir/Patient".into(), parts);
     let parsed = no_parameters(&asked.uri).map(|()| Select::Patient);
     api.answer(asked, id, parsed).await
 }
 
-async fn everything(
-    State(api): State<FhirApi>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    uri: Uri,
-) -> Response {
-    let asked = Asked {
-        call: "fhir/Patient/$everything".into(),
-        headers,
-        extensions,
-        uri,
-    };
+async fn everything(State(api): State<FhirApi>, Path(id): Path<String>, parts: Parts) -> Response {
+    let asked = Asked::new("fhir/Patient/$everything".into(), parts);
     let parsed = everything_request(asked.uri.query());
     api.answer(asked, id, parsed).await
 }
 
-async fn search(
-    State(api): State<FhirApi>,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    uri: Uri,
-) -> Response {
-    let asked = Asked {
-        call: format!("fhir/{}", bounded(&kind, 64)),
-        headers,
-        extensions,
-        uri,
-    };
+async fn search(State(api): State<FhirApi>, Path(kind): Path<String>, parts: Parts) -> Response {
+    let asked = Asked::new(format!("fhir/{}", bounded(&kind, 64)), parts);
     let (patient, parsed) = search_request(&kind, asked.uri.query());
     api.answer(asked, patient, parsed).await
 }
