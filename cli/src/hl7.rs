@@ -33,6 +33,11 @@ pub enum Hl7What {
     /// Print the events a message maps to, as JSON (one per line); appends nothing.
     Map {
         file: PathBuf,
+        /// Print instead the fields the mapping reads (MSH-9/10/12/18, PID-3/5/7/8/32,
+        /// PV1-2/3/4/19/36, ZBE-1…9) as one JSON object: each field's repetitions, components
+        /// and subcomponents, unescaped, trailing empty ones left out.
+        #[arg(long)]
+        fields: bool,
         #[command(flatten)]
         settings: MapSettings,
     },
@@ -71,7 +76,10 @@ pub async fn run(what: Hl7What) -> anyhow::Result<bool> {
                 send(tcp, &files, timeout).await
             }
         }
-        Hl7What::Map { file, settings } => map(&file, settings),
+        Hl7What::Map {
+            file, fields: true, ..
+        } => print_fields(&file),
+        Hl7What::Map { file, settings, .. } => map(&file, settings),
     }
 }
 
@@ -96,6 +104,27 @@ fn map(file: &Path, s: MapSettings) -> anyhow::Result<bool> {
         }
         Err(ack) => {
             eprintln!("{}: {}", file.display(), describe(&ack));
+            Ok(false)
+        }
+    }
+}
+
+/// `map --fields`: the fields the mapping reads, as the parser extracts them (the differential
+/// test compares them with an independent parser's).
+fn print_fields(file: &Path) -> anyhow::Result<bool> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match Message::parse(&bytes) {
+        Ok(m) => {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                journey_hl7::fields::extracted(&m)
+                    .into_iter()
+                    .map(|(name, tree)| (name, serde_json::json!(tree)))
+                    .collect();
+            println!("{}", serde_json::Value::Object(fields));
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("{}: {}: {}", file.display(), e.field, e.message);
             Ok(false)
         }
     }

@@ -9,6 +9,7 @@
 //! parsers in the field are: the grammar is separators and escapes.
 pub mod ack;
 pub mod charset;
+pub mod fields;
 pub mod listener;
 pub mod mapping;
 pub mod message;

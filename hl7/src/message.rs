@@ -236,6 +236,30 @@ impl Segment {
         enc.unescape(part, msg.charset)
     }
 
+    /// A whole field as the message holds it: its repetitions, their components and those
+    /// components' subcomponents, unescaped (MSH-1 and MSH-2 as one value each).
+    pub fn tree(&self, msg: &Message, field: usize) -> Vec<Vec<Vec<String>>> {
+        let raw = self.raw(field);
+        if raw.is_empty() {
+            return Vec::new();
+        }
+        if self.name == "MSH" && field <= 2 {
+            return vec![vec![vec![raw.to_string()]]];
+        }
+        let enc = msg.encoding;
+        raw.split(enc.repetition)
+            .map(|r| {
+                r.split(enc.component)
+                    .map(|c| {
+                        c.split(enc.subcomponent)
+                            .map(|s| enc.unescape(s, msg.charset))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Every component of one repetition, unescaped (subcomponents kept, joined by `&`).
     pub fn components(&self, msg: &Message, field: usize, rep: usize) -> Vec<String> {
         let enc = msg.encoding;

@@ -29,6 +29,31 @@ pub fn journey_bin() -> PathBuf {
     bin
 }
 
+/// The Python of the virtual environment `.ci/run` makes (`target/fhir-venv`, or
+/// `JOURNEY_FHIR_PYTHON`), which holds the tests' independent checkers: `fhir.resources` (the
+/// FHIR validator) and `hl7apy` (the HL7 v2 parser). Panics, saying what to run, when that Python
+/// is missing or cannot import `module`; `packages` are what pip installs for it.
+pub fn checker_python(module: &str, packages: &str) -> PathBuf {
+    let python = std::env::var("JOURNEY_FHIR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fhir-venv/bin/python")
+        });
+    let imports = python.exists()
+        && Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        imports,
+        "{} cannot import {module}, which this test checks against: run .ci/run, or: \
+         python3 -m venv target/fhir-venv && target/fhir-venv/bin/pip install {packages} \
+         (or point JOURNEY_FHIR_PYTHON at a Python that has it)",
+        python.display()
+    );
+    python
+}
+
 /// A `journey up` child process.
 pub struct Server {
     pub child: Child,

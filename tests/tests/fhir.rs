@@ -34,20 +34,7 @@ const AUDITOR: &str = "key-0123456789-auditor";
 
 /// The Python of the virtual environment `.ci/run` makes, with `fhir.resources` 6.5.0.
 fn validator_python() -> PathBuf {
-    let python = std::env::var("JOURNEY_FHIR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fhir-venv/bin/python")
-        });
-    assert!(
-        python.exists(),
-        "{} is missing: the FHIR tests validate with the Python package fhir.resources 6.5.0; \
-         run .ci/run, or: python3 -m venv target/fhir-venv && \
-         target/fhir-venv/bin/pip install 'fhir.resources==6.5.0' 'pydantic<2' \
-         (or point JOURNEY_FHIR_PYTHON at a Python that has it)",
-        python.display()
-    );
-    python
+    checker_python("fhir.resources", "'fhir.resources==6.5.0' 'pydantic<2'")
 }
 
 /// Validates `resource` (and, for a Bundle, each entry's resource on its own) with
