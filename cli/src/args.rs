@@ -179,6 +179,39 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::hl7::Hl7What,
     },
+    /// Copy a running log into a new folder: its events up to the head at the start (appends go
+    /// on meanwhile), each checked against the chain, then a manifest (head position and hash).
+    Backup {
+        /// The new (or empty) folder to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
+        /// A previous backup's folder: copy only the events after its head (an incremental
+        /// backup; `journey restore` takes the folders in order).
+        #[arg(long)]
+        since: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Rebuild a log folder from backups (a full one, then incremental ones in order) or from a
+    /// NATS JetStream stream; the chain is checked, and a refused restore writes nothing.
+    Restore {
+        /// Backup folders, the full backup first.
+        #[arg(required_unless_present = "from_nats", conflicts_with = "from_nats")]
+        backups: Vec<PathBuf>,
+        /// Rebuild from this NATS server's stream instead (nats://…; tls://user:password@host).
+        #[arg(long)]
+        from_nats: Option<String>,
+        /// The JetStream stream the log publishes to (`journey up --nats-stream`).
+        #[arg(long, default_value = "JOURNEY", requires = "from_nats")]
+        stream: String,
+        /// The log folder to create; it must not exist, or be empty.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An anchor file (`<data-dir>.anchor.json` of the lost log): the backup must hold its
+        /// event, so a backup older than the anchor is refused.
+        #[arg(long, conflicts_with = "from_nats")]
+        anchor: Option<PathBuf>,
+    },
     /// Benchmarks, each against a baseline measured in the same run (BENCHMARKS.md).
     Bench {
         #[command(subcommand)]

@@ -2,6 +2,7 @@
 //! node (`journey_node`), a client verb calls a running one, a tool verb runs the tool.
 mod args;
 mod audit;
+mod backup;
 mod hl7;
 mod verbs;
 
@@ -123,6 +124,25 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::Simulate { args, client } => journey_simulate::run(args, &client.remote()?).await,
         Command::Hl7 { what } => hl7::run(what).await,
+        Command::Backup { to, since, client } => {
+            backup::backup(&client.remote()?, &to, since.as_deref()).await
+        }
+        Command::Restore {
+            backups,
+            from_nats,
+            stream,
+            data_dir,
+            anchor,
+        } => {
+            backup::restore(
+                &backups,
+                from_nats.as_deref(),
+                &stream,
+                &data_dir,
+                anchor.as_deref(),
+            )
+            .await
+        }
         Command::Bench { what } => journey_bench::run(what).await.map(|_| true),
     }
 }

@@ -17,6 +17,7 @@ mod gate;
 mod index;
 mod journal;
 mod log;
+mod restore;
 mod shared;
 mod sled_storage;
 mod storage;
@@ -31,6 +32,7 @@ pub use checkpoint::path_in as checkpoint_in;
 pub use error::{AppendError, StorageError};
 pub use gate::{Gate, NoRules, Rejection};
 pub use log::{AppendOutcome, AppendRequest, Appended, EventLog, Head, LogOptions};
+pub use restore::{ChainCheck, Restore};
 pub use sled_storage::SledStorage;
 pub use storage::{Record, Storage, StoredEvent, WriteBatch};
 

@@ -1,0 +1,145 @@
+//! A log written back from a copy of its stored events (a backup, the NATS stream): every event is
+//! checked against the chain before it is written, and its stored bytes are kept exactly, so the
+//! restored log has the same hashes, head included.
+//!
+//! [`ChainCheck`] is the check alone (a backup is verified whole before anything is written);
+//! [`Restore`] writes what it accepts into an empty [`Storage`], in groups, and makes it durable
+//! at [`Restore::finish`].
+use crate::{
+    append::Head,
+    chain::{hash_of, ZERO_HASH},
+    error::StorageError,
+    storage::{Record, Storage, StoredEvent, WriteBatch},
+};
+use journey_proto::{prost::Message, v1::Event};
+
+/// Events written per group (one journal frame each).
+const GROUP: usize = 4096;
+
+/// Follows a chain event by event: each must be the next position, hash to its stored hash, and
+/// carry the previous event's hash.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    head: Head,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck::after(Head {
+            position: 0,
+            hash: ZERO_HASH,
+        })
+    }
+}
+
+impl ChainCheck {
+    /// A chain that continues after `head` (position 0 and [`ZERO_HASH`]: from its start).
+    pub fn after(head: Head) -> ChainCheck {
+        ChainCheck { head }
+    }
+
+    /// The last event accepted (or the starting point).
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Accepts `stored` when it continues the chain, with the record to write; says what is wrong
+    /// otherwise, naming the position.
+    pub fn accept(&mut self, stored: &StoredEvent) -> Result<Record, String> {
+        let next = self.head.position + 1;
+        let pos = stored.position;
+        if pos != next {
+            return Err(format!(
+                "position {next} is missing: the next event found is at position {pos}"
+            ));
+        }
+        if hash_of(&stored.bytes) != stored.hash {
+            return Err(format!(
+                "position {pos}: the event's bytes do not match its hash (altered or damaged)"
+            ));
+        }
+        let event = Event::decode(stored.bytes.as_slice())
+            .map_err(|e| format!("position {pos}: undecodable event: {e}"))?;
+        if event.position != pos {
+            return Err(format!(
+                "position {pos}: the event claims position {} (moved)",
+                event.position
+            ));
+        }
+        if event.prev_hash.as_slice() != self.head.hash {
+            return Err(format!(
+                "position {pos}: prev_hash does not link to the event before it"
+            ));
+        }
+        let event_id = uuid::Uuid::parse_str(&event.event_id)
+            .map_err(|_| format!("position {pos}: event_id is not a UUID"))?;
+        self.head = Head {
+            position: pos,
+            hash: stored.hash,
+        };
+        Ok(Record {
+            position: pos,
+            event_id,
+            patient_id: event.patient_id,
+            stream_version: event.stream_version,
+            hash: stored.hash,
+            bytes: stored.bytes.clone(),
+        })
+    }
+}
+
+/// Writes a chain of stored events into an empty storage.
+pub struct Restore<'a> {
+    storage: &'a dyn Storage,
+    chain: ChainCheck,
+    group: WriteBatch,
+}
+
+impl<'a> Restore<'a> {
+    /// Starts a restore into `storage`, which must hold no event.
+    pub fn begin(storage: &'a dyn Storage) -> Result<Restore<'a>, StorageError> {
+        let last = storage.last_position()?;
+        if last != 0 {
+            return Err(StorageError(format!(
+                "the log to restore into already holds {last} events: restore into an empty folder"
+            )));
+        }
+        Ok(Restore {
+            storage,
+            chain: ChainCheck::default(),
+            group: WriteBatch::default(),
+        })
+    }
+
+    /// Checks `stored` against the chain and writes it (in groups); nothing of it is written when
+    /// it does not continue the chain.
+    pub fn push(&mut self, stored: &StoredEvent) -> Result<(), StorageError> {
+        let record = self.chain.accept(stored).map_err(StorageError)?;
+        self.group.records.push(record);
+        if self.group.records.len() >= GROUP {
+            self.write_group()?;
+        }
+        Ok(())
+    }
+
+    /// The last event accepted.
+    pub fn head(&self) -> Head {
+        self.chain.head()
+    }
+
+    /// Writes what is left and makes the whole log durable; returns its head.
+    pub fn finish(mut self) -> Result<Head, StorageError> {
+        self.write_group()?;
+        self.storage.sync()?;
+        Ok(self.chain.head())
+    }
+
+    fn write_group(&mut self) -> Result<(), StorageError> {
+        if self.group.records.is_empty() {
+            return Ok(());
+        }
+        self.storage.write(&self.group)?;
+        self.group.records.clear();
+        Ok(())
+    }
+}
