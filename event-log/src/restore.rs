@@ -143,3 +143,87 @@ impl<'a> Restore<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        tests::{event, request},
+        EventLog, LogOptions, NoRules, SledStorage,
+    };
+    use std::sync::Arc;
+
+    /// A log of 12 events in 4 batches, closed; its stored events.
+    async fn stored_log(dir: &std::path::Path) -> (Vec<StoredEvent>, Head) {
+        let storage = Arc::new(SledStorage::open(dir).unwrap());
+        let log =
+            EventLog::open(storage.clone(), Box::new(NoRules), LogOptions::default()).unwrap();
+        for b in 0..4 {
+            let events = (0..3).map(|i| event(&format!("p-{b}-{i}"))).collect();
+            log.append(request(events)).await.unwrap();
+        }
+        let head = log.head();
+        log.close().await.unwrap();
+        (storage.read(1, u64::MAX, 100).unwrap(), head)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restored_log_has_the_same_bytes_and_head_and_opens() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (events, head) = stored_log(a.path()).await;
+        let storage = Arc::new(SledStorage::open(b.path()).unwrap());
+        let mut restore = Restore::begin(storage.as_ref()).unwrap();
+        for e in &events {
+            restore.push(e).unwrap();
+        }
+        assert_eq!(restore.finish().unwrap(), head);
+        assert_eq!(storage.read(1, u64::MAX, 100).unwrap(), events);
+        let err = Restore::begin(storage.as_ref()).err().unwrap();
+        assert!(err.0.contains("already holds 12 events"), "{err}");
+        let log = EventLog::open(storage, Box::new(NoRules), LogOptions::default()).unwrap();
+        assert_eq!(log.head(), head);
+        assert!(log
+            .verify(1, head.position, None)
+            .unwrap()
+            .first_bad
+            .is_none());
+    }
+
+    #[test]
+    fn an_event_that_does_not_continue_the_chain_is_refused_and_not_written() {
+        let a = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (events, _) = runtime.block_on(stored_log(a.path()));
+        let check = |events: &[StoredEvent]| {
+            let mut chain = ChainCheck::default();
+            events
+                .iter()
+                .try_for_each(|e| chain.accept(e).map(|_| ()))
+                .err()
+                .unwrap()
+        };
+        let mut altered = events.clone();
+        *altered[4].bytes.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            check(&altered),
+            "position 5: the event's bytes do not match its hash (altered or damaged)"
+        );
+        let mut gap = events.clone();
+        gap.remove(6);
+        assert_eq!(
+            check(&gap),
+            "position 7 is missing: the next event found is at position 8"
+        );
+        let mut swapped = events.clone();
+        swapped.swap(2, 3);
+        assert!(check(&swapped).starts_with("position 3 is missing"));
+        let b = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open(b.path()).unwrap();
+        let mut restore = Restore::begin(&storage).unwrap();
+        for e in &altered[..4] {
+            restore.push(e).unwrap();
+        }
+        assert!(restore.push(&altered[4]).is_err());
+        assert_eq!(restore.head().position, 4, "the refused event is not taken");
+    }
+}
