@@ -75,7 +75,7 @@ impl ClientArgs {
 }
 
 /// Whether `server` (`http(s)://HOST:PORT`) is this machine: a loopback address or `localhost`.
-fn is_loopback(server: &str) -> bool {
+pub(crate) fn is_loopback(server: &str) -> bool {
     let Ok(uri) = server.parse::<tonic::codegen::http::Uri>() else {
         return false;
     };
@@ -90,7 +90,7 @@ fn is_loopback(server: &str) -> bool {
 }
 
 /// The local admin token `journey up` wrote (`$JOURNEY_DATA_DIR` or `./data`).
-fn local_admin_token() -> Option<String> {
+pub(crate) fn local_admin_token() -> Option<String> {
     let dir = std::env::var("JOURNEY_DATA_DIR").unwrap_or_else(|_| "./data".into());
     std::fs::read_to_string(std::path::Path::new(&dir).join("admin.token"))
         .ok()
@@ -212,6 +212,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "from_nats")]
         anchor: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Fhir(crate::fhir::FhirVerbs),
     /// Benchmarks, each against a baseline measured in the same run (BENCHMARKS.md).
     Bench {
         #[command(subcommand)]

@@ -3,6 +3,7 @@
 mod args;
 mod audit;
 mod backup;
+mod fhir;
 mod hl7;
 mod verbs;
 
@@ -124,6 +125,14 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::Simulate { args, client } => journey_simulate::run(args, &client.remote()?).await,
         Command::Hl7 { what } => hl7::run(what).await,
+        Command::Fhir(verb) => {
+            let local = |url: &str| {
+                args::is_loopback(url)
+                    .then(args::local_admin_token)
+                    .flatten()
+            };
+            fhir::run(verb, local).await
+        }
         Command::Backup { to, since, client } => {
             backup::backup(&client.remote()?, &to, since.as_deref()).await
         }

@@ -67,6 +67,7 @@ impl ReadModels {
             coordination: coordination_service.clone(),
             access: access.clone(),
             auth: (!shared.auth.is_insecure()).then(|| shared.auth.clone()),
+            exports: Some(fhir_api::Exports::open(exports_dir(&spec.database_url))?),
         };
         Ok(ReadModels {
             fhir,
@@ -204,4 +205,18 @@ async fn open_projection<P: Projection>(
             .await?;
     }
     Ok(runner)
+}
+
+/// The folder of the FHIR Bulk Data exports: `fhir-exports` beside a SQLite read-model database
+/// (the node's data folder), else in `$JOURNEY_DATA_DIR` (default `./data`).
+fn exports_dir(database_url: &str) -> std::path::PathBuf {
+    let beside = database_url
+        .strip_prefix("sqlite://")
+        .map(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)))
+        .and_then(|p| p.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf());
+    beside
+        .unwrap_or_else(|| std::env::var_os("JOURNEY_DATA_DIR").map_or("./data".into(), Into::into))
+        .join("fhir-exports")
 }

@@ -399,6 +399,35 @@ pub fn fhir_no_coordination_view(caller: &Principal) -> Status {
     )
 }
 
+/// A Bulk Data export of every patient asked by a coordinator, who exports its territory only.
+pub fn fhir_export_refused(caller: &Principal) -> Status {
+    Status::permission_denied(format!(
+        "{} ({:?}) may not export every patient: auditors and admins do; a coordinator exports its own territory with GET /fhir/Group/{{territory}}/$export",
+        caller.subject, caller.role
+    ))
+}
+
+/// A Bulk Data export status or file that is not (or no longer) there for this caller.
+pub fn fhir_export_unknown(id: &str) -> Status {
+    not_found(
+        format!("no export {id:?} of yours: it was cancelled, it expired, or the server restarted during it; start a new one"),
+        "export",
+        id,
+    )
+}
+
+/// Too many Bulk Data exports at once.
+pub fn fhir_exports_busy(running: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "{running} exports are running already; wait for one to finish (or cancel one with DELETE on its status address), then ask again"
+    ))
+}
+
+/// A Bulk Data export that could not be finished.
+pub fn fhir_export_failed(e: impl Display) -> Status {
+    Status::unavailable(format!("the export stopped: {e}; start it again"))
+}
+
 /// A patient the caller may not read, or that nobody knows: the same answer for both.
 pub fn patient_not_visible(patient_id: &str) -> Status {
     not_found(

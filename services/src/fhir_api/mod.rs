@@ -10,8 +10,11 @@
 //! A patient nobody knows and a patient the caller may not read get the same 404. The resources
 //! are read from the patient's stream in the log and mapped by `journey-fhir`; no read model of
 //! their own.
+mod export;
 mod request;
 mod response;
+
+pub use export::Exports;
 
 use crate::{
     access_log::{audited, bounded, Access, AccessLog},
@@ -49,6 +52,8 @@ pub struct FhirApi {
     /// `None` when the server runs `--insecure` (every caller reads everything, unrecorded
     /// identity).
     pub auth: Option<Arc<Authenticator>>,
+    /// Where Bulk Data exports are written (`None`: exports are refused).
+    pub exports: Option<Arc<Exports>>,
 }
 
 /// The API's routes; any other method gets an OperationOutcome saying what the server answers.
@@ -63,6 +68,20 @@ pub fn router(api: FhirApi) -> Router {
             "/fhir/Patient/{id}/$everything",
             get(everything).fallback(refused),
         )
+        .route("/fhir/$export", get(export::system).fallback(refused))
+        .route(
+            "/fhir/Patient/$export",
+            get(export::patients).fallback(refused),
+        )
+        .route(
+            "/fhir/Group/{territory}/$export",
+            get(export::group).fallback(refused),
+        )
+        .route(
+            "/fhir/_export/{job}",
+            get(export::status).delete(export::cancel),
+        )
+        .route("/fhir/_export/{job}/{file}", get(export::file))
         .route("/fhir/{kind}", get(search).fallback(refused))
         .with_state(api)
 }

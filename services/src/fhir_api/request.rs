@@ -42,18 +42,89 @@ pub(super) fn everything_request(query: Option<&str>) -> Result<Select, Status> 
                 "unsupported parameter: $everything takes _since (an instant, e.g. 2026-12-04T10:00:00Z), once",
             ));
         }
-        let at = chrono::DateTime::parse_from_rfc3339(&percent_decoded(v)?).map_err(|e| {
-            errors::invalid(
-                "_since",
-                &format!("{e}: give an instant with its time zone, e.g. 2026-12-04T10:00:00Z"),
-            )
-        })?;
-        since = Some(
-            at.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        );
+        since = Some(instant(v)?);
     }
     Ok(Select::Everything { since })
+}
+
+/// A `_since` value: an RFC 3339 instant with its zone, as the resources' `meta.lastUpdated`
+/// writes it (UTC, milliseconds), so that text order is time order.
+fn instant(v: &str) -> Result<String, Status> {
+    let at = chrono::DateTime::parse_from_rfc3339(&percent_decoded(v)?).map_err(|e| {
+        errors::invalid(
+            "_since",
+            &format!("{e}: give an instant with its time zone, e.g. 2026-12-04T10:00:00Z"),
+        )
+    })?;
+    Ok(at
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// What a Bulk Data kick-off asks: the types (`None`: every type) and `_since`.
+pub(super) struct ExportAsk {
+    pub types: Option<Vec<&'static str>>,
+    pub since: Option<String>,
+}
+
+/// The output formats a kick-off may name (`_outputFormat`): NDJSON only.
+const NDJSON_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
+
+/// A Bulk Data kick-off's parameters: `_type` (types separated by commas, possibly repeated),
+/// `_since` once, `_outputFormat` NDJSON; anything else refused.
+pub(super) fn export_request(query: Option<&str>) -> Result<ExportAsk, Status> {
+    let mut ask = ExportAsk {
+        types: None,
+        since: None,
+    };
+    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
+        let (k, raw) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = percent_decoded(raw)?;
+        match k {
+            "_since" if ask.since.is_none() => ask.since = Some(instant(raw)?),
+            "_type" => {
+                let types = ask.types.get_or_insert_with(Vec::new);
+                for t in v.split(',').map(str::trim) {
+                    let kind = exported(t)?;
+                    if !types.contains(&kind) {
+                        types.push(kind);
+                    }
+                }
+            }
+            "_outputFormat" if NDJSON_FORMATS.contains(&v.as_str()) => {}
+            "_outputFormat" => {
+                return Err(errors::invalid(
+                    "_outputFormat",
+                    &format!("{v:?} is not served: this server exports application/fhir+ndjson"),
+                ))
+            }
+            _ => {
+                return Err(errors::invalid(
+                    &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
+                    "unsupported parameter: an export takes _type (e.g. Patient,Encounter), _since (an instant, once) and _outputFormat (application/fhir+ndjson)",
+                ))
+            }
+        }
+    }
+    Ok(ask)
+}
+
+/// A type an export writes: every mapped type, and Provenance.
+fn exported(kind: &str) -> Result<&'static str, Status> {
+    if kind == PROVENANCE {
+        return Ok(PROVENANCE);
+    }
+    Kind::parse(kind).map(Kind::name).ok_or_else(|| {
+        let mut served: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        served.push(PROVENANCE);
+        errors::invalid(
+            "_type",
+            &format!(
+                "{kind:?} is not a type this server exports; it exports {}",
+                served.join(", ")
+            ),
+        )
+    })
 }
 
 /// `GET /fhir/{Type}?patient={id}`: a mapped type, searched by patient only. The patient named
@@ -177,6 +248,23 @@ mod tests {
             everything_request(None),
             Ok(Select::Everything { since: None })
         ));
+    }
+
+    #[test]
+    fn an_export_takes_types_since_and_ndjson() {
+        let ask = export_request(Some(
+            "_type=Patient,Encounter&_type=Provenance,Patient&_since=2026-12-04T11:00:00%2B01:00&_outputFormat=application%2Ffhir%2Bndjson",
+        ))
+        .map_err(|s| s.message().to_string())
+        .unwrap();
+        assert_eq!(ask.types, Some(vec!["Patient", "Encounter", PROVENANCE]));
+        assert_eq!(ask.since.as_deref(), Some("2026-12-04T10:00:00.000Z"));
+        let refused = |q| export_request(Some(q)).err().unwrap().message().to_string();
+        assert!(refused("_type=Practitioner").contains("not a type this server exports"));
+        assert!(refused("_outputFormat=text/csv").starts_with("_outputFormat:"));
+        assert!(refused("_count=5").starts_with("_count: unsupported"));
+        assert!(refused("_since=yesterday").starts_with("_since:"));
+        assert!(export_request(None).ok().unwrap().types.is_none());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub(super) fn render(
 
 /// The Provenance of one event (as the audit export writes it: author, assembler, the resource it
 /// is about and the stored event), with the `meta` of the resources it sits beside.
-fn provenance(e: &Event) -> Resource {
+pub(super) fn provenance(e: &Event) -> Resource {
     let mut body = fhir_audit::fhir_provenance(e);
     body["meta"] = journey_fhir::resource::meta(e, None);
     let id = journey_fhir::resource::fhir_id("Provenance", &e.event_id);

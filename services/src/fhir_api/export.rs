@@ -1,0 +1,738 @@
+//! FHIR Bulk Data export (Bulk Data Access IG 2.0, docs/fhir.md): `GET /fhir/$export`,
+//! `/fhir/Patient/$export` and `/fhir/Group/{territory}/$export` with `Prefer: respond-async`
+//! start a job and answer `202` with its status address (`Content-Location`); the status answers
+//! `202` with `X-Progress` while the job runs and `200` with the manifest when it is done; the
+//! manifest's files are NDJSON, one per type, read with the same token; `DELETE` on the status
+//! address cancels the job and deletes its files.
+//!
+//! A job reads the whole log in batches through the node's log handle (only the patient ids are
+//! kept: with `_since`, those with an event recorded since), then each patient's stream alone,
+//! mapped by `journey-fhir`: memory holds one patient's events and resources at a time. Its files
+//! are written in `<folder>/<job>/` (0700, files 0600), each under a temporary name renamed once
+//! whole; the patients covered are recorded in the access log; then the manifest is written
+//! last, under a temporary name renamed: a job killed half-way leaves no manifest, and its folder
+//! is removed at the next start. Jobs and their files are removed an hour after they finished.
+use super::{
+    request::{export_request, ExportAsk, PROVENANCE},
+    response::{base_url, provenance, refusal},
+    Asked, FhirApi,
+};
+use crate::{
+    access_log::{audited, Access},
+    errors, files,
+    principal::{Principal, Role},
+};
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{header, request::Parts, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use journey_fhir::{Kind, Resource};
+use journey_log_access::EventSource;
+use journey_proto::v1::{Event, FollowUpRequest};
+use serde_json::{json, Value};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path as FsPath, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, SystemTime},
+};
+use tonic::Status;
+
+/// How long a finished export's files stay.
+const KEPT_FOR: Duration = Duration::from_secs(3600);
+/// Exports running at once on a server.
+const AT_ONCE: usize = 2;
+/// Events read from the log at a time while looking for the patients.
+const SCAN_BATCH: usize = 2_000;
+/// The manifest's name in a job's folder: present only once the job is whole.
+const MANIFEST: &str = "manifest.json";
+/// Who asked for the job (its subject), written before anything else.
+const OWNER: &str = "owner";
+
+/// The server's exports: their folder, and the jobs of this process.
+pub struct Exports {
+    dir: PathBuf,
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+struct Job {
+    owner: String,
+    cancelled: AtomicBool,
+    state: Mutex<JobState>,
+}
+
+enum JobState {
+    Running(String),
+    Done,
+    Failed(String),
+}
+
+/// Which patients a job exports.
+#[derive(Clone)]
+enum Scope {
+    System,
+    Patients,
+    Group(String),
+}
+
+impl Exports {
+    /// The exports kept in `dir`: made private, cleared of the jobs a stop cut short (no
+    /// manifest) and of those expired.
+    pub fn open(dir: PathBuf) -> anyhow::Result<Arc<Exports>> {
+        files::private_data_dir(&dir)?;
+        let exports = Exports {
+            dir,
+            jobs: Mutex::new(HashMap::new()),
+        };
+        exports.sweep(true);
+        Ok(Arc::new(exports))
+    }
+
+    /// Removes the folders of expired jobs, and (`at_start`) of jobs without a manifest.
+    fn sweep(&self, at_start: bool) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let running: HashSet<String> = self.jobs.lock().unwrap().keys().cloned().collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if running.contains(&name) && !at_start {
+                continue;
+            }
+            let manifest = entry.path().join(MANIFEST);
+            let expired = match std::fs::metadata(&manifest).and_then(|m| m.modified()) {
+                Ok(t) => t.elapsed().unwrap_or_default() > KEPT_FOR,
+                Err(_) => at_start,
+            };
+            if expired {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(error = %e, folder = %entry.path().display(), "an old export could not be removed");
+                }
+            }
+        }
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.retain(|id, _| self.dir.join(id).exists());
+    }
+
+    /// The job `id` of `owner`: in memory, or finished before a restart (its manifest on disk).
+    fn job(&self, id: &str, owner: &str) -> Result<Option<Arc<Job>>, Status> {
+        let unknown = || errors::fhir_export_unknown(id);
+        if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') || id.is_empty() {
+            return Err(unknown());
+        }
+        if let Some(job) = self.jobs.lock().unwrap().get(id) {
+            return match job.owner == owner {
+                true => Ok(Some(job.clone())),
+                false => Err(unknown()),
+            };
+        }
+        let folder = self.dir.join(id);
+        match std::fs::read_to_string(folder.join(OWNER)) {
+            Ok(o) if o == owner && folder.join(MANIFEST).exists() => Ok(None),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+/// The caller's subject, the key of its jobs ("" on an `--insecure` server).
+fn subject(caller: Option<&Principal>) -> String {
+    caller.map(|p| p.subject.clone()).unwrap_or_default()
+}
+
+pub(super) async fn system(State(api): State<FhirApi>, parts: Parts) -> Response {
+    api.kick_off("fhir/$export", Scope::System, parts).await
+}
+
+pub(super) async fn patients(State(api): State<FhirApi>, parts: Parts) -> Response {
+    api.kick_off("fhir/Patient/$export", Scope::Patients, parts)
+        .await
+}
+
+pub(super) async fn group(
+    State(api): State<FhirApi>,
+    Path(territory): Path<String>,
+    parts: Parts,
+) -> Response {
+    api.kick_off("fhir/Group/$export", Scope::Group(territory), parts)
+        .await
+}
+
+/// `GET` on a status address: 202 with the progress, 200 with the manifest, or why it failed.
+pub(super) async fn status(
+    State(api): State<FhirApi>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Response {
+    let (exports, caller) = match api.export_caller(&parts) {
+        Ok(x) => x,
+        Err(s) => return refusal(&s),
+    };
+    exports.sweep(false);
+    let job = match exports.job(&id, &subject(caller.as_ref())) {
+        Ok(j) => j,
+        Err(s) => return refusal(&s),
+    };
+    let state = job.as_ref().map(|j| match &*j.state.lock().unwrap() {
+        JobState::Running(p) => Err(Ok(p.clone())),
+        JobState::Failed(e) => Err(Err(e.clone())),
+        JobState::Done => Ok(()),
+    });
+    match state {
+        Some(Err(Ok(progress))) => {
+            let mut r = StatusCode::ACCEPTED.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                "x-progress",
+                HeaderValue::from_str(&progress).unwrap_or(HeaderValue::from_static("running")),
+            );
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Some(Err(Err(e))) => refusal(&errors::fhir_export_failed(e)),
+        None | Some(Ok(())) => {
+            let folder = exports.dir.join(&id);
+            let manifest = match std::fs::read(folder.join(MANIFEST)) {
+                Ok(m) => m,
+                Err(_) => return refusal(&errors::fhir_export_unknown(&id)),
+            };
+            let expires = std::fs::metadata(folder.join(MANIFEST))
+                .and_then(|m| m.modified())
+                .map(|t| httpdate(t + KEPT_FOR))
+                .unwrap_or_default();
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                manifest,
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&expires) {
+                r.headers_mut().insert(header::EXPIRES, v);
+            }
+            r
+        }
+    }
+}
+
+/// `DELETE` on a status address: the job stops, its files are removed.
+pub(super) async fn cancel(
+    State(api): State<FhirApi>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Response {
+    let (exports, caller) = match api.export_caller(&parts) {
+        Ok(x) => x,
+        Err(s) => return refusal(&s),
+    };
+    if let Err(s) = exports.job(&id, &subject(caller.as_ref())) {
+        return refusal(&s);
+    }
+    if let Some(job) = exports.jobs.lock().unwrap().remove(&id) {
+        job.cancelled.store(true, Ordering::SeqCst);
+    }
+    let _ = std::fs::remove_dir_all(exports.dir.join(&id));
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `GET` on one of a finished job's files: its NDJSON, streamed.
+pub(super) async fn file(
+    State(api): State<FhirApi>,
+    Path((id, name)): Path<(String, String)>,
+    parts: Parts,
+) -> Response {
+    let (exports, caller) = match api.export_caller(&parts) {
+        Ok(x) => x,
+        Err(s) => return refusal(&s),
+    };
+    let found = exports.job(&id, &subject(caller.as_ref())).and_then(|_| {
+        let whole = exports.dir.join(&id).join(MANIFEST).exists();
+        let kind = name.strip_suffix(".ndjson").unwrap_or("");
+        match whole && (Kind::parse(kind).is_some() || kind == PROVENANCE) {
+            true => Ok(exports.dir.join(&id).join(&name)),
+            false => Err(errors::fhir_export_unknown(&format!("{id}/{name}"))),
+        }
+    });
+    let path = match found {
+        Ok(p) => p,
+        Err(s) => return refusal(&s),
+    };
+    let opened = match tokio::fs::File::open(&path).await {
+        Ok(f) => f.metadata().await.map(|m| (f, m.len())),
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok((f, length)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/fhir+ndjson".to_string()),
+                (header::CONTENT_LENGTH, length.to_string()),
+            ],
+            Body::from_stream(chunks(f)),
+        )
+            .into_response(),
+        Err(_) => refusal(&errors::fhir_export_unknown(&format!("{id}/{name}"))),
+    }
+}
+
+/// A file as a stream of chunks.
+fn chunks(file: tokio::fs::File) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+/// An HTTP date (`Expires`).
+fn httpdate(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+impl FhirApi {
+    /// The exports and the caller of a status, file or cancel request (admins, auditors and
+    /// coordinators; the job must be theirs).
+    fn export_caller(&self, parts: &Parts) -> Result<(Arc<Exports>, Option<Principal>), Status> {
+        let caller = self.caller(&parts.headers)?;
+        if let Some(p) = caller
+            .as_ref()
+            .filter(|p| !matches!(p.role, Role::Coordinator | Role::Auditor | Role::Admin))
+        {
+            return Err(errors::fhir_role_refused(p));
+        }
+        let exports = self
+            .exports
+            .clone()
+            .ok_or_else(|| errors::fhir_export_unknown(""))?;
+        Ok((exports, caller))
+    }
+
+    /// A kick-off: who, what, then the job started and its status address.
+    async fn kick_off(&self, call: &str, scope: Scope, parts: Parts) -> Response {
+        let asked = Asked::new(call.to_string(), parts);
+        let caller = match self.caller(&asked.headers) {
+            Ok(c) => c,
+            Err(s) => {
+                self.refused_at_door(asked.access(None, "", s.message()), &s)
+                    .await;
+                return refusal(&s);
+            }
+        };
+        if let Some(p) = caller
+            .as_ref()
+            .filter(|p| !matches!(p.role, Role::Coordinator | Role::Auditor | Role::Admin))
+        {
+            let s = errors::fhir_role_refused(p);
+            self.refused_at_door(asked.access(Some(p), "", s.message()), &s)
+                .await;
+            return refusal(&s);
+        }
+        let decided = self.export_allowed(caller.as_ref(), &scope, &asked);
+        let detail = decided.as_ref().err().map_or("", |s| s.message());
+        let access = asked.access(caller.as_ref(), "", detail);
+        let decided = match decided {
+            // Accepted kick-offs are recorded when the job knows whom it covered.
+            Ok(x) => Ok(x),
+            Err(s) => match &self.access {
+                Some(log) => audited(Some(log), access, Err(s)).await,
+                None => Err(errors::read_unrecorded(call)),
+            },
+        };
+        let (exports, ask) = match decided {
+            Ok(x) => x,
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                let mut r = refusal(&s);
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                return r;
+            }
+            Err(s) => return refusal(&s),
+        };
+        exports.sweep(false);
+        let id = uuid::Uuid::new_v4().to_string();
+        let folder = exports.dir.join(&id);
+        let made = files::create_dirs(&folder)
+            .and_then(|()| write_private(&folder.join(OWNER), subject(caller.as_ref()).as_bytes()));
+        if let Err(e) = made {
+            return refusal(&errors::fhir_export_failed(e));
+        }
+        let job = Arc::new(Job {
+            owner: subject(caller.as_ref()),
+            cancelled: AtomicBool::new(false),
+            state: Mutex::new(JobState::Running("starting".into())),
+        });
+        exports.jobs.lock().unwrap().insert(id.clone(), job.clone());
+        let base = base_url(&asked.headers, &asked.extensions);
+        let run = Run {
+            api: self.clone(),
+            job: job.clone(),
+            folder,
+            scope,
+            ask,
+            caller,
+            call: call.to_string(),
+            purpose: asked
+                .headers
+                .get("x-journey-purpose")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            peer: asked.peer(),
+            request: format!("{}{}", base.trim_end_matches("/fhir"), asked.uri),
+            files_url: format!("{base}/_export/{id}"),
+        };
+        tokio::spawn(async move {
+            let outcome = run.go().await;
+            let mut state = run.job.state.lock().unwrap();
+            match outcome {
+                Ok(()) => *state = JobState::Done,
+                Err(e) => {
+                    if !run.job.cancelled.load(Ordering::SeqCst) {
+                        tracing::warn!(error = %e.message(), "a FHIR export failed");
+                    }
+                    let _ = std::fs::remove_dir_all(&run.folder);
+                    *state = JobState::Failed(e.message().to_string());
+                }
+            }
+        });
+        let mut r = StatusCode::ACCEPTED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("{base}/_export/{id}")) {
+            r.headers_mut().insert(header::CONTENT_LOCATION, v);
+        }
+        r
+    }
+
+    /// Whether the caller may start this export now, and what it asks.
+    fn export_allowed(
+        &self,
+        caller: Option<&Principal>,
+        scope: &Scope,
+        asked: &Asked,
+    ) -> Result<(Arc<Exports>, ExportAsk), Status> {
+        let prefer = asked
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|p| p.trim() == "respond-async"));
+        if !prefer {
+            return Err(errors::invalid(
+                "Prefer",
+                "an export runs in the background: send the header Prefer: respond-async",
+            ));
+        }
+        let ask = export_request(asked.uri.query())?;
+        if let Some(p) = caller.filter(|p| p.role == Role::Coordinator) {
+            let Scope::Group(territory) = scope else {
+                return Err(errors::fhir_export_refused(p));
+            };
+            let Some(own) = &p.territory else {
+                return Err(errors::no_territory(p));
+            };
+            if territory != own {
+                return Err(errors::not_your_territory(territory, own));
+            }
+        }
+        if let (Scope::Group(_), None) = (scope, &self.coordination) {
+            return Err(match caller {
+                Some(p) => errors::fhir_no_coordination_view(p),
+                None => errors::invalid(
+                    "Group",
+                    "this server keeps no coordination view, so it knows no territory",
+                ),
+            });
+        }
+        if self.access.is_none() {
+            return Err(errors::read_unrecorded(&asked.call));
+        }
+        let exports = self
+            .exports
+            .clone()
+            .ok_or_else(|| errors::fhir_export_failed("this server has no folder for exports"))?;
+        let running = exports
+            .jobs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|j| matches!(*j.state.lock().unwrap(), JobState::Running(_)))
+            .count();
+        if running >= AT_ONCE {
+            return Err(errors::fhir_exports_busy(running));
+        }
+        Ok((exports, ask))
+    }
+}
+
+/// A file created 0600 whatever the umask, written and synced.
+fn write_private(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = create_private(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(files::FILE_MODE)
+        .open(path)
+}
+
+/// One type's NDJSON file being written.
+struct Output {
+    file: std::io::BufWriter<std::fs::File>,
+    count: u64,
+}
+
+/// A job at work.
+struct Run {
+    api: FhirApi,
+    job: Arc<Job>,
+    folder: PathBuf,
+    scope: Scope,
+    ask: ExportAsk,
+    caller: Option<Principal>,
+    call: String,
+    purpose: String,
+    peer: Option<std::net::SocketAddr>,
+    request: String,
+    files_url: String,
+}
+
+impl Run {
+    fn progress(&self, p: String) -> Result<(), Status> {
+        if self.job.cancelled.load(Ordering::SeqCst) {
+            return Err(errors::fhir_export_failed("cancelled"));
+        }
+        *self.job.state.lock().unwrap() = JobState::Running(p);
+        Ok(())
+    }
+
+    async fn go(&self) -> Result<(), Status> {
+        let transaction_time =
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (head, _) = self.api.log.head().await?;
+        let patients = self.patients(head).await?;
+        let mut outputs: BTreeMap<&'static str, Output> = BTreeMap::new();
+        let mut covered = Vec::new();
+        for (n, patient) in patients.iter().enumerate() {
+            if n % 16 == 0 {
+                self.progress(format!(
+                    "patients: {n} of {} ({}%)",
+                    patients.len(),
+                    50 + 50 * n / patients.len().max(1)
+                ))?;
+            }
+            let Some(events) = self.events_of(patient, head).await? else {
+                continue;
+            };
+            let resources = self.resources(patient, &events);
+            if resources.is_empty() {
+                continue;
+            }
+            covered.push(patient.clone());
+            for r in resources {
+                let out = match outputs.entry(r.kind) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        let f = create_private(&self.folder.join(format!("{}.part", r.kind)))
+                            .map_err(errors::fhir_export_failed)?;
+                        v.insert(Output {
+                            file: std::io::BufWriter::with_capacity(256 * 1024, f),
+                            count: 0,
+                        })
+                    }
+                };
+                serde_json::to_writer(&mut out.file, &r.body)
+                    .map_err(errors::fhir_export_failed)?;
+                out.file
+                    .write_all(b"\n")
+                    .map_err(errors::fhir_export_failed)?;
+                out.count += 1;
+            }
+        }
+        self.progress("writing the files".into())?;
+        let mut listed = Vec::new();
+        for (kind, out) in outputs {
+            let file = out
+                .file
+                .into_inner()
+                .map_err(|e| errors::fhir_export_failed(e.error()))?;
+            file.sync_all().map_err(errors::fhir_export_failed)?;
+            std::fs::rename(
+                self.folder.join(format!("{kind}.part")),
+                self.folder.join(format!("{kind}.ndjson")),
+            )
+            .map_err(errors::fhir_export_failed)?;
+            listed.push((kind, out.count));
+        }
+        // In the order of the mapping's types, Provenance last.
+        let order = |k: &str| Kind::ALL.iter().position(|x| x.name() == k).unwrap_or(99);
+        listed.sort_by_key(|(k, _)| order(k));
+        self.record(&covered, &listed).await?;
+        let manifest = json!({
+            "transactionTime": transaction_time,
+            "request": self.request,
+            "requiresAccessToken": self.api.auth.is_some(),
+            "output": listed.iter().map(|(kind, count)| json!({
+                "type": kind,
+                "url": format!("{}/{kind}.ndjson", self.files_url),
+                "count": count,
+            })).collect::<Vec<Value>>(),
+            "error": [],
+        });
+        self.progress("writing the manifest".into())?;
+        let tmp = self.folder.join(format!("{MANIFEST}.part"));
+        write_private(&tmp, manifest.to_string().as_bytes()).map_err(errors::fhir_export_failed)?;
+        std::fs::rename(&tmp, self.folder.join(MANIFEST)).map_err(errors::fhir_export_failed)?;
+        if let Ok(dir) = std::fs::File::open(&self.folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The patients with an event up to `head` (recorded at or after `_since`, when given), in
+    /// the order of their first such event: the log read in batches, only the ids kept.
+    async fn patients(&self, head: u64) -> Result<Vec<String>, Status> {
+        let mut source = self
+            .api
+            .log
+            .source()
+            .await
+            .map_err(errors::fhir_export_failed)?;
+        let mut seen = HashSet::new();
+        let mut order = Vec::new();
+        let mut from = 1;
+        while from <= head {
+            self.progress(format!(
+                "reading the log: {} of {head} events ({}%)",
+                from - 1,
+                50 * (from - 1) / head.max(1)
+            ))?;
+            let batch = source
+                .range(from, head, SCAN_BATCH)
+                .await
+                .map_err(errors::fhir_export_failed)?;
+            let Some(last) = batch.last() else { break };
+            from = last.position + 1;
+            for e in batch {
+                if self.changed(&e) && !seen.contains(&e.patient_id) {
+                    seen.insert(e.patient_id.clone());
+                    order.push(e.patient_id);
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// Whether `e` was recorded at or after `_since` (always, without it).
+    fn changed(&self, e: &Event) -> bool {
+        match &self.ask.since {
+            None => true,
+            Some(since) => recorded(e).as_deref() >= Some(since.as_str()),
+        }
+    }
+
+    /// The patient's events up to `head` the job may export (`None`: the patient is not of the
+    /// group, or the coordinator may not read it).
+    async fn events_of(&self, patient: &str, head: u64) -> Result<Option<Vec<Event>>, Status> {
+        let mut upto = head;
+        if let (Scope::Group(territory), Some(view)) = (&self.scope, &self.api.coordination) {
+            let req = FollowUpRequest {
+                patient_id: patient.to_string(),
+                as_of: None,
+            };
+            match view.follow_up_of(&req, self.caller.as_ref()).await {
+                Ok(f) if f.discharges.iter().any(|d| &d.territory == territory) => {
+                    // Fail closed while the view lags, as a read does.
+                    upto = upto.min(view.runner.watch().borrow().checkpoint);
+                }
+                Ok(_) => return Ok(None),
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::NotFound | tonic::Code::PermissionDenied
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(s) => return Err(s),
+            }
+        }
+        let mut events = self.api.log.patient(patient).await?;
+        events.retain(|e| e.position <= upto);
+        Ok((!events.is_empty()).then_some(events))
+    }
+
+    /// The patient's resources the job writes: of the types asked, changed since `_since`.
+    fn resources(&self, patient: &str, events: &[Event]) -> Vec<Resource> {
+        let wanted = |k: &str| self.ask.types.as_ref().is_none_or(|t| t.contains(&k));
+        let mut all: Vec<Resource> = journey_fhir::resources(patient, events)
+            .into_iter()
+            .filter(|r| wanted(r.kind))
+            .collect();
+        if wanted(PROVENANCE) {
+            all.extend(events.iter().map(provenance));
+        }
+        if let Some(since) = &self.ask.since {
+            all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
+        }
+        all
+    }
+
+    /// The export in the access log, with the patients it covered (in records of at most the
+    /// log's list size), before any file can be read.
+    async fn record(&self, covered: &[String], listed: &[(&str, u64)]) -> Result<(), Status> {
+        let Some(log) = &self.api.access else {
+            return Err(errors::read_unrecorded(&self.call));
+        };
+        let total: u64 = listed.iter().map(|(_, n)| n).sum();
+        let chunks: Vec<&[String]> = match covered.is_empty() {
+            true => vec![&[]],
+            false => covered
+                .chunks(journey_projections::access_log::PATIENTS)
+                .collect(),
+        };
+        for chunk in chunks {
+            let access = Access {
+                caller: self.caller.as_ref(),
+                call: &self.call,
+                patients: chunk,
+                purpose: &self.purpose,
+                detail: format!(
+                    "Bulk Data export of {} patients, {total} resources: {}",
+                    covered.len(),
+                    self.request
+                ),
+                peer: self.peer,
+                ..Default::default()
+            };
+            audited(Some(log), access, Ok(())).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An event's recorded time as `meta.lastUpdated` writes it.
+fn recorded(e: &Event) -> Option<String> {
+    journey_fhir::resource::meta(e, None)["lastUpdated"]
+        .as_str()
+        .map(str::to_string)
+}

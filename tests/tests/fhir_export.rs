@@ -1,0 +1,523 @@
+//! FHIR Bulk Data export of `journey up` (docs/fhir.md), through HTTP against the real binary:
+//! kick-off (`Prefer: respond-async`, 202 and `Content-Location`), status polling (202 with
+//! `X-Progress`, then 200 and the manifest), the NDJSON files with the same token, `DELETE`.
+//! A simulated territory exports as many resources as `$everything` gives patient by patient,
+//! every index stay of the readmission model among them, a sample valid for `fhir.resources`;
+//! `_type` filters, `_since` returns exactly what changed; a coordinator exports its own territory
+//! only (the refusal in the access log); a cancelled export is gone; a server killed during an
+//! export leaves no manifest, and its folder is removed at the next start.
+use futures::StreamExt;
+use journey_proto::v1::{
+    self, audit_client::AuditClient, event::Payload, readmission_client::ReadmissionClient,
+    AccessRecord, AccessesRequest, ReadAllRequest,
+};
+use journey_tests::client::{channel, token};
+use journey_tests::*;
+use serde_json::Value;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+const KEYS: &str = "\
+key-0123456789-coord coordinator nurse-1 cpts-1 CPTS-NORD
+key-0123456789-auditor auditor auditor-1 cnil
+";
+const COORDINATOR: &str = "key-0123456789-coord";
+const AUDITOR: &str = "key-0123456789-auditor";
+const ASYNC: &str = "Prefer: respond-async\r\n";
+
+fn bearer(key: &str) -> String {
+    format!("Authorization: Bearer {key}\r\n")
+}
+
+fn admin_token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("data/admin.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `GET path` as `key` with `extra` headers: the raw answer.
+async fn get_raw(server: &Server, path: &str, key: &str, extra: &str) -> String {
+    http_exchange(
+        &server.http,
+        "GET",
+        path,
+        &format!("{}{extra}", bearer(key)),
+        "",
+    )
+    .await
+}
+
+/// The path of an absolute URL the server gave.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+/// Starts an export at `path` as `key`: the status address's path.
+async fn kick_off(server: &Server, path: &str, key: &str) -> String {
+    let raw = get_raw(server, path, key, ASYNC).await;
+    assert_eq!(http_status(&raw), 202, "{path}: {raw}");
+    path_of(http_header(&raw, "content-location").expect("Content-Location"))
+}
+
+/// Polls the status until the manifest; the progress lines seen meanwhile.
+async fn finished(server: &Server, status: &str, key: &str) -> (Value, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut progress = Vec::new();
+    loop {
+        let raw = get_raw(server, status, key, "").await;
+        match http_status(&raw) {
+            202 => {
+                progress.push(http_header(&raw, "x-progress").unwrap().to_string());
+                assert!(http_header(&raw, "retry-after").is_some(), "{raw}");
+            }
+            200 => {
+                assert!(http_header(&raw, "expires").is_some(), "{raw}");
+                return (serde_json::from_str(http_body(&raw)).unwrap(), progress);
+            }
+            s => panic!("status {s}: {raw}"),
+        }
+        assert!(Instant::now() < deadline, "the export did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every file of a manifest, read with `key`: type → its resources.
+async fn files(server: &Server, manifest: &Value, key: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out = BTreeMap::new();
+    for o in manifest["output"].as_array().unwrap() {
+        let raw = get_raw(server, &path_of(o["url"].as_str().unwrap()), key, "").await;
+        assert_eq!(http_status(&raw), 200, "{raw}");
+        assert_eq!(
+            http_header(&raw, "content-type"),
+            Some("application/fhir+ndjson")
+        );
+        let kind = o["type"].as_str().unwrap().to_string();
+        let lines: Vec<Value> = http_body(&raw)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len() as u64, o["count"].as_u64().unwrap(), "{kind}");
+        assert!(lines.iter().all(|r| r["resourceType"] == kind.as_str()));
+        out.insert(kind, lines);
+    }
+    out
+}
+
+fn counts(files: &BTreeMap<String, Vec<Value>>) -> BTreeMap<String, usize> {
+    files.iter().map(|(k, v)| (k.clone(), v.len())).collect()
+}
+
+/// Validates `resources` with `fhir.resources` 6.5.0 (as tests/tests/fhir.rs does), in one run.
+fn validate_all(resources: &[&Value]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sample.ndjson");
+    let lines: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let script = r#"
+import json, sys
+from fhir.resources import construct_fhir_element
+n = 0
+for line in open(sys.argv[1]):
+    data = json.loads(line)
+    try:
+        construct_fhir_element(data["resourceType"], data)
+    except Exception as e:
+        sys.exit(f"{data['resourceType']}/{data['id']}: {e}")
+    n += 1
+print("valid", n)
+"#;
+    let python = checker_python("fhir.resources", "'fhir.resources==6.5.0' 'pydantic<2'");
+    let out = Command::new(python)
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&format!("valid {}", lines.len())),
+        "fhir.resources refuses a resource:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn simulate(server: &Server, admin: &str, patients: &str) {
+    let out = Command::new(journey_bin())
+        .args(["simulate", "--patients", patients, "--days", "60"])
+        .args(["--seed", "11", "--server", &server.grpc, "--token", admin])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The log's patients.
+async fn patients_in_log(server: &Server, admin: &str) -> (BTreeSet<String>, u64) {
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let mut stream = log
+        .read_all(ReadAllRequest {
+            from_position: 1,
+            to_position: 0,
+            batch_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut patients, mut head) = (BTreeSet::new(), 0);
+    while let Some(batch) = stream.next().await {
+        for e in batch.unwrap().events {
+            head = e.position;
+            patients.insert(e.patient_id);
+        }
+    }
+    (patients, head)
+}
+
+/// The access-log records of `patient` (oldest first), or of every patient ("").
+async fn accesses(server: &Server, patient: &str) -> Vec<AccessRecord> {
+    let mut audit = AuditClient::with_interceptor(
+        channel(&server.grpc).await.unwrap(),
+        token(Some(AUDITOR)).unwrap(),
+    );
+    let mut records = audit
+        .accesses(AccessesRequest {
+            patient_id: patient.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    records.reverse();
+    records
+}
+
+/// The readmission model's index stays (one page: the simulated population has fewer).
+async fn index_stays(server: &Server, key: &str) -> Vec<v1::IndexStay> {
+    let mut readmission = ReadmissionClient::with_interceptor(
+        channel(&server.grpc).await.unwrap(),
+        token(Some(key)).unwrap(),
+    );
+    let page = readmission
+        .index_stays(v1::IndexStaysRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.next_page_token.is_empty());
+    page.stays
+}
+
+/// A simulated population: the whole export holds, type by type, as many resources as
+/// `$everything` gives patient by patient, and every index stay of the readmission model; a
+/// sample validates; `_type` filters; the coordinator exports its own territory only; the export
+/// is in the access log with its patients; DELETE cancels; the CLI verb writes the same files.
+#[tokio::test]
+async fn a_simulated_population_exports_whole_and_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = admin_token(dir.path());
+    let admin = admin.as_str();
+    simulate(&server, admin, "25");
+    let (patients, head) = patients_in_log(&server, admin).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+
+    let status = kick_off(&server, "/fhir/$export", admin).await;
+    let (manifest, progress) = finished(&server, &status, admin).await;
+    assert_eq!(manifest["requiresAccessToken"], true);
+    assert!(manifest["request"]
+        .as_str()
+        .unwrap()
+        .ends_with("/fhir/$export"));
+    assert!(progress.iter().all(|p| !p.is_empty()), "{progress:?}");
+    let exported = files(&server, &manifest, admin).await;
+
+    // Type by type, what $everything gives for each patient.
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &patients {
+        let raw = get_raw(
+            &server,
+            &format!("/fhir/Patient/{p}/$everything"),
+            admin,
+            "",
+        )
+        .await;
+        let bundle: Value = serde_json::from_str(http_body(&raw)).unwrap();
+        for e in bundle["entry"].as_array().unwrap() {
+            let kind = e["resource"]["resourceType"].as_str().unwrap().to_string();
+            *expected.entry(kind).or_default() += 1;
+        }
+    }
+    assert_eq!(counts(&exported), expected);
+    assert_eq!(exported["Patient"].len(), patients.len());
+    // The read models: every index stay of the readmission model is an exported, finished stay.
+    let encounters: BTreeMap<&str, &Value> = exported["Encounter"]
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
+    let stays = index_stays(&server, admin).await;
+    assert!(!stays.is_empty());
+    for s in &stays {
+        let e = encounters.get(s.encounter_id.as_str()).unwrap_or_else(|| {
+            panic!("index stay {} is not exported", s.encounter_id);
+        });
+        assert_eq!(e["status"], "finished", "{e}");
+    }
+    // A sample of each file validates.
+    let sample: Vec<&Value> = exported.values().flat_map(|v| v.iter().take(40)).collect();
+    validate_all(&sample);
+    // The files on disk are the server's alone; the export is in the access log, with patients.
+    let job = status.rsplit('/').next().unwrap();
+    let folder = dir.path().join("data/fhir-exports").join(job);
+    for f in std::fs::read_dir(&folder).unwrap() {
+        let mode = f.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let first = patients.iter().next().unwrap();
+    let recorded = accesses(&server, first).await;
+    let export = recorded
+        .iter()
+        .find(|r| r.call == "fhir/$export")
+        .expect("the export in the access log");
+    assert_eq!(export.outcome, "ok");
+    assert!(export.patients.contains(first), "{export:?}");
+
+    // _type: only the types asked.
+    let status = kick_off(&server, "/fhir/$export?_type=Patient,Flag", AUDITOR).await;
+    let (typed, _) = finished(&server, &status, AUDITOR).await;
+    let typed = files(&server, &typed, AUDITOR).await;
+    assert_eq!(
+        counts(&typed),
+        [
+            ("Patient".to_string(), expected["Patient"]),
+            (
+                "Flag".to_string(),
+                expected.get("Flag").copied().unwrap_or(0)
+            )
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    );
+    // Someone else's export is not there for the coordinator.
+    let raw = get_raw(&server, &status, COORDINATOR, "").await;
+    assert_eq!(http_status(&raw), 404, "{raw}");
+
+    // The coordinator: its own territory, each patient with a stay there.
+    let status = kick_off(&server, "/fhir/Group/CPTS-NORD/$export", COORDINATOR).await;
+    let (group, _) = finished(&server, &status, COORDINATOR).await;
+    let group = files(&server, &group, COORDINATOR).await;
+    let nord: BTreeSet<&str> = group["Patient"]
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(!nord.is_empty() && nord.len() < patients.len(), "{nord:?}");
+    for e in &group["Encounter"] {
+        let subject = e["subject"]["reference"].as_str().unwrap();
+        assert!(nord.contains(subject.trim_start_matches("Patient/")), "{e}");
+    }
+    // ... not another's, nor every patient: refused, and the refusals recorded.
+    for path in ["/fhir/Group/CPTS-SUD/$export", "/fhir/$export"] {
+        let raw = get_raw(&server, path, COORDINATOR, ASYNC).await;
+        assert_eq!(http_status(&raw), 403, "{path}: {raw}");
+        let outcome: Value = serde_json::from_str(http_body(&raw)).unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+    }
+    let refused: Vec<AccessRecord> = accesses(&server, "")
+        .await
+        .into_iter()
+        .filter(|r| r.subject == "nurse-1" && r.outcome == "permissiondenied")
+        .collect();
+    assert_eq!(
+        refused.iter().map(|r| r.call.as_str()).collect::<Vec<_>>(),
+        ["fhir/Group/$export", "fhir/$export"],
+        "{refused:?}"
+    );
+    assert!(refused[0].detail.contains("CPTS-SUD"), "{:?}", refused[0]);
+    // Without Prefer: respond-async, and with an unknown parameter: 400.
+    let raw = get_raw(&server, "/fhir/$export", admin, "").await;
+    assert_eq!(http_status(&raw), 400, "{raw}");
+    assert!(http_body(&raw).contains("Prefer: respond-async"), "{raw}");
+    let raw = get_raw(&server, "/fhir/$export?_typeFilter=x", admin, ASYNC).await;
+    assert_eq!(http_status(&raw), 400, "{raw}");
+
+    // DELETE cancels: the status and the files are gone.
+    let status = kick_off(&server, "/fhir/$export", admin).await;
+    let raw = http_exchange(&server.http, "DELETE", &status, &bearer(admin), "").await;
+    assert_eq!(http_status(&raw), 202, "{raw}");
+    let raw = get_raw(&server, &status, admin, "").await;
+    assert_eq!(http_status(&raw), 404, "{raw}");
+    let job = status.rsplit('/').next().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!dir.path().join("data/fhir-exports").join(job).exists());
+
+    // The CLI verb: the same endpoints, the files and the manifest in a folder.
+    let to = dir.path().join("export");
+    let out = Command::new(journey_bin())
+        .args(["fhir", "export", "--to", to.to_str().unwrap()])
+        .args(["--type", "Patient,Encounter", "--url", &server.http])
+        .args(["--token", admin])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exporting"));
+    for (kind, n) in [
+        ("Patient", patients.len()),
+        ("Encounter", expected["Encounter"]),
+    ] {
+        let text = std::fs::read_to_string(to.join(format!("{kind}.ndjson"))).unwrap();
+        assert_eq!(text.lines().count(), n, "{kind}");
+    }
+    let cli_manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(to.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(cli_manifest["output"].as_array().unwrap().len(), 2);
+}
+
+/// `_since`: exactly the resources changed from then on, of every patient: the discharged stay,
+/// the movement its discharge ended, the new measure, their Provenances; nothing of the patient
+/// untouched since.
+#[tokio::test]
+async fn since_exports_exactly_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = admin_token(dir.path());
+    let admin = admin.as_str();
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let admission = admitted("P1", "S1", 5 * 86_400);
+    let admission_id = admission.event_id.clone();
+    let registered = |p: &str| {
+        event(
+            p,
+            ts(6 * 86_400),
+            Payload::PatientRegistered(v1::PatientRegistered {
+                family_name: "Martin".into(),
+                ..Default::default()
+            }),
+        )
+    };
+    append_batch(
+        &mut log,
+        vec![
+            registered("P1"),
+            registered("P2"),
+            admission,
+            observation("P1", 80.0),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let new_measure = observation("P1", 81.0);
+    let new_measure_id = new_measure.event_id.clone();
+    let discharge = discharged("P1", "S1", 86_400);
+    let discharge_id = discharge.event_id.clone();
+    append_batch(&mut log, vec![discharge, new_measure]).await;
+
+    let path = format!(
+        "/fhir/$export?_since={}",
+        since
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
+    );
+    let status = kick_off(&server, &path, admin).await;
+    let (manifest, _) = finished(&server, &status, admin).await;
+    let exported = files(&server, &manifest, admin).await;
+    let ids: BTreeSet<(String, String)> = exported
+        .iter()
+        .flat_map(|(k, v)| {
+            v.iter()
+                .map(move |r| (k.clone(), r["id"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("Encounter", "S1"),
+        ("Encounter", admission_id.as_str()),
+        ("Observation", new_measure_id.as_str()),
+        ("Provenance", discharge_id.as_str()),
+        ("Provenance", new_measure_id.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, i)| (k.to_string(), i.to_string()))
+    .collect();
+    assert_eq!(ids, expected);
+    // Only P1 changed: the access log names it, not P2.
+    let record = accesses(&server, "P1")
+        .await
+        .into_iter()
+        .find(|r| r.call == "fhir/$export")
+        .unwrap();
+    assert_eq!(record.patients, ["P1"]);
+}
+
+/// A server killed during an export leaves no manifest (the files are written first, the
+/// manifest last and atomically), and the next start removes the half export.
+#[tokio::test]
+async fn a_killed_export_leaves_no_half_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = admin_token(dir.path());
+    let admin = admin.as_str();
+    simulate(&server, admin, "150");
+    let status = kick_off(&server, "/fhir/$export", admin).await;
+    // Killed while it writes its files (or, on a very fast machine, once done: then its
+    // manifest is whole).
+    let running = loop {
+        let raw = get_raw(&server, &status, admin, "").await;
+        let progress = http_header(&raw, "x-progress").unwrap_or("");
+        if http_status(&raw) != 202 {
+            break false;
+        }
+        if progress.starts_with("patients:") && !progress.starts_with("patients: 0 ") {
+            break true;
+        }
+    };
+    server.kill9();
+    let job = status.rsplit('/').next().unwrap();
+    let folder = dir.path().join("data/fhir-exports").join(job);
+    let manifest = folder.join("manifest.json");
+    if running {
+        let written: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(written.iter().any(|f| f.ends_with(".part")), "{written:?}");
+        assert!(
+            !manifest.exists(),
+            "a manifest after a kill during the export"
+        );
+    } else {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        for o in m["output"].as_array().unwrap() {
+            let file = folder.join(format!("{}.ndjson", o["type"].as_str().unwrap()));
+            let n = std::fs::read_to_string(file).unwrap().lines().count();
+            assert_eq!(n as u64, o["count"].as_u64().unwrap());
+        }
+    }
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    if running {
+        assert!(!folder.exists(), "the half export is removed at start");
+        let raw = get_raw(&server, &status, admin, "").await;
+        assert_eq!(http_status(&raw), 404, "{raw}");
+    } else {
+        let raw = get_raw(&server, &status, admin, "").await;
+        assert_eq!(http_status(&raw), 200, "{raw}");
+    }
+}
