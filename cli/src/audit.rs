@@ -408,16 +408,15 @@ fn print_verify_accesses(r: &VerifyAccessesResponse) {
         "ok: {} access records verified; head record {} hash {}",
         r.checked, r.head_seq, r.head_hash_hex
     );
-    if r.anchor_seq > 0 {
-        println!(
-            "anchor ({}): record {} found with its hash",
-            r.anchor_source, r.anchor_seq
-        );
-    } else {
-        println!(
-            "no anchor checked ({}): a truncated tail would go unnoticed",
-            r.anchor_source
-        );
+    let found = (r.anchor_seq > 0).then(|| format!("record {} found with its hash", r.anchor_seq));
+    print_anchor(&r.anchor_source, found);
+}
+
+/// The anchor a verification checked (`found`: what it found), or that it checked none.
+fn print_anchor(source: &str, found: Option<String>) {
+    match found {
+        Some(found) => println!("anchor ({source}): {found}"),
+        None => println!("no anchor checked ({source}): a truncated tail would go unnoticed"),
     }
 }
 
@@ -499,22 +498,17 @@ fn print_verify(r: &AuditVerifyResponse) {
         "ok: {} events verified; head position {} hash {}",
         r.checked, r.head_position, r.head_hash_hex
     );
-    if r.anchor_position > 0 {
-        println!(
-            "anchor ({}): position {} found with its hash{}",
-            r.anchor_source,
+    let found = (r.anchor_position > 0).then(|| {
+        format!(
+            "position {} found with its hash{}",
             r.anchor_position,
             r.anchored_at
                 .as_ref()
                 .map(|t| format!(", anchored {}", rfc3339(t)))
                 .unwrap_or_default()
-        );
-    } else {
-        println!(
-            "no anchor checked ({}): a truncated tail would go unnoticed",
-            r.anchor_source
-        );
-    }
+        )
+    });
+    print_anchor(&r.anchor_source, found);
 }
 
 /// `journey audit export`: the FHIR resources as NDJSON, to a file or standard output.
