@@ -3,8 +3,41 @@
 use journey_tests::*;
 use std::{
     io::{BufRead, BufReader, Read},
-    process::Stdio,
+    path::Path,
+    process::{Child, Stdio},
 };
+
+/// A log-only `journey up` on `data` (its anchor in `dir`) logging its start at info level: the
+/// child, its standard error kept, and its ready line.
+fn start_logging(dir: &Path, data: &Path) -> (Child, String) {
+    let mut child = log_only_up(data)
+        .args(["--anchor-file", dir.join("anchor.json").to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    (child, ready)
+}
+
+/// Stops `child` and returns what it logged.
+fn stop_and_read_log(mut child: Child) -> String {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
 
 #[tokio::test]
 async fn a_restart_says_it_reads_the_log_back_and_when_it_is_done() {
@@ -19,31 +52,9 @@ async fn a_restart_says_it_reads_the_log_back_and_when_it_is_done() {
         )
         .await;
     }
-    let mut child = log_only_up(&data)
-        .args([
-            "--anchor-file",
-            dir.path().join("anchor.json").to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let (child, ready) = start_logging(dir.path(), &data);
     assert!(ready.starts_with("ready "), "{ready:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stop_and_read_log(child);
     let at = |what: &str| {
         err.find(what)
             .unwrap_or_else(|| panic!("no {what:?} in the start's log:\n{err}"))
@@ -71,21 +82,7 @@ async fn after_an_orderly_stop_a_restart_starts_from_the_checkpoint() {
         data.join("state.checkpoint").exists(),
         "the stop saved the log's state"
     );
-    let mut child = log_only_up(&data)
-        .args([
-            "--anchor-file",
-            dir.path().join("anchor.json").to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let (child, ready) = start_logging(dir.path(), &data);
     let grpc = ready
         .split_whitespace()
         .find_map(|w| w.strip_prefix("grpc="))
@@ -108,15 +105,7 @@ async fn after_an_orderly_stop_a_restart_starts_from_the_checkpoint() {
         .unwrap()
         .into_inner();
     assert_eq!(next.appended[0].stream_version, 3);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stop_and_read_log(child);
     assert!(
         err.contains("opening the event log from its checkpoint at position 2: reading back the 0 events after it"),
         "{err}"
