@@ -63,6 +63,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Server::start`] with these environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec![
             "up",
@@ -81,7 +86,7 @@ impl Server {
             args.extend_from_slice(&["--anchor-file", anchor]);
         }
         args.extend_from_slice(extra);
-        spawn_ready(&args)
+        spawn_ready_with_env(&args, env)
     }
 
     /// `journey up` on `data_dir`, publishing to `nats` in a stream of its own.
@@ -723,27 +728,10 @@ pub fn hs256_jwt(claims: &serde_json::Value) -> String {
 /// A secure `journey up` (no `--insecure`) in `dir`: the API keys `keys` (one line each, as in the
 /// API-key file), HS256 JWTs signed with [`HS256_SECRET`], and `extra` flags.
 pub fn secure_up(dir: &Path, keys: &str, extra: &[&str]) -> Server {
-    use std::os::unix::fs::PermissionsExt;
-    let (keys_file, secret) = (dir.join("keys.txt"), dir.join("hs256.secret"));
-    std::fs::write(&keys_file, keys).unwrap();
-    std::fs::write(&secret, HS256_SECRET).unwrap();
-    for f in [&keys_file, &secret] {
-        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let (keys_file, secret) = (
-        keys_file.display().to_string(),
-        secret.display().to_string(),
-    );
-    let data = dir.join("data").display().to_string();
+    let keys_file = private_file(&dir.join("keys.txt"), keys);
+    let secret = private_file(&dir.join("hs256.secret"), HS256_SECRET);
     let anchor = dir.join("anchor.json").display().to_string();
-    let mut args = vec![
-        "up",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data,
+    let flags = [
         "--anchor-file",
         &anchor,
         "--api-keys-file",
@@ -751,8 +739,11 @@ pub fn secure_up(dir: &Path, keys: &str, extra: &[&str]) -> Server {
         "--jwt-hs256-secret-file",
         &secret,
     ];
-    args.extend_from_slice(extra);
-    spawn_ready_with_env(&args, &[("JOURNEY_INSECURE", "false")])
+    Server::start_with_env(
+        &dir.join("data"),
+        &[&flags, extra].concat(),
+        &[("JOURNEY_INSECURE", "false")],
+    )
 }
 
 /// Whether the server at `addr` (`HOST:PORT`) closes, within `within`, a connection on which
@@ -771,4 +762,109 @@ pub async fn closes_idle_connection(addr: &str, sent: &[u8], within: Duration) -
         }
     };
     tokio::time::timeout(within, closed).await.is_ok()
+}
+
+/// Writes `contents` to `path`, readable and writable by its owner only (as the server wants its
+/// key and secret files); returns the path as text, for a flag.
+pub fn private_file(path: &Path, contents: impl AsRef<[u8]>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.display().to_string()
+}
+
+/// The local admin token `journey up` wrote in `data_dir` (`<dir>/data` for [`secure_up`]).
+pub fn admin_token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A secure `journey <args>` (a server verb: `serve event-log`, `serve coordination`…) on free
+/// ports, with the API keys of `keys_file` (see [`private_file`]).
+pub fn secure_serve(args: &[&str], keys_file: &str) -> Server {
+    let flags = [
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--api-keys-file",
+        keys_file,
+    ];
+    spawn_ready_with_env(&[args, &flags].concat(), &[("JOURNEY_INSECURE", "false")])
+}
+
+/// A secure `journey serve <side>` (readmission, coordination…) over the secured log at
+/// `log_grpc`, read with `log_token`, into `database_url`, with the API keys of `keys_file`.
+pub fn secure_read_side(
+    side: &str,
+    log_grpc: &str,
+    log_token: &str,
+    database_url: &str,
+    keys_file: &str,
+) -> Server {
+    secure_serve(
+        &[
+            "serve",
+            side,
+            "--log-url",
+            log_grpc,
+            "--log-token",
+            log_token,
+            "--database-url",
+            database_url,
+        ],
+        keys_file,
+    )
+}
+
+/// `journey simulate <args>` into the log at `grpc` (as `token`, when given), waited for; panics
+/// with what it wrote on standard error when it fails.
+pub fn simulate_into(grpc: &str, token: Option<&str>, args: &[&str]) {
+    let mut command = Command::new(journey_bin());
+    command
+        .arg("simulate")
+        .args(args)
+        .args(["--server", grpc])
+        .env("RUST_LOG", "error");
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every event of the log at `grpc` (read as `token`, when given), oldest first.
+pub async fn read_log(grpc: &str, token: Option<&str>) -> Vec<Event> {
+    use futures::StreamExt;
+    let mut stream = crate::client::connect(grpc, token)
+        .await
+        .unwrap()
+        .read_all(v1::ReadAllRequest {
+            from_position: 1,
+            to_position: 0,
+            batch_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(batch) = stream.next().await {
+        events.extend(batch.unwrap().events);
+    }
+    events
+}
+
+/// `events` by patient, each patient's in their order.
+pub fn by_patient(events: Vec<Event>) -> std::collections::BTreeMap<String, Vec<Event>> {
+    let mut by_patient = std::collections::BTreeMap::<String, Vec<Event>>::new();
+    for e in events {
+        by_patient.entry(e.patient_id.clone()).or_default().push(e);
+    }
+    by_patient
 }

@@ -28,36 +28,31 @@ const QUALITY: &str = "key-0123456789-quality";
 
 /// A secure `journey up` in `dir` (with the keys above), and its admin token.
 fn secure(dir: &Path, extra: &[&str]) -> (Server, String) {
-    let keys = dir.join("keys.txt");
-    std::fs::write(&keys, KEYS).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let data = dir.join("data");
-    let (data_s, keys_s) = (data.display().to_string(), keys.display().to_string());
-    let anchor = dir.join("anchor.json").display().to_string();
-    let mut args = vec![
-        "up",
-        "--no-reactor",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_s,
-        "--anchor-file",
-        &anchor,
-        "--api-keys-file",
-        &keys_s,
-    ];
-    args.extend_from_slice(extra);
-    let server = spawn_ready_with_env(&args, &[("JOURNEY_INSECURE", "false")]);
-    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
-    (server, admin.trim().to_string())
+    let flags = [&["--no-reactor"], extra].concat();
+    let server = secure_up(dir, KEYS, &flags);
+    (server, admin_token(&dir.join("data")))
 }
 
 type Ch = InterceptedService<Channel, Token>;
 
 async fn audit_as(grpc: &str, key: Option<&str>) -> AuditClient<Ch> {
     AuditClient::with_interceptor(channel(grpc).await.unwrap(), token(key).unwrap())
+}
+
+async fn readmission_as(grpc: &str, key: &str) -> ReadmissionClient<Ch> {
+    ReadmissionClient::with_interceptor(channel(grpc).await.unwrap(), token(Some(key)).unwrap())
+}
+
+/// Asks the server at `grpc`, without a token, for `patient`'s state now (an audit read).
+async fn read_as_of(grpc: &str, patient: &str) {
+    audit_as(grpc, None)
+        .await
+        .as_of(v1::AsOfRequest {
+            patient_id: patient.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 }
 
 async fn accesses_as(grpc: &str, key: Option<&str>, req: AccessesRequest) -> Vec<AccessRecord> {
@@ -199,10 +194,7 @@ async fn an_unauthenticated_flood_leaves_the_database_small_and_genuine_accesses
     assert!(of_patient.len() < 5, "{of_patient:?}");
 
     // A known caller's refusals: one record each up to 20 a minute, then counted.
-    let mut q = ReadmissionClient::with_interceptor(
-        channel(&server.grpc).await.unwrap(),
-        token(Some(COORDINATOR)).unwrap(),
-    );
+    let mut q = readmission_as(&server.grpc, COORDINATOR).await;
     for _ in 0..50 {
         let e = q
             .patient_stays(v1::PatientStaysRequest {
@@ -389,13 +381,7 @@ async fn audit_reads_are_recorded_without_read_models() {
         .unwrap()
         .into_inner();
     while timeline.message().await.unwrap().is_some() {}
-    audit
-        .as_of(v1::AsOfRequest {
-            patient_id: "NORM-1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    read_as_of(&server.grpc, "NORM-1").await;
     assert!(data.join("access-log.sqlite").exists());
     let seen = accesses_as(&server.grpc, None, of_patient("NORM-1")).await;
     let calls: Vec<&str> = seen.iter().rev().map(|r| r.call.as_str()).collect();
@@ -425,21 +411,12 @@ async fn quality_sees_no_row_of_a_patient_who_revoked_its_organisation() {
     ));
     append_projected(&server.grpc, Some(&admin), events).await;
 
-    let client = |key: &'static str| {
-        let grpc = server.grpc.clone();
-        async move {
-            ReadmissionClient::with_interceptor(
-                channel(&grpc).await.unwrap(),
-                token(Some(key)).unwrap(),
-            )
-        }
-    };
     let patients = |stays: Vec<v1::IndexStay>| {
         let mut p: Vec<String> = stays.into_iter().map(|s| s.patient_id).collect();
         p.sort();
         p
     };
-    let mut quality = client(QUALITY).await;
+    let mut quality = readmission_as(&server.grpc, QUALITY).await;
     let listed = quality
         .index_stays(v1::IndexStaysRequest::default())
         .await
@@ -472,10 +449,7 @@ async fn quality_sees_no_row_of_a_patient_who_revoked_its_organisation() {
         .into_inner();
     assert_eq!(own.stays.len(), 1);
     // An admin still sees every patient.
-    let mut admin_client = ReadmissionClient::with_interceptor(
-        channel(&server.grpc).await.unwrap(),
-        token(Some(&admin)).unwrap(),
-    );
+    let mut admin_client = readmission_as(&server.grpc, &admin).await;
     let all = admin_client
         .index_stays(v1::IndexStaysRequest::default())
         .await
@@ -517,14 +491,7 @@ async fn serve_event_log_records_its_audit_reads() {
     ]);
     let mut log = server.client().await;
     append_batch(&mut log, stay("EL-1", 2)).await;
-    let mut audit = audit_as(&server.grpc, None).await;
-    audit
-        .as_of(v1::AsOfRequest {
-            patient_id: "EL-1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    read_as_of(&server.grpc, "EL-1").await;
     assert!(data.join("access-log.sqlite").exists());
     let seen = accesses_as(&server.grpc, None, of_patient("EL-1")).await;
     assert_eq!(
@@ -542,25 +509,7 @@ async fn a_readmission_service_alone_shows_quality_no_patient_row() {
     append_projected(&log.grpc, Some(&admin), stay("ALONE-1", 3)).await;
     let keys = dir.path().join("keys.txt").display().to_string();
     let db = format!("sqlite://{}", dir.path().join("r.sqlite").display());
-    let side = spawn_ready_with_env(
-        &[
-            "serve",
-            "readmission",
-            "--log-url",
-            &log.grpc,
-            "--log-token",
-            &admin,
-            "--database-url",
-            &db,
-            "--api-keys-file",
-            &keys,
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ],
-        &[("JOURNEY_INSECURE", "false")],
-    );
+    let side = secure_read_side("readmission", &log.grpc, &admin, &db, &keys);
     let head = journey_tests::client::connect(&log.grpc, Some(&admin))
         .await
         .unwrap()
@@ -571,16 +520,7 @@ async fn a_readmission_service_alone_shows_quality_no_patient_row() {
         .position;
     let side_admin = "key-0123456789-admin".to_string();
     wait_projected_as(&side.grpc, head, Some(&side_admin)).await;
-    let client = |key: String| {
-        let grpc = side.grpc.clone();
-        async move {
-            ReadmissionClient::with_interceptor(
-                channel(&grpc).await.unwrap(),
-                token(Some(&key)).unwrap(),
-            )
-        }
-    };
-    let mut quality = client(QUALITY.into()).await;
+    let mut quality = readmission_as(&side.grpc, QUALITY).await;
     quality.rates(v1::RatesRequest::default()).await.unwrap();
     let e = quality
         .index_stays(v1::IndexStaysRequest::default())
@@ -599,7 +539,7 @@ async fn a_readmission_service_alone_shows_quality_no_patient_row() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
-    let stays = client(side_admin)
+    let stays = readmission_as(&side.grpc, &side_admin)
         .await
         .index_stays(v1::IndexStaysRequest::default())
         .await
@@ -632,6 +572,14 @@ async fn verify(grpc: &str) -> v1::VerifyAccessesResponse {
         .await
         .unwrap()
         .into_inner()
+}
+
+/// Verification fails first at record 2, and says `problem`.
+async fn record_2_is_named(grpc: &str, problem: &str) {
+    let v = verify(grpc).await;
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_seq, 2);
+    assert!(v.problem.contains(problem), "{}", v.problem);
 }
 
 /// Forged, altered and removed records, each named by verification; then put back.
@@ -671,10 +619,7 @@ async fn tamper_and_verify(grpc: &str, url: &str, postgres: bool) {
         .execute(&pool)
         .await
         .unwrap();
-    let v = verify(grpc).await;
-    assert!(!v.ok);
-    assert_eq!(v.first_bad_seq, 2);
-    assert!(v.problem.contains("record 2 was altered"), "{}", v.problem);
+    record_2_is_named(grpc, "record 2 was altered").await;
     sqlx::query("UPDATE journey_access_log SET subject = $1 WHERE seq = 2")
         .bind(&subject)
         .execute(&pool)
@@ -686,10 +631,7 @@ async fn tamper_and_verify(grpc: &str, url: &str, postgres: bool) {
         .execute(&pool)
         .await
         .unwrap();
-    let v = verify(grpc).await;
-    assert!(!v.ok);
-    assert_eq!(v.first_bad_seq, 2);
-    assert!(v.problem.contains("record 2 is missing"), "{}", v.problem);
+    record_2_is_named(grpc, "record 2 is missing").await;
     pool.close().await;
 }
 

@@ -273,31 +273,12 @@ async fn timeline_equals_what_was_appended() {
 async fn timeline_of_simulated_patients_equals_their_stored_events() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--no-reactor"]);
-    let out = Command::new(journey_bin())
-        .args(["simulate", "--patients", "4", "--days", "60", "--seed", "7"])
-        .args(["--server", &server.grpc])
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let seeded = ["--patients", "4", "--days", "60", "--seed", "7"];
+    simulate_into(&server.grpc, None, &seeded);
 
     // Everything appended, read back from the log, grouped by patient.
+    let by_patient = by_patient(read_log(&server.grpc, None).await);
     let mut log = server.client().await;
-    let mut all = log
-        .read_all(ReadAllRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut by_patient: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
-    while let Some(b) = all.next().await {
-        for e in b.unwrap().events {
-            by_patient.entry(e.patient_id.clone()).or_default().push(e);
-        }
-    }
     assert!(by_patient.len() >= 4, "{:?}", by_patient.keys());
     for (patient, events) in &by_patient {
         let got = timeline(&server.grpc, patient).await;
@@ -1036,31 +1017,25 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
     assert!(status.contains("remote.anchor.json"), "{status}");
 
     // Secure (the default): only auditors (and admins) read the audit trail.
-    let keys = dir.path().join("keys");
-    std::fs::write(
-        &keys,
+    let keys = private_file(
+        &dir.path().join("keys"),
         "auditor-key-0123456789 auditor alice CNIL\npartner-key-0123456789 partner adt CHU-1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    );
     let secure_access_log = format!(
         "sqlite://{}",
         dir.path().join("secure-access.sqlite").display()
     );
-    let secure = spawn_ready(&[
-        "serve",
-        "audit",
-        "--log-url",
-        &server.grpc,
-        "--api-keys-file",
-        keys.to_str().unwrap(),
-        "--access-log-url",
-        &secure_access_log,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ]);
+    let secure = secure_serve(
+        &[
+            "serve",
+            "audit",
+            "--log-url",
+            &server.grpc,
+            "--access-log-url",
+            &secure_access_log,
+        ],
+        &keys,
+    );
     let call = |token: Option<&'static str>| {
         let grpc = secure.grpc.clone();
         async move {

@@ -22,39 +22,6 @@ key-0123456789-auditor auditor auditor-1 cnil
 key-0123456789-service service projector backbone
 ";
 
-fn secure(dir: &Path) -> Server {
-    let keys = dir.join("keys.txt");
-    std::fs::write(&keys, KEYS).unwrap();
-    std::fs::write(
-        dir.join("hs256.secret"),
-        "a shared secret of at least 32 bytes\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    std::fs::set_permissions(
-        dir.join("hs256.secret"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let data = dir.join("data").display().to_string();
-    spawn_ready_with_env(
-        &[
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-            "--api-keys-file",
-            &keys.display().to_string(),
-            "--jwt-hs256-secret-file",
-            &dir.join("hs256.secret").display().to_string(),
-        ],
-        &[("JOURNEY_INSECURE", "false")],
-    )
-}
-
 type Ch = InterceptedService<Channel, Token>;
 
 async fn ch(server: &Server, key: Option<&str>) -> (Channel, Token) {
@@ -108,7 +75,7 @@ async fn call(server: &Server, key: Option<&str>, what: &str) -> Code {
 #[tokio::test]
 async fn every_role_against_every_call() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
+    let server = secure_up(dir.path(), KEYS, &[]);
     let admin_file = dir.path().join("data/admin.token");
     let mode = std::fs::metadata(&admin_file).unwrap().permissions().mode();
     assert_eq!(
@@ -182,7 +149,7 @@ async fn every_role_against_every_call() {
 #[tokio::test]
 async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
+    let server = secure_up(dir.path(), KEYS, &[]);
     let jwt = |claims: serde_json::Value, secret: &[u8]| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
@@ -195,7 +162,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     let far = jsonwebtoken::get_current_timestamp() + 3600;
     let quality = jwt(
         serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": far}),
-        b"a shared secret of at least 32 bytes",
+        HS256_SECRET,
     );
     assert_eq!(
         call(&server, Some(&quality), "Readmission/Rates").await,
@@ -207,7 +174,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
     );
     let expired = jwt(
         serde_json::json!({"sub": "a", "role": "quality", "org": "dim", "exp": 1_000_000_000u64}),
-        b"a shared secret of at least 32 bytes",
+        HS256_SECRET,
     );
     assert_eq!(
         call(&server, Some(&expired), "Readmission/Rates").await,
@@ -284,7 +251,7 @@ async fn jwts_partners_and_coordinators_are_held_to_their_own() {
 #[tokio::test]
 async fn the_cli_reads_the_local_admin_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
+    let server = secure_up(dir.path(), KEYS, &[]);
     let data = dir.path().join("data");
     let run = |data_dir: &Path| {
         Command::new(journey_bin())
@@ -316,7 +283,7 @@ async fn http(base: &str, method: &str, path: &str, headers: &str, body: &str) -
 #[tokio::test]
 async fn the_dashboard_asks_for_a_token_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
+    let server = secure_up(dir.path(), KEYS, &[]);
     let base = &server.http;
     let r = http(base, "GET", "/", "", "").await;
     assert!(
@@ -370,8 +337,8 @@ async fn visible(server: &Server, key: &str, patient: &str) -> (bool, Code) {
 #[tokio::test]
 async fn consent_revocation_hides_the_patient_from_that_organisation() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let server = secure_up(dir.path(), KEYS, &[]);
+    let admin = admin_token(&dir.path().join("data"));
     let (c, t) = ch(&server, Some(&admin)).await;
     let l: EventLogClient<Ch> = EventLogClient::with_interceptor(c, t);
     let append = |events: Vec<v1::Event>| {
@@ -576,13 +543,10 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         .unwrap()
         .as_secs()
         + 3600;
-    let elsewhere = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &serde_json::json!({"sub": "nurse-t2", "role": "coordinator", "org": "cpts-2",
-            "territory": "T2", "exp": in_an_hour}),
-        &jsonwebtoken::EncodingKey::from_secret(b"a shared secret of at least 32 bytes"),
-    )
-    .unwrap();
+    let elsewhere = hs256_jwt(
+        &serde_json::json!({"sub": "nurse-t2", "role": "coordinator",
+        "org": "cpts-2", "territory": "T2", "exp": in_an_hour}),
+    );
     assert_eq!(
         visible(&server, &elsewhere, "C1").await,
         (false, Code::NotFound)
@@ -595,9 +559,9 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
 #[tokio::test]
 async fn the_patient_page_serves_nothing_without_an_allow_decision() {
     let dir = tempfile::tempdir().unwrap();
-    let server = secure(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
-    let admin = admin.trim();
+    let server = secure_up(dir.path(), KEYS, &[]);
+    let admin = admin_token(&dir.path().join("data"));
+    let admin = admin.as_str();
     let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
     let mut obs = observation("UNPLACED-1", 97.0);
     obs.source = "telemonitoring-unplaced".into();

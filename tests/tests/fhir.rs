@@ -5,10 +5,9 @@
 //! access rules: a coordinator of another territory and an organisation the patient refused get
 //! the 404 of an unknown patient, the refusal recorded in the access log; no token 401, a partner
 //! 403, an unsupported search parameter 400, each an OperationOutcome.
-use futures::StreamExt;
 use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessRecord, AccessesRequest, Code,
-    Professional, ReadAllRequest,
+    Professional,
 };
 use journey_tests::client::{channel, token};
 use journey_tests::*;
@@ -308,6 +307,18 @@ fn entry<'a>(bundle: &'a Value, kind: &str, id: &str) -> &'a Value {
 
 /// The codes of required bindings in FHIR R4 the resources of `bundle` use, checked against their
 /// value sets (the validator checks structure and types, not value sets).
+/// FHIR R4 EventStatus: a Procedure's or a Communication's status.
+const EVENT_STATUS: &[&str] = &[
+    "preparation",
+    "in-progress",
+    "not-done",
+    "on-hold",
+    "stopped",
+    "completed",
+    "entered-in-error",
+    "unknown",
+];
+
 fn check_value_sets(bundle: &Value) {
     let one_of = |what: &str, v: &Value, set: &[&str]| {
         if let Some(code) = v.as_str() {
@@ -429,20 +440,7 @@ fn check_value_sets(bundle: &Value) {
                     ],
                 );
             }
-            "Procedure" => one_of(
-                kind,
-                status,
-                &[
-                    "preparation",
-                    "in-progress",
-                    "not-done",
-                    "on-hold",
-                    "stopped",
-                    "completed",
-                    "entered-in-error",
-                    "unknown",
-                ],
-            ),
+            "Procedure" | "Communication" => one_of(kind, status, EVENT_STATUS),
             "CarePlan" => {
                 one_of(
                     kind,
@@ -550,20 +548,6 @@ fn check_value_sets(bundle: &Value) {
             "DocumentReference" => {
                 one_of(kind, status, &["current", "superseded", "entered-in-error"])
             }
-            "Communication" => one_of(
-                kind,
-                status,
-                &[
-                    "preparation",
-                    "in-progress",
-                    "not-done",
-                    "on-hold",
-                    "stopped",
-                    "completed",
-                    "entered-in-error",
-                    "unknown",
-                ],
-            ),
             "Flag" => one_of(kind, status, &["active", "inactive", "entered-in-error"]),
             "Consent" => {
                 one_of(
@@ -973,44 +957,11 @@ fn expected_counts(events: &[v1::Event]) -> BTreeMap<String, usize> {
 async fn simulated_journeys_read_back_whole_and_valid() {
     let dir = tempfile::tempdir().unwrap();
     let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
-    let admin = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
-    let admin = admin.trim();
-    let out = Command::new(journey_bin())
-        .args([
-            "simulate",
-            "--patients",
-            "25",
-            "--days",
-            "60",
-            "--seed",
-            "11",
-        ])
-        .args(["--server", &server.grpc, "--token", admin])
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
-    let mut stream = log
-        .read_all(ReadAllRequest {
-            from_position: 1,
-            to_position: 0,
-            batch_size: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut by_patient: BTreeMap<String, Vec<v1::Event>> = BTreeMap::new();
-    while let Some(batch) = stream.next().await {
-        for e in batch.unwrap().events {
-            by_patient.entry(e.patient_id.clone()).or_default().push(e);
-        }
-    }
+    let admin = admin_token(&dir.path().join("data"));
+    let admin = admin.as_str();
+    let seeded = ["--patients", "25", "--days", "60", "--seed", "11"];
+    simulate_into(&server.grpc, Some(admin), &seeded);
+    let by_patient = by_patient(read_log(&server.grpc, Some(admin)).await);
     assert!(by_patient.len() >= 20, "{} patients", by_patient.len());
 
     let mut bundles = Vec::new();
@@ -1129,39 +1080,17 @@ async fn since_returns_exactly_what_changed() {
 #[tokio::test]
 async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.txt");
-    std::fs::write(
-        &keys,
+    let keys = private_file(
+        &dir.path().join("keys.txt"),
         format!("{KEYS}key-0123456789-service service projector backbone\nkey-0123456789-admin admin root backbone\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let keys = keys.display().to_string();
-    let secure = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend([
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--api-keys-file",
-            &keys,
-        ]);
-        spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
-    };
+    );
     let data = dir.path().join("data").display().to_string();
-    let log = secure(&["serve", "event-log", "--data-dir", &data]);
-    let db = format!("sqlite://{}", dir.path().join("c.sqlite").display());
-    let read_side = secure(&[
-        "serve",
-        "coordination",
-        "--log-url",
-        &log.grpc,
-        "--log-token",
-        "key-0123456789-service",
-        "--database-url",
-        &db,
-    ]);
+    let log = secure_serve(&["serve", "event-log", "--data-dir", &data], &keys);
+    let side = |side: &str, db: &str| {
+        let db = format!("sqlite://{}", dir.path().join(db).display());
+        secure_read_side(side, &log.grpc, "key-0123456789-service", &db, &keys)
+    };
+    let read_side = side("coordination", "c.sqlite");
     let admin = "key-0123456789-admin";
     let mut client = client::connect(&log.grpc, Some(admin)).await.unwrap();
     let head = append_batch(&mut client, journey()).await;
@@ -1183,17 +1112,7 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
 
     // A readmission read side has no coordination view: it cannot tell a coordinator's patients
     // and says so; an admin reads there too.
-    let db = format!("sqlite://{}", dir.path().join("r.sqlite").display());
-    let readmission = secure(&[
-        "serve",
-        "readmission",
-        "--log-url",
-        &log.grpc,
-        "--log-token",
-        "key-0123456789-service",
-        "--database-url",
-        &db,
-    ]);
+    let readmission = side("readmission", "r.sqlite");
     let (status, _, body) = get(&readmission, "/fhir/Patient/P1", Some(COORDINATOR)).await;
     assert_eq!(status, 403, "{body}");
     assert!(

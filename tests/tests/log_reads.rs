@@ -16,28 +16,9 @@ key-0123456789-reactor service reactor backbone
 #[tokio::test]
 async fn log_reads_are_recorded_before_data_goes_out() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.txt");
-    std::fs::write(&keys, KEYS).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let data = dir.path().join("data");
-    let server = spawn_ready_with_env(
-        &[
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.display().to_string(),
-            "--api-keys-file",
-            &keys.display().to_string(),
-        ],
-        &[("JOURNEY_INSECURE", "false")],
-    );
-    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
-    let mut as_admin = client::connect(&server.grpc, Some(admin.trim()))
-        .await
-        .unwrap();
+    let server = secure_up(dir.path(), KEYS, &[]);
+    let admin = admin_token(&dir.path().join("data"));
+    let mut as_admin = client::connect(&server.grpc, Some(&admin)).await.unwrap();
     append_batch(
         &mut as_admin,
         vec![admitted("P-R", "E-R", 7200), observation("P-S", 1.0)],

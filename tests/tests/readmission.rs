@@ -540,26 +540,8 @@ fn a_bad_database_url_is_a_clear_error() {
 async fn projection_killed_mid_batch_resumes_without_double_counting() {
     let dir = tempfile::tempdir().unwrap();
     let log = Server::start(dir.path(), &["--no-reactor"]);
-    let out = Command::new(journey_bin())
-        .args([
-            "simulate",
-            "--patients",
-            "1500",
-            "--days",
-            "120",
-            "--seed",
-            "11",
-            "--server",
-            &log.grpc,
-        ])
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let seeded = ["--patients", "1500", "--days", "120", "--seed", "11"];
+    simulate_into(&log.grpc, None, &seeded);
     let mut c = log.client().await;
     let head = c.head(HeadRequest {}).await.unwrap().into_inner().position;
     wait_projected(&log.grpc, head).await;

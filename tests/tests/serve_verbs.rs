@@ -3,7 +3,7 @@
 //! (every service secure, the read side presenting its `--log-token` to the log) serves the
 //! dashboard's patient page, which reads the patient's timeline from the remote log.
 use journey_tests::*;
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 fn port(url: &str) -> String {
     url.rsplit(':').next().unwrap().to_string()
@@ -116,44 +116,18 @@ key-0123456789-service service projector backbone
 key-0123456789-coord coordinator nurse-1 cpts-1 T1
 ";
 
-/// A secure `journey serve <verb>` with the shared keys file.
-fn secure(args: &[&str], keys: &Path) -> Server {
-    let keys = keys.display().to_string();
-    let all: Vec<&str> = [
-        args,
-        &[
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--api-keys-file",
-            &keys,
-        ],
-    ]
-    .concat();
-    spawn_ready_with_env(&all, &[("JOURNEY_INSECURE", "false")])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_split_deployment_serves_the_patient_page() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.txt");
-    std::fs::write(&keys, KEYS).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let keys = private_file(&dir.path().join("keys.txt"), KEYS);
     let data = dir.path().join("data").display().to_string();
-    let log = secure(&["serve", "event-log", "--data-dir", &data], &keys);
+    let log = secure_serve(&["serve", "event-log", "--data-dir", &data], &keys);
     let db = format!("sqlite://{}", dir.path().join("c.sqlite").display());
-    let coordination = secure(
-        &[
-            "serve",
-            "coordination",
-            "--log-url",
-            &log.grpc,
-            "--log-token",
-            "key-0123456789-service",
-            "--database-url",
-            &db,
-        ],
+    let coordination = secure_read_side(
+        "coordination",
+        &log.grpc,
+        "key-0123456789-service",
+        &db,
         &keys,
     );
 

@@ -1,10 +1,8 @@
 //! `journey simulate` against a real `journey up`: every generated event is accepted, the log
 //! verifies, the journeys look like journeys (admissions, discharges, 30-day readmissions), and a
 //! second run with the same seed appends nothing.
-use futures::StreamExt;
 use journey_proto::v1::{
-    event::Payload, AdmitType, Disposition, Event, HeadRequest, ReadAllRequest, Setting,
-    VerifyRequest,
+    event::Payload, AdmitType, Disposition, Event, HeadRequest, Setting, VerifyRequest,
 };
 use journey_tests::*;
 use std::collections::{HashMap, HashSet};
@@ -50,24 +48,6 @@ fn figure(summary: &str, label: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number after {label:?} in {summary:?}"))
-}
-
-async fn read_all(server: &Server) -> Vec<Event> {
-    let mut client = server.client().await;
-    let mut stream = client
-        .read_all(ReadAllRequest {
-            from_position: 1,
-            to_position: 0,
-            batch_size: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(batch) = stream.next().await {
-        events.extend(batch.unwrap().events);
-    }
-    events
 }
 
 struct Movement {
@@ -157,7 +137,7 @@ async fn simulate_appends_plausible_journeys_once() {
     assert!(verified.ok, "{verified:?}");
     assert_eq!(verified.checked, appended);
 
-    let events = read_all(&server).await;
+    let events = read_log(&server.grpc, None).await;
     assert_eq!(events.len() as u64, appended);
     let patients: HashSet<&str> = events.iter().map(|e| e.patient_id.as_str()).collect();
     assert_eq!(patients.len(), 50);

@@ -7,20 +7,10 @@ use std::process::Command;
 async fn grpc_and_http_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = certificate(dir.path());
-    let data = dir.path().join("data").display().to_string();
-    let server = spawn_ready(&[
-        "up",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ]);
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
     let port = |url: &str| url.rsplit(':').next().unwrap().to_string();
     let grpc = format!("https://localhost:{}", port(&server.grpc));
     let verify = |server: &str, ca: Option<&str>| {

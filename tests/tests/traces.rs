@@ -73,16 +73,9 @@ async fn an_events_spans_share_its_trace_across_append_nats_and_projections() {
     let (endpoint, bodies) = collector().await;
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let server = spawn_ready_with_env(
+    let server = Server::start_with_env(
+        dir.path(),
         &[
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &d,
             "--nats-url",
             &nats.url(),
             "--nats-stream",
