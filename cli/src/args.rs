@@ -207,9 +207,9 @@ pub enum Command {
         /// The log folder to create; it must not exist, or be empty.
         #[arg(long)]
         data_dir: PathBuf,
-        /// An anchor file (`<data-dir>.anchor.json` of the lost log): the backup must hold its
-        /// event, so a backup older than the anchor is refused.
-        #[arg(long, conflicts_with = "from_nats")]
+        /// An anchor file (`<data-dir>.anchor.json` of the lost log): the backup (or the stream)
+        /// must hold its event with its hash, so one that ends before the anchor is refused.
+        #[arg(long)]
         anchor: Option<PathBuf>,
     },
     #[command(flatten)]

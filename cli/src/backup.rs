@@ -16,7 +16,8 @@ pub async fn backup(remote: &Remote, to: &Path, since: Option<&Path>) -> anyhow:
     Ok(true)
 }
 
-/// `journey restore BACKUP… --data-dir D [--anchor FILE]`, or `--from-nats URL --stream S`.
+/// `journey restore BACKUP… --data-dir D [--anchor FILE]`, or `--from-nats URL --stream S`
+/// instead of the backups.
 pub async fn restore(
     backups: &[PathBuf],
     from_nats: Option<&str>,
@@ -25,7 +26,7 @@ pub async fn restore(
     anchor: Option<&Path>,
 ) -> anyhow::Result<bool> {
     match from_nats {
-        Some(url) => restore::from_nats(url, stream, data_dir).await?,
+        Some(url) => restore::from_nats(url, stream, data_dir, anchor).await?,
         None => restore::from_backups(backups, data_dir, anchor)?,
     }
     Ok(true)

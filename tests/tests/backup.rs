@@ -33,6 +33,11 @@ fn journey(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -159,6 +164,10 @@ async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_g
     );
     assert!(m["taken_at"].as_str().unwrap().ends_with('Z'), "{m}");
     assert!(!full.join("manifest.json.tmp").exists());
+    // Patient data: the folder and its files are the owner's only.
+    assert_eq!(mode(&full), 0o700);
+    assert_eq!(mode(&full.join("events.log")), 0o600);
+    assert_eq!(mode(&full.join("manifest.json")), 0o600);
 
     // Restored: the same head as the manifest, the same events as the live log up to it.
     let restored = dir.path().join("restored");
@@ -171,6 +180,7 @@ async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_g
         )),
         "{out}"
     );
+    assert_eq!(mode(&restored), 0o700);
     let served = Server::start(&restored, &[]);
     let (h, hash) = head(&served.grpc).await;
     assert_eq!(
@@ -385,9 +395,9 @@ async fn a_damaged_backup_an_outdated_one_or_a_used_folder_is_refused_and_nothin
 }
 
 /// `journey restore --from-nats … --stream stream --data-dir target`.
-fn from_nats(nats: &Nats, stream: &str, target: &Path) -> (i32, String, String) {
+fn from_nats(nats: &Nats, stream: &str, target: &Path, extra: &[&str]) -> (i32, String, String) {
     let url = nats.url();
-    journey(&[
+    let mut args = vec![
         "restore",
         "--from-nats",
         &url,
@@ -395,7 +405,9 @@ fn from_nats(nats: &Nats, stream: &str, target: &Path) -> (i32, String, String) 
         stream,
         "--data-dir",
         s(target),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    journey(&args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,8 +432,15 @@ async fn a_log_rebuilt_from_the_nats_stream_alone_has_the_live_head() {
         assert!(Instant::now() < deadline, "outbox stuck");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The live log's anchor: the stream must hold its event, with its hash.
+    let anchor = dir.path().join("live").join("anchor.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !anchor.exists() {
+        assert!(Instant::now() < deadline, "no anchor written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let rebuilt = dir.path().join("from-nats");
-    let (code, out, err) = from_nats(&nats, "BACKUPS", &rebuilt);
+    let (code, out, err) = from_nats(&nats, "BACKUPS", &rebuilt, &["--anchor", s(&anchor)]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&format!("head position {p} hash {}", hex(&hash))),
@@ -453,7 +472,7 @@ async fn a_log_rebuilt_from_the_nats_stream_alone_has_the_live_head() {
     .await
     .unwrap();
     let target = dir.path().join("from-forged");
-    let (code, _, err) = from_nats(&nats, "BACKUPS", &target);
+    let (code, _, err) = from_nats(&nats, "BACKUPS", &target, &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains(&format!("position {} is missing", p + 1))
@@ -461,8 +480,81 @@ async fn a_log_rebuilt_from_the_nats_stream_alone_has_the_live_head() {
         "{err}"
     );
     assert!(!target.exists());
+    // An anchor whose event the stream holds with another hash: not this log's stream.
+    let other = dir.path().join("other-anchor.json");
+    let a = serde_json::json!({"position": p - 1, "hash": "cd".repeat(32)});
+    std::fs::write(&other, a.to_string()).unwrap();
+    let (code, _, err) = from_nats(&nats, "BACKUPS", &target, &["--anchor", s(&other)]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("this stream is not of the anchored log"),
+        "{err}"
+    );
+    assert!(!target.exists());
     // A stream that is not there is named.
-    let (code, _, err) = from_nats(&nats, "NOSUCH", &target);
+    let (code, _, err) = from_nats(&nats, "NOSUCH", &target, &[]);
     assert_eq!(code, 2);
     assert!(err.contains("no JetStream stream NOSUCH"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_log_is_copied_with_its_admin_token_and_refuses_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let anchor = dir.path().join("anchor.json");
+    let server = spawn_ready_with_env(
+        &[
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--no-reactor",
+            "--no-read-models",
+            "--data-dir",
+            s(&data),
+            "--anchor-file",
+            s(&anchor),
+        ],
+        &[("JOURNEY_INSECURE", "false")],
+    );
+    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let mut c = journey_tests::client::connect(&server.grpc, Some(admin.trim()))
+        .await
+        .unwrap();
+    append_batch(
+        &mut c,
+        vec![observation("S-1", 1.0), observation("S-2", 2.0)],
+    )
+    .await;
+
+    // A wrong token is refused by the server, and no unfinished backup is left behind.
+    let refused_to = dir.path().join("refused");
+    let (code, _, err) = journey(&[
+        "backup",
+        "--to",
+        s(&refused_to),
+        "--server",
+        &server.grpc,
+        "--token",
+        "not-a-token",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("head refused (Unauthenticated)"), "{err}");
+    assert!(!refused_to.exists());
+
+    // The local admin token, read from the data folder as every verb does.
+    let to = dir.path().join("copy");
+    let out = Command::new(journey_bin())
+        .args(["backup", "--to", s(&to), "--server", &server.grpc])
+        .env("JOURNEY_DATA_DIR", &data)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(manifest(&to)["head_position"], 2);
 }

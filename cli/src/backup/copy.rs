@@ -5,7 +5,7 @@
 //! The events file is fsync'd before the manifest, which is written last and atomically: a folder
 //! without a manifest is an unfinished backup that `journey restore` refuses.
 use super::{
-    format::{EventsWriter, Manifest},
+    format::{EventsWriter, Manifest, EVENTS, MANIFEST},
     progress::Progress,
 };
 use anyhow::{bail, Context};
@@ -29,7 +29,23 @@ pub async fn backup(remote: &Remote, dir: &Path, since: Option<&Path>) -> anyhow
             hash: journey_event_log::ZERO_HASH,
         },
     };
+    let existed = dir.exists();
     new_private_dir(dir)?;
+    let copied = copy_into(remote, dir, prev).await;
+    if copied.is_err() {
+        // An unfinished backup is not left behind (restore would refuse it anyway).
+        for file in [EVENTS, &format!("{MANIFEST}.tmp")] {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    copied
+}
+
+/// The copy itself, into the new folder `dir`, after `prev`.
+async fn copy_into(remote: &Remote, dir: &Path, prev: Head) -> anyhow::Result<()> {
     let mut client = remote.client().await?;
     let head = client
         .head(HeadRequest {})

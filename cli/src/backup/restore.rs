@@ -31,7 +31,7 @@ pub fn from_backups(
     anchor: Option<&Path>,
 ) -> anyhow::Result<()> {
     ensure_new(data_dir)?;
-    let anchor = anchor.map(read_anchor).transpose()?;
+    let anchor = Anchor::read(anchor)?;
     let manifests = dirs
         .iter()
         .map(|d| Manifest::read(d))
@@ -58,9 +58,8 @@ pub fn from_backups(
 }
 
 /// Checks every folder against its manifest and the chain across them; the head they end at.
-fn verify(dirs: &[PathBuf], manifests: &[Manifest], anchor: Option<Head>) -> anyhow::Result<Head> {
+fn verify(dirs: &[PathBuf], manifests: &[Manifest], mut anchor: Anchor) -> anyhow::Result<Head> {
     let mut chain = ChainCheck::default();
-    let mut anchored = false;
     for (dir, manifest) in dirs.iter().zip(manifests) {
         let at = chain.head();
         if manifest.prev != at {
@@ -89,16 +88,7 @@ fn verify(dirs: &[PathBuf], manifests: &[Manifest], anchor: Option<Head>) -> any
                     dir.display()
                 )
             })?;
-            if anchor.is_some_and(|a| a.position == stored.position) {
-                let a = anchor.expect("some");
-                if a.hash != stored.hash {
-                    bail!(
-                        "the anchor's event at position {} has another hash than the backup's: this backup is not of the anchored log; nothing was written",
-                        a.position
-                    );
-                }
-                anchored = true;
-            }
+            anchor.see(&stored, "backup")?;
             count += 1;
         }
         let end = chain.head();
@@ -115,26 +105,22 @@ fn verify(dirs: &[PathBuf], manifests: &[Manifest], anchor: Option<Head>) -> any
         }
     }
     let head = chain.head();
-    if let Some(a) = anchor {
-        if !anchored && a.position > head.position {
-            bail!(
-                "the anchor says the log reached position {}, this backup ends at position {}: events {} to {} would be lost; restore a newer backup, or from NATS; nothing was written",
-                a.position,
-                head.position,
-                head.position + 1,
-                a.position
-            );
-        }
-    }
+    anchor.end(head, "backup")?;
     Ok(head)
 }
 
 /// Rebuilds `data_dir` from the JetStream stream `stream` alone.
-pub async fn from_nats(url: &str, stream: &str, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn from_nats(
+    url: &str,
+    stream: &str,
+    data_dir: &Path,
+    anchor: Option<&Path>,
+) -> anyhow::Result<()> {
     use async_nats::jetstream::{
         self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy,
     };
     ensure_new(data_dir)?;
+    let mut anchor = Anchor::read(anchor)?;
     let shown = journey_log_access::broker::redact(url);
     let client = journey_log_access::broker::connect(url).await?;
     let js = jetstream::new(client);
@@ -209,6 +195,7 @@ pub async fn from_nats(url: &str, stream: &str, data_dir: &Path) -> anyhow::Resu
                             )
                         })?;
                         hashes.push(hash);
+                        anchor.see(&stored, "stream")?;
                     }
                 }
                 progress.tick(seq);
@@ -217,6 +204,7 @@ pub async fn from_nats(url: &str, stream: &str, data_dir: &Path) -> anyhow::Resu
                 }
             }
             progress.done();
+            anchor.end(restore.head(), "stream")?;
             if duplicates + foreign > 0 {
                 eprintln!(
                     "note: {duplicates} duplicate messages and {foreign} messages that are not events were skipped"
@@ -229,7 +217,51 @@ pub async fn from_nats(url: &str, stream: &str, data_dir: &Path) -> anyhow::Resu
     Ok(())
 }
 
-/// An anchor file (`<data-dir>.anchor.json`): its position and hash.
+/// The anchor of the lost log (`<data-dir>.anchor.json`), when given: the restored chain must hold
+/// its event, with its hash.
+struct Anchor {
+    head: Option<Head>,
+    seen: bool,
+}
+
+impl Anchor {
+    fn read(path: Option<&Path>) -> anyhow::Result<Anchor> {
+        let head = path.map(read_anchor).transpose()?;
+        Ok(Anchor { head, seen: false })
+    }
+
+    /// Checks an event of the chain being restored (of the `source`: backup, stream).
+    fn see(&mut self, stored: &StoredEvent, source: &str) -> anyhow::Result<()> {
+        match self.head {
+            Some(a) if a.position == stored.position => {
+                if a.hash != stored.hash {
+                    bail!(
+                        "the anchor's event at position {} has another hash than the {source}'s: this {source} is not of the anchored log; nothing was written",
+                        a.position
+                    );
+                }
+                self.seen = true;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the end of the chain: refused when it ends before the anchor.
+    fn end(&self, head: Head, source: &str) -> anyhow::Result<()> {
+        match self.head {
+            Some(a) if !self.seen && a.position > head.position => bail!(
+                "the anchor says the log reached position {}, this {source} ends at position {}: events {} to {} would be lost; restore a newer backup, or from NATS; nothing was written",
+                a.position,
+                head.position,
+                head.position + 1,
+                a.position
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn read_anchor(path: &Path) -> anyhow::Result<Head> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the anchor {}", path.display()))?;
