@@ -3,11 +3,7 @@
 //! as a rebuild does; an incremental backup continues a full one; a damaged backup, a backup older
 //! than the anchor, or a used folder is refused with what is wrong, and nothing is written; a log
 //! rebuilt from the NATS stream alone has the live log's head, and a stream with a hole is refused.
-use journey_proto::{
-    hex::hex,
-    prost::Message,
-    v1::{HeadRequest, ReadAllRequest},
-};
+use journey_proto::{hex::hex, prost::Message, v1::HeadRequest};
 use journey_tests::*;
 use std::{
     path::{Path, PathBuf},
@@ -53,23 +49,11 @@ async fn head(grpc: &str) -> (u64, Vec<u8>) {
     (h.position, h.hash)
 }
 
+/// The events of the log at `grpc` up to position `to`.
 async fn read_all(grpc: &str, to: u64) -> Vec<journey_proto::v1::Event> {
-    use futures::StreamExt;
-    let mut c = journey_tests::client::connect(grpc, None).await.unwrap();
-    let mut stream = c
-        .read_all(ReadAllRequest {
-            from_position: 1,
-            to_position: to,
-            batch_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(b) = stream.next().await {
-        out.extend(b.unwrap().events);
-    }
-    out
+    let mut events = read_log(grpc, None).await;
+    events.truncate(to as usize);
+    events
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {
@@ -518,8 +502,8 @@ async fn a_secure_log_is_copied_with_its_admin_token_and_refuses_a_wrong_one() {
         ],
         &[("JOURNEY_INSECURE", "false")],
     );
-    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
-    let mut c = journey_tests::client::connect(&server.grpc, Some(admin.trim()))
+    let admin = admin_token(&data);
+    let mut c = journey_tests::client::connect(&server.grpc, Some(&admin))
         .await
         .unwrap();
     append_batch(
