@@ -2,6 +2,9 @@
 use crate::{resource::FR_CORE, Kind};
 use serde_json::{json, Value};
 
+/// The Bulk Data Access IG's operation definitions (`export`, `patient-export`, `group-export`).
+const BULK_DATA: &str = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/";
+
 /// The profile each type claims (FR Core where one exists).
 fn profile(k: Kind) -> Option<&'static str> {
     match k {
@@ -47,6 +50,9 @@ pub fn statement(version: &str, date: &str, also: &[&str]) -> Value {
                     "operation": [{
                         "name": "everything",
                         "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                    }, {
+                        "name": "export",
+                        "definition": format!("{BULK_DATA}patient-export"),
                     }],
                 }),
                 _ => searched(k.name()),
@@ -58,6 +64,11 @@ pub fn statement(version: &str, date: &str, also: &[&str]) -> Value {
         })
         .collect();
     resources.extend(also.iter().map(|t| searched(t)));
+    resources.push(json!({
+        "type": "Group",
+        "documentation": "a territory (its id, e.g. CPTS-NORD): the patients with a stay there; read through its export only",
+        "operation": [{ "name": "export", "definition": format!("{BULK_DATA}group-export") }],
+    }));
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -66,13 +77,14 @@ pub fn statement(version: &str, date: &str, also: &[&str]) -> Value {
         "software": { "name": "journey", "version": version },
         "implementation": { "description": "patient journey backbone: FHIR R4 read API over the event log" },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/fhir+ndjson"],
         "rest": [{
             "mode": "server",
             "security": {
                 "description": "Authorization: Bearer <token> (an API key or a JWT, as for gRPC); coordinators read the patients of their territory who did not revoke their organisation, auditors and admins every patient; every read is recorded in the access log",
             },
             "resource": resources,
+            "operation": [{ "name": "export", "definition": format!("{BULK_DATA}export") }],
         }],
     })
 }

@@ -15,6 +15,8 @@ pub enum Issue {
     Forbidden,
     /// 404: nothing the caller may see.
     NotFound,
+    /// 429: too many exports at once.
+    Throttled,
     /// 503: the log or the database cannot be read now.
     Transient,
     /// 500.
@@ -29,6 +31,7 @@ impl Issue {
             Issue::Login => "login",
             Issue::Forbidden => "forbidden",
             Issue::NotFound => "not-found",
+            Issue::Throttled => "throttled",
             Issue::Transient => "transient",
             Issue::Exception => "exception",
         }

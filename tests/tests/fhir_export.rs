@@ -235,6 +235,19 @@ async fn a_simulated_population_exports_whole_and_valid() {
     let (patients, head) = patients_in_log(&server, admin).await;
     wait_projected_as(&server.grpc, head, Some(admin)).await;
 
+    // The CapabilityStatement names the three exports.
+    let raw = get_raw(&server, "/fhir/metadata", admin, "").await;
+    let metadata: Value = serde_json::from_str(http_body(&raw)).unwrap();
+    assert_eq!(metadata["rest"][0]["operation"][0]["name"], "export");
+    let group = metadata["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Group")
+        .unwrap();
+    assert_eq!(group["operation"][0]["name"], "export");
+    validate_all(&[&metadata]);
+
     let status = kick_off(&server, "/fhir/$export", admin).await;
     let (manifest, progress) = finished(&server, &status, admin).await;
     assert_eq!(manifest["requiresAccessToken"], true);

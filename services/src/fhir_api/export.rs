@@ -355,13 +355,6 @@ impl FhirApi {
         };
         let (exports, ask) = match decided {
             Ok(x) => x,
-            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
-                let mut r = refusal(&s);
-                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
-                return r;
-            }
             Err(s) => return refusal(&s),
         };
         exports.sweep(false);

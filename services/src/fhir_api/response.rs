@@ -98,6 +98,7 @@ pub(super) fn refusal(s: &Status) -> Response {
         Code::NotFound => (StatusCode::NOT_FOUND, Issue::NotFound),
         Code::InvalidArgument => (StatusCode::BAD_REQUEST, Issue::NotSupported),
         Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Issue::Transient),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, Issue::Throttled),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, Issue::Exception),
     };
     let mut response = fhir_json(status, &outcome(issue, s.message()));
@@ -107,11 +108,16 @@ pub(super) fn refusal(s: &Status) -> Response {
             header::HeaderValue::from_static("Bearer"),
         );
     }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+    }
     response
 }
 
 /// What the server answers, for a request it does not.
-const ANSWERS: &str = "this server answers GET /fhir/metadata, GET /fhir/Patient/{id}, GET /fhir/Patient/{id}/$everything and GET /fhir/{Type}?patient={id}";
+const ANSWERS: &str = "this server answers GET /fhir/metadata, GET /fhir/Patient/{id}, GET /fhir/Patient/{id}/$everything, GET /fhir/{Type}?patient={id}, and the Bulk Data GET /fhir/$export, /fhir/Patient/$export, /fhir/Group/{territory}/$export";
 
 /// A method other than GET on a FHIR address: 405.
 pub(super) async fn method_refused() -> Response {

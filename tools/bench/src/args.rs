@@ -44,6 +44,9 @@ pub enum BenchWhat {
     /// Opening a log after an orderly stop (from its checkpoint) against opening it by reading
     /// every event back, on the same log in the same run.
     Restart(BenchRestartArgs),
+    /// FHIR: the Bulk Data export rate beside a scan of the log, `$everything` of a patient with
+    /// many events beside the audit timeline of the same patient.
+    Fhir(crate::fhir::BenchFhirArgs),
 }
 
 #[derive(Debug, Args, Clone)]

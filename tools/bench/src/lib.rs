@@ -9,6 +9,7 @@
 //! - `e2e`: sustained appends with every read model live, embedded vs separate services on NATS
 //!   and PostgreSQL (issue 6).
 //! - `restart`: opening a log from its checkpoint against reading every event back (issue 19).
+//! - `fhir`: Bulk Data export against a scan of the log, `$everything` against the timeline (issue 17).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder ([`common::start_server`]).
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod common;
 pub mod coordination;
 pub mod e2e;
+pub mod fhir;
 pub mod load;
 pub mod query;
 pub mod rebuild;
@@ -41,5 +43,6 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Audit(args) => audit::run(args).await,
         BenchWhat::E2e(args) => e2e::run(args).await,
         BenchWhat::Restart(args) => restart::run(args).await,
+        BenchWhat::Fhir(args) => fhir::run(args).await,
     }
 }

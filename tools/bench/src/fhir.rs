@@ -1,0 +1,243 @@
+//! `journey bench fhir` (issue 17): on a log of simulated journeys plus one patient with many
+//! events, against `journey up --insecure`, in the same run:
+//!
+//! - the Bulk Data export of every patient (`GET /fhir/$export`, kick-off to manifest), in
+//!   resources/s and in log events/s, beside scanning and decoding the same log in process;
+//! - `GET /fhir/Patient/{id}/$everything` of that patient, p50/p99, beside Audit.Timeline of the
+//!   same patient over gRPC (the whole stream drained).
+use super::{
+    common::{
+        fill_log, latency_row, machine, open_log, print_table, rate, rate_row, sample_event,
+        start_server, status, step, time_calls, Until, Window,
+    },
+    coordination::wait_caught_up,
+    rebuild::{scan, scan_row},
+};
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use journey_event_log::AppendRequest;
+use journey_log_access::MAX_MESSAGE;
+use journey_proto::v1::{audit_client::AuditClient, TimelineRequest};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HEAVY_PATIENT: &str = "bench-fhir-heavy-patient";
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchFhirArgs {
+    /// Simulated events in the log (whole journeys: a few more), besides the one patient's.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Events of the one patient whose `$everything` and timeline are timed.
+    #[arg(long, default_value_t = 1_000)]
+    pub patient_events: u64,
+    /// Timed calls of each (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 100)]
+    pub calls: u64,
+    /// Stop timing a call after this many seconds (at least 10 calls).
+    #[arg(long, default_value_t = 60)]
+    pub budget_secs: u64,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: status, header block, body.
+async fn exchange(addr: &str, path: &str, headers: &str) -> anyhow::Result<(u16, String, Vec<u8>)> {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot reach {addr}"))?;
+    s.set_nodelay(true)?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    s.read_to_end(&mut buf).await?;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header in the answer")?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status")?;
+    Ok((code, head, buf[end + 4..].to_vec()))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The whole export: kick-off, status polled every 20 ms, manifest. (resources, time).
+async fn export(addr: &str) -> anyhow::Result<(u64, Duration)> {
+    let started = Instant::now();
+    let (code, head, body) = exchange(addr, "/fhir/$export", "Prefer: respond-async\r\n").await?;
+    anyhow::ensure!(
+        code == 202,
+        "kick-off: {code} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let location = header(&head, "content-location").context("no Content-Location")?;
+    let rest = location.split_once("://").map_or(location, |(_, r)| r);
+    let path = &rest[rest.find('/').context("a status address without path")?..];
+    loop {
+        let (code, _, body) = exchange(addr, path, "").await?;
+        match code {
+            202 => tokio::time::sleep(Duration::from_millis(20)).await,
+            200 => {
+                let took = started.elapsed();
+                let manifest: serde_json::Value = serde_json::from_slice(&body)?;
+                let n = manifest["output"]
+                    .as_array()
+                    .context("a manifest without output")?
+                    .iter()
+                    .filter_map(|o| o["count"].as_u64())
+                    .sum();
+                return Ok((n, took));
+            }
+            c => anyhow::bail!("export status {c}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+}
+
+pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.events > 0 && args.patient_events > 0 && args.calls > 0,
+        "--events, --patient-events and --calls must be at least 1"
+    );
+    let dir = tempfile::tempdir()?;
+    step(&format!(
+        "filling a fresh log: ≥ {} simulated events (365 days, seed {}) and {} events of one patient",
+        args.events, args.seed, args.patient_events
+    ));
+    let log = open_log(dir.path()).await?;
+    fill_log(
+        &log,
+        Window::last_days(args.seed, 365),
+        0,
+        Until::Events(args.events),
+    )
+    .await?;
+    let mut heavy = (0..args.patient_events).map(|i| sample_event(HEAVY_PATIENT, i));
+    loop {
+        let events: Vec<_> = heavy.by_ref().take(100).collect();
+        if events.is_empty() {
+            break;
+        }
+        log.append(AppendRequest {
+            events,
+            expected_versions: Default::default(),
+            writer: None,
+        })
+        .await
+        .context("appending the heavy patient's events")?;
+    }
+    let head = log.head().position;
+
+    step("baseline: scan and decode the whole log in process (best of 2)");
+    let scan_rate = scan(&log, head).await?.max(scan(&log, head).await?);
+    log.close().await?;
+    drop(log);
+
+    step("starting the server under test (journey up --insecure)");
+    let mut server = start_server(dir.path(), &[])?;
+    let channel = server.channel().await?;
+    wait_caught_up(&channel, head).await?;
+    let http = server.http.trim_start_matches("http://").to_string();
+
+    step("Bulk Data export of every patient (best of 2)");
+    let (resources, first) = export(&http).await?;
+    let (_, second) = export(&http).await?;
+    let took = first.min(second);
+
+    let budget = Duration::from_secs(args.budget_secs);
+    step(&format!(
+        "$everything and Audit.Timeline of a patient with {} events, up to {} calls each",
+        args.patient_events, args.calls
+    ));
+    let path = format!("/fhir/Patient/{HEAVY_PATIENT}/$everything");
+    let everything = time_calls(args.calls, budget, || async {
+        let (code, _, body) = exchange(&http, &path, "").await?;
+        anyhow::ensure!(code == 200, "$everything: {code}");
+        anyhow::ensure!(!body.is_empty());
+        Ok(())
+    })
+    .await?;
+    let audit = AuditClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
+    let timeline = time_calls(args.calls, budget, || {
+        let mut c = audit.clone();
+        async move {
+            let mut stream = c
+                .timeline(TimelineRequest {
+                    patient_id: HEAVY_PATIENT.into(),
+                    from_version: 0,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            while let Some(entry) = stream.next().await {
+                entry.map_err(status)?;
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    drop(channel);
+    server.stop();
+
+    println!();
+    println!("machine: {}", machine());
+    println!(
+        "log: {head} events: simulated journeys over 365 days and {} events of one patient; SQLite read models and access log; one caller",
+        args.patient_events
+    );
+    println!();
+    print_table(
+        ["measure", "rate (/s)", "× scan", "note"],
+        &[
+            scan_row("scan and decode the log in process (events)", scan_rate),
+            rate_row(
+                "Bulk Data export (resources)",
+                rate(resources, took),
+                scan_rate,
+                format!(
+                    "{resources} resources in {:.2} s, kick-off to manifest, status polled every 20 ms",
+                    took.as_secs_f64()
+                ),
+            ),
+            rate_row(
+                "Bulk Data export (log events)",
+                rate(head, took),
+                scan_rate,
+                "the same export, counted in the log's events",
+            ),
+        ],
+    );
+    println!();
+    print_table(
+        ["call", "p50 / p99", "× timeline", "note"],
+        &[
+            latency_row(
+                "Audit.Timeline (gRPC, stream drained)",
+                &timeline,
+                &timeline,
+                2,
+                "the baseline",
+            ),
+            latency_row(
+                "FHIR $everything (HTTP, whole Bundle)",
+                &everything,
+                &timeline,
+                2,
+                format!("{} events of one patient", args.patient_events),
+            ),
+        ],
+    );
+    Ok(())
+}
