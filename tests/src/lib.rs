@@ -868,3 +868,29 @@ pub fn by_patient(events: Vec<Event>) -> std::collections::BTreeMap<String, Vec<
     }
     by_patient
 }
+
+/// The access records `request` selects on the server at `grpc`, read as `token` (an auditor's or
+/// admin's; `None` on an `--insecure` server), newest first.
+pub async fn access_records(
+    grpc: &str,
+    token: Option<&str>,
+    request: v1::AccessesRequest,
+) -> Vec<v1::AccessRecord> {
+    v1::audit_client::AuditClient::with_interceptor(
+        client::channel(grpc).await.unwrap(),
+        client::token(token).unwrap(),
+    )
+    .accesses(request)
+    .await
+    .unwrap()
+    .into_inner()
+    .records
+}
+
+/// `Audit.Accesses`: the records of `patient`'s reads.
+pub fn of_patient(patient: &str) -> v1::AccessesRequest {
+    v1::AccessesRequest {
+        patient_id: patient.into(),
+        ..Default::default()
+    }
+}

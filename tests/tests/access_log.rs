@@ -55,23 +55,6 @@ async fn read_as_of(grpc: &str, patient: &str) {
         .unwrap();
 }
 
-async fn accesses_as(grpc: &str, key: Option<&str>, req: AccessesRequest) -> Vec<AccessRecord> {
-    audit_as(grpc, key)
-        .await
-        .accesses(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .records
-}
-
-fn of_patient(patient: &str) -> AccessesRequest {
-    AccessesRequest {
-        patient_id: patient.into(),
-        ..Default::default()
-    }
-}
-
 /// Appends `events` with `key` (None: insecure server) and waits until every read model has them.
 async fn append_projected(grpc: &str, key: Option<&str>, events: Vec<v1::Event>) {
     let mut log = journey_tests::client::connect(grpc, key).await.unwrap();
@@ -153,7 +136,7 @@ async fn an_unauthenticated_flood_leaves_the_database_small_and_genuine_accesses
     assert!(sent > 400, "only {sent} calls sent");
 
     // Every refused call is counted, in a handful of records (per source, call, reason, minute).
-    let refused = accesses_as(
+    let refused = access_records(
         &server.grpc,
         Some(AUDITOR),
         AccessesRequest {
@@ -180,7 +163,7 @@ async fn an_unauthenticated_flood_leaves_the_database_small_and_genuine_accesses
     );
 
     // The genuine access is the first record of the patient still.
-    let of_patient = accesses_as(&server.grpc, Some(AUDITOR), of_patient("FLOOD-1")).await;
+    let of_patient = access_records(&server.grpc, Some(AUDITOR), of_patient("FLOOD-1")).await;
     let genuine: Vec<_> = of_patient.iter().filter(|r| r.outcome == "ok").collect();
     assert_eq!(genuine.len(), 1, "{of_patient:?}");
     assert_eq!(
@@ -204,7 +187,7 @@ async fn an_unauthenticated_flood_leaves_the_database_small_and_genuine_accesses
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
     }
-    let denied = accesses_as(
+    let denied = access_records(
         &server.grpc,
         Some(AUDITOR),
         AccessesRequest {
@@ -265,7 +248,7 @@ async fn list_reads_are_found_under_every_patient_they_returned_and_pages_hold_e
     let calls = |records: &[AccessRecord]| -> Vec<String> {
         records.iter().rev().map(|r| r.call.clone()).collect()
     };
-    let seen = accesses_as(&server.grpc, None, of_patient("LIST-2")).await;
+    let seen = access_records(&server.grpc, None, of_patient("LIST-2")).await;
     assert_eq!(
         calls(&seen),
         [
@@ -309,10 +292,10 @@ async fn list_reads_are_found_under_every_patient_they_returned_and_pages_hold_e
     assert_eq!(every.lines().count(), 7, "{every}");
 
     // Nobody else's reads: a patient no list showed has none.
-    assert!(accesses_as(&server.grpc, None, of_patient("NOBODY"))
+    assert!(access_records(&server.grpc, None, of_patient("NOBODY"))
         .await
         .is_empty());
-    let all = accesses_as(&server.grpc, None, AccessesRequest::default()).await;
+    let all = access_records(&server.grpc, None, AccessesRequest::default()).await;
 
     // Pages of 2 hold every record once, newest first; filters by time and subject.
     let mut paged = Vec::new();
@@ -339,7 +322,7 @@ async fn list_reads_are_found_under_every_patient_they_returned_and_pages_hold_e
     // `to` is exclusive: every record before the newest of `all`.
     let expected: Vec<u64> = all.iter().skip(1).map(|r| r.seq).collect();
     assert_eq!(paged.iter().map(|r| r.seq).collect::<Vec<_>>(), expected);
-    let from_newest = accesses_as(
+    let from_newest = access_records(
         &server.grpc,
         None,
         AccessesRequest {
@@ -383,7 +366,7 @@ async fn audit_reads_are_recorded_without_read_models() {
     while timeline.message().await.unwrap().is_some() {}
     read_as_of(&server.grpc, "NORM-1").await;
     assert!(data.join("access-log.sqlite").exists());
-    let seen = accesses_as(&server.grpc, None, of_patient("NORM-1")).await;
+    let seen = access_records(&server.grpc, None, of_patient("NORM-1")).await;
     let calls: Vec<&str> = seen.iter().rev().map(|r| r.call.as_str()).collect();
     assert_eq!(calls, ["Audit/Timeline", "Audit/AsOf"]);
     let v = audit
@@ -459,7 +442,7 @@ async fn quality_sees_no_row_of_a_patient_who_revoked_its_organisation() {
     assert_eq!(patients(all), ["QUAL-1", "QUAL-2"]);
 
     // The refusal is in the access log, and the list is not under QUAL-1.
-    let seen = accesses_as(&server.grpc, Some(AUDITOR), of_patient("QUAL-1")).await;
+    let seen = access_records(&server.grpc, Some(AUDITOR), of_patient("QUAL-1")).await;
     let by_analyst: Vec<(&str, &str)> = seen
         .iter()
         .filter(|r| r.subject == "analyst")
@@ -493,7 +476,7 @@ async fn serve_event_log_records_its_audit_reads() {
     append_batch(&mut log, stay("EL-1", 2)).await;
     read_as_of(&server.grpc, "EL-1").await;
     assert!(data.join("access-log.sqlite").exists());
-    let seen = accesses_as(&server.grpc, None, of_patient("EL-1")).await;
+    let seen = access_records(&server.grpc, None, of_patient("EL-1")).await;
     assert_eq!(
         seen.iter().map(|r| r.call.as_str()).collect::<Vec<_>>(),
         ["Audit/AsOf"]
@@ -643,7 +626,7 @@ async fn the_chain_names_a_forged_altered_or_removed_record_on_sqlite() {
     let mut log = server.client().await;
     append_batch(&mut log, stay("CHAIN-1", 2)).await;
     for _ in 0..3 {
-        accesses_as(&server.grpc, None, of_patient("CHAIN-1")).await;
+        access_records(&server.grpc, None, of_patient("CHAIN-1")).await;
     }
     // The head is anchored beside the log's anchor, outside the database.
     let anchor = data.join("anchor.access-log.json");
@@ -701,7 +684,7 @@ async fn the_chain_names_a_forged_altered_or_removed_record_on_postgres() {
     let mut log = server.client().await;
     append_batch(&mut log, stay("CHAIN-1", 2)).await;
     for _ in 0..3 {
-        accesses_as(&server.grpc, None, of_patient("CHAIN-1")).await;
+        access_records(&server.grpc, None, of_patient("CHAIN-1")).await;
     }
     tamper_and_verify(&server.grpc, &pg.url, true).await;
 }

@@ -1077,17 +1077,8 @@ async fn serve_audit_reads_a_remote_log_and_anchors_its_head() {
 
 /// The calls recorded in the access log for `patient`, oldest first.
 async fn accesses(grpc: &str, patient: &str) -> Vec<String> {
-    let mut r: Vec<String> = audit(grpc)
+    let mut r: Vec<String> = access_records(grpc, None, of_patient(patient))
         .await
-        .accesses(v1::AccessesRequest {
-            patient_id: patient.into(),
-            limit: 0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records
         .into_iter()
         .map(|r| r.call)
         .collect();

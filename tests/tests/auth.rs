@@ -410,18 +410,8 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     );
 
     // Every read of C1 was recorded, the refused ones too; auditors can ask who looked.
-    let (c, t) = ch(&server, Some("key-0123456789-auditor")).await;
-    let mut audit = v1::audit_client::AuditClient::with_interceptor(c, t);
-    let records = audit
-        .accesses(v1::AccessesRequest {
-            patient_id: "C1".into(),
-            limit: 0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    const AUDITOR: Option<&str> = Some("key-0123456789-auditor");
+    let records = access_records(&server.grpc, AUDITOR, of_patient("C1")).await;
     let seen: Vec<(String, String, String)> = records
         .iter()
         .rev()
@@ -475,20 +465,13 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         .await,
         Code::PermissionDenied
     );
-    let refused: Vec<(String, String, String)> = audit
-        .accesses(v1::AccessesRequest {
-            patient_id: String::new(),
-            limit: 0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records
-        .iter()
-        .filter(|r| r.call == "Coordination/Worklist" && r.outcome != "ok")
-        .map(|r| (r.subject.clone(), r.role.clone(), r.outcome.clone()))
-        .collect();
+    let refused: Vec<(String, String, String)> =
+        access_records(&server.grpc, AUDITOR, v1::AccessesRequest::default())
+            .await
+            .iter()
+            .filter(|r| r.call == "Coordination/Worklist" && r.outcome != "ok")
+            .map(|r| (r.subject.clone(), r.role.clone(), r.outcome.clone()))
+            .collect();
     assert_eq!(
         refused,
         [
@@ -511,16 +494,15 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    let last = audit
-        .accesses(v1::AccessesRequest {
-            patient_id: "C1".into(),
+    let last = access_records(
+        &server.grpc,
+        AUDITOR,
+        v1::AccessesRequest {
             limit: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+            ..of_patient("C1")
+        },
+    )
+    .await;
     assert_eq!(
         last.iter()
             .map(|r| (

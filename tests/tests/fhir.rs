@@ -5,11 +5,7 @@
 //! access rules: a coordinator of another territory and an organisation the patient refused get
 //! the 404 of an unknown patient, the refusal recorded in the access log; no token 401, a partner
 //! 403, an unsupported search parameter 400, each an OperationOutcome.
-use journey_proto::v1::{
-    self, audit_client::AuditClient, event::Payload, AccessRecord, AccessesRequest, Code,
-    Professional,
-};
-use journey_tests::client::{channel, token};
+use journey_proto::v1::{self, event::Payload, AccessRecord, Code, Professional};
 use journey_tests::*;
 use serde_json::Value;
 use std::{
@@ -583,19 +579,7 @@ fn check_value_sets(bundle: &Value) {
 }
 
 async fn accesses(server: &Server, patient: &str) -> Vec<AccessRecord> {
-    let mut audit = AuditClient::with_interceptor(
-        channel(&server.grpc).await.unwrap(),
-        token(Some(AUDITOR)).unwrap(),
-    );
-    let mut records = audit
-        .accesses(AccessesRequest {
-            patient_id: patient.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let mut records = access_records(&server.grpc, Some(AUDITOR), of_patient(patient)).await;
     records.reverse();
     records
 }
