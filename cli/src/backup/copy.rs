@@ -94,7 +94,11 @@ async fn copy_into(remote: &Remote, dir: &Path, prev: Head) -> anyhow::Result<()
                     bytes: event.encode_to_vec(),
                 };
                 chain.accept(&stored).map_err(|why| {
-                    anyhow::anyhow!("the log sent an event that does not continue its chain: {why}")
+                    anyhow::anyhow!(
+                        "the log sent an event that does not continue its chain: {why} (a journey \
+                         older than the server drops the fields it does not know: back up with the \
+                         server's version)"
+                    )
                 })?;
                 out.write(&stored)?;
                 progress.tick(stored.position - prev.position);
