@@ -12,13 +12,17 @@
 //! whole; the patients covered are recorded in the access log; then the manifest is written
 //! last, under a temporary name renamed: a job killed half-way leaves no manifest, and its folder
 //! is removed at the next start. Jobs and their files are removed an hour after they finished.
+//!
+//! Here: the addresses, who may ask, the jobs and their folder; `export/job.rs`: a job at work.
+mod job;
+
 use super::{
     request::{export_request, ExportAsk, PROVENANCE},
-    response::{base_url, provenance, refusal},
+    response::{base_url, refusal},
     Asked, FhirApi,
 };
 use crate::{
-    access_log::{audited, Access},
+    access_log::audited,
     errors, files,
     principal::{Principal, Role},
 };
@@ -28,15 +32,11 @@ use axum::{
     http::{header, request::Parts, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use journey_fhir::{Kind, Resource};
-use journey_log_access::EventSource;
-use journey_proto::v1::{Event, FollowUpRequest};
-use serde_json::{json, Value};
+use job::{write_private, Run};
+use journey_fhir::Kind;
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::{Path as FsPath, PathBuf},
+    collections::{HashMap, HashSet},
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -470,262 +470,4 @@ impl FhirApi {
         }
         Ok((exports, ask))
     }
-}
-
-/// A file created 0600 whatever the umask, written and synced.
-fn write_private(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = create_private(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(files::FILE_MODE)
-        .open(path)
-}
-
-/// One type's NDJSON file being written.
-struct Output {
-    file: std::io::BufWriter<std::fs::File>,
-    count: u64,
-}
-
-/// A job at work.
-struct Run {
-    api: FhirApi,
-    job: Arc<Job>,
-    folder: PathBuf,
-    scope: Scope,
-    ask: ExportAsk,
-    caller: Option<Principal>,
-    call: String,
-    purpose: String,
-    peer: Option<std::net::SocketAddr>,
-    request: String,
-    files_url: String,
-}
-
-impl Run {
-    fn progress(&self, p: String) -> Result<(), Status> {
-        if self.job.cancelled.load(Ordering::SeqCst) {
-            return Err(errors::fhir_export_failed("cancelled"));
-        }
-        *self.job.state.lock().unwrap() = JobState::Running(p);
-        Ok(())
-    }
-
-    async fn go(&self) -> Result<(), Status> {
-        let transaction_time =
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (head, _) = self.api.log.head().await?;
-        let patients = self.patients(head).await?;
-        let mut outputs: BTreeMap<&'static str, Output> = BTreeMap::new();
-        let mut covered = Vec::new();
-        for (n, patient) in patients.iter().enumerate() {
-            if n % 16 == 0 {
-                self.progress(format!(
-                    "patients: {n} of {} ({}%)",
-                    patients.len(),
-                    50 + 50 * n / patients.len().max(1)
-                ))?;
-            }
-            let Some(events) = self.events_of(patient, head).await? else {
-                continue;
-            };
-            let resources = self.resources(patient, &events);
-            if resources.is_empty() {
-                continue;
-            }
-            covered.push(patient.clone());
-            for r in resources {
-                let out = match outputs.entry(r.kind) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        let f = create_private(&self.folder.join(format!("{}.part", r.kind)))
-                            .map_err(errors::fhir_export_failed)?;
-                        v.insert(Output {
-                            file: std::io::BufWriter::with_capacity(256 * 1024, f),
-                            count: 0,
-                        })
-                    }
-                };
-                serde_json::to_writer(&mut out.file, &r.body)
-                    .map_err(errors::fhir_export_failed)?;
-                out.file
-                    .write_all(b"\n")
-                    .map_err(errors::fhir_export_failed)?;
-                out.count += 1;
-            }
-        }
-        self.progress("writing the files".into())?;
-        let mut listed = Vec::new();
-        for (kind, out) in outputs {
-            let file = out
-                .file
-                .into_inner()
-                .map_err(|e| errors::fhir_export_failed(e.error()))?;
-            file.sync_all().map_err(errors::fhir_export_failed)?;
-            std::fs::rename(
-                self.folder.join(format!("{kind}.part")),
-                self.folder.join(format!("{kind}.ndjson")),
-            )
-            .map_err(errors::fhir_export_failed)?;
-            listed.push((kind, out.count));
-        }
-        // In the order of the mapping's types, Provenance last.
-        let order = |k: &str| Kind::ALL.iter().position(|x| x.name() == k).unwrap_or(99);
-        listed.sort_by_key(|(k, _)| order(k));
-        self.record(&covered, &listed).await?;
-        let manifest = json!({
-            "transactionTime": transaction_time,
-            "request": self.request,
-            "requiresAccessToken": self.api.auth.is_some(),
-            "output": listed.iter().map(|(kind, count)| json!({
-                "type": kind,
-                "url": format!("{}/{kind}.ndjson", self.files_url),
-                "count": count,
-            })).collect::<Vec<Value>>(),
-            "error": [],
-        });
-        self.progress("writing the manifest".into())?;
-        let tmp = self.folder.join(format!("{MANIFEST}.part"));
-        write_private(&tmp, manifest.to_string().as_bytes()).map_err(errors::fhir_export_failed)?;
-        std::fs::rename(&tmp, self.folder.join(MANIFEST)).map_err(errors::fhir_export_failed)?;
-        if let Ok(dir) = std::fs::File::open(&self.folder) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    }
-
-    /// The patients with an event up to `head` (recorded at or after `_since`, when given), in
-    /// the order of their first such event: the log read in batches, only the ids kept.
-    async fn patients(&self, head: u64) -> Result<Vec<String>, Status> {
-        let mut source = self
-            .api
-            .log
-            .source()
-            .await
-            .map_err(errors::fhir_export_failed)?;
-        let mut seen = HashSet::new();
-        let mut order = Vec::new();
-        let mut from = 1;
-        while from <= head {
-            self.progress(format!(
-                "reading the log: {} of {head} events ({}%)",
-                from - 1,
-                50 * (from - 1) / head.max(1)
-            ))?;
-            let batch = source
-                .range(from, head, SCAN_BATCH)
-                .await
-                .map_err(errors::fhir_export_failed)?;
-            let Some(last) = batch.last() else { break };
-            from = last.position + 1;
-            for e in batch {
-                if self.changed(&e) && !seen.contains(&e.patient_id) {
-                    seen.insert(e.patient_id.clone());
-                    order.push(e.patient_id);
-                }
-            }
-        }
-        Ok(order)
-    }
-
-    /// Whether `e` was recorded at or after `_since` (always, without it).
-    fn changed(&self, e: &Event) -> bool {
-        match &self.ask.since {
-            None => true,
-            Some(since) => recorded(e).as_deref() >= Some(since.as_str()),
-        }
-    }
-
-    /// The patient's events up to `head` the job may export (`None`: the patient is not of the
-    /// group, or the coordinator may not read it).
-    async fn events_of(&self, patient: &str, head: u64) -> Result<Option<Vec<Event>>, Status> {
-        let mut upto = head;
-        if let (Scope::Group(territory), Some(view)) = (&self.scope, &self.api.coordination) {
-            let req = FollowUpRequest {
-                patient_id: patient.to_string(),
-                as_of: None,
-            };
-            match view.follow_up_of(&req, self.caller.as_ref()).await {
-                Ok(f) if f.discharges.iter().any(|d| &d.territory == territory) => {
-                    // Fail closed while the view lags, as a read does.
-                    upto = upto.min(view.runner.watch().borrow().checkpoint);
-                }
-                Ok(_) => return Ok(None),
-                Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::NotFound | tonic::Code::PermissionDenied
-                    ) =>
-                {
-                    return Ok(None)
-                }
-                Err(s) => return Err(s),
-            }
-        }
-        let mut events = self.api.log.patient(patient).await?;
-        events.retain(|e| e.position <= upto);
-        Ok((!events.is_empty()).then_some(events))
-    }
-
-    /// The patient's resources the job writes: of the types asked, changed since `_since`.
-    fn resources(&self, patient: &str, events: &[Event]) -> Vec<Resource> {
-        let wanted = |k: &str| self.ask.types.as_ref().is_none_or(|t| t.contains(&k));
-        let mut all: Vec<Resource> = journey_fhir::resources(patient, events)
-            .into_iter()
-            .filter(|r| wanted(r.kind))
-            .collect();
-        if wanted(PROVENANCE) {
-            all.extend(events.iter().map(provenance));
-        }
-        if let Some(since) = &self.ask.since {
-            all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
-        }
-        all
-    }
-
-    /// The export in the access log, with the patients it covered (in records of at most the
-    /// log's list size), before any file can be read.
-    async fn record(&self, covered: &[String], listed: &[(&str, u64)]) -> Result<(), Status> {
-        let Some(log) = &self.api.access else {
-            return Err(errors::read_unrecorded(&self.call));
-        };
-        let total: u64 = listed.iter().map(|(_, n)| n).sum();
-        let chunks: Vec<&[String]> = match covered.is_empty() {
-            true => vec![&[]],
-            false => covered
-                .chunks(journey_projections::access_log::PATIENTS)
-                .collect(),
-        };
-        for chunk in chunks {
-            let access = Access {
-                caller: self.caller.as_ref(),
-                call: &self.call,
-                patients: chunk,
-                purpose: &self.purpose,
-                detail: format!(
-                    "Bulk Data export of {} patients, {total} resources: {}",
-                    covered.len(),
-                    self.request
-                ),
-                peer: self.peer,
-                ..Default::default()
-            };
-            audited(Some(log), access, Ok(())).await?;
-        }
-        Ok(())
-    }
-}
-
-/// An event's recorded time as `meta.lastUpdated` writes it.
-fn recorded(e: &Event) -> Option<String> {
-    journey_fhir::resource::meta(e, None)["lastUpdated"]
-        .as_str()
-        .map(str::to_string)
 }
