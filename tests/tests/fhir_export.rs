@@ -6,10 +6,9 @@
 //! `_type` filters, `_since` returns exactly what changed; a coordinator exports its own territory
 //! only (the refusal in the access log); a cancelled export is gone; a server killed during an
 //! export leaves no manifest, and its folder is removed at the next start.
-use futures::StreamExt;
 use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, readmission_client::ReadmissionClient,
-    AccessRecord, AccessesRequest, ReadAllRequest,
+    AccessRecord, AccessesRequest,
 };
 use journey_tests::client::{channel, token};
 use journey_tests::*;
@@ -161,26 +160,11 @@ fn simulate(server: &Server, admin: &str, patients: &str) {
     );
 }
 
-/// The log's patients.
+/// The log's patients, and its head.
 async fn patients_in_log(server: &Server, admin: &str) -> (BTreeSet<String>, u64) {
-    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
-    let mut stream = log
-        .read_all(ReadAllRequest {
-            from_position: 1,
-            to_position: 0,
-            batch_size: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (mut patients, mut head) = (BTreeSet::new(), 0);
-    while let Some(batch) = stream.next().await {
-        for e in batch.unwrap().events {
-            head = e.position;
-            patients.insert(e.patient_id);
-        }
-    }
-    (patients, head)
+    let events = read_log(&server.grpc, Some(admin)).await;
+    let head = events.last().map_or(0, |e| e.position);
+    (events.into_iter().map(|e| e.patient_id).collect(), head)
 }
 
 /// The access-log records of `patient` (oldest first), or of every patient ("").
