@@ -894,3 +894,12 @@ pub fn of_patient(patient: &str) -> v1::AccessesRequest {
         ..Default::default()
     }
 }
+
+/// Who made each call and what came of it: (subject, call, outcome) of each of `records`, to
+/// compare with a list of `[&str; 3]`.
+pub fn who_called<'a>(records: impl IntoIterator<Item = &'a v1::AccessRecord>) -> Vec<[String; 3]> {
+    records
+        .into_iter()
+        .map(|r| [r.subject.clone(), r.call.clone(), r.outcome.clone()])
+        .collect()
+}

@@ -412,25 +412,20 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
     // Every read of C1 was recorded, the refused ones too; auditors can ask who looked.
     const AUDITOR: Option<&str> = Some("key-0123456789-auditor");
     let records = access_records(&server.grpc, AUDITOR, of_patient("C1")).await;
-    let seen: Vec<(String, String, String)> = records
-        .iter()
-        .rev()
-        .map(|r| (r.subject.clone(), r.call.clone(), r.outcome.clone()))
-        .collect();
-    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    let seen = who_called(records.iter().rev());
     assert_eq!(
         seen,
         // The worklists that listed C1 too (not nurse-1's while C1 revoked its consent).
         [
-            s("nurse-1", "Coordination/Worklist", "ok"),
-            s("nurse-1", "Coordination/FollowUp", "ok"),
-            s("nurse-1", "Coordination/FollowUp", "permissiondenied"),
-            s("nurse-3", "Coordination/Worklist", "ok"),
-            s("nurse-3", "Coordination/FollowUp", "ok"),
-            s("local-admin", "Coordination/Worklist", "ok"),
-            s("local-admin", "Coordination/FollowUp", "ok"),
-            s("nurse-1", "Coordination/Worklist", "ok"),
-            s("nurse-1", "Coordination/FollowUp", "ok"),
+            ["nurse-1", "Coordination/Worklist", "ok"],
+            ["nurse-1", "Coordination/FollowUp", "ok"],
+            ["nurse-1", "Coordination/FollowUp", "permissiondenied"],
+            ["nurse-3", "Coordination/Worklist", "ok"],
+            ["nurse-3", "Coordination/FollowUp", "ok"],
+            ["local-admin", "Coordination/Worklist", "ok"],
+            ["local-admin", "Coordination/FollowUp", "ok"],
+            ["nurse-1", "Coordination/Worklist", "ok"],
+            ["nurse-1", "Coordination/FollowUp", "ok"],
         ]
     );
     assert!(records
@@ -465,18 +460,18 @@ async fn consent_revocation_hides_the_patient_from_that_organisation() {
         .await,
         Code::PermissionDenied
     );
-    let refused: Vec<(String, String, String)> =
+    let refused: Vec<[String; 3]> =
         access_records(&server.grpc, AUDITOR, v1::AccessesRequest::default())
             .await
             .iter()
             .filter(|r| r.call == "Coordination/Worklist" && r.outcome != "ok")
-            .map(|r| (r.subject.clone(), r.role.clone(), r.outcome.clone()))
+            .map(|r| [r.subject.clone(), r.role.clone(), r.outcome.clone()])
             .collect();
     assert_eq!(
         refused,
         [
-            s("analyst", "quality", "permissiondenied"),
-            s("(no identity)", "", "unauthenticated"),
+            ["analyst", "quality", "permissiondenied"],
+            ["(no identity)", "", "unauthenticated"],
         ]
     );
 

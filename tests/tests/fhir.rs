@@ -830,27 +830,22 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     assert_eq!(status, 400, "a type the API does not serve");
 
     // Every read of P1 is in the access log with who asked and what they got, the refusals too.
-    let seen: Vec<(String, String, String)> = accesses(&server, "P1")
-        .await
-        .into_iter()
-        .filter(|r| r.call.starts_with("fhir/"))
-        .map(|r| (r.subject, r.call, r.outcome))
-        .collect();
-    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    let records = accesses(&server, "P1").await;
+    let seen = who_called(records.iter().filter(|r| r.call.starts_with("fhir/")));
     assert_eq!(
         seen,
         [
-            s("nurse-1", "fhir/Patient/$everything", "ok"),
-            s("auditor-1", "fhir/Patient", "ok"),
-            s("nurse-1", "fhir/Provenance", "ok"),
-            s("nurse-1", "fhir/Observation", "ok"),
-            s("nurse-2", "fhir/Patient/$everything", "permissiondenied"),
-            s("nurse-2", "fhir/Condition", "permissiondenied"),
-            s("nurse-9", "fhir/Patient/$everything", "permissiondenied"),
-            s("nurse-9", "fhir/Condition", "permissiondenied"),
-            s("hospital-a", "fhir/Patient", "permissiondenied"),
-            s("nurse-1", "fhir/Observation", "invalidargument"),
-            s("nurse-1", "fhir/Practitioner", "invalidargument"),
+            ["nurse-1", "fhir/Patient/$everything", "ok"],
+            ["auditor-1", "fhir/Patient", "ok"],
+            ["nurse-1", "fhir/Provenance", "ok"],
+            ["nurse-1", "fhir/Observation", "ok"],
+            ["nurse-2", "fhir/Patient/$everything", "permissiondenied"],
+            ["nurse-2", "fhir/Condition", "permissiondenied"],
+            ["nurse-9", "fhir/Patient/$everything", "permissiondenied"],
+            ["nurse-9", "fhir/Condition", "permissiondenied"],
+            ["hospital-a", "fhir/Patient", "permissiondenied"],
+            ["nurse-1", "fhir/Observation", "invalidargument"],
+            ["nurse-1", "fhir/Practitioner", "invalidargument"],
         ]
     );
     let unknown_read = accesses(&server, "P404").await;
