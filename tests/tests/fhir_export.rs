@@ -326,6 +326,29 @@ async fn a_simulated_population_exports_whole_and_valid() {
         let subject = e["subject"]["reference"].as_str().unwrap();
         assert!(nord.contains(subject.trim_start_matches("Patient/")), "{e}");
     }
+    // A patient who revokes the coordinator's organisation leaves its exports.
+    let revoking = nord.iter().next().unwrap().to_string();
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let revoked = event(
+        &revoking,
+        ts(60),
+        Payload::ConsentRevoked(v1::ConsentRevoked {
+            scope: "coordination".into(),
+            organisations: vec!["cpts-1".into()],
+        }),
+    );
+    let head = append_batch(&mut log, vec![revoked]).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+    let status = kick_off(&server, "/fhir/Group/CPTS-NORD/$export", COORDINATOR).await;
+    let (after, _) = finished(&server, &status, COORDINATOR).await;
+    let after = files(&server, &after, COORDINATOR).await;
+    let ids: BTreeSet<&str> = after["Patient"]
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    let mut still = nord.clone();
+    still.remove(revoking.as_str());
+    assert_eq!(ids, still);
     // ... not another's, nor every patient: refused, and the refusals recorded.
     for path in ["/fhir/Group/CPTS-SUD/$export", "/fhir/$export"] {
         let raw = get_raw(&server, path, COORDINATOR, ASYNC).await;

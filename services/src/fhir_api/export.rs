@@ -11,7 +11,8 @@
 //! are written in `<folder>/<job>/` (0700, files 0600), each under a temporary name renamed once
 //! whole; the patients covered are recorded in the access log; then the manifest is written
 //! last, under a temporary name renamed: a job killed half-way leaves no manifest, and its folder
-//! is removed at the next start. Jobs and their files are removed an hour after they finished.
+//! is removed at the next start. Jobs and their files are removed an hour after they finished
+//! (looked for every minute).
 //!
 //! Here: the addresses, who may ask, the jobs and their folder; `export/job.rs`: a job at work.
 mod job;
@@ -92,7 +93,11 @@ impl Exports {
             jobs: Mutex::new(HashMap::new()),
         };
         exports.sweep(true);
-        Ok(Arc::new(exports))
+        let exports = Arc::new(exports);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep_every_minute(Arc::downgrade(&exports)));
+        }
+        Ok(exports)
     }
 
     /// Removes the folders of expired jobs, and (`at_start`) of jobs without a manifest.
@@ -118,7 +123,10 @@ impl Exports {
             }
         }
         let mut jobs = self.jobs.lock().unwrap();
-        jobs.retain(|id, _| self.dir.join(id).exists());
+        // A failed job's folder is gone, its reason kept for its status (until cancelled).
+        jobs.retain(|id, job| {
+            self.dir.join(id).exists() || matches!(*job.state.lock().unwrap(), JobState::Failed(_))
+        });
     }
 
     /// The job `id` of `owner`: in memory, or finished before a restart (its manifest on disk).
@@ -138,6 +146,18 @@ impl Exports {
             Ok(o) if o == owner && folder.join(MANIFEST).exists() => Ok(None),
             _ => Err(unknown()),
         }
+    }
+}
+
+/// Removes expired exports once a minute while the server runs.
+async fn sweep_every_minute(exports: std::sync::Weak<Exports>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticker.tick().await;
+        let Some(exports) = exports.upgrade() else {
+            return;
+        };
+        exports.sweep(false);
     }
 }
 
