@@ -84,10 +84,12 @@ enum Scope {
 }
 
 impl Exports {
-    /// The exports kept in `dir`: made private, cleared of the jobs a stop cut short (no
-    /// manifest) and of those expired.
+    /// The exports kept in `dir` (made at the first export): made private, cleared of the jobs
+    /// a stop cut short (no manifest) and of those expired.
     pub fn open(dir: PathBuf) -> anyhow::Result<Arc<Exports>> {
-        files::private_data_dir(&dir)?;
+        if dir.exists() {
+            files::private_data_dir(&dir)?;
+        }
         let exports = Exports {
             dir,
             jobs: Mutex::new(HashMap::new()),
@@ -380,7 +382,10 @@ impl FhirApi {
         exports.sweep(false);
         let id = uuid::Uuid::new_v4().to_string();
         let folder = exports.dir.join(&id);
-        let made = files::create_dirs(&folder)
+        // The folder is made at the first export (a server that never exports has none).
+        let made = files::private_data_dir(&exports.dir)
+            .map_err(std::io::Error::other)
+            .and_then(|()| files::create_dirs(&folder))
             .and_then(|()| write_private(&folder.join(OWNER), subject(caller.as_ref()).as_bytes()));
         if let Err(e) = made {
             return refusal(&errors::fhir_export_failed(e));
