@@ -30,7 +30,7 @@ pub enum FhirWhat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The folder to write the files and `manifest.json` into (created; files 0600).
+    /// The folder to write the files and `manifest.json` into (created 0700; files 0600).
     #[arg(long)]
     to: PathBuf,
     /// Only the resources changed from this instant on (RFC 3339 with its zone).
@@ -252,7 +252,7 @@ async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
     eprintln!("\rexporting: done{:<60}", "");
     let manifest: serde_json::Value =
         serde_json::from_slice(&manifest.body).context("the manifest is not JSON")?;
-    std::fs::create_dir_all(&args.to)
+    journey_services::files::create_dirs(&args.to)
         .with_context(|| format!("cannot create {}", args.to.display()))?;
     let outputs = manifest["output"].as_array().cloned().unwrap_or_default();
     for (n, out) in outputs.iter().enumerate() {

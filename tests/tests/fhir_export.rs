@@ -405,6 +405,8 @@ async fn a_simulated_population_exports_whole_and_valid() {
         let text = std::fs::read_to_string(to.join(format!("{kind}.ndjson"))).unwrap();
         assert_eq!(text.lines().count(), n, "{kind}");
     }
+    let mode = std::fs::metadata(&to).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the export folder is private");
     let cli_manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(to.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(cli_manifest["output"].as_array().unwrap().len(), 2);
