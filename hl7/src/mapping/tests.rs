@@ -145,8 +145,17 @@ fn refusals_name_the_field() {
         |text: &str| map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
     let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A08|M|P|2.5|||||FRA\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedEventCode, "A08 is not PAM-FR");
-    let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A06|M|P|2.5\rPID|1||X\r");
-    assert_eq!(p.code, ErrorCode::UnsupportedEventCode);
+    for (trigger, why) in NOT_YET {
+        let p = problem(&format!(
+            "MSH|^~\\&|A|B|||20260101||ADT^{trigger}|M|P|2.5\rPID|1||X\r"
+        ));
+        assert_eq!(p.code, ErrorCode::UnsupportedEventCode, "{trigger}");
+        assert!(
+            p.text.contains("not supported yet") && p.text.contains(why),
+            "{trigger}: {}",
+            p.text
+        );
+    }
     let p = problem("MSH|^~\\&|A|B|||20260101||ORU^R01|M|P|2.5\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedMessageType);
     let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A01|M|P|3.0\rPID|1||X\r");

@@ -44,9 +44,34 @@ pub enum BenchWhat {
     /// Opening a log after an orderly stop (from its checkpoint) against opening it by reading
     /// every event back, on the same log in the same run.
     Restart(BenchRestartArgs),
+    /// HL7 v2 over MLLP (AA after the fsync) over 1 and N connections against gRPC Append of the
+    /// same events by N single-event callers; ACK latency; `--parse-only`: the parse rate.
+    Hl7(BenchHl7Args),
     /// FHIR: the Bulk Data export rate beside a scan of the log, `$everything` of a patient with
     /// many events beside the audit timeline of the same patient.
     Fhir(crate::fhir::BenchFhirArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchHl7Args {
+    /// Messages over the N connections, and events of the gRPC baseline (over all rounds).
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: u64,
+    /// Messages over the one connection (over all rounds).
+    #[arg(long, default_value_t = 3_000)]
+    pub single_messages: u64,
+    /// MLLP connections, and gRPC callers of the baseline.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Rounds of (a), (b), (c), each with its share of the messages: ratios are their median.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u64,
+    /// Only the single-thread parse rate of ADT messages (no server).
+    #[arg(long)]
+    pub parse_only: bool,
+    /// Messages parsed per round with --parse-only.
+    #[arg(long, default_value_t = 200_000)]
+    pub parse_messages: u64,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -9,6 +9,7 @@
 //! - `e2e`: sustained appends with every read model live, embedded vs separate services on NATS
 //!   and PostgreSQL (issue 6).
 //! - `restart`: opening a log from its checkpoint against reading every event back (issue 19).
+//! - `hl7`: ADT messages over MLLP against gRPC Append of the same events, and parse rate (issue 15).
 //! - `fhir`: Bulk Data export against a scan of the log, `$everything` against the timeline (issue 17).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
@@ -20,6 +21,7 @@ pub mod common;
 pub mod coordination;
 pub mod e2e;
 pub mod fhir;
+pub mod hl7;
 pub mod load;
 pub mod query;
 pub mod rebuild;
@@ -43,6 +45,7 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Audit(args) => audit::run(args).await,
         BenchWhat::E2e(args) => e2e::run(args).await,
         BenchWhat::Restart(args) => restart::run(args).await,
+        BenchWhat::Hl7(args) => hl7::run(args).await,
         BenchWhat::Fhir(args) => fhir::run(args).await,
     }
 }
