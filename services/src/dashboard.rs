@@ -25,6 +25,8 @@ use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
+mod actions;
+
 #[derive(Clone)]
 pub struct Dashboard {
     pub coordination: CoordinationService,
@@ -38,6 +40,7 @@ pub fn router(d: Dashboard) -> Router {
     let pages = Router::new()
         .route("/", get(worklist))
         .route("/patients/{id}", get(patient))
+        .route("/patients/{id}/actions", axum::routing::post(actions::act))
         .route("/indicators", get(indicators))
         .with_state(d);
     let pages = match sessions {
@@ -76,6 +79,8 @@ pub struct Params {
     window: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// After an action: the position its event was appended at.
+    recorded: Option<String>,
 }
 
 /// The page's language: the query's `lang`, else the browser's.
@@ -474,6 +479,7 @@ fn alerts_cell(i: &WorklistItem) -> String {
 async fn patient(
     State(d): State<Dashboard>,
     caller: Caller,
+    csrf: Option<axum::Extension<crate::session::Csrf>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Query(p): Query<Params>,
@@ -514,9 +520,15 @@ async fn patient(
         .map(|f| f.display_name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| id.clone());
+    let recorded = p.recorded.as_deref().and_then(|r| r.parse().ok());
+    let view_at = d.coordination.runner.watch().borrow().checkpoint;
+    actions::recorded_notice(&mut b, lang, recorded.unwrap_or(0), view_at);
     let _ = write!(b, "<p class=\"muted\">{}</p>", esc(&id));
     if let Some(f) = &fu {
         follow_up_section(&mut b, lang, f);
+        if let Some(csrf) = &csrf {
+            actions::forms(&mut b, lang, &id, csrf, f);
+        }
     }
     timeline_section(&mut b, lang, &events);
     page(lang, caller, &title, &b).into_response()

@@ -437,6 +437,31 @@ pub fn patient_not_visible(patient_id: &str) -> Status {
     )
 }
 
+// ---- Actions in the dashboard (`dashboard/actions.rs`) ----
+
+/// An action on a dashboard whose log is remote: the remote log would take the node's key,
+/// not the signed-in person, as the writer.
+pub fn actions_need_local_log(log: &str) -> Status {
+    Status::failed_precondition(format!(
+        "actions are recorded only by a dashboard that holds its log (journey up); this one reads the log at {log}: act from the dashboard of the node that holds the log"
+    ))
+}
+
+/// An action whose form did not come from this session's own page (another site's form, or a
+/// form without the session's CSRF token).
+pub fn form_not_from_this_page() -> Status {
+    Status::permission_denied(
+        "the form did not come from your own patient page (another site, or a page of an earlier session): open the patient's page again and repeat the action",
+    )
+}
+
+/// An action asked without a signed-in person (a server run with --insecure).
+pub fn action_without_person() -> Status {
+    Status::permission_denied(
+        "an action is recorded under the signed-in person: run the server with authentication and sign in",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap};
 
 mod words;
 
-pub(crate) use words::{t, task_label, timeliness_label};
+pub(crate) use words::{channel_label, role_label, t, task_label, timeliness_label};
 
 /// HTML-escapes text.
 pub fn esc(s: &str) -> String {
@@ -77,7 +77,7 @@ th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#b86e00
 label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;font-size:.85rem}\
 .notice{background:#f3f6f9;border-left:4px solid #1565c0;padding:.75rem 1rem;max-width:40rem}\
 .refused{border-left-color:#b3261e}\
-.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem}";
+.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem;overflow-wrap:anywhere}";
 
 /// A whole page: `title` (already in the reader's words) heads it, `nav` and `body` are markup.
 pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {

@@ -33,6 +33,31 @@ pub struct Sessions {
     auth: Arc<Authenticator>,
     open: Mutex<store::Store>,
     failures: Mutex<throttle::Throttle>,
+    /// The key the sessions' CSRF tokens are derived with (random per process, as the sessions).
+    csrf_key: [u8; 32],
+}
+
+/// The signed-in session's CSRF token, put in each request's extensions beside the principal:
+/// every form that changes something carries it, and the action is refused when the form's
+/// token is not this one. It is derived from the session id with a key of this process, so it
+/// names the session without giving its id away in the page.
+#[derive(Clone, Debug)]
+pub struct Csrf(blake3::Hash);
+
+impl Csrf {
+    fn of(key: &[u8; 32], session_id: &str) -> Csrf {
+        Csrf(blake3::keyed_hash(key, session_id.as_bytes()))
+    }
+
+    /// The token, for a form's hidden field.
+    pub fn token(&self) -> String {
+        self.0.to_hex().to_string()
+    }
+
+    /// Whether `sent` is this session's token (`blake3::Hash` compares in constant time).
+    pub fn matches(&self, sent: &str) -> bool {
+        blake3::Hash::from_hex(sent).is_ok_and(|h| h == self.0)
+    }
 }
 
 impl Sessions {
@@ -41,6 +66,7 @@ impl Sessions {
             auth,
             open: Mutex::new(store::Store::new(store::CAPACITY)),
             failures: Mutex::new(throttle::Throttle::new(throttle::CAPACITY)),
+            csrf_key: rand::random(),
         })
     }
 
@@ -104,7 +130,7 @@ impl Cookie {
 /// Whether a form comes from this server's own pages: a browser names the page's origin
 /// (`Origin`) and, lately, whether it is another site (`Sec-Fetch-Site`); a client that says
 /// neither (curl, a script) is not a browser tricked by another site.
-fn from_this_site(parts: &Parts) -> bool {
+pub(crate) fn from_this_site(parts: &Parts) -> bool {
     let site = parts.headers.get("sec-fetch-site").map(|v| v.as_bytes());
     if matches!(site, Some(b"cross-site" | b"same-site")) {
         return false;
@@ -112,6 +138,12 @@ fn from_this_site(parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return true;
     };
+    // Under `Referrer-Policy: no-referrer` (every page of this server) a browser names the
+    // origin of its own form posts "null"; the browser's `Sec-Fetch-Site` then says whose page
+    // it was, and a page cannot set it.
+    if origin.as_bytes() == b"null" {
+        return site == Some(b"same-origin");
+    }
     let host = parts
         .headers
         .get(header::HOST)
@@ -298,6 +330,7 @@ pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next:
     match found {
         Some(p) => {
             request.extensions_mut().insert(p);
+            request.extensions_mut().insert(Csrf::of(&s.csrf_key, &id));
             next.run(request).await
         }
         None => {
@@ -360,6 +393,15 @@ mod tests {
         )));
         assert!(from_this_site(&parts(
             &[host, ("sec-fetch-site", "same-origin")],
+            false
+        )));
+        // A real browser's own form under `Referrer-Policy: no-referrer`.
+        assert!(from_this_site(&parts(
+            &[host, ("origin", "null"), ("sec-fetch-site", "same-origin")],
+            false
+        )));
+        assert!(!from_this_site(&parts(
+            &[host, ("origin", "null"), ("sec-fetch-site", "cross-site")],
             false
         )));
     }

@@ -24,9 +24,24 @@ fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
         ),
         // The reactor's key.
         Role::Service => (Some(&[EventType::AlertRaised]), "AlertRaised only"),
-        Role::Coordinator | Role::Quality | Role::Auditor => (Some(&[]), "no event"),
+        // What a coordinator does about a patient, recorded from the dashboard's patient page
+        // (which decides territory and consent first); the gRPC Append is not open to the role.
+        Role::Coordinator => (
+            Some(COORDINATOR),
+            "ContactMade, AlertAcknowledged, AlertResolved, ReferentAssigned, AppointmentCompleted and AppointmentMissed only, from the dashboard",
+        ),
+        Role::Quality | Role::Auditor => (Some(&[]), "no event"),
     }
 }
+
+const COORDINATOR: &[EventType] = &[
+    EventType::ContactMade,
+    EventType::AlertAcknowledged,
+    EventType::AlertResolved,
+    EventType::ReferentAssigned,
+    EventType::AppointmentCompleted,
+    EventType::AppointmentMissed,
+];
 
 const PARTNER: &[EventType] = &{
     let mut all = [EventType::PatientRegistered; EventType::ALL.len() - 2];
@@ -46,7 +61,8 @@ const PARTNER: &[EventType] = &{
 /// Checks that the caller's role may append every event of `request`, each under the caller's
 /// own organisation, and answers the organisation the log must hold the batch to (a partner's),
 /// or `None` for a writer the log trusts with any patient (admin, the consent registry and the
-/// reactor within their event types, or every caller under `--insecure`).
+/// reactor within their event types, a coordinator whose patient the dashboard has decided on,
+/// or every caller under `--insecure`).
 pub fn writer_of(
     request: &AppendRequest,
     caller: Option<&Principal>,
@@ -85,5 +101,32 @@ mod tests {
         assert!(!PARTNER.contains(&EventType::ConsentGiven));
         assert!(!PARTNER.contains(&EventType::ConsentRevoked));
         assert!(PARTNER.contains(&EventType::PatientDeceased));
+    }
+
+    #[test]
+    fn a_coordinator_records_what_it_did_under_its_own_organisation() {
+        use journey_proto::v1::{event::Payload, Actor, Admitted, ContactMade, Event};
+        let p = Principal {
+            subject: "nurse-1".into(),
+            role: Role::Coordinator,
+            organisation: "cpts-1".into(),
+            territory: Some("T1".into()),
+        };
+        let of = |org: &str, payload: Payload| AppendRequest {
+            events: vec![Event {
+                actor: Some(Actor {
+                    organisation: org.into(),
+                    ..Default::default()
+                }),
+                payload: Some(payload),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let contact = || Payload::ContactMade(ContactMade::default());
+        assert_eq!(writer_of(&of("cpts-1", contact()), Some(&p)).unwrap(), None);
+        assert!(writer_of(&of("cpts-2", contact()), Some(&p)).is_err());
+        let admitted = Payload::Admitted(Admitted::default());
+        assert!(writer_of(&of("cpts-1", admitted), Some(&p)).is_err());
     }
 }

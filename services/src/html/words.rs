@@ -67,6 +67,48 @@ const WORDS: &Table = &[
     ("session_ended", "Session terminée", "Session ended"),
     ("session_ended_text", "Votre session est terminée : elle est restée inactive plus de 30 minutes, a duré plus de 12 heures, ou son jeton a expiré. Reconnectez-vous pour continuer.", "Your session has ended: it was inactive for more than 30 minutes, lasted more than 12 hours, or its token expired. Sign in again to continue."),
     ("sign_in_again", "Se reconnecter", "Sign in again"),
+    ("act", "Agir", "Act"),
+    ("contact_made", "Enregistrer un contact", "Record a contact"),
+    ("channel", "Par", "By"),
+    ("note", "Note", "Note"),
+    ("record", "Enregistrer", "Record"),
+    ("acknowledge", "Prendre en compte", "Acknowledge"),
+    ("resolution", "Ce qui a été fait", "What was done"),
+    ("resolve", "Clore l'alerte", "Resolve the alert"),
+    ("appointment_completed", "Rendez-vous honoré", "Appointment kept"),
+    ("appointment_missed", "Rendez-vous manqué", "Appointment missed"),
+    ("reason", "Motif", "Reason"),
+    ("assign_referent", "Désigner un référent", "Assign a referent"),
+    ("referent_role", "Rôle", "Role"),
+    ("referent_name", "Nom", "Name"),
+    ("professional_id", "Identifiant (RPPS ou local)", "Identifier (RPPS or local)"),
+    ("assign", "Désigner", "Assign"),
+    ("action_refused", "Action non enregistrée", "Action not recorded"),
+    ("action_refused_text", "Rien n'a été enregistré :", "Nothing was recorded:"),
+    ("action_recorded", "C'est enregistré : la page le montre.", "Recorded: the page shows it."),
+    ("action_lagging", "C'est enregistré, mais le suivi n'est pas encore à jour : rechargez la page dans un instant pour le voir.", "Recorded, but the follow-up is not up to date yet: reload the page in a moment to see it."),
+];
+
+/// The contact channels of the action forms, looked up by [`channel_label`].
+#[rustfmt::skip]
+const CHANNELS: &Table = &[
+    ("phone", "téléphone", "phone"),
+    ("visit", "visite", "visit"),
+    ("teleconsultation", "téléconsultation", "teleconsultation"),
+];
+
+/// The professionals' roles, by the names the forms give them, looked up by [`role_label`].
+#[rustfmt::skip]
+const ROLES: &Table = &[
+    ("gp", "médecin traitant", "GP"),
+    ("home_nurse", "infirmier(e) à domicile", "home nurse"),
+    ("pharmacist", "pharmacien(ne)", "pharmacist"),
+    ("liaison_nurse", "infirmier(e) de liaison", "liaison nurse"),
+    ("had_coordinator", "coordinateur(trice) HAD", "HAD coordinator"),
+    ("hospital_physician", "médecin hospitalier", "hospital physician"),
+    ("specialist", "spécialiste", "specialist"),
+    ("physiotherapist", "kinésithérapeute", "physiotherapist"),
+    ("coordinator", "coordinateur(trice) de parcours", "care coordinator"),
 ];
 
 /// The worklist's tasks, by the names `journey_projections` gives them, looked up by
@@ -114,6 +156,18 @@ pub(crate) fn task_label(lang: Lang, task: &str) -> String {
     lookup(TASKS, lang, task).unwrap_or(task).to_string()
 }
 
+/// A contact channel; an unknown one is shown by its name.
+pub(crate) fn channel_label(lang: Lang, channel: &str) -> String {
+    lookup(CHANNELS, lang, channel)
+        .unwrap_or(channel)
+        .to_string()
+}
+
+/// A professional's role; an unknown one is shown by its name.
+pub(crate) fn role_label(lang: Lang, role: &str) -> String {
+    lookup(ROLES, lang, role).unwrap_or(role).to_string()
+}
+
 /// A step's timeliness; an unknown state is shown as `?`.
 pub(crate) fn timeliness_label(lang: Lang, s: &str) -> &'static str {
     lookup(TIMELINESS, lang, s).unwrap_or("?")
@@ -142,6 +196,8 @@ mod tests {
             ("WORDS", WORDS),
             ("TASKS", TASKS),
             ("TIMELINESS", TIMELINESS),
+            ("CHANNELS", CHANNELS),
+            ("ROLES", ROLES),
         ] {
             let mut keys = BTreeSet::new();
             for &(key, fr, en) in table {
@@ -182,6 +238,7 @@ mod tests {
             include_str!("../dashboard.rs"),
             include_str!("../session.rs"),
             include_str!("../html.rs"),
+            include_str!("../dashboard/actions.rs"),
         ] {
             words_used(source, &mut used);
         }

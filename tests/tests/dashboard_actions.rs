@@ -1,0 +1,774 @@
+//! Actions in the dashboard (issue 18, point 2) through HTTP against a secure `journey up`: a
+//! signed-in coordinator records a contact, acknowledges and resolves an alert, assigns a
+//! referent and records an appointment's outcome from the patient page; each is one event in the
+//! log with the coordinator as its actor, the page shows it on the redirect, and the access log
+//! keeps the action with its patient. A form without the session's CSRF token, with another's,
+//! or from another site is refused; a patient of another territory is refused (answered as an
+//! unknown patient) and the refusal is in `Audit.Accesses`. Then in a real headless Chromium,
+//! driven over the DevTools protocol: sign in, record a contact, see the patient leave the
+//! overdue list; screenshots in French and English at desktop and phone widths under `target/`.
+use journey_proto::v1::{
+    self, audit_client::AuditClient, event::Payload, AccessesRequest, Event, HeadRequest,
+    ReadStreamRequest,
+};
+use journey_tests::client::{channel, token};
+use journey_tests::*;
+use std::path::{Path, PathBuf};
+
+const KEYS: &str = "\
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
+key-0123456789-south coordinator nurse-9 cpts-9 T2
+";
+const COORDINATOR: &str = "key-0123456789-coord";
+const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
+const DAY: i64 = 86_400;
+
+fn facility(id: &str, territory: &str) -> v1::Facility {
+    v1::Facility {
+        id: id.into(),
+        name: format!("Hôpital {id}"),
+        territory: territory.into(),
+        ..Default::default()
+    }
+}
+
+/// A stay at `fac` (in `territory`) ended `days_ago`, its letter sent and its medication
+/// reconciled that day: only the first contact is left to do (overdue after two working days).
+fn stay(patient: &str, fac: &str, territory: &str, days_ago: i64) -> Vec<Event> {
+    let enc = format!("E-{patient}");
+    let at = |secs_ago: i64| ts(secs_ago);
+    vec![
+        event(
+            patient,
+            at((days_ago + 3) * DAY),
+            Payload::Admitted(v1::Admitted {
+                encounter_id: enc.clone(),
+                facility: Some(facility(fac, territory)),
+                unit: "cardio".into(),
+                setting: v1::Setting::Inpatient as i32,
+                admit_type: v1::AdmitType::Emergency as i32,
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * DAY),
+            Payload::Discharged(v1::Discharged {
+                encounter_id: enc.clone(),
+                disposition: v1::Disposition::Home as i32,
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * DAY - 600),
+            Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                encounter_id: enc.clone(),
+                channel: v1::LetterChannel::Mssante as i32,
+                items_present: (1..=11).collect(),
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * DAY - 1200),
+            Payload::MedicationReconciled(v1::MedicationReconciled {
+                encounter_id: enc,
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// An alert raised `days_ago` and an appointment due two days ago, on top of a stay.
+fn alert_and_appointment(patient: &str, days_ago: i64) -> Vec<Event> {
+    vec![
+        event(
+            patient,
+            ts(days_ago * DAY),
+            Payload::AlertRaised(v1::AlertRaised {
+                alert_id: format!("AL-{patient}"),
+                severity: v1::Severity::Moderate as i32,
+                reason: "weight gain".into(),
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            ts(9 * DAY),
+            Payload::AppointmentScheduled(v1::AppointmentScheduled {
+                appointment_id: format!("AP-{patient}"),
+                kind: "J+7 GP".into(),
+                due_at: Some(ts(2 * DAY)),
+                encounter_id: format!("E-{patient}"),
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// A secure node with the keys above, the scenario appended and projected: P1 in T1 with an
+/// alert and an overdue appointment, P2 in T2, PB in T1 with only its first contact overdue.
+async fn node(dir: &Path) -> (Server, String) {
+    let server = secure_up(dir, KEYS, &["--no-reactor"]);
+    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut events = stay("P1", "F1", "T1", 10);
+    events.extend(alert_and_appointment("P1", 5));
+    events.extend(stay("P2", "F2", "T2", 10));
+    events.extend(stay("PB", "F1", "T1", 10));
+    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
+    let head = append_batch(&mut log, events).await;
+    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    (server, admin)
+}
+
+async fn get(base: &str, path: &str, cookie: &str) -> String {
+    http_exchange(base, "GET", path, cookie, "").await
+}
+
+/// The CSRF token of the first action form of a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no action form: {page}"))
+        .to_string()
+}
+
+/// Posts an action form for `patient` (with `fields`, already encoded).
+async fn act(base: &str, cookie: &str, patient: &str, fields: &str) -> String {
+    let path = format!("/patients/{patient}/actions?lang=en");
+    http_exchange(base, "POST", &path, &format!("{cookie}{FORM}"), fields).await
+}
+
+async fn head(grpc: &str, admin: &str) -> u64 {
+    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
+    log.head(HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+}
+
+/// The patient's last event in the log.
+async fn last_event(grpc: &str, admin: &str, patient: &str) -> Event {
+    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
+    let mut stream = log
+        .read_stream(ReadStreamRequest {
+            patient_id: patient.into(),
+            from_version: 1,
+            batch_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(batch) = stream.message().await.unwrap() {
+        last = batch.events.into_iter().last().or(last);
+    }
+    last.expect("the patient's events")
+}
+
+async fn accesses(grpc: &str, admin: &str, patient: &str) -> Vec<v1::AccessRecord> {
+    AuditClient::with_interceptor(channel(grpc).await.unwrap(), token(Some(admin)).unwrap())
+        .accesses(AccessesRequest {
+            patient_id: patient.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_acts_from_the_patient_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node(dir.path()).await;
+    let (base, grpc) = (&server.http, &server.grpc);
+    let (_, cookie) = dashboard_sign_in(base, COORDINATOR).await;
+    let cookie = cookie.expect("a session");
+    let page = get(base, "/patients/P1?lang=en", &cookie).await;
+    assert_eq!(http_status(&page), 200, "{page}");
+    for form in [
+        "id=\"contact-form\"",
+        "id=\"acknowledge-AL-P1\"",
+        "id=\"resolve-AL-P1\"",
+        "id=\"completed-AP-P1\"",
+        "id=\"referent-form\"",
+    ] {
+        assert!(page.contains(form), "{form} missing: {page}");
+    }
+    let csrf = csrf_of(&page);
+
+    // A contact by phone, with a note: one event, by the signed-in coordinator, shown at once.
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=contact&channel=phone&note=called+back%2C+feels+well"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let to = http_header(&r, "location").unwrap().to_string();
+    assert!(to.starts_with("/patients/P1?lang=en&recorded="), "{to}");
+    let e = last_event(grpc, &admin, "P1").await;
+    let Some(Payload::ContactMade(c)) = &e.payload else {
+        panic!("not a contact: {e:?}")
+    };
+    assert_eq!(c.channel, v1::ContactChannel::Phone as i32);
+    assert_eq!(c.reason, "called back, feels well");
+    let actor = e.actor.clone().unwrap();
+    assert_eq!(
+        (actor.id.as_str(), actor.role, actor.organisation.as_str()),
+        ("nurse-1", v1::Role::Coordinator as i32, "cpts-1")
+    );
+    assert_eq!(e.source, "dashboard");
+    let shown = get(base, &to, &cookie).await;
+    assert!(shown.contains("id=\"recorded\""), "{shown}");
+    assert!(!shown.contains("first contact overdue"), "{shown}");
+
+    // Acknowledge, then resolve the alert; the follow-up's alert list follows each.
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=acknowledge&alert_id=AL-P1"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
+    assert!(shown.contains("data-state=\"acknowledged\""), "{shown}");
+    assert!(!shown.contains("id=\"acknowledge-AL-P1\""), "{shown}");
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!(
+            "csrf={csrf}&action=resolve&alert_id=AL-P1&resolution=diuretic+adjusted+by+the+GP"
+        ),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
+    assert!(shown.contains("data-state=\"resolved\""), "{shown}");
+    let Some(Payload::AlertResolved(a)) = last_event(grpc, &admin, "P1").await.payload else {
+        panic!("not a resolution")
+    };
+    assert_eq!(a.resolution, "diuretic adjusted by the GP");
+
+    // The appointment kept, then a referent.
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=appointment&appointment_id=AP-P1&outcome=completed"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
+    assert!(!shown.contains("id=\"completed-AP-P1\""), "{shown}");
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=referent&role=home_nurse&name=Claire+Martin&professional_id=RPPS-10101"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
+    assert!(shown.contains("Claire Martin"), "{shown}");
+
+    // Each action is in the access log under the patient.
+    let calls: Vec<(String, String)> = accesses(grpc, &admin, "P1")
+        .await
+        .into_iter()
+        .map(|a| (a.call, a.outcome))
+        .collect();
+    for call in [
+        "contact",
+        "acknowledge",
+        "resolve",
+        "appointment",
+        "referent",
+    ] {
+        let call = format!("dashboard/action/{call}");
+        assert!(
+            calls.iter().any(|(c, o)| *c == call && o == "ok"),
+            "{call} not in {calls:?}"
+        );
+    }
+
+    // A bad form is refused with its reason, and nothing is appended.
+    let before = head(grpc, &admin).await;
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=contact&channel=fax"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 400, "{r}");
+    assert!(r.contains("phone, visit or teleconsultation"), "{r}");
+    let r = act(
+        base,
+        &cookie,
+        "P1",
+        &format!("csrf={csrf}&action=acknowledge&alert_id=AL-P2"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 400, "another patient's alert: {r}");
+    assert_eq!(head(grpc, &admin).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_forms_and_other_territories_are_refused_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node(dir.path()).await;
+    let (base, grpc) = (&server.http, &server.grpc);
+    let (_, cookie) = dashboard_sign_in(base, COORDINATOR).await;
+    let cookie = cookie.expect("a session");
+    let csrf = csrf_of(&get(base, "/patients/P1", &cookie).await);
+    let before = head(grpc, &admin).await;
+
+    // Without the session's token, with another session's, or sent from another site.
+    let (_, other) = dashboard_sign_in(base, COORDINATOR).await;
+    let others = csrf_of(&get(base, "/patients/P1", &other.unwrap()).await);
+    assert_ne!(others, csrf, "each session has its own token");
+    for fields in [
+        "action=contact&channel=phone".to_string(),
+        format!("csrf={others}&action=contact&channel=phone"),
+        "csrf=0000&action=contact&channel=phone".to_string(),
+    ] {
+        let r = act(base, &cookie, "P1", &fields).await;
+        assert_eq!(http_status(&r), 403, "{fields}: {r}");
+        assert!(r.contains("Nothing was recorded"), "{r}");
+    }
+    let path = "/patients/P1/actions?lang=en";
+    let evil = format!("{cookie}{FORM}Origin: https://evil.example\r\n");
+    let r = http_exchange(
+        base,
+        "POST",
+        path,
+        &evil,
+        &format!("csrf={csrf}&action=contact&channel=phone"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 403, "{r}");
+
+    // A patient of another territory: the page of an unknown patient, nothing appended.
+    let r = act(
+        base,
+        &cookie,
+        "P2",
+        &format!("csrf={csrf}&action=contact&channel=phone"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 404, "{r}");
+    assert!(r.contains("id=\"not-found\""), "{r}");
+    assert_eq!(
+        head(grpc, &admin).await,
+        before,
+        "a refused action appends nothing"
+    );
+
+    // Refused, and recorded with the patient.
+    let refused: Vec<v1::AccessRecord> = accesses(grpc, &admin, "P2")
+        .await
+        .into_iter()
+        .filter(|a| a.call == "dashboard/action/contact")
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|a| a.subject == "nurse-1" && a.outcome != "ok"),
+        "{refused:?}"
+    );
+    let forged = accesses(grpc, &admin, "P1")
+        .await
+        .into_iter()
+        .filter(|a| a.call == "dashboard/action/contact" && a.outcome != "ok")
+        .map(|a| a.calls.max(1))
+        .sum::<u64>();
+    assert!(forged >= 4, "the forged forms are recorded: {forged}");
+
+    // The coordinator of the other territory may act on P2 (its own) but not on P1.
+    let (_, south) = dashboard_sign_in(base, "key-0123456789-south").await;
+    let south = south.unwrap();
+    let south_csrf = csrf_of(&get(base, "/patients/P2", &south).await);
+    let r = act(
+        base,
+        &south,
+        "P1",
+        &format!("csrf={south_csrf}&action=contact&channel=visit"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 404, "{r}");
+    let r = act(
+        base,
+        &south,
+        "P2",
+        &format!("csrf={south_csrf}&action=contact&channel=visit"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    assert_eq!(head(grpc, &admin).await, before + 1);
+
+    // The gRPC Append stays closed to a coordinator: the dashboard decides its patients.
+    let mut log = client::connect(grpc, Some(COORDINATOR)).await.unwrap();
+    let contact = event(
+        "P2",
+        ts(60),
+        Payload::ContactMade(v1::ContactMade {
+            channel: v1::ContactChannel::Phone as i32,
+            ..Default::default()
+        }),
+    );
+    let e = log.append(batch(vec![contact])).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_recorded_contact_takes_the_patient_off_the_overdue_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _admin) = node(dir.path()).await;
+    let base = &server.http;
+    let mut browser = cdp::Browser::start(&dir.path().join("chromium"));
+    let mut tab = browser.tab().await;
+
+    // Sign in through the form, as a person would.
+    tab.goto(&format!("{base}/login?lang=fr")).await;
+    tab.eval(&format!(
+        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
+         document.querySelector('form').submit(); true"
+    ))
+    .await;
+    tab.wait_for("document.querySelector('#worklist') !== null")
+        .await;
+    let overdue = format!("{base}/?overdue=on&lang=fr");
+    tab.goto(&overdue).await;
+    assert!(tab.rows().await.contains(&"PB".to_string()));
+
+    // Record the contact from the patient's page.
+    tab.goto(&format!("{base}/patients/PB?lang=fr")).await;
+    shots(&mut tab, "dashboard-patient-fr").await;
+    tab.eval(
+        "document.querySelector('#contact-form select').value = 'phone'; \
+         document.querySelector('#contact-form textarea').value = 'Appel : va bien'; \
+         document.querySelector('#contact-form button').click(); true",
+    )
+    .await;
+    tab.wait_for("document.querySelector('#recorded') !== null")
+        .await;
+    let page = tab.html().await;
+    assert!(page.contains("C'est enregistré"), "{page}");
+    shots(&mut tab, "dashboard-action-recorded-fr").await;
+
+    // Off the overdue list.
+    tab.goto(&overdue).await;
+    assert!(!tab.rows().await.contains(&"PB".to_string()));
+    shots(&mut tab, "dashboard-worklist-fr").await;
+    tab.goto(&format!("{base}/?overdue=on&lang=en")).await;
+    shots(&mut tab, "dashboard-worklist-en").await;
+    tab.goto(&format!("{base}/patients/P1?lang=en")).await;
+    shots(&mut tab, "dashboard-patient-en").await;
+}
+
+/// Screenshots of the tab's page at desktop and phone widths, under `target/`.
+async fn shots(tab: &mut cdp::Tab, name: &str) {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&target).unwrap();
+    for (width, height, mobile, suffix) in
+        [(1400, 900, false, "desktop"), (400, 800, true, "phone")]
+    {
+        let png = tab.screenshot(width, height, mobile).await;
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        std::fs::write(target.join(format!("{name}-{suffix}.png")), png).unwrap();
+    }
+}
+
+/// Just enough of the Chrome DevTools protocol to drive a page: a headless Chromium started
+/// with a debugging port, one tab's WebSocket (RFC 6455 text frames, masked from the client),
+/// `Page.navigate`, `Runtime.evaluate`, and screenshots at a given size.
+mod cdp {
+    use serde_json::{json, Value};
+    use std::{
+        path::Path,
+        process::{Child, Command},
+        time::{Duration, Instant},
+    };
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    pub struct Browser {
+        child: Child,
+        port: u16,
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Browser {
+        pub fn start(profile: &Path) -> Browser {
+            let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+                .into_iter()
+                .find(|c| Path::new(c).exists())
+                .expect("Chromium is required for the dashboard test: apt-get install -y chromium (.ci/run does it)");
+            std::fs::create_dir_all(profile).unwrap();
+            let child = Command::new(bin)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--remote-debugging-port=0",
+                    "--remote-allow-origins=*",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg("about:blank")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("run chromium");
+            // Chromium writes the port it chose into the profile.
+            let file = profile.join("DevToolsActivePort");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let port = loop {
+                if let Some(p) = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|s| s.lines().next().and_then(|l| l.parse().ok()))
+                {
+                    break p;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "chromium did not open its DevTools port"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            Browser { child, port }
+        }
+
+        /// The first page target.
+        pub async fn tab(&mut self) -> Tab {
+            let list = self.targets().await;
+            let url = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                .expect("a page target")
+                .to_string();
+            Tab::connect(&url).await
+        }
+    }
+
+    impl Browser {
+        /// DevTools' list of targets (its HTTP server keeps the connection open: the body is
+        /// read by its length).
+        async fn targets(&self) -> Value {
+            let mut s = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+            let ask = format!(
+                "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+                self.port
+            );
+            s.write_all(ask.as_bytes()).await.unwrap();
+            let head = read_head(&mut s).await;
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a content length");
+            let mut body = vec![0; len];
+            s.read_exact(&mut body).await.unwrap();
+            serde_json::from_slice(&body).unwrap()
+        }
+    }
+
+    /// An HTTP response's head, read byte by byte up to the blank line.
+    async fn read_head(s: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(s.read_u8().await.unwrap());
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    pub struct Tab {
+        ws: TcpStream,
+        next_id: u64,
+    }
+
+    impl Tab {
+        async fn connect(url: &str) -> Tab {
+            let rest = url.trim_start_matches("ws://");
+            let (host, path) = rest.split_at(rest.find('/').unwrap());
+            let mut ws = TcpStream::connect(host).await.unwrap();
+            let hello = format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            );
+            ws.write_all(hello.as_bytes()).await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(ws.read_u8().await.unwrap());
+            }
+            assert!(
+                head.starts_with(b"HTTP/1.1 101"),
+                "{}",
+                String::from_utf8_lossy(&head)
+            );
+            Tab { ws, next_id: 0 }
+        }
+
+        async fn send(&mut self, text: &str) {
+            let data = text.as_bytes();
+            let mut frame = vec![0x81u8];
+            match data.len() {
+                n if n < 126 => frame.push(0x80 | n as u8),
+                n if n <= 0xffff => {
+                    frame.push(0x80 | 126);
+                    frame.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    frame.push(0x80 | 127);
+                    frame.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            let mask = [0x12u8, 0x34, 0x56, 0x78];
+            frame.extend_from_slice(&mask);
+            frame.extend(data.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            self.ws.write_all(&frame).await.unwrap();
+        }
+
+        /// The next whole text message.
+        async fn receive(&mut self) -> String {
+            let mut message = Vec::new();
+            loop {
+                let b0 = self.ws.read_u8().await.unwrap();
+                let len = match self.ws.read_u8().await.unwrap() & 0x7f {
+                    126 => u64::from(self.ws.read_u16().await.unwrap()),
+                    127 => self.ws.read_u64().await.unwrap(),
+                    n => u64::from(n),
+                };
+                let mut payload = vec![0; len as usize];
+                self.ws.read_exact(&mut payload).await.unwrap();
+                if b0 & 0x0f <= 2 {
+                    message.extend(payload);
+                    if b0 & 0x80 != 0 {
+                        return String::from_utf8(message).unwrap();
+                    }
+                }
+            }
+        }
+
+        /// Calls `method` and waits for its answer (events on the way are skipped).
+        pub async fn call(&mut self, method: &str, params: Value) -> Value {
+            self.next_id += 1;
+            let id = self.next_id;
+            self.send(&json!({"id": id, "method": method, "params": params}).to_string())
+                .await;
+            loop {
+                let answer: Value = serde_json::from_str(&self.receive().await).unwrap();
+                if answer["id"] == id {
+                    assert!(answer.get("error").is_none(), "{method}: {answer}");
+                    return answer["result"].clone();
+                }
+            }
+        }
+
+        pub async fn eval(&mut self, expression: &str) -> Value {
+            let r = self
+                .call(
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true}),
+                )
+                .await;
+            r["result"]["value"].clone()
+        }
+
+        /// Waits (at most 30 s) until `condition` holds in the page.
+        pub async fn wait_for(&mut self, condition: &str) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let check = format!("document.readyState === 'complete' && ({condition})");
+            while self.eval(&check).await != Value::Bool(true) {
+                if Instant::now() > deadline {
+                    let at = self
+                        .eval("location.href + ' ' + document.body.innerText")
+                        .await;
+                    panic!("the page never met {condition}: {at}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        pub async fn goto(&mut self, url: &str) {
+            self.call("Page.navigate", json!({"url": url})).await;
+            self.wait_for(&format!("location.href === {}", json!(url)))
+                .await;
+        }
+
+        pub async fn html(&mut self) -> String {
+            let v = self.eval("document.documentElement.outerHTML").await;
+            v.as_str().unwrap_or_default().to_string()
+        }
+
+        /// The patients of the worklist shown.
+        pub async fn rows(&mut self) -> Vec<String> {
+            let v = self
+                .eval("[...document.querySelectorAll('#worklist tr[data-patient-id]')].map(r => r.dataset.patientId)")
+                .await;
+            serde_json::from_value(v).unwrap_or_default()
+        }
+
+        /// A PNG of the page at `width` × `height` CSS pixels (a phone when `mobile`).
+        pub async fn screenshot(&mut self, width: u32, height: u32, mobile: bool) -> Vec<u8> {
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+            )
+            .await;
+            let shot = self
+                .call(
+                    "Page.captureScreenshot",
+                    json!({"format": "png", "captureBeyondViewport": true}),
+                )
+                .await;
+            base64(shot["data"].as_str().unwrap())
+        }
+    }
+
+    /// Standard base64, as DevTools sends images.
+    fn base64(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
+        let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+        for chunk in digits.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+            out.extend(&n.to_be_bytes()[1..chunk.len()]);
+        }
+        out
+    }
+}
