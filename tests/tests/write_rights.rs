@@ -18,6 +18,7 @@ key-0123456789-gp partner dr-house cab-gp
 key-0123456789-consent consent portal consent-registry
 key-0123456789-reactor service reactor backbone
 key-0123456789-auditor auditor auditor-1 cnil
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
 ";
 
 fn secure(dir: &Path) -> Server {
@@ -329,4 +330,25 @@ async fn every_row_of_the_write_table() {
             "row {n}: the refusal is in the access log of {patient}: {recorded:?}"
         );
     }
+
+    // A coordinator writes its six event types only from the dashboard's patient page, which
+    // decides territory and consent first (tests/tests/dashboard_actions.rs): the gRPC Append is
+    // not open to the role, even for a contact under its own organisation.
+    let before = head(auditor.head(HeadRequest {}).await.unwrap().into_inner());
+    let mut coordinator = log_as(&server, "key-0123456789-coord").await;
+    let contact = of(
+        "P-A",
+        Payload::ContactMade(v1::ContactMade {
+            channel: v1::ContactChannel::Phone as i32,
+            ..Default::default()
+        }),
+    );
+    let status = coordinator
+        .append(batch(vec![by("cpts-1", contact)]))
+        .await
+        .expect_err("a coordinator's gRPC append");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("may not call"), "{status:?}");
+    let after = head(auditor.head(HeadRequest {}).await.unwrap().into_inner());
+    assert_eq!(after, before, "a refused append writes nothing");
 }
