@@ -21,7 +21,7 @@ use std::{
     io::Write,
     os::unix::fs::OpenOptionsExt,
     path::{Path as FsPath, PathBuf},
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Mutex},
 };
 use tonic::Status;
 
@@ -43,8 +43,82 @@ fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
 
 /// One type's NDJSON file being written.
 struct Output {
+    path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
     count: u64,
+}
+
+/// Mapping workers: the second core maps while the log is read.
+const WORKERS: usize = 2;
+/// Patients read ahead of the workers, at most.
+const QUEUED: usize = 8;
+
+/// The patients read, waiting for a worker.
+type Queue = Mutex<tokio::sync::mpsc::Receiver<(String, Vec<Event>)>>;
+
+/// What a worker wrote: its file of each type, and the patients it covered.
+struct Written {
+    outputs: BTreeMap<&'static str, Output>,
+    covered: Vec<String>,
+}
+
+/// A worker: maps each patient it takes from `queue` and writes the resources to its own file
+/// of each type (`<Type>.<worker>.part`), until the queue closes.
+fn map_and_write(
+    worker: usize,
+    folder: &FsPath,
+    ask: &ExportAsk,
+    queue: &Queue,
+) -> Result<Written, Status> {
+    let mut w = Written {
+        outputs: BTreeMap::new(),
+        covered: Vec::new(),
+    };
+    loop {
+        let next = queue.lock().unwrap().blocking_recv();
+        let Some((patient, events)) = next else { break };
+        let resources = resources(ask, &patient, &events);
+        if resources.is_empty() {
+            continue;
+        }
+        w.covered.push(patient);
+        for r in resources {
+            let out = match w.outputs.entry(r.kind) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let path = folder.join(format!("{}.{worker}.part", r.kind));
+                    let f = create_private(&path).map_err(errors::fhir_export_failed)?;
+                    v.insert(Output {
+                        path,
+                        file: std::io::BufWriter::with_capacity(256 * 1024, f),
+                        count: 0,
+                    })
+                }
+            };
+            serde_json::to_writer(&mut out.file, &r.body).map_err(errors::fhir_export_failed)?;
+            out.file
+                .write_all(b"\n")
+                .map_err(errors::fhir_export_failed)?;
+            out.count += 1;
+        }
+    }
+    Ok(w)
+}
+
+/// A patient's resources the job writes: of the types asked, changed since `_since`.
+fn resources(ask: &ExportAsk, patient: &str, events: &[Event]) -> Vec<Resource> {
+    let wanted = |k: &str| ask.types.as_ref().is_none_or(|t| t.contains(&k));
+    let mut all: Vec<Resource> = journey_fhir::resources(patient, events)
+        .into_iter()
+        .filter(|r| wanted(r.kind))
+        .collect();
+    if wanted(PROVENANCE) {
+        all.extend(events.iter().map(provenance));
+    }
+    if let Some(since) = &ask.since {
+        all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
+    }
+    all
 }
 
 /// A job at work.
@@ -53,7 +127,7 @@ pub(super) struct Run {
     pub(super) job: Arc<Job>,
     pub(super) folder: PathBuf,
     pub(super) scope: Scope,
-    pub(super) ask: ExportAsk,
+    pub(super) ask: Arc<ExportAsk>,
     pub(super) caller: Option<Principal>,
     pub(super) call: String,
     pub(super) purpose: String,
@@ -76,62 +150,42 @@ impl Run {
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (head, _) = self.api.log.head().await?;
         let patients = self.patients(head).await?;
-        let mut outputs: BTreeMap<&'static str, Output> = BTreeMap::new();
-        let mut covered = Vec::new();
-        for (n, patient) in patients.iter().enumerate() {
-            if n % 16 == 0 {
-                self.progress(format!(
-                    "patients: {n} of {} ({}%)",
-                    patients.len(),
-                    50 + 50 * n / patients.len().max(1)
-                ))?;
-            }
-            let Some(events) = self.events_of(patient, head).await? else {
-                continue;
-            };
-            let resources = self.resources(patient, &events);
-            if resources.is_empty() {
-                continue;
-            }
-            covered.push(patient.clone());
-            for r in resources {
-                let out = match outputs.entry(r.kind) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        let f = create_private(&self.folder.join(format!("{}.part", r.kind)))
-                            .map_err(errors::fhir_export_failed)?;
-                        v.insert(Output {
-                            file: std::io::BufWriter::with_capacity(256 * 1024, f),
-                            count: 0,
-                        })
+        // Read here, mapped and written by the workers: at most QUEUED patients wait between.
+        let (tx, rx) = tokio::sync::mpsc::channel::<(String, Vec<Event>)>(QUEUED);
+        let queue = Arc::new(Mutex::new(rx));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let (folder, ask, queue) = (self.folder.clone(), self.ask.clone(), queue.clone());
+                tokio::task::spawn_blocking(move || map_and_write(w, &folder, &ask, &queue))
+            })
+            .collect();
+        let read = async {
+            for (n, patient) in patients.iter().enumerate() {
+                if n % 16 == 0 {
+                    self.progress(format!(
+                        "patients: {n} of {} ({}%)",
+                        patients.len(),
+                        50 + 50 * n / patients.len().max(1)
+                    ))?;
+                }
+                if let Some(events) = self.events_of(patient, head).await? {
+                    if tx.send((patient.clone(), events)).await.is_err() {
+                        break; // the workers stopped: their error says why
                     }
-                };
-                serde_json::to_writer(&mut out.file, &r.body)
-                    .map_err(errors::fhir_export_failed)?;
-                out.file
-                    .write_all(b"\n")
-                    .map_err(errors::fhir_export_failed)?;
-                out.count += 1;
+                }
             }
+            Ok::<(), Status>(())
+        };
+        let read = read.await;
+        drop(tx);
+        let mut written = Vec::new();
+        for w in workers {
+            written.push(w.await.map_err(errors::fhir_export_failed)??);
         }
+        read?;
         self.progress("writing the files".into())?;
-        let mut listed = Vec::new();
-        for (kind, out) in outputs {
-            let file = out
-                .file
-                .into_inner()
-                .map_err(|e| errors::fhir_export_failed(e.error()))?;
-            file.sync_all().map_err(errors::fhir_export_failed)?;
-            std::fs::rename(
-                self.folder.join(format!("{kind}.part")),
-                self.folder.join(format!("{kind}.ndjson")),
-            )
-            .map_err(errors::fhir_export_failed)?;
-            listed.push((kind, out.count));
-        }
-        // In the order of the mapping's types, Provenance last.
-        let order = |k: &str| Kind::ALL.iter().position(|x| x.name() == k).unwrap_or(99);
-        listed.sort_by_key(|(k, _)| order(k));
+        let covered: Vec<String> = written.iter().flat_map(|w| w.covered.clone()).collect();
+        let listed = self.join(written)?;
         self.record(&covered, &listed).await?;
         let manifest = json!({
             "transactionTime": transaction_time,
@@ -227,20 +281,37 @@ impl Run {
         Ok((!events.is_empty()).then_some(events))
     }
 
-    /// The patient's resources the job writes: of the types asked, changed since `_since`.
-    fn resources(&self, patient: &str, events: &[Event]) -> Vec<Resource> {
-        let wanted = |k: &str| self.ask.types.as_ref().is_none_or(|t| t.contains(&k));
-        let mut all: Vec<Resource> = journey_fhir::resources(patient, events)
-            .into_iter()
-            .filter(|r| wanted(r.kind))
-            .collect();
-        if wanted(PROVENANCE) {
-            all.extend(events.iter().map(provenance));
+    /// Each type's files of the workers joined into `<Type>.ndjson` (synced); each type's count,
+    /// in the order of the mapping's types, Provenance last.
+    fn join(&self, written: Vec<Written>) -> Result<Vec<(&'static str, u64)>, Status> {
+        let mut parts: BTreeMap<&'static str, (Vec<PathBuf>, u64)> = BTreeMap::new();
+        for w in written {
+            for (kind, out) in w.outputs {
+                out.file
+                    .into_inner()
+                    .map_err(|e| errors::fhir_export_failed(e.error()))?;
+                let entry = parts.entry(kind).or_default();
+                entry.0.push(out.path);
+                entry.1 += out.count;
+            }
         }
-        if let Some(since) = &self.ask.since {
-            all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
+        let mut listed = Vec::new();
+        for (kind, (paths, count)) in parts {
+            let whole = self.folder.join(format!("{kind}.part"));
+            let mut file = create_private(&whole).map_err(errors::fhir_export_failed)?;
+            for p in paths {
+                let mut part = std::fs::File::open(&p).map_err(errors::fhir_export_failed)?;
+                std::io::copy(&mut part, &mut file).map_err(errors::fhir_export_failed)?;
+                std::fs::remove_file(&p).map_err(errors::fhir_export_failed)?;
+            }
+            file.sync_all().map_err(errors::fhir_export_failed)?;
+            std::fs::rename(&whole, self.folder.join(format!("{kind}.ndjson")))
+                .map_err(errors::fhir_export_failed)?;
+            listed.push((kind, count));
         }
-        all
+        let order = |k: &str| Kind::ALL.iter().position(|x| x.name() == k).unwrap_or(99);
+        listed.sort_by_key(|(k, _)| order(k));
+        Ok(listed)
     }
 
     /// The export in the access log, with the patients it covered (in records of at most the
