@@ -232,6 +232,7 @@ fn run_demo(root: &Path, stderr: &Path) -> Demo {
         // Free ports rather than the defaults (other tests, a running demo).
         .env("JOURNEY_GRPC_ADDR", "127.0.0.1:0")
         .env("JOURNEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("JOURNEY_MLLP_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr).unwrap())
         .process_group(0)
