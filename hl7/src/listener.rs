@@ -129,7 +129,12 @@ pub async fn answer(bytes: &[u8], settings: &Settings, sink: &dyn Sink) -> Vec<u
     match sink.append(request).await {
         Ok(()) => reply(&header, Verdict::Accepted, None),
         Err(status) => {
-            let (verdict, problem) = refusal(&status);
+            let (verdict, mut problem) = refusal(&status);
+            if header.historic && verdict == Verdict::Error {
+                problem.text.push_str(
+                    "; the message is a historic correction (ZBE-5 = Y), not supported yet: nothing was written and the movements stay as first sent",
+                );
+            }
             tracing::info!(control_id = %header.control_id, code = ?status.code(), error = %status.message(), "HL7 message refused by the log");
             reply(&header, verdict, Some(&problem))
         }

@@ -132,6 +132,14 @@ ZFM||8\r"
     .into_bytes()
 }
 
+/// The event types of `events`, in order.
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
+        .collect()
+}
+
 async fn head(client: &mut journey_tests::client::LogClient) -> u64 {
     client
         .head(HeadRequest {})
@@ -431,10 +439,7 @@ async fn a_resent_message_writes_once_and_is_accepted_twice() {
         assert_eq!(ack.code(), "AA", "{}", ack.text());
     }
     let events = stream(&server, "P-RESENT").await;
-    let kinds: Vec<_> = events
-        .iter()
-        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
-        .collect();
+    let kinds = kinds(&events);
     assert_eq!(
         kinds,
         ["Admitted", "PatientRegistered", "Transferred"],
@@ -808,11 +813,7 @@ async fn after_a_kill_9_mid_message_the_resend_is_accepted_and_written_once() {
         let ack = again.send(message).await;
         assert_eq!(ack.code(), "AA", "{}", ack.text());
     }
-    let kinds: Vec<_> = stream(&server, "P-KILL")
-        .await
-        .iter()
-        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
-        .collect();
+    let kinds = kinds(&stream(&server, "P-KILL").await);
     assert_eq!(kinds, ["Admitted", "PatientRegistered", "Transferred"]);
 }
 
@@ -832,11 +833,7 @@ async fn an_emergency_visit_is_recorded_as_one_never_as_a_stay() {
     let ack = c.send(departure.as_bytes()).await;
     assert_eq!(ack.code(), "AR", "not mapped yet, and said: {}", ack.text());
     assert!(ack.field("ERR", 2).starts_with("PV1^1^2"), "{}", ack.text());
-    let kinds: Vec<_> = stream(&server, "P-ED")
-        .await
-        .iter()
-        .map(|e| journey_proto::EventType::of(e.payload.as_ref().unwrap()).name())
-        .collect();
+    let kinds = kinds(&stream(&server, "P-ED").await);
     assert_eq!(kinds, ["EmergencyVisit", "PatientRegistered"]);
 }
 
@@ -950,4 +947,71 @@ async fn the_listener_is_held_to_its_organisations_write_rights() {
     assert_eq!(ack.code(), "AE", "{}", ack.text());
     assert!(ack.text().contains("not_your_encounter"), "{}", ack.text());
     assert_eq!(head(&mut client).await, before, "nothing written");
+}
+
+/// PAM-FR §5.3.7, a historic cancellation of a transfer after the discharge (ZBE-5 = Y): not
+/// supported yet (docs/hl7.md). It is refused with the rule that refuses it and says so, nothing is
+/// written; a historic flag on a cancellation of the latest movement is taken as any cancellation.
+#[tokio::test]
+async fn a_historic_cancellation_of_a_past_movement_is_refused_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
+    let mut c = Mllp::connect(&mllp).await;
+    for (trigger, control, movement, secs_ago) in [
+        ("A01", "H1", "MVT-H1", 900),
+        ("A02", "H2", "MVT-H2", 600),
+        ("A03", "H3", "MVT-H3", 300),
+    ] {
+        let ack = c
+            .send(&adt(
+                trigger,
+                control,
+                "P-HIST",
+                movement,
+                &hl7_time(secs_ago),
+            ))
+            .await;
+        assert_eq!(ack.code(), "AA", "{trigger}: {}", ack.text());
+    }
+    let historic = |trigger: &str, control: &str, movement: &str| {
+        String::from_utf8(adt(trigger, control, "P-HIST", movement, &hl7_time(60)))
+            .unwrap()
+            .replace("|CANCEL|N\r", "|CANCEL|Y\r")
+            .into_bytes()
+    };
+    let before = stream(&server, "P-HIST").await.len();
+
+    let ack = c.send(&historic("A12", "H4", "MVT-H2")).await;
+    assert_eq!(ack.code(), "AE", "{}", ack.text());
+    assert!(ack.field("ERR", 3).starts_with("207"), "{}", ack.text());
+    assert!(
+        ack.field("ERR", 5).starts_with("not_latest_movement^"),
+        "{}",
+        ack.text()
+    );
+    assert!(
+        ack.field("ERR", 8)
+            .contains("historic correction (ZBE-5 = Y), not supported yet"),
+        "{}",
+        ack.text()
+    );
+    assert_eq!(
+        stream(&server, "P-HIST").await.len(),
+        before,
+        "nothing written"
+    );
+
+    let ack = c.send(&historic("A13", "H5", "MVT-H3")).await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    let kinds = kinds(&stream(&server, "P-HIST").await);
+    assert_eq!(
+        kinds,
+        [
+            "Admitted",
+            "PatientRegistered",
+            "Transferred",
+            "Discharged",
+            "DischargeCancelled"
+        ]
+    );
 }
