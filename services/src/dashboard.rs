@@ -2,7 +2,7 @@
 //! (`?lang=fr|en`, else the browser's language): the worklist with its filters, a patient page
 //! with the timeline, and the weekly indicators with SVG trend charts. A patient the caller may
 //! not see and a patient nobody knows get the same page.
-use crate::html::{esc, t, task_label, timeliness_label, Lang};
+use crate::html::{esc, t, Lang};
 use crate::{
     coordination_service::CoordinationService,
     log_handle::LogHandle,
@@ -26,6 +26,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 mod actions;
+mod row;
 
 #[derive(Clone)]
 pub struct Dashboard {
@@ -388,7 +389,7 @@ fn next_page_query(lang: Lang, req: &WorklistRequest, page_token: &str) -> Strin
 fn discharge_table(b: &mut String, lang: Lang, id: &str, items: &[WorklistItem]) {
     let _ = write!(
         b,
-        "<table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "patient"),
         t(lang, "facility"),
         t(lang, "discharged"),
@@ -396,84 +397,14 @@ fn discharge_table(b: &mut String, lang: Lang, id: &str, items: &[WorklistItem])
         t(lang, "first_contact"),
         t(lang, "appointments"),
         t(lang, "alerts"),
+        t(lang, "due"),
         t(lang, "todo"),
     );
+    let now = chrono::Utc::now().timestamp();
     for i in items {
-        row(b, lang, i);
+        row::row(b, lang, i, now);
     }
     b.push_str("</tbody></table>");
-}
-
-fn row(b: &mut String, lang: Lang, i: &WorklistItem) {
-    let class = if i.open_alerts_critical > 0 {
-        "critical"
-    } else if i.open_alerts_high > 0 {
-        "high"
-    } else {
-        ""
-    };
-    let cell = |s: &str| {
-        let c = match s {
-            "overdue" => "overdue",
-            "late" => "late",
-            _ => "",
-        };
-        format!("<span class=\"{c}\">{}</span>", timeliness_label(lang, s))
-    };
-    let name = if i.display_name.is_empty() {
-        &i.patient_id
-    } else {
-        &i.display_name
-    };
-    let tasks: Vec<String> = i.tasks.iter().map(|t| task_label(lang, t)).collect();
-    let _ = write!(
-        b,
-        "<tr class=\"{class}\" data-patient-id=\"{pid}\" data-urgency=\"{}\" data-overdue=\"{}\">\
-         <td><a href=\"/patients/{}?lang={}\">{}</a></td><td>{}<br><span class=\"muted\">{} · {}</span></td><td>{}</td>\
-         <td>{} <span class=\"muted\">{}/{}</span></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td></tr>",
-        i.urgency,
-        i.overdue,
-        enc(&i.patient_id),
-        lang.code(),
-        esc(name),
-        esc(if i.facility_name.is_empty() { &i.facility_id } else { &i.facility_name }),
-        esc(&i.unit),
-        esc(&i.territory),
-        when(i.discharged_at.as_ref()),
-        cell(&i.letter),
-        i.letter_items_present,
-        i.letter_items_required,
-        cell(&i.first_contact),
-        i.appointments_done,
-        i.appointments_upcoming,
-        i.appointments_missed + i.appointments_overdue,
-        alerts_cell(i),
-        esc(&tasks.join(", ")),
-        pid = esc(&i.patient_id),
-    );
-}
-
-fn alerts_cell(i: &WorklistItem) -> String {
-    let mut parts = Vec::new();
-    for (n, label) in [
-        (i.open_alerts_critical, "critical"),
-        (i.open_alerts_high, "high"),
-        (i.open_alerts_moderate, "moderate"),
-        (i.open_alerts_low, "low"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {label}"));
-        }
-    }
-    if parts.is_empty() {
-        "—".into()
-    } else {
-        format!(
-            "{} <span class=\"muted\">({} h)</span>",
-            parts.join(", "),
-            i.oldest_open_alert_age_hours
-        )
-    }
 }
 
 async fn patient(

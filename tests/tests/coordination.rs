@@ -394,7 +394,8 @@ async fn worklist_rules_order_filters_and_paging() {
         ),
         (1, 1, 0)
     );
-    assert_eq!(p4.tasks, ["alert_open", "appointment_missed"]);
+    // Its alert is acknowledged: left to close, not "open".
+    assert_eq!(p4.tasks, ["alert_acknowledged", "appointment_missed"]);
     assert!(p4.overdue);
     assert_eq!(item("P7").facility_id, "F2");
 
@@ -453,7 +454,8 @@ async fn worklist_rules_order_filters_and_paging() {
     )
     .await;
     assert_eq!(ids(&nurse), ["P2"]);
-    // A week later than the 30-day window: nobody left.
+    // A week later than the 30-day window: only the patients with a task still open (an alert
+    // not resolved, an appointment past due, no first contact yet), whatever their discharge date.
     let later = worklist(
         &server,
         WorklistRequest {
@@ -462,7 +464,7 @@ async fn worklist_rules_order_filters_and_paging() {
         },
     )
     .await;
-    assert_eq!(later.total, 0);
+    assert_eq!(ids(&later), ["P3", "P7", "P4"]);
 
     // Paging walks the same order without gaps or repeats.
     let mut seen = Vec::new();

@@ -203,6 +203,24 @@ async fn a_coordinator_acts_from_the_patient_page() {
         assert!(page.contains(form), "{form} missing: {page}");
     }
     let csrf = csrf_of(&page);
+    // The worklist row (issue 18: 4): the alert's age in days, the first contact's due date and
+    // how late it is, the alert to acknowledge.
+    let row = |page: &str, patient: &str| {
+        let start = page
+            .find(&format!("data-patient-id=\"{patient}\""))
+            .unwrap_or_else(|| panic!("{patient} not listed: {page}"));
+        page[start..].split("</tr>").next().unwrap().to_string()
+    };
+    let p1 = row(&get(base, "/?lang=fr", &cookie).await, "P1");
+    for words in [
+        "(5 jours)",
+        "1 à prendre en compte",
+        "alerte à prendre en compte",
+        "Premier contact",
+        "en retard de",
+    ] {
+        assert!(p1.contains(words), "{words:?} not in {p1}");
+    }
 
     // A contact by phone, with a note: one event, by the signed-in coordinator, shown at once.
     let r = act(
@@ -242,6 +260,11 @@ async fn a_coordinator_acts_from_the_patient_page() {
     assert_eq!(http_status(&r), 303, "{r}");
     let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
     assert!(shown.contains("data-state=\"acknowledged\""), "{shown}");
+    let p1 = row(&get(base, "/?lang=fr", &cookie).await, "P1");
+    assert!(
+        p1.contains("alerte prise en compte, à clore") && p1.contains("toutes prises en compte"),
+        "{p1}"
+    );
     assert!(!shown.contains("id=\"acknowledge-AL-P1\""), "{shown}");
     let r = act(
         base,
@@ -281,6 +304,16 @@ async fn a_coordinator_acts_from_the_patient_page() {
     assert_eq!(http_status(&r), 303, "{r}");
     let shown = get(base, http_header(&r, "location").unwrap(), &cookie).await;
     assert!(shown.contains("Claire Martin"), "{shown}");
+    // On the worklist row: the referent, the alert closed, the contact made.
+    let p1 = row(&get(base, "/?lang=fr", &cookie).await, "P1");
+    assert!(
+        p1.contains("infirmier(e) à domicile : Claire Martin"),
+        "{p1}"
+    );
+    assert!(
+        !p1.contains("alerte") && !p1.contains("en retard de"),
+        "{p1}"
+    );
 
     // Each action is in the access log under the patient.
     let calls: Vec<(String, String)> = accesses(grpc, &admin, "P1")

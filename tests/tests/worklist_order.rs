@@ -393,8 +393,9 @@ async fn fold(db: &Db, events: &[Event], batch: usize) -> String {
 }
 
 /// The reference: every followed discharge (each patient's latest encounter, discharged in the
-/// window, followed disposition and setting, alive, consent not revoked), its facts loaded whole,
-/// its follow-up derived, filtered and sorted in Rust.
+/// window or with a task still open whatever its date, followed disposition and setting, alive,
+/// consent not revoked), its facts loaded whole, its follow-up derived, filtered and sorted in
+/// Rust.
 async fn reference(
     pool: &AnyPool,
     p: &str,
@@ -405,7 +406,7 @@ async fn reference(
     let mut sql = format!(
         "SELECT e.patient_id, e.encounter_id, e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at,
          e.first_contact_at FROM {p}encounters e LEFT JOIN {p}patients pt ON pt.patient_id = e.patient_id
-         WHERE e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
+         WHERE e.discharged_at IS NOT NULL AND e.discharged_at <= $2 AND $1 <= $2
            AND e.{} AND e.{} AND pt.died_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM {p}encounters later WHERE later.patient_id = e.patient_id
                            AND later.admitted_at > e.admitted_at)",
@@ -425,6 +426,7 @@ async fn reference(
             texts.len() + 2
         );
     }
+    // The window's start is bound but applied in Rust below, with the open tasks.
     let mut q = sqlx::query(&sql).bind(now - window).bind(now);
     for t in &texts {
         q = q.bind(t.as_str());
@@ -488,13 +490,10 @@ async fn reference(
     }
     let mut items: Vec<(String, String, FollowUp, i64)> = found
         .into_iter()
-        .map(|(pid, enc, facts)| {
-            (
-                pid,
-                enc,
-                followup::follow_up(&facts, now),
-                facts.discharged_at,
-            )
+        .filter_map(|(pid, enc, facts)| {
+            let fu = followup::follow_up(&facts, now);
+            let listed = facts.discharged_at >= now - window || followup::open_task(&facts, &fu);
+            listed.then_some((pid, enc, fu, facts.discharged_at))
         })
         .filter(|(_, _, fu, _)| !f.overdue_only || fu.overdue)
         .filter(|(_, _, fu, _)| {
@@ -659,6 +658,7 @@ async fn check_variety(db: &Db, p: &str) {
         "critical_alert_open",
         "high_alert_open",
         "alert_open",
+        "alert_acknowledged",
         "first_contact_overdue",
         "appointment_missed",
         "appointment_unconfirmed",

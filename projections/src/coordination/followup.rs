@@ -226,7 +226,12 @@ fn rank(fu: &mut FollowUp, f: &Facts, now: i64) {
     }
     if fu.open_alerts[1] + fu.open_alerts[0] > 0 {
         score += UNACKNOWLEDGED_ALERT * i64::from(fu.unacknowledged_alerts > 0) + OTHER_ALERT;
-        tasks.push("alert_open");
+        // Somebody has seen an acknowledged alert: what is left is to close it.
+        if fu.unacknowledged_alerts > 0 {
+            tasks.push("alert_open");
+        } else {
+            tasks.push("alert_acknowledged");
+        }
     }
     if fu.first_contact == Timeliness::Overdue {
         score += FIRST_CONTACT_OVERDUE + PER_DAY_LATE * days_late(fu.first_contact_due_at);
@@ -264,6 +269,14 @@ fn rank(fu: &mut FollowUp, f: &Facts, now: i64) {
         || fu.appointments_missed > 0;
     fu.urgency = score;
     fu.tasks = tasks;
+}
+
+/// Whether a discharge still has an open task, whatever its date: an alert not resolved, an
+/// appointment past due and not confirmed, or no first contact yet (`urgency::open_task_sql`).
+pub fn open_task(f: &Facts, fu: &FollowUp) -> bool {
+    fu.open_alerts.iter().sum::<u32>() > 0
+        || fu.appointments_overdue > 0
+        || f.first_contact_at.is_none()
 }
 
 /// The `q`-quantile (0..=1) of `values` by nearest rank; `None` when empty.

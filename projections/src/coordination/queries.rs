@@ -149,8 +149,10 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     let mut sql = format!(
         "FROM {p}encounters e
-         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND e.discharged_at >= $1 AND e.discharged_at <= $2
-           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0"
+         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND e.discharged_at <= $2
+           AND (e.discharged_at >= $1 OR {})
+           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0",
+        urgency::open_task_sql("$2")
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {

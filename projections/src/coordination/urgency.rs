@@ -122,3 +122,15 @@ pub fn overdue_sql(now: &str) -> String {
           OR (e.reconciled_at IS NULL AND {now} >= e.reconciliation_due_at))"
     )
 }
+
+/// Whether the discharge in row `e` has an open task at `now` whatever its date (an SQL
+/// condition, as [`super::followup::open_task`]): an alert not resolved, an appointment past due
+/// and not confirmed, or no first contact yet. The worklist lists such a patient even when the
+/// discharge is older than its window.
+pub fn open_task_sql(now: &str) -> String {
+    format!(
+        "(e.alerts_critical + e.alerts_high + e.alerts_other > 0
+          OR e.earliest_scheduled_at < {now}
+          OR e.first_contact_at IS NULL)"
+    )
+}

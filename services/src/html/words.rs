@@ -67,6 +67,16 @@ const WORDS: &Table = &[
     ("session_ended", "Session terminée", "Session ended"),
     ("session_ended_text", "Votre session est terminée : elle est restée inactive plus de 30 minutes, a duré plus de 12 heures, ou son jeton a expiré. Reconnectez-vous pour continuer.", "Your session has ended: it was inactive for more than 30 minutes, lasted more than 12 hours, or its token expired. Sign in again to continue."),
     ("sign_in_again", "Se reconnecter", "Sign in again"),
+    ("due", "Échéance", "Due"),
+    ("days", "jours", "days"),
+    ("late_by", "en retard de", "late by"),
+    ("appointments_past_due", "rendez-vous passés sans nouvelles", "appointments past due, unconfirmed"),
+    ("severity_critical", "critique", "critical"),
+    ("severity_high", "élevée", "high"),
+    ("severity_moderate", "modérée", "moderate"),
+    ("severity_low", "faible", "low"),
+    ("all_acknowledged", "toutes prises en compte", "all acknowledged"),
+    ("to_acknowledge", "à prendre en compte", "to acknowledge"),
     ("act", "Agir", "Act"),
     ("contact_made", "Enregistrer un contact", "Record a contact"),
     ("channel", "Par", "By"),
@@ -117,7 +127,8 @@ const ROLES: &Table = &[
 const TASKS: &Table = &[
     ("critical_alert_open", "alerte critique", "critical alert"),
     ("high_alert_open", "alerte élevée", "high alert"),
-    ("alert_open", "alerte ouverte", "open alert"),
+    ("alert_open", "alerte à prendre en compte", "alert to acknowledge"),
+    ("alert_acknowledged", "alerte prise en compte, à clore", "alert acknowledged, to resolve"),
     ("first_contact_overdue", "premier contact en retard", "first contact overdue"),
     ("appointment_missed", "rendez-vous manqué", "missed appointment"),
     ("appointment_unconfirmed", "rendez-vous non confirmé", "appointment not confirmed"),
@@ -239,6 +250,7 @@ mod tests {
             include_str!("../session.rs"),
             include_str!("../html.rs"),
             include_str!("../dashboard/actions.rs"),
+            include_str!("../dashboard/row.rs"),
         ] {
             words_used(source, &mut used);
         }
