@@ -8,7 +8,6 @@ use crate::{
     log_handle::LogHandle,
     principal::{Principal, Role},
     session::Sessions,
-    timeline,
 };
 use axum::{
     extract::{Path, Query, State},
@@ -18,8 +17,8 @@ use axum::{
     Router,
 };
 use journey_proto::v1::{
-    Event, FollowUpRequest, FollowUpResponse, IndicatorsRequest, Period, Severity, WeekIndicators,
-    WorklistItem, WorklistRequest,
+    FollowUpRequest, FollowUpResponse, IndicatorsRequest, Period, WeekIndicators, WorklistItem,
+    WorklistRequest,
 };
 use serde::Deserialize;
 use std::fmt::Write;
@@ -27,6 +26,7 @@ use std::sync::Arc;
 
 mod actions;
 mod row;
+mod sentence;
 
 #[derive(Clone)]
 pub struct Dashboard {
@@ -461,7 +461,7 @@ async fn patient(
             actions::forms(&mut b, lang, &id, csrf, f);
         }
     }
-    timeline_section(&mut b, lang, &events);
+    sentence::timeline(&mut b, lang, &events);
     page(lang, caller, &title, &b).into_response()
 }
 
@@ -523,8 +523,7 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
     if !f.referents.is_empty() {
         let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
         for r in &f.referents {
-            let role = journey_proto::v1::Role::try_from(r.role)
-                .map_or("?".into(), |r| r.as_str_name().to_lowercase());
+            let role = row::role_words(lang, r.role);
             let _ = write!(b, "<li>{} — {}</li>", esc(&role), esc(&r.name));
         }
         b.push_str("</ul>");
@@ -532,41 +531,23 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
     if !f.alerts.is_empty() {
         let _ = write!(b, "<h3>{}</h3><ul id=\"alerts\">", t(lang, "alerts"));
         for a in &f.alerts {
-            let sev = Severity::try_from(a.severity)
-                .map_or("?".into(), |s| s.as_str_name().to_lowercase());
-            let state = if a.resolved {
-                "resolved"
+            let (state, words) = if a.resolved {
+                ("resolved", t(lang, "alert_resolved"))
             } else if a.acknowledged {
-                "acknowledged"
+                ("acknowledged", t(lang, "alert_acknowledged"))
             } else {
-                "open"
+                ("open", t(lang, "alert_unacknowledged"))
             };
             let _ = write!(
                 b,
-                "<li data-state=\"{state}\">{} · {} · {} · {}</li>",
+                "<li data-state=\"{state}\">{} · {} · {} · {words}</li>",
                 when(a.raised_at.as_ref()),
-                esc(&sev),
+                esc(&sentence::severity(lang, a.severity)),
                 esc(&a.reason),
-                state
             );
         }
         b.push_str("</ul>");
     }
-}
-
-/// The patient page's timeline: every event of the patient's stream, oldest first.
-fn timeline_section(b: &mut String, lang: Lang, events: &[Event]) {
-    let _ = write!(b, "<h2>{}</h2><ol id=\"timeline\">", t(lang, "timeline"));
-    for e in events {
-        let e = timeline::entry(e);
-        let _ = write!(
-            b,
-            "<li data-kind=\"{kind}\"><b>{kind}</b> <span class=\"muted\">{} · {} · {} (recorded {})</span><br><code>{}</code></li>",
-            esc(&e.occurred_at), esc(&e.actor), esc(&e.source), esc(&e.recorded_at), esc(&e.detail),
-            kind = esc(e.kind),
-        );
-    }
-    b.push_str("</ol>");
 }
 
 /// A line chart of one weekly series, as inline SVG.

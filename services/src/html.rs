@@ -72,12 +72,13 @@ pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;col
 nav{display:flex;gap:1rem;align-items:center}nav form{margin:0 0 0 auto}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}\
 th,td{border-bottom:1px solid #dde3ea;padding:.35rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#b86e00}\
+th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#8a5300}\
 .critical{background:#fde7e9}.high{background:#fff1e0}form{margin:1rem 0;display:flex;gap:.75rem;flex-wrap:wrap;align-items:end}\
 label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;font-size:.85rem}\
 .notice{background:#f3f6f9;border-left:4px solid #1565c0;padding:.75rem 1rem;max-width:40rem}\
 .refused{border-left-color:#b3261e}\
-.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem;overflow-wrap:anywhere}";
+.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem;overflow-wrap:anywhere}\
+@media (max-width:40rem){body{margin:.75rem}table{display:block;overflow-x:auto}}";
 
 /// A whole page: `title` (already in the reader's words) heads it, `nav` and `body` are markup.
 pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {

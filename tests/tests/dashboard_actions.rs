@@ -498,6 +498,15 @@ async fn in_a_browser_a_recorded_contact_takes_the_patient_off_the_overdue_list(
         .await;
     let page = tab.html().await;
     assert!(page.contains("C'est enregistré"), "{page}");
+    // The timeline reads as sentences (issue 18: 3), the event itself behind "détails".
+    assert!(
+        page.contains("Contact par téléphone : « Appel : va bien »"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Lettre de liaison envoyée par MSSanté, 11/11 éléments"),
+        "{page}"
+    );
     shots(&mut tab, "dashboard-action-recorded-fr").await;
 
     // Off the overdue list.

@@ -63,12 +63,7 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64) {
 fn referents(lang: Lang, i: &WorklistItem) -> String {
     let mut s = String::new();
     for r in &i.referents {
-        let role = Role::try_from(r.role).map_or(String::new(), |r| {
-            role_label(
-                lang,
-                &r.as_str_name().trim_start_matches("ROLE_").to_lowercase(),
-            )
-        });
+        let role = role_words(lang, r.role);
         let _ = write!(
             s,
             "<br><span class=\"muted referent\">{} : {}</span>",
@@ -77,6 +72,16 @@ fn referents(lang: Lang, i: &WorklistItem) -> String {
         );
     }
     s
+}
+
+/// A professional's role (the event catalogue's `Role`) in the reader's words.
+pub(super) fn role_words(lang: Lang, role: i32) -> String {
+    Role::try_from(role).map_or(String::new(), |r| {
+        role_label(
+            lang,
+            &r.as_str_name().trim_start_matches("ROLE_").to_lowercase(),
+        )
+    })
 }
 
 /// An age in the reader's words: hours up to 48, then whole days.

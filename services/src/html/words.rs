@@ -77,6 +77,10 @@ const WORDS: &Table = &[
     ("severity_low", "faible", "low"),
     ("all_acknowledged", "toutes prises en compte", "all acknowledged"),
     ("to_acknowledge", "à prendre en compte", "to acknowledge"),
+    ("details", "détails", "details"),
+    ("alert_resolved", "close", "resolved"),
+    ("alert_acknowledged", "prise en compte", "acknowledged"),
+    ("alert_unacknowledged", "à prendre en compte", "to acknowledge"),
     ("act", "Agir", "Act"),
     ("contact_made", "Enregistrer un contact", "Record a contact"),
     ("channel", "Par", "By"),
@@ -251,6 +255,7 @@ mod tests {
             include_str!("../html.rs"),
             include_str!("../dashboard/actions.rs"),
             include_str!("../dashboard/row.rs"),
+            include_str!("../dashboard/sentence.rs"),
         ] {
             words_used(source, &mut used);
         }
