@@ -4,7 +4,8 @@
 //! log with the coordinator as its actor, the page shows it on the redirect, and the access log
 //! keeps the action with its patient. A form without the session's CSRF token, with another's,
 //! or from another site is refused; a patient of another territory is refused (answered as an
-//! unknown patient) and the refusal is in `Audit.Accesses`. Then in a real headless Chromium,
+//! unknown patient) and the refusal is in `Audit.Accesses`; a server without authentication
+//! offers no action and refuses one. Then in a real headless Chromium,
 //! driven over the DevTools protocol: sign in, record a contact, see the patient leave the
 //! overdue list; screenshots in French and English at desktop and phone widths under `target/`.
 use journey_proto::v1::{
@@ -462,6 +463,31 @@ async fn forged_forms_and_other_territories_are_refused_and_recorded() {
     );
     let e = log.append(batch(vec![contact])).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+}
+
+#[tokio::test]
+async fn without_authentication_nobody_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut log = server.client().await;
+    let head = append_batch(&mut log, stay("P1", "F1", "T1", 10)).await;
+    wait_projected(&server.grpc, head).await;
+    let page = http_get(&server.http, "/patients/P1").await;
+    assert!(
+        !page.contains("id=\"actions\""),
+        "no forms without a signed-in person: {page}"
+    );
+    let r = act(&server.http, "", "P1", "action=contact&channel=phone").await;
+    assert_eq!(http_status(&r), 403, "{r}");
+    assert!(r.contains("signed-in person"), "{r}");
+    assert_eq!(
+        log.head(HeadRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
+        head
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
