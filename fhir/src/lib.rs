@@ -1,7 +1,7 @@
 //! FHIR R4 out of the journey (crate `journey-fhir`): a patient's events (the event catalogue,
 //! `journey-proto`) as FHIR resources, French core profiles (`hl7.fhir.fr.core`) where they
 //! exist, and the few resources a FHIR server answers with around them (searchset [`bundle`],
-//! [`outcome`], [`capability`]). docs/fhir.md is the mapping table.
+//! [`outcome`], [`capability`]), and what a request asks of it ([`query`]). docs/fhir.md is the mapping table.
 //!
 //! Pure: no IO, no clock, no log, no services. The HTTP API that authenticates, checks territory
 //! and consent, records the read and reads the log is `journey-services`' `fhir_api/`.
@@ -32,6 +32,7 @@ mod observation;
 pub mod outcome;
 mod patient;
 mod procedure;
+pub mod query;
 pub mod resource;
 
 pub use journey::{resources, Kind};

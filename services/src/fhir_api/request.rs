@@ -1,301 +1,33 @@
-//! What a FHIR request asks: its parameters checked (a read takes none, `$everything` only
-//! `_since`, a search only `patient`), every other parameter refused with what to send instead.
+//! What a FHIR request asks, as `journey_fhir::query` reads it (pure: the parameters of a read,
+//! `$everything`, a search and a Bulk Data kick-off); a parameter it refuses is the API's
+//! `INVALID_ARGUMENT`, answered as a 400 OperationOutcome.
 use crate::errors;
 use axum::http::Uri;
-use journey_fhir::Kind;
+use journey_fhir::query::{self, Invalid};
+pub(super) use journey_fhir::query::{ExportAsk, Select, PROVENANCE};
 use tonic::Status;
 
-/// What a request asks, once its address and query are understood.
-pub(super) enum Select {
-    Patient,
-    /// With `_since`: only the resources changed from then on (`meta.lastUpdated`, RFC 3339 UTC
-    /// with milliseconds, as the resources carry it).
-    Everything {
-        since: Option<String>,
-    },
-    /// A search of one type (its name): a mapped type, or `Provenance`.
-    Type(&'static str),
+fn refused(i: Invalid) -> Status {
+    errors::invalid(&i.parameter, &i.message)
 }
 
-/// The type the API adds to the mapped ones: a Provenance per event.
-pub(super) const PROVENANCE: &str = "Provenance";
-
-/// A read or `$everything` takes no parameter.
+/// A read takes no parameter.
 pub(super) fn no_parameters(uri: &Uri) -> Result<(), Status> {
-    match uri.query().and_then(|q| q.split('&').find(|kv| !kv.is_empty())) {
-        Some(kv) => Err(errors::invalid(
-            kv.split('=').next().unwrap_or(kv),
-            "unsupported parameter: this server reads a patient and its $everything without parameters",
-        )),
-        None => Ok(()),
-    }
+    query::no_parameters(uri.query()).map_err(refused)
 }
 
-/// `$everything` takes `_since` (an instant) only.
-pub(super) fn everything_request(query: Option<&str>) -> Result<Select, Status> {
-    let mut since = None;
-    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        if k != "_since" || since.is_some() {
-            return Err(errors::invalid(
-                &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
-                "unsupported parameter: $everything takes _since (an instant, e.g. 2026-12-04T10:00:00Z), once",
-            ));
-        }
-        since = Some(instant(v)?);
-    }
-    Ok(Select::Everything { since })
+/// `$everything` takes `_since` only.
+pub(super) fn everything_request(q: Option<&str>) -> Result<Select, Status> {
+    query::everything_request(q).map_err(refused)
 }
 
-/// A `_since` value: an RFC 3339 instant with its zone, as the resources' `meta.lastUpdated`
-/// writes it (UTC, milliseconds), so that text order is time order.
-fn instant(v: &str) -> Result<String, Status> {
-    let at = chrono::DateTime::parse_from_rfc3339(&percent_decoded(v)?).map_err(|e| {
-        errors::invalid(
-            "_since",
-            &format!("{e}: give an instant with its time zone, e.g. 2026-12-04T10:00:00Z"),
-        )
-    })?;
-    Ok(at
-        .with_timezone(&chrono::Utc)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+/// A search by patient: the patient named (recorded even when refused), and what is asked.
+pub(super) fn search_request(kind: &str, q: Option<&str>) -> (String, Result<Select, Status>) {
+    let (patient, select) = query::search_request(kind, q);
+    (patient, select.map_err(refused))
 }
 
-/// What a Bulk Data kick-off asks: the types (`None`: every type) and `_since`.
-pub(super) struct ExportAsk {
-    pub types: Option<Vec<&'static str>>,
-    pub since: Option<String>,
-}
-
-/// The output formats a kick-off may name (`_outputFormat`): NDJSON only.
-const NDJSON_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
-
-/// A Bulk Data kick-off's parameters: `_type` (types separated by commas, possibly repeated),
-/// `_since` once, `_outputFormat` NDJSON; anything else refused.
-pub(super) fn export_request(query: Option<&str>) -> Result<ExportAsk, Status> {
-    let mut ask = ExportAsk {
-        types: None,
-        since: None,
-    };
-    for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
-        let (k, raw) = kv.split_once('=').unwrap_or((kv, ""));
-        let v = percent_decoded(raw)?;
-        match k {
-            "_since" if ask.since.is_none() => ask.since = Some(instant(raw)?),
-            "_type" => {
-                let types = ask.types.get_or_insert_with(Vec::new);
-                for t in v.split(',').map(str::trim) {
-                    let kind = exported(t)?;
-                    if !types.contains(&kind) {
-                        types.push(kind);
-                    }
-                }
-            }
-            "_outputFormat" if NDJSON_FORMATS.contains(&v.as_str()) => {}
-            "_outputFormat" => {
-                return Err(errors::invalid(
-                    "_outputFormat",
-                    &format!("{v:?} is not served: this server exports application/fhir+ndjson"),
-                ))
-            }
-            _ => {
-                return Err(errors::invalid(
-                    &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
-                    "unsupported parameter: an export takes _type (e.g. Patient,Encounter), _since (an instant, once) and _outputFormat (application/fhir+ndjson)",
-                ))
-            }
-        }
-    }
-    Ok(ask)
-}
-
-/// A type an export writes: every mapped type, and Provenance.
-fn exported(kind: &str) -> Result<&'static str, Status> {
-    if kind == PROVENANCE {
-        return Ok(PROVENANCE);
-    }
-    Kind::parse(kind).map(Kind::name).ok_or_else(|| {
-        let mut served: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        served.push(PROVENANCE);
-        errors::invalid(
-            "_type",
-            &format!(
-                "{kind:?} is not a type this server exports; it exports {}",
-                served.join(", ")
-            ),
-        )
-    })
-}
-
-/// `GET /fhir/{Type}?patient={id}`: a mapped type, searched by patient only. The patient named
-/// (for the access log, even when the request is refused), and what is asked.
-pub(super) fn search_request(kind: &str, query: Option<&str>) -> (String, Result<Select, Status>) {
-    let params: Vec<(&str, &str)> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-        .collect();
-    let patient = params
-        .iter()
-        .find(|(k, _)| *k == "patient")
-        .map(|(_, v)| percent_decoded(v));
-    let id = match &patient {
-        Some(Ok(p)) => p.strip_prefix("Patient/").unwrap_or(p).to_string(),
-        _ => String::new(),
-    };
-    let select = || {
-        let kind = searchable(kind)?;
-        if let Some((k, _)) = params.iter().find(|(k, _)| *k != "patient") {
-            return Err(errors::invalid(
-                &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
-                "unsupported search parameter: this server searches by patient only (?patient=<id>)",
-            ));
-        }
-        if params.iter().filter(|(k, _)| *k == "patient").count() > 1 {
-            return Err(errors::invalid("patient", "give it once"));
-        }
-        if let Some(Err(e)) = patient {
-            return Err(e);
-        }
-        if id.is_empty() {
-            return Err(errors::invalid(
-                "patient",
-                "required: this server searches by patient only (?patient=<id>)",
-            ));
-        }
-        Ok(Select::Type(kind))
-    };
-    let select = select();
-    (id, select)
-}
-
-/// A type the API searches: every mapped type but Patient (read by id), and Provenance.
-fn searchable(kind: &str) -> Result<&'static str, Status> {
-    if kind == PROVENANCE {
-        return Ok(PROVENANCE);
-    }
-    match Kind::parse(kind) {
-        Some(Kind::Patient) => Err(errors::invalid(
-            "Patient",
-            "this server does not search patients: read one with GET /fhir/Patient/{id}",
-        )),
-        Some(k) => Ok(k.name()),
-        None => {
-            let mut served: Vec<&str> = Kind::ALL[1..].iter().map(|k| k.name()).collect();
-            served.push(PROVENANCE);
-            Err(errors::invalid(
-                "type",
-                &format!(
-                    "{kind:?} is not a type this server serves; it serves Patient and {}",
-                    served.join(", ")
-                ),
-            ))
-        }
-    }
-}
-
-/// A query value, percent-decoded (`+` is a space) and UTF-8.
-fn percent_decoded(v: &str) -> Result<String, Status> {
-    let bad = || errors::invalid("query", "not a percent-encoded UTF-8 value");
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = v.get(i + 1..i + 3).ok_or_else(bad)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::Code;
-
-    #[test]
-    fn everything_takes_since_only() {
-        let since = |q| match everything_request(Some(q)) {
-            Ok(Select::Everything { since }) => Ok(since),
-            Ok(_) => unreachable!(),
-            Err(s) => Err(s.message().to_string()),
-        };
-        assert_eq!(
-            since("_since=2026-12-04T11:00:00%2B01:00"),
-            Ok(Some("2026-12-04T10:00:00.000Z".to_string()))
-        );
-        assert!(since("_since=yesterday")
-            .unwrap_err()
-            .starts_with("_since:"));
-        assert!(since("_count=10")
-            .unwrap_err()
-            .starts_with("_count: unsupported"));
-        assert!(since("_since=2026-12-04T10:00:00Z&_since=2026-12-04T10:00:00Z").is_err());
-        assert!(matches!(
-            everything_request(None),
-            Ok(Select::Everything { since: None })
-        ));
-    }
-
-    #[test]
-    fn an_export_takes_types_since_and_ndjson() {
-        let ask = export_request(Some(
-            "_type=Patient,Encounter&_type=Provenance,Patient&_since=2026-12-04T11:00:00%2B01:00&_outputFormat=application%2Ffhir%2Bndjson",
-        ))
-        .map_err(|s| s.message().to_string())
-        .unwrap();
-        assert_eq!(ask.types, Some(vec!["Patient", "Encounter", PROVENANCE]));
-        assert_eq!(ask.since.as_deref(), Some("2026-12-04T10:00:00.000Z"));
-        let refused = |q| export_request(Some(q)).err().unwrap().message().to_string();
-        assert!(refused("_type=Practitioner").contains("not a type this server exports"));
-        assert!(refused("_outputFormat=text/csv").starts_with("_outputFormat:"));
-        assert!(refused("_count=5").starts_with("_count: unsupported"));
-        assert!(refused("_since=yesterday").starts_with("_since:"));
-        assert!(export_request(None).ok().unwrap().types.is_none());
-    }
-
-    #[test]
-    fn a_search_takes_a_mapped_type_and_the_patient_only() {
-        let (p, s) = search_request("Observation", Some("patient=Patient%2FP%201"));
-        assert_eq!(p, "P 1");
-        assert!(matches!(s, Ok(Select::Type("Observation"))));
-        assert!(matches!(
-            search_request("Provenance", Some("patient=P1")).1,
-            Ok(Select::Type(PROVENANCE))
-        ));
-        let (p, s) = search_request("Observation", Some("patient=P1&code=29463-7"));
-        assert_eq!(p, "P1", "the patient is recorded with the refusal");
-        assert!(s.is_err());
-        let refused = |kind: &str, q: Option<&str>| search_request(kind, q).1.err().unwrap();
-        assert_eq!(
-            refused("Observation", Some("patient=P1&code=29463-7")).code(),
-            Code::InvalidArgument
-        );
-        assert!(refused("Observation", Some("code=1"))
-            .message()
-            .starts_with("code: unsupported search parameter"));
-        assert!(refused("Observation", None).message().contains("required"));
-        assert!(refused("Practitioner", Some("patient=P1"))
-            .message()
-            .contains("not a type this server serves"));
-        assert!(refused("Patient", Some("patient=P1"))
-            .message()
-            .contains("GET /fhir/Patient/{id}"));
-        assert!(refused("Flag", Some("patient=%zz"))
-            .message()
-            .contains("percent"));
-    }
+/// A Bulk Data kick-off's `_type`, `_since` and `_outputFormat`.
+pub(super) fn export_request(q: Option<&str>) -> Result<ExportAsk, Status> {
+    query::export_request(q).map_err(refused)
 }
