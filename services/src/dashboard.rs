@@ -329,8 +329,8 @@ fn filters_form(b: &mut String, lang: Lang, req: &WorklistRequest) {
          <label>{}<input name=\"territory\" value=\"{}\"></label>\
          <label>{}<input name=\"referent\" value=\"{}\"></label>\
          <label>{}<input type=\"checkbox\" name=\"overdue\"{}></label>\
-         <label>{}<select name=\"severity\"><option value=\"0\"{}>{}</option><option value=\"1\"{}>low</option>\
-         <option value=\"2\"{}>moderate</option><option value=\"3\"{}>high</option><option value=\"4\"{}>critical</option></select></label>\
+         <label>{}<select name=\"severity\"><option value=\"0\"{}>{}</option><option value=\"1\"{}>{}</option>\
+         <option value=\"2\"{}>{}</option><option value=\"3\"{}>{}</option><option value=\"4\"{}>{}</option></select></label>\
          <button type=\"submit\">{}</button></form>",
         t(lang, "facility"),
         esc(&req.facility_id),
@@ -344,9 +344,13 @@ fn filters_form(b: &mut String, lang: Lang, req: &WorklistRequest) {
         sel(0),
         t(lang, "any"),
         sel(1),
+        t(lang, "severity_low"),
         sel(2),
+        t(lang, "severity_moderate"),
         sel(3),
+        t(lang, "severity_high"),
         sel(4),
+        t(lang, "severity_critical"),
         t(lang, "filter"),
         l = lang.code(),
     );
