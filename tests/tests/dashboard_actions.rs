@@ -7,7 +7,8 @@
 //! unknown patient) and the refusal is in `Audit.Accesses`; a server without authentication
 //! offers no action and refuses one. Then in a real headless Chromium,
 //! driven over the DevTools protocol: sign in, record a contact, see the patient leave the
-//! overdue list; screenshots in French and English at desktop and phone widths under `target/`.
+//! overdue list, acknowledge an alert; screenshots in French and English at desktop and phone
+//! widths under `target/screenshots/`.
 use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessesRequest, Event, HeadRequest,
     ReadStreamRequest,
@@ -543,6 +544,18 @@ async fn in_a_browser_a_recorded_contact_takes_the_patient_off_the_overdue_list(
     shots(&mut tab, "dashboard-worklist-en").await;
     tab.goto(&format!("{base}/patients/P1?lang=en")).await;
     shots(&mut tab, "dashboard-patient-en").await;
+
+    // Acknowledge P1's alert with its button.
+    tab.eval("document.querySelector('#acknowledge-AL-P1 button').click(); true")
+        .await;
+    tab.wait_for("document.querySelector('#recorded') !== null")
+        .await;
+    let page = tab.html().await;
+    assert!(page.contains("data-state=\"acknowledged\""), "{page}");
+    assert!(
+        page.contains("Alert acknowledged"),
+        "the timeline says it: {page}"
+    );
 }
 
 /// Screenshots of the tab's page at desktop and phone widths, under `target/`.
