@@ -15,6 +15,7 @@
 //! FHIR ids); `meta.versionId` is the patient's stream version of the last event a resource was
 //! built from, `meta.lastUpdated` that event's recorded time.
 mod appointment;
+pub mod bulk;
 pub mod bundle;
 pub mod capability;
 mod care_plan;

@@ -19,7 +19,7 @@
 mod job;
 
 use super::{
-    request::{export_request, ExportAsk, PROVENANCE},
+    request::{export_request, ExportAsk},
     response::{base_url, refusal},
     Asked, FhirApi,
 };
@@ -35,7 +35,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use job::{write_private, Run};
-use journey_fhir::Kind;
+use journey_fhir::bulk;
 use std::{
     collections::{HashMap, HashSet},
     path::PathBuf,
@@ -275,8 +275,7 @@ pub(super) async fn file(
     };
     let found = exports.job(&id, &subject(caller.as_ref())).and_then(|_| {
         let whole = exports.dir.join(&id).join(MANIFEST).exists();
-        let kind = name.strip_suffix(".ndjson").unwrap_or("");
-        match whole && (Kind::parse(kind).is_some() || kind == PROVENANCE) {
+        match whole && bulk::file_kind(&name).is_some() {
             true => Ok(exports.dir.join(&id).join(&name)),
             false => Err(errors::fhir_export_unknown(&format!("{id}/{name}"))),
         }

@@ -4,18 +4,13 @@ use super::{Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{
     access_log::{audited, Access},
     errors,
-    fhir_api::{
-        request::{ExportAsk, PROVENANCE},
-        response::provenance,
-        FhirApi,
-    },
+    fhir_api::{request::ExportAsk, response::provenance, FhirApi},
     files,
     principal::Principal,
 };
-use journey_fhir::{Kind, Resource};
+use journey_fhir::{bulk, Resource};
 use journey_log_access::EventSource;
 use journey_proto::v1::{Event, FollowUpRequest};
-use serde_json::{json, Value};
 use std::{
     collections::{BTreeMap, HashSet},
     io::Write,
@@ -107,18 +102,9 @@ fn map_and_write(
 
 /// A patient's resources the job writes: of the types asked, changed since `_since`.
 fn resources(ask: &ExportAsk, patient: &str, events: &[Event]) -> Vec<Resource> {
-    let wanted = |k: &str| ask.types.as_ref().is_none_or(|t| t.contains(&k));
-    let mut all: Vec<Resource> = journey_fhir::resources(patient, events)
-        .into_iter()
-        .filter(|r| wanted(r.kind))
-        .collect();
-    if wanted(PROVENANCE) {
-        all.extend(events.iter().map(provenance));
-    }
-    if let Some(since) = &ask.since {
-        all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
-    }
-    all
+    bulk::selected(ask, journey_fhir::resources(patient, events), || {
+        events.iter().map(provenance).collect()
+    })
 }
 
 /// A job at work.
@@ -187,17 +173,13 @@ impl Run {
         let covered: Vec<String> = written.iter().flat_map(|w| w.covered.clone()).collect();
         let listed = self.join(written)?;
         self.record(&covered, &listed).await?;
-        let manifest = json!({
-            "transactionTime": transaction_time,
-            "request": self.request,
-            "requiresAccessToken": self.api.auth.is_some(),
-            "output": listed.iter().map(|(kind, count)| json!({
-                "type": kind,
-                "url": format!("{}/{kind}.ndjson", self.files_url),
-                "count": count,
-            })).collect::<Vec<Value>>(),
-            "error": [],
-        });
+        let manifest = bulk::manifest(
+            &transaction_time,
+            &self.request,
+            self.api.auth.is_some(),
+            &self.files_url,
+            &listed,
+        );
         self.progress("writing the manifest".into())?;
         let tmp = self.folder.join(format!("{MANIFEST}.part"));
         write_private(&tmp, manifest.to_string().as_bytes()).map_err(errors::fhir_export_failed)?;
@@ -305,12 +287,11 @@ impl Run {
                 std::fs::remove_file(&p).map_err(errors::fhir_export_failed)?;
             }
             file.sync_all().map_err(errors::fhir_export_failed)?;
-            std::fs::rename(&whole, self.folder.join(format!("{kind}.ndjson")))
+            std::fs::rename(&whole, self.folder.join(bulk::file_name(kind)))
                 .map_err(errors::fhir_export_failed)?;
             listed.push((kind, count));
         }
-        let order = |k: &str| Kind::ALL.iter().position(|x| x.name() == k).unwrap_or(99);
-        listed.sort_by_key(|(k, _)| order(k));
+        listed.sort_by_key(|(k, _)| bulk::order(k));
         Ok(listed)
     }
 
