@@ -259,7 +259,7 @@ pub(super) fn sentence(lang: Lang, e: &Event) -> String {
             format!("Alerte {} : {}", severity(lang, x.severity), x.reason)
         }
         (Lang::En, Payload::AlertRaised(x)) => {
-            format!("{} alert: {}", severity(lang, x.severity), x.reason)
+            format!("Alert, {}: {}", severity(lang, x.severity), x.reason)
         }
         (_, Payload::AlertAcknowledged(_)) => {
             say(lang, "Alerte prise en compte", "Alert acknowledged")
