@@ -10,8 +10,8 @@
 //!   Both record each read of patient data in the access log (the insecure one as "anonymous").
 use super::{
     common::{
-        baseline_row, fill_log, fmt_us, latency_row, machine, open_log, print_table, rate,
-        rate_row, sample_event, start_server, start_server_with, status, step, time_calls,
+        append_patient_events, baseline_row, fill_log, fmt_us, latency_row, machine, open_log,
+        print_table, rate, rate_row, start_server, start_server_with, status, step, time_calls,
         time_noop, ServerChild, Until, Window,
     },
     coordination::wait_caught_up,
@@ -21,7 +21,7 @@ use crate::args::BenchAuditArgs;
 use anyhow::Context;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use journey_event_log::{AppendRequest, EventLog};
+use journey_event_log::EventLog;
 use journey_log_access::MAX_MESSAGE;
 use journey_proto::v1::{
     audit_client::AuditClient, coordination_client::CoordinationClient,
@@ -142,7 +142,8 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
         "(c) Audit.Timeline of a patient with {} events, up to {calls} calls",
         args.patient_events
     ));
-    let timeline = time_timeline(&channel, args.patient_events, calls, budget).await?;
+    let timeline =
+        time_timeline(&channel, HEAVY_PATIENT, args.patient_events, calls, budget).await?;
 
     step("(d) full-log verification: EventLog.Verify and Audit.Verify (best of 3 each)");
     let verification = verification_rates(&channel, head).await?;
@@ -194,7 +195,6 @@ async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog
     ));
     let log = open_log(dir).await?;
     let half = (args.events - args.patient_events) / 2;
-    let mut heavy = (0..args.patient_events).map(|i| sample_event(HEAVY_PATIENT, i));
     let mut appended = 0;
     let first = fill_log(&log, window, 0, Until::Events(half)).await?;
     for round in 0..2 {
@@ -203,19 +203,8 @@ async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog
         } else {
             args.patient_events - args.patient_events / 2
         };
-        let mut left = n;
-        while left > 0 {
-            let batch: Vec<_> = heavy.by_ref().take(left.min(100) as usize).collect();
-            left -= batch.len() as u64;
-            appended += batch.len() as u64;
-            log.append(AppendRequest {
-                events: batch,
-                expected_versions: Default::default(),
-                writer: None,
-            })
-            .await
-            .context("appending the heavy patient's events")?;
-        }
+        append_patient_events(&log, HEAVY_PATIENT, appended..appended + n).await?;
+        appended += n;
         if round == 0 {
             // The first half may overshoot (whole journeys, batches of 1000): the rest may be 0.
             let rest = (args.events - args.patient_events).saturating_sub(first.events);
@@ -227,10 +216,11 @@ async fn fill(dir: &Path, args: &BenchAuditArgs) -> anyhow::Result<(Arc<EventLog
     Ok((log, head))
 }
 
-/// (c) Audit.Timeline of the heavy patient, the whole stream drained each call; checks first
-/// that it has all of the patient's `entries`.
-async fn time_timeline(
+/// (c) Audit.Timeline of `patient`, the whole stream drained each call; checks first that it has
+/// all of the patient's `entries`.
+pub(crate) async fn time_timeline(
     channel: &Channel,
+    patient: &str,
     entries: u64,
     calls: u64,
     budget: Duration,
@@ -241,7 +231,7 @@ async fn time_timeline(
         async move {
             let mut stream = c
                 .timeline(TimelineRequest {
-                    patient_id: HEAVY_PATIENT.into(),
+                    patient_id: patient.into(),
                     from_version: 0,
                 })
                 .await

@@ -438,6 +438,25 @@ pub async fn open_log_with(
     Ok(Arc::new(log))
 }
 
+/// Appends `sample_event`s number `numbers` of `patient` straight into `log`, 100 a batch.
+pub async fn append_patient_events(
+    log: &EventLog,
+    patient: &str,
+    numbers: std::ops::Range<u64>,
+) -> anyhow::Result<()> {
+    let mut events = numbers.map(|i| sample_event(patient, i)).peekable();
+    while events.peek().is_some() {
+        log.append(AppendRequest {
+            events: events.by_ref().take(100).collect(),
+            expected_versions: Default::default(),
+            writer: None,
+        })
+        .await
+        .with_context(|| format!("appending the events of {patient}"))?;
+    }
+    Ok(())
+}
+
 /// The SQLite file of the read models of `journey up` on `dir`.
 pub fn read_models_url(dir: &Path) -> String {
     format!("sqlite://{}/read-models.sqlite", dir.display())

@@ -6,19 +6,17 @@
 //! - `GET /fhir/Patient/{id}/$everything` of that patient, p50/p99, beside Audit.Timeline of the
 //!   same patient over gRPC (the whole stream drained).
 use super::{
+    audit::time_timeline,
+    common::append_patient_events,
     common::{
-        fill_log, latency_row, machine, open_log, print_table, rate, rate_row, sample_event,
-        start_server, status, step, time_calls, Until, Window,
+        fill_log, latency_row, machine, open_log, print_table, rate, rate_row, start_server, step,
+        time_calls, Until, Window,
     },
     coordination::wait_caught_up,
     rebuild::{scan, scan_row},
 };
 use anyhow::Context;
 use clap::Args;
-use futures::StreamExt;
-use journey_event_log::AppendRequest;
-use journey_log_access::MAX_MESSAGE;
-use journey_proto::v1::{audit_client::AuditClient, TimelineRequest};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -124,20 +122,7 @@ pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
         Until::Events(args.events),
     )
     .await?;
-    let mut heavy = (0..args.patient_events).map(|i| sample_event(HEAVY_PATIENT, i));
-    loop {
-        let events: Vec<_> = heavy.by_ref().take(100).collect();
-        if events.is_empty() {
-            break;
-        }
-        log.append(AppendRequest {
-            events,
-            expected_versions: Default::default(),
-            writer: None,
-        })
-        .await
-        .context("appending the heavy patient's events")?;
-    }
+    append_patient_events(&log, HEAVY_PATIENT, 0..args.patient_events).await?;
     let head = log.head().position;
 
     step("baseline: scan and decode the whole log in process (best of 2)");
@@ -169,24 +154,13 @@ pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let audit = AuditClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
-    let timeline = time_calls(args.calls, budget, || {
-        let mut c = audit.clone();
-        async move {
-            let mut stream = c
-                .timeline(TimelineRequest {
-                    patient_id: HEAVY_PATIENT.into(),
-                    from_version: 0,
-                })
-                .await
-                .map_err(status)?
-                .into_inner();
-            while let Some(entry) = stream.next().await {
-                entry.map_err(status)?;
-            }
-            Ok(())
-        }
-    })
+    let timeline = time_timeline(
+        &channel,
+        HEAVY_PATIENT,
+        args.patient_events,
+        args.calls,
+        budget,
+    )
     .await?;
     drop(channel);
     server.stop();
