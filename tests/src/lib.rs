@@ -860,6 +860,24 @@ pub async fn read_log(grpc: &str, token: Option<&str>) -> Vec<Event> {
     events
 }
 
+/// Every event of `patient`, in stream order, read with `client`.
+pub async fn patient_events(client: &mut crate::client::LogClient, patient: &str) -> Vec<Event> {
+    let mut stream = client
+        .read_stream(v1::ReadStreamRequest {
+            patient_id: patient.into(),
+            from_version: 1,
+            batch_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(batch) = stream.message().await.unwrap() {
+        events.extend(batch.events);
+    }
+    events
+}
+
 /// `events` by patient, each patient's in their order.
 pub fn by_patient(events: Vec<Event>) -> std::collections::BTreeMap<String, Vec<Event>> {
     let mut by_patient = std::collections::BTreeMap::<String, Vec<Event>>::new();

@@ -6,10 +6,9 @@
 //! Absence of alerts is never waited for with a timer: the reactor folds the log in order, so once
 //! the alert of a later "marker" observation is in the log, every decision about earlier
 //! observations has been made and appended.
-use futures::StreamExt;
 use journey_proto::v1::{
     self, event::Payload, AlertThreshold, CarePlanEstablished, Code, ConditionRecorded, Event,
-    HeadRequest, ObservationRecorded, ReadStreamRequest, Severity,
+    HeadRequest, ObservationRecorded, Severity,
 };
 use journey_tests::*;
 use std::time::{Duration, Instant};
@@ -85,26 +84,11 @@ async fn head(server: &Server) -> u64 {
 
 /// The patient's `AlertRaised` events, in log order.
 async fn alerts(server: &Server, patient: &str) -> Vec<Event> {
-    let mut c = server.client().await;
-    let mut stream = c
-        .read_stream(ReadStreamRequest {
-            patient_id: patient.into(),
-            from_version: 1,
-            batch_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(b) = stream.next().await {
-        out.extend(
-            b.unwrap()
-                .events
-                .into_iter()
-                .filter(|e| matches!(e.payload, Some(Payload::AlertRaised(_)))),
-        );
-    }
-    out
+    let events = patient_events(&mut server.client().await, patient).await;
+    events
+        .into_iter()
+        .filter(|e| matches!(e.payload, Some(Payload::AlertRaised(_))))
+        .collect()
 }
 
 /// Polls until the patient has at least `n` alerts (generous deadline), then returns them all.

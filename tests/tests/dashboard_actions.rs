@@ -11,7 +11,6 @@
 //! widths under `target/screenshots/`.
 use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessesRequest, Event, HeadRequest,
-    ReadStreamRequest,
 };
 use journey_tests::client::{channel, token};
 use journey_tests::*;
@@ -158,20 +157,8 @@ async fn head(grpc: &str, admin: &str) -> u64 {
 /// The patient's last event in the log.
 async fn last_event(grpc: &str, admin: &str, patient: &str) -> Event {
     let mut log = client::connect(grpc, Some(admin)).await.unwrap();
-    let mut stream = log
-        .read_stream(ReadStreamRequest {
-            patient_id: patient.into(),
-            from_version: 1,
-            batch_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(batch) = stream.message().await.unwrap() {
-        last = batch.events.into_iter().last().or(last);
-    }
-    last.expect("the patient's events")
+    let events = patient_events(&mut log, patient).await;
+    events.into_iter().last().expect("the patient's events")
 }
 
 async fn accesses(grpc: &str, admin: &str, patient: &str) -> Vec<v1::AccessRecord> {

@@ -2,8 +2,7 @@
 //! an event id reused with another body is refused (`ALREADY_EXISTS`, naming the id), not taken
 //! for a retry; and a patient who died in hospital can still have the stay closed by a discharge
 //! with disposition deceased, in either order, while anything else after death stays refused.
-use futures::StreamExt;
-use journey_proto::v1::{self, event::Payload, Event, HeadRequest, ReadStreamRequest};
+use journey_proto::v1::{self, event::Payload, Event, HeadRequest};
 use journey_tests::client::LogClient;
 use journey_tests::*;
 use tonic::Code;
@@ -13,20 +12,7 @@ async fn head(c: &mut LogClient) -> v1::HeadResponse {
 }
 
 async fn stream_of(c: &mut LogClient, patient: &str) -> Vec<Event> {
-    let mut stream = c
-        .read_stream(ReadStreamRequest {
-            patient_id: patient.into(),
-            from_version: 0,
-            batch_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(b) = stream.next().await {
-        events.extend(b.unwrap().events);
-    }
-    events
+    patient_events(c, patient).await
 }
 
 /// The rule code and subject of a refusal by a journey rule: "code:events[i]".

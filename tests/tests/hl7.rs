@@ -150,21 +150,7 @@ async fn head(client: &mut journey_tests::client::LogClient) -> u64 {
 }
 
 async fn stream(server: &Server, patient: &str) -> Vec<Event> {
-    let mut c = server.client().await;
-    let mut s = c
-        .read_stream(v1::ReadStreamRequest {
-            patient_id: patient.into(),
-            from_version: 1,
-            batch_size: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(batch) = s.message().await.unwrap() {
-        out.extend(batch.events);
-    }
-    out
+    patient_events(&mut server.client().await, patient).await
 }
 
 #[tokio::test]
