@@ -22,24 +22,7 @@ key-0123456789-coord coordinator nurse-1 cpts-1 T1
 ";
 
 fn secure(dir: &Path) -> Server {
-    let keys = dir.join("keys.txt");
-    std::fs::write(&keys, KEYS).unwrap();
-    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let data = dir.join("data").display().to_string();
-    spawn_ready_with_env(
-        &[
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-            "--api-keys-file",
-            &keys.display().to_string(),
-        ],
-        &[("JOURNEY_INSECURE", "false")],
-    )
+    secure_up(dir, KEYS, &[])
 }
 
 type Log = EventLogClient<InterceptedService<Channel, Token>>;
