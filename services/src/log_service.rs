@@ -157,7 +157,9 @@ impl LogService {
                 ),
             ));
         }
-        let total = request.encoded_len();
+        // The events' sizes, each computed once: the batch's is their sum.
+        let sizes: Vec<usize> = request.events.iter().map(Message::encoded_len).collect();
+        let total: usize = sizes.iter().sum();
         if total > limits.batch_bytes {
             return Err(errors::too_large(
                 "events",
@@ -168,8 +170,7 @@ impl LogService {
             ));
         }
         let now = Timestamp::from(SystemTime::now());
-        for (i, event) in request.events.iter().enumerate() {
-            let len = event.encoded_len();
+        for (i, (event, &len)) in request.events.iter().zip(&sizes).enumerate() {
             if len > limits.event_bytes {
                 return Err(errors::too_large(
                     &format!("events[{i}]"),
