@@ -390,6 +390,7 @@ mod tests {
             encounter_id: enc.into(),
             from_unit: "cardio".into(),
             to_unit: to.into(),
+            ..Default::default()
         })
     }
 
@@ -452,18 +453,21 @@ mod tests {
     fn cancel_admission(n: u64) -> Payload {
         Payload::AdmissionCancelled(AdmissionCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
 
     fn cancel_transfer(n: u64) -> Payload {
         Payload::TransferCancelled(TransferCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
 
     fn cancel_discharge(n: u64) -> Payload {
         Payload::DischargeCancelled(DischargeCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
 

@@ -684,16 +684,19 @@ mod tests {
     fn cancel_adm(n: u32) -> Payload {
         Payload::AdmissionCancelled(AdmissionCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
     fn cancel_tr(n: u32) -> Payload {
         Payload::TransferCancelled(TransferCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
     fn cancel_dis(n: u32) -> Payload {
         Payload::DischargeCancelled(DischargeCancelled {
             cancelled_event_id: id(n),
+            ..Default::default()
         })
     }
     fn deceased(day: Option<i64>) -> Payload {

@@ -2,8 +2,9 @@
 //! clock sanity. Pure: the caller passes the current time.
 use journey_proto::v1::event::Payload;
 use journey_proto::v1::{
-    Actor, AdmitType, Code, ContactChannel, Disposition, EdOutcome, Event, Facility, HadGroup,
-    LetterChannel, LetterItem, Professional, Role, Setting, Severity, Sex,
+    Actor, AdmitType, ChecklistItem, Code, ComplexityReason, ContactChannel, Disposition,
+    EdOutcome, Event, Facility, HadGroup, IdentityStatus, LetterChannel, LetterItem, Professional,
+    Role, Setting, Severity, Sex,
 };
 use prost_types::Timestamp;
 
@@ -87,11 +88,19 @@ fn payload(p: &Payload, now: &Timestamp) -> R {
         Payload::PatientRegistered(x) => {
             birth_date("patient_registered.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("patient_registered.sex", x.sex)?;
+            enum_known::<IdentityStatus>("patient_registered.identity_status", x.identity_status)?;
             opt_professional("patient_registered.gp", x.gp.as_ref())
         }
         Payload::IdentityUpdated(x) => {
             birth_date("identity_updated.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("identity_updated.sex", x.sex)?;
+            enum_known::<IdentityStatus>("identity_updated.identity_status", x.identity_status)?;
+            if x.ins_removed && !x.ins.is_empty() {
+                return Err(FieldError::new(
+                    "identity_updated.ins",
+                    "must be empty when ins_removed is set",
+                ));
+            }
             opt_professional("identity_updated.gp", x.gp.as_ref())
         }
         Payload::PatientsMerged(x) => {
@@ -112,6 +121,12 @@ fn payload(p: &Payload, now: &Timestamp) -> R {
             required("admitted.encounter_id", &x.encounter_id)?;
             facility("admitted.facility", x.facility.as_ref())?;
             enum_required::<Setting>("admitted.setting", x.setting)?;
+            if x.setting == Setting::Outpatient as i32 {
+                return Err(FieldError::new(
+                    "admitted.setting",
+                    "outpatient is not a stay: an outpatient or emergency visit becomes one by ClassChanged",
+                ));
+            }
             enum_known::<HadGroup>("admitted.had_group", x.had_group)?;
             if x.setting == Setting::Had as i32 && x.had_group == HadGroup::Unspecified as i32 {
                 return Err(FieldError::new(
@@ -269,6 +284,54 @@ fn payload(p: &Payload, now: &Timestamp) -> R {
             Some(t) => clinical_time("patient_deceased.died_at", t, now),
             None => Ok(()),
         },
+        Payload::LeaveStarted(x) => {
+            required("leave_started.encounter_id", &x.encounter_id)?;
+            match &x.expected_return_at {
+                Some(t) => timestamp_shape("leave_started.expected_return_at", t),
+                None => Ok(()),
+            }
+        }
+        Payload::LeaveEnded(x) => required("leave_ended.encounter_id", &x.encounter_id),
+        Payload::ClassChanged(x) => {
+            required("class_changed.encounter_id", &x.encounter_id)?;
+            enum_required::<Setting>("class_changed.setting", x.setting)
+        }
+        Payload::MovementCancelled(x) => uuid_field(
+            "movement_cancelled.cancelled_event_id",
+            &x.cancelled_event_id,
+        ),
+        Payload::MovementCorrected(x) => {
+            uuid_field(
+                "movement_corrected.corrected_event_id",
+                &x.corrected_event_id,
+            )?;
+            if let Some(t) = &x.moved_at {
+                clinical_time("movement_corrected.moved_at", t, now)?;
+            }
+            enum_known::<Disposition>("movement_corrected.disposition", x.disposition)?;
+            enum_known::<Setting>("movement_corrected.setting", x.setting)
+        }
+        Payload::DischargeExpected(x) => {
+            required("discharge_expected.encounter_id", &x.encounter_id)?;
+            match &x.expected_at {
+                Some(t) => timestamp_shape("discharge_expected.expected_at", t),
+                None => Ok(()),
+            }
+        }
+        Payload::ChecklistItemSet(x) => {
+            required("checklist_item_set.encounter_id", &x.encounter_id)?;
+            enum_required::<ChecklistItem>("checklist_item_set.item", x.item)
+        }
+        Payload::ComplexDischargeFlagged(x) => {
+            required("complex_discharge_flagged.encounter_id", &x.encounter_id)?;
+            for (i, r) in x.reasons.iter().enumerate() {
+                enum_required::<ComplexityReason>(
+                    &format!("complex_discharge_flagged.reasons[{i}]"),
+                    *r,
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -684,6 +747,7 @@ mod tests {
         fails(
             &event(Payload::AdmissionCancelled(AdmissionCancelled {
                 cancelled_event_id: "x".into(),
+                ..Default::default()
             })),
             "admission_cancelled.cancelled_event_id",
         );

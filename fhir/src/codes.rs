@@ -64,6 +64,7 @@ pub fn stay_class(setting: i32) -> Value {
     let (code, display) = match Setting::try_from(setting).unwrap_or(Setting::Unspecified) {
         Setting::DaySurgery => ("SS", "short stay"),
         Setting::Had => ("HH", "home health"),
+        Setting::Outpatient => ("AMB", "ambulatory"),
         Setting::Inpatient | Setting::Unspecified => ("IMP", "inpatient encounter"),
     };
     json!({ "system": ACT_CODE, "code": code, "display": display })

@@ -103,6 +103,7 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
                 encounter_id: encounter(m)?,
                 from_unit: m.get("PV1", 6, 1, 1, 1),
                 to_unit: unit(m),
+                ..Default::default()
             }),
             IdKind::Movement,
         )],
@@ -118,18 +119,21 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
         "A11" => vec![(
             Payload::AdmissionCancelled(AdmissionCancelled {
                 cancelled_event_id: ctx.cancelled(m)?,
+                ..Default::default()
             }),
             IdKind::Message,
         )],
         "A12" => vec![(
             Payload::TransferCancelled(TransferCancelled {
                 cancelled_event_id: ctx.cancelled(m)?,
+                ..Default::default()
             }),
             IdKind::Message,
         )],
         "A13" => vec![(
             Payload::DischargeCancelled(DischargeCancelled {
                 cancelled_event_id: ctx.cancelled(m)?,
+                ..Default::default()
             }),
             IdKind::Message,
         )],
@@ -148,6 +152,7 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
                     gp: r.gp,
                     family_name: r.family_name,
                     given_name: r.given_name,
+                    ..Default::default()
                 }),
                 IdKind::Message,
             )]
@@ -521,6 +526,7 @@ fn registration(m: &Message) -> Result<PatientRegistered, Problem> {
         gp,
         family_name: m.get("PID", 5, 1, 1, 1),
         given_name: m.get("PID", 5, 1, 2, 1),
+        ..Default::default()
     })
 }
 

@@ -68,6 +68,14 @@ event_types! {
     ConsentGiven = 125 => "consent_given",
     ConsentRevoked = 126 => "consent_revoked",
     PatientDeceased = 127 => "patient_deceased",
+    LeaveStarted = 128 => "leave_started",
+    LeaveEnded = 129 => "leave_ended",
+    ClassChanged = 130 => "class_changed",
+    MovementCancelled = 131 => "movement_cancelled",
+    MovementCorrected = 132 => "movement_corrected",
+    DischargeExpected = 133 => "discharge_expected",
+    ChecklistItemSet = 134 => "checklist_item_set",
+    ComplexDischargeFlagged = 135 => "complex_discharge_flagged",
 }
 
 impl std::fmt::Display for EventType {
@@ -88,6 +96,6 @@ mod tests {
             assert_eq!(t.snake(), t.snake().to_lowercase());
         }
         assert_eq!(EventType::Discharged.snake(), "discharged");
-        assert_eq!(EventType::ALL.len(), 28);
+        assert_eq!(EventType::ALL.len(), 36);
     }
 }

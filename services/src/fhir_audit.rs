@@ -302,6 +302,7 @@ mod tests {
     fn cancellation_provenance_names_the_removed_event() {
         let e = event(Payload::AdmissionCancelled(AdmissionCancelled {
             cancelled_event_id: "7f1d2c3e-0000-4000-8000-000000000009".into(),
+            ..Default::default()
         }));
         let p = fhir_provenance(&e);
         assert_eq!(p["activity"]["coding"][0]["code"], "NULLIFY");

@@ -152,6 +152,7 @@ fn journey_events() -> Vec<Vec<Event>> {
                     encounter_id: "E1".into(),
                     from_unit: "cardio".into(),
                     to_unit: "icu".into(),
+                    ..Default::default()
                 }),
             ),
             "E1",
@@ -395,6 +396,7 @@ async fn as_of_is_bi_temporal_and_undoes_cancellations() {
         ts(0),
         Payload::AdmissionCancelled(v1::AdmissionCancelled {
             cancelled_event_id: readmit.event_id.clone(),
+            ..Default::default()
         }),
     );
     log.append(batch(vec![cancel.clone()])).await.unwrap();

@@ -128,6 +128,7 @@ fn journey() -> Vec<v1::Event> {
         3600,
         Payload::AdmissionCancelled(v1::AdmissionCancelled {
             cancelled_event_id: second.event_id.clone(),
+            ..Default::default()
         }),
     );
     vec![
@@ -150,6 +151,7 @@ fn journey() -> Vec<v1::Event> {
                 encounter_id: "S1".into(),
                 from_unit: "cardio".into(),
                 to_unit: "icu".into(),
+                ..Default::default()
             }),
         ),
         discharged("P1", "S1", 3 * 86_400),

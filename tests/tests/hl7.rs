@@ -334,6 +334,7 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
                 encounter_id: enc.clone(),
                 from_unit: "CARDIO".into(),
                 to_unit: "REA".into(),
+                ..Default::default()
             }),
         ),
         first_discharge.clone(),
@@ -341,6 +342,7 @@ async fn a_stay_over_mllp_ends_as_the_same_stay_over_grpc() {
             &t[3],
             Payload::DischargeCancelled(v1::DischargeCancelled {
                 cancelled_event_id: first_discharge.event_id.clone(),
+                ..Default::default()
             }),
         ),
         discharge(&t[4]),

@@ -76,6 +76,7 @@ fn journeys() -> Vec<Vec<Event>> {
         10,
         Payload::AdmissionCancelled(v1::AdmissionCancelled {
             cancelled_event_id: r4_readmit.event_id.clone(),
+            ..Default::default()
         }),
     );
     vec![

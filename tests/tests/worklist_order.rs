@@ -135,6 +135,7 @@ fn journey(log: &mut Log, r: &mut Rng, pid: &str, d: i64) {
             admitted + H,
             Payload::AdmissionCancelled(v1::AdmissionCancelled {
                 cancelled_event_id: admit_id,
+                ..Default::default()
             }),
         );
     }
@@ -169,6 +170,7 @@ fn journey(log: &mut Log, r: &mut Rng, pid: &str, d: i64) {
             d + 2 * H,
             Payload::DischargeCancelled(v1::DischargeCancelled {
                 cancelled_event_id: discharge_id,
+                ..Default::default()
             }),
         );
         if r.chance(50) {

@@ -356,6 +356,7 @@ mod tests {
                     "CHU-A",
                     Payload::AdmissionCancelled(AdmissionCancelled {
                         cancelled_event_id: id(3),
+                        ..Default::default()
                     }),
                 ),
                 "CHU-A",
@@ -369,6 +370,7 @@ mod tests {
                     "CHU-B",
                     Payload::AdmissionCancelled(AdmissionCancelled {
                         cancelled_event_id: id(3),
+                        ..Default::default()
                     }),
                 ),
                 "CHU-B",

@@ -27,6 +27,7 @@ fn setting(lang: Lang, s: i32) -> String {
     match Setting::try_from(s) {
         Ok(Setting::Had) => say(lang, "en HAD", "in home hospitalisation (HAD)"),
         Ok(Setting::DaySurgery) => say(lang, "en ambulatoire", "as a day case"),
+        Ok(Setting::Outpatient) => say(lang, "en consultation externe", "as an outpatient"),
         _ => String::new(),
     }
 }
@@ -277,6 +278,66 @@ pub(super) fn sentence(lang: Lang, e: &Event) -> String {
             "Consent to sharing withdrawn",
         ),
         (_, Payload::PatientDeceased(_)) => say(lang, "Décès", "Death"),
+        (_, Payload::LeaveStarted(_)) => {
+            say(lang, "Permission ou absence provisoire", "Leave of absence")
+        }
+        (_, Payload::LeaveEnded(_)) => say(lang, "Retour de permission", "Back from leave"),
+        (_, Payload::ClassChanged(x)) => {
+            let to = setting(lang, x.setting);
+            let to = if to.is_empty() {
+                say(lang, "en hospitalisation complète", "as an inpatient")
+            } else {
+                to
+            };
+            match lang {
+                Lang::Fr => format!("Dossier basculé {to}"),
+                Lang::En => format!("Encounter changed to {to}"),
+            }
+        }
+        (_, Payload::MovementCancelled(_)) => say(lang, "Mouvement annulé", "Movement cancelled"),
+        (_, Payload::MovementCorrected(_)) => say(lang, "Mouvement corrigé", "Movement corrected"),
+        (_, Payload::DischargeExpected(x)) => match &x.expected_at {
+            Some(_) => say(
+                lang,
+                "Date de sortie prévue renseignée",
+                "Expected discharge date set",
+            ),
+            None => say(
+                lang,
+                "Date de sortie prévue retirée",
+                "Expected discharge date withdrawn",
+            ),
+        },
+        (_, Payload::ChecklistItemSet(x)) => {
+            if x.done {
+                say(
+                    lang,
+                    "Élément de la check-list de sortie fait",
+                    "Discharge checklist item done",
+                )
+            } else {
+                say(
+                    lang,
+                    "Élément de la check-list de sortie décoché",
+                    "Discharge checklist item unticked",
+                )
+            }
+        }
+        (_, Payload::ComplexDischargeFlagged(x)) => {
+            if x.reasons.is_empty() {
+                say(
+                    lang,
+                    "Sortie complexe levée",
+                    "Complex discharge flag cleared",
+                )
+            } else {
+                say(
+                    lang,
+                    "Sortie signalée complexe",
+                    "Flagged as a complex discharge",
+                )
+            }
+        }
     }
 }
 

@@ -878,6 +878,7 @@ impl Gen {
             |id| {
                 Payload::AdmissionCancelled(v1::AdmissionCancelled {
                     cancelled_event_id: id,
+                    ..Default::default()
                 })
             },
             (15 * MIN, 60 * MIN),
@@ -940,6 +941,7 @@ impl Gen {
                     encounter_id: s.enc.clone(),
                     from_unit: s.unit.into(),
                     to_unit: to.into(),
+                    ..Default::default()
                 }),
             );
         }
@@ -1118,6 +1120,7 @@ impl Gen {
             |id| {
                 Payload::DischargeCancelled(v1::DischargeCancelled {
                     cancelled_event_id: id,
+                    ..Default::default()
                 })
             },
             (20 * MIN, 90 * MIN),
@@ -1867,6 +1870,7 @@ impl Gen {
                 gp: Some(self.gp.clone()),
                 family_name: family.into(),
                 given_name: given.into(),
+                ..Default::default()
             }),
         );
         if let Some(at) = prior_ed {
