@@ -4,10 +4,16 @@
 use std::collections::{BTreeSet, HashMap};
 
 use journey_proto::v1::event::Payload;
-use journey_proto::v1::{Disposition, Event, Setting};
+use journey_proto::v1::{Disposition, Event};
 use prost_types::Timestamp;
 
+mod movements;
 mod write_rights;
+
+use movements::{Encounter, Kind, Movement, New};
+
+/// A clinical time, (seconds, nanos).
+type Instant = (i64, i32);
 
 /// A journey rule of docs/design.md §3, as checked by [`JourneyRules`]. Each has a stable
 /// snake_case [`code`](Rule::code) that clients may match on (the human message may change).
@@ -42,9 +48,19 @@ pub enum Rule {
     CancelledKindMismatch,
     /// A cancellation names a movement already cancelled. Code `already_cancelled`.
     AlreadyCancelled,
-    /// A cancellation names a movement that is not the latest live one of its encounter. Code
+    /// A cancellation names a movement that is not the latest live one of its encounter, and is
+    /// not flagged historic (or names an admission whose later movements are still live). Code
     /// `not_latest_movement`.
     NotLatestMovement,
+    /// A historic movement, or a corrected time, falls after the encounter's discharge. Code
+    /// `after_discharge`.
+    AfterDischarge,
+    /// A correction names an event that is not a live movement of this patient. Code
+    /// `corrected_event_unknown`.
+    CorrectedEventUnknown,
+    /// A correction sets a field the corrected movement does not have (a disposition on a
+    /// transfer, a unit on a discharge…). Code `correction_mismatch`.
+    CorrectionMismatch,
     /// Write rights: the writing organisation has no relationship with the patient. Code
     /// `not_related`.
     NotRelated,
@@ -58,7 +74,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 18] = [
         Rule::PatientMerged,
         Rule::MergeIntoItself,
         Rule::NothingAfterDeath,
@@ -71,6 +87,9 @@ impl Rule {
         Rule::CancelledKindMismatch,
         Rule::AlreadyCancelled,
         Rule::NotLatestMovement,
+        Rule::AfterDischarge,
+        Rule::CorrectedEventUnknown,
+        Rule::CorrectionMismatch,
         Rule::NotRelated,
         Rule::NotYourEncounter,
         Rule::NotYourFacility,
@@ -91,6 +110,9 @@ impl Rule {
             Rule::CancelledKindMismatch => "cancelled_kind_mismatch",
             Rule::AlreadyCancelled => "already_cancelled",
             Rule::NotLatestMovement => "not_latest_movement",
+            Rule::AfterDischarge => "after_discharge",
+            Rule::CorrectedEventUnknown => "corrected_event_unknown",
+            Rule::CorrectionMismatch => "correction_mismatch",
             Rule::NotRelated => "not_related",
             Rule::NotYourEncounter => "not_your_encounter",
             Rule::NotYourFacility => "not_your_facility",
@@ -138,41 +160,6 @@ pub struct JourneyRules {
     facilities: write_rights::Facilities,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-enum Kind {
-    Admission,
-    Transfer,
-    Discharge,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Admission => "admission",
-            Kind::Transfer => "transfer",
-            Kind::Discharge => "discharge",
-        }
-    }
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Movement {
-    kind: Kind,
-    encounter_id: String,
-    cancelled: bool,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Encounter {
-    /// The organisation that opened it (its admission's actor).
-    organisation: String,
-    inpatient: bool,
-    admitted_at: (i64, i32),
-    open: bool,
-    /// Event ids of the live (non-cancelled) movements, oldest first.
-    movements: Vec<String>,
-}
-
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Death {
     at: (i64, i32),
@@ -199,16 +186,9 @@ impl PatientState {
     fn is_new(&self) -> bool {
         !self.known
     }
-
-    fn other_open_inpatient(&self, except: &str) -> Option<&str> {
-        self.encounters
-            .iter()
-            .find(|(id, e)| e.open && e.inpatient && id.as_str() != except)
-            .map(|(id, _)| id.as_str())
-    }
 }
 
-fn key(t: Option<&Timestamp>) -> (i64, i32) {
+fn key(t: Option<&Timestamp>) -> Instant {
     t.map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
 }
 
@@ -218,6 +198,8 @@ fn is_cancellation(p: &Payload) -> bool {
         Payload::AdmissionCancelled(_)
             | Payload::TransferCancelled(_)
             | Payload::DischargeCancelled(_)
+            | Payload::MovementCancelled(_)
+            | Payload::MovementCorrected(_)
     )
 }
 
@@ -242,9 +224,9 @@ fn other_patient(event: &Event) -> Option<&str> {
 }
 
 /// Checks (when `check`) and applies one event. `states` holds every patient the event touches.
-fn step(
+fn step<'e>(
     states: &mut HashMap<String, PatientState>,
-    event: &Event,
+    event: &'e Event,
     check: bool,
 ) -> Result<(), Refusal> {
     let pid = event.patient_id.as_str();
@@ -276,146 +258,94 @@ fn step(
             }
         }
     }
-    let eid = event.event_id.clone();
+    let new = |encounter_id: &'e str, kind: Kind, historic: bool| New {
+        event_id: &event.event_id,
+        encounter_id,
+        kind,
+        at,
+        position: event.position,
+        historic,
+        setting: 0,
+        disposition: 0,
+    };
     match payload {
         Payload::Admitted(a) => {
-            let inpatient = a.setting == Setting::Inpatient as i32;
-            if check {
-                if st.encounters.contains_key(&a.encounter_id) {
-                    return Err(refuse(
-                        Rule::EncounterAlreadyAdmitted,
-                        format!(
-                            "encounter admitted twice: encounter {} of patient {pid} was already admitted",
-                            a.encounter_id
-                        ),
-                    ));
-                }
-                if inpatient {
-                    if let Some(other) = st.other_open_inpatient(&a.encounter_id) {
-                        return Err(refuse(
-                            Rule::SecondOpenInpatientStay,
-                            format!(
-                                "second open inpatient stay: patient {pid} is still admitted as inpatient in encounter {other}"
-                            ),
-                        ));
-                    }
-                }
-            }
-            st.encounters.insert(
-                a.encounter_id.clone(),
-                Encounter {
-                    organisation: event
-                        .actor
-                        .as_ref()
-                        .map_or_else(String::new, |a| a.organisation.clone()),
-                    inpatient,
-                    admitted_at: at,
-                    open: true,
-                    movements: vec![eid.clone()],
-                },
-            );
-            st.movements.insert(
-                eid,
-                Movement {
-                    kind: Kind::Admission,
-                    encounter_id: a.encounter_id.clone(),
-                    cancelled: false,
-                },
-            );
+            let organisation = event.actor.as_ref().map_or("", |a| a.organisation.as_str());
+            let m = New {
+                setting: a.setting,
+                ..new(&a.encounter_id, Kind::Admission, false)
+            };
+            movements::admit(st, pid, m, organisation, check)?;
         }
         Payload::Transferred(t) => {
-            let enc = st.encounters.get_mut(&t.encounter_id);
-            if check {
-                match &enc {
-                    Some(e) if e.open => {
-                        if at < e.admitted_at {
-                            return Err(refuse(
-                                Rule::BeforeAdmission,
-                                format!(
-                                    "transfer before admission: transfer of encounter {} occurs before its admission",
-                                    t.encounter_id
-                                ),
-                            ));
-                        }
-                    }
-                    _ => {
-                        return Err(refuse(
-                            Rule::NoOpenAdmission,
-                            format!(
-                                "transfer without open admission: encounter {} of patient {pid} is not open",
-                                t.encounter_id
-                            ),
-                        ))
-                    }
-                }
-            }
-            if let Some(e) = enc {
-                e.movements.push(eid.clone());
-            }
-            st.movements.insert(
-                eid,
-                Movement {
-                    kind: Kind::Transfer,
-                    encounter_id: t.encounter_id.clone(),
-                    cancelled: false,
-                },
-            );
+            movements::movement(st, pid, new(&t.encounter_id, Kind::Transfer, t.historic), check)?
+        }
+        Payload::LeaveStarted(l) => movements::movement(
+            st,
+            pid,
+            new(&l.encounter_id, Kind::LeaveStart, l.historic),
+            check,
+        )?,
+        Payload::LeaveEnded(l) => movements::movement(
+            st,
+            pid,
+            new(&l.encounter_id, Kind::LeaveEnd, l.historic),
+            check,
+        )?,
+        Payload::ClassChanged(c) => {
+            let m = New {
+                setting: c.setting,
+                ..new(&c.encounter_id, Kind::ClassChange, c.historic)
+            };
+            movements::movement(st, pid, m, check)?;
         }
         Payload::Discharged(d) => {
-            let enc = st.encounters.get_mut(&d.encounter_id);
-            if check {
-                match &enc {
-                    Some(e) if e.open => {
-                        if at < e.admitted_at {
-                            return Err(refuse(
-                                Rule::BeforeAdmission,
-                                format!(
-                                    "discharge before admission: discharge of encounter {} occurs before its admission",
-                                    d.encounter_id
-                                ),
-                            ));
-                        }
-                    }
-                    _ => {
-                        return Err(refuse(
-                            Rule::NoOpenAdmission,
-                            format!(
-                                "discharge without open admission: encounter {} of patient {pid} is not open",
-                                d.encounter_id
-                            ),
-                        ))
-                    }
-                }
-            }
-            if let Some(e) = enc {
-                e.open = false;
-                e.movements.push(eid.clone());
-            }
+            let m = New {
+                disposition: d.disposition,
+                ..new(&d.encounter_id, Kind::Discharge, false)
+            };
+            movements::movement(st, pid, m, check)?;
             if d.disposition == Disposition::Deceased as i32 && st.death.is_none() {
                 st.death = Some(Death {
                     at,
                     declared: false,
-                    discharge_event_id: Some(eid.clone()),
+                    discharge_event_id: Some(event.event_id.clone()),
                 });
             }
-            st.movements.insert(
-                eid,
-                Movement {
-                    kind: Kind::Discharge,
-                    encounter_id: d.encounter_id.clone(),
-                    cancelled: false,
-                },
-            );
         }
-        Payload::AdmissionCancelled(c) => {
-            cancel(st, pid, &c.cancelled_event_id, Kind::Admission, check)?
-        }
-        Payload::TransferCancelled(c) => {
-            cancel(st, pid, &c.cancelled_event_id, Kind::Transfer, check)?
-        }
-        Payload::DischargeCancelled(c) => {
-            cancel(st, pid, &c.cancelled_event_id, Kind::Discharge, check)?
-        }
+        Payload::AdmissionCancelled(c) => movements::cancel(
+            st,
+            pid,
+            &c.cancelled_event_id,
+            &[Kind::Admission],
+            c.historic,
+            check,
+        )?,
+        Payload::TransferCancelled(c) => movements::cancel(
+            st,
+            pid,
+            &c.cancelled_event_id,
+            &[Kind::Transfer],
+            c.historic,
+            check,
+        )?,
+        Payload::DischargeCancelled(c) => movements::cancel(
+            st,
+            pid,
+            &c.cancelled_event_id,
+            &[Kind::Discharge],
+            c.historic,
+            check,
+        )?,
+        Payload::MovementCancelled(c) => movements::cancel(
+            st,
+            pid,
+            &c.cancelled_event_id,
+            &[Kind::LeaveStart, Kind::LeaveEnd, Kind::ClassChange],
+            c.historic,
+            check,
+        )?,
+        Payload::MovementCorrected(c) => movements::correct(st, pid, c, check)?,
         Payload::PatientDeceased(d) => {
             if check && st.death.as_ref().is_some_and(|d| d.declared) {
                 return Err(refuse(
@@ -451,101 +381,6 @@ fn step(
             r.merged_into = Some(surviving);
         }
         _ => {}
-    }
-    Ok(())
-}
-
-fn cancel(
-    st: &mut PatientState,
-    pid: &str,
-    target: &str,
-    kind: Kind,
-    check: bool,
-) -> Result<(), Refusal> {
-    let what = format!("{} cancellation", kind.name());
-    let Some(m) = st.movements.get(target) else {
-        return if check {
-            Err(refuse(
-                Rule::CancelledEventUnknown,
-                format!("{what}: event {target} is not a movement of patient {pid}"),
-            ))
-        } else {
-            Ok(())
-        };
-    };
-    let encounter_id = m.encounter_id.clone();
-    if check {
-        if m.kind != kind {
-            return Err(refuse(
-                Rule::CancelledKindMismatch,
-                format!(
-                    "{what}: event {target} is a {}, not a {}",
-                    m.kind.name(),
-                    kind.name()
-                ),
-            ));
-        }
-        if m.cancelled {
-            return Err(refuse(
-                Rule::AlreadyCancelled,
-                format!("{what}: event {target} is already cancelled"),
-            ));
-        }
-        let latest = st
-            .encounters
-            .get(&encounter_id)
-            .and_then(|e| e.movements.last());
-        if latest.map(String::as_str) != Some(target) {
-            return Err(refuse(
-                Rule::NotLatestMovement,
-                format!(
-                    "{what}: event {target} is not the latest movement of encounter {encounter_id}"
-                ),
-            ));
-        }
-        if kind == Kind::Discharge {
-            let inpatient = st
-                .encounters
-                .get(&encounter_id)
-                .is_some_and(|e| e.inpatient);
-            if inpatient {
-                if let Some(other) = st.other_open_inpatient(&encounter_id) {
-                    return Err(refuse(
-                        Rule::SecondOpenInpatientStay,
-                        format!(
-                            "{what}: re-opening encounter {encounter_id} would make a second open inpatient stay with {other}"
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(m) = st.movements.get_mut(target) {
-        m.cancelled = true;
-    }
-    match kind {
-        Kind::Admission => {
-            st.encounters.remove(&encounter_id);
-        }
-        Kind::Transfer | Kind::Discharge => {
-            if let Some(e) = st.encounters.get_mut(&encounter_id) {
-                if e.movements.last().map(String::as_str) == Some(target) {
-                    e.movements.pop();
-                }
-                if kind == Kind::Discharge {
-                    e.open = true;
-                }
-            }
-            if kind == Kind::Discharge
-                && st
-                    .death
-                    .as_ref()
-                    .and_then(|d| d.discharge_event_id.as_deref())
-                    == Some(target)
-            {
-                st.death = None;
-            }
-        }
     }
     Ok(())
 }
@@ -635,7 +470,8 @@ mod tests {
     use super::*;
     use journey_proto::v1::{
         AdmissionCancelled, AdmitType, Admitted, DischargeCancelled, Discharged, HomeVisitRecorded,
-        PatientDeceased, PatientsMerged, TransferCancelled, Transferred,
+        ClassChanged, LeaveEnded, LeaveStarted, MovementCancelled, MovementCorrected,
+        PatientDeceased, PatientsMerged, Setting, TransferCancelled, Transferred,
     };
 
     const DAY: i64 = 86_400;
@@ -906,7 +742,7 @@ mod tests {
             &[ev(2, "p1", 1, cancel_dis(1))],
             0,
             Rule::CancelledKindMismatch,
-            "is a admission, not a discharge",
+            "is an admission, not a discharge",
         );
         refused(
             &mut r,
@@ -1373,5 +1209,242 @@ mod tests {
             ev(4, "p1", 0, cancel_adm(77)),
         ]);
         assert_eq!(r.patients["p1"].encounters.len(), 2);
+    }
+
+    // --- historic movements (IHE PAM-FR ZBE-5 = Y), corrections (Z99), leaves, class changes ---
+
+    fn historic_transfer(enc: &str) -> Payload {
+        Payload::Transferred(Transferred {
+            encounter_id: enc.into(),
+            historic: true,
+            ..Default::default()
+        })
+    }
+    fn historic_cancel_tr(n: u32) -> Payload {
+        Payload::TransferCancelled(TransferCancelled {
+            cancelled_event_id: id(n),
+            historic: true,
+        })
+    }
+    fn correct(n: u32, day: Option<i64>, disposition: Option<Disposition>) -> Payload {
+        Payload::MovementCorrected(MovementCorrected {
+            corrected_event_id: id(n),
+            moved_at: day.map(|d| Timestamp {
+                seconds: 1_700_000_000 + d * DAY,
+                nanos: 0,
+            }),
+            disposition: disposition.map_or(0, |d| d as i32),
+            ..Default::default()
+        })
+    }
+    fn stay_with_transfers() -> JourneyRules {
+        // admitted day 0, transfers days 1 and 2, discharged day 5
+        given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+            ev(3, "p1", 2, transfer_p("e1")),
+            ev(4, "p1", 5, discharge_p("e1", Disposition::Home)),
+        ])
+    }
+
+    #[test]
+    fn a_past_transfer_is_cancelled_only_when_flagged_historic() {
+        let mut r = stay_with_transfers();
+        refused(
+            &mut r,
+            &[ev(5, "p1", 6, cancel_tr(2))],
+            0,
+            Rule::NotLatestMovement,
+            "flagged historic",
+        );
+        r.admit(&[ev(5, "p1", 6, historic_cancel_tr(2))]).unwrap();
+        // the stay stays closed: nothing re-opened
+        assert!(!r.patients["p1"].encounters["e1"].open);
+        refused(
+            &mut r,
+            &[ev(6, "p1", 6, historic_cancel_tr(2))],
+            0,
+            Rule::AlreadyCancelled,
+            "already cancelled",
+        );
+    }
+
+    #[test]
+    fn a_forgotten_transfer_is_inserted_within_a_closed_stay_only() {
+        let mut r = stay_with_transfers();
+        // not flagged historic: the stay is closed
+        refused(
+            &mut r,
+            &[ev(5, "p1", 3, transfer_p("e1"))],
+            0,
+            Rule::NoOpenAdmission,
+            "not open",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", 7, historic_transfer("e1"))],
+            0,
+            Rule::AfterDischarge,
+            "after its discharge",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", -1, historic_transfer("e1"))],
+            0,
+            Rule::BeforeAdmission,
+            "before its admission",
+        );
+        r.admit(&[ev(5, "p1", 3, historic_transfer("e1"))]).unwrap();
+        // the discharge is still the latest movement: a plain cancellation of it is accepted
+        r.admit(&[ev(6, "p1", 8, cancel_dis(4))]).unwrap();
+        assert!(r.patients["p1"].encounters["e1"].open);
+    }
+
+    #[test]
+    fn an_admission_is_cancelled_after_its_later_movements() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::Inpatient)),
+            ev(2, "p1", 1, transfer_p("e1")),
+        ]);
+        let historic_cancel_adm = Payload::AdmissionCancelled(AdmissionCancelled {
+            cancelled_event_id: id(1),
+            historic: true,
+        });
+        refused(
+            &mut r,
+            &[ev(3, "p1", 2, historic_cancel_adm.clone())],
+            0,
+            Rule::NotLatestMovement,
+            "cancel its later movements first",
+        );
+        r.admit(&[
+            ev(3, "p1", 2, historic_cancel_tr(2)),
+            ev(4, "p1", 2, historic_cancel_adm),
+        ])
+        .unwrap();
+        assert!(r.patients["p1"].encounters.is_empty());
+    }
+
+    #[test]
+    fn a_correction_keeps_the_movements_in_order() {
+        let mut r = stay_with_transfers();
+        // the discharge moved before a transfer, the admission after one: refused
+        refused(
+            &mut r,
+            &[ev(5, "p1", 6, correct(4, Some(1), None))],
+            0,
+            Rule::AfterDischarge,
+            "out of order",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", 6, correct(1, Some(3), None))],
+            0,
+            Rule::BeforeAdmission,
+            "out of order",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", 6, correct(2, None, Some(Disposition::Home)))],
+            0,
+            Rule::CorrectionMismatch,
+            "has no disposition",
+        );
+        refused(
+            &mut r,
+            &[ev(5, "p1", 6, correct(99, Some(1), None))],
+            0,
+            Rule::CorrectedEventUnknown,
+            "not a live movement",
+        );
+        // the discharge a day later, deceased: the death moves with it
+        r.admit(&[ev(5, "p1", 6, correct(4, Some(6), Some(Disposition::Deceased)))])
+            .unwrap();
+        let death = r.patients["p1"].death.as_ref().expect("a death");
+        assert_eq!(death.at.0, 1_700_000_000 + 6 * DAY);
+        // corrected back to home: no death
+        r.admit(&[ev(6, "p1", 7, correct(4, None, Some(Disposition::Home)))])
+            .unwrap();
+        assert!(r.patients["p1"].death.is_none());
+    }
+
+    #[test]
+    fn leaves_and_class_changes_are_movements_of_an_open_stay() {
+        let mut r = given(&[
+            ev(1, "p1", 0, admit_p("e1", Setting::DaySurgery)),
+            ev(2, "p1", 0, admit_p("e2", Setting::Inpatient)),
+        ]);
+        let leave = Payload::LeaveStarted(LeaveStarted {
+            encounter_id: "e2".into(),
+            ..Default::default()
+        });
+        let back = Payload::LeaveEnded(LeaveEnded {
+            encounter_id: "e2".into(),
+            ..Default::default()
+        });
+        r.admit(&[ev(3, "p1", 1, leave), ev(4, "p1", 2, back)])
+            .unwrap();
+        // the leave is not the latest movement any more
+        let cancel_leave = |historic| {
+            Payload::MovementCancelled(MovementCancelled {
+                cancelled_event_id: id(3),
+                historic,
+            })
+        };
+        refused(
+            &mut r,
+            &[ev(5, "p1", 3, cancel_leave(false))],
+            0,
+            Rule::NotLatestMovement,
+            "not the latest movement",
+        );
+        // a MovementCancelled names a leave or class change, not a transfer-like movement
+        refused(
+            &mut r,
+            &[ev(
+                5,
+                "p1",
+                3,
+                Payload::MovementCancelled(MovementCancelled {
+                    cancelled_event_id: id(2),
+                    historic: true,
+                }),
+            )],
+            0,
+            Rule::CancelledKindMismatch,
+            "is an admission, not a leave of absence or a return from leave or a class change",
+        );
+        r.admit(&[ev(5, "p1", 3, cancel_leave(true))]).unwrap();
+        // the day case becoming inpatient would be a second open inpatient stay
+        let to_inpatient = Payload::ClassChanged(ClassChanged {
+            encounter_id: "e1".into(),
+            setting: Setting::Inpatient as i32,
+            ..Default::default()
+        });
+        refused(
+            &mut r,
+            &[ev(6, "p1", 3, to_inpatient.clone())],
+            0,
+            Rule::SecondOpenInpatientStay,
+            "second open inpatient stay",
+        );
+        r.admit(&[
+            ev(6, "p1", 3, discharge_p("e2", Disposition::Home)),
+            ev(7, "p1", 3, to_inpatient),
+        ])
+        .unwrap();
+        assert!(r.patients["p1"].encounters["e1"].inpatient);
+        // its cancellation makes it a day case again
+        r.admit(&[ev(
+            8,
+            "p1",
+            4,
+            Payload::MovementCancelled(MovementCancelled {
+                cancelled_event_id: id(7),
+                historic: false,
+            }),
+        )])
+        .unwrap();
+        assert!(!r.patients["p1"].encounters["e1"].inpatient);
     }
 }

@@ -6,7 +6,7 @@
 //!   department, or that names it as GP or referent (a `ReferentAssigned`, the referents of a care
 //!   plan, the GP of a registration or identity update);
 //! - an **encounter is its own** when it opened it (its `Admitted`): only it records the encounter's
-//!   transfers, discharge, discharge letter and cancellations;
+//!   transfers, leaves, class changes, discharge, discharge letter, cancellations and corrections;
 //! - a **facility is its own** when it was the first to admit a patient or record an emergency
 //!   visit there (facility ids are national, FINESS in France): no other organisation opens
 //!   encounters there. An admission or an emergency visit at its own facility is how an
@@ -44,6 +44,11 @@ fn own_encounter_of<'a>(state: &'a PatientState, payload: &'a Payload) -> Option
         Payload::AdmissionCancelled(c) => cancelled(&c.cancelled_event_id),
         Payload::TransferCancelled(c) => cancelled(&c.cancelled_event_id),
         Payload::DischargeCancelled(c) => cancelled(&c.cancelled_event_id),
+        Payload::LeaveStarted(l) => Some(l.encounter_id.as_str()),
+        Payload::LeaveEnded(l) => Some(l.encounter_id.as_str()),
+        Payload::ClassChanged(c) => Some(c.encounter_id.as_str()),
+        Payload::MovementCancelled(c) => cancelled(&c.cancelled_event_id),
+        Payload::MovementCorrected(c) => cancelled(&c.corrected_event_id),
         _ => None,
     }
 }
