@@ -9,11 +9,14 @@
 //!   at T is folded as if that event did not exist. A cancellation recorded after R is not known
 //!   at R, and the cancelled event still counts (the cancellation is then listed as known later
 //!   when the event it names happened by T).
+//! - A movement correction (PAM-FR Z99) recorded by R changes the movement it names (its clinical
+//!   time, unit, class, disposition) before anything is folded, whatever its own clinical time.
 //! - Events are folded in clinical order (occurred_at, then position), so a late-recorded older
-//!   event never overrides a newer one (care plan, referent, consent).
+//!   event never overrides a newer one (care plan, referent, consent), and a historic movement
+//!   inserted late takes its place in the stay.
 use journey_proto::v1::{
     event::Payload, AsOfAlert, AsOfCarePlan, AsOfConsent, AsOfReferent, AsOfResponse, AsOfStay,
-    Disposition, Event,
+    Disposition, Event, MovementCorrected,
 };
 use prost_types::Timestamp;
 use std::collections::{BTreeMap, HashSet};
@@ -100,16 +103,77 @@ fn cancels(e: &Event) -> Option<&str> {
         Payload::AdmissionCancelled(c) => Some(&c.cancelled_event_id),
         Payload::TransferCancelled(c) => Some(&c.cancelled_event_id),
         Payload::DischargeCancelled(c) => Some(&c.cancelled_event_id),
+        Payload::MovementCancelled(c) => Some(&c.cancelled_event_id),
         _ => None,
     }
+}
+
+/// The movement a correction changes, if `e` is one.
+fn corrects(e: &Event) -> Option<&str> {
+    match e.payload.as_ref()? {
+        Payload::MovementCorrected(c) => Some(&c.corrected_event_id),
+        _ => None,
+    }
+}
+
+/// The events with the movement corrections recorded by `r` applied to the movements they name,
+/// in position order (a later correction wins).
+fn corrected(events: &[Event], r: Instant) -> Vec<Event> {
+    let mut out: Vec<Event> = events.to_vec();
+    out.sort_by_key(|e| e.position);
+    let corrections: Vec<MovementCorrected> = out
+        .iter()
+        .filter(|e| recorded(e) <= r)
+        .filter_map(|e| match &e.payload {
+            Some(Payload::MovementCorrected(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    for c in corrections {
+        let Some(target) = out.iter_mut().find(|e| e.event_id == c.corrected_event_id) else {
+            continue;
+        };
+        if c.moved_at.is_some() {
+            target.occurred_at = c.moved_at;
+        }
+        match target.payload.as_mut() {
+            Some(Payload::Admitted(a)) => {
+                if !c.unit.is_empty() {
+                    a.unit = c.unit.clone();
+                }
+                if c.setting != 0 {
+                    a.setting = c.setting;
+                }
+            }
+            Some(Payload::Transferred(t)) if !c.unit.is_empty() => t.to_unit = c.unit.clone(),
+            Some(Payload::ClassChanged(x)) => {
+                if !c.unit.is_empty() {
+                    x.unit = c.unit.clone();
+                }
+                if c.setting != 0 {
+                    x.setting = c.setting;
+                }
+            }
+            Some(Payload::Discharged(d)) => {
+                if c.disposition != 0 {
+                    d.disposition = c.disposition;
+                }
+                if !c.destination_facility_id.is_empty() {
+                    d.destination_facility_id = c.destination_facility_id.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Folds one patient's events (any order) into the state at clinical time `clinical` as known at
 /// recording time `recorded`.
 pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) -> AsOf {
     let (t, r) = (key(&clinical), key(&recorded_time));
-    let mut by_position: Vec<&Event> = events.iter().collect();
-    by_position.sort_by_key(|e| e.position);
+    let events = corrected(events, r);
+    let by_position: Vec<&Event> = events.iter().collect();
 
     // Cancellations known at R, and what they undo.
     let cancellations: Vec<(&Event, &str)> = by_position
@@ -119,10 +183,11 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
         .collect();
     let undone: HashSet<&str> = cancellations.iter().map(|(_, id)| *id).collect();
 
-    // What a cancellation undoes happened when the cancelled event did.
+    // What a cancellation undoes, or a correction changes, happened when that event did.
+    let names = |e: &Event| cancels(e).or_else(|| corrects(e)).map(str::to_owned);
     let happened_by_t: HashSet<&str> = by_position
         .iter()
-        .filter(|e| cancels(e).is_none() && key(&occurred(e)) <= t)
+        .filter(|e| names(e).is_none() && key(&occurred(e)) <= t)
         .map(|e| e.event_id.as_str())
         .collect();
 
@@ -130,8 +195,8 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
     let mut folded: Vec<&Event> = Vec::new();
     let mut in_scope: HashSet<&str> = HashSet::new();
     for e in &by_position {
-        let happened = match cancels(e) {
-            Some(target) => happened_by_t.contains(target),
+        let happened = match names(e) {
+            Some(target) => happened_by_t.contains(target.as_str()),
             None => happened_by_t.contains(e.event_id.as_str()),
         };
         if recorded(e) > r {
@@ -140,7 +205,7 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
             }
             continue;
         }
-        if !happened || cancels(e).is_some() {
+        if !happened || names(e).is_some() {
             continue;
         }
         in_scope.insert(e.event_id.as_str());
@@ -150,7 +215,7 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
             folded.push(e);
         }
     }
-    // A cancellation is used when the event it undoes would otherwise have counted.
+    // A cancellation or correction is used when the event it names would otherwise have counted.
     let mut used: Vec<&Event> = folded.clone();
     used.extend(
         cancellations
@@ -158,6 +223,9 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
             .filter(|(_, id)| in_scope.contains(id))
             .map(|(e, _)| *e),
     );
+    used.extend(by_position.iter().filter(|e| {
+        recorded(e) <= r && corrects(e).is_some_and(|id| in_scope.contains(id))
+    }));
     used.sort_by_key(|e| e.position);
     state.used = used.iter().map(|e| e.event_id.clone()).collect();
 
@@ -217,6 +285,16 @@ impl Fold {
                 if let Some(s) = self.stay(&tr.encounter_id) {
                     if s.discharged_at.is_none() {
                         s.unit = tr.to_unit.clone();
+                    }
+                }
+            }
+            Payload::ClassChanged(c) => {
+                if let Some(s) = self.stay(&c.encounter_id) {
+                    if s.discharged_at.is_none() {
+                        s.setting = c.setting;
+                        if !c.unit.is_empty() {
+                            s.unit = c.unit.clone();
+                        }
                     }
                 }
             }

@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod coordination;
 pub mod db;
+pub mod movements;
 pub mod readmission;
 pub mod runtime;
 pub mod sql;

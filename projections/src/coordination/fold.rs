@@ -13,6 +13,7 @@ use super::{
     rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
     urgency,
 };
+use crate::movements::{self, Change};
 use crate::{runtime::Projection, sql};
 use journey_proto::v1::{event::Payload, Event, Professional};
 use sqlx::AnyConnection;
@@ -50,7 +51,9 @@ impl Projection for Coordination {
         // 3: encounters carry their standing (due times, missed and earliest scheduled
         //    appointments, the patient's open alerts), whether they are the patient's latest and
         //    whether the patient died; contacts keyed by patient first.
-        3
+        // 4: encounters keep their live movements (historic movements, corrections, class
+        //    changes) and derive their stay from them.
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -69,7 +72,7 @@ impl Projection for Coordination {
                  had_group BIGINT NOT NULL, admit_type BIGINT NOT NULL, admitted_at BIGINT NOT NULL, discharged_at BIGINT,
                  disposition BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharge_event_id TEXT, letter_sent_at BIGINT,
                  letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT, latest BIGINT NOT NULL,
-                 deceased BIGINT NOT NULL,
+                 deceased BIGINT NOT NULL, movements TEXT NOT NULL,
                  {}, PRIMARY KEY (patient_id, encounter_id))",
                 urgency::COLUMNS_DDL
             ),
@@ -141,6 +144,12 @@ fn concerns(payload: &Payload) -> Concerns {
         | Payload::Discharged(_)
         | Payload::AdmissionCancelled(_)
         | Payload::DischargeCancelled(_)
+        | Payload::TransferCancelled(_)
+        | Payload::LeaveStarted(_)
+        | Payload::LeaveEnded(_)
+        | Payload::ClassChanged(_)
+        | Payload::MovementCancelled(_)
+        | Payload::MovementCorrected(_)
         | Payload::DischargeLetterSent(_)
         | Payload::MedicationReconciled(_)
         | Payload::HomeVisitRecorded(_)
@@ -190,10 +199,12 @@ impl<'e> Batch<'e> {
             if c.care {
                 care_keys.push(e.patient_id.as_str());
             }
+            // A movement may move or undo a discharge (a cancellation, a correction).
             if matches!(
                 payload,
-                Payload::Discharged(_) | Payload::HomeVisitRecorded(_) | Payload::ContactMade(_)
-            ) {
+                Payload::HomeVisitRecorded(_) | Payload::ContactMade(_)
+            ) || movements::change(e).is_some()
+            {
                 contact_keys.push(e.patient_id.as_str());
             }
         }
@@ -287,6 +298,56 @@ impl<'e> Batch<'e> {
 }
 
 /// Applies one event about a patient's care (encounters, contacts, appointments, alerts).
+/// Applies a movement event to the encounter it concerns and re-derives that stay from its live
+/// movements (`crate::movements`): admission, unit, class, discharge; the first contact follows
+/// the discharge.
+fn movement<'e>(care: &mut Care, changes: &mut Changes<'e>, e: &'e Event) {
+    let Some(change) = movements::change(e) else {
+        return;
+    };
+    let row = match &change {
+        Change::Add(encounter_id, _) => care.encounter(encounter_id),
+        Change::Cancel(id) => care.holding(id),
+        Change::Correct(c) => care.holding(&c.corrected_event_id),
+    };
+    let Some(r) = row else {
+        return;
+    };
+    let applied = match change {
+        Change::Add(_, m) => {
+            r.movements.add(m);
+            true
+        }
+        Change::Cancel(id) => r.movements.cancel(id),
+        Change::Correct(c) => r.movements.correct(c),
+    };
+    if !applied {
+        return;
+    }
+    match r.movements.stay() {
+        Some(s) => {
+            r.admitted_at = s.admitted_at;
+            r.admit_event_id = s.admit_event_id;
+            r.unit = s.unit;
+            r.setting = i64::from(s.setting);
+            r.discharged_at = s.discharged_at;
+            r.discharge_event_id = s.discharge_event_id;
+            r.disposition = i64::from(s.disposition);
+            if r.discharged_at.is_none() {
+                r.first_contact_at = None;
+            }
+        }
+        None => {
+            let gone = r.encounter_id.clone();
+            care.encounters.retain(|r| r.encounter_id != gone);
+            changes
+                .encounters_gone
+                .insert((e.patient_id.as_str(), gone));
+        }
+    }
+    care.refresh_first_contacts();
+}
+
 fn apply_care<'e>(
     care: &mut Care,
     changes: &mut Changes<'e>,
@@ -316,41 +377,18 @@ fn apply_care<'e>(
                 admit_event_id: e.event_id.clone(),
                 ..Default::default()
             });
+            movement(care, changes, e);
         }
-        Payload::Transferred(t) => {
-            if let Some(r) = care.encounter(&t.encounter_id) {
-                r.unit = t.to_unit.clone();
-            }
-        }
-        Payload::Discharged(d) => {
-            if let Some(r) = care.encounter(&d.encounter_id) {
-                r.discharged_at = Some(at);
-                r.disposition = d.disposition as i64;
-                r.discharge_event_id = Some(e.event_id.clone());
-            }
-            care.refresh_first_contacts();
-        }
-        Payload::AdmissionCancelled(c) => {
-            care.encounters.retain(|r| {
-                let gone = r.admit_event_id == c.cancelled_event_id;
-                if gone {
-                    changes
-                        .encounters_gone
-                        .insert((pid, r.encounter_id.clone()));
-                }
-                !gone
-            });
-        }
-        Payload::DischargeCancelled(c) => {
-            for r in care.encounters.iter_mut() {
-                if r.discharge_event_id.as_deref() == Some(c.cancelled_event_id.as_str()) {
-                    r.discharged_at = None;
-                    r.disposition = 0;
-                    r.discharge_event_id = None;
-                    r.first_contact_at = None;
-                }
-            }
-        }
+        Payload::Transferred(_)
+        | Payload::Discharged(_)
+        | Payload::LeaveStarted(_)
+        | Payload::LeaveEnded(_)
+        | Payload::ClassChanged(_)
+        | Payload::AdmissionCancelled(_)
+        | Payload::TransferCancelled(_)
+        | Payload::DischargeCancelled(_)
+        | Payload::MovementCancelled(_)
+        | Payload::MovementCorrected(_) => movement(care, changes, e),
         Payload::DischargeLetterSent(l) => {
             let items = l
                 .items_present

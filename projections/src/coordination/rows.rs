@@ -7,6 +7,7 @@ use super::{
     followup::{self, AppointmentState, Facts},
     urgency::{self, Standing},
 };
+use crate::movements::Movements;
 use crate::sql::{insert_rows, select_in, SqlRow, Q};
 use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -38,6 +39,8 @@ pub struct EncounterRow {
     pub letter_items: i64,
     pub reconciled_at: Option<i64>,
     pub first_contact_at: Option<i64>,
+    /// The live movements the stay fields are derived from (`crate::movements`).
+    pub movements: Movements,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +88,13 @@ pub struct Care {
 impl Care {
     pub fn encounter(&mut self, id: &str) -> Option<&mut EncounterRow> {
         self.encounters.iter_mut().find(|r| r.encounter_id == id)
+    }
+
+    /// The encounter holding the movement with this event id.
+    pub fn holding(&mut self, movement: &str) -> Option<&mut EncounterRow> {
+        self.encounters
+            .iter_mut()
+            .find(|r| r.movements.holds(movement))
     }
 
     /// First home contact of each discharge: the earliest contact at or after it (the patient's
@@ -184,7 +194,7 @@ pub async fn load_care<'k>(
         format!(
             "SELECT patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type,
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items,
-             reconciled_at, first_contact_at, latest, deceased, {} FROM {p}encounters WHERE patient_id IN ({ph})",
+             reconciled_at, first_contact_at, latest, deceased, movements, {} FROM {p}encounters WHERE patient_id IN ({ph})",
             urgency::COLUMNS
         )
     })
@@ -210,10 +220,11 @@ pub async fn load_care<'k>(
                 letter_items: r.try_get(15)?,
                 reconciled_at: r.try_get(16)?,
                 first_contact_at: r.try_get(17)?,
+                movements: Movements::from_text(&r.try_get::<String, _>(20)?),
             };
             let latest = r.try_get::<i64, _>(18)? == 1;
             let deceased = r.try_get::<i64, _>(19)? == 1;
-            let standing = Standing::from_row(&r, 20)?;
+            let standing = Standing::from_row(&r, 21)?;
             c.stored.insert(
                 e.encounter_id.clone(),
                 (e.clone(), latest, deceased, standing),
@@ -362,7 +373,7 @@ pub async fn write(
         &format!(
             "patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type, \
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items, \
-             reconciled_at, first_contact_at, latest, deceased, {}",
+             reconciled_at, first_contact_at, latest, deceased, movements, {}",
             urgency::COLUMNS
         ),
         &format!(
@@ -374,7 +385,7 @@ pub async fn write(
              discharge_event_id = excluded.discharge_event_id, letter_sent_at = excluded.letter_sent_at, \
              letter_items = excluded.letter_items, reconciled_at = excluded.reconciled_at, \
              first_contact_at = excluded.first_contact_at, latest = excluded.latest, \
-             deceased = excluded.deceased, {}",
+             deceased = excluded.deceased, movements = excluded.movements, {}",
             urgency::COLUMNS
                 .split(", ")
                 .map(|c| format!("{c} = excluded.{c}"))
@@ -483,7 +494,7 @@ struct EncounterOut<'a> {
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 31;
+    const COLS: usize = 32;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let (e, s) = (self.e, &self.standing);
         q.bind(self.pid)
@@ -506,6 +517,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(e.first_contact_at)
             .bind(i64::from(self.latest))
             .bind(i64::from(self.deceased))
+            .bind(e.movements.to_text())
             .bind(s.letter_due_at)
             .bind(s.first_contact_due_at)
             .bind(s.reconciliation_due_at)

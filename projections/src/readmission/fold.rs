@@ -9,6 +9,7 @@
 //! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
 //! back with multi-row statements, and replace the index stays of the patients touched.
 use super::model::{self, zone, Diagnosis, EdVisit, Encounter};
+use crate::movements::{self, Change, Movements};
 use crate::{
     runtime::Projection,
     sql::{self, execute_in, insert_rows, select_in, SqlRow, Q},
@@ -21,7 +22,6 @@ pub struct Readmission;
 
 const TABLES: &[&str] = &[
     "encounters",
-    "transfers",
     "ed_visits",
     "diagnoses",
     "deaths",
@@ -41,7 +41,9 @@ impl Projection for Readmission {
         // 2: ed_visits and diagnoses keyed by patient first.
         // 3: facility time zones (calendar days are the facility's); index of day-surgery and
         //    HAD discharges.
-        3
+        // 4: encounters keep their live movements (historic movements, corrections, class
+        //    changes); the transfers table is gone.
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -54,9 +56,9 @@ impl Projection for Readmission {
                 "CREATE TABLE {p}encounters (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, facility_id TEXT NOT NULL,
                  territory TEXT NOT NULL, unit TEXT NOT NULL, setting BIGINT NOT NULL, admit_type BIGINT NOT NULL,
                  admitted_at BIGINT NOT NULL, discharged_at BIGINT, disposition BIGINT NOT NULL, dx_system TEXT, dx_code TEXT,
-                 admit_event_id TEXT NOT NULL, discharge_event_id TEXT, time_zone TEXT NOT NULL, PRIMARY KEY (patient_id, encounter_id))"
+                 admit_event_id TEXT NOT NULL, discharge_event_id TEXT, time_zone TEXT NOT NULL, movements TEXT NOT NULL,
+                 PRIMARY KEY (patient_id, encounter_id))"
             ),
-            format!("CREATE TABLE {p}transfers (event_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, from_unit TEXT NOT NULL)"),
             // Keyed by patient first: a patient's facts are read together, and a batch's new rows
             // land together in the index instead of at random places (event ids are random).
             format!(
@@ -111,6 +113,11 @@ fn concerns(e: &Event) -> bool {
                 | Payload::AdmissionCancelled(_)
                 | Payload::DischargeCancelled(_)
                 | Payload::TransferCancelled(_)
+                | Payload::LeaveStarted(_)
+                | Payload::LeaveEnded(_)
+                | Payload::ClassChanged(_)
+                | Payload::MovementCancelled(_)
+                | Payload::MovementCorrected(_)
                 | Payload::EmergencyVisit(_)
                 | Payload::PatientDeceased(_)
         )
@@ -123,6 +130,7 @@ struct EncounterRow {
     e: Encounter,
     admit_event_id: String,
     discharge_event_id: Option<String>,
+    movements: Movements,
 }
 
 /// One patient's facts: loaded, then changed by the batch.
@@ -139,18 +147,13 @@ impl Facts {
     fn encounter(&mut self, id: &str) -> Option<&mut EncounterRow> {
         self.encounters.iter_mut().find(|r| r.e.encounter_id == id)
     }
-}
 
-#[derive(Clone)]
-struct Transfer {
-    patient_id: String,
-    encounter_id: String,
-    from_unit: String,
-}
-
-struct NewTransfer<'e> {
-    event_id: &'e str,
-    t: Transfer,
+    /// The encounter holding the movement with this event id.
+    fn holding(&mut self, movement: &str) -> Option<&mut EncounterRow> {
+        self.encounters
+            .iter_mut()
+            .find(|r| r.movements.holds(movement))
+    }
 }
 
 struct NewEd<'e> {
@@ -174,9 +177,6 @@ struct NewDx<'e> {
 /// The facts of the patients a batch concerns, and what the batch changed.
 struct Batch<'e> {
     patients: HashMap<&'e str, Facts>,
-    /// Transfers by event id: those a `TransferCancelled` of the batch names, and the new ones.
-    transfers: HashMap<String, Transfer>,
-    new_transfers: Vec<NewTransfer<'e>>,
     new_ed: Vec<NewEd<'e>>,
     new_dx: Vec<NewDx<'e>>,
     /// Encounters changed (written back as they stand at the end, or deleted if gone).
@@ -194,19 +194,15 @@ impl<'e> Batch<'e> {
         events: &'e [Event],
     ) -> anyhow::Result<Batch<'e>> {
         let mut patients: HashMap<&'e str, Facts> = HashMap::new();
-        let mut cancelled_transfers: BTreeSet<&'e str> = BTreeSet::new();
         for e in events.iter().filter(|e| concerns(e)) {
             patients.entry(e.patient_id.as_str()).or_default();
-            if let Some(Payload::TransferCancelled(c)) = &e.payload {
-                cancelled_transfers.insert(c.cancelled_event_id.as_str());
-            }
         }
         let mut keys: Vec<&'e str> = patients.keys().copied().collect();
         keys.sort_unstable();
         for r in select_in(conn, &keys, |ph| {
             format!(
                 "SELECT patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at,
-                 disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone FROM {p}encounters WHERE patient_id IN ({ph})"
+                 disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone, movements FROM {p}encounters WHERE patient_id IN ({ph})"
             )
         })
         .await?
@@ -231,6 +227,7 @@ impl<'e> Batch<'e> {
                     },
                     admit_event_id: r.try_get(12)?,
                     discharge_event_id: r.try_get(13)?,
+                    movements: Movements::from_text(&r.try_get::<String, _>(15)?),
                 });
             }
         }
@@ -276,28 +273,8 @@ impl<'e> Batch<'e> {
                 f.death = Some((r.try_get(1)?, r.try_get(2)?));
             }
         }
-        let mut transfers = HashMap::new();
-        let cancelled: Vec<&str> = cancelled_transfers.into_iter().collect();
-        for r in select_in(conn, &cancelled, |ph| {
-            format!(
-                "SELECT event_id, patient_id, encounter_id, from_unit FROM {p}transfers WHERE event_id IN ({ph})"
-            )
-        })
-        .await?
-        {
-            transfers.insert(
-                r.try_get(0)?,
-                Transfer {
-                    patient_id: r.try_get(1)?,
-                    encounter_id: r.try_get(2)?,
-                    from_unit: r.try_get(3)?,
-                },
-            );
-        }
         Ok(Batch {
             patients,
-            transfers,
-            new_transfers: Vec::new(),
             new_ed: Vec::new(),
             new_dx: Vec::new(),
             encounters_changed: BTreeSet::new(),
@@ -342,6 +319,73 @@ impl<'e> Batch<'e> {
         }
     }
 
+    /// Applies a movement event to the encounter it concerns and re-derives that stay from its
+    /// live movements (`crate::movements`); a death recorded by a discharge follows the discharge.
+    fn movement(&mut self, e: &'e Event) {
+        let Some(change) = movements::change(e) else {
+            return;
+        };
+        let pid = e.patient_id.as_str();
+        let facts = self.patients.get_mut(pid).expect("loaded");
+        let row = match &change {
+            Change::Add(encounter_id, _) => facts.encounter(encounter_id),
+            Change::Cancel(id) => facts.holding(id),
+            Change::Correct(c) => facts.holding(&c.corrected_event_id),
+        };
+        let Some(row) = row else {
+            return;
+        };
+        let applied = match change {
+            Change::Add(_, m) => {
+                row.movements.add(m);
+                true
+            }
+            Change::Cancel(id) => row.movements.cancel(id),
+            Change::Correct(c) => row.movements.correct(c),
+        };
+        if !applied {
+            return;
+        }
+        let encounter_id = row.e.encounter_id.clone();
+        let old_discharge = row.discharge_event_id.clone();
+        let stay = row.movements.stay();
+        match &stay {
+            Some(s) => {
+                row.e.admitted_at = s.admitted_at;
+                row.e.unit = s.unit.clone();
+                row.e.setting = s.setting;
+                row.e.discharged_at = s.discharged_at;
+                row.e.disposition = s.disposition;
+                row.admit_event_id = s.admit_event_id.clone();
+                row.discharge_event_id = s.discharge_event_id.clone();
+            }
+            None => facts
+                .encounters
+                .retain(|r| r.e.encounter_id != encounter_id),
+        }
+        self.encounters_changed.insert((pid, encounter_id));
+        let died_in = stay.filter(|s| s.disposition == model::DISP_DECEASED);
+        let died_in = died_in.and_then(|s| Some((s.discharged_at?, s.discharge_event_id?)));
+        let changed = match (died_in, &mut facts.death) {
+            (Some(d), None) => {
+                facts.death = Some(d);
+                true
+            }
+            (Some((at, id)), Some(death)) if death.1 == id && death.0 != at => {
+                death.0 = at;
+                true
+            }
+            (None, Some(death)) if Some(&death.1) == old_discharge.as_ref() => {
+                facts.death = None;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.deaths_changed.insert(pid);
+        }
+    }
+
     /// Applies one event to the facts in memory.
     fn apply(&mut self, e: &'e Event) {
         if !concerns(e) {
@@ -376,83 +420,26 @@ impl<'e> Batch<'e> {
                         },
                         admit_event_id: e.event_id.clone(),
                         discharge_event_id: None,
+                        movements: Movements::default(),
                     });
-                    self.encounters_changed
-                        .insert((pid, a.encounter_id.clone()));
+                    // first admission of an encounter wins
+                    self.movement(e);
                 }
                 self.diagnoses(e, a.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
             }
-            Payload::Transferred(t) => {
-                let from_unit = match facts.encounter(&t.encounter_id) {
-                    Some(r) => {
-                        self.encounters_changed
-                            .insert((pid, t.encounter_id.clone()));
-                        std::mem::replace(&mut r.e.unit, t.to_unit.clone())
-                    }
-                    None => String::new(),
-                };
-                if !self.transfers.contains_key(&e.event_id) {
-                    let t = Transfer {
-                        patient_id: pid.to_string(),
-                        encounter_id: t.encounter_id.clone(),
-                        from_unit,
-                    };
-                    self.transfers.insert(e.event_id.clone(), t.clone());
-                    self.new_transfers.push(NewTransfer {
-                        event_id: &e.event_id,
-                        t,
-                    });
-                }
-            }
             Payload::Discharged(d) => {
-                if let Some(r) = facts.encounter(&d.encounter_id) {
-                    r.e.discharged_at = Some(at);
-                    r.e.disposition = d.disposition;
-                    r.discharge_event_id = Some(e.event_id.clone());
-                    self.encounters_changed
-                        .insert((pid, d.encounter_id.clone()));
-                }
+                self.movement(e);
                 self.diagnoses(e, d.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
-                if d.disposition == model::DISP_DECEASED {
-                    self.death(pid, at, &e.event_id);
-                }
             }
-            Payload::AdmissionCancelled(c) => {
-                let changed = &mut self.encounters_changed;
-                facts.encounters.retain(|r| {
-                    let gone = r.admit_event_id == c.cancelled_event_id;
-                    if gone {
-                        changed.insert((pid, r.e.encounter_id.clone()));
-                    }
-                    !gone
-                });
-            }
-            Payload::DischargeCancelled(c) => {
-                for r in facts.encounters.iter_mut() {
-                    if r.discharge_event_id.as_deref() == Some(c.cancelled_event_id.as_str()) {
-                        r.e.discharged_at = None;
-                        r.e.disposition = 0;
-                        r.discharge_event_id = None;
-                        self.encounters_changed
-                            .insert((pid, r.e.encounter_id.clone()));
-                    }
-                }
-                if matches!(&facts.death, Some((_, id)) if *id == c.cancelled_event_id) {
-                    facts.death = None;
-                    self.deaths_changed.insert(pid);
-                }
-            }
-            Payload::TransferCancelled(c) => {
-                // Restores the unit the transfer left; does not change the stays (as before).
-                if let Some(t) = self.transfers.get(&c.cancelled_event_id) {
-                    if let Some(r) = facts.encounter(&t.encounter_id) {
-                        r.e.unit = t.from_unit.clone();
-                        self.encounters_changed
-                            .insert((pid, t.encounter_id.clone()));
-                    }
-                }
-                return;
-            }
+            Payload::Transferred(_)
+            | Payload::LeaveStarted(_)
+            | Payload::LeaveEnded(_)
+            | Payload::ClassChanged(_)
+            | Payload::AdmissionCancelled(_)
+            | Payload::TransferCancelled(_)
+            | Payload::DischargeCancelled(_)
+            | Payload::MovementCancelled(_)
+            | Payload::MovementCorrected(_) => self.movement(e),
             Payload::EmergencyVisit(v) => {
                 let outcome = v.outcome;
                 let facility = v.facility.as_ref();
@@ -470,6 +457,8 @@ impl<'e> Batch<'e> {
                     outcome: outcome as i64,
                     time_zone,
                 });
+                // The visit's diagnoses count for the Charlson index like any other (DESIGN §5).
+                self.diagnoses(e, v.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
             }
             Payload::ConditionRecorded(c) => {
                 if let Some(code) = &c.diagnosis {
@@ -510,23 +499,15 @@ impl<'e> Batch<'e> {
             conn,
             &format!("{p}encounters"),
             "patient_id, encounter_id, facility_id, territory, unit, setting, admit_type, admitted_at, discharged_at, \
-             disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone",
+             disposition, dx_system, dx_code, admit_event_id, discharge_event_id, time_zone, movements",
             "ON CONFLICT (patient_id, encounter_id) DO UPDATE SET facility_id = excluded.facility_id, \
              territory = excluded.territory, unit = excluded.unit, setting = excluded.setting, \
              admit_type = excluded.admit_type, admitted_at = excluded.admitted_at, \
              discharged_at = excluded.discharged_at, disposition = excluded.disposition, \
              dx_system = excluded.dx_system, dx_code = excluded.dx_code, \
              admit_event_id = excluded.admit_event_id, discharge_event_id = excluded.discharge_event_id, \
-             time_zone = excluded.time_zone",
+             time_zone = excluded.time_zone, movements = excluded.movements",
             &upserts,
-        )
-        .await?;
-        insert_rows(
-            conn,
-            &format!("{p}transfers"),
-            "event_id, patient_id, encounter_id, from_unit",
-            "ON CONFLICT (event_id) DO NOTHING",
-            &self.new_transfers,
         )
         .await?;
         insert_rows(
@@ -607,7 +588,7 @@ struct EncounterOut<'a> {
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 15;
+    const COLS: usize = 16;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let e = &self.r.e;
         let dx = e.primary_diagnosis.as_ref();
@@ -626,16 +607,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(self.r.admit_event_id.as_str())
             .bind(self.r.discharge_event_id.clone())
             .bind(e.tz.name())
-    }
-}
-
-impl SqlRow for NewTransfer<'_> {
-    const COLS: usize = 4;
-    fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        q.bind(self.event_id)
-            .bind(self.t.patient_id.as_str())
-            .bind(self.t.encounter_id.as_str())
-            .bind(self.t.from_unit.as_str())
+            .bind(self.r.movements.to_text())
     }
 }
 
