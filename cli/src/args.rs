@@ -276,6 +276,20 @@ pub enum ImportWhat {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// FHIR R4 resources: a folder of Bulk Data NDJSON files or of Bundles (Synthea's default
+    /// output), or one such file, mapped as a Synthea population (the same events as its CSV
+    /// export). Resource types the mapping does not use are counted and skipped; malformed lines
+    /// and refused resources are reported with file and line (or Bundle entry); exit code 1 when
+    /// --strict stopped at one.
+    Fhir {
+        /// The folder or file.
+        path: PathBuf,
+        /// Stop at the first malformed or refused resource (exit code 1).
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]

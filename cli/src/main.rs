@@ -108,16 +108,22 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Rebuild { projection, client } => {
             verbs::rebuild(projection, client).await.map(|_| true)
         }
-        Command::Import {
-            what:
+        Command::Import { what } => {
+            let (path, format, strict, client) = match what {
                 ImportWhat::Synthea {
                     dir,
                     strict,
                     client,
-                },
-        } => {
-            journey_import::synthea::run(journey_import::synthea::Options {
-                dir,
+                } => (dir, journey_import::Format::SyntheaCsv, strict, client),
+                ImportWhat::Fhir {
+                    path,
+                    strict,
+                    client,
+                } => (path, journey_import::Format::Fhir, strict, client),
+            };
+            journey_import::run(journey_import::Options {
+                path,
+                format,
                 strict,
                 remote: client.remote()?,
             })

@@ -319,7 +319,40 @@ async fn broken_row_is_reported_and_strict_stops() {
         report.contains(&broken_id) && report.contains("START"),
         "{report}"
     );
-    assert_eq!(line_value(&out, "malformed rows:"), 1, "{out}");
+    // The rows recorded in the broken encounter name an encounter the import does not have:
+    // malformed too, each reported with the encounter it names.
+    let dependent: usize = [
+        "conditions.csv",
+        "medications.csv",
+        "observations.csv",
+        "careplans.csv",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(tmp.path().join(f))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&broken_id))
+            .count()
+    })
+    .sum();
+    assert!(dependent > 0);
+    let others: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("malformed ") && !l.starts_with("malformed encounters.csv:10"))
+        .collect();
+    assert_eq!(others.len(), dependent, "{err}");
+    for l in others {
+        assert!(
+            l.contains(&format!("encounter {broken_id:?} is not in the export")),
+            "{l}"
+        );
+    }
+    assert_eq!(
+        line_value(&out, "malformed rows:"),
+        1 + dependent as u64,
+        "{out}"
+    );
     assert!(line_value(&out, "events appended:") > 2000, "{out}");
     verify(&server);
 

@@ -4,14 +4,14 @@
 //! found by header name, so extra or re-ordered columns do not matter; a missing required column
 //! makes the whole file unusable. Malformed records (wrong field count, invalid UTF-8) are
 //! reported and left out.
-use super::Problem;
+use crate::{Origin, Problem};
 use anyhow::Context;
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 /// One CSV file: its header and its well-formed records.
 pub struct Table {
     /// File name as reported (e.g. `encounters.csv`).
-    pub file: &'static str,
+    pub file: Arc<str>,
     columns: HashMap<String, usize>,
     /// (line of the record in the file, 1 = header; the record)
     pub rows: Vec<(u64, csv::StringRecord)>,
@@ -34,6 +34,7 @@ impl Table {
         if !path.exists() {
             return Ok(None);
         }
+        let file: Arc<str> = Arc::from(file);
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .from_path(&path)
@@ -54,9 +55,7 @@ impl Table {
             .collect();
         if !missing.is_empty() {
             problems.push(Problem::malformed(
-                file,
-                1,
-                String::new(),
+                Origin::line(&file, 1, ""),
                 format!("missing column(s) {}: file skipped", missing.join(", ")),
             ));
             return Ok(None);
@@ -71,9 +70,7 @@ impl Table {
                     let line = record.position().map_or(line, |p| p.line());
                     if record.len() != header.len() {
                         problems.push(Problem::malformed(
-                            file,
-                            line,
-                            record.get(0).unwrap_or_default().to_owned(),
+                            Origin::line(&file, line, record.get(0).unwrap_or_default()),
                             format!(
                                 "{} fields where the header has {}",
                                 record.len(),
@@ -92,9 +89,7 @@ impl Table {
                                 .context(format!("cannot read {}", path.display())))
                         }
                         _ => problems.push(Problem::malformed(
-                            file,
-                            line,
-                            String::new(),
+                            Origin::line(&file, line, ""),
                             format!("unreadable record: {e}"),
                         )),
                     }

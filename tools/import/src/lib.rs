@@ -1,34 +1,96 @@
 //! `journey import …`: bulk loading of external data sets through the gRPC Append API.
 //!
-//! - [`synthea`]: a Synthea CSV export (`journey import synthea <dir> [--strict]`).
-//! - [`csv_table`]: reading a CSV file by column name with line numbers.
+//! A Synthea population is read from either of its export forms into the same records
+//! ([`records`]), which one mapping ([`mapping`]) turns into journey events, appended by
+//! [`append`]; [`run`] is the verb:
+//! - [`synthea_csv`]: a Synthea CSV export (`journey import synthea <dir> [--strict]`), read
+//!   with [`csv_table`] (by column name, with line numbers);
+//! - [`fhir_bulk`]: FHIR R4 resources, Bulk Data NDJSON files or Bundles (Synthea's default
+//!   output) (`journey import fhir <path> [--strict]`).
 //!
-//! Every importer derives event ids deterministically (UUID v5 over the source row's identity),
-//! so a re-run appends nothing twice, and reports every row it could not use with its file, line
-//! and id.
+//! Every event id is derived deterministically (UUID v5 over the identity of what it comes from,
+//! the same whichever form it was read from), so a re-run appends nothing twice and the same
+//! population imported as CSV or as FHIR gives the same events; every row the import could not
+//! use is reported with its file, line (or Bundle entry) and id.
+pub mod append;
 pub mod csv_table;
-pub mod synthea;
+pub mod fhir_bulk;
+pub mod mapping;
+pub mod records;
+pub mod run;
+pub mod synthea_csv;
+
+pub use run::{run, Format, Options};
 
 use journey_proto::prost_types::Timestamp;
-use std::fmt;
+use std::{fmt, sync::Arc};
 
-/// A source row that could not be used, as reported to the user.
+/// Where a record comes from: a file and a line in it (1 = the first line, or a CSV header), or
+/// the number of an entry in a Bundle; and the record's id (or a description of it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: u64,
+    /// `line` counts the entries of a Bundle (from 1), not lines.
+    pub entry: bool,
+    pub id: String,
+}
+
+impl Origin {
+    pub fn line(file: &Arc<str>, line: u64, id: impl Into<String>) -> Origin {
+        Origin {
+            file: file.clone(),
+            line,
+            entry: false,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entry {
+            write!(f, "{} entry {}", self.file, self.line)?;
+        } else {
+            write!(f, "{}:{}", self.file, self.line)?;
+        }
+        if !self.id.is_empty() {
+            write!(f, " ({})", self.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a problem costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The record is not used: nothing is appended for it.
+    Malformed,
+    /// The record is used without one of its codes (an encounter's malformed reason code).
+    CodeDropped,
+}
+
+/// A source record that could not be used (or not whole), as reported to the user.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    pub file: &'static str,
-    /// Line in the file (1 = the header).
-    pub line: u64,
-    /// The row's id (or a description of it); may be empty.
-    pub id: String,
+    pub origin: Origin,
+    pub severity: Severity,
     pub reason: String,
 }
 
 impl Problem {
-    pub fn malformed(file: &'static str, line: u64, id: String, reason: impl Into<String>) -> Self {
+    pub fn malformed(origin: Origin, reason: impl Into<String>) -> Self {
         Problem {
-            file,
-            line,
-            id,
+            origin,
+            severity: Severity::Malformed,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn code_dropped(origin: Origin, reason: impl Into<String>) -> Self {
+        Problem {
+            origin,
+            severity: Severity::CodeDropped,
             reason: reason.into(),
         }
     }
@@ -36,11 +98,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)?;
-        if !self.id.is_empty() {
-            write!(f, " ({})", self.id)?;
-        }
-        write!(f, ": {}", self.reason)
+        let what = match self.severity {
+            Severity::Malformed => "malformed",
+            Severity::CodeDropped => "code dropped",
+        };
+        write!(f, "{what} {}: {}", self.origin, self.reason)
     }
 }
 
@@ -85,7 +147,8 @@ fn three_numbers(s: &str, sep: char, widths: [usize; 3]) -> Option<[u32; 3]> {
     parts.next().is_none().then_some(out)
 }
 
-/// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS[.fff][Z]` (UTC).
+/// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS[.fff]` followed by `Z`, a UTC
+/// offset `±HH:MM` (FHIR `dateTime`), or nothing (UTC).
 pub fn parse_time(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     let (date, time) = match s.split_once('T') {
@@ -100,7 +163,7 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
     let mut seconds = days_from_civil(y, m, d) * 86_400;
     let mut nanos = 0;
     if let Some(t) = time {
-        let t = t.strip_suffix('Z').unwrap_or(t);
+        let (t, offset) = split_offset(t)?;
         let (hms, frac) = match t.split_once('.') {
             Some((a, b)) => (a, Some(b)),
             None => (t, None),
@@ -109,7 +172,7 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         if h > 23 || mi > 59 || se > 60 {
             return None;
         }
-        seconds += i64::from(h * 3600 + mi * 60 + se);
+        seconds += i64::from(h * 3600 + mi * 60 + se) - offset;
         if let Some(f) = frac {
             if f.is_empty() || f.len() > 9 {
                 return None;
@@ -118,6 +181,24 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
         }
     }
     Some(Timestamp { seconds, nanos })
+}
+
+/// A time of day and its offset from UTC in seconds (`Z` or none: 0).
+fn split_offset(t: &str) -> Option<(&str, i64)> {
+    if let Some(t) = t.strip_suffix('Z') {
+        return Some((t, 0));
+    }
+    let Some(i) = t.rfind(['+', '-']) else {
+        return Some((t, 0));
+    };
+    let (t, off) = t.split_at(i);
+    let sign = if off.starts_with('-') { -1 } else { 1 };
+    let (h, m) = off[1..].split_once(':')?;
+    let (h, m) = (num(h)?, num(m)?);
+    if h > 14 || m > 59 || off.len() != 6 {
+        return None;
+    }
+    Some((t, sign * i64::from(h * 3600 + m * 60)))
 }
 
 #[cfg(test)]
@@ -133,6 +214,10 @@ mod tests {
         );
         assert_eq!(parse_time("1911-11-03").unwrap().seconds, -1_835_481_600);
         assert_eq!(
+            parse_time("1989-05-09T20:35:22-04:00").unwrap().seconds,
+            parse_time("1989-05-10T00:35:22Z").unwrap().seconds
+        );
+        assert_eq!(
             parse_time("2024-02-29T00:00:00.5Z").unwrap().nanos,
             500_000_000
         );
@@ -143,6 +228,8 @@ mod tests {
             "2023-1-01",
             "20x3-01-01",
             "2023-01-01T25:00:00Z",
+            "2023-01-01T10:00:00+5:00",
+            "2023-01-01T10:00:00+25:00",
         ] {
             assert!(parse_time(bad).is_none(), "{bad}");
         }
