@@ -33,8 +33,9 @@ pub enum Hl7What {
     /// Print the events a message maps to, as JSON (one per line); appends nothing.
     Map {
         file: PathBuf,
-        /// Print instead the fields the mapping reads (MSH-9/10/12/18, PID-3/5/7/8/32,
-        /// PV1-2/3/4/19/36, ZBE-1…9) as one JSON object: each field's repetitions, components
+        /// Print instead the fields the mapping reads (MSH-9/10/12/18, EVN-2/3/6,
+        /// PID-3/5/7/8/32, PV1-2/3/4/6/19/36/37/44/45, PV2-9/47, MRG-1, ZBE-1…9, ZFM-1…5) as one
+        /// JSON object: each field's repetitions, components
         /// and subcomponents, unescaped, trailing empty ones left out.
         #[arg(long)]
         fields: bool,
@@ -98,7 +99,9 @@ fn map(file: &Path, s: MapSettings) -> anyhow::Result<bool> {
     match journey_hl7::listener::events_of(&bytes, &settings) {
         Ok((_, events)) => {
             for e in &events {
-                println!("{}", journey_proto::json::event_to_json(e));
+                if !print(&journey_proto::json::event_to_json(e).to_string())? {
+                    break;
+                }
             }
             Ok(true)
         }
@@ -120,7 +123,7 @@ fn print_fields(file: &Path) -> anyhow::Result<bool> {
                     .into_iter()
                     .map(|(name, tree)| (name, serde_json::json!(tree)))
                     .collect();
-            println!("{}", serde_json::Value::Object(fields));
+            print(&serde_json::Value::Object(fields).to_string())?;
             Ok(true)
         }
         Err(e) => {
@@ -217,12 +220,24 @@ where
         let line = describe(&ack);
         all_accepted &= line.starts_with("AA") || line.starts_with("CA");
         if total > 1 {
-            println!("[{}/{total}] {}: {line}", i + 1, file.display());
+            print(&format!("[{}/{total}] {}: {line}", i + 1, file.display()))?;
         } else {
-            println!("{}: {line}", file.display());
+            print(&format!("{}: {line}", file.display()))?;
         }
     }
     Ok(all_accepted)
+}
+
+/// One line on stdout. `false` when the reader has gone (`journey hl7 map FILE | head -1`): the
+/// rest is not wanted, which is no error (no panic, as `println!` would on a broken pipe).
+fn print(line: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
 }
 
 /// An ACK in one line: its code, the message it answers, and the error when there is one.

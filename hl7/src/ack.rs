@@ -96,9 +96,6 @@ pub struct Header {
     pub trigger: String,
     pub enhanced: bool,
     pub charset: Option<Charset>,
-    /// ZBE-5 = Y: the sender flags the movement as a historic correction (IHE PAM-FR), which the
-    /// journey rules do not take yet (docs/hl7.md): a refusal says so.
-    pub historic: bool,
 }
 
 impl Header {
@@ -113,7 +110,6 @@ impl Header {
             trigger: m.trigger(),
             enhanced: !m.value("MSH", 15).is_empty() || !m.value("MSH", 16).is_empty(),
             charset: Some(m.charset),
-            historic: m.value("ZBE", 5) == "Y",
         }
     }
 
@@ -151,7 +147,6 @@ impl Header {
             trigger: String::new(),
             enhanced: !field(15).is_empty() || !field(16).is_empty(),
             charset: None,
-            historic: false,
         }
     }
 }

@@ -127,18 +127,29 @@ pub async fn answer(bytes: &[u8], settings: &Settings, sink: &dyn Sink) -> Vec<u
         expected_versions: Default::default(),
     };
     match sink.append(request).await {
-        Ok(()) => reply(&header, Verdict::Accepted, None),
-        Err(status) => {
-            let (verdict, mut problem) = refusal(&status);
-            if header.historic && verdict == Verdict::Error {
-                problem.text.push_str(
-                    "; the message is a historic correction (ZBE-5 = Y), not supported yet: nothing was written and the movements stay as first sent",
-                );
+        Ok(()) => {
+            if abort_before_ack() {
+                eprintln!("JOURNEY_FAULT_HL7_ABORT_BEFORE_ACK: the log acknowledged message {:?}; aborting before its ACK", header.control_id);
+                std::process::abort();
             }
+            reply(&header, Verdict::Accepted, None)
+        }
+        Err(status) => {
+            let (verdict, problem) = refusal(&status);
             tracing::info!(control_id = %header.control_id, code = ?status.code(), error = %status.message(), "HL7 message refused by the log");
             reply(&header, verdict, Some(&problem))
         }
     }
+}
+
+/// A fault-injection point for tests (docs/hl7.md): with `JOURNEY_FAULT_HL7_ABORT_BEFORE_ACK=1`
+/// in its environment the process aborts (no clean-up, as `kill -9`) right after the log
+/// acknowledged a message's events and before its ACK is written: the crash that loses an ACK
+/// for events already on disk. Read once.
+fn abort_before_ack() -> bool {
+    static FAULT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAULT
+        .get_or_init(|| std::env::var("JOURNEY_FAULT_HL7_ABORT_BEFORE_ACK").is_ok_and(|v| v == "1"))
 }
 
 /// What a refusal of the log becomes: an error in the content (`AE`) when the journey rules, a

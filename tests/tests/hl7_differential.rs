@@ -1,6 +1,7 @@
 //! Differential parsing: on every sample of `../shared/data/hl7v2` and on hand-made PAM-FR
-//! messages (ZBE, 8859/15, escapes, `\n` segment ends), the fields the mapping reads (MSH-9/10/12/18,
-//! PID-3/5/7/8/32, PV1-2/3/4/19/36, ZBE-1…9) as the `journey` binary extracts them
+//! messages (ZBE, a Z99 and an A47, 8859/15, escapes, `\n` segment ends), the fields the mapping
+//! reads (MSH-9/10/12/18, EVN-2/3/6, PID-3/5/7/8/32, PV1-2/3/4/6/19/36/37/44/45, PV2-9/47,
+//! MRG-1, ZBE-1…9, ZFM-1…5) as the `journey` binary extracts them
 //! (`journey hl7 map --fields`) equal those an independent parser extracts: Python `hl7apy` from
 //! PyPI (`tests/tests/hl7apy_fields.py`), in the virtual environment `.ci/run` makes.
 use journey_tests::*;
@@ -28,9 +29,33 @@ fn hand_made(dir: &Path) -> Vec<PathBuf> {
         "",
     ]
     .join("\n");
+    // A PAM-FR correction (Z99) of a historic discharge: ZBE-5/6, the times of PV1-44/45, PV2-9
+    // and PV2-47, the destination facility PV1-37, ZFM.
+    let z99 = [
+        "MSH|^~\\&|GAM|CHU-A|JOURNEY|ARS|20260304101500||ADT^Z99^ADT_A01|M-3|P|2.5|||||FRA|UNICODE UTF-8|||2.11.2",
+        "EVN||20260304101500|20260305120000|||20260303110000",
+        "PID|1||IPP7^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI||DURAND^Zoé||19850712|F||||||||||||||||||||||||PROV",
+        "PV1|1|I|UF-REA^3^A^CHU-A|U||UF-CARDIO^12^B^CHU-A|||||||||||||SEJ-9^^^CHU-A^AN|||||||||||||||||4|750712184|||||||20260301080000|20260303110000",
+        "PV2|||||||||20260305120000||||||||||||||||||||||||||||||||||||||20260302180000",
+        "ZBE|MVT-9^CHU-A|20260303110000||UPDATE|Y|A03|UF-REA^^^^^CHU-A^UF^^^4502||M",
+        "ZFM|8|7|1|2",
+        "",
+    ]
+    .join("\r");
+    // A PAM-FR A47 removing a wrongly attributed INS: PID-3's INS repetition is "" (§4.4.3).
+    let a47 = [
+        "MSH|^~\\&|Gazelle|PAM_FR|PatientManager|PAM_FR|20210318151910||ADT^A47^ADT_A30|M-4|P|2.5^FRA^2.9||||||UNICODE UTF-8",
+        "EVN||20210318151910",
+        "PID|1||1900068^^^&350000121&M^PI~\"\"^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||DARK^JEANNE||19600530|F||||||||||||||||||||||||VALI",
+        "MRG|260058815400233^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS",
+        "",
+    ]
+    .join("\r");
     let files = [
         ("pam-fr-a02-latin9.hl7", latin9),
         ("escapes-utf8.hl7", escapes.into_bytes()),
+        ("pam-fr-z99.hl7", z99.into_bytes()),
+        ("pam-fr-a47.hl7", a47.into_bytes()),
     ];
     files
         .into_iter()
@@ -108,6 +133,17 @@ fn our_parser_extracts_the_fields_hl7apy_extracts() {
     assert_eq!(pam["PID-5"][0][0][0], "Céléste");
     assert_eq!(pam["PID-5"][0][1][0], "Lœil");
     assert_eq!(pam["ZBE-8"][0][0][0], "Coût 12€");
+    let z99 = ours(&made[2]);
+    assert_eq!(z99["ZBE-5"], serde_json::json!([[["Y"]]]));
+    assert_eq!(z99["ZBE-6"], serde_json::json!([[["A03"]]]));
+    assert_eq!(z99["PV1-37"][0][0][0], "750712184");
+    assert_eq!(z99["PV1-45"][0][0][0], "20260303110000");
+    assert_eq!(z99["PV2-47"][0][0][0], "20260302180000");
+    assert_eq!(z99["EVN-3"][0][0][0], "20260305120000");
+    assert_eq!(z99["ZFM-4"], serde_json::json!([[["2"]]]));
+    let a47 = ours(&made[3]);
+    assert_eq!(a47["PID-3"][1][0][0], "\"\"", "HL7's null, as sent");
+    assert_eq!(a47["MRG-1"][0][0][0], "260058815400233");
     let escaped = ours(&made[1]);
     assert_eq!(escaped["PID-5"][0][0][0], "Dupont^Durand|fils");
     assert_eq!(escaped["PID-5"][0][1][0], "Jean~Luc\\");

@@ -1,4 +1,5 @@
 use super::*;
+use journey_proto::v1::{AdmitType, Disposition, IdentityStatus, Setting, Sex};
 
 fn settings() -> Settings {
     Settings {
@@ -145,17 +146,13 @@ fn refusals_name_the_field() {
         |text: &str| map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
     let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A08|M|P|2.5|||||FRA\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedEventCode, "A08 is not PAM-FR");
-    for (trigger, why) in NOT_YET {
-        let p = problem(&format!(
-            "MSH|^~\\&|A|B|||20260101||ADT^{trigger}|M|P|2.5\rPID|1||X\r"
-        ));
-        assert_eq!(p.code, ErrorCode::UnsupportedEventCode, "{trigger}");
-        assert!(
-            p.text.contains("not supported yet") && p.text.contains(why),
-            "{trigger}: {}",
-            p.text
-        );
-    }
+    let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A54|M|P|2.5\rPID|1||X\r");
+    assert_eq!(
+        p.code,
+        ErrorCode::UnsupportedEventCode,
+        "a trigger not mapped"
+    );
+    assert!(p.text.contains("A47, A52, A53, Z99"), "{}", p.text);
     let p = problem("MSH|^~\\&|A|B|||20260101||ORU^R01|M|P|2.5\rPID|1||X\r");
     assert_eq!(p.code, ErrorCode::UnsupportedMessageType);
     let p = problem("MSH|^~\\&|A|B|||20260101||ADT^A01|M|P|3.0\rPID|1||X\r");
@@ -277,4 +274,495 @@ fn an_emergency_visit_is_no_admission() {
     let p = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
     assert_eq!(p.code, ErrorCode::UnsupportedEventCode);
     assert_eq!(p.field.as_deref(), Some("PV1-2"));
+}
+
+/// A PAM-FR message of `trigger`: PID (IPP and INS, PID-32 = `pid32`), PV1 (class `class`, unit
+/// `unit`, encounter ENC-7), the ZBE given whole (`ZBE|…`), and `extra` segments.
+fn pam(
+    trigger: &str,
+    control: &str,
+    pid32: &str,
+    class: &str,
+    unit: &str,
+    zbe: &str,
+    extra: &str,
+) -> Result<Vec<Event>, Problem> {
+    let pad = "|".repeat(27); // PID-6 … PID-31
+    let text = format!(
+        "MSH|^~\\&|GAM|CHU-A|JOURNEY|BACKBONE|20260110083000||ADT^{trigger}|{control}|P|2.5|||||FRA|UNICODE UTF-8\r\
+EVN|{trigger}|20260110083000\r\
+PID|1||IPP-42^^^CHU-A^PI~1234567890123^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||DUPONT^Jean{pad}{pid32}\r\
+PV1|1|{class}|{unit}^^^750000001||||||||||||||||ENC-7\r\
+{zbe}\r{extra}"
+    );
+    map(&Message::parse(text.as_bytes()).unwrap(), &settings())
+}
+
+fn only(events: Result<Vec<Event>, Problem>) -> (String, Payload) {
+    let events = events.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    (events[0].event_id.clone(), payload(&events[0]).clone())
+}
+
+#[test]
+fn a_class_change_is_a_movement_its_opposite_cancels() {
+    let (id, p) = only(pam(
+        "A06",
+        "M1",
+        "VALI",
+        "I",
+        "CARDIO",
+        "ZBE|CC-1|20260110082000||INSERT|N",
+        "",
+    ));
+    let Payload::ClassChanged(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(c.encounter_id, "ENC-7");
+    assert_eq!(c.setting, Setting::Inpatient as i32);
+    assert_eq!(c.unit, "CARDIO");
+    assert!(!c.historic);
+    for (class, setting) in [
+        ("R", Setting::DaySurgery),
+        ("O", Setting::Outpatient),
+        ("E", Setting::Outpatient),
+    ] {
+        let (_, p) = only(pam(
+            "A07",
+            "M2",
+            "",
+            class,
+            "",
+            "ZBE|CC-2|20260110082000||INSERT|N||||",
+            "",
+        ));
+        let Payload::ClassChanged(c) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(c.setting, setting as i32, "{class}");
+    }
+    // The unit of a class change without PV1-3: the responsible unit, ZBE-7.
+    let (_, p) = only(pam(
+        "A06",
+        "M3",
+        "",
+        "I",
+        "",
+        "ZBE|CC-3|20260110082000||INSERT|N||4010^^^^^^^^^750000001",
+        "",
+    ));
+    let Payload::ClassChanged(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(c.unit, "4010");
+    // PAM-FR §5.3.5: an A07 with ZBE-4 = CANCEL cancels the A06 its ZBE-1 names.
+    let (cancel_id, p) = only(pam(
+        "A07",
+        "M4",
+        "",
+        "O",
+        "",
+        "ZBE|CC-1|20260110082000||CANCEL|Y|A06",
+        "",
+    ));
+    let Payload::MovementCancelled(x) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(x.cancelled_event_id, id);
+    assert!(x.historic, "ZBE-5 = Y");
+    assert_ne!(cancel_id, id);
+    let p = pam(
+        "A06",
+        "M5",
+        "",
+        "X",
+        "",
+        "ZBE|CC-5|20260110082000||INSERT|N",
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (p.code, p.field.as_deref()),
+        (ErrorCode::TableValueNotFound, Some("PV1-2"))
+    );
+}
+
+#[test]
+fn leaves_of_absence_and_their_cancellations() {
+    let (leave, p) = only(pam(
+        "A21",
+        "M1",
+        "",
+        "I",
+        "",
+        "ZBE|L-1|20260110082000||INSERT|N",
+        "PV2|||||||||||||||||||||||||||||||||||||||||||||||20260111180000\r",
+    ));
+    let Payload::LeaveStarted(l) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(l.encounter_id, "ENC-7");
+    assert_eq!(l.unit, "");
+    assert_eq!(
+        l.expected_return_at,
+        timestamp("20260111170000+0000", chrono_tz::UTC),
+        "PV2-47"
+    );
+    let (back, p) = only(pam(
+        "A22",
+        "M2",
+        "",
+        "I",
+        "CARDIO",
+        "ZBE|L-2|20260111150000||INSERT|N",
+        "",
+    ));
+    let Payload::LeaveEnded(l) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(l.unit, "CARDIO");
+    // A53 cancels the return, A52 the leave, each naming its movement (PAM-FR §5.3.7).
+    for (trigger, movement, cancelled) in [("A53", "L-2", &back), ("A52", "L-1", &leave)] {
+        let (_, p) = only(pam(
+            trigger,
+            "M3",
+            "",
+            "I",
+            "CARDIO",
+            &format!("ZBE|{movement}|20260111150000||CANCEL|Y"),
+            "",
+        ));
+        let Payload::MovementCancelled(x) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(&x.cancelled_event_id, cancelled, "{trigger}");
+        assert!(x.historic);
+    }
+    let p = pam(
+        "A52",
+        "M4",
+        "",
+        "I",
+        "",
+        "ZBE|L-1|20260111150000||UPDATE|Y",
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(p.field.as_deref(), Some("ZBE-4"));
+}
+
+#[test]
+fn a_historic_transfer_and_a_historic_cancellation_say_so() {
+    let (_, p) = only(pam(
+        "A02",
+        "M1",
+        "",
+        "I",
+        "REA",
+        "ZBE|T-5|20131011113000||INSERT|Y",
+        "",
+    ));
+    let Payload::Transferred(t) = p else {
+        panic!("{p:?}")
+    };
+    assert!(t.historic);
+    assert_eq!(t.to_unit, "REA");
+    let (_, p) = only(pam(
+        "A12",
+        "M2",
+        "",
+        "I",
+        "REA",
+        "ZBE|T-4|20131011150000||CANCEL|Y",
+        "",
+    ));
+    let Payload::TransferCancelled(c) = p else {
+        panic!("{p:?}")
+    };
+    assert!(c.historic);
+    let (_, p) = only(pam(
+        "A12",
+        "M3",
+        "",
+        "I",
+        "REA",
+        "ZBE|T-4|20131011150000||CANCEL|N",
+        "",
+    ));
+    let Payload::TransferCancelled(c) = p else {
+        panic!("{p:?}")
+    };
+    assert!(!c.historic);
+}
+
+#[test]
+fn a_correction_names_the_movement_and_carries_its_trigger_s_fields() {
+    let discharge = map(&message("A03", "M1", "MVT-9", "ZFM||8\r"), &settings()).unwrap();
+    let (_, p) = only(pam(
+        "Z99",
+        "M2",
+        "",
+        "I",
+        "CARDIO",
+        "ZBE|MVT-9|20260110150000||UPDATE|Y|A03",
+        "ZFM||8||7\r",
+    ));
+    let Payload::MovementCorrected(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(
+        c.corrected_event_id, discharge[0].event_id,
+        "the same id scheme, no log read"
+    );
+    assert_eq!(
+        c.moved_at,
+        timestamp("20260110140000+0000", chrono_tz::UTC),
+        "ZBE-2"
+    );
+    assert_eq!(c.disposition, Disposition::NursingHome as i32);
+    assert_eq!(c.unit, "", "a discharge's correction carries no unit");
+    assert_eq!(c.destination_facility_id, "", "no PV1-37 sent");
+    assert_eq!(c.setting, 0);
+    // Without ZFM or PV1-36 the disposition is not said: unchanged.
+    let (_, p) = only(pam(
+        "Z99",
+        "M3",
+        "",
+        "I",
+        "",
+        "ZBE|MVT-9|20260110150000||UPDATE|N|A03",
+        "",
+    ));
+    let Payload::MovementCorrected(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(c.disposition, 0);
+    // A transfer's: its unit.
+    let (_, p) = only(pam(
+        "Z99",
+        "M4",
+        "",
+        "I",
+        "REA",
+        "ZBE|MVT-2|20260110150000||UPDATE|N|A02",
+        "",
+    ));
+    let Payload::MovementCorrected(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(c.unit, "REA");
+    assert_eq!(c.disposition, 0);
+    // A class change's: its class.
+    let (_, p) = only(pam(
+        "Z99",
+        "M5",
+        "",
+        "R",
+        "HDJ",
+        "ZBE|CC-1|20260110150000||UPDATE|N|A06",
+        "",
+    ));
+    let Payload::MovementCorrected(c) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(c.setting, Setting::DaySurgery as i32);
+    // A pending discharge's: a new expected time.
+    let (_, p) = only(pam(
+        "Z99",
+        "M6",
+        "",
+        "I",
+        "",
+        "ZBE|PD-1|20260110150000||UPDATE|N|A16",
+        "PV2|||||||||20260115110000\r",
+    ));
+    let Payload::DischargeExpected(d) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(
+        d.expected_at,
+        timestamp("20260115100000+0000", chrono_tz::UTC)
+    );
+    for (zbe, field, code) in [
+        (
+            "ZBE|MVT-9|20260110150000||UPDATE|N",
+            "ZBE-6",
+            ErrorCode::RequiredFieldMissing,
+        ),
+        (
+            "ZBE|MVT-9|20260110150000||UPDATE|N|A54",
+            "ZBE-6",
+            ErrorCode::UnsupportedEventCode,
+        ),
+        (
+            "ZBE|MVT-9|20260110150000||INSERT|N|A03",
+            "ZBE-4",
+            ErrorCode::TableValueNotFound,
+        ),
+        (
+            "ZBE||20260110150000||UPDATE|N|A03",
+            "ZBE-1",
+            ErrorCode::RequiredFieldMissing,
+        ),
+    ] {
+        let p = pam("Z99", "M7", "", "I", "", zbe, "").unwrap_err();
+        assert_eq!(
+            (p.code, p.field.as_deref()),
+            (code, Some(field)),
+            "{zbe}: {}",
+            p.text
+        );
+    }
+}
+
+#[test]
+fn a_pending_discharge_and_its_cancellation() {
+    let events = pam(
+        "A16",
+        "M1",
+        "",
+        "I",
+        "",
+        "ZBE|PD-1|20260110082000||INSERT|N",
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        events.field.as_deref(),
+        Some("EVN-3"),
+        "an A16 gives the expected time"
+    );
+    let text = "MSH|^~\\&|GAM|CHU-A|||20260110083000||ADT^A16|M2|P|2.5\rEVN|A16|20260110083000|20260112100000\rPID|1||IPP-42\rPV1|1|I|||||||||||||||||ENC-7\rZBE|PD-1|20260110082000||INSERT|N\r";
+    let (id, p) = only(map(&Message::parse(text.as_bytes()).unwrap(), &settings()));
+    let Payload::DischargeExpected(d) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(d.encounter_id, "ENC-7");
+    assert_eq!(
+        d.expected_at,
+        timestamp("20260112090000+0000", chrono_tz::UTC),
+        "EVN-3"
+    );
+    let cancel = text
+        .replace("ADT^A16|M2", "ADT^A25|M3")
+        .replace("|INSERT|", "|CANCEL|");
+    let (cancel_id, p) = only(map(
+        &Message::parse(cancel.as_bytes()).unwrap(),
+        &settings(),
+    ));
+    let Payload::DischargeExpected(d) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(d.expected_at, None, "withdrawn");
+    assert_ne!(cancel_id, id, "an event of its own, not the A16's id again");
+}
+
+#[test]
+fn the_identity_status_and_the_ins_oid() {
+    let registration = |pid32: &str| {
+        let (_, p) = only(pam("A28", "M1", pid32, "", "", "", ""));
+        let Payload::PatientRegistered(r) = p else {
+            panic!("{p:?}")
+        };
+        r
+    };
+    let r = registration("VALI");
+    assert_eq!(
+        (r.ins.as_str(), r.ins_oid.as_str()),
+        ("1234567890123", "1.2.250.1.213.1.4.8")
+    );
+    assert_eq!(r.identity_status, IdentityStatus::Validated as i32);
+    for (pid32, status) in [
+        ("PROV", IdentityStatus::Provisional),
+        ("DPOT", IdentityStatus::Doubtful),
+        ("VALI~FICT", IdentityStatus::Fictitious),
+        ("VIDE", IdentityStatus::Unspecified),
+        ("", IdentityStatus::Unspecified),
+    ] {
+        let r = registration(pid32);
+        assert_eq!(r.identity_status, status as i32, "{pid32}");
+        assert_eq!(
+            (r.ins.as_str(), r.ins_oid.as_str()),
+            ("", ""),
+            "{pid32}: no INS unless validated"
+        );
+    }
+    let (_, p) = only(pam("A31", "M2", "VALI", "", "", "", ""));
+    let Payload::IdentityUpdated(u) = p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(u.ins_oid, "1.2.250.1.213.1.4.8");
+    assert_eq!(u.identity_status, IdentityStatus::Validated as i32);
+    assert!(!u.ins_removed);
+}
+
+#[test]
+fn an_a47_changes_or_removes_the_ins() {
+    let a47 = |pid3_ins: &str, pid32: &str, mrg: &str| {
+        let pad = "|".repeat(24); // PID-9 … PID-31
+        let text = format!("MSH|^~\\&|Gazelle|PAM_FR|PatientManager|PAM_FR|20210318151910||ADT^A47^ADT_A30|C1|P|2.5^FRA^2.9||||||UNICODE UTF-8\rEVN||20210318151910\rPID|1||1900068^^^&350000121&M^PI~{pid3_ins}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||DARK^JEANNE||19600530|F{pad}{pid32}\rMRG|{mrg}\r");
+        map(&Message::parse(text.as_bytes()).unwrap(), &settings())
+    };
+    let old = "260058815400233^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS";
+    // §4.4.3: PID-3 holds "" with the INS's OID: the wrongly attributed INS is removed.
+    let (_, p) = only(a47("\"\"", "VALI", old));
+    let Payload::IdentityUpdated(u) = p else {
+        panic!("{p:?}")
+    };
+    assert!(u.ins_removed);
+    assert_eq!((u.ins.as_str(), u.ins_oid.as_str()), ("", ""));
+    assert_eq!(u.family_name, "DARK", "the rest of the identity as in A31");
+    // §4.4.4: downgraded to provisional, the INS removed too.
+    let (_, p) = only(a47("\"\"", "PROV", old));
+    let Payload::IdentityUpdated(u) = p else {
+        panic!("{p:?}")
+    };
+    assert!(u.ins_removed);
+    assert_eq!(u.identity_status, IdentityStatus::Provisional as i32);
+    // §4.4.2: a new INS, validated.
+    let events = a47("260058815400244", "VALI", old).unwrap();
+    assert_eq!(events[0].patient_id, "1900068", "the IPP, not the INS");
+    let Payload::IdentityUpdated(u) = payload(&events[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (u.ins.as_str(), u.ins_oid.as_str(), u.ins_removed),
+        ("260058815400244", "1.2.250.1.213.1.4.8", false)
+    );
+    // A new INS of an identity that is not validated is not kept: removed.
+    let (_, p) = only(a47("260058815400244", "PROV", old));
+    let Payload::IdentityUpdated(u) = p else {
+        panic!("{p:?}")
+    };
+    assert!(u.ins_removed && u.ins.is_empty());
+    // MRG-1 not an INS: an identifier change this listener does not make (a merge is A40).
+    let p = a47("\"\"", "VALI", "IPP-OLD^^^CHU-A^PI").unwrap_err();
+    assert_eq!(
+        (p.code, p.field.as_deref()),
+        (ErrorCode::UnsupportedEventCode, Some("MRG-1"))
+    );
+    // No INS repetition in PID-3 at all: neither a new INS nor a removal.
+    let text = "MSH|^~\\&|G|P|||20210318151910||ADT^A47|C2|P|2.5\rPID|1||1900068^^^X^PI\rMRG|260058815400233^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS\r";
+    let p = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap_err();
+    assert_eq!(p.field.as_deref(), Some("PID-3"));
+}
+
+#[test]
+fn a_discharge_s_destination_facility_is_pv1_37() {
+    let text = "MSH|^~\\&|GAM|CHU-A|||20260110083000||ADT^A03|M|P|2.5\rPID|1||IPP-1\rPV1|1|I|||||||||||||||||ENC-1||||||||||||||||||750712184\rZBE|MVT-1|20260110082000||INSERT|N\rZFM|8|7|1|2\r";
+    let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::Discharged(d) = payload(&events[0]) else {
+        panic!()
+    };
+    assert_eq!(d.destination_facility_id, "750712184");
+    assert_eq!(d.disposition, Disposition::Rehab as i32);
+    let z99 = text
+        .replace("ADT^A03", "ADT^Z99")
+        .replace("|INSERT|N", "|UPDATE|N|A03");
+    let events = map(&Message::parse(z99.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::MovementCorrected(c) = payload(&events[0]) else {
+        panic!()
+    };
+    assert_eq!(c.destination_facility_id, "750712184");
+    assert_eq!(c.disposition, Disposition::Rehab as i32);
 }
