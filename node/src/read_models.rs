@@ -10,6 +10,7 @@ use journey_log_access::Nats;
 use journey_projections::{
     coordination::Coordination,
     db::Db,
+    planning::Planning,
     readmission::Readmission,
     runtime::{Progress, Projection, Runner},
 };
@@ -35,6 +36,7 @@ pub struct ReadModels {
     nats: Option<super::spec::Nats>,
     readmission: Arc<Runner<Readmission>>,
     coordination: Option<Arc<Runner<Coordination>>>,
+    planning: Option<Arc<Runner<Planning>>>,
     readmission_service: ReadmissionService,
     coordination_service: Option<CoordinationService>,
     projections: ProjectionsService,
@@ -46,9 +48,12 @@ impl ReadModels {
     pub async fn open(spec: &ReadModelsSpec, db: Db, shared: &Shared) -> anyhow::Result<Self> {
         let log = shared.log.clone();
         let readmission = open_projection(db.clone(), Readmission, &log).await?;
-        let coordination = match spec.coordination {
-            true => Some(open_projection(db, Coordination, &log).await?),
-            false => None,
+        let (coordination, planning) = match spec.coordination {
+            true => (
+                Some(open_projection(db.clone(), Coordination, &log).await?),
+                Some(open_projection(db, Planning, &log).await?),
+            ),
+            false => (None, None),
         };
         let access = shared.access.clone();
         let coordination_service = coordination.as_ref().map(|runner| CoordinationService {
@@ -61,6 +66,7 @@ impl ReadModels {
             log: log.clone(),
             sessions: (!shared.auth.is_insecure())
                 .then(|| journey_services::session::Sessions::new(shared.auth.clone())),
+            planning: planning.clone(),
         });
         let fhir = FhirApi {
             log: log.clone(),
@@ -79,12 +85,14 @@ impl ReadModels {
             projections: ProjectionsService {
                 readmission: Some(readmission.clone()),
                 coordination: coordination.clone(),
+                planning: planning.clone(),
                 log: log.clone(),
             },
             log,
             nats: spec.nats.clone(),
             readmission,
             coordination,
+            planning,
             coordination_service,
             dashboard,
         })
@@ -142,6 +150,9 @@ impl Part for ReadModels {
         if let Some(c) = &self.coordination {
             v.push(projection_status(c));
         }
+        if let Some(p) = &self.planning {
+            v.push(projection_status(p));
+        }
         out.insert("projections".into(), Value::Array(v));
     }
 
@@ -160,6 +171,12 @@ impl Part for ReadModels {
             tasks.push(logged(
                 "the coordination projection",
                 Self::follow(self.log.clone(), self.nats.clone(), c.clone(), stop.clone()),
+            ));
+        }
+        if let Some(p) = &self.planning {
+            tasks.push(logged(
+                "the discharge-planning projection",
+                Self::follow(self.log.clone(), self.nats.clone(), p.clone(), stop.clone()),
             ));
         }
         if let Some(access) = self.readmission_service.access.clone() {

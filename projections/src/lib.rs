@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod coordination;
 pub mod db;
 pub mod movements;
+pub mod planning;
 pub mod readmission;
 pub mod runtime;
 pub mod sql;

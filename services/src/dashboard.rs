@@ -20,11 +20,14 @@ use journey_proto::v1::{
     FollowUpRequest, FollowUpResponse, IndicatorsRequest, Period, WeekIndicators, WorklistItem,
     WorklistRequest,
 };
+use journey_projections::{planning::Planning, runtime::Runner};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
 mod actions;
+mod planning;
+mod planning_actions;
 mod row;
 mod sentence;
 
@@ -34,6 +37,8 @@ pub struct Dashboard {
     pub log: LogHandle,
     /// Sign-in and sessions; `None` when the server runs `--insecure`.
     pub sessions: Option<Arc<Sessions>>,
+    /// The discharge-planning view (`planning.rs`), in the coordination view's database.
+    pub planning: Option<Arc<Runner<Planning>>>,
 }
 
 pub fn router(d: Dashboard) -> Router {
@@ -43,6 +48,7 @@ pub fn router(d: Dashboard) -> Router {
         .route("/patients/{id}", get(patient))
         .route("/patients/{id}/actions", axum::routing::post(actions::act))
         .route("/indicators", get(indicators))
+        .route("/planning", get(planning::due_page))
         .with_state(d);
     let pages = match sessions {
         None => pages,
@@ -113,9 +119,10 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
         None => String::new(),
     };
     let nav = format!(
-        "<nav><a href=\"/?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
+        "<nav><a href=\"/?lang={l}\">{}</a><a href=\"/planning?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
          <a href=\"?lang={}\">{}</a>{sign_out}</nav>",
         t(lang, "worklist"),
+        planning::say(lang, "Sorties à venir", "Upcoming discharges"),
         t(lang, "indicators"),
         if lang == Lang::Fr { "en" } else { "fr" },
         if lang == Lang::Fr {
@@ -281,7 +288,14 @@ async fn worklist(
     if resp.items.is_empty() {
         let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
     } else {
-        discharge_table(&mut b, lang, "worklist", &resp.items);
+        let keys: Vec<(String, String)> = resp
+            .items
+            .iter()
+            .map(|i| (i.patient_id.clone(), i.encounter_id.clone()))
+            .collect();
+        let plans = planning::plans_at_discharge(&d, &keys).await;
+        let plans = d.planning.as_ref().map(|_| &plans);
+        discharge_table(&mut b, lang, "worklist", &resp.items, plans);
     }
     if !resp.next_page_token.is_empty() {
         let _ = write!(
@@ -389,11 +403,18 @@ fn next_page_query(lang: Lang, req: &WorklistRequest, page_token: &str) -> Strin
     q
 }
 
-/// A table of discharges, one [`row`] each (the worklist, and a patient's follow-up).
-fn discharge_table(b: &mut String, lang: Lang, id: &str, items: &[WorklistItem]) {
+/// A table of discharges, one [`row`] each (the worklist, and a patient's follow-up); with
+/// `plans`, whether each discharge plan was complete when the patient left.
+fn discharge_table(
+    b: &mut String,
+    lang: Lang,
+    id: &str,
+    items: &[WorklistItem],
+    plans: Option<&std::collections::HashMap<(String, String), i64>>,
+) {
     let _ = write!(
         b,
-        "<table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>{}</tr></thead><tbody>",
         t(lang, "patient"),
         t(lang, "facility"),
         t(lang, "discharged"),
@@ -403,10 +424,15 @@ fn discharge_table(b: &mut String, lang: Lang, id: &str, items: &[WorklistItem])
         t(lang, "alerts"),
         t(lang, "due"),
         t(lang, "todo"),
+        plans.map_or(String::new(), |_| planning::plan_header(lang)),
     );
     let now = chrono::Utc::now().timestamp();
     for i in items {
-        row::row(b, lang, i, now);
+        let plan = plans.map_or(String::new(), |p| {
+            let key = (i.patient_id.clone(), i.encounter_id.clone());
+            planning::plan_cell(lang, p.get(&key).copied())
+        });
+        row::row(b, lang, i, now, &plan);
     }
     b.push_str("</tbody></table>");
 }
@@ -427,13 +453,17 @@ async fn patient(
     // the answer must not tell that the patient exists elsewhere.
     let fu = match follow_up(&d, caller, &id).await {
         Ok(f) => f,
-        Err(s) if s.code() == tonic::Code::PermissionDenied => {
-            return not_found_page(lang, caller, &id)
-        }
+        // A patient still in hospital is not in the coordination view yet: the planning view
+        // decides on their stays.
+        Err(s) if s.code() == tonic::Code::PermissionDenied => None,
+        Err(s) => return status_response(lang, caller, s),
+    };
+    let plan = match planning::of_patient(&d, caller, &id).await {
+        Ok(p) => p,
         Err(s) => return status_response(lang, caller, s),
     };
     let everything = sees_every_patient(caller);
-    if fu.is_none() && !everything {
+    if fu.is_none() && plan.is_none() && !everything {
         return not_found_page(lang, caller, &id);
     }
     let mut events = match d.log.patient(&id).await {
@@ -443,22 +473,29 @@ async fn patient(
     if !everything {
         // Fail closed while the view lags: what it has not folded yet was not part of the
         // decision (a transfer to another territory, a consent revoked).
-        let decided = d.coordination.runner.watch().borrow().checkpoint;
+        let decided = match (&fu, &d.planning) {
+            (None, Some(planning)) => planning.watch().borrow().checkpoint,
+            _ => d.coordination.runner.watch().borrow().checkpoint,
+        };
         events.retain(|e| e.position <= decided);
     }
-    if fu.is_none() && events.is_empty() {
+    if fu.is_none() && plan.is_none() && events.is_empty() {
         return not_found_page(lang, caller, &id);
     }
     let mut b = String::new();
     let title = fu
         .as_ref()
         .map(|f| f.display_name.clone())
+        .or_else(|| plan.as_ref().and_then(|p| p.first()).map(|s| s.display_name.clone()))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| id.clone());
     let recorded = p.recorded.as_deref().and_then(|r| r.parse().ok());
     let view_at = d.coordination.runner.watch().borrow().checkpoint;
     actions::recorded_notice(&mut b, lang, recorded.unwrap_or(0), view_at);
     let _ = write!(b, "<p class=\"muted\">{}</p>", esc(&id));
+    if let Some(stays) = &plan {
+        planning::section(&mut b, lang, &id, stays, csrf.as_deref());
+    }
     if let Some(f) = &fu {
         follow_up_section(&mut b, lang, f);
         if let Some(csrf) = &csrf {
@@ -522,7 +559,7 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
     }
     let _ = write!(b, "<h2>{}</h2>", t(lang, "followup"));
     if !f.discharges.is_empty() {
-        discharge_table(b, lang, "followup", &f.discharges);
+        discharge_table(b, lang, "followup", &f.discharges, None);
     }
     if !f.referents.is_empty() {
         let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
@@ -685,6 +722,26 @@ async fn indicators(
         );
     }
     b.push_str("</tbody></table>");
+    // Discharge planning over the same weeks.
+    let day = |w: &WeekIndicators| {
+        chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d")
+            .ok()
+            .map(journey_projections::coordination::calendar::paris_midnight)
+    };
+    if let (Some(from), Some(last)) = (
+        weeks.first().and_then(day),
+        weeks.last().and_then(day),
+    ) {
+        let territory = match caller.filter(|c| c.role == Role::Coordinator) {
+            Some(c) => c.territory.clone().unwrap_or_default(),
+            None => req.territory.clone(),
+        };
+        let to = last + 7 * 86_400;
+        match planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
+            Ok(section) => b.push_str(&section),
+            Err(s) => return status_response(lang, caller, s),
+        }
+    }
     let _ = write!(
         b,
         "<p class=\"muted\">{} #{}</p>",

@@ -4,6 +4,7 @@ use crate::{errors, log_handle::LogHandle};
 use journey_log_access::EventSource;
 use journey_projections::{
     coordination::Coordination,
+    planning::Planning,
     readmission::Readmission,
     runtime::{Progress, Projection, Runner},
 };
@@ -20,6 +21,8 @@ use tonic::{Request, Response, Status};
 pub struct ProjectionsService {
     pub readmission: Option<Arc<Runner<Readmission>>>,
     pub coordination: Option<Arc<Runner<Coordination>>>,
+    /// The discharge-planning view, beside the coordination one.
+    pub planning: Option<Arc<Runner<Planning>>>,
     pub log: LogHandle,
 }
 
@@ -75,6 +78,9 @@ impl ProjectionsService {
         if let Some(r) = &self.coordination {
             v.push(r.projection.name());
         }
+        if let Some(r) = &self.planning {
+            v.push(r.projection.name());
+        }
         v
     }
 }
@@ -90,6 +96,9 @@ impl Projections for ProjectionsService {
             projections.push(state(r));
         }
         if let Some(r) = &self.coordination {
+            projections.push(state(r));
+        }
+        if let Some(r) = &self.planning {
             projections.push(state(r));
         }
         let (log_head, _) = self.log.head().await?;
@@ -114,6 +123,10 @@ impl Projections for ProjectionsService {
             }
             ("coordination", _, Some(r)) => {
                 tokio::spawn(rebuild(r.clone(), log, tx));
+            }
+            ("planning", _, _) if self.planning.is_some() => {
+                let r = self.planning.clone().expect("checked");
+                tokio::spawn(rebuild(r, log, tx));
             }
             _ => return Err(errors::unknown_projection(&name, &self.names())),
         }

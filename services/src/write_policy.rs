@@ -28,7 +28,7 @@ fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
         // (which decides territory and consent first); the gRPC Append is not open to the role.
         Role::Coordinator => (
             Some(COORDINATOR),
-            "ContactMade, AlertAcknowledged, AlertResolved, ReferentAssigned, AppointmentCompleted and AppointmentMissed only, from the dashboard",
+            "ContactMade, AlertAcknowledged, AlertResolved, ReferentAssigned, AppointmentCompleted, AppointmentMissed, DischargeExpected, ChecklistItemSet and ComplexDischargeFlagged only, from the dashboard",
         ),
         Role::Quality | Role::Auditor => (Some(&[]), "no event"),
     }
@@ -41,6 +41,10 @@ const COORDINATOR: &[EventType] = &[
     EventType::ReferentAssigned,
     EventType::AppointmentCompleted,
     EventType::AppointmentMissed,
+    // Discharge planning, from admission on (issue 18).
+    EventType::DischargeExpected,
+    EventType::ChecklistItemSet,
+    EventType::ComplexDischargeFlagged,
 ];
 
 const PARTNER: &[EventType] = &{
@@ -128,5 +132,39 @@ mod tests {
         assert!(writer_of(&of("cpts-2", contact()), Some(&p)).is_err());
         let admitted = Payload::Admitted(Admitted::default());
         assert!(writer_of(&of("cpts-1", admitted), Some(&p)).is_err());
+    }
+
+    #[test]
+    fn a_coordinator_plans_discharges_but_does_not_discharge() {
+        use journey_proto::v1::{
+            event::Payload, Actor, ChecklistItemSet, ComplexDischargeFlagged, Discharged,
+            DischargeExpected, Event,
+        };
+        let p = Principal {
+            subject: "nurse-1".into(),
+            role: Role::Coordinator,
+            organisation: "cpts-1".into(),
+            territory: Some("T1".into()),
+        };
+        let of = |payload: Payload| AppendRequest {
+            events: vec![Event {
+                actor: Some(Actor {
+                    organisation: "cpts-1".into(),
+                    ..Default::default()
+                }),
+                payload: Some(payload),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        for planning in [
+            Payload::DischargeExpected(DischargeExpected::default()),
+            Payload::ChecklistItemSet(ChecklistItemSet::default()),
+            Payload::ComplexDischargeFlagged(ComplexDischargeFlagged::default()),
+        ] {
+            assert_eq!(writer_of(&of(planning), Some(&p)).unwrap(), None);
+        }
+        let s = writer_of(&of(Payload::Discharged(Discharged::default())), Some(&p)).unwrap_err();
+        assert!(s.message().contains("ChecklistItemSet"), "{}", s.message());
     }
 }

@@ -64,9 +64,9 @@ const CHANNELS: &[(&str, ContactChannel)] = &[
 #[serde(default)]
 pub struct ActionForm {
     csrf: String,
-    action: String,
+    pub(super) action: String,
     channel: String,
-    note: String,
+    pub(super) note: String,
     alert_id: String,
     resolution: String,
     role: String,
@@ -74,7 +74,42 @@ pub struct ActionForm {
     professional_id: String,
     appointment_id: String,
     outcome: String,
-    reason: String,
+    pub(super) reason: String,
+    // Discharge planning (`planning_actions.rs`).
+    pub(super) encounter_id: String,
+    pub(super) item: String,
+    pub(super) done: String,
+    pub(super) detail: String,
+    pub(super) expected: String,
+    pub(super) reason_age: String,
+    pub(super) reason_chronic: String,
+    pub(super) reason_alone: String,
+    pub(super) reason_recent: String,
+    pub(super) reason_other: String,
+}
+
+impl ActionForm {
+    /// A planning action's form on stay `E1`, for tests.
+    #[cfg(test)]
+    pub(super) fn planning(action: &str) -> ActionForm {
+        ActionForm {
+            action: action.into(),
+            encounter_id: "E1".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A complex-discharge reason's check box ("" when not ticked).
+    pub(super) fn reason_box(&self, name: &str) -> &str {
+        match name {
+            "reason_age" => &self.reason_age,
+            "reason_chronic" => &self.reason_chronic,
+            "reason_alone" => &self.reason_alone,
+            "reason_recent" => &self.reason_recent,
+            "reason_other" => &self.reason_other,
+            _ => "",
+        }
+    }
 }
 
 /// `POST /patients/{id}/actions`.
@@ -115,6 +150,11 @@ pub(super) async fn act(
         Ok(position) => {
             // The page says whether the view has caught up (`recorded_notice`).
             wait_for_view(&d, position).await;
+            if super::planning_actions::is_planning(&f.action) {
+                if let Some(planning) = &d.planning {
+                    wait_for(planning.watch(), position, "discharge-planning").await;
+                }
+            }
             Redirect::to(&format!(
                 "/patients/{}?lang={}&recorded={position}",
                 enc(&id),
@@ -147,6 +187,9 @@ enum Refusal {
 
 /// The access log's name of an action (a form's unknown action is named as such, not echoed).
 fn call_name(action: &str) -> &'static str {
+    if let Some(name) = super::planning_actions::call_name(action) {
+        return name;
+    }
     match action {
         "contact" => "contact",
         "acknowledge" => "acknowledge",
@@ -166,6 +209,9 @@ fn detail(f: &ActionForm) -> String {
         ("outcome", &f.outcome),
         ("channel", &f.channel),
         ("role", &f.role),
+        ("encounter", &f.encounter_id),
+        ("item", &f.item),
+        ("done", &f.done),
     ] {
         if !v.is_empty() {
             let _ = write!(d, "{}{k}={}", if d.is_empty() { "" } else { " " }, v);
@@ -188,6 +234,9 @@ async fn decide_and_append(
     id: &str,
     f: &ActionForm,
 ) -> Result<u64, Refusal> {
+    if super::planning_actions::is_planning(&f.action) {
+        return decide_and_append_planning(d, caller, id, f).await;
+    }
     let payload = payload(f, caller).map_err(Refusal::Other)?;
     let follow_up = d
         .coordination
@@ -204,6 +253,28 @@ async fn decide_and_append(
             _ => Refusal::Other(s),
         })?;
     named_in_follow_up(&payload, &follow_up).map_err(Refusal::Other)?;
+    append(&d.log, caller, event(id, caller, payload))
+        .await
+        .map_err(Refusal::Other)
+}
+
+/// A discharge-planning action: the form, then the stay it names (the planning view's decision,
+/// an open stay of the patient), then the event through the log's write rules.
+async fn decide_and_append_planning(
+    d: &Dashboard,
+    caller: &Principal,
+    id: &str,
+    f: &ActionForm,
+) -> Result<u64, Refusal> {
+    use super::planning_actions as planning;
+    let draft = planning::draft(f).map_err(Refusal::Other)?;
+    let stay = planning::stay(d, caller, id, &f.encounter_id)
+        .await
+        .map_err(|s| match s.code() {
+            Code::PermissionDenied | Code::NotFound => Refusal::Hidden(s),
+            _ => Refusal::Other(s),
+        })?;
+    let payload = planning::payload(draft, &stay).map_err(Refusal::Other)?;
     append(&d.log, caller, event(id, caller, payload))
         .await
         .map_err(Refusal::Other)
@@ -360,7 +431,15 @@ async fn append(log: &LogHandle, caller: &Principal, event: Event) -> Result<u64
 
 /// Waits, at most [`READ_YOUR_WRITES`], for the coordination view to fold `position`.
 async fn wait_for_view(d: &Dashboard, position: u64) {
-    let mut watch = d.coordination.runner.watch();
+    wait_for(d.coordination.runner.watch(), position, "coordination").await;
+}
+
+/// Waits, at most [`READ_YOUR_WRITES`], for a view to fold `position`.
+async fn wait_for(
+    mut watch: tokio::sync::watch::Receiver<journey_projections::runtime::State>,
+    position: u64,
+    view: &str,
+) {
     let folded = watch.wait_for(|s| s.checkpoint >= position);
     if tokio::time::timeout(READ_YOUR_WRITES, folded)
         .await
@@ -368,7 +447,8 @@ async fn wait_for_view(d: &Dashboard, position: u64) {
     {
         tracing::warn!(
             position,
-            "dashboard action: the coordination view lags behind the log"
+            view,
+            "dashboard action: the view lags behind the log"
         );
     }
 }

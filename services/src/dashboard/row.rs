@@ -8,7 +8,8 @@ use std::fmt::Write;
 
 const DAY: i64 = 86_400;
 
-pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64) {
+/// `extra`: cells after the row's own (the plan at discharge).
+pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra: &str) {
     let class = if i.open_alerts_critical > 0 {
         "critical"
     } else if i.open_alerts_high > 0 {
@@ -34,7 +35,7 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64) {
         b,
         "<tr class=\"{class}\" data-patient-id=\"{pid}\" data-urgency=\"{}\" data-overdue=\"{}\">\
          <td><a href=\"/patients/{}?lang={}\">{}</a>{}</td><td>{}<br><span class=\"muted\">{} · {}</span></td><td>{}</td>\
-         <td>{} <span class=\"muted\">{}/{}</span></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+         <td>{} <span class=\"muted\">{}/{}</span></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td>{extra}</tr>",
         i.urgency,
         i.overdue,
         enc(&i.patient_id),

@@ -1,0 +1,258 @@
+//! The planning projection's tables and fold: per stay (open or ended), where it is, its latest
+//! expected discharge, its complex-discharge flag, and the checklist items with who set them and
+//! when; with each ended stay the items done when the patient left.
+//!
+//! Only the events of discharge planning and the movements they hang on are folded, one or two
+//! statements each, in the batch's transaction: an item or date for a stay the view does not
+//! know (never admitted, or its admission cancelled) changes nothing.
+use super::checklist::reason_bits;
+use crate::runtime::Projection;
+use journey_proto::v1::{event::Payload, Event};
+use sqlx::{AnyConnection, Row};
+
+pub struct Planning;
+
+const TABLES: &[&str] = &["patients", "stays", "checklist"];
+
+fn secs(t: Option<&prost_types::Timestamp>) -> Option<i64> {
+    t.map(|t| t.seconds)
+}
+
+fn display_name(family: &str, given: &str) -> String {
+    format!("{} {}", family.to_uppercase(), given)
+        .trim()
+        .to_string()
+}
+
+/// Who did it, as the event's actor names them.
+fn actor_name(e: &Event) -> String {
+    e.actor
+        .as_ref()
+        .map(|a| {
+            if a.display_name.is_empty() {
+                a.id.clone()
+            } else {
+                a.display_name.clone()
+            }
+        })
+        .unwrap_or_default()
+}
+
+impl Projection for Planning {
+    fn name(&self) -> &'static str {
+        "planning"
+    }
+
+    fn schema_version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    fn ddl(&self, p: &str) -> Vec<String> {
+        vec![
+            format!(
+                "CREATE TABLE {p}patients (patient_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, birth_date TEXT NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE {p}stays (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, facility_id TEXT NOT NULL,
+                 facility_name TEXT NOT NULL, territory TEXT NOT NULL, time_zone TEXT NOT NULL, unit TEXT NOT NULL,
+                 admitted_at BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharged_at BIGINT, discharge_event_id TEXT,
+                 expected_at BIGINT, expected_reason TEXT NOT NULL, expected_by TEXT NOT NULL, complex BIGINT NOT NULL,
+                 complex_note TEXT NOT NULL, done_at_discharge BIGINT, PRIMARY KEY (patient_id, encounter_id))"
+            ),
+            // The in-hospital worklist reads open stays by expected discharge.
+            format!("CREATE INDEX {p}stays_expected ON {p}stays (expected_at) WHERE discharged_at IS NULL"),
+            format!("CREATE INDEX {p}stays_discharged ON {p}stays (discharged_at)"),
+            format!(
+                "CREATE TABLE {p}checklist (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, item BIGINT NOT NULL,
+                 done BIGINT NOT NULL, by_name TEXT NOT NULL, at BIGINT NOT NULL, detail TEXT NOT NULL,
+                 PRIMARY KEY (patient_id, encounter_id, item))"
+            ),
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        p: &str,
+        events: &[Event],
+    ) -> anyhow::Result<()> {
+        for e in events {
+            apply(conn, p, e).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<()> {
+    let Some(payload) = &e.payload else {
+        return Ok(());
+    };
+    let pid = e.patient_id.as_str();
+    let at = secs(e.occurred_at.as_ref()).unwrap_or(0);
+    match payload {
+        Payload::PatientRegistered(r) => {
+            patient(conn, p, pid, &r.family_name, &r.given_name, &r.birth_date).await?
+        }
+        Payload::IdentityUpdated(r) => {
+            patient(conn, p, pid, &r.family_name, &r.given_name, &r.birth_date).await?
+        }
+        Payload::Admitted(a) => {
+            let f = a.facility.clone().unwrap_or_default();
+            // The first admission of an encounter wins.
+            sqlx::query(&format!(
+                "INSERT INTO {p}stays (patient_id, encounter_id, facility_id, facility_name, territory, time_zone, unit,
+                 admitted_at, admit_event_id, expected_reason, expected_by, complex, complex_note)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', '', 0, '')
+                 ON CONFLICT (patient_id, encounter_id) DO NOTHING"
+            ))
+            .bind(pid)
+            .bind(&a.encounter_id)
+            .bind(&f.id)
+            .bind(&f.name)
+            .bind(&f.territory)
+            .bind(&f.time_zone)
+            .bind(&a.unit)
+            .bind(at)
+            .bind(&e.event_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::Transferred(t) => {
+            sqlx::query(&format!(
+                "UPDATE {p}stays SET unit = $3 WHERE patient_id = $1 AND encounter_id = $2"
+            ))
+            .bind(pid)
+            .bind(&t.encounter_id)
+            .bind(&t.to_unit)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::Discharged(d) => {
+            // What was done when the patient left.
+            let done: i64 = sqlx::query(&format!(
+                "SELECT item FROM {p}checklist WHERE patient_id = $1 AND encounter_id = $2 AND done = 1"
+            ))
+            .bind(pid)
+            .bind(&d.encounter_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|i| (0..=62).contains(i))
+            .fold(0, |m, i| m | 1 << i);
+            sqlx::query(&format!(
+                "UPDATE {p}stays SET discharged_at = $3, discharge_event_id = $4, done_at_discharge = $5
+                 WHERE patient_id = $1 AND encounter_id = $2"
+            ))
+            .bind(pid)
+            .bind(&d.encounter_id)
+            .bind(at)
+            .bind(&e.event_id)
+            .bind(done)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::DischargeCancelled(c) => {
+            sqlx::query(&format!(
+                "UPDATE {p}stays SET discharged_at = NULL, discharge_event_id = NULL, done_at_discharge = NULL
+                 WHERE patient_id = $1 AND discharge_event_id = $2"
+            ))
+            .bind(pid)
+            .bind(&c.cancelled_event_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::AdmissionCancelled(c) => {
+            let gone = sqlx::query(&format!(
+                "SELECT encounter_id FROM {p}stays WHERE patient_id = $1 AND admit_event_id = $2"
+            ))
+            .bind(pid)
+            .bind(&c.cancelled_event_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = gone {
+                let enc: String = row.try_get(0)?;
+                for table in ["stays", "checklist"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {p}{table} WHERE patient_id = $1 AND encounter_id = $2"
+                    ))
+                    .bind(pid)
+                    .bind(&enc)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+        Payload::DischargeExpected(x) => {
+            sqlx::query(&format!(
+                "UPDATE {p}stays SET expected_at = $3, expected_reason = $4, expected_by = $5
+                 WHERE patient_id = $1 AND encounter_id = $2"
+            ))
+            .bind(pid)
+            .bind(&x.encounter_id)
+            .bind(secs(x.expected_at.as_ref()))
+            .bind(&x.reason)
+            .bind(actor_name(e))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::ChecklistItemSet(x) => {
+            // Only for a stay the view knows.
+            sqlx::query(&format!(
+                "INSERT INTO {p}checklist (patient_id, encounter_id, item, done, by_name, at, detail)
+                 SELECT patient_id, encounter_id, $3, $4, $5, $6, $7 FROM {p}stays
+                 WHERE patient_id = $1 AND encounter_id = $2
+                 ON CONFLICT (patient_id, encounter_id, item)
+                 DO UPDATE SET done = excluded.done, by_name = excluded.by_name, at = excluded.at, detail = excluded.detail"
+            ))
+            .bind(pid)
+            .bind(&x.encounter_id)
+            .bind(x.item as i64)
+            .bind(i64::from(x.done))
+            .bind(actor_name(e))
+            .bind(at)
+            .bind(&x.detail)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Payload::ComplexDischargeFlagged(x) => {
+            sqlx::query(&format!(
+                "UPDATE {p}stays SET complex = $3, complex_note = $4 WHERE patient_id = $1 AND encounter_id = $2"
+            ))
+            .bind(pid)
+            .bind(&x.encounter_id)
+            .bind(reason_bits(&x.reasons))
+            .bind(&x.note)
+            .execute(&mut *conn)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn patient(
+    conn: &mut AnyConnection,
+    p: &str,
+    pid: &str,
+    family: &str,
+    given: &str,
+    birth_date: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {p}patients (patient_id, display_name, birth_date) VALUES ($1, $2, $3)
+         ON CONFLICT (patient_id) DO UPDATE SET display_name = excluded.display_name, birth_date = excluded.birth_date"
+    ))
+    .bind(pid)
+    .bind(display_name(family, given))
+    .bind(birth_date)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

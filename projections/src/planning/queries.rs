@@ -1,0 +1,308 @@
+//! Reading the planning view: the stays due to leave (the in-hospital worklist), a patient's
+//! stays with their checklists, what was done when given discharges left, and the indicators
+//! (discharges with the checklist complete, and 30-day readmissions of complete and incomplete
+//! plans, joined with the readmission view's index stays).
+use super::checklist::{self, Plan, HORIZON};
+use chrono::NaiveDate;
+use journey_proto::v1::ComplexityReason;
+use sqlx::{any::AnyRow, AnyPool, Row};
+use std::collections::HashMap;
+
+/// One checklist item as last set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemState {
+    pub item: i32,
+    pub done: bool,
+    pub by: String,
+    pub at: i64,
+    pub detail: String,
+}
+
+/// A stay and its planning.
+#[derive(Debug, Clone, Default)]
+pub struct Stay {
+    pub patient_id: String,
+    pub display_name: String,
+    pub birth_date: String,
+    pub encounter_id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub territory: String,
+    /// The facility's IANA time zone ("" when it named none).
+    pub time_zone: String,
+    pub unit: String,
+    pub expected_reason: String,
+    pub expected_by: String,
+    pub complex: Vec<ComplexityReason>,
+    pub complex_note: String,
+    pub items: Vec<ItemState>,
+    /// The items done when the patient left (bits), for an ended stay.
+    pub done_at_discharge: Option<i64>,
+    /// The end of the patient's latest other stay before this admission.
+    pub previous_discharge_at: Option<i64>,
+    pub plan: Plan,
+}
+
+impl Stay {
+    /// The facility's time zone (Europe/Paris when it named none or an unknown one).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris)
+    }
+
+    fn local_date(&self, secs: i64) -> NaiveDate {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .unwrap_or_default()
+            .with_timezone(&self.tz())
+            .date_naive()
+    }
+
+    /// The complex-discharge reasons the view suggests, not flagged yet.
+    pub fn suggested(&self) -> Vec<ComplexityReason> {
+        checklist::suggested(
+            &self.birth_date,
+            self.local_date(self.plan.admitted_at),
+            self.previous_discharge_at.map(|t| self.local_date(t)),
+            &self.complex,
+        )
+    }
+}
+
+const STAY_COLUMNS: &str = "s.patient_id, COALESCE(pt.display_name, ''), COALESCE(pt.birth_date, ''), s.encounter_id,
+    s.facility_id, s.facility_name, s.territory, s.time_zone, s.unit, s.admitted_at, s.discharged_at, s.expected_at,
+    s.expected_reason, s.expected_by, s.complex, s.complex_note, s.done_at_discharge";
+
+fn from_clause(p: &str) -> String {
+    format!("{p}stays s LEFT JOIN {p}patients pt ON pt.patient_id = s.patient_id")
+}
+
+fn stay(r: &AnyRow) -> Result<Stay, sqlx::Error> {
+    Ok(Stay {
+        patient_id: r.try_get(0)?,
+        display_name: r.try_get(1)?,
+        birth_date: r.try_get(2)?,
+        encounter_id: r.try_get(3)?,
+        facility_id: r.try_get(4)?,
+        facility_name: r.try_get(5)?,
+        territory: r.try_get(6)?,
+        time_zone: r.try_get(7)?,
+        unit: r.try_get(8)?,
+        expected_reason: r.try_get(12)?,
+        expected_by: r.try_get(13)?,
+        complex: checklist::reasons_of(r.try_get(14)?),
+        complex_note: r.try_get(15)?,
+        done_at_discharge: r.try_get(16)?,
+        plan: Plan {
+            admitted_at: r.try_get(9)?,
+            discharged_at: r.try_get(10)?,
+            expected_at: r.try_get(11)?,
+            done: 0,
+        },
+        ..Default::default()
+    })
+}
+
+/// Fills each stay's checklist and the patient's previous discharge.
+async fn attach(pool: &AnyPool, p: &str, stays: &mut [Stay]) -> Result<(), sqlx::Error> {
+    for s in stays.iter_mut() {
+        let rows = sqlx::query(&format!(
+            "SELECT item, done, by_name, at, detail FROM {p}checklist WHERE patient_id = $1 AND encounter_id = $2 ORDER BY item"
+        ))
+        .bind(&s.patient_id)
+        .bind(&s.encounter_id)
+        .fetch_all(pool)
+        .await?;
+        for r in rows {
+            let item = ItemState {
+                item: r.try_get::<i64, _>(0)? as i32,
+                done: r.try_get::<i64, _>(1)? == 1,
+                by: r.try_get(2)?,
+                at: r.try_get(3)?,
+                detail: r.try_get(4)?,
+            };
+            if item.done && (0..=62).contains(&item.item) {
+                s.plan.done |= 1 << item.item;
+            }
+            s.items.push(item);
+        }
+        s.previous_discharge_at = sqlx::query(&format!(
+            "SELECT MAX(discharged_at) FROM {p}stays WHERE patient_id = $1 AND encounter_id <> $2 AND discharged_at <= $3"
+        ))
+        .bind(&s.patient_id)
+        .bind(&s.encounter_id)
+        .bind(s.plan.admitted_at)
+        .fetch_one(pool)
+        .await?
+        .try_get::<Option<i64>, _>(0)?;
+    }
+    Ok(())
+}
+
+/// What the in-hospital worklist shows: a territory (empty: every one), and facility and unit
+/// names as people type them (a part of the name, any case; empty: every one).
+#[derive(Debug, Clone, Default)]
+pub struct DueFilter {
+    pub territory: String,
+    pub facility: String,
+    pub unit: String,
+}
+
+fn matches(name: &str, wanted: &str) -> bool {
+    let wanted = wanted.trim().to_lowercase();
+    wanted.is_empty() || name.to_lowercase().contains(&wanted)
+}
+
+/// The most stays the worklist lists at once.
+pub const DUE_LIMIT: usize = 1000;
+
+/// The open stays expected to leave by `now` + 48 h (or whose expected date passed), by
+/// facility, unit and expected time.
+pub async fn due(
+    pool: &AnyPool,
+    p: &str,
+    f: &DueFilter,
+    now: i64,
+) -> Result<Vec<Stay>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {} WHERE s.discharged_at IS NULL AND s.expected_at IS NOT NULL
+         AND s.expected_at <= $1 AND ($2 = '' OR s.territory = $2)
+         ORDER BY s.facility_name, s.unit, s.expected_at, s.patient_id",
+        from_clause(p)
+    ))
+    .bind(now + HORIZON)
+    .bind(&f.territory)
+    .fetch_all(pool)
+    .await?;
+    let mut stays: Vec<Stay> = rows
+        .iter()
+        .map(stay)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|s| matches(&s.facility_name, &f.facility) && matches(&s.unit, &f.unit))
+        .take(DUE_LIMIT)
+        .collect();
+    attach(pool, p, &mut stays).await?;
+    Ok(stays)
+}
+
+/// A patient's stays, the open ones first, then newest first.
+pub async fn of_patient(
+    pool: &AnyPool,
+    p: &str,
+    patient_id: &str,
+) -> Result<Vec<Stay>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {STAY_COLUMNS} FROM {} WHERE s.patient_id = $1",
+        from_clause(p)
+    ))
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await?;
+    let mut stays: Vec<Stay> = rows.iter().map(stay).collect::<Result<_, _>>()?;
+    stays.sort_by(|a, b| {
+        (b.plan.open(), b.plan.admitted_at, &a.encounter_id).cmp(&(
+            a.plan.open(),
+            a.plan.admitted_at,
+            &b.encounter_id,
+        ))
+    });
+    attach(pool, p, &mut stays).await?;
+    Ok(stays)
+}
+
+/// The items done when each of `stays` (patient, encounter) left; a stay the view does not know
+/// or that has not ended is absent.
+pub async fn done_at_discharge(
+    pool: &AnyPool,
+    p: &str,
+    stays: &[(String, String)],
+) -> Result<HashMap<(String, String), i64>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for (pid, enc) in stays {
+        let row = sqlx::query(&format!(
+            "SELECT done_at_discharge FROM {p}stays WHERE patient_id = $1 AND encounter_id = $2 AND done_at_discharge IS NOT NULL"
+        ))
+        .bind(pid)
+        .bind(enc)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(r) = row {
+            out.insert((pid.clone(), enc.clone()), r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The planning indicators of the discharges in `[from, to)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Indicators {
+    pub discharges: u64,
+    /// Discharges whose checklist was complete when the patient left.
+    pub complete: u64,
+    /// Index stays (the readmission view's definition) with a complete / incomplete checklist,
+    /// and how many of each were readmitted within 30 days.
+    pub index_complete: u64,
+    pub readmitted_complete: u64,
+    pub index_incomplete: u64,
+    pub readmitted_incomplete: u64,
+}
+
+/// Which discharges the indicators count: a period, a territory and a facility id (empty: all).
+pub struct Scope<'a> {
+    pub readmission_prefix: Option<&'a str>,
+    pub from: i64,
+    pub to: i64,
+    pub territory: &'a str,
+    pub facility_id: &'a str,
+}
+
+pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicators, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT patient_id, encounter_id, done_at_discharge FROM {p}stays
+         WHERE discharged_at >= $1 AND discharged_at < $2 AND done_at_discharge IS NOT NULL
+         AND ($3 = '' OR territory = $3) AND ($4 = '' OR facility_id = $4)"
+    ))
+    .bind(s.from)
+    .bind(s.to)
+    .bind(s.territory)
+    .bind(s.facility_id)
+    .fetch_all(pool)
+    .await?;
+    let mut complete_of = HashMap::new();
+    let mut out = Indicators::default();
+    for r in &rows {
+        let done: i64 = r.try_get(2)?;
+        let complete = checklist::complete(done);
+        out.discharges += 1;
+        out.complete += u64::from(complete);
+        complete_of.insert(
+            (r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?),
+            complete,
+        );
+    }
+    if let Some(rp) = s.readmission_prefix {
+        let stays = sqlx::query(&format!(
+            "SELECT patient_id, encounter_id, readmitted FROM {rp}index_stays
+             WHERE discharged_at >= $1 AND discharged_at < $2"
+        ))
+        .bind(s.from)
+        .bind(s.to)
+        .fetch_all(pool)
+        .await?;
+        for r in &stays {
+            let key = (r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
+            let readmitted = r.try_get::<i64, _>(2)? != 0;
+            match complete_of.get(&key) {
+                Some(true) => {
+                    out.index_complete += 1;
+                    out.readmitted_complete += u64::from(readmitted);
+                }
+                Some(false) => {
+                    out.index_incomplete += 1;
+                    out.readmitted_incomplete += u64::from(readmitted);
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(out)
+}
