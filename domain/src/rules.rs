@@ -277,9 +277,12 @@ fn step<'e>(
             };
             movements::admit(st, pid, m, organisation, check)?;
         }
-        Payload::Transferred(t) => {
-            movements::movement(st, pid, new(&t.encounter_id, Kind::Transfer, t.historic), check)?
-        }
+        Payload::Transferred(t) => movements::movement(
+            st,
+            pid,
+            new(&t.encounter_id, Kind::Transfer, t.historic),
+            check,
+        )?,
         Payload::LeaveStarted(l) => movements::movement(
             st,
             pid,
@@ -469,8 +472,8 @@ fn learn(
 mod tests {
     use super::*;
     use journey_proto::v1::{
-        AdmissionCancelled, AdmitType, Admitted, DischargeCancelled, Discharged, HomeVisitRecorded,
-        ClassChanged, LeaveEnded, LeaveStarted, MovementCancelled, MovementCorrected,
+        AdmissionCancelled, AdmitType, Admitted, ClassChanged, DischargeCancelled, Discharged,
+        HomeVisitRecorded, LeaveEnded, LeaveStarted, MovementCancelled, MovementCorrected,
         PatientDeceased, PatientsMerged, Setting, TransferCancelled, Transferred,
     };
 
@@ -1358,8 +1361,13 @@ mod tests {
             "not a live movement",
         );
         // the discharge a day later, deceased: the death moves with it
-        r.admit(&[ev(5, "p1", 6, correct(4, Some(6), Some(Disposition::Deceased)))])
-            .unwrap();
+        r.admit(&[ev(
+            5,
+            "p1",
+            6,
+            correct(4, Some(6), Some(Disposition::Deceased)),
+        )])
+        .unwrap();
         let death = r.patients["p1"].death.as_ref().expect("a death");
         assert_eq!(death.at.0, 1_700_000_000 + 6 * DAY);
         // corrected back to home: no death

@@ -314,7 +314,11 @@ pub(super) fn cancel(
                 format!(
                     "{what}: event {target} is {}, not {}",
                     a(kind.name()),
-                    expected.iter().map(|k| a(k)).collect::<Vec<_>>().join(" or ")
+                    expected
+                        .iter()
+                        .map(|k| a(k))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ),
             ));
         }
@@ -408,8 +412,7 @@ pub(super) fn correct(
                 format!("{what} {target}: {} has no {field}", a(kind.name())),
             ))
         };
-        if (c.disposition != 0 || !c.destination_facility_id.is_empty())
-            && kind != Kind::Discharge
+        if (c.disposition != 0 || !c.destination_facility_id.is_empty()) && kind != Kind::Discharge
         {
             return mismatch("disposition or destination");
         }
