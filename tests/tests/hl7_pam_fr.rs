@@ -1,7 +1,8 @@
 //! IHE PAM-FR over MLLP against the real binary: the worked scenarios of PAM-FR 2.11.2 §5.3.7
 //! (historic movements) as message sequences, each ending with the patient's movements (read from
-//! the log) and the read models (Readmission.PatientStays, Coordination.FollowUp) exactly as the
-//! corrected history sent right the first time gives them; class changes (A06/A07), the pending
+//! the log) and the read models (Readmission.PatientStays, Coordination.FollowUp, the unit at a
+//! clinical time in Audit.AsOf) exactly as the corrected history sent right the first time gives
+//! them; class changes (A06/A07), the pending
 //! discharge (A16/A25), the INS and its reliability (PID-32, A47); a crash forced between the log's
 //! acknowledgement and the ACK; and `journey hl7 map | head -1`.
 use journey_proto::v1::{self, event::Payload, Event};
@@ -33,18 +34,32 @@ ZBE|{zbe}\r\
     .into_bytes()
 }
 
-/// One step of a scenario: trigger, movement id (ZBE-1), unit (PV1-3), time (ZBE-2), action
-/// (ZBE-4), historic (ZBE-5), original trigger (ZBE-6).
-type Step<'a> = (&'a str, &'a str, &'a str, String, &'a str, &'a str, &'a str);
+/// `D/HHMM` (day D of the scenario at HH:MM, as the PAM-FR tables write `11/10/2013 – 07h30`), as
+/// an HL7 time.
+fn when(day_time: &str) -> String {
+    let (day, hhmm) = day_time.split_once('/').expect("D/HHMM");
+    at(day.parse().unwrap(), hhmm)
+}
 
-/// Sends `steps` for `patient` over one connection, each answered `AA` (the discharges with ZFM
-/// exit mode 8, home). A movement id is the sender's, unique across its patients: `1` is sent as
-/// `<patient>-1`.
-async fn send_all(mllp: &str, patient: &str, steps: &[Step<'_>]) {
+/// Sends a scenario for `patient` over one connection, each message answered `AA`. A step is a
+/// line of a PAM-FR table: `trigger movement unit D/HHMM action historic [original trigger]`
+/// (ZBE-1, PV1-3 with `-` for none, ZBE-2, ZBE-4, ZBE-5, ZBE-6); discharges and corrections carry
+/// ZFM exit mode 8 (home). A movement id is the sender's, unique across its patients: `1` is sent
+/// as `<patient>-1`.
+async fn send_all(mllp: &str, patient: &str, steps: &[&str]) {
     let mut c = Mllp::connect(mllp).await;
-    for (trigger, movement, unit, when, action, historic, original) in steps {
-        let zbe = format!("{patient}-{movement}|{when}||{action}|{historic}|{original}");
-        let extra = if ["A03", "Z99"].contains(trigger) {
+    for step in steps {
+        let f: Vec<&str> = step.split_whitespace().collect();
+        let [trigger, movement, unit, time, action, historic] = f[..6] else {
+            panic!("{step}")
+        };
+        let original = f.get(6).copied().unwrap_or("");
+        let unit = if unit == "-" { "" } else { unit };
+        let zbe = format!(
+            "{patient}-{movement}|{}||{action}|{historic}|{original}",
+            when(time)
+        );
+        let extra = if ["A03", "Z99"].contains(&trigger) {
             "ZFM||8\r"
         } else {
             ""
@@ -53,18 +68,13 @@ async fn send_all(mllp: &str, patient: &str, steps: &[Step<'_>]) {
         let ack = c
             .send(&pam(trigger, &control, patient, unit, &zbe, extra))
             .await;
-        assert_eq!(
-            ack.code(),
-            "AA",
-            "{patient} {trigger} ZBE-1 {movement}: {}",
-            ack.text()
-        );
+        assert_eq!(ack.code(), "AA", "{patient} {step}: {}", ack.text());
     }
 }
 
 /// The patient's live movements in clinical order, from the log: every admission, transfer,
 /// leave, class change and discharge not cancelled, with its corrections applied, as
-/// `"<kind> <unit> <time>"` (time in UTC, `YYYYMMDDHHMM`).
+/// `"<kind> <unit or -> <YYYYMMDDHHMM>"` (UTC).
 fn movements(events: &[Event]) -> Vec<String> {
     let mut cancelled = Vec::new();
     let mut corrections: HashMap<String, v1::MovementCorrected> = HashMap::new();
@@ -80,52 +90,52 @@ fn movements(events: &[Event]) -> Vec<String> {
             _ => {}
         }
     }
-    let mut live: Vec<(i64, String, String)> = events
+    let mut live: Vec<(i64, &str, String)> = events
         .iter()
         .filter(|e| !cancelled.contains(&e.event_id))
         .filter_map(|e| {
             let (kind, unit) = match e.payload.as_ref().unwrap() {
-                Payload::Admitted(a) => ("admitted", a.unit.clone()),
-                Payload::Transferred(t) => ("transferred", t.to_unit.clone()),
-                Payload::Discharged(_) => ("discharged", String::new()),
-                Payload::LeaveStarted(l) => ("leave", l.unit.clone()),
-                Payload::LeaveEnded(l) => ("back", l.unit.clone()),
-                Payload::ClassChanged(c) => ("class", c.unit.clone()),
+                Payload::Admitted(a) => ("admitted", &a.unit),
+                Payload::Transferred(t) => ("transferred", &t.to_unit),
+                Payload::Discharged(_) => ("discharged", &String::new()),
+                Payload::LeaveStarted(l) => ("leave", &l.unit),
+                Payload::LeaveEnded(l) => ("back", &l.unit),
+                Payload::ClassChanged(c) => ("class", &c.unit),
                 _ => return None,
             };
-            let mut time = e.occurred_at.unwrap().seconds;
-            let mut unit = unit;
+            let (mut time, mut unit) = (e.occurred_at.unwrap().seconds, unit.clone());
             if let Some(c) = corrections.get(&e.event_id) {
-                if let Some(t) = c.moved_at {
-                    time = t.seconds;
-                }
+                time = c.moved_at.map_or(time, |t| t.seconds);
                 if !c.unit.is_empty() {
                     unit = c.unit.clone();
                 }
             }
-            Some((time, kind.to_string(), unit))
+            Some((time, kind, unit))
         })
         .collect();
     live.sort_by_key(|m| m.0);
     live.into_iter()
         .map(|(time, kind, unit)| {
             let t = chrono::DateTime::from_timestamp(time, 0).unwrap();
+            let unit = if unit.is_empty() { "-" } else { &unit };
             format!("{kind} {unit} {}", t.format("%Y%m%d%H%M"))
         })
         .collect()
 }
 
-/// `"<kind> <unit> <time>"` for [`movements`], from an HL7 time of [`at`].
-fn moved(kind: &str, unit: &str, when: &str) -> String {
-    format!("{kind} {unit} {}", &when[..12])
+/// [`movements`] as a scenario writes them: `kind unit D/HHMM`.
+fn expected(rows: &[&str]) -> Vec<String> {
+    rows.iter()
+        .map(|row| {
+            let (kind_unit, time) = row.rsplit_once(' ').unwrap();
+            format!("{kind_unit} {}", &when(time)[..12])
+        })
+        .collect()
 }
 
-/// Both patients' read models, once the projections caught up with the log.
-async fn same_read_models(
-    server: &Server,
-    sent_late: &str,
-    sent_right: &str,
-) -> Vec<v1::IndexStay> {
+/// Both patients' read models, once the projections caught up with the log: the stays (one)
+/// and the follow-up of the corrected history equal those of the history sent right.
+async fn same_read_models(server: &Server, sent_late: &str, sent_right: &str) -> v1::IndexStay {
     wait_projected(&server.grpc, head(&mut server.client().await).await).await;
     let late = read_models(server, sent_late).await;
     let right = read_models(server, sent_right).await;
@@ -133,16 +143,38 @@ async fn same_read_models(
         late, right,
         "{sent_late} (corrected history) vs {sent_right} (sent right)"
     );
-    late.0
+    one_stay(late.0)
 }
 
-fn one_stay(stays: &[v1::IndexStay]) -> &v1::IndexStay {
+fn one_stay(mut stays: Vec<v1::IndexStay>) -> v1::IndexStay {
     assert_eq!(stays.len(), 1, "{stays:?}");
-    &stays[0]
+    stays.remove(0)
 }
 
 fn up(dir: &std::path::Path) -> (Server, String) {
     up_with_mllp(dir, &["--no-reactor"])
+}
+
+/// The unit `patient` is in at the clinical time `D/HHMM` (Audit.AsOf).
+async fn unit_at(server: &Server, patient: &str, time: &str) -> String {
+    let channel = journey_tests::client::channel(&server.grpc).await.unwrap();
+    let state = v1::audit_client::AuditClient::new(channel)
+        .as_of(v1::AsOfRequest {
+            patient_id: patient.into(),
+            clinical_time: Some(occurred(&when(time))),
+            recorded_time: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state.open_stays.len(), 1, "{patient} at {time}: {state:?}");
+    state.open_stays[0].unit.clone()
+}
+
+/// The last event of `patient`'s stream, and the whole stream.
+async fn last(server: &Server, patient: &str) -> (Payload, Vec<Event>) {
+    let events = stream(server, patient).await;
+    (events.last().unwrap().payload.clone().unwrap(), events)
 }
 
 /// §5.3.7 "Suppression d'une erreur dans les mouvements": the second stay in the theatre (movement
@@ -152,54 +184,58 @@ fn up(dir: &std::path::Path) -> (Server, String) {
 async fn a_transfer_cancelled_after_the_discharge_leaves_the_stay_as_if_never_sent() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up(dir.path());
-    let late = "P-CANCEL-LATE";
+    let (late, right) = ("P-CANCEL-LATE", "P-CANCEL-RIGHT");
     send_all(
         &mllp,
         late,
         &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A02", "2", "6050", at(1, "0730"), "INSERT", "N", ""),
-            ("A02", "3", "6055", at(1, "1130"), "INSERT", "N", ""),
-            ("A02", "4", "6050", at(1, "1500"), "INSERT", "N", ""),
-            ("A02", "5", "6000", at(1, "1501"), "INSERT", "N", ""),
-            ("A03", "6", "6000", at(5, "1100"), "INSERT", "N", ""),
-            ("A12", "4", "6055", at(1, "1500"), "CANCEL", "Y", ""),
+            "A01 1 6000 0/1800 INSERT N",
+            "A02 2 6050 1/0730 INSERT N",
+            "A02 3 6055 1/1130 INSERT N",
+            "A02 4 6050 1/1500 INSERT N",
+            "A02 5 6000 1/1501 INSERT N",
+            "A03 6 6000 5/1100 INSERT N",
+            "A12 4 6055 1/1500 CANCEL Y",
         ],
     )
     .await;
-    let events = stream(&server, late).await;
-    let Some(Payload::TransferCancelled(c)) = events.last().unwrap().payload.as_ref() else {
-        panic!("{:?}", kinds(&events))
+    let (Payload::TransferCancelled(c), events) = last(&server, late).await else {
+        panic!("not a transfer cancelled")
     };
     assert!(c.historic, "ZBE-5 = Y");
     assert_eq!(
         movements(&events),
-        [
-            moved("admitted", "6000", &at(0, "1800")),
-            moved("transferred", "6050", &at(1, "0730")),
-            moved("transferred", "6055", &at(1, "1130")),
-            moved("transferred", "6000", &at(1, "1501")),
-            moved("discharged", "", &at(5, "1100")),
-        ]
+        expected(&[
+            "admitted 6000 0/1800",
+            "transferred 6050 1/0730",
+            "transferred 6055 1/1130",
+            "transferred 6000 1/1501",
+            "discharged - 5/1100",
+        ])
     );
 
-    let right = "P-CANCEL-RIGHT";
     send_all(
         &mllp,
         right,
         &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A02", "2", "6050", at(1, "0730"), "INSERT", "N", ""),
-            ("A02", "3", "6055", at(1, "1130"), "INSERT", "N", ""),
-            ("A02", "5", "6000", at(1, "1501"), "INSERT", "N", ""),
-            ("A03", "6", "6000", at(5, "1100"), "INSERT", "N", ""),
+            "A01 1 6000 0/1800 INSERT N",
+            "A02 2 6050 1/0730 INSERT N",
+            "A02 3 6055 1/1130 INSERT N",
+            "A02 5 6000 1/1501 INSERT N",
+            "A03 6 6000 5/1100 INSERT N",
         ],
     )
     .await;
-    let stays = same_read_models(&server, late, right).await;
-    let stay = one_stay(&stays);
-    assert_eq!(stay.length_of_stay_days, 5);
-    assert_eq!(stay.unit, "6000");
+    let stay = same_read_models(&server, late, right).await;
+    assert_eq!((stay.length_of_stay_days, stay.unit.as_str()), (5, "6000"));
+    // At 15:00 on day 1 the patient was still in the ICU: the theatre at 15:00 never happened.
+    for patient in [late, right] {
+        assert_eq!(
+            unit_at(&server, patient, "1/1500").await,
+            "6055",
+            "{patient}"
+        );
+    }
 }
 
 /// §5.3.7 "Ajout d'un mouvement historique": the ICU transfer (6055, 11:30) was forgotten and is
@@ -209,48 +245,54 @@ async fn a_transfer_cancelled_after_the_discharge_leaves_the_stay_as_if_never_se
 async fn a_forgotten_icu_transfer_inserted_gives_the_journey_sent_right() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up(dir.path());
-    let late = "P-INSERT-LATE";
+    let (late, right) = ("P-INSERT-LATE", "P-INSERT-RIGHT");
     send_all(
         &mllp,
         late,
         &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A02", "2", "6050", at(1, "0730"), "INSERT", "N", ""),
-            ("A02", "3", "6000", at(1, "1500"), "INSERT", "N", ""),
-            ("A03", "4", "6000", at(5, "1100"), "INSERT", "N", ""),
-            ("A02", "5", "6055", at(1, "1130"), "INSERT", "Y", ""),
+            "A01 1 6000 0/1800 INSERT N",
+            "A02 2 6050 1/0730 INSERT N",
+            "A02 3 6000 1/1500 INSERT N",
+            "A03 4 6000 5/1100 INSERT N",
+            "A02 5 6055 1/1130 INSERT Y",
         ],
     )
     .await;
-    let right = "P-INSERT-RIGHT";
     send_all(
         &mllp,
         right,
         &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A02", "2", "6050", at(1, "0730"), "INSERT", "N", ""),
-            ("A02", "5", "6055", at(1, "1130"), "INSERT", "N", ""),
-            ("A02", "3", "6000", at(1, "1500"), "INSERT", "N", ""),
-            ("A03", "4", "6000", at(5, "1100"), "INSERT", "N", ""),
+            "A01 1 6000 0/1800 INSERT N",
+            "A02 2 6050 1/0730 INSERT N",
+            "A02 5 6055 1/1130 INSERT N",
+            "A02 3 6000 1/1500 INSERT N",
+            "A03 4 6000 5/1100 INSERT N",
         ],
     )
     .await;
-    let events = stream(&server, late).await;
-    let Some(Payload::Transferred(t)) = events.last().unwrap().payload.as_ref() else {
-        panic!("{:?}", kinds(&events))
+    let (Payload::Transferred(t), events) = last(&server, late).await else {
+        panic!("not a transfer")
     };
     assert!(t.historic, "ZBE-5 = Y");
-    let expected = [
-        moved("admitted", "6000", &at(0, "1800")),
-        moved("transferred", "6050", &at(1, "0730")),
-        moved("transferred", "6055", &at(1, "1130")),
-        moved("transferred", "6000", &at(1, "1500")),
-        moved("discharged", "", &at(5, "1100")),
-    ];
-    assert_eq!(movements(&events), expected);
-    assert_eq!(movements(&stream(&server, right).await), expected);
-    let stays = same_read_models(&server, late, right).await;
-    assert_eq!(one_stay(&stays).length_of_stay_days, 5);
+    let journey = expected(&[
+        "admitted 6000 0/1800",
+        "transferred 6050 1/0730",
+        "transferred 6055 1/1130",
+        "transferred 6000 1/1500",
+        "discharged - 5/1100",
+    ]);
+    assert_eq!(movements(&events), journey);
+    assert_eq!(movements(&stream(&server, right).await), journey);
+    let stay = same_read_models(&server, late, right).await;
+    assert_eq!(stay.length_of_stay_days, 5);
+    // At noon on day 1 the patient was in the ICU, as the inserted transfer says.
+    for patient in [late, right] {
+        assert_eq!(
+            unit_at(&server, patient, "1/1200").await,
+            "6055",
+            "{patient}"
+        );
+    }
 }
 
 /// §5.3.7 "Cas des permissions, annulation de la permission": a leave (A21, movement 2) and its
@@ -260,31 +302,31 @@ async fn a_forgotten_icu_transfer_inserted_gives_the_journey_sent_right() {
 async fn a_leave_of_absence_cancelled_leaves_the_stay_without_it() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up(dir.path());
-    let late = "P-LEAVE-LATE";
-    let steps = [
-        ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-        ("A21", "2", "", at(1, "0730"), "INSERT", "N", ""),
-        ("A22", "3", "6000", at(1, "1500"), "INSERT", "N", ""),
-        ("A03", "4", "6000", at(2, "1500"), "INSERT", "N", ""),
-    ];
-    send_all(&mllp, late, &steps).await;
-    let before = movements(&stream(&server, late).await);
-    assert_eq!(
-        before,
-        [
-            moved("admitted", "6000", &at(0, "1800")),
-            moved("leave", "", &at(1, "0730")),
-            moved("back", "6000", &at(1, "1500")),
-            moved("discharged", "", &at(2, "1500")),
-        ]
-    );
+    let (late, right) = ("P-LEAVE-LATE", "P-LEAVE-RIGHT");
     send_all(
         &mllp,
         late,
         &[
-            ("A53", "3", "", at(1, "1500"), "CANCEL", "Y", ""),
-            ("A52", "2", "6000", at(1, "0730"), "CANCEL", "Y", ""),
+            "A01 1 6000 0/1800 INSERT N",
+            "A21 2 -    1/0730 INSERT N",
+            "A22 3 6000 1/1500 INSERT N",
+            "A03 4 6000 2/1500 INSERT N",
         ],
+    )
+    .await;
+    assert_eq!(
+        movements(&stream(&server, late).await),
+        expected(&[
+            "admitted 6000 0/1800",
+            "leave - 1/0730",
+            "back 6000 1/1500",
+            "discharged - 2/1500",
+        ])
+    );
+    send_all(
+        &mllp,
+        late,
+        &["A53 3 -    1/1500 CANCEL Y", "A52 2 6000 1/0730 CANCEL Y"],
     )
     .await;
     let events = stream(&server, late).await;
@@ -298,24 +340,17 @@ async fn a_leave_of_absence_cancelled_leaves_the_stay_without_it() {
     assert_eq!(cancellations, [true, true]);
     assert_eq!(
         movements(&events),
-        [
-            moved("admitted", "6000", &at(0, "1800")),
-            moved("discharged", "", &at(2, "1500")),
-        ]
+        expected(&["admitted 6000 0/1800", "discharged - 2/1500",])
     );
 
-    let right = "P-LEAVE-RIGHT";
     send_all(
         &mllp,
         right,
-        &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A03", "4", "6000", at(2, "1500"), "INSERT", "N", ""),
-        ],
+        &["A01 1 6000 0/1800 INSERT N", "A03 4 6000 2/1500 INSERT N"],
     )
     .await;
-    let stays = same_read_models(&server, late, right).await;
-    assert_eq!(one_stay(&stays).length_of_stay_days, 2);
+    let stay = same_read_models(&server, late, right).await;
+    assert_eq!(stay.length_of_stay_days, 2);
 }
 
 /// A Z99 correcting the time of a discharge (ZBE-1 = the discharge's movement, ZBE-4 = UPDATE,
@@ -324,28 +359,19 @@ async fn a_leave_of_absence_cancelled_leaves_the_stay_without_it() {
 async fn a_corrected_discharge_time_changes_the_length_of_stay_as_if_sent_right() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up(dir.path());
-    let late = "P-Z99-LATE";
+    let (late, right) = ("P-Z99-LATE", "P-Z99-RIGHT");
     send_all(
         &mllp,
         late,
-        &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A03", "2", "6000", at(3, "1100"), "INSERT", "N", ""),
-        ],
+        &["A01 1 6000 0/1800 INSERT N", "A03 2 6000 3/1100 INSERT N"],
     )
     .await;
     wait_projected(&server.grpc, head(&mut server.client().await).await).await;
     let (stays, _) = read_models(&server, late).await;
-    assert_eq!(one_stay(&stays).length_of_stay_days, 3, "as first sent");
-    send_all(
-        &mllp,
-        late,
-        &[("Z99", "2", "6000", at(5, "1100"), "UPDATE", "N", "A03")],
-    )
-    .await;
-    let events = stream(&server, late).await;
-    let Some(Payload::MovementCorrected(c)) = events.last().unwrap().payload.as_ref() else {
-        panic!("{:?}", kinds(&events))
+    assert_eq!(one_stay(stays).length_of_stay_days, 3, "as first sent");
+    send_all(&mllp, late, &["Z99 2 6000 5/1100 UPDATE N A03"]).await;
+    let (Payload::MovementCorrected(c), events) = last(&server, late).await else {
+        panic!("not a correction")
     };
     assert_eq!(
         c.corrected_event_id, events[2].event_id,
@@ -354,24 +380,17 @@ async fn a_corrected_discharge_time_changes_the_length_of_stay_as_if_sent_right(
     assert_eq!(c.disposition, v1::Disposition::Home as i32);
     assert_eq!(
         movements(&events),
-        [
-            moved("admitted", "6000", &at(0, "1800")),
-            moved("discharged", "", &at(5, "1100")),
-        ]
+        expected(&["admitted 6000 0/1800", "discharged - 5/1100",])
     );
 
-    let right = "P-Z99-RIGHT";
     send_all(
         &mllp,
         right,
-        &[
-            ("A01", "1", "6000", at(0, "1800"), "INSERT", "N", ""),
-            ("A03", "2", "6000", at(5, "1100"), "INSERT", "N", ""),
-        ],
+        &["A01 1 6000 0/1800 INSERT N", "A03 2 6000 5/1100 INSERT N"],
     )
     .await;
-    let stays = same_read_models(&server, late, right).await;
-    assert_eq!(one_stay(&stays).length_of_stay_days, 5);
+    let stay = same_read_models(&server, late, right).await;
+    assert_eq!(stay.length_of_stay_days, 5);
 }
 
 /// PAM-FR §5.3.5: a class change is a movement (A06 or A07, ZBE-4 = INSERT), cancelled by the
@@ -381,12 +400,7 @@ async fn class_changes_and_their_cancellation() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
     let p = "P-CLASS";
-    send_all(
-        &mllp,
-        p,
-        &[("A01", "1", "6000", at(0, "1800"), "INSERT", "N", "")],
-    )
-    .await;
+    send_all(&mllp, p, &["A01 1 6000 0/1800 INSERT N"]).await;
     // Inpatient becomes day hospital (I → R: an A06), then outpatient (R → O: an A07) with the
     // class in PV1-2.
     let mut c = Mllp::connect(&mllp).await;
@@ -470,12 +484,7 @@ async fn a_pending_discharge_and_its_cancellation() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mllp) = up_with_mllp(dir.path(), &["--no-read-models", "--no-reactor"]);
     let p = "P-PENDING";
-    send_all(
-        &mllp,
-        p,
-        &[("A01", "1", "6000", at(0, "1800"), "INSERT", "N", "")],
-    )
-    .await;
+    send_all(&mllp, p, &["A01 1 6000 0/1800 INSERT N"]).await;
     let expected = at(22, "1000");
     let mut c = Mllp::connect(&mllp).await;
     // EVN-3, the planned event's time: the expected discharge.
