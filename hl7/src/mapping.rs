@@ -101,37 +101,14 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
             }),
             IdKind::Movement,
         ),
-        "A11" => one(
-            Payload::AdmissionCancelled(AdmissionCancelled {
-                cancelled_event_id: ctx.cancelled(m)?,
-                historic: historic(m),
-            }),
-            IdKind::Message,
-        ),
-        "A12" => one(
-            Payload::TransferCancelled(TransferCancelled {
-                cancelled_event_id: ctx.cancelled(m)?,
-                historic: historic(m),
-            }),
-            IdKind::Message,
-        ),
-        "A13" => one(
-            Payload::DischargeCancelled(DischargeCancelled {
-                cancelled_event_id: ctx.cancelled(m)?,
-                historic: historic(m),
-            }),
-            IdKind::Message,
-        ),
-        // PAM-FR §5.3.5: a class change is a movement of its own (ZBE-4 = INSERT); it is
-        // cancelled by the opposite trigger naming it (A07 cancels an A06 and the reverse,
-        // ZBE-4 = CANCEL).
-        "A06" | "A07" if movement::action(m) == "CANCEL" => one(
-            Payload::MovementCancelled(MovementCancelled {
-                cancelled_event_id: ctx.cancelled(m)?,
-                historic: historic(m),
-            }),
-            IdKind::Message,
-        ),
+        // A cancellation names the movement it cancels in ZBE-1: A11 an admission, A12 a
+        // transfer, A13 a discharge, A52 a leave (A21), A53 a return (A22); and PAM-FR §5.3.5, a
+        // class change (A06/A07, ZBE-4 = INSERT) is cancelled by the opposite trigger naming it
+        // (A07 cancels an A06 and the reverse, ZBE-4 = CANCEL).
+        "A11" | "A12" | "A13" | "A52" | "A53" => one(cancellation(m, &ctx)?, IdKind::Message),
+        "A06" | "A07" if movement::action(m) == "CANCEL" => {
+            one(cancellation(m, &ctx)?, IdKind::Message)
+        }
         "A06" | "A07" => one(
             Payload::ClassChanged(movement::class_change(m)?),
             IdKind::Movement,
@@ -143,14 +120,6 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
         "A22" => one(
             Payload::LeaveEnded(movement::leave_ended(m)?),
             IdKind::Movement,
-        ),
-        // A52 cancels a leave (A21), A53 a return (A22).
-        "A52" | "A53" => one(
-            Payload::MovementCancelled(MovementCancelled {
-                cancelled_event_id: ctx.cancelled(m)?,
-                historic: historic(m),
-            }),
-            IdKind::Message,
         ),
         "Z99" => one(movement::correction(m, &ctx, s)?, IdKind::Message),
         // A pending discharge is a movement with its own ZBE-1 (PAM-FR §5.3.6); A25, its
@@ -190,6 +159,30 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
         .enumerate()
         .map(|(i, (payload, kind))| ctx.event(m, i, kind, payload))
         .collect())
+}
+
+/// The cancellation a message is: of an admission, a transfer or a discharge (their own events),
+/// else of a leave, a return or a class change (`MovementCancelled`); historic when ZBE-5 = Y.
+fn cancellation(m: &Message, ctx: &Context) -> Result<Payload, Problem> {
+    let (cancelled_event_id, historic) = (ctx.cancelled(m)?, historic(m));
+    Ok(match m.trigger().as_str() {
+        "A11" => Payload::AdmissionCancelled(AdmissionCancelled {
+            cancelled_event_id,
+            historic,
+        }),
+        "A12" => Payload::TransferCancelled(TransferCancelled {
+            cancelled_event_id,
+            historic,
+        }),
+        "A13" => Payload::DischargeCancelled(DischargeCancelled {
+            cancelled_event_id,
+            historic,
+        }),
+        _ => Payload::MovementCancelled(MovementCancelled {
+            cancelled_event_id,
+            historic,
+        }),
+    })
 }
 
 /// MSH-9 (an ADT message of a trigger we map) and MSH-12 (HL7 v2).
