@@ -41,35 +41,56 @@ fn when(day_time: &str) -> String {
     at(day.parse().unwrap(), hhmm)
 }
 
-/// Sends a scenario for `patient` over one connection, each message answered `AA`. A step is a
-/// line of a PAM-FR table: `trigger movement unit D/HHMM action historic [original trigger]`
-/// (ZBE-1, PV1-3 with `-` for none, ZBE-2, ZBE-4, ZBE-5, ZBE-6); discharges and corrections carry
-/// ZFM exit mode 8 (home). A movement id is the sender's, unique across its patients: `1` is sent
-/// as `<patient>-1`.
+/// Sends a scenario for `patient` over one connection, each message answered `AA` (see
+/// [`send_step`]).
 async fn send_all(mllp: &str, patient: &str, steps: &[&str]) {
     let mut c = Mllp::connect(mllp).await;
     for step in steps {
-        let f: Vec<&str> = step.split_whitespace().collect();
-        let [trigger, movement, unit, time, action, historic] = f[..6] else {
-            panic!("{step}")
-        };
-        let original = f.get(6).copied().unwrap_or("");
-        let unit = if unit == "-" { "" } else { unit };
-        let zbe = format!(
-            "{patient}-{movement}|{}||{action}|{historic}|{original}",
-            when(time)
-        );
-        let extra = if ["A03", "Z99"].contains(&trigger) {
-            "ZFM||8\r"
-        } else {
-            ""
-        };
-        let control = format!("{patient}-{trigger}-{movement}");
-        let ack = c
-            .send(&pam(trigger, &control, patient, unit, &zbe, extra))
-            .await;
+        let ack = send_step(&mut c, patient, step).await;
         assert_eq!(ack.code(), "AA", "{patient} {step}: {}", ack.text());
     }
+}
+
+/// Sends one step of a scenario, a line of a PAM-FR table: `trigger movement unit D/HHMM action
+/// historic [original trigger]` (ZBE-1, PV1-3 with `-` for none, ZBE-2, ZBE-4, ZBE-5, ZBE-6);
+/// discharges and corrections carry ZFM exit mode 8 (home). A movement id is the sender's, unique
+/// across its patients: `1` is sent as `<patient>-1`.
+async fn send_step(c: &mut Mllp, patient: &str, step: &str) -> Ack {
+    let f: Vec<&str> = step.split_whitespace().collect();
+    let [trigger, movement, unit, time, action, historic] = f[..6] else {
+        panic!("{step}")
+    };
+    let original = f.get(6).copied().unwrap_or("");
+    let unit = if unit == "-" { "" } else { unit };
+    let zbe = format!(
+        "{patient}-{movement}|{}||{action}|{historic}|{original}",
+        when(time)
+    );
+    let extra = if ["A03", "Z99"].contains(&trigger) {
+        "ZFM||8\r"
+    } else {
+        ""
+    };
+    let control = format!("{patient}-{trigger}-{movement}-{historic}");
+    c.send(&pam(trigger, &control, patient, unit, &zbe, extra))
+        .await
+}
+
+/// `step` is answered `AE` naming the journey rule `rule` (ERR-5), and nothing is written.
+async fn refused(server: &Server, mllp: &str, patient: &str, step: &str, rule: &str) {
+    let before = stream(server, patient).await;
+    let ack = send_step(&mut Mllp::connect(mllp).await, patient, step).await;
+    assert_eq!(ack.code(), "AE", "{step}: {}", ack.text());
+    assert!(
+        ack.field("ERR", 5).starts_with(&format!("{rule}^")),
+        "{step}: {}",
+        ack.text()
+    );
+    assert_eq!(
+        stream(server, patient).await,
+        before,
+        "{step}: nothing written"
+    );
 }
 
 /// The patient's live movements in clinical order, from the log: every admission, transfer,
@@ -195,10 +216,21 @@ async fn a_transfer_cancelled_after_the_discharge_leaves_the_stay_as_if_never_se
             "A02 4 6050 1/1500 INSERT N",
             "A02 5 6000 1/1501 INSERT N",
             "A03 6 6000 5/1100 INSERT N",
-            "A12 4 6055 1/1500 CANCEL Y",
         ],
     )
     .await;
+    // Not flagged historic, the cancellation of a past movement is refused, as any cancellation
+    // of a movement but the latest.
+    let cancel = "A12 4 6055 1/1500 CANCEL";
+    refused(
+        &server,
+        &mllp,
+        late,
+        &format!("{cancel} N"),
+        "not_latest_movement",
+    )
+    .await;
+    send_all(&mllp, late, &[&format!("{cancel} Y")]).await;
     let (Payload::TransferCancelled(c), events) = last(&server, late).await else {
         panic!("not a transfer cancelled")
     };
@@ -369,6 +401,15 @@ async fn a_corrected_discharge_time_changes_the_length_of_stay_as_if_sent_right(
     wait_projected(&server.grpc, head(&mut server.client().await).await).await;
     let (stays, _) = read_models(&server, late).await;
     assert_eq!(one_stay(stays).length_of_stay_days, 3, "as first sent");
+    // A correction names a movement that was sent; else refused.
+    refused(
+        &server,
+        &mllp,
+        late,
+        "Z99 9 6000 5/1100 UPDATE N A03",
+        "corrected_event_unknown",
+    )
+    .await;
     send_all(&mllp, late, &["Z99 2 6000 5/1100 UPDATE N A03"]).await;
     let (Payload::MovementCorrected(c), events) = last(&server, late).await else {
         panic!("not a correction")
