@@ -1,6 +1,10 @@
-//! `journey import synthea`: the shared Synthea exports through the real binary and server.
+//! `journey import synthea` and `journey import fhir`: the shared Synthea exports, and a small
+//! population the test writes in the CSV and both FHIR forms, through the real binary and server.
+#[path = "import/population.rs"]
+mod population;
+
 use futures::StreamExt;
-use journey_proto::v1::{event::Payload, HeadRequest, ReadAllRequest};
+use journey_proto::v1::{event::Payload, Disposition, HeadRequest, ReadAllRequest};
 use journey_tests::*;
 use std::{
     collections::{HashMap, HashSet},
@@ -17,10 +21,19 @@ const MEDIUM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/data/synthea-medium"
 );
+const FHIR_BULK_10: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/synthea-fhir-bulk-10"
+);
 
 fn import(server: &Server, dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    import_as(server, "synthea", dir, extra)
+}
+
+/// `journey import <form> <path> …` into `server`: (exit code, stdout, stderr).
+fn import_as(server: &Server, form: &str, dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let out = Command::new(journey_bin())
-        .args(["import", "synthea"])
+        .args(["import", form])
         .arg(dir)
         .args(extra)
         .args(["--server", &server.grpc])
@@ -53,9 +66,14 @@ fn encounter_classes(dir: &Path) -> HashMap<String, HashSet<String>> {
 
 /// Ids of the encounter rows whose `kind` event was reported refused.
 fn refused(stderr: &str, kind: &str) -> HashSet<String> {
+    refused_in(stderr, "encounters.csv", kind)
+}
+
+/// Ids of the records of `file` whose `kind` event was reported refused.
+fn refused_in(stderr: &str, file: &str, kind: &str) -> HashSet<String> {
     stderr
         .lines()
-        .filter(|l| l.starts_with("refused encounters.csv:") && l.contains(&format!(") {kind}:")))
+        .filter(|l| l.starts_with(&format!("refused {file}:")) && l.contains(&format!(") {kind}:")))
         .map(|l| {
             l.split_once('(')
                 .unwrap()
@@ -128,30 +146,15 @@ fn verify(server: &Server) {
 }
 
 /// Index stays, 30-day readmissions and ED revisits computed from the CSV alone (docs/design.md §5):
-/// an inpatient encounter is an index stay when the patient is alive after its STOP day; it is
-/// readmitted when the patient's next inpatient START is ≤ 30 calendar days after STOP; an ED
-/// revisit is an emergency/urgent-care encounter within 30 days after STOP not followed by an
-/// inpatient admission within 6 hours. Refused encounter rows are left out.
+/// see [`figures`]. Refused encounter rows are left out.
 fn expected_figures(dir: &Path, refused_ids: &HashSet<String>) -> (u64, u64, u64) {
-    use journey_proto::prost_types::Timestamp;
-    let secs = |t: &str| {
-        t.parse::<Timestamp>()
-            .unwrap_or_else(|_| panic!("bad time {t}"))
-            .seconds
-    };
-    let day = |s: i64| s.div_euclid(86_400);
     let deaths: HashMap<String, i64> = std::fs::read_to_string(dir.join("patients.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (!f[2].is_empty()).then(|| {
-                (
-                    f[0].to_string(),
-                    secs(&format!("{}T00:00:00Z", f[2])) / 86_400,
-                )
-            })
+            (!f[2].is_empty()).then(|| (f[0].to_string(), secs(&format!("{}T00:00:00Z", f[2]))))
         })
         .collect();
     let text = std::fs::read_to_string(dir.join("encounters.csv")).unwrap();
@@ -182,13 +185,34 @@ fn expected_figures(dir: &Path, refused_ids: &HashSet<String>) -> (u64, u64, u64
             _ => {}
         }
     }
+    figures(&deaths, inpatient, &ed)
+}
+
+fn secs(t: &str) -> i64 {
+    use journey_proto::prost_types::Timestamp;
+    t.parse::<Timestamp>()
+        .unwrap_or_else(|_| panic!("bad time {t}"))
+        .seconds
+}
+
+/// (index stays, 30-day readmissions, ED revisits) of patients' inpatient stays and ED visits
+/// ((start, stop) in seconds), given their deaths (seconds, any time of the day of death): a stay
+/// is an index stay when the patient is alive after its discharge day; it is readmitted when the
+/// patient's next inpatient admission is ≤ 30 calendar days after its discharge; an ED revisit
+/// is an ED visit within 30 days after the discharge not followed by an inpatient admission
+/// within 6 hours.
+fn figures(
+    deaths: &HashMap<String, i64>,
+    mut inpatient: HashMap<String, Vec<(i64, i64)>>,
+    ed: &HashMap<String, Vec<(i64, i64)>>,
+) -> (u64, u64, u64) {
+    let day = |s: i64| s.div_euclid(86_400);
     let (mut index, mut readmitted, mut revisits) = (0, 0, 0);
     for (p, stays) in &mut inpatient {
         stays.sort();
         let admissions: Vec<i64> = stays.iter().map(|s| s.0).collect();
-        for (admit, discharge) in stays.iter() {
-            let _ = admit;
-            if deaths.get(p).is_some_and(|d| *d <= day(*discharge)) {
+        for (_, discharge) in stays.iter() {
+            if deaths.get(p).is_some_and(|d| day(*d) <= day(*discharge)) {
                 continue;
             }
             index += 1;
@@ -375,4 +399,420 @@ async fn medium_imports() {
         "synthea-medium has one 30-day readmission: {figures:?}"
     );
     eprintln!("synthea-medium imported in {:?}\n{out}", started.elapsed());
+}
+
+/// The event as the importer sent it: what the log adds (position, recording time, chain) left out.
+fn as_sent(mut e: journey_proto::v1::Event) -> journey_proto::v1::Event {
+    e.position = 0;
+    e.recorded_at = None;
+    e.prev_hash.clear();
+    e.hash.clear();
+    e
+}
+
+/// Imports `dir` as `form` into a fresh server: the server, its data folder and stdout.
+fn fresh_import(form: &str, dir: &Path) -> (Server, tempfile::TempDir, String) {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import_as(&server, form, dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for clean in ["refused rows: 0", "malformed rows: 0", "codes dropped: 0"] {
+        assert!(out.contains(clean), "{form}: {out}{err}");
+    }
+    (server, data, out)
+}
+
+#[tokio::test]
+async fn one_population_as_csv_ndjson_and_bundles_gives_the_same_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The same folder name: the events' source is `synthea:<folder>` whichever the form.
+    let (csv, ndjson, bundles) = (
+        tmp.path().join("csv/population"),
+        tmp.path().join("ndjson/population"),
+        tmp.path().join("bundles/population"),
+    );
+    population::write_csv(&csv);
+    population::write_ndjson(&ndjson);
+    population::write_bundles(&bundles);
+    let mut logs = Vec::new();
+    for (form, dir) in [("synthea", &csv), ("fhir", &ndjson), ("fhir", &bundles)] {
+        let (server, _data, out) = fresh_import(form, dir);
+        let events = read_log(&server.grpc, None).await;
+        assert_eq!(events.len() as u64, line_value(&out, "events appended:"));
+        logs.push(by_patient(events.into_iter().map(as_sent).collect()));
+    }
+    assert_eq!(
+        logs[0].keys().collect::<Vec<_>>(),
+        population::PATIENTS.iter().collect::<Vec<_>>()
+    );
+    assert!(logs[0].values().map(Vec::len).sum::<usize>() > 30);
+    for (form, log) in [("NDJSON", &logs[1]), ("Bundles", &logs[2])] {
+        for (patient, events) in &logs[0] {
+            let other = &log[patient];
+            for (i, (a, b)) in events.iter().zip(other).enumerate() {
+                assert_eq!(a, b, "{form}, {patient}, event {i}");
+            }
+            assert_eq!(events.len(), other.len(), "{form}, {patient}");
+        }
+    }
+}
+
+/// The payloads of a patient's events, in stream order.
+async fn payloads(server: &Server, patient: &str) -> Vec<(i64, Payload)> {
+    let mut client = server.client().await;
+    patient_events(&mut client, patient)
+        .await
+        .into_iter()
+        .map(|e| (e.occurred_at.unwrap().seconds, e.payload.unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn overlapping_stays_are_one_stay_and_every_reason_reaches_the_charlson_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("population");
+    population::write_csv(&dir);
+    let (server, _data, _) = fresh_import("synthea", &dir);
+
+    // pat-a: the ICU encounter inside the ward stay is two transfers of the same stay.
+    let a = payloads(&server, "pat-a").await;
+    let transfers: Vec<(i64, &str, &str, &str)> = a
+        .iter()
+        .filter_map(|(at, p)| match p {
+            Payload::Transferred(t) => Some((
+                *at,
+                t.encounter_id.as_str(),
+                t.from_unit.as_str(),
+                t.to_unit.as_str(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transfers,
+        [
+            (secs("2020-01-12T00:00:00Z"), "enc-a1", "ward", "ICU"),
+            (secs("2020-01-14T00:00:00Z"), "enc-a1", "ICU", "ward"),
+        ]
+    );
+    let admitted = |events: &[(i64, Payload)]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Payload::Admitted(a) => Some(a.encounter_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(admitted(&a), ["enc-a1", "enc-a5"]);
+    // The outpatient visit's reason is a recorded diagnosis.
+    assert!(a.iter().any(|(_, p)| matches!(p,
+        Payload::ConditionRecorded(c) if c.encounter_id == "enc-a0"
+            && c.diagnosis.as_ref().is_some_and(|d| d.code == "44054006"))));
+
+    // pat-b dies in hospital: one stay (the second encounter is its ICU part), discharged
+    // deceased at the end of the day of death, not home alive before it.
+    let b = payloads(&server, "pat-b").await;
+    assert_eq!(admitted(&b), ["enc-b1"]);
+    let end_of_death_day = secs("2021-03-08T23:59:59Z");
+    let discharges: Vec<(i64, i32)> = b
+        .iter()
+        .filter_map(|(at, p)| match p {
+            Payload::Discharged(d) => Some((*at, d.disposition)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        discharges,
+        [(end_of_death_day, Disposition::Deceased as i32)]
+    );
+    assert!(matches!(b.last(), Some((at, Payload::PatientDeceased(_))) if *at == end_of_death_day));
+
+    // pat-c: a stay overlapped by a stay at another hospital is a transfer between hospitals.
+    let c = payloads(&server, "pat-c").await;
+    assert_eq!(admitted(&c), ["enc-c1", "enc-c2"]);
+    assert!(c.iter().any(|(at, p)| matches!(p,
+        Payload::Discharged(d) if d.encounter_id == "enc-c1"
+            && d.disposition == Disposition::OtherAcuteHospital as i32)
+        && *at == secs("2022-05-03T12:00:00Z")));
+    assert!(c.iter().any(|(_, p)| matches!(p,
+        Payload::Admitted(a) if a.encounter_id == "enc-c2"
+            && a.admit_type == journey_proto::v1::AdmitType::TransferIn as i32)));
+    assert!(c
+        .iter()
+        .any(|(_, p)| matches!(p, Payload::EmergencyVisit(v) if v.visit_id == "enc-c0")));
+
+    // The read model: pat-a's two index stays (the first readmitted after 21 days, with an ED
+    // revisit), none for pat-b, one transfer chain for pat-c.
+    let t = rates_total(&server.grpc, head(&server).await).await;
+    assert_eq!((t.index_stays, t.readmissions, t.ed_revisits), (3, 1, 1));
+    let readmission = journey_proto::v1::readmission_client::ReadmissionClient::new(
+        journey_tests::client::channel(&server.grpc).await.unwrap(),
+    );
+    let stays = |p: &str| {
+        let request = journey_proto::v1::PatientStaysRequest {
+            patient_id: p.into(),
+        };
+        let mut c = readmission.clone();
+        async move { c.patient_stays(request).await.unwrap().into_inner().stays }
+    };
+    let a = stays("pat-a").await;
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert_eq!(
+        (
+            a[0].encounter_id.as_str(),
+            a[0].readmitted,
+            a[0].days_to_readmission,
+            a[0].ed_revisit
+        ),
+        ("enc-a1", true, 21, true)
+    );
+    // Heart failure (the stay's diagnosis) + type 2 diabetes (an outpatient visit's reason).
+    assert_eq!(a[0].charlson, 2);
+    // + COPD, the reason of the ED visit between the two stays (DESIGN §5: every diagnosis
+    // recorded up to the index discharge, an ED visit's too).
+    assert_eq!((a[1].encounter_id.as_str(), a[1].charlson), ("enc-a5", 3));
+    assert!(stays("pat-b").await.is_empty());
+    let c = stays("pat-c").await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].first_encounter_id.as_str(), c[0].encounter_id.as_str()),
+        ("enc-c1", "enc-c2")
+    );
+}
+
+#[tokio::test]
+async fn fhir_bulk_10_gives_the_readmission_figures_of_its_files() {
+    let dir = Path::new(FHIR_BULK_10);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import_as(&server, "fhir", dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("malformed rows: 0"), "{out}");
+
+    // The files read here, independently of the importer.
+    let resources = |ty: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(format!("{ty}.000.ndjson")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let patients = resources("Patient");
+    let deaths: HashMap<String, i64> = patients
+        .iter()
+        .filter(|p| p.get("deceasedDateTime").is_some())
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                time(&p["deceasedDateTime"]),
+            )
+        })
+        .collect();
+    // Inpatient encounters (class IMP, not a skilled-nursing admission) by patient, with their
+    // facility; ED visits (class EMER, or AMB of the urgent-care type).
+    let mut inpatient: HashMap<String, Vec<(i64, i64, String)>> = HashMap::new();
+    let mut ed: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for e in resources("Encounter") {
+        let patient = e["subject"]["reference"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Patient/")
+            .to_string();
+        let span = (time(&e["period"]["start"]), time(&e["period"]["end"]));
+        let ty = e["type"][0]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or_default();
+        match e["class"]["code"].as_str().unwrap() {
+            "IMP" if ty != "449411000124106" => inpatient.entry(patient).or_default().push((
+                span.0,
+                span.1,
+                e["serviceProvider"]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )),
+            "EMER" => ed.entry(patient).or_default().push(span),
+            "AMB" if ty == "702927004" => ed.entry(patient).or_default().push(span),
+            _ => {}
+        }
+    }
+    // Overlapping encounters at one facility are one stay.
+    let mut stays: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for (p, mut encs) in inpatient {
+        encs.sort();
+        let mut merged: Vec<(i64, i64, String)> = Vec::new();
+        for e in encs {
+            match merged.last_mut() {
+                Some(last) if e.0 < last.1 && e.2 == last.2 => last.1 = last.1.max(e.1),
+                Some(last) if e.0 < last.1 => {
+                    panic!("a transfer between hospitals: {last:?} {e:?}")
+                }
+                _ => merged.push(e),
+            }
+        }
+        stays.insert(p, merged.into_iter().map(|(s, e, _)| (s, e)).collect());
+    }
+    let n_stays: usize = stays.values().map(Vec::len).sum();
+    let n_ed: usize = ed.values().map(Vec::len).sum();
+    let expected = figures(&deaths, stays, &ed);
+
+    // No stay or ED visit was refused (the refusals are Synthea's death certifications, after
+    // the death).
+    for kind in ["Admitted", "Discharged", "EmergencyVisit"] {
+        assert!(
+            refused_in(&err, "Encounter.000.ndjson", kind).is_empty(),
+            "{err}"
+        );
+    }
+    let counts = kinds(&server).await;
+    assert_eq!(counts["PatientRegistered"], patients.len());
+    assert_eq!(counts["Admitted"], n_stays);
+    assert_eq!(counts["EmergencyVisit"], n_ed);
+    assert_eq!(head(&server).await, line_value(&out, "events appended:"));
+    verify(&server);
+    let t = rates_total(&server.grpc, head(&server).await).await;
+    assert_eq!(
+        (t.index_stays, t.readmissions, t.ed_revisits),
+        expected,
+        "read model vs the NDJSON files"
+    );
+    assert!(expected.0 > 40, "{expected:?}");
+    eprintln!("synthea-fhir-bulk-10: {n_stays} stays, {n_ed} ED visits, (index stays, readmissions, ED revisits) = {expected:?}");
+}
+
+#[tokio::test]
+async fn bad_fhir_and_csv_input_is_reported_with_file_and_line_and_strict_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |file: &str, lines: &[&str]| {
+        std::fs::write(dir.join(file), lines.join("\n") + "\n").unwrap();
+    };
+    write(
+        "Patient.000.ndjson",
+        &[
+            r#"{"resourceType": "Patient", "id": "pat-1", "birthDate": "1950-01-01", "gender": "female"}"#,
+            r#"{"resourceType": "Patient", "id": "pat-2", "birthDate": "#,
+            r#"{"resourceType": "Patient", "id": "pat-3", "gender": "male"}"#,
+            r#"{"resourceType": "Patinet", "id": "x"}"#,
+            r#"{"id": "no-type"}"#,
+            r#"{"resourceType": "Procedure", "id": "proc-1", "status": "completed"}"#,
+        ],
+    );
+    write(
+        "Encounter.000.ndjson",
+        &[
+            r#"{"resourceType": "Encounter", "id": "enc-1", "class": {"code": "AMB"}, "subject": {"reference": "Patient/pat-1"}, "period": {"start": "2020-01-01T10:00:00+01:00", "end": "2020-01-01T10:30:00+01:00"}, "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "4.4054E+14"}]}]}"#,
+            r#"{"resourceType": "Encounter", "id": "enc-2", "class": {"code": "AMB"}, "subject": {"reference": "Patient/ghost"}, "period": {"start": "2020-01-02T10:00:00Z"}}"#,
+            r#"{"resourceType": "Encounter", "id": "enc-3", "class": {"code": "IMP"}, "subject": {"reference": "Patient/pat-1"}, "period": {"end": "2020-01-03T10:00:00Z"}}"#,
+        ],
+    );
+    write(
+        "Condition.000.ndjson",
+        &[
+            r#"{"resourceType": "Condition", "id": "c-1", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}, "subject": {"reference": "Patient/pat-1"}, "encounter": {"reference": "Encounter/enc-404"}, "onsetDateTime": "2020-01-01T10:00:00Z"}"#,
+            r#"{"resourceType": "Condition", "id": "c-2", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "4.4054E+14"}]}, "subject": {"reference": "Patient/pat-1"}, "encounter": {"reference": "Encounter/enc-1"}, "onsetDateTime": "2020-01-01T10:00:00Z"}"#,
+            r#"{"resourceType": "Condition", "id": "c-3", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}, "subject": {"reference": "Patient/pat-1"}, "encounter": {"reference": "Encounter/enc-1"}, "onsetDateTime": "2020-01-01T10:00:00Z"}"#,
+        ],
+    );
+    write(
+        "bundle.json",
+        &[
+            r#"{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Organization", "id": "org-1", "name": "HOPITAL NORD"}}, {"fullUrl": "urn:uuid:nothing"}]}"#,
+        ],
+    );
+    write(
+        "log.ndjson",
+        &[r#"{"exportId": "export-1", "eventId": "kickoff"}"#],
+    );
+    let problems = [
+        "malformed Patient.000.ndjson:2: not JSON",
+        "malformed Patient.000.ndjson:3 (Patient/pat-3): birthDate is missing",
+        "malformed Patient.000.ndjson:4 (Patinet/x): unknown resource type \"Patinet\"",
+        "malformed Patient.000.ndjson:5 (no-type): no resourceType",
+        "malformed Encounter.000.ndjson:2 (Encounter/enc-2): patient \"ghost\" is not in the export",
+        "malformed Encounter.000.ndjson:3 (Encounter/enc-3): period.start is missing",
+        "code dropped Encounter.000.ndjson:1 (Encounter/enc-1): reason code \"4.4054E+14\" is a number in scientific notation",
+        "malformed Condition.000.ndjson:1 (Condition/c-1): encounter \"enc-404\" is not in the export",
+        "malformed Condition.000.ndjson:2 (Condition/c-2): \"4.4054E+14\" is a number in scientific notation",
+        "malformed bundle.json entry 2: entry without a resource",
+    ];
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (code, out, err) = import_as(&server, "fhir", &dir, &["--strict"]);
+    assert_eq!(code, 1, "{out}{err}");
+    for p in problems {
+        assert!(err.lines().any(|l| l.starts_with(p)), "{p}\n{err}");
+    }
+    assert_eq!(head(&server).await, 0, "--strict appends nothing");
+
+    let (code, out, err) = import_as(&server, "fhir", &dir, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reported = err
+        .lines()
+        .filter(|l| l.starts_with("malformed ") || l.starts_with("code dropped "))
+        .count();
+    assert_eq!(reported, problems.len(), "{err}");
+    assert_eq!(line_value(&out, "malformed rows:"), 9, "{out}");
+    assert_eq!(line_value(&out, "codes dropped:"), 1, "{out}");
+    let skipped = out
+        .lines()
+        .find(|l| l.starts_with("not imported:"))
+        .unwrap();
+    assert!(
+        skipped.contains("Procedure 1")
+            && skipped.contains("files without FHIR resources (log.ndjson) 1"),
+        "{skipped}"
+    );
+    // pat-1's registration, enc-1's contact (without its dropped reason), condition c-3.
+    let mut client = server.client().await;
+    let events = patient_events(&mut client, "pat-1").await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e.payload.as_ref().unwrap() {
+            Payload::PatientRegistered(_) => "registered",
+            Payload::ContactMade(_) => "contact",
+            Payload::ConditionRecorded(c) if c.diagnosis.as_ref().unwrap().code == "44054006" => {
+                "c-3"
+            }
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["registered", "contact", "c-3"]);
+    assert_eq!(head(&server).await, 3);
+    let (code, out, _) = import_as(&server, "fhir", &dir, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(line_value(&out, "events appended:"), 0, "{out}");
+    assert_eq!(line_value(&out, "already present:"), 3, "{out}");
+
+    // The same checks on the CSV form: a condition's code and an encounter's reason code in
+    // scientific notation.
+    let csv = tmp.path().join("population");
+    population::write_csv(&csv);
+    for (file, from, to) in [
+        ("conditions.csv", ",55822004,", ",5.5822E+07,"),
+        ("encounters.csv", ",44054006,", ",4.4054E+14,"),
+    ] {
+        let path = csv.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+    let (code, out, err) = import_as(&server, "synthea", &csv, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for p in [
+        "malformed conditions.csv:2 (patient pat-a, code 5.5822E+07): \"5.5822E+07\" is a number in scientific notation",
+        "code dropped encounters.csv:2 (enc-a0): reason code \"4.4054E+14\" is a number in scientific notation",
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(p)), "{p}\n{err}");
+    }
+    assert_eq!(line_value(&out, "malformed rows:"), 1, "{out}");
+    assert_eq!(line_value(&out, "codes dropped:"), 1, "{out}");
 }

@@ -359,8 +359,9 @@ fn read_file(
 
 /// `Type/id` for reports.
 fn resource_label(v: &Value) -> String {
-    let ty = v.get("resourceType").and_then(Value::as_str).unwrap_or("?");
+    let ty = v.get("resourceType").and_then(Value::as_str).unwrap_or("");
     match v.get("id").and_then(Value::as_str) {
+        Some(id) if ty.is_empty() => id.to_owned(),
         Some(id) => format!("{ty}/{id}"),
         None => ty.to_owned(),
     }
