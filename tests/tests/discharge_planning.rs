@@ -211,7 +211,7 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
         ph.contains("MARTIN Anne") && ph.contains("born 1 May 1940"),
         "{ph}"
     );
-    assert!(ph.contains("1/10"), "{ph}");
+    assert!(ph.contains("1/10 done"), "{ph}");
     assert!(
         ph.contains("Functional evaluation") && ph.contains("Return kit given"),
         "{ph}"

@@ -37,6 +37,14 @@ pub(super) fn say(lang: Lang, fr: &str, en: &str) -> String {
     }
 }
 
+/// A colon as the reader's language writes it (a space before it in French).
+fn colon(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Fr => " :",
+        Lang::En => ":",
+    }
+}
+
 /// A checklist item in the reader's words.
 pub(super) fn item_words(lang: Lang, item: i32) -> String {
     let (fr, en) = match ChecklistItem::try_from(item) {
@@ -192,14 +200,16 @@ fn expected_words(lang: Lang, s: &Stay, now: i64) -> String {
     }
 }
 
-/// The patient's birth date as the reader writes it.
+/// The patient's birth date as the reader writes it, and the age today.
 fn born(lang: Lang, birth_date: &str) -> String {
-    match chrono::NaiveDate::parse_from_str(birth_date, "%Y-%m-%d") {
-        Ok(d) => match lang {
-            Lang::Fr => format!("né(e) le {}", d.format("%d/%m/%Y")),
-            Lang::En => format!("born {}", d.format("%-d %b %Y")),
-        },
-        Err(_) => String::new(),
+    let Ok(d) = chrono::NaiveDate::parse_from_str(birth_date, "%Y-%m-%d") else {
+        return String::new();
+    };
+    let today = chrono::Utc::now().date_naive();
+    let age = today.years_since(d).unwrap_or(0);
+    match lang {
+        Lang::Fr => format!("né(e) le {}, {age} ans", d.format("%d/%m/%Y")),
+        Lang::En => format!("born {}, aged {age}", d.format("%-d %b %Y")),
     }
 }
 
@@ -210,8 +220,9 @@ fn complexity(lang: Lang, s: &Stay) -> String {
         let reasons: Vec<String> = s.complex.iter().map(|r| reason_words(lang, *r)).collect();
         let _ = write!(
             out,
-            "<span class=\"complex\">{} : {}</span>",
+            "<span class=\"complex\">{}{} {}</span>",
             say(lang, "Sortie complexe", "Complex discharge"),
+            colon(lang),
             esc(&reasons.join(", "))
         );
     }
@@ -220,9 +231,10 @@ fn complexity(lang: Lang, s: &Stay) -> String {
         let reasons: Vec<String> = suggested.iter().map(|r| reason_words(lang, *r)).collect();
         let _ = write!(
             out,
-            "{}<span class=\"muted suggested\">{} : {}</span>",
+            "{}<span class=\"muted suggested\">{}{} {}</span>",
             if out.is_empty() { "" } else { "<br>" },
             say(lang, "À envisager", "Worth considering"),
+            colon(lang),
             esc(&reasons.join(", "))
         );
     }
@@ -344,8 +356,9 @@ fn stay_section(b: &mut String, lang: Lang, id: &str, s: &Stay, csrf: Option<&Cs
     let done = checklist::done_count(s.plan.done);
     let _ = write!(
         b,
-        "<p>{} : <b id=\"expected\">{}</b>{}</p>",
+        "<p>{}{} <b id=\"expected\">{}</b>{}</p>",
         say(lang, "Sortie prévue", "Expected discharge"),
+        colon(lang),
         esc(&expected_words(lang, s, now)),
         if s.expected_reason.is_empty() {
             String::new()
@@ -375,8 +388,9 @@ fn stay_section(b: &mut String, lang: Lang, id: &str, s: &Stay, csrf: Option<&Cs
     }
     let _ = write!(
         b,
-        "<table class=\"checklist\" id=\"checklist-{enc_id}\"><caption>{} : {done}/{}</caption><thead><tr><th>{}</th><th>{}</th><th>{}</th>{}</tr></thead><tbody>",
+        "<table class=\"checklist\" id=\"checklist-{enc_id}\"><caption>{}{} {done}/{}</caption><thead><tr><th>{}</th><th>{}</th><th>{}</th>{}</tr></thead><tbody>",
         say(lang, "Check-list de sortie", "Discharge checklist"),
+        colon(lang),
         ITEMS.len(),
         say(lang, "Élément", "Item"),
         say(lang, "État", "State"),
@@ -675,12 +689,14 @@ pub(super) async fn due_page(
         "<p id=\"summary\">{}</p>",
         match lang {
             Lang::Fr => format!(
-                "<span id=\"total\">{}</span> patient(s) dont la sortie est prévue dans les 48 heures ou dépassée, dont {not_ready} sans plan de sortie complet.",
-                stays.len()
+                "<span id=\"total\">{n}</span> {} dans les 48 heures ou après la date prévue ; {not_ready} sans plan de sortie complet.",
+                if stays.len() > 1 { "patients sortent" } else { "patient sort" },
+                n = stays.len()
             ),
             Lang::En => format!(
-                "<span id=\"total\">{}</span> patient(s) expected to leave within 48 hours or past their expected date; {not_ready} without a complete discharge plan.",
-                stays.len()
+                "<span id=\"total\">{n}</span> {} within 48 hours or past the expected date; {not_ready} without a complete discharge plan.",
+                if stays.len() == 1 { "patient leaves" } else { "patients leave" },
+                n = stays.len()
             ),
         }
     );
@@ -716,15 +732,13 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
             }
             let _ = write!(
                 b,
-                "<h2>{} · {}</h2><table class=\"planning\" id=\"planning\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+                "<h2>{} · {}</h2><table class=\"planning\" id=\"planning\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
                 esc(this.0),
                 esc(this.1),
                 say(lang, "Patient", "Patient"),
                 say(lang, "Sortie prévue", "Expected discharge"),
                 say(lang, "Check-list", "Checklist"),
-                say(lang, "Ce qui manque", "Not ready"),
-                say(lang, "En retard", "Late"),
-                say(lang, "Sortie complexe", "Complex discharge"),
+                say(lang, "Ce qui n'est pas prêt", "Not ready"),
             );
             group = Some(this);
         }
@@ -743,26 +757,36 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
             .iter()
             .map(|l| late_words(lang, l))
             .collect();
+        let complex = complexity(lang, s);
         let _ = write!(
             b,
-            "<tr data-patient-id=\"{}\" data-ready=\"{}\"><td><a href=\"/patients/{}?lang={}\">{}</a><br><span class=\"muted\">{}</span></td>\
-             <td>{}</td><td>{}/{}</td><td class=\"missing\">{}</td><td class=\"overdue\">{}</td><td>{}</td></tr>",
+            "<tr data-patient-id=\"{}\" data-ready=\"{}\"><td><a href=\"/patients/{}?lang={}\">{}</a><br><span class=\"muted\">{}</span>{}</td>\
+             <td>{}</td><td>{}/{} {}</td><td class=\"missing\">{}{}</td></tr>",
             esc(&s.patient_id),
             s.plan.ready(),
             enc(&s.patient_id),
             lang.code(),
             esc(name),
             esc(&born(lang, &s.birth_date)),
+            if complex.is_empty() {
+                String::new()
+            } else {
+                format!("<br>{complex}")
+            },
             esc(&expected_words(lang, s, now)),
             checklist::done_count(s.plan.done),
             ITEMS.len(),
+            say(lang, "faits", "done"),
+            if late.is_empty() {
+                String::new()
+            } else {
+                format!("<span class=\"overdue\">{}</span><br>", esc(&late.join(" · ")))
+            },
             if missing.is_empty() {
                 say(lang, "prêt", "ready")
             } else {
                 esc(&missing.join(", "))
             },
-            esc(&late.join(" · ")),
-            complexity(lang, s),
         );
     }
     if group.is_some() {
