@@ -9,7 +9,7 @@
 //! | `Condition` | a condition | subject, encounter, code (SNOMED CT first), onsetDateTime (else recordedDate) |
 //! | `MedicationRequest` | a medication | subject, encounter, medicationCodeableConcept, authoredOn, dispenseRequest.validityPeriod.end (the stop) |
 //! | `Observation` | an observation | subject, encounter, code (LOINC), effectiveDateTime (else issued), valueQuantity (value, UCUM code or unit); any other value: non-numeric |
-//! | `CarePlan` | a care plan | id, subject, encounter, period.start, the SNOMED CT category (goal), the first addressed Condition's code (symptom to watch) |
+//! | `CarePlan` | a care plan | id, subject, encounter, period.start, the SNOMED CT category (goal), the first addressed Condition's code, else that reference's display (symptom to watch) |
 //! | `Organization` | a facility name | id, name, identifiers |
 //! | `Practitioner`, `PractitionerRole` | a professional | id, identifiers, name; the role's specialty (General Practice → GP, any other → specialist) |
 //!
@@ -744,11 +744,12 @@ impl Reader {
             .filter_map(|c| coding(c, SNOMED))
             .find(|c| c.system == SNOMED)
             .ok_or("no SNOMED CT category")?;
-        let reason = v["addresses"]
-            .get(0)
-            .map(|a| self.reference(a, "Condition"))
-            .and_then(|c| conditions.get(c.as_str()).cloned())
-            .unwrap_or_default();
+        // The addressed Condition's code, else the reference's display.
+        let addressed = &v["addresses"][0];
+        let reason = conditions
+            .get(self.reference(addressed, "Condition").as_str())
+            .cloned()
+            .unwrap_or_else(|| text(addressed, &["display"]).to_owned());
         self.pop.clinical.push(ClinicalRec {
             origin: r.origin.clone(),
             kind: ClinicalKind::CarePlan,
