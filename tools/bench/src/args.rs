@@ -50,6 +50,9 @@ pub enum BenchWhat {
     /// FHIR: the Bulk Data export rate beside a scan of the log, `$everything` of a patient with
     /// many events beside the audit timeline of the same patient.
     Fhir(crate::fhir::BenchFhirArgs),
+    /// FHIR import (Bulk NDJSON) beside the Synthea CSV import of the same population: reading
+    /// and mapping, and the whole import into a fresh server.
+    Import(crate::import::BenchImportArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -11,6 +11,7 @@
 //! - `restart`: opening a log from its checkpoint against reading every event back (issue 19).
 //! - `hl7`: ADT messages over MLLP against gRPC Append of the same events, and parse rate (issue 15).
 //! - `fhir`: Bulk Data export against a scan of the log, `$everything` against the timeline (issue 17).
+//! - `import`: `journey import fhir` beside `journey import synthea` of the same population (issue 17).
 //!
 //! The server under test is this binary's own `journey up`, started as a child process on a
 //! temporary folder ([`common::start_server`]).
@@ -22,6 +23,7 @@ pub mod coordination;
 pub mod e2e;
 pub mod fhir;
 pub mod hl7;
+pub mod import;
 pub mod load;
 pub mod query;
 pub mod rebuild;
@@ -47,5 +49,6 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<()> {
         BenchWhat::Restart(args) => restart::run(args).await,
         BenchWhat::Hl7(args) => hl7::run(args).await,
         BenchWhat::Fhir(args) => fhir::run(args).await,
+        BenchWhat::Import(args) => import::run(args).await,
     }
 }
