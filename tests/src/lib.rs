@@ -503,6 +503,7 @@ pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v
 }
 
 pub mod cdp;
+pub mod dashboard;
 
 /// gRPC connections to the servers under test, through the same code the `journey` verbs use.
 pub mod client {

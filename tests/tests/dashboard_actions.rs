@@ -13,6 +13,7 @@ use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessesRequest, Event, HeadRequest,
 };
 use journey_tests::cdp::shots;
+use journey_tests::dashboard::{act, csrf_of, get, head, last_event};
 use journey_tests::client::{channel, token};
 use journey_tests::*;
 use std::path::Path;
@@ -125,41 +126,6 @@ async fn node(dir: &Path) -> (Server, String) {
     let head = append_batch(&mut log, events).await;
     wait_projected_as(&server.grpc, head, Some(&admin)).await;
     (server, admin)
-}
-
-async fn get(base: &str, path: &str, cookie: &str) -> String {
-    http_exchange(base, "GET", path, cookie, "").await
-}
-
-/// The CSRF token of the first action form of a page.
-fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no action form: {page}"))
-        .to_string()
-}
-
-/// Posts an action form for `patient` (with `fields`, already encoded).
-async fn act(base: &str, cookie: &str, patient: &str, fields: &str) -> String {
-    let path = format!("/patients/{patient}/actions?lang=en");
-    http_exchange(base, "POST", &path, &format!("{cookie}{FORM}"), fields).await
-}
-
-async fn head(grpc: &str, admin: &str) -> u64 {
-    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
-    log.head(HeadRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-}
-
-/// The patient's last event in the log.
-async fn last_event(grpc: &str, admin: &str, patient: &str) -> Event {
-    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
-    let events = patient_events(&mut log, patient).await;
-    events.into_iter().last().expect("the patient's events")
 }
 
 async fn accesses(grpc: &str, admin: &str, patient: &str) -> Vec<v1::AccessRecord> {

@@ -9,8 +9,10 @@
 //! whether the plan was complete when the patient left, and the indicators page counts it. Then in
 //! Chromium: tick an item with its button and see it ticked; screenshots in French and English at
 //! desktop and phone widths under `target/screenshots/`.
-use journey_proto::v1::{self, event::Payload, ChecklistItem, Event, HeadRequest};
+use journey_projections::planning::checklist::ITEMS;
+use journey_proto::v1::{self, event::Payload, ChecklistItem, Event};
 use journey_tests::cdp::{self, shots};
+use journey_tests::dashboard::{act, csrf_of, get, head, last_event};
 use journey_tests::*;
 use std::path::Path;
 
@@ -20,7 +22,6 @@ key-0123456789-south coordinator nurse-9 cpts-9 T2
 ";
 const COORDINATOR: &str = "key-0123456789-coord";
 const SOUTH: &str = "key-0123456789-south";
-const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 const H: i64 = 3600;
 const DAY: i64 = 86_400;
 
@@ -87,19 +88,6 @@ fn ticked(patient: &str, enc: &str, item: ChecklistItem, secs_ago: i64) -> Event
     )
 }
 
-const ITEMS: [ChecklistItem; 10] = [
-    ChecklistItem::SocialEvaluation,
-    ChecklistItem::FunctionalEvaluation,
-    ChecklistItem::EquipmentOrdered,
-    ChecklistItem::EquipmentDelivered,
-    ChecklistItem::HomeServicesArranged,
-    ChecklistItem::FollowUpBooked,
-    ChecklistItem::PrescriptionsSent,
-    ChecklistItem::LetterPrepared,
-    ChecklistItem::EducationDone,
-    ChecklistItem::ReturnKitGiven,
-];
-
 /// A stay ended `days_ago`, with the first `done` checklist items ticked before the discharge.
 fn ended_stay(patient: &str, fac: &str, territory: &str, days_ago: i64, done: usize) -> Vec<Event> {
     let enc = format!("E-{patient}");
@@ -118,8 +106,10 @@ fn ended_stay(patient: &str, fac: &str, territory: &str, days_ago: i64, done: us
 /// expected to leave in 20 hours, only the social evaluation done. PL: in F1, expected in five
 /// days. P2: in F2 (T2), expected in ten hours. PC and PI: left ten days ago, their plan complete
 /// and incomplete.
-async fn node(dir: &Path) -> (Server, String) {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
+async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
+    let mut flags = vec!["--no-reactor"];
+    flags.extend(extra);
+    let server = secure_up(dir, KEYS, &flags);
     let admin = admin_token(&dir.join("data"));
     let mut events = vec![
         registered("PH", "Martin", "1940-05-01"),
@@ -147,43 +137,8 @@ async fn node(dir: &Path) -> (Server, String) {
     (server, admin)
 }
 
-async fn get(base: &str, path: &str, cookie: &str) -> String {
-    http_exchange(base, "GET", path, cookie, "").await
-}
-
 async fn signed_in(base: &str, token: &str) -> String {
     dashboard_sign_in(base, token).await.1.expect("a session")
-}
-
-/// The session's CSRF token, as the page's forms carry it.
-fn csrf(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no form: {page}"));
-    page[at + 19..].split('"').next().unwrap().to_string()
-}
-
-async fn post(base: &str, cookie: &str, patient: &str, fields: &str) -> String {
-    let path = format!("/patients/{patient}/actions?lang=en");
-    http_exchange(base, "POST", &path, &format!("{cookie}{FORM}"), fields).await
-}
-
-async fn head(grpc: &str, admin: &str) -> u64 {
-    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
-    log.head(HeadRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-}
-
-async fn last_event(grpc: &str, admin: &str, patient: &str) -> Event {
-    let mut log = client::connect(grpc, Some(admin)).await.unwrap();
-    patient_events(&mut log, patient)
-        .await
-        .into_iter()
-        .last()
-        .unwrap()
 }
 
 /// The row of `patient` in a page's table.
@@ -197,8 +152,19 @@ fn row<'a>(page: &'a str, patient: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinators_plan_discharges_from_the_admission_on() {
+    plan_discharges(&[]).await;
+}
+
+/// The same with the read models in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_plan_discharges_on_postgresql() {
+    let pg = PgDb::create();
+    plan_discharges(&["--database-url", &pg.url]).await;
+}
+
+async fn plan_discharges(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin) = node(dir.path()).await;
+    let (server, admin) = node(dir.path(), extra).await;
     let (base, grpc) = (&server.http, &server.grpc);
     let cookie = signed_in(base, COORDINATOR).await;
 
@@ -269,10 +235,10 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
         page.contains("id=\"tick-E-PH-functional_evaluation\""),
         "{page}"
     );
-    let token = csrf(&page);
+    let token = csrf_of(&page);
 
     // Tick the functional evaluation: one event, the coordinator its actor, seen on the page.
-    let r = post(
+    let r = act(
         base,
         &cookie,
         "PH",
@@ -304,7 +270,7 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
     assert!(page.contains("nurse-1") && page.contains("GIR 4"), "{page}");
 
     // Untick it again.
-    let r = post(
+    let r = act(
         base,
         &cookie,
         "PH",
@@ -322,7 +288,7 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
 
     // Move the expected discharge to the day after tomorrow, 14:30 in Paris: off the 48-hour list.
     let day_after = (chrono::Utc::now() + chrono::Duration::days(3)).date_naive();
-    let r = post(
+    let r = act(
         base,
         &cookie,
         "PH",
@@ -355,7 +321,7 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
     assert!(!list.contains("data-patient-id=\"PH\""), "{list}");
     // A bad date is refused with its field, and nothing is appended.
     let before = head(grpc, &admin).await;
-    let r = post(
+    let r = act(
         base,
         &cookie,
         "PH",
@@ -370,10 +336,10 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
     // the refusal is recorded.
     let south = signed_in(base, SOUTH).await;
     let south_page = get(base, "/patients/P2?lang=en", &south).await;
-    let south_token = csrf(&south_page);
+    let south_token = csrf_of(&south_page);
     let other = get(base, "/patients/PH?lang=en", &south).await;
     assert_eq!(http_status(&other), 404, "{other}");
-    let r = post(
+    let r = act(
         base,
         &south,
         "PH",
@@ -433,13 +399,16 @@ async fn coordinators_plan_discharges_from_the_admission_on() {
     };
     assert!(figure("complete").contains("20 % (1/5)"), "{ind}");
     assert!(figure("readmitted-complete").contains("0 % (0/1)"), "{ind}");
-    assert!(figure("readmitted-incomplete").contains("25 % (1/4)"), "{ind}");
+    assert!(
+        figure("readmitted-incomplete").contains("25 % (1/4)"),
+        "{ind}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_browser_a_ticked_item_shows_ticked() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _admin) = node(dir.path()).await;
+    let (server, _admin) = node(dir.path(), &[]).await;
     let base = &server.http;
     let mut browser = cdp::Browser::start(&dir.path().join("chromium"));
     let mut tab = browser.tab().await;

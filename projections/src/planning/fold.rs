@@ -256,3 +256,202 @@ async fn patient(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planning::queries::{self, DueFilter};
+    use crate::{db, runtime::Runner};
+    use journey_proto::v1::{
+        AdmissionCancelled, Admitted, ChecklistItem, ChecklistItemSet, DischargeCancelled,
+        Discharged, Facility,
+    };
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn event(n: u64, at: i64, payload: Payload) -> Event {
+        Event {
+            event_id: format!("ev-{n}"),
+            patient_id: "P1".into(),
+            position: n,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    fn admitted(n: u64, enc: &str) -> Event {
+        event(
+            n,
+            NOW - 3 * 86_400,
+            Payload::Admitted(Admitted {
+                encounter_id: enc.into(),
+                facility: Some(Facility {
+                    id: "F1".into(),
+                    name: "CHU Nord".into(),
+                    territory: "T1".into(),
+                    time_zone: "Europe/Paris".into(),
+                }),
+                unit: "cardio".into(),
+                ..Default::default()
+            }),
+        )
+    }
+
+    fn tick(n: u64, enc: &str, item: ChecklistItem, done: bool) -> Event {
+        event(
+            n,
+            NOW - 3600,
+            Payload::ChecklistItemSet(ChecklistItemSet {
+                encounter_id: enc.into(),
+                item: item as i32,
+                done,
+                detail: String::new(),
+            }),
+        )
+    }
+
+    fn expected(n: u64, enc: &str, at: Option<i64>) -> Event {
+        event(
+            n,
+            NOW - 60,
+            Payload::DischargeExpected(journey_proto::v1::DischargeExpected {
+                encounter_id: enc.into(),
+                expected_at: at.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                reason: String::new(),
+            }),
+        )
+    }
+
+    /// The planning view after `events`, folded in one batch into a fresh SQLite file.
+    async fn folded(events: &[Event]) -> (tempfile::TempDir, Runner<Planning>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/planning.sqlite", dir.path().display());
+        let db = db::connect(&url).await.unwrap();
+        let (runner, _) = Runner::open(db, Planning).await.unwrap();
+        let runner = std::sync::Arc::into_inner(runner).unwrap();
+        let mut tx = runner.db.pool.begin().await.unwrap();
+        Planning
+            .apply(&mut tx, &runner.live_prefix(), events)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (dir, runner)
+    }
+
+    async fn stays(r: &Runner<Planning>) -> Vec<queries::Stay> {
+        queries::of_patient(&r.db.pool, &r.live_prefix(), "P1")
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn given_items_ticked_when_the_patient_leaves_then_the_plan_at_discharge_is_kept() {
+        let (_dir, r) = folded(&[
+            admitted(1, "E1"),
+            tick(2, "E1", ChecklistItem::SocialEvaluation, true),
+            tick(3, "E1", ChecklistItem::LetterPrepared, true),
+            tick(4, "E1", ChecklistItem::LetterPrepared, false),
+            tick(5, "E1", ChecklistItem::FollowUpBooked, true),
+            event(
+                6,
+                NOW - 600,
+                Payload::Discharged(Discharged {
+                    encounter_id: "E1".into(),
+                    ..Default::default()
+                }),
+            ),
+            // Ticked after the patient left: the checklist says it, the plan at discharge not.
+            tick(7, "E1", ChecklistItem::ReturnKitGiven, true),
+        ])
+        .await;
+        let s = &stays(&r).await[0];
+        use crate::planning::checklist::bit;
+        assert_eq!(
+            s.done_at_discharge,
+            Some(bit(ChecklistItem::SocialEvaluation) | bit(ChecklistItem::FollowUpBooked))
+        );
+        assert_eq!(crate::planning::checklist::done_count(s.plan.done), 3);
+        assert_eq!(s.plan.discharged_at, Some(NOW - 600));
+    }
+
+    #[tokio::test]
+    async fn given_no_such_stay_when_an_item_or_a_date_comes_then_nothing_is_kept() {
+        let (_dir, r) = folded(&[
+            tick(1, "E9", ChecklistItem::SocialEvaluation, true),
+            expected(2, "E9", Some(NOW)),
+        ])
+        .await;
+        assert!(stays(&r).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn given_an_admission_cancelled_then_its_stay_and_checklist_are_gone() {
+        let (_dir, r) = folded(&[
+            admitted(1, "E1"),
+            tick(2, "E1", ChecklistItem::SocialEvaluation, true),
+            event(
+                3,
+                NOW,
+                Payload::AdmissionCancelled(AdmissionCancelled {
+                    cancelled_event_id: "ev-1".into(),
+                    ..Default::default()
+                }),
+            ),
+            // Admitted again under the same encounter: a fresh checklist.
+            admitted(4, "E1"),
+        ])
+        .await;
+        let s = stays(&r).await;
+        assert_eq!(s.len(), 1);
+        assert!(s[0].items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn given_a_discharge_cancelled_then_the_stay_is_open_and_due_again() {
+        let (_dir, r) = folded(&[
+            admitted(1, "E1"),
+            expected(2, "E1", Some(NOW + 3600)),
+            event(
+                3,
+                NOW - 60,
+                Payload::Discharged(Discharged {
+                    encounter_id: "E1".into(),
+                    ..Default::default()
+                }),
+            ),
+            event(
+                4,
+                NOW - 30,
+                Payload::DischargeCancelled(DischargeCancelled {
+                    cancelled_event_id: "ev-3".into(),
+                    ..Default::default()
+                }),
+            ),
+        ])
+        .await;
+        let due = queries::due(&r.db.pool, &r.live_prefix(), &DueFilter::default(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(due[0].plan.open() && due[0].done_at_discharge.is_none());
+    }
+
+    #[tokio::test]
+    async fn given_the_expected_date_withdrawn_then_the_stay_leaves_the_due_list() {
+        let (_dir, r) = folded(&[
+            admitted(1, "E1"),
+            expected(2, "E1", Some(NOW + 3600)),
+            expected(3, "E1", None),
+        ])
+        .await;
+        let due = queries::due(&r.db.pool, &r.live_prefix(), &DueFilter::default(), NOW)
+            .await
+            .unwrap();
+        assert!(due.is_empty());
+        assert_eq!(stays(&r).await[0].plan.expected_at, None);
+    }
+}

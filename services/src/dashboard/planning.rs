@@ -169,6 +169,17 @@ fn late_words(lang: Lang, l: &Late) -> String {
     }
 }
 
+/// Everything late of a stay at `now`, in one line ("" when nothing is).
+fn late_line(lang: Lang, s: &Stay, now: i64) -> String {
+    let late: Vec<String> = s
+        .plan
+        .late(now)
+        .iter()
+        .map(|l| late_words(lang, l))
+        .collect();
+    late.join(" · ")
+}
+
 /// A time in the stay's facility's time zone, as the reader writes dates.
 pub(super) fn local(lang: Lang, s: &Stay, secs: i64) -> String {
     let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
@@ -373,18 +384,9 @@ fn stay_section(b: &mut String, lang: Lang, id: &str, s: &Stay, csrf: Option<&Cs
     if !complex.is_empty() {
         let _ = write!(b, "<p id=\"complexity\">{complex}</p>");
     }
-    let late: Vec<String> = s
-        .plan
-        .late(now)
-        .iter()
-        .map(|l| late_words(lang, l))
-        .collect();
+    let late = late_line(lang, s, now);
     if !late.is_empty() {
-        let _ = write!(
-            b,
-            "<p class=\"overdue\" id=\"late\">{}</p>",
-            esc(&late.join(" · "))
-        );
+        let _ = write!(b, "<p class=\"overdue\" id=\"late\">{}</p>", esc(&late));
     }
     let _ = write!(
         b,
@@ -751,12 +753,7 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
             .iter()
             .map(|i| item_words(lang, *i as i32))
             .collect();
-        let late: Vec<String> = s
-            .plan
-            .late(now)
-            .iter()
-            .map(|l| late_words(lang, l))
-            .collect();
+        let late = late_line(lang, s, now);
         let complex = complexity(lang, s);
         let _ = write!(
             b,
@@ -780,7 +777,7 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
             if late.is_empty() {
                 String::new()
             } else {
-                format!("<span class=\"overdue\">{}</span><br>", esc(&late.join(" · ")))
+                format!("<span class=\"overdue\">{}</span><br>", esc(&late))
             },
             if missing.is_empty() {
                 say(lang, "prêt", "ready")
