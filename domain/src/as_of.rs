@@ -16,7 +16,7 @@
 //!   inserted late takes its place in the stay.
 use journey_proto::v1::{
     event::Payload, AsOfAlert, AsOfCarePlan, AsOfConsent, AsOfReferent, AsOfResponse, AsOfStay,
-    Disposition, Event, MovementCorrected,
+    AdmitType, Disposition, Event, MovementCorrected,
 };
 use prost_types::Timestamp;
 use std::collections::{BTreeMap, HashSet};
@@ -286,6 +286,24 @@ impl Fold {
                     if s.discharged_at.is_none() {
                         s.unit = tr.to_unit.clone();
                     }
+                }
+            }
+            // A class change that makes an emergency visit a stay opens it.
+            Payload::ClassChanged(c) if self.stay(&c.encounter_id).is_none() => {
+                if c.facility.is_some() {
+                    self.stays.push(AsOfStay {
+                        encounter_id: c.encounter_id.clone(),
+                        facility: c.facility.clone(),
+                        unit: c.unit.clone(),
+                        setting: c.setting,
+                        admit_type: match c.admit_type {
+                            0 => AdmitType::Emergency as i32,
+                            t => t,
+                        },
+                        admitted_at: Some(at),
+                        admission_event_id: id,
+                        ..Default::default()
+                    });
                 }
             }
             Payload::ClassChanged(c) => {

@@ -1,10 +1,10 @@
 //! Journey rules checked by the single writer (docs/design.md §3): movements of encounters,
 //! cancellations, death and merges. State is kept per patient; a batch is staged on clones of the
 //! touched patients and written back only when every event passes.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use journey_proto::v1::event::Payload;
-use journey_proto::v1::{Disposition, Event};
+use journey_proto::v1::{Disposition, Event, Setting};
 use prost_types::Timestamp;
 
 mod movements;
@@ -180,6 +180,10 @@ struct PatientState {
     organisations: BTreeSet<String>,
     /// Whether the log holds any event of the patient.
     known: bool,
+    /// Emergency visits (visit id → the organisation that recorded it): a class change may make
+    /// one a stay.
+    #[serde(default)]
+    visits: BTreeMap<String, String>,
 }
 
 impl PatientState {
@@ -300,7 +304,30 @@ fn step<'e>(
                 setting: c.setting,
                 ..new(&c.encounter_id, Kind::ClassChange, c.historic)
             };
-            movements::movement(st, pid, m, check)?;
+            let opens_visit = !st.encounters.contains_key(&c.encounter_id)
+                && st.visits.contains_key(&c.encounter_id)
+                && c.setting != Setting::Outpatient as i32;
+            if opens_visit {
+                if check && c.facility.as_ref().is_none_or(|f| f.id.is_empty()) {
+                    return Err(refuse(
+                        Rule::NoOpenAdmission,
+                        format!(
+                            "class change without open admission: making emergency visit {} of patient {pid} a stay needs its facility (class_changed.facility)",
+                            c.encounter_id
+                        ),
+                    ));
+                }
+                let organisation = event.actor.as_ref().map_or("", |a| a.organisation.as_str());
+                movements::admit(st, pid, m, organisation, check)?;
+            } else {
+                movements::movement(st, pid, m, check)?;
+            }
+        }
+        Payload::EmergencyVisit(v) => {
+            let organisation = event.actor.as_ref().map_or("", |a| a.organisation.as_str());
+            st.visits
+                .entry(v.visit_id.clone())
+                .or_insert_with(|| organisation.to_owned());
         }
         Payload::Discharged(d) => {
             let m = New {
@@ -473,8 +500,9 @@ mod tests {
     use super::*;
     use journey_proto::v1::{
         AdmissionCancelled, AdmitType, Admitted, ClassChanged, DischargeCancelled, Discharged,
-        HomeVisitRecorded, LeaveEnded, LeaveStarted, MovementCancelled, MovementCorrected,
-        PatientDeceased, PatientsMerged, Setting, TransferCancelled, Transferred,
+        EmergencyVisit, HomeVisitRecorded, LeaveEnded, LeaveStarted, MovementCancelled,
+        MovementCorrected, PatientDeceased, PatientsMerged, Setting, TransferCancelled,
+        Transferred,
     };
 
     const DAY: i64 = 86_400;
@@ -1454,5 +1482,89 @@ mod tests {
         )])
         .unwrap();
         assert!(!r.patients["p1"].encounters["e1"].inpatient);
+    }
+
+    #[test]
+    fn a_class_change_makes_an_emergency_visit_a_stay() {
+        let visit = Payload::EmergencyVisit(EmergencyVisit {
+            visit_id: "v1".into(),
+            ..Default::default()
+        });
+        let to = |setting: Setting| {
+            Payload::ClassChanged(ClassChanged {
+                encounter_id: "v1".into(),
+                setting: setting as i32,
+                facility: Some(journey_proto::v1::Facility {
+                    id: "F1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        };
+        let mut r = given(&[
+            ev(1, "p1", 0, visit),
+            ev(2, "p1", 0, admit_p("e2", Setting::Inpatient)),
+        ]);
+        // no class change of an encounter nobody opened
+        refused(
+            &mut r,
+            &[ev(
+                3,
+                "p1",
+                1,
+                Payload::ClassChanged(ClassChanged {
+                    encounter_id: "nowhere".into(),
+                    setting: Setting::Inpatient as i32,
+                    ..Default::default()
+                }),
+            )],
+            0,
+            Rule::NoOpenAdmission,
+            "not open",
+        );
+        // the stay opens at a facility
+        refused(
+            &mut r,
+            &[ev(3, "p1", 1, Payload::ClassChanged(ClassChanged {
+                encounter_id: "v1".into(),
+                setting: Setting::Inpatient as i32,
+                ..Default::default()
+            }))],
+            0,
+            Rule::NoOpenAdmission,
+            "needs its facility",
+        );
+        // the visit turned inpatient would be a second open inpatient stay
+        refused(
+            &mut r,
+            &[ev(3, "p1", 1, to(Setting::Inpatient))],
+            0,
+            Rule::SecondOpenInpatientStay,
+            "second open inpatient stay",
+        );
+        r.admit(&[
+            ev(3, "p1", 1, discharge_p("e2", Disposition::Home)),
+            ev(4, "p1", 1, to(Setting::Inpatient)),
+        ])
+        .unwrap();
+        assert!(r.patients["p1"].encounters["v1"].open);
+        // the stay it opened is discharged like any
+        r.admit(&[ev(5, "p1", 3, discharge_p("v1", Disposition::Home))])
+            .unwrap();
+        // its cancellation (A07, ZBE-4 = CANCEL), once the discharge is, closes the stay
+        r.admit(&[
+            ev(6, "p1", 4, cancel_dis(5)),
+            ev(
+                7,
+                "p1",
+                4,
+                Payload::MovementCancelled(MovementCancelled {
+                    cancelled_event_id: id(4),
+                    historic: false,
+                }),
+            ),
+        ])
+        .unwrap();
+        assert!(!r.patients["p1"].encounters.contains_key("v1"));
     }
 }

@@ -110,7 +110,7 @@ pub fn map(m: &Message, s: &Settings) -> Result<Vec<Event>, Problem> {
             one(cancellation(m, &ctx)?, IdKind::Message)
         }
         "A06" | "A07" => one(
-            Payload::ClassChanged(movement::class_change(m)?),
+            Payload::ClassChanged(movement::class_change(m, s)?),
             IdKind::Movement,
         ),
         "A21" => one(

@@ -37,10 +37,18 @@ pub struct Movement {
     /// A discharge's disposition.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub disposition: i32,
+    /// It opened the encounter: the admission, or the class change that made an emergency visit
+    /// a stay.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub opens: bool,
 }
 
 fn is_zero(v: &i32) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !v
 }
 
 /// A stay as its movements say it is.
@@ -85,6 +93,7 @@ pub fn change(e: &Event) -> Option<Change<'_>> {
         unit: unit.to_owned(),
         setting,
         disposition,
+        opens: false,
     };
     Some(match e.payload.as_ref()? {
         Payload::Admitted(a) => {
@@ -128,9 +137,11 @@ impl Movements {
         self.0.iter().any(|m| m.id == id)
     }
 
-    /// Adds a movement (a second one with the same event id changes nothing).
-    pub fn add(&mut self, m: Movement) {
+    /// Adds a movement (a second one with the same event id changes nothing); the first one
+    /// opens the encounter.
+    pub fn add(&mut self, mut m: Movement) {
         if !self.holds(&m.id) {
+            m.opens = self.0.is_empty();
             self.0.push(m);
         }
     }
@@ -166,7 +177,7 @@ impl Movements {
     pub fn stay(&self) -> Option<Stay> {
         let mut ordered: Vec<&Movement> = self.0.iter().collect();
         ordered.sort_by_key(|m| (m.at, m.pos));
-        let admission = ordered.iter().find(|m| m.kind == Kind::Admission)?;
+        let admission = ordered.iter().find(|m| m.opens)?;
         let discharge = ordered.iter().find(|m| m.kind == Kind::Discharge);
         let latest = |pick: &dyn Fn(&Movement) -> bool| ordered.iter().rev().find(|m| pick(m));
         let unit = latest(&|m| {
@@ -202,6 +213,7 @@ mod tests {
             unit: unit.into(),
             setting: if kind == Kind::Admission { 1 } else { 0 },
             disposition: if kind == Kind::Discharge { 1 } else { 0 },
+            opens: false,
         }
     }
 

@@ -218,6 +218,7 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
                 setting: Inpatient as i32,
                 unit: "chir".into(),
                 historic: false,
+                ..Default::default()
             }),
         ),
         mv(f, "3", 3, 10, discharge("E1", Home)),
@@ -234,6 +235,7 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
                 setting: Inpatient as i32,
                 unit: "chir".into(),
                 historic: false,
+                ..Default::default()
             }),
         ),
         mv(r, "3", 3, 10, discharge("E1", Home)),

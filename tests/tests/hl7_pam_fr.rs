@@ -519,6 +519,81 @@ async fn class_changes_and_their_cancellation() {
     );
 }
 
+/// PAM-FR §5.3.5: an emergency visit (A04, PV1-2 = `E`) becomes an inpatient stay by an A06
+/// (PV1-2 = `I`) of the same visit number: the stay opens at the A06, as an emergency admission,
+/// and the read models equal those of the same visit followed by an A01.
+#[tokio::test]
+async fn an_emergency_visit_made_a_stay_by_an_a06_is_an_emergency_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up(dir.path());
+    // (trigger, movement, PV1-2, PV1-4, unit, D/HHMM)
+    let send = |patient: &'static str,
+                steps: Vec<(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    )>| {
+        let mllp = mllp.clone();
+        async move {
+            let mut c = Mllp::connect(&mllp).await;
+            for (trigger, movement, class, admit_type, unit, time) in steps {
+                let zbe = format!("{patient}-{movement}|{}||INSERT|N", when(time));
+                let extra = if trigger == "A03" { "ZFM||8\r" } else { "" };
+                let message = String::from_utf8(pam(
+                    trigger,
+                    &format!("{patient}-{movement}"),
+                    patient,
+                    unit,
+                    &zbe,
+                    extra,
+                ))
+                .unwrap()
+                .replace("PV1|1|I|", &format!("PV1|1|{class}|"))
+                .replace("^^^FAC-H|R|", &format!("^^^FAC-H|{admit_type}|"));
+                let ack = c.send(message.as_bytes()).await;
+                assert_eq!(ack.code(), "AA", "{patient} {trigger}: {}", ack.text());
+            }
+        }
+    };
+    let (late, right) = ("P-ED-A06", "P-ED-A01");
+    send(
+        late,
+        vec![
+            ("A04", "1", "E", "", "URG", "0/1800"),
+            ("A06", "2", "I", "", "6000", "0/2200"),
+            ("A02", "3", "I", "", "6055", "1/0900"),
+            ("A03", "4", "I", "", "6055", "4/1100"),
+        ],
+    )
+    .await;
+    send(
+        right,
+        vec![
+            ("A04", "1", "E", "", "URG", "0/1800"),
+            ("A01", "2", "I", "U", "6000", "0/2200"),
+            ("A02", "3", "I", "", "6055", "1/0900"),
+            ("A03", "4", "I", "", "6055", "4/1100"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        kinds(&stream(&server, late).await),
+        [
+            "EmergencyVisit",
+            "PatientRegistered",
+            "ClassChanged",
+            "Transferred",
+            "Discharged"
+        ]
+    );
+    let stay = same_read_models(&server, late, right).await;
+    assert_eq!(stay.unit, "6055");
+    assert_eq!(unit_at(&server, late, "0/2300").await, "6000");
+}
+
 /// A16 announces the discharge (EVN-3, the expected time); A25 withdraws it.
 #[tokio::test]
 async fn a_pending_discharge_and_its_cancellation() {

@@ -44,6 +44,10 @@ pub(super) struct Movement {
     setting: i32,
     /// A discharge's disposition.
     disposition: i32,
+    /// It opened the encounter: an admission, or the class change that made an emergency visit a
+    /// stay.
+    #[serde(default)]
+    opens: bool,
 }
 
 impl Movement {
@@ -102,9 +106,14 @@ impl PatientState {
             .filter_map(|id| self.movements.get(id).map(|m| (id.as_str(), m)))
     }
 
-    /// The live movement of `kind` of an encounter (its admission, its discharge).
+    /// The live movement of `kind` of an encounter (its discharge).
     fn first_of<'s>(&'s self, enc: &'s Encounter, kind: Kind) -> Option<&'s Movement> {
         self.live(enc).map(|(_, m)| m).find(|m| m.kind == kind)
+    }
+
+    /// The live movement that opened the encounter.
+    fn opener<'s>(&'s self, enc: &'s Encounter) -> Option<&'s Movement> {
+        self.live(enc).map(|(_, m)| m).find(|m| m.opens)
     }
 
     /// The encounter's latest live movement, in clinical order.
@@ -139,7 +148,7 @@ impl PatientState {
     }
 }
 
-/// An admission: a new encounter.
+/// An admission, or a class change making an emergency visit a stay: a new encounter.
 pub(super) fn admit(
     st: &mut PatientState,
     pid: &str,
@@ -178,11 +187,11 @@ pub(super) fn admit(
             movements: vec![m.event_id.to_owned()],
         },
     );
-    record(st, &m);
+    record(st, &m, true);
     Ok(())
 }
 
-fn record(st: &mut PatientState, m: &New) {
+fn record(st: &mut PatientState, m: &New, opens: bool) {
     st.movements.insert(
         m.event_id.to_owned(),
         Movement {
@@ -193,6 +202,7 @@ fn record(st: &mut PatientState, m: &New) {
             position: m.position,
             setting: m.setting,
             disposition: m.disposition,
+            opens,
         },
     );
 }
@@ -206,7 +216,7 @@ fn within_stay(
     encounter_id: &str,
     at: Instant,
 ) -> Result<(), Refusal> {
-    if let Some(adm) = st.first_of(enc, Kind::Admission) {
+    if let Some(adm) = st.opener(enc) {
         if at < adm.at {
             return Err(refuse(
                 Rule::BeforeAdmission,
@@ -263,14 +273,14 @@ pub(super) fn movement(
         }
     }
     let Some(enc) = st.encounters.get_mut(m.encounter_id) else {
-        record(st, &m);
+        record(st, &m, false);
         return Ok(());
     };
     enc.movements.push(m.event_id.to_owned());
     if m.kind == Kind::Discharge {
         enc.open = false;
     }
-    record(st, &m);
+    record(st, &m, false);
     if m.kind == Kind::ClassChange {
         st.refresh_class(m.encounter_id);
     }
@@ -304,7 +314,7 @@ pub(super) fn cancel(
             Ok(())
         };
     };
-    let kind = m.kind;
+    let (kind, opens) = (m.kind, m.opens);
     let encounter_id = m.encounter_id.clone();
     if check {
         if !allowed.contains(&kind) {
@@ -330,7 +340,7 @@ pub(super) fn cancel(
         }
         if let Some(enc) = st.encounters.get(&encounter_id) {
             let latest = st.latest(enc);
-            if kind == Kind::Admission && st.live(enc).count() > 1 {
+            if opens && st.live(enc).count() > 1 {
                 return Err(refuse(
                     Rule::NotLatestMovement,
                     format!(
@@ -361,7 +371,7 @@ pub(super) fn cancel(
     if let Some(m) = st.movements.get_mut(target) {
         m.cancelled = true;
     }
-    if kind == Kind::Admission {
+    if opens {
         st.encounters.remove(&encounter_id);
         return Ok(());
     }
@@ -402,7 +412,7 @@ pub(super) fn correct(
             Ok(())
         };
     };
-    let (kind, encounter_id) = (m.kind, m.encounter_id.clone());
+    let (kind, opens, encounter_id) = (m.kind, m.opens, m.encounter_id.clone());
     let at = c.moved_at.as_ref().map(|t| (t.seconds, t.nanos));
     if check {
         let what = format!("correction of the {}", kind.name());
@@ -428,13 +438,12 @@ pub(super) fn correct(
         if let (Some(at), Some(enc)) = (at, st.encounters.get(&encounter_id)) {
             let others = st.live(enc).filter(|(id, _)| *id != target);
             for (_, o) in others {
-                let wrong = match kind {
-                    Kind::Admission => o.at < at,
-                    Kind::Discharge => o.at > at,
-                    _ => {
-                        (o.kind == Kind::Admission && at < o.at)
-                            || (o.kind == Kind::Discharge && at > o.at)
-                    }
+                let wrong = if opens {
+                    o.at < at
+                } else if kind == Kind::Discharge {
+                    o.at > at
+                } else {
+                    (o.opens && at < o.at) || (o.kind == Kind::Discharge && at > o.at)
                 };
                 if wrong {
                     let rule = if kind == Kind::Discharge || o.kind == Kind::Discharge {

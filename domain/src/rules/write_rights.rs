@@ -27,6 +27,7 @@ pub(super) type Facilities = HashMap<String, String>;
 fn facility_of(payload: &Payload) -> Option<&str> {
     let facility = match payload {
         Payload::Admitted(a) => a.facility.as_ref(),
+        Payload::ClassChanged(c) => c.facility.as_ref(),
         Payload::EmergencyVisit(v) => v.facility.as_ref(),
         _ => None,
     }?;
@@ -117,6 +118,15 @@ pub(super) fn check(
                     ),
                 ))
             };
+        }
+        // An emergency visit a class change makes a stay: only the visit's organisation.
+        if let Some(org) = state.visits.get(encounter).filter(|o| *o != writer) {
+            return Err(refuse(
+                Rule::NotYourEncounter,
+                format!(
+                    "emergency visit {encounter} of patient {pid} was recorded by organisation {org}; only it makes the visit a stay"
+                ),
+            ));
         }
         // An encounter the log does not know: the journey rules say what is wrong with it, once
         // the writer is known to the patient.

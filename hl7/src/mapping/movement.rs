@@ -54,12 +54,18 @@ pub(super) fn facility(m: &Message, s: &Settings) -> Facility {
     }
 }
 
+/// PV1-4 (`U`, `E`, `A` → emergency), else ZFM-1 (PMSI entry mode 0, 6, 7 → transfer-in); `None`
+/// when neither says.
+fn stated_admit_type(m: &Message) -> Option<AdmitType> {
+    match m.value("PV1", 4).as_str() {
+        "U" | "E" | "A" => Some(AdmitType::Emergency),
+        _ if matches!(m.value("ZFM", 1).as_str(), "0" | "6" | "7") => Some(AdmitType::TransferIn),
+        _ => None,
+    }
+}
+
 pub(super) fn admission(m: &Message, s: &Settings) -> Result<Admitted, Problem> {
-    let admit_type = match m.value("PV1", 4).as_str() {
-        "U" | "E" | "A" => AdmitType::Emergency,
-        _ if matches!(m.value("ZFM", 1).as_str(), "0" | "6" | "7") => AdmitType::TransferIn,
-        _ => AdmitType::Elective,
-    };
+    let admit_type = stated_admit_type(m).unwrap_or(AdmitType::Elective);
     let setting = match m.value("PV1", 2).as_str() {
         "O" | "R" => Setting::DaySurgery,
         _ => Setting::Inpatient,
@@ -146,13 +152,17 @@ fn class(m: &Message) -> Result<Setting, Problem> {
     }
 }
 
-/// A06/A07 with ZBE-4 = INSERT (or nothing): the encounter's new class.
-pub(super) fn class_change(m: &Message) -> Result<ClassChanged, Problem> {
+/// A06/A07 with ZBE-4 = INSERT (or nothing): the encounter's new class. The facility and admission
+/// type ride along: when the encounter is an emergency visit (PV1-2 was `E`), the change opens a
+/// stay there (emergency unless PV1-4 or ZFM-1 says otherwise).
+pub(super) fn class_change(m: &Message, s: &Settings) -> Result<ClassChanged, Problem> {
     Ok(ClassChanged {
         encounter_id: encounter(m)?,
         setting: class(m)? as i32,
         unit: unit(m),
         historic: historic(m),
+        facility: Some(facility(m, s)),
+        admit_type: stated_admit_type(m).map_or(0, |t| t as i32),
     })
 }
 

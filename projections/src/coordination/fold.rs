@@ -15,7 +15,7 @@ use super::{
 };
 use crate::movements::{self, Change};
 use crate::{runtime::Projection, sql};
-use journey_proto::v1::{event::Payload, Event, Professional};
+use journey_proto::v1::{event::Payload, AdmitType, Event, Professional};
 use sqlx::AnyConnection;
 use std::collections::HashMap;
 
@@ -379,11 +379,32 @@ fn apply_care<'e>(
             });
             movement(care, changes, e);
         }
+        // A class change that makes an emergency visit a stay opens its encounter.
+        Payload::ClassChanged(c) => {
+            let known = care.encounter(&c.encounter_id).is_some();
+            if let (false, Some(f)) = (known, &c.facility) {
+                care.encounters.push(EncounterRow {
+                    encounter_id: c.encounter_id.clone(),
+                    facility_id: f.id.clone(),
+                    facility_name: f.name.clone(),
+                    territory: f.territory.clone(),
+                    unit: c.unit.clone(),
+                    setting: c.setting as i64,
+                    admit_type: match c.admit_type {
+                        0 => AdmitType::Emergency as i64,
+                        t => t as i64,
+                    },
+                    admitted_at: at,
+                    admit_event_id: e.event_id.clone(),
+                    ..Default::default()
+                });
+            }
+            movement(care, changes, e);
+        }
         Payload::Transferred(_)
         | Payload::Discharged(_)
         | Payload::LeaveStarted(_)
         | Payload::LeaveEnded(_)
-        | Payload::ClassChanged(_)
         | Payload::AdmissionCancelled(_)
         | Payload::TransferCancelled(_)
         | Payload::DischargeCancelled(_)

@@ -431,10 +431,37 @@ impl<'e> Batch<'e> {
                 self.movement(e);
                 self.diagnoses(e, d.diagnoses.iter().map(|d| (&d.system, &d.code)), at);
             }
+            // A class change that makes an emergency visit a stay opens its encounter.
+            Payload::ClassChanged(c) => {
+                let known = facts.encounter(&c.encounter_id).is_some();
+                if let (false, Some(facility)) = (known, &c.facility) {
+                    facts.encounters.push(EncounterRow {
+                        e: Encounter {
+                            encounter_id: c.encounter_id.clone(),
+                            facility_id: facility.id.clone(),
+                            territory: facility.territory.clone(),
+                            unit: c.unit.clone(),
+                            setting: c.setting,
+                            admit_type: match c.admit_type {
+                                0 => model::ADMIT_EMERGENCY,
+                                t => t,
+                            },
+                            admitted_at: at,
+                            discharged_at: None,
+                            disposition: 0,
+                            primary_diagnosis: None,
+                            tz: zone(&facility.time_zone),
+                        },
+                        admit_event_id: e.event_id.clone(),
+                        discharge_event_id: None,
+                        movements: Movements::default(),
+                    });
+                }
+                self.movement(e);
+            }
             Payload::Transferred(_)
             | Payload::LeaveStarted(_)
             | Payload::LeaveEnded(_)
-            | Payload::ClassChanged(_)
             | Payload::AdmissionCancelled(_)
             | Payload::TransferCancelled(_)
             | Payload::DischargeCancelled(_)
