@@ -289,22 +289,22 @@ impl Fold {
                 }
             }
             // A class change that makes an emergency visit a stay opens it.
-            Payload::ClassChanged(c) if self.stay(&c.encounter_id).is_none() => {
-                if c.facility.is_some() {
-                    self.stays.push(AsOfStay {
-                        encounter_id: c.encounter_id.clone(),
-                        facility: c.facility.clone(),
-                        unit: c.unit.clone(),
-                        setting: c.setting,
-                        admit_type: match c.admit_type {
-                            0 => AdmitType::Emergency as i32,
-                            t => t,
-                        },
-                        admitted_at: Some(at),
-                        admission_event_id: id,
-                        ..Default::default()
-                    });
-                }
+            Payload::ClassChanged(c)
+                if self.stay(&c.encounter_id).is_none() && c.facility.is_some() =>
+            {
+                self.stays.push(AsOfStay {
+                    encounter_id: c.encounter_id.clone(),
+                    facility: c.facility.clone(),
+                    unit: c.unit.clone(),
+                    setting: c.setting,
+                    admit_type: match c.admit_type {
+                        0 => AdmitType::Emergency as i32,
+                        t => t,
+                    },
+                    admitted_at: Some(at),
+                    admission_event_id: id,
+                    ..Default::default()
+                });
             }
             Payload::ClassChanged(c) => {
                 if let Some(s) = self.stay(&c.encounter_id) {
