@@ -1,5 +1,6 @@
 //! The public face of the log: append (through the single writer), and reads that never pass the
-//! durable watermark.
+//! durable watermark — or, in replicated mode (`--ack replicated`), the replicated one: the last
+//! event a replicator (the outbox publishing to a JetStream cluster) says the cluster holds.
 pub use crate::append::{AppendOutcome, AppendRequest, Appended, Head};
 use crate::shared::Shared;
 use crate::{
@@ -28,6 +29,10 @@ pub struct LogOptions {
     /// Where the writer saves its state at an orderly stop, and the next open reads it back
     /// (`checkpoint_in(data_dir)`); `None`: every open reads every event.
     pub checkpoint: Option<std::path::PathBuf>,
+    /// `Some(wait)`: replicated mode. Readers stop at the replicated watermark, which only
+    /// [`EventLog::mark_replicated`] moves, and an append (or a retry of one) is answered once
+    /// its events are replicated, or `Unavailable` after `wait`. `None`: the durable watermark.
+    pub replication: Option<std::time::Duration>,
 }
 
 impl Default for LogOptions {
@@ -36,6 +41,7 @@ impl Default for LogOptions {
             max_group_events: 16_384,
             queue_depth: 4096,
             checkpoint: None,
+            replication: None,
         }
     }
 }
@@ -44,6 +50,8 @@ pub struct EventLog {
     shared: Arc<Shared>,
     tx: RwLock<Option<mpsc::Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// How long an append waits for its events to be replicated (replicated mode).
+    replication: Option<std::time::Duration>,
 }
 
 impl EventLog {
@@ -112,10 +120,19 @@ impl EventLog {
         }
         progress.done(head.position);
         let (durable, _) = watch::channel(head);
+        // Nothing is known replicated at open: the caller marks what it knows (the outbox cursor).
+        let replicated = options.replication.map(|_| {
+            watch::channel(Head {
+                position: 0,
+                hash: ZERO_HASH,
+            })
+            .0
+        });
         let shared = Arc::new(Shared {
             storage,
             index: RwLock::new(index),
             durable,
+            replicated,
             failure: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(options.queue_depth);
@@ -135,11 +152,42 @@ impl EventLog {
             shared,
             tx: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            replication: options.replication,
         })
     }
 
-    /// Appends a batch atomically; returns once it is fsync'd.
+    /// Appends a batch atomically; returns once it is fsync'd and, in replicated mode, once it is
+    /// replicated (a retry of events stored but not yet replicated waits the same way).
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let outcome = self.append_durable(request).await?;
+        match (self.replication, &self.shared.replicated) {
+            (Some(wait), Some(replicated)) => {
+                let last = outcome
+                    .appended
+                    .iter()
+                    .map(|a| a.position)
+                    .max()
+                    .unwrap_or(0);
+                let mut rx = replicated.subscribe();
+                let replicated = tokio::time::timeout(wait, async {
+                    rx.wait_for(|h| h.position >= last).await.is_ok()
+                })
+                .await;
+                match replicated {
+                    Ok(true) => Ok(outcome),
+                    _ => Err(AppendError::Unavailable(format!(
+                        "not acknowledged: the NATS cluster did not confirm position {last} within {} s \
+                         (quorum lost or unreachable?); retry with the same event ids",
+                        wait.as_secs_f64()
+                    ))),
+                }
+            }
+            _ => Ok(outcome),
+        }
+    }
+
+    /// Appends a batch atomically; returns once it is fsync'd.
+    async fn append_durable(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
         if request.events.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
@@ -169,14 +217,54 @@ impl EventLog {
         (pos <= self.head().position).then_some(pos)
     }
 
-    /// The last durable event.
+    /// The last event readers see: the last durable one, or in replicated mode the last
+    /// replicated one.
     pub fn head(&self) -> Head {
+        *self.shared.visible().borrow()
+    }
+
+    /// Follows the watermark readers see (live-tail notification for in-process readers).
+    pub fn watch(&self) -> watch::Receiver<Head> {
+        self.shared.visible().subscribe()
+    }
+
+    /// Whether readers stop at the replicated watermark.
+    pub fn is_replicated(&self) -> bool {
+        self.shared.replicated.is_some()
+    }
+
+    /// The last durable event, replicated or not (what a replicator publishes up to).
+    pub fn durable_head(&self) -> Head {
         *self.shared.durable.borrow()
     }
 
-    /// Follows the durable watermark (live-tail notification for in-process readers).
-    pub fn watch(&self) -> watch::Receiver<Head> {
+    /// Follows the durable watermark (for a replicator).
+    pub fn watch_durable(&self) -> watch::Receiver<Head> {
         self.shared.durable.subscribe()
+    }
+
+    /// Durable events from `from` (inclusive), at most `limit`, replicated or not (for a
+    /// replicator).
+    pub fn read_durable(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StorageError> {
+        let to = self.durable_head().position;
+        self.shared.storage.read(from.max(1), to, limit)
+    }
+
+    /// Says the cluster holds every event up to `head` (replicated mode; nothing otherwise):
+    /// readers may see them and appends waiting for them are answered. Never moves back, never
+    /// past the durable watermark.
+    pub fn mark_replicated(&self, head: Head) {
+        let Some(replicated) = &self.shared.replicated else {
+            return;
+        };
+        debug_assert!(head.position <= self.durable_head().position);
+        replicated.send_if_modified(|h| {
+            let forward = head.position > h.position;
+            if forward {
+                *h = head;
+            }
+            forward
+        });
     }
 
     /// Durable events from `from` (inclusive), at most `limit`.

@@ -7,10 +7,11 @@ use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
 use journey_services::{
     access_log::AccessLog,
     anchor::AnchorKeeper,
-    config::LogConfig,
+    config::{AckMode, LogConfig},
     log_handle::LogHandle,
     log_service::{AppendLimits, LogService},
     outbox::{self, OutboxConfig, OutboxStatus},
+    replication,
 };
 use serde_json::{json, Map, Value};
 use std::{
@@ -34,6 +35,14 @@ impl LocalLog {
     /// against its anchor: a log behind its anchor is reported loudly, and the anchor is then kept
     /// as evidence, never overwritten.
     pub async fn open(config: &LogConfig) -> anyhow::Result<LocalLog> {
+        let replicated = config.ack == AckMode::Replicated;
+        if replicated && config.nats_url.is_none() {
+            anyhow::bail!(
+                "--ack replicated needs --nats-url: the NATS JetStream cluster (three servers) \
+                 that must hold every event before it is acknowledged"
+            );
+        }
+        let replication = replicated.then(|| Duration::from_millis(config.ack_timeout_ms));
         let dir = config.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
             journey_services::files::private_data_dir(&dir)?;
@@ -42,6 +51,7 @@ impl LocalLog {
             journey_services::files::restrict_tree(&dir)?;
             let options = LogOptions {
                 checkpoint: Some(journey_event_log::checkpoint_in(&dir)),
+                replication,
                 ..LogOptions::default()
             };
             EventLog::open(
@@ -53,6 +63,10 @@ impl LocalLog {
         })
         .await??;
         let log = Arc::new(log);
+        if let Some(outbox) = outbox_config(config).filter(|o| o.replicated) {
+            // Readers (and the anchor check below) see only what the cluster holds.
+            replication::check_at_start(&log, &outbox).await?;
+        }
         tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
         let handle = LogHandle::local(log.clone());
         let keeper = Arc::new(AnchorKeeper::new(
@@ -101,11 +115,7 @@ impl LocalLog {
                 access,
             )),
             max_request: AppendLimits::of(config).decoding_limit(),
-            outbox: config.nats_url.clone().map(|url| OutboxConfig {
-                url,
-                stream: config.nats_stream.clone(),
-                subject_prefix: config.nats_subject_prefix.clone(),
-            }),
+            outbox: outbox_config(config),
             published: Arc::new(OutboxStatus::default()),
             keeper: self.keeper.clone(),
             anchor_interval: self.anchor_interval,
@@ -140,6 +150,16 @@ impl LocalLog {
         );
         Ok(())
     }
+}
+
+/// Where the log publishes, if anywhere.
+fn outbox_config(config: &LogConfig) -> Option<OutboxConfig> {
+    config.nats_url.clone().map(|url| OutboxConfig {
+        url,
+        stream: config.nats_stream.clone(),
+        subject_prefix: config.nats_subject_prefix.clone(),
+        replicated: config.ack == AckMode::Replicated,
+    })
 }
 
 pub struct LogPart {

@@ -59,6 +59,29 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     #[command(flatten)]
     pub anchor: AnchorArgs,
+    /// When an append is acknowledged: `local`, once it is fsync'd here; `replicated`, once it is
+    /// also stored by a three-server NATS JetStream cluster (needs --nats-url; the stream has 3
+    /// replicas, the servers run with `sync_interval: always`). docs/design.md §4.
+    #[arg(
+        long,
+        env = "JOURNEY_ACK",
+        value_enum,
+        default_value_t = AckMode::Local
+    )]
+    pub ack: AckMode,
+    /// With `--ack replicated`: how long an append waits for the cluster before it is refused
+    /// UNAVAILABLE (nothing acknowledged; a retry with the same event ids is safe), in ms.
+    #[arg(long, env = "JOURNEY_ACK_TIMEOUT_MS", default_value_t = 5000)]
+    pub ack_timeout_ms: u64,
+}
+
+/// When an append is acknowledged (`--ack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckMode {
+    /// After the local fsync.
+    Local,
+    /// After the local fsync and the JetStream cluster's acknowledgement.
+    Replicated,
 }
 
 /// Where a node holding the log listens (the addresses partners and the CLI verbs default to).

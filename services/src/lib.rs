@@ -37,6 +37,7 @@ pub mod principal;
 pub mod projections_service;
 pub mod reactor;
 pub mod readmission_service;
+pub mod replication;
 pub mod request_decoding;
 pub mod request_patient;
 pub mod sched;

@@ -6,6 +6,11 @@
 //!
 //! Messages are chained: each carries `Nats-Expected-Last-Msg-Id` = the id of the one before it,
 //! and a batch of up to 1,024 asks for a single ack, its last message's (`publish_batch`).
+//!
+//! With `--ack replicated` (`replication.rs`) the chain is fenced by sequence instead: each message
+//! carries `Nats-Expected-Last-Sequence` = its position − 1 (stream sequence = position, and a
+//! stale writer stores nothing), the stream has 3 replicas, and each acknowledged batch moves the
+//! log's replicated watermark.
 use async_nats::{
     header::{self, HeaderName},
     jetstream::{
@@ -14,7 +19,7 @@ use async_nats::{
     },
     HeaderMap, Subject,
 };
-use journey_event_log::{EventLog, StoredEvent};
+use journey_event_log::{EventLog, Head, StoredEvent};
 use journey_proto::{EventHead, EventType};
 use std::{
     collections::VecDeque,
@@ -32,6 +37,9 @@ pub struct OutboxConfig {
     pub stream: String,
     /// Subjects are `<prefix>.<event_type>`; the default prefix is `journey.v1`.
     pub subject_prefix: String,
+    /// `--ack replicated`: a 3-replica stream, messages fenced by sequence, the log's replicated
+    /// watermark moved by each acknowledgement.
+    pub replicated: bool,
 }
 
 /// The outbox's progress, shared with the status page.
@@ -41,6 +49,9 @@ pub struct OutboxStatus {
 }
 
 const BATCH: usize = 1024;
+/// Replicated mode: how long JetStream may take to answer (an ack, a request) before the outbox
+/// connects again, to another server (appends wait for these acks; JetStream's default is 5 s).
+const REPLICATED_TIMEOUT: Duration = Duration::from_secs(2);
 /// Batches published ahead of their acknowledgements.
 const IN_FLIGHT_BATCHES: usize = 4;
 
@@ -81,9 +92,15 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
+        let before = cursor;
         match publish_from(&log, &config, &key, &mut cursor, &status, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
+                // Replicated mode: appends wait for this publication; after progress, the next
+                // attempt comes at once, not after the longest pause so far.
+                if config.replicated && cursor > before {
+                    backoff = Duration::from_millis(100);
+                }
                 tracing::warn!(error = %e, cursor, retry_in_ms = backoff.as_millis() as u64, "nats publication paused");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -96,30 +113,60 @@ pub async fn run(
 }
 
 /// A JetStream connection: the core client (messages that ask for no ack) and its JetStream view.
-struct Broker {
+pub(crate) struct Broker {
     client: async_nats::Client,
     js: jetstream::Context,
 }
 
-async fn connect(config: &OutboxConfig) -> anyhow::Result<Broker> {
-    let client = journey_log_access::broker::options(&config.url)?
-        .connection_timeout(Duration::from_secs(2))
-        .connect(config.url.as_str())
-        .await
+/// Connects and gets (or creates) the stream; in replicated mode, refuses one that is not R3 on
+/// file storage.
+pub(crate) async fn connect_stream(
+    config: &OutboxConfig,
+) -> anyhow::Result<(Broker, jetstream::stream::Stream)> {
+    // `--nats-url` may name several servers of a cluster, comma-separated (the client learns the
+    // others from the first it reaches).
+    let servers = config
+        .url
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             let url = journey_log_access::broker::redact(&config.url);
-            anyhow::anyhow!("cannot reach NATS at {url}: {e}")
+            anyhow::anyhow!("--nats-url {url} is not a list of NATS servers: {e}")
         })?;
-    let js = jetstream::new(client.clone());
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: config.stream.clone(),
-        subjects: vec![format!("{}.>", config.subject_prefix)],
-        duplicate_window: Duration::from_secs(24 * 3600),
-        storage: jetstream::stream::StorageType::File,
-        ..Default::default()
-    })
-    .await?;
-    Ok(Broker { client, js })
+    let mut options = journey_log_access::broker::options(&config.url)?
+        .connection_timeout(Duration::from_secs(2));
+    if config.replicated {
+        // A server that stops answering (frozen, cut off) is left after two missed pings.
+        options = options
+            .ping_interval(Duration::from_secs(1))
+            .request_timeout(Some(REPLICATED_TIMEOUT));
+    }
+    let connect = options.connect(servers);
+    let connected = if config.replicated {
+        // The connection timeout covers the TCP connection only: a frozen server accepts it and
+        // never says hello. Replicated mode tries again (another server, most likely) instead.
+        tokio::time::timeout(REPLICATED_TIMEOUT, connect)
+            .await
+            .map_err(|_| anyhow::anyhow!("NATS said nothing for {REPLICATED_TIMEOUT:?}"))?
+    } else {
+        connect.await
+    };
+    let client = connected.map_err(|e| {
+        let url = journey_log_access::broker::redact(&config.url);
+        anyhow::anyhow!("cannot reach NATS at {url}: {e}")
+    })?;
+    let mut js = jetstream::new(client.clone());
+    if config.replicated {
+        js.set_timeout(REPLICATED_TIMEOUT);
+    }
+    let stream = js
+        .get_or_create_stream(crate::replication::stream_config(config))
+        .await?;
+    if config.replicated {
+        crate::replication::check_stream(stream.cached_info())?;
+    }
+    Ok((Broker { client, js }, stream))
 }
 
 /// Every subject, built once: `<prefix>.<event_type>`, by event type.
@@ -148,6 +195,8 @@ impl Subjects {
 /// A published batch awaiting its acknowledgement.
 struct InFlight {
     last: u64,
+    /// The batch's last event (the replicated watermark it moves to).
+    tip: Head,
     acks: Vec<PublishAckFuture>,
     /// Whether the batch was chained (only its last message asked for an ack).
     chained: bool,
@@ -161,10 +210,18 @@ async fn publish_from(
     status: &OutboxStatus,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let broker = connect(config).await?;
+    let (broker, stream) = connect_stream(config).await?;
+    if config.replicated {
+        // Publication resumes after what the stream holds (checked to be this log's).
+        *cursor = crate::replication::resync(log, &stream).await?;
+        log.storage().set_meta(key, &cursor.to_be_bytes())?;
+        status.published.store(*cursor, Ordering::Relaxed);
+    }
+    drop(stream);
     tracing::info!(url = %journey_log_access::broker::redact(&config.url), stream = %config.stream, cursor = *cursor, "publishing to nats");
     let subjects = Subjects::new(&config.subject_prefix);
-    let mut head = log.watch();
+    // The durable watermark (in replicated mode readers see less: what this publication confirms).
+    let mut head = log.watch_durable();
     // Batches published and not yet acknowledged, oldest first: the next batch goes out while
     // the acks of the previous ones come back. The cursor moves only past acknowledged batches.
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -176,15 +233,27 @@ async fn publish_from(
     // a message is lost on the way.
     let mut chain: Option<String> = None;
     loop {
-        while sent < log.head().position {
+        while sent < log.durable_head().position {
             let restart = chain.is_none();
             let l = log.clone();
             let (from, size) = (sent + 1, if restart { 1 } else { BATCH });
-            let batch = tokio::task::spawn_blocking(move || l.read(from, size)).await??;
+            let batch = tokio::task::spawn_blocking(move || l.read_durable(from, size)).await??;
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
-            in_flight.push_back(publish_batch(&broker, &subjects, batch, &mut chain).await?);
+            let publish = publish_batch(&broker, &subjects, batch, &mut chain, config.replicated);
+            let published = if config.replicated {
+                // A frozen server stops reading: its socket fills and a publish would wait for
+                // ever. Replicated mode goes to another server instead.
+                tokio::time::timeout(REPLICATED_TIMEOUT, publish)
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("NATS took no message for {REPLICATED_TIMEOUT:?}")
+                    })??
+            } else {
+                publish.await?
+            };
+            in_flight.push_back(published);
             sent = last;
             if restart || in_flight.len() >= IN_FLIGHT_BATCHES {
                 let oldest = in_flight.pop_front();
@@ -198,7 +267,7 @@ async fn publish_from(
                 rewind(&mut in_flight, &mut sent, &mut chain, *cursor);
             }
         }
-        if sent < log.head().position {
+        if sent < log.durable_head().position {
             continue;
         }
         tokio::select! {
@@ -241,14 +310,24 @@ async fn settle(
             Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
                 return Ok(broken(*cursor));
             }
+            // Fenced by sequence (replicated mode): a message lost on the way, or another writer.
+            // Reconnecting checks the stream against the log before anything is sent again.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                anyhow::bail!(
+                    "JetStream refused a message after position {}: the stream's last sequence is \
+                     not the position before it; checking the stream again",
+                    *cursor
+                );
+            }
             Err(e) => return Err(e.into()),
         }
     }
     *cursor = batch.last;
+    log.mark_replicated(batch.tip);
     log.storage().set_meta(key, &cursor.to_be_bytes())?;
     status.published.store(*cursor, Ordering::Relaxed);
     metrics::gauge!("journey_outbox_backlog")
-        .set(log.head().position.saturating_sub(*cursor) as f64);
+        .set(log.durable_head().position.saturating_sub(*cursor) as f64);
     Ok(true)
 }
 
@@ -271,14 +350,27 @@ fn broken(cursor: u64) -> bool {
 /// restart) are dropped by JetStream before that check, so a chain passes over them. Without a
 /// chain, every message asks for its own ack (the caller then sends a single message). Every
 /// stored event has a UUID id (the log refuses any other), so no link of a chain is empty.
+/// `fenced` (replicated mode): the link is `Nats-Expected-Last-Sequence` = position − 1 instead,
+/// which proves the same (and that the stream's sequence is the position).
 async fn publish_batch(
     broker: &Broker,
     subjects: &Subjects,
     batch: Vec<StoredEvent>,
     chain: &mut Option<String>,
+    fenced: bool,
 ) -> anyhow::Result<InFlight> {
     let chained = chain.is_some();
     let (count, last) = (batch.len(), batch.last().map_or(0, |e| e.position));
+    let tip = batch.last().map_or(
+        Head {
+            position: 0,
+            hash: [0; 32],
+        },
+        |e| Head {
+            position: e.position,
+            hash: e.hash,
+        },
+    );
     let mut acks = Vec::with_capacity(if chained { 1 } else { count });
     for (i, stored) in batch.into_iter().enumerate() {
         let head = EventHead::peek(&stored.bytes)?;
@@ -293,7 +385,13 @@ async fn publish_batch(
         headers.insert(header::NATS_MESSAGE_ID, head.event_id.clone());
         // Even an unchained batch leaves its last id as the chain: if that message turns out not
         // to be the stream's last (a duplicate), the next batch is refused and sent again.
-        if let (true, Some(previous)) = (chained, chain.replace(head.event_id)) {
+        let previous = chain.replace(head.event_id);
+        if fenced {
+            headers.insert(
+                header::NATS_EXPECTED_LAST_SEQUENCE,
+                (stored.position - 1).to_string(),
+            );
+        } else if let (true, Some(previous)) = (chained, previous) {
             headers.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
         }
         let subject = subjects.of(head.event_type);
@@ -314,6 +412,7 @@ async fn publish_batch(
     }
     Ok(InFlight {
         last,
+        tip,
         acks,
         chained,
     })

@@ -505,6 +505,8 @@ pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v
 pub mod cdp;
 pub mod dashboard;
 
+pub mod nats_cluster;
+
 /// gRPC connections to the servers under test, through the same code the `journey` verbs use.
 pub mod client {
     use journey_log_access::Remote;

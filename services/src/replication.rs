@@ -1,0 +1,125 @@
+//! `--ack replicated`: the JetStream stream as the log's replica. The outbox publishes every
+//! durable event with `Nats-Expected-Last-Sequence` = its position − 1, so the stream's sequence
+//! is the log's position and a writer that is behind the stream (a stale one) can never store
+//! anything; each acknowledgement moves the log's replicated watermark, which readers stop at and
+//! appends wait for (`EventLog::mark_replicated`).
+//!
+//! What is checked here: the stream has 3 replicas and file storage (created so when missing), and
+//! at every (re)connection that the stream's last message is this log's event at that position
+//! (else publication stops: another writer appended, or the stream is not this log's). What
+//! cannot be checked from a client: the servers' `sync_interval: always` (the client protocol does
+//! not report a server's configuration; its monitoring page `/varz` does, which the tests read).
+use crate::outbox::OutboxConfig;
+use anyhow::{bail, Context};
+use async_nats::{header, jetstream};
+use journey_event_log::{EventLog, Head};
+use journey_proto::EventHead;
+use std::time::Duration;
+
+/// Replicas the stream must have.
+pub const REPLICAS: usize = 3;
+
+/// The stream the outbox publishes to: in replicated mode 3 replicas, always file storage.
+pub fn stream_config(config: &OutboxConfig) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        duplicate_window: Duration::from_secs(24 * 3600),
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: if config.replicated {
+            REPLICAS
+        } else {
+            jetstream::stream::Config::default().num_replicas
+        },
+        ..Default::default()
+    }
+}
+
+/// Refuses a stream that cannot hold a replicated log: fewer than 3 replicas, or in memory.
+pub fn check_stream(info: &jetstream::stream::Info) -> anyhow::Result<()> {
+    let c = &info.config;
+    if c.num_replicas != REPLICAS {
+        bail!(
+            "--ack replicated needs the JetStream stream {} with {REPLICAS} replicas; it has {} \
+             (a stream's replicas are set with `nats stream edit {} --replicas {REPLICAS}`, on a \
+             cluster of at least three servers)",
+            c.name,
+            c.num_replicas,
+            c.name
+        );
+    }
+    if c.storage != jetstream::stream::StorageType::File {
+        bail!(
+            "--ack replicated needs the JetStream stream {} on file storage; it is in memory",
+            c.name
+        );
+    }
+    Ok(())
+}
+
+/// Brings the replicated watermark to what the stream holds, and returns it (where publication
+/// resumes): the stream's last sequence, once its last message is checked to be this log's event
+/// at that position. A stream ahead of the durable log, or holding another event there, stops
+/// publication (this writer is stale, or the stream is another log's).
+pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyhow::Result<u64> {
+    let info = stream.get_info().await.context("stream information")?;
+    check_stream(&info)?;
+    let last = info.state.last_sequence;
+    let durable = log.durable_head().position;
+    if last > durable {
+        bail!(
+            "the JetStream stream {} holds {last} events, this log only {durable}: another \
+             writer appended after this one (it is stale), or the stream is not this log's; \
+             nothing is published",
+            info.config.name
+        );
+    }
+    if last == 0 {
+        return Ok(0);
+    }
+    let message = stream
+        .get_raw_message(last)
+        .await
+        .with_context(|| format!("reading the stream's message {last}"))?;
+    let stored = log
+        .read_durable(last, 1)?
+        .into_iter()
+        .next()
+        .filter(|e| e.position == last)
+        .with_context(|| format!("the log has no event at position {last}"))?;
+    let ours = EventHead::peek(&stored.bytes)?.event_id;
+    let theirs = message
+        .headers
+        .get(header::NATS_MESSAGE_ID)
+        .map(|v| v.as_str().to_string());
+    if theirs.as_deref() != Some(ours.as_str()) {
+        bail!(
+            "the JetStream stream {}'s message {last} is event {}, this log holds {ours} at \
+             position {last}: another writer appended (this one is stale), or the stream is not \
+             this log's; nothing is published",
+            info.config.name,
+            theirs.as_deref().unwrap_or("without an id")
+        );
+    }
+    log.mark_replicated(Head {
+        position: last,
+        hash: stored.hash,
+    });
+    Ok(last)
+}
+
+/// At start in replicated mode: the cluster reachable, the stream R3 on file storage (created so
+/// when missing) and the replicated watermark brought to what it holds, before anything is read.
+pub async fn check_at_start(log: &EventLog, config: &OutboxConfig) -> anyhow::Result<()> {
+    let (_, stream) = crate::outbox::connect_stream(config).await?;
+    let at = resync(log, &stream).await?;
+    tracing::info!(
+        stream = %config.stream,
+        replicated = at,
+        durable = log.durable_head().position,
+        "acknowledging appends once the NATS cluster holds them (--ack replicated); each NATS \
+         server must run with `jetstream {{ sync_interval: always }}`, which a client cannot \
+         check (see the servers' /varz)"
+    );
+    Ok(())
+}
