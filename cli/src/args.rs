@@ -234,6 +234,10 @@ pub enum ServeWhat {
     /// The Coordination gRPC service, its projection (and the readmission one, for the
     /// indicators) and the dashboard over HTTP.
     Coordination(ReadSideConfig),
+    /// The FHIR R4 API alone (docs/fhir.md: reads, $everything, Bulk Data export) over HTTP,
+    /// reading the remote log, with its own coordination view deciding territories and consents
+    /// (no dashboard, no Readmission or Coordination gRPC service).
+    Fhir(ReadSideConfig),
     /// The telemonitoring alert reactor: appends `AlertRaised` when an observation crosses a
     /// care-plan or default threshold (exactly once per crossing, also across restarts).
     Reactor(ReactorConfig),
@@ -252,7 +256,9 @@ impl Command {
             Command::Up { config } => &config.front,
             Command::Serve { what } => match what {
                 ServeWhat::EventLog { config } => &config.front,
-                ServeWhat::Readmission(c) | ServeWhat::Coordination(c) => &c.front,
+                ServeWhat::Readmission(c) | ServeWhat::Coordination(c) | ServeWhat::Fhir(c) => {
+                    &c.front
+                }
                 ServeWhat::Reactor(c) => &c.front,
                 ServeWhat::Audit(c) => &c.front,
                 ServeWhat::Hl7(c) => &c.front,

@@ -75,6 +75,7 @@ fn server_spec(command: &Command) -> anyhow::Result<Option<Spec>> {
             ServeWhat::EventLog { config } => Spec::event_log(config.clone()),
             ServeWhat::Readmission(c) => Spec::read_side(c.clone(), false)?,
             ServeWhat::Coordination(c) => Spec::read_side(c.clone(), true)?,
+            ServeWhat::Fhir(c) => Spec::fhir(c.clone())?,
             ServeWhat::Reactor(c) => Spec::reactor(c.clone())?,
             ServeWhat::Audit(c) => Spec::audit(c.clone())?,
             ServeWhat::Hl7(c) => Spec::hl7(c.clone())?,

@@ -2,6 +2,7 @@
 //! (`noshow`).
 use crate::{
     patient::professional,
+    resource::Body,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -84,7 +85,7 @@ impl<'a> Booking<'a> {
         Resource {
             kind: "Appointment",
             id,
-            body,
+            body: Body::Tree(body),
         }
     }
 }

@@ -2,25 +2,35 @@
 //! writes of a patient, its files' names and order, and the manifest. Pure: the jobs, the files
 //! on disk and who may export are `services/src/fhir_api/export.rs`.
 use crate::{
+    bundle::Entry,
     query::{ExportAsk, PROVENANCE},
-    Kind, Resource,
+    Kind,
 };
+use journey_proto::v1::Event;
 use serde_json::{json, Value};
 
-/// What an export writes of a patient: of its `resources` and its events' `provenances`, those of
-/// the types asked, changed since `_since` (`meta.lastUpdated`, as `$everything?_since=`).
-pub fn selected(
-    ask: &ExportAsk,
-    resources: Vec<Resource>,
-    provenances: impl FnOnce() -> Vec<Resource>,
-) -> Vec<Resource> {
+/// What an export writes of a patient: of its resources (`events` mapped) and its events'
+/// Provenances, those of the types asked, changed since `_since` (`meta.lastUpdated`, as
+/// `$everything?_since=`).
+pub fn selected<'a>(ask: &ExportAsk, patient: &str, events: &'a [Event]) -> Vec<Entry<'a>> {
     let wanted = |k: &str| ask.types.as_ref().is_none_or(|t| t.contains(&k));
-    let mut all: Vec<Resource> = resources.into_iter().filter(|r| wanted(r.kind)).collect();
+    let mapped = ask
+        .types
+        .as_ref()
+        .is_none_or(|t| t.iter().any(|k| *k != PROVENANCE));
+    let mut all: Vec<Entry> = match mapped {
+        true => crate::resources(patient, events)
+            .into_iter()
+            .filter(|r| wanted(r.kind))
+            .map(Entry::Resource)
+            .collect(),
+        false => Vec::new(),
+    };
     if wanted(PROVENANCE) {
-        all.extend(provenances());
+        all.extend(events.iter().map(Entry::Provenance));
     }
     if let Some(since) = &ask.since {
-        all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
+        all.retain(|r| r.since(since));
     }
     all
 }

@@ -20,7 +20,8 @@ fn profile(k: Kind) -> Option<&'static str> {
         | Kind::CarePlan
         | Kind::CareTeam
         | Kind::DocumentReference
-        | Kind::Communication => None,
+        | Kind::Communication
+        | Kind::Task => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! CareTeam.
 use crate::{
     codes::{self, LOINC},
+    resource::Body,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put},
     Resource,
 };
@@ -114,6 +115,6 @@ pub fn build(
     Resource {
         kind: "CarePlan",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }

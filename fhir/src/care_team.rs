@@ -3,6 +3,7 @@
 use crate::{
     codes,
     patient::professional,
+    resource::Body,
     resource::{fhir_id, meta, patient_ref},
     Resource,
 };
@@ -59,7 +60,7 @@ impl<'a> Team<'a> {
         Some(Resource {
             kind: "CareTeam",
             id,
-            body,
+            body: Body::Tree(body),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! carried it is cancelled.
 use crate::{
     codes,
+    resource::Body,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put},
     Resource,
 };
@@ -22,7 +23,7 @@ pub fn build(patient_id: &str, e: &Event, c: &ConditionRecorded) -> Resource {
     Resource {
         kind: "Condition",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }
 
@@ -42,7 +43,7 @@ pub fn diagnosis(
     Some(Resource {
         kind: "Condition",
         id,
-        body,
+        body: Body::Tree(body),
     })
 }
 

@@ -2,6 +2,7 @@
 //! organisations it names (every one when it names none).
 use crate::{
     codes::{coded, ACT_CODE, LOINC},
+    resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put},
     Resource,
 };
@@ -64,6 +65,6 @@ pub fn build(
     Resource {
         kind: "Consent",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }

@@ -5,6 +5,7 @@ use crate::{
     codes::{self, UCUM},
     encounter,
     patient::professional,
+    resource::Body,
     resource::{put, text},
     Resource,
 };
@@ -55,6 +56,6 @@ pub fn build(patient_id: &str, e: &Event, c: Contact) -> Resource {
     Resource {
         kind: "Encounter",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }

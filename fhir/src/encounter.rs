@@ -5,6 +5,7 @@
 use crate::{
     codes::{self, V2_0203},
     condition,
+    resource::Body,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -212,7 +213,7 @@ impl<'a> Stay<'a> {
         Resource {
             kind: "Encounter",
             id,
-            body,
+            body: Body::Tree(body),
         }
     }
 
@@ -272,7 +273,7 @@ impl<'a> Stay<'a> {
         Resource {
             kind: "Encounter",
             id: fhir_id("Encounter", &self.encounter_id),
-            body,
+            body: Body::Tree(body),
         }
     }
 
@@ -331,7 +332,7 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Vec<Resourc
     let mut out = vec![Resource {
         kind: "Encounter",
         id,
-        body,
+        body: Body::Tree(body),
     }];
     out.extend(
         v.diagnoses

@@ -2,6 +2,7 @@
 //! extension, the rule that fired as its code.
 use crate::{
     codes,
+    resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -84,7 +85,7 @@ impl<'a> Alert<'a> {
         Resource {
             kind: "Flag",
             id,
-            body,
+            body: Body::Tree(body),
         }
     }
 }

@@ -29,10 +29,12 @@ pub enum Kind {
     Communication,
     Flag,
     Consent,
+    /// A coordination item of a discharge (from the coordination view, not the events: `task`).
+    Task,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Patient,
         Kind::Encounter,
         Kind::Observation,
@@ -46,6 +48,7 @@ impl Kind {
         Kind::Communication,
         Kind::Flag,
         Kind::Consent,
+        Kind::Task,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Kind {
             Kind::Communication => "Communication",
             Kind::Flag => "Flag",
             Kind::Consent => "Consent",
+            Kind::Task => "Task",
         }
     }
 
@@ -426,7 +430,7 @@ mod tests {
                 ("Encounter", "e8"),
             ]
         );
-        let s1 = &of(&all, "S1").body;
+        let s1 = &of(&all, "S1").json();
         assert_eq!(s1["status"], "in-progress", "the discharge was cancelled");
         assert!(s1["period"].get("end").is_none());
         assert_eq!(s1["meta"]["versionId"], "7");
@@ -448,23 +452,23 @@ mod tests {
         );
         // The movements: the admission ended by the transfer that holds, the cancelled transfer,
         // the last one open again once the discharge was cancelled.
-        let admission = &of(&all, "e2").body;
+        let admission = &of(&all, "e2").json();
         assert_eq!(admission["status"], "finished");
         assert_eq!(admission["partOf"]["reference"], "Encounter/S1");
         assert_eq!(
             admission["period"]["end"],
-            of(&all, "e5").body["period"]["start"]
+            of(&all, "e5").json()["period"]["start"]
         );
         assert_eq!(
             admission["meta"]["versionId"], "5",
             "ended by the transfer of version 5"
         );
-        assert_eq!(of(&all, "e3").body["status"], "entered-in-error");
-        assert_eq!(of(&all, "e5").body["status"], "in-progress");
-        assert_eq!(of(&all, "e5").body["location"][0]["status"], "active");
-        assert_eq!(of(&all, "S2").body["status"], "entered-in-error");
-        assert_eq!(of(&all, "e8").body["status"], "entered-in-error");
-        let p = &of(&all, "P1").body;
+        assert_eq!(of(&all, "e3").json()["status"], "entered-in-error");
+        assert_eq!(of(&all, "e5").json()["status"], "in-progress");
+        assert_eq!(of(&all, "e5").json()["location"][0]["status"], "active");
+        assert_eq!(of(&all, "S2").json()["status"], "entered-in-error");
+        assert_eq!(of(&all, "e8").json()["status"], "entered-in-error");
+        let p = &of(&all, "P1").json();
         assert_eq!(p["gender"], "female");
         assert_eq!(p["meta"]["versionId"], "1");
         assert_eq!(p["meta"]["lastUpdated"], "2023-11-14T23:15:00.000Z");
@@ -490,10 +494,10 @@ mod tests {
             ),
         ];
         let all = resources("P1", &events);
-        let p = &of(&all, "P1").body;
+        let p = &of(&all, "P1").json();
         assert_eq!(p["link"][0]["other"]["reference"], "Patient/P0");
         assert_eq!(p["link"][0]["type"], "replaces");
-        let call = &of(&all, "e2").body;
+        let call = &of(&all, "e2").json();
         assert_eq!(call["class"]["code"], "VR");
         assert_eq!(call["reasonCode"][0]["text"], "first call home");
     }
@@ -528,7 +532,7 @@ mod tests {
             ),
         ];
         let all = resources("P1", &events);
-        let void = &of(&all, "e1.2").body;
+        let void = &of(&all, "e1.2").json();
         assert_eq!(
             void["verificationStatus"]["coding"][0]["code"],
             "entered-in-error"
@@ -539,13 +543,13 @@ mod tests {
             void["meta"]["versionId"], "2",
             "changed by the cancellation"
         );
-        assert!(of(&all, "S1").body.get("diagnosis").is_none());
-        let visit = &of(&all, "V1").body;
+        assert!(of(&all, "S1").json().get("diagnosis").is_none());
+        let visit = &of(&all, "V1").json();
         assert_eq!(
             visit["diagnosis"][0]["condition"]["reference"],
             "Condition/e3.1"
         );
-        let pneumonia = &of(&all, "e3.1").body;
+        let pneumonia = &of(&all, "e3.1").json();
         assert_eq!(pneumonia["clinicalStatus"]["coding"][0]["code"], "active");
         assert_eq!(pneumonia["code"]["coding"][0]["code"], "J18.9");
     }
@@ -582,10 +586,10 @@ mod tests {
         let all = resources("P1", &events);
         let kinds: Vec<&str> = all.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, ["Patient", "Observation", "Flag"]);
-        let o = &of(&all, "e1").body;
+        let o = &of(&all, "e1").json();
         assert_eq!(o["code"]["coding"][0]["code"], "29463-7");
         assert_eq!(o["valueQuantity"]["code"], "kg");
-        let f = &of(&all, "A1").body;
+        let f = &of(&all, "A1").json();
         assert_eq!(f["status"], "inactive");
         assert_eq!(f["meta"]["versionId"], "3");
         assert_eq!(

@@ -4,6 +4,7 @@
 use crate::{
     codes::{self, LOINC},
     patient::professional,
+    resource::Body,
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put},
     Resource,
 };
@@ -88,12 +89,12 @@ pub fn build(patient_id: &str, e: &Event, l: &DischargeLetterSent) -> [Resource;
         Resource {
             kind: "DocumentReference",
             id: document_id,
-            body: document,
+            body: Body::Tree(document),
         },
         Resource {
             kind: "Communication",
             id: communication_id,
-            body: communication,
+            body: Body::Tree(communication),
         },
     ]
 }

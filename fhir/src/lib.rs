@@ -6,9 +6,11 @@
 //! Pure: no IO, no clock, no log, no services. The HTTP API that authenticates, checks territory
 //! and consent, records the read and reads the log is `journey-services`' `fhir_api/`.
 //!
-//! The resources are hand-written `serde_json` values, as FHIR servers in the field write their
-//! mappings: a generated model of the whole specification would be most of the crate for the
-//! dozen elements each resource uses. An independent validator checks them in the tests
+//! The resources are hand-written, as FHIR servers in the field write their mappings (a
+//! generated model of the whole specification would be most of the crate for the dozen elements
+//! each resource uses): `serde_json` values, or, for the resources a patient has by the thousand
+//! (Observation, Provenance), serde structs written straight to the answer or the export file
+//! ([`resource::Body`], [`bundle::Entry`]). An independent validator checks them in the tests
 //! (`tests/tests/fhir.rs`, Python `fhir.resources`).
 //!
 //! Ids are stable across rebuilds (the journey's own ids, or UUID v5 of them when they are not
@@ -33,8 +35,10 @@ mod observation;
 pub mod outcome;
 mod patient;
 mod procedure;
+pub mod provenance;
 pub mod query;
 pub mod resource;
+pub mod task;
 
 pub use journey::{resources, Kind};
 pub use resource::Resource;

@@ -4,6 +4,7 @@ use crate::{
     codes::{self, UCUM},
     encounter::reference,
     patient::professional,
+    resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -56,6 +57,6 @@ pub fn build(patient_id: &str, e: &Event, p: &PrescriptionIssued) -> Resource {
     Resource {
         kind: "MedicationRequest",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }

@@ -4,6 +4,7 @@
 //! events do not say yet whether the identity was qualified (docs/fhir.md).
 use crate::{
     codes::{gender, V2_0203},
+    resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
@@ -132,7 +133,7 @@ impl<'a> Person<'a> {
         Some(Resource {
             kind: "Patient",
             id: fhir_id("Patient", &self.patient_id),
-            body,
+            body: Body::Tree(body),
         })
     }
 }

@@ -4,6 +4,7 @@ use crate::{
     codes,
     encounter::reference,
     patient::professional,
+    resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put},
     Resource,
 };
@@ -46,6 +47,6 @@ pub fn build(patient_id: &str, e: &Event, m: &MedicationReconciled) -> Resource 
     Resource {
         kind: "Procedure",
         id,
-        body,
+        body: Body::Tree(body),
     }
 }

@@ -42,6 +42,8 @@ pub struct ReadModels {
     projections: ProjectionsService,
     dashboard: Option<Dashboard>,
     fhir: FhirApi,
+    /// `journey serve fhir`: the FHIR routes and the Projections service only.
+    fhir_only: bool,
 }
 
 impl ReadModels {
@@ -77,6 +79,7 @@ impl ReadModels {
         };
         Ok(ReadModels {
             fhir,
+            fhir_only: spec.fhir_only,
             readmission_service: ReadmissionService {
                 runner: readmission.clone(),
                 access,
@@ -124,12 +127,13 @@ impl ReadModels {
 
 impl Part for ReadModels {
     fn grpc(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
-        routes.add_service(ReadmissionServer::new(self.readmission_service.clone()));
         routes.add_service(ProjectionsServer::new(self.projections.clone()));
-        let mut names = vec![
-            <ReadmissionServer<ReadmissionService> as NamedService>::NAME,
-            <ProjectionsServer<ProjectionsService> as NamedService>::NAME,
-        ];
+        let mut names = vec![<ProjectionsServer<ProjectionsService> as NamedService>::NAME];
+        if self.fhir_only {
+            return names;
+        }
+        routes.add_service(ReadmissionServer::new(self.readmission_service.clone()));
+        names.push(<ReadmissionServer<ReadmissionService> as NamedService>::NAME);
         if let Some(c) = &self.coordination_service {
             routes.add_service(CoordinationServer::new(c.clone()));
             names.push(<CoordinationServer<CoordinationService> as NamedService>::NAME);
@@ -140,8 +144,8 @@ impl Part for ReadModels {
     fn http(&self) -> Router {
         let fhir = fhir_api::router(self.fhir.clone());
         match &self.dashboard {
-            Some(d) => dashboard::router(d.clone()).merge(fhir),
-            None => fhir,
+            Some(d) if !self.fhir_only => dashboard::router(d.clone()).merge(fhir),
+            _ => fhir,
         }
     }
 

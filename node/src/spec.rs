@@ -33,6 +33,9 @@ pub struct ReadModelsSpec {
     pub coordination: bool,
     /// Live events from NATS (a node without the log); `None`: from the log itself.
     pub nats: Option<Nats>,
+    /// Serves the FHIR API only (`journey serve fhir`): the coordination view decides who reads
+    /// whom, but neither its gRPC services nor the dashboard are served.
+    pub fhir_only: bool,
 }
 
 pub struct ReactorSpec {
@@ -69,6 +72,7 @@ impl Spec {
                     .unwrap_or_else(|| format!("sqlite://{data_dir}/read-models.sqlite")),
                 coordination: true,
                 nats: None,
+                fhir_only: false,
             }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
             hl7: config.hl7.mllp_addr.is_some().then(|| config.hl7.clone()),
@@ -133,10 +137,21 @@ impl Spec {
                 database_url: c.database_url,
                 coordination,
                 nats: nats(&c.live),
+                fhir_only: false,
             }),
             access_log_url: c.access_log_url,
             ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
         })
+    }
+
+    /// `journey serve fhir`: the FHIR API over the remote log, with the coordination view that
+    /// decides territories and consents (and the readmission model it counts with).
+    pub fn fhir(c: ReadSideConfig) -> anyhow::Result<Spec> {
+        let mut spec = Spec::read_side(c, true)?;
+        if let Some(r) = spec.read_models.as_mut() {
+            r.fhir_only = true;
+        }
+        Ok(spec)
     }
 
     /// `journey serve reactor`.

@@ -4,7 +4,7 @@
 use journey_proto::{
     hex::hex,
     json::rfc3339,
-    v1::{self, event::Payload, Event},
+    v1::{self, Event},
     EventType,
 };
 use serde_json::{json, Value};
@@ -25,9 +25,7 @@ fn fhir_id(s: &str) -> Option<&str> {
     ok.then_some(s)
 }
 
-pub fn role_name(role: i32) -> &'static str {
-    v1::Role::try_from(role).map_or("ROLE_UNSPECIFIED", |r| r.as_str_name())
-}
+pub use journey_fhir::provenance::role_name;
 
 fn event_reference(e: &Event) -> Value {
     json!({
@@ -61,41 +59,6 @@ fn actor_reference(e: &Event) -> Value {
 
 fn role_concept(role: i32) -> Value {
     json!({"coding": [{"system": ROLE_SYSTEM, "code": role_name(role)}], "text": role_name(role)})
-}
-
-/// The FHIR resource a journey event is about, when there is one with an id.
-fn resource_of(e: &Event) -> Option<String> {
-    let (kind, id) = match e.payload.as_ref()? {
-        Payload::PatientRegistered(_) | Payload::IdentityUpdated(_) => {
-            ("Patient", e.patient_id.as_str())
-        }
-        Payload::Admitted(a) => ("Encounter", a.encounter_id.as_str()),
-        Payload::Transferred(t) => ("Encounter", t.encounter_id.as_str()),
-        Payload::Discharged(d) => ("Encounter", d.encounter_id.as_str()),
-        Payload::PrescriptionIssued(p) => ("MedicationRequest", p.prescription_id.as_str()),
-        Payload::CarePlanEstablished(p) => ("CarePlan", p.care_plan_id.as_str()),
-        Payload::AppointmentScheduled(a) => ("Appointment", a.appointment_id.as_str()),
-        Payload::AppointmentCompleted(a) => ("Appointment", a.appointment_id.as_str()),
-        Payload::AppointmentMissed(a) => ("Appointment", a.appointment_id.as_str()),
-        Payload::AlertRaised(a) => ("Flag", a.alert_id.as_str()),
-        Payload::AlertAcknowledged(a) => ("Flag", a.alert_id.as_str()),
-        Payload::AlertResolved(a) => ("Flag", a.alert_id.as_str()),
-        Payload::ObservationRecorded(_) => ("Observation", e.event_id.as_str()),
-        Payload::ConditionRecorded(_) => ("Condition", e.event_id.as_str()),
-        Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => ("Consent", e.event_id.as_str()),
-        _ => return None,
-    };
-    fhir_id(id).map(|id| format!("{kind}/{id}"))
-}
-
-/// The event a cancellation undoes.
-fn cancelled_id(e: &Event) -> Option<&str> {
-    match e.payload.as_ref()? {
-        Payload::AdmissionCancelled(c) => Some(&c.cancelled_event_id),
-        Payload::TransferCancelled(c) => Some(&c.cancelled_event_id),
-        Payload::DischargeCancelled(c) => Some(&c.cancelled_event_id),
-        _ => None,
-    }
 }
 
 fn recorded_instant(e: &Event) -> String {
@@ -186,57 +149,10 @@ pub fn fhir_audit_event(e: &Event) -> Value {
 }
 
 /// One FHIR R4 `Provenance` for a stored event: who authored it, when it happened and was
-/// recorded, what it is about (target) and which stored event is its source.
+/// recorded, what it is about (target), which stored event is its source, and its chain hash
+/// (`journey-fhir`'s, as the FHIR API serves it).
 pub fn fhir_provenance(e: &Event) -> Value {
-    let actor = e.actor.clone().unwrap_or_default();
-    let mut targets = vec![event_reference(e)];
-    if let Some(r) = resource_of(e) {
-        targets.insert(0, json!({"reference": r}));
-    }
-    let mut author = json!({
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author", "display": "Author"}]},
-        "role": [role_concept(actor.role)],
-        "who": actor_reference(e),
-    });
-    if !actor.organisation.is_empty() {
-        author["onBehalfOf"] = json!({"identifier": {"system": ORGANISATION_SYSTEM, "value": actor.organisation}, "display": actor.organisation});
-    }
-    let source = if e.source.is_empty() {
-        "unknown"
-    } else {
-        &e.source
-    };
-    let assembler = json!({
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler", "display": "Assembler"}]},
-        "who": {"identifier": {"system": SOURCE_SYSTEM, "value": source}, "display": source},
-    });
-    let mut entities = vec![json!({"role": "source", "what": event_reference(e)})];
-    if let Some(cancelled) = cancelled_id(e) {
-        entities.push(json!({
-            "role": "removal",
-            "what": {"identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{cancelled}")}, "display": "cancelled event"},
-        }));
-    }
-    let activity = if cancelled_id(e).is_some() {
-        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "NULLIFY", "display": "nullify"}]})
-    } else {
-        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE", "display": "create"}]})
-    };
-    let mut resource = json!({
-        "resourceType": "Provenance",
-        "target": targets,
-        "recorded": recorded_instant(e),
-        "activity": activity,
-        "agent": [author, assembler],
-        "entity": entities,
-    });
-    if let Some(id) = fhir_id(&e.event_id) {
-        resource["id"] = json!(id);
-    }
-    if let Some(t) = &e.occurred_at {
-        resource["occurredDateTime"] = json!(rfc3339(t));
-    }
-    resource
+    serde_json::to_value(journey_fhir::provenance::of(e)).expect("a Provenance serialises")
 }
 
 #[cfg(test)]
@@ -244,7 +160,7 @@ mod tests {
     use super::*;
     use journey_proto::{
         prost_types::Timestamp,
-        v1::{Actor, AdmissionCancelled, Admitted},
+        v1::{event::Payload, Actor, AdmissionCancelled, Admitted},
     };
 
     fn event(payload: Payload) -> Event {
@@ -296,6 +212,7 @@ mod tests {
         assert_eq!(p["agent"][0]["who"]["identifier"]["value"], "dr-x");
         assert_eq!(p["agent"][0]["onBehalfOf"]["display"], "CHU");
         assert_eq!(p["recorded"], a["recorded"]);
+        assert_eq!(p["extension"][0]["valueString"], hex(&e.hash), "the chain hash");
     }
 
     #[test]

@@ -566,6 +566,41 @@ fn check_value_sets(bundle: &Value) {
                     &["deny", "permit"],
                 );
             }
+            "Task" => {
+                one_of(
+                    kind,
+                    status,
+                    &[
+                        "draft",
+                        "requested",
+                        "received",
+                        "accepted",
+                        "rejected",
+                        "ready",
+                        "cancelled",
+                        "in-progress",
+                        "on-hold",
+                        "failed",
+                        "completed",
+                        "entered-in-error",
+                    ],
+                );
+                one_of(
+                    "Task.intent",
+                    &r["intent"],
+                    &[
+                        "unknown",
+                        "proposal",
+                        "plan",
+                        "order",
+                        "original-order",
+                        "reflex-order",
+                        "filler-order",
+                        "instance-order",
+                        "option",
+                    ],
+                );
+            }
             "Provenance" => {
                 for e in r["entity"].as_array().into_iter().flatten() {
                     one_of(
@@ -631,13 +666,14 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
         ("Communication", 1),
         ("Flag", 1),
         ("Consent", 1),
+        ("Task", 3),
         ("Provenance", 22),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(counted(&everything), expected);
-    assert_eq!(everything["total"], 43);
+    assert_eq!(everything["total"], 46);
     validate(&everything);
     check_value_sets(&everything);
 
@@ -771,6 +807,39 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
     );
     validate(&observations);
 
+    // The coordination items of the stay as Tasks: the letter, the reconciliation and the home
+    // visit all done, each Task's version the event that did it, owned by the facility or the
+    // referent named, with its due date.
+    let (status, _, tasks) = get(&server, "/fhir/Task?patient=P1", Some(COORDINATOR)).await;
+    assert_eq!(status, 200, "{tasks}");
+    assert_eq!(counted(&tasks), [("Task".to_string(), 3)].into());
+    validate(&tasks);
+    check_value_sets(&tasks);
+    let letter = entry(&tasks, "Task", "S1.discharge-letter");
+    assert_eq!(letter["status"], "completed");
+    assert_eq!(letter["focus"]["reference"], "Encounter/S1");
+    assert_eq!(letter["for"]["reference"], "Patient/P1");
+    assert!(
+        letter["restriction"]["period"]["end"].is_string(),
+        "{letter}"
+    );
+    assert!(
+        letter["owner"]["identifier"]["value"].is_string(),
+        "{letter}"
+    );
+    let letter_version = 1 + journey()
+        .iter()
+        .position(|e| matches!(e.payload, Some(Payload::DischargeLetterSent(_))))
+        .unwrap();
+    assert_eq!(
+        letter["meta"]["versionId"],
+        letter_version.to_string(),
+        "the letter's event did it"
+    );
+    for id in ["S1.medication-reconciliation", "S1.first-contact"] {
+        assert_eq!(entry(&tasks, "Task", id)["status"], "completed", "{id}");
+    }
+
     // Another territory, an organisation the patient refused, and nobody's patient: one answer.
     let unknown = get(&server, "/fhir/Patient/P404/$everything", Some(COORDINATOR)).await;
     assert_eq!(unknown.0, 404, "{}", unknown.2);
@@ -841,6 +910,7 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
             ["auditor-1", "fhir/Patient", "ok"],
             ["nurse-1", "fhir/Provenance", "ok"],
             ["nurse-1", "fhir/Observation", "ok"],
+            ["nurse-1", "fhir/Task", "ok"],
             ["nurse-2", "fhir/Patient/$everything", "permissiondenied"],
             ["nurse-2", "fhir/Condition", "permissiondenied"],
             ["nurse-9", "fhir/Patient/$everything", "permissiondenied"],
@@ -942,15 +1012,36 @@ async fn simulated_journeys_read_back_whole_and_valid() {
     let admin = admin.as_str();
     let seeded = ["--patients", "25", "--days", "60", "--seed", "11"];
     simulate_into(&server.grpc, Some(admin), &seeded);
-    let by_patient = by_patient(read_log(&server.grpc, Some(admin)).await);
+    let log = read_log(&server.grpc, Some(admin)).await;
+    let head = log.iter().map(|e| e.position).max().unwrap();
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+    let by_patient = by_patient(log);
     assert!(by_patient.len() >= 20, "{} patients", by_patient.len());
+    let mut coordination = v1::coordination_client::CoordinationClient::with_interceptor(
+        client::channel(&server.grpc).await.unwrap(),
+        client::token(Some(admin)).unwrap(),
+    );
 
     let mut bundles = Vec::new();
+    let mut tasks = 0;
     for (patient, events) in &by_patient {
         let path = format!("/fhir/Patient/{patient}/$everything");
         let (status, _, bundle) = get(&server, &path, Some(admin)).await;
         assert_eq!(status, 200, "{patient}: {bundle}");
-        assert_eq!(counted(&bundle), expected_counts(events), "{patient}");
+        // Three Tasks (letter, reconciliation, first contact) per discharge the view follows.
+        let followed = coordination
+            .follow_up(v1::FollowUpRequest {
+                patient_id: patient.clone(),
+                as_of: None,
+            })
+            .await
+            .map_or(0, |f| f.into_inner().discharges.len());
+        let mut expected = expected_counts(events);
+        if followed > 0 {
+            expected.insert("Task".into(), 3 * followed);
+            tasks += 3 * followed;
+        }
+        assert_eq!(counted(&bundle), expected, "{patient}");
         for entry in bundle["entry"].as_array().unwrap() {
             let version: u64 = entry["resource"]["meta"]["versionId"]
                 .as_str()
@@ -962,6 +1053,7 @@ async fn simulated_journeys_read_back_whole_and_valid() {
         check_value_sets(&bundle);
         bundles.push(bundle);
     }
+    assert!(tasks > 0, "some discharges are followed");
     validate_all(&bundles);
 }
 
@@ -1010,7 +1102,8 @@ async fn since_returns_exactly_what_changed() {
     let new_measure_id = new_measure.event_id.clone();
     let discharge = discharged("P1", "S1", 86_400);
     let discharge_id = discharge.event_id.clone();
-    append_batch(&mut log, vec![discharge, new_measure]).await;
+    let head = append_batch(&mut log, vec![discharge, new_measure]).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
 
     let path = format!(
         "/fhir/Patient/P1/$everything?_since={}",
@@ -1036,6 +1129,10 @@ async fn since_returns_exactly_what_changed() {
         ("Encounter", "S1"),
         ("Encounter", admission_id.as_str()),
         ("Observation", new_measure_id.as_str()),
+        // The discharge opened the stay's coordination items.
+        ("Task", "S1.discharge-letter"),
+        ("Task", "S1.medication-reconciliation"),
+        ("Task", "S1.first-contact"),
         ("Provenance", discharge_id.as_str()),
         ("Provenance", new_measure_id.as_str()),
     ]
@@ -1084,7 +1181,7 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     )
     .await;
     assert_eq!(status, 200, "{everything}");
-    assert_eq!(everything["total"], 43);
+    assert_eq!(everything["total"], 46, "with the stay's three Tasks");
     validate(&everything);
     let (status, _, _) = get(&read_side, "/fhir/Patient/P1", Some(OTHER_TERRITORY)).await;
     assert_eq!(status, 404);
@@ -1105,4 +1202,109 @@ async fn a_split_read_side_serves_fhir_from_the_remote_log() {
     );
     let (status, _, _) = get(&readmission, "/fhir/Patient/P1", Some(admin)).await;
     assert_eq!(status, 200);
+}
+
+/// `journey serve fhir`: the FHIR API as its own process over the remote, secured log, with its
+/// own coordination view: a coordinator reads its patient's `$everything` there (every resource
+/// valid), another territory gets the 404 and both reads are in the access log the process is
+/// given (the log node's, read back through its Audit service); neither the dashboard nor the
+/// coordination gRPC service is served there; a Bulk Data export starts there.
+#[tokio::test]
+async fn serve_fhir_is_the_fhir_api_alone_over_the_remote_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = private_file(
+        &dir.path().join("keys.txt"),
+        format!("{KEYS}key-0123456789-service service projector backbone\nkey-0123456789-admin admin root backbone\n"),
+    );
+    let data = dir.path().join("data");
+    let log = secure_serve(
+        &[
+            "serve",
+            "event-log",
+            "--data-dir",
+            &data.display().to_string(),
+        ],
+        &keys,
+    );
+    let db = format!("sqlite://{}", dir.path().join("fhir.sqlite").display());
+    let access = format!("sqlite://{}", data.join("access-log.sqlite").display());
+    let fhir = secure_serve(
+        &[
+            "serve",
+            "fhir",
+            "--log-url",
+            &log.grpc,
+            "--log-token",
+            "key-0123456789-service",
+            "--database-url",
+            &db,
+            "--access-log-url",
+            &access,
+        ],
+        &keys,
+    );
+    let admin = "key-0123456789-admin";
+    let mut client = client::connect(&log.grpc, Some(admin)).await.unwrap();
+    let head = append_batch(&mut client, journey()).await;
+    wait_projected_as(&fhir.grpc, head, Some(admin)).await;
+
+    let (status, content_type, everything) =
+        get(&fhir, "/fhir/Patient/P1/$everything", Some(COORDINATOR)).await;
+    assert_eq!(status, 200, "{everything}");
+    assert!(content_type.starts_with("application/fhir+json"));
+    assert_eq!(everything["total"], 46);
+    assert!(
+        everything["entry"][0]["fullUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/fhir/", fhir.http)),
+        "addresses on the FHIR process: {}",
+        everything["entry"][0]["fullUrl"]
+    );
+    validate(&everything);
+    let (status, _, body) = get(&fhir, "/fhir/Patient/P1", Some(OTHER_TERRITORY)).await;
+    assert_eq!(status, 404, "{body}");
+    let records = accesses(&log, "P1").await;
+    assert_eq!(
+        who_called(records.iter().filter(|r| r.call.starts_with("fhir/"))),
+        [
+            ["nurse-1", "fhir/Patient/$everything", "ok"],
+            ["nurse-2", "fhir/Patient", "permissiondenied"],
+        ],
+        "every read recorded by the FHIR process"
+    );
+    let (status, _, _) = get(&fhir, "/fhir/Patient/P1", None).await;
+    assert_eq!(status, 401);
+
+    // The FHIR door only: no dashboard, no Coordination service.
+    let page = http_exchange(&fhir.http, "GET", "/", "", "").await;
+    assert_eq!(http_status(&page), 404, "{page}");
+    let mut coordination = v1::coordination_client::CoordinationClient::with_interceptor(
+        client::channel(&fhir.grpc).await.unwrap(),
+        client::token(Some(admin)).unwrap(),
+    );
+    let refused = coordination
+        .follow_up(v1::FollowUpRequest {
+            patient_id: "P1".into(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+
+    // Bulk Data export from there too.
+    let raw = http_exchange(
+        &fhir.http,
+        "GET",
+        "/fhir/$export",
+        &format!("Authorization: Bearer {admin}\r\nPrefer: respond-async\r\n"),
+        "",
+    )
+    .await;
+    assert_eq!(http_status(&raw), 202, "{raw}");
+    assert!(
+        http_header(&raw, "content-location")
+            .is_some_and(|l| l.starts_with(&format!("{}/fhir/_export/", fhir.http))),
+        "{raw}"
+    );
 }

@@ -50,6 +50,7 @@ async fn every_serve_verb_has_metrics_and_tls() {
     let db = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let (readmission_db, coordination_db, access_db) =
         (db("r.sqlite"), db("c.sqlite"), db("a.sqlite"));
+    let fhir_db = db("f.sqlite");
     let mllp = format!("127.0.0.1:{}", free_port());
     let verbs: Vec<(&str, Vec<&str>)> = vec![
         ("event-log", vec!["--data-dir", &own_data]),
@@ -61,6 +62,7 @@ async fn every_serve_verb_has_metrics_and_tls() {
             "coordination",
             vec!["--log-url", &log.grpc, "--database-url", &coordination_db],
         ),
+        ("fhir", vec!["--log-url", &log.grpc, "--database-url", &fhir_db]),
         ("reactor", vec!["--log-url", &log.grpc]),
         (
             "audit",

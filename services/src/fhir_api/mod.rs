@@ -13,6 +13,7 @@
 mod export;
 mod request;
 mod response;
+mod tasks;
 
 pub use export::Exports;
 
@@ -31,7 +32,7 @@ use axum::{
     routing::get,
     Router,
 };
-use journey_fhir::capability;
+use journey_fhir::{capability, Kind};
 use journey_proto::v1::{Event, FollowUpRequest};
 use request::{everything_request, no_parameters, search_request, Select};
 use response::{base_url, fhir_json, refusal, render};
@@ -198,10 +199,13 @@ impl FhirApi {
         // Inside: the request, then the patient; the outcome recorded before anything goes out.
         let result = match parsed {
             Err(s) => Err(s),
-            Ok(select) => self
-                .visible(caller.as_ref(), &patient)
-                .await
-                .map(|events| (select, events)),
+            Ok(select) => match self.visible(caller.as_ref(), &patient).await {
+                Ok(events) => self
+                    .followed(&select, &patient)
+                    .await
+                    .map(|followed| (select, events, followed)),
+                Err(s) => Err(s),
+            },
         };
         let detail = result.as_ref().err().map_or("", |s| s.message());
         let access = asked.access(caller.as_ref(), &patient, detail);
@@ -210,16 +214,35 @@ impl FhirApi {
             None => Err(errors::read_unrecorded(&asked.call)),
         };
         match result {
-            Ok((select, events)) => {
+            Ok((select, events, followed)) => {
                 let base = base_url(&asked.headers, &asked.extensions);
                 let self_url = format!("{}{}", base.trim_end_matches("/fhir"), asked.uri);
-                render(&patient, select, &events, &base, &self_url)
+                let tasks = tasks::tasks(&patient, &followed, &events);
+                render(&patient, select, &events, tasks, &base, &self_url)
             }
             // Unknown, outside the territory, consent revoked: the same "not found".
             Err(s) if matches!(s.code(), Code::NotFound | Code::PermissionDenied) => {
                 refusal(&errors::patient_not_visible(&patient))
             }
             Err(s) => refusal(&s),
+        }
+    }
+
+    /// The discharges the coordination view follows for the patient, when the answer holds its
+    /// Tasks (`$everything`, the Task search) and the server has that view.
+    async fn followed(
+        &self,
+        select: &Select,
+        patient: &str,
+    ) -> Result<Vec<journey_projections::coordination::queries::Item>, Status> {
+        let wanted = match select {
+            Select::Everything { .. } => true,
+            Select::Type(kind) => *kind == Kind::Task.name(),
+            Select::Patient => false,
+        };
+        match (&self.coordination, wanted) {
+            (Some(view), true) => tasks::followed(view, patient).await,
+            _ => Ok(Vec::new()),
         }
     }
 

@@ -1,13 +1,13 @@
 //! The answers: the resources a request asked for, in `application/fhir+json`, or a refusal as
 //! an OperationOutcome with its HTTP status.
 use super::request::{Select, PROVENANCE};
-use crate::{errors, fhir_audit, tls::ServedOverTls};
+use crate::{errors, tls::ServedOverTls};
 use axum::{
     http::{header, Extensions, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use journey_fhir::{
-    bundle,
+    bundle::{self, Entry},
     outcome::{outcome, Issue},
     Resource,
 };
@@ -15,52 +15,58 @@ use journey_proto::v1::Event;
 use serde_json::Value;
 use tonic::{Code, Status};
 
-/// The answer a request asked for, from the patient's events it may read.
+/// The answer a request asked for, from the patient's events it may read and the Tasks of the
+/// coordination view: the resources written straight into the answer's bytes.
 pub(super) fn render(
     patient: &str,
     select: Select,
     events: &[Event],
+    tasks: Vec<Resource>,
     base: &str,
     self_url: &str,
 ) -> Response {
-    let all = journey_fhir::resources(patient, events);
     let body = match select {
-        Select::Patient => match all.into_iter().find(|r| r.kind == "Patient") {
-            Some(p) => p.body,
-            None => return refusal(&errors::patient_not_visible(patient)),
-        },
-        Select::Everything { since } => {
-            let mut all = all;
-            all.extend(events.iter().map(provenance));
-            // Same format on both sides (UTC, milliseconds): the text order is the time order.
-            if let Some(since) = since {
-                all.retain(|r| r.body["meta"]["lastUpdated"].as_str() >= Some(since.as_str()));
+        Select::Patient => {
+            let all = journey_fhir::resources(patient, events);
+            match all.into_iter().find(|r| r.kind == "Patient") {
+                Some(p) => {
+                    let mut out = Vec::with_capacity(2048);
+                    p.write(&mut out).expect("writing to memory");
+                    out
+                }
+                None => return refusal(&errors::patient_not_visible(patient)),
             }
-            bundle::searchset(base, self_url, all)
+        }
+        Select::Everything { since } => {
+            let mut all: Vec<Entry> = journey_fhir::resources(patient, events)
+                .into_iter()
+                .chain(tasks)
+                .map(Entry::Resource)
+                .chain(events.iter().map(Entry::Provenance))
+                .collect();
+            if let Some(since) = since {
+                all.retain(|r| r.since(&since));
+            }
+            bundle::searchset(base, self_url, &all)
         }
         Select::Type(PROVENANCE) => {
-            bundle::searchset(base, self_url, events.iter().map(provenance).collect())
+            let all: Vec<Entry> = events.iter().map(Entry::Provenance).collect();
+            bundle::searchset(base, self_url, &all)
+        }
+        Select::Type("Task") => {
+            let all: Vec<Entry> = tasks.into_iter().map(Entry::Resource).collect();
+            bundle::searchset(base, self_url, &all)
         }
         Select::Type(kind) => {
-            let of_kind: Vec<Resource> = all.into_iter().filter(|r| r.kind == kind).collect();
-            bundle::searchset(base, self_url, of_kind)
+            let of_kind: Vec<Entry> = journey_fhir::resources(patient, events)
+                .into_iter()
+                .filter(|r| r.kind == kind)
+                .map(Entry::Resource)
+                .collect();
+            bundle::searchset(base, self_url, &of_kind)
         }
     };
-    fhir_json(StatusCode::OK, &body)
-}
-
-/// The Provenance of one event (as the audit export writes it: author, assembler, the resource it
-/// is about and the stored event), with the `meta` of the resources it sits beside.
-pub(super) fn provenance(e: &Event) -> Resource {
-    let mut body = fhir_audit::fhir_provenance(e);
-    body["meta"] = journey_fhir::resource::meta(e, None);
-    let id = journey_fhir::resource::fhir_id("Provenance", &e.event_id);
-    body["id"] = Value::from(id.clone());
-    Resource {
-        kind: "Provenance",
-        id,
-        body,
-    }
+    fhir_bytes(StatusCode::OK, body)
 }
 
 /// The server's FHIR base URL, as the client reached it.
@@ -81,10 +87,15 @@ pub(super) fn base_url(headers: &HeaderMap, extensions: &Extensions) -> String {
 }
 
 pub(super) fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    fhir_bytes(status, body.to_string().into_bytes())
+}
+
+/// An answer already written as JSON.
+fn fhir_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/fhir+json; charset=utf-8")],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

@@ -4,7 +4,9 @@
 //! - the Bulk Data export of every patient (`GET /fhir/$export`, kick-off to manifest), in
 //!   resources/s and in log events/s, beside scanning and decoding the same log in process;
 //! - `GET /fhir/Patient/{id}/$everything` of that patient, p50/p99, beside Audit.Timeline of the
-//!   same patient over gRPC (the whole stream drained).
+//!   same patient over gRPC (the whole stream drained);
+//! - where an export's time goes, in process on one thread: reading each patient's stream,
+//!   mapping it, writing the mapped resources and the Provenances (resources/s of each stage).
 use super::{
     audit::time_timeline,
     common::append_patient_events,
@@ -17,7 +19,12 @@ use super::{
 };
 use anyhow::Context;
 use clap::Args;
-use std::time::{Duration, Instant};
+use journey_event_log::EventLog;
+use journey_fhir::bundle::Entry;
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HEAVY_PATIENT: &str = "bench-fhir-heavy-patient";
@@ -104,6 +111,84 @@ async fn export(addr: &str) -> anyhow::Result<(u64, Duration)> {
     }
 }
 
+/// Where an export's time goes, in process on one thread (what each of the export's workers
+/// does for a patient): the patients found, their resources, and the time of each stage.
+struct Stages {
+    patients: u64,
+    mapped: u64,
+    provenances: u64,
+    bytes: u64,
+    read: Duration,
+    map: Duration,
+    write_mapped: Duration,
+    write_provenances: Duration,
+}
+
+/// Reads the patient ids from the log, then each patient's stream, maps it and writes its
+/// resources (the mapped ones, then the Provenances) to memory, timing each stage.
+fn stages(log: &EventLog, head: u64) -> anyhow::Result<Stages> {
+    let mut patients = Vec::new();
+    let mut seen = HashSet::new();
+    let mut from = 1;
+    while from <= head {
+        let batch = log
+            .read_range(from, head, 2000)
+            .map_err(|e| anyhow::anyhow!(e.0))?;
+        let Some(last) = batch.last() else { break };
+        from = last.position + 1;
+        for stored in batch {
+            let e = stored.decode().map_err(|e| anyhow::anyhow!(e.0))?;
+            if seen.insert(e.patient_id.clone()) {
+                patients.push(e.patient_id);
+            }
+        }
+    }
+    let mut s = Stages {
+        patients: patients.len() as u64,
+        mapped: 0,
+        provenances: 0,
+        bytes: 0,
+        read: Duration::ZERO,
+        map: Duration::ZERO,
+        write_mapped: Duration::ZERO,
+        write_provenances: Duration::ZERO,
+    };
+    let mut out = Vec::with_capacity(4 << 20);
+    for patient in &patients {
+        let started = Instant::now();
+        let events = log
+            .read_stream(patient, 1, usize::MAX)
+            .and_then(|stored| {
+                stored
+                    .iter()
+                    .map(|e| e.decode())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| anyhow::anyhow!(e.0))?;
+        s.read += started.elapsed();
+        let started = Instant::now();
+        let resources = journey_fhir::resources(patient, &events);
+        s.map += started.elapsed();
+        let started = Instant::now();
+        for r in &resources {
+            r.write(&mut out)?;
+            out.push(b'\n');
+        }
+        s.mapped += resources.len() as u64;
+        s.write_mapped += started.elapsed();
+        let started = Instant::now();
+        for e in &events {
+            Entry::Provenance(e).write(&mut out)?;
+            out.push(b'\n');
+        }
+        s.provenances += events.len() as u64;
+        s.write_provenances += started.elapsed();
+        s.bytes += out.len() as u64;
+        out.clear();
+    }
+    Ok(s)
+}
+
 pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.events > 0 && args.patient_events > 0 && args.calls > 0,
@@ -127,6 +212,14 @@ pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
 
     step("baseline: scan and decode the whole log in process (best of 2)");
     let scan_rate = scan(&log, head).await?.max(scan(&log, head).await?);
+
+    step(
+        "where an export's time goes: each patient read, mapped and written in process, one thread",
+    );
+    let in_process = {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || stages(&log, head)).await??
+    };
     log.close().await?;
     drop(log);
 
@@ -190,6 +283,66 @@ pub async fn run(args: BenchFhirArgs) -> anyhow::Result<()> {
                 rate(head, took),
                 scan_rate,
                 "the same export, counted in the log's events",
+            ),
+        ],
+    );
+    println!();
+    let s = &in_process;
+    let all = s.read + s.map + s.write_mapped + s.write_provenances;
+    let resources = s.mapped + s.provenances;
+    let stage = |name: &str, n: u64, took: Duration, note: String| {
+        rate_row(
+            name,
+            rate(n, took),
+            scan_rate,
+            format!(
+                "{:.2} s, {:.0} % of the in-process total; {note}",
+                took.as_secs_f64(),
+                100.0 * took.as_secs_f64() / all.as_secs_f64().max(1e-9)
+            ),
+        )
+    };
+    print_table(
+        [
+            "in process, one thread (resources)",
+            "rate (/s)",
+            "× scan",
+            "note",
+        ],
+        &[
+            stage(
+                "whole: read, map, write",
+                resources,
+                all,
+                format!(
+                    "{} patients, {resources} resources, {} MB",
+                    s.patients,
+                    s.bytes >> 20
+                ),
+            ),
+            stage(
+                "reading each patient's stream (counted in its resources)",
+                resources,
+                s.read,
+                "the log's patient index, events decoded".into(),
+            ),
+            stage(
+                "mapping (journey_fhir::resources, JSON trees and Observations written)",
+                s.mapped,
+                s.map,
+                format!("{} resources", s.mapped),
+            ),
+            stage(
+                "writing the mapped resources",
+                s.mapped,
+                s.write_mapped,
+                "trees serialised, written ones copied".into(),
+            ),
+            stage(
+                "writing the Provenances (straight from the events)",
+                s.provenances,
+                s.write_provenances,
+                format!("{} resources", s.provenances),
             ),
         ],
     );

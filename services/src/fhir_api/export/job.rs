@@ -4,11 +4,13 @@ use super::{Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{
     access_log::{audited, Access},
     errors,
-    fhir_api::{request::ExportAsk, response::provenance, FhirApi},
+    fhir_api::{request::ExportAsk, FhirApi},
     files,
+    log_handle::LogHandle,
     principal::Principal,
 };
-use journey_fhir::{bulk, Resource};
+use journey_event_log::EventLog;
+use journey_fhir::bulk;
 use journey_log_access::EventSource;
 use journey_proto::v1::{Event, FollowUpRequest};
 use std::{
@@ -17,6 +19,7 @@ use std::{
     os::unix::fs::OpenOptionsExt,
     path::{Path as FsPath, PathBuf},
     sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, Instant},
 };
 use tonic::Status;
 
@@ -38,73 +41,140 @@ fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
 
 /// One type's NDJSON file being written.
 struct Output {
-    path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
     count: u64,
 }
 
-/// Mapping workers: the second core maps while the log is read.
+/// Mapping workers: both cores read, map and write.
 const WORKERS: usize = 2;
-/// Patients read ahead of the workers, at most.
+/// Patients queued ahead of the workers, at most.
 const QUEUED: usize = 8;
 
-/// The patients read, waiting for a worker.
-type Queue = Mutex<tokio::sync::mpsc::Receiver<(String, Vec<Event>)>>;
-
-/// What a worker wrote: its file of each type, and the patients it covered.
-struct Written {
-    outputs: BTreeMap<&'static str, Output>,
-    covered: Vec<String>,
+/// A patient for a worker: its events already read (a remote log), or the position up to which
+/// the worker reads them itself from the log of this process.
+enum Patient {
+    Read(String, Vec<Event>),
+    Local(String, u64),
 }
 
-/// A worker: maps each patient it takes from `queue` and writes the resources to its own file
-/// of each type (`<Type>.<worker>.part`), until the queue closes.
+/// The patients waiting for a worker.
+type Queue = Mutex<tokio::sync::mpsc::Receiver<Patient>>;
+
+/// The export's files, one per type (`<Type>.part` until whole), shared by the workers: each
+/// writes a patient's resources of a type in one go under the lock, so no file is ever joined.
+struct Files {
+    folder: PathBuf,
+    outputs: Mutex<BTreeMap<&'static str, Output>>,
+}
+
+impl Files {
+    /// Appends a patient's `lines` of `kind` (`n` resources).
+    fn append(&self, kind: &'static str, lines: &[u8], n: u64) -> std::io::Result<()> {
+        let mut outputs = self.outputs.lock().unwrap();
+        let out = match outputs.entry(kind) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let f = create_private(&self.folder.join(format!("{kind}.part")))?;
+                v.insert(Output {
+                    file: std::io::BufWriter::with_capacity(256 * 1024, f),
+                    count: 0,
+                })
+            }
+        };
+        out.file.write_all(lines)?;
+        out.count += n;
+        Ok(())
+    }
+
+    /// Each file flushed, synced and renamed `<Type>.ndjson`; each type's count, in the order
+    /// of the mapping's types, Provenance last.
+    fn finish(self) -> std::io::Result<Vec<(&'static str, u64)>> {
+        let mut listed = Vec::new();
+        for (kind, out) in self.outputs.into_inner().unwrap() {
+            let file = out.file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(
+                self.folder.join(format!("{kind}.part")),
+                self.folder.join(bulk::file_name(kind)),
+            )?;
+            listed.push((kind, out.count));
+        }
+        listed.sort_by_key(|(k, _)| bulk::order(k));
+        Ok(listed)
+    }
+}
+
+/// What a worker did: the patients it covered, and where its time went (waiting for patients,
+/// reading their streams from the log in this process, mapping them, writing their resources).
+#[derive(Default)]
+struct Worked {
+    covered: Vec<String>,
+    waited: Duration,
+    read: Duration,
+    mapped: Duration,
+    wrote: Duration,
+}
+
+/// A worker: takes each patient from `queue` (reading its events from `log` when it is in this
+/// process), maps it and writes its resources to the export's files, until the queue closes.
 fn map_and_write(
-    worker: usize,
-    folder: &FsPath,
+    log: Option<&EventLog>,
+    files: &Files,
     ask: &ExportAsk,
     queue: &Queue,
-) -> Result<Written, Status> {
-    let mut w = Written {
-        outputs: BTreeMap::new(),
-        covered: Vec::new(),
-    };
+) -> Result<Worked, Status> {
+    let mut w = Worked::default();
+    // A patient's lines of each type, written to the files in one go.
+    let mut lines: BTreeMap<&'static str, (Vec<u8>, u64)> = BTreeMap::new();
     loop {
+        let started = Instant::now();
         let next = queue.lock().unwrap().blocking_recv();
-        let Some((patient, events)) = next else { break };
-        let resources = resources(ask, &patient, &events);
+        w.waited += started.elapsed();
+        let started = Instant::now();
+        let (patient, events) = match next {
+            None => break,
+            Some(Patient::Read(patient, events)) => (patient, events),
+            Some(Patient::Local(patient, upto)) => {
+                let log =
+                    log.ok_or_else(|| errors::fhir_export_failed("no log in this process"))?;
+                let stored = log
+                    .read_stream(&patient, 1, usize::MAX)
+                    .map_err(|e| errors::fhir_export_failed(e.0))?;
+                let mut events = Vec::with_capacity(stored.len());
+                for s in stored {
+                    let e = s.decode().map_err(|e| errors::fhir_export_failed(e.0))?;
+                    if e.position <= upto {
+                        events.push(e);
+                    }
+                }
+                (patient, events)
+            }
+        };
+        w.read += started.elapsed();
+        let started = Instant::now();
+        let resources = bulk::selected(ask, &patient, &events);
+        w.mapped += started.elapsed();
         if resources.is_empty() {
             continue;
         }
+        let started = Instant::now();
         w.covered.push(patient);
-        for r in resources {
-            let out = match w.outputs.entry(r.kind) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    let path = folder.join(format!("{}.{worker}.part", r.kind));
-                    let f = create_private(&path).map_err(errors::fhir_export_failed)?;
-                    v.insert(Output {
-                        path,
-                        file: std::io::BufWriter::with_capacity(256 * 1024, f),
-                        count: 0,
-                    })
-                }
-            };
-            serde_json::to_writer(&mut out.file, &r.body).map_err(errors::fhir_export_failed)?;
-            out.file
-                .write_all(b"\n")
-                .map_err(errors::fhir_export_failed)?;
-            out.count += 1;
+        for r in &resources {
+            let (buf, n) = lines.entry(r.kind()).or_default();
+            r.write(buf).map_err(errors::fhir_export_failed)?;
+            buf.push(b'\n');
+            *n += 1;
         }
+        for (kind, (buf, n)) in lines.iter_mut().filter(|(_, (_, n))| *n > 0) {
+            files
+                .append(kind, buf, *n)
+                .map_err(errors::fhir_export_failed)?;
+            buf.clear();
+            *n = 0;
+        }
+        w.wrote += started.elapsed();
     }
     Ok(w)
-}
-
-/// A patient's resources the job writes: of the types asked, changed since `_since`.
-fn resources(ask: &ExportAsk, patient: &str, events: &[Event]) -> Vec<Resource> {
-    bulk::selected(ask, journey_fhir::resources(patient, events), || {
-        events.iter().map(provenance).collect()
-    })
 }
 
 /// A job at work.
@@ -134,15 +204,30 @@ impl Run {
     pub(super) async fn go(&self) -> Result<(), Status> {
         let transaction_time =
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let started = Instant::now();
         let (head, _) = self.api.log.head().await?;
         let patients = self.patients(head).await?;
-        // Read here, mapped and written by the workers: at most QUEUED patients wait between.
-        let (tx, rx) = tokio::sync::mpsc::channel::<(String, Vec<Event>)>(QUEUED);
+        let scanned = started.elapsed();
+        let (mut reading, mut queued) = (Duration::ZERO, Duration::ZERO);
+        // A log in this process is read by the workers themselves (both cores); a remote one here.
+        let local = match &self.api.log {
+            LogHandle::InProcess { log, .. } => Some(log.clone()),
+            LogHandle::Remote { .. } => None,
+        };
+        let files = Arc::new(Files {
+            folder: self.folder.clone(),
+            outputs: Mutex::new(BTreeMap::new()),
+        });
+        // At most QUEUED patients wait between here and the workers.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Patient>(QUEUED);
         let queue = Arc::new(Mutex::new(rx));
         let workers: Vec<_> = (0..WORKERS)
-            .map(|w| {
-                let (folder, ask, queue) = (self.folder.clone(), self.ask.clone(), queue.clone());
-                tokio::task::spawn_blocking(move || map_and_write(w, &folder, &ask, &queue))
+            .map(|_| {
+                let (files, ask, queue) = (files.clone(), self.ask.clone(), queue.clone());
+                let log = local.clone();
+                tokio::task::spawn_blocking(move || {
+                    map_and_write(log.as_deref(), &files, &ask, &queue)
+                })
             })
             .collect();
         let read = async {
@@ -154,25 +239,61 @@ impl Run {
                         50 + 50 * n / patients.len().max(1)
                     ))?;
                 }
-                if let Some(events) = self.events_of(patient, head).await? {
-                    if tx.send((patient.clone(), events)).await.is_err() {
-                        break; // the workers stopped: their error says why
+                let started = Instant::now();
+                let Some(upto) = self.upto(patient, head).await? else {
+                    continue;
+                };
+                let next = match local {
+                    Some(_) => Patient::Local(patient.clone(), upto),
+                    None => {
+                        let mut events = self.api.log.patient(patient).await?;
+                        events.retain(|e| e.position <= upto);
+                        Patient::Read(patient.clone(), events)
                     }
+                };
+                reading += started.elapsed();
+                let started = Instant::now();
+                if tx.send(next).await.is_err() {
+                    break; // the workers stopped: their error says why
                 }
+                queued += started.elapsed();
             }
             Ok::<(), Status>(())
         };
         let read = read.await;
         drop(tx);
-        let mut written = Vec::new();
+        let mut worked = Vec::new();
         for w in workers {
-            written.push(w.await.map_err(errors::fhir_export_failed)??);
+            worked.push(w.await.map_err(errors::fhir_export_failed)??);
         }
         read?;
+        let mapped = started.elapsed();
         self.progress("writing the files".into())?;
-        let covered: Vec<String> = written.iter().flat_map(|w| w.covered.clone()).collect();
-        let listed = self.join(written)?;
+        let covered: Vec<String> = worked.iter().flat_map(|w| w.covered.clone()).collect();
+        let workers: Vec<String> = worked
+            .iter()
+            .map(|w| {
+                let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
+                [w.waited, w.read, w.mapped, w.wrote].map(s).join("/")
+            })
+            .collect();
+        let files = Arc::try_unwrap(files)
+            .map_err(|_| errors::fhir_export_failed("a worker still writes"))?;
+        let listed = files.finish().map_err(errors::fhir_export_failed)?;
+        let synced = started.elapsed();
         self.record(&covered, &listed).await?;
+        // Where the time went, for whoever tunes exports (`journey bench fhir`).
+        tracing::info!(
+            patients = covered.len(),
+            log_scan_s = scanned.as_secs_f64(),
+            deciding_or_reading_s = reading.as_secs_f64(),
+            waiting_for_workers_s = queued.as_secs_f64(),
+            until_mapped_s = mapped.as_secs_f64(),
+            workers_waiting_reading_mapping_writing_s = %workers.join(" "),
+            until_files_synced_s = synced.as_secs_f64(),
+            until_recorded_s = started.elapsed().as_secs_f64(),
+            "FHIR export written"
+        );
         let manifest = bulk::manifest(
             &transaction_time,
             &self.request,
@@ -232,67 +353,32 @@ impl Run {
         }
     }
 
-    /// The patient's events up to `head` the job may export (`None`: the patient is not of the
-    /// group, or the coordinator may not read it).
-    async fn events_of(&self, patient: &str, head: u64) -> Result<Option<Vec<Event>>, Status> {
-        let mut upto = head;
-        if let (Scope::Group(territory), Some(view)) = (&self.scope, &self.api.coordination) {
-            let req = FollowUpRequest {
-                patient_id: patient.to_string(),
-                as_of: None,
-            };
-            match view.follow_up_of(&req, self.caller.as_ref()).await {
-                Ok(f) if f.discharges.iter().any(|d| &d.territory == territory) => {
-                    // Fail closed while the view lags, as a read does.
-                    upto = upto.min(view.runner.watch().borrow().checkpoint);
-                }
-                Ok(_) => return Ok(None),
-                Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::NotFound | tonic::Code::PermissionDenied
-                    ) =>
-                {
-                    return Ok(None)
-                }
-                Err(s) => return Err(s),
+    /// The position up to which the job exports the patient's events (`None`: the patient is
+    /// not of the group, or the coordinator may not read it).
+    async fn upto(&self, patient: &str, head: u64) -> Result<Option<u64>, Status> {
+        let (Scope::Group(territory), Some(view)) = (&self.scope, &self.api.coordination) else {
+            return Ok(Some(head));
+        };
+        let req = FollowUpRequest {
+            patient_id: patient.to_string(),
+            as_of: None,
+        };
+        match view.follow_up_of(&req, self.caller.as_ref()).await {
+            // Fail closed while the view lags, as a read does.
+            Ok(f) if f.discharges.iter().any(|d| &d.territory == territory) => {
+                Ok(Some(head.min(view.runner.watch().borrow().checkpoint)))
             }
-        }
-        let mut events = self.api.log.patient(patient).await?;
-        events.retain(|e| e.position <= upto);
-        Ok((!events.is_empty()).then_some(events))
-    }
-
-    /// Each type's files of the workers joined into `<Type>.ndjson` (synced); each type's count,
-    /// in the order of the mapping's types, Provenance last.
-    fn join(&self, written: Vec<Written>) -> Result<Vec<(&'static str, u64)>, Status> {
-        let mut parts: BTreeMap<&'static str, (Vec<PathBuf>, u64)> = BTreeMap::new();
-        for w in written {
-            for (kind, out) in w.outputs {
-                out.file
-                    .into_inner()
-                    .map_err(|e| errors::fhir_export_failed(e.error()))?;
-                let entry = parts.entry(kind).or_default();
-                entry.0.push(out.path);
-                entry.1 += out.count;
+            Ok(_) => Ok(None),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::NotFound | tonic::Code::PermissionDenied
+                ) =>
+            {
+                Ok(None)
             }
+            Err(s) => Err(s),
         }
-        let mut listed = Vec::new();
-        for (kind, (paths, count)) in parts {
-            let whole = self.folder.join(format!("{kind}.part"));
-            let mut file = create_private(&whole).map_err(errors::fhir_export_failed)?;
-            for p in paths {
-                let mut part = std::fs::File::open(&p).map_err(errors::fhir_export_failed)?;
-                std::io::copy(&mut part, &mut file).map_err(errors::fhir_export_failed)?;
-                std::fs::remove_file(&p).map_err(errors::fhir_export_failed)?;
-            }
-            file.sync_all().map_err(errors::fhir_export_failed)?;
-            std::fs::rename(&whole, self.folder.join(bulk::file_name(kind)))
-                .map_err(errors::fhir_export_failed)?;
-            listed.push((kind, count));
-        }
-        listed.sort_by_key(|(k, _)| bulk::order(k));
-        Ok(listed)
     }
 
     /// The export in the access log, with the patients it covered (in records of at most the
@@ -330,7 +416,5 @@ impl Run {
 
 /// An event's recorded time as `meta.lastUpdated` writes it.
 fn recorded(e: &Event) -> Option<String> {
-    journey_fhir::resource::meta(e, None)["lastUpdated"]
-        .as_str()
-        .map(str::to_string)
+    journey_fhir::provenance::last_updated(e)
 }

@@ -1,0 +1,472 @@
+//! Provenance: one per event of the log (docs/fhir.md), as `$everything`, the Provenance search,
+//! the Bulk Data export and `journey audit export` give it: the resource the event made or
+//! changed and the stored event (`urn:uuid:<event id>`, its position) as targets; the log's
+//! recorded time and the clinical time; the author (actor, role, its organisation) and the
+//! assembler (the source system); `CREATE`, or `NULLIFY` with the cancelled event as a `removal`
+//! entity; the event's chain hash (the log's `hash`, hex) as an extension. Written straight from
+//! the event: half the resources of an export are these.
+use crate::resource::{fhir_id, instant, valid_id, Coding, Identifier, Meta, Prefixed};
+use journey_proto::{
+    hex::hex,
+    json::rfc3339,
+    v1::{event::Payload, Event, Role},
+    EventType,
+};
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// The extension holding the event's chain hash.
+pub const CHAIN_HASH: &str = "urn:journey:extension:chain-hash";
+const RFC3986: &str = "urn:ietf:rfc:3986";
+const ROLE_SYSTEM: &str = "urn:journey:role";
+const ACTOR_SYSTEM: &str = "urn:journey:actor";
+const ORGANISATION_SYSTEM: &str = "urn:journey:organisation";
+const SOURCE_SYSTEM: &str = "urn:journey:source-system";
+const PARTICIPANT: &str = "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+const DATA_OPERATION: &str = "http://terminology.hl7.org/CodeSystem/v3-DataOperation";
+
+/// The name of a journey role (`HOSPITAL_PHYSICIAN`), as the audit trail writes it.
+pub fn role_name(role: i32) -> &'static str {
+    Role::try_from(role).map_or("ROLE_UNSPECIFIED", |r| r.as_str_name())
+}
+
+/// The Provenance of `e`, ready to write (`serde_json::to_writer`).
+pub fn of(e: &Event) -> Provenance<'_> {
+    let actor = e.actor.as_ref();
+    let actor_id = actor.map_or("", |a| a.id.as_str());
+    let actor_id = if actor_id.is_empty() {
+        "unknown"
+    } else {
+        actor_id
+    };
+    let display = actor
+        .map(|a| a.display_name.as_str())
+        .filter(|d| !d.is_empty())
+        .unwrap_or(actor_id);
+    let role = role_name(actor.map_or(0, |a| a.role));
+    let organisation = actor
+        .map(|a| a.organisation.as_str())
+        .filter(|o| !o.is_empty());
+    let source = if e.source.is_empty() {
+        "unknown"
+    } else {
+        &e.source
+    };
+    let cancelled = cancelled_id(e);
+    let event = EventRef { e };
+    Provenance {
+        resource_type: "Provenance",
+        id: fhir_id("Provenance", &e.event_id),
+        meta: Meta::of(e, None),
+        extension: (!e.hash.is_empty()).then(|| {
+            [Extension {
+                url: CHAIN_HASH,
+                value_string: hex(&e.hash),
+            }]
+        }),
+        target: Targets {
+            resource: target_of(e),
+            event,
+        },
+        occurred: e.occurred_at.as_ref().map(rfc3339),
+        recorded: rfc3339(&e.recorded_at.or(e.occurred_at).unwrap_or_default()),
+        activity: Activity {
+            coding: [match cancelled {
+                Some(_) => Coding {
+                    system: DATA_OPERATION,
+                    code: "NULLIFY",
+                    display: "nullify",
+                },
+                None => Coding {
+                    system: DATA_OPERATION,
+                    code: "CREATE",
+                    display: "create",
+                },
+            }],
+        },
+        agent: (
+            Author {
+                kind: Concept {
+                    coding: [Coding {
+                        system: PARTICIPANT,
+                        code: "author",
+                        display: "Author",
+                    }],
+                },
+                role: [RoleConcept {
+                    coding: [Coding {
+                        system: ROLE_SYSTEM,
+                        code: role,
+                        display: "",
+                    }],
+                    text: role,
+                }],
+                who: Who {
+                    identifier: Identifier {
+                        system: ACTOR_SYSTEM,
+                        value: actor_id,
+                    },
+                    display,
+                },
+                on_behalf_of: organisation.map(|o| Who {
+                    identifier: Identifier {
+                        system: ORGANISATION_SYSTEM,
+                        value: o,
+                    },
+                    display: o,
+                }),
+            },
+            Assembler {
+                kind: Concept {
+                    coding: [Coding {
+                        system: PARTICIPANT,
+                        code: "assembler",
+                        display: "Assembler",
+                    }],
+                },
+                who: Who {
+                    identifier: Identifier {
+                        system: SOURCE_SYSTEM,
+                        value: source,
+                    },
+                    display: source,
+                },
+            },
+        ),
+        entity: Entities {
+            source: Entity {
+                role: "source",
+                what: event,
+            },
+            removal: cancelled.map(|id| Entity {
+                role: "removal",
+                what: Cancelled {
+                    identifier: Uuid(id),
+                    display: "cancelled event",
+                },
+            }),
+        },
+    }
+}
+
+/// Its `meta.lastUpdated`: the event's recorded time (what `_since` compares).
+pub fn last_updated(e: &Event) -> Option<String> {
+    instant(e.recorded_at.as_ref())
+}
+
+/// A Provenance, as serde writes it.
+#[derive(Serialize)]
+pub struct Provenance<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    pub id: String,
+    meta: Meta<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<[Extension; 1]>,
+    target: Targets<'a>,
+    #[serde(rename = "occurredDateTime", skip_serializing_if = "Option::is_none")]
+    occurred: Option<String>,
+    recorded: String,
+    activity: Activity,
+    agent: (Author<'a>, Assembler<'a>),
+    entity: Entities<'a>,
+}
+
+#[derive(Serialize)]
+struct Extension {
+    url: &'static str,
+    #[serde(rename = "valueString")]
+    value_string: String,
+}
+
+/// The resource the event made or changed (when it has one), then the stored event.
+struct Targets<'a> {
+    resource: Option<(&'static str, &'a str)>,
+    event: EventRef<'a>,
+}
+
+impl Serialize for Targets<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Ref<'a> {
+            reference: Prefixed<'a>,
+        }
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        if let Some((kind, id)) = self.resource {
+            seq.serialize_element(&Ref {
+                reference: Prefixed(kind, id),
+            })?;
+        }
+        seq.serialize_element(&self.event)?;
+        seq.end()
+    }
+}
+
+/// The stored event: `urn:uuid:<event id>`, "<type> at position <n>".
+#[derive(Clone, Copy)]
+struct EventRef<'a> {
+    e: &'a Event,
+}
+
+impl Serialize for EventRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Written<'a> {
+            identifier: Uuid<'a>,
+            display: At<'a>,
+        }
+        Written {
+            identifier: Uuid(&self.e.event_id),
+            display: At(self.e),
+        }
+        .serialize(s)
+    }
+}
+
+/// `{system: urn:ietf:rfc:3986, value: urn:uuid:<id>}`.
+struct Uuid<'a>(&'a str);
+
+impl Serialize for Uuid<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Written<'a> {
+            system: &'static str,
+            value: Prefixed<'a>,
+        }
+        Written {
+            system: RFC3986,
+            value: Prefixed("urn:uuid:", self.0),
+        }
+        .serialize(s)
+    }
+}
+
+/// "Admitted at position 12".
+struct At<'a>(&'a Event);
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self
+            .0
+            .payload
+            .as_ref()
+            .map_or("event", |p| EventType::of(p).name());
+        write!(f, "{kind} at position {}", self.0.position)
+    }
+}
+
+impl Serialize for At<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Serialize)]
+struct Activity {
+    coding: [Coding<'static>; 1],
+}
+
+#[derive(Serialize)]
+struct Concept {
+    coding: [Coding<'static>; 1],
+}
+
+#[derive(Serialize)]
+struct RoleConcept {
+    coding: [Coding<'static>; 1],
+    text: &'static str,
+}
+
+#[derive(Serialize)]
+struct Who<'a> {
+    identifier: Identifier<'a>,
+    display: &'a str,
+}
+
+#[derive(Serialize)]
+struct Author<'a> {
+    #[serde(rename = "type")]
+    kind: Concept,
+    role: [RoleConcept; 1],
+    who: Who<'a>,
+    #[serde(rename = "onBehalfOf", skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<Who<'a>>,
+}
+
+#[derive(Serialize)]
+struct Assembler<'a> {
+    #[serde(rename = "type")]
+    kind: Concept,
+    who: Who<'a>,
+}
+
+#[derive(Serialize)]
+struct Entity<W> {
+    role: &'static str,
+    what: W,
+}
+
+/// The stored event as the source, and the event a cancellation removes.
+struct Entities<'a> {
+    source: Entity<EventRef<'a>>,
+    removal: Option<Entity<Cancelled<'a>>>,
+}
+
+impl Serialize for Entities<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        seq.serialize_element(&self.source)?;
+        if let Some(r) = &self.removal {
+            seq.serialize_element(r)?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Cancelled<'a> {
+    identifier: Uuid<'a>,
+    display: &'static str,
+}
+
+/// The resource an event is about, when there is one with a FHIR id: `("Encounter/", id)`.
+fn target_of(e: &Event) -> Option<(&'static str, &str)> {
+    let (kind, id) = match e.payload.as_ref()? {
+        Payload::PatientRegistered(_) | Payload::IdentityUpdated(_) => {
+            ("Patient/", e.patient_id.as_str())
+        }
+        Payload::Admitted(a) => ("Encounter/", a.encounter_id.as_str()),
+        Payload::Transferred(t) => ("Encounter/", t.encounter_id.as_str()),
+        Payload::Discharged(d) => ("Encounter/", d.encounter_id.as_str()),
+        Payload::PrescriptionIssued(p) => ("MedicationRequest/", p.prescription_id.as_str()),
+        Payload::CarePlanEstablished(p) => ("CarePlan/", p.care_plan_id.as_str()),
+        Payload::AppointmentScheduled(a) => ("Appointment/", a.appointment_id.as_str()),
+        Payload::AppointmentCompleted(a) => ("Appointment/", a.appointment_id.as_str()),
+        Payload::AppointmentMissed(a) => ("Appointment/", a.appointment_id.as_str()),
+        Payload::AlertRaised(a) => ("Flag/", a.alert_id.as_str()),
+        Payload::AlertAcknowledged(a) => ("Flag/", a.alert_id.as_str()),
+        Payload::AlertResolved(a) => ("Flag/", a.alert_id.as_str()),
+        Payload::ObservationRecorded(_) => ("Observation/", e.event_id.as_str()),
+        Payload::ConditionRecorded(_) => ("Condition/", e.event_id.as_str()),
+        Payload::ConsentGiven(_) | Payload::ConsentRevoked(_) => ("Consent/", e.event_id.as_str()),
+        _ => return None,
+    };
+    valid_id(id).then_some((kind, id))
+}
+
+/// The event a cancellation undoes.
+fn cancelled_id(e: &Event) -> Option<&str> {
+    match e.payload.as_ref()? {
+        Payload::AdmissionCancelled(c) => Some(&c.cancelled_event_id),
+        Payload::TransferCancelled(c) => Some(&c.cancelled_event_id),
+        Payload::DischargeCancelled(c) => Some(&c.cancelled_event_id),
+        _ => None,
+    }
+}
+
+/// The type name.
+pub const KIND: &str = crate::query::PROVENANCE;
+
+/// The Provenance id of `e`.
+pub fn id(e: &Event) -> String {
+    fhir_id(KIND, &e.event_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_proto::{
+        prost_types::Timestamp,
+        v1::{Actor, AdmissionCancelled, Admitted},
+    };
+    use serde_json::Value;
+
+    fn event(payload: Payload) -> Event {
+        Event {
+            event_id: "7f1d2c3e-0000-4000-8000-000000000001".into(),
+            patient_id: "P1".into(),
+            position: 7,
+            stream_version: 2,
+            occurred_at: Some(Timestamp {
+                seconds: 1_780_000_000,
+                nanos: 0,
+            }),
+            recorded_at: Some(Timestamp {
+                seconds: 1_780_000_100,
+                nanos: 500_000_000,
+            }),
+            actor: Some(Actor {
+                id: "dr-x".into(),
+                role: Role::HospitalPhysician as i32,
+                organisation: "CHU".into(),
+                ..Default::default()
+            }),
+            source: "adt".into(),
+            hash: vec![0xab; 32],
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    fn written(e: &Event) -> Value {
+        serde_json::to_value(of(e)).unwrap()
+    }
+
+    #[test]
+    fn an_event_is_a_provenance_with_its_author_source_and_chain_hash() {
+        let e = event(Payload::Admitted(Admitted {
+            encounter_id: "E1".into(),
+            ..Default::default()
+        }));
+        let p = written(&e);
+        assert_eq!(p["resourceType"], "Provenance");
+        assert_eq!(p["id"], "7f1d2c3e-0000-4000-8000-000000000001");
+        assert_eq!(p["meta"]["versionId"], "2");
+        assert_eq!(p["meta"]["lastUpdated"], "2026-05-28T20:28:20.500Z");
+        assert_eq!(p["recorded"], "2026-05-28T20:28:20.500Z");
+        assert_eq!(p["occurredDateTime"], "2026-05-28T20:26:40.000Z");
+        assert_eq!(p["extension"][0]["url"], CHAIN_HASH);
+        assert_eq!(p["extension"][0]["valueString"], "ab".repeat(32));
+        assert_eq!(p["target"][0]["reference"], "Encounter/E1");
+        assert_eq!(
+            p["target"][1]["identifier"]["value"],
+            "urn:uuid:7f1d2c3e-0000-4000-8000-000000000001"
+        );
+        assert_eq!(p["target"][1]["display"], "Admitted at position 7");
+        assert_eq!(p["activity"]["coding"][0]["code"], "CREATE");
+        let author = &p["agent"][0];
+        assert_eq!(author["type"]["coding"][0]["code"], "author");
+        assert_eq!(author["role"][0]["text"], "ROLE_HOSPITAL_PHYSICIAN");
+        assert_eq!(author["who"]["identifier"]["value"], "dr-x");
+        assert_eq!(author["who"]["display"], "dr-x");
+        assert_eq!(author["onBehalfOf"]["display"], "CHU");
+        assert_eq!(p["agent"][1]["who"]["display"], "adt");
+        assert_eq!(p["entity"][0]["role"], "source");
+        assert_eq!(p["entity"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_cancellation_nullifies_and_names_the_removed_event() {
+        let mut e = event(Payload::AdmissionCancelled(AdmissionCancelled {
+            cancelled_event_id: "7f1d2c3e-0000-4000-8000-000000000009".into(),
+            ..Default::default()
+        }));
+        e.actor = None;
+        e.source.clear();
+        e.hash.clear();
+        let p = written(&e);
+        assert_eq!(p["activity"]["coding"][0]["code"], "NULLIFY");
+        assert_eq!(p["entity"][1]["role"], "removal");
+        assert_eq!(
+            p["entity"][1]["what"]["identifier"]["value"],
+            "urn:uuid:7f1d2c3e-0000-4000-8000-000000000009"
+        );
+        assert_eq!(p["target"].as_array().unwrap().len(), 1, "no resource");
+        assert_eq!(p["agent"][0]["who"]["identifier"]["value"], "unknown");
+        assert!(p["agent"][0].get("onBehalfOf").is_none());
+        assert_eq!(p["agent"][1]["who"]["display"], "unknown");
+        assert!(p.get("extension").is_none(), "no hash, no extension");
+    }
+}
