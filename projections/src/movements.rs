@@ -120,6 +120,33 @@ pub fn change(e: &Event) -> Option<Change<'_>> {
     })
 }
 
+/// Finds the row among a patient's encounter rows that `change` concerns (the encounter it names,
+/// or the one holding the movement it cancels or corrects) and applies the change to that row's
+/// movements; the row, when the change applied.
+pub fn apply<'r, R>(
+    rows: &'r mut [R],
+    change: Change<'_>,
+    encounter_id: impl Fn(&R) -> &str,
+    movements: impl Fn(&mut R) -> &mut Movements,
+) -> Option<&'r mut R> {
+    let i = rows.iter_mut().position(|r| match &change {
+        Change::Add(encounter, _) => encounter_id(r) == *encounter,
+        Change::Cancel(id) => movements(r).holds(id),
+        Change::Correct(c) => movements(r).holds(&c.corrected_event_id),
+    })?;
+    let row = &mut rows[i];
+    let m = movements(row);
+    let applied = match change {
+        Change::Add(_, movement) => {
+            m.add(movement);
+            true
+        }
+        Change::Cancel(id) => m.cancel(id),
+        Change::Correct(c) => m.correct(c),
+    };
+    applied.then_some(row)
+}
+
 impl Movements {
     /// The stored form (empty text for none).
     pub fn from_text(text: &str) -> Movements {

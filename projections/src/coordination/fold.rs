@@ -13,7 +13,7 @@ use super::{
     rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
     urgency,
 };
-use crate::movements::{self, Change};
+use crate::movements;
 use crate::{runtime::Projection, sql};
 use journey_proto::v1::{event::Payload, AdmitType, Event, Professional};
 use sqlx::AnyConnection;
@@ -297,7 +297,6 @@ impl<'e> Batch<'e> {
     }
 }
 
-/// Applies one event about a patient's care (encounters, contacts, appointments, alerts).
 /// Applies a movement event to the encounter it concerns and re-derives that stay from its live
 /// movements (`crate::movements`): admission, unit, class, discharge; the first contact follows
 /// the discharge.
@@ -305,25 +304,10 @@ fn movement<'e>(care: &mut Care, changes: &mut Changes<'e>, e: &'e Event) {
     let Some(change) = movements::change(e) else {
         return;
     };
-    let row = match &change {
-        Change::Add(encounter_id, _) => care.encounter(encounter_id),
-        Change::Cancel(id) => care.holding(id),
-        Change::Correct(c) => care.holding(&c.corrected_event_id),
-    };
-    let Some(r) = row else {
+    let rows = &mut care.encounters;
+    let Some(r) = movements::apply(rows, change, |r| &r.encounter_id, |r| &mut r.movements) else {
         return;
     };
-    let applied = match change {
-        Change::Add(_, m) => {
-            r.movements.add(m);
-            true
-        }
-        Change::Cancel(id) => r.movements.cancel(id),
-        Change::Correct(c) => r.movements.correct(c),
-    };
-    if !applied {
-        return;
-    }
     match r.movements.stay() {
         Some(s) => {
             r.admitted_at = s.admitted_at;
@@ -348,6 +332,7 @@ fn movement<'e>(care: &mut Care, changes: &mut Changes<'e>, e: &'e Event) {
     care.refresh_first_contacts();
 }
 
+/// Applies one event about a patient's care (encounters, contacts, appointments, alerts).
 fn apply_care<'e>(
     care: &mut Care,
     changes: &mut Changes<'e>,

@@ -90,13 +90,6 @@ impl Care {
         self.encounters.iter_mut().find(|r| r.encounter_id == id)
     }
 
-    /// The encounter holding the movement with this event id.
-    pub fn holding(&mut self, movement: &str) -> Option<&mut EncounterRow> {
-        self.encounters
-            .iter_mut()
-            .find(|r| r.movements.holds(movement))
-    }
-
     /// First home contact of each discharge: the earliest contact at or after it (the patient's
     /// contacts must have been loaded).
     pub fn refresh_first_contacts(&mut self) {

@@ -9,7 +9,7 @@
 //! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
 //! back with multi-row statements, and replace the index stays of the patients touched.
 use super::model::{self, zone, Diagnosis, EdVisit, Encounter};
-use crate::movements::{self, Change, Movements};
+use crate::movements::{self, Movements};
 use crate::{
     runtime::Projection,
     sql::{self, execute_in, insert_rows, select_in, SqlRow, Q},
@@ -146,13 +146,6 @@ struct Facts {
 impl Facts {
     fn encounter(&mut self, id: &str) -> Option<&mut EncounterRow> {
         self.encounters.iter_mut().find(|r| r.e.encounter_id == id)
-    }
-
-    /// The encounter holding the movement with this event id.
-    fn holding(&mut self, movement: &str) -> Option<&mut EncounterRow> {
-        self.encounters
-            .iter_mut()
-            .find(|r| r.movements.holds(movement))
     }
 }
 
@@ -327,25 +320,11 @@ impl<'e> Batch<'e> {
         };
         let pid = e.patient_id.as_str();
         let facts = self.patients.get_mut(pid).expect("loaded");
-        let row = match &change {
-            Change::Add(encounter_id, _) => facts.encounter(encounter_id),
-            Change::Cancel(id) => facts.holding(id),
-            Change::Correct(c) => facts.holding(&c.corrected_event_id),
-        };
-        let Some(row) = row else {
+        let rows = &mut facts.encounters;
+        let Some(row) = movements::apply(rows, change, |r| &r.e.encounter_id, |r| &mut r.movements)
+        else {
             return;
         };
-        let applied = match change {
-            Change::Add(_, m) => {
-                row.movements.add(m);
-                true
-            }
-            Change::Cancel(id) => row.movements.cancel(id),
-            Change::Correct(c) => row.movements.correct(c),
-        };
-        if !applied {
-            return;
-        }
         let encounter_id = row.e.encounter_id.clone();
         let old_discharge = row.discharge_event_id.clone();
         let stay = row.movements.stay();
