@@ -81,8 +81,9 @@ label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;fo
 .checklist caption{text-align:left;font-weight:600;padding:.3rem 0}.checklist form{margin:0;gap:.3rem;flex-wrap:nowrap}\
 .checklist input{max-width:8rem}label.check{flex-direction:row;font-size:.85rem}\
 @media (max-width:40rem){body{margin:.75rem}table{display:block;overflow-x:auto}\
-table.planning thead{display:none}table.planning tr,table.planning td{display:block;border:0;padding:.15rem 0}\
-table.planning tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}";
+table.planning thead,table.checklist thead{display:none}\
+table.planning tr,table.planning td,table.checklist tr,table.checklist td{display:block;border:0;padding:.15rem 0}\
+table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}";
 
 /// A whole page: `title` (already in the reader's words) heads it, `nav` and `body` are markup.
 pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {

@@ -332,6 +332,62 @@ async fn plan_discharges(extra: &[&str]) {
     assert!(http_body(&r).contains("expected"), "{r}");
     assert_eq!(head(grpc, &admin).await, before);
 
+    // Flag the complex discharge: the reasons ticked, the suggestions left for what is not.
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!("csrf={token}&action=complex&encounter_id=E-PH&reason_alone=on&reason_age=on&note=daughter+abroad"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let e = last_event(grpc, &admin, "PH").await;
+    let Some(Payload::ComplexDischargeFlagged(x)) = &e.payload else {
+        panic!("a complex discharge: {e:?}")
+    };
+    assert_eq!(
+        x.reasons,
+        [
+            v1::ComplexityReason::Age75OrOver as i32,
+            v1::ComplexityReason::LivesAlone as i32
+        ]
+    );
+    let page = get(base, "/patients/PH?lang=en", &cookie).await;
+    let complexity = page.split("id=\"complexity\">").nth(1).unwrap();
+    let complexity = complexity.split("</p>").next().unwrap();
+    assert!(
+        complexity.contains("Complex discharge: 75 or older, lives alone"),
+        "{complexity}"
+    );
+    assert!(
+        complexity.contains("Worth considering: a stay in the last six months"),
+        "{complexity}"
+    );
+    let before = head(grpc, &admin).await;
+
+    // A stay that ended keeps its plan as it was: refused, nothing appended.
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!(
+            "csrf={token}&action=checklist&encounter_id=E-PH-0&item=letter_prepared&done=true"
+        ),
+    )
+    .await;
+    assert_eq!(http_status(&r), 409, "{r}");
+    assert!(http_body(&r).contains("the stay has ended"), "{r}");
+    // Another patient's stay is not this patient's.
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!("csrf={token}&action=checklist&encounter_id=E-PL&item=letter_prepared&done=true"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 400, "{r}");
+    assert_eq!(head(grpc, &admin).await, before);
+
     // A coordinator of another territory: the patient is unknown to her, nothing appended, and
     // the refusal is recorded.
     let south = signed_in(base, SOUTH).await;
@@ -449,4 +505,15 @@ async fn in_a_browser_a_ticked_item_shows_ticked() {
     shots(&mut tab, "planning-ticked-fr").await;
     tab.goto(&format!("{base}/patients/PH?lang=en")).await;
     shots(&mut tab, "planning-patient-en").await;
+    tab.goto(&format!("{base}/?lang=fr")).await;
+    shots(&mut tab, "planning-worklist-after-discharge-fr").await;
+    tab.goto(&format!("{base}/indicators?lang=fr")).await;
+    let html = tab.html().await;
+    assert!(
+        html.contains("Sorties avec la check-list complète"),
+        "{html}"
+    );
+    shots(&mut tab, "planning-indicators-fr").await;
+    tab.goto(&format!("{base}/indicators?lang=en")).await;
+    shots(&mut tab, "planning-indicators-en").await;
 }

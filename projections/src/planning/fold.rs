@@ -44,7 +44,8 @@ impl Projection for Planning {
     }
 
     fn schema_version(&self) -> i64 {
-        1
+        // 2: patients carry their sex (the pages write "née" or "né").
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -54,7 +55,8 @@ impl Projection for Planning {
     fn ddl(&self, p: &str) -> Vec<String> {
         vec![
             format!(
-                "CREATE TABLE {p}patients (patient_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, birth_date TEXT NOT NULL)"
+                "CREATE TABLE {p}patients (patient_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, birth_date TEXT NOT NULL,
+                 sex BIGINT NOT NULL)"
             ),
             format!(
                 "CREATE TABLE {p}stays (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, facility_id TEXT NOT NULL,
@@ -95,10 +97,12 @@ async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<(
     let at = secs(e.occurred_at.as_ref()).unwrap_or(0);
     match payload {
         Payload::PatientRegistered(r) => {
-            patient(conn, p, pid, &r.family_name, &r.given_name, &r.birth_date).await?
+            let name = display_name(&r.family_name, &r.given_name);
+            patient(conn, p, pid, &name, &r.birth_date, r.sex).await?
         }
         Payload::IdentityUpdated(r) => {
-            patient(conn, p, pid, &r.family_name, &r.given_name, &r.birth_date).await?
+            let name = display_name(&r.family_name, &r.given_name);
+            patient(conn, p, pid, &name, &r.birth_date, r.sex).await?
         }
         Payload::Admitted(a) => {
             let f = a.facility.clone().unwrap_or_default();
@@ -237,21 +241,27 @@ async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<(
     Ok(())
 }
 
+/// The patient's name, birth date and sex as the registration or an update sets them (what an
+/// update leaves unset stays as known).
 async fn patient(
     conn: &mut AnyConnection,
     p: &str,
     pid: &str,
-    family: &str,
-    given: &str,
+    name: &str,
     birth_date: &str,
+    sex: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO {p}patients (patient_id, display_name, birth_date) VALUES ($1, $2, $3)
-         ON CONFLICT (patient_id) DO UPDATE SET display_name = excluded.display_name, birth_date = excluded.birth_date"
+        "INSERT INTO {p}patients (patient_id, display_name, birth_date, sex) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (patient_id) DO UPDATE SET
+         display_name = CASE WHEN excluded.display_name = '' THEN {p}patients.display_name ELSE excluded.display_name END,
+         birth_date = CASE WHEN excluded.birth_date = '' THEN {p}patients.birth_date ELSE excluded.birth_date END,
+         sex = CASE WHEN excluded.sex = 0 THEN {p}patients.sex ELSE excluded.sex END"
     ))
     .bind(pid)
-    .bind(display_name(family, given))
+    .bind(name)
     .bind(birth_date)
+    .bind(i64::from(sex))
     .execute(&mut *conn)
     .await?;
     Ok(())

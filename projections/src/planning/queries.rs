@@ -24,6 +24,8 @@ pub struct Stay {
     pub patient_id: String,
     pub display_name: String,
     pub birth_date: String,
+    /// The event catalogue's `Sex` (0: unknown).
+    pub sex: i32,
     pub encounter_id: String,
     pub facility_id: String,
     pub facility_name: String,
@@ -69,7 +71,7 @@ impl Stay {
 
 const STAY_COLUMNS: &str = "s.patient_id, COALESCE(pt.display_name, ''), COALESCE(pt.birth_date, ''), s.encounter_id,
     s.facility_id, s.facility_name, s.territory, s.time_zone, s.unit, s.admitted_at, s.discharged_at, s.expected_at,
-    s.expected_reason, s.expected_by, s.complex, s.complex_note, s.done_at_discharge";
+    s.expected_reason, s.expected_by, s.complex, s.complex_note, s.done_at_discharge, COALESCE(pt.sex, 0)";
 
 fn from_clause(p: &str) -> String {
     format!("{p}stays s LEFT JOIN {p}patients pt ON pt.patient_id = s.patient_id")
@@ -91,6 +93,7 @@ fn stay(r: &AnyRow) -> Result<Stay, sqlx::Error> {
         complex: checklist::reasons_of(r.try_get(14)?),
         complex_note: r.try_get(15)?,
         done_at_discharge: r.try_get(16)?,
+        sex: r.try_get::<i64, _>(17)? as i32,
         plan: Plan {
             admitted_at: r.try_get(9)?,
             discharged_at: r.try_get(10)?,

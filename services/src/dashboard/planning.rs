@@ -328,13 +328,6 @@ pub(super) fn section(b: &mut String, lang: Lang, id: &str, stays: &[Stay], csrf
         "<h2>{}</h2>",
         say(lang, "Préparation de la sortie", "Discharge planning")
     );
-    if let Some(s) = shown.first() {
-        let _ = write!(
-            b,
-            "<p class=\"muted\">{}</p>",
-            esc(&born(lang, &s.birth_date))
-        );
-    }
     for s in shown {
         stay_section(b, lang, id, s, csrf, now);
     }
@@ -579,8 +572,9 @@ pub(super) async fn plans_at_discharge(
 pub(super) fn plan_cell(lang: Lang, done: Option<i64>) -> String {
     match done {
         Some(d) => format!(
-            "<td class=\"plan\" data-plan-complete=\"{}\">{}</td>",
+            "<td class=\"plan\" data-plan-complete=\"{}\"><span class=\"{}\">{}</span></td>",
             checklist::complete(d),
+            if checklist::complete(d) { "" } else { "late" },
             plan_words(lang, d)
         ),
         None => "<td class=\"plan\">—</td>".to_string(),
@@ -831,7 +825,7 @@ pub(super) async fn indicators_section(
         "<h2>{}</h2><table id=\"planning-indicators\"><tbody>\
          <tr data-indicator=\"complete\"><th>{}</th><td>{}</td></tr>\
          <tr data-indicator=\"readmitted-complete\"><th>{}</th><td>{}</td></tr>\
-         <tr data-indicator=\"readmitted-incomplete\"><th>{}</th><td>{}</td></tr></tbody></table>",
+         <tr data-indicator=\"readmitted-incomplete\"><th>{}</th><td>{}</td></tr></tbody></table><p class=\"muted\">{}</p>",
         say(lang, "Préparation de la sortie", "Discharge planning"),
         say(
             lang,
@@ -851,6 +845,11 @@ pub(super) async fn indicators_section(
             "30-day readmissions, checklist incomplete"
         ),
         pct(i.readmitted_incomplete, i.index_incomplete),
+        say(
+            lang,
+            "Sorties des semaines ci-dessus ; la check-list telle qu'elle était à la sortie ; réhospitalisations des séjours index, comme dans le tableau.",
+            "Discharges of the weeks above; the checklist as it was when the patient left; readmissions of index stays, as in the table."
+        ),
     );
     Ok(b)
 }
