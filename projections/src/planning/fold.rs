@@ -6,6 +6,7 @@
 //! statements each, in the batch's transaction: an item or date for a stay the view does not
 //! know (never admitted, or its admission cancelled) changes nothing.
 use super::checklist::reason_bits;
+use crate::movements::{self, Movements};
 use crate::runtime::Projection;
 use journey_proto::v1::{event::Payload, Event};
 use sqlx::{AnyConnection, Row};
@@ -45,7 +46,9 @@ impl Projection for Planning {
 
     fn schema_version(&self) -> i64 {
         // 2: patients carry their sex (the pages write "née" or "né").
-        2
+        // 3: stays keep their movements and are derived from them (corrections, cancellations,
+        //    historic movements, class changes), as the other read models' are.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -63,7 +66,8 @@ impl Projection for Planning {
                  facility_name TEXT NOT NULL, territory TEXT NOT NULL, time_zone TEXT NOT NULL, unit TEXT NOT NULL,
                  admitted_at BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharged_at BIGINT, discharge_event_id TEXT,
                  expected_at BIGINT, expected_reason TEXT NOT NULL, expected_by TEXT NOT NULL, complex BIGINT NOT NULL,
-                 complex_note TEXT NOT NULL, done_at_discharge BIGINT, PRIMARY KEY (patient_id, encounter_id))"
+                 complex_note TEXT NOT NULL, done_at_discharge BIGINT, movements TEXT NOT NULL,
+                 PRIMARY KEY (patient_id, encounter_id))"
             ),
             // The in-hospital worklist reads open stays by expected discharge.
             format!("CREATE INDEX {p}stays_expected ON {p}stays (expected_at) WHERE discharged_at IS NULL"),
@@ -95,6 +99,9 @@ async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<(
     };
     let pid = e.patient_id.as_str();
     let at = secs(e.occurred_at.as_ref()).unwrap_or(0);
+    if movements::change(e).is_some() {
+        return movement(conn, p, e, payload).await;
+    }
     match payload {
         Payload::PatientRegistered(r) => {
             let name = display_name(&r.family_name, &r.given_name);
@@ -103,95 +110,6 @@ async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<(
         Payload::IdentityUpdated(r) => {
             let name = display_name(&r.family_name, &r.given_name);
             patient(conn, p, pid, &name, &r.birth_date, r.sex).await?
-        }
-        Payload::Admitted(a) => {
-            let f = a.facility.clone().unwrap_or_default();
-            // The first admission of an encounter wins.
-            sqlx::query(&format!(
-                "INSERT INTO {p}stays (patient_id, encounter_id, facility_id, facility_name, territory, time_zone, unit,
-                 admitted_at, admit_event_id, expected_reason, expected_by, complex, complex_note)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', '', 0, '')
-                 ON CONFLICT (patient_id, encounter_id) DO NOTHING"
-            ))
-            .bind(pid)
-            .bind(&a.encounter_id)
-            .bind(&f.id)
-            .bind(&f.name)
-            .bind(&f.territory)
-            .bind(&f.time_zone)
-            .bind(&a.unit)
-            .bind(at)
-            .bind(&e.event_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::Transferred(t) => {
-            sqlx::query(&format!(
-                "UPDATE {p}stays SET unit = $3 WHERE patient_id = $1 AND encounter_id = $2"
-            ))
-            .bind(pid)
-            .bind(&t.encounter_id)
-            .bind(&t.to_unit)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::Discharged(d) => {
-            // What was done when the patient left.
-            let done: i64 = sqlx::query(&format!(
-                "SELECT item FROM {p}checklist WHERE patient_id = $1 AND encounter_id = $2 AND done = 1"
-            ))
-            .bind(pid)
-            .bind(&d.encounter_id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<i64, _>(0))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|i| (0..=62).contains(i))
-            .fold(0, |m, i| m | 1 << i);
-            sqlx::query(&format!(
-                "UPDATE {p}stays SET discharged_at = $3, discharge_event_id = $4, done_at_discharge = $5
-                 WHERE patient_id = $1 AND encounter_id = $2"
-            ))
-            .bind(pid)
-            .bind(&d.encounter_id)
-            .bind(at)
-            .bind(&e.event_id)
-            .bind(done)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::DischargeCancelled(c) => {
-            sqlx::query(&format!(
-                "UPDATE {p}stays SET discharged_at = NULL, discharge_event_id = NULL, done_at_discharge = NULL
-                 WHERE patient_id = $1 AND discharge_event_id = $2"
-            ))
-            .bind(pid)
-            .bind(&c.cancelled_event_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Payload::AdmissionCancelled(c) => {
-            let gone = sqlx::query(&format!(
-                "SELECT encounter_id FROM {p}stays WHERE patient_id = $1 AND admit_event_id = $2"
-            ))
-            .bind(pid)
-            .bind(&c.cancelled_event_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = gone {
-                let enc: String = row.try_get(0)?;
-                for table in ["stays", "checklist"] {
-                    sqlx::query(&format!(
-                        "DELETE FROM {p}{table} WHERE patient_id = $1 AND encounter_id = $2"
-                    ))
-                    .bind(pid)
-                    .bind(&enc)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
         }
         Payload::DischargeExpected(x) => {
             sqlx::query(&format!(
@@ -239,6 +157,149 @@ async fn apply(conn: &mut AnyConnection, p: &str, e: &Event) -> anyhow::Result<(
         _ => {}
     }
     Ok(())
+}
+
+/// A stay row as a movement changes it.
+struct StayRow {
+    encounter_id: String,
+    movements: Movements,
+    discharged_at: Option<i64>,
+}
+
+/// Opens the stay an admission (or a class change making an emergency visit a stay) names,
+/// unless it exists.
+async fn open_stay(
+    conn: &mut AnyConnection,
+    p: &str,
+    e: &Event,
+    payload: &Payload,
+) -> anyhow::Result<()> {
+    let (encounter_id, facility, unit) = match payload {
+        Payload::Admitted(a) => (&a.encounter_id, a.facility.clone(), &a.unit),
+        Payload::ClassChanged(c) if c.facility.is_some() => {
+            (&c.encounter_id, c.facility.clone(), &c.unit)
+        }
+        _ => return Ok(()),
+    };
+    let f = facility.unwrap_or_default();
+    sqlx::query(&format!(
+        "INSERT INTO {p}stays (patient_id, encounter_id, facility_id, facility_name, territory, time_zone, unit,
+         admitted_at, admit_event_id, expected_reason, expected_by, complex, complex_note, movements)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', '', 0, '', '')
+         ON CONFLICT (patient_id, encounter_id) DO NOTHING"
+    ))
+    .bind(&e.patient_id)
+    .bind(encounter_id)
+    .bind(&f.id)
+    .bind(&f.name)
+    .bind(&f.territory)
+    .bind(&f.time_zone)
+    .bind(unit)
+    .bind(secs(e.occurred_at.as_ref()).unwrap_or(0))
+    .bind(&e.event_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies a movement event to the stay it concerns (`crate::movements`) and re-derives the
+/// stay: admission, unit, discharge. The checklist's state is kept as the plan at discharge when
+/// the stay ends, and dropped when the discharge is undone; a stay whose admission is cancelled
+/// goes with its checklist.
+async fn movement(
+    conn: &mut AnyConnection,
+    p: &str,
+    e: &Event,
+    payload: &Payload,
+) -> anyhow::Result<()> {
+    let Some(change) = movements::change(e) else {
+        return Ok(());
+    };
+    let pid = e.patient_id.as_str();
+    open_stay(conn, p, e, payload).await?;
+    let mut rows: Vec<StayRow> = sqlx::query(&format!(
+        "SELECT encounter_id, movements, discharged_at FROM {p}stays WHERE patient_id = $1"
+    ))
+    .bind(pid)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(StayRow {
+            encounter_id: r.try_get(0)?,
+            movements: Movements::from_text(&r.try_get::<String, _>(1)?),
+            discharged_at: r.try_get(2)?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let Some(r) = movements::apply(&mut rows, change, |r| &r.encounter_id, |r| &mut r.movements)
+    else {
+        return Ok(());
+    };
+    let Some(stay) = r.movements.stay() else {
+        for table in ["stays", "checklist"] {
+            sqlx::query(&format!(
+                "DELETE FROM {p}{table} WHERE patient_id = $1 AND encounter_id = $2"
+            ))
+            .bind(pid)
+            .bind(&r.encounter_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        return Ok(());
+    };
+    let done_at_discharge = match (r.discharged_at, stay.discharged_at) {
+        (_, None) => None,
+        // Leaving now: what was done.
+        (None, Some(_)) => Some(done_items(conn, p, pid, &r.encounter_id).await?),
+        (Some(_), Some(_)) => sqlx::query(&format!(
+            "SELECT done_at_discharge FROM {p}stays WHERE patient_id = $1 AND encounter_id = $2"
+        ))
+        .bind(pid)
+        .bind(&r.encounter_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get::<Option<i64>, _>(0)?,
+    };
+    sqlx::query(&format!(
+        "UPDATE {p}stays SET admitted_at = $3, admit_event_id = $4, unit = $5, discharged_at = $6,
+         discharge_event_id = $7, done_at_discharge = $8, movements = $9
+         WHERE patient_id = $1 AND encounter_id = $2"
+    ))
+    .bind(pid)
+    .bind(&r.encounter_id)
+    .bind(stay.admitted_at)
+    .bind(&stay.admit_event_id)
+    .bind(&stay.unit)
+    .bind(stay.discharged_at)
+    .bind(stay.discharge_event_id)
+    .bind(done_at_discharge)
+    .bind(r.movements.to_text())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The checklist items of a stay done now, as bits.
+async fn done_items(
+    conn: &mut AnyConnection,
+    p: &str,
+    pid: &str,
+    encounter_id: &str,
+) -> Result<i64, sqlx::Error> {
+    Ok(sqlx::query(&format!(
+        "SELECT item FROM {p}checklist WHERE patient_id = $1 AND encounter_id = $2 AND done = 1"
+    ))
+    .bind(pid)
+    .bind(encounter_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>(0))
+    .collect::<Result<Vec<_>, _>>()?
+    .into_iter()
+    .filter(|i| (0..=62).contains(i))
+    .fold(0, |m, i| m | 1 << i))
 }
 
 /// The patient's name, birth date and sex as the registration or an update sets them (what an
@@ -448,6 +509,54 @@ mod tests {
             .unwrap();
         assert_eq!(due.len(), 1);
         assert!(due[0].plan.open() && due[0].done_at_discharge.is_none());
+    }
+
+    #[tokio::test]
+    async fn given_movements_corrected_then_the_stay_follows_them() {
+        let (_dir, r) = folded(&[
+            admitted(1, "E1"),
+            event(
+                2,
+                NOW - 86_400,
+                Payload::Transferred(journey_proto::v1::Transferred {
+                    encounter_id: "E1".into(),
+                    to_unit: "geriatrics".into(),
+                    ..Default::default()
+                }),
+            ),
+            tick(3, "E1", ChecklistItem::SocialEvaluation, true),
+            event(
+                4,
+                NOW - 600,
+                Payload::Discharged(Discharged {
+                    encounter_id: "E1".into(),
+                    ..Default::default()
+                }),
+            ),
+            // The discharge happened an hour earlier than sent.
+            event(
+                5,
+                NOW,
+                Payload::MovementCorrected(journey_proto::v1::MovementCorrected {
+                    corrected_event_id: "ev-4".into(),
+                    moved_at: Some(prost_types::Timestamp {
+                        seconds: NOW - 4200,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
+            ),
+        ])
+        .await;
+        let s = &stays(&r).await[0];
+        assert_eq!(s.unit, "geriatrics");
+        assert_eq!(s.plan.discharged_at, Some(NOW - 4200));
+        assert_eq!(
+            s.done_at_discharge,
+            Some(crate::planning::checklist::bit(
+                ChecklistItem::SocialEvaluation
+            ))
+        );
     }
 
     #[tokio::test]
