@@ -1388,7 +1388,6 @@ impl Gen {
                 self.alert(
                     at,
                     v1::Severity::Moderate,
-                    "",
                     "fall at home reported by the nurse",
                     enc,
                     &nurse,
@@ -1536,44 +1535,35 @@ impl Gen {
         }
     }
 
+    /// An alert a professional reports (a fall at home), then, most often, acknowledged and
+    /// resolved by them.
     fn alert(
         &mut self,
         at: i64,
         severity: v1::Severity,
-        rule: &str,
         reason: &str,
         enc: &str,
         by: &v1::Professional,
     ) {
         let id = format!("AL{}-{}-{}", self.seed, self.index, self.sink.counter + 1);
-        let source = if rule.is_empty() {
-            "home-care-software"
-        } else {
-            "telemonitoring"
-        };
-        let actor = if rule.is_empty() {
-            Self::as_actor(by)
-        } else {
-            v1::Actor {
-                id: "telemonitoring-rules".into(),
-                role: Role::System as i32,
-                organisation: "telemonitoring".into(),
-                display_name: String::new(),
-            }
-        };
         let raised = self.sink.push(
             at,
-            actor,
-            source,
+            Self::as_actor(by),
+            "home-care-software",
             enc,
             "",
             Payload::AlertRaised(v1::AlertRaised {
                 alert_id: id.clone(),
                 severity: severity as i32,
-                rule: rule.into(),
+                rule: String::new(),
                 reason: reason.into(),
             }),
         );
+        self.handle_alert(at, &id, &raised, enc, by);
+    }
+
+    /// The nurse's answer to an alert raised at `at`: acknowledged most often, then resolved.
+    fn handle_alert(&mut self, at: i64, id: &str, raised: &str, enc: &str, by: &v1::Professional) {
         if self.rng.chance(0.9) {
             let ack = at + self.rng.range(10 * MIN, 8 * HOUR);
             self.sink.push(
@@ -1581,9 +1571,9 @@ impl Gen {
                 Self::as_actor(by),
                 "home-care-software",
                 enc,
-                &raised,
+                raised,
                 Payload::AlertAcknowledged(v1::AlertAcknowledged {
-                    alert_id: id.clone(),
+                    alert_id: id.into(),
                 }),
             );
             if self.rng.chance(0.85) {
@@ -1593,9 +1583,9 @@ impl Gen {
                     Self::as_actor(by),
                     "home-care-software",
                     enc,
-                    &raised,
+                    raised,
                     Payload::AlertResolved(v1::AlertResolved {
-                        alert_id: id,
+                        alert_id: id.into(),
                         resolution: (*self.rng.pick(&[
                             "treatment adjusted",
                             "false alarm",
@@ -1608,10 +1598,36 @@ impl Gen {
         }
     }
 
+    /// The telemonitoring alerts of the journey, as the alert reactor raises them: the rules of
+    /// `journey_domain::alert_rules` over the patient's events in order, each alert the very
+    /// event the reactor would append (same event id, derived from the observation and the
+    /// rule), so that the log keeps one alert per crossing whoever appends it first. The home
+    /// nurse then answers it.
+    fn telemonitoring_alerts(&mut self) {
+        self.sink.events.sort_by_key(|(at, _)| *at);
+        let mut rules = journey_domain::alert_rules::AlertRules::default();
+        let mut raised = Vec::new();
+        for (at, e) in &self.sink.events {
+            for decision in rules.apply(e) {
+                let enc = e.correlation_id.clone();
+                raised.push((
+                    *at,
+                    journey_domain::alert_rules::alert_event(e, &decision),
+                    enc,
+                ));
+            }
+        }
+        let nurse = self.nurse.clone();
+        for (at, alert, enc) in raised {
+            let id = alert.event_id.clone();
+            self.sink.events.push((at, alert));
+            self.handle_alert(at, &id, &id, &enc, &nurse);
+        }
+    }
+
     fn telemonitoring(&mut self, t_dis: i64, end: i64, enc: &str) {
         let device = format!("dev-{}-{}", self.seed, self.index);
         let measure = self.profile.measure;
-        let nurse = self.nurse.clone();
         let actor = v1::Actor {
             id: device.clone(),
             role: Role::System as i32,
@@ -1624,7 +1640,6 @@ impl Gen {
             _ => 94.0 + self.rng.range(0, 3) as f64,
         };
         let mut day = t_dis.div_euclid(DAY) * DAY + DAY + 8 * HOUR;
-        let mut alert_until = i64::MIN;
         let stop = end.min(t_dis + 30 * DAY);
         while day + 10 * MIN < stop {
             let at = day + self.rng.range(0, 90 * MIN);
@@ -1680,37 +1695,7 @@ impl Gen {
                     device_id: device.clone(),
                 }),
             );
-            let (fire, severity, rule) = match measure {
-                Measure::Weight => (
-                    value - self.baseline > 2.0,
-                    if value - self.baseline > 3.0 {
-                        v1::Severity::High
-                    } else {
-                        v1::Severity::Moderate
-                    },
-                    "weight > baseline + 2 kg",
-                ),
-                _ => (
-                    value < 90.0,
-                    if value < 88.0 {
-                        v1::Severity::High
-                    } else {
-                        v1::Severity::Moderate
-                    },
-                    "spo2 < 90 %",
-                ),
-            };
-            if fire && at > alert_until {
-                self.alert(
-                    at + MIN,
-                    severity,
-                    rule,
-                    &format!("{name} {rounded} {unit}"),
-                    enc,
-                    &nurse,
-                );
-                alert_until = at + 3 * DAY;
-            }
+            // No alert here: the alert rules raise it (`telemonitoring_alerts`).
             day += DAY;
         }
     }
@@ -1883,7 +1868,8 @@ impl Gen {
 
     /// Append order = clinical order (stable: same-instant events keep their generation order),
     /// cut at the horizon and at death.
-    fn journey(self, horizon: i64) -> Vec<Event> {
+    fn journey(mut self, horizon: i64) -> Vec<Event> {
+        self.telemonitoring_alerts();
         let mut events = self.sink.events;
         events.sort_by_key(|(at, _)| *at);
         let death = events.iter().find(|(_, e)| is_death(e)).map(|(at, _)| *at);
@@ -2095,6 +2081,38 @@ mod tests {
         let b = patient_events(3, 17, start, 90, start + 90 * DAY);
         assert_eq!(a, b);
         assert_ne!(a, patient_events(4, 17, start, 90, start + 90 * DAY));
+    }
+
+    /// One alert per crossing: the telemonitoring alerts of the simulated journeys are exactly
+    /// those the alert reactor decides over the same events (the same event ids, so that the log
+    /// keeps one when both append), and the simulator raises no other rule-based alert.
+    #[test]
+    fn telemonitoring_alerts_are_the_reactors() {
+        use journey_domain::alert_rules::{alert_event, AlertRules};
+        let now = now_secs();
+        let (days, start) = (120u32, (now.div_euclid(DAY) - 120) * DAY);
+        let (mut simulated, mut decided) = (Vec::new(), Vec::new());
+        for p in 0..300 {
+            let events = patient_events(3, p, start, days, now);
+            let mut rules = AlertRules::default();
+            for e in &events {
+                if let Some(Payload::AlertRaised(a)) = &e.payload {
+                    if !a.rule.is_empty() {
+                        simulated.push(e.event_id.clone());
+                    }
+                    continue; // the reactor's rules do not fold alerts
+                }
+                for d in rules.apply(e) {
+                    decided.push(alert_event(e, &d).event_id);
+                }
+            }
+        }
+        assert!(
+            simulated.len() > 5,
+            "{} telemonitoring alerts",
+            simulated.len()
+        );
+        assert_eq!(simulated, decided);
     }
 
     /// Every generated event passes field validation and the journey rules, one patient at a time
