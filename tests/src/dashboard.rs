@@ -2,9 +2,28 @@
 //! with a session's cookie, the CSRF token its forms carry, an action form posted, and what the
 //! log holds after it.
 use crate::{client, http_exchange, patient_events};
-use journey_proto::v1::{Event, HeadRequest};
+use journey_proto::v1::{self, Event, HeadRequest};
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
+
+/// The API keys of two coordinators: nurse-1 of cpts-1 in territory T1 ([`COORDINATOR`]) and
+/// nurse-9 of cpts-9 in T2 ([`SOUTH`]).
+pub const KEYS: &str = "\
+key-0123456789-coord coordinator nurse-1 cpts-1 T1
+key-0123456789-south coordinator nurse-9 cpts-9 T2
+";
+pub const COORDINATOR: &str = "key-0123456789-coord";
+pub const SOUTH: &str = "key-0123456789-south";
+
+/// Facility `id`, named "Hôpital `id`", in `territory`, on Paris time.
+pub fn facility(id: &str, territory: &str) -> v1::Facility {
+    v1::Facility {
+        id: id.into(),
+        name: format!("Hôpital {id}"),
+        territory: territory.into(),
+        time_zone: "Europe/Paris".into(),
+    }
+}
 
 /// GET `path` with `cookie` (a `Cookie: …` header line); the raw response.
 pub async fn get(base: &str, path: &str, cookie: &str) -> String {

@@ -13,27 +13,15 @@ use journey_proto::v1::{
     self, audit_client::AuditClient, event::Payload, AccessesRequest, Event, HeadRequest,
 };
 use journey_tests::cdp::shots;
-use journey_tests::dashboard::{act, csrf_of, get, head, last_event};
 use journey_tests::client::{channel, token};
+use journey_tests::dashboard::{
+    act, csrf_of, facility, get, head, last_event, COORDINATOR, KEYS, SOUTH,
+};
 use journey_tests::*;
 use std::path::Path;
 
-const KEYS: &str = "\
-key-0123456789-coord coordinator nurse-1 cpts-1 T1
-key-0123456789-south coordinator nurse-9 cpts-9 T2
-";
-const COORDINATOR: &str = "key-0123456789-coord";
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 const DAY: i64 = 86_400;
-
-fn facility(id: &str, territory: &str) -> v1::Facility {
-    v1::Facility {
-        id: id.into(),
-        name: format!("Hôpital {id}"),
-        territory: territory.into(),
-        ..Default::default()
-    }
-}
 
 /// A stay at `fac` (in `territory`) ended `days_ago`, its letter sent and its medication
 /// reconciled that day: only the first contact is left to do (overdue after two working days).
@@ -385,7 +373,7 @@ async fn forged_forms_and_other_territories_are_refused_and_recorded() {
     assert!(forged >= 4, "the forged forms are recorded: {forged}");
 
     // The coordinator of the other territory may act on P2 (its own) but not on P1.
-    let (_, south) = dashboard_sign_in(base, "key-0123456789-south").await;
+    let (_, south) = dashboard_sign_in(base, SOUTH).await;
     let south = south.unwrap();
     let south_csrf = csrf_of(&get(base, "/patients/P2", &south).await);
     let r = act(

@@ -12,27 +12,14 @@
 use journey_projections::planning::checklist::ITEMS;
 use journey_proto::v1::{self, event::Payload, ChecklistItem, Event};
 use journey_tests::cdp::{self, shots};
-use journey_tests::dashboard::{act, csrf_of, get, head, last_event};
+use journey_tests::dashboard::{
+    act, csrf_of, facility, get, head, last_event, COORDINATOR, KEYS, SOUTH,
+};
 use journey_tests::*;
 use std::path::Path;
 
-const KEYS: &str = "\
-key-0123456789-coord coordinator nurse-1 cpts-1 T1
-key-0123456789-south coordinator nurse-9 cpts-9 T2
-";
-const COORDINATOR: &str = "key-0123456789-coord";
-const SOUTH: &str = "key-0123456789-south";
 const H: i64 = 3600;
 const DAY: i64 = 86_400;
-
-fn facility(id: &str, territory: &str) -> v1::Facility {
-    v1::Facility {
-        id: id.into(),
-        name: format!("Hôpital {id}"),
-        territory: territory.into(),
-        time_zone: "Europe/Paris".into(),
-    }
-}
 
 fn registered(patient: &str, family: &str, birth_date: &str) -> Event {
     event(
