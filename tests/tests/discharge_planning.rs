@@ -446,6 +446,39 @@ async fn plan_discharges(extra: &[&str]) {
         figure("readmitted-incomplete").contains("25 % (1/4)"),
         "{ind}"
     );
+
+    // `journey rebuild planning` gives the same view.
+    let page = get(base, "/patients/PH?lang=en", &cookie).await;
+    let checklist = |page: &str| {
+        page.split("<table class=\"checklist\"")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap_or_else(|| panic!("no checklist: {page}"))
+            .to_string()
+    };
+    let mut p = v1::projections_client::ProjectionsClient::with_interceptor(
+        client::channel(grpc).await.unwrap(),
+        client::token(Some(&admin)).unwrap(),
+    );
+    let mut stream = p
+        .rebuild(v1::RebuildRequest {
+            projection: "planning".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done = false;
+    while let Some(progress) = stream.message().await.unwrap() {
+        done |= progress.done;
+    }
+    assert!(done, "the rebuild reports its end");
+    let rebuilt = get(base, "/patients/PH?lang=en", &cookie).await;
+    assert_eq!(checklist(&rebuilt), checklist(&page));
+    let again = get(base, "/indicators?lang=en", &cookie).await;
+    assert!(
+        again.contains("25 % (1/4)") && again.contains("20 % (1/5)"),
+        "{again}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
