@@ -57,6 +57,7 @@ pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
     WorklistItem {
         patient_id: d.patient_id,
         display_name: d.display_name,
+        birth_date: d.birth_date,
         encounter_id: d.encounter_id,
         facility_id: d.facility_id,
         facility_name: d.facility_name,

@@ -16,16 +16,19 @@ use axum::{
     routing::get,
     Router,
 };
+use journey_projections::{planning::Planning, runtime::Runner};
 use journey_proto::v1::{
     FollowUpRequest, FollowUpResponse, IndicatorsRequest, Period, WeekIndicators, WorklistItem,
     WorklistRequest,
 };
-use journey_projections::{planning::Planning, runtime::Runner};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
 mod actions;
+mod address;
+mod charts;
+mod identity;
 mod planning;
 mod planning_actions;
 mod row;
@@ -59,7 +62,10 @@ pub fn router(d: Dashboard) -> Router {
             ))
             .merge(crate::session::routes(s)),
     };
-    pages.route(crate::html::STYLE_PATH, get(style_sheet))
+    pages
+        .route(crate::html::STYLE_PATH, get(style_sheet))
+        .fallback(address::not_found)
+        .layer(axum::middleware::from_fn(address::remember))
 }
 
 /// The pages' style sheet (open: the sign-in page needs it too).
@@ -120,11 +126,11 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
     };
     let nav = format!(
         "<nav><a href=\"/?lang={l}\">{}</a><a href=\"/planning?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
-         <a href=\"?lang={}\">{}</a>{sign_out}</nav>",
+         <a id=\"other-language\" href=\"{}\">{}</a>{sign_out}</nav>",
         t(lang, "worklist"),
         planning::say(lang, "Sorties à venir", "Upcoming discharges"),
         t(lang, "indicators"),
-        if lang == Lang::Fr { "en" } else { "fr" },
+        address::other_language(lang),
         if lang == Lang::Fr {
             "English"
         } else {
@@ -135,7 +141,8 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
 }
 
 /// A page that could not be served: a title and a sentence in the reader's words, then the
-/// reason as the server gives it.
+/// reason as the server gives it (in English: behind "détails" on a French page), and the way
+/// back to the worklist.
 fn refusal(
     lang: Lang,
     caller: Option<&Principal>,
@@ -143,11 +150,28 @@ fn refusal(
     (title, sentence): (&str, &str),
     reason: &str,
 ) -> Response {
+    let reason = match lang {
+        Lang::En => format!("<span id=\"reason\">{}</span></p>", esc(reason)),
+        Lang::Fr => format!(
+            "</p><details><summary>{}</summary><span id=\"reason\">{}</span></details>",
+            t(lang, "details"),
+            esc(reason)
+        ),
+    };
     let body = format!(
-        "<p class=\"notice refused\" role=\"alert\">{sentence} <span id=\"reason\">{}</span></p>",
-        esc(reason)
+        "<p class=\"notice refused\" role=\"alert\">{sentence} {reason}{}",
+        way_back(lang)
     );
     (status, page(lang, caller, title, &body)).into_response()
+}
+
+/// The link back to the worklist under a page that could not be served.
+fn way_back(lang: Lang) -> String {
+    format!(
+        "<p><a id=\"back\" href=\"/?lang={}\">← {}</a></p>",
+        lang.code(),
+        t(lang, "back_to_worklist")
+    )
 }
 
 /// A request the page cannot answer as asked: a sentence, and what is wrong.
@@ -177,14 +201,50 @@ fn status_response(lang: Lang, caller: Option<&Principal>, s: tonic::Status) -> 
     }
 }
 
-fn when(ts: Option<&journey_proto::prost_types::Timestamp>) -> String {
+/// An instant as the reader writes it, in Paris time: "24/11/2026 20:56", "24 Nov 2026 20:56".
+fn when(lang: Lang, ts: Option<&journey_proto::prost_types::Timestamp>) -> String {
     ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
         .map(|d| {
-            d.with_timezone(&chrono_tz::Europe::Paris)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
+            let d = d.with_timezone(&chrono_tz::Europe::Paris);
+            match lang {
+                Lang::Fr => d.format("%d/%m/%Y %H:%M"),
+                Lang::En => d.format("%-d %b %Y %H:%M"),
+            }
+            .to_string()
         })
         .unwrap_or_default()
+}
+
+/// "1 patient", "2 patients".
+fn patients(lang: Lang, n: u64) -> String {
+    let word = if n == 1 {
+        t(lang, "patient_one")
+    } else {
+        t(lang, "patient_many")
+    };
+    format!("<span id=\"total\">{n}</span> {word}")
+}
+
+/// How fresh a view is, in words: up to date at the time of the page (Paris time) when it has
+/// folded the whole log, else how many events it has still to take in.
+fn freshness(lang: Lang, checkpoint: u64, head: Option<u64>) -> String {
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris);
+    let at = match lang {
+        Lang::Fr => now.format("%H h %M").to_string(),
+        Lang::En => now.format("%H:%M").to_string(),
+    };
+    match head {
+        Some(head) if head > checkpoint => {
+            let behind = head - checkpoint;
+            let what = if behind == 1 {
+                t(lang, "update_one")
+            } else {
+                t(lang, "update_many")
+            };
+            format!("{} ({behind} {what}, {at})", t(lang, "updating"))
+        }
+        _ => format!("{} {at}", t(lang, "up_to_date_at")),
+    }
 }
 
 /// The worklist's query keys; anything else is refused (a typo should not silently show
@@ -277,13 +337,12 @@ async fn worklist(
     };
     let mut b = String::new();
     filters_form(&mut b, lang, &req);
+    let head = d.log.head().await.ok().map(|(h, _)| h);
     let _ = write!(
         b,
-        "<p class=\"muted\" id=\"summary\"><span id=\"total\">{}</span> {} · {} #{}</p>",
-        resp.total,
-        t(lang, "matching"),
-        t(lang, "up_to"),
-        resp.checkpoint
+        "<p class=\"muted\" id=\"summary\">{} · <span id=\"freshness\">{}</span></p>",
+        patients(lang, resp.total),
+        freshness(lang, resp.checkpoint, head),
     );
     if resp.items.is_empty() {
         let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
@@ -315,9 +374,14 @@ fn worklist_request(query: Option<&str>, p: &Params) -> Result<WorklistRequest, 
     let severity = severity(p)?;
     let window = window_days(p)?;
     Ok(WorklistRequest {
-        facility_id: p.facility.clone().unwrap_or_default(),
-        territory: p.territory.clone().unwrap_or_default(),
-        referent_id: p.referent.clone().unwrap_or_default(),
+        facility_id: p.facility.as_deref().unwrap_or_default().trim().to_string(),
+        territory: p
+            .territory
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        referent_id: p.referent.as_deref().unwrap_or_default().trim().to_string(),
         overdue_only: matches!(p.overdue.as_deref(), Some("on" | "1" | "true")),
         min_alert_severity: severity,
         page_size: 50,
@@ -336,9 +400,13 @@ fn filters_form(b: &mut String, lang: Lang, req: &WorklistRequest) {
             ""
         }
     };
+    let window = match req.window_days {
+        0 => String::new(),
+        days => format!("<input type=\"hidden\" name=\"window\" value=\"{days}\">"),
+    };
     let _ = write!(
         b,
-        "<form method=\"get\" action=\"/\" id=\"filters\"><input type=\"hidden\" name=\"lang\" value=\"{l}\">\
+        "<form method=\"get\" action=\"/\" id=\"filters\"><input type=\"hidden\" name=\"lang\" value=\"{l}\">{window}\
          <label>{}<input name=\"facility\" value=\"{}\"></label>\
          <label>{}<input name=\"territory\" value=\"{}\"></label>\
          <label>{}<input name=\"referent\" value=\"{}\"></label>\
@@ -346,7 +414,7 @@ fn filters_form(b: &mut String, lang: Lang, req: &WorklistRequest) {
          <label>{}<select name=\"severity\"><option value=\"0\"{}>{}</option><option value=\"1\"{}>{}</option>\
          <option value=\"2\"{}>{}</option><option value=\"3\"{}>{}</option><option value=\"4\"{}>{}</option></select></label>\
          <button type=\"submit\">{}</button></form>",
-        t(lang, "facility"),
+        t(lang, "facility_or_unit"),
         esc(&req.facility_id),
         t(lang, "territory"),
         esc(&req.territory),
@@ -486,13 +554,20 @@ async fn patient(
     let title = fu
         .as_ref()
         .map(|f| f.display_name.clone())
-        .or_else(|| plan.as_ref().and_then(|p| p.first()).map(|s| s.display_name.clone()))
+        .or_else(|| {
+            plan.as_ref()
+                .and_then(|p| p.first())
+                .map(|s| s.display_name.clone())
+        })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| id.clone());
     let recorded = p.recorded.as_deref().and_then(|r| r.parse().ok());
     let view_at = d.coordination.runner.watch().borrow().checkpoint;
     actions::recorded_notice(&mut b, lang, recorded.unwrap_or(0), view_at);
-    let _ = write!(b, "<p class=\"muted\">{}</p>", esc(&id));
+    let who = identity::line(lang, &identity::of(&events));
+    if !who.is_empty() {
+        let _ = write!(b, "<p id=\"identity\">{who}</p>");
+    }
     if let Some(stays) = &plan {
         planning::section(&mut b, lang, &id, stays, csrf.as_deref());
     }
@@ -516,9 +591,10 @@ fn sees_every_patient(caller: Option<&Principal>) -> bool {
 /// patient or the caller may not see it.
 fn not_found_page(lang: Lang, caller: Option<&Principal>, id: &str) -> Response {
     let body = format!(
-        "<p class=\"notice\" id=\"not-found\">{}</p><p class=\"muted\">{}</p>",
+        "<p class=\"notice\" id=\"not-found\">{}</p><p class=\"muted\">{}</p>{}",
         t(lang, "not_found_text"),
-        esc(id)
+        esc(id),
+        way_back(lang)
     );
     let title = t(lang, "not_found");
     (StatusCode::NOT_FOUND, page(lang, caller, title, &body)).into_response()
@@ -582,60 +658,13 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
             let _ = write!(
                 b,
                 "<li data-state=\"{state}\">{} · {} · {} · {words}</li>",
-                when(a.raised_at.as_ref()),
+                when(lang, a.raised_at.as_ref()),
                 esc(&sentence::severity(lang, a.severity)),
                 esc(&a.reason),
             );
         }
         b.push_str("</ul>");
     }
-}
-
-/// A line chart of one weekly series, as inline SVG.
-fn chart(
-    id: &str,
-    title: &str,
-    weeks: &[WeekIndicators],
-    value: impl Fn(&WeekIndicators) -> Option<f64>,
-) -> String {
-    let (w, h, pad) = (360.0, 140.0, 24.0);
-    let points: Vec<(usize, f64)> = weeks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, wk)| value(wk).map(|v| (i, v)))
-        .collect();
-    let max = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9);
-    let n = weeks.len().max(2) - 1;
-    let xy = |i: usize, v: f64| {
-        (
-            pad + (w - 2.0 * pad) * i as f64 / n as f64,
-            h - pad - (h - 2.0 * pad) * v / max,
-        )
-    };
-    let poly: Vec<String> = points
-        .iter()
-        .map(|&(i, v)| {
-            let (x, y) = xy(i, v);
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
-    let mut s = format!(
-        "<div class=\"chart\"><h3>{}</h3><svg id=\"{id}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">\
-         <line x1=\"{pad}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#99a\"/><text x=\"2\" y=\"{ty}\" font-size=\"10\">{max:.2}</text>\
-         <polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" points=\"{}\"/>",
-        esc(title), esc(title), poly.join(" "),
-        y0 = h - pad, x1 = w - pad, ty = pad,
-    );
-    for &(i, v) in &points {
-        let (x, y) = xy(i, v);
-        let _ = write!(s, "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"#1565c0\"><title>{}: {v:.2}</title></circle>", esc(&weeks[i].week));
-    }
-    if let (Some(first), Some(last)) = (weeks.first(), weeks.last()) {
-        let _ = write!(s, "<text x=\"{pad}\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-            h - 6.0, esc(&first.week), w - pad, h - 6.0, esc(&last.week));
-    }
-    s.push_str("</svg></div>");
-    s
 }
 
 async fn indicators(
@@ -677,61 +706,100 @@ async fn indicators(
         t(lang, "territory"), esc(&req.territory),
         t(lang, "filter"),
     );
-    let opt = |v: i64| (v >= 0).then_some(v as f64);
+    let now = chrono::Utc::now().timestamp();
+    let all = |f: &dyn Fn(&WeekIndicators) -> Option<f64>| weeks.iter().map(f).collect();
+    let (blue, brown) = ("#1565c0", "#8a5300");
     b.push_str("<div class=\"charts\">");
-    b.push_str(&chart(
-        "chart-readmission",
-        t(lang, "readmission_rate"),
-        weeks,
-        |w| (w.index_stays > 0).then_some(w.readmission_rate),
-    ));
-    b.push_str(&chart(
-        "chart-contact",
-        t(lang, "contact_delay"),
-        weeks,
-        |w| opt(w.first_contact_delay_median_hours),
-    ));
-    b.push_str(&chart("chart-letters", t(lang, "same_day"), weeks, |w| {
-        (w.discharges > 0).then_some(w.letter_same_day_rate)
-    }));
-    b.push_str(&chart("chart-missed", t(lang, "missed"), weeks, |w| {
-        Some(w.appointments_missed as f64)
-    }));
+    for (id, title, y_label, series) in [
+        (
+            "chart-readmission",
+            t(lang, "readmission_rate"),
+            "%",
+            vec![charts::Series {
+                name: t(lang, "readmission_rate"),
+                colour: blue,
+                values: all(&|w| charts::readmission(w, now)),
+            }],
+        ),
+        (
+            "chart-contact",
+            t(lang, "contact_delay"),
+            t(lang, "hours"),
+            vec![
+                charts::Series {
+                    name: t(lang, "median"),
+                    colour: blue,
+                    values: all(&|w| charts::hours(w.first_contact_delay_median_hours)),
+                },
+                charts::Series {
+                    name: t(lang, "p90"),
+                    colour: brown,
+                    values: all(&|w| charts::hours(w.first_contact_delay_p90_hours)),
+                },
+            ],
+        ),
+        (
+            "chart-letters",
+            t(lang, "same_day"),
+            "%",
+            vec![charts::Series {
+                name: t(lang, "same_day"),
+                colour: blue,
+                values: all(&charts::same_day),
+            }],
+        ),
+        (
+            "chart-missed",
+            t(lang, "missed"),
+            t(lang, "appointments_word"),
+            vec![charts::Series {
+                name: t(lang, "missed"),
+                colour: blue,
+                values: all(&charts::missed),
+            }],
+        ),
+    ] {
+        b.push_str(&charts::chart(lang, id, title, y_label, weeks, &series));
+    }
     b.push_str("</div>");
     let _ = write!(
         b,
-        "<table id=\"indicators\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<div class=\"wide\"><table id=\"indicators\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         t(lang, "week"), t(lang, "discharges"), t(lang, "readmission_rate"), t(lang, "ed"), t(lang, "contact_delay"),
         t(lang, "same_day"), t(lang, "completeness"), t(lang, "missed"), t(lang, "open_alerts"), t(lang, "had"),
     );
-    let hours = |v: i64| {
-        if v < 0 {
-            "—".to_string()
-        } else {
-            v.to_string()
-        }
-    };
+    let h = |v: i64| charts::figure(charts::hours(v), "");
     for w in weeks {
+        let rate = match charts::readmission(w, now) {
+            Some(r) => format!(
+                "{} ({}/{})",
+                charts::figure(Some(r), "%"),
+                w.readmissions_30d,
+                w.index_stays
+            ),
+            None if w.index_stays > 0 => {
+                format!("— <span class=\"muted\">({})</span>", t(lang, "not_over"))
+            }
+            None => "—".into(),
+        };
         let _ = write!(
             b,
-            "<tr data-week=\"{}\"><td>{}</td><td>{}</td><td>{:.1} % ({}/{})</td><td>{}</td><td>{} / {}</td><td>{:.0} %</td><td>{:.0} %</td><td>{}/{}</td><td>{} ({})</td><td>{} / {} / {}</td></tr>",
-            esc(&w.week), esc(&w.week), w.discharges, 100.0 * w.readmission_rate, w.readmissions_30d, w.index_stays,
-            w.ed_revisits_30d, hours(w.first_contact_delay_median_hours), hours(w.first_contact_delay_p90_hours),
-            100.0 * w.letter_same_day_rate, 100.0 * w.letter_completeness, w.appointments_missed, w.appointments_due,
-            w.alerts_open, hours(w.open_alert_age_median_hours), w.had_palliative, w.had_acute_chronic, w.had_nursing_home_support,
+            "<tr data-week=\"{}\"><td>{}</td><td>{}</td><td class=\"rate\">{rate}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} / {} / {}</td></tr>",
+            esc(&w.week), esc(&charts::week_words(lang, &w.week)), w.discharges,
+            w.ed_revisits_30d, h(w.first_contact_delay_median_hours), h(w.first_contact_delay_p90_hours),
+            charts::figure(charts::same_day(w), "%"), charts::figure(charts::completeness(w), "%"),
+            match charts::missed(w) { Some(_) => format!("{}/{}", w.appointments_missed, w.appointments_due), None => "—".into() },
+            w.alerts_open, h(w.open_alert_age_median_hours), w.had_palliative, w.had_acute_chronic, w.had_nursing_home_support,
         );
     }
-    b.push_str("</tbody></table>");
+    b.push_str("</tbody></table></div>");
     // Discharge planning over the same weeks.
     let day = |w: &WeekIndicators| {
         chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d")
             .ok()
             .map(journey_projections::coordination::calendar::paris_midnight)
     };
-    if let (Some(from), Some(last)) = (
-        weeks.first().and_then(day),
-        weeks.last().and_then(day),
-    ) {
+    if let (Some(from), Some(last)) = (weeks.first().and_then(day), weeks.last().and_then(day)) {
         let territory = match caller.filter(|c| c.role == Role::Coordinator) {
             Some(c) => c.territory.clone().unwrap_or_default(),
             None => req.territory.clone(),
@@ -742,11 +810,11 @@ async fn indicators(
             Err(s) => return status_response(lang, caller, s),
         }
     }
+    let head = d.log.head().await.ok().map(|(h, _)| h);
     let _ = write!(
         b,
-        "<p class=\"muted\">{} #{}</p>",
-        t(lang, "up_to"),
-        resp.checkpoint
+        "<p class=\"muted\" id=\"freshness\">{}</p>",
+        freshness(lang, resp.checkpoint, head)
     );
     page(lang, caller, t(lang, "indicators"), &b).into_response()
 }

@@ -32,27 +32,14 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The `lang` a link asked for (`fr` or `en`); else the browser's first preference
-    /// (`Accept-Language`), French when it starts with `fr`; else English.
+    /// The `lang` a link asked for (`fr` or `en`); else the language chosen last in this browser
+    /// (the [`LANG_COOKIE`] the pages set when a link asks for one); else French, the language of
+    /// the people the pages are for (a browser's own preference is not a choice its user made).
     pub fn of(asked: Option<&str>, headers: &HeaderMap) -> Lang {
-        match asked {
-            Some("fr") => Lang::Fr,
+        let asked = asked.filter(|a| matches!(*a, "fr" | "en"));
+        match asked.or_else(|| chosen(headers)) {
             Some("en") => Lang::En,
-            _ => {
-                let preferred = headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if preferred
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("fr")
-                {
-                    Lang::Fr
-                } else {
-                    Lang::En
-                }
-            }
+            _ => Lang::Fr,
         }
     }
 
@@ -64,23 +51,59 @@ impl Lang {
     }
 }
 
+/// The cookie keeping the language a reader chose (`fr` or `en`), so that a page reached without
+/// `?lang=` (a bookmark, the sign-in's redirect) speaks it too.
+pub const LANG_COOKIE: &str = "journey_lang";
+
+/// The language the browser's [`LANG_COOKIE`] names.
+fn chosen(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, v)| *k == LANG_COOKIE && matches!(*v, "fr" | "en"))
+        .map(|(_, v)| v)
+}
+
+/// The `Set-Cookie` value remembering `lang` for a year (sent back to this server only; no
+/// script reads it).
+pub fn lang_cookie(lang: Lang) -> String {
+    format!(
+        "{LANG_COOKIE}={}; HttpOnly; Path=/; SameSite=Lax; Max-Age=31536000",
+        lang.code()
+    )
+}
+
 /// Where the style sheet of every page is served.
 pub const STYLE_PATH: &str = "/style.css";
 
-/// The style sheet of every page.
+/// The style sheet of every page. Text colours keep at least 4.5:1 against every background they
+/// sit on (white, the highlighted rows, the notices; see the test below). On a phone the worklist
+/// is a list of cards, each cell under its heading's name (`data-label`), and wide tables scroll
+/// inside their own box, so that the page itself never scrolls sideways.
 pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2733}\
-nav{display:flex;gap:1rem;align-items:center}nav form{margin:0 0 0 auto}\
+nav{display:flex;gap:.5rem 1rem;align-items:center;flex-wrap:wrap}nav form{margin:0 0 0 auto}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}\
 th,td{border-bottom:1px solid #dde3ea;padding:.35rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#8a5300}\
 .critical{background:#fde7e9}.high{background:#fff1e0}form{margin:1rem 0;display:flex;gap:.75rem;flex-wrap:wrap;align-items:end}\
-label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#687785;font-size:.85rem}\
+label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#56636f;font-size:.85rem}\
 .notice{background:#f3f6f9;border-left:4px solid #1565c0;padding:.75rem 1rem;max-width:40rem}\
 .refused{border-left-color:#b3261e}\
-.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart h3{font-size:.9rem;margin:.2rem 0}code{font-size:.8rem;overflow-wrap:anywhere}\
+.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart{margin:0;max-width:100%}.chart figcaption{font-size:.9rem;font-weight:600;margin:.2rem 0}\
+.chart svg{max-width:100%;height:auto}.legend{font-size:.8rem;margin:.2rem 0}.wide{max-width:100%;overflow-x:auto}\
+code{font-size:.8rem;overflow-wrap:anywhere}input,select,textarea{max-width:100%}\
 .checklist caption{text-align:left;font-weight:600;padding:.3rem 0}.checklist form{margin:0;gap:.3rem;flex-wrap:nowrap}\
 .checklist input{max-width:8rem}label.check{flex-direction:row;font-size:.85rem}\
 @media (max-width:40rem){body{margin:.75rem}table{display:block;overflow-x:auto}\
+#worklist,#followup{display:block;overflow:visible}#worklist thead,#followup thead{display:none}\
+#worklist tbody,#worklist tr,#worklist td,#followup tbody,#followup tr,#followup td{display:block}\
+#worklist tr,#followup tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}#worklist td,#followup td{border:0;padding:.1rem 0}\
+#worklist td[data-label]:not(:first-child)::before,#followup td[data-label]:not(:first-child)::before\
+{content:attr(data-label) \"\\a0: \";font-weight:600;font-size:.8rem}\
+html:lang(en) #worklist td[data-label]:not(:first-child)::before,html:lang(en) #followup td[data-label]:not(:first-child)::before{content:attr(data-label) \": \"}\
 table.planning thead,table.checklist thead{display:none}\
 table.planning tr,table.planning td,table.checklist tr,table.checklist td{display:block;border:0;padding:.15rem 0}\
 table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}";
@@ -103,18 +126,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_language_asked_wins_then_the_browsers() {
+    fn the_language_asked_wins_then_the_one_chosen_then_french() {
         let mut h = HeaderMap::new();
-        assert_eq!(Lang::of(None, &h), Lang::En);
-        h.insert(
-            header::ACCEPT_LANGUAGE,
-            "fr-FR,fr;q=0.9,en;q=0.5".parse().unwrap(),
-        );
         assert_eq!(Lang::of(None, &h), Lang::Fr);
+        h.insert(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9".parse().unwrap());
+        assert_eq!(
+            Lang::of(None, &h),
+            Lang::Fr,
+            "the browser's default is no choice"
+        );
         assert_eq!(Lang::of(Some("en"), &h), Lang::En);
-        h.insert(header::ACCEPT_LANGUAGE, "en-GB,fr;q=0.5".parse().unwrap());
+        h.insert(header::COOKIE, "a=1; journey_lang=en".parse().unwrap());
+        assert_eq!(Lang::of(None, &h), Lang::En);
         assert_eq!(Lang::of(Some("fr"), &h), Lang::Fr);
-        assert_eq!(Lang::of(Some("de"), &h), Lang::En);
+        assert_eq!(
+            Lang::of(Some("de"), &h),
+            Lang::En,
+            "an unknown ask falls back to the choice"
+        );
+        h.insert(header::COOKIE, "journey_lang=de".parse().unwrap());
+        assert_eq!(Lang::of(None, &h), Lang::Fr);
+        assert_eq!(
+            lang_cookie(Lang::En),
+            "journey_lang=en; HttpOnly; Path=/; SameSite=Lax; Max-Age=31536000"
+        );
     }
 
     #[test]

@@ -177,25 +177,83 @@ fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
     (status, Html(document(lang, title, "", body))).into_response()
 }
 
-/// The sign-in form, after `notice` (markup: why the last attempt was refused, if it was).
-fn sign_in_page(lang: Lang, status: StatusCode, notice: &str) -> Response {
+/// The page a sign-in lands on: `next` when it is an address of this server (a path, not
+/// `//host` or `/\\host`, which a browser reads as another site), else the worklist; in the
+/// language of the sign-in when `next` does not ask for one.
+fn landing(lang: Lang, next: Option<&str>) -> String {
+    let local = next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.starts_with("/\\")
+            && !n.contains(['\r', '\n'])
+            && !n.starts_with("/login")
+            && !n.starts_with("/logout")
+    });
+    match local {
+        None => format!("/?lang={}", lang.code()),
+        Some(n) if asked_lang_of(n).is_some() => n.to_string(),
+        Some(n) if n.contains('?') => format!("{n}&lang={}", lang.code()),
+        Some(n) => format!("{n}?lang={}", lang.code()),
+    }
+}
+
+/// The `lang` an address (path and query) asks for.
+fn asked_lang_of(address: &str) -> Option<&str> {
+    address
+        .split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("lang="))
+}
+
+/// The sign-in form, after `notice` (markup: why the last attempt was refused, if it was);
+/// `next`: the page asked for before signing in, where a sign-in lands.
+fn sign_in_page(lang: Lang, status: StatusCode, notice: &str, next: Option<&str>) -> Response {
     let l = lang.code();
+    let (other, other_name) = match lang {
+        Lang::Fr => ("en", "English"),
+        Lang::En => ("fr", "Français"),
+    };
+    let next_field = next.map_or(String::new(), |n| {
+        format!("<input type=\"hidden\" name=\"next\" value=\"{}\">", esc(n))
+    });
+    let next_query = next.map_or(String::new(), |n| format!("&next={}", encode(n)));
+    let nav = format!(
+        "<nav><a id=\"other-language\" href=\"/login?lang={other}{}\">{other_name}</a></nav>",
+        esc(&next_query)
+    );
     let body = format!(
-        "{notice}<form method=\"post\" action=\"/login?lang={l}\"><label>{} \
+        "{notice}<form method=\"post\" action=\"/login?lang={l}\">{next_field}<label>{} \
          <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus></label> \
          <button type=\"submit\">{}</button></form><p class=\"muted\">{}</p>",
         t(lang, "token"),
         t(lang, "sign_in"),
         t(lang, "token_hint"),
     );
-    page(lang, status, t(lang, "sign_in"), &body)
+    (
+        status,
+        Html(document(lang, t(lang, "sign_in"), &nav, &body)),
+    )
+        .into_response()
 }
 
-/// A refusal, as a sentence above the sign-in form.
-fn refused(lang: Lang, status: StatusCode, sentence: &str) -> Response {
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A refusal, as a sentence above the sign-in form (which still lands on `next`).
+fn refused(lang: Lang, status: StatusCode, sentence: &str, next: Option<&str>) -> Response {
     let notice =
         format!("<p class=\"notice refused\" role=\"alert\" id=\"refused\">{sentence}</p>");
-    sign_in_page(lang, status, &notice)
+    sign_in_page(lang, status, &notice, next)
 }
 
 /// A sentence and a link to sign in again (a session that ended, a sign-out).
@@ -211,14 +269,26 @@ fn ended_page(lang: Lang, status: StatusCode, title: &str, sentence: &str) -> Re
 #[derive(serde::Deserialize)]
 struct Login {
     token: String,
+    /// The page asked for before signing in.
+    next: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
 }
 
 async fn login_form(parts: Parts) -> Response {
-    sign_in_page(lang_of(&parts), StatusCode::OK, "")
+    let next = axum::extract::Query::<LoginQuery>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.next);
+    sign_in_page(lang_of(&parts), StatusCode::OK, "", next.as_deref())
 }
 
 async fn login(State(s): State<Arc<Sessions>>, parts: Parts, Form(f): Form<Login>) -> Response {
     let lang = lang_of(&parts);
+    let next = f.next.as_deref().filter(|n| !n.is_empty());
+    let refused = |lang, status, sentence: &str| refused(lang, status, sentence, next);
     if !from_this_site(&parts) {
         return refused(lang, StatusCode::FORBIDDEN, t(lang, "other_site"));
     }
@@ -259,7 +329,7 @@ async fn login(State(s): State<Arc<Sessions>>, parts: Parts, Form(f): Form<Login
     let cookie = Cookie::of(&parts.extensions);
     (
         [(header::SET_COOKIE, cookie.set(&id))],
-        Redirect::to(&format!("/?lang={}", lang.code())),
+        Redirect::to(&landing(lang, next)),
     )
         .into_response()
 }
@@ -285,7 +355,7 @@ fn until(exp: u64) -> Duration {
 async fn logout(State(s): State<Arc<Sessions>>, parts: Parts) -> Response {
     let lang = lang_of(&parts);
     if !from_this_site(&parts) {
-        return refused(lang, StatusCode::FORBIDDEN, t(lang, "other_site"));
+        return refused(lang, StatusCode::FORBIDDEN, t(lang, "other_site"), None);
     }
     let cookie = Cookie::of(&parts.extensions);
     if let Some(id) = cookie.id(&parts.headers) {
@@ -319,12 +389,20 @@ pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next:
     let asked = asked_lang(request.uri());
     let lang = Lang::of(asked, request.headers());
     let Some(id) = cookie.id(request.headers()) else {
-        // The sign-in page speaks the language the link asked for, else the browser's.
-        let to = match asked {
-            Some(_) => format!("/login?lang={}", lang.code()),
-            None => "/login".into(),
+        // The sign-in page speaks the language of the page asked for, and lands on it after.
+        let uri = request.uri();
+        let asked_page = match uri.query() {
+            Some(q) => format!("{}?{q}", uri.path()),
+            None => uri.path().to_string(),
         };
-        return Redirect::to(&to).into_response();
+        let next = match (
+            request.method() == axum::http::Method::GET,
+            asked_page.as_str(),
+        ) {
+            (true, page) if page != "/" => format!("&next={}", encode(page)),
+            _ => String::new(),
+        };
+        return Redirect::to(&format!("/login?lang={}{next}", lang.code())).into_response();
     };
     let found: Option<Principal> = s.store().touch(&id, Instant::now());
     match found {
@@ -363,6 +441,33 @@ mod tests {
             parts.extensions.insert(ServedOverTls);
         }
         parts
+    }
+
+    #[test]
+    fn a_sign_in_lands_only_on_a_page_of_this_server() {
+        assert_eq!(landing(Lang::Fr, None), "/?lang=fr");
+        assert_eq!(
+            landing(Lang::Fr, Some("/patients/P1")),
+            "/patients/P1?lang=fr"
+        );
+        assert_eq!(
+            landing(Lang::Fr, Some("/?facility=CHU&lang=en")),
+            "/?facility=CHU&lang=en"
+        );
+        assert_eq!(
+            landing(Lang::En, Some("/?overdue=on")),
+            "/?overdue=on&lang=en"
+        );
+        for away in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/logout",
+            "/x\r\nSet-Cookie: a=b",
+        ] {
+            assert_eq!(landing(Lang::En, Some(away)), "/?lang=en", "{away}");
+        }
     }
 
     #[test]

@@ -36,14 +36,16 @@ async fn signing_out_ends_the_session() {
         cleared.starts_with("journey_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
-    assert!(http_body(&out).contains("You are signed out"), "{out}");
-    assert!(http_body(&out).contains("href=\"/login?lang=en\""), "{out}");
+    assert!(http_body(&out).contains("Vous êtes déconnecté"), "{out}");
+    assert!(http_body(&out).contains("href=\"/login?lang=fr\""), "{out}");
 
-    // The old cookie opens nothing any more: a sentence and a way back in, not an error code.
+    // The old cookie opens nothing any more: a sentence and a way back in, not an error code
+    // (in French, unless English was chosen).
     let after = get(base, "/", &cookie).await;
     assert_eq!(http_status(&after), 401, "{after}");
     assert!(
-        http_body(&after).contains("Your session has ended") && after.contains("id=\"sign-in\""),
+        http_body(&after).contains("Votre session est terminée")
+            && after.contains("id=\"sign-in\""),
         "{after}"
     );
     assert!(!after.contains("id=\"summary\""), "no worklist: {after}");
@@ -85,7 +87,7 @@ async fn a_session_ends_when_its_jwt_expires() {
     }
     let after = get(base, "/", &cookie).await;
     assert_eq!(http_status(&after), 401, "{after}");
-    assert!(after.contains("Your session has ended"), "{after}");
+    assert!(after.contains("Votre session est terminée"), "{after}");
 }
 
 #[tokio::test]
@@ -100,7 +102,7 @@ async fn refused_tokens_turn_the_peer_away_and_other_sites_are_refused() {
         let r = http_exchange(
             base,
             "POST",
-            "/login",
+            "/login?lang=en",
             &format!("{FORM}Origin: {origin}\r\n"),
             "token=key-0123456789-coord",
         )
@@ -112,7 +114,7 @@ async fn refused_tokens_turn_the_peer_away_and_other_sites_are_refused() {
     let r = http_exchange(
         base,
         "POST",
-        "/login",
+        "/login?lang=en",
         &format!("{FORM}Origin: http://{host}\r\n"),
         "token=key-0123456789-coord",
     )
@@ -120,16 +122,30 @@ async fn refused_tokens_turn_the_peer_away_and_other_sites_are_refused() {
     assert_eq!(http_status(&r), 303, "this server's own page: {r}");
 
     // A token refused says why; a valid token of another role is not a failure.
-    let r = http_exchange(base, "POST", "/login", FORM, "token=key-0123456789-quality").await;
+    let r = http_exchange(
+        base,
+        "POST",
+        "/login?lang=en",
+        FORM,
+        "token=key-0123456789-quality",
+    )
+    .await;
     assert_eq!(http_status(&r), 403, "{r}");
     assert!(r.contains("for coordinators and administrators"), "{r}");
     for attempt in 0..5 {
-        let r = http_exchange(base, "POST", "/login", FORM, "token=guess").await;
+        let r = http_exchange(base, "POST", "/login?lang=en", FORM, "token=guess").await;
         assert_eq!(http_status(&r), 401, "attempt {attempt}: {r}");
         assert!(r.contains("This token is not accepted"), "{r}");
     }
     // Then even the right token waits.
-    let r = http_exchange(base, "POST", "/login", FORM, "token=key-0123456789-coord").await;
+    let r = http_exchange(
+        base,
+        "POST",
+        "/login?lang=en",
+        FORM,
+        "token=key-0123456789-coord",
+    )
+    .await;
     assert_eq!(http_status(&r), 429, "{r}");
     let wait: u64 = http_header(&r, "retry-after").unwrap().parse().unwrap();
     assert!(wait > 0 && wait <= 15 * 60, "{wait}");

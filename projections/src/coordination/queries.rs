@@ -43,6 +43,8 @@ pub struct Referent {
 pub struct Discharge {
     pub patient_id: String,
     pub display_name: String,
+    /// YYYY-MM-DD, as the patient's identity gives it.
+    pub birth_date: String,
     pub encounter_id: String,
     pub facility_id: String,
     pub facility_name: String,
@@ -71,6 +73,7 @@ fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
     Ok(Discharge {
         patient_id: r.try_get(0)?,
         display_name: String::new(),
+        birth_date: String::new(),
         encounter_id: r.try_get(1)?,
         facility_id: r.try_get(2)?,
         facility_name: r.try_get(3)?,
@@ -156,8 +159,7 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
-        binds.push(f.facility_id.clone());
-        sql += &format!(" AND e.facility_id = ${}", binds.len() + 2);
+        sql += &by_name(&mut binds, &f.facility_id, 2, "e");
     }
     if !f.territory.is_empty() {
         binds.push(f.territory.clone());
@@ -173,8 +175,11 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     }
     if !f.referent_id.is_empty() {
         binds.push(f.referent_id.clone());
+        binds.push(contains_pattern(&f.referent_id));
         sql += &format!(
-            " AND EXISTS (SELECT 1 FROM {p}referents r WHERE r.patient_id = e.patient_id AND r.professional_id = ${})",
+            " AND EXISTS (SELECT 1 FROM {p}referents r WHERE r.patient_id = e.patient_id
+               AND (r.professional_id = ${} OR LOWER(r.name) LIKE ${} ESCAPE '\\'))",
+            binds.len() + 1,
             binds.len() + 2
         );
     }
@@ -186,6 +191,32 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
         sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
     }
     (sql, binds)
+}
+
+/// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The condition of the facility filter as a reader types it: the facility's id, or a part of
+/// its name or of the unit's name as the pages show them (any case). Binds `text` twice after
+/// `binds` (whose first number is `first` + 1); `alias` names the encounters table.
+fn by_name(binds: &mut Vec<String>, text: &str, first: usize, alias: &str) -> String {
+    binds.push(text.to_string());
+    binds.push(contains_pattern(text));
+    let (id, pattern) = (first + binds.len() - 1, first + binds.len());
+    format!(
+        " AND ({alias}.facility_id = ${id} OR LOWER({alias}.facility_name) LIKE ${pattern} ESCAPE '\\'
+           OR LOWER({alias}.unit) LIKE ${pattern} ESCAPE '\\')"
+    )
 }
 
 /// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
@@ -205,15 +236,17 @@ async fn attach(
     keys.sort_unstable();
     for r in select_in(conn, &keys, |ph| {
         format!(
-            "SELECT patient_id, display_name, consent FROM {p}patients WHERE patient_id IN ({ph})"
+            "SELECT patient_id, display_name, consent, birth_date FROM {p}patients WHERE patient_id IN ({ph})"
         )
     })
     .await?
     {
         let pid: String = r.try_get(0)?;
         let (name, consent): (String, i64) = (r.try_get(1)?, r.try_get(2)?);
+        let born: String = r.try_get(3)?;
         for d in out.iter_mut().filter(|d| d.patient_id == pid) {
             d.display_name = name.clone();
+            d.birth_date = born.clone();
             d.consent = consent > 0;
         }
     }

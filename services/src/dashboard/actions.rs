@@ -511,7 +511,7 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
             b,
             "<fieldset data-alert=\"{aid}\"><legend>{} · {}</legend>",
             esc(&a.reason),
-            super::when(a.raised_at.as_ref()),
+            super::when(lang, a.raised_at.as_ref()),
             aid = esc(&a.alert_id),
         );
         if !a.acknowledged {
@@ -547,7 +547,7 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
              {}<input type=\"hidden\" name=\"appointment_id\" value=\"{aid}\"><input type=\"hidden\" name=\"outcome\" value=\"missed\">\
              <label>{}<input name=\"reason\" maxlength=\"{MAX_TEXT}\"></label><button type=\"submit\">{}</button></form></fieldset>",
             esc(&a.kind),
-            super::when(a.due_at.as_ref()),
+            super::when(lang, a.due_at.as_ref()),
             open("appointment", &format!("completed-{}", esc(&a.appointment_id))),
             t(lang, "appointment_completed"),
             open("appointment", &format!("missed-{}", esc(&a.appointment_id))),

@@ -1,8 +1,11 @@
-//! One discharge of the worklist (and of a patient's follow-up) as a table row: who (name,
-//! referents), where, what is done, the open alerts (unacknowledged first, their age in hours
-//! up to 48 h, then in days), the next thing due and how late it is, and what to do.
-use super::{enc, when};
+//! One discharge of the worklist (and of a patient's follow-up) as a table row: who (name, birth
+//! date and age, referents), where, what is done, the open alerts (unacknowledged first, their age
+//! in hours up to 48 h, then in days), the next thing due and how late it is (the first contact,
+//! due within working days, late by working days: French public holidays and weekends do not
+//! count), and what to do. On a phone each row is a card, each cell under its heading's name.
+use super::{enc, identity, when};
 use crate::html::{esc, role_label, t, task_label, timeliness_label, Lang};
+use journey_projections::coordination::calendar::{is_working_day, paris_date};
 use journey_proto::v1::{Role, WorklistItem};
 use std::fmt::Write;
 
@@ -34,30 +37,47 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra:
     let _ = write!(
         b,
         "<tr class=\"{class}\" data-patient-id=\"{pid}\" data-urgency=\"{}\" data-overdue=\"{}\">\
-         <td><a href=\"/patients/{}?lang={}\">{}</a>{}</td><td>{}<br><span class=\"muted\">{} · {}</span></td><td>{}</td>\
-         <td>{} <span class=\"muted\">{}/{}</span></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td>{extra}</tr>",
+         <td data-label=\"{}\"><a href=\"/patients/{}?lang={}\">{}</a>{}{}</td><td data-label=\"{}\">{}<br><span class=\"muted\">{} · {}</span></td><td data-label=\"{}\">{}</td>\
+         <td data-label=\"{}\">{} <span class=\"muted\">{}/{}</span></td><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td>\
+         <td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td><td data-label=\"{}\">{}</td>{extra}</tr>",
         i.urgency,
         i.overdue,
+        t(lang, "patient"),
         enc(&i.patient_id),
         lang.code(),
         esc(name),
+        born(lang, i),
         referents(lang, i),
+        t(lang, "facility"),
         esc(if i.facility_name.is_empty() { &i.facility_id } else { &i.facility_name }),
         esc(&i.unit),
         esc(&i.territory),
-        when(i.discharged_at.as_ref()),
+        t(lang, "discharged"),
+        when(lang, i.discharged_at.as_ref()),
+        t(lang, "letter"),
         cell(&i.letter),
         i.letter_items_present,
         i.letter_items_required,
+        t(lang, "first_contact"),
         cell(&i.first_contact),
-        i.appointments_done,
-        i.appointments_upcoming,
-        i.appointments_missed + i.appointments_overdue,
+        t(lang, "appointments"),
+        appointments(lang, i),
+        t(lang, "alerts"),
         alerts(lang, i),
+        t(lang, "due"),
         due(lang, i, now),
+        t(lang, "todo"),
         esc(&tasks.join(", ")),
         pid = esc(&i.patient_id),
     );
+}
+
+/// The birth date and age under the name (two patients of the same name told apart).
+fn born(lang: Lang, i: &WorklistItem) -> String {
+    match identity::born(lang, &i.birth_date, 0) {
+        b if b.is_empty() => b,
+        b => format!("<br><span class=\"muted born\">{}</span>", esc(&b)),
+    }
 }
 
 /// The patient's referents under the name: role and name.
@@ -83,6 +103,28 @@ pub(super) fn role_words(lang: Lang, role: i32) -> String {
             &r.as_str_name().trim_start_matches("ROLE_").to_lowercase(),
         )
     })
+}
+
+/// The appointments in words: how many were kept, are to come, were missed or passed without
+/// news; "—" when there are none.
+fn appointments(lang: Lang, i: &WorklistItem) -> String {
+    let parts: Vec<String> = [
+        (i.appointments_done, t(lang, "appointments_kept")),
+        (i.appointments_upcoming, t(lang, "appointments_to_come")),
+        (
+            i.appointments_missed + i.appointments_overdue,
+            t(lang, "appointments_missed_or_unknown"),
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, words)| format!("{n} {words}"))
+    .collect();
+    if parts.is_empty() {
+        "—".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// An age in the reader's words: hours up to 48, then whole days.
@@ -141,26 +183,96 @@ fn due(lang: Lang, i: &WorklistItem, now: i64) -> String {
     let Some(at) = at else {
         return "—".into();
     };
-    let late = (now - at.seconds) / DAY;
-    let late = if now > at.seconds {
-        format!(
-            "<br><span class=\"overdue\">{} {} {}</span>",
-            t(lang, "late_by"),
-            late.max(1),
-            t(lang, "days")
-        )
-    } else {
+    let late = if now <= at.seconds {
         String::new()
+    } else if contact_open {
+        // The first contact is due within working days: it is late by working days.
+        match working_days_late(at.seconds, now) {
+            0 => format!(
+                "<br><span class=\"overdue\">{}</span>",
+                t(lang, "late_since_weekend")
+            ),
+            1 => format!(
+                "<br><span class=\"overdue\">{} 1 {}</span>",
+                t(lang, "late_by"),
+                t(lang, "working_day")
+            ),
+            n => format!(
+                "<br><span class=\"overdue\">{} {n} {}</span>",
+                t(lang, "late_by"),
+                t(lang, "working_days")
+            ),
+        }
+    } else {
+        let days = ((now - at.seconds) / DAY).max(1);
+        let unit = if days == 1 {
+            t(lang, "day")
+        } else {
+            t(lang, "days")
+        };
+        format!(
+            "<br><span class=\"overdue\">{} {days} {unit}</span>",
+            t(lang, "late_by"),
+        )
     };
-    format!(
-        "{what}<br><span class=\"muted\">{}</span>{late}",
-        when(Some(at))
-    )
+    // The deadline is the start of the first day it is late: the page shows the last day due.
+    let last_day = if contact_open {
+        at.seconds - 1
+    } else {
+        at.seconds
+    };
+    let shown = journey_proto::prost_types::Timestamp {
+        seconds: last_day,
+        nanos: 0,
+    };
+    let date = if contact_open {
+        day(lang, last_day)
+    } else {
+        when(lang, Some(&shown))
+    };
+    format!("{what}<br><span class=\"muted\">{date}</span>{late}")
+}
+
+/// "au plus tard le 27/11/2026", "by 27 Nov 2026": the last day of a deadline that ends at the
+/// start of the day after.
+fn day(lang: Lang, secs: i64) -> String {
+    let d = paris_date(secs);
+    match lang {
+        Lang::Fr => format!("{} {}", t(lang, "by_day"), d.format("%d/%m/%Y")),
+        Lang::En => format!("{} {}", t(lang, "by_day"), d.format("%-d %b %Y")),
+    }
+}
+
+/// The working days (Paris dates, French public holidays and weekends excepted) from the first
+/// day late (the Paris date the deadline `due` starts) to today, both included.
+fn working_days_late(due: i64, now: i64) -> u32 {
+    let (mut d, today) = (paris_date(due), paris_date(now));
+    let mut n = 0;
+    while d <= today {
+        if is_working_day(d) {
+            n += 1;
+        }
+        d = d.succ_opt().expect("a date after");
+    }
+    n
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_contact_is_late_by_working_days() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        // Due by Friday 27/11/2026 (the deadline: Saturday 00:00 Paris).
+        let due = at("2026-11-28T00:00:00+01:00");
+        assert_eq!(working_days_late(due, at("2026-11-28T10:00:00+01:00")), 0);
+        assert_eq!(working_days_late(due, at("2026-11-30T09:00:00+01:00")), 1);
+        assert_eq!(working_days_late(due, at("2026-12-01T18:00:00+01:00")), 2);
+        // Christmas and the weekend after it do not count.
+        let due = at("2026-12-24T00:00:00+01:00");
+        assert_eq!(working_days_late(due, at("2026-12-28T12:00:00+01:00")), 2);
+    }
 
     #[test]
     fn ages_in_hours_then_days() {

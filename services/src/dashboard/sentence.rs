@@ -382,6 +382,18 @@ fn local(lang: Lang, ts: Option<&journey_proto::prost_types::Timestamp>, zone: T
     }
 }
 
+/// Who recorded an event, as a reader knows them: a system ("recorded automatically"), a named
+/// person, else their role (never an account's id).
+fn who(lang: Lang, a: &journey_proto::v1::Actor) -> String {
+    if a.role == journey_proto::v1::Role::System as i32 {
+        t(lang, "recorded_automatically").to_string()
+    } else if !a.display_name.is_empty() {
+        a.display_name.clone()
+    } else {
+        role_words(lang, a.role)
+    }
+}
+
 /// The patient page's timeline: every event, oldest first, as a sentence with its local time
 /// and who recorded it; the event itself behind a "details" toggle.
 pub(super) fn timeline(b: &mut String, lang: Lang, events: &[Event]) {
@@ -390,13 +402,7 @@ pub(super) fn timeline(b: &mut String, lang: Lang, events: &[Event]) {
     for e in events {
         zone = zone_of(e).unwrap_or(zone);
         let kind = e.payload.as_ref().map_or("?", |p| EventType::of(p).name());
-        let who = e.actor.as_ref().map_or("", |a| {
-            if a.display_name.is_empty() {
-                a.id.as_str()
-            } else {
-                a.display_name.as_str()
-            }
-        });
+        let who = e.actor.as_ref().map_or(String::new(), |a| who(lang, a));
         let detail = json::event_to_json(e).to_string();
         let _ = write!(
             b,
@@ -404,7 +410,7 @@ pub(super) fn timeline(b: &mut String, lang: Lang, events: &[Event]) {
              <details><summary>{}</summary><code>{}</code></details></li>",
             esc(&sentence(lang, e)),
             local(lang, e.occurred_at.as_ref(), zone),
-            esc(who),
+            esc(&who),
             t(lang, "details"),
             esc(&detail),
         );
