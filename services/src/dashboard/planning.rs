@@ -25,7 +25,7 @@ use journey_projections::planning::{
     checklist::{self, Late, ITEMS},
     queries::{self, DueFilter, Stay},
 };
-use journey_proto::v1::{ChecklistItem, ComplexityReason};
+use journey_proto::v1::{ChecklistItem, ComplexityReason, Sex};
 use serde::Deserialize;
 use std::{collections::HashMap, fmt::Write};
 use tonic::Status;
@@ -35,6 +35,16 @@ pub(super) fn say(lang: Lang, fr: &str, en: &str) -> String {
         Lang::Fr => fr.to_string(),
         Lang::En => en.to_string(),
     }
+}
+
+/// A French participle agreed with the patient's sex, followed by "le" (a date follows).
+fn agreed(sex: i32, male: &str, female: &str, unknown: &str) -> String {
+    let word = match Sex::try_from(sex) {
+        Ok(Sex::Male) => male,
+        Ok(Sex::Female) => female,
+        _ => unknown,
+    };
+    format!("{word} le")
 }
 
 /// A colon as the reader's language writes it (a space before it in French).
@@ -340,7 +350,11 @@ fn stay_section(b: &mut String, lang: Lang, id: &str, s: &Stay, csrf: Option<&Cs
         "<section class=\"stay\" data-encounter=\"{enc_id}\"><h3>{} · {}</h3><p>{} {}",
         esc(&s.facility_name),
         esc(&s.unit),
-        say(lang, "Admis(e) le", "Admitted"),
+        say(
+            lang,
+            &agreed(s.sex, "Admis", "Admise", "Admis(e)"),
+            "Admitted"
+        ),
         local(lang, s, s.plan.admitted_at),
     );
     match s.plan.discharged_at {
@@ -349,7 +363,11 @@ fn stay_section(b: &mut String, lang: Lang, id: &str, s: &Stay, csrf: Option<&Cs
             let _ = write!(
                 b,
                 " · {} {} · <span id=\"plan-at-discharge\">{}</span></p></section>",
-                say(lang, "sorti(e) le", "discharged"),
+                say(
+                    lang,
+                    &agreed(s.sex, "sorti", "sortie", "sorti(e)"),
+                    "discharged"
+                ),
                 local(lang, s, t),
                 plan_words(lang, done),
             );
