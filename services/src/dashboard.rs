@@ -46,6 +46,7 @@ pub struct Dashboard {
 
 pub fn router(d: Dashboard) -> Router {
     let sessions = d.sessions.clone();
+    let signed_in_sessions = d.sessions.clone();
     let pages = Router::new()
         .route("/", get(worklist))
         .route("/patients/{id}", get(patient))
@@ -64,7 +65,9 @@ pub fn router(d: Dashboard) -> Router {
     };
     pages
         .route(crate::html::STYLE_PATH, get(style_sheet))
-        .fallback(address::not_found)
+        .fallback(move |request: axum::extract::Request| {
+            address::not_found(signed_in_sessions.clone(), request)
+        })
         .layer(axum::middleware::from_fn(address::remember))
 }
 

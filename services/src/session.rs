@@ -382,6 +382,13 @@ pub fn routes(sessions: Arc<Sessions>) -> Router {
         .with_state(sessions)
 }
 
+/// The person signed in on the session `request` carries, if it is still open (a page outside
+/// the dashboard's routes, the one of an unknown address, offers them the sign-out too).
+pub fn signed_in(s: &Sessions, request: &Request) -> Option<Principal> {
+    let id = Cookie::of(request.extensions()).id(request.headers())?;
+    s.store().touch(&id, Instant::now())
+}
+
 /// Middleware for the dashboard pages: the session's principal goes into the request's
 /// extensions; without a session, to `/login`; with a session that ended, a page saying so.
 pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next: Next) -> Response {

@@ -203,7 +203,10 @@ async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
         en.contains("working days") && en.contains("born 2 Mar 1941"),
         "{en}"
     );
-    assert!(!en.contains("jours"), "{en}");
+    assert!(
+        !en.contains("jours") && en.contains("GP: Dr Girard"),
+        "{en}"
+    );
 
     // The facility's name as shown, in any case, a part of it, or the unit's name.
     for (typed, expected) in [
@@ -288,6 +291,7 @@ async fn error_pages_are_pages_in_the_readers_language_with_a_way_back() {
             page.contains(&format!("id=\"back\" href=\"/?lang={lang}\"")),
             "{path}: {page}"
         );
+        assert!(page.contains("id=\"sign-out\""), "{path}: {page}");
     }
     // The reason a filter is refused stays for the technical team, behind "détails".
     let bad = get(base, "/?lang=fr&color=red", &cookie).await;
@@ -295,7 +299,10 @@ async fn error_pages_are_pages_in_the_readers_language_with_a_way_back() {
     // An address nobody serves, without a session either: French by default.
     let page = http_exchange(base, "GET", "/nowhere", "", "").await;
     assert_eq!(http_status(&page), 404, "{page}");
-    assert!(page.contains("Page introuvable"), "{page}");
+    assert!(
+        page.contains("Page introuvable") && !page.contains("id=\"sign-out\""),
+        "{page}"
+    );
     // A refused action (no CSRF token): a French page, a way back.
     let r = http_exchange(
         base,

@@ -4,12 +4,14 @@
 //! the dashboard does not serve gets a page in the reader's language with a way back.
 use super::page;
 use crate::html::{lang_cookie, t, Lang};
+use crate::session::{signed_in, Sessions};
 use axum::{
     extract::Request,
     http::{header, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use std::sync::Arc;
 
 tokio::task_local! {
     /// The path and query of the GET request being answered (`None` for a form post: its
@@ -72,8 +74,9 @@ fn with_lang(path: &str, query: &str, code: &str) -> String {
     format!("{path}?{}", crate::html::esc(&q))
 }
 
-/// An address no page answers: the reader's language, and the way back to the worklist.
-pub(crate) async fn not_found(request: Request) -> Response {
+/// An address no page answers: the reader's language, and the way back to the worklist (and the
+/// sign-out for a signed-in reader).
+pub(crate) async fn not_found(sessions: Option<Arc<Sessions>>, request: Request) -> Response {
     let lang = Lang::of(
         request
             .uri()
@@ -91,7 +94,9 @@ pub(crate) async fn not_found(request: Request) -> Response {
         super::way_back(lang)
     );
     let title = t(lang, "no_page");
-    (StatusCode::NOT_FOUND, page(lang, None, title, &body)).into_response()
+    let caller = sessions.and_then(|s| signed_in(&s, &request));
+    let page = page(lang, caller.as_ref(), title, &body);
+    (StatusCode::NOT_FOUND, page).into_response()
 }
 
 #[cfg(test)]

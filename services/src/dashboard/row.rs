@@ -87,8 +87,9 @@ fn referents(lang: Lang, i: &WorklistItem) -> String {
         let role = role_words(lang, r.role);
         let _ = write!(
             s,
-            "<br><span class=\"muted referent\">{} : {}</span>",
+            "<br><span class=\"muted referent\">{}{} {}</span>",
             esc(&role),
+            if lang == Lang::Fr { "\u{a0}:" } else { ":" },
             esc(&r.name)
         );
     }
