@@ -670,6 +670,63 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
     }
 }
 
+/// The facility the indicators' filter means by what the reader typed (its id, or a part of its
+/// name): its id when one facility answers; otherwise what was typed (no figure then) and a
+/// notice saying no facility has that name, or listing, as links, those that have it.
+async fn facility_named(
+    d: &Dashboard,
+    lang: Lang,
+    p: &Params,
+    typed: &str,
+) -> Result<(String, String), sqlx::Error> {
+    if typed.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    let runner = &d.coordination.runner;
+    let found = journey_projections::coordination::queries::facilities_named(
+        &runner.db.pool,
+        &runner.live_prefix(),
+        typed,
+    )
+    .await?;
+    Ok(match found.as_slice() {
+        [(id, _)] => (id.clone(), String::new()),
+        [] => (
+            typed.to_string(),
+            format!(
+                "<p class=\"notice\" id=\"no-facility\">{}</p>",
+                t(lang, "no_facility")
+            ),
+        ),
+        several => {
+            let links: Vec<String> = several
+                .iter()
+                .map(|(id, name)| {
+                    let mut q = format!("lang={}&facility={}", lang.code(), enc(id));
+                    for (k, v) in [
+                        ("from", &p.from),
+                        ("to", &p.to),
+                        ("territory", &p.territory),
+                    ] {
+                        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                            let _ = write!(q, "&{k}={}", enc(v));
+                        }
+                    }
+                    format!("<a href=\"/indicators?{}\">{}</a>", esc(&q), esc(name))
+                })
+                .collect();
+            (
+                typed.to_string(),
+                format!(
+                    "<p class=\"notice\" id=\"several-facilities\">{} {}</p>",
+                    t(lang, "several_facilities"),
+                    links.join(", ")
+                ),
+            )
+        }
+    })
+}
+
 async fn indicators(
     State(d): State<Dashboard>,
     caller: Caller,
@@ -682,12 +739,17 @@ async fn indicators(
     if let Err(message) = check_query(uri.query(), &p, INDICATORS_KEYS) {
         return bad_request(lang, caller, &message);
     }
+    let typed = p.facility.as_deref().unwrap_or_default().trim();
+    let (facility_id, notice) = match facility_named(&d, lang, &p, typed).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(lang, caller, &format!("{e:#}")),
+    };
     let req = IndicatorsRequest {
         period: Some(Period {
             from_date: p.from.clone().unwrap_or_default(),
             to_date: p.to.clone().unwrap_or_default(),
         }),
-        facility_id: p.facility.clone().unwrap_or_default(),
+        facility_id,
         territory: p.territory.clone().unwrap_or_default(),
     };
     let resp = match d.coordination.indicators_of(&req, caller).await {
@@ -705,10 +767,11 @@ async fn indicators(
         lang.code(),
         t(lang, "from"), esc(p.from.as_deref().unwrap_or("")),
         t(lang, "to"), esc(p.to.as_deref().unwrap_or("")),
-        t(lang, "facility"), esc(&req.facility_id),
+        t(lang, "facility"), esc(typed),
         t(lang, "territory"), esc(&req.territory),
         t(lang, "filter"),
     );
+    b.push_str(&notice);
     let now = chrono::Utc::now().timestamp();
     let all = |f: &dyn Fn(&WeekIndicators) -> Option<f64>| weeks.iter().map(f).collect();
     let (blue, brown) = ("#1565c0", "#8a5300");

@@ -247,6 +247,32 @@ async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
         "{page}"
     );
 
+    // The indicators' facility filter takes the name too; a name several facilities share asks
+    // which one; a name nobody has says so.
+    let discharged =
+        |page: &str, n: u32| page.contains(&format!("</td><td>{n}</td><td class=\"rate\">"));
+    let all = get(base, "/indicators?lang=fr", &cookie).await;
+    assert!(discharged(&all, 3), "{all}");
+    let f2 = get(
+        base,
+        "/indicators?lang=fr&facility=h%C3%B4pital+f2",
+        &cookie,
+    )
+    .await;
+    assert!(discharged(&f2, 1) && !discharged(&f2, 3), "{f2}");
+    assert!(
+        f2.contains("value=\"hôpital f2\""),
+        "what was typed stays: {f2}"
+    );
+    let both = get(base, "/indicators?lang=fr&facility=H%C3%B4pital", &cookie).await;
+    assert!(both.contains("id=\"several-facilities\""), "{both}");
+    assert!(
+        both.contains("href=\"/indicators?lang=fr&amp;facility=F1\">Hôpital F1</a>"),
+        "{both}"
+    );
+    let none = get(base, "/indicators?lang=fr&facility=Clinique", &cookie).await;
+    assert!(none.contains("id=\"no-facility\""), "{none}");
+
     // The patient page: who the patient is, no raw id, the referent, the timeline's authors as
     // roles or "automatically", never an account id.
     let p1 = get(base, "/patients/P1?lang=fr", &cookie).await;

@@ -219,6 +219,33 @@ fn by_name(binds: &mut Vec<String>, text: &str, first: usize, alias: &str) -> St
     )
 }
 
+/// The facilities a reader may mean by `text`: the one with that id, or those whose name contains
+/// it (any case), as (id, name) by name.
+pub async fn facilities_named(
+    pool: &AnyPool,
+    p: &str,
+    text: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT DISTINCT facility_id, facility_name FROM {p}encounters
+         WHERE facility_id = $1 OR LOWER(facility_name) LIKE $2 ESCAPE '\\'
+         ORDER BY facility_name, facility_id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(text)
+        .bind(contains_pattern(text))
+        .fetch_all(pool)
+        .await?;
+    let found: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(match found.iter().find(|(id, _)| id == text) {
+        Some(exact) => vec![exact.clone()],
+        None => found,
+    })
+}
+
 /// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
 /// (discharges read with [`DISCHARGE_COLUMNS`]).
 async fn attach(

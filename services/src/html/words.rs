@@ -54,6 +54,8 @@ const WORDS: &Table = &[
     ("appointments_word", "rendez-vous", "appointments"),
     ("not_over", "30 jours pas encore écoulés", "30 days not over yet"),
     ("no_figure", "Aucune donnée sur cette période.", "No figure over this period."),
+    ("no_facility", "Aucun établissement ne porte ce nom : vérifiez-le, ou videz le champ pour tout le territoire.", "No facility has this name: check it, or clear the field for the whole territory."),
+    ("several_facilities", "Plusieurs établissements portent ce nom ; choisissez :", "Several facilities have this name; choose:"),
     ("back_to_worklist", "Retour à la liste de travail", "Back to the worklist"),
     ("no_page", "Page introuvable", "Page not found"),
     ("no_page_text", "Cette adresse ne correspond à aucune page. Le lien est peut-être incomplet.", "No page has this address. The link may be incomplete."),
