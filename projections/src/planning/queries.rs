@@ -3,6 +3,7 @@
 //! (discharges with the checklist complete, and 30-day readmissions of complete and incomplete
 //! plans, joined with the readmission view's index stays).
 use super::checklist::{self, Plan, HORIZON};
+use crate::sql;
 use chrono::NaiveDate;
 use journey_proto::v1::ComplexityReason;
 use sqlx::{any::AnyRow, AnyPool, Row};
@@ -104,38 +105,67 @@ fn stay(r: &AnyRow) -> Result<Stay, sqlx::Error> {
     })
 }
 
-/// Fills each stay's checklist and the patient's previous discharge.
+/// Fills each stay's checklist and the patient's previous discharge: two queries per 256
+/// patients (`IN` lists), whatever the number of stays.
 async fn attach(pool: &AnyPool, p: &str, stays: &mut [Stay]) -> Result<(), sqlx::Error> {
+    let mut patients: Vec<&str> = stays.iter().map(|s| s.patient_id.as_str()).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    if patients.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    let items = sql::select_in(&mut conn, &patients, |ids| {
+        format!(
+            "SELECT patient_id, encounter_id, item, done, by_name, at, detail FROM {p}checklist
+             WHERE patient_id IN ({ids}) ORDER BY item"
+        )
+    })
+    .await?;
+    let ended = sql::select_in(&mut conn, &patients, |ids| {
+        format!(
+            "SELECT patient_id, encounter_id, discharged_at FROM {p}stays
+             WHERE patient_id IN ({ids}) AND discharged_at IS NOT NULL"
+        )
+    })
+    .await?;
+    let mut by_stay: HashMap<(String, String), Vec<ItemState>> = HashMap::new();
+    for r in &items {
+        by_stay
+            .entry((r.try_get(0)?, r.try_get(1)?))
+            .or_default()
+            .push(ItemState {
+                item: r.try_get::<i64, _>(2)? as i32,
+                done: r.try_get::<i64, _>(3)? == 1,
+                by: r.try_get(4)?,
+                at: r.try_get(5)?,
+                detail: r.try_get(6)?,
+            });
+    }
+    let mut discharges: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    for r in &ended {
+        discharges
+            .entry(r.try_get(0)?)
+            .or_default()
+            .push((r.try_get(1)?, r.try_get(2)?));
+    }
     for s in stays.iter_mut() {
-        let rows = sqlx::query(&format!(
-            "SELECT item, done, by_name, at, detail FROM {p}checklist WHERE patient_id = $1 AND encounter_id = $2 ORDER BY item"
-        ))
-        .bind(&s.patient_id)
-        .bind(&s.encounter_id)
-        .fetch_all(pool)
-        .await?;
-        for r in rows {
-            let item = ItemState {
-                item: r.try_get::<i64, _>(0)? as i32,
-                done: r.try_get::<i64, _>(1)? == 1,
-                by: r.try_get(2)?,
-                at: r.try_get(3)?,
-                detail: r.try_get(4)?,
-            };
+        let items = by_stay
+            .remove(&(s.patient_id.clone(), s.encounter_id.clone()))
+            .unwrap_or_default();
+        for item in &items {
             if item.done && (0..=62).contains(&item.item) {
                 s.plan.done |= 1 << item.item;
             }
-            s.items.push(item);
         }
-        s.previous_discharge_at = sqlx::query(&format!(
-            "SELECT MAX(discharged_at) FROM {p}stays WHERE patient_id = $1 AND encounter_id <> $2 AND discharged_at <= $3"
-        ))
-        .bind(&s.patient_id)
-        .bind(&s.encounter_id)
-        .bind(s.plan.admitted_at)
-        .fetch_one(pool)
-        .await?
-        .try_get::<Option<i64>, _>(0)?;
+        s.items = items;
+        s.previous_discharge_at = discharges
+            .get(&s.patient_id)
+            .into_iter()
+            .flatten()
+            .filter(|(enc, at)| *enc != s.encounter_id && *at <= s.plan.admitted_at)
+            .map(|(_, at)| *at)
+            .max();
     }
     Ok(())
 }
@@ -213,23 +243,31 @@ pub async fn of_patient(
 }
 
 /// The items done when each of `stays` (patient, encounter) left; a stay the view does not know
-/// or that has not ended is absent.
+/// or that has not ended is absent. One query per 256 patients.
 pub async fn done_at_discharge(
     pool: &AnyPool,
     p: &str,
     stays: &[(String, String)],
 ) -> Result<HashMap<(String, String), i64>, sqlx::Error> {
+    let mut patients: Vec<&str> = stays.iter().map(|(pid, _)| pid.as_str()).collect();
+    patients.sort_unstable();
+    patients.dedup();
     let mut out = HashMap::new();
-    for (pid, enc) in stays {
-        let row = sqlx::query(&format!(
-            "SELECT done_at_discharge FROM {p}stays WHERE patient_id = $1 AND encounter_id = $2 AND done_at_discharge IS NOT NULL"
-        ))
-        .bind(pid)
-        .bind(enc)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(r) = row {
-            out.insert((pid.clone(), enc.clone()), r.try_get(0)?);
+    if patients.is_empty() {
+        return Ok(out);
+    }
+    let mut conn = pool.acquire().await?;
+    let rows = sql::select_in(&mut conn, &patients, |ids| {
+        format!(
+            "SELECT patient_id, encounter_id, done_at_discharge FROM {p}stays
+             WHERE patient_id IN ({ids}) AND done_at_discharge IS NOT NULL"
+        )
+    })
+    .await?;
+    for r in &rows {
+        let key = (r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
+        if stays.contains(&key) {
+            out.insert(key, r.try_get(2)?);
         }
     }
     Ok(out)
