@@ -221,19 +221,6 @@ fn expected_words(lang: Lang, s: &Stay, now: i64) -> String {
     }
 }
 
-/// The patient's birth date as the reader writes it, and the age today.
-fn born(lang: Lang, birth_date: &str) -> String {
-    let Ok(d) = chrono::NaiveDate::parse_from_str(birth_date, "%Y-%m-%d") else {
-        return String::new();
-    };
-    let today = chrono::Utc::now().date_naive();
-    let age = today.years_since(d).unwrap_or(0);
-    match lang {
-        Lang::Fr => format!("né(e) le {}, {age} ans", d.format("%d/%m/%Y")),
-        Lang::En => format!("born {}, aged {age}", d.format("%-d %b %Y")),
-    }
-}
-
 /// The complex flag and the suggested reasons, as words.
 fn complexity(lang: Lang, s: &Stay) -> String {
     let mut out = String::new();
@@ -727,10 +714,11 @@ pub(super) async fn due_page(
     }
     due_tables(&mut b, lang, &stays, now);
     let view_at = runner.watch().borrow().checkpoint;
+    let head = d.log.head().await.ok().map(|(h, _)| h);
     let _ = write!(
         b,
-        "<p class=\"muted\">{} #{view_at}</p>",
-        say(lang, "à jour jusqu'à l'événement", "up to event")
+        "<p class=\"muted\" id=\"freshness\">{}</p>",
+        super::freshness(lang, view_at, head)
     );
     page(lang, caller, &title, &b).into_response()
 }
@@ -776,7 +764,7 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
             enc(&s.patient_id),
             lang.code(),
             esc(name),
-            esc(&born(lang, &s.birth_date)),
+            esc(&super::identity::born(lang, &s.birth_date, s.sex)),
             if complex.is_empty() {
                 String::new()
             } else {
