@@ -4,27 +4,25 @@
 //! carried it is cancelled.
 use crate::{
     codes,
-    resource::Body,
-    resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put},
+    resource::{fhir_id, instant, Concept, Meta, Prefixed, Reference},
     Resource,
 };
 use journey_proto::v1::{Code, ConditionRecorded, Event};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 pub fn build(patient_id: &str, e: &Event, c: &ConditionRecorded) -> Resource {
     let id = fhir_id("Condition", &e.event_id);
-    let code = codes::concept(c.diagnosis.as_ref()).unwrap_or_else(|| json!({ "text": "unknown" }));
-    let mut body = condition(patient_id, &id, e, code, &c.encounter_id, None);
-    put(
-        &mut body,
-        "onsetDateTime",
-        instant(c.onset.as_ref()).map(Value::from),
-    );
-    Resource {
-        kind: "Condition",
-        id,
-        body: Body::Tree(body),
-    }
+    let coded = c.diagnosis.as_ref().filter(|c| !c.code.trim().is_empty());
+    let system = coded.map(|c| codes::system_uri(&c.system));
+    let code = match (coded, &system) {
+        (Some(c), Some(system)) => Concept::of(system, c),
+        _ => Concept {
+            coding: None,
+            text: Some("unknown"),
+        },
+    };
+    let onset = instant(c.onset.as_ref());
+    condition(patient_id, id, e, code, &c.encounter_id, None, onset)
 }
 
 /// The `index`th diagnosis (from 1) `e` carries for `encounter_id`; `void`: the cancellation of
@@ -37,14 +35,21 @@ pub fn diagnosis(
     code: &Code,
     void: Option<&Event>,
 ) -> Option<Resource> {
-    let code = codes::concept(Some(code))?;
+    if code.code.trim().is_empty() {
+        return None;
+    }
+    let system = codes::system_uri(&code.system);
     let id = diagnosis_id(e, index);
-    let body = condition(patient_id, &id, e, code, encounter_id, void);
-    Some(Resource {
-        kind: "Condition",
+    let concept = Concept::of(&system, code);
+    Some(condition(
+        patient_id,
         id,
-        body: Body::Tree(body),
-    })
+        e,
+        concept,
+        encounter_id,
+        void,
+        None,
+    ))
 }
 
 /// The id of the `index`th diagnosis (from 1) of `e`.
@@ -52,14 +57,40 @@ pub fn diagnosis_id(e: &Event, index: usize) -> String {
     fhir_id("Condition", &format!("{}.{index}", e.event_id))
 }
 
+const VERIFICATION: &str = "http://terminology.hl7.org/CodeSystem/condition-ver-status";
+const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/condition-category";
+const CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+
+#[derive(Serialize)]
+struct Condition<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    id: &'a str,
+    meta: Meta<'a>,
+    #[serde(rename = "clinicalStatus", skip_serializing_if = "Option::is_none")]
+    clinical_status: Option<Concept<'a>>,
+    #[serde(rename = "verificationStatus")]
+    verification_status: Concept<'a>,
+    category: [Concept<'a>; 1],
+    code: Concept<'a>,
+    subject: Reference<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encounter: Option<Reference<'a>>,
+    #[serde(rename = "onsetDateTime", skip_serializing_if = "Option::is_none")]
+    onset: Option<String>,
+    #[serde(rename = "recordedDate", skip_serializing_if = "Option::is_none")]
+    recorded: Option<String>,
+}
+
 fn condition(
     patient_id: &str,
-    id: &str,
+    id: String,
     e: &Event,
-    code: Value,
+    code: Concept,
     encounter_id: &str,
     void: Option<&Event>,
-) -> Value {
+    onset: Option<String>,
+) -> Resource {
     let category = match encounter_id.is_empty() {
         true => ("problem-list-item", "Problem List Item"),
         false => ("encounter-diagnosis", "Encounter Diagnosis"),
@@ -69,36 +100,28 @@ fn condition(
     } else {
         "confirmed"
     };
-    let mut body = json!({
-        "resourceType": "Condition",
-        "id": id,
-        "meta": meta(void.unwrap_or(e), Some("fr-core-condition")),
-        "verificationStatus": { "coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-            "code": verification,
-        }] },
-        "category": [{ "coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": category.0,
-            "display": category.1,
-        }] }],
-        "code": code,
-        "subject": patient_ref(patient_id),
-    });
-    // A condition entered in error has no clinical status (invariant con-5).
-    if void.is_none() {
-        body["clinicalStatus"] = json!({ "coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-            "code": "active",
-        }] });
-    }
-    if !encounter_id.is_empty() {
-        put(&mut body, "encounter", Some(encounter_ref(encounter_id)));
-    }
-    put(
-        &mut body,
-        "recordedDate",
-        instant(e.occurred_at.as_ref()).map(Value::from),
-    );
-    body
+    let patient = fhir_id("Patient", patient_id);
+    let encounter = (!encounter_id.is_empty()).then(|| fhir_id("Encounter", encounter_id));
+    let last = void.unwrap_or(e);
+    let body = Condition {
+        resource_type: "Condition",
+        id: &id,
+        meta: Meta::of(last, Some("fr-core-condition")),
+        // A condition entered in error has no clinical status (invariant con-5).
+        clinical_status: void
+            .is_none()
+            .then(|| Concept::coded(CLINICAL, "active", "")),
+        verification_status: Concept::coded(VERIFICATION, verification, ""),
+        category: [Concept::coded(CATEGORY, category.0, category.1)],
+        code,
+        subject: Reference {
+            reference: Prefixed("Patient/", &patient),
+        },
+        encounter: encounter.as_deref().map(|id| Reference {
+            reference: Prefixed("Encounter/", id),
+        }),
+        onset,
+        recorded: instant(e.occurred_at.as_ref()),
+    };
+    Resource::written("Condition", id.clone(), last, &body)
 }

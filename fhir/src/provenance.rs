@@ -54,10 +54,16 @@ pub fn of(e: &Event) -> Provenance<'_> {
     };
     let cancelled = cancelled_id(e);
     let event = EventRef { e };
+    let recorded = rfc3339(&e.recorded_at.or(e.occurred_at).unwrap_or_default());
+    // `meta.lastUpdated` is the recorded time too (when the log gave one), written once.
+    let last_updated = match e.recorded_at {
+        Some(_) => Some(recorded.clone()).filter(|t| !t.is_empty()),
+        None => None,
+    };
     Provenance {
         resource_type: "Provenance",
         id: fhir_id("Provenance", &e.event_id),
-        meta: Meta::of(e, None),
+        meta: Meta::at(e, None, last_updated),
         extension: (!e.hash.is_empty()).then(|| {
             [Extension {
                 url: CHAIN_HASH,
@@ -69,7 +75,7 @@ pub fn of(e: &Event) -> Provenance<'_> {
             event,
         },
         occurred: e.occurred_at.as_ref().map(rfc3339),
-        recorded: rfc3339(&e.recorded_at.or(e.occurred_at).unwrap_or_default()),
+        recorded,
         activity: Activity {
             coding: [match cancelled {
                 Some(_) => Coding {

@@ -141,9 +141,14 @@ pub struct Meta<'a> {
 impl<'a> Meta<'a> {
     /// The `meta` of a resource whose last event is `last`, claiming `profile` (if any).
     pub fn of(last: &'a Event, profile: Option<&'a str>) -> Self {
+        Meta::at(last, profile, instant(last.recorded_at.as_ref()))
+    }
+
+    /// [`Meta::of`] with `last`'s recorded time already written (`instant(last.recorded_at)`).
+    pub fn at(last: &'a Event, profile: Option<&'a str>, last_updated: Option<String>) -> Self {
         Meta {
             version_id: last.stream_version,
-            last_updated: instant(last.recorded_at.as_ref()),
+            last_updated,
             source: Prefixed("urn:journey:event:", &last.event_id),
             profile: profile.map(|p| [Prefixed(FR_CORE, p)]),
         }
@@ -185,6 +190,62 @@ pub struct Coding<'a> {
     pub code: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub display: &'a str,
+}
+
+/// A CodeableConcept of one coding, or a text alone.
+#[derive(Serialize)]
+pub struct Concept<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coding: Option<[Coding<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+}
+
+impl<'a> Concept<'a> {
+    /// A journey code under its system's URI (`codes::concept`).
+    pub fn of(system: &'a str, c: &'a journey_proto::v1::Code) -> Self {
+        Concept {
+            coding: Some([Coding {
+                system,
+                code: &c.code,
+                display: &c.display,
+            }]),
+            text: None,
+        }
+    }
+
+    pub fn coded(system: &'a str, code: &'a str, display: &'a str) -> Self {
+        Concept {
+            coding: Some([Coding {
+                system,
+                code,
+                display,
+            }]),
+            text: None,
+        }
+    }
+}
+
+/// A professional by identifier (`urn:journey:professional`) and name, each when given (as
+/// `patient::professional` builds it).
+#[derive(Serialize)]
+pub struct ProfessionalRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<Identifier<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<&'a str>,
+}
+
+impl<'a> ProfessionalRef<'a> {
+    pub fn of(p: &'a journey_proto::v1::Professional) -> Self {
+        ProfessionalRef {
+            identifier: (!p.id.is_empty()).then_some(Identifier {
+                system: "urn:journey:professional",
+                value: &p.id,
+            }),
+            display: (!p.name.trim().is_empty()).then_some(p.name.as_str()),
+        }
+    }
 }
 
 /// An identifier (`system`, `value`).

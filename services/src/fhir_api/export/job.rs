@@ -206,9 +206,8 @@ impl Run {
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let started = Instant::now();
         let (head, _) = self.api.log.head().await?;
-        let patients = self.patients(head).await?;
-        let scanned = started.elapsed();
-        let (mut reading, mut queued) = (Duration::ZERO, Duration::ZERO);
+        let (mut scanned, mut reading, mut queued) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         // A log in this process is read by the workers themselves (both cores); a remote one here.
         let local = match &self.api.log {
             LogHandle::InProcess { log, .. } => Some(log.clone()),
@@ -230,33 +229,57 @@ impl Run {
                 })
             })
             .collect();
+        // The log scanned in batches for the patients (only their ids kept), each handed to the
+        // workers as soon as found: they map while the scan goes on.
         let read = async {
-            for (n, patient) in patients.iter().enumerate() {
-                if n % 16 == 0 {
-                    self.progress(format!(
-                        "patients: {n} of {} ({}%)",
-                        patients.len(),
-                        50 + 50 * n / patients.len().max(1)
-                    ))?;
-                }
+            let mut source = self
+                .api
+                .log
+                .source()
+                .await
+                .map_err(errors::fhir_export_failed)?;
+            let mut seen = HashSet::new();
+            let mut from = 1;
+            while from <= head {
+                self.progress(format!(
+                    "reading the log: {} of {head} events ({}%), {} patients",
+                    from - 1,
+                    100 * (from - 1) / head.max(1),
+                    seen.len()
+                ))?;
                 let started = Instant::now();
-                let Some(upto) = self.upto(patient, head).await? else {
-                    continue;
-                };
-                let next = match local {
-                    Some(_) => Patient::Local(patient.clone(), upto),
-                    None => {
-                        let mut events = self.api.log.patient(patient).await?;
-                        events.retain(|e| e.position <= upto);
-                        Patient::Read(patient.clone(), events)
+                let batch = source
+                    .range(from, head, SCAN_BATCH)
+                    .await
+                    .map_err(errors::fhir_export_failed)?;
+                scanned += started.elapsed();
+                let Some(last) = batch.last() else { break };
+                from = last.position + 1;
+                for e in batch {
+                    if !self.changed(&e) || seen.contains(&e.patient_id) {
+                        continue;
                     }
-                };
-                reading += started.elapsed();
-                let started = Instant::now();
-                if tx.send(next).await.is_err() {
-                    break; // the workers stopped: their error says why
+                    seen.insert(e.patient_id.clone());
+                    let patient = e.patient_id;
+                    let started = Instant::now();
+                    let Some(upto) = self.upto(&patient, head).await? else {
+                        continue;
+                    };
+                    let next = match local {
+                        Some(_) => Patient::Local(patient, upto),
+                        None => {
+                            let mut events = self.api.log.patient(&patient).await?;
+                            events.retain(|e| e.position <= upto);
+                            Patient::Read(patient, events)
+                        }
+                    };
+                    reading += started.elapsed();
+                    let started = Instant::now();
+                    if tx.send(next).await.is_err() {
+                        return Ok(()); // the workers stopped: their error says why
+                    }
+                    queued += started.elapsed();
                 }
-                queued += started.elapsed();
             }
             Ok::<(), Status>(())
         };
@@ -309,40 +332,6 @@ impl Run {
             let _ = dir.sync_all();
         }
         Ok(())
-    }
-
-    /// The patients with an event up to `head` (recorded at or after `_since`, when given), in
-    /// the order of their first such event: the log read in batches, only the ids kept.
-    async fn patients(&self, head: u64) -> Result<Vec<String>, Status> {
-        let mut source = self
-            .api
-            .log
-            .source()
-            .await
-            .map_err(errors::fhir_export_failed)?;
-        let mut seen = HashSet::new();
-        let mut order = Vec::new();
-        let mut from = 1;
-        while from <= head {
-            self.progress(format!(
-                "reading the log: {} of {head} events ({}%)",
-                from - 1,
-                50 * (from - 1) / head.max(1)
-            ))?;
-            let batch = source
-                .range(from, head, SCAN_BATCH)
-                .await
-                .map_err(errors::fhir_export_failed)?;
-            let Some(last) = batch.last() else { break };
-            from = last.position + 1;
-            for e in batch {
-                if self.changed(&e) && !seen.contains(&e.patient_id) {
-                    seen.insert(e.patient_id.clone());
-                    order.push(e.patient_id);
-                }
-            }
-        }
-        Ok(order)
     }
 
     /// Whether `e` was recorded at or after `_since` (always, without it).
