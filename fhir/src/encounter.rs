@@ -9,7 +9,13 @@ use crate::{
     resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
     Resource,
 };
-use journey_proto::v1::{Admitted, Code, Discharged, EmergencyVisit, Event, Facility, Transferred};
+use journey_proto::{
+    prost_types::Timestamp,
+    v1::{
+        Admitted, ClassChanged, Code, Discharged, EmergencyVisit, Event, Facility, LeaveEnded,
+        LeaveStarted, MovementCorrected, Transferred,
+    },
+};
 use serde_json::{json, Value};
 
 /// The FINESS identifier system (ANS organisations' OID).
@@ -23,6 +29,8 @@ pub struct Stay<'a> {
     /// The admission and each transfer, in the order they came.
     movements: Vec<Movement<'a>>,
     discharged: Option<(&'a Event, &'a Discharged)>,
+    /// The discharge's corrections (`MovementCorrected`): its time, disposition, destination.
+    discharge_fix: Fix<'a>,
     /// The cancellation of the admission.
     cancelled: Option<&'a Event>,
     /// The events that carried diagnoses (the admission, each discharge), each with its
@@ -37,11 +45,32 @@ struct Diagnosed<'a> {
     cancelled: Option<&'a Event>,
 }
 
-/// A movement of a stay (IHE PAM): the patient entering `unit`, by admission or transfer.
+/// A movement of a stay (IHE PAM, PAM-FR): the patient entering `unit`, by admission, transfer,
+/// class change or return from leave, or leaving on leave of absence.
 struct Movement<'a> {
     event: &'a Event,
     unit: &'a str,
     cancelled: Option<&'a Event>,
+    /// A leave of absence (the patient away from the stay's units).
+    leave: bool,
+    /// The class it gives the stay (an admission's or a class change's setting).
+    setting: Option<i32>,
+    /// Its corrected time (`MovementCorrected.moved_at`).
+    at: Option<&'a Timestamp>,
+}
+
+/// What corrections changed of a discharge.
+#[derive(Default)]
+struct Fix<'a> {
+    at: Option<&'a Timestamp>,
+    disposition: Option<i32>,
+    destination: Option<&'a str>,
+}
+
+impl Movement<'_> {
+    fn time(&self) -> Option<&Timestamp> {
+        self.at.or(self.event.occurred_at.as_ref())
+    }
 }
 
 impl<'a> Stay<'a> {
@@ -53,6 +82,7 @@ impl<'a> Stay<'a> {
             admitted: None,
             movements: Vec::new(),
             discharged: None,
+            discharge_fix: Fix::default(),
             cancelled: None,
             diagnosed: Vec::new(),
         }
@@ -72,20 +102,93 @@ impl<'a> Stay<'a> {
         self.admitted = Some((e, a));
         self.cancelled = None;
         self.diagnosed(e, &a.diagnoses);
-        self.moved(e, &a.unit);
+        self.moved(e, &a.unit, false, Some(a.setting));
     }
 
     pub fn transferred(&mut self, e: &'a Event, t: &'a Transferred) {
-        self.moved(e, &t.to_unit);
+        self.moved(e, &t.to_unit, false, None);
     }
 
-    fn moved(&mut self, e: &'a Event, unit: &'a str) {
+    /// A leave of absence starts (PAM-FR A21): a movement to where the patient goes, if said.
+    pub fn left(&mut self, e: &'a Event, l: &'a LeaveStarted) {
+        self.moved(e, &l.unit, true, None);
+    }
+
+    /// The patient is back from leave (PAM-FR A22), in `unit`.
+    pub fn returned(&mut self, e: &'a Event, l: &'a LeaveEnded) {
+        self.moved(e, &l.unit, false, None);
+    }
+
+    /// The stay's class changes (PAM-FR A06/A07): a movement that gives the stay its class.
+    pub fn class_changed(&mut self, e: &'a Event, c: &'a ClassChanged) {
+        self.moved(e, &c.unit, false, Some(c.setting));
+    }
+
+    /// `e` corrects the movement or discharge `c.corrected_event_id`: its time, unit, class,
+    /// disposition or destination, whichever it gives.
+    pub fn corrected(&mut self, e: &'a Event, c: &'a MovementCorrected) {
+        let id = c.corrected_event_id.as_str();
+        for m in self.movements.iter_mut().filter(|m| m.event.event_id == id) {
+            m.at = c.moved_at.as_ref().or(m.at);
+            if !c.unit.is_empty() {
+                m.unit = &c.unit;
+            }
+            if c.setting != 0 && m.setting.is_some() {
+                m.setting = Some(c.setting);
+            }
+        }
+        if self.discharged.is_some_and(|(d, _)| d.event_id == id) {
+            let fix = &mut self.discharge_fix;
+            fix.at = c.moved_at.as_ref().or(fix.at);
+            if c.disposition != 0 {
+                fix.disposition = Some(c.disposition);
+            }
+            if !c.destination_facility_id.is_empty() {
+                fix.destination = Some(&c.destination_facility_id);
+            }
+        }
+        self.last = e;
+    }
+
+    fn moved(&mut self, e: &'a Event, unit: &'a str, leave: bool, setting: Option<i32>) {
         self.movements.push(Movement {
             event: e,
             unit,
             cancelled: None,
+            leave,
+            setting,
+            at: None,
         });
         self.last = e;
+    }
+
+    /// The stay's class: that of its last movement that gives one and holds (an admission, a
+    /// class change).
+    fn setting(&self) -> i32 {
+        self.movements
+            .iter()
+            .rev()
+            .filter(|m| m.cancelled.is_none())
+            .find_map(|m| m.setting)
+            .or(self.admitted.map(|(_, a)| a.setting))
+            .unwrap_or(0)
+    }
+
+    /// Whether the patient is on leave: the stay open, its last movement that holds a leave.
+    fn on_leave(&self) -> bool {
+        self.discharged.is_none()
+            && self
+                .movements
+                .iter()
+                .rev()
+                .find(|m| m.cancelled.is_none())
+                .is_some_and(|m| m.leave)
+    }
+
+    /// When the stay ended (its discharge, corrected).
+    fn discharge_time(&self) -> Option<&'a Timestamp> {
+        let (d, _) = self.discharged?;
+        self.discharge_fix.at.or(d.occurred_at.as_ref())
     }
 
     pub fn discharged(&mut self, e: &'a Event, d: &'a Discharged) {
@@ -153,11 +256,14 @@ impl<'a> Stay<'a> {
     /// `entered-in-error`.
     fn movement(&self, i: usize, patient_id: &str) -> Resource {
         let m = &self.movements[i];
-        let ender = self.movements[i + 1..]
+        let next = self.movements[i + 1..]
             .iter()
-            .find(|n| n.cancelled.is_none())
-            .map(|n| n.event)
-            .or(self.discharged.map(|(d, _)| d));
+            .find(|n| n.cancelled.is_none());
+        let ender = next.map(|n| n.event).or(self.discharged.map(|(d, _)| d));
+        let ended_at = match next {
+            Some(n) => n.time(),
+            None => self.discharge_time(),
+        };
         let void = m.cancelled.or(self.cancelled);
         let status = match (void, ender) {
             (Some(_), _) => "entered-in-error",
@@ -170,17 +276,9 @@ impl<'a> Stay<'a> {
             .max_by_key(|e| e.stream_version)
             .unwrap_or(m.event);
         let mut period = json!({});
-        put(
-            &mut period,
-            "start",
-            instant(m.event.occurred_at.as_ref()).map(Value::from),
-        );
-        if let (None, Some(end)) = (void, ender) {
-            put(
-                &mut period,
-                "end",
-                instant(end.occurred_at.as_ref()).map(Value::from),
-            );
+        put(&mut period, "start", instant(m.time()).map(Value::from));
+        if let (None, Some(_)) = (void, ender) {
+            put(&mut period, "end", instant(ended_at).map(Value::from));
         }
         let id = fhir_id("Encounter", &m.event.event_id);
         let mut body = json!({
@@ -193,11 +291,18 @@ impl<'a> Stay<'a> {
                 "value": m.event.event_id,
             }],
             "status": status,
-            "class": codes::stay_class(self.admitted.map_or(0, |(_, a)| a.setting)),
+            "class": codes::stay_class(m.setting.unwrap_or_else(|| self.setting())),
             "subject": patient_ref(patient_id),
             "period": period,
             "partOf": encounter_ref(&self.encounter_id),
         });
+        if m.leave {
+            put(
+                &mut body,
+                "type",
+                Some(json!([{ "text": "leave of absence" }])),
+            );
+        }
         if !m.unit.is_empty() {
             let state = if status == "in-progress" {
                 "active"
@@ -221,19 +326,26 @@ impl<'a> Stay<'a> {
         let status = match (self.cancelled, self.discharged.is_some()) {
             (Some(_), _) => "entered-in-error",
             (None, true) => "finished",
+            (None, false) if self.on_leave() => "onleave",
             (None, false) => "in-progress",
         };
         let admitted = self.admitted.map(|(_, a)| a);
         let start = self.admitted.map_or(self.first, |(e, _)| e);
+        let start_at = self
+            .movements
+            .iter()
+            .find(|m| m.event.event_id == start.event_id)
+            .and_then(|m| m.at)
+            .or(start.occurred_at.as_ref());
         let mut body = json!({
             "resourceType": "Encounter",
             "id": fhir_id("Encounter", &self.encounter_id),
             "meta": meta(self.last, Some("fr-core-encounter")),
             "identifier": [identifier(ENCOUNTERS, &self.encounter_id)],
             "status": status,
-            "class": codes::stay_class(admitted.map_or(0, |a| a.setting)),
+            "class": codes::stay_class(self.setting()),
             "subject": patient_ref(patient_id),
-            "period": period(start, self.discharged.map(|(d, _)| d)),
+            "period": period_of(start_at, self.discharge_time()),
         });
         let (priority, admit_source) = codes::admission(admitted.map_or(0, |a| a.admit_type));
         put(&mut body, "priority", priority);
@@ -246,18 +358,18 @@ impl<'a> Stay<'a> {
         let mut hospitalization = json!({});
         put(&mut hospitalization, "admitSource", admit_source);
         if let Some((_, d)) = self.discharged {
+            let fix = &self.discharge_fix;
             put(
                 &mut hospitalization,
                 "dischargeDisposition",
-                codes::discharge_disposition(d.disposition),
+                codes::discharge_disposition(fix.disposition.unwrap_or(d.disposition)),
             );
-            if !d.destination_facility_id.is_empty() {
+            let destination = fix.destination.unwrap_or(&d.destination_facility_id);
+            if !destination.is_empty() {
                 put(
                     &mut hospitalization,
                     "destination",
-                    Some(
-                        json!({ "identifier": { "system": FINESS, "value": d.destination_facility_id } }),
-                    ),
+                    Some(json!({ "identifier": { "system": FINESS, "value": destination } })),
                 );
             }
         }
@@ -283,7 +395,7 @@ impl<'a> Stay<'a> {
         let units: Vec<&str> = self
             .movements
             .iter()
-            .filter(|m| m.cancelled.is_none() && !m.unit.is_empty())
+            .filter(|m| m.cancelled.is_none() && !m.leave && !m.unit.is_empty())
             .map(|m| m.unit)
             .collect();
         let n = units.len();
@@ -371,19 +483,17 @@ fn identifier(system: &str, value: &str) -> Value {
 
 /// From `start`'s occurrence to `end`'s, when there is one.
 fn period(start: &Event, end: Option<&Event>) -> Value {
+    period_of(
+        start.occurred_at.as_ref(),
+        end.and_then(|e| e.occurred_at.as_ref()),
+    )
+}
+
+/// From `start` to `end`, each when known.
+fn period_of(start: Option<&Timestamp>, end: Option<&Timestamp>) -> Value {
     let mut period = json!({});
-    put(
-        &mut period,
-        "start",
-        instant(start.occurred_at.as_ref()).map(Value::from),
-    );
-    if let Some(end) = end {
-        put(
-            &mut period,
-            "end",
-            instant(end.occurred_at.as_ref()).map(Value::from),
-        );
-    }
+    put(&mut period, "start", instant(start).map(Value::from));
+    put(&mut period, "end", instant(end).map(Value::from));
     period
 }
 

@@ -241,13 +241,32 @@ impl<'a> Fold<'a> {
                 }
             }
             Payload::MedicationReconciled(m) => self.done(procedure::build(patient_id, e, m)),
-            // Not mapped yet (issue 15's PAM-FR movements, issue 18's discharge planning).
-            Payload::LeaveStarted(_)
-            | Payload::LeaveEnded(_)
-            | Payload::ClassChanged(_)
-            | Payload::MovementCancelled(_)
-            | Payload::MovementCorrected(_)
-            | Payload::DischargeExpected(_)
+            // PAM-FR movements of a stay (issue 15): movement Encounters `partOf` it.
+            Payload::LeaveStarted(l) => {
+                if let Some(s) = self.stay(&e.event_id, &l.encounter_id) {
+                    s.left(e, l);
+                }
+            }
+            Payload::LeaveEnded(l) => {
+                if let Some(s) = self.stay(&e.event_id, &l.encounter_id) {
+                    s.returned(e, l);
+                }
+            }
+            Payload::ClassChanged(c) => {
+                if let Some(s) = self.stay(&e.event_id, &c.encounter_id) {
+                    s.class_changed(e, c);
+                }
+            }
+            Payload::MovementCancelled(c) => self.cancel(e, &c.cancelled_event_id),
+            Payload::MovementCorrected(c) => {
+                if let Some(&at) = self.movements.get(c.corrected_event_id.as_str()) {
+                    if let Slot::Stay(s) = &mut self.slots[at] {
+                        s.corrected(e, c);
+                    }
+                }
+            }
+            // Not mapped yet (issue 18's discharge planning): their Provenance only.
+            Payload::DischargeExpected(_)
             | Payload::ChecklistItemSet(_)
             | Payload::ComplexDischargeFlagged(_) => {}
         }
@@ -319,8 +338,9 @@ mod tests {
     use journey_proto::{
         prost_types::Timestamp,
         v1::{
-            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, Code, ContactMade,
-            DischargeCancelled, Discharged, EmergencyVisit, ObservationRecorded, PatientRegistered,
+            AdmissionCancelled, Admitted, AlertRaised, AlertResolved, ClassChanged, Code,
+            ContactMade, DischargeCancelled, Discharged, EmergencyVisit, LeaveEnded, LeaveStarted,
+            MovementCancelled, MovementCorrected, ObservationRecorded, PatientRegistered,
             PatientsMerged, TransferCancelled, Transferred,
         },
     };
@@ -596,5 +616,115 @@ mod tests {
             f["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
             "PH"
         );
+    }
+
+    #[test]
+    fn leaves_class_changes_cancellations_and_corrections_are_movements_of_the_stay() {
+        let corrected_at = Timestamp {
+            seconds: 1_700_020_000,
+            nanos: 0,
+        };
+        let events = vec![
+            admitted(1, "S1"),
+            ev(
+                2,
+                Payload::LeaveStarted(LeaveStarted {
+                    encounter_id: "S1".into(),
+                    unit: "home".into(),
+                    ..Default::default()
+                }),
+            ),
+            ev(
+                3,
+                Payload::LeaveEnded(LeaveEnded {
+                    encounter_id: "S1".into(),
+                    unit: "cardio".into(),
+                    ..Default::default()
+                }),
+            ),
+            ev(
+                4,
+                Payload::ClassChanged(ClassChanged {
+                    encounter_id: "S1".into(),
+                    setting: 3,
+                    unit: "had".into(),
+                    ..Default::default()
+                }),
+            ),
+            ev(
+                5,
+                Payload::MovementCancelled(MovementCancelled {
+                    cancelled_event_id: "e4".into(),
+                    ..Default::default()
+                }),
+            ),
+            ev(
+                6,
+                Payload::MovementCorrected(MovementCorrected {
+                    corrected_event_id: "e3".into(),
+                    moved_at: Some(corrected_at),
+                    unit: "icu".into(),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        // On leave: the stay says so.
+        let away = resources("P1", &events[..2]);
+        assert_eq!(of(&away, "S1").json()["status"], "onleave");
+        assert_eq!(
+            of(&away, "e2").json()["type"][0]["text"],
+            "leave of absence"
+        );
+        assert_eq!(
+            of(&away, "e2").json()["location"][0]["location"]["display"],
+            "home"
+        );
+
+        let all = resources("P1", &events);
+        let movements: Vec<(String, String)> = all
+            .iter()
+            .map(|r| r.json())
+            .filter(|r| r["partOf"]["reference"] == "Encounter/S1")
+            .map(|r| {
+                let id = r["id"].as_str().unwrap().to_string();
+                (id, r["status"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let expected = [
+            ("e1", "finished"),
+            ("e2", "finished"),
+            ("e3", "in-progress"),
+            ("e4", "entered-in-error"),
+        ]
+        .map(|(i, s)| (i.to_string(), s.to_string()));
+        assert_eq!(movements, expected);
+        // The return, corrected: its time ends the leave, its unit is the one corrected.
+        let back = of(&all, "e3").json();
+        assert_eq!(back["period"]["start"], "2023-11-15T03:46:40.000Z");
+        assert_eq!(
+            of(&all, "e2").json()["period"]["end"],
+            back["period"]["start"]
+        );
+        assert_eq!(back["location"][0]["location"]["display"], "icu");
+        assert_eq!(back["meta"]["versionId"], "3");
+        // The class change cancelled: the stay is inpatient again, back in its units.
+        let stay = of(&all, "S1").json();
+        assert_eq!(stay["status"], "in-progress");
+        assert_eq!(stay["class"]["code"], "IMP");
+        assert_eq!(stay["meta"]["versionId"], "6");
+        let units: Vec<&str> = stay["location"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["location"]["display"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            units,
+            ["cardio", "icu"],
+            "not the leave, not the cancelled class change"
+        );
+        // Not cancelled, the class change gives the stay its class.
+        let had = resources("P1", &events[..4]);
+        assert_eq!(of(&had, "S1").json()["class"]["code"], "HH");
     }
 }
