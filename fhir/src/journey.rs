@@ -134,16 +134,8 @@ impl<'a> Fold<'a> {
                     s.admitted(e, a);
                 }
             }
-            Payload::Transferred(t) => {
-                if let Some(s) = self.stay(&e.event_id, &t.encounter_id) {
-                    s.transferred(e, t);
-                }
-            }
-            Payload::Discharged(d) => {
-                if let Some(s) = self.stay(&e.event_id, &d.encounter_id) {
-                    s.discharged(e, d);
-                }
-            }
+            Payload::Transferred(t) => self.on_stay(e, &t.encounter_id, |s| s.transferred(e, t)),
+            Payload::Discharged(d) => self.on_stay(e, &d.encounter_id, |s| s.discharged(e, d)),
             Payload::AdmissionCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::TransferCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::DischargeCancelled(c) => self.cancel(e, &c.cancelled_event_id),
@@ -242,21 +234,9 @@ impl<'a> Fold<'a> {
             }
             Payload::MedicationReconciled(m) => self.done(procedure::build(patient_id, e, m)),
             // PAM-FR movements of a stay (issue 15): movement Encounters `partOf` it.
-            Payload::LeaveStarted(l) => {
-                if let Some(s) = self.stay(&e.event_id, &l.encounter_id) {
-                    s.left(e, l);
-                }
-            }
-            Payload::LeaveEnded(l) => {
-                if let Some(s) = self.stay(&e.event_id, &l.encounter_id) {
-                    s.returned(e, l);
-                }
-            }
-            Payload::ClassChanged(c) => {
-                if let Some(s) = self.stay(&e.event_id, &c.encounter_id) {
-                    s.class_changed(e, c);
-                }
-            }
+            Payload::LeaveStarted(l) => self.on_stay(e, &l.encounter_id, |s| s.left(e, l)),
+            Payload::LeaveEnded(l) => self.on_stay(e, &l.encounter_id, |s| s.returned(e, l)),
+            Payload::ClassChanged(c) => self.on_stay(e, &c.encounter_id, |s| s.class_changed(e, c)),
             Payload::MovementCancelled(c) => self.cancel(e, &c.cancelled_event_id),
             Payload::MovementCorrected(c) => {
                 if let Some(&at) = self.movements.get(c.corrected_event_id.as_str()) {
@@ -292,6 +272,19 @@ impl<'a> Fold<'a> {
         match &mut self.slots[at] {
             Slot::Stay(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// `apply` to the stay `encounter_id` (if known), the movement `e` noted for the
+    /// cancellations and corrections that name it.
+    fn on_stay(
+        &mut self,
+        e: &'a Event,
+        encounter_id: &str,
+        apply: impl FnOnce(&mut encounter::Stay<'a>),
+    ) {
+        if let Some(s) = self.stay(&e.event_id, encounter_id) {
+            apply(s);
         }
     }
 
