@@ -907,6 +907,19 @@ mod tests {
     }
 
     #[test]
+    fn the_next_page_keeps_the_filters_and_the_window() {
+        let uri: axum::http::Uri = "/?lang=fr&facility=H%C3%B4pital+F1&window=90&overdue=on"
+            .parse()
+            .unwrap();
+        let p: Params = Query::try_from_uri(&uri).unwrap().0;
+        let req = worklist_request(uri.query(), &p).unwrap();
+        assert_eq!(
+            next_page_query(Lang::Fr, &req, "50"),
+            "?lang=fr&facility=H%C3%B4pital%20F1&overdue=on&severity=0&window=90&page=50"
+        );
+    }
+
+    #[test]
     fn a_bad_value_is_refused_in_the_same_words_on_every_page() {
         let p = |q: &str| -> Params {
             let uri: axum::http::Uri = format!("/?{q}").parse().unwrap();

@@ -251,7 +251,7 @@ async fn a_coordinator_acts_from_the_patient_page() {
     // On the worklist row: the referent, the alert closed, the contact made.
     let p1 = row(&get(base, "/?lang=fr", &cookie).await, "P1");
     assert!(
-        p1.contains("infirmier(e) à domicile : Claire Martin"),
+        p1.contains("infirmier(e) à domicile\u{a0}: Claire Martin"),
         "{p1}"
     );
     assert!(

@@ -210,7 +210,7 @@ struct Profile {
 
 const PROFILES: [Profile; 5] = [
     Profile {
-        unit: "cardiology",
+        unit: "cardiologie",
         weight: 0.28,
         emergency: &[
             ("I50.0", "Congestive heart failure"),
@@ -232,16 +232,16 @@ const PROFILES: [Profile; 5] = [
         measure: Measure::Weight,
         readmit: 0.20,
         death: 0.04,
-        transfer_to: &["intensive care", "internal medicine"],
+        transfer_to: &["réanimation", "médecine interne"],
         goals: &[
-            "stable weight",
-            "salt-restricted diet",
-            "walk 20 minutes a day",
+            "poids stable",
+            "régime pauvre en sel",
+            "marcher 20 minutes par jour",
         ],
-        symptoms: &["breathlessness", "ankle swelling", "weight gain"],
+        symptoms: &["essoufflement", "œdème des chevilles", "prise de poids"],
     },
     Profile {
-        unit: "pneumology",
+        unit: "pneumologie",
         weight: 0.22,
         emergency: &[
             ("J44.1", "COPD with acute exacerbation"),
@@ -274,16 +274,20 @@ const PROFILES: [Profile; 5] = [
         measure: Measure::Spo2,
         readmit: 0.18,
         death: 0.04,
-        transfer_to: &["intensive care", "internal medicine"],
+        transfer_to: &["réanimation", "médecine interne"],
         goals: &[
-            "no exacerbation",
-            "pulmonary rehabilitation",
-            "smoking cessation",
+            "pas d'exacerbation",
+            "réhabilitation respiratoire",
+            "arrêt du tabac",
         ],
-        symptoms: &["breathlessness", "sputum colour change", "fever"],
+        symptoms: &[
+            "essoufflement",
+            "changement de couleur des crachats",
+            "fièvre",
+        ],
     },
     Profile {
-        unit: "geriatrics",
+        unit: "gériatrie",
         weight: 0.20,
         emergency: &[
             ("J18.9", "Pneumonia, unspecified"),
@@ -302,16 +306,16 @@ const PROFILES: [Profile; 5] = [
         measure: Measure::None,
         readmit: 0.18,
         death: 0.08,
-        transfer_to: &["internal medicine", "orthopaedics"],
+        transfer_to: &["médecine interne", "orthopédie"],
         goals: &[
-            "stay at home safely",
-            "prevent falls",
-            "keep eating and drinking",
+            "rester à domicile en sécurité",
+            "prévenir les chutes",
+            "continuer à manger et boire",
         ],
-        symptoms: &["confusion", "fall", "fever"],
+        symptoms: &["confusion", "fall", "fièvre"],
     },
     Profile {
-        unit: "orthopaedics",
+        unit: "orthopédie",
         weight: 0.15,
         emergency: &[
             ("S72.0", "Fracture of neck of femur"),
@@ -329,12 +333,12 @@ const PROFILES: [Profile; 5] = [
         measure: Measure::None,
         readmit: 0.06,
         death: 0.01,
-        transfer_to: &["geriatrics"],
-        goals: &["walk without help", "wound healing"],
-        symptoms: &["wound redness", "calf pain", "fever"],
+        transfer_to: &["gériatrie"],
+        goals: &["marcher sans aide", "cicatrisation"],
+        symptoms: &["rougeur de la plaie", "douleur du mollet", "fièvre"],
     },
     Profile {
-        unit: "internal medicine",
+        unit: "médecine interne",
         weight: 0.15,
         emergency: &[
             (
@@ -362,9 +366,9 @@ const PROFILES: [Profile; 5] = [
         measure: Measure::None,
         readmit: 0.12,
         death: 0.03,
-        transfer_to: &["intensive care", "cardiology", "pneumology"],
-        goals: &["HbA1c below 8 %", "preserve kidney function"],
-        symptoms: &["hypoglycaemia", "reduced urine output", "fatigue"],
+        transfer_to: &["réanimation", "cardiologie", "pneumologie"],
+        goals: &["HbA1c sous 8 %", "préserver la fonction rénale"],
+        symptoms: &["hypoglycémie", "baisse de la diurèse", "fatigue"],
     },
 ];
 
@@ -835,7 +839,7 @@ impl Gen {
         };
         let unit = match kind {
             AdmKind::Had(_) => "HAD",
-            AdmKind::DaySurgery => "day surgery",
+            AdmKind::DaySurgery => "chirurgie ambulatoire",
             _ => self.profile.unit,
         };
         Stay {
@@ -1388,7 +1392,7 @@ impl Gen {
                 self.alert(
                     at,
                     v1::Severity::Moderate,
-                    "fall at home reported by the nurse",
+                    "chute à domicile signalée par l'infirmière",
                     enc,
                     &nurse,
                 );
@@ -1461,7 +1465,7 @@ impl Gen {
     /// when due after `end`, the next admission).
     fn appointments(&mut self, t_dis: i64, end: i64, enc: &str, inpatient: bool) {
         let gp = self.gp.clone();
-        let mut appts = vec![("J+7 GP", 7, gp.clone())];
+        let mut appts = vec![("J+7 médecin traitant", 7, gp.clone())];
         if inpatient {
             let specialist = pro(
                 Role::Specialist,
@@ -1469,7 +1473,7 @@ impl Gen {
                 format!("Dr {} ({})", self.rng.pick(&FAMILY), self.profile.unit),
                 FACILITIES[self.home_fac].id,
             );
-            appts.push(("J+30 specialist", 30, specialist));
+            appts.push(("J+30 spécialiste", 30, specialist));
         }
         for (k, (kind, d, with)) in appts.into_iter().enumerate() {
             let id = format!("AP{}-{}-{}-{}", self.seed, self.index, self.stays, k + 1);
@@ -1493,14 +1497,19 @@ impl Gen {
             let payload = if due >= end {
                 Payload::AppointmentMissed(v1::AppointmentMissed {
                     appointment_id: id,
-                    reason: "patient hospitalised".into(),
+                    reason: "patient hospitalisé".into(),
                 })
             } else if self.rng.chance(0.8) {
                 Payload::AppointmentCompleted(v1::AppointmentCompleted { appointment_id: id })
             } else {
                 Payload::AppointmentMissed(v1::AppointmentMissed {
                     appointment_id: id,
-                    reason: (*self.rng.pick(&["did not attend", "no transport", "forgot"])).into(),
+                    reason: (*self.rng.pick(&[
+                        "ne s'est pas présenté",
+                        "pas de transport",
+                        "oubli",
+                    ]))
+                    .into(),
                 })
             };
             self.sink.push(
@@ -1587,9 +1596,9 @@ impl Gen {
                     Payload::AlertResolved(v1::AlertResolved {
                         alert_id: id.into(),
                         resolution: (*self.rng.pick(&[
-                            "treatment adjusted",
-                            "false alarm",
-                            "GP visit",
+                            "traitement ajusté",
+                            "fausse alerte",
+                            "visite du médecin traitant",
                         ]))
                         .into(),
                     }),
@@ -1781,7 +1790,7 @@ impl Gen {
     fn first_admission(&mut self, start: i64, days: u32) -> Admission {
         let span = ((days as f64 * 0.7) * DAY as f64) as i64;
         let first_day = (start + self.rng.range(0, span.max(1))).div_euclid(DAY) * DAY;
-        let ortho = self.profile.unit == "orthopaedics";
+        let ortho = self.profile.unit == "orthopédie";
         let r = self.rng.f64();
         let kind = if r < if ortho { 0.25 } else { 0.06 } {
             AdmKind::DaySurgery
@@ -1814,7 +1823,7 @@ impl Gen {
             .then(|| t_first - self.rng.range(10, 150) * DAY);
         let registered_at = prior_ed.unwrap_or(t_first) - self.rng.range(6 * HOUR, 30 * DAY);
         let female = self.rng.chance(0.5);
-        let age = if self.profile.unit == "geriatrics" {
+        let age = if self.profile.unit == "gériatrie" {
             self.rng.range(78, 97)
         } else {
             self.rng.range(40, 92)
