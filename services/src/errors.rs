@@ -462,6 +462,19 @@ pub fn action_without_person() -> Status {
     )
 }
 
+/// A discharge-planning page or action on a server without the planning view (a read side
+/// without the coordination view).
+pub fn no_planning_view() -> Status {
+    Status::unavailable("the discharge-planning view does not run on this server")
+}
+
+/// A planning action on a stay that has ended: its plan stays as it was when the patient left.
+pub fn stay_ended() -> Status {
+    Status::failed_precondition(
+        "the stay has ended: its discharge plan is kept as it was when the patient left",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -623,7 +623,7 @@ pub(super) async fn due_page(
     }
     let title = say(lang, "Sorties à venir", "Upcoming discharges");
     let Some(runner) = &d.planning else {
-        let s = Status::unavailable("the discharge-planning view does not run on this server");
+        let s = errors::no_planning_view();
         return status_response(lang, caller, s);
     };
     let territory = match caller.filter(|c| c.role == Role::Coordinator) {

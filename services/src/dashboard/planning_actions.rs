@@ -128,9 +128,7 @@ pub(super) async fn stay(
     encounter_id: &str,
 ) -> Result<Stay, Status> {
     let Some(runner) = &d.planning else {
-        return Err(Status::unavailable(
-            "the discharge-planning view does not run on this server",
-        ));
+        return Err(errors::no_planning_view());
     };
     let stays = planning::visible(d, Some(caller), id, runner)
         .await?
@@ -145,9 +143,7 @@ pub(super) async fn stay(
             )
         })?;
     if !stay.plan.open() {
-        return Err(Status::failed_precondition(
-            "the stay has ended: its discharge plan is kept as it was when the patient left",
-        ));
+        return Err(errors::stay_ended());
     }
     Ok(stay)
 }
