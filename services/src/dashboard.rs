@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 mod actions;
 mod address;
+mod alert_words;
 mod charts;
 mod identity;
 mod planning;
@@ -663,7 +664,7 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
                 "<li data-state=\"{state}\">{} · {} · {} · {words}</li>",
                 when(lang, a.raised_at.as_ref()),
                 esc(&sentence::severity(lang, a.severity)),
-                esc(&a.reason),
+                esc(&alert_words::reason(lang, &a.rule, &a.reason)),
             );
         }
         b.push_str("</ul>");

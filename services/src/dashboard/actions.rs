@@ -510,7 +510,7 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
         let _ = write!(
             b,
             "<fieldset data-alert=\"{aid}\"><legend>{} · {}</legend>",
-            esc(&a.reason),
+            esc(&super::alert_words::reason(lang, &a.rule, &a.reason)),
             super::when(lang, a.raised_at.as_ref()),
             aid = esc(&a.alert_id),
         );

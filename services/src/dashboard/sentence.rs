@@ -257,7 +257,8 @@ pub(super) fn sentence(lang: Lang, e: &Event) -> String {
             x.diagnosis.as_ref().map_or("", |d| d.display.as_str())
         ),
         (Lang::Fr, Payload::AlertRaised(x)) => {
-            format!("Alerte {} : {}", severity(lang, x.severity), x.reason)
+            let reason = super::alert_words::reason(lang, &x.rule, &x.reason);
+            format!("Alerte {} : {reason}", severity(lang, x.severity))
         }
         (Lang::En, Payload::AlertRaised(x)) => {
             format!("Alert, {}: {}", severity(lang, x.severity), x.reason)
