@@ -57,13 +57,18 @@ pub const LANG_COOKIE: &str = "journey_lang";
 
 /// The language the browser's [`LANG_COOKIE`] names.
 fn chosen(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, LANG_COOKIE).filter(|v| matches!(*v, "fr" | "en"))
+}
+
+/// The first non-empty value of the cookie `name` the request carries.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| *k == LANG_COOKIE && matches!(*v, "fr" | "en"))
+        .find(|(k, v)| *k == name && !v.is_empty())
         .map(|(_, v)| v)
 }
 

@@ -116,14 +116,7 @@ impl Cookie {
 
     /// The session id the request carries, if any.
     fn id(&self, headers: &HeaderMap) -> Option<String> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|cookies| cookies.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, v)| *k == self.name() && !v.is_empty())
-            .map(|(_, v)| v.to_string())
+        crate::html::cookie(headers, self.name()).map(str::to_string)
     }
 }
 

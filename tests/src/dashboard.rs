@@ -1,8 +1,8 @@
 //! The dashboard's pages and actions over HTTP, as the dashboard tests drive them: a page read
 //! with a session's cookie, the CSRF token its forms carry, an action form posted, and what the
 //! log holds after it.
-use crate::{client, http_exchange, patient_events};
-use journey_proto::v1::{self, Event, HeadRequest};
+use crate::{client, event, http_exchange, patient_events, ts};
+use journey_proto::v1::{self, event::Payload, Event, HeadRequest};
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 
@@ -23,6 +23,60 @@ pub fn facility(id: &str, territory: &str) -> v1::Facility {
         territory: territory.into(),
         time_zone: "Europe/Paris".into(),
     }
+}
+
+/// A stay in `unit` at facility `fac` of `territory` (admitted as an emergency three days before)
+/// ended `days_ago`, its letter sent and its medication reconciled that day: only the first
+/// contact is left to do (overdue after two working days).
+pub fn stay(
+    patient: &str,
+    (fac, territory): (&str, &str),
+    unit: &str,
+    days_ago: i64,
+) -> Vec<Event> {
+    let enc = format!("E-{patient}");
+    let at = |secs_ago: i64| ts(secs_ago);
+    vec![
+        event(
+            patient,
+            at((days_ago + 3) * 86_400),
+            Payload::Admitted(v1::Admitted {
+                encounter_id: enc.clone(),
+                facility: Some(facility(fac, territory)),
+                unit: unit.into(),
+                setting: v1::Setting::Inpatient as i32,
+                admit_type: v1::AdmitType::Emergency as i32,
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * 86_400),
+            Payload::Discharged(v1::Discharged {
+                encounter_id: enc.clone(),
+                disposition: v1::Disposition::Home as i32,
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * 86_400 - 600),
+            Payload::DischargeLetterSent(v1::DischargeLetterSent {
+                encounter_id: enc.clone(),
+                channel: v1::LetterChannel::Mssante as i32,
+                items_present: (1..=11).collect(),
+                ..Default::default()
+            }),
+        ),
+        event(
+            patient,
+            at(days_ago * 86_400 - 1200),
+            Payload::MedicationReconciled(v1::MedicationReconciled {
+                encounter_id: enc,
+                ..Default::default()
+            }),
+        ),
+    ]
 }
 
 /// GET `path` with `cookie` (a `Cookie: …` header line); the raw response.

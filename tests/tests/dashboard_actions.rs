@@ -15,61 +15,13 @@ use journey_proto::v1::{
 use journey_tests::cdp::shots;
 use journey_tests::client::{channel, token};
 use journey_tests::dashboard::{
-    act, csrf_of, facility, get, head, last_event, COORDINATOR, KEYS, SOUTH,
+    act, csrf_of, get, head, last_event, stay, COORDINATOR, KEYS, SOUTH,
 };
 use journey_tests::*;
 use std::path::Path;
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 const DAY: i64 = 86_400;
-
-/// A stay at `fac` (in `territory`) ended `days_ago`, its letter sent and its medication
-/// reconciled that day: only the first contact is left to do (overdue after two working days).
-fn stay(patient: &str, fac: &str, territory: &str, days_ago: i64) -> Vec<Event> {
-    let enc = format!("E-{patient}");
-    let at = |secs_ago: i64| ts(secs_ago);
-    vec![
-        event(
-            patient,
-            at((days_ago + 3) * DAY),
-            Payload::Admitted(v1::Admitted {
-                encounter_id: enc.clone(),
-                facility: Some(facility(fac, territory)),
-                unit: "cardio".into(),
-                setting: v1::Setting::Inpatient as i32,
-                admit_type: v1::AdmitType::Emergency as i32,
-                ..Default::default()
-            }),
-        ),
-        event(
-            patient,
-            at(days_ago * DAY),
-            Payload::Discharged(v1::Discharged {
-                encounter_id: enc.clone(),
-                disposition: v1::Disposition::Home as i32,
-                ..Default::default()
-            }),
-        ),
-        event(
-            patient,
-            at(days_ago * DAY - 600),
-            Payload::DischargeLetterSent(v1::DischargeLetterSent {
-                encounter_id: enc.clone(),
-                channel: v1::LetterChannel::Mssante as i32,
-                items_present: (1..=11).collect(),
-                ..Default::default()
-            }),
-        ),
-        event(
-            patient,
-            at(days_ago * DAY - 1200),
-            Payload::MedicationReconciled(v1::MedicationReconciled {
-                encounter_id: enc,
-                ..Default::default()
-            }),
-        ),
-    ]
-}
 
 /// An alert raised `days_ago` and an appointment due two days ago, on top of a stay.
 fn alert_and_appointment(patient: &str, days_ago: i64) -> Vec<Event> {
@@ -106,10 +58,10 @@ async fn node(dir: &Path) -> (Server, String) {
         .unwrap()
         .trim()
         .to_string();
-    let mut events = stay("P1", "F1", "T1", 10);
+    let mut events = stay("P1", ("F1", "T1"), "cardio", 10);
     events.extend(alert_and_appointment("P1", 5));
-    events.extend(stay("P2", "F2", "T2", 10));
-    events.extend(stay("PB", "F1", "T1", 10));
+    events.extend(stay("P2", ("F2", "T2"), "cardio", 10));
+    events.extend(stay("PB", ("F1", "T1"), "cardio", 10));
     let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
     let head = append_batch(&mut log, events).await;
     wait_projected_as(&server.grpc, head, Some(&admin)).await;
@@ -413,7 +365,7 @@ async fn without_authentication_nobody_acts() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let mut log = server.client().await;
-    let head = append_batch(&mut log, stay("P1", "F1", "T1", 10)).await;
+    let head = append_batch(&mut log, stay("P1", ("F1", "T1"), "cardio", 10)).await;
     wait_projected(&server.grpc, head).await;
     let page = http_get(&server.http, "/patients/P1").await;
     assert!(

@@ -11,23 +11,12 @@
 //! widths under `target/screenshots/`.
 use journey_proto::v1::{self, event::Payload, Event};
 use journey_tests::cdp::{shots, Browser};
-use journey_tests::dashboard::get;
+use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS};
 use journey_tests::*;
 use std::path::Path;
 
-const KEYS: &str = "key-0123456789-coord coordinator nurse-1 cpts-1 T1\n";
-const COORDINATOR: &str = "key-0123456789-coord";
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 const DAY: i64 = 86_400;
-
-fn facility(id: &str) -> v1::Facility {
-    v1::Facility {
-        id: id.into(),
-        name: format!("Hôpital {id}"),
-        territory: "T1".into(),
-        ..Default::default()
-    }
-}
 
 /// A patient registered with a name, birth date, sex and INS (validated or not), a stay at `fac`
 /// in `unit` ended ten days ago (letter and reconciliation done: the first contact is overdue),
@@ -38,80 +27,40 @@ fn patient(
     ins: Option<&str>,
     (fac, unit): (&str, &str),
 ) -> Vec<Event> {
-    let enc = format!("E-{id}");
-    vec![
-        event(
-            id,
-            ts(40 * DAY),
-            Payload::PatientRegistered(v1::PatientRegistered {
-                family_name: family.into(),
-                given_name: given.into(),
-                birth_date: born.into(),
-                sex: sex as i32,
-                ins: ins.unwrap_or_default().into(),
-                ins_oid: ins.map_or(String::new(), |_| "1.2.250.1.213.1.4.8".into()),
-                identity_status: if ins.is_some() {
-                    v1::IdentityStatus::Validated as i32
-                } else {
-                    v1::IdentityStatus::Provisional as i32
-                },
-                local_id: format!("IPP-{id}"),
-                ..Default::default()
-            }),
-        ),
-        event(
-            id,
-            ts(13 * DAY),
-            Payload::Admitted(v1::Admitted {
-                encounter_id: enc.clone(),
-                facility: Some(facility(fac)),
-                unit: unit.into(),
-                setting: v1::Setting::Inpatient as i32,
-                admit_type: v1::AdmitType::Emergency as i32,
-                ..Default::default()
-            }),
-        ),
-        event(
-            id,
-            ts(10 * DAY),
-            Payload::Discharged(v1::Discharged {
-                encounter_id: enc.clone(),
-                disposition: v1::Disposition::Home as i32,
-                ..Default::default()
-            }),
-        ),
-        event(
-            id,
-            ts(10 * DAY - 600),
-            Payload::DischargeLetterSent(v1::DischargeLetterSent {
-                encounter_id: enc.clone(),
-                channel: v1::LetterChannel::Mssante as i32,
-                items_present: (1..=11).collect(),
-                ..Default::default()
-            }),
-        ),
-        event(
-            id,
-            ts(10 * DAY - 1200),
-            Payload::MedicationReconciled(v1::MedicationReconciled {
-                encounter_id: enc,
-                ..Default::default()
-            }),
-        ),
-        event(
-            id,
-            ts(10 * DAY - 1800),
-            Payload::ReferentAssigned(v1::ReferentAssigned {
+    let mut events = vec![event(
+        id,
+        ts(40 * DAY),
+        Payload::PatientRegistered(v1::PatientRegistered {
+            family_name: family.into(),
+            given_name: given.into(),
+            birth_date: born.into(),
+            sex: sex as i32,
+            ins: ins.unwrap_or_default().into(),
+            ins_oid: ins.map_or(String::new(), |_| "1.2.250.1.213.1.4.8".into()),
+            identity_status: if ins.is_some() {
+                v1::IdentityStatus::Validated as i32
+            } else {
+                v1::IdentityStatus::Provisional as i32
+            },
+            local_id: format!("IPP-{id}"),
+            ..Default::default()
+        }),
+    )];
+    events.extend(stay(id, (fac, "T1"), unit, 10));
+    events.push(event(
+        id,
+        ts(10 * DAY - 1800),
+        Payload::ReferentAssigned(v1::ReferentAssigned {
+            role: v1::Role::Gp as i32,
+            professional: Some(v1::Professional {
+                id: "rpps-100042".into(),
                 role: v1::Role::Gp as i32,
-                professional: Some(v1::Professional {
-                    id: "rpps-100042".into(),
-                    role: v1::Role::Gp as i32,
-                    name: format!("Dr {}", if unit == "pneumo" { "Lefort" } else { "Girard" }),
-                    organisation: "Cabinet".into(),
-                }),
+                name: format!("Dr {}", if unit == "pneumo" { "Lefort" } else { "Girard" }),
+                organisation: "Cabinet".into(),
             }),
-        ),
-    ]
+        }),
+    ));
+    events
 }
 
 /// A secure node with two patients named Jeanne Martin in cardiology at F1 (one with a validated
