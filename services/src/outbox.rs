@@ -15,7 +15,7 @@ use async_nats::{
     header::{self, HeaderName},
     jetstream::{
         self,
-        context::{PublishAckFuture, PublishErrorKind},
+        context::{PublishAckFuture, PublishError, PublishErrorKind},
     },
     HeaderMap, Subject,
 };
@@ -29,7 +29,10 @@ use std::{
     },
     time::Duration,
 };
-use tokio::sync::watch;
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+};
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -200,6 +203,22 @@ struct InFlight {
     acks: Vec<PublishAckFuture>,
     /// Whether the batch was chained (only its last message asked for an ack).
     chained: bool,
+    /// Replicated mode: the acks awaited by a task of their own, which says when it is done, so
+    /// that what becomes durable meanwhile goes out without waiting for them.
+    awaited: Option<(AckTask, Arc<Notify>)>,
+}
+
+/// A task awaiting a batch's acks.
+type AckTask = JoinHandle<Result<(), PublishError>>;
+
+/// Waits for acks in order; the first refusal.
+async fn all_acked(acks: Vec<PublishAckFuture>) -> Result<(), PublishError> {
+    for ack in acks {
+        // A duplicate (a message stored before a restart) proves as much as a new one: every
+        // message of ours in the stream was stored behind its predecessor (`publish_from`).
+        ack.await?;
+    }
+    Ok(())
 }
 
 async fn publish_from(
@@ -253,6 +272,17 @@ async fn publish_from(
             } else {
                 publish.await?
             };
+            let mut published = published;
+            if config.replicated {
+                let (acks, done) = (std::mem::take(&mut published.acks), Arc::new(Notify::new()));
+                let said = done.clone();
+                let task = tokio::spawn(async move {
+                    let acked = all_acked(acks).await;
+                    said.notify_one();
+                    acked
+                });
+                published.awaited = Some((task, done));
+            }
             in_flight.push_back(published);
             sent = last;
             if restart || in_flight.len() >= IN_FLIGHT_BATCHES {
@@ -262,8 +292,28 @@ async fn publish_from(
                 }
             }
         }
-        while let Some(oldest) = in_flight.pop_front() {
-            if !settle(log, key, cursor, status, Some(oldest)).await? {
+        while let Some(oldest) = in_flight.front() {
+            // Replicated mode: appends wait for these acks; events made durable meanwhile go out
+            // now rather than after them (at most IN_FLIGHT_BATCHES batches in flight).
+            if let Some((task, done)) = &oldest.awaited {
+                if !task.is_finished() && in_flight.len() < IN_FLIGHT_BATCHES {
+                    let done = done.clone();
+                    tokio::select! {
+                        _ = done.notified() => {}
+                        changed = head.changed() => {
+                            if changed.is_err() {
+                                return Ok(());
+                            }
+                            if sent < log.durable_head().position {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
+            let oldest = in_flight.pop_front();
+            if !settle(log, key, cursor, status, oldest).await? {
                 rewind(&mut in_flight, &mut sent, &mut chain, *cursor);
             }
         }
@@ -302,25 +352,25 @@ async fn settle(
     let Some(batch) = batch else {
         return Ok(true);
     };
-    for ack in batch.acks {
-        match ack.await {
-            // A duplicate (a message stored before a restart) proves as much as a new one: every
-            // message of ours in the stream was stored behind its predecessor (`publish_from`).
-            Ok(_) => {}
-            Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
-                return Ok(broken(*cursor));
-            }
-            // Fenced by sequence (replicated mode): a message lost on the way, or another writer.
-            // Reconnecting checks the stream against the log before anything is sent again.
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                anyhow::bail!(
-                    "JetStream refused a message after position {}: the stream's last sequence is \
-                     not the position before it; checking the stream again",
-                    *cursor
-                );
-            }
-            Err(e) => return Err(e.into()),
+    let acked = match batch.awaited {
+        Some((task, _)) => task.await?,
+        None => all_acked(batch.acks).await,
+    };
+    match acked {
+        Ok(()) => {}
+        Err(e) if batch.chained && e.kind() == PublishErrorKind::WrongLastMessageId => {
+            return Ok(broken(*cursor));
         }
+        // Fenced by sequence (replicated mode): a message lost on the way, or another writer.
+        // Reconnecting checks the stream against the log before anything is sent again.
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            anyhow::bail!(
+                "JetStream refused a message after position {}: the stream's last sequence is \
+                     not the position before it; checking the stream again",
+                *cursor
+            );
+        }
+        Err(e) => return Err(e.into()),
     }
     *cursor = batch.last;
     log.mark_replicated(batch.tip);
@@ -415,5 +465,6 @@ async fn publish_batch(
         tip,
         acks,
         chained,
+        awaited: None,
     })
 }

@@ -20,6 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod replicated;
+
 struct Figure {
     name: &'static str,
     per_sec: f64,
@@ -345,6 +347,9 @@ async fn delete_stream(nats_url: &str, stream: &str) {
 const LOG_ONLY: &[&str] = &["--no-read-models", "--no-reactor"];
 
 pub async fn append(args: BenchArgs) -> anyhow::Result<()> {
+    if args.ack == journey_services::config::AckMode::Replicated {
+        return replicated::run(&args).await;
+    }
     let n = args.events;
     let callers = args.callers;
     let mut figures = Vec::new();

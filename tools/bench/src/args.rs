@@ -211,4 +211,9 @@ pub struct BenchArgs {
     /// PostgreSQL for the plain-table baseline.
     #[arg(long, env = DATABASE_URL_ENV, default_value = DATABASE_URL)]
     pub database_url: String,
+    /// `replicated`: appends acknowledged by a three-server JetStream cluster (`--nats-url` names
+    /// its servers, comma-separated) beside local mode and beside JetStream alone, instead of the
+    /// local measurements.
+    #[arg(long, value_enum, default_value_t = journey_services::config::AckMode::Local)]
+    pub ack: journey_services::config::AckMode,
 }
