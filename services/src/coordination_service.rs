@@ -49,6 +49,7 @@ fn referent(r: queries::Referent) -> Referent {
         role: r.role,
         professional_id: r.professional_id,
         name: r.name,
+        phone: r.phone,
     }
 }
 

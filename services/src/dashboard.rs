@@ -645,7 +645,13 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
         let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
         for r in &f.referents {
             let role = row::role_words(lang, r.role);
-            let _ = write!(b, "<li>{} — {}</li>", esc(&role), esc(&r.name));
+            let _ = write!(
+                b,
+                "<li>{} — {}{}</li>",
+                esc(&role),
+                esc(&r.name),
+                row::phone_link(&r.phone)
+            );
         }
         b.push_str("</ul>");
     }

@@ -57,6 +57,7 @@ fn patient(
                 role: v1::Role::Gp as i32,
                 name: format!("Dr {}", if unit == "pneumo" { "Lefort" } else { "Girard" }),
                 organisation: "Cabinet".into(),
+                phone: "+33 6 12 34 56 78".into(),
             }),
         }),
     ));
@@ -236,6 +237,10 @@ async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
         "a provisional identity's INS is not shown: {p3}"
     );
     assert!(p1.contains("médecin traitant — Dr Girard"), "{p1}");
+    assert!(
+        p1.contains("<a class=\"phone\" href=\"tel:+33612345678\">+33 6 12 34 56 78</a>"),
+        "the referent's phone, a link that dials: {p1}"
+    );
     assert!(!p1.contains("· nurse-1<"), "{p1}");
     assert!(p1.contains("id=\"sign-out\""), "{p1}");
 }

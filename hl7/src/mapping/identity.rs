@@ -120,6 +120,7 @@ pub(super) fn registration(m: &Message) -> Result<PatientRegistered, Problem> {
             .collect::<Vec<_>>()
             .join(" "),
         organisation: String::new(),
+        ..Default::default()
     });
     let status = identity_status(m);
     let (ins, ins_oid) = match pid_ins(m) {

@@ -53,7 +53,8 @@ impl Projection for Coordination {
         //    whether the patient died; contacts keyed by patient first.
         // 4: encounters keep their live movements (historic movements, corrections, class
         //    changes) and derive their stay from them.
-        4
+        // 5: referents' phones.
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -98,7 +99,7 @@ impl Projection for Coordination {
             format!("CREATE INDEX {p}alerts_raised ON {p}alerts (raised_at)"),
             format!(
                 "CREATE TABLE {p}referents (patient_id TEXT NOT NULL, role BIGINT NOT NULL, professional_id TEXT NOT NULL,
-                 name TEXT NOT NULL, PRIMARY KEY (patient_id, role))"
+                 name TEXT NOT NULL, phone TEXT NOT NULL, PRIMARY KEY (patient_id, role))"
             ),
             format!("CREATE INDEX {p}referents_professional ON {p}referents (professional_id)"),
             format!(
@@ -229,7 +230,7 @@ impl<'e> Batch<'e> {
         let role = if role == 0 { pro.role } else { role };
         self.changes
             .referents
-            .insert((pid, role as i64), (&pro.id, &pro.name));
+            .insert((pid, role as i64), (&pro.id, &pro.name, &pro.phone));
     }
 
     /// Applies one event to the rows in memory.

@@ -37,6 +37,17 @@ pub struct Referent {
     pub role: i32,
     pub professional_id: String,
     pub name: String,
+    pub phone: String,
+}
+
+/// The referent in the columns `role, professional_id, name, phone` from `at`.
+fn referent(r: &AnyRow, at: usize) -> Result<Referent, sqlx::Error> {
+    Ok(Referent {
+        role: r.try_get::<i64, _>(at)? as i32,
+        professional_id: r.try_get(at + 1)?,
+        name: r.try_get(at + 2)?,
+        phone: r.try_get(at + 3)?,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -292,20 +303,11 @@ async fn attach(
     })
     .await?;
     let mut referents = select_in(conn, &keys, |ph| {
-        format!("SELECT patient_id, role, professional_id, name FROM {p}referents WHERE patient_id IN ({ph})")
+        format!("SELECT patient_id, role, professional_id, name, phone FROM {p}referents WHERE patient_id IN ({ph})")
     })
     .await?
     .iter()
-    .map(|r| {
-        Ok((
-            r.try_get::<String, _>(0)?,
-            Referent {
-                role: r.try_get::<i64, _>(1)? as i32,
-                professional_id: r.try_get(2)?,
-                name: r.try_get(3)?,
-            },
-        ))
-    })
+    .map(|r| Ok((r.try_get::<String, _>(0)?, referent(r, 1)?)))
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     for r in &appointments {
         let (pid, enc, a, _) = appointment(r)?;
@@ -489,19 +491,13 @@ pub async fn patient(
     .map(|r| alert(r).map(|(_, a, rule)| (a, rule)))
     .collect::<Result<_, _>>()?;
     let referents = sqlx::query(&format!(
-        "SELECT role, professional_id, name FROM {p}referents WHERE patient_id = $1 ORDER BY role"
+        "SELECT role, professional_id, name, phone FROM {p}referents WHERE patient_id = $1 ORDER BY role"
     ))
     .bind(patient_id)
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|r| {
-        Ok(Referent {
-            role: r.try_get::<i64, _>(0)? as i32,
-            professional_id: r.try_get(1)?,
-            name: r.try_get(2)?,
-        })
-    })
+    .map(|r| referent(r, 0))
     .collect::<Result<_, sqlx::Error>>()?;
     Ok(Some(PatientFollowUp {
         display_name,

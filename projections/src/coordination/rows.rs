@@ -294,7 +294,7 @@ pub struct Changes<'e> {
     pub appointments: BTreeSet<(&'e str, String)>,
     pub alerts: BTreeSet<(&'e str, String)>,
     /// (patient, role) → (professional id, name): the last word wins.
-    pub referents: BTreeMap<(&'e str, i64), (&'e str, &'e str)>,
+    pub referents: BTreeMap<(&'e str, i64), (&'e str, &'e str, &'e str)>,
     /// (patient, organisation) → (revoked, at): the last word wins.
     pub consents: BTreeMap<(&'e str, &'e str), (i64, i64)>,
 }
@@ -445,8 +445,9 @@ pub async fn write(
     insert_rows(
         conn,
         &format!("{p}referents"),
-        "patient_id, role, professional_id, name",
-        "ON CONFLICT (patient_id, role) DO UPDATE SET professional_id = excluded.professional_id, name = excluded.name",
+        "patient_id, role, professional_id, name, phone",
+        "ON CONFLICT (patient_id, role) DO UPDATE SET professional_id = excluded.professional_id, name = excluded.name, \
+         phone = excluded.phone",
         &rows,
     )
     .await?;
@@ -569,11 +570,11 @@ impl SqlRow for AlertOut<'_> {
     }
 }
 
-impl SqlRow for (&(&str, i64), &(&str, &str)) {
-    const COLS: usize = 4;
+impl SqlRow for (&(&str, i64), &(&str, &str, &str)) {
+    const COLS: usize = 5;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        let ((pid, role), (pro, name)) = *self;
-        q.bind(*pid).bind(*role).bind(*pro).bind(*name)
+        let ((pid, role), (pro, name, phone)) = *self;
+        q.bind(*pid).bind(*role).bind(*pro).bind(*name).bind(*phone)
     }
 }
 

@@ -331,6 +331,7 @@ fn payload(f: &ActionForm, caller: &Principal) -> Result<Payload, Status> {
                     role: ActorRole::Coordinator as i32,
                     name: caller.subject.clone(),
                     organisation: caller.organisation.clone(),
+                    ..Default::default()
                 }),
                 channel: channel as i32,
                 reason: text("note", &f.note, false)?,
@@ -359,6 +360,7 @@ fn payload(f: &ActionForm, caller: &Principal) -> Result<Payload, Status> {
                     role: role as i32,
                     name: text("name", &f.name, true)?,
                     organisation: String::new(),
+                    ..Default::default()
                 }),
             })
         }

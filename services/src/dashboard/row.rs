@@ -80,20 +80,37 @@ fn born(lang: Lang, i: &WorklistItem) -> String {
     }
 }
 
-/// The patient's referents under the name: role and name.
+/// The patient's referents under the name: role, name and how to reach them.
 fn referents(lang: Lang, i: &WorklistItem) -> String {
     let mut s = String::new();
     for r in &i.referents {
         let role = role_words(lang, r.role);
         let _ = write!(
             s,
-            "<br><span class=\"muted referent\">{}{} {}</span>",
+            "<br><span class=\"muted referent\">{}{} {}{}</span>",
             esc(&role),
             if lang == Lang::Fr { "\u{a0}:" } else { ":" },
-            esc(&r.name)
+            esc(&r.name),
+            phone_link(&r.phone)
         );
     }
     s
+}
+
+/// A phone number as a link the phone dials (after a comma), or nothing.
+pub(super) fn phone_link(phone: &str) -> String {
+    if phone.trim().is_empty() {
+        return String::new();
+    }
+    let dial: String = phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    format!(
+        ", <a class=\"phone\" href=\"tel:{}\">{}</a>",
+        esc(&dial),
+        esc(phone.trim())
+    )
 }
 
 /// A professional's role (the event catalogue's `Role`) in the reader's words.

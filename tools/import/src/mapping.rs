@@ -281,6 +281,7 @@ impl Mapper {
             role: role as i32,
             name,
             organisation: org.to_owned(),
+            ..Default::default()
         })
     }
 

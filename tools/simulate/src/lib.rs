@@ -441,11 +441,24 @@ fn facility(i: usize) -> v1::Facility {
 }
 
 fn pro(role: Role, id: String, name: String, org: &str) -> v1::Professional {
+    // A made-up French mobile number (06 …), steady for a professional.
+    let digits: u64 = id
+        .bytes()
+        .fold(7, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let n = digits % 100_000_000;
+    let phone = format!(
+        "06 {:02} {:02} {:02} {:02}",
+        n / 1_000_000,
+        n / 10_000 % 100,
+        n / 100 % 100,
+        n % 100
+    );
     v1::Professional {
         id,
         role: role as i32,
         name,
         organisation: org.into(),
+        phone,
     }
 }
 
