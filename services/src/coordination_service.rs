@@ -59,6 +59,8 @@ pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
         patient_id: d.patient_id,
         display_name: d.display_name,
         birth_date: d.birth_date,
+        sex: d.sex,
+        ins: d.ins,
         encounter_id: d.encounter_id,
         facility_id: d.facility_id,
         facility_name: d.facility_name,

@@ -141,8 +141,15 @@ async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
         p1.contains("MARTIN Jeanne") && p3.contains("MARTIN Jeanne"),
         "{p1}"
     );
-    assert!(p1.contains("né(e) le 02/03/1941"), "{p1}");
-    assert!(p3.contains("né(e) le 14/07/1950"), "{p3}");
+    // birth date with age, sex, and the INS of the validated identity only
+    assert!(p1.contains("née le 02/03/1941"), "{p1}");
+    assert!(p3.contains("née le 14/07/1950"), "{p3}");
+    assert!(
+        p1.contains("<span class=\"sex\">femme</span>")
+            && p1.contains("<span class=\"ins\">INS 241037512345678</span>"),
+        "{p1}"
+    );
+    assert!(!p3.contains("INS"), "no INS without a validated identity: {p3}");
     // Discharged ten days ago, due within two working days: late by working days.
     assert!(p1.contains("jours ouvrés"), "{p1}");
     assert!(p1.contains("au plus tard le"), "{p1}");

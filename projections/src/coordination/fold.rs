@@ -54,7 +54,8 @@ impl Projection for Coordination {
         // 4: encounters keep their live movements (historic movements, corrections, class
         //    changes) and derive their stay from them.
         // 5: referents' phones.
-        5
+        // 6: patients' sex, INS and identity status; an identity update changes what it says.
+        6
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -65,6 +66,7 @@ impl Projection for Coordination {
         vec![
             format!(
                 "CREATE TABLE {p}patients (patient_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, birth_date TEXT NOT NULL,
+                 sex BIGINT NOT NULL, ins TEXT NOT NULL, identity_status BIGINT NOT NULL,
                  died_at BIGINT, consent BIGINT NOT NULL)"
             ),
             format!(
@@ -250,14 +252,34 @@ impl<'e> Batch<'e> {
                 let row = self.patient(pid);
                 row.display_name = display_name(&r.family_name, &r.given_name);
                 row.birth_date = r.birth_date.clone();
+                row.sex = i64::from(r.sex);
+                row.ins = r.ins.clone();
+                row.identity_status = i64::from(r.identity_status);
                 if let Some(gp) = &r.gp {
                     self.referent(pid, gp.role, gp);
                 }
             }
+            // An update says what changed: what it leaves empty stays.
             Payload::IdentityUpdated(r) => {
                 let row = self.patient(pid);
-                row.display_name = display_name(&r.family_name, &r.given_name);
-                row.birth_date = r.birth_date.clone();
+                let name = display_name(&r.family_name, &r.given_name);
+                if !name.is_empty() {
+                    row.display_name = name;
+                }
+                if !r.birth_date.is_empty() {
+                    row.birth_date = r.birth_date.clone();
+                }
+                if r.sex != 0 {
+                    row.sex = i64::from(r.sex);
+                }
+                if r.ins_removed {
+                    row.ins.clear();
+                } else if !r.ins.is_empty() {
+                    row.ins = r.ins.clone();
+                }
+                if r.identity_status != 0 {
+                    row.identity_status = i64::from(r.identity_status);
+                }
                 if let Some(gp) = &r.gp {
                     self.referent(pid, gp.role, gp);
                 }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::sql::{bytewise, select_in, Q};
 use chrono::NaiveDate;
+use journey_proto::v1::IdentityStatus;
 use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,6 +57,9 @@ pub struct Discharge {
     pub display_name: String,
     /// YYYY-MM-DD, as the patient's identity gives it.
     pub birth_date: String,
+    pub sex: i32,
+    /// The INS, once the identity is validated; else empty.
+    pub ins: String,
     pub encounter_id: String,
     pub facility_id: String,
     pub facility_name: String,
@@ -85,6 +89,8 @@ fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
         patient_id: r.try_get(0)?,
         display_name: String::new(),
         birth_date: String::new(),
+        sex: 0,
+        ins: String::new(),
         encounter_id: r.try_get(1)?,
         facility_id: r.try_get(2)?,
         facility_name: r.try_get(3)?,
@@ -274,7 +280,8 @@ async fn attach(
     keys.sort_unstable();
     for r in select_in(conn, &keys, |ph| {
         format!(
-            "SELECT patient_id, display_name, consent, birth_date FROM {p}patients WHERE patient_id IN ({ph})"
+            "SELECT patient_id, display_name, consent, birth_date, sex, ins, identity_status FROM {p}patients
+             WHERE patient_id IN ({ph})"
         )
     })
     .await?
@@ -282,9 +289,14 @@ async fn attach(
         let pid: String = r.try_get(0)?;
         let (name, consent): (String, i64) = (r.try_get(1)?, r.try_get(2)?);
         let born: String = r.try_get(3)?;
+        let sex = r.try_get::<i64, _>(4)? as i32;
+        let validated = r.try_get::<i64, _>(6)? == IdentityStatus::Validated as i64;
+        let ins: String = if validated { r.try_get(5)? } else { String::new() };
         for d in out.iter_mut().filter(|d| d.patient_id == pid) {
             d.display_name = name.clone();
             d.birth_date = born.clone();
+            d.sex = sex;
+            d.ins = ins.clone();
             d.consent = consent > 0;
         }
     }

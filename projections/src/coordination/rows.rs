@@ -16,6 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct PatientRow {
     pub display_name: String,
     pub birth_date: String,
+    pub sex: i64,
+    /// The INS as last said, and the identity's status (`IdentityStatus`): the INS is shown only
+    /// once the identity is validated.
+    pub ins: String,
+    pub identity_status: i64,
     pub died_at: Option<i64>,
     pub consent: i64,
 }
@@ -157,7 +162,7 @@ pub async fn load_patients(
 ) -> anyhow::Result<HashMap<String, PatientRow>> {
     let mut out = HashMap::with_capacity(keys.len());
     for r in select_in(conn, keys, |ph| {
-        format!("SELECT patient_id, display_name, birth_date, died_at, consent FROM {p}patients WHERE patient_id IN ({ph})")
+        format!("SELECT patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status FROM {p}patients WHERE patient_id IN ({ph})")
     })
     .await?
     {
@@ -168,6 +173,9 @@ pub async fn load_patients(
                 birth_date: r.try_get(2)?,
                 died_at: r.try_get(3)?,
                 consent: r.try_get(4)?,
+                sex: r.try_get(5)?,
+                ins: r.try_get(6)?,
+                identity_status: r.try_get(7)?,
             },
         );
     }
@@ -315,9 +323,10 @@ pub async fn write(
     insert_rows(
         conn,
         &format!("{p}patients"),
-        "patient_id, display_name, birth_date, died_at, consent",
+        "patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status",
         "ON CONFLICT (patient_id) DO UPDATE SET display_name = excluded.display_name, \
-         birth_date = excluded.birth_date, died_at = excluded.died_at, consent = excluded.consent",
+         birth_date = excluded.birth_date, died_at = excluded.died_at, consent = excluded.consent, \
+         sex = excluded.sex, ins = excluded.ins, identity_status = excluded.identity_status",
         &rows,
     )
     .await?;
@@ -469,13 +478,16 @@ struct PatientOut<'a> {
 }
 
 impl SqlRow for PatientOut<'_> {
-    const COLS: usize = 5;
+    const COLS: usize = 8;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         q.bind(self.pid)
             .bind(self.r.display_name.as_str())
             .bind(self.r.birth_date.as_str())
             .bind(self.r.died_at)
             .bind(self.r.consent)
+            .bind(self.r.sex)
+            .bind(self.r.ins.as_str())
+            .bind(self.r.identity_status)
     }
 }
 

@@ -6,7 +6,7 @@
 use super::{enc, identity, when};
 use crate::html::{esc, role_label, t, task_label, timeliness_label, Lang};
 use journey_projections::coordination::calendar::{is_working_day, paris_date};
-use journey_proto::v1::{Role, WorklistItem};
+use journey_proto::v1::{IdentityStatus, Role, WorklistItem};
 use std::fmt::Write;
 
 const DAY: i64 = 86_400;
@@ -72,11 +72,22 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra:
     );
 }
 
-/// The birth date and age under the name (two patients of the same name told apart).
+/// Who the patient is, under the name (two patients of the same name told apart): birth date
+/// and age, sex, and the INS once the identity is validated.
 fn born(lang: Lang, i: &WorklistItem) -> String {
-    match identity::born(lang, &i.birth_date, 0) {
-        b if b.is_empty() => b,
-        b => format!("<br><span class=\"muted born\">{}</span>", esc(&b)),
+    let id = identity::Identity {
+        birth_date: i.birth_date.clone(),
+        sex: i.sex,
+        ins: i.ins.clone(),
+        status: if i.ins.is_empty() {
+            0
+        } else {
+            IdentityStatus::Validated as i32
+        },
+    };
+    match identity::line(lang, &id) {
+        l if l.is_empty() => l,
+        l => format!("<br><span class=\"muted identity\">{l}</span>"),
     }
 }
 
