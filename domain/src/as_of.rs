@@ -15,8 +15,8 @@
 //!   event never overrides a newer one (care plan, referent, consent), and a historic movement
 //!   inserted late takes its place in the stay.
 use journey_proto::v1::{
-    event::Payload, AsOfAlert, AsOfCarePlan, AsOfConsent, AsOfReferent, AsOfResponse, AsOfStay,
-    AdmitType, Disposition, Event, MovementCorrected,
+    event::Payload, AdmitType, AsOfAlert, AsOfCarePlan, AsOfConsent, AsOfReferent, AsOfResponse,
+    AsOfStay, Disposition, Event, MovementCorrected,
 };
 use prost_types::Timestamp;
 use std::collections::{BTreeMap, HashSet};
@@ -223,9 +223,11 @@ pub fn as_of(events: &[Event], clinical: Timestamp, recorded_time: Timestamp) ->
             .filter(|(_, id)| in_scope.contains(id))
             .map(|(e, _)| *e),
     );
-    used.extend(by_position.iter().filter(|e| {
-        recorded(e) <= r && corrects(e).is_some_and(|id| in_scope.contains(id))
-    }));
+    used.extend(
+        by_position
+            .iter()
+            .filter(|e| recorded(e) <= r && corrects(e).is_some_and(|id| in_scope.contains(id))),
+    );
     used.sort_by_key(|e| e.position);
     state.used = used.iter().map(|e| e.event_id.clone()).collect();
 

@@ -1525,11 +1525,16 @@ mod tests {
         // the stay opens at a facility
         refused(
             &mut r,
-            &[ev(3, "p1", 1, Payload::ClassChanged(ClassChanged {
-                encounter_id: "v1".into(),
-                setting: Setting::Inpatient as i32,
-                ..Default::default()
-            }))],
+            &[ev(
+                3,
+                "p1",
+                1,
+                Payload::ClassChanged(ClassChanged {
+                    encounter_id: "v1".into(),
+                    setting: Setting::Inpatient as i32,
+                    ..Default::default()
+                }),
+            )],
             0,
             Rule::NoOpenAdmission,
             "needs its facility",

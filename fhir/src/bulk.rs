@@ -1,6 +1,6 @@
 //! Bulk Data export (Bulk Data Access IG 2.0) as the mapping sees it: which resources an export
 //! writes of a patient, its files' names and order, and the manifest. Pure: the jobs, the files
-//! on disk and who may export are `services/src/fhir_api/export.rs`.
+//! on disk and who may export are `fhir-api/src/export.rs`.
 use crate::{
     bundle::Entry,
     query::{ExportAsk, PROVENANCE},

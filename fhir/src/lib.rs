@@ -4,7 +4,7 @@
 //! [`outcome`], [`capability`]), and what a request asks of it ([`query`]). docs/fhir.md is the mapping table.
 //!
 //! Pure: no IO, no clock, no log, no services. The HTTP API that authenticates, checks territory
-//! and consent, records the read and reads the log is `journey-services`' `fhir_api/`.
+//! and consent, records the read and reads the log is `journey-fhir-api` (`fhir-api/`).
 //!
 //! The resources are hand-written, as FHIR servers in the field write their mappings (a
 //! generated model of the whole specification would be most of the crate for the dozen elements

@@ -11,7 +11,6 @@ use journey_services::{
     log_handle::LogHandle,
     log_service::{AppendLimits, LogService},
     outbox::{self, OutboxConfig, OutboxStatus},
-    replication,
 };
 use serde_json::{json, Map, Value};
 use std::{
@@ -65,7 +64,7 @@ impl LocalLog {
         let log = Arc::new(log);
         if let Some(outbox) = outbox_config(config).filter(|o| o.replicated) {
             // Readers (and the anchor check below) see only what the cluster holds.
-            replication::check_at_start(&log, &outbox).await?;
+            outbox::check_replicated_at_start(&log, &outbox).await?;
         }
         tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
         let handle = LogHandle::local(log.clone());

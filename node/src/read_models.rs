@@ -6,6 +6,7 @@
 //! from the log itself, or from NATS JetStream for a node without the log when given.
 use super::{connect_with_retry, logged, spec::ReadModelsSpec, Part, Running, Shared};
 use axum::Router;
+use journey_fhir_api::{self as fhir_api, FhirApi};
 use journey_log_access::Nats;
 use journey_projections::{
     coordination::Coordination,
@@ -21,7 +22,6 @@ use journey_proto::v1::{
 use journey_services::{
     coordination_service::CoordinationService,
     dashboard::{self, Dashboard},
-    fhir_api::{self, FhirApi},
     log_handle::LogHandle,
     projections_service::ProjectionsService,
     readmission_service::ReadmissionService,

@@ -378,7 +378,7 @@ pub fn outside_territory(patient_id: &str, territory: &str) -> Status {
     ))
 }
 
-// ---- The FHIR API (`fhir_api/`) ----
+// ---- The FHIR API (`journey-fhir-api`) ----
 
 /// A caller whose role does not read the FHIR API.
 pub fn fhir_role_refused(caller: &Principal) -> Status {

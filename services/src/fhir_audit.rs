@@ -212,7 +212,11 @@ mod tests {
         assert_eq!(p["agent"][0]["who"]["identifier"]["value"], "dr-x");
         assert_eq!(p["agent"][0]["onBehalfOf"]["display"], "CHU");
         assert_eq!(p["recorded"], a["recorded"]);
-        assert_eq!(p["extension"][0]["valueString"], hex(&e.hash), "the chain hash");
+        assert_eq!(
+            p["extension"][0]["valueString"],
+            hex(&e.hash),
+            "the chain hash"
+        );
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The long-running services of the journey backbone (a node, `journey-node`, runs any set of
 //! them): the gRPC `EventLog` over the log (`log_service.rs`) with its NATS outbox
 //! (`outbox.rs`) and anchor (`anchor.rs`), the read models' services (`readmission_service.rs`,
-//! `coordination_service.rs`, `projections_service.rs`), the dashboard (`dashboard.rs`) and the
-//! FHIR read API (`fhir_api/`, over `journey-fhir`), the alert reactor (`reactor.rs`), the
+//! `coordination_service.rs`, `projections_service.rs`), the dashboard (`dashboard.rs`), the alert reactor (`reactor.rs`), the
 //! audit service (`audit_service.rs`, `fhir_audit.rs`), and what they share: settings (`config.rs`), authentication (`auth.rs`, `session.rs`), who may write
 //! what (`write_policy.rs`, with the write rights of `journey-domain`), the access log
 //! (`access_log/`), the one mapping of errors to gRPC statuses (`errors.rs`), the one way to
@@ -23,7 +22,6 @@ pub mod consent;
 pub mod coordination_service;
 pub mod dashboard;
 pub mod errors;
-pub mod fhir_api;
 pub mod fhir_audit;
 pub mod files;
 pub mod gate;

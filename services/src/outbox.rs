@@ -11,6 +11,7 @@
 //! carries `Nats-Expected-Last-Sequence` = its position − 1 (stream sequence = position, and a
 //! stale writer stores nothing), the stream has 3 replicas, and each acknowledged batch moves the
 //! log's replicated watermark.
+use crate::replication;
 use async_nats::{
     header::{self, HeaderName},
     jetstream::{
@@ -164,10 +165,14 @@ pub(crate) async fn connect_stream(
         js.set_timeout(REPLICATED_TIMEOUT);
     }
     let stream = js
-        .get_or_create_stream(crate::replication::stream_config(config))
+        .get_or_create_stream(replication::stream_config(
+            &config.stream,
+            &config.subject_prefix,
+            config.replicated,
+        ))
         .await?;
     if config.replicated {
-        crate::replication::check_stream(stream.cached_info())?;
+        replication::check_stream(stream.cached_info())?;
     }
     Ok((Broker { client, js }, stream))
 }
@@ -232,7 +237,7 @@ async fn publish_from(
     let (broker, stream) = connect_stream(config).await?;
     if config.replicated {
         // Publication resumes after what the stream holds (checked to be this log's).
-        *cursor = crate::replication::resync(log, &stream).await?;
+        *cursor = replication::resync(log, &stream).await?;
         log.storage().set_meta(key, &cursor.to_be_bytes())?;
         status.published.store(*cursor, Ordering::Relaxed);
     }
@@ -467,4 +472,23 @@ async fn publish_batch(
         chained,
         awaited: None,
     })
+}
+
+/// At start in replicated mode: the cluster reachable, the stream R3 on file storage (created so
+/// when missing) and the replicated watermark brought to what it holds, before anything is read.
+pub async fn check_replicated_at_start(
+    log: &EventLog,
+    config: &OutboxConfig,
+) -> anyhow::Result<()> {
+    let (_, stream) = connect_stream(config).await?;
+    let at = replication::resync(log, &stream).await?;
+    tracing::info!(
+        stream = %config.stream,
+        replicated = at,
+        durable = log.durable_head().position,
+        "acknowledging appends once the NATS cluster holds them (--ack replicated); each NATS \
+         server must run with `jetstream {{ sync_interval: always }}`, which a client cannot \
+         check (see the servers' /varz)"
+    );
+    Ok(())
 }

@@ -9,7 +9,6 @@
 //! (else publication stops: another writer appended, or the stream is not this log's). What
 //! cannot be checked from a client: the servers' `sync_interval: always` (the client protocol does
 //! not report a server's configuration; its monitoring page `/varz` does, which the tests read).
-use crate::outbox::OutboxConfig;
 use anyhow::{bail, Context};
 use async_nats::{header, jetstream};
 use journey_event_log::{EventLog, Head};
@@ -19,14 +18,19 @@ use std::time::Duration;
 /// Replicas the stream must have.
 pub const REPLICAS: usize = 3;
 
-/// The stream the outbox publishes to: in replicated mode 3 replicas, always file storage.
-pub fn stream_config(config: &OutboxConfig) -> jetstream::stream::Config {
+/// The stream the outbox publishes to (`name`, subjects under `subject_prefix`): in replicated
+/// mode 3 replicas, always file storage.
+pub fn stream_config(
+    name: &str,
+    subject_prefix: &str,
+    replicated: bool,
+) -> jetstream::stream::Config {
     jetstream::stream::Config {
-        name: config.stream.clone(),
-        subjects: vec![format!("{}.>", config.subject_prefix)],
+        name: name.to_owned(),
+        subjects: vec![format!("{subject_prefix}.>")],
         duplicate_window: Duration::from_secs(24 * 3600),
         storage: jetstream::stream::StorageType::File,
-        num_replicas: if config.replicated {
+        num_replicas: if replicated {
             REPLICAS
         } else {
             jetstream::stream::Config::default().num_replicas
@@ -106,20 +110,4 @@ pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyho
         hash: stored.hash,
     });
     Ok(last)
-}
-
-/// At start in replicated mode: the cluster reachable, the stream R3 on file storage (created so
-/// when missing) and the replicated watermark brought to what it holds, before anything is read.
-pub async fn check_at_start(log: &EventLog, config: &OutboxConfig) -> anyhow::Result<()> {
-    let (_, stream) = crate::outbox::connect_stream(config).await?;
-    let at = resync(log, &stream).await?;
-    tracing::info!(
-        stream = %config.stream,
-        replicated = at,
-        durable = log.durable_head().position,
-        "acknowledging appends once the NATS cluster holds them (--ack replicated); each NATS \
-         server must run with `jetstream {{ sync_interval: always }}`, which a client cannot \
-         check (see the servers' /varz)"
-    );
-    Ok(())
 }

@@ -137,8 +137,8 @@ mod tests {
     #[test]
     fn a_coordinator_plans_discharges_but_does_not_discharge() {
         use journey_proto::v1::{
-            event::Payload, Actor, ChecklistItemSet, ComplexDischargeFlagged, Discharged,
-            DischargeExpected, Event,
+            event::Payload, Actor, ChecklistItemSet, ComplexDischargeFlagged, DischargeExpected,
+            Discharged, Event,
         };
         let p = Principal {
             subject: "nurse-1".into(),

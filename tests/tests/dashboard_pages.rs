@@ -149,7 +149,10 @@ async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
             && p1.contains("<span class=\"ins\">INS 241037512345678</span>"),
         "{p1}"
     );
-    assert!(!p3.contains("INS"), "no INS without a validated identity: {p3}");
+    assert!(
+        !p3.contains("INS"),
+        "no INS without a validated identity: {p3}"
+    );
     // Discharged ten days ago, due within two working days: late by working days.
     assert!(p1.contains("jours ouvrés"), "{p1}");
     assert!(p1.contains("au plus tard le"), "{p1}");

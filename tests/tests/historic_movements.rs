@@ -312,7 +312,10 @@ async fn read_models_answer_as_if_the_corrected_history_had_been_sent_first() {
         let ff = coordination.follow_up(follow(f.clone())).await.unwrap();
         let rf = coordination.follow_up(follow(r.clone())).await.unwrap();
         let (ff, rf) = (ff.into_inner(), rf.into_inner());
-        assert!(!rf.discharges.is_empty(), "{name}: the reference has a discharge");
+        assert!(
+            !rf.discharges.is_empty(),
+            "{name}: the reference has a discharge"
+        );
         assert_eq!(
             format!("{:?}", ff.discharges).replace(&f, "P"),
             format!("{:?}", rf.discharges).replace(&r, "P"),

@@ -62,7 +62,10 @@ async fn every_serve_verb_has_metrics_and_tls() {
             "coordination",
             vec!["--log-url", &log.grpc, "--database-url", &coordination_db],
         ),
-        ("fhir", vec!["--log-url", &log.grpc, "--database-url", &fhir_db]),
+        (
+            "fhir",
+            vec!["--log-url", &log.grpc, "--database-url", &fhir_db],
+        ),
         ("reactor", vec!["--log-url", &log.grpc]),
         (
             "audit",

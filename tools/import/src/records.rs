@@ -1,5 +1,5 @@
-//! A Synthea population as both readers produce it ([`crate::synthea_csv`], [`crate::fhir_bulk`]),
-//! before the one mapping of [`crate::mapping`] turns it into events: the fields the mapping
+//! A Synthea population as both readers produce it (`synthea_csv.rs`, `fhir_bulk.rs`),
+//! before the one mapping of `mapping.rs` turns it into events: the fields the mapping
 //! uses, named after Synthea's CSV columns, each record with the place it was read from.
 //!
 //! The readers check what their form requires (a date is a date, a required field is there) and

@@ -23,11 +23,6 @@ use super::{
     response::{base_url, refusal},
     Asked, FhirApi,
 };
-use crate::{
-    access_log::audited,
-    errors, files,
-    principal::{Principal, Role},
-};
 use axum::{
     body::Body,
     extract::{Path, State},
@@ -36,6 +31,11 @@ use axum::{
 };
 use job::{write_private, Run};
 use journey_fhir::bulk;
+use journey_services::{
+    access_log::audited,
+    errors, files,
+    principal::{Principal, Role},
+};
 use std::{
     collections::{HashMap, HashSet},
     path::PathBuf,

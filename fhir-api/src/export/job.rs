@@ -1,18 +1,17 @@
 //! A Bulk Data export at work: the patients found in the log, each one's resources written to
 //! its type's file, the access-log record, then the manifest.
 use super::{Job, JobState, Scope, MANIFEST, SCAN_BATCH};
-use crate::{
-    access_log::{audited, Access},
-    errors,
-    fhir_api::{request::ExportAsk, FhirApi},
-    files,
-    log_handle::LogHandle,
-    principal::Principal,
-};
+use crate::{request::ExportAsk, FhirApi};
 use journey_event_log::EventLog;
 use journey_fhir::bulk;
 use journey_log_access::EventSource;
 use journey_proto::v1::{Event, FollowUpRequest};
+use journey_services::{
+    access_log::{audited, Access},
+    errors, files,
+    log_handle::LogHandle,
+    principal::Principal,
+};
 use std::{
     collections::{BTreeMap, HashSet},
     io::Write,

@@ -17,14 +17,6 @@ mod tasks;
 
 pub use export::Exports;
 
-use crate::{
-    access_log::{audited, bounded, Access, AccessLog},
-    auth::Authenticator,
-    coordination_service::CoordinationService,
-    errors,
-    log_handle::LogHandle,
-    principal::{Principal, Role},
-};
 use axum::{
     extract::{ConnectInfo, Path, State},
     http::{header, request::Parts, Extensions, HeaderMap, StatusCode, Uri},
@@ -34,6 +26,14 @@ use axum::{
 };
 use journey_fhir::{capability, Kind};
 use journey_proto::v1::{Event, FollowUpRequest};
+use journey_services::{
+    access_log::{audited, bounded, Access, AccessLog},
+    auth::Authenticator,
+    coordination_service::CoordinationService,
+    errors,
+    log_handle::LogHandle,
+    principal::{Principal, Role},
+};
 use request::{everything_request, no_parameters, search_request, Select};
 use response::{base_url, fhir_json, refusal, render};
 use std::{net::SocketAddr, sync::Arc};

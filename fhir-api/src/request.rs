@@ -1,10 +1,10 @@
 //! What a FHIR request asks, as `journey_fhir::query` reads it (pure: the parameters of a read,
 //! `$everything`, a search and a Bulk Data kick-off); a parameter it refuses is the API's
 //! `INVALID_ARGUMENT`, answered as a 400 OperationOutcome.
-use crate::errors;
 use axum::http::Uri;
 use journey_fhir::query::{self, Invalid};
 pub(super) use journey_fhir::query::{ExportAsk, Select, PROVENANCE};
+use journey_services::errors;
 use tonic::Status;
 
 fn refused(i: Invalid) -> Status {

@@ -2,7 +2,6 @@
 //! coordination view follows (letter, medication reconciliation, first home contact), their due
 //! dates and states as that view derives them now, mapped by `journey_fhir::task`. A server
 //! without the coordination view has no Task.
-use crate::{coordination_service::CoordinationService, errors};
 use journey_fhir::{
     task::{self, Owner, Work},
     Resource,
@@ -12,6 +11,7 @@ use journey_projections::coordination::{
     queries::{self, Item},
 };
 use journey_proto::v1::Event;
+use journey_services::{coordination_service::CoordinationService, errors};
 use tonic::Status;
 
 /// The discharges the view follows for `patient`, as it derives them now.

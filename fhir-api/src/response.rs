@@ -1,7 +1,6 @@
 //! The answers: the resources a request asked for, in `application/fhir+json`, or a refusal as
 //! an OperationOutcome with its HTTP status.
 use super::request::{Select, PROVENANCE};
-use crate::{errors, tls::ServedOverTls};
 use axum::{
     http::{header, Extensions, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -12,6 +11,7 @@ use journey_fhir::{
     Resource,
 };
 use journey_proto::v1::Event;
+use journey_services::{errors, tls::ServedOverTls};
 use serde_json::Value;
 use tonic::{Code, Status};
 
