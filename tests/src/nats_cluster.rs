@@ -141,22 +141,33 @@ impl NatsCluster {
     pub fn restart(&mut self, i: usize) {
         self.kill9(i);
         let m = &mut self.members[i];
+        // The server's own words go to a file beside its store, shown when it does not start.
+        let log = m.config.with_extension("log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the server's log file");
         let child = Command::new(&self.bin)
             .arg("-c")
             .arg(&m.config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         m.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", m.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server {} did not listen on {}",
-                m.name,
-                m.port
-            );
+            if Instant::now() > deadline {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = said.lines().rev().take(15).collect();
+                panic!(
+                    "nats-server {} did not listen on {} within 30 s; its last words:\n{}",
+                    m.name,
+                    m.port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

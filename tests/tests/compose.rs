@@ -302,6 +302,7 @@ const PUBLIC: &[(&str, &[&str])] = &[
     ("readmission", &["50052"]),
     ("coordination", &["50053", "8080"]),
     ("audit", &["50054"]),
+    ("fhir", &["8087"]),
 ];
 
 /// Runs `deploy/make-keys` into `dir`: (exit code, stderr).

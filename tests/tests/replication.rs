@@ -21,6 +21,10 @@ use std::{
 };
 
 /// `journey up --ack replicated` on `dir`, publishing to `stream` on the cluster.
+/// The tests of this file run one at a time: each stops and restarts servers on ports it chose
+/// free, which a parallel test picking ports meanwhile could take.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn writer(dir: &Path, cluster: &NatsCluster, stream: &str, extra: &[&str]) -> Server {
     let urls = cluster.urls();
     let mut args = vec![
@@ -202,6 +206,7 @@ fn journey(args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_leader_a_frozen_server_and_a_wiped_one_lose_no_acknowledged_event() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start();
     // The servers run with `sync_interval: always`, as their monitoring page reports.
     for i in 0..3 {
@@ -285,6 +290,7 @@ async fn a_killed_leader_a_frozen_server_and_a_wiped_one_lose_no_acknowledged_ev
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_down_refuse_appends_unavailable_and_the_same_request_succeeds_once_back() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let live = writer(
@@ -345,6 +351,7 @@ async fn two_servers_down_refuse_appends_unavailable_and_the_same_request_succee
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicated_start_without_nats_or_on_a_stream_of_one_replica_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let out = log_only_up(&dir.path().join("a"))
         .args(["--ack", "replicated"])
