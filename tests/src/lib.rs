@@ -29,6 +29,20 @@ pub fn journey_bin() -> PathBuf {
     bin
 }
 
+/// Runs `journey args…` (a client verb) to its end: (exit code, stdout, stderr).
+pub fn journey(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(journey_bin())
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// The Python of the virtual environment `.ci/run` makes (`target/fhir-venv`, or
 /// `JOURNEY_FHIR_PYTHON`), which holds the tests' independent checkers: `fhir.resources` (the
 /// FHIR validator) and `hl7apy` (the HL7 v2 parser). Panics, saying what to run, when that Python

@@ -15,20 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Runs `journey args…`: (exit code, stdout, stderr).
-fn journey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(journey_bin())
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

@@ -204,40 +204,37 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
     ];
     out.push(("a corrected discharge", fix, right));
 
-    // 5. A06: a day case becomes an inpatient stay; then the unit of the admission is corrected.
+    // 5. A06: a day case becomes an inpatient stay; the change was in fact at noon, to another
+    //    unit (Z99 correcting the class change).
     let (f, r) = ("FIX-CLASS", "REF-CLASS");
+    let to_inpatient = |unit: &str| {
+        Payload::ClassChanged(v1::ClassChanged {
+            encounter_id: "E1".into(),
+            setting: Inpatient as i32,
+            unit: unit.into(),
+            ..Default::default()
+        })
+    };
     let fix = vec![
         mv(f, "1", 0, 8, admit("E1", "ambu", DaySurgery)),
+        mv(f, "2", 0, 16, to_inpatient("chir")),
+        mv(f, "3", 3, 10, discharge("E1", Home)),
         mv(
             f,
-            "2",
-            0,
-            16,
-            Payload::ClassChanged(v1::ClassChanged {
-                encounter_id: "E1".into(),
-                setting: Inpatient as i32,
-                unit: "chir".into(),
-                historic: false,
+            "4",
+            4,
+            9,
+            Payload::MovementCorrected(v1::MovementCorrected {
+                corrected_event_id: id_of(f, "2"),
+                moved_at: Some(at(0, 12)),
+                unit: "chir-ortho".into(),
                 ..Default::default()
             }),
         ),
-        mv(f, "3", 3, 10, discharge("E1", Home)),
     ];
     let right = vec![
         mv(r, "1", 0, 8, admit("E1", "ambu", DaySurgery)),
-        mv(
-            r,
-            "2",
-            0,
-            16,
-            Payload::ClassChanged(v1::ClassChanged {
-                encounter_id: "E1".into(),
-                setting: Inpatient as i32,
-                unit: "chir".into(),
-                historic: false,
-                ..Default::default()
-            }),
-        ),
+        mv(r, "2", 0, 12, to_inpatient("chir-ortho")),
         mv(r, "3", 3, 10, discharge("E1", Home)),
     ];
     out.push(("a class change", fix, right));
@@ -395,7 +392,7 @@ async fn read_models_answer_as_if_the_corrected_history_had_been_sent_first() {
         1,
         "a day case turned inpatient is an index stay"
     );
-    assert_eq!(class[0].unit, "chir");
+    assert_eq!(class[0].unit, "chir-ortho", "the corrected unit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

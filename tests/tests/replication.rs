@@ -12,7 +12,6 @@ use journey_tests::{nats_cluster::NatsCluster, *};
 use std::{
     collections::HashSet,
     path::Path,
-    process::Command,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -189,19 +188,6 @@ async fn assert_stream_holds(
     );
     let unique: HashSet<_> = acknowledged.iter().collect();
     assert_eq!(unique.len(), acknowledged.len(), "an id acknowledged twice");
-}
-
-fn journey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(journey_bin())
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
