@@ -176,11 +176,24 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
     ];
     out.push(("historic cancellation of a leave", fix, right));
 
-    // 4. Z99: the discharge was three days later, to rehabilitation; a readmission follows.
+    // 4. Z99: the discharge was three days earlier, to rehabilitation, and its diagnosis with
+    //    it (it counts in the Charlson index of the stay); a readmission follows.
     let (f, r) = ("FIX-Z99", "REF-Z99");
+    let discharge_with = |disposition: v1::Disposition| {
+        Payload::Discharged(v1::Discharged {
+            encounter_id: "E1".into(),
+            disposition: disposition as i32,
+            diagnoses: vec![v1::Code {
+                system: "ICD-10".into(),
+                code: "C78.0".into(),
+                display: String::new(),
+            }],
+            ..Default::default()
+        })
+    };
     let fix = vec![
         mv(f, "1", 0, 10, admit("E1", "cardio", Inpatient)),
-        mv(f, "2", 4, 10, discharge("E1", Home)),
+        mv(f, "2", 7, 10, discharge_with(Home)),
         mv(
             f,
             "3",
@@ -188,7 +201,7 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
             9,
             Payload::MovementCorrected(v1::MovementCorrected {
                 corrected_event_id: id_of(f, "2"),
-                moved_at: Some(at(7, 10)),
+                moved_at: Some(at(4, 10)),
                 disposition: Rehab as i32,
                 ..Default::default()
             }),
@@ -198,7 +211,7 @@ fn journeys() -> Vec<(&'static str, Vec<Event>, Vec<Event>)> {
     ];
     let right = vec![
         mv(r, "1", 0, 10, admit("E1", "cardio", Inpatient)),
-        mv(r, "2", 7, 10, discharge("E1", Rehab)),
+        mv(r, "2", 4, 10, discharge_with(Rehab)),
         mv(r, "4", 20, 10, admit("E2", "cardio", Inpatient)),
         mv(r, "5", 24, 10, discharge("E2", Home)),
     ];
@@ -368,7 +381,12 @@ async fn read_models_answer_as_if_the_corrected_history_had_been_sent_first() {
         .unwrap()
         .into_inner()
         .stays;
-    assert_eq!(z99[0].length_of_stay_days, 7, "the corrected discharge");
+    assert_eq!(z99[0].length_of_stay_days, 4, "the corrected discharge");
+    assert!(
+        z99[0].charlson >= 6,
+        "the discharge's diagnosis (metastatic cancer) counted at its corrected time: {:?}",
+        z99[0]
+    );
     assert_eq!(z99[0].disposition, v1::Disposition::Rehab as i32);
     let cancelled = readmission
         .patient_stays(PatientStaysRequest {

@@ -9,14 +9,14 @@
 //! of a missing encounter do nothing, …), noting which rows changed; (3) write the changed rows
 //! back with multi-row statements, and replace the index stays of the patients touched.
 use super::model::{self, zone, Diagnosis, EdVisit, Encounter};
-use crate::movements::{self, Movements};
+use crate::movements::{self, Change, Movements};
 use crate::{
     runtime::Projection,
     sql::{self, execute_in, insert_rows, select_in, SqlRow, Q},
 };
 use journey_proto::v1::{event::Payload, Event};
 use sqlx::{AnyConnection, Row};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct Readmission;
 
@@ -139,6 +139,9 @@ struct Facts {
     encounters: Vec<EncounterRow>,
     ed: Vec<EdVisit>,
     dx: Vec<Diagnosis>,
+    /// The event each of `dx` came from (same order): a movement's diagnoses go with it when it
+    /// is cancelled or its time corrected.
+    dx_from: Vec<String>,
     /// (died_at, event_id)
     death: Option<(i64, String)>,
 }
@@ -172,6 +175,10 @@ struct Batch<'e> {
     patients: HashMap<&'e str, Facts>,
     new_ed: Vec<NewEd<'e>>,
     new_dx: Vec<NewDx<'e>>,
+    /// Diagnoses of a cancelled movement (patient, event), deleted; of a corrected one, moved to
+    /// the corrected time.
+    dx_gone: BTreeSet<(&'e str, String)>,
+    dx_moved: BTreeMap<(&'e str, String), i64>,
     /// Encounters changed (written back as they stand at the end, or deleted if gone).
     encounters_changed: BTreeSet<(&'e str, String)>,
     deaths_changed: BTreeSet<&'e str>,
@@ -240,7 +247,7 @@ impl<'e> Batch<'e> {
         }
         for r in select_in(conn, &keys, |ph| {
             format!(
-                "SELECT patient_id, code_system, code, at FROM {p}diagnoses WHERE patient_id IN ({ph})"
+                "SELECT patient_id, code_system, code, at, event_id FROM {p}diagnoses WHERE patient_id IN ({ph})"
             )
         })
         .await?
@@ -252,6 +259,7 @@ impl<'e> Batch<'e> {
                     code: r.try_get(2)?,
                     at: r.try_get(3)?,
                 });
+                f.dx_from.push(r.try_get(4)?);
             }
         }
         for r in select_in(conn, &keys, |ph| {
@@ -270,6 +278,8 @@ impl<'e> Batch<'e> {
             patients,
             new_ed: Vec::new(),
             new_dx: Vec::new(),
+            dx_gone: BTreeSet::new(),
+            dx_moved: BTreeMap::new(),
             encounters_changed: BTreeSet::new(),
             deaths_changed: BTreeSet::new(),
             touched: BTreeSet::new(),
@@ -292,6 +302,7 @@ impl<'e> Batch<'e> {
                 code: code.clone(),
                 at,
             });
+            facts.dx_from.push(e.event_id.clone());
             self.new_dx.push(NewDx {
                 event_id: &e.event_id,
                 idx: i as i64,
@@ -319,6 +330,15 @@ impl<'e> Batch<'e> {
             return;
         };
         let pid = e.patient_id.as_str();
+        let (cancelled, moved) = match &change {
+            Change::Cancel(id) => (Some(id.to_string()), None),
+            Change::Correct(c) => (
+                None,
+                c.moved_at
+                    .map(|t| (c.corrected_event_id.clone(), t.seconds)),
+            ),
+            Change::Add(..) => (None, None),
+        };
         let facts = self.patients.get_mut(pid).expect("loaded");
         let rows = &mut facts.encounters;
         let Some(row) = movements::apply(rows, change, |r| &r.e.encounter_id, |r| &mut r.movements)
@@ -327,6 +347,29 @@ impl<'e> Batch<'e> {
         };
         let encounter_id = row.e.encounter_id.clone();
         let old_discharge = row.discharge_event_id.clone();
+        // The movement's diagnoses go with it: gone with a cancelled one, at the corrected time.
+        if let Some(id) = cancelled {
+            let (dx, from) = std::mem::take(&mut facts.dx)
+                .into_iter()
+                .zip(std::mem::take(&mut facts.dx_from))
+                .filter(|(_, from)| *from != id)
+                .unzip();
+            (facts.dx, facts.dx_from) = (dx, from);
+            self.dx_gone.insert((pid, id));
+        }
+        if let Some((id, at)) = moved {
+            for (d, from) in facts.dx.iter_mut().zip(&facts.dx_from) {
+                if *from == id {
+                    d.at = at;
+                }
+            }
+            self.dx_moved.insert((pid, id), at);
+        }
+        let row = facts
+            .encounters
+            .iter_mut()
+            .find(|r| r.e.encounter_id == encounter_id)
+            .expect("the row the change applied to");
         let stay = row.movements.stay();
         match &stay {
             Some(s) => {
@@ -532,6 +575,25 @@ impl<'e> Batch<'e> {
             &self.new_dx,
         )
         .await?;
+        for (pid, event_id) in &self.dx_gone {
+            sqlx::query(&format!(
+                "DELETE FROM {p}diagnoses WHERE patient_id = $1 AND event_id = $2"
+            ))
+            .bind(*pid)
+            .bind(event_id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        for ((pid, event_id), at) in &self.dx_moved {
+            sqlx::query(&format!(
+                "UPDATE {p}diagnoses SET at = $3 WHERE patient_id = $1 AND event_id = $2"
+            ))
+            .bind(*pid)
+            .bind(event_id.as_str())
+            .bind(*at)
+            .execute(&mut *conn)
+            .await?;
+        }
         let mut deaths = Vec::new();
         for pid in &self.deaths_changed {
             match &self.patients[pid].death {
