@@ -94,7 +94,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}\
 th,td{border-bottom:1px solid #dde3ea;padding:.35rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f3f6f9}.overdue{color:#b3261e;font-weight:600}.late{color:#8a5300}\
 .critical{background:#fde7e9}.high{background:#fff1e0}form{margin:1rem 0;display:flex;gap:.75rem;flex-wrap:wrap;align-items:end}\
-label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#56636f;font-size:.85rem}\
+label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#56636f;font-size:.85rem}.phone,.ins,.born{white-space:nowrap}\
 .notice{background:#f3f6f9;border-left:4px solid #1565c0;padding:.75rem 1rem;max-width:40rem}\
 .refused{border-left-color:#b3261e}\
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart{margin:0;max-width:100%}.chart figcaption{font-size:.9rem;font-weight:600;margin:.2rem 0}\
