@@ -156,13 +156,15 @@ impl NatsCluster {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         m.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // A restarted server recovers its JetStream store before it listens: give a loaded
+        // machine time.
+        let deadline = Instant::now() + Duration::from_secs(90);
         while TcpStream::connect(("127.0.0.1", m.port)).is_err() {
             if Instant::now() > deadline {
                 let said = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = said.lines().rev().take(15).collect();
                 panic!(
-                    "nats-server {} did not listen on {} within 30 s; its last words:\n{}",
+                    "nats-server {} did not listen on {} within 90 s; its last words:\n{}",
                     m.name,
                     m.port,
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
