@@ -49,6 +49,10 @@ pub enum AppendError {
     },
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// Copies of another log's events (a standby following the writer) that do not continue
+    /// this log's chain: what is wrong, naming the position.
+    #[error("the copied events do not continue this log's chain: {0}")]
+    Diverged(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -25,6 +25,8 @@ mod syncer;
 mod writer;
 
 #[cfg(test)]
+mod copy_tests;
+#[cfg(test)]
 mod tests;
 
 pub use chain::{hash_of, VerifyReport, ZERO_HASH};

@@ -10,7 +10,7 @@ use crate::{
     gate::Gate,
     index::Index,
     storage::{Storage, StoredEvent},
-    writer::{Pending, Writer},
+    writer::{Pending, Work, Writer},
 };
 use std::{
     collections::HashMap,
@@ -52,6 +52,8 @@ pub struct EventLog {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// How long an append waits for its events to be replicated (replicated mode).
     replication: Option<std::time::Duration>,
+    /// Why client appends are refused for now (a standby: only copies are written).
+    refusal: RwLock<Option<String>>,
 }
 
 impl EventLog {
@@ -153,13 +155,20 @@ impl EventLog {
             tx: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             replication: options.replication,
+            refusal: RwLock::new(None),
         })
     }
 
     /// Appends a batch atomically; returns once it is fsync'd and, in replicated mode, once it is
     /// replicated (a retry of events stored but not yet replicated waits the same way).
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
-        let outcome = self.append_durable(request).await?;
+        if request.events.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        if let Some(why) = self.refusal.read().expect("refusal lock").clone() {
+            return Err(AppendError::Unavailable(why));
+        }
+        let outcome = self.submit(Work::Append(request)).await?;
         match (self.replication, &self.shared.replicated) {
             (Some(wait), Some(replicated)) => {
                 let last = outcome
@@ -186,11 +195,33 @@ impl EventLog {
         }
     }
 
-    /// Appends a batch atomically; returns once it is fsync'd.
-    async fn append_durable(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
-        if request.events.is_empty() {
+    /// Writes copies of another log's stored events (a standby following the writer): atomically,
+    /// with their bytes and positions, once they continue this log's chain (else
+    /// [`AppendError::Diverged`], nothing written); returns once they are fsync'd. Copies of
+    /// events already held are skipped. Taken even while client appends are refused.
+    pub async fn append_copies(
+        &self,
+        copies: Vec<StoredEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        if copies.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
+        self.submit(Work::Copy(copies)).await
+    }
+
+    /// Refuses client appends with `why` (`Unavailable`: a standby, a writer that lost its role),
+    /// or, with `None`, takes them again.
+    pub fn set_refusal(&self, why: Option<String>) {
+        *self.refusal.write().expect("refusal lock") = why;
+    }
+
+    /// Why client appends are refused, if they are.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal.read().expect("refusal lock").clone()
+    }
+
+    /// Hands work to the writer; returns once it is fsync'd (or refused).
+    async fn submit(&self, work: Work) -> Result<AppendOutcome, AppendError> {
         let tx = self
             .tx
             .read()
@@ -198,7 +229,7 @@ impl EventLog {
             .clone()
             .ok_or_else(|| AppendError::Unavailable("the log is shutting down".into()))?;
         let (reply, done) = oneshot::channel();
-        tx.send(Pending { request, reply })
+        tx.send(Pending { work, reply })
             .await
             .map_err(|_| AppendError::Unavailable("the log writer has stopped".into()))?;
         drop(tx);

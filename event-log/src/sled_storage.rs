@@ -164,6 +164,40 @@ impl SledStorage {
         Ok(())
     }
 
+    /// Drops every event after position `keep` and makes that durable; returns how many were
+    /// dropped. Only for a log no writer holds open: a writer that lost its role drops the tail
+    /// its successor's stream does not hold (events never acknowledged) before it follows it.
+    pub fn truncate_after(&self, keep: u64) -> Result<u64, StorageError> {
+        let last = self.last_position()?;
+        if keep >= last {
+            return Ok(0);
+        }
+        // The chunk holding `keep + 1` may begin at or before `keep`: it keeps its head.
+        let holding = self
+            .db
+            .range(chunk_key(0)..=chunk_key(keep + 1))
+            .next_back()
+            .transpose()?;
+        if let Some((key, value)) = holding {
+            let entries = chunk::entries(&value)?;
+            if entries.first().is_some_and(|e| e.position <= keep) {
+                self.db.remove(&key)?;
+                self.insert_chunks(entries.into_iter().filter(|e| e.position <= keep))?;
+            }
+        }
+        let past: Vec<_> = self
+            .db
+            .range(chunk_key(keep + 1)..=chunk_key(u64::MAX))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in past {
+            self.db.remove(key)?;
+        }
+        self.checkpoint()?;
+        self.journal.reset()?;
+        Ok(last - keep)
+    }
+
     fn insert_chunks<'a>(
         &self,
         entries: impl IntoIterator<Item = Entry<'a>>,

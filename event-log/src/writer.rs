@@ -8,8 +8,9 @@ use crate::{
     checkpoint,
     error::{AppendError, StorageError},
     gate::Gate,
+    restore::ChainCheck,
     shared::Shared,
-    storage::{Record, WriteBatch},
+    storage::{Record, StoredEvent, WriteBatch},
     syncer::{Reply, Syncer, Written},
     SCHEMA_VERSION,
 };
@@ -24,8 +25,26 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub(crate) struct Pending {
-    pub request: AppendRequest,
+    pub work: Work,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+/// What a request asks the writer to do.
+pub(crate) enum Work {
+    /// New events from a client: checked (ids, versions, the gate) and given their log fields.
+    Append(AppendRequest),
+    /// Another log's stored events (a standby following the writer's stream): written with their
+    /// bytes and positions once they continue this log's chain; the gate learns them as at open.
+    Copy(Vec<StoredEvent>),
+}
+
+impl Work {
+    fn events(&self) -> usize {
+        match self {
+            Work::Append(r) => r.events.len(),
+            Work::Copy(c) => c.len(),
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -68,11 +87,11 @@ impl Writer {
         let (to_syncer, syncer) = Syncer::start(self.shared.clone());
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
-            let mut events = group[0].request.events.len();
+            let mut events = group[0].work.events();
             while events < self.max_group_events {
                 match rx.try_recv() {
                     Ok(p) => {
-                        events += p.request.events.len();
+                        events += p.work.events();
                         group.push(p);
                     }
                     Err(_) => break,
@@ -137,7 +156,11 @@ impl Writer {
         let mut batch = WriteBatch::default();
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
         for p in group {
-            match self.prepare(p.request, &now, &mut batch) {
+            let prepared = match p.work {
+                Work::Append(request) => self.prepare(request, &now, &mut batch),
+                Work::Copy(copies) => self.copy(copies, &mut batch),
+            };
+            match prepared {
                 Ok(outcome) => replies.push((p.reply, Ok(outcome))),
                 // Refused requests wrote nothing: answer at once.
                 Err(e) => {
@@ -299,6 +322,45 @@ impl Writer {
                 bytes,
             });
         }
+        Ok(AppendOutcome {
+            appended,
+            deduplicated: false,
+        })
+    }
+
+    /// Stages copies of another log's events into `batch` when they continue the chain, or
+    /// refuses them all leaving all state as it was. Copies already held (the same bytes at the
+    /// same position: a message delivered twice) are skipped.
+    fn copy(
+        &mut self,
+        copies: Vec<StoredEvent>,
+        batch: &mut WriteBatch,
+    ) -> Result<AppendOutcome, AppendError> {
+        let mut chain = ChainCheck::after(self.tip);
+        let mut records = Vec::with_capacity(copies.len());
+        let mut events = Vec::with_capacity(copies.len());
+        for stored in copies.iter().filter(|c| c.position > self.tip.position) {
+            let record = chain.accept(stored).map_err(AppendError::Diverged)?;
+            events.push(stored.decode()?);
+            records.push(record);
+        }
+        let mut appended = Vec::with_capacity(records.len());
+        for (record, event) in records.into_iter().zip(events) {
+            self.gate.restore(&event);
+            self.versions
+                .insert(event.patient_id.clone(), event.stream_version);
+            self.staged.insert(
+                record.event_id,
+                (record.position, event.patient_id, event.stream_version),
+            );
+            appended.push(Appended {
+                event_id: event.event_id,
+                position: record.position,
+                stream_version: record.stream_version,
+            });
+            batch.records.push(record);
+        }
+        self.tip = chain.head();
         Ok(AppendOutcome {
             appended,
             deduplicated: false,

@@ -85,6 +85,8 @@ pub fn append_error(e: AppendError) -> Status {
             ..
         } => rejected(msg, index, &rule, &message),
         AppendError::Unavailable(_) => Status::unavailable(msg),
+        // Only copies (a standby following its writer) are refused so; never a client's append.
+        AppendError::Diverged(_) => Status::internal(msg),
         AppendError::Storage(e) => storage_error(e),
     }
 }
