@@ -28,6 +28,7 @@ mod consent;
 mod contact;
 mod encounter;
 mod flag;
+mod identity;
 pub mod journey;
 mod letter;
 mod medication;

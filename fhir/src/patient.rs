@@ -1,9 +1,10 @@
-//! Patient (FR Core Patient): the local identifiers, name, sex, birth date, GP, death, and the
-//! patients merged into this one (`link` replaces). The
-//! INS is not emitted: the French profile carries it only for a qualified identity, and our
-//! events do not say yet whether the identity was qualified (docs/fhir.md).
+//! Patient (FR Core Patient): the local identifiers, name, sex, birth date, GP, death, the
+//! patients merged into this one (`link` replaces), and the identity as the French INS profile
+//! carries it: the INS of a validated identity and how far the identity was checked
+//! ([`crate::identity`]; docs/fhir.md).
 use crate::{
     codes::{gender, V2_0203},
+    identity,
     resource::Body,
     resource::{fhir_id, instant, meta, patient_ref, put, text},
     Resource,
@@ -22,6 +23,9 @@ pub struct Person<'a> {
     sex: i32,
     gp: Option<&'a Professional>,
     died: Option<String>,
+    ins: String,
+    ins_oid: String,
+    identity_status: i32,
     /// The patients merged into this one.
     replaces: Vec<&'a str>,
 }
@@ -39,6 +43,9 @@ impl<'a> Person<'a> {
             sex: 0,
             gp: None,
             died: None,
+            ins: String::new(),
+            ins_oid: String::new(),
+            identity_status: 0,
             replaces: Vec::new(),
         }
     }
@@ -65,6 +72,7 @@ impl<'a> Person<'a> {
                     self.sex = r.sex;
                 }
                 self.gp = r.gp.as_ref().or(self.gp);
+                self.identity(&r.ins, &r.ins_oid, r.identity_status, false);
             }
             Payload::IdentityUpdated(u) => {
                 keep(&mut self.family, &u.family_name);
@@ -74,6 +82,7 @@ impl<'a> Person<'a> {
                     self.sex = u.sex;
                 }
                 self.gp = u.gp.as_ref().or(self.gp);
+                self.identity(&u.ins, &u.ins_oid, u.identity_status, u.ins_removed);
             }
             Payload::PatientsMerged(m) => self.replaces.push(&m.retired_patient_id),
             Payload::PatientDeceased(d) => {
@@ -82,6 +91,21 @@ impl<'a> Person<'a> {
             _ => return,
         }
         self.last = Some(e);
+    }
+
+    /// The INS and the identity status an identity event gives (an INS removed when it was
+    /// wrongly attributed).
+    fn identity(&mut self, ins: &str, oid: &str, status: i32, removed: bool) {
+        if removed {
+            self.ins.clear();
+            self.ins_oid.clear();
+        } else if !ins.is_empty() {
+            self.ins = ins.to_string();
+            self.ins_oid = oid.to_string();
+        }
+        if status != 0 {
+            self.identity_status = status;
+        }
     }
 
     /// The Patient; `None` for a patient without events.
@@ -96,7 +120,11 @@ impl<'a> Person<'a> {
                 "value": value,
             })
         };
-        let mut identifiers = vec![identifier("urn:journey:patient", &self.patient_id)];
+        let mut identifiers: Vec<Value> =
+            identity::ins(self.identity_status, &self.ins, &self.ins_oid)
+                .into_iter()
+                .collect();
+        identifiers.push(identifier("urn:journey:patient", &self.patient_id));
         if !self.local_id.is_empty() {
             identifiers.push(identifier("urn:journey:local-id", &self.local_id));
         }
@@ -106,6 +134,8 @@ impl<'a> Person<'a> {
             "meta": meta(last, Some("fr-core-patient")),
             "identifier": identifiers,
         });
+        let reliability = identity::reliability(self.identity_status);
+        put(&mut body, "extension", reliability.map(|r| json!([r])));
         if !self.family.is_empty() || !self.given.is_empty() {
             let mut name = json!({ "use": "official" });
             put(&mut name, "family", text(&self.family));
