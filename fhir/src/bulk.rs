@@ -1,23 +1,38 @@
 //! Bulk Data export (Bulk Data Access IG 2.0) as the mapping sees it: which resources an export
-//! writes of a patient, its files' names and order, and the manifest. Pure: the jobs, the files
-//! on disk and who may export are `fhir-api/src/export.rs`.
+//! writes of a patient, its files' names and order, the OperationOutcome of a patient it could
+//! not write, and the manifest. Pure: the jobs, the files on disk and who may export are
+//! `fhir-api/src/export.rs`.
 use crate::{
     bundle::Entry,
+    outcome::{outcome, Issue},
     query::{ExportAsk, PROVENANCE},
-    Kind,
+    Kind, Resource,
 };
 use journey_proto::v1::Event;
 use serde_json::{json, Value};
 
-/// What an export writes of a patient: of its resources (`events` mapped) and its events'
-/// Provenances, those of the types asked, changed since `_since` (`meta.lastUpdated`, as
-/// `$everything?_since=`).
-pub fn selected<'a>(ask: &ExportAsk, patient: &str, events: &'a [Event]) -> Vec<Entry<'a>> {
-    let wanted = |k: &str| ask.types.as_ref().is_none_or(|t| t.contains(&k));
-    let mapped = ask
-        .types
-        .as_ref()
-        .is_none_or(|t| t.iter().any(|k| *k != PROVENANCE));
+/// The type of the error files (the manifest's `error`).
+pub const ERROR_KIND: &str = "OperationOutcome";
+
+/// Whether an export asked for `kind` (every type without `_type`).
+pub fn wanted(ask: &ExportAsk, kind: &str) -> bool {
+    ask.types.as_ref().is_none_or(|t| t.contains(&kind))
+}
+
+/// What an export writes of a patient: of its resources (`events` mapped, and its `tasks`) and
+/// its events' Provenances, those of the types asked, changed since `_since`
+/// (`meta.lastUpdated`, as `$everything?_since=`).
+pub fn selected<'a>(
+    ask: &ExportAsk,
+    patient: &str,
+    events: &'a [Event],
+    tasks: Vec<Resource>,
+) -> Vec<Entry<'a>> {
+    let wanted = |k: &str| wanted(ask, k);
+    let mapped = ask.types.as_ref().is_none_or(|t| {
+        t.iter()
+            .any(|k| *k != PROVENANCE && *k != Kind::Task.name())
+    });
     let mut all: Vec<Entry> = match mapped {
         true => crate::resources(patient, events)
             .into_iter()
@@ -26,6 +41,9 @@ pub fn selected<'a>(ask: &ExportAsk, patient: &str, events: &'a [Event]) -> Vec<
             .collect(),
         false => Vec::new(),
     };
+    if wanted(Kind::Task.name()) {
+        all.extend(tasks.into_iter().map(Entry::Resource));
+    }
     if wanted(PROVENANCE) {
         all.extend(events.iter().map(Entry::Provenance));
     }
@@ -35,15 +53,30 @@ pub fn selected<'a>(ask: &ExportAsk, patient: &str, events: &'a [Event]) -> Vec<
     all
 }
 
-/// A type's NDJSON file.
-pub fn file_name(kind: &str) -> String {
-    format!("{kind}.ndjson")
+/// A type's NDJSON file written by an export's worker `part` (from 1): each worker writes its
+/// own files, and the manifest lists every file of a type (the Bulk Data IG allows several).
+pub fn file_name(kind: &str, part: usize) -> String {
+    format!("{kind}-{part}.ndjson")
+}
+
+/// The line of an error file for what could not be written of `patient` (`lost`: which
+/// resources, `why`).
+pub fn error_line(patient: &str, lost: &str, why: &str) -> Value {
+    outcome(
+        Issue::Exception,
+        &format!("patient {patient}: {lost} could not be exported: {why}"),
+    )
 }
 
 /// The type an export file's name holds (`Patient.ndjson`), if an export writes it.
 pub fn file_kind(name: &str) -> Option<&'static str> {
-    match name.strip_suffix(".ndjson")? {
+    let (kind, part) = name.strip_suffix(".ndjson")?.rsplit_once('-')?;
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match kind {
         PROVENANCE => Some(PROVENANCE),
+        ERROR_KIND => Some(ERROR_KIND),
         kind => Kind::parse(kind).map(Kind::name),
     }
 }
@@ -57,30 +90,29 @@ pub fn order(kind: &str) -> usize {
 }
 
 /// The manifest of a finished export: `request` the kick-off's address, `files_url` where its
-/// files are served, `listed` each type written and its count.
+/// files are served, `listed` each file written (its name), its type and its count: the
+/// resources' in `output`, the OperationOutcomes' in `error`.
 pub fn manifest(
     transaction_time: &str,
     request: &str,
     requires_token: bool,
     files_url: &str,
-    listed: &[(&str, u64)],
+    listed: &[(String, &str, u64)],
 ) -> Value {
-    let output: Vec<Value> = listed
-        .iter()
-        .map(|(kind, count)| {
-            json!({
-                "type": kind,
-                "url": format!("{files_url}/{}", file_name(kind)),
-                "count": count,
-            })
+    let entry = |(name, kind, count): &(String, &str, u64)| {
+        json!({
+            "type": kind,
+            "url": format!("{files_url}/{name}"),
+            "count": count,
         })
-        .collect();
+    };
+    let (errors, output): (Vec<_>, Vec<_>) = listed.iter().partition(|(_, k, _)| *k == ERROR_KIND);
     json!({
         "transactionTime": transaction_time,
         "request": request,
         "requiresAccessToken": requires_token,
-        "output": output,
-        "error": [],
+        "output": output.into_iter().map(entry).collect::<Vec<_>>(),
+        "error": errors.into_iter().map(entry).collect::<Vec<_>>(),
     })
 }
 
@@ -90,15 +122,24 @@ mod tests {
 
     #[test]
     fn files_are_named_after_their_type() {
-        assert_eq!(file_kind(&file_name("Encounter")), Some("Encounter"));
-        assert_eq!(file_kind("Provenance.ndjson"), Some(PROVENANCE));
+        assert_eq!(file_kind(&file_name("Encounter", 2)), Some("Encounter"));
+        assert_eq!(file_kind("Provenance-1.ndjson"), Some(PROVENANCE));
+        assert_eq!(file_kind("OperationOutcome-1.ndjson"), Some(ERROR_KIND));
         assert_eq!(file_kind("../manifest.json"), None);
-        assert_eq!(file_kind("Practitioner.ndjson"), None);
+        assert_eq!(file_kind("Patient.ndjson"), None);
+        assert_eq!(file_kind("Patient-1.part"), None);
+        assert_eq!(file_kind("Practitioner-1.ndjson"), None);
         assert!(order("Patient") < order("Flag") && order("Flag") < order(PROVENANCE));
-        let m = manifest("t", "r", true, "http://h/fhir/_export/1", &[("Patient", 2)]);
+        let listed = [
+            (file_name("Patient", 1), "Patient", 2),
+            (file_name(ERROR_KIND, 1), ERROR_KIND, 1),
+        ];
+        let m = manifest("t", "r", true, "http://h/fhir/_export/1", &listed);
         assert_eq!(
             m["output"][0]["url"],
-            "http://h/fhir/_export/1/Patient.ndjson"
+            "http://h/fhir/_export/1/Patient-1.ndjson"
         );
+        assert_eq!(m["output"].as_array().unwrap().len(), 1);
+        assert_eq!(m["error"][0]["type"], "OperationOutcome");
     }
 }

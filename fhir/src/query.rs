@@ -129,31 +129,23 @@ pub fn export_request(query: Option<&str>) -> Result<ExportAsk, Invalid> {
     Ok(ask)
 }
 
-/// A type an export writes: every type mapped from the events, and Provenance (not the Tasks of
-/// the coordination view).
+/// A type an export writes: every mapped type (the Tasks from the coordination view, where the
+/// server keeps one), and Provenance.
 fn exported(kind: &str) -> Result<&'static str, Invalid> {
     if kind == PROVENANCE {
         return Ok(PROVENANCE);
     }
-    let from_events = |k: &Kind| *k != Kind::Task;
-    Kind::parse(kind)
-        .filter(from_events)
-        .map(Kind::name)
-        .ok_or_else(|| {
-            let mut served: Vec<&str> = Kind::ALL
-                .iter()
-                .filter(|k| from_events(k))
-                .map(|k| k.name())
-                .collect();
-            served.push(PROVENANCE);
-            invalid(
-                "_type",
-                &format!(
-                    "{kind:?} is not a type this server exports; it exports {}",
-                    served.join(", ")
-                ),
-            )
-        })
+    Kind::parse(kind).map(Kind::name).ok_or_else(|| {
+        let mut served: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        served.push(PROVENANCE);
+        invalid(
+            "_type",
+            &format!(
+                "{kind:?} is not a type this server exports; it exports {}",
+                served.join(", ")
+            ),
+        )
+    })
 }
 
 /// `GET /fhir/{Type}?patient={id}`: a mapped type, searched by patient only. The patient named

@@ -87,10 +87,16 @@ async fn finished(server: &Server, status: &str, key: &str) -> (Value, Vec<Strin
     }
 }
 
-/// Every file of a manifest, read with `key`: type → its resources.
+/// Every file of a manifest's `output` (a type may have several), read with `key`: type → its
+/// resources.
 async fn files(server: &Server, manifest: &Value, key: &str) -> BTreeMap<String, Vec<Value>> {
-    let mut out = BTreeMap::new();
-    for o in manifest["output"].as_array().unwrap() {
+    listed_files(server, &manifest["output"], key).await
+}
+
+/// Every file of a manifest's `output` or `error` list, read with `key`: type → its resources.
+async fn listed_files(server: &Server, listed: &Value, key: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for o in listed.as_array().unwrap() {
         let raw = get_raw(server, &path_of(o["url"].as_str().unwrap()), key, "").await;
         assert_eq!(http_status(&raw), 200, "{raw}");
         assert_eq!(
@@ -104,7 +110,7 @@ async fn files(server: &Server, manifest: &Value, key: &str) -> BTreeMap<String,
             .collect();
         assert_eq!(lines.len() as u64, o["count"].as_u64().unwrap(), "{kind}");
         assert!(lines.iter().all(|r| r["resourceType"] == kind.as_str()));
-        out.insert(kind, lines);
+        out.entry(kind).or_default().extend(lines);
     }
     out
 }
@@ -242,8 +248,9 @@ async fn a_simulated_population_exports_whole_and_valid() {
     assert!(progress.iter().all(|p| !p.is_empty()), "{progress:?}");
     let exported = files(&server, &manifest, admin).await;
 
-    // Type by type, what $everything gives for each patient, but its Tasks (from the coordination
-    // view, not the log: an export does not write them).
+    // Type by type, what $everything gives for each patient, the Tasks of the coordination view
+    // included; nothing in error.
+    assert_eq!(manifest["error"], serde_json::json!([]));
     let mut expected: BTreeMap<String, usize> = BTreeMap::new();
     for p in &patients {
         let raw = get_raw(
@@ -256,12 +263,11 @@ async fn a_simulated_population_exports_whole_and_valid() {
         let bundle: Value = serde_json::from_str(http_body(&raw)).unwrap();
         for e in bundle["entry"].as_array().unwrap() {
             let kind = e["resource"]["resourceType"].as_str().unwrap().to_string();
-            if kind != "Task" {
-                *expected.entry(kind).or_default() += 1;
-            }
+            *expected.entry(kind).or_default() += 1;
         }
     }
     assert_eq!(counts(&exported), expected);
+    assert!(expected["Task"] > 0, "{expected:?}");
     assert_eq!(exported["Patient"].len(), patients.len());
     // The read models: every index stay of the readmission model is an exported, finished stay.
     let encounters: BTreeMap<&str, &Value> = exported["Encounter"]
@@ -295,8 +301,8 @@ async fn a_simulated_population_exports_whole_and_valid() {
     assert_eq!(export.outcome, "ok");
     assert!(export.patients.contains(first), "{export:?}");
 
-    // _type: only the types asked.
-    let status = kick_off(&server, "/fhir/$export?_type=Patient,Flag", AUDITOR).await;
+    // _type: only the types asked, Task among them.
+    let status = kick_off(&server, "/fhir/$export?_type=Patient,Flag,Task", AUDITOR).await;
     let (typed, _) = finished(&server, &status, AUDITOR).await;
     let typed = files(&server, &typed, AUDITOR).await;
     assert_eq!(
@@ -306,7 +312,8 @@ async fn a_simulated_population_exports_whole_and_valid() {
             (
                 "Flag".to_string(),
                 expected.get("Flag").copied().unwrap_or(0)
-            )
+            ),
+            ("Task".to_string(), expected["Task"]),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -401,18 +408,28 @@ async fn a_simulated_population_exports_whole_and_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("exporting"));
-    for (kind, n) in [
-        ("Patient", patients.len()),
-        ("Encounter", expected["Encounter"]),
-    ] {
-        let text = std::fs::read_to_string(to.join(format!("{kind}.ndjson"))).unwrap();
-        assert_eq!(text.lines().count(), n, "{kind}");
-    }
     let mode = std::fs::metadata(&to).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the export folder is private");
     let cli_manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(to.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(cli_manifest["output"].as_array().unwrap().len(), 2);
+    // Each file of the manifest in the folder, named as its address; the types asked, whole.
+    let mut written: BTreeMap<String, usize> = BTreeMap::new();
+    for o in cli_manifest["output"].as_array().unwrap() {
+        let name = o["url"].as_str().unwrap().rsplit('/').next().unwrap();
+        let text = std::fs::read_to_string(to.join(name)).unwrap();
+        *written
+            .entry(o["type"].as_str().unwrap().into())
+            .or_default() += text.lines().count();
+    }
+    assert_eq!(
+        written,
+        [
+            ("Encounter".to_string(), expected["Encounter"]),
+            ("Patient".to_string(), patients.len())
+        ]
+        .into_iter()
+        .collect()
+    );
 }
 
 /// `_since`: exactly the resources changed from then on, of every patient: the discharged stay,
@@ -454,7 +471,9 @@ async fn since_exports_exactly_what_changed() {
     let new_measure_id = new_measure.event_id.clone();
     let discharge = discharged("P1", "S1", 86_400);
     let discharge_id = discharge.event_id.clone();
-    append_batch(&mut log, vec![discharge, new_measure]).await;
+    let head = append_batch(&mut log, vec![discharge, new_measure]).await;
+    // The coordination view has the discharge: its Tasks changed with it.
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
 
     let path = format!(
         "/fhir/$export?_since={}",
@@ -478,6 +497,9 @@ async fn since_exports_exactly_what_changed() {
         ("Observation", new_measure_id.as_str()),
         ("Provenance", discharge_id.as_str()),
         ("Provenance", new_measure_id.as_str()),
+        ("Task", "S1.discharge-letter"),
+        ("Task", "S1.medication-reconciliation"),
+        ("Task", "S1.first-contact"),
     ]
     .into_iter()
     .map(|(k, i)| (k.to_string(), i.to_string()))
@@ -490,6 +512,64 @@ async fn since_exports_exactly_what_changed() {
         .find(|r| r.call == "fhir/$export")
         .unwrap();
     assert_eq!(record.patients, ["P1"]);
+}
+
+/// A patient whose events cannot be read (the fault-injection point
+/// `JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE`, as when the log fails to give them) is in the
+/// manifest's `error` file, an OperationOutcome naming it; the export holds every other patient
+/// whole, and the access log does not count it as exported.
+#[tokio::test]
+async fn a_patient_that_cannot_be_read_goes_to_the_error_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lost = "P-LOST";
+    let server = Server::start_with_env(
+        dir.path(),
+        &["--no-reactor"],
+        &[("JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE", lost)],
+    );
+    let mut log = server.client().await;
+    let mut events = Vec::new();
+    for p in [lost, "P-KEPT-1", "P-KEPT-2"] {
+        events.push(admitted(p, &format!("S-{p}"), 3 * 86_400));
+        events.push(observation(p, 80.0));
+    }
+    append_batch(&mut log, events).await;
+    let raw = http_exchange(&server.http, "GET", "/fhir/$export", ASYNC, "").await;
+    assert_eq!(http_status(&raw), 202, "{raw}");
+    let status = path_of(http_header(&raw, "content-location").unwrap());
+    let (manifest, _) = finished(&server, &status, "").await;
+
+    let errors = listed_files(&server, &manifest["error"], "").await;
+    let outcomes = &errors["OperationOutcome"];
+    assert_eq!(outcomes.len(), 1, "{errors:?}");
+    assert_eq!(outcomes[0]["issue"][0]["severity"], "error");
+    let said = outcomes[0]["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(
+        said.contains("patient P-LOST") && said.contains("could not be read"),
+        "{said}"
+    );
+    let exported = files(&server, &manifest, "").await;
+    let subjects: BTreeSet<&str> = exported["Observation"]
+        .iter()
+        .map(|o| o["subject"]["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Patient/P-KEPT-1", "Patient/P-KEPT-2"]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        exported["Encounter"].len(),
+        4,
+        "two stays and their admissions"
+    );
+    let record = accesses(&server, "P-KEPT-1")
+        .await
+        .into_iter()
+        .find(|r| r.call == "fhir/$export")
+        .unwrap();
+    assert_eq!(record.patients, ["P-KEPT-1", "P-KEPT-2"]);
 }
 
 /// A server killed during an export leaves no manifest (the files are written first, the
@@ -531,7 +611,7 @@ async fn a_killed_export_leaves_no_half_manifest() {
     } else {
         let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
         for o in m["output"].as_array().unwrap() {
-            let file = folder.join(format!("{}.ndjson", o["type"].as_str().unwrap()));
+            let file = folder.join(o["url"].as_str().unwrap().rsplit('/').next().unwrap());
             let n = std::fs::read_to_string(file).unwrap().lines().count();
             assert_eq!(n as u64, o["count"].as_u64().unwrap());
         }

@@ -3,11 +3,12 @@
 use super::{Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{request::ExportAsk, FhirApi};
 use journey_event_log::EventLog;
-use journey_fhir::bulk;
+use journey_fhir::{bulk, bundle::Entry, Kind, Resource};
 use journey_log_access::EventSource;
-use journey_proto::v1::{Event, FollowUpRequest};
+use journey_proto::v1::{event::Payload, Event, FollowUpRequest};
 use journey_services::{
     access_log::{audited, Access},
+    coordination_service::CoordinationService,
     errors, files,
     log_handle::LogHandle,
     principal::Principal,
@@ -48,110 +49,196 @@ struct Output {
 const WORKERS: usize = 2;
 /// Patients queued ahead of the workers, at most.
 const QUEUED: usize = 8;
+/// A fault-injection point for tests (docs/fhir.md): the events of the patient it names cannot
+/// be read, as when the log fails to give them, so that patient goes to the error file.
+const UNREADABLE_FAULT: &str = "JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE";
 
-/// A patient for a worker: its events already read (a remote log), or the position up to which
-/// the worker reads them itself from the log of this process.
+/// A patient for a worker: its events already read (a remote log), the position up to which the
+/// worker reads them itself from the log of this process, or why they could not be read.
 enum Patient {
     Read(String, Vec<Event>),
     Local(String, u64),
+    Unreadable(String, String),
 }
 
 /// The patients waiting for a worker.
 type Queue = Mutex<tokio::sync::mpsc::Receiver<Patient>>;
 
-/// The export's files, one per type (`<Type>.part` until whole), shared by the workers: each
-/// writes a patient's resources of a type in one go under the lock, so no file is ever joined.
+/// A file of the export: its name, its type, its count (the manifest's entry).
+pub(super) type Listed = (String, &'static str, u64);
+
+/// One worker's files, one per type (`<Type>-<worker>.part` until whole): each worker writes its
+/// own, so no lock is taken and no file is joined; the manifest lists every worker's file.
 struct Files {
     folder: PathBuf,
-    outputs: Mutex<BTreeMap<&'static str, Output>>,
+    worker: usize,
+    outputs: BTreeMap<&'static str, Output>,
 }
 
 impl Files {
-    /// Appends a patient's `lines` of `kind` (`n` resources).
-    fn append(&self, kind: &'static str, lines: &[u8], n: u64) -> std::io::Result<()> {
-        let mut outputs = self.outputs.lock().unwrap();
-        let out = match outputs.entry(kind) {
+    /// The file of `kind`, created at its first resource.
+    fn of(&mut self, kind: &'static str) -> std::io::Result<&mut Output> {
+        Ok(match self.outputs.entry(kind) {
             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
-                let f = create_private(&self.folder.join(format!("{kind}.part")))?;
+                let name = format!("{kind}-{}.part", self.worker);
+                let f = create_private(&self.folder.join(name))?;
                 v.insert(Output {
                     file: std::io::BufWriter::with_capacity(256 * 1024, f),
                     count: 0,
                 })
             }
-        };
-        out.file.write_all(lines)?;
-        out.count += n;
+        })
+    }
+
+    /// A patient's resource, one line.
+    fn write(&mut self, r: &Entry) -> std::io::Result<()> {
+        let out = self.of(r.kind())?;
+        r.write(&mut out.file)?;
+        out.file.write_all(b"\n")?;
+        out.count += 1;
         Ok(())
     }
 
-    /// Each file flushed, synced and renamed `<Type>.ndjson`; each type's count, in the order
-    /// of the mapping's types, Provenance last.
-    fn finish(self) -> std::io::Result<Vec<(&'static str, u64)>> {
+    /// A line of the error file: what of `patient` could not be exported, and why.
+    fn error(&mut self, patient: &str, lost: &str, why: &str) -> std::io::Result<()> {
+        tracing::warn!(patient, lost, why, "a FHIR export left resources out");
+        let out = self.of(bulk::ERROR_KIND)?;
+        serde_json::to_writer(&mut out.file, &bulk::error_line(patient, lost, why))?;
+        out.file.write_all(b"\n")?;
+        out.count += 1;
+        Ok(())
+    }
+
+    /// Each file flushed, synced and renamed `<Type>-<worker>.ndjson`: the manifest's entries.
+    fn finish(self) -> std::io::Result<Vec<Listed>> {
         let mut listed = Vec::new();
-        for (kind, out) in self.outputs.into_inner().unwrap() {
+        for (kind, out) in self.outputs {
             let file = out.file.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
+            let name = bulk::file_name(kind, self.worker);
             std::fs::rename(
-                self.folder.join(format!("{kind}.part")),
-                self.folder.join(bulk::file_name(kind)),
+                self.folder.join(format!("{kind}-{}.part", self.worker)),
+                self.folder.join(&name),
             )?;
-            listed.push((kind, out.count));
+            listed.push((name, kind, out.count));
         }
-        listed.sort_by_key(|(k, _)| bulk::order(k));
         Ok(listed)
     }
 }
 
-/// What a worker did: the patients it covered, and where its time went (waiting for patients,
-/// reading their streams from the log in this process, mapping them, writing their resources).
+/// What a worker did: the patients it covered, its files, and where its time went (waiting for
+/// patients, reading their streams from the log in this process, mapping them, writing their
+/// resources, syncing its files).
 #[derive(Default)]
 struct Worked {
     covered: Vec<String>,
+    listed: Vec<Listed>,
     waited: Duration,
     read: Duration,
     mapped: Duration,
     wrote: Duration,
+    synced: Duration,
 }
 
-/// A worker: takes each patient from `queue` (reading its events from `log` when it is in this
-/// process), maps it and writes its resources to the export's files, until the queue closes.
+/// What every worker shares: the log of this process (if any), the coordination view (the
+/// Tasks), the runtime its queries run on, what is asked, the patient a fault makes unreadable.
+struct Work {
+    log: Option<Arc<EventLog>>,
+    view: Option<CoordinationService>,
+    runtime: tokio::runtime::Handle,
+    ask: Arc<ExportAsk>,
+    unreadable: Option<String>,
+}
+
+impl Work {
+    /// A patient's events from the log of this process, up to `upto`.
+    fn read(&self, patient: &str, upto: u64) -> Result<Vec<Event>, String> {
+        if self.unreadable.as_deref() == Some(patient) {
+            return Err(format!("{UNREADABLE_FAULT} names this patient"));
+        }
+        let log = self.log.as_ref().ok_or("no log in this process")?;
+        let stored = log.read_stream(patient, 1, usize::MAX).map_err(|e| e.0)?;
+        let mut events = Vec::with_capacity(stored.len());
+        for s in stored {
+            let e = s.decode().map_err(|e| e.0)?;
+            if e.position <= upto {
+                events.push(e);
+            }
+        }
+        Ok(events)
+    }
+
+    /// The patient's Tasks, where asked and the server has the coordination view: those of the
+    /// discharges it follows (a patient never discharged has none, no query).
+    fn tasks(&self, patient: &str, events: &[Event]) -> Result<Vec<Resource>, Status> {
+        let Some(view) = &self.view else {
+            return Ok(Vec::new());
+        };
+        let discharged = events
+            .iter()
+            .any(|e| matches!(e.payload, Some(Payload::Discharged(_))));
+        if !discharged || !bulk::wanted(&self.ask, Kind::Task.name()) {
+            return Ok(Vec::new());
+        }
+        let followed = self
+            .runtime
+            .block_on(crate::tasks::followed(view, patient))?;
+        Ok(crate::tasks::tasks(patient, &followed, events))
+    }
+}
+
+/// A worker (`worker` from 1): takes each patient from `queue` (reading its events from the log
+/// when it is in this process), maps it and writes its resources to its own files, until the
+/// queue closes; a patient whose events or Tasks cannot be read goes to the error file.
 fn map_and_write(
-    log: Option<&EventLog>,
-    files: &Files,
-    ask: &ExportAsk,
+    work: &Work,
+    worker: usize,
+    folder: PathBuf,
     queue: &Queue,
 ) -> Result<Worked, Status> {
     let mut w = Worked::default();
-    // A patient's lines of each type, written to the files in one go.
-    let mut lines: BTreeMap<&'static str, (Vec<u8>, u64)> = BTreeMap::new();
+    let mut files = Files {
+        folder,
+        worker,
+        outputs: BTreeMap::new(),
+    };
+    let failed = errors::fhir_export_failed;
     loop {
         let started = Instant::now();
         let next = queue.lock().unwrap().blocking_recv();
         w.waited += started.elapsed();
         let started = Instant::now();
-        let (patient, events) = match next {
+        let (patient, read) = match next {
             None => break,
-            Some(Patient::Read(patient, events)) => (patient, events),
+            Some(Patient::Read(patient, events)) => (patient, Ok(events)),
             Some(Patient::Local(patient, upto)) => {
-                let log =
-                    log.ok_or_else(|| errors::fhir_export_failed("no log in this process"))?;
-                let stored = log
-                    .read_stream(&patient, 1, usize::MAX)
-                    .map_err(|e| errors::fhir_export_failed(e.0))?;
-                let mut events = Vec::with_capacity(stored.len());
-                for s in stored {
-                    let e = s.decode().map_err(|e| errors::fhir_export_failed(e.0))?;
-                    if e.position <= upto {
-                        events.push(e);
-                    }
-                }
-                (patient, events)
+                let read = work.read(&patient, upto);
+                (patient, read)
             }
+            Some(Patient::Unreadable(patient, why)) => (patient, Err(why)),
         };
         w.read += started.elapsed();
+        let events = match read {
+            Ok(events) => events,
+            Err(why) => {
+                let why = format!("its events could not be read from the log: {why}");
+                files
+                    .error(&patient, "every resource", &why)
+                    .map_err(failed)?;
+                continue;
+            }
+        };
         let started = Instant::now();
-        let resources = bulk::selected(ask, &patient, &events);
+        let tasks = match work.tasks(&patient, &events) {
+            Ok(tasks) => tasks,
+            Err(s) => {
+                let why = format!("the coordination view could not be read: {}", s.message());
+                files.error(&patient, "its Tasks", &why).map_err(failed)?;
+                Vec::new()
+            }
+        };
+        let resources = bulk::selected(&work.ask, &patient, &events, tasks);
         w.mapped += started.elapsed();
         if resources.is_empty() {
             continue;
@@ -159,20 +246,13 @@ fn map_and_write(
         let started = Instant::now();
         w.covered.push(patient);
         for r in &resources {
-            let (buf, n) = lines.entry(r.kind()).or_default();
-            r.write(buf).map_err(errors::fhir_export_failed)?;
-            buf.push(b'\n');
-            *n += 1;
-        }
-        for (kind, (buf, n)) in lines.iter_mut().filter(|(_, (_, n))| *n > 0) {
-            files
-                .append(kind, buf, *n)
-                .map_err(errors::fhir_export_failed)?;
-            buf.clear();
-            *n = 0;
+            files.write(r).map_err(failed)?;
         }
         w.wrote += started.elapsed();
     }
+    let started = Instant::now();
+    w.listed = files.finish().map_err(failed)?;
+    w.synced = started.elapsed();
     Ok(w)
 }
 
@@ -212,20 +292,20 @@ impl Run {
             LogHandle::InProcess { log, .. } => Some(log.clone()),
             LogHandle::Remote { .. } => None,
         };
-        let files = Arc::new(Files {
-            folder: self.folder.clone(),
-            outputs: Mutex::new(BTreeMap::new()),
+        let work = Arc::new(Work {
+            log: local.clone(),
+            view: self.api.coordination.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            ask: self.ask.clone(),
+            unreadable: std::env::var(UNREADABLE_FAULT).ok(),
         });
         // At most QUEUED patients wait between here and the workers.
         let (tx, rx) = tokio::sync::mpsc::channel::<Patient>(QUEUED);
         let queue = Arc::new(Mutex::new(rx));
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                let (files, ask, queue) = (files.clone(), self.ask.clone(), queue.clone());
-                let log = local.clone();
-                tokio::task::spawn_blocking(move || {
-                    map_and_write(log.as_deref(), &files, &ask, &queue)
-                })
+        let workers: Vec<_> = (1..=WORKERS)
+            .map(|worker| {
+                let (work, queue, folder) = (work.clone(), queue.clone(), self.folder.clone());
+                tokio::task::spawn_blocking(move || map_and_write(&work, worker, folder, &queue))
             })
             .collect();
         // The log scanned in batches for the patients (only their ids kept), each handed to the
@@ -266,11 +346,7 @@ impl Run {
                     };
                     let next = match local {
                         Some(_) => Patient::Local(patient, upto),
-                        None => {
-                            let mut events = self.api.log.patient(&patient).await?;
-                            events.retain(|e| e.position <= upto);
-                            Patient::Read(patient, events)
-                        }
+                        None => self.read_remote(patient, upto, &work).await?,
                     };
                     reading += started.elapsed();
                     let started = Instant::now();
@@ -289,20 +365,20 @@ impl Run {
             worked.push(w.await.map_err(errors::fhir_export_failed)??);
         }
         read?;
-        let mapped = started.elapsed();
-        self.progress("writing the files".into())?;
+        let synced = started.elapsed();
+        self.progress("recording the export".into())?;
         let covered: Vec<String> = worked.iter().flat_map(|w| w.covered.clone()).collect();
         let workers: Vec<String> = worked
             .iter()
             .map(|w| {
                 let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
-                [w.waited, w.read, w.mapped, w.wrote].map(s).join("/")
+                [w.waited, w.read, w.mapped, w.wrote, w.synced]
+                    .map(s)
+                    .join("/")
             })
             .collect();
-        let files = Arc::try_unwrap(files)
-            .map_err(|_| errors::fhir_export_failed("a worker still writes"))?;
-        let listed = files.finish().map_err(errors::fhir_export_failed)?;
-        let synced = started.elapsed();
+        let mut listed: Vec<Listed> = worked.into_iter().flat_map(|w| w.listed).collect();
+        listed.sort_by(|a, b| (bulk::order(a.1), &a.0).cmp(&(bulk::order(b.1), &b.0)));
         self.record(&covered, &listed).await?;
         // Where the time went, for whoever tunes exports (`journey bench fhir`).
         tracing::info!(
@@ -310,8 +386,7 @@ impl Run {
             log_scan_s = scanned.as_secs_f64(),
             deciding_or_reading_s = reading.as_secs_f64(),
             waiting_for_workers_s = queued.as_secs_f64(),
-            until_mapped_s = mapped.as_secs_f64(),
-            workers_waiting_reading_mapping_writing_s = %workers.join(" "),
+            workers_waiting_reading_mapping_writing_syncing_s = %workers.join(" "),
             until_files_synced_s = synced.as_secs_f64(),
             until_recorded_s = started.elapsed().as_secs_f64(),
             "FHIR export written"
@@ -331,6 +406,29 @@ impl Run {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+
+    /// A patient's events from the remote log, up to `upto`, for a worker; a patient whose
+    /// stream the log refuses goes to the error file, but the export stops when the log is
+    /// unreachable (the whole export is then to be asked again).
+    async fn read_remote(
+        &self,
+        patient: String,
+        upto: u64,
+        work: &Work,
+    ) -> Result<Patient, Status> {
+        if work.unreadable.as_deref() == Some(patient.as_str()) {
+            let why = format!("{UNREADABLE_FAULT} names this patient");
+            return Ok(Patient::Unreadable(patient, why));
+        }
+        match self.api.log.patient(&patient).await {
+            Ok(mut events) => {
+                events.retain(|e| e.position <= upto);
+                Ok(Patient::Read(patient, events))
+            }
+            Err(s) if s.code() == tonic::Code::Unavailable => Err(s),
+            Err(s) => Ok(Patient::Unreadable(patient, s.message().to_string())),
+        }
     }
 
     /// Whether `e` was recorded at or after `_since` (always, without it).
@@ -371,11 +469,15 @@ impl Run {
 
     /// The export in the access log, with the patients it covered (in records of at most the
     /// log's list size), before any file can be read.
-    async fn record(&self, covered: &[String], listed: &[(&str, u64)]) -> Result<(), Status> {
+    async fn record(&self, covered: &[String], listed: &[Listed]) -> Result<(), Status> {
         let Some(log) = &self.api.access else {
             return Err(errors::read_unrecorded(&self.call));
         };
-        let total: u64 = listed.iter().map(|(_, n)| n).sum();
+        let total: u64 = listed
+            .iter()
+            .filter(|(_, kind, _)| *kind != bulk::ERROR_KIND)
+            .map(|(_, _, n)| n)
+            .sum();
         let chunks: Vec<&[String]> = match covered.is_empty() {
             true => vec![&[]],
             false => covered
