@@ -95,6 +95,9 @@ pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
         overdue: fu.overdue,
         urgency: fu.urgency,
         tasks: fu.tasks.iter().map(|t| t.to_string()).collect(),
+        // Set with the templates of this process (`pathway_steps::fill`).
+        pathway: String::new(),
+        pathway_steps: Vec::new(),
     }
 }
 
@@ -182,12 +185,14 @@ impl CoordinationService {
         let total = found.total as usize;
         check_offset(offset, total)?;
         let next = offset + size;
+        let mut items: Vec<WorklistItem> = found
+            .items
+            .into_iter()
+            .map(|i| worklist_item(i, now))
+            .collect();
+        crate::pathway_steps::fill(&self.runner, &mut items, now).await?;
         Ok(WorklistResponse {
-            items: found
-                .items
-                .into_iter()
-                .map(|i| worklist_item(i, now))
-                .collect(),
+            items,
             next_page_token: if next < total {
                 next.to_string()
             } else {
@@ -232,14 +237,16 @@ impl CoordinationService {
         .await
         .map_err(errors::read_model_error)?
         .ok_or_else(|| errors::no_follow_up(&req.patient_id))?;
+        let mut discharges: Vec<WorklistItem> = found
+            .discharges
+            .into_iter()
+            .map(|i| worklist_item(i, now))
+            .collect();
+        crate::pathway_steps::fill(&self.runner, &mut discharges, now).await?;
         let answer = FollowUpResponse {
             patient_id: req.patient_id.clone(),
             display_name: found.display_name,
-            discharges: found
-                .discharges
-                .into_iter()
-                .map(|i| worklist_item(i, now))
-                .collect(),
+            discharges,
             appointments: found
                 .appointments
                 .into_iter()

@@ -32,6 +32,7 @@ mod charts;
 mod identity;
 mod planning;
 mod planning_actions;
+mod qls;
 mod row;
 mod sentence;
 
@@ -879,6 +880,10 @@ async fn indicators(
         };
         let to = last + 7 * 86_400;
         match planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
+            Ok(section) => b.push_str(&section),
+            Err(s) => return status_response(lang, caller, s),
+        }
+        match qls::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
             Ok(section) => b.push_str(&section),
             Err(s) => return status_response(lang, caller, s),
         }

@@ -207,6 +207,11 @@ pub fn unknown_patient(patient_id: &str) -> Status {
     )
 }
 
+/// The care pathways' templates file that cannot be used (`JOURNEY_PATHWAYS`).
+pub fn pathways_unusable(reason: &str) -> Status {
+    Status::failed_precondition(format!("the follow-up templates cannot be used: {reason}"))
+}
+
 /// A patient the coordination read model has no follow-up for.
 pub fn no_follow_up(patient_id: &str) -> Status {
     not_found(

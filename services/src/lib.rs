@@ -31,6 +31,7 @@ pub mod http_server;
 pub mod log_handle;
 pub mod log_service;
 pub mod outbox;
+pub mod pathway_steps;
 pub mod principal;
 pub mod projections_service;
 pub mod reactor;

@@ -10,6 +10,7 @@
 //! do nothing, the first letter / reconciliation / acknowledgement time wins, …); (3) write the
 //! changed rows back with multi-row upserts (`rows.rs`).
 use super::{
+    letters, pathway_facts,
     rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
     urgency,
 };
@@ -29,6 +30,8 @@ const TABLES: &[&str] = &[
     "alerts",
     "referents",
     "consents",
+    letters::TABLE,
+    pathway_facts::TABLE,
 ];
 
 /// The organisation of a consent that names none: every organisation.
@@ -55,7 +58,9 @@ impl Projection for Coordination {
         //    changes) and derive their stay from them.
         // 5: referents' phones.
         // 6: patients' sex, INS and identity status; an identity update changes what it says.
-        6
+        // 7: every discharge letter kept (`letters.rs`), for the QLS indicator; the facts the
+        //    care pathways' steps are derived from (`pathway_facts.rs`).
+        7
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -108,6 +113,8 @@ impl Projection for Coordination {
                 "CREATE TABLE {p}consents (patient_id TEXT NOT NULL, organisation TEXT NOT NULL, revoked BIGINT NOT NULL,
                  at BIGINT NOT NULL, PRIMARY KEY (patient_id, organisation))"
             ),
+            letters::ddl(p),
+            pathway_facts::ddl(p),
         ]
     }
 
@@ -122,7 +129,9 @@ impl Projection for Coordination {
         for e in events {
             batch.apply(e);
         }
-        rows::write(conn, p, &batch.patients, &batch.care, &batch.changes).await
+        rows::write(conn, p, &batch.patients, &batch.care, &batch.changes).await?;
+        letters::write(conn, p, events).await?;
+        pathway_facts::write(conn, p, events).await
     }
 }
 

@@ -85,7 +85,7 @@ pub enum Timeliness {
 }
 
 impl Timeliness {
-    fn of(done_at: Option<i64>, due: i64, now: i64) -> Self {
+    pub fn of(done_at: Option<i64>, due: i64, now: i64) -> Self {
         match done_at {
             Some(t) if t < due => Timeliness::OnTime,
             Some(_) => Timeliness::Late,

@@ -5,6 +5,10 @@
 pub mod calendar;
 pub mod fold;
 pub mod followup;
+pub mod letters;
+pub mod pathway_facts;
+pub mod pathways;
+pub mod qls;
 pub mod queries;
 mod rows;
 pub mod urgency;
