@@ -367,7 +367,7 @@ impl CoordinationService {
 }
 
 /// A coordinator sees its own territory only: the territory a request may cover.
-fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, Status> {
+pub(crate) fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, Status> {
     let Some(p) = caller.filter(|p| p.role == Role::Coordinator) else {
         return Ok(requested.to_string());
     };

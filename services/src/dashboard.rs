@@ -1,7 +1,8 @@
-//! The coordination dashboard: server-rendered HTML (no JavaScript), in French and English
-//! (`?lang=fr|en`, else the browser's language): the worklist with its filters, a patient page
-//! with the timeline, and the weekly indicators with SVG trend charts. A patient the caller may
-//! not see and a patient nobody knows get the same page.
+//! The coordination dashboard: server-rendered HTML, in French and English (`?lang=fr|en`, else
+//! the language chosen last): the worklist with its filters, its search box, its CSV export and
+//! print view, kept up to date by one small same-origin script (`live.rs`; the pages work
+//! without it); a patient page with the timeline, and the weekly indicators with SVG trend
+//! charts. A patient the caller may not see and a patient nobody knows get the same page.
 use crate::html::{esc, t, Lang};
 use crate::{
     coordination_service::CoordinationService,
@@ -29,11 +30,14 @@ mod actions;
 mod address;
 mod alert_words;
 mod charts;
+mod export;
 mod identity;
+mod live;
 mod planning;
 mod planning_actions;
 mod qls;
 mod row;
+mod search;
 mod sentence;
 
 #[derive(Clone)]
@@ -51,6 +55,10 @@ pub fn router(d: Dashboard) -> Router {
     let signed_in_sessions = d.sessions.clone();
     let pages = Router::new()
         .route("/", get(worklist))
+        .route(export::CSV_PATH, get(export::csv))
+        .route(live::EVENTS_PATH, get(live::events))
+        .route(live::LIST_PATH, get(live::list))
+        .route(search::PATH, get(search::found))
         .route("/patients/{id}", get(patient))
         .route("/patients/{id}/actions", axum::routing::post(actions::act))
         .route("/indicators", get(indicators))
@@ -67,6 +75,7 @@ pub fn router(d: Dashboard) -> Router {
     };
     pages
         .route(crate::html::STYLE_PATH, get(style_sheet))
+        .route(live::SCRIPT_PATH, get(live::script))
         .fallback(move |request: axum::extract::Request| {
             address::not_found(signed_in_sessions.clone(), request)
         })
@@ -99,6 +108,10 @@ pub struct Params {
     to: Option<String>,
     /// After an action: the position its event was appended at.
     recorded: Option<String>,
+    /// The worklist as a page to print (no navigation, the whole list, the time printed).
+    print: Option<String>,
+    /// What the search looks for (`search.rs`).
+    q: Option<String>,
 }
 
 /// The page's language: the query's `lang`, else the browser's.
@@ -263,6 +276,7 @@ const WORKLIST_KEYS: &[&str] = &[
     "severity",
     "page",
     "window",
+    "print",
 ];
 
 /// The indicators' query keys.
@@ -319,29 +333,67 @@ async fn worklist(
     Query(p): Query<Params>,
 ) -> Response {
     let lang = lang_of(&p, &headers);
+    let caller = caller.as_deref();
     let req = match worklist_request(uri.query(), &p) {
         Ok(r) => r,
-        Err(message) => return bad_request(lang, caller.as_deref(), &message),
+        Err(message) => return bad_request(lang, caller, &message),
     };
-    // The page is recorded under every patient it lists before it is shown.
-    let result = d.coordination.worklist_page(&req, caller.as_deref()).await;
-    let recorded = d
+    if p.print.as_deref().is_some_and(|v| !v.is_empty()) {
+        return export::print_page(&d, lang, caller, &req).await;
+    }
+    let list = match list_section(&d, lang, caller, &req).await {
+        Ok(list) => list,
+        Err(s) => return status_response(lang, caller, s),
+    };
+    let mut b = String::new();
+    search::form(&mut b, lang, "");
+    filters_form(&mut b, lang, &req);
+    export::links(&mut b, lang, &req);
+    b.push_str(&list);
+    b.push_str(live::SCRIPT_TAG);
+    page(lang, caller, t(lang, "worklist"), &b).into_response()
+}
+
+/// The worklist's list as the page shows it and refreshes it (`live.rs`): the count and how
+/// fresh the view is, the rows, the link to the next page; the element carries the view's
+/// position and the number of overdue items (the page's title says it). The page is recorded
+/// under every patient it lists before it is shown.
+async fn list_section(
+    d: &Dashboard,
+    lang: Lang,
+    caller: Option<&Principal>,
+    req: &WorklistRequest,
+) -> Result<String, tonic::Status> {
+    let result = d.coordination.worklist_page(req, caller).await;
+    let resp = d
         .coordination
         .audit_worklist(
-            caller.as_deref(),
+            caller,
             "dashboard/worklist",
             "",
             None,
             format!("{req:?}"),
             result,
         )
-        .await;
-    let resp = match recorded {
-        Ok(r) => r,
-        Err(s) => return status_response(lang, caller.as_deref(), s),
+        .await?;
+    let overdue = if req.overdue_only {
+        resp.total
+    } else {
+        // A count, no patient shown: nothing to record.
+        let overdue = WorklistRequest {
+            overdue_only: true,
+            page_size: 1,
+            page_token: String::new(),
+            ..req.clone()
+        };
+        d.coordination.worklist_page(&overdue, caller).await?.total
     };
     let mut b = String::new();
-    filters_form(&mut b, lang, &req);
+    let _ = write!(
+        b,
+        "<div id=\"list\" data-position=\"{}\" data-overdue=\"{overdue}\">",
+        resp.checkpoint
+    );
     let head = d.log.head().await.ok().map(|(h, _)| h);
     let _ = write!(
         b,
@@ -352,24 +404,29 @@ async fn worklist(
     if resp.items.is_empty() {
         let _ = write!(b, "<p id=\"empty\">{}</p>", t(lang, "none"));
     } else {
-        let keys: Vec<(String, String)> = resp
-            .items
-            .iter()
-            .map(|i| (i.patient_id.clone(), i.encounter_id.clone()))
-            .collect();
-        let plans = planning::plans_at_discharge(&d, &keys).await;
-        let plans = d.planning.as_ref().map(|_| &plans);
-        discharge_table(&mut b, lang, "worklist", &resp.items, plans);
+        worklist_table(d, &mut b, lang, &resp.items).await;
     }
     if !resp.next_page_token.is_empty() {
         let _ = write!(
             b,
             "<p><a id=\"next\" href=\"/{}\">{} →</a></p>",
-            next_page_query(lang, &req, &resp.next_page_token),
+            next_page_query(lang, req, &resp.next_page_token),
             t(lang, "next")
         );
     }
-    page(lang, caller.as_deref(), t(lang, "worklist"), &b).into_response()
+    b.push_str("</div>");
+    Ok(b)
+}
+
+/// The worklist's table: its rows, with the plan at discharge when the planning view runs.
+async fn worklist_table(d: &Dashboard, b: &mut String, lang: Lang, items: &[WorklistItem]) {
+    let keys: Vec<(String, String)> = items
+        .iter()
+        .map(|i| (i.patient_id.clone(), i.encounter_id.clone()))
+        .collect();
+    let plans = planning::plans_at_discharge(d, &keys).await;
+    let plans = d.planning.as_ref().map(|_| &plans);
+    discharge_table(b, lang, "worklist", items, plans);
 }
 
 /// The worklist request the query asks for; an unknown key or a bad value is refused (the

@@ -1,7 +1,8 @@
 //! What every server-rendered page needs, whatever its role (dashboard, sign-in): escaping, the
 //! reader's language and the words in it ([`words`]), the style sheet and the frame of a page.
-//! Pages carry no script and no inline style: the HTTP server's Content-Security-Policy
-//! (`http_server.rs`) allows only the style sheet served at [`STYLE_PATH`].
+//! Pages carry no inline script or style: the HTTP server's Content-Security-Policy
+//! (`http_server.rs`) allows only the style sheet served at [`STYLE_PATH`] and script files of
+//! the same server (the worklist's, `dashboard/live.rs`).
 use axum::http::{header, HeaderMap};
 
 mod words;
@@ -87,7 +88,9 @@ pub const STYLE_PATH: &str = "/style.css";
 /// The style sheet of every page. Text colours keep at least 4.5:1 against every background they
 /// sit on (white, the highlighted rows, the notices; see the test below). On a phone the worklist
 /// is a list of cards, each cell under its heading's name (`data-label`), and wide tables scroll
-/// inside their own box, so that the page itself never scrolls sideways.
+/// inside their own box, so that the page itself never scrolls sideways. On paper (the worklist
+/// printed for the morning huddle) navigation, forms and links' colours go, rows do not break
+/// across pages and the highlighted rows keep a left border instead of a background.
 pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2733}\
 nav{display:flex;gap:.5rem 1rem;align-items:center;flex-wrap:wrap}nav form{margin:0 0 0 auto}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}\
@@ -99,7 +102,7 @@ label{display:flex;flex-direction:column;font-size:.8rem}.muted{color:#56636f;fo
 .refused{border-left-color:#b3261e}\
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem}.chart{margin:0;max-width:100%}.chart figcaption{font-size:.9rem;font-weight:600;margin:.2rem 0}\
 .chart svg{max-width:100%;height:auto}.legend{font-size:.8rem;margin:.2rem 0}.wide{max-width:100%;overflow-x:auto}\
-code{font-size:.8rem;overflow-wrap:anywhere}input,select,textarea{max-width:100%}\
+code{font-size:.8rem;overflow-wrap:anywhere}input,select,textarea{max-width:100%}#search input{width:20rem}\
 .checklist caption{text-align:left;font-weight:600;padding:.3rem 0}.checklist form{margin:0;gap:.3rem;flex-wrap:nowrap}\
 .checklist input{max-width:8rem}label.check{flex-direction:row;font-size:.85rem}\
 @media (max-width:40rem){body{margin:.75rem}table{display:block;overflow-x:auto}\
@@ -111,7 +114,11 @@ code{font-size:.8rem;overflow-wrap:anywhere}input,select,textarea{max-width:100%
 html:lang(en) #worklist td[data-label]:not(:first-child)::before,html:lang(en) #followup td[data-label]:not(:first-child)::before{content:attr(data-label) \": \"}\
 table.planning thead,table.checklist thead{display:none}\
 table.planning tr,table.planning td,table.checklist tr,table.checklist td{display:block;border:0;padding:.15rem 0}\
-table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}";
+table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}\
+@media print{body{margin:0;font-size:10pt;color:#000}nav,form,#take-away,#back{display:none}\
+a{color:inherit;text-decoration:none}table{font-size:8.5pt}tr{break-inside:avoid}th{background:none}\
+.critical,.high{background:none}.critical td:first-child{border-left:4px solid #b3261e}\
+.high td:first-child{border-left:4px solid #8a5300}.muted{color:#333}h1{font-size:14pt;margin:0 0 .3rem}}";
 
 /// A whole page: `title` (already in the reader's words) heads it, `nav` and `body` are markup.
 pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {

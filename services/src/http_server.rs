@@ -18,10 +18,11 @@ use tokio_stream::StreamExt;
 /// The longest a client may take to send a request's headers, or stay idle between requests.
 pub const HEADERS: Duration = Duration::from_secs(10);
 
-/// What the pages may load: their style sheet; where their forms may go: here; nobody may frame
-/// them. No script, no inline style.
+/// What the pages may load: their style sheet and script files from here (the worklist's
+/// `/live.js`, which reads this server's events and lists); where their forms may go: here;
+/// nobody may frame them. No inline script or style.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
-form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Serves `app` on `listener` until `stop` turns true (then the connections finish their
 /// requests): plain HTTP, or HTTPS with `tls`.

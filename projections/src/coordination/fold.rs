@@ -60,7 +60,8 @@ impl Projection for Coordination {
         // 6: patients' sex, INS and identity status; an identity update changes what it says.
         // 7: every discharge letter kept (`letters.rs`), for the QLS indicator; the facts the
         //    care pathways' steps are derived from (`pathway_facts.rs`).
-        7
+        // 8: patients' local id and a name key to find them by; encounters' facility time zone.
+        8
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -72,7 +73,7 @@ impl Projection for Coordination {
             format!(
                 "CREATE TABLE {p}patients (patient_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, birth_date TEXT NOT NULL,
                  sex BIGINT NOT NULL, ins TEXT NOT NULL, identity_status BIGINT NOT NULL,
-                 died_at BIGINT, consent BIGINT NOT NULL)"
+                 died_at BIGINT, consent BIGINT NOT NULL, local_id TEXT NOT NULL, name_key TEXT NOT NULL)"
             ),
             format!(
                 "CREATE TABLE {p}encounters (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, facility_id TEXT NOT NULL,
@@ -80,11 +81,13 @@ impl Projection for Coordination {
                  had_group BIGINT NOT NULL, admit_type BIGINT NOT NULL, admitted_at BIGINT NOT NULL, discharged_at BIGINT,
                  disposition BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharge_event_id TEXT, letter_sent_at BIGINT,
                  letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT, latest BIGINT NOT NULL,
-                 deceased BIGINT NOT NULL, movements TEXT NOT NULL,
+                 deceased BIGINT NOT NULL, movements TEXT NOT NULL, time_zone TEXT NOT NULL,
                  {}, PRIMARY KEY (patient_id, encounter_id))",
                 urgency::COLUMNS_DDL
             ),
             format!("CREATE INDEX {p}encounters_discharged ON {p}encounters (discharged_at)"),
+            // A coordinator's search reads the patients with a stay in the territory.
+            format!("CREATE INDEX {p}encounters_territory ON {p}encounters (territory, patient_id)"),
             // The worklist reads each patient's latest encounter, discharged in a window.
             format!("CREATE INDEX {p}encounters_latest ON {p}encounters (discharged_at) WHERE latest = 1"),
             // Keyed by patient first: a patient's contacts are read together.
@@ -264,6 +267,7 @@ impl<'e> Batch<'e> {
                 row.sex = i64::from(r.sex);
                 row.ins = r.ins.clone();
                 row.identity_status = i64::from(r.identity_status);
+                row.local_id = r.local_id.clone();
                 if let Some(gp) = &r.gp {
                     self.referent(pid, gp.role, gp);
                 }
@@ -386,6 +390,7 @@ fn apply_care<'e>(
                 facility_id: f.id,
                 facility_name: f.name,
                 territory: f.territory,
+                time_zone: f.time_zone,
                 unit: a.unit.clone(),
                 setting: a.setting as i64,
                 had_group: a.had_group as i64,
@@ -405,6 +410,7 @@ fn apply_care<'e>(
                     facility_id: f.id.clone(),
                     facility_name: f.name.clone(),
                     territory: f.territory.clone(),
+                    time_zone: f.time_zone.clone(),
                     unit: c.unit.clone(),
                     setting: c.setting as i64,
                     admit_type: match c.admit_type {

@@ -731,3 +731,243 @@ pub async fn consent_revoked(
     .await?;
     Ok(row.is_some())
 }
+
+/// The key a patient's name is found by: lower case, without accents, words separated by one
+/// space ("LEFÈVRE Zoé-Anne" → "lefevre zoe anne"), so that what a coordinator types matches
+/// whatever the case and accents, on SQLite (whose `LOWER` knows ASCII only) as on PostgreSQL.
+pub fn name_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let folded = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+            'ç' => "c",
+            'è' | 'é' | 'ê' | 'ë' => "e",
+            'ì' | 'í' | 'î' | 'ï' => "i",
+            'ñ' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+            'ù' | 'ú' | 'û' | 'ü' => "u",
+            'ý' | 'ÿ' => "y",
+            'œ' => "oe",
+            'æ' => "ae",
+            'ß' => "ss",
+            c if c.is_alphanumeric() => {
+                key.push(c);
+                continue;
+            }
+            _ => " ",
+        };
+        if folded != " " || !key.is_empty() && !key.ends_with(' ') {
+            key.push_str(folded);
+        }
+    }
+    key.trim_end().to_string()
+}
+
+/// What a coordinator typed to find a patient, read word by word: a date (02/03/1941,
+/// 1941-03-02, 02.03.1941) is the birth date; a word with a digit is an identifier (the INS, the
+/// hospital's local id or the patient's id; an INS typed with spaces is one word); other words
+/// are parts of the name. A patient is found when every word matches.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub names: Vec<String>,
+    /// YYYY-MM-DD.
+    pub birth_date: Option<String>,
+    pub identifiers: Vec<String>,
+}
+
+impl Search {
+    pub fn parse(text: &str) -> Search {
+        let mut s = Search::default();
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if (13..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+            s.identifiers.push(digits);
+            return s;
+        }
+        for word in text.split_whitespace() {
+            if let Some(d) = date(word) {
+                s.birth_date = Some(d.format("%Y-%m-%d").to_string());
+            } else if word.chars().any(|c| c.is_ascii_digit()) {
+                s.identifiers.push(word.to_string());
+            } else {
+                s.names.extend(
+                    name_key(word)
+                        .split(' ')
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.birth_date.is_none() && self.identifiers.is_empty()
+    }
+}
+
+/// A birth date as French and ISO write it.
+fn date(word: &str) -> Option<NaiveDate> {
+    ["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y", "%d-%m-%Y"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(word, f).ok())
+}
+
+/// A patient found by a search: enough to tell namesakes apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub patient_id: String,
+    pub display_name: String,
+    pub birth_date: String,
+    pub sex: i32,
+    /// The INS once the identity is validated; else empty.
+    pub ins: String,
+    pub local_id: String,
+    pub deceased: bool,
+}
+
+/// The patients `search` finds (at most `limit`, by name then birth date), among those the
+/// caller may see: with a stay in `territory` (empty: any patient) and, with an `organisation`,
+/// no consent revoked for it (as the worklist filters them).
+pub async fn find_patients(
+    pool: &AnyPool,
+    p: &str,
+    search: &Search,
+    territory: &str,
+    organisation: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Found>, sqlx::Error> {
+    if search.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.acquire().await?;
+    let c = bytewise(&conn);
+    let mut args: Vec<Arg> = Vec::new();
+    let mut bind = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    let mut sql = format!(
+        "SELECT pa.patient_id, pa.display_name, pa.birth_date, pa.sex, pa.ins, pa.identity_status, pa.local_id,
+         pa.died_at FROM {p}patients pa WHERE 1 = 1"
+    );
+    for name in &search.names {
+        sql += &format!(
+            " AND pa.name_key LIKE {} ESCAPE '\\'",
+            bind(Arg::T(contains_pattern(name)))
+        );
+    }
+    if let Some(born) = &search.birth_date {
+        sql += &format!(" AND pa.birth_date = {}", bind(Arg::T(born.clone())));
+    }
+    for id in &search.identifiers {
+        let (exact, lower) = (bind(Arg::T(id.clone())), bind(Arg::T(id.to_lowercase())));
+        sql += &format!(
+            " AND (pa.ins = {exact} OR pa.patient_id = {exact} OR LOWER(pa.local_id) = {lower})"
+        );
+    }
+    if !territory.is_empty() {
+        sql += &format!(
+            " AND EXISTS (SELECT 1 FROM {p}encounters e WHERE e.patient_id = pa.patient_id AND e.territory = {})",
+            bind(Arg::T(territory.to_string()))
+        );
+    }
+    if let Some(org) = organisation {
+        sql += &format!(
+            " AND NOT EXISTS (SELECT 1 FROM {p}consents co WHERE co.patient_id = pa.patient_id AND co.revoked = 1
+               AND (co.organisation = {} OR co.organisation = '*'))",
+            bind(Arg::T(org.to_string()))
+        );
+    }
+    sql += &format!(
+        " ORDER BY pa.name_key{c}, pa.birth_date, pa.patient_id{c} LIMIT {}",
+        bind(Arg::I(limit.min(i64::MAX as u64) as i64))
+    );
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let validated = r.try_get::<i64, _>(5)? == IdentityStatus::Validated as i64;
+            Ok(Found {
+                patient_id: r.try_get(0)?,
+                display_name: r.try_get(1)?,
+                birth_date: r.try_get(2)?,
+                sex: r.try_get::<i64, _>(3)? as i32,
+                ins: if validated {
+                    r.try_get(4)?
+                } else {
+                    String::new()
+                },
+                local_id: r.try_get(6)?,
+                deceased: r.try_get::<Option<i64>, _>(7)?.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// The time zone of the facility of each of `stays` (patient id, encounter id), as its admission
+/// named it; a stay whose facility named none is left out.
+pub async fn time_zones(
+    pool: &AnyPool,
+    p: &str,
+    stays: &[(&str, &str)],
+) -> Result<HashMap<(String, String), String>, sqlx::Error> {
+    let mut patients: Vec<&str> = stays.iter().map(|(pid, _)| *pid).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    let mut conn = pool.acquire().await?;
+    let rows = select_in(&mut conn, &patients, |ph| {
+        format!(
+            "SELECT patient_id, encounter_id, time_zone FROM {p}encounters
+             WHERE time_zone <> '' AND patient_id IN ({ph})"
+        )
+    })
+    .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let key: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        if stays
+            .iter()
+            .any(|(pid, enc)| key.0 == *pid && key.1 == *enc)
+        {
+            out.insert(key, r.try_get(2)?);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_key_ignores_case_accents_and_punctuation() {
+        assert_eq!(name_key("LEFÈVRE Zoé-Anne"), "lefevre zoe anne");
+        assert_eq!(name_key("  D'ARC  Jeanne "), "d arc jeanne");
+        assert_eq!(name_key("ŒUVRE Ç"), "oeuvre c");
+    }
+
+    #[test]
+    fn a_search_reads_dates_identifiers_and_names() {
+        assert_eq!(
+            Search::parse("Martin 02/03/1941"),
+            Search {
+                names: vec!["martin".into()],
+                birth_date: Some("1941-03-02".into()),
+                identifiers: vec![],
+            }
+        );
+        assert_eq!(
+            Search::parse("1941-03-02").birth_date.as_deref(),
+            Some("1941-03-02")
+        );
+        assert_eq!(
+            Search::parse("2 41 03 75 123 456 78").identifiers,
+            ["241037512345678"]
+        );
+        assert_eq!(Search::parse("IPP-P1").identifiers, ["IPP-P1"]);
+        assert_eq!(Search::parse("Lefèvre-Durand").names, ["lefevre", "durand"]);
+        assert!(Search::parse("  - ").is_empty());
+        assert!(Search::parse("31/02/1941").identifiers == ["31/02/1941"]);
+    }
+}

@@ -5,6 +5,7 @@
 use super::{
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, AppointmentState, Facts},
+    queries::name_key,
     urgency::{self, Standing},
 };
 use crate::movements::Movements;
@@ -21,6 +22,8 @@ pub struct PatientRow {
     /// once the identity is validated.
     pub ins: String,
     pub identity_status: i64,
+    /// The patient's id at its hospital (IPP), as registered.
+    pub local_id: String,
     pub died_at: Option<i64>,
     pub consent: i64,
 }
@@ -31,6 +34,8 @@ pub struct EncounterRow {
     pub facility_id: String,
     pub facility_name: String,
     pub territory: String,
+    /// The facility's time zone (IANA name; empty: none said).
+    pub time_zone: String,
     pub unit: String,
     pub setting: i64,
     pub had_group: i64,
@@ -162,7 +167,7 @@ pub async fn load_patients(
 ) -> anyhow::Result<HashMap<String, PatientRow>> {
     let mut out = HashMap::with_capacity(keys.len());
     for r in select_in(conn, keys, |ph| {
-        format!("SELECT patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status FROM {p}patients WHERE patient_id IN ({ph})")
+        format!("SELECT patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status, local_id FROM {p}patients WHERE patient_id IN ({ph})")
     })
     .await?
     {
@@ -176,6 +181,7 @@ pub async fn load_patients(
                 sex: r.try_get(5)?,
                 ins: r.try_get(6)?,
                 identity_status: r.try_get(7)?,
+                local_id: r.try_get(8)?,
             },
         );
     }
@@ -195,7 +201,7 @@ pub async fn load_care<'k>(
         format!(
             "SELECT patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type,
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items,
-             reconciled_at, first_contact_at, latest, deceased, movements, {} FROM {p}encounters WHERE patient_id IN ({ph})",
+             reconciled_at, first_contact_at, latest, deceased, movements, {}, time_zone FROM {p}encounters WHERE patient_id IN ({ph})",
             urgency::COLUMNS
         )
     })
@@ -222,6 +228,7 @@ pub async fn load_care<'k>(
                 reconciled_at: r.try_get(16)?,
                 first_contact_at: r.try_get(17)?,
                 movements: Movements::from_text(&r.try_get::<String, _>(20)?),
+                time_zone: r.try_get(32)?,
             };
             let latest = r.try_get::<i64, _>(18)? == 1;
             let deceased = r.try_get::<i64, _>(19)? == 1;
@@ -323,10 +330,11 @@ pub async fn write(
     insert_rows(
         conn,
         &format!("{p}patients"),
-        "patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status",
+        "patient_id, display_name, birth_date, died_at, consent, sex, ins, identity_status, local_id, name_key",
         "ON CONFLICT (patient_id) DO UPDATE SET display_name = excluded.display_name, \
          birth_date = excluded.birth_date, died_at = excluded.died_at, consent = excluded.consent, \
-         sex = excluded.sex, ins = excluded.ins, identity_status = excluded.identity_status",
+         sex = excluded.sex, ins = excluded.ins, identity_status = excluded.identity_status, \
+         local_id = excluded.local_id, name_key = excluded.name_key",
         &rows,
     )
     .await?;
@@ -375,7 +383,7 @@ pub async fn write(
         &format!(
             "patient_id, encounter_id, facility_id, facility_name, territory, unit, setting, had_group, admit_type, \
              admitted_at, discharged_at, disposition, admit_event_id, discharge_event_id, letter_sent_at, letter_items, \
-             reconciled_at, first_contact_at, latest, deceased, movements, {}",
+             reconciled_at, first_contact_at, latest, deceased, movements, {}, time_zone",
             urgency::COLUMNS
         ),
         &format!(
@@ -387,7 +395,7 @@ pub async fn write(
              discharge_event_id = excluded.discharge_event_id, letter_sent_at = excluded.letter_sent_at, \
              letter_items = excluded.letter_items, reconciled_at = excluded.reconciled_at, \
              first_contact_at = excluded.first_contact_at, latest = excluded.latest, \
-             deceased = excluded.deceased, movements = excluded.movements, {}",
+             deceased = excluded.deceased, movements = excluded.movements, time_zone = excluded.time_zone, {}",
             urgency::COLUMNS
                 .split(", ")
                 .map(|c| format!("{c} = excluded.{c}"))
@@ -478,7 +486,7 @@ struct PatientOut<'a> {
 }
 
 impl SqlRow for PatientOut<'_> {
-    const COLS: usize = 8;
+    const COLS: usize = 10;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         q.bind(self.pid)
             .bind(self.r.display_name.as_str())
@@ -488,6 +496,8 @@ impl SqlRow for PatientOut<'_> {
             .bind(self.r.sex)
             .bind(self.r.ins.as_str())
             .bind(self.r.identity_status)
+            .bind(self.r.local_id.as_str())
+            .bind(name_key(&self.r.display_name))
     }
 }
 
@@ -500,7 +510,7 @@ struct EncounterOut<'a> {
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 32;
+    const COLS: usize = 33;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let (e, s) = (self.e, &self.standing);
         q.bind(self.pid)
@@ -535,6 +545,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(i64::from(s.alerts_other))
             .bind(i64::from(s.alerts_unacknowledged))
             .bind(i64::from(s.alert_max_severity))
+            .bind(e.time_zone.as_str())
     }
 }
 

@@ -70,7 +70,7 @@ pub(super) fn born(lang: Lang, birth_date: &str, sex: i32) -> String {
 }
 
 /// The sex in words; nothing when it is not said.
-fn sex_words(lang: Lang, sex: i32) -> &'static str {
+pub(super) fn sex_words(lang: Lang, sex: i32) -> &'static str {
     match (Sex::try_from(sex), lang) {
         (Ok(Sex::Female), Lang::Fr) => "femme",
         (Ok(Sex::Female), Lang::En) => "female",

@@ -1,0 +1,122 @@
+//! The worklist keeps itself up to date. The server sends the coordination view's position as
+//! server-sent events (`/live/events`) each time it moves; the page's one script, a same-origin
+//! file (`/live.js`: the Content-Security-Policy allows scripts from this server only, none
+//! inline), then fetches the list as the page's filters select it (`/live/worklist`, recorded in
+//! the access log as the page is) and puts it in place of the one shown, without a reload; the
+//! page's title carries the count of overdue items, "(3) Liste de travail". Without the script
+//! the page is the same, only still.
+use super::{lang_of, list_section, worklist_request, Caller, Dashboard, Params};
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+};
+use futures::{Stream, StreamExt};
+use std::{convert::Infallible, time::Duration};
+use tokio_stream::wrappers::WatchStream;
+
+/// Where the view's positions are sent.
+pub(super) const EVENTS_PATH: &str = "/live/events";
+/// Where the script fetches the list.
+pub(super) const LIST_PATH: &str = "/live/worklist";
+/// Where the script is served.
+pub(super) const SCRIPT_PATH: &str = "/live.js";
+/// The worklist page's reference to it.
+pub(super) const SCRIPT_TAG: &str = "<script src=\"/live.js\" defer></script>";
+
+/// How long one stream of events lasts: the browser then opens another (after [`RETRY`]), which
+/// passes the session check again, and a stopping server is never held by one for long.
+const LIFETIME: Duration = Duration::from_secs(300);
+/// How soon the browser reconnects after a stream ends or breaks.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// The script: refreshes `#list` when the view's position differs from the one it shows (a
+/// refresh at a time, the last position asked once more after it), sets the title's count, and
+/// reloads the whole page when the list cannot be had (a session ended: the sign-in page).
+const SCRIPT: &str = r#""use strict";
+(() => {
+  let list = document.getElementById("list");
+  if (!list || !window.EventSource || !window.fetch) return;
+  const base = document.title.replace(/^\(\d+\) /, "");
+  const title = () => {
+    const n = Number(list.dataset.overdue || 0);
+    document.title = n > 0 ? "(" + n + ") " + base : base;
+  };
+  title();
+  let busy = false, wanted = null;
+  const refresh = async (position) => {
+    if (busy) { wanted = position; return; }
+    busy = true;
+    try {
+      const r = await fetch("/live/worklist" + location.search, { credentials: "same-origin" });
+      if (r.status !== 200) { location.reload(); return; }
+      const t = document.createElement("template");
+      t.innerHTML = await r.text();
+      const fresh = t.content.getElementById("list");
+      if (fresh) { list.replaceWith(fresh); list = fresh; title(); }
+    } finally {
+      busy = false;
+    }
+    if (wanted !== null && wanted !== list.dataset.position) {
+      const next = wanted; wanted = null; refresh(next);
+    }
+  };
+  const events = new EventSource("/live/events");
+  events.onmessage = (e) => { if (e.data !== list.dataset.position) refresh(e.data); };
+  window.addEventListener("pagehide", () => events.close());
+})();
+"#;
+
+/// The script, served like the style sheet (open: it holds nothing of a patient).
+pub(super) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// The coordination view's position now and each time it moves, for [`LIFETIME`]; comments
+/// keep the connection open meanwhile.
+pub(super) async fn events(
+    State(d): State<Dashboard>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let positions = WatchStream::new(d.coordination.runner.watch())
+        .map(|state| state.checkpoint)
+        .map(|position| {
+            Ok(Event::default()
+                .id(position.to_string())
+                .data(position.to_string())
+                .retry(RETRY))
+        })
+        .take_until(tokio::time::sleep(LIFETIME));
+    Sse::new(positions).keep_alive(KeepAlive::default())
+}
+
+/// The list alone, as the worklist page with the same query shows it.
+pub(super) async fn list(
+    State(d): State<Dashboard>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let lang = lang_of(&p, &headers);
+    let caller = caller.as_deref();
+    let req = match worklist_request(uri.query(), &p) {
+        Ok(r) => r,
+        Err(message) => return super::bad_request(lang, caller, &message),
+    };
+    match list_section(&d, lang, caller, &req).await {
+        Ok(list) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            list,
+        )
+            .into_response(),
+        Err(s) => super::status_response(lang, caller, s),
+    }
+}

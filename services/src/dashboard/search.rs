@@ -1,0 +1,194 @@
+//! Finding a patient by name, birth date, INS or local id (`/search?q=…`), among the patients
+//! the caller may see as the worklist filters them (a coordinator: a stay in the territory; no
+//! consent revoked for the caller's organisation). Each patient found is told apart from a
+//! namesake by birth date and age, sex and validated INS, and links to its page. Every search is
+//! recorded in the access log under the patients it returned, none included.
+use super::{
+    check_query, identity, lang_of, patients, planning::say, status_response, Caller, Dashboard,
+    Params,
+};
+use crate::{
+    access_log::{audited, Access},
+    coordination_service::territory_for,
+    errors,
+    html::{esc, Lang},
+    principal::Principal,
+};
+use axum::{
+    extract::{Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use journey_projections::coordination::queries::{self, Found, Search};
+use std::fmt::Write;
+
+/// Where the search answers.
+pub(super) const PATH: &str = "/search";
+
+/// The search's query keys.
+const KEYS: &[&str] = &["lang", "q"];
+
+/// The most patients a search lists; past it the reader is asked to say more.
+const LIMIT: usize = 50;
+
+/// The search box, filled in with `q` (on the worklist and on the search's page).
+pub(super) fn form(b: &mut String, lang: Lang, q: &str) {
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"{PATH}\" id=\"search\" role=\"search\">\
+         <input type=\"hidden\" name=\"lang\" value=\"{}\">\
+         <label>{}<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\" autocomplete=\"off\"></label>\
+         <button type=\"submit\">{}</button></form>",
+        lang.code(),
+        say(lang, "Trouver un patient", "Find a patient"),
+        esc(q),
+        say(
+            lang,
+            "nom, date de naissance, INS ou IPP",
+            "name, birth date, INS or local id"
+        ),
+        say(lang, "Chercher", "Search"),
+    );
+}
+
+pub(super) async fn found(
+    State(d): State<Dashboard>,
+    caller: Caller,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let lang = lang_of(&p, &headers);
+    let caller = caller.as_deref();
+    if let Err(message) = check_query(uri.query(), &p, KEYS) {
+        return super::bad_request(lang, caller, &message);
+    }
+    let q = p.q.as_deref().unwrap_or_default().trim();
+    let mut b = String::new();
+    form(&mut b, lang, q);
+    let search = Search::parse(q);
+    if search.is_empty() {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" id=\"how\">{}</p>",
+            say(
+                lang,
+                "Tapez un nom (ou une partie), une date de naissance (02/03/1941), un INS ou un IPP ; \
+                 un patient est trouvé quand chaque mot correspond.",
+                "Type a name (or part of it), a birth date (02/03/1941), an INS or a local id; a \
+                 patient is found when every word matches."
+            )
+        );
+    } else {
+        let found = match find(&d, caller, q, &search).await {
+            Ok(patients) => patients,
+            Err(s) => return status_response(lang, caller, s),
+        };
+        results(&mut b, lang, &found);
+    }
+    let title = say(lang, "Trouver un patient", "Find a patient");
+    super::page(lang, caller, &title, &b).into_response()
+}
+
+/// The patients `search` finds for `caller` (one more than [`LIMIT`] when there are more), the
+/// search recorded under each of them before anything is shown.
+async fn find(
+    d: &Dashboard,
+    caller: Option<&Principal>,
+    q: &str,
+    search: &Search,
+) -> Result<Vec<Found>, tonic::Status> {
+    let runner = &d.coordination.runner;
+    let result = match territory_for(caller, "") {
+        Ok(territory) => queries::find_patients(
+            &runner.db.pool,
+            &runner.live_prefix(),
+            search,
+            &territory,
+            crate::consent::scope(caller).as_deref(),
+            LIMIT as u64 + 1,
+        )
+        .await
+        .map_err(errors::read_model_error),
+        Err(s) => Err(s),
+    };
+    let ids: Vec<String> = result
+        .as_ref()
+        .map(|found| found.iter().map(|f| f.patient_id.clone()).collect())
+        .unwrap_or_default();
+    let access = Access {
+        caller,
+        call: "dashboard/search",
+        patients: &ids,
+        detail: format!("q={q:?}"),
+        ..Default::default()
+    };
+    audited(d.coordination.access.as_ref(), access, result).await
+}
+
+/// The patients found, a row each: the name linking to the page, birth date and age, sex, INS,
+/// local id.
+fn results(b: &mut String, lang: Lang, found: &[Found]) {
+    let shown = &found[..found.len().min(LIMIT)];
+    if shown.is_empty() {
+        let _ = write!(
+            b,
+            "<p id=\"empty\">{}</p>",
+            say(lang, "Aucun patient trouvé.", "No patient found.")
+        );
+        return;
+    }
+    let _ = write!(
+        b,
+        "<p class=\"muted\" id=\"summary\">{}",
+        patients(lang, shown.len() as u64)
+    );
+    if found.len() > LIMIT {
+        let _ = write!(
+            b,
+            " · <span id=\"more\">{}</span>",
+            say(
+                lang,
+                "d'autres encore : précisez (un prénom, une date de naissance)",
+                "and more: say more (a given name, a birth date)"
+            )
+        );
+    }
+    let _ = write!(
+        b,
+        "</p><table id=\"found\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>INS</th><th>{}</th></tr></thead><tbody>",
+        say(lang, "Patient", "Patient"),
+        say(lang, "Naissance", "Born"),
+        say(lang, "Sexe", "Sex"),
+        say(lang, "IPP", "Local id"),
+    );
+    for f in shown {
+        let name = if f.display_name.is_empty() {
+            &f.patient_id
+        } else {
+            &f.display_name
+        };
+        let deceased = if f.deceased {
+            format!(
+                " <span class=\"muted\">({})</span>",
+                say(lang, "décès", "deceased")
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            b,
+            "<tr data-patient-id=\"{pid}\"><td><a href=\"/patients/{}?lang={}\">{}</a>{deceased}</td>\
+             <td class=\"born\">{}</td><td>{}</td><td class=\"ins\">{}</td><td>{}</td></tr>",
+            super::enc(&f.patient_id),
+            lang.code(),
+            esc(name),
+            esc(&identity::born(lang, &f.birth_date, f.sex)),
+            identity::sex_words(lang, f.sex),
+            esc(&f.ins),
+            esc(&f.local_id),
+            pid = esc(&f.patient_id),
+        );
+    }
+    b.push_str("</tbody></table>");
+}

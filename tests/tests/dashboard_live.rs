@@ -1,0 +1,223 @@
+//! The worklist keeps itself up to date (issue 18, point 5) against a secure `journey up`: the
+//! view's position as server-sent events and the list alone, both behind the session and the
+//! list recorded as the page is; then in a real headless Chromium under the server's
+//! Content-Security-Policy: the title carries the count of overdue items, and a contact recorded
+//! through gRPC takes the patient off the overdue list without a reload, the count going down
+//! with it. Screenshots of the worklist, the search and the page to print in French and English
+//! at desktop and phone widths under `target/screenshots/`.
+use journey_proto::v1::{self, event::Payload};
+use journey_tests::cdp::{shots, Browser};
+use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS};
+use journey_tests::*;
+use std::path::Path;
+use std::time::Duration;
+
+/// A secure node with PA and PB of T1, each with a first contact overdue, and PC of T1 whose
+/// contact is made: appended and projected.
+async fn node(dir: &Path) -> (Server, String) {
+    let server = secure_up(dir, KEYS, &["--no-reactor"]);
+    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut events = Vec::new();
+    for (id, family, born, ins) in [
+        ("PA", "Arnaud", "1940-01-15", "240017512345601"),
+        ("PB", "Bernard", "1936-08-02", "236087512345602"),
+        ("PC", "Colin", "1951-11-23", "251117512345603"),
+    ] {
+        events.push(event(
+            id,
+            ts(40 * 86_400),
+            Payload::PatientRegistered(v1::PatientRegistered {
+                family_name: family.into(),
+                given_name: "Louise".into(),
+                birth_date: born.into(),
+                sex: v1::Sex::Female as i32,
+                local_id: format!("IPP-{id}"),
+                ins: ins.into(),
+                identity_status: v1::IdentityStatus::Validated as i32,
+                ..Default::default()
+            }),
+        ));
+        events.extend(stay(id, ("F1", "T1"), "cardio", 10));
+    }
+    events.push(contact("PC"));
+    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
+    let head = append_batch(&mut log, events).await;
+    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    (server, admin)
+}
+
+/// A phone call to `patient` now.
+fn contact(patient: &str) -> v1::Event {
+    event(
+        patient,
+        ts(0),
+        Payload::ContactMade(v1::ContactMade {
+            channel: v1::ContactChannel::Phone as i32,
+            ..Default::default()
+        }),
+    )
+}
+
+/// The first bytes of `path`'s answer (a stream that does not end): its head and first event.
+async fn first_event(base: &str, path: &str, cookie: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let ask = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\n");
+    s.write_all(ask.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("\ndata:") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_s_position_and_the_list_behind_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node(dir.path()).await;
+    let base = &server.http;
+    let cookie = dashboard_sign_in(base, COORDINATOR)
+        .await
+        .1
+        .expect("a session");
+
+    // Without a session: the sign-in, nothing streamed.
+    let r = get(base, "/live/events", "").await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let r = get(base, "/live/worklist?overdue=on", "").await;
+    assert_eq!(http_status(&r), 303, "{r}");
+
+    // With one: the position the view has reached, then each one after it.
+    let head = journey_tests::dashboard::head(&server.grpc, &admin).await;
+    let events = first_event(base, "/live/events", &cookie).await;
+    assert!(events.starts_with("HTTP/1.1 200"), "{events}");
+    assert!(
+        http_header(&events, "content-type").is_some_and(|c| c.starts_with("text/event-stream")),
+        "{events}"
+    );
+    assert!(events.contains(&format!("data: {head}")), "{events}");
+
+    // The list alone, as the page shows it: its count of overdue items and its position.
+    let list = get(base, "/live/worklist?lang=fr&overdue=on", &cookie).await;
+    assert_eq!(http_status(&list), 200, "{list}");
+    let body = http_body(&list);
+    assert!(
+        body.starts_with(&format!(
+            "<div id=\"list\" data-position=\"{head}\" data-overdue=\"2\">"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("data-patient-id=\"PA\"") && !body.contains("<nav"),
+        "{body}"
+    );
+    // Without the overdue filter the count is still of the overdue items.
+    let all = get(base, "/live/worklist?lang=fr", &cookie).await;
+    assert!(http_body(&all).contains("data-overdue=\"2\""), "{all}");
+    assert!(http_body(&all).contains("data-patient-id=\"PC\""), "{all}");
+    let bad = get(base, "/live/worklist?colour=red", &cookie).await;
+    assert_eq!(http_status(&bad), 400, "{bad}");
+
+    // The script is a same-origin file the policy allows; no page carries an inline one.
+    let script = get(base, "/live.js", "").await;
+    assert_eq!(http_status(&script), 200);
+    assert!(http_header(&script, "content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    let csp = http_header(&script, "content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let page = get(base, "/?lang=fr", &cookie).await;
+    assert!(
+        page.contains("<script src=\"/live.js\" defer></script>"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_contact_recorded_elsewhere_takes_the_row_away_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node(dir.path()).await;
+    let base = &server.http;
+    let mut browser = Browser::start(&dir.path().join("chromium"));
+    let mut tab = browser.tab().await;
+    tab.goto(&format!("{base}/login?lang=fr")).await;
+    tab.eval(&format!(
+        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
+         document.querySelector('form').submit(); true"
+    ))
+    .await;
+    tab.wait_for("document.querySelector('#worklist') !== null")
+        .await;
+
+    // The overdue list: PA and PB, "(2)" in the title.
+    tab.goto(&format!("{base}/?overdue=on&lang=fr")).await;
+    tab.wait_for("document.title.startsWith('(2) Liste de travail')")
+        .await;
+    assert_eq!(tab.rows().await, ["PA", "PB"]);
+    shots(&mut tab, "dashboard-live-before-fr").await;
+
+    // A contact with PB recorded elsewhere (through gRPC): the row goes, the count with it, and
+    // the page is the same page (what was set on it is still there).
+    tab.eval("window.stillHere = true; true").await;
+    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
+    append_batch(&mut log, vec![contact("PB")]).await;
+    tab.wait_for("document.title.startsWith('(1) Liste de travail')")
+        .await;
+    assert_eq!(tab.rows().await, ["PA"]);
+    assert_eq!(
+        tab.eval("window.stillHere === true").await,
+        true,
+        "no reload"
+    );
+    shots(&mut tab, "dashboard-live-after-fr").await;
+
+    // The last one: no count in the title.
+    append_batch(&mut log, vec![contact("PA")]).await;
+    tab.wait_for("document.title === 'Liste de travail — Parcours patient — coordination'")
+        .await;
+    assert!(tab.rows().await.is_empty());
+    assert_eq!(
+        tab.eval("window.stillHere === true").await,
+        true,
+        "no reload"
+    );
+
+    // The other pages of this point, for the eye: in English the whole worklist, the search,
+    // the page to print.
+    tab.goto(&format!("{base}/?lang=en")).await;
+    tab.wait_for("document.querySelector('#list') !== null")
+        .await;
+    shots(&mut tab, "dashboard-worklist-live-en").await;
+    tab.goto(&format!("{base}/search?lang=fr&q=louise")).await;
+    assert_eq!(
+        tab.eval("document.querySelectorAll('#found tr[data-patient-id]').length")
+            .await,
+        3
+    );
+    shots(&mut tab, "dashboard-search-fr").await;
+    tab.goto(&format!("{base}/search?lang=en&q=bernard")).await;
+    shots(&mut tab, "dashboard-search-en").await;
+    tab.goto(&format!("{base}/?lang=fr&print=1")).await;
+    assert_eq!(
+        tab.eval("document.querySelector('nav') === null").await,
+        true
+    );
+    shots(&mut tab, "dashboard-print-fr").await;
+    tab.goto(&format!("{base}/?lang=en&print=1")).await;
+    shots(&mut tab, "dashboard-print-en").await;
+}
