@@ -50,6 +50,9 @@ pub fn selected<'a>(
     if let Some(since) = &ask.since {
         all.retain(|r| r.since(since));
     }
+    if !ask.filters.is_empty() {
+        all.retain(|r| ask.filters.keeps(r.kind(), r.status().as_deref()));
+    }
     all
 }
 

@@ -26,6 +26,14 @@ impl Entry<'_> {
         self.last_updated().as_deref() >= Some(since)
     }
 
+    /// Its `status` (a Provenance has none).
+    pub fn status(&self) -> Option<String> {
+        match self {
+            Entry::Resource(r) => r.status(),
+            Entry::Provenance(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Entry::Resource(r) => r.kind,

@@ -40,6 +40,7 @@ pub mod provenance;
 pub mod query;
 pub mod resource;
 pub mod task;
+mod type_filter;
 
 pub use journey::{resources, Kind};
 pub use resource::Resource;

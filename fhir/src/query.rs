@@ -2,6 +2,7 @@
 //! `_since`, a search only `patient`, a Bulk Data export `_type`, `_since` and `_outputFormat`),
 //! every other parameter refused with what to send instead. Pure: the HTTP API turns an
 //! [`Invalid`] into its 400 OperationOutcome.
+pub use crate::type_filter::TypeFilters;
 use crate::Kind;
 
 /// A parameter refused: which, and why (what to send instead).
@@ -81,21 +82,24 @@ fn instant(v: &str) -> Result<String, Invalid> {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// What a Bulk Data kick-off asks: the types (`None`: every type) and `_since`.
+/// What a Bulk Data kick-off asks: the types (`None`: every type), `_since` and `_typeFilter`.
 pub struct ExportAsk {
     pub types: Option<Vec<&'static str>>,
     pub since: Option<String>,
+    pub filters: TypeFilters,
 }
 
 /// The output formats a kick-off may name (`_outputFormat`): NDJSON only.
 const NDJSON_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
 
 /// A Bulk Data kick-off's parameters: `_type` (types separated by commas, possibly repeated),
-/// `_since` once, `_outputFormat` NDJSON; anything else refused.
+/// `_since` once, `_typeFilter` (on the types asked; [`TypeFilters`]), `_outputFormat` NDJSON;
+/// anything else refused.
 pub fn export_request(query: Option<&str>) -> Result<ExportAsk, Invalid> {
     let mut ask = ExportAsk {
         types: None,
         since: None,
+        filters: TypeFilters::default(),
     };
     for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
         let (k, raw) = kv.split_once('=').unwrap_or((kv, ""));
@@ -111,6 +115,7 @@ pub fn export_request(query: Option<&str>) -> Result<ExportAsk, Invalid> {
                     }
                 }
             }
+            "_typeFilter" => ask.filters.add(&v, |k| exported(k).ok())?,
             "_outputFormat" if NDJSON_FORMATS.contains(&v.as_str()) => {}
             "_outputFormat" => {
                 return Err(invalid(
@@ -121,9 +126,17 @@ pub fn export_request(query: Option<&str>) -> Result<ExportAsk, Invalid> {
             _ => {
                 return Err(invalid(
                     &percent_decoded(k).unwrap_or_else(|_| k.to_string()),
-                    "unsupported parameter: an export takes _type (e.g. Patient,Encounter), _since (an instant, once) and _outputFormat (application/fhir+ndjson)",
+                    "unsupported parameter: an export takes _type (e.g. Patient,Encounter), _since (an instant, once), _typeFilter (e.g. Encounter?status=finished) and _outputFormat (application/fhir+ndjson)",
                 ))
             }
+        }
+    }
+    if let (Some(types), false) = (&ask.types, ask.filters.is_empty()) {
+        if let Some(kind) = ask.filters.kinds().find(|k| !types.contains(k)) {
+            return Err(invalid(
+                "_typeFilter",
+                &format!("{kind} is filtered but not among the types asked in _type"),
+            ));
         }
     }
     Ok(ask)

@@ -56,6 +56,19 @@ impl Resource {
         }
     }
 
+    /// Its `status`, where it has one (`_typeFilter`); read from a written resource's text
+    /// without building its tree.
+    pub fn status(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            status: Option<String>,
+        }
+        match &self.body {
+            Body::Tree(v) => v["status"].as_str().map(str::to_string),
+            Body::Text { json, .. } => serde_json::from_str::<Status>(json).ok()?.status,
+        }
+    }
+
     /// Its JSON appended to `out`.
     pub fn write(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         match &self.body {

@@ -319,6 +319,50 @@ async fn a_simulated_population_exports_whole_and_valid() {
         .filter(|(_, n)| *n > 0)
         .collect()
     );
+    // _typeFilter: of the Encounters those finished or in progress, of the Tasks those done (two
+    // filters, two files a type at most); the other types asked whole.
+    let status = kick_off(
+        &server,
+        "/fhir/$export?_type=Encounter,Task,Flag&_typeFilter=Encounter%3Fstatus%3Dfinished%2Cin-progress&_typeFilter=Task%3Fstatus%3Dcompleted",
+        AUDITOR,
+    )
+    .await;
+    let (filtered, _) = finished(&server, &status, AUDITOR).await;
+    let filtered = files(&server, &filtered, AUDITOR).await;
+    let of = |kind: &str, kept: &[&str]| {
+        exported[kind]
+            .iter()
+            .filter(|r| kept.contains(&r["status"].as_str().unwrap()))
+            .count()
+    };
+    let (kept, done) = (
+        of("Encounter", &["finished", "in-progress"]),
+        of("Task", &["completed"]),
+    );
+    assert!(kept < expected["Encounter"] && done < expected["Task"] && done > 0);
+    assert_eq!(
+        counts(&filtered),
+        [
+            ("Encounter".to_string(), kept),
+            ("Task".to_string(), done),
+            (
+                "Flag".to_string(),
+                expected.get("Flag").copied().unwrap_or(0)
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    );
+    for refused in [
+        "_typeFilter=Patient%3Factive%3Dtrue",
+        "_typeFilter=Encounter%3Fclass%3DIMP",
+        "_type=Patient&_typeFilter=Encounter%3Fstatus%3Dfinished",
+    ] {
+        let raw = get_raw(&server, &format!("/fhir/$export?{refused}"), admin, ASYNC).await;
+        assert_eq!(http_status(&raw), 400, "{refused}: {raw}");
+        assert!(http_body(&raw).contains("_typeFilter"), "{raw}");
+    }
     // Someone else's export is not there for the coordinator.
     let raw = get_raw(&server, &status, COORDINATOR, "").await;
     assert_eq!(http_status(&raw), 404, "{raw}");
