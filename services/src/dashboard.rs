@@ -34,6 +34,7 @@ mod export;
 mod identity;
 mod live;
 mod planning;
+mod pathway;
 mod planning_actions;
 mod qls;
 mod row;
@@ -699,6 +700,7 @@ fn follow_up_section(b: &mut String, lang: Lang, f: &FollowUpResponse) {
     if !f.discharges.is_empty() {
         discharge_table(b, lang, "followup", &f.discharges, None);
     }
+    pathway::section(b, lang, &f.discharges, chrono::Utc::now().timestamp());
     if !f.referents.is_empty() {
         let _ = write!(b, "<h3>{}</h3><ul id=\"referents\">", t(lang, "referents"));
         for r in &f.referents {

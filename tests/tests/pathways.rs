@@ -193,6 +193,27 @@ async fn a_heart_failure_stay_follows_the_prado_template() {
     let row = list.items.iter().find(|i| i.patient_id == "H1").unwrap();
     assert_eq!(steps(row), steps(&h1));
 
+    // The pages, at the time they are read: the patient page in French with each step, the
+    // worklist in English with the GP's visit overdue among what to do (H1 is listed: its
+    // appointment is past due).
+    let page = http_get(&server.http, "/patients/H1?lang=fr").await;
+    for words in [
+        "Parcours : Insuffisance cardiaque (PRADO)",
+        "Infirmier à domicile — au plus tard le 13/10/2026 · <span class=\"\">fait le 08/10/2026</span>",
+        "Médecin traitant — au plus tard le 13/10/2026 · <span class=\"overdue\">en retard de ",
+        "Cardiologue — au plus tard le 06/12/2026",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    let list = http_get(&server.http, "/?lang=en&window=365").await;
+    let row = list
+        .split("data-patient-id=\"H1\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no H1 row: {list}"));
+    assert!(row.contains("GP overdue (pathway)"), "{row}");
+    assert!(!row.contains("Home nurse overdue"), "{row}");
+
     // The cardiologist's appointment completed: the step is done at its time.
     load(
         &server,
@@ -216,6 +237,11 @@ async fn a_heart_failure_stay_follows_the_prado_template() {
             "on_time",
             Some(at("2026-10-30T09:00:00Z"))
         )
+    );
+    let page = http_get(&server.http, "/patients/H1?lang=en").await;
+    assert!(
+        page.contains("Cardiologist — by 6 Dec 2026 · <span class=\"\">done on 30 Oct 2026</span>"),
+        "{page}"
     );
 }
 

@@ -33,7 +33,12 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra:
     } else {
         &i.display_name
     };
-    let tasks: Vec<String> = i.tasks.iter().map(|t| task_label(lang, t)).collect();
+    let tasks: Vec<String> = i
+        .tasks
+        .iter()
+        .map(|t| task_label(lang, t))
+        .chain(super::pathway::overdue_tasks(lang, i))
+        .collect();
     let _ = write!(
         b,
         "<tr class=\"{class}\" data-patient-id=\"{pid}\" data-urgency=\"{}\" data-overdue=\"{}\">\
