@@ -8,8 +8,9 @@ use crate::{
 };
 use journey_projections::{
     coordination::{
-        calendar::paris_midnight,
+        calendar::{paris_midnight, week_start_secs},
         followup::{quantile, AppointmentState, LETTER_ITEMS_REQUIRED},
+        letters,
         queries::{self, Filter, Item},
         Coordination as Model,
     },
@@ -20,7 +21,7 @@ use journey_proto::{
     prost_types::Timestamp,
     v1::{
         coordination_server::Coordination, AlertView, AppointmentView, FollowUpRequest,
-        FollowUpResponse, IndicatorsRequest, IndicatorsResponse, Referent, Severity,
+        FollowUpResponse, IndicatorsRequest, IndicatorsResponse, LetterQuality, Referent, Severity,
         WeekIndicators, WorklistItem, WorklistRequest, WorklistResponse,
     },
 };
@@ -328,8 +329,26 @@ impl CoordinationService {
         )
         .await
         .map_err(errors::read_model_error)?;
+        let qls = letters::qls_summary(
+            &self.runner.db.pool,
+            &self.runner.live_prefix(),
+            letters::Scope {
+                from: week_start_secs(day(from_day)),
+                to: day(to_day + 1),
+                facility_id: &req.facility_id,
+                territory: &territory,
+            },
+        )
+        .await
+        .map_err(errors::read_model_error)?;
         let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         Ok(IndicatorsResponse {
+            letter_quality: Some(LetterQuality {
+                stays: qls.stays,
+                mean_score: qls.mean().unwrap_or(0.0),
+                scored: qls.scored,
+                complete: qls.complete,
+            }),
             weeks: weeks
                 .into_iter()
                 .map(|mut w| WeekIndicators {

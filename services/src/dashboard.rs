@@ -926,6 +926,7 @@ async fn indicators(
         );
     }
     b.push_str("</tbody></table></div>");
+    b.push_str(&qls::section(lang, resp.letter_quality.as_ref()));
     // Discharge planning over the same weeks.
     let day = |w: &WeekIndicators| {
         chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d")
@@ -939,10 +940,6 @@ async fn indicators(
         };
         let to = last + 7 * 86_400;
         match planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
-            Ok(section) => b.push_str(&section),
-            Err(s) => return status_response(lang, caller, s),
-        }
-        match qls::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
             Ok(section) => b.push_str(&section),
             Err(s) => return status_response(lang, caller, s),
         }

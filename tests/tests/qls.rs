@@ -4,7 +4,7 @@
 //! against its corrected date.
 use journey_proto::{
     prost_types::Timestamp,
-    v1::{self, event::Payload, Event},
+    v1::{self, coordination_client::CoordinationClient, event::Payload, Event, IndicatorsRequest},
 };
 use journey_tests::*;
 
@@ -119,6 +119,24 @@ async fn qls_on_the_indicators_page() {
     assert_eq!(figure(&page, "qls-mean"), "41,1 / 100");
     assert_eq!(figure(&page, "qls-scored"), "50,0 % (2/4)");
     assert_eq!(figure(&page, "qls-complete"), "25,0 % (1/4)");
+
+    // The same figures through the Coordination gRPC service.
+    let mut c = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
+    let q = c
+        .indicators(IndicatorsRequest {
+            territory: "T1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .letter_quality
+        .unwrap();
+    assert_eq!((q.stays, q.scored, q.complete), (4, 2, 1));
+    assert!(
+        (q.mean_score - (100.0 + 900.0 / 14.0) / 4.0).abs() < 1e-9,
+        "{q:?}"
+    );
 
     let page = http_get(&server.http, "/indicators?lang=en").await;
     assert!(

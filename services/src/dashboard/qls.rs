@@ -1,15 +1,12 @@
 //! The indicators page's section on the HAS discharge-letter indicator QLS over the discharges of
-//! the weeks shown: the mean score, the share of stays whose letter was found and dated the day of
-//! discharge (score above 0), the share meeting all 14 criteria
-//! (`journey_projections::coordination::qls`).
-use super::{planning::say, Dashboard};
-use crate::{errors, html::Lang};
-use journey_projections::coordination::{
-    letters::{self, Scope},
-    qls::{Summary, CRITERIA},
-};
+//! the weeks shown (`IndicatorsResponse.letter_quality`, `journey_projections::coordination::qls`):
+//! the mean score, the share of stays whose letter was found and dated the day of discharge (score
+//! above 0), the share meeting all 14 criteria.
+use super::planning::say;
+use crate::html::Lang;
+use journey_projections::coordination::qls::CRITERIA;
+use journey_proto::v1::LetterQuality;
 use std::fmt::Write;
-use tonic::Status;
 
 /// `v` with one decimal, a decimal comma in French.
 fn decimal(lang: Lang, v: f64) -> String {
@@ -31,11 +28,14 @@ fn share(lang: Lang, n: u64, of: u64) -> String {
     )
 }
 
-/// The section, as HTML.
-pub(super) fn section(lang: Lang, s: &Summary) -> String {
-    let mean = s
-        .mean()
-        .map_or("—".into(), |m| format!("{} / 100", decimal(lang, m)));
+/// The section, as HTML (`None`: an older server's answer, without the figure).
+pub(super) fn section(lang: Lang, s: Option<&LetterQuality>) -> String {
+    let s = s.cloned().unwrap_or_default();
+    let mean = if s.stays == 0 {
+        "—".into()
+    } else {
+        format!("{} / 100", decimal(lang, s.mean_score))
+    };
     let mut b = String::new();
     let _ = write!(
         b,
@@ -72,55 +72,32 @@ pub(super) fn section(lang: Lang, s: &Summary) -> String {
     b
 }
 
-/// The section for the discharges in `[from, to)` (a territory and a facility id, empty: all).
-pub(super) async fn indicators_section(
-    d: &Dashboard,
-    lang: Lang,
-    from: i64,
-    to: i64,
-    territory: &str,
-    facility_id: &str,
-) -> Result<String, Status> {
-    let runner = &d.coordination.runner;
-    let summary = letters::qls_summary(
-        &runner.db.pool,
-        &runner.live_prefix(),
-        Scope {
-            from,
-            to,
-            facility_id,
-            territory,
-        },
-    )
-    .await
-    .map_err(errors::read_model_error)?;
-    Ok(section(lang, &summary))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn french_and_english_figures() {
-        let mut s = Summary::default();
-        for met in [14, 7, 0] {
-            s.add(journey_projections::coordination::qls::Score { met });
-        }
-        let fr = section(Lang::Fr, &s);
+        let s = LetterQuality {
+            stays: 3,
+            mean_score: 50.0,
+            scored: 2,
+            complete: 1,
+        };
+        let fr = section(Lang::Fr, Some(&s));
         assert!(fr.contains("<td>50,0 / 100</td>"), "{fr}");
         assert!(fr.contains("<td>66,7 % (2/3)</td>"), "{fr}");
         assert!(
             fr.contains("Lettres complètes (14 critères sur 14)</th><td>33,3 % (1/3)"),
             "{fr}"
         );
-        let en = section(Lang::En, &s);
+        let en = section(Lang::En, Some(&s));
         assert!(en.contains("<td>50.0 / 100</td>"), "{en}");
         assert!(
             en.contains("Complete letters (14 criteria of 14)</th><td>33.3 % (1/3)"),
             "{en}"
         );
-        let none = section(Lang::Fr, &Summary::default());
+        let none = section(Lang::Fr, None);
         assert!(
             none.contains("<td>0</td>") && none.contains("<td>—</td>"),
             "{none}"
