@@ -382,6 +382,10 @@ pub fn signed_in(s: &Sessions, request: &Request) -> Option<Principal> {
     s.store().touch(&id, Instant::now())
 }
 
+/// Where the pages' own refreshes go (`dashboard/live.rs`): a request there does not count as
+/// activity, so that a screen left open ends its session after [`store::IDLE`] all the same.
+pub const QUIET: &str = "/live/";
+
 /// Middleware for the dashboard pages: the session's principal goes into the request's
 /// extensions; without a session, to `/login`; with a session that ended, a page saying so.
 pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next: Next) -> Response {
@@ -404,7 +408,12 @@ pub async fn require(State(s): State<Arc<Sessions>>, mut request: Request, next:
         };
         return Redirect::to(&format!("/login?lang={}{next}", lang.code())).into_response();
     };
-    let found: Option<Principal> = s.store().touch(&id, Instant::now());
+    // A page refreshing itself is no sign of a person at the screen.
+    let found: Option<Principal> = if request.uri().path().starts_with(QUIET) {
+        s.store().peek(&id, Instant::now())
+    } else {
+        s.store().touch(&id, Instant::now())
+    };
     match found {
         Some(p) => {
             request.extensions_mut().insert(p);

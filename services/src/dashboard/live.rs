@@ -18,7 +18,8 @@ use futures::{Stream, StreamExt};
 use std::{convert::Infallible, time::Duration};
 use tokio_stream::wrappers::WatchStream;
 
-/// Where the view's positions are sent.
+/// Where the view's positions are sent; like the list, under the session's quiet prefix
+/// (`session::QUIET`): the page's own refreshes do not keep a session open.
 pub(super) const EVENTS_PATH: &str = "/live/events";
 /// Where the script fetches the list.
 pub(super) const LIST_PATH: &str = "/live/worklist";
@@ -35,7 +36,8 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// The script: refreshes `#list` when the view's position differs from the one it shows (a
 /// refresh at a time, the last position asked once more after it), sets the title's count, and
-/// reloads the whole page when the list cannot be had (a session ended: the sign-in page).
+/// reloads the whole page when the list or the events are refused (a session ended: the page
+/// saying so takes the patients off the screen).
 const SCRIPT: &str = r#""use strict";
 (() => {
   let list = document.getElementById("list");
@@ -66,6 +68,7 @@ const SCRIPT: &str = r#""use strict";
   };
   const events = new EventSource("/live/events");
   events.onmessage = (e) => { if (e.data !== list.dataset.position) refresh(e.data); };
+  events.onerror = () => { if (events.readyState === EventSource.CLOSED) location.reload(); };
   window.addEventListener("pagehide", () => events.close());
 })();
 "#;
@@ -118,5 +121,22 @@ pub(super) async fn list(
         )
             .into_response(),
         Err(s) => super::status_response(lang, caller, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refreshes_do_not_count_as_activity() {
+        for path in [EVENTS_PATH, LIST_PATH] {
+            assert!(path.starts_with(crate::session::QUIET), "{path}");
+        }
+        assert!(SCRIPT.contains(EVENTS_PATH) && SCRIPT.contains(LIST_PATH));
+        assert_eq!(
+            SCRIPT_TAG,
+            format!("<script src=\"{SCRIPT_PATH}\" defer></script>")
+        );
     }
 }

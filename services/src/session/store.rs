@@ -84,6 +84,16 @@ impl Store {
         Some(session.principal.clone())
     }
 
+    /// The caller of session `id` at `now` without counting as activity (a page refreshing
+    /// itself: a screen left open still idles out); `None` as for [`Store::touch`].
+    pub fn peek(&mut self, id: &str, now: Instant) -> Option<Principal> {
+        if !self.open.get(id)?.open_at(now) {
+            self.open.remove(id);
+            return None;
+        }
+        self.open.get(id).map(|s| s.principal.clone())
+    }
+
     /// Ends session `id` (signing out).
     pub fn close(&mut self, id: &str) {
         self.open.remove(id);
@@ -123,6 +133,17 @@ mod tests {
         // Ended means forgotten: no coming back.
         assert_eq!(s.touch("a", t0 + 88 * MIN), None);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn a_page_refreshing_itself_does_not_keep_a_session_open() {
+        let t0 = Instant::now();
+        let mut s = Store::new(10);
+        s.open("a".into(), nurse(1), None, t0);
+        assert_eq!(s.peek("a", t0 + 29 * MIN), Some(nurse(1)));
+        assert_eq!(s.peek("a", t0 + 31 * MIN), None);
+        assert_eq!(s.touch("a", t0 + 31 * MIN), None);
+        assert_eq!(s.peek("never-opened", t0), None);
     }
 
     #[test]
