@@ -72,6 +72,8 @@ pub trait Part: Send + Sync {
 pub struct Running {
     pub stop: watch::Receiver<bool>,
     pub fatal: mpsc::UnboundedSender<String>,
+    /// Where the node's gRPC listens (bound: a port 0 is resolved).
+    pub grpc: std::net::SocketAddr,
 }
 
 /// What every part may use: the log, the callers' authentication, the access log.
@@ -106,6 +108,7 @@ pub async fn run(
     let running = Running {
         stop: stop_rx.clone(),
         fatal,
+        grpc: ready.grpc,
     };
     let tasks: Vec<_> = parts.iter_mut().map(|p| p.start(&running)).collect();
     let parts: Arc<Vec<Box<dyn Part>>> = Arc::new(parts);
@@ -167,7 +170,9 @@ async fn open_shared(
     // The secrets first: a refused key or secret file leaves nothing behind (no data folder).
     let mut auth = Authenticator::new(&spec.front.auth, None)?;
     let local = match &spec.log {
-        spec::LogSpec::Local(config) => Some(local_log::LocalLog::open(config).await?),
+        spec::LogSpec::Local(config) => {
+            Some(local_log::LocalLog::open(config, &spec.grpc_addr).await?)
+        }
         spec::LogSpec::Remote(_) => None,
     };
     let log = match (&local, &spec.log) {

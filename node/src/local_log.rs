@@ -2,6 +2,7 @@
 //! gRPC service partners call, the NATS outbox, and the chain head anchored outside the folder.
 use super::{spec::Spec, Part, Running};
 use journey_event_log::{EventLog, LogOptions, SledStorage};
+use journey_failover::{lease::Holder, Failover, Role, RoleStatus};
 use journey_log_access::MAX_MESSAGE;
 use journey_proto::{hex::hex, v1::event_log_server::EventLogServer};
 use journey_services::{
@@ -27,13 +28,15 @@ pub struct LocalLog {
     keeper: Arc<AnchorKeeper>,
     anchor_interval: Duration,
     handle: LogHandle,
+    /// Replicated mode: the node's role, handed to the log's part when it starts.
+    failover: std::sync::Mutex<Option<Failover>>,
 }
 
 impl LocalLog {
     /// Opens the folder (replaying the journal, rebuilding the rules' state) and checks the log
     /// against its anchor: a log behind its anchor is reported loudly, and the anchor is then kept
     /// as evidence, never overwritten.
-    pub async fn open(config: &LogConfig) -> anyhow::Result<LocalLog> {
+    pub async fn open(config: &LogConfig, grpc_addr: &str) -> anyhow::Result<LocalLog> {
         let replicated = config.ack == AckMode::Replicated;
         if replicated && config.nats_url.is_none() {
             anyhow::bail!(
@@ -41,13 +44,37 @@ impl LocalLog {
                  that must hold every event before it is acknowledged"
             );
         }
+        if config.standby && !replicated {
+            anyhow::bail!(
+                "--standby follows a replicated log: it needs --ack replicated and --nats-url \
+                 (the writer's cluster)"
+            );
+        }
         let replication = replicated.then(|| Duration::from_millis(config.ack_timeout_ms));
         let dir = config.data_dir.clone();
-        let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
+        let storage = tokio::task::spawn_blocking(move || -> anyhow::Result<SledStorage> {
             journey_services::files::private_data_dir(&dir)?;
             tracing::info!(dir = %dir.display(), "opening the event log's storage (sled, and its journal after a crash)");
             let storage = SledStorage::open(&dir).map_err(|e| open_failure(&dir, e.into()))?;
             journey_services::files::restrict_tree(&dir)?;
+            Ok(storage)
+        })
+        .await??;
+        let outbox = outbox_config(config);
+        // Replicated: who writes is decided before the log opens (a standby first drops what the
+        // stream does not hold).
+        let failover = match outbox.as_ref().filter(|o| o.replicated) {
+            Some(o) => {
+                let me = Holder {
+                    node: journey_failover::node_id(&config.data_dir)?,
+                    grpc: grpc_addr.to_string(),
+                };
+                Some(journey_failover::prepare(&storage, o, me, config.standby).await?)
+            }
+            None => None,
+        };
+        let dir = config.data_dir.clone();
+        let log = tokio::task::spawn_blocking(move || -> anyhow::Result<EventLog> {
             let options = LogOptions {
                 checkpoint: Some(journey_event_log::checkpoint_in(&dir)),
                 replication,
@@ -62,11 +89,17 @@ impl LocalLog {
         })
         .await??;
         let log = Arc::new(log);
-        if let Some(outbox) = outbox_config(config).filter(|o| o.replicated) {
+        match (&failover, &outbox) {
+            (Some(f), _) if f.role() == Role::Standby => {
+                // Everything a standby holds is in the stream.
+                log.mark_replicated(log.durable_head());
+                log.set_refusal(f.refusal());
+            }
             // Readers (and the anchor check below) see only what the cluster holds.
-            outbox::check_replicated_at_start(&log, &outbox).await?;
+            (_, Some(o)) if o.replicated => outbox::check_replicated_at_start(&log, o).await?,
+            _ => {}
         }
-        tracing::info!(head = log.head().position, dir = %config.data_dir.display(), "event log open");
+        tracing::info!(head = log.head().position, dir = %config.data_dir.display(), role = failover.as_ref().map(|f| f.role().name()), "event log open");
         let handle = LogHandle::local(log.clone());
         let keeper = Arc::new(AnchorKeeper::new(
             config.anchor.path_for(&config.data_dir),
@@ -79,6 +112,7 @@ impl LocalLog {
             keeper,
             anchor_interval: Duration::from_millis(config.anchor.anchor_interval_ms),
             handle,
+            failover: std::sync::Mutex::new(failover),
         })
     }
 
@@ -116,6 +150,8 @@ impl LocalLog {
             max_request: AppendLimits::of(config).decoding_limit(),
             outbox: outbox_config(config),
             published: Arc::new(OutboxStatus::default()),
+            role: None,
+            failover: self.failover.lock().expect("failover lock").take(),
             keeper: self.keeper.clone(),
             anchor_interval: self.anchor_interval,
             handle: self.handle.clone(),
@@ -168,6 +204,9 @@ pub struct LogPart {
     max_request: usize,
     outbox: Option<OutboxConfig>,
     published: Arc<OutboxStatus>,
+    /// Replicated mode: the role, which runs the outbox (as the writer).
+    failover: Option<Failover>,
+    role: Option<Arc<RoleStatus>>,
     keeper: Arc<AnchorKeeper>,
     anchor_interval: Duration,
     handle: LogHandle,
@@ -195,6 +234,12 @@ impl Part for LogPart {
                 .map(|_| self.published.published.load(Ordering::Relaxed))),
         );
         out.insert("failure".into(), json!(self.log.failure()));
+        let role = self
+            .failover
+            .as_ref()
+            .map(|f| f.status())
+            .or(self.role.clone());
+        out.insert("role".into(), json!(role.map(|r| r.role().name())));
     }
 
     fn start(&mut self, run: &Running) -> Vec<JoinHandle<()>> {
@@ -209,13 +254,27 @@ impl Part for LogPart {
             stop.clone(),
             run.fatal.clone(),
         )));
-        if let Some(config) = self.outbox.clone() {
-            tasks.push(tokio::spawn(outbox::run(
-                self.log.clone(),
-                config,
-                self.published.clone(),
-                stop.clone(),
-            )));
+        match (self.failover.take(), self.outbox.clone()) {
+            (Some(failover), Some(config)) => {
+                self.role = Some(failover.status());
+                tasks.push(tokio::spawn(failover.run(
+                    self.log.clone(),
+                    run.grpc.to_string(),
+                    config,
+                    self.published.clone(),
+                    stop.clone(),
+                    run.fatal.clone(),
+                )));
+            }
+            (_, Some(config)) => {
+                let (log, published, stop) =
+                    (self.log.clone(), self.published.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    // Without the lease (`--ack local`) the stream is never fenced: nothing is stale.
+                    let _ = outbox::run(log, config, published, stop).await;
+                }));
+            }
+            _ => {}
         }
         tasks
     }

@@ -73,6 +73,12 @@ pub struct LogConfig {
     /// UNAVAILABLE (nothing acknowledged; a retry with the same event ids is safe), in ms.
     #[arg(long, env = "JOURNEY_ACK_TIMEOUT_MS", default_value_t = 5000)]
     pub ack_timeout_ms: u64,
+    /// With `--ack replicated`: start as a standby, whoever holds the writer's lease. A standby
+    /// follows the stream into its own log, serves reads, refuses appends UNAVAILABLE, and
+    /// becomes the writer when the writer's lease lapses (5 s without a renewal). Without it, a
+    /// node takes the lease when it is free and is a standby otherwise.
+    #[arg(long, env = "JOURNEY_STANDBY")]
+    pub standby: bool,
 }
 
 /// When an append is acknowledged (`--ack`).

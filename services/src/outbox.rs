@@ -63,7 +63,9 @@ const IN_FLIGHT_BATCHES: usize = 4;
 const POSITION: HeaderName = HeaderName::from_static("Journey-Position");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-fn cursor_key(stream: &str) -> String {
+/// The meta key of the last position the stream `stream` is known to hold (the outbox's cursor;
+/// a standby keeps it as it follows).
+pub fn cursor_key(stream: &str) -> String {
     format!("outbox.nats.{stream}")
 }
 
@@ -78,13 +80,14 @@ fn publish_span(event_id: &str, position: u64) -> Option<tracing::Span> {
     Some(span)
 }
 
-/// Runs until `shutdown` turns true.
+/// Runs until `shutdown` turns true, or until the stream turns out to be ahead of this log or
+/// another's (replicated mode: [`replication::Stale`], which retrying cannot mend).
 pub async fn run(
     log: Arc<EventLog>,
     config: OutboxConfig,
     status: Arc<OutboxStatus>,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), replication::Stale> {
     let key = cursor_key(&config.stream);
     let mut cursor = match log.storage().meta(&key) {
         Ok(Some(v)) if v.len() == 8 => u64::from_be_bytes(v.try_into().expect("8 bytes")),
@@ -94,12 +97,16 @@ pub async fn run(
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
-            return;
+            return Ok(());
         }
         let before = cursor;
         match publish_from(&log, &config, &key, &mut cursor, &status, &mut shutdown).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(e) => {
+                let e = match e.downcast::<replication::Stale>() {
+                    Ok(stale) => return Err(stale),
+                    Err(e) => e,
+                };
                 // Replicated mode: appends wait for this publication; after progress, the next
                 // attempt comes at once, not after the longest pause so far.
                 if config.replicated && cursor > before {
@@ -108,7 +115,7 @@ pub async fn run(
                 tracing::warn!(error = %e, cursor, retry_in_ms = backoff.as_millis() as u64, "nats publication paused");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => return Ok(()),
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -117,14 +124,21 @@ pub async fn run(
 }
 
 /// A JetStream connection: the core client (messages that ask for no ack) and its JetStream view.
-pub(crate) struct Broker {
+pub struct Broker {
     client: async_nats::Client,
     js: jetstream::Context,
 }
 
+impl Broker {
+    /// The JetStream view of the connection (the writer's lease bucket lives beside the stream).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
+
 /// Connects and gets (or creates) the stream; in replicated mode, refuses one that is not R3 on
 /// file storage.
-pub(crate) async fn connect_stream(
+pub async fn connect_stream(
     config: &OutboxConfig,
 ) -> anyhow::Result<(Broker, jetstream::stream::Stream)> {
     // `--nats-url` may name several servers of a cluster, comma-separated (the client learns the

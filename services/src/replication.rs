@@ -15,6 +15,20 @@ use journey_event_log::{EventLog, Head};
 use journey_proto::EventHead;
 use std::time::Duration;
 
+/// Why publication stopped for good: the stream holds events this log does not (another writer
+/// appended: this one is stale), or is not this log's. Retrying cannot help; under the writer's
+/// lease (`journey-failover`) the node stops, to come back as a standby.
+#[derive(Debug)]
+pub struct Stale(pub String);
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stale {}
+
 /// Replicas the stream must have.
 pub const REPLICAS: usize = 3;
 
@@ -71,12 +85,13 @@ pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyho
     let last = info.state.last_sequence;
     let durable = log.durable_head().position;
     if last > durable {
-        bail!(
+        return Err(Stale(format!(
             "the JetStream stream {} holds {last} events, this log only {durable}: another \
              writer appended after this one (it is stale), or the stream is not this log's; \
              nothing is published",
             info.config.name
-        );
+        ))
+        .into());
     }
     if last == 0 {
         return Ok(0);
@@ -97,13 +112,14 @@ pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyho
         .get(header::NATS_MESSAGE_ID)
         .map(|v| v.as_str().to_string());
     if theirs.as_deref() != Some(ours.as_str()) {
-        bail!(
+        return Err(Stale(format!(
             "the JetStream stream {}'s message {last} is event {}, this log holds {ours} at \
              position {last}: another writer appended (this one is stale), or the stream is not \
              this log's; nothing is published",
             info.config.name,
             theirs.as_deref().unwrap_or("without an id")
-        );
+        ))
+        .into());
     }
     log.mark_replicated(Head {
         position: last,

@@ -453,6 +453,16 @@ pub async fn rates_total(grpc: &str, log_head: u64) -> journey_proto::v1::RateRo
 
 /// Like [`spawn_ready`], with extra environment variables.
 pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    spawn_ready_into(args, env, Stdio::inherit())
+}
+
+/// Like [`spawn_ready`], its log (stderr) written to `log` for the test to read.
+pub fn spawn_ready_logging(args: &[&str], log: &Path) -> Server {
+    let file = std::fs::File::create(log).expect("create the log file");
+    spawn_ready_into(args, &[], Stdio::from(file))
+}
+
+fn spawn_ready_into(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
     // Servers run secure by default; the tests of other features use `--insecure` (tests/tests/auth.rs
     // covers the secure path), unless they ask for security with `JOURNEY_INSECURE=false`.
     let serves = matches!(
@@ -471,6 +481,7 @@ pub fn spawn_ready_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn journey");
     let stdout = child.stdout.take().expect("stdout");
@@ -520,6 +531,7 @@ pub mod cdp;
 pub mod dashboard;
 
 pub mod nats_cluster;
+pub mod replicated;
 
 /// gRPC connections to the servers under test, through the same code the `journey` verbs use.
 pub mod client {

@@ -298,6 +298,7 @@ fn environment(svc: &Value) -> BTreeMap<String, String> {
 /// stays on the compose network.
 const PUBLIC: &[(&str, &[&str])] = &[
     ("event-log", &["50051"]),
+    ("event-log-standby", &["50051"]),
     ("hl7", &["2575"]),
     ("readmission", &["50052"]),
     ("coordination", &["50053", "8080"]),

@@ -6,214 +6,21 @@
 //! the stream alone ends at the live head. Two servers down: appends are refused UNAVAILABLE,
 //! nothing refused is visible, and the same request succeeds once they are back. A start without
 //! NATS, or on a stream of one replica, is refused.
-use async_nats::{header, jetstream};
-use journey_proto::{hex::hex, v1::HeadRequest};
-use journey_tests::{nats_cluster::NatsCluster, *};
+use async_nats::jetstream;
+use journey_proto::hex::hex;
+use journey_tests::{nats_cluster::NatsCluster, replicated::*, *};
 use std::{
-    collections::HashSet,
     path::Path,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
     time::{Duration, Instant},
 };
 
-/// `journey up --ack replicated` on `dir`, publishing to `stream` on the cluster.
 /// The tests of this file run one at a time: each stops and restarts servers on ports it chose
 /// free, which a parallel test picking ports meanwhile could take.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `journey up --ack replicated` on `dir`, publishing to `stream` on the cluster.
 fn writer(dir: &Path, cluster: &NatsCluster, stream: &str, extra: &[&str]) -> Server {
-    let urls = cluster.urls();
-    let mut args = vec![
-        "--nats-url",
-        &urls,
-        "--nats-stream",
-        stream,
-        "--ack",
-        "replicated",
-        "--no-reactor",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(dir, &args)
-}
-
-async fn jetstream_of(cluster: &NatsCluster) -> jetstream::Context {
-    let client = async_nats::ConnectOptions::new()
-        .connect(
-            (0..3)
-                .map(|i| cluster.url(i).parse::<async_nats::ServerAddr>().unwrap())
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap();
-    jetstream::new(client)
-}
-
-async fn head(grpc: &str) -> (u64, Vec<u8>) {
-    let h = client::connect(grpc, None)
-        .await
-        .unwrap()
-        .head(HeadRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    (h.position, h.hash)
-}
-
-/// Clients appending one observation at a time until `stop`, each recording the ids of every
-/// acknowledged append; a refused append (UNAVAILABLE while the cluster elects a leader) is
-/// retried with the same event ids.
-struct Load {
-    stop: Arc<AtomicBool>,
-    acknowledged: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(grpc: &str, clients: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acknowledged = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..clients)
-            .map(|k| {
-                let (grpc, stop, acked) = (grpc.to_string(), stop.clone(), acknowledged.clone());
-                tokio::spawn(async move {
-                    let mut c = client::connect(&grpc, None).await.unwrap();
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let request = batch(vec![observation(&format!("R-{k}"), (i % 400) as f64)]);
-                        let id = request.events[0].event_id.clone();
-                        loop {
-                            match c.append(request.clone()).await {
-                                Ok(_) => break,
-                                Err(s) if s.code() == tonic::Code::Unavailable => {
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                }
-                                Err(s) => panic!("append refused: {s:?}"),
-                            }
-                        }
-                        acked.lock().unwrap().push(id);
-                        i += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            acknowledged,
-            tasks,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.acknowledged.lock().unwrap().len()
-    }
-
-    /// Waits until `more` appends beyond the current count are acknowledged.
-    async fn wait_progress(&self, more: usize, within: Duration, what: &str) {
-        let target = self.count() + more;
-        let deadline = Instant::now() + within;
-        while self.count() < target {
-            assert!(
-                Instant::now() < deadline,
-                "appends did not resume within {within:?} after {what}: {} acknowledged",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        Arc::try_unwrap(self.acknowledged)
-            .unwrap()
-            .into_inner()
-            .unwrap()
-    }
-}
-
-/// The stream's leader's index in the cluster.
-async fn stream_leader(js: &jetstream::Context, cluster: &NatsCluster, stream: &str) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(s) = js.get_stream(stream).await {
-            if let Ok(info) = s.get_info().await {
-                if let Some(leader) = info.cluster.and_then(|c| c.leader) {
-                    return cluster.index_of(&leader);
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "the stream has no leader");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until the stream's group is whole again: a leader and both other replicas current and
-/// online. The scenario takes one failure at a time; a second one while a replica still catches
-/// up would be the loss of the quorum, which `two_servers_down_…` tests on purpose.
-async fn wait_whole(js: &jetstream::Context, stream: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut s) = js.get_stream(stream).await {
-            if let Ok(info) = s.info().await {
-                let whole = info.cluster.as_ref().is_some_and(|c| {
-                    c.leader.is_some()
-                        && c.replicas.len() == 2
-                        && c.replicas.iter().all(|r| r.current && !r.offline)
-                });
-                if whole {
-                    return;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stream's replicas did not catch up within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Checks the stream: its messages 1..=last each at the sequence of its `Journey-Position`, every
-/// event id once, the last sequence the log's head, and every acknowledged id among them.
-async fn assert_stream_holds(
-    js: &jetstream::Context,
-    stream: &str,
-    log_head: u64,
-    acknowledged: &[String],
-) {
-    let s = js.get_stream(stream).await.unwrap();
-    let info = s.get_info().await.unwrap();
-    assert_eq!(info.config.num_replicas, 3);
-    assert_eq!(info.state.last_sequence, log_head, "stream sequence = head");
-    assert_eq!(info.state.messages, log_head, "no message dropped or added");
-    let mut ids = HashSet::new();
-    for seq in 1..=info.state.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        let position = m.headers.get("Journey-Position").map(|v| v.to_string());
-        assert_eq!(
-            position,
-            Some(seq.to_string()),
-            "stream sequence = position"
-        );
-        let id = m.headers.get(header::NATS_MESSAGE_ID).unwrap().to_string();
-        assert!(ids.insert(id.clone()), "event {id} twice in the stream");
-    }
-    let missing: Vec<_> = acknowledged
-        .iter()
-        .filter(|id| !ids.contains(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged, not in the stream: {missing:?}"
-    );
-    let unique: HashSet<_> = acknowledged.iter().collect();
-    assert_eq!(unique.len(), acknowledged.len(), "an id acknowledged twice");
+    replicated_node(dir, cluster, stream, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -263,7 +70,7 @@ async fn a_killed_leader_a_frozen_server_and_a_wiped_one_lose_no_acknowledged_ev
     load.wait_progress(100, Duration::from_secs(30), "a wiped server's restart")
         .await;
 
-    let acknowledged = load.stop().await;
+    let acknowledged = ids(&load.stop().await);
     let (p, hash) = head(&live.grpc).await;
     assert!(p as usize >= acknowledged.len());
     assert_stream_holds(&js, "REPL", p, &acknowledged).await;
