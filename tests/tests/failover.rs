@@ -296,3 +296,71 @@ async fn a_stream_event_that_does_not_continue_the_chain_stops_the_standby() {
     let (code, out, err) = journey(&["verify", "--server", &alone.grpc]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_writer_coming_back_acknowledges_nothing_and_stops() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = NatsCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = log_node(&a_dir, &cluster, "STALE", &[]);
+    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
+    let mut b = log_node(&b_dir, &cluster, "STALE", &["--standby"]);
+    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
+    let mut ca = a.client().await;
+    for i in 0..5 {
+        append_batch(&mut ca, vec![observation("W-1", i as f64)]).await;
+    }
+
+    // The writer frozen (SIGSTOP) past its lease: the standby takes over and takes appends.
+    let pid = a.child.id().to_string();
+    let signal = |s: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {s}");
+    };
+    signal("-STOP");
+    // An append sent to the frozen writer waits in its socket.
+    let stale_request = batch(vec![observation("W-2", 1.0)]);
+    let pending = tokio::spawn({
+        let mut ca = ca.clone();
+        let r = stale_request.clone();
+        async move { ca.append(r).await }
+    });
+    wait_role(&mut b, &b_dir, "writer", Duration::from_secs(30)).await;
+    let mut cb = b.client().await;
+    for i in 0..5 {
+        append_batch(&mut cb, vec![observation("W-1", 10.0 + i as f64)]).await;
+    }
+
+    // Thawed, the old writer finds the stream ahead of it and its lease taken: it acknowledges
+    // nothing and stops, saying to start it again (as a standby).
+    signal("-CONT");
+    let answer = pending.await.unwrap();
+    assert!(answer.is_err(), "the stale writer acknowledged: {answer:?}");
+    let exit = tokio::task::spawn_blocking(move || a.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(!exit.success());
+    let said = read_log_file(&a_dir);
+    assert!(
+        (said.contains("lost the writer's lease") || said.contains("another writer appended"))
+            && said.contains("start this node again"),
+        "{said}"
+    );
+    // The client retries against the writer: acknowledged once, after the writer's own events.
+    let appended = cb.append(stale_request.clone()).await.unwrap().into_inner();
+    assert_eq!(appended.appended[0].position, 11);
+    let live = head(&b.grpc).await;
+    let js = jetstream_of(&cluster).await;
+    assert_stream_holds(
+        &js,
+        "STALE",
+        live.0,
+        &[stale_request.events[0].event_id.clone()],
+    )
+    .await;
+}
