@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod failover;
 mod replicated;
 
 struct Figure {

@@ -166,6 +166,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let js_batched = jetstream_alone(urls, "batch", args.events * 4, 4, 500).await?;
     let batched_events = event_count(&batch_requests(args.events * 4, "count"));
 
+    let failover_stream = format!("BENCH_FAILOVER_{id}");
+    let gap = super::failover::measure(urls, &failover_stream, 8).await;
+    let first = urls.split(',').next().unwrap_or(urls);
+    delete_stream(first, &failover_stream).await;
+    delete_stream(first, &format!("KV_{failover_stream}_WRITER")).await;
+    let gap = gap?;
+
     println!("| measurement | events/s | notes |\n|---|---:|---|");
     let single = |s: &Single| format!("{callers} callers; {}", s.note());
     let rows = [
@@ -212,6 +219,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         repl_single.p99() / js_single.p99(),
         repl_single.per_sec / local_single.per_sec,
         repl_batched / local_batched
+    );
+    let term = journey_failover::lease::TERM;
+    println!(
+        "failover gap (last ack by the old writer → first by the new one, 8 callers): {:.2} s = \
+         {:.2}× the lease's term ({} s; goal < 10 s); {} appends acknowledged, {} tries sent again \
+         to the other node",
+        gap.gap.as_secs_f64(),
+        gap.gap.as_secs_f64() / term.as_secs_f64(),
+        term.as_secs(),
+        gap.acknowledged,
+        gap.retried
     );
     Ok(())
 }
