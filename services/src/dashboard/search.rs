@@ -20,6 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use journey_projections::coordination::queries::{self, Found, Search};
+use journey_proto::v1::IdentityStatus;
 use std::fmt::Write;
 
 /// Where the search answers.
@@ -126,8 +127,8 @@ async fn find(
     audited(d.coordination.access.as_ref(), access, result).await
 }
 
-/// The patients found, a row each: the name linking to the page, birth date and age, sex, INS,
-/// local id.
+/// The patients found, a row each: the name linking to the page, under it birth date and age,
+/// sex and validated INS (as on the worklist), then the local id.
 fn results(b: &mut String, lang: Lang, found: &[Found]) {
     let shown = &found[..found.len().min(LIMIT)];
     if shown.is_empty() {
@@ -156,10 +157,8 @@ fn results(b: &mut String, lang: Lang, found: &[Found]) {
     }
     let _ = write!(
         b,
-        "</p><table id=\"found\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>INS</th><th>{}</th></tr></thead><tbody>",
+        "</p><table id=\"found\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
         say(lang, "Patient", "Patient"),
-        say(lang, "Naissance", "Born"),
-        say(lang, "Sexe", "Sex"),
         say(lang, "IPP", "Local id"),
     );
     for f in shown {
@@ -176,16 +175,26 @@ fn results(b: &mut String, lang: Lang, found: &[Found]) {
         } else {
             String::new()
         };
+        let who = identity::line(
+            lang,
+            &identity::Identity {
+                birth_date: f.birth_date.clone(),
+                sex: f.sex,
+                ins: f.ins.clone(),
+                status: if f.ins.is_empty() {
+                    0
+                } else {
+                    IdentityStatus::Validated as i32
+                },
+            },
+        );
         let _ = write!(
             b,
-            "<tr data-patient-id=\"{pid}\"><td><a href=\"/patients/{}?lang={}\">{}</a>{deceased}</td>\
-             <td class=\"born\">{}</td><td>{}</td><td class=\"ins\">{}</td><td>{}</td></tr>",
+            "<tr data-patient-id=\"{pid}\"><td><a href=\"/patients/{}?lang={}\">{}</a>{deceased}\
+             <br><span class=\"muted identity\">{who}</span></td><td>{}</td></tr>",
             super::enc(&f.patient_id),
             lang.code(),
             esc(name),
-            esc(&identity::born(lang, &f.birth_date, f.sex)),
-            identity::sex_words(lang, f.sex),
-            esc(&f.ins),
             esc(&f.local_id),
             pid = esc(&f.patient_id),
         );
