@@ -73,7 +73,7 @@ pub async fn bucket(js: &jetstream::Context, stream: &str) -> anyhow::Result<kv:
 /// What [`claim`] found.
 pub enum Claim {
     /// This node holds the lease (it was free, or already this node's).
-    Held(Lease),
+    Held(Box<Lease>),
     /// Another node holds it.
     Other(Holder),
 }
@@ -115,11 +115,11 @@ pub async fn claim(store: &kv::Store, me: &Holder) -> anyhow::Result<Claim> {
                 },
             },
         };
-        return Ok(Claim::Held(Lease {
+        return Ok(Claim::Held(Box::new(Lease {
             store: store.clone(),
             me: me.clone(),
             revision,
-        }));
+        })));
     }
 }
 

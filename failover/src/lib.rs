@@ -84,7 +84,7 @@ pub struct Failover {
 }
 
 enum Start {
-    Writer(Lease),
+    Writer(Box<Lease>),
     Standby(Option<Holder>),
 }
 
