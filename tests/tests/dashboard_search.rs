@@ -5,7 +5,8 @@
 //! found, and every search is in the access log under the patients it returned (none included).
 //! The worklist as a CSV file parsed back (byte-order mark, French `;` and English `,` columns,
 //! quoted fields, a formula defused, instants in the facility's time zone, the filters kept) and
-//! as a page to print (no navigation, the time printed), each recorded under its patients.
+//! as a page to print (no navigation, the time printed), each recorded under its patients. Both
+//! on SQLite and on PostgreSQL.
 use journey_proto::v1::{self, audit_client::AuditClient, event::Payload, AccessesRequest, Event};
 use journey_tests::client::{channel, token};
 use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS, SOUTH};
@@ -48,8 +49,10 @@ fn patient(
 /// Hélène Lefèvre of T2 (P4), a third Jeanne Martin of T1 who revoked her consent for cpts-1
 /// (P5), and a patient of a facility in Cayenne whose name holds a separator, quotes and a
 /// formula (P6): appended and projected.
-async fn node(dir: &Path) -> (Server, String) {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
+async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
+    let mut flags = vec!["--no-reactor"];
+    flags.extend(extra);
+    let server = secure_up(dir, KEYS, &flags);
     let admin = std::fs::read_to_string(dir.join("data/admin.token"))
         .unwrap()
         .trim()
@@ -133,8 +136,21 @@ fn enc(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_finds_a_patient_by_each_key() {
+    finds_by_each_key(&[]).await;
+}
+
+/// The same on PostgreSQL, in a database whose text order is French, not bytewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_finds_a_patient_by_each_key_on_postgres() {
+    let pg = PgDb::create_with(
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'fr-FR' LOCALE 'C.UTF-8'",
+    );
+    finds_by_each_key(&["--database-url", &pg.url]).await;
+}
+
+async fn finds_by_each_key(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin) = node(dir.path()).await;
+    let (server, admin) = node(dir.path(), extra).await;
     let base = &server.http;
     let cookie = dashboard_sign_in(base, COORDINATOR)
         .await
@@ -288,8 +304,18 @@ fn parse_csv(text: &str, sep: char) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worklist_exported_and_printed() {
+    exported_and_printed(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worklist_exported_and_printed_on_postgres() {
+    let pg = PgDb::create();
+    exported_and_printed(&["--database-url", &pg.url]).await;
+}
+
+async fn exported_and_printed(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin) = node(dir.path()).await;
+    let (server, admin) = node(dir.path(), extra).await;
     let base = &server.http;
     let cookie = dashboard_sign_in(base, COORDINATOR)
         .await
