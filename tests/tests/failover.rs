@@ -364,3 +364,57 @@ async fn a_stale_writer_coming_back_acknowledges_nothing_and_stops() {
     )
     .await;
 }
+
+/// Stays for the patients `range`, every third one readmitted: something for the read models.
+async fn load_stays(server: &Server, range: std::ops::Range<usize>) {
+    let mut c = server.client().await;
+    for p in range {
+        let patient = format!("M-{p}");
+        let mut events = vec![
+            admitted(&patient, &format!("E-{p}-1"), 40 * 86_400),
+            discharged(&patient, &format!("E-{p}-1"), 35 * 86_400),
+        ];
+        if p % 3 == 0 {
+            events.push(admitted(&patient, &format!("E-{p}-2"), 20 * 86_400));
+            events.push(discharged(&patient, &format!("E-{p}-2"), 15 * 86_400));
+        }
+        append_batch(&mut c, events).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standbys_read_models_follow_the_stream_and_equal_a_rebuild_after_it_took_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = NatsCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    // `journey up`: the log with its read models, as writer and as standby.
+    let mut a = replicated_node(&a_dir, &cluster, "MODELS", &[]);
+    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
+    let mut b = replicated_node(&b_dir, &cluster, "MODELS", &["--standby"]);
+    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
+    load_stays(&a, 0..12).await;
+    let followed = head(&a.grpc).await;
+    wait_head(&b.grpc, &followed, Duration::from_secs(10)).await;
+    wait_projected(&b.grpc, followed.0).await;
+    assert_eq!(
+        all_stays_paged(&b.grpc, 7).await.len(),
+        16,
+        "12 stays and 4 readmissions projected on the standby"
+    );
+
+    a.kill9();
+    wait_role(&mut b, &b_dir, "writer", Duration::from_secs(30)).await;
+    load_stays(&b, 12..24).await;
+    let live = head(&b.grpc).await;
+    wait_projected(&b.grpc, live.0).await;
+    let projected = all_stays_paged(&b.grpc, 7).await;
+    assert_eq!(projected.len(), 32);
+    let (code, out, err) = journey(&["rebuild", "readmission", "--server", &b.grpc]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        all_stays_paged(&b.grpc, 7).await,
+        projected,
+        "rebuild = projected"
+    );
+}
