@@ -1,6 +1,6 @@
 //! The worklist keeps itself up to date (issue 18, point 5) against a secure `journey up`: the
-//! view's position as server-sent events and the list alone, both behind the session and the
-//! list recorded as the page is; then in a real headless Chromium under the server's
+//! view's position as server-sent events (at most one every 3 s, several moves meanwhile one)
+//! and the list alone, both behind the session and the list recorded as the page is; then in a real headless Chromium under the server's
 //! Content-Security-Policy: the title carries the count of overdue items, and a contact recorded
 //! through gRPC takes the patient off the overdue list without a reload, the count going down
 //! with it. Screenshots of the worklist, the search and the page to print in French and English
@@ -61,25 +61,59 @@ fn contact(patient: &str) -> v1::Event {
     )
 }
 
-/// The first bytes of `path`'s answer (a stream that does not end): its head and first event.
-async fn first_event(base: &str, path: &str, cookie: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let ask = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\n");
-    s.write_all(ask.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&got).contains("\ndata:") {
-        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
-            .await
-            .expect("an event within 10 s")
-            .unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend(&buf[..n]);
+/// A stream of server-sent events being read: the head of the answer, then the data of each
+/// event as it comes, with when it came.
+struct EventStream {
+    socket: tokio::net::TcpStream,
+    text: String,
+    head: String,
+}
+
+impl EventStream {
+    async fn open(base: &str, path: &str, cookie: &str) -> EventStream {
+        use tokio::io::AsyncWriteExt;
+        let addr = base.trim_start_matches("http://");
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let ask = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\n");
+        socket.write_all(ask.as_bytes()).await.unwrap();
+        let mut s = EventStream {
+            socket,
+            text: String::new(),
+            head: String::new(),
+        };
+        while !s.text.contains("\r\n\r\n") {
+            s.read_more().await;
+        }
+        let (head, rest) = s.text.split_once("\r\n\r\n").unwrap();
+        (s.head, s.text) = (head.to_string(), rest.to_string());
+        s
     }
-    String::from_utf8_lossy(&got).into_owned()
+
+    async fn read_more(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(20), self.socket.read(&mut buf))
+            .await
+            .expect("more within 20 s")
+            .unwrap();
+        assert!(n > 0, "closed: {}", self.text);
+        self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+
+    /// The next event's data.
+    async fn next(&mut self) -> (std::time::Instant, String) {
+        loop {
+            if let Some(at) = self.text.find("data: ") {
+                let rest = &self.text[at + "data: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    let data = rest[..end].trim().to_string();
+                    self.text = rest[end..].to_string();
+                    return (std::time::Instant::now(), data);
+                }
+            }
+            self.read_more().await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,15 +132,36 @@ async fn the_view_s_position_and_the_list_behind_the_session() {
     let r = get(base, "/live/worklist?overdue=on", "").await;
     assert_eq!(http_status(&r), 303, "{r}");
 
-    // With one: the position the view has reached, then each one after it.
+    // With one: the position the view has reached, then where it moves, at most one event every
+    // 3 s (several moves meanwhile are one).
     let head = journey_tests::dashboard::head(&server.grpc, &admin).await;
-    let events = first_event(base, "/live/events", &cookie).await;
-    assert!(events.starts_with("HTTP/1.1 200"), "{events}");
+    let mut events = EventStream::open(base, "/live/events", &cookie).await;
+    assert!(events.head.starts_with("HTTP/1.1 200"), "{}", events.head);
     assert!(
-        http_header(&events, "content-type").is_some_and(|c| c.starts_with("text/event-stream")),
-        "{events}"
+        http_header(&events.head, "content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream")),
+        "{}",
+        events.head
     );
-    assert!(events.contains(&format!("data: {head}")), "{events}");
+    let (mut last, first) = events.next().await;
+    assert_eq!(first, head.to_string());
+    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
+    for _ in 0..3 {
+        append_batch(&mut log, vec![contact("PC")]).await;
+    }
+    let mut seen = Vec::new();
+    while seen.last() != Some(&(head + 3).to_string()) {
+        let (at, position) = events.next().await;
+        assert!(
+            at - last >= Duration::from_millis(2900),
+            "{:?} after the one before",
+            at - last
+        );
+        last = at;
+        seen.push(position);
+    }
+    assert!(seen.len() <= 3, "{seen:?}");
+    let head = head + 3;
 
     // The list alone, as the page shows it: its count of overdue items and its position.
     let list = get(base, "/live/worklist?lang=fr&overdue=on", &cookie).await;

@@ -16,7 +16,6 @@ use axum::{
 };
 use futures::{Stream, StreamExt};
 use std::{convert::Infallible, time::Duration};
-use tokio_stream::wrappers::WatchStream;
 
 /// Where the view's positions are sent; like the list, under the session's quiet prefix
 /// (`session::QUIET`): the page's own refreshes do not keep a session open.
@@ -31,6 +30,8 @@ pub(super) const SCRIPT_TAG: &str = "<script src=\"/live.js\" defer></script>";
 /// How long one stream of events lasts: the browser then opens another (after [`RETRY`]), which
 /// passes the session check again, and a stopping server is never held by one for long.
 const LIFETIME: Duration = Duration::from_secs(300);
+/// The least time between two events of a stream.
+const GAP: Duration = Duration::from_secs(3);
 /// How soon the browser reconnects after a stream ends or breaks.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -82,20 +83,28 @@ pub(super) async fn script() -> Response {
         .into_response()
 }
 
-/// The coordination view's position now and each time it moves, for [`LIFETIME`]; comments
-/// keep the connection open meanwhile.
+/// The coordination view's position now and each time it moves, at most one every [`GAP`] (a
+/// view taking in a stream of events would otherwise have every open page re-read its list, and
+/// each reading recorded, many times a second), for [`LIFETIME`]; comments keep the connection
+/// open meanwhile.
 pub(super) async fn events(
     State(d): State<Dashboard>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let positions = WatchStream::new(d.coordination.runner.watch())
-        .map(|state| state.checkpoint)
-        .map(|position| {
-            Ok(Event::default()
-                .id(position.to_string())
-                .data(position.to_string())
-                .retry(RETRY))
-        })
-        .take_until(tokio::time::sleep(LIFETIME));
+    let watch = d.coordination.runner.watch();
+    let positions = futures::stream::unfold((watch, true), |(mut watch, first)| async move {
+        if !first {
+            tokio::time::sleep(GAP).await;
+            // A move during the pause is seen at once; several are one.
+            watch.changed().await.ok()?;
+        }
+        let position = watch.borrow_and_update().checkpoint.to_string();
+        let event = Event::default()
+            .id(position.clone())
+            .data(position)
+            .retry(RETRY);
+        Some((Ok(event), (watch, false)))
+    })
+    .take_until(tokio::time::sleep(LIFETIME));
     Sse::new(positions).keep_alive(KeepAlive::default())
 }
 
