@@ -115,10 +115,10 @@ html:lang(en) #worklist td[data-label]:not(:first-child)::before,html:lang(en) #
 table.planning thead,table.checklist thead{display:none}\
 table.planning tr,table.planning td,table.checklist tr,table.checklist td{display:block;border:0;padding:.15rem 0}\
 table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}\
-@media print{body{margin:0;font-size:10pt;color:#000}nav,form,#take-away,#back{display:none}\
-a{color:inherit;text-decoration:none}table{font-size:8.5pt}tr{break-inside:avoid}th{background:none}\
+@media print{html{font-size:9pt}body{margin:0;color:#000}nav,form,#take-away,#back{display:none}\
+a{color:inherit;text-decoration:none}tr{break-inside:avoid}th{background:none}\
 .critical,.high{background:none}.critical td:first-child{border-left:4px solid #b3261e}\
-.high td:first-child{border-left:4px solid #8a5300}.muted{color:#333}h1{font-size:14pt;margin:0 0 .3rem}}";
+.high td:first-child{border-left:4px solid #8a5300}.muted{color:#333}h1{font-size:1.6rem;margin:0 0 .3rem}}";
 
 /// A whole page: `title` (already in the reader's words) heads it, `nav` and `body` are markup.
 pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {

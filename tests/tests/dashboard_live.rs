@@ -275,4 +275,17 @@ async fn in_a_browser_a_contact_recorded_elsewhere_takes_the_row_away_without_a_
     shots(&mut tab, "dashboard-print-fr").await;
     tab.goto(&format!("{base}/?lang=en&print=1")).await;
     shots(&mut tab, "dashboard-print-en").await;
+    // On paper (the print style sheet), even the worklist itself loses its navigation and forms.
+    tab.goto(&format!("{base}/?lang=fr")).await;
+    tab.call(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": "print"}),
+    )
+    .await;
+    for hidden in ["nav", "#search", "#filters", "#take-away"] {
+        let display = format!("getComputedStyle(document.querySelector('{hidden}')).display");
+        assert_eq!(tab.eval(&display).await, "none", "{hidden}");
+    }
+    assert_eq!(tab.rows().await.len(), 3);
+    shots(&mut tab, "dashboard-worklist-on-paper-fr").await;
 }
