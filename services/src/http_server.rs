@@ -24,6 +24,11 @@ pub const HEADERS: Duration = Duration::from_secs(10);
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
 script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// In every request's extensions: turns true when the server stops, so that a response that
+/// would not end by itself (a stream of events) ends then, and the connection with it.
+#[derive(Clone)]
+pub struct Stopping(pub watch::Receiver<bool>);
+
 /// Serves `app` on `listener` until `stop` turns true (then the connections finish their
 /// requests): plain HTTP, or HTTPS with `tls`.
 pub async fn serve(
@@ -53,9 +58,11 @@ async fn serve_connection(conn: connections::Conn, app: Router, mut stop: watch:
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt;
     let (peer, tls) = (conn.peer(), conn.is_tls());
+    let stopping = Stopping(stop.clone());
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(stopping.clone());
             if tls {
                 request.extensions_mut().insert(ServedOverTls);
             }

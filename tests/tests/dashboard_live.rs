@@ -1,6 +1,7 @@
 //! The worklist keeps itself up to date (issue 18, point 5) against a secure `journey up`: the
 //! view's position as server-sent events (at most one every 3 s, several moves meanwhile one)
-//! and the list alone, both behind the session and the list recorded as the page is; then in a real headless Chromium under the server's
+//! and the list alone, both behind the session and the list recorded as the page is; a stream
+//! open ends when the server stops, without holding it up; then in a real headless Chromium under the server's
 //! Content-Security-Policy: the title carries the count of overdue items, and a contact recorded
 //! through gRPC takes the patient off the overdue list without a reload, the count going down
 //! with it. Screenshots of the worklist, the search and the page to print in French and English
@@ -100,6 +101,20 @@ impl EventStream {
         self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 
+    /// Whether the stream ends (the connection closed) within `within`.
+    async fn ends(&mut self, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// The next event's data.
     async fn next(&mut self) -> (std::time::Instant, String) {
         loop {
@@ -119,7 +134,7 @@ impl EventStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_view_s_position_and_the_list_behind_the_session() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin) = node(dir.path()).await;
+    let (mut server, admin) = node(dir.path()).await;
     let base = &server.http;
     let cookie = dashboard_sign_in(base, COORDINATOR)
         .await
@@ -201,6 +216,17 @@ async fn the_view_s_position_and_the_list_behind_the_session() {
         page.contains("<script src=\"/live.js\" defer></script>"),
         "{page}"
     );
+
+    // A stream open does not hold up a stopping server: it ends with it.
+    let started = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(4500),
+        "stopped in {:?} (the HTTP server waits 5 s for what is still open)",
+        started.elapsed()
+    );
+    assert!(events.ends(Duration::from_secs(2)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

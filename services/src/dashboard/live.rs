@@ -28,7 +28,8 @@ pub(super) const SCRIPT_PATH: &str = "/live.js";
 pub(super) const SCRIPT_TAG: &str = "<script src=\"/live.js\" defer></script>";
 
 /// How long one stream of events lasts: the browser then opens another (after [`RETRY`]), which
-/// passes the session check again, and a stopping server is never held by one for long.
+/// passes the session check again. A stream also ends when the server stops, which it does not
+/// hold up.
 const LIFETIME: Duration = Duration::from_secs(300);
 /// The least time between two events of a stream.
 const GAP: Duration = Duration::from_secs(3);
@@ -85,10 +86,11 @@ pub(super) async fn script() -> Response {
 
 /// The coordination view's position now and each time it moves, at most one every [`GAP`] (a
 /// view taking in a stream of events would otherwise have every open page re-read its list, and
-/// each reading recorded, many times a second), for [`LIFETIME`]; comments keep the connection
-/// open meanwhile.
+/// each reading recorded, many times a second), for [`LIFETIME`] or until the server stops;
+/// comments keep the connection open meanwhile.
 pub(super) async fn events(
     State(d): State<Dashboard>,
+    stopping: Option<axum::Extension<crate::http_server::Stopping>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let watch = d.coordination.runner.watch();
     let positions = futures::stream::unfold((watch, true), |(mut watch, first)| async move {
@@ -104,7 +106,20 @@ pub(super) async fn events(
             .retry(RETRY);
         Some((Ok(event), (watch, false)))
     })
-    .take_until(tokio::time::sleep(LIFETIME));
+    .take_until(async move {
+        let stopped = async {
+            match stopping {
+                Some(axum::Extension(crate::http_server::Stopping(mut stop))) => {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(LIFETIME) => {}
+            _ = stopped => {}
+        }
+    });
     Sse::new(positions).keep_alive(KeepAlive::default())
 }
 
