@@ -17,7 +17,9 @@ fn open(dir: &Path) -> (Arc<SledStorage>, EventLog) {
 async fn writer_log(dir: &Path) -> EventLog {
     let (_, log) = open(dir);
     for b in 0..4 {
-        let events = (0..3).map(|i| event(&format!("p-{}", (b + i) % 2))).collect();
+        let events = (0..3)
+            .map(|i| event(&format!("p-{}", (b + i) % 2)))
+            .collect();
         log.append(request(events)).await.unwrap();
     }
     log
@@ -91,7 +93,11 @@ async fn a_copy_that_does_not_continue_the_chain_is_refused_and_nothing_is_writt
         why(standby.append_copies(events[6..].to_vec()).await),
         "position 5 is missing: the next event found is at position 7"
     );
-    assert_eq!(standby.head().position, 4, "nothing of a refused copy is written");
+    assert_eq!(
+        standby.head().position,
+        4,
+        "nothing of a refused copy is written"
+    );
     standby.append_copies(events[4..].to_vec()).await.unwrap();
     assert_eq!(standby.read(1, 100).unwrap(), events);
 }

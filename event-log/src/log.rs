@@ -122,18 +122,21 @@ impl EventLog {
         }
         progress.done(head.position);
         let (durable, _) = watch::channel(head);
+        let (written, _) = watch::channel(head);
         // Nothing is known replicated at open: the caller marks what it knows (the outbox cursor).
-        let replicated = options.replication.map(|_| {
-            watch::channel(Head {
-                position: 0,
-                hash: ZERO_HASH,
-            })
-            .0
+        let zero = Head {
+            position: 0,
+            hash: ZERO_HASH,
+        };
+        let replicated = options.replication.map(|_| crate::shared::Replicated {
+            cluster: watch::channel(zero).0,
+            visible: watch::channel(zero).0,
         });
         let shared = Arc::new(Shared {
             storage,
             index: RwLock::new(index),
             durable,
+            written,
             replicated,
             failure: Mutex::new(None),
         });
@@ -177,7 +180,7 @@ impl EventLog {
                     .map(|a| a.position)
                     .max()
                     .unwrap_or(0);
-                let mut rx = replicated.subscribe();
+                let mut rx = replicated.cluster.subscribe();
                 let replicated = tokio::time::timeout(wait, async {
                     rx.wait_for(|h| h.position >= last).await.is_ok()
                 })
@@ -281,21 +284,50 @@ impl EventLog {
         self.shared.storage.read(from.max(1), to, limit)
     }
 
+    /// What a replicator publishes up to: in replicated mode the last event written, durable or
+    /// not yet (an append is answered only once it is both durable and replicated, so the two
+    /// run side by side); else the last durable event.
+    pub fn publishable_head(&self) -> Head {
+        match self.shared.replicated {
+            Some(_) => *self.shared.written.borrow(),
+            None => self.durable_head(),
+        }
+    }
+
+    /// Follows [`EventLog::publishable_head`].
+    pub fn watch_publishable(&self) -> watch::Receiver<Head> {
+        match self.shared.replicated {
+            Some(_) => self.shared.written.subscribe(),
+            None => self.shared.durable.subscribe(),
+        }
+    }
+
+    /// Events from `from` (inclusive) up to [`EventLog::publishable_head`], at most `limit`.
+    pub fn read_publishable(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StorageError> {
+        let to = self.publishable_head().position;
+        self.shared.storage.read(from.max(1), to, limit)
+    }
+
     /// Says the cluster holds every event up to `head` (replicated mode; nothing otherwise):
-    /// readers may see them and appends waiting for them are answered. Never moves back, never
-    /// past the durable watermark.
+    /// appends waiting for them are answered once durable here too, and readers see them once
+    /// they are. Never moves back, never past what was written.
     pub fn mark_replicated(&self, head: Head) {
         let Some(replicated) = &self.shared.replicated else {
             return;
         };
-        debug_assert!(head.position <= self.durable_head().position);
-        replicated.send_if_modified(|h| {
+        debug_assert!(head.position <= self.shared.written.borrow().position);
+        replicated.cluster.send_if_modified(|h| {
             let forward = head.position > h.position;
             if forward {
                 *h = head;
             }
             forward
         });
+        self.shared.advance_visible();
     }
 
     /// Durable events from `from` (inclusive), at most `limit`.

@@ -90,6 +90,7 @@ impl Syncer {
             drop(index);
             let tip = groups.last().expect("at least one group").tip;
             self.shared.durable.send_replace(tip);
+            self.shared.advance_visible();
             metrics::histogram!("journey_group_commit_events").record(events as f64);
             metrics::gauge!("journey_log_head").set(tip.position as f64);
         }

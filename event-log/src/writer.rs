@@ -189,6 +189,7 @@ impl Writer {
             written.fail(&why);
             return None;
         }
+        self.shared.written.send_replace(written.tip);
         Some(written)
     }
 

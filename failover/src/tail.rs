@@ -56,13 +56,17 @@ pub async fn drop_unreplicated(
     let info = stream.info().await.context("stream information")?;
     let (name, last) = (info.config.name.clone(), info.state.last_sequence);
     let keep = common_prefix(storage, &stream, last).await?;
-    if keep < published {
+    // What the outbox saw acknowledged may be past what a crash left of the log (the cluster's
+    // copy and the local fsync run side by side): only what the log still holds is checked.
+    let confirmed = published.min(storage.last_position()?);
+    if keep < confirmed {
         bail!(
             "the JetStream stream {name} does not hold the events this log saw it hold (its \
              position {} differs, the stream confirmed up to {published}): the stream is not this \
              log's, or it lost acknowledged events; nothing was dropped. Compare with `journey \
              verify` and rebuild this node with `journey restore --from-nats` if the stream is right",
-            keep + 1
+            keep + 1,
+            published = confirmed
         );
     }
     let storage_ref = storage;

@@ -251,15 +251,16 @@ async fn publish_from(
     let (broker, stream) = connect_stream(config).await?;
     if config.replicated {
         // Publication resumes after what the stream holds (checked to be this log's).
-        *cursor = replication::resync(log, &stream).await?;
+        *cursor = replication::resync(log, &stream, false).await?;
         log.storage().set_meta(key, &cursor.to_be_bytes())?;
         status.published.store(*cursor, Ordering::Relaxed);
     }
     drop(stream);
     tracing::info!(url = %journey_log_access::broker::redact(&config.url), stream = %config.stream, cursor = *cursor, "publishing to nats");
     let subjects = Subjects::new(&config.subject_prefix);
-    // The durable watermark (in replicated mode readers see less: what this publication confirms).
-    let mut head = log.watch_durable();
+    // What may go out: the durable events, or in replicated mode every written one (the local
+    // fsync and the cluster's copy then run side by side; readers and appends wait for both).
+    let mut head = log.watch_publishable();
     // Batches published and not yet acknowledged, oldest first: the next batch goes out while
     // the acks of the previous ones come back. The cursor moves only past acknowledged batches.
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -271,11 +272,12 @@ async fn publish_from(
     // a message is lost on the way.
     let mut chain: Option<String> = None;
     loop {
-        while sent < log.durable_head().position {
+        while sent < log.publishable_head().position {
             let restart = chain.is_none();
             let l = log.clone();
             let (from, size) = (sent + 1, if restart { 1 } else { BATCH });
-            let batch = tokio::task::spawn_blocking(move || l.read_durable(from, size)).await??;
+            let batch =
+                tokio::task::spawn_blocking(move || l.read_publishable(from, size)).await??;
             let Some(last) = batch.last().map(|e| e.position) else {
                 break;
             };
@@ -323,7 +325,7 @@ async fn publish_from(
                             if changed.is_err() {
                                 return Ok(());
                             }
-                            if sent < log.durable_head().position {
+                            if sent < log.publishable_head().position {
                                 break;
                             }
                             continue;
@@ -336,7 +338,7 @@ async fn publish_from(
                 rewind(&mut in_flight, &mut sent, &mut chain, *cursor);
             }
         }
-        if sent < log.durable_head().position {
+        if sent < log.publishable_head().position {
             continue;
         }
         tokio::select! {
@@ -396,7 +398,7 @@ async fn settle(
     log.storage().set_meta(key, &cursor.to_be_bytes())?;
     status.published.store(*cursor, Ordering::Relaxed);
     metrics::gauge!("journey_outbox_backlog")
-        .set(log.durable_head().position.saturating_sub(*cursor) as f64);
+        .set(log.publishable_head().position.saturating_sub(*cursor) as f64);
     Ok(true)
 }
 
@@ -495,11 +497,11 @@ pub async fn check_replicated_at_start(
     config: &OutboxConfig,
 ) -> anyhow::Result<()> {
     let (_, stream) = connect_stream(config).await?;
-    let at = replication::resync(log, &stream).await?;
+    let at = replication::resync(log, &stream, true).await?;
     tracing::info!(
         stream = %config.stream,
         replicated = at,
-        durable = log.durable_head().position,
+        durable = log.publishable_head().position,
         "acknowledging appends once the NATS cluster holds them (--ack replicated); each NATS \
          server must run with `jetstream {{ sync_interval: always }}`, which a client cannot \
          check (see the servers' /varz)"

@@ -11,7 +11,7 @@
 //! not report a server's configuration; its monitoring page `/varz` does, which the tests read).
 use anyhow::{bail, Context};
 use async_nats::{header, jetstream};
-use journey_event_log::{EventLog, Head};
+use journey_event_log::{AppendError, EventLog, Head, StoredEvent};
 use journey_proto::EventHead;
 use std::time::Duration;
 
@@ -77,16 +77,27 @@ pub fn check_stream(info: &jetstream::stream::Info) -> anyhow::Result<()> {
 
 /// Brings the replicated watermark to what the stream holds, and returns it (where publication
 /// resumes): the stream's last sequence, once its last message is checked to be this log's event
-/// at that position. A stream ahead of the durable log, or holding another event there, stops
-/// publication (this writer is stale, or the stream is another log's).
-pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyhow::Result<u64> {
+/// at that position. A stream ahead of what this log wrote, or holding another event there, stops
+/// publication (this writer is stale, or the stream is another's) — except at start (`recover`),
+/// where a stream ahead is first copied in: events this writer published before its crash took
+/// its local copy (the cluster's copy and the local fsync run side by side); they must continue
+/// the chain.
+pub async fn resync(
+    log: &EventLog,
+    stream: &jetstream::stream::Stream,
+    recover: bool,
+) -> anyhow::Result<u64> {
     let info = stream.get_info().await.context("stream information")?;
     check_stream(&info)?;
     let last = info.state.last_sequence;
-    let durable = log.durable_head().position;
-    if last > durable {
+    let written = log.publishable_head().position;
+    if last > written && recover {
+        recover_from(log, stream, written + 1, last).await?;
+    }
+    let written = log.publishable_head().position;
+    if last > written {
         return Err(Stale(format!(
-            "the JetStream stream {} holds {last} events, this log only {durable}: another \
+            "the JetStream stream {} holds {last} events, this log only {written}: another \
              writer appended after this one (it is stale), or the stream is not this log's; \
              nothing is published",
             info.config.name
@@ -101,7 +112,7 @@ pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyho
         .await
         .with_context(|| format!("reading the stream's message {last}"))?;
     let stored = log
-        .read_durable(last, 1)?
+        .read_publishable(last, 1)?
         .into_iter()
         .next()
         .filter(|e| e.position == last)
@@ -126,4 +137,45 @@ pub async fn resync(log: &EventLog, stream: &jetstream::stream::Stream) -> anyho
         hash: stored.hash,
     });
     Ok(last)
+}
+
+/// Copies the stream's messages `from..=to` into the log (each the event at its sequence), once
+/// they continue its chain; a stream that does not is another writer's or another log's.
+async fn recover_from(
+    log: &EventLog,
+    stream: &jetstream::stream::Stream,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<()> {
+    let mut copies = Vec::with_capacity((to - from + 1) as usize);
+    for sequence in from..=to {
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .with_context(|| format!("reading the stream's message {sequence}"))?;
+        copies.push(StoredEvent {
+            position: sequence,
+            hash: journey_event_log::hash_of(&message.payload),
+            bytes: message.payload.to_vec(),
+        });
+    }
+    match log.append_copies(copies).await {
+        Ok(_) => {
+            tracing::warn!(
+                from,
+                to,
+                "the stream held events {from}..{to} this log had lost (published before a crash \
+                 took their local fsync): copied back from the stream"
+            );
+            Ok(())
+        }
+        Err(AppendError::Diverged(why)) => Err(Stale(format!(
+            "the JetStream stream holds events after this log's last ({}) that do not continue \
+             it ({why}): another writer appended (this one is stale), or the stream is not this \
+             log's; nothing is published",
+            from - 1
+        ))
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
