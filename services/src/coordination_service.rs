@@ -167,6 +167,7 @@ impl CoordinationService {
         req: &WorklistRequest,
         caller: Option<&Principal>,
     ) -> Result<WorklistResponse, Status> {
+        crate::pathway_steps::templates()?;
         let mut f = filter(req)?;
         f.territory = territory_for(caller, &req.territory)?;
         f.organisation = crate::consent::scope(caller);
@@ -212,6 +213,7 @@ impl CoordinationService {
         if req.patient_id.is_empty() {
             return Err(errors::invalid("patient_id", "required"));
         }
+        crate::pathway_steps::templates()?;
         let territory = territory_for(caller, "")?;
         if let Some(org) = crate::consent::scope(caller) {
             let revoked = queries::consent_revoked(

@@ -16,6 +16,12 @@ fn ts(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
+/// The templates of this process; refused with the reason when its file cannot be used (the
+/// coordination view cannot fold then either: it waits, paused, for a file it can use).
+pub fn templates() -> Result<&'static pathways::Pathways, Status> {
+    pathways::active().map_err(errors::pathways_unusable)
+}
+
 /// Sets `pathway` and `pathway_steps` of each of `items` at `now`.
 pub async fn fill(
     runner: &Runner<Coordination>,
@@ -25,7 +31,7 @@ pub async fn fill(
     if items.is_empty() {
         return Ok(());
     }
-    let templates = pathways::active().map_err(errors::pathways_unusable)?;
+    let templates = templates()?;
     let keys: Vec<(&str, &str, i64)> = items
         .iter()
         .map(|i| {

@@ -1,8 +1,8 @@
 //! Follow-up templates per care pathway through the binary's Coordination gRPC service: a
 //! heart-failure stay's steps follow the built-in PRADO template (home nurse and GP by day 7,
 //! cardiologist within two months), done by visits and appointments of those roles; another stay
-//! follows the default; a templates file (`JOURNEY_PATHWAYS`) changes them; a file that cannot be
-//! used is refused with its reason.
+//! follows the default; a templates file (`JOURNEY_PATHWAYS`) changes them and the worklist's
+//! ranking; a file that cannot be used is refused with its reason.
 use journey_proto::{
     prost_types::Timestamp,
     v1::{
@@ -74,10 +74,30 @@ fn stay(patient: &str, icd10: &str) -> Vec<Event> {
     ]
 }
 
-/// H1 (heart failure): the home nurse's visit on day 2, an appointment with a specialist on
-/// 30 October, no GP. O1 (a hip fracture): nothing.
+/// H1 (heart failure): its letter (complete, the same day) and medication reconciliation, the
+/// home nurse's visit on day 2, an appointment with a specialist on 30 October, no GP: only the
+/// pathway is left to do. O1 (a hip fracture): nothing.
 fn scenario() -> Vec<Event> {
     let mut events = stay("H1", "I50.9");
+    events.push(ev(
+        "H1",
+        "2026-10-06T14:00:00Z",
+        Payload::DischargeLetterSent(v1::DischargeLetterSent {
+            encounter_id: "E-H1".into(),
+            channel: v1::LetterChannel::Mssante as i32,
+            items_present: (1..=11).collect(),
+            handed_to_patient: true,
+            ..Default::default()
+        }),
+    ));
+    events.push(ev(
+        "H1",
+        "2026-10-06T15:00:00Z",
+        Payload::MedicationReconciled(v1::MedicationReconciled {
+            encounter_id: "E-H1".into(),
+            ..Default::default()
+        }),
+    ));
     events.push(ev(
         "H1",
         "2026-10-08T09:00:00Z",
@@ -192,6 +212,39 @@ async fn a_heart_failure_stay_follows_the_prado_template() {
         .into_inner();
     let row = list.items.iter().find(|i| i.patient_id == "H1").unwrap();
     assert_eq!(steps(row), steps(&h1));
+    // The GP's step is what makes H1 overdue, ranked by how late it is: 6 whole days.
+    assert_eq!(row.tasks, ["pathway_step_overdue"]);
+    assert!(row.overdue);
+    assert_eq!(row.urgency, 1_100 + 6 * 100);
+    let overdue = c
+        .worklist(WorklistRequest {
+            as_of: Some(t("2026-10-20T10:00:00Z")),
+            window_days: 60,
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        overdue.items.iter().any(|i| i.patient_id == "H1"),
+        "{overdue:?}"
+    );
+    // Before day 7 is over, nothing of H1 is overdue.
+    let early = c
+        .worklist(WorklistRequest {
+            as_of: Some(t("2026-10-13T21:00:00Z")),
+            window_days: 60,
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !early.items.iter().any(|i| i.patient_id == "H1"),
+        "{early:?}"
+    );
 
     // The pages, at the time they are read: the patient page in French with each step, the
     // worklist in English with the GP's visit overdue among what to do (H1 is listed: its
@@ -264,10 +317,27 @@ async fn a_templates_file_changes_the_steps() {
     let file = dir.path().join("pathways.json");
     std::fs::write(&file, FILE).unwrap();
     let data = dir.path().join("data");
+    // First with the built-in templates: the GP 6 days late.
+    let mut server = Server::start(&data, &[]);
+    load(&server, scenario()).await;
+    let h1 = follow_up(&server, "H1", "2026-10-20T10:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(h1.urgency, 1_100 + 6 * 100);
+    assert_eq!(h1.pathway_steps.len(), 3);
+    assert!(server.terminate().success());
+
+    // The same node restarted with a templates file: the coordination view is rebuilt with them.
     let server =
         Server::start_with_env(&data, &[], &[("JOURNEY_PATHWAYS", file.to_str().unwrap())]);
-    load(&server, scenario()).await;
-
+    let mut c = server.client().await;
+    let head = c
+        .head(v1::HeadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    wait_projected(&server.grpc, head).await;
     let h1 = follow_up(&server, "H1", "2026-10-20T10:00:00Z")
         .await
         .unwrap();
@@ -286,6 +356,22 @@ async fn a_templates_file_changes_the_steps() {
             ("gp", at("2026-10-09T22:00:00Z"), "overdue", None),
         ]
     );
+    // Ranked by the file's deadline: 10 whole days late, in the worklist's SQL order too (what
+    // the view stored was derived again with the file's templates).
+    assert_eq!(h1.urgency, 1_100 + 10 * 100);
+    let mut coordination = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
+    let list = coordination
+        .worklist(WorklistRequest {
+            as_of: Some(t("2026-10-20T10:00:00Z")),
+            window_days: 60,
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = list.items.iter().find(|i| i.patient_id == "H1").unwrap();
+    assert_eq!(row.urgency, 1_100 + 10 * 100);
     // Every other stay: the file's default, a GP within a month.
     let o1 = follow_up(&server, "O1", "2026-10-20T10:00:00Z")
         .await
@@ -305,7 +391,19 @@ async fn a_templates_file_that_cannot_be_used_is_refused_with_its_reason() {
     let data = dir.path().join("data");
     let server =
         Server::start_with_env(&data, &[], &[("JOURNEY_PATHWAYS", file.to_str().unwrap())]);
-    load(&server, scenario()).await;
+    // The log takes the events; the coordination view cannot fold them with these templates.
+    let mut c = server.client().await;
+    append_batch(&mut c, scenario()).await;
+    let mut coordination = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
+    let refused = coordination
+        .worklist(WorklistRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("unknown role \"surgeon\""),
+        "{refused:?}"
+    );
     let refused = follow_up(&server, "H1", "2026-10-20T10:00:00Z")
         .await
         .unwrap_err();

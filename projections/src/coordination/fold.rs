@@ -10,7 +10,7 @@
 //! do nothing, the first letter / reconciliation / acknowledgement time wins, …); (3) write the
 //! changed rows back with multi-row upserts (`rows.rs`).
 use super::{
-    letters, pathway_facts,
+    letters, pathway_facts, pathways,
     rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
     urgency,
 };
@@ -61,7 +61,9 @@ impl Projection for Coordination {
         // 7: every discharge letter kept (`letters.rs`), for the QLS indicator; the facts the
         //    care pathways' steps are derived from (`pathway_facts.rs`).
         // 8: patients' local id and a name key to find them by; encounters' facility time zone.
-        8
+        // 9: encounters carry the earliest deadline of a care pathway step not done; the
+        //    templates in use (`pathways.rs`) are part of the version: other templates, a rebuild.
+        9 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -127,14 +129,24 @@ impl Projection for Coordination {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
+        let templates = pathways::active().map_err(|e| anyhow::anyhow!("{e}"))?;
         sql::begin_batch(conn, &format!("{p}encounters")).await?;
+        // First, so that the batch's own facts are loaded with its patients' rows.
+        pathway_facts::write(conn, p, events).await?;
         let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
             batch.apply(e);
         }
-        rows::write(conn, p, &batch.patients, &batch.care, &batch.changes).await?;
-        letters::write(conn, p, events).await?;
-        pathway_facts::write(conn, p, events).await
+        rows::write(
+            conn,
+            p,
+            &batch.patients,
+            &batch.care,
+            &batch.changes,
+            templates,
+        )
+        .await?;
+        letters::write(conn, p, events).await
     }
 }
 
@@ -227,9 +239,16 @@ impl<'e> Batch<'e> {
             keys.sort_unstable();
             keys.dedup();
         }
+        let mut care = rows::load_care(conn, p, &care_keys, &contact_keys).await?;
+        let mut pathway = pathway_facts::load(conn, p, &care_keys).await?;
+        for (pid, c) in care.iter_mut() {
+            if let Some(f) = pathway.remove(*pid) {
+                c.pathway = f;
+            }
+        }
         Ok(Batch {
             patients: rows::load_patients(conn, p, &patient_keys).await?,
-            care: rows::load_care(conn, p, &care_keys, &contact_keys).await?,
+            care,
             changes: Changes::default(),
         })
     }

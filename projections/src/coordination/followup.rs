@@ -23,6 +23,8 @@ pub mod weight {
     pub const FIRST_CONTACT_OVERDUE: i64 = 3_000;
     pub const APPOINTMENT_MISSED: i64 = 1_500;
     pub const APPOINTMENT_UNCONFIRMED: i64 = 1_200;
+    /// A step of the care pathway's template (`pathways.rs`) past its deadline, not done.
+    pub const PATHWAY_STEP_OVERDUE: i64 = 1_100;
     pub const LETTER_OVERDUE: i64 = 1_000;
     pub const RECONCILIATION_OVERDUE: i64 = 800;
     pub const LETTER_INCOMPLETE: i64 = 300;
@@ -59,6 +61,13 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
 }
 
+/// A step of the discharge's care pathway (`pathways.rs`): its deadline and when it was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathwayDue {
+    pub due_at: i64,
+    pub done_at: Option<i64>,
+}
+
 /// What the log says about one discharge and the patient's care since.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
@@ -70,6 +79,8 @@ pub struct Facts {
     pub first_contact_at: Option<i64>,
     pub appointments: Vec<Appointment>,
     pub alerts: Vec<Alert>,
+    /// The steps of its care pathway's template.
+    pub pathway: Vec<PathwayDue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +137,10 @@ pub struct FollowUp {
     /// Scheduled, past due, and neither completed nor reported missed.
     pub appointments_overdue: u32,
     pub next_appointment_due_at: Option<i64>,
+    /// The care pathway's steps not done and past their deadline.
+    pub pathway_steps_overdue: u32,
+    /// The earliest deadline of a care pathway step not done yet.
+    pub pathway_due_at: Option<i64>,
     /// Open (unresolved) alerts by severity: [low, moderate, high, critical].
     pub open_alerts: [u32; 4],
     /// Open alerts nobody has acknowledged.
@@ -171,6 +186,8 @@ pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
         appointments_missed: 0,
         appointments_overdue: 0,
         next_appointment_due_at: None,
+        pathway_steps_overdue: 0,
+        pathway_due_at: None,
         open_alerts: [0; 4],
         unacknowledged_alerts: 0,
         oldest_open_alert_at: None,
@@ -192,6 +209,13 @@ pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
                 );
             }
         }
+    }
+    for step in f.pathway.iter().filter(|s| s.done_at.is_none()) {
+        fu.pathway_due_at = Some(
+            fu.pathway_due_at
+                .map_or(step.due_at, |d| d.min(step.due_at)),
+        );
+        fu.pathway_steps_overdue += u32::from(now >= step.due_at);
     }
     for a in f.alerts.iter().filter(|a| a.resolved_at.is_none()) {
         let s = a.severity.clamp(1, 4);
@@ -245,6 +269,11 @@ fn rank(fu: &mut FollowUp, f: &Facts, now: i64) {
         score += APPOINTMENT_UNCONFIRMED;
         tasks.push("appointment_unconfirmed");
     }
+    if let (true, Some(due)) = (fu.pathway_steps_overdue > 0, fu.pathway_due_at) {
+        // Late counted from the earliest step not done (overdue, since one is).
+        score += PATHWAY_STEP_OVERDUE + PER_DAY_LATE * days_late(due);
+        tasks.push("pathway_step_overdue");
+    }
     if fu.letter == Timeliness::Overdue {
         score += LETTER_OVERDUE + PER_DAY_LATE * days_late(fu.letter_due_at);
         tasks.push("letter_overdue");
@@ -266,16 +295,19 @@ fn rank(fu: &mut FollowUp, f: &Facts, now: i64) {
         || fu.letter == Timeliness::Overdue
         || fu.reconciliation == Timeliness::Overdue
         || fu.appointments_overdue > 0
-        || fu.appointments_missed > 0;
+        || fu.appointments_missed > 0
+        || fu.pathway_steps_overdue > 0;
     fu.urgency = score;
     fu.tasks = tasks;
 }
 
 /// Whether a discharge still has an open task, whatever its date: an alert not resolved, an
-/// appointment past due and not confirmed, or no first contact yet (`urgency::open_task_sql`).
+/// appointment past due and not confirmed, a care pathway step overdue, or no first contact yet
+/// (`urgency::open_task_sql`).
 pub fn open_task(f: &Facts, fu: &FollowUp) -> bool {
     fu.open_alerts.iter().sum::<u32>() > 0
         || fu.appointments_overdue > 0
+        || fu.pathway_steps_overdue > 0
         || f.first_contact_at.is_none()
 }
 
@@ -582,6 +614,69 @@ mod tests {
         assert!(u(&critical) > u(&no_contact));
         assert!(u(&no_contact) > u(&incomplete));
         assert!(u(&incomplete) > 0);
+    }
+
+    #[test]
+    fn given_a_pathway_step_past_its_deadline_when_derived_then_overdue_ranked_and_listed() {
+        // Letter, reconciliation and first contact done: only the pathway is left.
+        let done = Facts {
+            letter_sent_at: Some(utc("2026-11-24T16:00:00Z")),
+            letter_items: items(11),
+            reconciled_at: Some(utc("2026-11-25T09:00:00Z")),
+            first_contact_at: Some(utc("2026-11-25T09:00:00Z")),
+            ..discharged()
+        };
+        let day7 = utc("2026-12-01T23:00:00Z");
+        let f = Facts {
+            pathway: vec![
+                // The home nurse came; the GP did not; the cardiologist is due in two months.
+                PathwayDue {
+                    due_at: day7,
+                    done_at: Some(utc("2026-11-26T09:00:00Z")),
+                },
+                PathwayDue {
+                    due_at: day7,
+                    done_at: None,
+                },
+                PathwayDue {
+                    due_at: utc("2027-01-24T23:00:00Z"),
+                    done_at: None,
+                },
+            ],
+            ..done.clone()
+        };
+        // Before day 7 is over: nothing overdue, the next deadline is day 7.
+        let before = follow_up(&f, day7 - 1);
+        assert_eq!(
+            (before.pathway_steps_overdue, before.pathway_due_at),
+            (0, Some(day7))
+        );
+        assert!(!before.overdue && !open_task(&f, &before));
+        assert_eq!(before.urgency, 0);
+        // Three days after: the GP's step overdue, late by three whole days.
+        let after = follow_up(&f, day7 + 3 * DAY);
+        assert_eq!(after.pathway_steps_overdue, 1);
+        assert!(after.overdue && open_task(&f, &after));
+        assert_eq!(after.tasks, ["pathway_step_overdue"]);
+        assert_eq!(
+            after.urgency,
+            weight::PATHWAY_STEP_OVERDUE + 3 * weight::PER_DAY_LATE
+        );
+        // Every step done: nothing left.
+        let all_done = Facts {
+            pathway: f
+                .pathway
+                .iter()
+                .map(|s| PathwayDue {
+                    done_at: Some(day7 - DAY),
+                    ..*s
+                })
+                .collect(),
+            ..done
+        };
+        let fu = follow_up(&all_done, day7 + 90 * DAY);
+        assert_eq!((fu.pathway_steps_overdue, fu.pathway_due_at), (0, None));
+        assert!(!fu.overdue);
     }
 
     #[test]

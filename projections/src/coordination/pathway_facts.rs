@@ -3,7 +3,10 @@
 //! visits with the professional's role, appointments with the professional's role and their
 //! completion. Only facts are stored: the templates (`pathways.rs`) are applied at the time of the
 //! query, so a new templates file changes the due items without a rebuild.
-use super::pathways::{self, Care, Pathway, Pathways, StepState};
+use super::{
+    followup::PathwayDue,
+    pathways::{self, Care, Pathway, Pathways, StepState},
+};
 use crate::sql::{insert_rows, select_in, SqlRow, Q};
 use journey_proto::v1::{event::Payload, Code, Event};
 use sqlx::{AnyConnection, Row};
@@ -124,14 +127,87 @@ pub async fn write(conn: &mut AnyConnection, p: &str, events: &[Event]) -> anyho
 }
 
 /// One patient's facts, gathered.
-#[derive(Default)]
-struct PatientFacts {
+#[derive(Debug, Default)]
+pub struct PatientFacts {
     /// (encounter, code)
     diagnoses: Vec<(String, String)>,
     contacts: Vec<(i64, i32)>,
     /// appointment id → (position, due time, role) of its latest scheduling.
     scheduled: HashMap<String, (i64, i64, i32)>,
     completed: Vec<String>,
+}
+
+impl PatientFacts {
+    /// The pathway of the patient's encounter `enc` under `templates`, and the care its steps
+    /// are done by.
+    fn pathway<'p>(&self, templates: &'p Pathways, enc: &str) -> (&'p Pathway, Care) {
+        let pathway = templates.of(self
+            .diagnoses
+            .iter()
+            .filter(|(e, _)| e == enc)
+            .map(|(_, c)| c.as_str()));
+        let care = Care {
+            contacts: self.contacts.clone(),
+            appointments_completed: self
+                .completed
+                .iter()
+                .filter_map(|id| self.scheduled.get(id))
+                .map(|(_, due, role)| (*due, *role))
+                .collect(),
+        };
+        (pathway, care)
+    }
+
+    /// The steps of encounter `enc` discharged at `discharged_at`, as the follow-up counts them.
+    pub fn dues(&self, templates: &Pathways, enc: &str, discharged_at: i64) -> Vec<PathwayDue> {
+        let (pathway, care) = self.pathway(templates, enc);
+        // Whether a step is done does not depend on the time: derived at the start of time.
+        pathways::steps(pathway, discharged_at, &care, i64::MIN)
+            .into_iter()
+            .map(|s| PathwayDue {
+                due_at: s.due_at,
+                done_at: s.done_at,
+            })
+            .collect()
+    }
+}
+
+/// The facts of the patients `keys` (absent ones have none).
+pub async fn load(
+    conn: &mut AnyConnection,
+    p: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, PatientFacts>, sqlx::Error> {
+    let mut facts: HashMap<String, PatientFacts> = HashMap::new();
+    for r in select_in(conn, keys, |ph| {
+        format!(
+            "SELECT patient_id, kind, encounter_id, ref_id, code, role, at, position FROM {p}pathway_facts
+             WHERE patient_id IN ({ph})"
+        )
+    })
+    .await?
+    {
+        let f = facts.entry(r.try_get(0)?).or_default();
+        let role = r.try_get::<i64, _>(5)? as i32;
+        let at: i64 = r.try_get(6)?;
+        match r.try_get::<i64, _>(1)? {
+            DIAGNOSIS => f.diagnoses.push((r.try_get(2)?, r.try_get(4)?)),
+            CONTACT => f.contacts.push((at, role)),
+            APPOINTMENT_SCHEDULED => {
+                let position: i64 = r.try_get(7)?;
+                let latest = f
+                    .scheduled
+                    .entry(r.try_get(3)?)
+                    .or_insert((position, at, role));
+                if position >= latest.0 {
+                    *latest = (position, at, role);
+                }
+            }
+            APPOINTMENT_COMPLETED => f.completed.push(r.try_get(3)?),
+            _ => {}
+        }
+    }
+    Ok(facts)
 }
 
 /// A discharge's pathway and its steps at a given time.
@@ -152,51 +228,12 @@ pub async fn due<'p>(
     let mut patients: Vec<&str> = keys.iter().map(|k| k.0).collect();
     patients.sort_unstable();
     patients.dedup();
-    let mut facts: HashMap<String, PatientFacts> = HashMap::new();
-    for r in select_in(conn, &patients, |ph| {
-        format!(
-            "SELECT patient_id, kind, encounter_id, ref_id, code, role, at, position FROM {p}pathway_facts
-             WHERE patient_id IN ({ph})"
-        )
-    })
-    .await?
-    {
-        let f = facts.entry(r.try_get(0)?).or_default();
-        let role = r.try_get::<i64, _>(5)? as i32;
-        let at: i64 = r.try_get(6)?;
-        match r.try_get::<i64, _>(1)? {
-            DIAGNOSIS => f.diagnoses.push((r.try_get(2)?, r.try_get(4)?)),
-            CONTACT => f.contacts.push((at, role)),
-            APPOINTMENT_SCHEDULED => {
-                let position: i64 = r.try_get(7)?;
-                let latest = f.scheduled.entry(r.try_get(3)?).or_insert((position, at, role));
-                if position >= latest.0 {
-                    *latest = (position, at, role);
-                }
-            }
-            APPOINTMENT_COMPLETED => f.completed.push(r.try_get(3)?),
-            _ => {}
-        }
-    }
+    let facts = load(conn, p, &patients).await?;
     let none = PatientFacts::default();
     Ok(keys
         .iter()
         .map(|(pid, enc, discharged_at)| {
-            let f = facts.get(*pid).unwrap_or(&none);
-            let pathway = templates.of(f
-                .diagnoses
-                .iter()
-                .filter(|(e, _)| e == enc)
-                .map(|(_, c)| c.as_str()));
-            let care = Care {
-                contacts: f.contacts.clone(),
-                appointments_completed: f
-                    .completed
-                    .iter()
-                    .filter_map(|id| f.scheduled.get(id))
-                    .map(|(_, due, role)| (*due, *role))
-                    .collect(),
-            };
+            let (pathway, care) = facts.get(*pid).unwrap_or(&none).pathway(templates, enc);
             Due {
                 pathway,
                 steps: pathways::steps(pathway, *discharged_at, &care, now),

@@ -222,14 +222,12 @@ impl Pathways {
         Ok(Pathways { pathways, default })
     }
 
-    /// A short fingerprint of the templates, for logs.
-    pub fn describe(&self) -> String {
-        self.pathways
-            .iter()
-            .chain(std::iter::once(&self.default))
-            .map(|p| format!("{} ({} steps)", p.name, p.steps.len()))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// A fingerprint of the templates (FNV-1a of their description): the coordination view's
+    /// stored standing depends on them, so other templates make its version another.
+    pub fn fingerprint(&self) -> u32 {
+        format!("{self:?}").bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
     }
 }
 
@@ -570,6 +568,18 @@ mod tests {
         assert_eq!(other.name, "usual");
         assert_eq!(other.steps[0].within, Within::Months(1));
         assert!(p.named("copd").is_none());
+    }
+
+    #[test]
+    fn other_templates_another_fingerprint() {
+        let builtin = Pathways::builtin().fingerprint();
+        assert_eq!(builtin, Pathways::builtin().fingerprint());
+        assert_ne!(builtin, Pathways::from_json(FILE).unwrap().fingerprint());
+        let later = FILE.replace("\"within_days\": 2", "\"within_days\": 3");
+        assert_ne!(
+            Pathways::from_json(FILE).unwrap().fingerprint(),
+            Pathways::from_json(&later).unwrap().fingerprint()
+        );
     }
 
     #[test]

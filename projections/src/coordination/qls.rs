@@ -113,8 +113,9 @@ pub struct Summary {
     pub scored: u64,
     /// Stays meeting all 14 criteria.
     pub complete: u64,
-    /// The sum of the stays' scores out of 100.
-    pub percent_sum: f64,
+    /// The criteria met, summed over the stays (whole numbers: the mean does not depend on the
+    /// order the stays are added in).
+    pub met_sum: u64,
 }
 
 impl Summary {
@@ -122,12 +123,13 @@ impl Summary {
         self.stays += 1;
         self.scored += u64::from(s.met > 0);
         self.complete += u64::from(s.complete());
-        self.percent_sum += s.percent();
+        self.met_sum += u64::from(s.met);
     }
 
     /// The mean score out of 100; `None` without stays.
     pub fn mean(&self) -> Option<f64> {
-        (self.stays > 0).then(|| self.percent_sum / self.stays as f64)
+        (self.stays > 0)
+            .then(|| 100.0 * self.met_sum as f64 / (CRITERIA.len() as u64 * self.stays) as f64)
     }
 }
 

@@ -107,6 +107,7 @@ fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
             first_contact_at: r.try_get(12)?,
             appointments: Vec::new(),
             alerts: Vec::new(),
+            pathway: Vec::new(),
         },
         referents: Vec::new(),
     })
@@ -338,6 +339,14 @@ async fn attach(
         if let Some(&i) = by_patient.get(&pid) {
             out[i].referents.push(r);
         }
+    }
+    // The care pathways' steps, as the fold derived the standing from them.
+    let templates = super::pathways::active().map_err(|e| sqlx::Error::Configuration(e.into()))?;
+    let pathway = super::pathway_facts::load(conn, p, &keys).await?;
+    let none = super::pathway_facts::PatientFacts::default();
+    for d in out.iter_mut() {
+        let f = pathway.get(&d.patient_id).unwrap_or(&none);
+        d.facts.pathway = f.dues(templates, &d.encounter_id, d.facts.discharged_at);
     }
     Ok(())
 }

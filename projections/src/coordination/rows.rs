@@ -5,6 +5,8 @@
 use super::{
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, AppointmentState, Facts},
+    pathway_facts::PatientFacts,
+    pathways::Pathways,
     queries::name_key,
     urgency::{self, Standing},
 };
@@ -93,6 +95,8 @@ pub struct Care {
     pub contacts: Vec<Contact>,
     pub appointments: Vec<AppointmentRow>,
     pub alerts: Vec<AlertRow>,
+    /// What the care pathway's steps are derived from (`pathway_facts.rs`).
+    pub pathway: PatientFacts,
 }
 
 impl Care {
@@ -115,8 +119,9 @@ impl Care {
         }
     }
 
-    /// The follow-up facts of encounter `e` (appointments of the encounter, alerts of the patient).
-    fn facts(&self, e: &EncounterRow) -> Facts {
+    /// The follow-up facts of encounter `e` (appointments of the encounter, alerts of the patient,
+    /// the steps of its care pathway under `templates`).
+    fn facts(&self, e: &EncounterRow, templates: &Pathways) -> Facts {
         Facts {
             discharged_at: e.discharged_at.unwrap_or_default(),
             letter_sent_at: e.letter_sent_at,
@@ -130,6 +135,9 @@ impl Care {
                 .map(appointment)
                 .collect(),
             alerts: self.alerts.iter().map(alert).collect(),
+            pathway: e.discharged_at.map_or_else(Vec::new, |d| {
+                self.pathway.dues(templates, &e.encounter_id, d)
+            }),
         }
     }
 }
@@ -228,7 +236,8 @@ pub async fn load_care<'k>(
                 reconciled_at: r.try_get(16)?,
                 first_contact_at: r.try_get(17)?,
                 movements: Movements::from_text(&r.try_get::<String, _>(20)?),
-                time_zone: r.try_get(32)?,
+                // After the standing's columns.
+                time_zone: r.try_get(21 + urgency::COLUMNS.split(", ").count())?,
             };
             let latest = r.try_get::<i64, _>(18)? == 1;
             let deceased = r.try_get::<i64, _>(19)? == 1;
@@ -321,6 +330,7 @@ pub async fn write(
     patients: &HashMap<String, PatientRow>,
     care: &HashMap<&str, Care>,
     changes: &Changes<'_>,
+    templates: &Pathways,
 ) -> anyhow::Result<()> {
     let rows: Vec<PatientOut> = changes
         .patients
@@ -361,7 +371,7 @@ pub async fn write(
                 e,
                 latest: Some(e.admitted_at) == latest,
                 deceased,
-                standing: Standing::of(&c.facts(e), e.discharged_at.is_some()),
+                standing: Standing::of(&c.facts(e, templates), e.discharged_at.is_some()),
             };
             let unchanged =
                 c.stored
@@ -510,7 +520,7 @@ struct EncounterOut<'a> {
 }
 
 impl SqlRow for EncounterOut<'_> {
-    const COLS: usize = 33;
+    const COLS: usize = 34;
     fn bind<'q>(&'q self, q: Q<'q>) -> Q<'q> {
         let (e, s) = (self.e, &self.standing);
         q.bind(self.pid)
@@ -545,6 +555,7 @@ impl SqlRow for EncounterOut<'_> {
             .bind(i64::from(s.alerts_other))
             .bind(i64::from(s.alerts_unacknowledged))
             .bind(i64::from(s.alert_max_severity))
+            .bind(s.pathway_due_at)
             .bind(e.time_zone.as_str())
     }
 }

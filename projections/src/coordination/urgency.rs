@@ -1,6 +1,7 @@
 //! The worklist's filter and order in SQL. The fold stores, with each encounter, what of its
 //! follow-up does not depend on the time of the query ([`Standing`]: due times, letter
-//! completeness, missed appointments, the earliest scheduled one, the patient's open alerts); the
+//! completeness, missed appointments, the earliest scheduled one, the patient's open alerts, the
+//! earliest deadline of a care pathway step not done); the
 //! expressions here add what depends on `now` (a bound parameter) with the weights and conditions
 //! of `followup::rank`, so that SQL filters and orders exactly as [`follow_up`] would, and pages
 //! before anything else is loaded.
@@ -23,6 +24,8 @@ pub struct Standing {
     pub alerts_other: u32,
     pub alerts_unacknowledged: u32,
     pub alert_max_severity: i32,
+    /// The earliest deadline of a care pathway step not done yet (`pathways.rs`).
+    pub pathway_due_at: Option<i64>,
 }
 
 impl Standing {
@@ -43,6 +46,7 @@ impl Standing {
             alerts_other: fu.open_alerts[0] + fu.open_alerts[1],
             alerts_unacknowledged: fu.unacknowledged_alerts,
             alert_max_severity: fu.max_open_severity,
+            pathway_due_at: fu.pathway_due_at.filter(|_| discharged),
         }
     }
 }
@@ -64,6 +68,7 @@ impl Standing {
             alerts_other: count(8)?,
             alerts_unacknowledged: count(9)?,
             alert_max_severity: r.try_get::<i64, _>(at + 10)? as i32,
+            pathway_due_at: r.try_get(at + 11)?,
         })
     }
 }
@@ -72,13 +77,13 @@ impl Standing {
 pub const COLUMNS: &str =
     "letter_due_at, first_contact_due_at, reconciliation_due_at, letter_complete, \
      appointments_missed, earliest_scheduled_at, alerts_critical, alerts_high, alerts_other, \
-     alerts_unacknowledged, alert_max_severity";
+     alerts_unacknowledged, alert_max_severity, pathway_due_at";
 
 /// Their DDL.
 pub const COLUMNS_DDL: &str = "letter_due_at BIGINT, first_contact_due_at BIGINT, reconciliation_due_at BIGINT, \
      letter_complete BIGINT NOT NULL, appointments_missed BIGINT NOT NULL, earliest_scheduled_at BIGINT, \
      alerts_critical BIGINT NOT NULL, alerts_high BIGINT NOT NULL, alerts_other BIGINT NOT NULL, \
-     alerts_unacknowledged BIGINT NOT NULL, alert_max_severity BIGINT NOT NULL";
+     alerts_unacknowledged BIGINT NOT NULL, alert_max_severity BIGINT NOT NULL, pathway_due_at BIGINT";
 
 /// `PER_DAY_LATE ×` whole days from `due` to `now`, at most `MAX_DAYS_LATE` (only used when
 /// `now >= due`, where SQL's integer division truncates as Rust's does).
@@ -102,6 +107,7 @@ pub fn urgency_sql(now: &str) -> String {
                  ELSE {FIRST_CONTACT_DUE} END
           + CASE WHEN e.appointments_missed > 0 THEN {APPOINTMENT_MISSED} ELSE 0 END
           + CASE WHEN e.earliest_scheduled_at < {now} THEN {APPOINTMENT_UNCONFIRMED} ELSE 0 END
+          + CASE WHEN {now} >= e.pathway_due_at THEN {PATHWAY_STEP_OVERDUE} + {pathway_late} ELSE 0 END
           + CASE WHEN e.letter_sent_at IS NULL AND {now} >= e.letter_due_at
                  THEN {LETTER_OVERDUE} + {letter_late} ELSE 0 END
           + CASE WHEN e.reconciled_at IS NULL AND {now} >= e.reconciliation_due_at
@@ -109,6 +115,7 @@ pub fn urgency_sql(now: &str) -> String {
           + CASE WHEN e.letter_sent_at IS NOT NULL AND e.letter_complete = 0 THEN {LETTER_INCOMPLETE} ELSE 0 END)",
         fc_late = days_late(now, "e.first_contact_due_at"),
         letter_late = days_late(now, "e.letter_due_at"),
+        pathway_late = days_late(now, "e.pathway_due_at"),
     )
 }
 
@@ -116,7 +123,7 @@ pub fn urgency_sql(now: &str) -> String {
 pub fn overdue_sql(now: &str) -> String {
     format!(
         "(e.alerts_critical + e.alerts_high + e.alerts_other > 0 OR e.appointments_missed > 0
-          OR e.earliest_scheduled_at < {now}
+          OR e.earliest_scheduled_at < {now} OR {now} >= e.pathway_due_at
           OR (e.first_contact_at IS NULL AND {now} >= e.first_contact_due_at)
           OR (e.letter_sent_at IS NULL AND {now} >= e.letter_due_at)
           OR (e.reconciled_at IS NULL AND {now} >= e.reconciliation_due_at))"
@@ -125,12 +132,12 @@ pub fn overdue_sql(now: &str) -> String {
 
 /// Whether the discharge in row `e` has an open task at `now` whatever its date (an SQL
 /// condition, as [`super::followup::open_task`]): an alert not resolved, an appointment past due
-/// and not confirmed, or no first contact yet. The worklist lists such a patient even when the
+/// and not confirmed, a care pathway step overdue, or no first contact yet. The worklist lists such a patient even when the
 /// discharge is older than its window.
 pub fn open_task_sql(now: &str) -> String {
     format!(
         "(e.alerts_critical + e.alerts_high + e.alerts_other > 0
-          OR e.earliest_scheduled_at < {now}
+          OR e.earliest_scheduled_at < {now} OR {now} >= e.pathway_due_at
           OR e.first_contact_at IS NULL)"
     )
 }

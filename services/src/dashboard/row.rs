@@ -33,11 +33,14 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra:
     } else {
         &i.display_name
     };
+    // An overdue pathway step said as the steps themselves ("médecin traitant en retard").
     let tasks: Vec<String> = i
         .tasks
         .iter()
-        .map(|t| task_label(lang, t))
-        .chain(super::pathway::overdue_tasks(lang, i))
+        .flat_map(|t| match t.as_str() {
+            "pathway_step_overdue" => super::pathway::overdue_tasks(lang, i),
+            _ => vec![task_label(lang, t)],
+        })
         .collect();
     let _ = write!(
         b,

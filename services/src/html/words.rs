@@ -164,6 +164,7 @@ const TASKS: &Table = &[
     ("letter_overdue", "lettre non envoyée", "letter not sent"),
     ("reconciliation_overdue", "conciliation à faire", "reconciliation overdue"),
     ("letter_incomplete", "lettre incomplète", "letter incomplete"),
+    ("pathway_step_overdue", "étape du parcours en retard", "pathway step overdue"),
     ("first_contact_due", "premier contact à venir", "first contact due"),
 ];
 
