@@ -33,8 +33,8 @@ mod charts;
 mod export;
 mod identity;
 mod live;
-mod planning;
 mod pathway;
+mod planning;
 mod planning_actions;
 mod qls;
 mod row;
@@ -377,8 +377,11 @@ async fn list_section(
             result,
         )
         .await?;
+    let whole_list = req.page_token.is_empty() && resp.next_page_token.is_empty();
     let overdue = if req.overdue_only {
         resp.total
+    } else if whole_list {
+        resp.items.iter().filter(|i| i.overdue).count() as u64
     } else {
         // A count, no patient shown: nothing to record.
         let overdue = WorklistRequest {
