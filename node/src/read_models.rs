@@ -50,6 +50,16 @@ impl ReadModels {
     pub async fn open(spec: &ReadModelsSpec, db: Db, shared: &Shared) -> anyhow::Result<Self> {
         let log = shared.log.clone();
         let readmission = open_projection(db.clone(), Readmission, &log).await?;
+        if spec.coordination {
+            // The care pathway templates (`JOURNEY_PATHWAYS`): a file that cannot be used stops
+            // the start, rather than a coordination view paused behind it.
+            if let Err(why) = journey_projections::coordination::pathways::active() {
+                anyhow::bail!(
+                    "the care pathway templates cannot be used: {why}. Fix the file, or unset \
+                     JOURNEY_PATHWAYS for the built-in templates"
+                );
+            }
+        }
         let (coordination, planning) = match spec.coordination {
             true => (
                 Some(open_projection(db.clone(), Coordination, &log).await?),

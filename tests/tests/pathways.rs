@@ -2,7 +2,7 @@
 //! heart-failure stay's steps follow the built-in PRADO template (home nurse and GP by day 7,
 //! cardiologist within two months), done by visits and appointments of those roles; another stay
 //! follows the default; a templates file (`JOURNEY_PATHWAYS`) changes them and the worklist's
-//! ranking; a file that cannot be used is refused with its reason.
+//! ranking; a file that cannot be used stops the start, saying why.
 use journey_proto::{
     prost_types::Timestamp,
     v1::{
@@ -389,27 +389,26 @@ async fn a_templates_file_that_cannot_be_used_is_refused_with_its_reason() {
     let file = dir.path().join("pathways.json");
     std::fs::write(&file, FILE.replace("\"home_nurse\"]", "\"surgeon\"]")).unwrap();
     let data = dir.path().join("data");
-    let server =
-        Server::start_with_env(&data, &[], &[("JOURNEY_PATHWAYS", file.to_str().unwrap())]);
-    // The log takes the events; the coordination view cannot fold them with these templates.
-    let mut c = server.client().await;
-    append_batch(&mut c, scenario()).await;
-    let mut coordination = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
-    let refused = coordination
-        .worklist(WorklistRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // The node does not start: a coordination view cannot be folded with these templates.
+    let out = std::process::Command::new(journey_bin())
+        .args([
+            "up",
+            "--insecure",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("JOURNEY_PATHWAYS", &file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
     assert!(
-        refused.message().contains("unknown role \"surgeon\""),
-        "{refused:?}"
-    );
-    let refused = follow_up(&server, "H1", "2026-10-20T10:00:00Z")
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-    assert!(
-        refused.message().contains("unknown role \"surgeon\""),
-        "{refused:?}"
+        err.contains("the care pathway templates cannot be used")
+            && err.contains("unknown role \"surgeon\""),
+        "{err}"
     );
 }
