@@ -37,7 +37,8 @@ const GAP: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_secs(2);
 
 /// The script: refreshes `#list` when the view's position differs from the one it shows (a
-/// refresh at a time, the last position asked once more after it), sets the title's count, and
+/// refresh at a time, the last position asked once more after it) and every five minutes (what
+/// is late changes with the time), sets the title's count, and
 /// reloads the whole page when the list or the events are refused (a session ended: the page
 /// saying so takes the patients off the screen).
 const SCRIPT: &str = r#""use strict";
@@ -52,7 +53,7 @@ const SCRIPT: &str = r#""use strict";
   title();
   let busy = false, wanted = null;
   const refresh = async (position) => {
-    if (busy) { wanted = position; return; }
+    if (busy) { if (position !== null) wanted = position; return; }
     busy = true;
     try {
       const r = await fetch("/live/worklist" + location.search, { credentials: "same-origin" });
@@ -71,6 +72,8 @@ const SCRIPT: &str = r#""use strict";
   const events = new EventSource("/live/events");
   events.onmessage = (e) => { if (e.data !== list.dataset.position) refresh(e.data); };
   events.onerror = () => { if (events.readyState === EventSource.CLOSED) location.reload(); };
+  // Time alone makes a step late: the list is read again every five minutes all the same.
+  setInterval(() => refresh(null), 300000);
   window.addEventListener("pagehide", () => events.close());
 })();
 "#;
