@@ -7,15 +7,22 @@
 //! - then `journey up --insecure` on that folder: Coordination.Worklist latency over gRPC
 //!   (default filters, overdue only, one territory; page of 50, 30-day window) beside a
 //!   do-nothing gRPC call (health check) on the same connection;
-//! - the dashboard pages (`/`, `/indicators`) over HTTP, beside the same baseline.
+//!   and with the other filters (alert severity, part of a facility's name, a referent);
+//! - the dashboard pages over HTTP (the worklist, filtered, a patient search, `/indicators` with
+//!   the QLS indicator) beside a do-nothing HTTP request (the style sheet), each on a new
+//!   connection;
+//! - an action's round trip (`round_trip.rs`): a contact appended, then the worklist page read
+//!   until it shows it.
 //!
 //! The log holds simulated journeys (the simulator of `journey simulate`) over the last 30 days,
 //! appended in this process through the log's single writer and the journey rules.
 use super::common::{
     answer_and_time, baseline_row, dir_bytes, fill_log, latency_row, machine, open_log,
-    print_table, read_models_url, start_server, status, step, time_noop, Until, Window,
+    print_table, read_models_url, start_server, status, step, time_calls, time_noop, Until, Window,
 };
 use super::rebuild::{rebuild_into, scan, scan_row};
+
+mod round_trip;
 use crate::args::BenchCoordinationArgs;
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -26,7 +33,7 @@ use journey_projections::{
 };
 use journey_proto::v1::{
     coordination_client::CoordinationClient, projections_client::ProjectionsClient,
-    ProjectionStatusRequest, WorklistRequest,
+    ProjectionStatusRequest, Severity, WorklistRequest,
 };
 use std::{
     path::Path,
@@ -180,11 +187,26 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         .await
         .map_err(status)?
         .into_inner();
-    let territory = first
-        .items
-        .first()
+    let top = first.items.first();
+    let territory = top
         .map(|i| i.territory.clone())
         .unwrap_or_else(|| "CPTS-NORD".into());
+    // A part of a facility's name, as a reader types it in the filter.
+    let facility_part: String = top
+        .map(|i| i.facility_name.chars().skip(2).take(6).collect())
+        .unwrap_or_default();
+    let referent = first
+        .items
+        .iter()
+        .flat_map(|i| i.referents.iter())
+        .next()
+        .map(|r| r.professional_id.clone())
+        .unwrap_or_default();
+    // A family name of the list, as a coordinator types it in the search box.
+    let family: String = top
+        .and_then(|i| i.display_name.split(' ').next())
+        .unwrap_or("MARTIN")
+        .to_lowercase();
     let mut series: Vec<(String, Histogram<u64>, String)> = Vec::new();
     for (label, request) in [
         ("Worklist, default filters".to_string(), base.clone()),
@@ -202,6 +224,36 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
                 ..base.clone()
             },
         ),
+        (
+            "Worklist, alerts high or worse".to_string(),
+            WorklistRequest {
+                min_alert_severity: Severity::High as i32,
+                ..base.clone()
+            },
+        ),
+        (
+            format!("Worklist, facility \"{facility_part}\""),
+            WorklistRequest {
+                facility_id: facility_part.clone(),
+                ..base.clone()
+            },
+        ),
+        (
+            format!("Worklist, referent {referent}"),
+            WorklistRequest {
+                referent_id: referent.clone(),
+                ..base.clone()
+            },
+        ),
+        (
+            "Worklist, overdue, territory, page 3".to_string(),
+            WorklistRequest {
+                overdue_only: true,
+                territory: territory.clone(),
+                page_token: "100".into(),
+                ..base.clone()
+            },
+        ),
     ] {
         step(&format!("(d) {label}, up to {calls} calls"));
         let (r, h) = answer_and_time(calls, budget, || {
@@ -214,9 +266,24 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         series.push((label, h, note));
     }
 
+    step(&format!(
+        "(e) baseline: do-nothing HTTP request (GET /style.css), {calls} requests"
+    ));
+    let http = server.http.clone();
+    let http_noop = time_calls(calls, budget, || {
+        let http = http.clone();
+        async move { http_get(&http, "/style.css").await.map(drop) }
+    })
+    .await?;
     let mut pages: Vec<(String, Histogram<u64>, String)> = Vec::new();
-    for path in ["/", "/indicators"] {
-        step(&format!("(e) dashboard GET {path}, up to {calls} requests"));
+    for path in [
+        "/".to_string(),
+        format!("/?overdue=1&territory={territory}"),
+        format!("/search?q={family}"),
+        "/indicators".to_string(),
+    ] {
+        let path = path.as_str();
+        step(&format!("(f) dashboard GET {path}, up to {calls} requests"));
         let http = server.http.clone();
         let (bytes, h) = answer_and_time(calls, budget, || {
             let http = http.clone();
@@ -229,6 +296,13 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
             format!("{bytes} bytes of HTML; new connection per request"),
         ));
     }
+
+    step(&format!(
+        "(g) an action's round trip: a contact appended, then the worklist page read until it shows it, up to {calls} times"
+    ));
+    let log = server.log_client().await?;
+    let (round_trips, polls) =
+        round_trip::measure(&coordination, &log, &base, calls, budget).await?;
     drop(server);
 
     println!();
@@ -251,7 +325,7 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         &noop,
         format!("{} calls", noop.len()),
     )];
-    for (name, h, note) in series.iter().chain(pages.iter()) {
+    for (name, h, note) in &series {
         rows.push(latency_row(
             name,
             h,
@@ -260,6 +334,32 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
             format!("{note}; {} calls", h.len()),
         ));
     }
+    rows.push(latency_row(
+        "(g) action round trip: contact appended → shown by the worklist page",
+        &round_trips,
+        &noop,
+        0,
+        format!(
+            "{} round trips; {polls} page reads in all (the wait is read by reading the page)",
+            round_trips.len()
+        ),
+    ));
     print_table(["query", "p50 / p99", "ratio to (c)", "notes"], &rows);
+    println!();
+    let mut rows = vec![baseline_row(
+        "(e) do-nothing HTTP request: GET /style.css (baseline)",
+        &http_noop,
+        format!("{} requests; new connection per request", http_noop.len()),
+    )];
+    for (name, h, note) in &pages {
+        rows.push(latency_row(
+            name,
+            h,
+            &http_noop,
+            0,
+            format!("{note}; {} calls", h.len()),
+        ));
+    }
+    print_table(["page", "p50 / p99", "ratio to (e)", "notes"], &rows);
     Ok(())
 }
