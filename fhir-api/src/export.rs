@@ -16,8 +16,10 @@
 //! manifest, and its folder is removed at the next start. Jobs and their files are removed an
 //! hour after they finished (looked for every minute).
 //!
-//! Here: the addresses, who may ask, the jobs and their folder; `export/job.rs`: a job at work.
+//! Here: the addresses, who may ask, the jobs and their folder; `export/job.rs`: a job at work;
+//! `export/scan.rs`: the log scanned for its patients.
 mod job;
+mod scan;
 
 use super::{
     request::{export_request, ExportAsk},

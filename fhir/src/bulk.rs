@@ -19,15 +19,10 @@ pub fn wanted(ask: &ExportAsk, kind: &str) -> bool {
     ask.types.as_ref().is_none_or(|t| t.contains(&kind))
 }
 
-/// What an export writes of a patient: of its resources (`events` mapped, and its `tasks`) and
-/// its events' Provenances, those of the types asked, changed since `_since`
-/// (`meta.lastUpdated`, as `$everything?_since=`).
-pub fn selected<'a>(
-    ask: &ExportAsk,
-    patient: &str,
-    events: &'a [Event],
-    tasks: Vec<Resource>,
-) -> Vec<Entry<'a>> {
+/// What an export writes of a patient's events: of its resources (`events` mapped) and its
+/// events' Provenances, those of the types asked, changed since `_since` (`meta.lastUpdated`, as
+/// `$everything?_since=`) and kept by `_typeFilter`. Its Tasks are [`tasks_selected`].
+pub fn selected<'a>(ask: &ExportAsk, patient: &str, events: &'a [Event]) -> Vec<Entry<'a>> {
     let wanted = |k: &str| wanted(ask, k);
     let mapped = ask.types.as_ref().is_none_or(|t| {
         t.iter()
@@ -41,12 +36,22 @@ pub fn selected<'a>(
             .collect(),
         false => Vec::new(),
     };
-    if wanted(Kind::Task.name()) {
-        all.extend(tasks.into_iter().map(Entry::Resource));
-    }
     if wanted(PROVENANCE) {
         all.extend(events.iter().map(Entry::Provenance));
     }
+    narrowed(ask, all)
+}
+
+/// What an export writes of a patient's Tasks (from the coordination view): as [`selected`].
+pub fn tasks_selected(ask: &ExportAsk, tasks: Vec<Resource>) -> Vec<Entry<'static>> {
+    match wanted(ask, Kind::Task.name()) {
+        true => narrowed(ask, tasks.into_iter().map(Entry::Resource).collect()),
+        false => Vec::new(),
+    }
+}
+
+/// `all` changed since `_since` and kept by `_typeFilter`.
+fn narrowed<'a>(ask: &ExportAsk, mut all: Vec<Entry<'a>>) -> Vec<Entry<'a>> {
     if let Some(since) = &ask.since {
         all.retain(|r| r.since(since));
     }
@@ -71,7 +76,7 @@ pub fn error_line(patient: &str, lost: &str, why: &str) -> Value {
     )
 }
 
-/// The type an export file's name holds (`Patient.ndjson`), if an export writes it.
+/// The type an export file's name holds (`Patient-1.ndjson`), if an export writes it.
 pub fn file_kind(name: &str) -> Option<&'static str> {
     let (kind, part) = name.strip_suffix(".ndjson")?.rsplit_once('-')?;
     if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {

@@ -1,10 +1,10 @@
 //! A Bulk Data export at work: the patients found in the log, each one's resources written to
 //! its type's file, the access-log record, then the manifest.
-use super::{Job, JobState, Scope, MANIFEST, SCAN_BATCH};
+use super::{scan::Scan, Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{request::ExportAsk, FhirApi};
 use journey_event_log::EventLog;
 use journey_fhir::{bulk, bundle::Entry, Kind, Resource};
-use journey_log_access::EventSource;
+use journey_projections::coordination::queries::Item;
 use journey_proto::v1::{event::Payload, Event, FollowUpRequest};
 use journey_services::{
     access_log::{audited, Access},
@@ -129,7 +129,7 @@ impl Files {
 
 /// What a worker did: the patients it covered, its files, and where its time went (waiting for
 /// patients, reading their streams from the log in this process, mapping them, writing their
-/// resources, syncing its files).
+/// resources, waiting for and writing their Tasks, syncing its files).
 #[derive(Default)]
 struct Worked {
     covered: Vec<String>,
@@ -138,6 +138,7 @@ struct Worked {
     read: Duration,
     mapped: Duration,
     wrote: Duration,
+    tasks: Duration,
     synced: Duration,
 }
 
@@ -169,24 +170,41 @@ impl Work {
         Ok(events)
     }
 
-    /// The patient's Tasks, where asked and the server has the coordination view: those of the
-    /// discharges it follows (a patient never discharged has none, no query).
-    fn tasks(&self, patient: &str, events: &[Event]) -> Result<Vec<Resource>, Status> {
-        let Some(view) = &self.view else {
-            return Ok(Vec::new());
-        };
+    /// The query of the patient's Tasks, where asked and the server has the coordination view
+    /// (the discharges it follows; a patient never discharged has none, no query), started on
+    /// the runtime: it runs while the worker maps and writes the patient's other resources.
+    fn ask_tasks(&self, patient: &str, events: &[Event]) -> Option<PendingTasks> {
+        let view = self.view.clone()?;
         let discharged = events
             .iter()
             .any(|e| matches!(e.payload, Some(Payload::Discharged(_))));
         if !discharged || !bulk::wanted(&self.ask, Kind::Task.name()) {
-            return Ok(Vec::new());
+            return None;
         }
+        let patient = patient.to_string();
+        Some(
+            self.runtime
+                .spawn(async move { crate::tasks::followed(&view, &patient).await }),
+        )
+    }
+
+    /// The Tasks the query answered, mapped with `events` (their `meta`).
+    fn tasks(
+        &self,
+        pending: PendingTasks,
+        patient: &str,
+        events: &[Event],
+    ) -> Result<Vec<Resource>, Status> {
         let followed = self
             .runtime
-            .block_on(crate::tasks::followed(view, patient))?;
+            .block_on(pending)
+            .map_err(errors::fhir_export_failed)??;
         Ok(crate::tasks::tasks(patient, &followed, events))
     }
 }
+
+/// A query of a patient's Tasks under way.
+type PendingTasks = tokio::task::JoinHandle<Result<Vec<Item>, Status>>;
 
 /// A worker (`worker` from 1): takes each patient from `queue` (reading its events from the log
 /// when it is in this process), maps it and writes its resources to its own files, until the
@@ -230,25 +248,36 @@ fn map_and_write(
             }
         };
         let started = Instant::now();
-        let tasks = match work.tasks(&patient, &events) {
-            Ok(tasks) => tasks,
-            Err(s) => {
-                let why = format!("the coordination view could not be read: {}", s.message());
-                files.error(&patient, "its Tasks", &why).map_err(failed)?;
-                Vec::new()
-            }
-        };
-        let resources = bulk::selected(&work.ask, &patient, &events, tasks);
+        let pending = work.ask_tasks(&patient, &events);
+        let resources = bulk::selected(&work.ask, &patient, &events);
         w.mapped += started.elapsed();
-        if resources.is_empty() {
-            continue;
-        }
         let started = Instant::now();
-        w.covered.push(patient);
         for r in &resources {
             files.write(r).map_err(failed)?;
         }
         w.wrote += started.elapsed();
+        let mut written = !resources.is_empty();
+        drop(resources);
+        if let Some(pending) = pending {
+            let started = Instant::now();
+            match work.tasks(pending, &patient, &events) {
+                Ok(tasks) => {
+                    let tasks = bulk::tasks_selected(&work.ask, tasks);
+                    for r in &tasks {
+                        files.write(r).map_err(failed)?;
+                    }
+                    written |= !tasks.is_empty();
+                }
+                Err(s) => {
+                    let why = format!("the coordination view could not be read: {}", s.message());
+                    files.error(&patient, "its Tasks", &why).map_err(failed)?;
+                }
+            }
+            w.tasks += started.elapsed();
+        }
+        if written {
+            w.covered.push(patient);
+        }
     }
     let started = Instant::now();
     w.listed = files.finish().map_err(failed)?;
@@ -311,12 +340,16 @@ impl Run {
         // The log scanned in batches for the patients (only their ids kept), each handed to the
         // workers as soon as found: they map while the scan goes on.
         let read = async {
-            let mut source = self
-                .api
-                .log
-                .source()
-                .await
-                .map_err(errors::fhir_export_failed)?;
+            let mut scan = match &local {
+                Some(log) => Scan::Local(log.clone()),
+                None => Scan::Remote(Box::new(
+                    self.api
+                        .log
+                        .source()
+                        .await
+                        .map_err(errors::fhir_export_failed)?,
+                )),
+            };
             let mut seen = HashSet::new();
             let mut from = 1;
             while from <= head {
@@ -327,10 +360,7 @@ impl Run {
                     seen.len()
                 ))?;
                 let started = Instant::now();
-                let batch = source
-                    .range(from, head, SCAN_BATCH)
-                    .await
-                    .map_err(errors::fhir_export_failed)?;
+                let batch = scan.range(from, head, SCAN_BATCH).await?;
                 scanned += started.elapsed();
                 let Some(last) = batch.last() else { break };
                 from = last.position + 1;
@@ -372,7 +402,7 @@ impl Run {
             .iter()
             .map(|w| {
                 let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
-                [w.waited, w.read, w.mapped, w.wrote, w.synced]
+                [w.waited, w.read, w.mapped, w.wrote, w.tasks, w.synced]
                     .map(s)
                     .join("/")
             })
@@ -386,7 +416,7 @@ impl Run {
             log_scan_s = scanned.as_secs_f64(),
             deciding_or_reading_s = reading.as_secs_f64(),
             waiting_for_workers_s = queued.as_secs_f64(),
-            workers_waiting_reading_mapping_writing_syncing_s = %workers.join(" "),
+            workers_waiting_reading_mapping_writing_tasks_syncing_s = %workers.join(" "),
             until_files_synced_s = synced.as_secs_f64(),
             until_recorded_s = started.elapsed().as_secs_f64(),
             "FHIR export written"
