@@ -11,7 +11,6 @@ use journey_proto::{
     },
 };
 use journey_tests::*;
-use tonic::Code;
 
 fn t(rfc3339: &str) -> Timestamp {
     Timestamp {
