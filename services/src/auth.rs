@@ -167,7 +167,7 @@ impl Authenticator {
                     continue;
                 }
                 let bad = || {
-                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service, consent", path.display(), n + 1)
+                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service, consent, gp", path.display(), n + 1)
                 };
                 if f.len() < 4 {
                     return Err(bad());
@@ -315,6 +315,7 @@ pub fn allowed(role: Role, path: &str) -> bool {
         ("Coordination", _) => role == Coordinator,
         ("Audit", _) => role == Auditor,
         ("Projections", "Status") => true,
+        // A GP reads on the dashboard only (`dashboard/gp.rs`), where their patients are decided.
         _ => false,
     }
 }
@@ -500,6 +501,7 @@ mod tests {
             ("/journey.v1.Audit/Timeline", &[Auditor, Admin]),
             ("/journey.v1.Projections/Rebuild", &[Admin]),
             ("/journey.v1.Projections/Status", &Role::ALL),
+            ("/journey.v1.Coordination/FollowUp", &[Coordinator, Admin]),
         ];
         for (path, who) in cases {
             for role in Role::ALL {

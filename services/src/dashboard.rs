@@ -31,12 +31,16 @@ mod address;
 mod alert_words;
 mod charts;
 mod export;
+mod gp;
+mod had;
 mod identity;
 mod live;
 mod pathway;
 mod planning;
 mod planning_actions;
 mod qls;
+mod readmission_figures;
+mod roster;
 mod row;
 mod search;
 mod sentence;
@@ -64,6 +68,9 @@ pub fn router(d: Dashboard) -> Router {
         .route("/patients/{id}/actions", axum::routing::post(actions::act))
         .route("/indicators", get(indicators))
         .route("/planning", get(planning::due_page))
+        .route(had::PATH, get(had::page))
+        .route(gp::PATH, get(gp::page))
+        .layer(axum::middleware::from_fn_with_state(d.clone(), gp::confine))
         .with_state(d);
     let pages = match sessions {
         None => pages,
@@ -143,12 +150,23 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
         ),
         None => String::new(),
     };
+    let links = match caller {
+        // A GP's dashboard is their list (`gp.rs`).
+        Some(p) if p.role == Role::Gp => {
+            format!("<a href=\"{}?lang={l}\">{}</a>", gp::PATH, gp::title(lang))
+        }
+        _ => format!(
+            "<a href=\"/?lang={l}\">{}</a><a href=\"/planning?lang={l}\">{}</a><a href=\"{}?lang={l}\">{}</a>\
+             <a href=\"/indicators?lang={l}\">{}</a>",
+            t(lang, "worklist"),
+            planning::say(lang, "Sorties à venir", "Upcoming discharges"),
+            had::PATH,
+            had::title(lang),
+            t(lang, "indicators"),
+        ),
+    };
     let nav = format!(
-        "<nav><a href=\"/?lang={l}\">{}</a><a href=\"/planning?lang={l}\">{}</a><a href=\"/indicators?lang={l}\">{}</a>\
-         <a id=\"other-language\" href=\"{}\">{}</a>{sign_out}</nav>",
-        t(lang, "worklist"),
-        planning::say(lang, "Sorties à venir", "Upcoming discharges"),
-        t(lang, "indicators"),
+        "<nav>{links}<a id=\"other-language\" href=\"{}\">{}</a>{sign_out}</nav>",
         address::other_language(lang),
         if lang == Lang::Fr {
             "English"
@@ -931,10 +949,9 @@ async fn indicators(
     b.push_str("</tbody></table></div>");
     b.push_str(&qls::section(lang, resp.letter_quality.as_ref()));
     // Discharge planning over the same weeks.
+    let week_day = |w: &WeekIndicators| chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d").ok();
     let day = |w: &WeekIndicators| {
-        chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d")
-            .ok()
-            .map(journey_projections::coordination::calendar::paris_midnight)
+        week_day(w).map(journey_projections::coordination::calendar::paris_midnight)
     };
     if let (Some(from), Some(last)) = (weeks.first().and_then(day), weeks.last().and_then(day)) {
         let territory = match caller.filter(|c| c.role == Role::Coordinator) {
@@ -945,6 +962,14 @@ async fn indicators(
         match planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
             Ok(section) => b.push_str(&section),
             Err(s) => return status_response(lang, caller, s),
+        }
+        let days = (weeks.first().and_then(week_day), weeks.last().and_then(week_day));
+        if let (Some(first), Some(last)) = days {
+            let period = (first, last + chrono::Days::new(6));
+            match readmission_figures::section(&d, lang, caller, period, &territory).await {
+                Ok(section) => b.push_str(&section),
+                Err(s) => return status_response(lang, caller, s),
+            }
         }
     }
     let head = d.log.head().await.ok().map(|(h, _)| h);

@@ -435,6 +435,14 @@ pub fn fhir_export_failed(e: impl Display) -> Status {
     Status::unavailable(format!("the export stopped: {e}; start it again"))
 }
 
+/// A GP asking for a patient who does not name them as GP or referent (recorded; the page answers
+/// as for an unknown patient).
+pub fn not_referent(professional: &str, patient_id: &str) -> Status {
+    Status::permission_denied(format!(
+        "{professional} is not the GP or a referent of patient {patient_id}"
+    ))
+}
+
 /// A patient the caller may not read, or that nobody knows: the same answer for both.
 pub fn patient_not_visible(patient_id: &str) -> Status {
     not_found(

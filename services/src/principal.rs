@@ -13,11 +13,15 @@ pub enum Role {
     Service,
     /// The patient's consent registry: appends consent events only.
     Consent,
+    /// A general practitioner (médecin traitant): signs in to the dashboard and sees only the
+    /// patients who name them as GP or referent; the subject is the professional id (RPPS) the
+    /// events name.
+    Gp,
 }
 
 impl Role {
     /// Every role, in the order of the enum.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Partner,
         Role::Coordinator,
         Role::Quality,
@@ -25,6 +29,7 @@ impl Role {
         Role::Admin,
         Role::Service,
         Role::Consent,
+        Role::Gp,
     ];
 
     pub fn parse(s: &str) -> Option<Role> {
@@ -36,6 +41,7 @@ impl Role {
             "admin" => Role::Admin,
             "service" => Role::Service,
             "consent" => Role::Consent,
+            "gp" => Role::Gp,
             _ => return None,
         })
     }

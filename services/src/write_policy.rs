@@ -30,7 +30,8 @@ fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
             Some(COORDINATOR),
             "ContactMade, AlertAcknowledged, AlertResolved, ReferentAssigned, AppointmentCompleted, AppointmentMissed, DischargeExpected, ChecklistItemSet and ComplexDischargeFlagged only, from the dashboard",
         ),
-        Role::Quality | Role::Auditor => (Some(&[]), "no event"),
+        // A GP reads their own patients on the dashboard; they record through their software.
+        Role::Quality | Role::Auditor | Role::Gp => (Some(&[]), "no event"),
     }
 }
 

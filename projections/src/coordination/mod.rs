@@ -10,6 +10,7 @@ pub mod pathway_facts;
 pub mod pathways;
 pub mod qls;
 pub mod queries;
+pub mod rosters;
 mod rows;
 pub mod urgency;
 
