@@ -136,14 +136,7 @@ impl SledStorage {
             return Ok(());
         }
         // Chunks never span two groups, and a checkpoint falls between groups.
-        let past: Vec<_> = self
-            .db
-            .range(chunk_key(checkpoint + 1)..=chunk_key(u64::MAX))
-            .keys()
-            .collect::<Result<_, _>>()?;
-        for key in past {
-            self.db.remove(key)?;
-        }
+        self.remove_chunks_from(checkpoint + 1)?;
         tracing::info!(
             checkpoint,
             sled_last = last,
@@ -185,17 +178,23 @@ impl SledStorage {
                 self.insert_chunks(entries.into_iter().filter(|e| e.position <= keep))?;
             }
         }
+        self.remove_chunks_from(keep + 1)?;
+        self.checkpoint()?;
+        self.journal.reset()?;
+        Ok(last - keep)
+    }
+
+    /// Removes the chunks that begin at `first` or after.
+    fn remove_chunks_from(&self, first: u64) -> Result<(), StorageError> {
         let past: Vec<_> = self
             .db
-            .range(chunk_key(keep + 1)..=chunk_key(u64::MAX))
+            .range(chunk_key(first)..=chunk_key(u64::MAX))
             .keys()
             .collect::<Result<_, _>>()?;
         for key in past {
             self.db.remove(key)?;
         }
-        self.checkpoint()?;
-        self.journal.reset()?;
-        Ok(last - keep)
+        Ok(())
     }
 
     fn insert_chunks<'a>(

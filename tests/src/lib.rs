@@ -502,6 +502,24 @@ fn spawn_ready_into(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Serve
     Server { child, grpc, http }
 }
 
+/// Stays for the patients `<prefix>-<p>` of `range`, every third one readmitted: something for the
+/// read models to hold.
+pub async fn load_stays(server: &Server, prefix: &str, range: std::ops::Range<usize>) {
+    let mut c = server.client().await;
+    for p in range {
+        let patient = format!("{prefix}-{p}");
+        let mut events = vec![
+            admitted(&patient, &format!("E-{p}-1"), 40 * 86_400),
+            discharged(&patient, &format!("E-{p}-1"), 35 * 86_400),
+        ];
+        if p % 3 == 0 {
+            events.push(admitted(&patient, &format!("E-{p}-2"), 20 * 86_400));
+            events.push(discharged(&patient, &format!("E-{p}-2"), 15 * 86_400));
+        }
+        append_batch(&mut c, events).await;
+    }
+}
+
 /// Every index stay, read in pages of `page_size` (small pages exercise the paging).
 pub async fn all_stays_paged(grpc: &str, page_size: u32) -> Vec<journey_proto::v1::IndexStay> {
     let mut c = journey_proto::v1::readmission_client::ReadmissionClient::new(

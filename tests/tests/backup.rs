@@ -3,8 +3,8 @@
 //! as a rebuild does; an incremental backup continues a full one; a damaged backup, a backup older
 //! than the anchor, or a used folder is refused with what is wrong, and nothing is written; a log
 //! rebuilt from the NATS stream alone has the live log's head, and a stream with a hole is refused.
-use journey_proto::{hex::hex, prost::Message, v1::HeadRequest};
-use journey_tests::*;
+use journey_proto::{hex::hex, prost::Message};
+use journey_tests::{replicated::head, *};
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -24,17 +24,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-async fn head(grpc: &str) -> (u64, Vec<u8>) {
-    let h = journey_tests::client::connect(grpc, None)
-        .await
-        .unwrap()
-        .head(HeadRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    (h.position, h.hash)
-}
-
 /// The events of the log at `grpc` up to position `to`.
 async fn read_all(grpc: &str, to: u64) -> Vec<journey_proto::v1::Event> {
     let mut events = read_log(grpc, None).await;
@@ -44,23 +33,6 @@ async fn read_all(grpc: &str, to: u64) -> Vec<journey_proto::v1::Event> {
 
 fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
-}
-
-/// Stays for `n` patients, every third one readmitted: something for the read models to hold.
-async fn load_stays(server: &Server, n: usize) {
-    let mut c = server.client().await;
-    for p in 0..n {
-        let patient = format!("B-{p}");
-        let mut events = vec![
-            admitted(&patient, &format!("E-{p}-1"), 40 * 86_400),
-            discharged(&patient, &format!("E-{p}-1"), 35 * 86_400),
-        ];
-        if p % 3 == 0 {
-            events.push(admitted(&patient, &format!("E-{p}-2"), 20 * 86_400));
-            events.push(discharged(&patient, &format!("E-{p}-2"), 15 * 86_400));
-        }
-        append_batch(&mut c, events).await;
-    }
 }
 
 /// Appends observations from 4 callers until `stop`; counts them.
@@ -93,7 +65,7 @@ fn append_until(
 async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_gives() {
     let dir = tempfile::tempdir().unwrap();
     let live = Server::start(&dir.path().join("live"), &[]);
-    load_stays(&live, 30).await;
+    load_stays(&live, "B", 0..30).await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let appenders = append_until(&live, stop.clone(), count.clone());
@@ -253,7 +225,7 @@ fn refused(backup: &Path, target: &Path, extra: &[&str]) -> String {
 async fn a_damaged_backup_an_outdated_one_or_a_used_folder_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let live = Server::start(&dir.path().join("live"), &[]);
-    load_stays(&live, 12).await;
+    load_stays(&live, "B", 0..12).await;
     let good = dir.path().join("good");
     let (code, _, err) = journey(&["backup", "--to", s(&good), "--server", &live.grpc]);
     assert_eq!(code, 0, "{err}");
@@ -385,7 +357,7 @@ async fn a_log_rebuilt_from_the_nats_stream_alone_has_the_live_head() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
     let live = Server::publishing(&dir.path().join("live"), &nats, "BACKUPS");
-    load_stays(&live, 20).await;
+    load_stays(&live, "B", 0..20).await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let appenders = append_until(&live, stop.clone(), count.clone());

@@ -92,6 +92,34 @@ async fn wait_head(grpc: &str, expected: &(u64, Vec<u8>), within: Duration) {
     }
 }
 
+/// A writer (`a`) and a standby (`b`) on the stream `stream`, each in its folder of `dir`, both
+/// started by `start` (`log_node`, or `replicated_node` for `journey up`).
+struct Pair {
+    _dir: tempfile::TempDir,
+    a_dir: PathBuf,
+    b_dir: PathBuf,
+    a: Server,
+    b: Server,
+}
+
+type Start = fn(&Path, &NatsCluster, &str, &[&str]) -> Server;
+
+async fn pair(cluster: &NatsCluster, stream: &str, start: Start, a_extra: &[&str]) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = start(&a_dir, cluster, stream, a_extra);
+    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
+    let mut b = start(&b_dir, cluster, stream, &["--standby"]);
+    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
+    Pair {
+        _dir: dir,
+        a_dir,
+        b_dir,
+        a,
+        b,
+    }
+}
+
 /// Every event the node at `grpc` serves.
 async fn all_events(grpc: &str) -> Vec<Event> {
     read_log(grpc, None).await
@@ -101,12 +129,13 @@ async fn all_events(grpc: &str) -> Vec<Event> {
 async fn the_standby_takes_over_a_killed_writer_and_the_old_writer_rejoins_as_a_standby() {
     let _one = ONE_AT_A_TIME.lock().await;
     let cluster = NatsCluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let mut a = log_node(&a_dir, &cluster, "FAIL", &[]);
-    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
-    let mut b = log_node(&b_dir, &cluster, "FAIL", &["--standby"]);
-    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
+    let Pair {
+        _dir,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = pair(&cluster, "FAIL", log_node, &[]).await;
 
     let load = Load::over(&[a.grpc.clone(), b.grpc.clone()], 4);
     load.wait_progress(100, Duration::from_secs(30), "the start")
@@ -170,11 +199,13 @@ async fn the_standby_takes_over_a_killed_writer_and_the_old_writer_rejoins_as_a_
 async fn the_old_writer_drops_its_unacknowledged_tail_and_follows_its_successor() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let mut a = log_node(&a_dir, &cluster, "TAIL", &["--ack-timeout-ms", "2000"]);
-    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
-    let mut b = log_node(&b_dir, &cluster, "TAIL", &["--standby"]);
+    let Pair {
+        _dir,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = pair(&cluster, "TAIL", log_node, &["--ack-timeout-ms", "2000"]).await;
     let mut ca = a.client().await;
     for i in 0..10 {
         append_batch(&mut ca, vec![observation("T-1", i as f64)]).await;
@@ -235,11 +266,13 @@ async fn the_old_writer_drops_its_unacknowledged_tail_and_follows_its_successor(
 async fn a_stream_event_that_does_not_continue_the_chain_stops_the_standby() {
     let _one = ONE_AT_A_TIME.lock().await;
     let cluster = NatsCluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let mut a = log_node(&a_dir, &cluster, "FORGED", &[]);
-    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
-    let mut b = log_node(&b_dir, &cluster, "FORGED", &["--standby"]);
+    let Pair {
+        _dir,
+        b_dir,
+        a,
+        mut b,
+        ..
+    } = pair(&cluster, "FORGED", log_node, &[]).await;
     let mut ca = a.client().await;
     for i in 0..5 {
         append_batch(&mut ca, vec![observation("F-1", i as f64)]).await;
@@ -301,12 +334,13 @@ async fn a_stream_event_that_does_not_continue_the_chain_stops_the_standby() {
 async fn a_stale_writer_coming_back_acknowledges_nothing_and_stops() {
     let _one = ONE_AT_A_TIME.lock().await;
     let cluster = NatsCluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let mut a = log_node(&a_dir, &cluster, "STALE", &[]);
-    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
-    let mut b = log_node(&b_dir, &cluster, "STALE", &["--standby"]);
-    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
+    let Pair {
+        _dir,
+        a_dir,
+        b_dir,
+        mut a,
+        mut b,
+    } = pair(&cluster, "STALE", log_node, &[]).await;
     let mut ca = a.client().await;
     for i in 0..5 {
         append_batch(&mut ca, vec![observation("W-1", i as f64)]).await;
@@ -365,35 +399,19 @@ async fn a_stale_writer_coming_back_acknowledges_nothing_and_stops() {
     .await;
 }
 
-/// Stays for the patients `range`, every third one readmitted: something for the read models.
-async fn load_stays(server: &Server, range: std::ops::Range<usize>) {
-    let mut c = server.client().await;
-    for p in range {
-        let patient = format!("M-{p}");
-        let mut events = vec![
-            admitted(&patient, &format!("E-{p}-1"), 40 * 86_400),
-            discharged(&patient, &format!("E-{p}-1"), 35 * 86_400),
-        ];
-        if p % 3 == 0 {
-            events.push(admitted(&patient, &format!("E-{p}-2"), 20 * 86_400));
-            events.push(discharged(&patient, &format!("E-{p}-2"), 15 * 86_400));
-        }
-        append_batch(&mut c, events).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standbys_read_models_follow_the_stream_and_equal_a_rebuild_after_it_took_over() {
     let _one = ONE_AT_A_TIME.lock().await;
     let cluster = NatsCluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     // `journey up`: the log with its read models, as writer and as standby.
-    let mut a = replicated_node(&a_dir, &cluster, "MODELS", &[]);
-    wait_role(&mut a, &a_dir, "writer", Duration::from_secs(10)).await;
-    let mut b = replicated_node(&b_dir, &cluster, "MODELS", &["--standby"]);
-    wait_role(&mut b, &b_dir, "standby", Duration::from_secs(10)).await;
-    load_stays(&a, 0..12).await;
+    let Pair {
+        _dir,
+        b_dir,
+        mut a,
+        mut b,
+        ..
+    } = pair(&cluster, "MODELS", replicated_node, &[]).await;
+    load_stays(&a, "M", 0..12).await;
     let followed = head(&a.grpc).await;
     wait_head(&b.grpc, &followed, Duration::from_secs(10)).await;
     wait_projected(&b.grpc, followed.0).await;
@@ -405,7 +423,7 @@ async fn a_standbys_read_models_follow_the_stream_and_equal_a_rebuild_after_it_t
 
     a.kill9();
     wait_role(&mut b, &b_dir, "writer", Duration::from_secs(30)).await;
-    load_stays(&b, 12..24).await;
+    load_stays(&b, "M", 12..24).await;
     let live = head(&b.grpc).await;
     wait_projected(&b.grpc, live.0).await;
     let projected = all_stays_paged(&b.grpc, 7).await;
