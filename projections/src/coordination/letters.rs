@@ -4,13 +4,14 @@
 //! last letter's items; the indicator scores each letter against its stay's discharge as it
 //! stands at the time of the query, so a discharge corrected after its letter is scored right.
 use super::{
-    qls::{self, Letter, Summary},
+    calendar::{paris_date, paris_midnight},
+    qls::{self, Criterion, Summary},
     queries::{FOLLOWED, FOLLOWED_SETTINGS},
 };
 use crate::sql::{insert_rows, SqlRow, Q};
+use chrono::Days;
 use journey_proto::v1::{event::Payload, Event};
 use sqlx::{AnyConnection, AnyPool, Row};
-use std::collections::HashMap;
 
 pub const TABLE: &str = "letters";
 
@@ -88,17 +89,27 @@ pub struct Scope<'a> {
     pub territory: &'a str,
 }
 
-/// The QLS indicator of the discharges of `scope`: each scored by its best letter.
+/// The QLS indicator of the discharges of `scope`: each scored by its best letter, in SQL (one
+/// row back): a letter dated the day of discharge is one sent from the first instant of that
+/// Paris day (`day_start_sql`) to the stay's letter deadline, which is the end of that day
+/// (`urgency::Standing::letter_due_at`); its score counts the criteria as [`qls::score`] does
+/// (`met_sql`).
 pub async fn qls_summary(
     pool: &AnyPool,
     p: &str,
     scope: Scope<'_>,
 ) -> Result<Summary, sqlx::Error> {
     let mut sql = format!(
-        "SELECT e.patient_id, e.encounter_id, e.discharged_at, l.at, l.items, l.handed_to_patient
-         FROM {p}encounters e LEFT JOIN {p}letters l
-           ON l.patient_id = e.patient_id AND l.encounter_id = e.encounter_id
-         WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS}"
+        "SELECT COUNT(*), CAST(SUM(CASE WHEN s.best > 0 THEN 1 ELSE 0 END) AS BIGINT),
+           CAST(SUM(CASE WHEN s.best = {} THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(s.best) AS BIGINT)
+         FROM (SELECT (SELECT MAX({}) FROM {p}letters l
+                        WHERE l.patient_id = e.patient_id AND l.encounter_id = e.encounter_id
+                          AND l.at >= {} AND l.at < e.letter_due_at) AS best
+               FROM {p}encounters e
+               WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS}",
+        qls::CRITERIA.len(),
+        met_sql("l"),
+        day_start_sql("e.letter_due_at", scope.from, scope.to),
     );
     let mut binds = Vec::new();
     if !scope.facility_id.is_empty() {
@@ -109,27 +120,61 @@ pub async fn qls_summary(
         binds.push(scope.territory);
         sql += &format!(" AND e.territory = ${}", binds.len() + 2);
     }
+    sql += ") s";
     let mut q = sqlx::query(&sql).bind(scope.from).bind(scope.to);
     for b in binds {
         q = q.bind(b);
     }
-    let mut stays: HashMap<(String, String), (i64, Vec<Letter>)> = HashMap::new();
-    for r in q.fetch_all(pool).await? {
-        let stay = stays
-            .entry((r.try_get(0)?, r.try_get(1)?))
-            .or_insert_with(|| (0, Vec::new()));
-        stay.0 = r.try_get(2)?;
-        if let Some(at) = r.try_get::<Option<i64>, _>(3)? {
-            stay.1.push(Letter {
-                at,
-                items: r.try_get(4)?,
-                handed_to_patient: r.try_get::<i64, _>(5)? != 0,
-            });
+    let r = q.fetch_one(pool).await?;
+    let count = |i: usize| {
+        r.try_get::<Option<i64>, _>(i)
+            .map(|n| n.unwrap_or(0) as u64)
+    };
+    Ok(Summary {
+        stays: count(0)?,
+        scored: count(1)?,
+        complete: count(2)?,
+        met_sum: count(3)?,
+    })
+}
+
+/// The criteria a letter in row `l` meets, given that it is dated the day of discharge (an SQL
+/// expression), as [`qls::meets`] counts them.
+fn met_sql(l: &str) -> String {
+    let terms: Vec<String> = qls::CRITERIA
+        .iter()
+        .map(|c| match c {
+            Criterion::Found | Criterion::DatedDayOfDischarge => "1".to_string(),
+            Criterion::Item(item) => {
+                let bit = *item as i32;
+                if (1..=62).contains(&bit) {
+                    format!("(({l}.items >> {bit}) & 1)")
+                } else {
+                    "0".to_string()
+                }
+            }
+            Criterion::HandedToPatient => format!("{l}.handed_to_patient"),
+        })
+        .collect();
+    format!("({})", terms.join(" + "))
+}
+
+/// The first instant of the Paris day whose end is `end` (an SQL expression), for the days
+/// ending from `from` to a day after `to`: a day lasts 24 hours but on a change of clock.
+fn day_start_sql(end: &str, from: i64, to: i64) -> String {
+    let mut changes = String::new();
+    let mut day = paris_date(from);
+    let last = paris_date(to) + Days::new(1);
+    while day <= last {
+        let (start, next) = (paris_midnight(day), paris_midnight(day + Days::new(1)));
+        if next - start != 86_400 {
+            changes += &format!(" WHEN {next} THEN {}", next - start);
         }
+        day = day + Days::new(1);
     }
-    let mut summary = Summary::default();
-    for (discharged_at, letters) in stays.values() {
-        summary.add(qls::stay_score(*discharged_at, letters));
+    if changes.is_empty() {
+        format!("{end} - 86400")
+    } else {
+        format!("{end} - CASE {end}{changes} ELSE 86400 END")
     }
-    Ok(summary)
 }

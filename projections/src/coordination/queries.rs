@@ -3,7 +3,7 @@
 //! returned is derived in Rust at the time of the query (`followup::follow_up`); the worklist is
 //! filtered, ordered and paged in SQL by the same rules (`urgency.rs`).
 use super::{
-    calendar::{end_of_day, paris_midnight, week_start, week_start_secs},
+    calendar::{paris_midnight, week_start, week_start_secs},
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
@@ -166,12 +166,13 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 /// The SQL selecting followed discharges: each patient's latest encounter, discharged (alive,
 /// followed disposition) at or after `$1` and at or before `$2` (the time of the query), patient
 /// not deceased; then the filters of `f` (text values bound from `$3` on, returned), overdue and
-/// alert severity included.
+/// alert severity included. (`+e.discharged_at`: the window bounds match nearly every row, so
+/// that SQLite scans [`worklist_index_ddl`] rather than look up each row from another index.)
 fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     let mut sql = format!(
         "FROM {p}encounters e
-         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND e.discharged_at <= $2
-           AND (e.discharged_at >= $1 OR {})
+         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND +e.discharged_at <= $2
+           AND (+e.discharged_at >= $1 OR {})
            AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0",
         urgency::open_task_sql("$2")
     );
@@ -186,7 +187,7 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     if let Some(org) = &f.organisation {
         binds.push(org.clone());
         sql += &format!(
-            " AND NOT EXISTS (SELECT 1 FROM {p}consents c WHERE c.patient_id = e.patient_id AND c.revoked = 1
+            " AND e.patient_id NOT IN (SELECT c.patient_id FROM {p}consents c WHERE c.revoked = 1
                AND (c.organisation = ${} OR c.organisation = '*'))",
             binds.len() + 2
         );
@@ -209,6 +210,22 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
         sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
     }
     (sql, binds)
+}
+
+/// The index the worklist reads instead of the encounters table: the followed discharges only
+/// (each patient's latest, alive, followed disposition and setting: the conditions of
+/// [`followed_sql`]), keyed by territory then discharge time, holding every column the
+/// worklist's filters, urgency and order read ([`urgency::COLUMNS`] included, and the columns of
+/// its condition: SQLite counts an index as covering only with them). A page then scans this
+/// narrow index and reads only its own rows from the table.
+pub fn worklist_index_ddl(p: &str) -> String {
+    format!(
+        "CREATE INDEX {p}encounters_worklist ON {p}encounters (territory, discharged_at, {}, \
+         first_contact_at, letter_sent_at, reconciled_at, facility_id, patient_id, encounter_id, \
+         latest, deceased, disposition, setting)
+         WHERE latest = 1 AND discharged_at IS NOT NULL AND deceased = 0 AND {FOLLOWED} AND {FOLLOWED_SETTINGS}",
+        urgency::COLUMNS
+    )
 }
 
 /// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
@@ -392,13 +409,21 @@ pub async fn worklist(
     let n = args.len();
     args.push(Arg::I(limit.min(i64::MAX as u64) as i64));
     args.push(Arg::I(offset.min(i64::MAX as u64) as i64));
+    // The page's keys from the index alone ([`worklist_index_ddl`]), then its rows.
+    let order = |a: &str| {
+        format!("{a}.urgency DESC, {a}.discharged_at, {a}.patient_id{bytewise}, {a}.encounter_id{bytewise}")
+    };
     let sql = format!(
-        "SELECT {DISCHARGE_COLUMNS}, CAST({} AS BIGINT) AS urgency {from_sql}
-         ORDER BY urgency DESC, e.discharged_at, e.patient_id{bytewise}, e.encounter_id{bytewise}
-         LIMIT ${} OFFSET ${}",
+        "SELECT {DISCHARGE_COLUMNS}, pg.urgency FROM
+           (SELECT e.patient_id, e.encounter_id, e.discharged_at, CAST({} AS BIGINT) AS urgency {from_sql}
+            ORDER BY urgency DESC, e.discharged_at, e.patient_id{bytewise}, e.encounter_id{bytewise}
+            LIMIT ${} OFFSET ${}) pg
+         JOIN {p}encounters e ON e.patient_id = pg.patient_id AND e.encounter_id = pg.encounter_id
+         ORDER BY {}",
         urgency::urgency_sql("$2"),
         n + 1,
-        n + 2
+        n + 2,
+        order("pg"),
     );
     let rows = bind_all(sqlx::query(&sql), &args)
         .fetch_all(&mut *conn)
@@ -530,6 +555,23 @@ pub async fn patient(
     }))
 }
 
+/// The index in `starts` (the first instants of consecutive weeks) of the week holding `col`, an
+/// SQL expression at or after `starts[0]` and before the end of the last week.
+fn week_sql(col: &str, starts: &[i64]) -> String {
+    let mut sql = String::from("CAST(CASE");
+    for (i, start) in starts.iter().enumerate().skip(1) {
+        sql += &format!(" WHEN {col} < {start} THEN {}", i - 1);
+    }
+    sql + &format!(" ELSE {} END AS BIGINT)", starts.len().saturating_sub(1))
+}
+
+/// The number of bits set in the low 32 bits of `col` (an SQL integer expression), as
+/// `(col as u32).count_ones()` counts them.
+fn ones_sql(col: &str) -> String {
+    let bits: Vec<String> = (0..32).map(|b| format!("(({col} >> {b}) & 1)")).collect();
+    format!("({})", bits.join(" + "))
+}
+
 /// Runs `sql` with `$1 = from`, `$2 = to` and the place filters after them.
 async fn in_period(
     pool: &AnyPool,
@@ -619,29 +661,43 @@ pub async fn indicators(
         (sql, binds)
     };
 
-    // Discharges: letters and first contacts.
+    // Each row's week in SQL (its index in `weeks`); every instant of `[from, to)` falls in one.
+    let starts: Vec<i64> = weeks.keys().map(|d| paris_midnight(*d)).collect();
+    let index: Vec<NaiveDate> = weeks.keys().copied().collect();
+    let week_of = |col: &str| week_sql(col, &starts);
+    let week = |r: &AnyRow| -> Result<NaiveDate, sqlx::Error> {
+        let i = r.try_get::<i64, _>(0)?;
+        Ok(index[(i.max(0) as usize).min(index.len() - 1)])
+    };
+
+    // Discharges: letters and first contacts, summed by week and first contact delay (hours).
     let (wh, binds) = place("e", 2);
     let sql = format!(
-        "SELECT e.discharged_at, e.letter_sent_at, e.letter_items, e.first_contact_at FROM {p}encounters e
-         WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}",
-        FOLLOWED, FOLLOWED_SETTINGS,
+        "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
+                ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
+           COUNT(*), COUNT(e.letter_sent_at),
+           CAST(SUM(CASE WHEN e.letter_sent_at < e.letter_due_at THEN 1 ELSE 0 END) AS BIGINT),
+           CAST(SUM(CASE WHEN e.letter_sent_at IS NULL THEN 0 ELSE {} END) AS BIGINT)
+         FROM {p}encounters e
+         WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}
+         GROUP BY 1, 2",
+        week_of("e.discharged_at"),
+        ones_sql("e.letter_items"),
+        FOLLOWED,
+        FOLLOWED_SETTINGS,
     );
     for r in in_period(pool, &sql, from, to, &binds).await? {
-        let at: i64 = r.try_get(0)?;
-        let Some(w) = weeks.get_mut(&week_start(at)) else {
+        let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
-        w.discharges += 1;
-        let letter: Option<i64> = r.try_get(1)?;
-        if let Some(l) = letter {
-            w.letters += 1;
-            w.letter_items_sum += (r.try_get::<i64, _>(2)? as u32).count_ones() as u64;
-            if l < end_of_day(at) {
-                w.letters_same_day += 1;
-            }
-        }
-        if let Some(c) = r.try_get::<Option<i64>, _>(3)? {
-            w.first_contact_delays_h.push((c - at) / 3600);
+        let n = r.try_get::<i64, _>(2)? as u64;
+        w.discharges += n;
+        w.letters += r.try_get::<i64, _>(3)? as u64;
+        w.letters_same_day += r.try_get::<Option<i64>, _>(4)?.unwrap_or(0) as u64;
+        w.letter_items_sum += r.try_get::<Option<i64>, _>(5)?.unwrap_or(0) as u64;
+        if let Some(delay) = r.try_get::<Option<i64>, _>(1)? {
+            w.first_contact_delays_h
+                .extend(std::iter::repeat_n(delay, n as usize));
         }
     }
 
@@ -649,36 +705,41 @@ pub async fn indicators(
     if let Some(rp) = readmission_prefix {
         let (wh, binds) = place("s", 2);
         let sql = format!(
-            "SELECT s.discharged_at, s.readmitted, s.ed_revisit FROM {rp}index_stays s
-             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh}"
+            "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),
+               CAST(SUM(CASE WHEN s.ed_revisit <> 0 THEN 1 ELSE 0 END) AS BIGINT)
+             FROM {rp}index_stays s
+             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh} GROUP BY 1",
+            week_of("s.discharged_at")
         );
         for r in in_period(pool, &sql, from, to, &binds).await? {
-            let at: i64 = r.try_get(0)?;
-            let Some(w) = weeks.get_mut(&week_start(at)) else {
+            let Some(w) = weeks.get_mut(&week(&r)?) else {
                 continue;
             };
-            w.index_stays += 1;
-            w.readmissions_30d += (r.try_get::<i64, _>(1)? != 0) as u64;
-            w.ed_revisits_30d += (r.try_get::<i64, _>(2)? != 0) as u64;
+            w.index_stays += r.try_get::<i64, _>(1)? as u64;
+            w.readmissions_30d += r.try_get::<i64, _>(2)? as u64;
+            w.ed_revisits_30d += r.try_get::<i64, _>(3)? as u64;
         }
     }
 
     // Appointments by week due.
     let (wh, binds) = place("e", 2);
     let sql = format!(
-        "SELECT a.due_at, a.state FROM {p}appointments a JOIN {p}encounters e
+        "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN a.state = {APPT_MISSED} THEN 1 ELSE 0 END) AS BIGINT)
+         FROM {p}appointments a JOIN {p}encounters e
            ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
-         WHERE a.due_at >= $1 AND a.due_at < $2{wh}"
+         WHERE a.due_at >= $1 AND a.due_at < $2{wh} GROUP BY 1",
+        week_of("a.due_at")
     );
     for r in in_period(pool, &sql, from, to, &binds).await? {
-        let Some(w) = weeks.get_mut(&week_start(r.try_get(0)?)) else {
+        let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
-        w.appointments_due += 1;
-        w.appointments_missed += (r.try_get::<i64, _>(1)? == APPT_MISSED) as u64;
+        w.appointments_due += r.try_get::<i64, _>(1)? as u64;
+        w.appointments_missed += r.try_get::<i64, _>(2)? as u64;
     }
 
-    // Alerts by week raised (of patients with a stay at the facility / in the territory).
+    // Alerts by week raised (of patients with a stay at the facility / in the territory), the
+    // open ones by age in hours.
     let (wh, binds) = place("e", 2);
     let scope = if wh.is_empty() {
         String::new()
@@ -688,17 +749,21 @@ pub async fn indicators(
         )
     };
     let sql = format!(
-        "SELECT al.raised_at, al.resolved_at FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope}"
+        "SELECT {} AS wk, CASE WHEN al.resolved_at IS NOT NULL THEN NULL
+                WHEN al.raised_at > {now} THEN 0 ELSE ({now} - al.raised_at) / 3600 END AS age, COUNT(*)
+         FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope} GROUP BY 1, 2",
+        week_of("al.raised_at")
     );
     for r in in_period(pool, &sql, from, to, &binds).await? {
-        let raised: i64 = r.try_get(0)?;
-        let Some(w) = weeks.get_mut(&week_start(raised)) else {
+        let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
-        w.alerts_raised += 1;
-        if r.try_get::<Option<i64>, _>(1)?.is_none() {
-            w.alerts_open += 1;
-            w.open_alert_ages_h.push((now - raised).max(0) / 3600);
+        let n = r.try_get::<i64, _>(2)? as u64;
+        w.alerts_raised += n;
+        if let Some(age) = r.try_get::<Option<i64>, _>(1)? {
+            w.alerts_open += n;
+            w.open_alert_ages_h
+                .extend(std::iter::repeat_n(age, n as usize));
         }
     }
 
