@@ -115,7 +115,10 @@ pub fn export_request(query: Option<&str>) -> Result<ExportAsk, Invalid> {
                     }
                 }
             }
-            "_typeFilter" => ask.filters.add(&v, |k| exported(k).ok())?,
+            "_typeFilter" => ask
+                .filters
+                .add(&v, |k| exported(k).ok())
+                .map_err(|m| invalid("_typeFilter", &m))?,
             "_outputFormat" if NDJSON_FORMATS.contains(&v.as_str()) => {}
             "_outputFormat" => {
                 return Err(invalid(

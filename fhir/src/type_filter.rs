@@ -4,10 +4,7 @@
 //! understands the `status` search parameter, values separated by commas (OR), on the types whose
 //! resources have a `status`; any other parameter is refused, so that no filter is silently
 //! ignored.
-use crate::{
-    query::{Invalid, PROVENANCE},
-    Kind,
-};
+use crate::Kind;
 
 /// The queries of `_typeFilter`: each type filtered, and the statuses its resources may have.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -16,24 +13,18 @@ pub struct TypeFilters(Vec<(&'static str, Vec<String>)>);
 /// The types with a `status` search parameter (Patient has `active`, Condition
 /// `clinical-status`, Provenance none).
 fn has_status(kind: &str) -> bool {
-    kind != PROVENANCE && kind != Kind::Patient.name() && kind != Kind::Condition.name()
-}
-
-fn invalid(message: String) -> Invalid {
-    Invalid {
-        parameter: "_typeFilter".to_string(),
-        message,
-    }
+    Kind::parse(kind).is_some_and(|k| k != Kind::Patient && k != Kind::Condition)
 }
 
 impl TypeFilters {
     /// Adds the queries of one `_typeFilter` value (decoded): queries separated by commas, a
-    /// comma inside a query's value list kept with that query.
+    /// comma inside a query's value list kept with that query. `exported`: the type a name
+    /// gives, if exported. A refusal says what is wrong (the request's 400).
     pub fn add(
         &mut self,
         value: &str,
         exported: impl Fn(&str) -> Option<&'static str>,
-    ) -> Result<(), Invalid> {
+    ) -> Result<(), String> {
         let mut queries: Vec<String> = Vec::new();
         for piece in value.split(',') {
             let starts_query = piece
@@ -49,12 +40,12 @@ impl TypeFilters {
         }
         for q in queries {
             let (kind, params) = q.split_once('?').ok_or_else(|| {
-                invalid(format!(
+                format!(
                     "{q:?} is not a search query: write <Type>?status=<code>, e.g. Encounter?status=finished"
-                ))
+                )
             })?;
             let kind = exported(kind.trim())
-                .ok_or_else(|| invalid(format!("{kind:?} is not a type this server exports")))?;
+                .ok_or_else(|| format!("{kind:?} is not a type this server exports"))?;
             let mut statuses = Vec::new();
             for param in params.split('&').filter(|p| !p.is_empty()) {
                 match param.split_once('=') {
@@ -62,16 +53,14 @@ impl TypeFilters {
                         statuses.extend(codes.split(',').map(|c| c.trim().to_string()))
                     }
                     _ => {
-                        return Err(invalid(format!(
+                        return Err(format!(
                             "{kind}?{param}: this server filters by status only, on the types that have one (not Patient, Condition, Provenance)"
-                        )))
+                        ))
                     }
                 }
             }
             if statuses.is_empty() {
-                return Err(invalid(format!(
-                    "{q:?}: give a status, e.g. {kind}?status=<code>"
-                )));
+                return Err(format!("{q:?}: give a status, e.g. {kind}?status=<code>"));
             }
             match self.0.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, kept)) => kept.extend(statuses),
@@ -103,10 +92,11 @@ impl TypeFilters {
 mod tests {
     use super::*;
 
+    /// The types an export writes, as `query.rs` gives them (the mapped ones, Provenance).
     fn exported(kind: &str) -> Option<&'static str> {
         Kind::parse(kind)
             .map(Kind::name)
-            .or((kind == PROVENANCE).then_some(PROVENANCE))
+            .or((kind == "Provenance").then_some("Provenance"))
     }
 
     #[test]
@@ -138,8 +128,7 @@ mod tests {
             "Encounter?status=",
             "Encounter?",
         ] {
-            let refused = TypeFilters::default().add(bad, exported).unwrap_err();
-            assert_eq!(refused.parameter, "_typeFilter", "{bad}");
+            assert!(TypeFilters::default().add(bad, exported).is_err(), "{bad}");
         }
     }
 }
