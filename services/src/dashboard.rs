@@ -963,7 +963,10 @@ async fn indicators(
             Ok(section) => b.push_str(&section),
             Err(s) => return status_response(lang, caller, s),
         }
-        let days = (weeks.first().and_then(week_day), weeks.last().and_then(week_day));
+        let days = (
+            weeks.first().and_then(week_day),
+            weeks.last().and_then(week_day),
+        );
         if let (Some(first), Some(last)) = days {
             let period = (first, last + chrono::Days::new(6));
             match readmission_figures::section(&d, lang, caller, period, &territory).await {

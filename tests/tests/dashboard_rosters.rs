@@ -406,9 +406,10 @@ async fn the_indicators_show_the_territorys_readmission_figures() {
     );
     assert!(section.contains("data-territory=\"T1\""), "{section}");
     assert!(!section.contains("data-territory=\"T2\""), "{section}");
-    // P1's stay, readmitted five days after, and P2's: one readmission of three index stays.
+    // P1's first stay, readmitted five days after, and P2's (P1's second is not over): one
+    // readmission of two index stays.
     let t1 = &section[section.find("data-territory=\"T1\"").unwrap()..];
-    assert!(t1.contains("(1/"), "{t1}");
+    assert!(t1.contains("50,0 % (1/2)"), "{t1}");
     let en = get(base, "/indicators?lang=en", &cookie).await;
     assert!(en.contains("Readmissions in the territory"), "{en}");
 

@@ -58,7 +58,7 @@ fn render(lang: Lang, (from, to): (NaiveDate, NaiveDate), rows: &[RateRow]) -> S
         Lang::En => d.format("%-d %b %Y").to_string(),
     };
     let mut b = format!(
-        "<section id=\"readmission-figures\"><h2>{}</h2><p class=\"muted\">{} {} {} {}</p>",
+        "<section id=\"readmission-figures\"><h2>{}</h2><p class=\"muted\">{} {} {} {}. {}</p>",
         say(
             lang,
             "Réhospitalisations du territoire",
@@ -72,6 +72,11 @@ fn render(lang: Lang, (from, to): (NaiveDate, NaiveDate), rows: &[RateRow]) -> S
         date(from),
         say(lang, "au", "to"),
         date(to),
+        say(
+            lang,
+            "Un séjour sorti depuis moins de 30 jours peut encore être suivi d'une réhospitalisation",
+            "A stay discharged less than 30 days ago may still be followed by a readmission"
+        ),
     );
     let _ = write!(
         b,
