@@ -1,5 +1,6 @@
-//! A Bulk Data export at work: the patients found in the log, each one's resources written to
-//! its type's file, the access-log record, then the manifest.
+//! A Bulk Data export at work: the patients found in the log, each one's resources written by a
+//! worker to its own file of each type (what could not be written to its error file), the
+//! access-log record, then the manifest.
 use super::{scan::Scan, Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{request::ExportAsk, FhirApi};
 use journey_event_log::EventLog;
@@ -174,13 +175,13 @@ impl Work {
     /// (the discharges it follows; a patient never discharged has none, no query), started on
     /// the runtime: it runs while the worker maps and writes the patient's other resources.
     fn ask_tasks(&self, patient: &str, events: &[Event]) -> Option<PendingTasks> {
-        let view = self.view.clone()?;
         let discharged = events
             .iter()
             .any(|e| matches!(e.payload, Some(Payload::Discharged(_))));
         if !discharged || !bulk::wanted(&self.ask, Kind::Task.name()) {
             return None;
         }
+        let view = self.view.clone()?;
         let patient = patient.to_string();
         Some(
             self.runtime
