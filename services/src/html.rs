@@ -114,7 +114,9 @@ code{font-size:.8rem;overflow-wrap:anywhere}input,select,textarea{max-width:100%
 html:lang(en) #worklist td[data-label]:not(:first-child)::before,html:lang(en) #followup td[data-label]:not(:first-child)::before{content:attr(data-label) \": \"}\
 table.planning thead,table.checklist thead{display:none}\
 table.planning tr,table.planning td,table.checklist tr,table.checklist td{display:block;border:0;padding:.15rem 0}\
-table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}}\
+table.planning tr,table.checklist tr{border-bottom:1px solid #dde3ea;padding:.5rem 0}\
+table.roster td[data-label]:not(:first-child)::before{content:attr(data-label) \"\\a0: \";font-weight:600;font-size:.8rem}\
+html:lang(en) table.roster td[data-label]:not(:first-child)::before{content:attr(data-label) \": \"}}\
 @media print{html{font-size:9pt}body{margin:0;color:#000}nav,form,#take-away,#back{display:none}\
 a{color:inherit;text-decoration:none}tr{break-inside:avoid}th{background:none}\
 .critical,.high{background:none}.critical td:first-child{border-left:4px solid #b3261e}\

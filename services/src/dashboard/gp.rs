@@ -200,18 +200,21 @@ fn list(b: &mut String, lang: Lang, found: &[Referred]) {
         );
         return;
     }
-    let _ = write!(
-        b,
-        "<table id=\"my-patients\" class=\"planning\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        say(lang, "Patient", "Patient"),
+    let (named, latest) = (
         say(lang, "Vous êtes", "You are"),
         say(lang, "Dernier séjour", "Latest stay"),
+    );
+    let _ = write!(
+        b,
+        "<table id=\"my-patients\" class=\"planning roster\"><thead><tr><th>{}</th><th>{named}</th><th>{latest}</th></tr></thead><tbody>",
+        say(lang, "Patient", "Patient"),
     );
     for r in shown {
         let roles: Vec<String> = r.roles.iter().map(|role| role_words(lang, *role)).collect();
         let _ = write!(
             b,
-            "<tr data-patient-id=\"{}\"><td>{}</td><td class=\"named-as\">{}</td><td>{}</td></tr>",
+            "<tr data-patient-id=\"{}\"><td>{}</td><td class=\"named-as\" data-label=\"{named}\">{}</td>\
+             <td data-label=\"{latest}\">{}</td></tr>",
             esc(&r.person.patient_id),
             roster::person_cell(lang, &r.person),
             esc(&roles.join(", ")),

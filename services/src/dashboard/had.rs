@@ -115,6 +115,11 @@ fn list(b: &mut String, lang: Lang, found: &[InHad], now: i64) {
         );
         return;
     }
+    let (kind, since, unit) = (
+        say(lang, "Type d'HAD", "Kind of HAD"),
+        say(lang, "En HAD depuis", "In HAD since"),
+        say(lang, "Unité", "Unit"),
+    );
     for group in shown.chunk_by(|a, b| a.stay.facility_id == b.stay.facility_id) {
         let s = &group[0].stay;
         let name = if s.facility_name.is_empty() {
@@ -125,20 +130,18 @@ fn list(b: &mut String, lang: Lang, found: &[InHad], now: i64) {
         let _ = write!(
             b,
             "<section class=\"had-facility\" data-facility=\"{}\"><h2>{} <span class=\"muted\">· {}</span></h2>\
-             <table class=\"planning\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+             <table class=\"planning roster\"><thead><tr><th>{}</th><th>{kind}</th><th>{since}</th><th>{unit}</th></tr></thead><tbody>",
             esc(&s.facility_id),
             esc(name),
             patients(lang, group.len() as u64).replace(" id=\"total\"", ""),
             say(lang, "Patient", "Patient"),
-            say(lang, "Type d'HAD", "Kind of HAD"),
-            say(lang, "En HAD depuis", "In HAD since"),
-            say(lang, "Unité", "Unit"),
         );
         for r in group {
             let days = (now - r.stay.admitted_at).max(0) / 86_400;
             let _ = write!(
                 b,
-                "<tr data-patient-id=\"{}\"><td>{}</td><td class=\"had-group\">{}</td><td>{} <span class=\"muted\">({})</span></td><td>{}</td></tr>",
+                "<tr data-patient-id=\"{}\"><td>{}</td><td class=\"had-group\" data-label=\"{kind}\">{}</td>\
+                 <td data-label=\"{since}\">{} <span class=\"muted\">({})</span></td><td data-label=\"{unit}\">{}</td></tr>",
                 esc(&r.person.patient_id),
                 roster::person_cell(lang, &r.person),
                 esc(&roster::had_group_words(lang, r.stay.had_group)),
