@@ -300,6 +300,28 @@ async fn a_gp_sees_the_patients_naming_them_and_nothing_else() {
         "{en}"
     );
 
+    // The list is recorded under each patient it showed.
+    let listed_h1 = accesses(
+        &server.grpc,
+        &admin,
+        AccessesRequest {
+            patient_id: "H1".into(),
+            subject: GP_ID.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let read = listed_h1
+        .iter()
+        .find(|r| r.call == "dashboard/my-patients")
+        .unwrap_or_else(|| panic!("no record of the GP's list: {listed_h1:?}"));
+    assert_eq!(
+        (read.outcome.as_str(), read.role.as_str()),
+        ("ok", "gp"),
+        "{read:?}"
+    );
+    assert!(read.patients.contains(&"P1".to_string()), "{read:?}");
+
     // Their patient's page, read-only.
     let page = get(base, "/patients/H1?lang=fr", &cookie).await;
     assert_eq!(http_status(&page), 200, "{page}");
