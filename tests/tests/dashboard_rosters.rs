@@ -4,7 +4,8 @@
 //! patients naming them as GP or referent and nothing else (other pages and other patients
 //! refused and recorded, no action, no gRPC read); the territory's readmission figures on the
 //! indicators page (a coordinator its own territory, an admin every one). Screenshots in French
-//! and English at desktop and phone widths under `target/screenshots/`.
+//! and English at desktop and phone widths under `target/screenshots/`. The lists read the same on
+//! PostgreSQL.
 use journey_proto::v1::{
     self, audit_client::AuditClient, coordination_client::CoordinationClient, event::Payload,
     AccessesRequest, Event, WorklistRequest,
@@ -80,7 +81,12 @@ fn had(id: &str, (fac, territory): (&str, &str), group: v1::HadGroup, days_ago: 
 /// revoked), H3 in HAD in T2, H2 whose HAD stay is over; P1 (Dr Girard as referent) readmitted
 /// five days after a stay in T1, P2 (another GP) in T1, P9 in T2.
 async fn node(dir: &Path) -> (Server, String) {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
+    node_on(dir, &["--no-reactor"]).await
+}
+
+/// [`node`] with these flags.
+async fn node_on(dir: &Path, flags: &[&str]) -> (Server, String) {
+    let server = secure_up(dir, KEYS, flags);
     let admin = std::fs::read_to_string(dir.join("data/admin.token"))
         .unwrap()
         .trim()
@@ -445,6 +451,40 @@ async fn the_indicators_show_the_territorys_readmission_figures() {
         );
     }
     assert!(section.contains("Every territory"), "{section}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lists_read_alike_on_postgresql() {
+    // Text ordered by French rules, not bytes: the lists' order must not depend on the locale.
+    let pg = PgDb::create_with(
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'fr-FR' LOCALE 'C.UTF-8'",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node_on(dir.path(), &["--no-reactor", "--database-url", &pg.url]).await;
+    let base = &server.http;
+    let coordinator = sign_in(base, COORDINATOR).await;
+    assert_eq!(
+        listed(&get(base, "/had?lang=fr", &coordinator).await),
+        ["H5", "H1"]
+    );
+    let admin_cookie = sign_in(base, &admin).await;
+    let mut every = listed(&get(base, "/had?lang=en", &admin_cookie).await);
+    every.sort();
+    assert_eq!(every, ["H1", "H3", "H4", "H5"]);
+    let gp = sign_in(base, GP).await;
+    let mut mine = listed(&get(base, "/my-patients?lang=fr", &gp).await);
+    mine.sort();
+    assert_eq!(mine, ["H1", "P1"]);
+    assert_eq!(
+        http_status(&get(base, "/patients/P1?lang=fr", &gp).await),
+        200
+    );
+    assert_eq!(
+        http_status(&get(base, "/patients/P2?lang=fr", &gp).await),
+        404
+    );
+    let indicators = get(base, "/indicators?lang=fr", &coordinator).await;
+    assert!(indicators.contains("50,0 % (1/2)"), "{indicators}");
 }
 
 /// The patients of the rows a page shows.
