@@ -2,7 +2,7 @@
 //! up`: an HAD coordinator's list of the patients in HAD now, by HAD facility, in French and
 //! English and recorded in the access log like the worklist; a GP who signs in and sees the
 //! patients naming them as GP or referent and nothing else (other pages and other patients
-//! refused and recorded, no action, no gRPC read); the territory's readmission figures on the
+//! refused and recorded, no action, no gRPC read; a patient naming another GP leaves the list); the territory's readmission figures on the
 //! indicators page (a coordinator its own territory, an admin every one). Screenshots in French
 //! and English at desktop and phone widths under `target/screenshots/`. The lists read the same on
 //! PostgreSQL.
@@ -405,6 +405,28 @@ async fn a_gp_sees_the_patients_naming_them_and_nothing_else() {
             "{call}: {records:?}"
         );
     }
+
+    // H1 names another GP: Dr Girard no longer sees her.
+    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
+    let at = append_batch(
+        &mut log,
+        vec![event(
+            "H1",
+            ts(60),
+            Payload::IdentityUpdated(v1::IdentityUpdated {
+                gp: Some(gp("rpps-777", "Dr Vidal")),
+                ..Default::default()
+            }),
+        )],
+    )
+    .await;
+    wait_projected_as(&server.grpc, at, Some(&admin)).await;
+    assert_eq!(
+        listed(&get(base, "/my-patients?lang=fr", &cookie).await),
+        ["P1"]
+    );
+    let gone = get(base, "/patients/H1?lang=fr", &cookie).await;
+    assert_eq!(http_status(&gone), 404, "{gone}");
 
     // No gRPC read either.
     let mut coordination = CoordinationClient::with_interceptor(
