@@ -2,10 +2,10 @@
 //! up`: an HAD coordinator's list of the patients in HAD now, by HAD facility, in French and
 //! English and recorded in the access log like the worklist; a GP who signs in and sees the
 //! patients naming them as GP or referent and nothing else (other pages and other patients
-//! refused and recorded, no action, no gRPC read; a patient naming another GP leaves the list); the territory's readmission figures on the
-//! indicators page (a coordinator its own territory, an admin every one). Screenshots in French
-//! and English at desktop and phone widths under `target/screenshots/`. The lists read the same on
-//! PostgreSQL.
+//! refused and recorded, no action, no gRPC read; a patient naming another GP leaves the list);
+//! the territory's readmission figures on the indicators page (a coordinator its own territory,
+//! an admin every one). Screenshots in French and English at desktop and phone widths under
+//! `target/screenshots/`. The lists read the same on PostgreSQL.
 use journey_proto::v1::{
     self, audit_client::AuditClient, coordination_client::CoordinationClient, event::Payload,
     AccessesRequest, Event, WorklistRequest,
