@@ -74,7 +74,7 @@ const WORDS: &Table = &[
     ("token", "Jeton d'accès", "Access token"),
     ("token_hint", "Sur la machine qui exécute « journey up », le jeton administrateur est dans le fichier data/admin.token.", "On the machine running “journey up”, the admin token is in the file data/admin.token."),
     ("token_refused", "Ce jeton n'est pas accepté :", "This token is not accepted:"),
-    ("not_for_dashboard", "Ce jeton ne donne pas accès au tableau de coordination : il est réservé aux coordinateurs et aux administrateurs.", "This token does not open the coordination dashboard: it is for coordinators and administrators."),
+    ("not_for_dashboard", "Ce jeton ne donne pas accès au tableau de coordination : il est réservé aux coordinateurs, aux médecins traitants et aux administrateurs.", "This token does not open the coordination dashboard: it is for coordinators, GPs and administrators."),
     ("other_site", "Demande refusée : le formulaire a été envoyé depuis un autre site. Ouvrez la page de connexion de ce serveur et recommencez.", "Request refused: the form was sent from another site. Open this server's sign-in page and try again."),
     ("too_many_failures", "Trop de jetons refusés depuis ce poste. Réessayez dans quelques minutes (minutes restantes :", "Too many refused tokens from this computer. Try again in a few minutes (minutes left:"),
     ("sign_out", "Se déconnecter", "Sign out"),
