@@ -131,7 +131,10 @@ async fn refused_tokens_turn_the_peer_away_and_other_sites_are_refused() {
     )
     .await;
     assert_eq!(http_status(&r), 403, "{r}");
-    assert!(r.contains("for coordinators, GPs and administrators"), "{r}");
+    assert!(
+        r.contains("for coordinators, GPs and administrators"),
+        "{r}"
+    );
     for attempt in 0..5 {
         let r = http_exchange(base, "POST", "/login?lang=en", FORM, "token=guess").await;
         assert_eq!(http_status(&r), 401, "attempt {attempt}: {r}");
