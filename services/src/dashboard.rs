@@ -26,9 +26,12 @@ use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use asked::Asked;
+
 mod actions;
 mod address;
 mod alert_words;
+mod asked;
 mod charts;
 mod export;
 mod gp;
@@ -262,6 +265,20 @@ fn patients(lang: Lang, n: u64) -> String {
     format!("<span id=\"total\">{n}</span> {word}")
 }
 
+/// A list's count of the `shown` patients and, when `more` (the list cut at its limit), what
+/// to do to see the others.
+fn summary(b: &mut String, lang: Lang, shown: usize, more: Option<String>) {
+    let _ = write!(
+        b,
+        "<p class=\"muted\" id=\"summary\">{}",
+        patients(lang, shown as u64)
+    );
+    if let Some(more) = more {
+        let _ = write!(b, " · <span id=\"more\">{more}</span>");
+    }
+    b.push_str("</p>");
+}
+
 /// How fresh a view is, in words: up to date at the time of the page (Paris time) when it has
 /// folded the whole log, else how many events it has still to take in.
 fn freshness(lang: Lang, checkpoint: u64, head: Option<u64>) -> String {
@@ -344,18 +361,11 @@ fn window_days(p: &Params) -> Result<u32, String> {
     }
 }
 
-async fn worklist(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    let req = match worklist_request(uri.query(), &p) {
+async fn worklist(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller, p) = (asked.lang, asked.caller(), &asked.p);
+    let req = match asked.worklist() {
         Ok(r) => r,
-        Err(message) => return bad_request(lang, caller, &message),
+        Err(refused) => return *refused,
     };
     if p.print.as_deref().is_some_and(|v| !v.is_empty()) {
         return export::print_page(&d, lang, caller, &req).await;
@@ -815,20 +825,13 @@ async fn facility_named(
     })
 }
 
-async fn indicators(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    if let Err(message) = check_query(uri.query(), &p, INDICATORS_KEYS) {
-        return bad_request(lang, caller, &message);
+async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller, p) = (asked.lang, asked.caller(), &asked.p);
+    if let Err(refused) = asked.check(INDICATORS_KEYS) {
+        return *refused;
     }
     let typed = p.facility.as_deref().unwrap_or_default().trim();
-    let (facility_id, notice) = match facility_named(&d, lang, &p, typed).await {
+    let (facility_id, notice) = match facility_named(&d, lang, p, typed).await {
         Ok(found) => found,
         Err(e) => return unavailable(lang, caller, &format!("{e:#}")),
     };

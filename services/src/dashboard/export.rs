@@ -4,15 +4,12 @@
 //! spreadsheet would run as a formula defused, instants in the facility's time zone) and as a
 //! page to print for the morning huddle (`/?print=1`: no navigation nor forms, the time it was
 //! printed). Either is recorded in the access log under every patient it holds.
-use super::{
-    bad_request, lang_of, next_page_query, planning::say, row::role_words, status_response,
-    worklist_request, Caller, Dashboard, Params,
-};
+use super::{next_page_query, planning::say, row::role_words, status_response, Asked, Dashboard};
 use crate::html::{t, task_label, timeliness_label, Lang};
 use crate::principal::Principal;
 use axum::{
-    extract::{Query, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::State,
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
 };
 use chrono_tz::Tz;
@@ -81,18 +78,11 @@ async fn whole_list(
 }
 
 /// The worklist as a CSV file, its columns in the reader's language.
-pub(super) async fn csv(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    let req = match worklist_request(uri.query(), &p) {
+pub(super) async fn csv(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller) = (asked.lang, asked.caller());
+    let req = match asked.worklist() {
         Ok(r) => r,
-        Err(message) => return bad_request(lang, caller, &message),
+        Err(refused) => return *refused,
     };
     let list = match whole_list(&d, caller, &req, "dashboard/export").await {
         Ok(l) => l,

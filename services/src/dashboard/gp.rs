@@ -6,16 +6,16 @@
 //! other page, and the page of another patient, is refused and the refusal recorded in the
 //! access log (another patient's page answers as an unknown patient's).
 use super::{
-    bad_request, check_query, lang_of, not_found_page, patients, planning::say, refusal, roster,
-    row::role_words, status_response, Caller, Dashboard, Params,
+    not_found_page, planning::say, refusal, roster, row::role_words, status_response, summary,
+    Asked, Dashboard,
 };
 use crate::access_log::{audited, Access};
 use crate::errors;
 use crate::html::{esc, t, Lang};
 use crate::principal::{Principal, Role};
 use axum::{
-    extract::{Query, RawPathParams, Request, State},
-    http::{HeaderMap, Method, StatusCode},
+    extract::{RawPathParams, Request, State},
+    http::{Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
@@ -131,17 +131,10 @@ async fn referent_of(d: &Dashboard, gp: &Principal, patient: &str) -> Result<boo
 }
 
 /// The GP's list.
-pub(super) async fn page(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    if let Err(message) = check_query(uri.query(), &p, KEYS) {
-        return bad_request(lang, caller, &message);
+pub(super) async fn page(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller) = (asked.lang, asked.caller());
+    if let Err(refused) = asked.check(KEYS) {
+        return *refused;
     }
     // Whoever else opens the page sees the patients naming them, if any: the list is a GP's.
     let professional = caller.map_or("", |c| c.subject.as_str());
@@ -175,19 +168,8 @@ pub(super) async fn page(
 
 fn list(b: &mut String, lang: Lang, found: &[Referred]) {
     let shown = &found[..found.len().min(LIMIT)];
-    let _ = write!(
-        b,
-        "<p class=\"muted\" id=\"summary\">{}",
-        patients(lang, shown.len() as u64)
-    );
-    if found.len() > LIMIT {
-        let _ = write!(
-            b,
-            " · <span id=\"more\">{}</span>",
-            say(lang, "et d'autres encore", "and more")
-        );
-    }
-    b.push_str("</p>");
+    let more = (found.len() > LIMIT).then(|| say(lang, "et d'autres encore", "and more"));
+    summary(b, lang, shown.len(), more);
     if shown.is_empty() {
         let _ = write!(
             b,

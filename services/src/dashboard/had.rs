@@ -3,16 +3,12 @@
 //! territory, or the one asked for), one table per HAD facility, each patient as on the worklist
 //! with the kind of HAD, since when and the unit. The list is recorded in the access log under
 //! every patient it shows, like the worklist.
-use super::{
-    bad_request, check_query, lang_of, patients, planning::say, roster, status_response, Caller,
-    Dashboard, Params,
-};
+use super::{patients, planning::say, roster, status_response, summary, Asked, Dashboard};
 use crate::coordination_service::territory_for;
 use crate::errors;
 use crate::html::{esc, Lang};
 use axum::{
-    extract::{Query, State},
-    http::HeaderMap,
+    extract::State,
     response::{IntoResponse, Response},
 };
 use journey_projections::coordination::rosters::{self, InHad};
@@ -31,21 +27,14 @@ pub(super) fn title(lang: Lang) -> String {
     say(lang, "Patients en HAD", "Patients in HAD")
 }
 
-pub(super) async fn page(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    if let Err(message) = check_query(uri.query(), &p, KEYS) {
-        return bad_request(lang, caller, &message);
+pub(super) async fn page(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller, p) = (asked.lang, asked.caller(), &asked.p);
+    if let Err(refused) = asked.check(KEYS) {
+        return *refused;
     }
-    let asked = p.territory.as_deref().unwrap_or_default().trim();
+    let territory_asked = p.territory.as_deref().unwrap_or_default().trim();
     let runner = &d.coordination.runner;
-    let result = match territory_for(caller, asked) {
+    let result = match territory_for(caller, territory_asked) {
         Ok(territory) => rosters::in_had(
             &runner.db.pool,
             &runner.live_prefix(),
@@ -57,7 +46,7 @@ pub(super) async fn page(
         .map_err(errors::read_model_error),
         Err(s) => Err(s),
     };
-    let detail = format!("territory={asked:?}");
+    let detail = format!("territory={territory_asked:?}");
     let found = roster::recorded(&d, caller, "dashboard/had", detail, result, |r: &InHad| {
         &r.person.patient_id
     })
@@ -75,7 +64,7 @@ pub(super) async fn page(
              <label>{}<input name=\"territory\" value=\"{}\"></label><button type=\"submit\">{}</button></form>",
             lang.code(),
             say(lang, "Territoire", "Territory"),
-            esc(asked),
+            esc(territory_asked),
             say(lang, "Filtrer", "Filter"),
         );
     }
@@ -86,23 +75,14 @@ pub(super) async fn page(
 /// The patients, one table per HAD facility (in the order given: by facility, then name).
 fn list(b: &mut String, lang: Lang, found: &[InHad], now: i64) {
     let shown = &found[..found.len().min(LIMIT)];
-    let _ = write!(
-        b,
-        "<p class=\"muted\" id=\"summary\">{}",
-        patients(lang, shown.len() as u64)
-    );
-    if found.len() > LIMIT {
-        let _ = write!(
-            b,
-            " · <span id=\"more\">{}</span>",
-            say(
-                lang,
-                "d'autres encore : choisissez un territoire",
-                "and more: choose a territory"
-            )
-        );
-    }
-    b.push_str("</p>");
+    let more = (found.len() > LIMIT).then(|| {
+        say(
+            lang,
+            "d'autres encore : choisissez un territoire",
+            "and more: choose a territory",
+        )
+    });
+    summary(b, lang, shown.len(), more);
     if shown.is_empty() {
         let _ = write!(
             b,

@@ -5,10 +5,10 @@
 //! the access log as the page is) and puts it in place of the one shown, without a reload; the
 //! page's title carries the count of overdue items, "(3) Liste de travail". Without the script
 //! the page is the same, only still.
-use super::{lang_of, list_section, worklist_request, Caller, Dashboard, Params};
+use super::{list_section, Asked, Dashboard};
 use axum::{
-    extract::{Query, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::State,
+    http::{header, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -127,18 +127,11 @@ pub(super) async fn events(
 }
 
 /// The list alone, as the worklist page with the same query shows it.
-pub(super) async fn list(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    let req = match worklist_request(uri.query(), &p) {
+pub(super) async fn list(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller) = (asked.lang, asked.caller());
+    let req = match asked.worklist() {
         Ok(r) => r,
-        Err(message) => return super::bad_request(lang, caller, &message),
+        Err(refused) => return *refused,
     };
     match list_section(&d, lang, caller, &req).await {
         Ok(list) => (

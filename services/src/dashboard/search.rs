@@ -3,10 +3,7 @@
 //! consent revoked for the caller's organisation). Each patient found is told apart from a
 //! namesake by birth date and age, sex and validated INS, and links to its page. Every search is
 //! recorded in the access log under the patients it returned, none included.
-use super::{
-    check_query, identity, lang_of, patients, planning::say, status_response, Caller, Dashboard,
-    Params,
-};
+use super::{identity, planning::say, status_response, summary, Asked, Dashboard};
 use crate::{
     access_log::{audited, Access},
     coordination_service::territory_for,
@@ -15,8 +12,7 @@ use crate::{
     principal::Principal,
 };
 use axum::{
-    extract::{Query, State},
-    http::HeaderMap,
+    extract::State,
     response::{IntoResponse, Response},
 };
 use journey_projections::coordination::queries::{self, Found, Search};
@@ -52,17 +48,10 @@ pub(super) fn form(b: &mut String, lang: Lang, q: &str) {
     );
 }
 
-pub(super) async fn found(
-    State(d): State<Dashboard>,
-    caller: Caller,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(p): Query<Params>,
-) -> Response {
-    let lang = lang_of(&p, &headers);
-    let caller = caller.as_deref();
-    if let Err(message) = check_query(uri.query(), &p, KEYS) {
-        return super::bad_request(lang, caller, &message);
+pub(super) async fn found(State(d): State<Dashboard>, asked: Asked) -> Response {
+    let (lang, caller, p) = (asked.lang, asked.caller(), &asked.p);
+    if let Err(refused) = asked.check(KEYS) {
+        return *refused;
     }
     let q = p.q.as_deref().unwrap_or_default().trim();
     let mut b = String::new();
@@ -139,25 +128,17 @@ fn results(b: &mut String, lang: Lang, found: &[Found]) {
         );
         return;
     }
+    let more = (found.len() > LIMIT).then(|| {
+        say(
+            lang,
+            "d'autres encore : précisez (un prénom, une date de naissance)",
+            "and more: say more (a given name, a birth date)",
+        )
+    });
+    summary(b, lang, shown.len(), more);
     let _ = write!(
         b,
-        "<p class=\"muted\" id=\"summary\">{}",
-        patients(lang, shown.len() as u64)
-    );
-    if found.len() > LIMIT {
-        let _ = write!(
-            b,
-            " · <span id=\"more\">{}</span>",
-            say(
-                lang,
-                "d'autres encore : précisez (un prénom, une date de naissance)",
-                "and more: say more (a given name, a birth date)"
-            )
-        );
-    }
-    let _ = write!(
-        b,
-        "</p><table id=\"found\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<table id=\"found\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
         say(lang, "Patient", "Patient"),
         say(lang, "IPP", "Local id"),
     );
