@@ -63,7 +63,7 @@ impl Projection for Coordination {
         // 8: patients' local id and a name key to find them by; encounters' facility time zone.
         // 9: encounters carry the earliest deadline of a care pathway step not done; the
         //    templates in use (`pathways.rs`) are part of the version: other templates, a rebuild.
-        // 10: the worklist's own index (`queries::worklist_index_ddl`).
+        // 10: the indexes of the worklist and the indicators (`queries::indexes_ddl`).
         10 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
@@ -93,7 +93,6 @@ impl Projection for Coordination {
             format!("CREATE INDEX {p}encounters_territory ON {p}encounters (territory, patient_id)"),
             // The worklist reads each patient's latest encounter, discharged in a window.
             format!("CREATE INDEX {p}encounters_latest ON {p}encounters (discharged_at) WHERE latest = 1"),
-            super::queries::worklist_index_ddl(p),
             // Keyed by patient first: a patient's contacts are read together.
             format!(
                 "CREATE TABLE {p}contacts (patient_id TEXT NOT NULL, event_id TEXT NOT NULL, at BIGINT NOT NULL,
@@ -123,6 +122,9 @@ impl Projection for Coordination {
             letters::ddl(p),
             pathway_facts::ddl(p),
         ]
+        .into_iter()
+        .chain(super::queries::indexes_ddl(p))
+        .collect()
     }
 
     async fn apply(

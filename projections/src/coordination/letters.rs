@@ -89,8 +89,8 @@ pub struct Scope<'a> {
     pub territory: &'a str,
 }
 
-/// The QLS indicator of the discharges of `scope`: each scored by its best letter, in SQL (one
-/// row back): a letter dated the day of discharge is one sent from the first instant of that
+/// The QLS indicator of the discharges of `scope`: each scored by its best letter, in SQL (a row
+/// back per score): a letter dated the day of discharge is one sent from the first instant of that
 /// Paris day (`day_start_sql`) to the stay's letter deadline, which is the end of that day
 /// (`urgency::Standing::letter_due_at`); its score counts the criteria as [`qls::score`] does
 /// (`met_sql`).
@@ -100,14 +100,12 @@ pub async fn qls_summary(
     scope: Scope<'_>,
 ) -> Result<Summary, sqlx::Error> {
     let mut sql = format!(
-        "SELECT COUNT(*), CAST(SUM(CASE WHEN s.best > 0 THEN 1 ELSE 0 END) AS BIGINT),
-           CAST(SUM(CASE WHEN s.best = {} THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(s.best) AS BIGINT)
+        "SELECT s.best, COUNT(*)
          FROM (SELECT (SELECT MAX({}) FROM {p}letters l
                         WHERE l.patient_id = e.patient_id AND l.encounter_id = e.encounter_id
                           AND l.at >= {} AND l.at < e.letter_due_at) AS best
                FROM {p}encounters e
                WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS}",
-        qls::CRITERIA.len(),
         met_sql("l"),
         day_start_sql("e.letter_due_at", scope.from, scope.to),
     );
@@ -120,22 +118,22 @@ pub async fn qls_summary(
         binds.push(scope.territory);
         sql += &format!(" AND e.territory = ${}", binds.len() + 2);
     }
-    sql += ") s";
+    // By score, so that the score is read once a stay (SQLite would run the subquery once an
+    // aggregate reading it).
+    sql += ") s GROUP BY s.best";
     let mut q = sqlx::query(&sql).bind(scope.from).bind(scope.to);
     for b in binds {
         q = q.bind(b);
     }
-    let r = q.fetch_one(pool).await?;
-    let count = |i: usize| {
-        r.try_get::<Option<i64>, _>(i)
-            .map(|n| n.unwrap_or(0) as u64)
-    };
-    Ok(Summary {
-        stays: count(0)?,
-        scored: count(1)?,
-        complete: count(2)?,
-        met_sum: count(3)?,
-    })
+    let mut summary = Summary::default();
+    for r in q.fetch_all(pool).await? {
+        // No letter dated the day of discharge: 0.
+        let met = r.try_get::<Option<i64>, _>(0)?.unwrap_or(0) as u32;
+        for _ in 0..r.try_get::<i64, _>(1)? {
+            summary.add(qls::Score { met });
+        }
+    }
+    Ok(summary)
 }
 
 /// The criteria a letter in row `l` meets, given that it is dated the day of discharge (an SQL

@@ -196,8 +196,8 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
         binds.push(f.referent_id.clone());
         binds.push(contains_pattern(&f.referent_id));
         sql += &format!(
-            " AND EXISTS (SELECT 1 FROM {p}referents r WHERE r.patient_id = e.patient_id
-               AND (r.professional_id = ${} OR LOWER(r.name) LIKE ${} ESCAPE '\\'))",
+            " AND e.patient_id IN (SELECT r.patient_id FROM {p}referents r
+               WHERE r.professional_id = ${} OR LOWER(r.name) LIKE ${} ESCAPE '\\')",
             binds.len() + 1,
             binds.len() + 2
         );
@@ -218,14 +218,39 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
 /// worklist's filters, urgency and order read ([`urgency::COLUMNS`] included, and the columns of
 /// its condition: SQLite counts an index as covering only with them). A page then scans this
 /// narrow index and reads only its own rows from the table.
-pub fn worklist_index_ddl(p: &str) -> String {
+fn worklist_index_ddl(p: &str) -> String {
     format!(
         "CREATE INDEX {p}encounters_worklist ON {p}encounters (territory, discharged_at, {}, \
-         first_contact_at, letter_sent_at, reconciled_at, facility_id, patient_id, encounter_id, \
-         latest, deceased, disposition, setting)
+         first_contact_at, letter_sent_at, reconciled_at, facility_id, facility_name, unit, patient_id, \
+         encounter_id, latest, deceased, disposition, setting)
          WHERE latest = 1 AND discharged_at IS NOT NULL AND deceased = 0 AND {FOLLOWED} AND {FOLLOWED_SETTINGS}",
         urgency::COLUMNS
     )
+}
+
+/// The indexes the queries read instead of the tables' rows (encounters are wide: their
+/// movements), created after the tables: the worklist's ([`worklist_index_ddl`]); the weekly
+/// indicators' discharges, HAD stays and appointments, each with every column its query reads;
+/// a stay's letters with what the QLS scores (`letters.rs`).
+pub fn indexes_ddl(p: &str) -> Vec<String> {
+    vec![
+        worklist_index_ddl(p),
+        format!(
+            "CREATE INDEX {p}encounters_indicators ON {p}encounters (discharged_at, disposition, setting,
+             letter_sent_at, letter_due_at, letter_items, first_contact_at, facility_id, territory,
+             patient_id, encounter_id)"
+        ),
+        format!(
+            "CREATE INDEX {p}encounters_had ON {p}encounters (admitted_at, discharged_at, had_group,
+             facility_id, territory, setting) WHERE setting = 3"
+        ),
+        format!(
+            "CREATE INDEX {p}appointments_week ON {p}appointments (due_at, state, patient_id, encounter_id)"
+        ),
+        format!(
+            "CREATE INDEX {p}letters_stay ON {p}letters (patient_id, encounter_id, at, items, handed_to_patient)"
+        ),
+    ]
 }
 
 /// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
@@ -565,13 +590,6 @@ fn week_sql(col: &str, starts: &[i64]) -> String {
     sql + &format!(" ELSE {} END AS BIGINT)", starts.len().saturating_sub(1))
 }
 
-/// The number of bits set in the low 32 bits of `col` (an SQL integer expression), as
-/// `(col as u32).count_ones()` counts them.
-fn ones_sql(col: &str) -> String {
-    let bits: Vec<String> = (0..32).map(|b| format!("(({col} >> {b}) & 1)")).collect();
-    format!("({})", bits.join(" + "))
-}
-
 /// Runs `sql` with `$1 = from`, `$2 = to` and the place filters after them.
 async fn in_period(
     pool: &AnyPool,
@@ -670,19 +688,19 @@ pub async fn indicators(
         Ok(index[(i.max(0) as usize).min(index.len() - 1)])
     };
 
-    // Discharges: letters and first contacts, summed by week and first contact delay (hours).
+    // Discharges: letters and first contacts, counted by week, first contact delay (hours) and
+    // the letter's items.
     let (wh, binds) = place("e", 2);
     let sql = format!(
         "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
                 ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
            COUNT(*), COUNT(e.letter_sent_at),
            CAST(SUM(CASE WHEN e.letter_sent_at < e.letter_due_at THEN 1 ELSE 0 END) AS BIGINT),
-           CAST(SUM(CASE WHEN e.letter_sent_at IS NULL THEN 0 ELSE {} END) AS BIGINT)
+           e.letter_items
          FROM {p}encounters e
          WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}
-         GROUP BY 1, 2",
+         GROUP BY 1, 2, 6",
         week_of("e.discharged_at"),
-        ones_sql("e.letter_items"),
         FOLLOWED,
         FOLLOWED_SETTINGS,
     );
@@ -692,9 +710,10 @@ pub async fn indicators(
         };
         let n = r.try_get::<i64, _>(2)? as u64;
         w.discharges += n;
-        w.letters += r.try_get::<i64, _>(3)? as u64;
+        let letters = r.try_get::<i64, _>(3)? as u64;
+        w.letters += letters;
         w.letters_same_day += r.try_get::<Option<i64>, _>(4)?.unwrap_or(0) as u64;
-        w.letter_items_sum += r.try_get::<Option<i64>, _>(5)?.unwrap_or(0) as u64;
+        w.letter_items_sum += u64::from((r.try_get::<i64, _>(5)? as u32).count_ones()) * letters;
         if let Some(delay) = r.try_get::<Option<i64>, _>(1)? {
             w.first_contact_delays_h
                 .extend(std::iter::repeat_n(delay, n as usize));
