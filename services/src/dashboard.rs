@@ -265,6 +265,16 @@ fn patients(lang: Lang, n: u64) -> String {
     format!("<span id=\"total\">{n}</span> {word}")
 }
 
+/// A table's heading row (`headings` in the reader's words), then the opening of its body.
+fn table_head<S: AsRef<str>>(headings: &[S]) -> String {
+    let mut h = String::from("<thead><tr>");
+    for heading in headings {
+        let _ = write!(h, "<th>{}</th>", heading.as_ref());
+    }
+    h.push_str("</tr></thead><tbody>");
+    h
+}
+
 /// A list's count of the `shown` patients and, when `more` (the list cut at its limit), what
 /// to do to see the others.
 fn summary(b: &mut String, lang: Lang, shown: usize, more: Option<String>) {

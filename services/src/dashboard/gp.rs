@@ -7,7 +7,7 @@
 //! access log (another patient's page answers as an unknown patient's).
 use super::{
     not_found_page, planning::say, refusal, roster, row::role_words, status_response, summary,
-    Asked, Dashboard,
+    table_head, Asked, Dashboard,
 };
 use crate::access_log::{audited, Access};
 use crate::errors;
@@ -188,8 +188,8 @@ fn list(b: &mut String, lang: Lang, found: &[Referred]) {
     );
     let _ = write!(
         b,
-        "<table id=\"my-patients\" class=\"planning roster\"><thead><tr><th>{}</th><th>{named}</th><th>{latest}</th></tr></thead><tbody>",
-        say(lang, "Patient", "Patient"),
+        "<table id=\"my-patients\" class=\"planning roster\">{}",
+        table_head(&[&say(lang, "Patient", "Patient"), &named, &latest]),
     );
     for r in shown {
         let roles: Vec<String> = r.roles.iter().map(|role| role_words(lang, *role)).collect();

@@ -3,7 +3,9 @@
 //! territory, or the one asked for), one table per HAD facility, each patient as on the worklist
 //! with the kind of HAD, since when and the unit. The list is recorded in the access log under
 //! every patient it shows, like the worklist.
-use super::{patients, planning::say, roster, status_response, summary, Asked, Dashboard};
+use super::{
+    patients, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
+};
 use crate::coordination_service::territory_for;
 use crate::errors;
 use crate::html::{esc, Lang};
@@ -110,11 +112,11 @@ fn list(b: &mut String, lang: Lang, found: &[InHad], now: i64) {
         let _ = write!(
             b,
             "<section class=\"had-facility\" data-facility=\"{}\"><h2>{} <span class=\"muted\">· {}</span></h2>\
-             <table class=\"planning roster\"><thead><tr><th>{}</th><th>{kind}</th><th>{since}</th><th>{unit}</th></tr></thead><tbody>",
+             <table class=\"planning roster\">{}",
             esc(&s.facility_id),
             esc(name),
             patients(lang, group.len() as u64).replace(" id=\"total\"", ""),
-            say(lang, "Patient", "Patient"),
+            table_head(&[&say(lang, "Patient", "Patient"), &kind, &since, &unit]),
         );
         for r in group {
             let days = (now - r.stay.admitted_at).max(0) / 86_400;

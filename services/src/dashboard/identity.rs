@@ -12,6 +12,22 @@ pub(super) struct Identity {
     pub status: i32,
 }
 
+impl Identity {
+    /// The identity as a list's row carries it: an INS given there is taken as validated.
+    pub(super) fn listed(birth_date: &str, sex: i32, ins: &str) -> Identity {
+        Identity {
+            birth_date: birth_date.into(),
+            sex,
+            ins: ins.into(),
+            status: if ins.is_empty() {
+                0
+            } else {
+                IdentityStatus::Validated as i32
+            },
+        }
+    }
+}
+
 /// The patient's identity as their events last set it (registration, then updates).
 pub(super) fn of(events: &[Event]) -> Identity {
     let mut id = Identity::default();

@@ -3,7 +3,7 @@
 //! stays, readmissions within 30 days (all and unplanned) with their rates, and emergency visits
 //! without admission. A coordinator sees its own territory's row; an admin every territory's and
 //! the total (or the territory it asked for). Counts only, no patient: nothing to record.
-use super::{planning::say, Dashboard};
+use super::{planning::say, table_head, Dashboard};
 use crate::errors;
 use crate::html::{esc, Lang};
 use crate::principal::Principal;
@@ -80,12 +80,22 @@ fn render(lang: Lang, (from, to): (NaiveDate, NaiveDate), rows: &[RateRow]) -> S
     );
     let _ = write!(
         b,
-        "<div class=\"wide\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        say(lang, "Territoire", "Territory"),
-        say(lang, "Séjours index", "Index stays"),
-        say(lang, "Réhospitalisés à 30 jours", "Readmitted within 30 days"),
-        say(lang, "dont non programmées", "of which unplanned"),
-        say(lang, "Passages aux urgences sans hospitalisation", "Emergency visits without admission"),
+        "<div class=\"wide\"><table>{}",
+        table_head(&[
+            say(lang, "Territoire", "Territory"),
+            say(lang, "Séjours index", "Index stays"),
+            say(
+                lang,
+                "Réhospitalisés à 30 jours",
+                "Readmitted within 30 days"
+            ),
+            say(lang, "dont non programmées", "of which unplanned"),
+            say(
+                lang,
+                "Passages aux urgences sans hospitalisation",
+                "Emergency visits without admission"
+            ),
+        ]),
     );
     for r in rows {
         let name = match r.key.as_str() {

@@ -7,7 +7,7 @@ use crate::access_log::{audited, Access};
 use crate::html::{esc, Lang};
 use crate::principal::Principal;
 use journey_projections::coordination::rosters::Person;
-use journey_proto::v1::{HadGroup, IdentityStatus};
+use journey_proto::v1::HadGroup;
 use std::fmt::Write;
 use tonic::Status;
 
@@ -20,16 +20,7 @@ pub(super) fn person_cell(lang: Lang, p: &Person) -> String {
     };
     let who = identity::line(
         lang,
-        &identity::Identity {
-            birth_date: p.birth_date.clone(),
-            sex: p.sex,
-            ins: p.ins.clone(),
-            status: if p.ins.is_empty() {
-                0
-            } else {
-                IdentityStatus::Validated as i32
-            },
-        },
+        &identity::Identity::listed(&p.birth_date, p.sex, &p.ins),
     );
     let mut cell = format!(
         "<a href=\"/patients/{}?lang={}\">{}</a>",

@@ -6,7 +6,7 @@
 use super::{enc, identity, when};
 use crate::html::{esc, role_label, t, task_label, timeliness_label, Lang};
 use journey_projections::coordination::calendar::{is_working_day, paris_date};
-use journey_proto::v1::{IdentityStatus, Role, WorklistItem};
+use journey_proto::v1::{Role, WorklistItem};
 use std::fmt::Write;
 
 const DAY: i64 = 86_400;
@@ -83,16 +83,7 @@ pub(super) fn row(b: &mut String, lang: Lang, i: &WorklistItem, now: i64, extra:
 /// Who the patient is, under the name (two patients of the same name told apart): birth date
 /// and age, sex, and the INS once the identity is validated.
 fn born(lang: Lang, i: &WorklistItem) -> String {
-    let id = identity::Identity {
-        birth_date: i.birth_date.clone(),
-        sex: i.sex,
-        ins: i.ins.clone(),
-        status: if i.ins.is_empty() {
-            0
-        } else {
-            IdentityStatus::Validated as i32
-        },
-    };
+    let id = identity::Identity::listed(&i.birth_date, i.sex, &i.ins);
     match identity::line(lang, &id) {
         l if l.is_empty() => l,
         l => format!("<br><span class=\"muted identity\">{l}</span>"),

@@ -3,9 +3,10 @@
 //! consent revoked for the caller's organisation). Each patient found is told apart from a
 //! namesake by birth date and age, sex and validated INS, and links to its page. Every search is
 //! recorded in the access log under the patients it returned, none included.
-use super::{identity, planning::say, status_response, summary, Asked, Dashboard};
+use super::{
+    identity, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
+};
 use crate::{
-    access_log::{audited, Access},
     coordination_service::territory_for,
     errors,
     html::{esc, Lang},
@@ -16,7 +17,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use journey_projections::coordination::queries::{self, Found, Search};
-use journey_proto::v1::IdentityStatus;
 use std::fmt::Write;
 
 /// Where the search answers.
@@ -102,18 +102,16 @@ async fn find(
         .map_err(errors::read_model_error),
         Err(s) => Err(s),
     };
-    let ids: Vec<String> = result
-        .as_ref()
-        .map(|found| found.iter().map(|f| f.patient_id.clone()).collect())
-        .unwrap_or_default();
-    let access = Access {
+    let detail = format!("q={q:?}");
+    roster::recorded(
+        d,
         caller,
-        call: "dashboard/search",
-        patients: &ids,
-        detail: format!("q={q:?}"),
-        ..Default::default()
-    };
-    audited(d.coordination.access.as_ref(), access, result).await
+        "dashboard/search",
+        detail,
+        result,
+        |f: &Found| &f.patient_id,
+    )
+    .await
 }
 
 /// The patients found, a row each: the name linking to the page, under it birth date and age,
@@ -138,9 +136,11 @@ fn results(b: &mut String, lang: Lang, found: &[Found]) {
     summary(b, lang, shown.len(), more);
     let _ = write!(
         b,
-        "<table id=\"found\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
-        say(lang, "Patient", "Patient"),
-        say(lang, "IPP", "Local id"),
+        "<table id=\"found\">{}",
+        table_head(&[
+            say(lang, "Patient", "Patient"),
+            say(lang, "IPP", "Local id")
+        ]),
     );
     for f in shown {
         let name = if f.display_name.is_empty() {
@@ -158,16 +158,7 @@ fn results(b: &mut String, lang: Lang, found: &[Found]) {
         };
         let who = identity::line(
             lang,
-            &identity::Identity {
-                birth_date: f.birth_date.clone(),
-                sex: f.sex,
-                ins: f.ins.clone(),
-                status: if f.ins.is_empty() {
-                    0
-                } else {
-                    IdentityStatus::Validated as i32
-                },
-            },
+            &identity::Identity::listed(&f.birth_date, f.sex, &f.ins),
         );
         let _ = write!(
             b,
