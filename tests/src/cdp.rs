@@ -229,6 +229,22 @@ impl Tab {
             .await;
     }
 
+    /// Opens the French sign-in page of `base` and signs in with `key`, as a person would; the
+    /// caller waits for the page it lands on.
+    pub async fn sign_in(&mut self, base: &str, key: &str) {
+        self.goto(&format!("{base}/login?lang=fr")).await;
+        self.submit_sign_in(key).await;
+    }
+
+    /// Fills the sign-in form shown with `key` and sends it.
+    pub async fn submit_sign_in(&mut self, key: &str) {
+        self.eval(&format!(
+            "document.querySelector('input[name=token]').value = '{key}'; \
+             document.querySelector('form[method=post]').submit(); true"
+        ))
+        .await;
+    }
+
     pub async fn html(&mut self) -> String {
         let v = self.eval("document.documentElement.outerHTML").await;
         v.as_str().unwrap_or_default().to_string()

@@ -1,8 +1,13 @@
-//! The dashboard's pages and actions over HTTP, as the dashboard tests drive them: a page read
-//! with a session's cookie, the CSRF token its forms carry, an action form posted, and what the
-//! log holds after it.
-use crate::{client, event, http_exchange, patient_events, ts};
+//! What the dashboard tests share: a secure node with its admin token, the events they load as
+//! the admin (a registered patient, a stay), a session; then the pages and actions over HTTP: a
+//! page read with the session's cookie, the CSRF token its forms carry, an action form posted,
+//! and what the log holds after it.
+use crate::{
+    admin_token, append_batch, client, dashboard_sign_in, event, http_exchange, patient_events,
+    secure_up, ts, wait_projected_as, Server,
+};
 use journey_proto::v1::{self, event::Payload, Event, HeadRequest};
+use std::path::Path;
 
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 
@@ -14,6 +19,48 @@ key-0123456789-south coordinator nurse-9 cpts-9 T2
 ";
 pub const COORDINATOR: &str = "key-0123456789-coord";
 pub const SOUTH: &str = "key-0123456789-south";
+
+/// A secure `journey up` in `dir` with the API `keys` and `flags`, and the admin token it wrote.
+pub fn secure_node(dir: &Path, keys: &str, flags: &[&str]) -> (Server, String) {
+    (secure_up(dir, keys, flags), admin_token(&dir.join("data")))
+}
+
+/// Appends `events` as `admin` and waits for the views to have folded them.
+pub async fn load(server: &Server, admin: &str, events: Vec<Event>) {
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let head = append_batch(&mut log, events).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+}
+
+/// Patient `id` registered as `family`/`given`, born `born`, with local id `IPP-{id}` and, when
+/// given, an INS with its OID (the identity then validated, else provisional); `days_ago` days
+/// ago.
+pub fn registered(
+    id: &str,
+    (family, given, born, sex): (&str, &str, &str, v1::Sex),
+    ins: Option<&str>,
+    days_ago: i64,
+) -> Event {
+    event(
+        id,
+        ts(days_ago * 86_400),
+        Payload::PatientRegistered(v1::PatientRegistered {
+            family_name: family.into(),
+            given_name: given.into(),
+            birth_date: born.into(),
+            sex: sex as i32,
+            ins: ins.unwrap_or_default().into(),
+            ins_oid: ins.map_or(String::new(), |_| "1.2.250.1.213.1.4.8".into()),
+            identity_status: if ins.is_some() {
+                v1::IdentityStatus::Validated as i32
+            } else {
+                v1::IdentityStatus::Provisional as i32
+            },
+            local_id: format!("IPP-{id}"),
+            ..Default::default()
+        }),
+    )
+}
 
 /// Facility `id`, named "Hôpital `id`", in `territory`, on Paris time.
 pub fn facility(id: &str, territory: &str) -> v1::Facility {
@@ -82,6 +129,11 @@ pub fn stay(
 /// GET `path` with `cookie` (a `Cookie: …` header line); the raw response.
 pub async fn get(base: &str, path: &str, cookie: &str) -> String {
     http_exchange(base, "GET", path, cookie, "").await
+}
+
+/// Signs in on the dashboard at `base` with `key`: the `Cookie: …` line of the session.
+pub async fn session(base: &str, key: &str) -> String {
+    dashboard_sign_in(base, key).await.1.expect("a session")
 }
 
 /// The CSRF token of the first action form of a page.

@@ -226,6 +226,21 @@ pub fn ts(secs_ago: i64) -> Timestamp {
     }
 }
 
+/// The instant an RFC 3339 date-time names.
+pub fn instant(rfc3339: &str) -> Timestamp {
+    Timestamp {
+        seconds: chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp(),
+        nanos: 0,
+    }
+}
+
+/// [`event`] at an RFC 3339 date-time.
+pub fn event_at(patient: &str, rfc3339: &str, payload: Payload) -> Event {
+    event(patient, instant(rfc3339), payload)
+}
+
 pub fn event(patient: &str, occurred: Timestamp, payload: Payload) -> Event {
     Event {
         event_id: uuid::Uuid::new_v4().to_string(),

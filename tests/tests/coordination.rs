@@ -2,31 +2,15 @@
 //! order, filters, paging and bad input, one patient's follow-up, weekly indicators, the same
 //! answers on SQLite and PostgreSQL and after a rebuild, and the dashboard in a real headless
 //! Chromium (DOM assertions, screenshot under `target/`).
-use journey_proto::{
-    prost_types::Timestamp,
-    v1::{
-        self, coordination_client::CoordinationClient, event::Payload,
-        projections_client::ProjectionsClient, Event, FollowUpRequest, HeadRequest,
-        IndicatorsRequest, Period, RebuildRequest, WeekIndicators, WorklistRequest,
-        WorklistResponse,
-    },
+use journey_proto::v1::{
+    self, coordination_client::CoordinationClient, event::Payload,
+    projections_client::ProjectionsClient, Event, FollowUpRequest, HeadRequest, IndicatorsRequest,
+    Period, RebuildRequest, WeekIndicators, WorklistRequest, WorklistResponse,
 };
 use journey_tests::*;
+use journey_tests::{event_at as ev, instant as t};
 use std::{path::PathBuf, process::Command};
 use tonic::Code;
-
-fn t(rfc3339: &str) -> Timestamp {
-    Timestamp {
-        seconds: chrono::DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp(),
-        nanos: 0,
-    }
-}
-
-fn ev(patient: &str, at: &str, payload: Payload) -> Event {
-    event(patient, t(at), payload)
-}
 
 fn facility(id: &str) -> v1::Facility {
     v1::Facility {

@@ -15,7 +15,7 @@ use journey_proto::v1::{
 use journey_tests::cdp::shots;
 use journey_tests::client::{channel, token};
 use journey_tests::dashboard::{
-    act, csrf_of, get, head, last_event, stay, COORDINATOR, KEYS, SOUTH,
+    act, csrf_of, get, head, last_event, load, secure_node, stay, COORDINATOR, KEYS, SOUTH,
 };
 use journey_tests::*;
 use std::path::Path;
@@ -53,18 +53,12 @@ fn alert_and_appointment(patient: &str, days_ago: i64) -> Vec<Event> {
 /// A secure node with the keys above, the scenario appended and projected: P1 in T1 with an
 /// alert and an overdue appointment, P2 in T2, PB in T1 with only its first contact overdue.
 async fn node(dir: &Path) -> (Server, String) {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
-    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (server, admin) = secure_node(dir, KEYS, &["--no-reactor"]);
     let mut events = stay("P1", ("F1", "T1"), "cardio", 10);
     events.extend(alert_and_appointment("P1", 5));
     events.extend(stay("P2", ("F2", "T2"), "cardio", 10));
     events.extend(stay("PB", ("F1", "T1"), "cardio", 10));
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     (server, admin)
 }
 
@@ -394,12 +388,7 @@ async fn in_a_browser_a_recorded_contact_takes_the_patient_off_the_overdue_list(
     let mut tab = browser.tab().await;
 
     // Sign in through the form, as a person would.
-    tab.goto(&format!("{base}/login?lang=fr")).await;
-    tab.eval(&format!(
-        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
-         document.querySelector('form').submit(); true"
-    ))
-    .await;
+    tab.sign_in(base, COORDINATOR).await;
     tab.wait_for("document.querySelector('#worklist') !== null")
         .await;
     let overdue = format!("{base}/?overdue=on&lang=fr");

@@ -8,7 +8,7 @@
 //! at desktop and phone widths under `target/screenshots/`.
 use journey_proto::v1::{self, event::Payload};
 use journey_tests::cdp::{shots, Browser};
-use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS};
+use journey_tests::dashboard::{get, load, secure_node, session, stay, COORDINATOR, KEYS};
 use journey_tests::*;
 use std::path::Path;
 use std::time::Duration;
@@ -16,11 +16,7 @@ use std::time::Duration;
 /// A secure node with PA and PB of T1, each with a first contact overdue, and PC of T1 whose
 /// contact is made: appended and projected.
 async fn node(dir: &Path) -> (Server, String) {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
-    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (server, admin) = secure_node(dir, KEYS, &["--no-reactor"]);
     let mut events = Vec::new();
     for (id, family, born, ins) in [
         ("PA", "Arnaud", "1940-01-15", "240017512345601"),
@@ -44,9 +40,7 @@ async fn node(dir: &Path) -> (Server, String) {
         events.extend(stay(id, ("F1", "T1"), "cardio", 10));
     }
     events.push(contact("PC"));
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     (server, admin)
 }
 
@@ -136,10 +130,7 @@ async fn the_view_s_position_and_the_list_behind_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, admin) = node(dir.path()).await;
     let base = &server.http;
-    let cookie = dashboard_sign_in(base, COORDINATOR)
-        .await
-        .1
-        .expect("a session");
+    let cookie = session(base, COORDINATOR).await;
 
     // Without a session: the sign-in, nothing streamed.
     let r = get(base, "/live/events", "").await;
@@ -236,12 +227,7 @@ async fn in_a_browser_a_contact_recorded_elsewhere_takes_the_row_away_without_a_
     let base = &server.http;
     let mut browser = Browser::start(&dir.path().join("chromium"));
     let mut tab = browser.tab().await;
-    tab.goto(&format!("{base}/login?lang=fr")).await;
-    tab.eval(&format!(
-        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
-         document.querySelector('form').submit(); true"
-    ))
-    .await;
+    tab.sign_in(base, COORDINATOR).await;
     tab.wait_for("document.querySelector('#worklist') !== null")
         .await;
 

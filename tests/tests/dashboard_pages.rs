@@ -11,7 +11,9 @@
 //! widths under `target/screenshots/`.
 use journey_proto::v1::{self, event::Payload, Event};
 use journey_tests::cdp::{shots, Browser};
-use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS};
+use journey_tests::dashboard::{
+    get, load, registered, secure_node, session, stay, COORDINATOR, KEYS,
+};
 use journey_tests::*;
 use std::path::Path;
 
@@ -23,29 +25,11 @@ const DAY: i64 = 86_400;
 /// and a GP as referent.
 fn patient(
     id: &str,
-    (family, given, born, sex): (&str, &str, &str, v1::Sex),
+    who: (&str, &str, &str, v1::Sex),
     ins: Option<&str>,
     (fac, unit): (&str, &str),
 ) -> Vec<Event> {
-    let mut events = vec![event(
-        id,
-        ts(40 * DAY),
-        Payload::PatientRegistered(v1::PatientRegistered {
-            family_name: family.into(),
-            given_name: given.into(),
-            birth_date: born.into(),
-            sex: sex as i32,
-            ins: ins.unwrap_or_default().into(),
-            ins_oid: ins.map_or(String::new(), |_| "1.2.250.1.213.1.4.8".into()),
-            identity_status: if ins.is_some() {
-                v1::IdentityStatus::Validated as i32
-            } else {
-                v1::IdentityStatus::Provisional as i32
-            },
-            local_id: format!("IPP-{id}"),
-            ..Default::default()
-        }),
-    )];
+    let mut events = vec![registered(id, who, ins, 40)];
     events.extend(stay(id, (fac, "T1"), unit, 10));
     events.push(event(
         id,
@@ -67,11 +51,7 @@ fn patient(
 /// A secure node with two patients named Jeanne Martin in cardiology at F1 (one with a validated
 /// INS) and Paul Durand in pneumology at F2, all of territory T1.
 async fn node(dir: &Path) -> Server {
-    let server = secure_up(dir, KEYS, &["--no-reactor"]);
-    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (server, admin) = secure_node(dir, KEYS, &["--no-reactor"]);
     let jeanne = |born| ("Martin", "Jeanne", born, v1::Sex::Female);
     let mut events = patient(
         "P1",
@@ -86,9 +66,7 @@ async fn node(dir: &Path) -> Server {
         None,
         ("F2", "pneumo"),
     ));
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     server
 }
 
@@ -110,19 +88,12 @@ fn row<'a>(page: &'a str, patient: &str) -> &'a str {
     &rest[..rest.find("</tr>").unwrap()]
 }
 
-async fn sign_in(base: &str) -> String {
-    dashboard_sign_in(base, COORDINATOR)
-        .await
-        .1
-        .expect("a session")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worklist_reads_as_sentences_and_filters_by_the_names_shown() {
     let dir = tempfile::tempdir().unwrap();
     let server = node(dir.path()).await;
     let base = &server.http;
-    let cookie = sign_in(base).await;
+    let cookie = session(base, COORDINATOR).await;
 
     let fr = get(base, "/?lang=fr", &cookie).await;
     assert_eq!(http_status(&fr), 200, "{fr}");
@@ -260,7 +231,7 @@ async fn error_pages_are_pages_in_the_readers_language_with_a_way_back() {
     let dir = tempfile::tempdir().unwrap();
     let server = node(dir.path()).await;
     let base = &server.http;
-    let cookie = sign_in(base).await;
+    let cookie = session(base, COORDINATOR).await;
 
     for (path, status, title) in [
         ("/nowhere?lang=fr", 404, "Page introuvable"),
@@ -398,11 +369,7 @@ async fn in_a_browser_the_pages_fit_a_phone_and_keep_the_filters() {
         .await;
     tab.wait_for("document.querySelector('input[name=token]') !== null")
         .await;
-    tab.eval(&format!(
-        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
-         document.querySelector('form[method=post]').submit(); true"
-    ))
-    .await;
+    tab.submit_sign_in(COORDINATOR).await;
     tab.wait_for("document.querySelector('#indicators') !== null")
         .await;
     assert_eq!(tab.eval("document.documentElement.lang").await, "fr");

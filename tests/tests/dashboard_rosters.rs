@@ -12,7 +12,9 @@ use journey_proto::v1::{
 };
 use journey_tests::cdp::{shots, Browser};
 use journey_tests::client::{channel, token};
-use journey_tests::dashboard::{facility, get, stay, COORDINATOR, SOUTH};
+use journey_tests::dashboard::{
+    facility, get, load, secure_node, session, stay, COORDINATOR, SOUTH,
+};
 use journey_tests::*;
 use std::path::Path;
 
@@ -86,11 +88,7 @@ async fn node(dir: &Path) -> (Server, String) {
 
 /// [`node`] with these flags.
 async fn node_on(dir: &Path, flags: &[&str]) -> (Server, String) {
-    let server = secure_up(dir, KEYS, flags);
-    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (server, admin) = secure_node(dir, KEYS, flags);
     let mut events = vec![
         registered("H1", ("Moreau", "Alice", "1940-05-06"), GP_ID),
         had("H1", ("HADN", "T1"), v1::HadGroup::Palliative, 12),
@@ -148,14 +146,8 @@ async fn node_on(dir: &Path, flags: &[&str]) -> (Server, String) {
         "rpps-777",
     ));
     events.extend(stay("P9", ("F2", "T2"), "cardio", 9));
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     (server, admin)
-}
-
-async fn sign_in(base: &str, key: &str) -> String {
-    dashboard_sign_in(base, key).await.1.expect("a session")
 }
 
 /// The patients a page lists, in order.
@@ -181,7 +173,7 @@ async fn an_had_coordinator_lists_the_patients_in_had_now_by_facility() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node(dir.path()).await;
     let base = &server.http;
-    let cookie = sign_in(base, COORDINATOR).await;
+    let cookie = session(base, COORDINATOR).await;
 
     let fr = get(base, "/had?lang=fr", &cookie).await;
     assert_eq!(http_status(&fr), 200, "{fr}");
@@ -235,10 +227,10 @@ async fn an_had_coordinator_lists_the_patients_in_had_now_by_facility() {
     assert_eq!(http_status(&typo), 400, "{typo}");
 
     // The south's coordinator sees its own territory's.
-    let south = sign_in(base, SOUTH).await;
+    let south = session(base, SOUTH).await;
     assert_eq!(listed(&get(base, "/had?lang=fr", &south).await), ["H3"]);
     // An admin sees every territory, or the one asked for.
-    let admin_cookie = sign_in(base, &admin).await;
+    let admin_cookie = session(base, &admin).await;
     let all = get(base, "/had?lang=en", &admin_cookie).await;
     let mut every = listed(&all);
     every.sort();
@@ -273,7 +265,7 @@ async fn a_gp_sees_the_patients_naming_them_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node(dir.path()).await;
     let base = &server.http;
-    let cookie = sign_in(base, GP).await;
+    let cookie = session(base, GP).await;
 
     // The worklist's address leads a GP to their list.
     let home = get(base, "/?lang=fr", &cookie).await;
@@ -446,7 +438,7 @@ async fn the_indicators_show_the_territorys_readmission_figures() {
     let (server, admin) = node(dir.path()).await;
     let base = &server.http;
 
-    let cookie = sign_in(base, COORDINATOR).await;
+    let cookie = session(base, COORDINATOR).await;
     let fr = get(base, "/indicators?lang=fr", &cookie).await;
     assert_eq!(http_status(&fr), 200, "{fr}");
     let section = &fr[fr.find("id=\"readmission-figures\"").expect("the section")..];
@@ -463,7 +455,7 @@ async fn the_indicators_show_the_territorys_readmission_figures() {
     let en = get(base, "/indicators?lang=en", &cookie).await;
     assert!(en.contains("Readmissions in the territory"), "{en}");
 
-    let admin_cookie = sign_in(base, &admin).await;
+    let admin_cookie = session(base, &admin).await;
     let all = get(base, "/indicators?lang=en", &admin_cookie).await;
     let section = &all[all.find("id=\"readmission-figures\"").expect("the section")..];
     for key in ["T1", "T2", "all"] {
@@ -484,16 +476,16 @@ async fn the_lists_read_alike_on_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node_on(dir.path(), &["--no-reactor", "--database-url", &pg.url]).await;
     let base = &server.http;
-    let coordinator = sign_in(base, COORDINATOR).await;
+    let coordinator = session(base, COORDINATOR).await;
     assert_eq!(
         listed(&get(base, "/had?lang=fr", &coordinator).await),
         ["H5", "H1"]
     );
-    let admin_cookie = sign_in(base, &admin).await;
+    let admin_cookie = session(base, &admin).await;
     let mut every = listed(&get(base, "/had?lang=en", &admin_cookie).await);
     every.sort();
     assert_eq!(every, ["H1", "H3", "H4", "H5"]);
-    let gp = sign_in(base, GP).await;
+    let gp = session(base, GP).await;
     let mut mine = listed(&get(base, "/my-patients?lang=fr", &gp).await);
     mine.sort();
     assert_eq!(mine, ["H1", "P1"]);
@@ -524,14 +516,7 @@ async fn screenshots_of_the_had_list_the_gp_list_and_the_readmission_figures() {
     let base = &server.http;
     let mut browser = Browser::start(&dir.path().join("chromium"));
     let mut tab = browser.tab().await;
-    let sign_in = |key: &str| {
-        format!(
-            "document.querySelector('input[name=token]').value = '{key}'; \
-             document.querySelector('form').submit(); true"
-        )
-    };
-    tab.goto(&format!("{base}/login?lang=fr")).await;
-    tab.eval(&sign_in(COORDINATOR)).await;
+    tab.sign_in(base, COORDINATOR).await;
     tab.wait_for("document.querySelector('#worklist') !== null")
         .await;
     for lang in ["fr", "en"] {
@@ -546,8 +531,7 @@ async fn screenshots_of_the_had_list_the_gp_list_and_the_readmission_figures() {
     tab.eval("document.querySelector('#sign-out').click(); true")
         .await;
     tab.wait_for("location.pathname === '/logout'").await;
-    tab.goto(&format!("{base}/login?lang=fr")).await;
-    tab.eval(&sign_in(GP)).await;
+    tab.sign_in(base, GP).await;
     tab.wait_for("document.querySelector('#my-patients') !== null")
         .await;
     for lang in ["fr", "en"] {

@@ -9,7 +9,9 @@
 //! on SQLite and on PostgreSQL.
 use journey_proto::v1::{self, audit_client::AuditClient, event::Payload, AccessesRequest, Event};
 use journey_tests::client::{channel, token};
-use journey_tests::dashboard::{get, stay, COORDINATOR, KEYS, SOUTH};
+use journey_tests::dashboard::{
+    get, load, registered, secure_node, session, stay, COORDINATOR, KEYS, SOUTH,
+};
 use journey_tests::*;
 use std::path::Path;
 
@@ -19,28 +21,11 @@ const DAY: i64 = 86_400;
 /// ended ten days ago (its first contact overdue).
 fn patient(
     id: &str,
-    (family, given, born, sex): (&str, &str, &str, v1::Sex),
+    who: (&str, &str, &str, v1::Sex),
     ins: Option<&str>,
     (fac, territory): (&str, &str),
 ) -> Vec<Event> {
-    let mut events = vec![event(
-        id,
-        ts(40 * DAY),
-        Payload::PatientRegistered(v1::PatientRegistered {
-            family_name: family.into(),
-            given_name: given.into(),
-            birth_date: born.into(),
-            sex: sex as i32,
-            ins: ins.unwrap_or_default().into(),
-            identity_status: if ins.is_some() {
-                v1::IdentityStatus::Validated as i32
-            } else {
-                v1::IdentityStatus::Provisional as i32
-            },
-            local_id: format!("IPP-{id}"),
-            ..Default::default()
-        }),
-    )];
+    let mut events = vec![registered(id, who, ins, 40)];
     events.extend(stay(id, (fac, territory), "cardio", 10));
     events
 }
@@ -52,11 +37,7 @@ fn patient(
 async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
     let mut flags = vec!["--no-reactor"];
     flags.extend(extra);
-    let server = secure_up(dir, KEYS, &flags);
-    let admin = std::fs::read_to_string(dir.join("data/admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (server, admin) = secure_node(dir, KEYS, &flags);
     let jeanne = |born| ("Martin", "Jeanne", born, v1::Sex::Female);
     let mut events = patient(
         "P1",
@@ -96,9 +77,7 @@ async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
         a.facility.as_mut().unwrap().time_zone = "America/Cayenne".into();
     }
     events.extend(p6);
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     (server, admin)
 }
 
@@ -152,10 +131,7 @@ async fn finds_by_each_key(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node(dir.path(), extra).await;
     let base = &server.http;
-    let cookie = dashboard_sign_in(base, COORDINATOR)
-        .await
-        .1
-        .expect("a session");
+    let cookie = session(base, COORDINATOR).await;
     let search = |q: &str, lang: &str| {
         let path = format!("/search?lang={lang}&q={}", enc(q));
         let (base, cookie) = (base.clone(), cookie.clone());
@@ -216,13 +192,13 @@ async fn finds_by_each_key(extra: &[&str]) {
     // Hélène Lefèvre is of T2: not found by a T1 coordinator, found by T2's without accents.
     let outside = search("Lefèvre", "fr").await;
     assert!(found(&outside).is_empty(), "{outside}");
-    let south = dashboard_sign_in(base, SOUTH).await.1.expect("a session");
+    let south = session(base, SOUTH).await;
     let theirs = get(base, "/search?lang=fr&q=helene+lefevre", &south).await;
     assert_eq!(found(&theirs), ["P4"], "{theirs}");
     // The T2 coordinator finds none of T1's patients.
     assert!(found(&get(base, "/search?lang=fr&q=martin", &south).await).is_empty());
     // The administrator finds every Jeanne Martin, P5 included.
-    let admin_cookie = dashboard_sign_in(base, &admin).await.1.expect("a session");
+    let admin_cookie = session(base, &admin).await;
     assert_eq!(
         found(&get(base, "/search?lang=fr&q=martin", &admin_cookie).await),
         ["P1", "P3", "P5"]
@@ -317,10 +293,7 @@ async fn exported_and_printed(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node(dir.path(), extra).await;
     let base = &server.http;
-    let cookie = dashboard_sign_in(base, COORDINATOR)
-        .await
-        .1
-        .expect("a session");
+    let cookie = session(base, COORDINATOR).await;
 
     // The worklist links to both, with its filters.
     let page = get(base, "/?lang=fr&facility=F7", &cookie).await;

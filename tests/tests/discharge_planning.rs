@@ -13,7 +13,8 @@ use journey_projections::planning::checklist::ITEMS;
 use journey_proto::v1::{self, event::Payload, ChecklistItem, Event};
 use journey_tests::cdp::{self, shots};
 use journey_tests::dashboard::{
-    act, csrf_of, facility, get, head, last_event, COORDINATOR, KEYS, SOUTH,
+    act, csrf_of, facility, get, head, last_event, load, secure_node, session, COORDINATOR, KEYS,
+    SOUTH,
 };
 use journey_tests::*;
 use std::path::Path;
@@ -96,8 +97,7 @@ fn ended_stay(patient: &str, fac: &str, territory: &str, days_ago: i64, done: us
 async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
     let mut flags = vec!["--no-reactor"];
     flags.extend(extra);
-    let server = secure_up(dir, KEYS, &flags);
-    let admin = admin_token(&dir.join("data"));
+    let (server, admin) = secure_node(dir, KEYS, &flags);
     let mut events = vec![
         registered("PH", "Martin", "1940-05-01"),
         admission("PH", "E-PH-0", "F1", "T1", 70 * DAY),
@@ -118,14 +118,8 @@ async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
     events.extend(ended_stay("PR", "F1", "T1", 20, 3));
     events.push(admission("PR", "E-PR-2", "F1", "T1", 12 * DAY));
     events.push(discharged("PR", "E-PR-2", 11 * DAY));
-    let mut log = client::connect(&server.grpc, Some(&admin)).await.unwrap();
-    let head = append_batch(&mut log, events).await;
-    wait_projected_as(&server.grpc, head, Some(&admin)).await;
+    load(&server, &admin, events).await;
     (server, admin)
-}
-
-async fn signed_in(base: &str, token: &str) -> String {
-    dashboard_sign_in(base, token).await.1.expect("a session")
 }
 
 /// The row of `patient` in a page's table.
@@ -153,7 +147,7 @@ async fn plan_discharges(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = node(dir.path(), extra).await;
     let (base, grpc) = (&server.http, &server.grpc);
-    let cookie = signed_in(base, COORDINATOR).await;
+    let cookie = session(base, COORDINATOR).await;
 
     // The in-hospital worklist: PH (in 20 h, not ready), not PL (in five days) nor P2 (T2).
     let list = get(base, "/planning?lang=en", &cookie).await;
@@ -374,7 +368,7 @@ async fn plan_discharges(extra: &[&str]) {
 
     // A coordinator of another territory: the patient is unknown to her, nothing appended, and
     // the refusal is recorded.
-    let south = signed_in(base, SOUTH).await;
+    let south = session(base, SOUTH).await;
     let south_page = get(base, "/patients/P2?lang=en", &south).await;
     let south_token = csrf_of(&south_page);
     let other = get(base, "/patients/PH?lang=en", &south).await;
@@ -485,12 +479,7 @@ async fn in_a_browser_a_ticked_item_shows_ticked() {
     let base = &server.http;
     let mut browser = cdp::Browser::start(&dir.path().join("chromium"));
     let mut tab = browser.tab().await;
-    tab.goto(&format!("{base}/login?lang=fr")).await;
-    tab.eval(&format!(
-        "document.querySelector('input[name=token]').value = '{COORDINATOR}'; \
-         document.querySelector('form').submit(); true"
-    ))
-    .await;
+    tab.sign_in(base, COORDINATOR).await;
     tab.wait_for(
         "document.querySelector('#worklist') !== null || document.querySelector('#empty') !== null",
     )

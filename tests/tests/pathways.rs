@@ -3,27 +3,12 @@
 //! cardiologist within two months), done by visits and appointments of those roles; another stay
 //! follows the default; a templates file (`JOURNEY_PATHWAYS`) changes them and the worklist's
 //! ranking; a file that cannot be used stops the start, saying why.
-use journey_proto::{
-    prost_types::Timestamp,
-    v1::{
-        self, coordination_client::CoordinationClient, event::Payload, Event, FollowUpRequest,
-        PathwayStep, WorklistItem, WorklistRequest,
-    },
+use journey_proto::v1::{
+    self, coordination_client::CoordinationClient, event::Payload, Event, FollowUpRequest,
+    PathwayStep, WorklistItem, WorklistRequest, WorklistResponse,
 };
 use journey_tests::*;
-
-fn t(rfc3339: &str) -> Timestamp {
-    Timestamp {
-        seconds: chrono::DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp(),
-        nanos: 0,
-    }
-}
-
-fn ev(patient: &str, at: &str, payload: Payload) -> Event {
-    event(patient, t(at), payload)
-}
+use journey_tests::{event_at as ev, instant as t};
 
 fn professional(id: &str, role: v1::Role) -> Option<v1::Professional> {
     Some(v1::Professional {
@@ -143,6 +128,20 @@ async fn follow_up(
     Ok(r.discharges.into_iter().next().expect("a discharge"))
 }
 
+/// The worklist as of `as_of` over 60 days (only what is overdue when `overdue_only`).
+async fn worklist(server: &Server, as_of: &str, overdue_only: bool) -> WorklistResponse {
+    let mut c = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
+    c.worklist(WorklistRequest {
+        as_of: Some(t(as_of)),
+        window_days: 60,
+        overdue_only,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 /// (step, due, state, done) of each step.
 fn steps(i: &WorklistItem) -> Vec<(&str, i64, &str, Option<i64>)> {
     i.pathway_steps
@@ -199,47 +198,20 @@ async fn a_heart_failure_stay_follows_the_prado_template() {
     assert!(o1.pathway_steps.is_empty());
 
     // The worklist carries the same steps.
-    let mut c = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
-    let list = c
-        .worklist(WorklistRequest {
-            as_of: Some(t("2026-10-20T10:00:00Z")),
-            window_days: 60,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = worklist(&server, "2026-10-20T10:00:00Z", false).await;
     let row = list.items.iter().find(|i| i.patient_id == "H1").unwrap();
     assert_eq!(steps(row), steps(&h1));
     // The GP's step is what makes H1 overdue, ranked by how late it is: 6 whole days.
     assert_eq!(row.tasks, ["pathway_step_overdue"]);
     assert!(row.overdue);
     assert_eq!(row.urgency, 1_100 + 6 * 100);
-    let overdue = c
-        .worklist(WorklistRequest {
-            as_of: Some(t("2026-10-20T10:00:00Z")),
-            window_days: 60,
-            overdue_only: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let overdue = worklist(&server, "2026-10-20T10:00:00Z", true).await;
     assert!(
         overdue.items.iter().any(|i| i.patient_id == "H1"),
         "{overdue:?}"
     );
     // Before day 7 is over, nothing of H1 is overdue.
-    let early = c
-        .worklist(WorklistRequest {
-            as_of: Some(t("2026-10-13T21:00:00Z")),
-            window_days: 60,
-            overdue_only: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let early = worklist(&server, "2026-10-13T21:00:00Z", true).await;
     assert!(
         !early.items.iter().any(|i| i.patient_id == "H1"),
         "{early:?}"
@@ -358,17 +330,7 @@ async fn a_templates_file_changes_the_steps() {
     // Ranked by the file's deadline: 10 whole days late, in the worklist's SQL order too (what
     // the view stored was derived again with the file's templates).
     assert_eq!(h1.urgency, 1_100 + 10 * 100);
-    let mut coordination = CoordinationClient::new(client::channel(&server.grpc).await.unwrap());
-    let list = coordination
-        .worklist(WorklistRequest {
-            as_of: Some(t("2026-10-20T10:00:00Z")),
-            window_days: 60,
-            overdue_only: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = worklist(&server, "2026-10-20T10:00:00Z", true).await;
     let row = list.items.iter().find(|i| i.patient_id == "H1").unwrap();
     assert_eq!(row.urgency, 1_100 + 10 * 100);
     // Every other stay: the file's default, a GP within a month.
