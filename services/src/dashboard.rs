@@ -275,6 +275,11 @@ fn table_head<S: AsRef<str>>(headings: &[S]) -> String {
     h
 }
 
+/// What a list says when it has no one to show.
+fn nobody(b: &mut String, sentence: &str) {
+    let _ = write!(b, "<p id=\"empty\">{sentence}</p>");
+}
+
 /// A list's count of the `shown` patients and, when `more` (the list cut at its limit), what
 /// to do to see the others.
 fn summary(b: &mut String, lang: Lang, shown: usize, more: Option<String>) {

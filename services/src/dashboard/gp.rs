@@ -6,8 +6,8 @@
 //! other page, and the page of another patient, is refused and the refusal recorded in the
 //! access log (another patient's page answers as an unknown patient's).
 use super::{
-    not_found_page, planning::say, refusal, roster, row::role_words, status_response, summary,
-    table_head, Asked, Dashboard,
+    nobody, not_found_page, planning::say, refusal, roster, row::role_words, status_response,
+    summary, table_head, Asked, Dashboard,
 };
 use crate::access_log::{audited, Access};
 use crate::errors;
@@ -171,14 +171,13 @@ fn list(b: &mut String, lang: Lang, found: &[Referred]) {
     let more = (found.len() > LIMIT).then(|| say(lang, "et d'autres encore", "and more"));
     summary(b, lang, shown.len(), more);
     if shown.is_empty() {
-        let _ = write!(
+        nobody(
             b,
-            "<p id=\"empty\">{}</p>",
-            say(
+            &say(
                 lang,
                 "Aucun patient ne vous désigne comme médecin traitant ou référent.",
-                "No patient names you as their GP or referent."
-            )
+                "No patient names you as their GP or referent.",
+            ),
         );
         return;
     }

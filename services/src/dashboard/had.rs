@@ -4,7 +4,7 @@
 //! with the kind of HAD, since when and the unit. The list is recorded in the access log under
 //! every patient it shows, like the worklist.
 use super::{
-    patients, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
+    nobody, patients, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
 };
 use crate::coordination_service::territory_for;
 use crate::errors;
@@ -86,14 +86,13 @@ fn list(b: &mut String, lang: Lang, found: &[InHad], now: i64) {
     });
     summary(b, lang, shown.len(), more);
     if shown.is_empty() {
-        let _ = write!(
+        nobody(
             b,
-            "<p id=\"empty\">{}</p>",
-            say(
+            &say(
                 lang,
                 "Aucun patient en HAD en ce moment.",
-                "No patient in HAD at the moment."
-            )
+                "No patient in HAD at the moment.",
+            ),
         );
         return;
     }

@@ -4,7 +4,7 @@
 //! namesake by birth date and age, sex and validated INS, and links to its page. Every search is
 //! recorded in the access log under the patients it returned, none included.
 use super::{
-    identity, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
+    identity, nobody, planning::say, roster, status_response, summary, table_head, Asked, Dashboard,
 };
 use crate::{
     coordination_service::territory_for,
@@ -119,11 +119,7 @@ async fn find(
 fn results(b: &mut String, lang: Lang, found: &[Found]) {
     let shown = &found[..found.len().min(LIMIT)];
     if shown.is_empty() {
-        let _ = write!(
-            b,
-            "<p id=\"empty\">{}</p>",
-            say(lang, "Aucun patient trouvé.", "No patient found.")
-        );
+        nobody(b, &say(lang, "Aucun patient trouvé.", "No patient found."));
         return;
     }
     let more = (found.len() > LIMIT).then(|| {
