@@ -209,10 +209,14 @@ impl Lease {
     /// who holds it now. A renewal that fails otherwise (NATS unreachable) is tried again.
     pub async fn keep(mut self, mut stop: watch::Receiver<bool>) -> Option<String> {
         let mut renewed = Instant::now();
+        // The first renewal at once: it says where this node serves (known only once bound).
+        let mut first = true;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(RENEW_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => return None,
+            if !std::mem::take(&mut first) {
+                tokio::select! {
+                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
             }
             match self.store.update(KEY, self.me.bytes(), self.revision).await {
                 Ok(revision) => {

@@ -143,16 +143,22 @@ async fn the_standby_takes_over_a_killed_writer_and_the_old_writer_rejoins_as_a_
     // The standby serves reads of what it followed, and refuses appends, naming the writer.
     let following = head(&b.grpc).await;
     assert!(following.0 > 0, "the standby follows the stream");
+    // (It learns the writer's address from the lease, which the writer renews every second.)
     let mut c = b.client().await;
-    let refused = c
-        .append(batch(vec![observation("S-1", 1.0)]))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
-    assert!(
-        refused.message().contains("is a standby") && refused.message().contains(&a.grpc[7..]),
-        "{refused:?}"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let refused = c
+            .append(batch(vec![observation("S-1", 1.0)]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(refused.message().contains("is a standby"), "{refused:?}");
+        if refused.message().contains(&a.grpc[7..]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{refused:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // kill -9 of the writer: the standby takes the lapsed lease and the load goes on against it.
     let before = load.count();
