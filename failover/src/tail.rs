@@ -69,8 +69,7 @@ pub async fn drop_unreplicated(
             published = confirmed
         );
     }
-    let storage_ref = storage;
-    let dropped = tokio::task::block_in_place(|| storage_ref.truncate_after(keep))?;
+    let dropped = tokio::task::block_in_place(|| storage.truncate_after(keep))?;
     if dropped > 0 {
         tracing::warn!(
             dropped,
