@@ -46,6 +46,11 @@ impl ChainCheck {
     /// Accepts `stored` when it continues the chain, with the record to write; says what is wrong
     /// otherwise, naming the position.
     pub fn accept(&mut self, stored: &StoredEvent) -> Result<Record, String> {
+        self.accept_event(stored).map(|(record, _)| record)
+    }
+
+    /// [`ChainCheck::accept`], with the event decoded on the way (its `hash` left empty).
+    pub fn accept_event(&mut self, stored: &StoredEvent) -> Result<(Record, Event), String> {
         let next = self.head.position + 1;
         let pos = stored.position;
         if pos != next {
@@ -77,14 +82,15 @@ impl ChainCheck {
             position: pos,
             hash: stored.hash,
         };
-        Ok(Record {
+        let record = Record {
             position: pos,
             event_id,
-            patient_id: event.patient_id,
+            patient_id: event.patient_id.clone(),
             stream_version: event.stream_version,
             hash: stored.hash,
             bytes: stored.bytes.clone(),
-        })
+        };
+        Ok((record, event))
     }
 }
 

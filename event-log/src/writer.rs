@@ -341,8 +341,8 @@ impl Writer {
         let mut records = Vec::with_capacity(copies.len());
         let mut events = Vec::with_capacity(copies.len());
         for stored in copies.iter().filter(|c| c.position > self.tip.position) {
-            let record = chain.accept(stored).map_err(AppendError::Diverged)?;
-            events.push(stored.decode()?);
+            let (record, event) = chain.accept_event(stored).map_err(AppendError::Diverged)?;
+            events.push(event);
             records.push(record);
         }
         let mut appended = Vec::with_capacity(records.len());
