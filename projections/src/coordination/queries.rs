@@ -307,7 +307,8 @@ pub async fn facilities_named(
 }
 
 /// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
-/// (discharges read with [`DISCHARGE_COLUMNS`]).
+/// (discharges read with [`DISCHARGE_COLUMNS`]). A patient's open alerts and referents go to the
+/// last of their discharges in `out`: its order must not depend on the database.
 async fn attach(
     conn: &mut AnyConnection,
     p: &str,
@@ -504,7 +505,8 @@ pub async fn patient(
     let mut conn = pool.acquire().await?;
     let c = bytewise(&conn);
     let mut discharges: Vec<Discharge> = sqlx::query(&format!(
-        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1"
+        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1
+         ORDER BY e.discharged_at, e.encounter_id{c}"
     ))
     .bind(patient_id)
     .fetch_all(&mut *conn)
