@@ -224,10 +224,23 @@ impl Lease {
                     renewed = Instant::now();
                 }
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                    let now = match holder(&self.store).await {
-                        Ok(Some(h)) => h.to_string(),
-                        _ => "another node".into(),
+                    // A renewal whose answer was lost (a server frozen or cut off meanwhile) may
+                    // have been stored: then the lease is still this node's, at a newer revision.
+                    let entry = match self.store.entry(KEY).await {
+                        Ok(entry) => entry,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the writer's lease");
+                            continue;
+                        }
                     };
+                    let now = entry.as_ref().and_then(holder_of);
+                    if let (Some(entry), Some(h)) = (&entry, &now) {
+                        if h.node == self.me.node {
+                            self.revision = entry.revision;
+                            continue;
+                        }
+                    }
+                    let now = now.map_or("another node".into(), |h| h.to_string());
                     return Some(format!(
                         "this node lost the writer's lease to {now}: it was not renewed for {:.1} s \
                          (this process was stopped or cut off from NATS) and a standby took over",
