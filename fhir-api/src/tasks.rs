@@ -6,10 +6,7 @@ use journey_fhir::{
     task::{self, Owner, Work},
     Resource,
 };
-use journey_projections::coordination::{
-    followup::Timeliness,
-    queries::{self, Item},
-};
+use journey_projections::coordination::{followup::Timeliness, patient, queries::Item};
 use journey_proto::v1::Event;
 use journey_services::{coordination_service::CoordinationService, errors};
 use tonic::Status;
@@ -20,7 +17,7 @@ pub(super) async fn followed(
     patient: &str,
 ) -> Result<Vec<Item>, Status> {
     let now = chrono::Utc::now().timestamp();
-    let found = queries::patient(
+    let found = patient::patient(
         &view.runner.db.pool,
         &view.runner.live_prefix(),
         patient,

@@ -10,7 +10,7 @@ use journey_projections::{
     coordination::{
         calendar::{paris_midnight, week_start_secs},
         followup::{quantile, AppointmentState, LETTER_ITEMS_REQUIRED},
-        letters,
+        indicators, letters, patient,
         queries::{self, Filter, Item},
         Coordination as Model,
     },
@@ -231,7 +231,7 @@ impl CoordinationService {
         }
         let now = now_or(req.as_of.as_ref());
         let checkpoint = self.runner.watch().borrow().checkpoint;
-        let found = queries::patient(
+        let found = patient::patient(
             &self.runner.db.pool,
             &self.runner.live_prefix(),
             &req.patient_id,
@@ -317,10 +317,10 @@ impl CoordinationService {
         let now = chrono::Utc::now().timestamp();
         let checkpoint = self.runner.watch().borrow().checkpoint;
         let rp = self.readmission.as_ref().map(|r| r.live_prefix());
-        let weeks = queries::indicators(
+        let weeks = indicators::indicators(
             &self.runner.db.pool,
             &self.runner.live_prefix(),
-            queries::Scope {
+            indicators::Scope {
                 readmission_prefix: rp.as_deref(),
                 from: day(from_day),
                 to: day(to_day + 1),

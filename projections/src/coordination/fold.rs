@@ -124,6 +124,7 @@ impl Projection for Coordination {
         ]
         .into_iter()
         .chain(super::queries::indexes_ddl(p))
+        .chain(super::indicators::indexes_ddl(p))
         .collect()
     }
 

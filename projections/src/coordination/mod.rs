@@ -5,9 +5,11 @@
 pub mod calendar;
 pub mod fold;
 pub mod followup;
+pub mod indicators;
 pub mod letters;
 pub mod pathway_facts;
 pub mod pathways;
+pub mod patient;
 pub mod qls;
 pub mod queries;
 pub mod rosters;

@@ -1,9 +1,8 @@
-//! Queries over the coordination tables of the live generation: the worklist, one patient's
-//! follow-up, and the weekly indicators. Rows come from SQL; the follow-up of each discharge
+//! Queries over the coordination tables of the live generation: the worklist, what its rows and
+//! a patient's page share (a discharge's columns, [`attach`]), finding a patient. Rows come from SQL; the follow-up of each discharge
 //! returned is derived in Rust at the time of the query (`followup::follow_up`); the worklist is
 //! filtered, ordered and paged in SQL by the same rules (`urgency.rs`).
 use super::{
-    calendar::{paris_midnight, week_start, week_start_secs},
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
@@ -12,7 +11,7 @@ use crate::sql::{bytewise, select_in, Q};
 use chrono::NaiveDate;
 use journey_proto::v1::IdentityStatus;
 use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Dispositions after which a patient is followed at home or in a care home: not death, not a
 /// transfer to another acute hospital, not against medical advice with nobody to follow.
@@ -42,7 +41,7 @@ pub struct Referent {
 }
 
 /// The referent in the columns `role, professional_id, name, phone` from `at`.
-fn referent(r: &AnyRow, at: usize) -> Result<Referent, sqlx::Error> {
+pub(super) fn referent(r: &AnyRow, at: usize) -> Result<Referent, sqlx::Error> {
     Ok(Referent {
         role: r.try_get::<i64, _>(at)? as i32,
         professional_id: r.try_get(at + 1)?,
@@ -80,11 +79,11 @@ pub struct Item {
 }
 
 /// A discharge's own columns (its patient's name and consent are read by [`attach`]).
-const DISCHARGE_COLUMNS: &str = "e.patient_id, e.encounter_id, e.facility_id, e.facility_name, e.territory, e.unit, e.setting,
+pub(super) const DISCHARGE_COLUMNS: &str = "e.patient_id, e.encounter_id, e.facility_id, e.facility_name, e.territory, e.unit, e.setting,
     e.disposition, e.discharged_at, e.letter_sent_at, e.letter_items, e.reconciled_at, e.first_contact_at";
 const DISCHARGE_COLUMNS_N: usize = 13;
 
-fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
+pub(super) fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
     Ok(Discharge {
         patient_id: r.try_get(0)?,
         display_name: String::new(),
@@ -113,7 +112,9 @@ fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
     })
 }
 
-fn appointment(r: &AnyRow) -> Result<(String, String, Appointment, String), sqlx::Error> {
+pub(super) fn appointment(
+    r: &AnyRow,
+) -> Result<(String, String, Appointment, String), sqlx::Error> {
     let state = match r.try_get::<i64, _>(5)? {
         APPT_COMPLETED => AppointmentState::Completed,
         APPT_MISSED => AppointmentState::Missed,
@@ -132,7 +133,7 @@ fn appointment(r: &AnyRow) -> Result<(String, String, Appointment, String), sqlx
     ))
 }
 
-fn alert(r: &AnyRow) -> Result<(String, Alert, String), sqlx::Error> {
+pub(super) fn alert(r: &AnyRow) -> Result<(String, Alert, String), sqlx::Error> {
     Ok((
         r.try_get(0)?,
         Alert {
@@ -228,29 +229,10 @@ fn worklist_index_ddl(p: &str) -> String {
     )
 }
 
-/// The indexes the queries read instead of the tables' rows (encounters are wide: their
-/// movements), created after the tables: the worklist's ([`worklist_index_ddl`]); the weekly
-/// indicators' discharges, HAD stays and appointments, each with every column its query reads;
-/// a stay's letters with what the QLS scores (`letters.rs`).
+/// The worklist's index (created after the tables, with the indicators' own:
+/// [`super::indicators::indexes_ddl`]).
 pub fn indexes_ddl(p: &str) -> Vec<String> {
-    vec![
-        worklist_index_ddl(p),
-        format!(
-            "CREATE INDEX {p}encounters_indicators ON {p}encounters (discharged_at, disposition, setting,
-             letter_sent_at, letter_due_at, letter_items, first_contact_at, facility_id, territory,
-             patient_id, encounter_id)"
-        ),
-        format!(
-            "CREATE INDEX {p}encounters_had ON {p}encounters (admitted_at, discharged_at, had_group,
-             facility_id, territory, setting) WHERE setting = 3"
-        ),
-        format!(
-            "CREATE INDEX {p}appointments_week ON {p}appointments (due_at, state, patient_id, encounter_id)"
-        ),
-        format!(
-            "CREATE INDEX {p}letters_stay ON {p}letters (patient_id, encounter_id, at, items, handed_to_patient)"
-        ),
-    ]
+    vec![worklist_index_ddl(p)]
 }
 
 /// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
@@ -309,7 +291,7 @@ pub async fn facilities_named(
 /// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
 /// (discharges read with [`DISCHARGE_COLUMNS`]). A patient's open alerts and referents go to the
 /// last of their discharges in `out`: its order must not depend on the database.
-async fn attach(
+pub(super) async fn attach(
     conn: &mut AnyConnection,
     p: &str,
     out: &mut [Discharge],
@@ -476,338 +458,6 @@ pub async fn worklist(
         items,
         total: total as u64,
     })
-}
-
-/// One patient's discharges (newest first), with all appointments and alerts (resolved too).
-pub struct PatientFollowUp {
-    pub display_name: String,
-    pub deceased: bool,
-    pub discharges: Vec<Item>,
-    /// (encounter id, appointment, with)
-    pub appointments: Vec<(String, Appointment, String)>,
-    /// (alert, rule)
-    pub alerts: Vec<(Alert, String)>,
-    pub referents: Vec<Referent>,
-}
-
-pub async fn patient(
-    pool: &AnyPool,
-    p: &str,
-    patient_id: &str,
-    now: i64,
-) -> Result<Option<PatientFollowUp>, sqlx::Error> {
-    let head = sqlx::query(&format!(
-        "SELECT display_name, died_at FROM {p}patients WHERE patient_id = $1"
-    ))
-    .bind(patient_id)
-    .fetch_optional(pool)
-    .await?;
-    let mut conn = pool.acquire().await?;
-    let c = bytewise(&conn);
-    let mut discharges: Vec<Discharge> = sqlx::query(&format!(
-        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1
-         ORDER BY e.discharged_at, e.encounter_id{c}"
-    ))
-    .bind(patient_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(discharge)
-    .collect::<Result<_, _>>()?;
-    attach(&mut conn, p, &mut discharges).await?;
-    drop(conn);
-    if head.is_none() && discharges.is_empty() {
-        let any: Option<AnyRow> = sqlx::query(&format!(
-            "SELECT 1 FROM {p}encounters WHERE patient_id = $1 LIMIT 1"
-        ))
-        .bind(patient_id)
-        .fetch_optional(pool)
-        .await?;
-        if any.is_none() {
-            return Ok(None);
-        }
-    }
-    let (display_name, deceased) = match &head {
-        Some(r) => (r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.is_some()),
-        None => (String::new(), false),
-    };
-    let mut discharges: Vec<Item> = discharges
-        .into_iter()
-        .map(|d| Item {
-            follow_up: followup::follow_up(&d.facts, now),
-            discharge: d,
-        })
-        .collect();
-    // Newest first; discharges at the same second by encounter, whatever order SQL gave.
-    discharges.sort_by(|a, b| {
-        (b.discharge.facts.discharged_at, &a.discharge.encounter_id)
-            .cmp(&(a.discharge.facts.discharged_at, &b.discharge.encounter_id))
-    });
-    let appointments = sqlx::query(&format!(
-        "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name FROM {p}appointments
-         WHERE patient_id = $1 ORDER BY due_at, appointment_id{c}"
-    ))
-    .bind(patient_id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| appointment(r).map(|(_, enc, a, with)| (enc, a, with)))
-    .collect::<Result<_, _>>()?;
-    let alerts = sqlx::query(&format!(
-        "SELECT patient_id, alert_id, severity, rule, reason, raised_at, acknowledged_at, resolved_at FROM {p}alerts
-         WHERE patient_id = $1 ORDER BY raised_at DESC, alert_id{c}"
-    ))
-    .bind(patient_id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| alert(r).map(|(_, a, rule)| (a, rule)))
-    .collect::<Result<_, _>>()?;
-    let referents = sqlx::query(&format!(
-        "SELECT role, professional_id, name, phone FROM {p}referents WHERE patient_id = $1 ORDER BY role"
-    ))
-    .bind(patient_id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| referent(r, 0))
-    .collect::<Result<_, sqlx::Error>>()?;
-    Ok(Some(PatientFollowUp {
-        display_name,
-        deceased,
-        discharges,
-        appointments,
-        alerts,
-        referents,
-    }))
-}
-
-/// The index in `starts` (the first instants of consecutive weeks) of the week holding `col`, an
-/// SQL expression at or after `starts[0]` and before the end of the last week.
-fn week_sql(col: &str, starts: &[i64]) -> String {
-    let mut sql = String::from("CAST(CASE");
-    for (i, start) in starts.iter().enumerate().skip(1) {
-        sql += &format!(" WHEN {col} < {start} THEN {}", i - 1);
-    }
-    sql + &format!(" ELSE {} END AS BIGINT)", starts.len().saturating_sub(1))
-}
-
-/// Runs `sql` with `$1 = from`, `$2 = to` and the place filters after them.
-async fn in_period(
-    pool: &AnyPool,
-    sql: &str,
-    from: i64,
-    to: i64,
-    binds: &[String],
-) -> Result<Vec<AnyRow>, sqlx::Error> {
-    let mut q = sqlx::query(sql).bind(from).bind(to);
-    for b in binds {
-        q = q.bind(b.clone());
-    }
-    q.fetch_all(pool).await
-}
-
-/// One week's indicators (see `coordination.proto` WeekIndicators for each figure).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Week {
-    pub week: NaiveDate,
-    pub discharges: u64,
-    pub index_stays: u64,
-    pub readmissions_30d: u64,
-    pub ed_revisits_30d: u64,
-    pub first_contact_delays_h: Vec<i64>,
-    pub letters: u64,
-    pub letters_same_day: u64,
-    pub letter_items_sum: u64,
-    pub appointments_due: u64,
-    pub appointments_missed: u64,
-    pub alerts_raised: u64,
-    pub alerts_open: u64,
-    pub open_alert_ages_h: Vec<i64>,
-    /// HAD stays active during the week: [palliative, acute/chronic, nursing-home support].
-    pub had: [u64; 3],
-}
-
-/// Weekly indicators (the readmission figures come from the readmission read model's tables).
-/// What `indicators` covers: weeks overlapping `[from, to)` (UTC seconds), optionally one facility
-/// or territory; `readmission_prefix` names the live readmission tables in the same database.
-#[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
-    pub readmission_prefix: Option<&'a str>,
-    pub from: i64,
-    pub to: i64,
-    pub facility_id: &'a str,
-    pub territory: &'a str,
-    pub now: i64,
-}
-
-pub async fn indicators(
-    pool: &AnyPool,
-    p: &str,
-    scope: Scope<'_>,
-) -> Result<Vec<Week>, sqlx::Error> {
-    let Scope {
-        readmission_prefix,
-        from,
-        to,
-        facility_id,
-        territory,
-        now,
-    } = scope;
-    let from = week_start_secs(from);
-    let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
-    let mut d = week_start(from);
-    while paris_midnight(d) < to {
-        weeks.insert(
-            d,
-            Week {
-                week: d,
-                ..Default::default()
-            },
-        );
-        d = d + chrono::Days::new(7);
-    }
-    let place = |alias: &str, n: usize| -> (String, Vec<String>) {
-        let mut sql = String::new();
-        let mut binds = Vec::new();
-        if !facility_id.is_empty() {
-            binds.push(facility_id.to_string());
-            sql += &format!(" AND {alias}.facility_id = ${}", n + binds.len());
-        }
-        if !territory.is_empty() {
-            binds.push(territory.to_string());
-            sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
-        }
-        (sql, binds)
-    };
-
-    // Each row's week in SQL (its index in `weeks`); every instant of `[from, to)` falls in one.
-    let starts: Vec<i64> = weeks.keys().map(|d| paris_midnight(*d)).collect();
-    let index: Vec<NaiveDate> = weeks.keys().copied().collect();
-    let week_of = |col: &str| week_sql(col, &starts);
-    let week = |r: &AnyRow| -> Result<NaiveDate, sqlx::Error> {
-        let i = r.try_get::<i64, _>(0)?;
-        Ok(index[(i.max(0) as usize).min(index.len() - 1)])
-    };
-
-    // Discharges: letters and first contacts, counted by week, first contact delay (hours) and
-    // the letter's items.
-    let (wh, binds) = place("e", 2);
-    let sql = format!(
-        "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
-                ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
-           COUNT(*), COUNT(e.letter_sent_at),
-           CAST(SUM(CASE WHEN e.letter_sent_at < e.letter_due_at THEN 1 ELSE 0 END) AS BIGINT),
-           e.letter_items
-         FROM {p}encounters e
-         WHERE e.discharged_at >= $1 AND e.discharged_at < $2 AND e.{} AND e.{}{wh}
-         GROUP BY 1, 2, 6",
-        week_of("e.discharged_at"),
-        FOLLOWED,
-        FOLLOWED_SETTINGS,
-    );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
-        let Some(w) = weeks.get_mut(&week(&r)?) else {
-            continue;
-        };
-        let n = r.try_get::<i64, _>(2)? as u64;
-        w.discharges += n;
-        let letters = r.try_get::<i64, _>(3)? as u64;
-        w.letters += letters;
-        w.letters_same_day += r.try_get::<Option<i64>, _>(4)?.unwrap_or(0) as u64;
-        w.letter_items_sum += u64::from((r.try_get::<i64, _>(5)? as u32).count_ones()) * letters;
-        if let Some(delay) = r.try_get::<Option<i64>, _>(1)? {
-            w.first_contact_delays_h
-                .extend(std::iter::repeat_n(delay, n as usize));
-        }
-    }
-
-    // 30-day readmissions and ED revisits, by week of the index discharge.
-    if let Some(rp) = readmission_prefix {
-        let (wh, binds) = place("s", 2);
-        let sql = format!(
-            "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),
-               CAST(SUM(CASE WHEN s.ed_revisit <> 0 THEN 1 ELSE 0 END) AS BIGINT)
-             FROM {rp}index_stays s
-             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh} GROUP BY 1",
-            week_of("s.discharged_at")
-        );
-        for r in in_period(pool, &sql, from, to, &binds).await? {
-            let Some(w) = weeks.get_mut(&week(&r)?) else {
-                continue;
-            };
-            w.index_stays += r.try_get::<i64, _>(1)? as u64;
-            w.readmissions_30d += r.try_get::<i64, _>(2)? as u64;
-            w.ed_revisits_30d += r.try_get::<i64, _>(3)? as u64;
-        }
-    }
-
-    // Appointments by week due.
-    let (wh, binds) = place("e", 2);
-    let sql = format!(
-        "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN a.state = {APPT_MISSED} THEN 1 ELSE 0 END) AS BIGINT)
-         FROM {p}appointments a JOIN {p}encounters e
-           ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
-         WHERE a.due_at >= $1 AND a.due_at < $2{wh} GROUP BY 1",
-        week_of("a.due_at")
-    );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
-        let Some(w) = weeks.get_mut(&week(&r)?) else {
-            continue;
-        };
-        w.appointments_due += r.try_get::<i64, _>(1)? as u64;
-        w.appointments_missed += r.try_get::<i64, _>(2)? as u64;
-    }
-
-    // Alerts by week raised (of patients with a stay at the facility / in the territory), the
-    // open ones by age in hours.
-    let (wh, binds) = place("e", 2);
-    let scope = if wh.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " AND EXISTS (SELECT 1 FROM {p}encounters e WHERE e.patient_id = al.patient_id{wh})"
-        )
-    };
-    let sql = format!(
-        "SELECT {} AS wk, CASE WHEN al.resolved_at IS NOT NULL THEN NULL
-                WHEN al.raised_at > {now} THEN 0 ELSE ({now} - al.raised_at) / 3600 END AS age, COUNT(*)
-         FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope} GROUP BY 1, 2",
-        week_of("al.raised_at")
-    );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
-        let Some(w) = weeks.get_mut(&week(&r)?) else {
-            continue;
-        };
-        let n = r.try_get::<i64, _>(2)? as u64;
-        w.alerts_raised += n;
-        if let Some(age) = r.try_get::<Option<i64>, _>(1)? {
-            w.alerts_open += n;
-            w.open_alert_ages_h
-                .extend(std::iter::repeat_n(age, n as usize));
-        }
-    }
-
-    // HAD census: HAD stays active at some point of the week, by group.
-    let (wh, binds) = place("e", 2);
-    let sql = format!(
-        "SELECT e.admitted_at, e.discharged_at, e.had_group FROM {p}encounters e
-         WHERE e.setting = 3 AND e.admitted_at < $2 AND (e.discharged_at IS NULL OR e.discharged_at >= $1){wh}"
-    );
-    let rows = in_period(pool, &sql, from, to, &binds).await?;
-    for (monday, w) in weeks.iter_mut() {
-        let start = paris_midnight(*monday);
-        let end = paris_midnight(*monday + chrono::Days::new(7));
-        for r in &rows {
-            let admitted: i64 = r.try_get(0)?;
-            let discharged: Option<i64> = r.try_get(1)?;
-            let group: i64 = r.try_get(2)?;
-            if admitted < end && discharged.is_none_or(|d| d >= start) && (1..=3).contains(&group) {
-                w.had[(group - 1) as usize] += 1;
-            }
-        }
-    }
-    Ok(weeks.into_values().collect())
 }
 
 /// Whether `patient_id` revoked its consent for `organisation` (or for every organisation).
