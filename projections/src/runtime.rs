@@ -19,6 +19,28 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// DDL creating the tables with `prefix`.
     fn ddl(&self, prefix: &str) -> Vec<String>;
+    /// DDL creating the indexes only queries read (the fold does not): created with the tables of
+    /// a new read model, and after a rebuild's bulk load rather than before it, so that the
+    /// rebuild does not keep them up to date event by event.
+    fn indexes(&self, _prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether the read model keeps something that depends on the time rather than on events
+    /// ([`Projection::maintain`]).
+    fn maintained(&self) -> bool {
+        false
+    }
+    /// Brings up to date at `now` (UTC seconds) what depends on the time, inside the caller's
+    /// transaction; returns the next instant something will need it, if any. The runner calls it
+    /// after the fold wrote (a short while after, batching several) and at that instant.
+    fn maintain<'a>(
+        &'a self,
+        _conn: &'a mut AnyConnection,
+        _prefix: &'a str,
+        _now: i64,
+    ) -> impl Future<Output = anyhow::Result<Option<i64>>> + Send + 'a {
+        async { Ok(None) }
+    }
     /// Applies events (in position order, none applied before) inside the caller's transaction.
     fn apply<'a>(
         &'a self,
@@ -62,6 +84,18 @@ fn fresh(events: &[Event], checkpoint: u64) -> Cow<'_, [Event]> {
                 .collect(),
         )
     }
+}
+
+/// How long the upkeep waits, at most, when nothing is due.
+const UPKEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long after the fold wrote the upkeep runs.
+const UPKEEP_AFTER_FOLD: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The time now, in UTC seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 pub fn prefix(name: &str, generation: i64) -> String {
@@ -116,7 +150,8 @@ impl<P: Projection> Runner<P> {
             }
             None => {
                 let mut tx = db.pool.begin().await?;
-                for sql in projection.ddl(&prefix(name, 1)) {
+                let p = prefix(name, 1);
+                for sql in projection.ddl(&p).into_iter().chain(projection.indexes(&p)) {
                     sqlx::query(&sql)
                         .execute(&mut *tx)
                         .await
@@ -292,6 +327,9 @@ impl<P: Projection> Runner<P> {
         let Some(_lock) = self.become_writer(&mut shutdown).await? else {
             return Ok(());
         };
+        if self.projection.maintained() {
+            tokio::spawn(self.clone().upkeep(shutdown.clone()));
+        }
         let mut backoff = std::time::Duration::from_millis(100);
         let mut lag = LagGauge::new(self.projection.name());
         loop {
@@ -371,6 +409,7 @@ impl<P: Projection> Runner<P> {
         };
         let started = Instant::now();
         let mut target = source.head().await?;
+        let mut indexed = false;
         loop {
             self.apply_shadow_range(source, &mut shadow, target, |applied| {
                 let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -382,6 +421,23 @@ impl<P: Projection> Runner<P> {
                 });
             })
             .await?;
+            if !indexed {
+                // The bulk is in: the queries' indexes and what depends on the time, then catch
+                // up with what was appended meanwhile.
+                let took = Instant::now();
+                for sql in self.projection.indexes(&p) {
+                    sqlx::query(&sql).execute(&self.db.pool).await?;
+                }
+                self.maintain_prefix(&p).await?;
+                tracing::info!(
+                    projection = name,
+                    secs = took.elapsed().as_secs_f64(),
+                    "rebuild: indexes created"
+                );
+                indexed = true;
+                target = source.head().await?;
+                continue;
+            }
             // Final catch-up under the live lock, then swap in one transaction.
             let mut live = self.state.lock().await;
             target = source.head().await?;
@@ -391,6 +447,9 @@ impl<P: Projection> Runner<P> {
             self.apply_shadow_range(source, &mut shadow, target, |_| {})
                 .await?;
             let mut tx = self.db.pool.begin().await?;
+            if self.projection.maintained() {
+                self.projection.maintain(&mut tx, &p, unix_now()).await?;
+            }
             sqlx::query("UPDATE journey_projections SET generation = $1, checkpoint = $2, schema_version = $3 WHERE name = $4")
                 .bind(generation)
                 .bind(shadow.checkpoint as i64)
@@ -449,6 +508,54 @@ impl<P: Projection> Runner<P> {
             done?;
             applied(shadow.checkpoint);
             events = read?;
+        }
+    }
+
+    /// Brings what depends on the time up to date in the live generation ([`Projection::maintain`]),
+    /// between two batches of the fold; returns when it is next needed.
+    pub async fn maintain(&self) -> anyhow::Result<Option<i64>> {
+        let state = self.state.lock().await;
+        self.maintain_prefix(&prefix(self.projection.name(), state.generation))
+            .await
+    }
+
+    async fn maintain_prefix(&self, p: &str) -> anyhow::Result<Option<i64>> {
+        if !self.projection.maintained() {
+            return Ok(None);
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let next = self.projection.maintain(&mut tx, p, unix_now()).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// The writer's upkeep of what depends on the time: a short while after the fold wrote, and
+    /// when the projection says it is next due, until `shutdown`.
+    async fn upkeep(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut folded = self.live.subscribe();
+        loop {
+            let wait = match self.maintain().await {
+                Ok(next) => next.map_or(UPKEEP_IDLE, |at| {
+                    std::time::Duration::from_secs(
+                        (at - unix_now()).clamp(0, UPKEEP_IDLE.as_secs() as i64) as u64,
+                    )
+                }),
+                Err(e) => {
+                    tracing::warn!(projection = self.projection.name(), error = %format!("{e:#}"), "upkeep failed: retrying in 5 s");
+                    std::time::Duration::from_secs(5)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                changed = folded.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // Let a few more batches in: one upkeep for them all.
+                    tokio::time::sleep(UPKEEP_AFTER_FOLD).await;
+                }
+                _ = shutdown.changed() => return,
+            }
         }
     }
 

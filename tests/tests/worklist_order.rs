@@ -394,6 +394,48 @@ async fn fold(db: &Db, events: &[Event], batch: usize) -> String {
     p
 }
 
+/// Keeps each encounter's urgency at `at` (the writer's upkeep); returns when it is next due.
+async fn maintain(db: &Db, p: &str, at: i64) -> Option<i64> {
+    let mut tx = db.pool.begin().await.unwrap();
+    let next = Coordination.maintain(&mut tx, p, at).await.unwrap();
+    tx.commit().await.unwrap();
+    next
+}
+
+/// The worklist answers as the reference whatever the urgencies kept: none (every row ranked at
+/// the time of the query); kept at t0, then half of the events folded over them (the fold
+/// drops what it changes); kept again five days later, the earlier kept urgencies ending on the
+/// way (queries before that instant read none of them).
+async fn check_with_upkeep(db: &Db, events: &[Event], batch: usize) -> String {
+    let half = events.len() / 2;
+    let p = fold(db, &events[..half], batch).await;
+    let next = maintain(db, &p, t0()).await;
+    assert!(next.is_some_and(|at| at > t0()), "next upkeep {next:?}");
+    let kept: i64 = sqlx::query(&format!(
+        "SELECT COUNT(*) FROM {p}encounters WHERE urgency_since = $1 AND urgency_until > $1"
+    ))
+    .bind(t0())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert!(kept > 100, "{kept} urgencies kept");
+    for chunk in events[half..].chunks(batch) {
+        let mut tx = db.pool.begin().await.unwrap();
+        Coordination.apply(&mut tx, &p, chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    check_variety(db, &p).await;
+    check_against_reference(db, &p).await;
+    let next = maintain(db, &p, t0() + 5 * D).await;
+    assert!(
+        next.is_some_and(|at| at > t0() + 5 * D),
+        "next upkeep {next:?}"
+    );
+    check_against_reference(db, &p).await;
+    p
+}
+
 /// The reference: every followed discharge (each patient's latest encounter, discharged in the
 /// window or with a task still open whatever its date, followed disposition and setting, alive,
 /// consent not revoked), its facts loaded whole, its follow-up derived, filtered and sorted in
@@ -689,6 +731,10 @@ async fn sqlite_worklist_matches_the_rust_order() {
     let p = fold(&db, &events, 61).await;
     check_variety(&db, &p).await;
     check_against_reference(&db, &p).await;
+    let kept = db::connect(&format!("sqlite://{}/kept.sqlite", dir.path().display()))
+        .await
+        .unwrap();
+    check_with_upkeep(&kept, &events, 61).await;
 
     // One event per batch leaves the same rows as batches of many patients' events.
     let single = db::connect(&format!("sqlite://{}/single.sqlite", dir.path().display()))
@@ -743,8 +789,6 @@ async fn postgres_worklist_matches_the_rust_order() {
     );
     let db = db::connect(&pg.url).await.unwrap();
     let events = population(PATIENTS);
-    let p = fold(&db, &events, 61).await;
-    check_variety(&db, &p).await;
-    check_against_reference(&db, &p).await;
+    check_with_upkeep(&db, &events, 61).await;
     db.pool.close().await;
 }

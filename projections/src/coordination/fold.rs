@@ -32,6 +32,7 @@ const TABLES: &[&str] = &[
     "consents",
     letters::TABLE,
     pathway_facts::TABLE,
+    urgency::KEPT_TABLE,
 ];
 
 /// The organisation of a consent that names none: every organisation.
@@ -64,7 +65,9 @@ impl Projection for Coordination {
         // 9: encounters carry the earliest deadline of a care pathway step not done; the
         //    templates in use (`pathways.rs`) are part of the version: other templates, a rebuild.
         // 10: the indexes of the worklist and the indicators (`queries::indexes_ddl`).
-        10 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
+        // 11: encounters keep their urgency with the instants it is valid between
+        //    (`urgency::maintain`); the worklist's index is in urgency order.
+        11 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -85,8 +88,9 @@ impl Projection for Coordination {
                  disposition BIGINT NOT NULL, admit_event_id TEXT NOT NULL, discharge_event_id TEXT, letter_sent_at BIGINT,
                  letter_items BIGINT NOT NULL, reconciled_at BIGINT, first_contact_at BIGINT, latest BIGINT NOT NULL,
                  deceased BIGINT NOT NULL, movements TEXT NOT NULL, time_zone TEXT NOT NULL,
-                 {}, PRIMARY KEY (patient_id, encounter_id))",
-                urgency::COLUMNS_DDL
+                 {}, {}, PRIMARY KEY (patient_id, encounter_id))",
+                urgency::COLUMNS_DDL,
+                urgency::KEPT_DDL
             ),
             format!("CREATE INDEX {p}encounters_discharged ON {p}encounters (discharged_at)"),
             // A coordinator's search reads the patients with a stay in the territory.
@@ -121,11 +125,28 @@ impl Projection for Coordination {
             ),
             letters::ddl(p),
             pathway_facts::ddl(p),
+            urgency::kept_ddl(p),
         ]
-        .into_iter()
-        .chain(super::queries::indexes_ddl(p))
-        .chain(super::indicators::indexes_ddl(p))
-        .collect()
+    }
+
+    fn indexes(&self, p: &str) -> Vec<String> {
+        super::queries::indexes_ddl(p)
+            .into_iter()
+            .chain(super::indicators::indexes_ddl(p))
+            .collect()
+    }
+
+    fn maintained(&self) -> bool {
+        true
+    }
+
+    fn maintain<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        p: &'a str,
+        now: i64,
+    ) -> impl std::future::Future<Output = anyhow::Result<Option<i64>>> + Send + 'a {
+        async move { Ok(urgency::maintain(conn, p, now).await?) }
     }
 
     async fn apply(

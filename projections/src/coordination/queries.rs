@@ -20,6 +20,15 @@ pub const FOLLOWED: &str = "disposition IN (1, 2, 3, 4, 7, 8)";
 /// Inpatient and HAD stays (day surgery is not followed).
 pub const FOLLOWED_SETTINGS: &str = "setting IN (1, 3)";
 
+/// The encounters the worklist may list, whatever the time (an SQL condition on `e`): each
+/// patient's latest, discharged alive to a followed disposition from a followed setting. The
+/// worklist's indexes hold these rows only.
+pub fn followed_rows() -> String {
+    format!(
+        "e.latest = 1 AND e.discharged_at IS NOT NULL AND e.deceased = 0 AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS}"
+    )
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub facility_id: String,
@@ -172,9 +181,8 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     let mut sql = format!(
         "FROM {p}encounters e
-         WHERE e.latest = 1 AND e.discharged_at IS NOT NULL AND +e.discharged_at <= $2
-           AND (+e.discharged_at >= $1 OR {})
-           AND e.{FOLLOWED} AND e.{FOLLOWED_SETTINGS} AND e.deceased = 0",
+         WHERE {} AND +e.discharged_at <= $2 AND (+e.discharged_at >= $1 OR {})",
+        followed_rows(),
         urgency::open_task_sql("$2")
     );
     let mut binds = Vec::new();
@@ -213,26 +221,32 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
     (sql, binds)
 }
 
-/// The index the worklist reads instead of the encounters table: the followed discharges only
-/// (each patient's latest, alive, followed disposition and setting: the conditions of
-/// [`followed_sql`]), keyed by territory then discharge time, holding every column the
-/// worklist's filters, urgency and order read ([`urgency::COLUMNS`] included, and the columns of
-/// its condition: SQLite counts an index as covering only with them). A page then scans this
-/// narrow index and reads only its own rows from the table.
-fn worklist_index_ddl(p: &str) -> String {
-    format!(
-        "CREATE INDEX {p}encounters_worklist ON {p}encounters (territory, discharged_at, {}, \
-         first_contact_at, letter_sent_at, reconciled_at, facility_id, facility_name, unit, patient_id, \
-         encounter_id, latest, deceased, disposition, setting)
-         WHERE latest = 1 AND discharged_at IS NOT NULL AND deceased = 0 AND {FOLLOWED} AND {FOLLOWED_SETTINGS}",
-        urgency::COLUMNS
-    )
+/// The indexes the worklist reads instead of the encounters table, both of the followed
+/// discharges only ([`followed_rows`]). The first is in the worklist's order by the urgency kept
+/// (`urgency::maintain`), holding every column the worklist's filters read ([`urgency::COLUMNS`]
+/// included, and the columns of its condition: SQLite counts an index as covering only with
+/// them): a page reads it from the most urgent on and stops once the page is full, then reads
+/// only its own rows from the table; the count scans it whole. The second finds the
+/// encounters whose kept urgency ended, to be ranked at the time of the query.
+fn worklist_index_ddl(p: &str) -> Vec<String> {
+    let only = format!(
+        "WHERE latest = 1 AND discharged_at IS NOT NULL AND deceased = 0 AND {FOLLOWED} AND {FOLLOWED_SETTINGS}"
+    );
+    vec![
+        format!(
+            "CREATE INDEX {p}encounters_worklist ON {p}encounters (urgency DESC, discharged_at, patient_id, \
+             encounter_id, urgency_since, urgency_until, territory, {}, first_contact_at, letter_sent_at, \
+             reconciled_at, facility_id, facility_name, unit, latest, deceased, disposition, setting) {only}",
+            urgency::COLUMNS
+        ),
+        format!("CREATE INDEX {p}encounters_unkept ON {p}encounters (urgency_until) {only}"),
+    ]
 }
 
 /// The worklist's index (created after the tables, with the indicators' own:
 /// [`super::indicators::indexes_ddl`]).
 pub fn indexes_ddl(p: &str) -> Vec<String> {
-    vec![worklist_index_ddl(p)]
+    worklist_index_ddl(p)
 }
 
 /// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
@@ -417,21 +431,40 @@ pub async fn worklist(
     let n = args.len();
     args.push(Arg::I(limit.min(i64::MAX as u64) as i64));
     args.push(Arg::I(offset.min(i64::MAX as u64) as i64));
-    // The page's keys from the index alone ([`worklist_index_ddl`]), then its rows.
+    args.push(Arg::I(
+        offset.saturating_add(limit).min(i64::MAX as u64) as i64
+    ));
+    // The page's keys from the indexes alone ([`worklist_index_ddl`]): the first `offset +
+    // limit` of the rows whose kept urgency holds at `now`, in urgency order, and the few whose
+    // kept urgency ended (written by the fold since the last upkeep, or a due time passed),
+    // ranked here; then the page's rows.
+    let later = urgency::kept_at(&mut conn, p)
+        .await?
+        .is_some_and(|at| at > now);
     let order = |a: &str| {
         format!("{a}.urgency DESC, {a}.discharged_at, {a}.patient_id{bytewise}, {a}.encounter_id{bytewise}")
     };
     let sql = format!(
         "SELECT {DISCHARGE_COLUMNS}, pg.urgency FROM
-           (SELECT e.patient_id, e.encounter_id, e.discharged_at, CAST({} AS BIGINT) AS urgency {from_sql}
-            ORDER BY urgency DESC, e.discharged_at, e.patient_id{bytewise}, e.encounter_id{bytewise}
-            LIMIT ${} OFFSET ${}) pg
+           (SELECT u.patient_id, u.encounter_id, u.discharged_at, u.urgency FROM
+              (SELECT k.* FROM
+                 (SELECT e.patient_id, e.encounter_id, e.discharged_at, e.urgency {from_sql} AND {kept}
+                  ORDER BY {order_e} LIMIT ${all}) k
+               UNION ALL
+               SELECT e.patient_id, e.encounter_id, e.discharged_at, CAST({urgency} AS BIGINT) {from_sql}
+                 AND {not_kept}) u
+            ORDER BY {order_u} LIMIT ${limit} OFFSET ${offset}) pg
          JOIN {p}encounters e ON e.patient_id = pg.patient_id AND e.encounter_id = pg.encounter_id
-         ORDER BY {}",
-        urgency::urgency_sql("$2"),
-        n + 1,
-        n + 2,
-        order("pg"),
+         ORDER BY {order_pg}",
+        kept = urgency::kept_sql("$2"),
+        not_kept = urgency::not_kept_sql("$2", later),
+        urgency = urgency::urgency_sql("$2"),
+        order_e = order("e"),
+        order_u = order("u"),
+        order_pg = order("pg"),
+        all = n + 3,
+        limit = n + 1,
+        offset = n + 2,
     );
     let rows = bind_all(sqlx::query(&sql), &args)
         .fetch_all(&mut *conn)

@@ -405,7 +405,8 @@ pub async fn write(
              discharge_event_id = excluded.discharge_event_id, letter_sent_at = excluded.letter_sent_at, \
              letter_items = excluded.letter_items, reconciled_at = excluded.reconciled_at, \
              first_contact_at = excluded.first_contact_at, latest = excluded.latest, \
-             deceased = excluded.deceased, movements = excluded.movements, time_zone = excluded.time_zone, {}",
+             deceased = excluded.deceased, movements = excluded.movements, time_zone = excluded.time_zone, \
+             urgency_until = 0, {}",
             urgency::COLUMNS
                 .split(", ")
                 .map(|c| format!("{c} = excluded.{c}"))

@@ -141,3 +141,115 @@ pub fn open_task_sql(now: &str) -> String {
           OR e.first_contact_at IS NULL)"
     )
 }
+
+/// What the fold cannot store because it depends on the time: each encounter's urgency at
+/// `urgency_since`, still the same at every instant before `urgency_until`. The fold writes an
+/// encounter with `urgency_until = 0` (to be worked out again); [`maintain`] works it out.
+pub const KEPT_DDL: &str =
+    "urgency BIGINT NOT NULL DEFAULT 0, urgency_since BIGINT NOT NULL DEFAULT 0, \
+     urgency_until BIGINT NOT NULL DEFAULT 0";
+
+/// The table holding the instant of the last [`maintain`]: no encounter's urgency is kept from a
+/// later instant.
+pub const KEPT_TABLE: &str = "urgency_kept";
+
+pub fn kept_ddl(p: &str) -> String {
+    format!("CREATE TABLE {p}{KEPT_TABLE} (at BIGINT NOT NULL)")
+}
+
+/// An instant after every other (in the year 2261): "never".
+const NEVER: i64 = 9_200_000_000;
+
+/// The next instant after `now` at which whole days late from `due` grow (`due` itself when
+/// `now` is before it), or [`NEVER`] past `MAX_DAYS_LATE` days, when `pending` (an SQL condition)
+/// holds and `due` is set.
+fn next_day_late(now: &str, due: &str, pending: &str) -> String {
+    format!(
+        "CASE WHEN NOT ({pending}) OR {due} IS NULL THEN {NEVER}
+              WHEN {now} < {due} THEN {due}
+              WHEN ({now} - {due}) / {DAY} < {MAX_DAYS_LATE} THEN {due} + (({now} - {due}) / {DAY} + 1) * {DAY}
+              ELSE {NEVER} END"
+    )
+}
+
+/// The first instant after `now` at which [`urgency_sql`], [`overdue_sql`] or [`open_task_sql`]
+/// of the encounter in row `e` may change with the time alone (nothing appended): a due time
+/// reached, a day more late, the earliest scheduled appointment passed. `least` is the SQL
+/// function giving the smallest of its arguments (`MIN` on SQLite, `LEAST` on PostgreSQL).
+pub fn next_change_sql(now: &str, least: &str) -> String {
+    format!(
+        "{least}({first_contact}, {letter}, {pathway},
+            CASE WHEN e.reconciled_at IS NULL AND {now} < e.reconciliation_due_at THEN e.reconciliation_due_at ELSE {NEVER} END,
+            CASE WHEN e.earliest_scheduled_at >= {now} THEN e.earliest_scheduled_at + 1 ELSE {NEVER} END)",
+        first_contact = next_day_late(now, "e.first_contact_due_at", "e.first_contact_at IS NULL"),
+        letter = next_day_late(now, "e.letter_due_at", "e.letter_sent_at IS NULL"),
+        pathway = next_day_late(now, "e.pathway_due_at", "1 = 1"),
+    )
+}
+
+/// Works out again, at `now`, the urgency of every followed encounter whose kept urgency is no
+/// longer valid (written by the fold since, or a due time passed); returns the next instant one
+/// will need it.
+pub async fn maintain(
+    conn: &mut sqlx::AnyConnection,
+    p: &str,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    use sqlx::Row;
+    let least = if conn.backend_name() == "PostgreSQL" {
+        "LEAST"
+    } else {
+        "MIN"
+    };
+    let followed = super::queries::followed_rows();
+    sqlx::query(&format!(
+        "UPDATE {p}encounters AS e SET urgency = CAST({} AS BIGINT), urgency_since = $1,
+            urgency_until = {}
+         WHERE e.urgency_until <= $1 AND {followed}",
+        urgency_sql("$1"),
+        next_change_sql("$1", least),
+    ))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // The latest instant an urgency was kept from, whatever the clock did meanwhile.
+    let kept = kept_at(conn, p).await?.map_or(now, |at| at.max(now));
+    sqlx::query(&format!("DELETE FROM {p}{KEPT_TABLE}"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("INSERT INTO {p}{KEPT_TABLE} (at) VALUES ($1)"))
+        .bind(kept)
+        .execute(&mut *conn)
+        .await?;
+    let next: Option<i64> = sqlx::query(&format!(
+        "SELECT MIN(e.urgency_until) FROM {p}encounters e WHERE {followed}"
+    ))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    Ok(next.filter(|&at| at < NEVER))
+}
+
+/// The latest instant an encounter's urgency was kept from, if any was.
+pub async fn kept_at(conn: &mut sqlx::AnyConnection, p: &str) -> Result<Option<i64>, sqlx::Error> {
+    use sqlx::Row;
+    sqlx::query(&format!("SELECT MAX(at) FROM {p}{KEPT_TABLE}"))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}
+
+/// Whether the urgency kept in row `e` is its urgency at `now` (an SQL condition).
+pub fn kept_sql(now: &str) -> String {
+    format!("(e.urgency_since <= {now} AND {now} < e.urgency_until)")
+}
+
+/// Whether it is not: [`kept_sql`] negated, when an urgency may have been kept from after `now`
+/// (`any_later`), else only the rows whose kept urgency ended.
+pub fn not_kept_sql(now: &str, any_later: bool) -> String {
+    if any_later {
+        format!("(e.urgency_until <= {now} OR e.urgency_since > {now})")
+    } else {
+        format!("e.urgency_until <= {now}")
+    }
+}

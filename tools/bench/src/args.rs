@@ -121,6 +121,10 @@ pub struct BenchCoordinationArgs {
     /// Stop timing a query after this many seconds (at least 10 calls).
     #[arg(long, default_value_t = 60)]
     pub budget_secs: u64,
+    /// Keep the bench's folder (log and read models) at the end and print where it is, to look
+    /// into its databases (e.g. `sqlite3 DIR/read-models.db`, `EXPLAIN QUERY PLAN`).
+    #[arg(long)]
+    pub keep: bool,
     #[command(flatten)]
     pub sim: Seed,
 }

@@ -361,5 +361,13 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         ));
     }
     print_table(["page", "p50 / p99", "ratio to (e)", "notes"], &rows);
+    if args.keep {
+        eprintln!(
+            "bench: the folder is kept: {} (read models: {})",
+            dir.path().display(),
+            read_models_url(dir.path())
+        );
+        let _ = dir.keep();
+    }
     Ok(())
 }
