@@ -7,9 +7,11 @@
 //!
 //! A job reads the whole log in batches through the node's log handle (only the patient ids are
 //! kept: with `_since`, those with an event recorded since), then each patient's stream alone,
-//! mapped by `journey-fhir` (its Tasks from the coordination view) on two blocking threads while
-//! the next patients are read: memory holds at most ten patients' events and resources (eight
-//! queued, one per thread). Its files are written in `<folder>/<job>/` (0700, files 0600), each
+//! mapped by `journey-fhir` on two blocking threads while the next patients are read: memory holds
+//! at most ten patients' events and resources (eight queued, one per thread). Their Tasks come
+//! from the coordination view, asked once for each group of up to 256 patients found together in
+//! the log (a few statements for the group), so memory also holds the discharges of a group or
+//! two. A job's files are written in `<folder>/<job>/` (0700, files 0600), each
 //! thread its own file of each type, renamed once whole; a patient that cannot be written goes to
 //! the error file (OperationOutcome). The patients covered are recorded in the access log; then
 //! the manifest is written last, under a temporary name renamed: a job killed half-way leaves no

@@ -9,6 +9,7 @@ use journey_fhir::{
 use journey_projections::coordination::{followup::Timeliness, patient, queries::Item};
 use journey_proto::v1::Event;
 use journey_services::{coordination_service::CoordinationService, errors};
+use std::collections::HashMap;
 use tonic::Status;
 
 /// The discharges the view follows for `patient`, as it derives them now.
@@ -26,6 +27,24 @@ pub(super) async fn followed(
     .await
     .map_err(errors::read_model_error)?;
     Ok(found.map(|f| f.discharges).unwrap_or_default())
+}
+
+/// The discharges the view follows for each of `patients` (those with any), as [`followed`]
+/// gives them, in a few queries for all of them (a Bulk Data export's batch of patients).
+pub(super) async fn followed_of(
+    view: &CoordinationService,
+    patients: &[String],
+) -> Result<HashMap<String, Vec<Item>>, Status> {
+    let now = chrono::Utc::now().timestamp();
+    let patients: Vec<&str> = patients.iter().map(String::as_str).collect();
+    patient::discharges_of(
+        &view.runner.db.pool,
+        &view.runner.live_prefix(),
+        &patients,
+        now,
+    )
+    .await
+    .map_err(errors::read_model_error)
 }
 
 /// The Tasks of `followed`, their `meta` from `events`.

@@ -3,6 +3,10 @@
 //! access-log record, then the manifest.
 use super::{scan::Scan, Job, JobState, Scope, MANIFEST, SCAN_BATCH};
 use crate::{request::ExportAsk, FhirApi};
+use futures::{
+    future::{BoxFuture, Shared},
+    FutureExt,
+};
 use journey_event_log::EventLog;
 use journey_fhir::{bulk, bundle::Entry, Kind, Resource};
 use journey_projections::coordination::queries::Item;
@@ -15,7 +19,7 @@ use journey_services::{
     principal::Principal,
 };
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     io::Write,
     os::unix::fs::OpenOptionsExt,
     path::{Path as FsPath, PathBuf},
@@ -50,6 +54,9 @@ struct Output {
 const WORKERS: usize = 2;
 /// Patients queued ahead of the workers, at most.
 const QUEUED: usize = 8;
+/// Patients whose Tasks are asked of the coordination view at once, at most (its largest `IN`
+/// list): one query of their discharges instead of one per patient.
+const TASKS_BATCH: usize = 256;
 /// A fault-injection point for tests (docs/fhir.md): the events of the patient it names cannot
 /// be read, as when the log fails to give them, so that patient goes to the error file.
 const UNREADABLE_FAULT: &str = "JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE";
@@ -62,8 +69,13 @@ enum Patient {
     Unreadable(String, String),
 }
 
-/// The patients waiting for a worker.
-type Queue = Mutex<tokio::sync::mpsc::Receiver<Patient>>;
+/// The followed discharges of a batch of patients (those with any), asked of the coordination
+/// view once for the batch: the workers wait for the answer at the batch's first discharged
+/// patient, and share it.
+type BatchTasks = Shared<BoxFuture<'static, Result<Arc<HashMap<String, Vec<Item>>>, Status>>>;
+
+/// The patients waiting for a worker, each with its batch's Tasks where they are exported.
+type Queue = Mutex<tokio::sync::mpsc::Receiver<(Patient, Option<BatchTasks>)>>;
 
 /// A file of the export: its name, its type, its count (the manifest's entry).
 pub(super) type Listed = (String, &'static str, u64);
@@ -171,41 +183,43 @@ impl Work {
         Ok(events)
     }
 
-    /// The query of the patient's Tasks, where asked and the server has the coordination view
-    /// (the discharges it follows; a patient never discharged has none, no query), started on
-    /// the runtime: it runs while the worker maps and writes the patient's other resources.
-    fn ask_tasks(&self, patient: &str, events: &[Event]) -> Option<PendingTasks> {
-        let discharged = events
-            .iter()
-            .any(|e| matches!(e.payload, Some(Payload::Discharged(_))));
-        if !discharged || !bulk::wanted(&self.ask, Kind::Task.name()) {
+    /// The query of the Tasks of `patients`, where asked and the server has the coordination view,
+    /// started on the runtime: it runs while the workers map and write.
+    fn ask_tasks(&self, patients: &[String]) -> Option<BatchTasks> {
+        if patients.is_empty() || !bulk::wanted(&self.ask, Kind::Task.name()) {
             return None;
         }
         let view = self.view.clone()?;
-        let patient = patient.to_string();
-        Some(
-            self.runtime
-                .spawn(async move { crate::tasks::followed(&view, &patient).await }),
-        )
+        let patients = patients.to_vec();
+        let pending = self
+            .runtime
+            .spawn(async move { crate::tasks::followed_of(&view, &patients).await });
+        let answer = async move {
+            let found = pending.await.map_err(errors::fhir_export_failed)??;
+            Ok(Arc::new(found))
+        };
+        Some(answer.boxed().shared())
     }
 
-    /// The Tasks the query answered, mapped with `events` (their `meta`).
+    /// The Tasks of `patient` in its batch's answer, mapped with `events` (their `meta`); a
+    /// patient never discharged has none, and does not wait for the answer.
     fn tasks(
         &self,
-        pending: PendingTasks,
+        batch: &BatchTasks,
         patient: &str,
         events: &[Event],
     ) -> Result<Vec<Resource>, Status> {
-        let followed = self
-            .runtime
-            .block_on(pending)
-            .map_err(errors::fhir_export_failed)??;
-        Ok(crate::tasks::tasks(patient, &followed, events))
+        let discharged = events
+            .iter()
+            .any(|e| matches!(e.payload, Some(Payload::Discharged(_))));
+        if !discharged {
+            return Ok(Vec::new());
+        }
+        let found = self.runtime.block_on(batch.clone())?;
+        let followed = found.get(patient).map_or(&[][..], Vec::as_slice);
+        Ok(crate::tasks::tasks(patient, followed, events))
     }
 }
-
-/// A query of a patient's Tasks under way.
-type PendingTasks = tokio::task::JoinHandle<Result<Vec<Item>, Status>>;
 
 /// A worker (`worker` from 1): takes each patient from `queue` (reading its events from the log
 /// when it is in this process), maps it and writes its resources to its own files, until the
@@ -228,14 +242,14 @@ fn map_and_write(
         let next = queue.lock().unwrap().blocking_recv();
         w.waited += started.elapsed();
         let started = Instant::now();
+        let Some((next, batch)) = next else { break };
         let (patient, read) = match next {
-            None => break,
-            Some(Patient::Read(patient, events)) => (patient, Ok(events)),
-            Some(Patient::Local(patient, upto)) => {
+            Patient::Read(patient, events) => (patient, Ok(events)),
+            Patient::Local(patient, upto) => {
                 let read = work.read(&patient, upto);
                 (patient, read)
             }
-            Some(Patient::Unreadable(patient, why)) => (patient, Err(why)),
+            Patient::Unreadable(patient, why) => (patient, Err(why)),
         };
         w.read += started.elapsed();
         let events = match read {
@@ -249,7 +263,6 @@ fn map_and_write(
             }
         };
         let started = Instant::now();
-        let pending = work.ask_tasks(&patient, &events);
         let resources = bulk::selected(&work.ask, &patient, &events);
         w.mapped += started.elapsed();
         let started = Instant::now();
@@ -259,9 +272,9 @@ fn map_and_write(
         w.wrote += started.elapsed();
         let mut written = !resources.is_empty();
         drop(resources);
-        if let Some(pending) = pending {
+        if let Some(batch) = &batch {
             let started = Instant::now();
-            match work.tasks(pending, &patient, &events) {
+            match work.tasks(batch, &patient, &events) {
                 Ok(tasks) => {
                     let tasks = bulk::tasks_selected(&work.ask, tasks);
                     for r in &tasks {
@@ -330,7 +343,7 @@ impl Run {
             unreadable: std::env::var(UNREADABLE_FAULT).ok(),
         });
         // At most QUEUED patients wait between here and the workers.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Patient>(QUEUED);
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Patient, Option<BatchTasks>)>(QUEUED);
         let queue = Arc::new(Mutex::new(rx));
         let workers: Vec<_> = (1..=WORKERS)
             .map(|worker| {
@@ -365,26 +378,37 @@ impl Run {
                 scanned += started.elapsed();
                 let Some(last) = batch.last() else { break };
                 from = last.position + 1;
+                // The batch's new patients (ids only), handed over in groups whose Tasks are
+                // asked at once.
+                let mut found = Vec::new();
                 for e in batch {
                     if !self.changed(&e) || seen.contains(&e.patient_id) {
                         continue;
                     }
                     seen.insert(e.patient_id.clone());
-                    let patient = e.patient_id;
                     let started = Instant::now();
-                    let Some(upto) = self.upto(&patient, head).await? else {
-                        continue;
-                    };
-                    let next = match local {
-                        Some(_) => Patient::Local(patient, upto),
-                        None => self.read_remote(patient, upto, &work).await?,
-                    };
+                    let upto = self.upto(&e.patient_id, head).await?;
                     reading += started.elapsed();
-                    let started = Instant::now();
-                    if tx.send(next).await.is_err() {
-                        return Ok(()); // the workers stopped: their error says why
+                    if let Some(upto) = upto {
+                        found.push((e.patient_id, upto));
                     }
-                    queued += started.elapsed();
+                }
+                for group in found.chunks(TASKS_BATCH) {
+                    let ids: Vec<String> = group.iter().map(|(p, _)| p.clone()).collect();
+                    let tasks = work.ask_tasks(&ids);
+                    for (patient, upto) in group {
+                        let started = Instant::now();
+                        let next = match local {
+                            Some(_) => Patient::Local(patient.clone(), *upto),
+                            None => self.read_remote(patient.clone(), *upto, &work).await?,
+                        };
+                        reading += started.elapsed();
+                        let started = Instant::now();
+                        if tx.send((next, tasks.clone())).await.is_err() {
+                            return Ok(()); // the workers stopped: their error says why
+                        }
+                        queued += started.elapsed();
+                    }
                 }
             }
             Ok::<(), Status>(())

@@ -1,5 +1,7 @@
 //! One patient's follow-up over the coordination tables of the live generation: every discharge
-//! with its state at the time of the query, appointments, alerts (resolved too) and referents.
+//! with its state at the time of the query, appointments, alerts (resolved too) and referents;
+//! and the discharges of many patients at once ([`discharges_of`], what a Bulk Data export asks
+//! per batch of patients), read by the same code.
 use super::{
     followup::{self, Alert, Appointment},
     queries::{
@@ -7,8 +9,9 @@ use super::{
         DISCHARGE_COLUMNS,
     },
 };
-use crate::sql::bytewise;
-use sqlx::{any::AnyRow, AnyPool, Row};
+use crate::sql::{bytewise, select_in};
+use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
+use std::collections::HashMap;
 
 /// One patient's discharges (newest first), with all appointments and alerts (resolved too).
 pub struct PatientFollowUp {
@@ -22,6 +25,7 @@ pub struct PatientFollowUp {
     pub referents: Vec<Referent>,
 }
 
+/// The follow-up of `patient_id` at `now`; `None` when the view knows nothing of them.
 pub async fn patient(
     pool: &AnyPool,
     p: &str,
@@ -36,17 +40,10 @@ pub async fn patient(
     .await?;
     let mut conn = pool.acquire().await?;
     let c = bytewise(&conn);
-    let mut discharges: Vec<Discharge> = sqlx::query(&format!(
-        "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e WHERE e.discharged_at IS NOT NULL AND e.patient_id = $1
-         ORDER BY e.discharged_at, e.encounter_id{c}"
-    ))
-    .bind(patient_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(discharge)
-    .collect::<Result<_, _>>()?;
-    attach(&mut conn, p, &mut discharges).await?;
+    let discharges = read_discharges(&mut conn, p, &[patient_id], now)
+        .await?
+        .remove(patient_id)
+        .unwrap_or_default();
     drop(conn);
     if head.is_none() && discharges.is_empty() {
         let any: Option<AnyRow> = sqlx::query(&format!(
@@ -63,18 +60,6 @@ pub async fn patient(
         Some(r) => (r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.is_some()),
         None => (String::new(), false),
     };
-    let mut discharges: Vec<Item> = discharges
-        .into_iter()
-        .map(|d| Item {
-            follow_up: followup::follow_up(&d.facts, now),
-            discharge: d,
-        })
-        .collect();
-    // Newest first; discharges at the same second by encounter, whatever order SQL gave.
-    discharges.sort_by(|a, b| {
-        (b.discharge.facts.discharged_at, &a.discharge.encounter_id)
-            .cmp(&(a.discharge.facts.discharged_at, &b.discharge.encounter_id))
-    });
     let appointments = sqlx::query(&format!(
         "SELECT patient_id, encounter_id, appointment_id, kind, due_at, state, with_name FROM {p}appointments
          WHERE patient_id = $1 ORDER BY due_at, appointment_id{c}"
@@ -112,4 +97,69 @@ pub async fn patient(
         alerts,
         referents,
     }))
+}
+
+/// The discharges of each of `patients` that has any, as [`patient`] gives them (newest first,
+/// their follow-up derived at `now`), read in a few statements whatever their number (`IN`
+/// lists): a patient without a discharge is absent from the map.
+pub async fn discharges_of(
+    pool: &AnyPool,
+    p: &str,
+    patients: &[&str],
+    now: i64,
+) -> Result<HashMap<String, Vec<Item>>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    read_discharges(&mut conn, p, patients, now).await
+}
+
+/// What [`patient`] and [`discharges_of`] share: the patients' discharges with what [`attach`]
+/// fills in, each patient's newest first, their follow-up at `now`.
+async fn read_discharges(
+    conn: &mut AnyConnection,
+    p: &str,
+    patients: &[&str],
+    now: i64,
+) -> Result<HashMap<String, Vec<Item>>, sqlx::Error> {
+    let mut keys = patients.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut discharges: Vec<Discharge> = select_in(conn, &keys, |ph| {
+        format!(
+            "SELECT {DISCHARGE_COLUMNS} FROM {p}encounters e
+             WHERE e.discharged_at IS NOT NULL AND e.patient_id IN ({ph})"
+        )
+    })
+    .await?
+    .iter()
+    .map(discharge)
+    .collect::<Result<_, _>>()?;
+    if discharges.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Each patient's discharges by time then encounter (bytes), whatever order SQL gave:
+    // `attach` gives a patient's open alerts and referents to the last of them.
+    discharges.sort_by(|a, b| {
+        (&a.patient_id, a.facts.discharged_at, &a.encounter_id).cmp(&(
+            &b.patient_id,
+            b.facts.discharged_at,
+            &b.encounter_id,
+        ))
+    });
+    attach(conn, p, &mut discharges).await?;
+    let mut out: HashMap<String, Vec<Item>> = HashMap::new();
+    for d in discharges {
+        let follow_up = followup::follow_up(&d.facts, now);
+        out.entry(d.patient_id.clone()).or_default().push(Item {
+            follow_up,
+            discharge: d,
+        });
+    }
+    for items in out.values_mut() {
+        // Newest first; discharges at the same second by encounter.
+        items.sort_by(|a, b| {
+            (b.discharge.facts.discharged_at, &a.discharge.encounter_id)
+                .cmp(&(a.discharge.facts.discharged_at, &b.discharge.encounter_id))
+        });
+    }
+    Ok(out)
 }
