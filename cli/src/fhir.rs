@@ -1,5 +1,6 @@
 //! `journey fhir export`: a FHIR Bulk Data export through the server's own endpoints (kick-off,
-//! status polling with a progress line, then each NDJSON file of the manifest), into a folder.
+//! status polling with a progress line, then each NDJSON file of the manifest, its error files
+//! too), into a folder.
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use std::{
@@ -254,14 +255,17 @@ async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
         serde_json::from_slice(&manifest.body).context("the manifest is not JSON")?;
     journey_services::files::create_dirs(&args.to)
         .with_context(|| format!("cannot create {}", args.to.display()))?;
-    let outputs = manifest["output"].as_array().cloned().unwrap_or_default();
-    for (n, out) in outputs.iter().enumerate() {
+    let listed = |key: &str| manifest[key].as_array().cloned().unwrap_or_default();
+    // The resources, then the error files (OperationOutcome lines: what could not be exported).
+    let (outputs, errors) = (listed("output"), listed("error"));
+    let files: Vec<&serde_json::Value> = outputs.iter().chain(&errors).collect();
+    for (n, out) in files.iter().enumerate() {
         let kind = out["type"].as_str().unwrap_or("unknown");
         let url = out["url"]
             .as_str()
             .context("a manifest entry without url")?;
         let name = url.rsplit('/').next().unwrap_or(kind);
-        eprint!("\rdownloading {}/{}: {name:<40}", n + 1, outputs.len());
+        eprint!("\rdownloading {}/{}: {name:<40}", n + 1, files.len());
         let _ = std::io::stderr().flush();
         let file = args.to.join(name);
         let a = exchange(&host, "GET", &target_of(url), token, "", Some(&file)).await?;
@@ -282,6 +286,17 @@ async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
             "{:<18} {:>9}",
             out["type"].as_str().unwrap_or(""),
             out["count"].as_u64().unwrap_or(0)
+        );
+    }
+    let lost: u64 = errors.iter().filter_map(|e| e["count"].as_u64()).sum();
+    if lost > 0 {
+        let names: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e["url"].as_str()?.rsplit('/').next())
+            .collect();
+        println!(
+            "errors in {}: {lost} OperationOutcome (what could not be exported, and why)",
+            names.join(", ")
         );
     }
     println!("written to {}", args.to.display());

@@ -561,7 +561,8 @@ async fn since_exports_exactly_what_changed() {
 /// A patient whose events cannot be read (the fault-injection point
 /// `JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE`, as when the log fails to give them) is in the
 /// manifest's `error` file, an OperationOutcome naming it; the export holds every other patient
-/// whole, and the access log does not count it as exported.
+/// whole, and the access log does not count it as exported. `journey fhir export` downloads
+/// that error file too, and names it in its summary.
 #[tokio::test]
 async fn a_patient_that_cannot_be_read_goes_to_the_error_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -614,6 +615,43 @@ async fn a_patient_that_cannot_be_read_goes_to_the_error_file() {
         .find(|r| r.call == "fhir/$export")
         .unwrap();
     assert_eq!(record.patients, ["P-KEPT-1", "P-KEPT-2"]);
+
+    // The CLI verb downloads the error file beside the others, and says so.
+    let to = dir.path().join("export");
+    let out = Command::new(journey_bin())
+        .args(["fhir", "export", "--to", to.to_str().unwrap()])
+        .args(["--url", &server.http])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(to.join("manifest.json")).unwrap()).unwrap();
+    let error_file = cli_manifest["error"][0]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(to.join(error_file))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["resourceType"], "OperationOutcome");
+    assert!(lines[0]["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("patient P-LOST"));
+    assert!(
+        said.contains(&format!("errors in {error_file}: 1 OperationOutcome")),
+        "{said}"
+    );
 }
 
 /// A server killed during an export leaves no manifest (the files are written first, the
