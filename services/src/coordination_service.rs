@@ -28,6 +28,9 @@ use journey_proto::{
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+pub(crate) mod memo;
+use memo::{Memo, Stand};
+
 #[derive(Clone)]
 pub struct CoordinationService {
     pub runner: Arc<Runner<Model>>,
@@ -313,38 +316,61 @@ impl CoordinationService {
                 "at most three years of weeks at once",
             ));
         }
-        let day = |d: i64| paris_midnight(chrono::NaiveDate::default() + chrono::Duration::days(d));
-        let now = chrono::Utc::now().timestamp();
+        let question = Question {
+            from_day,
+            to_day,
+            facility_id: req.facility_id.clone(),
+            territory,
+        };
+        // Read before the stands: the figures hold at least the events up to it.
         let checkpoint = self.runner.watch().borrow().checkpoint;
+        let mut stands = vec![Stand::of(&self.runner)];
+        stands.extend(self.readmission.as_ref().map(Stand::of));
+        let figures = FIGURES
+            .get_or(question.clone(), stands, self.figures(&question))
+            .await
+            .map_err(errors::read_model_error)?;
+        let now = chrono::Utc::now().timestamp();
+        let mut answer = figures.answer.clone();
+        for (w, raised) in answer.weeks.iter_mut().zip(&figures.open_alerts) {
+            w.open_alert_age_median_hours =
+                quantile(&mut raised.open_alert_ages_h(now), 0.5).unwrap_or(-1);
+        }
+        answer.checkpoint = checkpoint;
+        Ok(answer)
+    }
+
+    /// The figures of `q` as the read models stand (the open alerts' ages aside): the weekly
+    /// counts and the QLS, queried at once.
+    async fn figures(&self, q: &Question) -> Result<Figures, sqlx::Error> {
+        let day = |d: i64| paris_midnight(chrono::NaiveDate::default() + chrono::Duration::days(d));
         let rp = self.readmission.as_ref().map(|r| r.live_prefix());
-        let weeks = indicators::indicators(
-            &self.runner.db.pool,
-            &self.runner.live_prefix(),
-            indicators::Scope {
-                readmission_prefix: rp.as_deref(),
-                from: day(from_day),
-                to: day(to_day + 1),
-                facility_id: &req.facility_id,
-                territory: &territory,
-                now,
-            },
-        )
-        .await
-        .map_err(errors::read_model_error)?;
-        let qls = letters::qls_summary(
-            &self.runner.db.pool,
-            &self.runner.live_prefix(),
-            letters::Scope {
-                from: week_start_secs(day(from_day)),
-                to: day(to_day + 1),
-                facility_id: &req.facility_id,
-                territory: &territory,
-            },
-        )
-        .await
-        .map_err(errors::read_model_error)?;
+        let p = self.runner.live_prefix();
+        let (weeks, qls) = tokio::try_join!(
+            indicators::indicators(
+                &self.runner.db.pool,
+                &p,
+                indicators::Scope {
+                    readmission_prefix: rp.as_deref(),
+                    from: day(q.from_day),
+                    to: day(q.to_day + 1),
+                    facility_id: &q.facility_id,
+                    territory: &q.territory,
+                },
+            ),
+            letters::qls_summary(
+                &self.runner.db.pool,
+                &p,
+                letters::Scope {
+                    from: week_start_secs(day(q.from_day)),
+                    to: day(q.to_day + 1),
+                    facility_id: &q.facility_id,
+                    territory: &q.territory,
+                },
+            ),
+        )?;
         let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-        Ok(IndicatorsResponse {
+        let answer = IndicatorsResponse {
             letter_quality: Some(LetterQuality {
                 stays: qls.stays,
                 mean_score: qls.mean().unwrap_or(0.0),
@@ -352,40 +378,71 @@ impl CoordinationService {
                 complete: qls.complete,
             }),
             weeks: weeks
-                .into_iter()
-                .map(|mut w| WeekIndicators {
-                    week: w.week.format("%Y-%m-%d").to_string(),
-                    discharges: w.discharges,
-                    index_stays: w.index_stays,
-                    readmissions_30d: w.readmissions_30d,
-                    readmission_rate: ratio(w.readmissions_30d, w.index_stays),
-                    ed_revisits_30d: w.ed_revisits_30d,
-                    first_contacts: w.first_contact_delays_h.len() as u64,
-                    first_contact_delay_median_hours: quantile(&mut w.first_contact_delays_h, 0.5)
-                        .unwrap_or(-1),
-                    first_contact_delay_p90_hours: quantile(&mut w.first_contact_delays_h, 0.9)
-                        .unwrap_or(-1),
-                    letters: w.letters,
-                    letter_same_day_rate: ratio(w.letters_same_day, w.discharges),
-                    letter_completeness: ratio(
-                        w.letter_items_sum,
-                        w.letters * LETTER_ITEMS_REQUIRED as u64,
-                    ),
-                    appointments_due: w.appointments_due,
-                    appointments_missed: w.appointments_missed,
-                    alerts_raised: w.alerts_raised,
-                    alerts_open: w.alerts_open,
-                    open_alert_age_median_hours: quantile(&mut w.open_alert_ages_h, 0.5)
-                        .unwrap_or(-1),
-                    had_palliative: w.had[0],
-                    had_acute_chronic: w.had[1],
-                    had_nursing_home_support: w.had[2],
+                .iter()
+                .map(|w| {
+                    let mut delays = w.first_contact_delays_h.clone();
+                    WeekIndicators {
+                        week: w.week.format("%Y-%m-%d").to_string(),
+                        discharges: w.discharges,
+                        index_stays: w.index_stays,
+                        readmissions_30d: w.readmissions_30d,
+                        readmission_rate: ratio(w.readmissions_30d, w.index_stays),
+                        ed_revisits_30d: w.ed_revisits_30d,
+                        first_contacts: delays.len() as u64,
+                        first_contact_delay_median_hours: quantile(&mut delays, 0.5).unwrap_or(-1),
+                        first_contact_delay_p90_hours: quantile(&mut delays, 0.9).unwrap_or(-1),
+                        letters: w.letters,
+                        letter_same_day_rate: ratio(w.letters_same_day, w.discharges),
+                        letter_completeness: ratio(
+                            w.letter_items_sum,
+                            w.letters * LETTER_ITEMS_REQUIRED as u64,
+                        ),
+                        appointments_due: w.appointments_due,
+                        appointments_missed: w.appointments_missed,
+                        alerts_raised: w.alerts_raised,
+                        alerts_open: w.alerts_open,
+                        // The time's: set at each answer from `open_alerts`.
+                        open_alert_age_median_hours: -1,
+                        had_palliative: w.had[0],
+                        had_acute_chronic: w.had[1],
+                        had_nursing_home_support: w.had[2],
+                    }
                 })
                 .collect(),
-            checkpoint,
+            checkpoint: 0,
+        };
+        let open_alerts = weeks
+            .into_iter()
+            .map(|w| indicators::Week {
+                open_alerts_raised_at: w.open_alerts_raised_at,
+                ..Default::default()
+            })
+            .collect();
+        Ok(Figures {
+            answer,
+            open_alerts,
         })
     }
 }
+
+/// What an indicators request asks once its period and territory are decided.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Question {
+    from_day: i64,
+    to_day: i64,
+    facility_id: String,
+    territory: String,
+}
+
+/// The answer to a [`Question`] but for the open alerts' ages (they grow with the time), with
+/// when each week's open alerts were raised.
+pub(crate) struct Figures {
+    answer: IndicatorsResponse,
+    open_alerts: Vec<indicators::Week>,
+}
+
+/// The indicators' answers, kept while the coordination and readmission views stand still.
+static FIGURES: Memo<Question, Figures> = Memo::new();
 
 /// A coordinator sees its own territory only: the territory a request may cover.
 pub(crate) fn territory_for(caller: Option<&Principal>, requested: &str) -> Result<String, Status> {

@@ -977,17 +977,25 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
             None => req.territory.clone(),
         };
         let to = last + 7 * 86_400;
-        match planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id).await {
-            Ok(section) => b.push_str(&section),
-            Err(s) => return status_response(lang, caller, s),
-        }
         let days = (
             weeks.first().and_then(week_day),
             weeks.last().and_then(week_day),
         );
-        if let (Some(first), Some(last)) = days {
-            let period = (first, last + chrono::Days::new(6));
-            match readmission_figures::section(&d, lang, caller, period, &territory).await {
+        // The two sections read different tables: at once.
+        let (planning, readmissions) = tokio::join!(
+            planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id),
+            async {
+                match days {
+                    (Some(first), Some(last)) => {
+                        let period = (first, last + chrono::Days::new(6));
+                        readmission_figures::section(&d, lang, caller, period, &territory).await
+                    }
+                    _ => Ok(String::new()),
+                }
+            }
+        );
+        for section in [planning, readmissions] {
+            match section {
                 Ok(section) => b.push_str(&section),
                 Err(s) => return status_response(lang, caller, s),
             }

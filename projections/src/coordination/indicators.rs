@@ -51,9 +51,20 @@ pub struct Week {
     pub appointments_missed: u64,
     pub alerts_raised: u64,
     pub alerts_open: u64,
-    pub open_alert_ages_h: Vec<i64>,
+    /// When each open alert was raised (their ages are the time's: [`Week::open_alert_ages_h`]).
+    pub open_alerts_raised_at: Vec<i64>,
     /// HAD stays active during the week: [palliative, acute/chronic, nursing-home support].
     pub had: [u64; 3],
+}
+
+impl Week {
+    /// The open alerts' ages at `now`, in whole hours (0 for one raised after `now`).
+    pub fn open_alert_ages_h(&self, now: i64) -> Vec<i64> {
+        self.open_alerts_raised_at
+            .iter()
+            .map(|raised| (now - raised).max(0) / 3600)
+            .collect()
+    }
 }
 
 /// Weekly indicators (the readmission figures come from the readmission read model's tables).
@@ -66,9 +77,10 @@ pub struct Scope<'a> {
     pub to: i64,
     pub facility_id: &'a str,
     pub territory: &'a str,
-    pub now: i64,
 }
 
+/// The weeks' figures, each part's query run at once with the others (they read different
+/// tables and indexes); nothing depends on the time of the call but the open alerts' ages.
 pub async fn indicators(
     pool: &AnyPool,
     p: &str,
@@ -80,7 +92,6 @@ pub async fn indicators(
         to,
         facility_id,
         territory,
-        now,
     } = scope;
     let from = week_start_secs(from);
     let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
@@ -121,7 +132,7 @@ pub async fn indicators(
     // Discharges: letters and first contacts, counted by week, first contact delay (hours) and
     // the letter's items.
     let (wh, binds) = place("e", 2);
-    let sql = format!(
+    let discharges_sql = format!(
         "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
                 ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
            COUNT(*), COUNT(e.letter_sent_at),
@@ -134,7 +145,59 @@ pub async fn indicators(
         FOLLOWED,
         FOLLOWED_SETTINGS,
     );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
+    // 30-day readmissions and ED revisits, by week of the index discharge.
+    let (stays_wh, stays_binds) = place("s", 2);
+    let readmissions_sql = readmission_prefix.map(|rp| {
+        format!(
+            "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),
+               CAST(SUM(CASE WHEN s.ed_revisit <> 0 THEN 1 ELSE 0 END) AS BIGINT)
+             FROM {rp}index_stays s
+             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{stays_wh} GROUP BY 1",
+            week_of("s.discharged_at")
+        )
+    });
+    // Appointments by week due.
+    let appointments_sql = format!(
+        "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN a.state = {APPT_MISSED} THEN 1 ELSE 0 END) AS BIGINT)
+         FROM {p}appointments a JOIN {p}encounters e
+           ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
+         WHERE a.due_at >= $1 AND a.due_at < $2{wh} GROUP BY 1",
+        week_of("a.due_at")
+    );
+    // Alerts by week raised (of patients with a stay at the facility / in the territory), the
+    // open ones by when they were raised.
+    let of_place = if wh.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND EXISTS (SELECT 1 FROM {p}encounters e WHERE e.patient_id = al.patient_id{wh})"
+        )
+    };
+    let alerts_sql = format!(
+        "SELECT {} AS wk, CASE WHEN al.resolved_at IS NOT NULL THEN NULL ELSE al.raised_at END AS open_raised,
+           COUNT(*)
+         FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{of_place} GROUP BY 1, 2",
+        week_of("al.raised_at")
+    );
+    // HAD census: HAD stays active at some point of the week, by group.
+    let had_sql = format!(
+        "SELECT e.admitted_at, e.discharged_at, e.had_group FROM {p}encounters e
+         WHERE e.setting = 3 AND e.admitted_at < $2 AND (e.discharged_at IS NULL OR e.discharged_at >= $1){wh}"
+    );
+    let (discharges, readmissions, appointments, alerts, had) = tokio::try_join!(
+        in_period(pool, &discharges_sql, from, to, &binds),
+        async {
+            match &readmissions_sql {
+                Some(sql) => in_period(pool, sql, from, to, &stays_binds).await,
+                None => Ok(Vec::new()),
+            }
+        },
+        in_period(pool, &appointments_sql, from, to, &binds),
+        in_period(pool, &alerts_sql, from, to, &binds),
+        in_period(pool, &had_sql, from, to, &binds),
+    )?;
+
+    for r in discharges {
         let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
@@ -149,84 +212,37 @@ pub async fn indicators(
                 .extend(std::iter::repeat_n(delay, n as usize));
         }
     }
-
-    // 30-day readmissions and ED revisits, by week of the index discharge.
-    if let Some(rp) = readmission_prefix {
-        let (wh, binds) = place("s", 2);
-        let sql = format!(
-            "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),
-               CAST(SUM(CASE WHEN s.ed_revisit <> 0 THEN 1 ELSE 0 END) AS BIGINT)
-             FROM {rp}index_stays s
-             WHERE s.discharged_at >= $1 AND s.discharged_at < $2{wh} GROUP BY 1",
-            week_of("s.discharged_at")
-        );
-        for r in in_period(pool, &sql, from, to, &binds).await? {
-            let Some(w) = weeks.get_mut(&week(&r)?) else {
-                continue;
-            };
-            w.index_stays += r.try_get::<i64, _>(1)? as u64;
-            w.readmissions_30d += r.try_get::<i64, _>(2)? as u64;
-            w.ed_revisits_30d += r.try_get::<i64, _>(3)? as u64;
-        }
+    for r in readmissions {
+        let Some(w) = weeks.get_mut(&week(&r)?) else {
+            continue;
+        };
+        w.index_stays += r.try_get::<i64, _>(1)? as u64;
+        w.readmissions_30d += r.try_get::<i64, _>(2)? as u64;
+        w.ed_revisits_30d += r.try_get::<i64, _>(3)? as u64;
     }
-
-    // Appointments by week due.
-    let (wh, binds) = place("e", 2);
-    let sql = format!(
-        "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN a.state = {APPT_MISSED} THEN 1 ELSE 0 END) AS BIGINT)
-         FROM {p}appointments a JOIN {p}encounters e
-           ON e.patient_id = a.patient_id AND e.encounter_id = a.encounter_id
-         WHERE a.due_at >= $1 AND a.due_at < $2{wh} GROUP BY 1",
-        week_of("a.due_at")
-    );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
+    for r in appointments {
         let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
         w.appointments_due += r.try_get::<i64, _>(1)? as u64;
         w.appointments_missed += r.try_get::<i64, _>(2)? as u64;
     }
-
-    // Alerts by week raised (of patients with a stay at the facility / in the territory), the
-    // open ones by age in hours.
-    let (wh, binds) = place("e", 2);
-    let scope = if wh.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " AND EXISTS (SELECT 1 FROM {p}encounters e WHERE e.patient_id = al.patient_id{wh})"
-        )
-    };
-    let sql = format!(
-        "SELECT {} AS wk, CASE WHEN al.resolved_at IS NOT NULL THEN NULL
-                WHEN al.raised_at > {now} THEN 0 ELSE ({now} - al.raised_at) / 3600 END AS age, COUNT(*)
-         FROM {p}alerts al WHERE al.raised_at >= $1 AND al.raised_at < $2{scope} GROUP BY 1, 2",
-        week_of("al.raised_at")
-    );
-    for r in in_period(pool, &sql, from, to, &binds).await? {
+    for r in alerts {
         let Some(w) = weeks.get_mut(&week(&r)?) else {
             continue;
         };
         let n = r.try_get::<i64, _>(2)? as u64;
         w.alerts_raised += n;
-        if let Some(age) = r.try_get::<Option<i64>, _>(1)? {
+        if let Some(raised) = r.try_get::<Option<i64>, _>(1)? {
             w.alerts_open += n;
-            w.open_alert_ages_h
-                .extend(std::iter::repeat_n(age, n as usize));
+            w.open_alerts_raised_at
+                .extend(std::iter::repeat_n(raised, n as usize));
         }
     }
-
-    // HAD census: HAD stays active at some point of the week, by group.
-    let (wh, binds) = place("e", 2);
-    let sql = format!(
-        "SELECT e.admitted_at, e.discharged_at, e.had_group FROM {p}encounters e
-         WHERE e.setting = 3 AND e.admitted_at < $2 AND (e.discharged_at IS NULL OR e.discharged_at >= $1){wh}"
-    );
-    let rows = in_period(pool, &sql, from, to, &binds).await?;
     for (monday, w) in weeks.iter_mut() {
         let start = paris_midnight(*monday);
         let end = paris_midnight(*monday + chrono::Days::new(7));
-        for r in &rows {
+        for r in &had {
             let admitted: i64 = r.try_get(0)?;
             let discharged: Option<i64> = r.try_get(1)?;
             let group: i64 = r.try_get(2)?;
@@ -260,4 +276,23 @@ pub fn indexes_ddl(p: &str) -> Vec<String> {
             "CREATE INDEX {p}letters_stay ON {p}letters (patient_id, encounter_id, at, items, handed_to_patient)"
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_alerts_age_with_the_time_of_the_question() {
+        // Given a week whose open alerts were raised at 10:00 and at 12:30
+        let ten = 1_800_000_000;
+        let week = Week {
+            open_alerts_raised_at: vec![ten, ten + 9_000],
+            ..Default::default()
+        };
+        // When asked at 12:00, then at 15:00 the same day
+        // Then their ages are whole hours at that time, 0 for one not raised yet
+        assert_eq!(week.open_alert_ages_h(ten + 7_200), vec![2, 0]);
+        assert_eq!(week.open_alert_ages_h(ten + 18_000), vec![5, 2]);
+    }
 }

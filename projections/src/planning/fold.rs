@@ -48,7 +48,8 @@ impl Projection for Planning {
         // 2: patients carry their sex (the pages write "née" or "né").
         // 3: stays keep their movements and are derived from them (corrections, cancellations,
         //    historic movements, class changes), as the other read models' are.
-        3
+        // 4: ended stays indexed with what the indicators count (`stays_discharged`).
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -71,7 +72,12 @@ impl Projection for Planning {
             ),
             // The in-hospital worklist reads open stays by expected discharge.
             format!("CREATE INDEX {p}stays_expected ON {p}stays (expected_at) WHERE discharged_at IS NULL"),
-            format!("CREATE INDEX {p}stays_discharged ON {p}stays (discharged_at)"),
+            // The indicators count ended stays by discharge time from this index alone (the
+            // stays are wide: their movements).
+            format!(
+                "CREATE INDEX {p}stays_discharged ON {p}stays (discharged_at, done_at_discharge, territory, facility_id,
+                 patient_id, encounter_id)"
+            ),
             format!(
                 "CREATE TABLE {p}checklist (patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL, item BIGINT NOT NULL,
                  done BIGINT NOT NULL, by_name TEXT NOT NULL, at BIGINT NOT NULL, detail TEXT NOT NULL,

@@ -296,11 +296,29 @@ pub struct Scope<'a> {
     pub facility_id: &'a str,
 }
 
+/// Counted in SQL, one row back per checklist state (complete or not): each discharge of the
+/// scope joined with its index stay (the readmission view's, discharged in the same period) when
+/// there is one.
 pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicators, sqlx::Error> {
+    let all = checklist::all_bits();
+    let (join, index, readmitted) = match s.readmission_prefix {
+        Some(rp) => (
+            format!(
+                " LEFT JOIN {rp}index_stays i ON i.patient_id = s.patient_id AND i.encounter_id = s.encounter_id
+                  AND i.discharged_at >= $1 AND i.discharged_at < $2"
+            ),
+            "COUNT(i.patient_id)",
+            "CAST(COALESCE(SUM(CASE WHEN i.readmitted <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT)",
+        ),
+        None => (String::new(), "0", "CAST(0 AS BIGINT)"),
+    };
     let rows = sqlx::query(&format!(
-        "SELECT patient_id, encounter_id, done_at_discharge FROM {p}stays
-         WHERE discharged_at >= $1 AND discharged_at < $2 AND done_at_discharge IS NOT NULL
-         AND ($3 = '' OR territory = $3) AND ($4 = '' OR facility_id = $4)"
+        "SELECT CASE WHEN (s.done_at_discharge & {all}) = {all} THEN 1 ELSE 0 END AS complete, COUNT(*),
+           CAST({index} AS BIGINT), {readmitted}
+         FROM {p}stays s{join}
+         WHERE s.discharged_at >= $1 AND s.discharged_at < $2 AND s.done_at_discharge IS NOT NULL
+         AND ($3 = '' OR s.territory = $3) AND ($4 = '' OR s.facility_id = $4)
+         GROUP BY 1"
     ))
     .bind(s.from)
     .bind(s.to)
@@ -308,41 +326,19 @@ pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicat
     .bind(s.facility_id)
     .fetch_all(pool)
     .await?;
-    let mut complete_of = HashMap::new();
     let mut out = Indicators::default();
     for r in &rows {
-        let done: i64 = r.try_get(2)?;
-        let complete = checklist::complete(done);
-        out.discharges += 1;
-        out.complete += u64::from(complete);
-        complete_of.insert(
-            (r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?),
-            complete,
-        );
-    }
-    if let Some(rp) = s.readmission_prefix {
-        let stays = sqlx::query(&format!(
-            "SELECT patient_id, encounter_id, readmitted FROM {rp}index_stays
-             WHERE discharged_at >= $1 AND discharged_at < $2"
-        ))
-        .bind(s.from)
-        .bind(s.to)
-        .fetch_all(pool)
-        .await?;
-        for r in &stays {
-            let key = (r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
-            let readmitted = r.try_get::<i64, _>(2)? != 0;
-            match complete_of.get(&key) {
-                Some(true) => {
-                    out.index_complete += 1;
-                    out.readmitted_complete += u64::from(readmitted);
-                }
-                Some(false) => {
-                    out.index_incomplete += 1;
-                    out.readmitted_incomplete += u64::from(readmitted);
-                }
-                None => {}
-            }
+        let discharges = r.try_get::<i64, _>(1)? as u64;
+        let index = r.try_get::<i64, _>(2)? as u64;
+        let readmitted = r.try_get::<i64, _>(3)? as u64;
+        out.discharges += discharges;
+        if r.try_get::<i64, _>(0)? == 1 {
+            out.complete += discharges;
+            out.index_complete += index;
+            out.readmitted_complete += readmitted;
+        } else {
+            out.index_incomplete += index;
+            out.readmitted_incomplete += readmitted;
         }
     }
     Ok(out)

@@ -11,7 +11,9 @@
 use super::{bad_request, enc, page, status_response, unknown_keys, Dashboard};
 use crate::{
     access_log::{audited, Access},
-    consent, errors,
+    consent,
+    coordination_service::memo::{Memo, Stand},
+    errors,
     html::{esc, Lang},
     principal::{Principal, Role},
     session::Csrf,
@@ -791,6 +793,10 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
     }
 }
 
+/// The planning indicators asked (period, territory, facility id), kept while the planning and
+/// readmission views stand still.
+static PLANNING_FIGURES: Memo<(i64, i64, String, String), queries::Indicators> = Memo::new();
+
 /// The planning indicators of the discharges in `[from, to)` (a territory and a facility id,
 /// empty: all), as a paragraph for the indicators page.
 pub(super) async fn indicators_section(
@@ -805,19 +811,27 @@ pub(super) async fn indicators_section(
         return Ok(String::new());
     };
     let rp = d.coordination.readmission.as_ref().map(|r| r.live_prefix());
-    let i = queries::indicators(
-        &runner.db.pool,
-        &runner.live_prefix(),
-        queries::Scope {
-            readmission_prefix: rp.as_deref(),
-            from,
-            to,
-            territory,
-            facility_id,
-        },
-    )
-    .await
-    .map_err(errors::read_model_error)?;
+    let mut stands = vec![Stand::of(runner)];
+    stands.extend(d.coordination.readmission.as_ref().map(Stand::of));
+    let asked = (from, to, territory.to_string(), facility_id.to_string());
+    let i = PLANNING_FIGURES
+        .get_or(
+            asked,
+            stands,
+            queries::indicators(
+                &runner.db.pool,
+                &runner.live_prefix(),
+                queries::Scope {
+                    readmission_prefix: rp.as_deref(),
+                    from,
+                    to,
+                    territory,
+                    facility_id,
+                },
+            ),
+        )
+        .await
+        .map_err(errors::read_model_error)?;
     let pct = |n: u64, of: u64| {
         if of == 0 {
             "—".to_string()

@@ -4,13 +4,19 @@
 //! without admission. A coordinator sees its own territory's row; an admin every territory's and
 //! the total (or the territory it asked for). Counts only, no patient: nothing to record.
 use super::{planning::say, table_head, Dashboard};
-use crate::errors;
 use crate::html::{esc, Lang};
 use crate::principal::Principal;
+use crate::{
+    coordination_service::memo::{Memo, Stand},
+    errors,
+};
 use chrono::NaiveDate;
 use journey_projections::readmission::queries::{self, GroupBy, RateRow};
 use std::fmt::Write;
 use tonic::Status;
+
+/// The rates by territory of the days asked, kept while the readmission view stands still.
+static RATES: Memo<(i64, i64), Vec<RateRow>> = Memo::new();
 
 /// The section for discharges from `from` to `to` (both included) in `territory` (empty: every
 /// territory, an admin's view); empty when the readmission view does not run in this process.
@@ -25,15 +31,22 @@ pub(super) async fn section(
         return Ok(String::new());
     };
     let day = |d: NaiveDate| d.signed_duration_since(NaiveDate::default()).num_days();
-    let rows = queries::rates(
-        &runner.db.pool,
-        &runner.live_prefix(),
-        day(from),
-        day(to),
-        GroupBy::Territory,
-    )
-    .await
-    .map_err(errors::read_model_error)?;
+    let (from_day, to_day) = (day(from), day(to));
+    let rows = RATES
+        .get_or(
+            (from_day, to_day),
+            vec![Stand::of(runner)],
+            queries::rates(
+                &runner.db.pool,
+                &runner.live_prefix(),
+                from_day,
+                to_day,
+                GroupBy::Territory,
+            ),
+        )
+        .await
+        .map_err(errors::read_model_error)?;
+    let rows = rows.as_ref().clone();
     // A coordinator's territory is its own whatever it asked (`territory_for` decided it).
     let coordinator = caller.is_some_and(|c| c.territory.is_some());
     let shown: Vec<RateRow> = if territory.is_empty() && !coordinator {
