@@ -176,22 +176,43 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 /// The SQL selecting followed discharges: each patient's latest encounter, discharged (alive,
 /// followed disposition) at or after `$1` and at or before `$2` (the time of the query), patient
 /// not deceased; then the filters of `f` (text values bound from `$3` on, returned), overdue and
-/// alert severity included. (`+e.discharged_at`: the window bounds match nearly every row, so
-/// that SQLite scans [`worklist_index_ddl`] rather than look up each row from another index.)
-fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
+/// alert severity included; the referent is one professional's id when `referent_known`
+/// ([`is_professional`]: read through its index), else a part of a referent's name too. Of
+/// these, `rows`: those whose urgency is kept at `$2` (their open task and overdue state read as
+/// kept with it), or the others (derived from their standing). (`+e.…`, `|| ''`: the window bounds
+/// and a territory match many rows, so that SQLite scans [`worklist_index_ddl`] in its order rather
+/// than look up each row from another index.)
+fn followed_sql(
+    p: &str,
+    f: &Filter,
+    referent_known: bool,
+    rows: urgency::Rows,
+) -> (String, Vec<String>) {
+    let (open_task, overdue, which) = match rows {
+        urgency::Rows::Kept => (
+            "e.kept_open_task = 1".to_string(),
+            "e.kept_overdue = 1".to_string(),
+            urgency::kept_sql("$2"),
+        ),
+        urgency::Rows::NotKept { any_later } => (
+            urgency::open_task_sql("$2"),
+            urgency::overdue_sql("$2"),
+            urgency::not_kept_sql("$2", any_later),
+        ),
+    };
     let mut sql = format!(
         "FROM {p}encounters e
-         WHERE {} AND +e.discharged_at <= $2 AND (+e.discharged_at >= $1 OR {})",
+         WHERE {} AND {which} AND +e.discharged_at <= $2 AND (+e.discharged_at >= $1 OR {open_task})",
         followed_rows(),
-        urgency::open_task_sql("$2")
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
         sql += &by_name(&mut binds, &f.facility_id, 2, "e");
     }
     if !f.territory.is_empty() {
+        // `|| ''`: read in the worklist's order, not the territory's index then sorted.
         binds.push(f.territory.clone());
-        sql += &format!(" AND e.territory = ${}", binds.len() + 2);
+        sql += &format!(" AND e.territory || '' = ${}", binds.len() + 2);
     }
     if let Some(org) = &f.organisation {
         binds.push(org.clone());
@@ -201,7 +222,13 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
             binds.len() + 2
         );
     }
-    if !f.referent_id.is_empty() {
+    if !f.referent_id.is_empty() && referent_known {
+        binds.push(f.referent_id.clone());
+        sql += &format!(
+            " AND e.patient_id IN (SELECT r.patient_id FROM {p}referents r WHERE r.professional_id = ${})",
+            binds.len() + 2
+        );
+    } else if !f.referent_id.is_empty() {
         binds.push(f.referent_id.clone());
         binds.push(contains_pattern(&f.referent_id));
         sql += &format!(
@@ -212,13 +239,32 @@ fn followed_sql(p: &str, f: &Filter) -> (String, Vec<String>) {
         );
     }
     if f.overdue_only {
-        sql += &format!(" AND {}", urgency::overdue_sql("$2"));
+        sql += &format!(" AND {overdue}");
     }
     if f.min_alert_severity > 0 {
         // An integer of the request, checked by the caller's type: a literal.
         sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
     }
     (sql, binds)
+}
+
+/// Whether `text` is the id of a professional some patient names as a referent (the filter then
+/// reads that professional's patients only, not every referent's name).
+async fn is_professional(
+    conn: &mut AnyConnection,
+    p: &str,
+    text: &str,
+) -> Result<bool, sqlx::Error> {
+    if text.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query(&format!(
+        "SELECT 1 FROM {p}referents WHERE professional_id = $1 LIMIT 1"
+    ))
+    .bind(text)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
 }
 
 /// The indexes the worklist reads instead of the encounters table, both of the followed
@@ -235,7 +281,8 @@ fn worklist_index_ddl(p: &str) -> Vec<String> {
     vec![
         format!(
             "CREATE INDEX {p}encounters_worklist ON {p}encounters (urgency DESC, discharged_at, patient_id, \
-             encounter_id, urgency_since, urgency_until, territory, {}, first_contact_at, letter_sent_at, \
+             encounter_id, urgency_since, urgency_until, kept_open_task, kept_overdue, territory, {}, \
+             first_contact_at, letter_sent_at, \
              reconciled_at, facility_id, facility_name, unit, latest, deceased, disposition, setting) {only}",
             urgency::COLUMNS
         ),
@@ -420,14 +467,26 @@ pub async fn worklist(
     }
     // Identifiers in byte order, as Rust compares strings (PostgreSQL would follow the locale).
     let bytewise = bytewise(&conn);
-    let (from_sql, texts) = followed_sql(p, f);
+    let referent_known = is_professional(&mut conn, p, &f.referent_id).await?;
+    // The rows whose urgency is kept at `now`, and the few others (written by the fold since the
+    // last upkeep, or a due time passed): those are ranked here.
+    let any_later = urgency::kept_at(&mut conn, p)
+        .await?
+        .is_some_and(|at| at > now);
+    let (kept, texts) = followed_sql(p, f, referent_known, urgency::Rows::Kept);
+    let (not_kept, _) = followed_sql(p, f, referent_known, urgency::Rows::NotKept { any_later });
     let window = f.window_days.max(1) * 86_400;
     let mut args = vec![Arg::I(now - window), Arg::I(now)];
     args.extend(texts.into_iter().map(Arg::T));
-    let total: i64 = bind_all(sqlx::query(&format!("SELECT COUNT(*) {from_sql}")), &args)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+    let total: i64 = bind_all(
+        sqlx::query(&format!(
+            "SELECT (SELECT COUNT(*) {kept}) + (SELECT COUNT(*) {not_kept})"
+        )),
+        &args,
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
     let n = args.len();
     args.push(Arg::I(limit.min(i64::MAX as u64) as i64));
     args.push(Arg::I(offset.min(i64::MAX as u64) as i64));
@@ -435,12 +494,8 @@ pub async fn worklist(
         offset.saturating_add(limit).min(i64::MAX as u64) as i64
     ));
     // The page's keys from the indexes alone ([`worklist_index_ddl`]): the first `offset +
-    // limit` of the rows whose kept urgency holds at `now`, in urgency order, and the few whose
-    // kept urgency ended (written by the fold since the last upkeep, or a due time passed),
-    // ranked here; then the page's rows.
-    let later = urgency::kept_at(&mut conn, p)
-        .await?
-        .is_some_and(|at| at > now);
+    // limit` of the rows whose urgency is kept, in urgency order, and the others ranked here;
+    // then the page's rows.
     let order = |a: &str| {
         format!("{a}.urgency DESC, {a}.discharged_at, {a}.patient_id{bytewise}, {a}.encounter_id{bytewise}")
     };
@@ -448,16 +503,13 @@ pub async fn worklist(
         "SELECT {DISCHARGE_COLUMNS}, pg.urgency FROM
            (SELECT u.patient_id, u.encounter_id, u.discharged_at, u.urgency FROM
               (SELECT k.* FROM
-                 (SELECT e.patient_id, e.encounter_id, e.discharged_at, e.urgency {from_sql} AND {kept}
+                 (SELECT e.patient_id, e.encounter_id, e.discharged_at, e.urgency {kept}
                   ORDER BY {order_e} LIMIT ${all}) k
                UNION ALL
-               SELECT e.patient_id, e.encounter_id, e.discharged_at, CAST({urgency} AS BIGINT) {from_sql}
-                 AND {not_kept}) u
+               SELECT e.patient_id, e.encounter_id, e.discharged_at, CAST({urgency} AS BIGINT) {not_kept}) u
             ORDER BY {order_u} LIMIT ${limit} OFFSET ${offset}) pg
          JOIN {p}encounters e ON e.patient_id = pg.patient_id AND e.encounter_id = pg.encounter_id
          ORDER BY {order_pg}",
-        kept = urgency::kept_sql("$2"),
-        not_kept = urgency::not_kept_sql("$2", later),
         urgency = urgency::urgency_sql("$2"),
         order_e = order("e"),
         order_u = order("u"),

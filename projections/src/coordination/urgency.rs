@@ -145,9 +145,21 @@ pub fn open_task_sql(now: &str) -> String {
 /// What the fold cannot store because it depends on the time: each encounter's urgency at
 /// `urgency_since`, still the same at every instant before `urgency_until`. The fold writes an
 /// encounter with `urgency_until = 0` (to be worked out again); [`maintain`] works it out.
+/// Kept with it: whether the encounter has an open task ([`open_task_sql`]) and is overdue
+/// ([`overdue_sql`]) then, 1 or 0.
 pub const KEPT_DDL: &str =
     "urgency BIGINT NOT NULL DEFAULT 0, urgency_since BIGINT NOT NULL DEFAULT 0, \
-     urgency_until BIGINT NOT NULL DEFAULT 0";
+     urgency_until BIGINT NOT NULL DEFAULT 0, kept_open_task BIGINT NOT NULL DEFAULT 0, \
+     kept_overdue BIGINT NOT NULL DEFAULT 0";
+
+/// Which of the followed encounters a query reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Rows {
+    /// Those whose urgency is kept at the time of the query ([`kept_sql`]).
+    Kept,
+    /// The others ([`not_kept_sql`]).
+    NotKept { any_later: bool },
+}
 
 /// The table holding the instant of the last [`maintain`]: no encounter's urgency is kept from a
 /// later instant.
@@ -204,10 +216,13 @@ pub async fn maintain(
     let followed = super::queries::followed_rows();
     sqlx::query(&format!(
         "UPDATE {p}encounters AS e SET urgency = CAST({} AS BIGINT), urgency_since = $1,
-            urgency_until = {}
+            urgency_until = {}, kept_open_task = CASE WHEN {} THEN 1 ELSE 0 END,
+            kept_overdue = CASE WHEN {} THEN 1 ELSE 0 END
          WHERE e.urgency_until <= $1 AND {followed}",
         urgency_sql("$1"),
         next_change_sql("$1", least),
+        open_task_sql("$1"),
+        overdue_sql("$1"),
     ))
     .bind(now)
     .execute(&mut *conn)
@@ -241,7 +256,8 @@ pub async fn kept_at(conn: &mut sqlx::AnyConnection, p: &str) -> Result<Option<i
 
 /// Whether the urgency kept in row `e` is its urgency at `now` (an SQL condition).
 pub fn kept_sql(now: &str) -> String {
-    format!("(e.urgency_since <= {now} AND {now} < e.urgency_until)")
+    // `+`: not a range of the index of the rows not kept, which would read the table's.
+    format!("(e.urgency_since <= {now} AND {now} < +e.urgency_until)")
 }
 
 /// Whether it is not: [`kept_sql`] negated, when an urgency may have been kept from after `now`
