@@ -41,9 +41,16 @@ impl Stand {
     }
 }
 
-/// Answers of type `V` to questions `K`, each with the stands of the read models it read.
+/// An answer kept, with its question and the stands of the read models it read.
+struct Entry<K, V> {
+    key: K,
+    stands: Vec<Stand>,
+    value: Arc<V>,
+}
+
+/// Answers of type `V` to questions `K`.
 pub struct Memo<K, V> {
-    entries: Mutex<Vec<(K, Vec<Stand>, Arc<V>)>>,
+    entries: Mutex<Vec<Entry<K, V>>>,
 }
 
 impl<K: PartialEq, V> Memo<K, V> {
@@ -57,8 +64,8 @@ impl<K: PartialEq, V> Memo<K, V> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .iter()
-            .find(|(k, s, _)| k == key && s.as_slice() == stands)
-            .map(|(_, _, v)| v.clone())
+            .find(|e| &e.key == key && e.stands == stands)
+            .map(|e| e.value.clone())
     }
 
     /// The answer to `key` at `stands` (read by the caller before this call), computed by
@@ -73,11 +80,15 @@ impl<K: PartialEq, V> Memo<K, V> {
         let v = Arc::new(compute.await?);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // An answer at an older stand of the same question will not be asked again.
-        entries.retain(|(k, s, _)| k != &key && s.iter().all(|s| s.runner.strong_count() > 0));
+        entries.retain(|e| e.key != key && e.stands.iter().all(|s| s.runner.strong_count() > 0));
         if entries.len() >= CAPACITY {
             entries.remove(0);
         }
-        entries.push((key, stands, v.clone()));
+        entries.push(Entry {
+            key,
+            stands,
+            value: v.clone(),
+        });
         Ok(v)
     }
 }
