@@ -10,13 +10,14 @@
 //! mapped by `journey-fhir` on two blocking threads while the next patients are read: memory holds
 //! at most ten patients' events and resources (eight queued, one per thread). Their Tasks come
 //! from the coordination view, asked once for each group of up to 256 patients found together in
-//! the log (a few statements for the group), so memory also holds the discharges of a group or
-//! two. A job's files are written in `<folder>/<job>/` (0700, files 0600), each
-//! thread its own file of each type, renamed once whole; a patient that cannot be written goes to
-//! the error file (OperationOutcome). The patients covered are recorded in the access log; then
-//! the manifest is written last, under a temporary name renamed: a job killed half-way leaves no
-//! manifest, and its folder is removed at the next start. Jobs and their files are removed an
-//! hour after they finished (looked for every minute).
+//! the log (a few statements for the group; two groups may wait, their Tasks asked meanwhile), so
+//! memory also holds the discharges of a few groups. A job's files are written in
+//! `<folder>/<job>/` (0700, files 0600), each thread its own file of each type, renamed once
+//! whole; a patient that cannot be written goes to the error file (OperationOutcome). The
+//! patients covered are recorded in the access log; then the manifest is written last, under a
+//! temporary name renamed: a job killed half-way leaves no manifest, and its folder is removed at
+//! the next start. Jobs and their files are removed an hour after they finished (looked for every
+//! minute).
 //!
 //! Here: the addresses, who may ask, the jobs and their folder; `export/job.rs`: a job at work;
 //! `export/scan.rs`: the log scanned for its patients.

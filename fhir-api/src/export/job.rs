@@ -57,6 +57,8 @@ const QUEUED: usize = 8;
 /// Patients whose Tasks are asked of the coordination view at once, at most (its largest `IN`
 /// list): one query of their discharges instead of one per patient.
 const TASKS_BATCH: usize = 256;
+/// Groups of patients found ahead of the workers, at most (their Tasks asked meanwhile).
+const GROUPS_AHEAD: usize = 2;
 /// A fault-injection point for tests (docs/fhir.md): the events of the patient it names cannot
 /// be read, as when the log fails to give them, so that patient goes to the error file.
 const UNREADABLE_FAULT: &str = "JOURNEY_FAULT_FHIR_EXPORT_UNREADABLE";
@@ -73,6 +75,10 @@ enum Patient {
 /// view once for the batch: the workers wait for the answer at the batch's first discharged
 /// patient, and share it.
 type BatchTasks = Shared<BoxFuture<'static, Result<Arc<HashMap<String, Vec<Item>>>, Status>>>;
+
+/// Patients found together in the log (with the position up to which each is exported), and
+/// their Tasks asked.
+type Group = (Vec<(String, u64)>, Option<BatchTasks>);
 
 /// The patients waiting for a worker, each with its batch's Tasks where they are exported.
 type Queue = Mutex<tokio::sync::mpsc::Receiver<(Patient, Option<BatchTasks>)>>;
@@ -328,8 +334,12 @@ impl Run {
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let started = Instant::now();
         let (head, _) = self.api.log.head().await?;
-        let (mut scanned, mut reading, mut queued) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut scanned, mut deciding, mut reading, mut queued) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         // A log in this process is read by the workers themselves (both cores); a remote one here.
         let local = match &self.api.log {
             LogHandle::InProcess { log, .. } => Some(log.clone()),
@@ -351,9 +361,12 @@ impl Run {
                 tokio::task::spawn_blocking(move || map_and_write(&work, worker, folder, &queue))
             })
             .collect();
-        // The log scanned in batches for the patients (only their ids kept), each handed to the
-        // workers as soon as found: they map while the scan goes on.
-        let read = async {
+        // The log scanned in batches for the patients (only their ids kept), handed over in
+        // groups whose Tasks are asked as the group is made: up to GROUPS_AHEAD groups wait, so
+        // that the view answers for the next group while the workers map this one.
+        let (groups_tx, groups_rx) = tokio::sync::mpsc::channel::<Group>(GROUPS_AHEAD);
+        let find = async {
+            let groups_tx = groups_tx;
             let mut scan = match &local {
                 Some(log) => Scan::Local(log.clone()),
                 None => Scan::Remote(Box::new(
@@ -378,8 +391,6 @@ impl Run {
                 scanned += started.elapsed();
                 let Some(last) = batch.last() else { break };
                 from = last.position + 1;
-                // The batch's new patients (ids only), handed over in groups whose Tasks are
-                // asked at once.
                 let mut found = Vec::new();
                 for e in batch {
                     if !self.changed(&e) || seen.contains(&e.patient_id) {
@@ -388,7 +399,7 @@ impl Run {
                     seen.insert(e.patient_id.clone());
                     let started = Instant::now();
                     let upto = self.upto(&e.patient_id, head).await?;
-                    reading += started.elapsed();
+                    deciding += started.elapsed();
                     if let Some(upto) = upto {
                         found.push((e.patient_id, upto));
                     }
@@ -396,30 +407,39 @@ impl Run {
                 for group in found.chunks(TASKS_BATCH) {
                     let ids: Vec<String> = group.iter().map(|(p, _)| p.clone()).collect();
                     let tasks = work.ask_tasks(&ids);
-                    for (patient, upto) in group {
-                        let started = Instant::now();
-                        let next = match local {
-                            Some(_) => Patient::Local(patient.clone(), *upto),
-                            None => self.read_remote(patient.clone(), *upto, &work).await?,
-                        };
-                        reading += started.elapsed();
-                        let started = Instant::now();
-                        if tx.send((next, tasks.clone())).await.is_err() {
-                            return Ok(()); // the workers stopped: their error says why
-                        }
-                        queued += started.elapsed();
+                    if groups_tx.send((group.to_vec(), tasks)).await.is_err() {
+                        return Ok(()); // the hand-over stopped: its error says why
                     }
                 }
             }
             Ok::<(), Status>(())
         };
-        let read = read.await;
-        drop(tx);
+        // Each group's patients handed to the workers (a remote log's streams read here).
+        let hand_over = async {
+            let (mut groups_rx, tx) = (groups_rx, tx);
+            while let Some((group, tasks)) = groups_rx.recv().await {
+                for (patient, upto) in group {
+                    let started = Instant::now();
+                    let next = match local {
+                        Some(_) => Patient::Local(patient, upto),
+                        None => self.read_remote(patient, upto, &work).await?,
+                    };
+                    reading += started.elapsed();
+                    let started = Instant::now();
+                    if tx.send((next, tasks.clone())).await.is_err() {
+                        return Ok(()); // the workers stopped: their error says why
+                    }
+                    queued += started.elapsed();
+                }
+            }
+            Ok::<(), Status>(())
+        };
+        let (found, handed) = tokio::join!(find, hand_over);
         let mut worked = Vec::new();
         for w in workers {
             worked.push(w.await.map_err(errors::fhir_export_failed)??);
         }
-        read?;
+        found.and(handed)?;
         let synced = started.elapsed();
         self.progress("recording the export".into())?;
         let covered: Vec<String> = worked.iter().flat_map(|w| w.covered.clone()).collect();
@@ -439,7 +459,7 @@ impl Run {
         tracing::info!(
             patients = covered.len(),
             log_scan_s = scanned.as_secs_f64(),
-            deciding_or_reading_s = reading.as_secs_f64(),
+            deciding_or_reading_s = (deciding + reading).as_secs_f64(),
             waiting_for_workers_s = queued.as_secs_f64(),
             workers_waiting_reading_mapping_writing_tasks_syncing_s = %workers.join(" "),
             until_files_synced_s = synced.as_secs_f64(),
