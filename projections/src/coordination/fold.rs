@@ -140,13 +140,13 @@ impl Projection for Coordination {
         true
     }
 
-    fn maintain<'a>(
-        &'a self,
-        conn: &'a mut AnyConnection,
-        p: &'a str,
+    async fn maintain(
+        &self,
+        conn: &mut AnyConnection,
+        p: &str,
         now: i64,
-    ) -> impl std::future::Future<Output = anyhow::Result<Option<i64>>> + Send + 'a {
-        async move { Ok(urgency::maintain(conn, p, now).await?) }
+    ) -> anyhow::Result<Option<i64>> {
+        Ok(urgency::maintain(conn, p, now).await?)
     }
 
     async fn apply(
