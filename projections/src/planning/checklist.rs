@@ -54,6 +54,12 @@ pub fn complete(done: i64) -> bool {
     done & all_bits() == all_bits()
 }
 
+/// [`complete`] as an SQL condition on `done`, a column or expression holding a set of done items.
+pub fn complete_sql(done: &str) -> String {
+    let all = all_bits();
+    format!("({done} & {all}) = {all}")
+}
+
 /// How many of the checklist's items a set holds.
 pub fn done_count(done: i64) -> u32 {
     (done & all_bits()).count_ones()

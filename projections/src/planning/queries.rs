@@ -300,7 +300,7 @@ pub struct Scope<'a> {
 /// scope joined with its index stay (the readmission view's, discharged in the same period) when
 /// there is one.
 pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicators, sqlx::Error> {
-    let all = checklist::all_bits();
+    let complete = checklist::complete_sql("s.done_at_discharge");
     let (join, index, readmitted) = match s.readmission_prefix {
         Some(rp) => (
             format!(
@@ -313,7 +313,7 @@ pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicat
         None => (String::new(), "0", "CAST(0 AS BIGINT)"),
     };
     let rows = sqlx::query(&format!(
-        "SELECT CASE WHEN (s.done_at_discharge & {all}) = {all} THEN 1 ELSE 0 END AS complete, COUNT(*),
+        "SELECT CASE WHEN {complete} THEN 1 ELSE 0 END AS complete, COUNT(*),
            CAST({index} AS BIGINT), {readmitted}
          FROM {p}stays s{join}
          WHERE s.discharged_at >= $1 AND s.discharged_at < $2 AND s.done_at_discharge IS NOT NULL
