@@ -43,7 +43,8 @@ impl Projection for Readmission {
         //    HAD discharges.
         // 4: encounters keep their live movements (historic movements, corrections, class
         //    changes); the transfers table is gone.
-        4
+        // 5: index stays covered for the indicators (`indexes`).
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -83,6 +84,19 @@ impl Projection for Readmission {
             // Day-surgery and HAD discharges, counted beside the rates.
             format!(
                 "CREATE INDEX {p}encounters_other_discharges ON {p}encounters (discharged_at) WHERE setting IN (2, 3)"
+            ),
+        ]
+    }
+
+    /// The index stays with what the indicators read of them: by stay (the discharge-planning
+    /// figures join them) and by discharge time (the readmissions by week).
+    fn indexes(&self, p: &str) -> Vec<String> {
+        vec![
+            format!(
+                "CREATE INDEX {p}index_stays_key ON {p}index_stays (patient_id, encounter_id, discharged_at, readmitted)"
+            ),
+            format!(
+                "CREATE INDEX {p}index_stays_time ON {p}index_stays (discharged_at, readmitted, ed_revisit, facility_id, territory)"
             ),
         ]
     }
