@@ -76,16 +76,16 @@ pub fn emergency_class() -> Value {
 }
 
 /// `Encounter.class` of a home visit or contact: home health (HH) at the patient's home, virtual
-/// (VR) by phone or teleconsultation.
-pub fn contact_class(channel: i32, visit: bool) -> Value {
+/// (VR) by phone or teleconsultation: its code and display (the system is [`ACT_CODE`]).
+pub fn contact_class(channel: i32, visit: bool) -> (&'static str, &'static str) {
     let virtual_ = match ContactChannel::try_from(channel).unwrap_or(ContactChannel::Unspecified) {
         ContactChannel::Phone | ContactChannel::Teleconsultation => true,
         ContactChannel::Visit => false,
         ContactChannel::Unspecified => !visit,
     };
     match virtual_ {
-        true => json!({ "system": ACT_CODE, "code": "VR", "display": "virtual" }),
-        false => json!({ "system": ACT_CODE, "code": "HH", "display": "home health" }),
+        true => ("VR", "virtual"),
+        false => ("HH", "home health"),
     }
 }
 
@@ -352,11 +352,8 @@ mod tests {
         assert_eq!(emergency_class()["code"], "EMER");
         for channel in 0..=3 {
             for visit in [true, false] {
-                let code = contact_class(channel, visit)["code"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                assert!(["HH", "VR"].contains(&code.as_str()));
+                let (code, _) = contact_class(channel, visit);
+                assert!(["HH", "VR"].contains(&code));
             }
         }
         // admit-source (Encounter.hospitalization.admitSource) and v3 ActPriority.

@@ -4,7 +4,7 @@
 //! carried it is cancelled.
 use crate::{
     codes,
-    resource::{fhir_id, instant, Concept, Meta, Prefixed, Reference},
+    resource::{fhir_id, fhir_id_of, instant, Concept, Meta, Prefixed, Reference},
     Resource,
 };
 use journey_proto::v1::{Code, ConditionRecorded, Event};
@@ -100,7 +100,7 @@ fn condition(
     } else {
         "confirmed"
     };
-    let patient = fhir_id("Patient", patient_id);
+    let patient = fhir_id_of("Patient", patient_id);
     let encounter = (!encounter_id.is_empty()).then(|| fhir_id("Encounter", encounter_id));
     let last = void.unwrap_or(e);
     let body = Condition {

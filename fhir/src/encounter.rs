@@ -473,6 +473,26 @@ fn encounter_diagnoses(e: &Event, codes: &[Code]) -> Vec<Value> {
 const ENCOUNTERS: &str = "urn:journey:encounter";
 
 /// The FR Core Encounter identifier: the visit number `value` under `system`.
+/// The visit number `value` under `system`, as [`identifier`] builds it, for the Encounters
+/// written straight.
+#[derive(serde::Serialize)]
+pub(crate) struct VisitNumber<'a> {
+    #[serde(rename = "type")]
+    kind: crate::resource::Concept<'static>,
+    system: &'a str,
+    value: &'a str,
+}
+
+impl<'a> VisitNumber<'a> {
+    pub(crate) fn new(system: &'a str, value: &'a str) -> Self {
+        VisitNumber {
+            kind: crate::resource::Concept::coded(V2_0203, "VN", "Visit number"),
+            system,
+            value,
+        }
+    }
+}
+
 fn identifier(system: &str, value: &str) -> Value {
     json!({
         "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },

@@ -11,7 +11,7 @@ use crate::{
     medication, observation, patient, procedure, Resource,
 };
 use journey_proto::v1::{event::Payload, Event};
-use std::collections::HashMap;
+use std::collections::{hash_map::Entry, HashMap};
 
 /// The resource types the mapping makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -299,11 +299,10 @@ impl<'a> Fold<'a> {
 
     /// A resource made whole by one event; a later one with the same type and id replaces it.
     fn done(&mut self, r: Resource) {
-        match self.done_at.get(&(r.kind, r.id.clone())) {
-            Some(&at) => self.slots[at] = Slot::Done(r),
-            None => {
-                self.done_at
-                    .insert((r.kind, r.id.clone()), self.slots.len());
+        match self.done_at.entry((r.kind, r.id.clone())) {
+            Entry::Occupied(at) => self.slots[*at.get()] = Slot::Done(r),
+            Entry::Vacant(v) => {
+                v.insert(self.slots.len());
                 self.slots.push(Slot::Done(r));
             }
         }

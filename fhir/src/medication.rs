@@ -2,7 +2,10 @@
 //! RxNorm, as sent), its dose and duration.
 use crate::{
     codes::{self, UCUM},
-    resource::{fhir_id, instant, Concept, Identifier, Meta, Prefixed, ProfessionalRef, Reference},
+    resource::{
+        fhir_id, fhir_id_of, instant, Concept, Identifier, Meta, Prefixed, ProfessionalRef,
+        Reference,
+    },
     Resource,
 };
 use journey_proto::v1::{Event, PrescriptionIssued};
@@ -66,7 +69,7 @@ pub fn build(patient_id: &str, e: &Event, p: &PrescriptionIssued) -> Resource {
             text: Some("unknown medication"),
         },
     };
-    let patient = fhir_id("Patient", patient_id);
+    let patient = fhir_id_of("Patient", patient_id);
     let encounter = (!p.encounter_id.is_empty()).then(|| fhir_id("Encounter", &p.encounter_id));
     let body = MedicationRequest {
         resource_type: "MedicationRequest",

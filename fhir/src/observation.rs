@@ -3,7 +3,7 @@
 //! them by the thousand).
 use crate::{
     codes::{self, LOINC, UCUM},
-    resource::{fhir_id, instant, Coding, Meta, Prefixed, Reference},
+    resource::{fhir_id, fhir_id_of, instant, Coding, Meta, Prefixed, Reference},
     Resource,
 };
 use journey_proto::v1::{Event, ObservationRecorded};
@@ -60,7 +60,7 @@ struct Display<'a> {
 pub fn build(patient_id: &str, e: &Event, o: &ObservationRecorded) -> Resource {
     let known = codes::measure(&o.measure, &o.unit);
     let id = fhir_id("Observation", &e.event_id);
-    let patient = fhir_id("Patient", patient_id);
+    let patient = fhir_id_of("Patient", patient_id);
     let system;
     let coding = match (&known, o.code.as_ref()) {
         (Some(m), _) => {

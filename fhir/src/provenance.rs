@@ -5,7 +5,7 @@
 //! assembler (the source system); `CREATE`, or `NULLIFY` with the cancelled event as a `removal`
 //! entity; the event's chain hash (the log's `hash`, hex) as an extension. Written straight from
 //! the event: half the resources of an export are these.
-use crate::resource::{fhir_id, instant, valid_id, Coding, Identifier, Meta, Prefixed};
+use crate::resource::{fhir_id, fhir_id_of, instant, valid_id, Coding, Identifier, Meta, Prefixed};
 use journey_proto::{
     hex::hex,
     json::rfc3339,
@@ -13,7 +13,7 @@ use journey_proto::{
     EventType,
 };
 use serde::{Serialize, Serializer};
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 /// The extension holding the event's chain hash.
 pub const CHAIN_HASH: &str = "urn:journey:extension:chain-hash";
@@ -62,12 +62,12 @@ pub fn of(e: &Event) -> Provenance<'_> {
     };
     Provenance {
         resource_type: "Provenance",
-        id: fhir_id("Provenance", &e.event_id),
+        id: fhir_id_of("Provenance", &e.event_id),
         meta: Meta::at(e, None, last_updated),
         extension: (!e.hash.is_empty()).then(|| {
             [Extension {
                 url: CHAIN_HASH,
-                value_string: hex(&e.hash),
+                value_string: Hex(&e.hash),
             }]
         }),
         target: Targets {
@@ -165,10 +165,10 @@ pub fn last_updated(e: &Event) -> Option<String> {
 pub struct Provenance<'a> {
     #[serde(rename = "resourceType")]
     resource_type: &'static str,
-    pub id: String,
+    pub id: Cow<'a, str>,
     meta: Meta<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    extension: Option<[Extension; 1]>,
+    extension: Option<[Extension<'a>; 1]>,
     target: Targets<'a>,
     #[serde(rename = "occurredDateTime", skip_serializing_if = "Option::is_none")]
     occurred: Option<String>,
@@ -179,10 +179,29 @@ pub struct Provenance<'a> {
 }
 
 #[derive(Serialize)]
-struct Extension {
+struct Extension<'a> {
     url: &'static str,
     #[serde(rename = "valueString")]
-    value_string: String,
+    value_string: Hex<'a>,
+}
+
+/// Bytes as lowercase hex (`journey_proto::hex::hex`), a chain hash written without allocating.
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 128];
+        if self.0.len() * 2 > buf.len() {
+            return s.serialize_str(&hex(self.0));
+        }
+        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        let text = std::str::from_utf8(&buf[..self.0.len() * 2]).expect("hex digits are ASCII");
+        s.serialize_str(text)
+    }
 }
 
 /// The resource the event made or changed (when it has one), then the stored event.
@@ -451,6 +470,24 @@ mod tests {
         assert_eq!(p["agent"][1]["who"]["display"], "adt");
         assert_eq!(p["entity"][0]["role"], "source");
         assert_eq!(p["entity"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_chain_hash_is_its_hex_whatever_its_length_and_a_kept_id_is_the_event_id() {
+        for len in [1, 20, 32, 64, 65, 100] {
+            let mut e = event(Payload::Admitted(Admitted::default()));
+            e.hash = (0..len).map(|n| (n * 37 % 256) as u8).collect();
+            let p = written(&e);
+            assert_eq!(
+                p["extension"][0]["valueString"],
+                hex(&e.hash),
+                "{len} bytes"
+            );
+        }
+        let mut e = event(Payload::Admitted(Admitted::default()));
+        e.event_id = "not a FHIR id".into();
+        assert_eq!(written(&e)["id"], id(&e));
+        assert_ne!(id(&e), e.event_id);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use journey_proto::{json::rfc3339, prost_types::Timestamp, v1::Event};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 /// The base of the French core profiles' canonical URLs.
 pub const FR_CORE: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/";
@@ -90,12 +90,18 @@ impl Resource {
 /// else UUID v5 of `kind` and the id, so that the same journey id always gives the same
 /// resource id.
 pub fn fhir_id(kind: &str, raw: &str) -> String {
+    fhir_id_of(kind, raw).into_owned()
+}
+
+/// [`fhir_id`], borrowing the journey id when it is kept as it is (no copy for the resources
+/// written straight).
+pub fn fhir_id_of<'a>(kind: &str, raw: &'a str) -> Cow<'a, str> {
     if valid_id(raw) {
-        return raw.to_string();
+        return Cow::Borrowed(raw);
     }
     // A fixed namespace of our own: the ids must not change between releases.
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a0e_5c1e_8f0b_4d2a_9c3e_2f1a_7b6d_4e10);
-    uuid::Uuid::new_v5(&NAMESPACE, format!("{kind}/{raw}").as_bytes()).to_string()
+    Cow::Owned(uuid::Uuid::new_v5(&NAMESPACE, format!("{kind}/{raw}").as_bytes()).to_string())
 }
 
 /// Whether `raw` is a FHIR id as it is: `[A-Za-z0-9\-\.]{1,64}`.
