@@ -34,6 +34,7 @@ mod alert_words;
 mod asked;
 mod charts;
 mod export;
+mod failure;
 mod gp;
 mod had;
 mod identity;
@@ -61,6 +62,7 @@ pub struct Dashboard {
 pub fn router(d: Dashboard) -> Router {
     let sessions = d.sessions.clone();
     let signed_in_sessions = d.sessions.clone();
+    let panic_sessions = d.sessions.clone();
     let pages = Router::new()
         .route("/", get(worklist))
         .route(export::CSV_PATH, get(export::csv))
@@ -90,6 +92,10 @@ pub fn router(d: Dashboard) -> Router {
         .fallback(move |request: axum::extract::Request| {
             address::not_found(signed_in_sessions.clone(), request)
         })
+        .layer(axum::middleware::from_fn_with_state(
+            panic_sessions,
+            failure::catch_panics,
+        ))
         .layer(axum::middleware::from_fn(address::remember))
 }
 
@@ -220,12 +226,13 @@ fn bad_request(lang: Lang, caller: Option<&Principal>, message: &str) -> Respons
     refusal(lang, caller, StatusCode::BAD_REQUEST, words, message)
 }
 
-/// Data that cannot be read now (a database, the log).
+/// Data that cannot be read now (a database that cannot be reached, the log).
 fn unavailable(lang: Lang, caller: Option<&Principal>, reason: &str) -> Response {
     let words = (t(lang, "unavailable"), t(lang, "unavailable_text"));
     refusal(lang, caller, StatusCode::SERVICE_UNAVAILABLE, words, reason)
 }
 
+/// The page of a status a view answered instead of data, in the reader's words.
 fn status_response(lang: Lang, caller: Option<&Principal>, s: tonic::Status) -> Response {
     match s.code() {
         tonic::Code::InvalidArgument => bad_request(lang, caller, s.message()),
@@ -236,6 +243,11 @@ fn status_response(lang: Lang, caller: Option<&Principal>, s: tonic::Status) -> 
         tonic::Code::PermissionDenied => {
             let words = (t(lang, "refused"), t(lang, "refused_text"));
             refusal(lang, caller, StatusCode::FORBIDDEN, words, s.message())
+        }
+        // Not the reader's doing, nor a database to wait for: the failure page, its number in
+        // the server log beside the error.
+        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss => {
+            failure::page(lang, caller, &s.message())
         }
         _ => unavailable(lang, caller, s.message()),
     }
@@ -848,7 +860,7 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
     let typed = p.facility.as_deref().unwrap_or_default().trim();
     let (facility_id, notice) = match facility_named(&d, lang, p, typed).await {
         Ok(found) => found,
-        Err(e) => return unavailable(lang, caller, &format!("{e:#}")),
+        Err(e) => return status_response(lang, caller, crate::errors::read_model_error(e)),
     };
     let req = IndicatorsRequest {
         period: Some(Period {

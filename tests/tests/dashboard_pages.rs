@@ -281,6 +281,66 @@ async fn error_pages_are_pages_in_the_readers_language_with_a_way_back() {
     assert!(r.contains("id=\"back\" href=\"/?lang=fr\""), "{r}");
 }
 
+/// A read model made unusable under a running node (its tables dropped in the node's own SQLite
+/// file): the pages that read it answer 500 with the dashboard's failure page in the reader's
+/// language, an error number and the way back, and nothing of the database's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexpected_error_is_a_page_with_a_number_and_no_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = node(dir.path()).await;
+    let base = &server.http;
+    let cookie = session(base, COORDINATOR).await;
+    assert_eq!(http_status(&get(base, "/?lang=fr", &cookie).await), 200);
+
+    let url = format!(
+        "sqlite://{}/read-models.sqlite",
+        dir.path().join("data").display()
+    );
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'coordination%'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(!tables.is_empty(), "no coordination table in {url}");
+    for (table,) in &tables {
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+
+    for (path, lang, title) in [
+        ("/", "fr", "Erreur inattendue"),
+        ("/?lang=en", "en", "Unexpected error"),
+        ("/patients/P1?lang=fr", "fr", "Erreur inattendue"),
+    ] {
+        let page = get(base, path, &cookie).await;
+        assert_eq!(http_status(&page), 500, "{path}: {page}");
+        assert!(page.contains(&format!("<html lang=\"{lang}\">")), "{page}");
+        assert!(page.contains(title), "{path}: {page}");
+        assert!(page.contains("id=\"error-id\">E-"), "{path}: {page}");
+        assert!(
+            page.contains(&format!("id=\"back\" href=\"/?lang={lang}\"")),
+            "{path}: {page}"
+        );
+        assert!(page.contains("id=\"sign-out\""), "{path}: {page}");
+        for internal in [
+            "SELECT",
+            "no such table",
+            "coordination_g",
+            "sqlx",
+            "database",
+        ] {
+            assert!(
+                !page.contains(internal),
+                "{path} shows {internal:?}: {page}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_is_french_and_lands_on_the_page_asked_for() {
     let dir = tempfile::tempdir().unwrap();

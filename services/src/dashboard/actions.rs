@@ -170,8 +170,9 @@ pub(super) async fn act(
             Code::PermissionDenied => {
                 refused(lang, Some(caller), StatusCode::FORBIDDEN, s.message())
             }
-            Code::Unavailable | Code::Internal | Code::Unknown => {
-                super::unavailable(lang, Some(caller), s.message())
+            Code::Unavailable => super::unavailable(lang, Some(caller), s.message()),
+            Code::Internal | Code::Unknown | Code::DataLoss => {
+                super::failure::page(lang, Some(caller), &s.message())
             }
             _ => refused(lang, Some(caller), StatusCode::CONFLICT, s.message()),
         },
