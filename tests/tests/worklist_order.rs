@@ -462,6 +462,27 @@ async fn reference(
         texts.push(f.territory.clone());
         sql += &format!(" AND e.territory = ${}", texts.len() + 2);
     }
+    // What a reader types: an id, or a part of a name in any case (no wildcard in these tests).
+    let part = |text: &str| format!("%{}%", text.to_lowercase());
+    if !f.facility_id.is_empty() {
+        texts.push(f.facility_id.clone());
+        texts.push(part(&f.facility_id));
+        sql += &format!(
+            " AND (e.facility_id = ${} OR LOWER(e.facility_name) LIKE ${n} OR LOWER(e.unit) LIKE ${n})",
+            texts.len() + 1,
+            n = texts.len() + 2
+        );
+    }
+    if !f.referent_id.is_empty() {
+        texts.push(f.referent_id.clone());
+        texts.push(part(&f.referent_id));
+        sql += &format!(
+            " AND EXISTS (SELECT 1 FROM {p}referents r WHERE r.patient_id = e.patient_id
+               AND (r.professional_id = ${} OR LOWER(r.name) LIKE ${}))",
+            texts.len() + 1,
+            texts.len() + 2
+        );
+    }
     if let Some(org) = &f.organisation {
         texts.push(org.clone());
         sql += &format!(
@@ -594,6 +615,42 @@ fn filters() -> Vec<(&'static str, Filter)> {
             },
         ),
         (
+            "a facility by id",
+            Filter {
+                facility_id: "F1".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "a facility by part of its name",
+            Filter {
+                facility_id: "ital f2".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "a unit by part of its name, overdue",
+            Filter {
+                facility_id: "CARD".into(),
+                overdue_only: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "a referent by id",
+            Filter {
+                referent_id: "nurse-7".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "a referent by part of a name",
+            Filter {
+                referent_id: "id".into(),
+                ..base.clone()
+            },
+        ),
+        (
             "shared with ORG1",
             Filter {
                 organisation: Some("ORG1".into()),
@@ -717,6 +774,15 @@ async fn check_variety(db: &Db, p: &str) {
         );
     }
     assert!(all.iter().any(|(_, _, fu)| !fu.overdue));
+    // Every filter finds somebody, and leaves somebody out.
+    for (name, f) in filters().into_iter().skip(1) {
+        let found = reference(&db.pool, p, &f, t0()).await.len();
+        assert!(
+            found > 0 && found < all.len(),
+            "{name}: {found} of {}",
+            all.len()
+        );
+    }
 }
 
 const PATIENTS: usize = 600;

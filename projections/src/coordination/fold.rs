@@ -10,7 +10,7 @@
 //! do nothing, the first letter / reconciliation / acknowledgement time wins, …); (3) write the
 //! changed rows back with multi-row upserts (`rows.rs`).
 use super::{
-    letters, pathway_facts, pathways,
+    directory, letters, pathway_facts, pathways,
     rows::{self, AlertRow, AppointmentRow, Care, Changes, Contact, EncounterRow, PatientRow},
     urgency,
 };
@@ -33,6 +33,8 @@ const TABLES: &[&str] = &[
     letters::TABLE,
     pathway_facts::TABLE,
     urgency::KEPT_TABLE,
+    directory::PLACES,
+    directory::PROFESSIONALS,
 ];
 
 /// The organisation of a consent that names none: every organisation.
@@ -67,7 +69,8 @@ impl Projection for Coordination {
         // 10: the indexes of the worklist and the indicators (`queries::indexes_ddl`).
         // 11: encounters keep their urgency with the instants it is valid between
         //    (`urgency::maintain`); the worklist's index is in urgency order.
-        11 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
+        // 12: the places and professionals seen (`directory.rs`).
+        12 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -127,6 +130,9 @@ impl Projection for Coordination {
             pathway_facts::ddl(p),
             urgency::kept_ddl(p),
         ]
+        .into_iter()
+        .chain(directory::ddl(p))
+        .collect()
     }
 
     fn indexes(&self, p: &str) -> Vec<String> {

@@ -3,6 +3,7 @@
 //! territory indicators per week.
 
 pub mod calendar;
+pub mod directory;
 pub mod fold;
 pub mod followup;
 pub mod indicators;

@@ -3,6 +3,7 @@
 //! returned is derived in Rust at the time of the query (`followup::follow_up`); the worklist is
 //! filtered, ordered and paged in SQL by the same rules (`urgency.rs`).
 use super::{
+    directory,
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
@@ -176,18 +177,13 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 /// The SQL selecting followed discharges: each patient's latest encounter, discharged (alive,
 /// followed disposition) at or after `$1` and at or before `$2` (the time of the query), patient
 /// not deceased; then the filters of `f` (text values bound from `$3` on, returned), overdue and
-/// alert severity included; the referent is one professional's id when `referent_known`
-/// ([`is_professional`]: read through its index), else a part of a referent's name too. Of
+/// alert severity included; a place and a referent found through the directory
+/// (`directory.rs`). Of
 /// these, `rows`: those whose urgency is kept at `$2` (their open task and overdue state read as
 /// kept with it), or the others (derived from their standing). (`+e.…`, `|| ''`: the window bounds
 /// and a territory match many rows, so that SQLite scans [`worklist_index_ddl`] in its order rather
 /// than look up each row from another index.)
-fn followed_sql(
-    p: &str,
-    f: &Filter,
-    referent_known: bool,
-    rows: urgency::Rows,
-) -> (String, Vec<String>) {
+fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String>) {
     let (open_task, overdue, which) = match rows {
         urgency::Rows::Kept => (
             "e.kept_open_task = 1".to_string(),
@@ -207,7 +203,16 @@ fn followed_sql(
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
-        sql += &by_name(&mut binds, &f.facility_id, 2, "e");
+        binds.push(f.facility_id.clone());
+        binds.push(contains_pattern(&f.facility_id));
+        sql += &format!(
+            " AND {}",
+            directory::place_sql(
+                p,
+                &format!("${}", binds.len() + 1),
+                &format!("${}", binds.len() + 2)
+            )
+        );
     }
     if !f.territory.is_empty() {
         // `|| ''`: read in the worklist's order, not the territory's index then sorted.
@@ -222,20 +227,16 @@ fn followed_sql(
             binds.len() + 2
         );
     }
-    if !f.referent_id.is_empty() && referent_known {
-        binds.push(f.referent_id.clone());
-        sql += &format!(
-            " AND e.patient_id IN (SELECT r.patient_id FROM {p}referents r WHERE r.professional_id = ${})",
-            binds.len() + 2
-        );
-    } else if !f.referent_id.is_empty() {
+    if !f.referent_id.is_empty() {
         binds.push(f.referent_id.clone());
         binds.push(contains_pattern(&f.referent_id));
         sql += &format!(
-            " AND e.patient_id IN (SELECT r.patient_id FROM {p}referents r
-               WHERE r.professional_id = ${} OR LOWER(r.name) LIKE ${} ESCAPE '\\')",
-            binds.len() + 1,
-            binds.len() + 2
+            " AND e.patient_id IN ({})",
+            directory::referent_patients_sql(
+                p,
+                &format!("${}", binds.len() + 1),
+                &format!("${}", binds.len() + 2)
+            )
         );
     }
     if f.overdue_only {
@@ -246,25 +247,6 @@ fn followed_sql(
         sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
     }
     (sql, binds)
-}
-
-/// Whether `text` is the id of a professional some patient names as a referent (the filter then
-/// reads that professional's patients only, not every referent's name).
-async fn is_professional(
-    conn: &mut AnyConnection,
-    p: &str,
-    text: &str,
-) -> Result<bool, sqlx::Error> {
-    if text.is_empty() {
-        return Ok(false);
-    }
-    Ok(sqlx::query(&format!(
-        "SELECT 1 FROM {p}referents WHERE professional_id = $1 LIMIT 1"
-    ))
-    .bind(text)
-    .fetch_optional(&mut *conn)
-    .await?
-    .is_some())
 }
 
 /// The indexes the worklist reads instead of the encounters table, both of the followed
@@ -309,19 +291,6 @@ fn contains_pattern(text: &str) -> String {
     p
 }
 
-/// The condition of the facility filter as a reader types it: the facility's id, or a part of
-/// its name or of the unit's name as the pages show them (any case). Binds `text` twice after
-/// `binds` (whose first number is `first` + 1); `alias` names the encounters table.
-fn by_name(binds: &mut Vec<String>, text: &str, first: usize, alias: &str) -> String {
-    binds.push(text.to_string());
-    binds.push(contains_pattern(text));
-    let (id, pattern) = (first + binds.len() - 1, first + binds.len());
-    format!(
-        " AND ({alias}.facility_id = ${id} OR LOWER({alias}.facility_name) LIKE ${pattern} ESCAPE '\\'
-           OR LOWER({alias}.unit) LIKE ${pattern} ESCAPE '\\')"
-    )
-}
-
 /// The facilities a reader may mean by `text`: the one with that id, or those whose name contains
 /// it (any case), as (id, name) by name.
 pub async fn facilities_named(
@@ -330,9 +299,10 @@ pub async fn facilities_named(
     text: &str,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let sql = format!(
-        "SELECT DISTINCT facility_id, facility_name FROM {p}encounters
+        "SELECT DISTINCT facility_id, facility_name FROM {p}{}
          WHERE facility_id = $1 OR LOWER(facility_name) LIKE $2 ESCAPE '\\'
-         ORDER BY facility_name, facility_id"
+         ORDER BY facility_name, facility_id",
+        directory::PLACES
     );
     let rows = sqlx::query(&sql)
         .bind(text)
@@ -467,14 +437,13 @@ pub async fn worklist(
     }
     // Identifiers in byte order, as Rust compares strings (PostgreSQL would follow the locale).
     let bytewise = bytewise(&conn);
-    let referent_known = is_professional(&mut conn, p, &f.referent_id).await?;
     // The rows whose urgency is kept at `now`, and the few others (written by the fold since the
     // last upkeep, or a due time passed): those are ranked here.
     let any_later = urgency::kept_at(&mut conn, p)
         .await?
         .is_some_and(|at| at > now);
-    let (kept, texts) = followed_sql(p, f, referent_known, urgency::Rows::Kept);
-    let (not_kept, _) = followed_sql(p, f, referent_known, urgency::Rows::NotKept { any_later });
+    let (kept, texts) = followed_sql(p, f, urgency::Rows::Kept);
+    let (not_kept, _) = followed_sql(p, f, urgency::Rows::NotKept { any_later });
     let window = f.window_days.max(1) * 86_400;
     let mut args = vec![Arg::I(now - window), Arg::I(now)];
     args.extend(texts.into_iter().map(Arg::T));

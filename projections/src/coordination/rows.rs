@@ -3,6 +3,7 @@
 //! Each encounter is written with its [`Standing`] (what SQL ranks the worklist by), derived from
 //! the patient's rows as they stand at the end of the batch.
 use super::{
+    directory,
     fold::{APPT_COMPLETED, APPT_MISSED},
     followup::{self, AppointmentState, Facts},
     pathway_facts::PatientFacts,
@@ -416,6 +417,22 @@ pub async fn write(
         &rows,
     )
     .await?;
+    let places: BTreeSet<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.e.facility_id.as_str(),
+                r.e.facility_name.as_str(),
+                r.e.unit.as_str(),
+            )
+        })
+        .collect();
+    let professionals: BTreeSet<(&str, &str)> = changes
+        .referents
+        .values()
+        .map(|&(id, name, _)| (id, name))
+        .collect();
+    directory::write(conn, p, &places, &professionals).await?;
 
     insert_rows(
         conn,
