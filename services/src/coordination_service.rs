@@ -299,6 +299,17 @@ impl CoordinationService {
         req: &IndicatorsRequest,
         caller: Option<&Principal>,
     ) -> Result<IndicatorsResponse, Status> {
+        self.indicators_of_unit(req, "", caller).await
+    }
+
+    /// The indicators of `req` over the units whose name holds `unit` as a reader typed it (any
+    /// case; empty: every unit), as the dashboard's filter asks (the gRPC request has no unit).
+    pub async fn indicators_of_unit(
+        &self,
+        req: &IndicatorsRequest,
+        unit: &str,
+        caller: Option<&Principal>,
+    ) -> Result<IndicatorsResponse, Status> {
         let territory = territory_for(caller, &req.territory)?;
         let (from_day, to_day) = period(req.period.as_ref())?;
         let today = crate::readmission_service::today();
@@ -321,6 +332,7 @@ impl CoordinationService {
             to_day,
             facility_id: req.facility_id.clone(),
             territory,
+            unit: unit.trim().to_string(),
         };
         // Read before the stands: the figures hold at least the events up to it.
         let checkpoint = self.runner.watch().borrow().checkpoint;
@@ -356,6 +368,7 @@ impl CoordinationService {
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,
                     territory: &q.territory,
+                    unit: &q.unit,
                 },
             ),
             letters::qls_summary(
@@ -432,6 +445,7 @@ pub(crate) struct Question {
     to_day: i64,
     facility_id: String,
     territory: String,
+    unit: String,
 }
 
 /// The answer to a [`Question`] but for the open alerts' ages (they grow with the time), with

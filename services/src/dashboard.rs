@@ -129,6 +129,8 @@ pub struct Params {
     print: Option<String>,
     /// What the search looks for (`search.rs`).
     q: Option<String>,
+    /// A part of a unit's name (the indicators).
+    unit: Option<String>,
 }
 
 /// The page's language: the query's `lang`, else the browser's.
@@ -343,7 +345,7 @@ const WORKLIST_KEYS: &[&str] = &[
 ];
 
 /// The indicators' query keys.
-const INDICATORS_KEYS: &[&str] = &["lang", "from", "to", "facility", "territory"];
+const INDICATORS_KEYS: &[&str] = &["lang", "from", "to", "facility", "unit", "territory"];
 
 fn unknown_keys(raw: Option<&str>, known: &[&str]) -> Option<String> {
     raw?.split('&')
@@ -831,6 +833,7 @@ async fn facility_named(
                     for (k, v) in [
                         ("from", &p.from),
                         ("to", &p.to),
+                        ("unit", &p.unit),
                         ("territory", &p.territory),
                     ] {
                         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
@@ -858,6 +861,7 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         return *refused;
     }
     let typed = p.facility.as_deref().unwrap_or_default().trim();
+    let unit = p.unit.as_deref().unwrap_or_default().trim();
     let (facility_id, notice) = match facility_named(&d, lang, p, typed).await {
         Ok(found) => found,
         Err(e) => return status_response(lang, caller, crate::errors::read_model_error(e)),
@@ -870,7 +874,7 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         facility_id,
         territory: p.territory.clone().unwrap_or_default(),
     };
-    let resp = match d.coordination.indicators_of(&req, caller).await {
+    let resp = match d.coordination.indicators_of_unit(&req, unit, caller).await {
         Ok(r) => r,
         Err(s) => return status_response(lang, caller, s),
     };
@@ -880,12 +884,13 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         b,
         "<form method=\"get\" action=\"/indicators\"><input type=\"hidden\" name=\"lang\" value=\"{}\">\
          <label>{}<input name=\"from\" type=\"date\" value=\"{}\"></label><label>{}<input name=\"to\" type=\"date\" value=\"{}\"></label>\
-         <label>{}<input name=\"facility\" value=\"{}\"></label><label>{}<input name=\"territory\" value=\"{}\"></label>\
-         <button type=\"submit\">{}</button></form>",
+         <label>{}<input name=\"facility\" value=\"{}\"></label><label>{}<input name=\"unit\" value=\"{}\"></label>\
+         <label>{}<input name=\"territory\" value=\"{}\"></label><button type=\"submit\">{}</button></form>",
         lang.code(),
         t(lang, "from"), esc(p.from.as_deref().unwrap_or("")),
         t(lang, "to"), esc(p.to.as_deref().unwrap_or("")),
         t(lang, "facility"), esc(typed),
+        planning::say(lang, "Service (nom ou partie du nom)", "Unit (name or part of it)"), esc(unit),
         t(lang, "territory"), esc(&req.territory),
         t(lang, "filter"),
     );
@@ -978,6 +983,18 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
     }
     b.push_str("</tbody></table></div>");
     b.push_str(&qls::section(lang, resp.letter_quality.as_ref()));
+    if !unit.is_empty() {
+        // The letters' score is summed per facility and territory, not per unit.
+        let _ = write!(
+            b,
+            "<p class=\"muted\" id=\"qls-scope\">{}</p>",
+            planning::say(
+                lang,
+                "La qualité des lettres de liaison couvre tous les services de la sélection, pas seulement ce service.",
+                "The discharge letters' quality covers every unit of the selection, not only this unit."
+            )
+        );
+    }
     // Discharge planning over the same weeks.
     let week_day = |w: &WeekIndicators| chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d").ok();
     let day = |w: &WeekIndicators| {
@@ -995,7 +1012,7 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         );
         // The two sections read different tables: at once.
         let (planning, readmissions) = tokio::join!(
-            planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id),
+            planning::indicators_section(&d, lang, from, to, &territory, &req.facility_id, unit),
             async {
                 match days {
                     (Some(first), Some(last)) => {
@@ -1069,7 +1086,7 @@ mod tests {
         }
         assert_eq!(
             check_query(Some("window=7"), &p("window=7"), INDICATORS_KEYS).unwrap_err(),
-            "unknown filter \"window\"; this page knows: lang, from, to, facility, territory"
+            "unknown filter \"window\"; this page knows: lang, from, to, facility, unit, territory"
         );
         assert!(check_query(Some("window=7"), &p("window=7"), WORKLIST_KEYS).is_ok());
     }

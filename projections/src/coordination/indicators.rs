@@ -69,7 +69,8 @@ impl Week {
 
 /// Weekly indicators (the readmission figures come from the readmission read model's tables).
 /// What `indicators` covers: weeks overlapping `[from, to)` (UTC seconds), optionally one facility
-/// or territory; `readmission_prefix` names the live readmission tables in the same database.
+/// or territory, and the units whose name holds `unit` (any case; empty: every unit);
+/// `readmission_prefix` names the live readmission tables in the same database.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub readmission_prefix: Option<&'a str>,
@@ -77,6 +78,20 @@ pub struct Scope<'a> {
     pub to: i64,
     pub facility_id: &'a str,
     pub territory: &'a str,
+    pub unit: &'a str,
+}
+
+/// A lower-case `LIKE` pattern (escaped with `\`) finding a part of a name as a reader typed it.
+pub fn name_part_pattern(typed: &str) -> String {
+    let mut p = String::from("%");
+    for c in typed.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 /// The weeks' figures, each part's query run at once with the others (they read different
@@ -92,6 +107,7 @@ pub async fn indicators(
         to,
         facility_id,
         territory,
+        unit,
     } = scope;
     let from = week_start_secs(from);
     let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
@@ -106,7 +122,9 @@ pub async fn indicators(
         );
         d = d + chrono::Days::new(7);
     }
-    let place = |alias: &str, n: usize| -> (String, Vec<String>) {
+    // The place filters of rows `alias` (their facility and territory); `unit_of` says where
+    // the row's unit is read: its own column, or the coordination view's encounter.
+    let place = |alias: &str, unit_of: &str, n: usize| -> (String, Vec<String>) {
         let mut sql = String::new();
         let mut binds = Vec::new();
         if !facility_id.is_empty() {
@@ -116,6 +134,17 @@ pub async fn indicators(
         if !territory.is_empty() {
             binds.push(territory.to_string());
             sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
+        }
+        if !unit.trim().is_empty() {
+            binds.push(name_part_pattern(unit));
+            let like = format!("LIKE ${} ESCAPE '\\'", n + binds.len());
+            sql += &match unit_of {
+                "" => format!(" AND LOWER({alias}.unit) {like}"),
+                encounters => format!(
+                    " AND EXISTS (SELECT 1 FROM {encounters} u WHERE u.patient_id = {alias}.patient_id
+                       AND u.encounter_id = {alias}.encounter_id AND LOWER(u.unit) {like})"
+                ),
+            };
         }
         (sql, binds)
     };
@@ -131,7 +160,7 @@ pub async fn indicators(
 
     // Discharges: letters and first contacts, counted by week, first contact delay (hours) and
     // the letter's items.
-    let (wh, binds) = place("e", 2);
+    let (wh, binds) = place("e", "", 2);
     let discharges_sql = format!(
         "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
                 ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
@@ -146,7 +175,8 @@ pub async fn indicators(
         FOLLOWED_SETTINGS,
     );
     // 30-day readmissions and ED revisits, by week of the index discharge.
-    let (stays_wh, stays_binds) = place("s", 2);
+    // The readmission view's index stays have no unit: their encounter's, in the coordination view.
+    let (stays_wh, stays_binds) = place("s", &format!("{p}encounters"), 2);
     let readmissions_sql = readmission_prefix.map(|rp| {
         format!(
             "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),
@@ -281,6 +311,12 @@ pub fn indexes_ddl(p: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_part_of_a_name_is_a_pattern_with_its_wildcards_escaped() {
+        assert_eq!(name_part_pattern(" Cardio "), "%cardio%");
+        assert_eq!(name_part_pattern("50%_b\\"), "%50\\%\\_b\\\\%");
+    }
 
     #[test]
     fn open_alerts_age_with_the_time_of_the_question() {

@@ -287,13 +287,15 @@ pub struct Indicators {
     pub readmitted_incomplete: u64,
 }
 
-/// Which discharges the indicators count: a period, a territory and a facility id (empty: all).
+/// Which discharges the indicators count: a period, a territory, a facility id and a part of a
+/// unit's name as a reader typed it (empty: all).
 pub struct Scope<'a> {
     pub readmission_prefix: Option<&'a str>,
     pub from: i64,
     pub to: i64,
     pub territory: &'a str,
     pub facility_id: &'a str,
+    pub unit: &'a str,
 }
 
 /// Counted in SQL, one row back per checklist state (complete or not): each discharge of the
@@ -318,12 +320,17 @@ pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicat
          FROM {p}stays s{join}
          WHERE s.discharged_at >= $1 AND s.discharged_at < $2 AND s.done_at_discharge IS NOT NULL
          AND ($3 = '' OR s.territory = $3) AND ($4 = '' OR s.facility_id = $4)
+         AND ($5 = '' OR LOWER(s.unit) LIKE $5 ESCAPE '\\')
          GROUP BY 1"
     ))
     .bind(s.from)
     .bind(s.to)
     .bind(s.territory)
     .bind(s.facility_id)
+    .bind(match s.unit.trim() {
+        "" => String::new(),
+        typed => crate::coordination::indicators::name_part_pattern(typed),
+    })
     .fetch_all(pool)
     .await?;
     let mut out = Indicators::default();

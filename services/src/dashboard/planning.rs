@@ -793,12 +793,13 @@ fn due_tables(b: &mut String, lang: Lang, stays: &[Stay], now: i64) {
     }
 }
 
-/// The planning indicators asked (period, territory, facility id), kept while the planning and
-/// readmission views stand still.
-static PLANNING_FIGURES: Memo<(i64, i64, String, String), queries::Indicators> = Memo::new();
+/// The planning indicators asked (period, territory, facility id, unit), kept while the planning
+/// and readmission views stand still.
+static PLANNING_FIGURES: Memo<(i64, i64, String, String, String), queries::Indicators> =
+    Memo::new();
 
-/// The planning indicators of the discharges in `[from, to)` (a territory and a facility id,
-/// empty: all), as a paragraph for the indicators page.
+/// The planning indicators of the discharges in `[from, to)` (a territory, a facility id and a
+/// part of a unit's name, empty: all), as a paragraph for the indicators page.
 pub(super) async fn indicators_section(
     d: &Dashboard,
     lang: Lang,
@@ -806,6 +807,7 @@ pub(super) async fn indicators_section(
     to: i64,
     territory: &str,
     facility_id: &str,
+    unit: &str,
 ) -> Result<String, Status> {
     let Some(runner) = &d.planning else {
         return Ok(String::new());
@@ -813,7 +815,13 @@ pub(super) async fn indicators_section(
     let rp = d.coordination.readmission.as_ref().map(|r| r.live_prefix());
     let mut stands = vec![Stand::of(runner)];
     stands.extend(d.coordination.readmission.as_ref().map(Stand::of));
-    let asked = (from, to, territory.to_string(), facility_id.to_string());
+    let asked = (
+        from,
+        to,
+        territory.to_string(),
+        facility_id.to_string(),
+        unit.to_string(),
+    );
     let i = PLANNING_FIGURES
         .get_or(
             asked,
@@ -827,6 +835,7 @@ pub(super) async fn indicators_section(
                     to,
                     territory,
                     facility_id,
+                    unit,
                 },
             ),
         )
