@@ -203,16 +203,8 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String
     );
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
-        binds.push(f.facility_id.clone());
-        binds.push(contains_pattern(&f.facility_id));
-        sql += &format!(
-            " AND {}",
-            directory::place_sql(
-                p,
-                &format!("${}", binds.len() + 1),
-                &format!("${}", binds.len() + 2)
-            )
-        );
+        let (id, pattern) = typed(&mut binds, &f.facility_id);
+        sql += &format!(" AND {}", directory::place_sql(p, &id, &pattern));
     }
     if !f.territory.is_empty() {
         // `|| ''`: read in the worklist's order, not the territory's index then sorted.
@@ -228,15 +220,10 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String
         );
     }
     if !f.referent_id.is_empty() {
-        binds.push(f.referent_id.clone());
-        binds.push(contains_pattern(&f.referent_id));
+        let (id, pattern) = typed(&mut binds, &f.referent_id);
         sql += &format!(
             " AND e.patient_id IN ({})",
-            directory::referent_patients_sql(
-                p,
-                &format!("${}", binds.len() + 1),
-                &format!("${}", binds.len() + 2)
-            )
+            directory::referent_patients_sql(p, &id, &pattern)
         );
     }
     if f.overdue_only {
@@ -289,6 +276,17 @@ fn contains_pattern(text: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// What a reader typed, bound after `binds` (whose first number is 3) as it is (an id) and as a
+/// pattern finding it in a name: the two placeholders.
+fn typed(binds: &mut Vec<String>, text: &str) -> (String, String) {
+    binds.push(text.to_string());
+    binds.push(contains_pattern(text));
+    (
+        format!("${}", binds.len() + 1),
+        format!("${}", binds.len() + 2),
+    )
 }
 
 /// The facilities a reader may mean by `text`: the one with that id, or those whose name contains
