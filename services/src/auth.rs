@@ -126,9 +126,12 @@ fn in_words(secs: u64) -> String {
     }
 }
 
-/// A partner writes for its organisation, a coordinator reads for it: neither goes without one.
+/// A partner writes for its organisation, a coordinator reads for it, a liaison nurse's is her
+/// facility: none goes without one.
 fn check_organisation(role: Role, organisation: &str) -> Result<(), String> {
-    if matches!(role, Role::Partner | Role::Coordinator) && organisation.trim().is_empty() {
+    if matches!(role, Role::Partner | Role::Coordinator | Role::LiaisonNurse)
+        && organisation.trim().is_empty()
+    {
         return Err(format!(
             "a {} must name its organisation (org)",
             format!("{role:?}").to_lowercase()
@@ -167,7 +170,7 @@ impl Authenticator {
                     continue;
                 }
                 let bad = || {
-                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service, consent, gp", path.display(), n + 1)
+                    anyhow::anyhow!("{}:{}: expected `<key> <role> <subject> <organisation> [territory]` with a role among partner, coordinator, quality, auditor, admin, service, consent, gp, liaison_nurse", path.display(), n + 1)
                 };
                 if f.len() < 4 {
                     return Err(bad());
@@ -315,7 +318,8 @@ pub fn allowed(role: Role, path: &str) -> bool {
         ("Coordination", _) => role == Coordinator,
         ("Audit", _) => role == Auditor,
         ("Projections", "Status") => true,
-        // A GP reads on the dashboard only (`dashboard/gp.rs`), where their patients are decided.
+        // A GP and a liaison nurse read on the dashboard only (`dashboard/gp.rs`,
+        // `dashboard/liaison.rs`), where their patients are decided.
         _ => false,
     }
 }
@@ -705,6 +709,8 @@ mod tests {
         assert!(check_organisation(Role::Partner, "").is_err());
         assert!(check_organisation(Role::Coordinator, " ").is_err());
         assert!(check_organisation(Role::Coordinator, "cpts").is_ok());
+        assert!(check_organisation(Role::LiaisonNurse, "").is_err());
+        assert!(check_organisation(Role::LiaisonNurse, "F1").is_ok());
         assert!(check_organisation(Role::Auditor, "").is_ok());
     }
 }

@@ -38,6 +38,7 @@ mod failure;
 mod gp;
 mod had;
 mod identity;
+mod liaison;
 mod live;
 mod pathway;
 mod planning;
@@ -76,6 +77,10 @@ pub fn router(d: Dashboard) -> Router {
         .route(had::PATH, get(had::page))
         .route(gp::PATH, get(gp::page))
         .layer(axum::middleware::from_fn_with_state(d.clone(), gp::confine))
+        .layer(axum::middleware::from_fn_with_state(
+            d.clone(),
+            liaison::confine,
+        ))
         .with_state(d);
     let pages = match sessions {
         None => pages,
@@ -166,6 +171,12 @@ fn page(lang: Lang, caller: Option<&Principal>, title: &str, body: &str) -> Html
         Some(p) if p.role == Role::Gp => {
             format!("<a href=\"{}?lang={l}\">{}</a>", gp::PATH, gp::title(lang))
         }
+        // A liaison nurse's is her facility's upcoming discharges (`liaison.rs`).
+        Some(p) if p.role == Role::LiaisonNurse => format!(
+            "<a href=\"{}?lang={l}\">{}</a>",
+            liaison::HOME,
+            planning::say(lang, "Sorties à venir", "Upcoming discharges")
+        ),
         _ => format!(
             "<a href=\"/?lang={l}\">{}</a><a href=\"/planning?lang={l}\">{}</a><a href=\"{}?lang={l}\">{}</a>\
              <a href=\"/indicators?lang={l}\">{}</a>",

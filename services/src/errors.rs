@@ -385,6 +385,13 @@ pub fn outside_territory(patient_id: &str, territory: &str) -> Status {
     ))
 }
 
+/// A liaison nurse asking for a patient with no stay at her facility.
+pub fn outside_facility(patient_id: &str, facility: &str) -> Status {
+    Status::permission_denied(format!(
+        "patient {patient_id:?} has no stay at your facility {facility:?}"
+    ))
+}
+
 // ---- The FHIR API (`journey-fhir-api`) ----
 
 /// A caller whose role does not read the FHIR API.

@@ -17,11 +17,15 @@ pub enum Role {
     /// patients who name them as GP or referent; the subject is the professional id (RPPS) the
     /// events name.
     Gp,
+    /// A liaison nurse (infirmière de liaison): hospital side, prepares the discharges of her
+    /// facility on the dashboard (the stays due to leave, their patients' pages, checklist items
+    /// and contacts); her organisation is the facility's id (FINESS) the events name.
+    LiaisonNurse,
 }
 
 impl Role {
     /// Every role, in the order of the enum.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Partner,
         Role::Coordinator,
         Role::Quality,
@@ -30,6 +34,7 @@ impl Role {
         Role::Service,
         Role::Consent,
         Role::Gp,
+        Role::LiaisonNurse,
     ];
 
     pub fn parse(s: &str) -> Option<Role> {
@@ -42,6 +47,7 @@ impl Role {
             "service" => Role::Service,
             "consent" => Role::Consent,
             "gp" => Role::Gp,
+            "liaison_nurse" => Role::LiaisonNurse,
             _ => return None,
         })
     }
@@ -52,7 +58,8 @@ pub struct Principal {
     pub subject: String,
     pub role: Role,
     pub organisation: String,
-    /// A coordinator's territory (from the token, or the organisation → territory map).
+    /// A coordinator's territory (from the token, or the organisation → territory map). A liaison
+    /// nurse's facility is her organisation.
     pub territory: Option<String>,
 }
 

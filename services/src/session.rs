@@ -312,7 +312,10 @@ async fn login(State(s): State<Arc<Sessions>>, parts: Parts, Form(f): Form<Login
             return refused(lang, StatusCode::UNAUTHORIZED, &sentence);
         }
     };
-    if !matches!(principal.role, Role::Coordinator | Role::Admin | Role::Gp) {
+    if !matches!(
+        principal.role,
+        Role::Coordinator | Role::Admin | Role::Gp | Role::LiaisonNurse
+    ) {
         return refused(lang, StatusCode::FORBIDDEN, t(lang, "not_for_dashboard"));
     }
     s.throttle().succeeded(peer);

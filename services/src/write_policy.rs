@@ -30,6 +30,11 @@ fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
             Some(COORDINATOR),
             "ContactMade, AlertAcknowledged, AlertResolved, ReferentAssigned, AppointmentCompleted, AppointmentMissed, DischargeExpected, ChecklistItemSet and ComplexDischargeFlagged only, from the dashboard",
         ),
+        // What a liaison nurse does about a stay of her facility, from the dashboard.
+        Role::LiaisonNurse => (
+            Some(LIAISON_NURSE),
+            "ContactMade, DischargeExpected, ChecklistItemSet and ComplexDischargeFlagged only, from the dashboard",
+        ),
         // A GP reads their own patients on the dashboard; they record through their software.
         Role::Quality | Role::Auditor | Role::Gp => (Some(&[]), "no event"),
     }
@@ -43,6 +48,14 @@ const COORDINATOR: &[EventType] = &[
     EventType::AppointmentCompleted,
     EventType::AppointmentMissed,
     // Discharge planning, from admission on (issue 18).
+    EventType::DischargeExpected,
+    EventType::ChecklistItemSet,
+    EventType::ComplexDischargeFlagged,
+];
+
+/// The hospital side of discharge planning, and the contacts made to prepare it.
+const LIAISON_NURSE: &[EventType] = &[
+    EventType::ContactMade,
     EventType::DischargeExpected,
     EventType::ChecklistItemSet,
     EventType::ComplexDischargeFlagged,
@@ -66,7 +79,8 @@ const PARTNER: &[EventType] = &{
 /// Checks that the caller's role may append every event of `request`, each under the caller's
 /// own organisation, and answers the organisation the log must hold the batch to (a partner's),
 /// or `None` for a writer the log trusts with any patient (admin, the consent registry and the
-/// reactor within their event types, a coordinator whose patient the dashboard has decided on,
+/// reactor within their event types, a coordinator or a liaison nurse whose patient the dashboard
+/// has decided on,
 /// or every caller under `--insecure`).
 pub fn writer_of(
     request: &AppendRequest,

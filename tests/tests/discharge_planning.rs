@@ -19,6 +19,9 @@ use journey_tests::dashboard::{
 use journey_tests::*;
 use std::path::Path;
 
+/// The API key of nurse-L, liaison nurse at facility F1.
+const LIAISON: &str = "key-0123456789-liais";
+
 const H: i64 = 3600;
 const DAY: i64 = 86_400;
 
@@ -97,7 +100,8 @@ fn ended_stay(patient: &str, fac: &str, territory: &str, days_ago: i64, done: us
 async fn node(dir: &Path, extra: &[&str]) -> (Server, String) {
     let mut flags = vec!["--no-reactor"];
     flags.extend(extra);
-    let (server, admin) = secure_node(dir, KEYS, &flags);
+    let keys = format!("{KEYS}{LIAISON} liaison_nurse nurse-L F1\n");
+    let (server, admin) = secure_node(dir, &keys, &flags);
     let mut events = vec![
         registered("PH", "Martin", "1940-05-01"),
         admission("PH", "E-PH-0", "F1", "T1", 70 * DAY),
@@ -470,6 +474,110 @@ async fn plan_discharges(extra: &[&str]) {
         again.contains("25 % (1/4)") && again.contains("20 % (1/5)"),
         "{again}"
     );
+}
+
+/// A liaison nurse of F1 works on F1's stays: her worklist lists them (not F2's), she ticks a
+/// checklist item and records a contact for one of them, each one event with her as actor in
+/// the role of liaison nurse; another facility's patient is unknown to her (the page and the
+/// action), nothing is appended and the refusal is recorded; the post-discharge worklist leads to
+/// her worklist, and the indicators (the territory's readmission figures) are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liaison_nurse_prepares_her_facilitys_discharges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = node(dir.path(), &[]).await;
+    let (base, grpc) = (&server.http, &server.grpc);
+    let cookie = session(base, LIAISON).await;
+
+    let home = get(base, "/?lang=en", &cookie).await;
+    assert_eq!(http_status(&home), 303, "{home}");
+    assert_eq!(http_header(&home, "location"), Some("/planning?lang=en"));
+    let list = get(base, "/planning?lang=en", &cookie).await;
+    assert_eq!(http_status(&list), 200, "{list}");
+    assert!(list.contains("data-patient-id=\"PH\""), "{list}");
+    assert!(!list.contains("data-patient-id=\"P2\""), "F2's: {list}");
+    assert!(!list.contains("href=\"/indicators"), "{list}");
+    // Even when she asks for the other facility by name.
+    let f2 = get(base, "/planning?lang=en&facility=F2", &cookie).await;
+    assert!(!f2.contains("data-patient-id=\"P2\""), "{f2}");
+
+    // Her facility's patient: tick an item, record a contact.
+    let page = get(base, "/patients/PH?lang=en", &cookie).await;
+    assert_eq!(http_status(&page), 200, "{page}");
+    let token = csrf_of(&page);
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!("csrf={token}&action=checklist&encounter_id=E-PH&item=letter_prepared&done=true"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let e = last_event(grpc, &admin, "PH").await;
+    assert!(
+        matches!(&e.payload, Some(Payload::ChecklistItemSet(x)) if x.item == ChecklistItem::LetterPrepared as i32),
+        "{e:?}"
+    );
+    let actor = e.actor.as_ref().unwrap();
+    assert_eq!(
+        (actor.id.as_str(), actor.role, actor.organisation.as_str()),
+        ("nurse-L", v1::Role::LiaisonNurse as i32, "F1")
+    );
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!("csrf={token}&action=contact&channel=phone&note=called+the+daughter"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 303, "{r}");
+    let e = last_event(grpc, &admin, "PH").await;
+    let Some(Payload::ContactMade(c)) = &e.payload else {
+        panic!("a contact: {e:?}")
+    };
+    assert_eq!(c.reason, "called the daughter");
+    assert_eq!(
+        c.professional.as_ref().unwrap().role,
+        v1::Role::LiaisonNurse as i32
+    );
+    // Her role records no alert's outcome.
+    let before = head(grpc, &admin).await;
+    let r = act(
+        base,
+        &cookie,
+        "PH",
+        &format!("csrf={token}&action=referent&role=gp&name=Dr+X&professional_id=rpps-1"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 403, "{r}");
+    assert_eq!(head(grpc, &admin).await, before);
+
+    // Another facility's patient: unknown to her, nothing appended, the refusal recorded.
+    let other = get(base, "/patients/P2?lang=en", &cookie).await;
+    assert_eq!(http_status(&other), 404, "{other}");
+    let r = act(
+        base,
+        &cookie,
+        "P2",
+        &format!("csrf={token}&action=checklist&encounter_id=E-P2&item=letter_prepared&done=true"),
+    )
+    .await;
+    assert_eq!(http_status(&r), 404, "{r}");
+    assert_eq!(head(grpc, &admin).await, before);
+    let who = who_called(&access_records(grpc, Some(&admin), of_patient("P2")).await);
+    assert!(
+        who.iter()
+            .any(|w| w[0] == "nurse-L" && w[2] == "permissiondenied"),
+        "{who:?}"
+    );
+    assert!(
+        !who.iter().any(|w| w[0] == "nurse-L" && w[2] == "ok"),
+        "{who:?}"
+    );
+
+    // The indicators (the territory's readmission figures): refused, and recorded.
+    let ind = get(base, "/indicators?lang=en", &cookie).await;
+    assert_eq!(http_status(&ind), 403, "{ind}");
+    assert!(!ind.contains("id=\"readmission-figures\""), "{ind}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

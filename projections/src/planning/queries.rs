@@ -170,11 +170,12 @@ async fn attach(pool: &AnyPool, p: &str, stays: &mut [Stay]) -> Result<(), sqlx:
     Ok(())
 }
 
-/// What the in-hospital worklist shows: a territory (empty: every one), and facility and unit
-/// names as people type them (a part of the name, any case; empty: every one).
+/// What the in-hospital worklist shows: a territory and a facility id (empty: every one), and
+/// facility and unit names as people type them (a part of the name, any case; empty: every one).
 #[derive(Debug, Clone, Default)]
 pub struct DueFilter {
     pub territory: String,
+    pub facility_id: String,
     pub facility: String,
     pub unit: String,
 }
@@ -197,12 +198,13 @@ pub async fn due(
 ) -> Result<Vec<Stay>, sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT {STAY_COLUMNS} FROM {} WHERE s.discharged_at IS NULL AND s.expected_at IS NOT NULL
-         AND s.expected_at <= $1 AND ($2 = '' OR s.territory = $2)
+         AND s.expected_at <= $1 AND ($2 = '' OR s.territory = $2) AND ($3 = '' OR s.facility_id = $3)
          ORDER BY s.facility_name, s.unit, s.expected_at, s.patient_id",
         from_clause(p)
     ))
     .bind(now + HORIZON)
     .bind(&f.territory)
+    .bind(&f.facility_id)
     .fetch_all(pool)
     .await?;
     let mut stays: Vec<Stay> = rows

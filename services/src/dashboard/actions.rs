@@ -329,7 +329,7 @@ fn payload(f: &ActionForm, caller: &Principal) -> Result<Payload, Status> {
             Payload::ContactMade(ContactMade {
                 professional: Some(Professional {
                     id: caller.subject.clone(),
-                    role: ActorRole::Coordinator as i32,
+                    role: actor_role(caller) as i32,
                     name: caller.subject.clone(),
                     organisation: caller.organisation.clone(),
                     ..Default::default()
@@ -387,6 +387,15 @@ fn payload(f: &ActionForm, caller: &Principal) -> Result<Payload, Status> {
     })
 }
 
+/// The role the signed-in person acts in, as the events name it.
+fn actor_role(caller: &Principal) -> ActorRole {
+    match caller.role {
+        Role::Coordinator => ActorRole::Coordinator,
+        Role::LiaisonNurse => ActorRole::LiaisonNurse,
+        _ => ActorRole::Administrative,
+    }
+}
+
 /// The event of an action: now, by the signed-in person, from the dashboard.
 fn event(patient_id: &str, caller: &Principal, payload: Payload) -> Event {
     let now = std::time::SystemTime::now()
@@ -401,10 +410,7 @@ fn event(patient_id: &str, caller: &Principal, payload: Payload) -> Event {
         }),
         actor: Some(Actor {
             id: caller.subject.clone(),
-            role: match caller.role {
-                Role::Coordinator => ActorRole::Coordinator,
-                _ => ActorRole::Administrative,
-            } as i32,
+            role: actor_role(caller) as i32,
             organisation: caller.organisation.clone(),
             display_name: caller.subject.clone(),
         }),

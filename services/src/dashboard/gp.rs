@@ -78,25 +78,41 @@ pub(super) async fn confine(
                 Err(s) => status_response(lang, Some(&gp), s),
             }
         }
-        _ => {
-            let refused = errors::may_not_call(&gp, &path);
-            let access = Access {
-                caller: Some(&gp),
-                call: &format!("dashboard{path}"),
-                detail: format!("{} {path}", request.method()),
-                ..Default::default()
-            };
-            let s = audited(
-                d.coordination.access.as_ref(),
-                access,
-                Err::<(), _>(refused),
-            )
-            .await
-            .unwrap_err();
-            let words = (t(lang, "refused"), t(lang, "refused_text"));
-            refusal(lang, Some(&gp), StatusCode::FORBIDDEN, words, s.message())
-        }
+        _ => refused_page(&d, &gp, lang, request.method(), &path).await,
     }
+}
+
+/// A page a confined caller (a GP, a liaison nurse) may not open: refused, and the refusal
+/// recorded in the access log.
+pub(super) async fn refused_page(
+    d: &Dashboard,
+    caller: &Principal,
+    lang: Lang,
+    method: &Method,
+    path: &str,
+) -> Response {
+    let refused = errors::may_not_call(caller, path);
+    let access = Access {
+        caller: Some(caller),
+        call: &format!("dashboard{path}"),
+        detail: format!("{method} {path}"),
+        ..Default::default()
+    };
+    let s = audited(
+        d.coordination.access.as_ref(),
+        access,
+        Err::<(), _>(refused),
+    )
+    .await
+    .unwrap_err();
+    let words = (t(lang, "refused"), t(lang, "refused_text"));
+    refusal(
+        lang,
+        Some(caller),
+        StatusCode::FORBIDDEN,
+        words,
+        s.message(),
+    )
 }
 
 /// Whether `gp` is named for `patient` (and the patient shares with the GP's organisation); the

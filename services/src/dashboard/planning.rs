@@ -301,6 +301,12 @@ pub(super) async fn visible(
             return Err(errors::outside_territory(id, own));
         }
     }
+    // A liaison nurse's patients have a stay at her facility (`liaison.rs`).
+    if let Some(p) = caller.filter(|p| p.role == Role::LiaisonNurse) {
+        if !stays.iter().any(|s| s.facility_id == p.organisation) {
+            return Err(errors::outside_facility(id, &p.organisation));
+        }
+    }
     if let Some(org) = consent::scope(caller) {
         let revoked = consent::revoked_among(&d.coordination.runner, &org, [id]).await?;
         if !revoked.is_empty() {
@@ -637,6 +643,11 @@ pub(super) async fn due_page(
     };
     let filter = DueFilter {
         territory,
+        // A liaison nurse sees her facility's stays only.
+        facility_id: caller
+            .filter(|c| c.role == Role::LiaisonNurse)
+            .map(|c| c.organisation.clone())
+            .unwrap_or_default(),
         facility: p.facility.clone().unwrap_or_default(),
         unit: p.unit.clone().unwrap_or_default(),
     };

@@ -8,7 +8,10 @@ use super::{
     planning::{self, item_key, REASONS},
     Dashboard,
 };
-use crate::{errors, principal::Principal};
+use crate::{
+    errors,
+    principal::{Principal, Role},
+};
 use journey_projections::planning::{checklist::ITEMS, queries::Stay};
 use journey_proto::v1::{
     event::Payload, ChecklistItemSet, ComplexDischargeFlagged, DischargeExpected,
@@ -142,6 +145,10 @@ pub(super) async fn stay(
                 "not one of this patient's stays: reload the patient's page and try again",
             )
         })?;
+    // A liaison nurse plans her facility's stays, not the patient's others.
+    if caller.role == Role::LiaisonNurse && stay.facility_id != caller.organisation {
+        return Err(errors::outside_facility(id, &caller.organisation));
+    }
     if !stay.plan.open() {
         return Err(errors::stay_ended());
     }
