@@ -708,7 +708,7 @@ async fn patient(
     if let Some(f) = &fu {
         follow_up_section(&mut b, lang, f);
         if let Some(csrf) = &csrf {
-            actions::forms(&mut b, lang, &id, csrf, f);
+            actions::forms(&mut b, lang, &id, csrf, f, caller.map(|c| c.role));
         }
     }
     sentence::timeline(&mut b, lang, &events);

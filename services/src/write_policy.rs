@@ -40,6 +40,11 @@ fn types_of(role: Role) -> (Option<&'static [EventType]>, &'static str) {
     }
 }
 
+/// Whether `role` may append events of type `t` (the forms a page offers follow it).
+pub fn may_append(role: Role, t: EventType) -> bool {
+    types_of(role).0.is_none_or(|types| types.contains(&t))
+}
+
 const COORDINATOR: &[EventType] = &[
     EventType::ContactMade,
     EventType::AlertAcknowledged,
@@ -113,6 +118,19 @@ pub fn writer_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_liaison_nurse_records_contacts_and_the_discharge_plan_only() {
+        assert!(may_append(Role::LiaisonNurse, EventType::ContactMade));
+        assert!(may_append(Role::LiaisonNurse, EventType::ChecklistItemSet));
+        assert!(!may_append(Role::LiaisonNurse, EventType::ReferentAssigned));
+        assert!(!may_append(
+            Role::LiaisonNurse,
+            EventType::AlertAcknowledged
+        ));
+        assert!(may_append(Role::Coordinator, EventType::ReferentAssigned));
+        assert!(may_append(Role::Admin, EventType::ConsentGiven));
+    }
 
     #[test]
     fn partners_write_every_type_but_consent() {

@@ -503,6 +503,9 @@ async fn a_liaison_nurse_prepares_her_facilitys_discharges() {
     // Her facility's patient: tick an item, record a contact.
     let page = get(base, "/patients/PH?lang=en", &cookie).await;
     assert_eq!(http_status(&page), 200, "{page}");
+    // The forms of what her role records, not the others.
+    assert!(page.contains("id=\"contact-form\""), "{page}");
+    assert!(!page.contains("id=\"referent-form\""), "{page}");
     let token = csrf_of(&page);
     let r = act(
         base,
@@ -630,4 +633,67 @@ async fn in_a_browser_a_ticked_item_shows_ticked() {
     shots(&mut tab, "planning-indicators-fr").await;
     tab.goto(&format!("{base}/indicators?lang=en")).await;
     shots(&mut tab, "planning-indicators-en").await;
+}
+
+/// In Chromium: a liaison nurse signs in and lands on her facility's upcoming discharges, opens
+/// her patient's page; a coordinator's indicators narrowed to a unit; then the failure page of a
+/// read model made unusable. Screenshots in French and English at desktop and phone widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_liaison_nurse_and_the_pages_she_and_a_coordinator_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _admin) = node(dir.path(), &[]).await;
+    let base = &server.http;
+    let mut browser = cdp::Browser::start(&dir.path().join("chromium"));
+    let mut tab = browser.tab().await;
+    tab.sign_in(base, LIAISON).await;
+    tab.wait_for("document.querySelector('#planning') !== null")
+        .await;
+    let listed = tab
+        .eval("[...document.querySelectorAll('#planning tr[data-patient-id]')].map(r => r.dataset.patientId)")
+        .await;
+    assert_eq!(listed, serde_json::json!(["PH"]));
+    shots(&mut tab, "liaison-planning-fr").await;
+    tab.goto(&format!("{base}/planning?lang=en")).await;
+    shots(&mut tab, "liaison-planning-en").await;
+    tab.goto(&format!("{base}/patients/PH?lang=fr")).await;
+    assert!(tab.html().await.contains("id=\"tick-E-PH-"));
+    shots(&mut tab, "liaison-patient-fr").await;
+    tab.goto(&format!("{base}/patients/PH?lang=en")).await;
+    shots(&mut tab, "liaison-patient-en").await;
+
+    let mut tab = browser.tab().await;
+    tab.sign_in(base, COORDINATOR).await;
+    tab.wait_for("document.querySelector('#list') !== null")
+        .await;
+    tab.goto(&format!("{base}/indicators?lang=fr&unit=cardio"))
+        .await;
+    let html = tab.html().await;
+    assert!(html.contains("name=\"unit\" value=\"cardio\""), "{html}");
+    shots(&mut tab, "indicators-unit-fr").await;
+    tab.goto(&format!("{base}/indicators?lang=en&unit=cardio"))
+        .await;
+    shots(&mut tab, "indicators-unit-en").await;
+
+    let url = format!(
+        "sqlite://{}/read-models.sqlite",
+        dir.path().join("data").display()
+    );
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'coordination%'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    for (table,) in &tables {
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    tab.goto(&format!("{base}/?lang=fr")).await;
+    assert!(tab.html().await.contains("id=\"error-id\""));
+    shots(&mut tab, "failure-fr").await;
+    tab.goto(&format!("{base}/?lang=en")).await;
+    shots(&mut tab, "failure-en").await;
 }

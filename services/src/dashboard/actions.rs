@@ -29,6 +29,7 @@ use journey_proto::v1::{
     AppendRequest, AppointmentCompleted, AppointmentMissed, ContactChannel, ContactMade, Event,
     FollowUpRequest, FollowUpResponse, Professional, ReferentAssigned, Role as ActorRole,
 };
+use journey_proto::EventType;
 use serde::Deserialize;
 use std::{fmt::Write, time::Duration};
 use tonic::{Code, Status};
@@ -483,8 +484,17 @@ pub(super) fn recorded_notice(b: &mut String, lang: Lang, recorded: u64, view_at
     }
 }
 
-/// The action forms of a patient's page, each carrying the session's CSRF token.
-pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &FollowUpResponse) {
+/// The action forms of a patient's page, each carrying the session's CSRF token: those whose
+/// event the caller's role may append (`role`; every form without authentication).
+pub(super) fn forms(
+    b: &mut String,
+    lang: Lang,
+    id: &str,
+    csrf: &Csrf,
+    f: &FollowUpResponse,
+    role: Option<Role>,
+) {
+    let may = |t: EventType| role.is_none_or(|r| crate::write_policy::may_append(r, t));
     let open = |action: &str, form_id: &str| {
         format!(
             "<form method=\"post\" action=\"/patients/{}/actions?lang={}\" id=\"{form_id}\" class=\"action\">\
@@ -495,11 +505,27 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
         )
     };
     let _ = write!(b, "<h2>{}</h2><div id=\"actions\">", t(lang, "act"));
-    // A contact.
+    if may(EventType::ContactMade) {
+        contact_form(b, lang, &open("contact", "contact-form"));
+    }
+    if may(EventType::AlertResolved) {
+        alert_forms(b, lang, f, &open);
+    }
+    if may(EventType::AppointmentCompleted) {
+        appointment_forms(b, lang, f, &open);
+    }
+    if may(EventType::ReferentAssigned) {
+        referent_form(b, lang, &open("referent", "referent-form"));
+    }
+    b.push_str("</div>");
+}
+
+/// A contact's form (`open`: the form's opening tags).
+fn contact_form(b: &mut String, lang: Lang, open: &str) {
     let _ = write!(
         b,
         "{}<fieldset><legend>{}</legend>{}<label>",
-        open("contact", "contact-form"),
+        open,
         t(lang, "contact_made"),
         select(
             t(lang, "channel"),
@@ -514,7 +540,15 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
         t(lang, "note"),
         t(lang, "record"),
     );
-    // The alerts not resolved yet.
+}
+
+/// A form per alert not resolved yet: acknowledge it (when not yet), resolve it.
+fn alert_forms(
+    b: &mut String,
+    lang: Lang,
+    f: &FollowUpResponse,
+    open: &dyn Fn(&str, &str) -> String,
+) {
     for a in f.alerts.iter().filter(|a| !a.resolved) {
         let _ = write!(
             b,
@@ -542,7 +576,15 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
             t(lang, "resolve"),
         );
     }
-    // The appointments not done yet.
+}
+
+/// Two forms per appointment not done yet: completed, missed.
+fn appointment_forms(
+    b: &mut String,
+    lang: Lang,
+    f: &FollowUpResponse,
+    open: &dyn Fn(&str, &str) -> String,
+) {
     for a in f
         .appointments
         .iter()
@@ -565,11 +607,14 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
             aid = esc(&a.appointment_id),
         );
     }
-    // A referent.
+}
+
+/// A referent's form (`open`: the form's opening tags).
+fn referent_form(b: &mut String, lang: Lang, open: &str) {
     let _ = write!(
         b,
         "{}<fieldset><legend>{}</legend>{}<label>",
-        open("referent", "referent-form"),
+        open,
         t(lang, "assign_referent"),
         select(
             t(lang, "referent_role"),
@@ -581,7 +626,7 @@ pub(super) fn forms(b: &mut String, lang: Lang, id: &str, csrf: &Csrf, f: &Follo
         b,
         "{}<input name=\"name\" required maxlength=\"{MAX_TEXT}\"></label>\
          <label>{}<input name=\"professional_id\" required maxlength=\"{MAX_TEXT}\"></label>\
-         <button type=\"submit\">{}</button></fieldset></form></div>",
+         <button type=\"submit\">{}</button></fieldset></form>",
         t(lang, "referent_name"),
         t(lang, "professional_id"),
         t(lang, "assign"),

@@ -29,10 +29,10 @@ pub(super) fn page(lang: Lang, caller: Option<&Principal>, error: &dyn Display) 
     tracing::error!(error_id = %id, error = %error, "dashboard page failed");
     let sentence = say(
         lang,
-        "Une erreur inattendue a empêché d'afficher cette page ; rien n'a été modifié par cette erreur. \
-         Réessayez dans un instant ; si l'erreur revient, signalez-la à l'équipe technique en donnant ce numéro :",
-        "An unexpected error stopped this page from being shown; the error changed nothing. \
-         Try again in a moment; if it comes back, report it to the technical team with this number:",
+        "Une erreur inattendue a empêché d'afficher cette page. Réessayez dans un instant ; \
+         si l'erreur revient, signalez-la à l'équipe technique en donnant ce numéro :",
+        "An unexpected error stopped this page from being shown. Try again in a moment; \
+         if it comes back, report it to the technical team with this number:",
     );
     let body = format!(
         "<p class=\"notice refused\" role=\"alert\" id=\"failure\">{sentence} <b id=\"error-id\">{}</b></p>{}",
