@@ -20,6 +20,7 @@ key-0123456789-coord-other coordinator nurse-3 cpts-9 T1
 key-0123456789-quality quality analyst dim
 key-0123456789-auditor auditor auditor-1 cnil
 key-0123456789-service service projector backbone
+key-0123456789-liaison liaison_nurse nurse-l F1
 ";
 
 type Ch = InterceptedService<Channel, Token>;
@@ -104,6 +105,8 @@ async fn every_role_against_every_call() {
                 "key-0123456789-quality",
                 "key-0123456789-auditor",
                 "key-0123456789-service",
+                // A liaison nurse reads on the dashboard only: this is her one gRPC call.
+                "key-0123456789-liaison",
                 "admin",
             ],
         ),
@@ -114,6 +117,7 @@ async fn every_role_against_every_call() {
         "key-0123456789-quality",
         "key-0123456789-auditor",
         "key-0123456789-service",
+        "key-0123456789-liaison",
         "admin",
     ];
     for (what, who) in allowed {

@@ -30,7 +30,7 @@ pub(super) fn page(lang: Lang, caller: Option<&Principal>, error: &dyn Display) 
     let sentence = say(
         lang,
         "Une erreur inattendue a empêché d'afficher cette page. Réessayez dans un instant ; \
-         si l'erreur revient, signalez-la à l'équipe technique en donnant ce numéro :",
+         si l'erreur revient, signalez-la à l'équipe technique en donnant ce numéro\u{a0}:",
         "An unexpected error stopped this page from being shown. Try again in a moment; \
          if it comes back, report it to the technical team with this number:",
     );
