@@ -173,3 +173,26 @@ pub async fn execute_in(
     }
     Ok(())
 }
+
+/// A lower-case `LIKE` pattern (escaped with `\`) finding a part of a name as a reader typed it
+/// (trimmed, any case).
+pub fn contains_pattern(typed: &str) -> String {
+    let mut p = String::from("%");
+    for c in typed.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_typed_part_of_a_name_is_a_pattern_with_its_wildcards_escaped() {
+        assert_eq!(super::contains_pattern(" Cardio "), "%cardio%");
+        assert_eq!(super::contains_pattern("50%_b\\"), "%50\\%\\_b\\\\%");
+    }
+}

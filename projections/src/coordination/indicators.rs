@@ -81,19 +81,6 @@ pub struct Scope<'a> {
     pub unit: &'a str,
 }
 
-/// A lower-case `LIKE` pattern (escaped with `\`) finding a part of a name as a reader typed it.
-pub fn name_part_pattern(typed: &str) -> String {
-    let mut p = String::from("%");
-    for c in typed.trim().to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
-
 /// The weeks' figures, each part's query run at once with the others (they read different
 /// tables and indexes); nothing depends on the time of the call but the open alerts' ages.
 pub async fn indicators(
@@ -136,7 +123,7 @@ pub async fn indicators(
             sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
         }
         if !unit.trim().is_empty() {
-            binds.push(name_part_pattern(unit));
+            binds.push(crate::sql::contains_pattern(unit));
             let like = format!("LIKE ${} ESCAPE '\\'", n + binds.len());
             sql += &match unit_of {
                 "" => format!(" AND LOWER({alias}.unit) {like}"),
@@ -311,12 +298,6 @@ pub fn indexes_ddl(p: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_typed_part_of_a_name_is_a_pattern_with_its_wildcards_escaped() {
-        assert_eq!(name_part_pattern(" Cardio "), "%cardio%");
-        assert_eq!(name_part_pattern("50%_b\\"), "%50\\%\\_b\\\\%");
-    }
 
     #[test]
     fn open_alerts_age_with_the_time_of_the_question() {

@@ -8,7 +8,7 @@ use super::{
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
 };
-use crate::sql::{bytewise, select_in, Q};
+use crate::sql::{bytewise, contains_pattern, select_in, Q};
 use chrono::NaiveDate;
 use journey_proto::v1::IdentityStatus;
 use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
@@ -263,19 +263,6 @@ fn worklist_index_ddl(p: &str) -> Vec<String> {
 /// [`super::indicators::indexes_ddl`]).
 pub fn indexes_ddl(p: &str) -> Vec<String> {
     worklist_index_ddl(p)
-}
-
-/// A LIKE pattern finding `text` anywhere, lower case, its wildcards escaped (`\`).
-fn contains_pattern(text: &str) -> String {
-    let mut p = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
 }
 
 /// What a reader typed, bound after `binds` (whose first number is 3) as it is (an id) and as a

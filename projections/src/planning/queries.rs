@@ -331,7 +331,7 @@ pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicat
     .bind(s.facility_id)
     .bind(match s.unit.trim() {
         "" => String::new(),
-        typed => crate::coordination::indicators::name_part_pattern(typed),
+        typed => crate::sql::contains_pattern(typed),
     })
     .fetch_all(pool)
     .await?;
