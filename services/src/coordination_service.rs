@@ -379,6 +379,7 @@ impl CoordinationService {
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,
                     territory: &q.territory,
+                    unit: &q.unit,
                 },
             ),
         )?;

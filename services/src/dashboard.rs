@@ -994,18 +994,6 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
     }
     b.push_str("</tbody></table></div>");
     b.push_str(&qls::section(lang, resp.letter_quality.as_ref()));
-    if !unit.is_empty() {
-        // The letters' score is summed per facility and territory, not per unit.
-        let _ = write!(
-            b,
-            "<p class=\"muted\" id=\"qls-scope\">{}</p>",
-            planning::say(
-                lang,
-                "La qualité des lettres de liaison couvre tous les services de la sélection, pas seulement ce service.",
-                "The discharge letters' quality covers every unit of the selection, not only this unit."
-            )
-        );
-    }
     // Discharge planning over the same weeks.
     let week_day = |w: &WeekIndicators| chrono::NaiveDate::parse_from_str(&w.week, "%Y-%m-%d").ok();
     let day = |w: &WeekIndicators| {

@@ -29,6 +29,16 @@ fn planning_discharges(page: &str) -> String {
         .to_string()
 }
 
+/// The stays the letters' quality (QLS) section scores.
+fn qls_stays(page: &str) -> String {
+    page.split("data-indicator=\"qls-stays\"")
+        .nth(1)
+        .and_then(|row| row.split("<td>").nth(1))
+        .and_then(|cell| cell.split("</td>").next())
+        .unwrap_or_else(|| panic!("no QLS section: {page}"))
+        .to_string()
+}
+
 /// Three patients of territory T1 discharged ten days ago: two from cardiology at F1, one from
 /// pneumology at F1.
 fn events() -> Vec<v1::Event> {
@@ -75,12 +85,18 @@ async fn a_unit_filter_counts_that_units_discharges_alike_on_sqlite_and_postgres
             assert_eq!(http_status(&page), 200, "{path}: {page}");
             assert_eq!(weekly_discharges(&page), discharges, "{path}: {page}");
             assert_eq!(planning_discharges(&page), planning, "{path}: {page}");
+            // The letters' quality counts the same stays.
+            assert_eq!(qls_stays(&page), discharges.to_string(), "{path}: {page}");
             // The form keeps what was typed.
             assert!(
                 page.contains(&format!("<input name=\"unit\" value=\"{unit}\">")),
                 "{path}: {page}"
             );
-            figures.push((weekly_discharges(&page), planning_discharges(&page)));
+            figures.push((
+                weekly_discharges(&page),
+                planning_discharges(&page),
+                qls_stays(&page),
+            ));
         }
         // The label in both languages.
         let fr = get(base, "/indicators?lang=fr&unit=cardio", &cookie).await;

@@ -87,6 +87,8 @@ pub struct Scope<'a> {
     pub to: i64,
     pub facility_id: &'a str,
     pub territory: &'a str,
+    /// A part of a unit's name as a reader typed it (empty: every unit).
+    pub unit: &'a str,
 }
 
 /// The QLS indicator of the discharges of `scope`: each scored by its best letter, in SQL (a row
@@ -109,14 +111,18 @@ pub async fn qls_summary(
         met_sql("l"),
         day_start_sql("e.letter_due_at", scope.from, scope.to),
     );
-    let mut binds = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
     if !scope.facility_id.is_empty() {
-        binds.push(scope.facility_id);
+        binds.push(scope.facility_id.to_string());
         sql += &format!(" AND e.facility_id = ${}", binds.len() + 2);
     }
     if !scope.territory.is_empty() {
-        binds.push(scope.territory);
+        binds.push(scope.territory.to_string());
         sql += &format!(" AND e.territory = ${}", binds.len() + 2);
+    }
+    if !scope.unit.trim().is_empty() {
+        binds.push(crate::sql::contains_pattern(scope.unit));
+        sql += &format!(" AND LOWER(e.unit) LIKE ${} ESCAPE '\\'", binds.len() + 2);
     }
     // By score, so that the score is read once a stay (SQLite would run the subquery once an
     // aggregate reading it).
