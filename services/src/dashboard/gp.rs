@@ -35,6 +35,39 @@ pub(super) fn title(lang: Lang) -> String {
     say(lang, "Mes patients", "My patients")
 }
 
+/// A signed-in caller of a role the dashboard keeps to a few pages: who, the page's language,
+/// the path asked for and the patient it names, if any.
+pub(super) struct Confined {
+    pub caller: Principal,
+    pub lang: Lang,
+    pub path: String,
+    pub patient: Option<String>,
+}
+
+impl Confined {
+    /// The caller of `request` when its role is `role`.
+    pub(super) fn of(request: &Request, params: &RawPathParams, role: Role) -> Option<Confined> {
+        let caller = request
+            .extensions()
+            .get::<Principal>()
+            .filter(|p| p.role == role)
+            .cloned()?;
+        let asked = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
+        Some(Confined {
+            caller,
+            lang: Lang::of(asked, request.headers()),
+            path: request.uri().path().to_string(),
+            patient: params
+                .iter()
+                .find(|(k, _)| *k == "id")
+                .map(|(_, v)| v.to_string()),
+        })
+    }
+}
+
 /// Keeps a signed-in GP to their list and their patients' pages (the worklist's address leads
 /// to the list); other callers pass.
 pub(super) async fn confine(
@@ -43,24 +76,15 @@ pub(super) async fn confine(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(gp) = request
-        .extensions()
-        .get::<Principal>()
-        .filter(|p| p.role == Role::Gp)
-        .cloned()
+    let Some(Confined {
+        caller: gp,
+        lang,
+        path,
+        patient,
+    }) = Confined::of(&request, &params, Role::Gp)
     else {
         return next.run(request).await;
     };
-    let asked = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
-    let lang = Lang::of(asked, request.headers());
-    let path = request.uri().path().to_string();
-    let patient = params
-        .iter()
-        .find(|(k, _)| *k == "id")
-        .map(|(_, v)| v.to_string());
     match (request.method(), path.as_str(), patient) {
         (&Method::GET, "/", _) => {
             Redirect::to(&format!("{PATH}?lang={}", lang.code())).into_response()

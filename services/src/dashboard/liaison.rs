@@ -6,9 +6,11 @@
 //! worklist, the indicators and the territory's readmission figures, the HAD list, the search)
 //! is refused; each refusal is recorded in the access log. What she may record is the role's
 //! event types (`write_policy.rs`): contacts and the discharge plan.
-use super::{gp, not_found_page, planning, status_response, Dashboard};
-use crate::html::Lang;
-use crate::principal::{Principal, Role};
+use super::{
+    gp::{self, Confined},
+    not_found_page, planning, status_response, Dashboard,
+};
+use crate::principal::Role;
 use axum::{
     extract::{RawPathParams, Request, State},
     http::Method,
@@ -27,24 +29,15 @@ pub(super) async fn confine(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(nurse) = request
-        .extensions()
-        .get::<Principal>()
-        .filter(|p| p.role == Role::LiaisonNurse)
-        .cloned()
+    let Some(Confined {
+        caller: nurse,
+        lang,
+        path,
+        patient,
+    }) = Confined::of(&request, &params, Role::LiaisonNurse)
     else {
         return next.run(request).await;
     };
-    let asked = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
-    let lang = Lang::of(asked, request.headers());
-    let path = request.uri().path().to_string();
-    let patient = params
-        .iter()
-        .find(|(k, _)| *k == "id")
-        .map(|(_, v)| v.to_string());
     match (request.method(), path.as_str(), patient) {
         (&Method::GET, "/", _) => {
             Redirect::to(&format!("{HOME}?lang={}", lang.code())).into_response()
