@@ -44,6 +44,11 @@ impl Lang {
         }
     }
 
+    /// [`Lang::of`] the `lang` of a request's query.
+    pub fn of_request(uri: &axum::http::Uri, headers: &HeaderMap) -> Lang {
+        Lang::of(asked_lang(uri), headers)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -133,6 +138,12 @@ pub fn document(lang: Lang, title: &str, nav: &str, body: &str) -> String {
         title = esc(title),
         app = t(lang, "title"),
     )
+}
+
+/// The `lang=` of a request's query, as it is.
+fn asked_lang(uri: &axum::http::Uri) -> Option<&str> {
+    uri.query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
 }
 
 #[cfg(test)]

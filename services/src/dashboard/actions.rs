@@ -120,13 +120,7 @@ pub(super) async fn act(
     parts: Parts,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let lang = Lang::of(
-        parts
-            .uri
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang="))),
-        &parts.headers,
-    );
+    let lang = Lang::of_request(&parts.uri, &parts.headers);
     let Some(caller) = parts.extensions.get::<Principal>() else {
         let s = errors::action_without_person();
         return refused(lang, None, StatusCode::FORBIDDEN, s.message());

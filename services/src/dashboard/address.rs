@@ -77,13 +77,7 @@ fn with_lang(path: &str, query: &str, code: &str) -> String {
 /// An address no page answers: the reader's language, and the way back to the worklist (and the
 /// sign-out for a signed-in reader).
 pub(crate) async fn not_found(sessions: Option<Arc<Sessions>>, request: Request) -> Response {
-    let lang = Lang::of(
-        request
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang="))),
-        request.headers(),
-    );
+    let lang = Lang::of_request(request.uri(), request.headers());
     if request.uri().path().starts_with("/fhir/") {
         // A FHIR client's address: no page, the status says it.
         return StatusCode::NOT_FOUND.into_response();

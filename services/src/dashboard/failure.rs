@@ -55,13 +55,7 @@ pub(crate) async fn catch_panics(
     request: Request,
     next: Next,
 ) -> Response {
-    let lang = Lang::of(
-        request
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang="))),
-        request.headers(),
-    );
+    let lang = Lang::of_request(request.uri(), request.headers());
     let caller = sessions.and_then(|s| signed_in(&s, &request));
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,

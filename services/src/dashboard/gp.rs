@@ -52,13 +52,9 @@ impl Confined {
             .get::<Principal>()
             .filter(|p| p.role == role)
             .cloned()?;
-        let asked = request
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
         Some(Confined {
             caller,
-            lang: Lang::of(asked, request.headers()),
+            lang: Lang::of_request(request.uri(), request.headers()),
             path: request.uri().path().to_string(),
             patient: params
                 .iter()
