@@ -294,20 +294,11 @@ impl CoordinationService {
         Ok(answer)
     }
 
+    /// The indicators of `req`, over the units whose name holds its `unit` as a reader typed it
+    /// (any case; empty: every unit).
     pub async fn indicators_of(
         &self,
         req: &IndicatorsRequest,
-        caller: Option<&Principal>,
-    ) -> Result<IndicatorsResponse, Status> {
-        self.indicators_of_unit(req, "", caller).await
-    }
-
-    /// The indicators of `req` over the units whose name holds `unit` as a reader typed it (any
-    /// case; empty: every unit), as the dashboard's filter asks (the gRPC request has no unit).
-    pub async fn indicators_of_unit(
-        &self,
-        req: &IndicatorsRequest,
-        unit: &str,
         caller: Option<&Principal>,
     ) -> Result<IndicatorsResponse, Status> {
         let territory = territory_for(caller, &req.territory)?;
@@ -332,7 +323,7 @@ impl CoordinationService {
             to_day,
             facility_id: req.facility_id.clone(),
             territory,
-            unit: unit.trim().to_string(),
+            unit: req.unit.trim().to_string(),
         };
         // Read before the stands: the figures hold at least the events up to it.
         let checkpoint = self.runner.watch().borrow().checkpoint;

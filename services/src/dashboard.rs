@@ -884,8 +884,9 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         }),
         facility_id,
         territory: p.territory.clone().unwrap_or_default(),
+        unit: unit.to_string(),
     };
-    let resp = match d.coordination.indicators_of_unit(&req, unit, caller).await {
+    let resp = match d.coordination.indicators_of(&req, caller).await {
         Ok(r) => r,
         Err(s) => return status_response(lang, caller, s),
     };

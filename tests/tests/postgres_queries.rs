@@ -659,6 +659,17 @@ async fn every_query_answers_alike_on_sqlite_and_postgres() {
         territory: t.clone(),
         ..Default::default()
     }));
+    // A part of a unit's name, in another case; a unit nobody has.
+    let discharges = |r: &IndicatorsResponse| r.weeks.iter().map(|w| w.discharges).sum::<u64>();
+    let by_unit = |unit: &str| IndicatorsRequest {
+        period: window.clone(),
+        unit: unit.into(),
+        ..Default::default()
+    };
+    let all = discharges(&indicators(&co, by_unit("")).await);
+    let cardiology = discharges(&indicators(&co, by_unit("CARDIO")).await);
+    assert!(0 < cardiology && cardiology < all, "{cardiology} of {all}");
+    assert_eq!(discharges(&indicators(&co, by_unit("nulle part")).await), 0);
     for req in requests {
         let r = indicators(&co, req.clone()).await;
         assert!(!r.weeks.is_empty(), "{req:?}");
