@@ -11,5 +11,6 @@ pub mod movements;
 pub mod planning;
 pub mod readmission;
 pub mod runtime;
+pub mod scope;
 pub mod sql;
 pub mod sqlite_file;

@@ -16,6 +16,7 @@ use journey_projections::{
     },
     readmission::Readmission,
     runtime::Runner,
+    scope::Scope,
 };
 use journey_proto::{
     prost_types::Timestamp,
@@ -353,7 +354,7 @@ impl CoordinationService {
             indicators::indicators(
                 &self.runner.db.pool,
                 &p,
-                indicators::Scope {
+                Scope {
                     readmission_prefix: rp.as_deref(),
                     from: day(q.from_day),
                     to: day(q.to_day + 1),
@@ -365,7 +366,8 @@ impl CoordinationService {
             letters::qls_summary(
                 &self.runner.db.pool,
                 &p,
-                letters::Scope {
+                Scope {
+                    readmission_prefix: None,
                     from: week_start_secs(day(q.from_day)),
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,

@@ -6,6 +6,7 @@ use super::{
     fold::APPT_MISSED,
     queries::{FOLLOWED, FOLLOWED_SETTINGS},
 };
+use crate::scope::Scope;
 use chrono::NaiveDate;
 use sqlx::{any::AnyRow, AnyPool, Row};
 use std::collections::BTreeMap;
@@ -67,20 +68,6 @@ impl Week {
     }
 }
 
-/// Weekly indicators (the readmission figures come from the readmission read model's tables).
-/// What `indicators` covers: weeks overlapping `[from, to)` (UTC seconds), optionally one facility
-/// or territory, and the units whose name holds `unit` (any case; empty: every unit);
-/// `readmission_prefix` names the live readmission tables in the same database.
-#[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
-    pub readmission_prefix: Option<&'a str>,
-    pub from: i64,
-    pub to: i64,
-    pub facility_id: &'a str,
-    pub territory: &'a str,
-    pub unit: &'a str,
-}
-
 /// The weeks' figures, each part's query run at once with the others (they read different
 /// tables and indexes); nothing depends on the time of the call but the open alerts' ages.
 pub async fn indicators(
@@ -92,9 +79,7 @@ pub async fn indicators(
         readmission_prefix,
         from,
         to,
-        facility_id,
-        territory,
-        unit,
+        ..
     } = scope;
     let from = week_start_secs(from);
     let mut weeks: BTreeMap<NaiveDate, Week> = BTreeMap::new();
@@ -109,33 +94,6 @@ pub async fn indicators(
         );
         d = d + chrono::Days::new(7);
     }
-    // The place filters of rows `alias` (their facility and territory); `unit_of` says where
-    // the row's unit is read: its own column, or the coordination view's encounter.
-    let place = |alias: &str, unit_of: &str, n: usize| -> (String, Vec<String>) {
-        let mut sql = String::new();
-        let mut binds = Vec::new();
-        if !facility_id.is_empty() {
-            binds.push(facility_id.to_string());
-            sql += &format!(" AND {alias}.facility_id = ${}", n + binds.len());
-        }
-        if !territory.is_empty() {
-            binds.push(territory.to_string());
-            sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
-        }
-        if !unit.trim().is_empty() {
-            binds.push(crate::sql::contains_pattern(unit));
-            let like = format!("LIKE ${} ESCAPE '\\'", n + binds.len());
-            sql += &match unit_of {
-                "" => format!(" AND LOWER({alias}.unit) {like}"),
-                encounters => format!(
-                    " AND EXISTS (SELECT 1 FROM {encounters} u WHERE u.patient_id = {alias}.patient_id
-                       AND u.encounter_id = {alias}.encounter_id AND LOWER(u.unit) {like})"
-                ),
-            };
-        }
-        (sql, binds)
-    };
-
     // Each row's week in SQL (its index in `weeks`); every instant of `[from, to)` falls in one.
     let starts: Vec<i64> = weeks.keys().map(|d| paris_midnight(*d)).collect();
     let index: Vec<NaiveDate> = weeks.keys().copied().collect();
@@ -147,7 +105,7 @@ pub async fn indicators(
 
     // Discharges: letters and first contacts, counted by week, first contact delay (hours) and
     // the letter's items.
-    let (wh, binds) = place("e", "", 2);
+    let (wh, binds) = scope.place_sql("e", None, 2);
     let discharges_sql = format!(
         "SELECT {} AS wk, CASE WHEN e.first_contact_at IS NULL THEN NULL
                 ELSE (e.first_contact_at - e.discharged_at) / 3600 END AS delay,
@@ -163,7 +121,7 @@ pub async fn indicators(
     );
     // 30-day readmissions and ED revisits, by week of the index discharge.
     // The readmission view's index stays have no unit: their encounter's, in the coordination view.
-    let (stays_wh, stays_binds) = place("s", &format!("{p}encounters"), 2);
+    let (stays_wh, stays_binds) = scope.place_sql("s", Some(&format!("{p}encounters")), 2);
     let readmissions_sql = readmission_prefix.map(|rp| {
         format!(
             "SELECT {} AS wk, COUNT(*), CAST(SUM(CASE WHEN s.readmitted <> 0 THEN 1 ELSE 0 END) AS BIGINT),

@@ -8,6 +8,7 @@ use super::{
     qls::{self, Criterion, Summary},
     queries::{FOLLOWED, FOLLOWED_SETTINGS},
 };
+use crate::scope::Scope;
 use crate::sql::{insert_rows, SqlRow, Q};
 use chrono::Days;
 use journey_proto::v1::{event::Payload, Event};
@@ -79,18 +80,6 @@ pub async fn write(conn: &mut AnyConnection, p: &str, events: &[Event]) -> anyho
     Ok(())
 }
 
-/// The followed discharges (as the weekly indicators count them) in `[from, to)`, optionally of
-/// one facility or territory (empty: all).
-#[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
-    pub from: i64,
-    pub to: i64,
-    pub facility_id: &'a str,
-    pub territory: &'a str,
-    /// A part of a unit's name as a reader typed it (empty: every unit).
-    pub unit: &'a str,
-}
-
 /// The QLS indicator of the discharges of `scope`: each scored by its best letter, in SQL (a row
 /// back per score): a letter dated the day of discharge is one sent from the first instant of that
 /// Paris day (`day_start_sql`) to the stay's letter deadline, which is the end of that day
@@ -111,19 +100,8 @@ pub async fn qls_summary(
         met_sql("l"),
         day_start_sql("e.letter_due_at", scope.from, scope.to),
     );
-    let mut binds: Vec<String> = Vec::new();
-    if !scope.facility_id.is_empty() {
-        binds.push(scope.facility_id.to_string());
-        sql += &format!(" AND e.facility_id = ${}", binds.len() + 2);
-    }
-    if !scope.territory.is_empty() {
-        binds.push(scope.territory.to_string());
-        sql += &format!(" AND e.territory = ${}", binds.len() + 2);
-    }
-    if !scope.unit.trim().is_empty() {
-        binds.push(crate::sql::contains_pattern(scope.unit));
-        sql += &format!(" AND LOWER(e.unit) LIKE ${} ESCAPE '\\'", binds.len() + 2);
-    }
+    let (place, binds) = scope.place_sql("e", None, 2);
+    sql += &place;
     // By score, so that the score is read once a stay (SQLite would run the subquery once an
     // aggregate reading it).
     sql += ") s GROUP BY s.best";

@@ -3,6 +3,7 @@
 //! (discharges with the checklist complete, and 30-day readmissions of complete and incomplete
 //! plans, joined with the readmission view's index stays).
 use super::checklist::{self, Plan, HORIZON};
+use crate::scope::Scope;
 use crate::sql;
 use chrono::NaiveDate;
 use journey_proto::v1::ComplexityReason;
@@ -289,17 +290,6 @@ pub struct Indicators {
     pub readmitted_incomplete: u64,
 }
 
-/// Which discharges the indicators count: a period, a territory, a facility id and a part of a
-/// unit's name as a reader typed it (empty: all).
-pub struct Scope<'a> {
-    pub readmission_prefix: Option<&'a str>,
-    pub from: i64,
-    pub to: i64,
-    pub territory: &'a str,
-    pub facility_id: &'a str,
-    pub unit: &'a str,
-}
-
 /// Counted in SQL, one row back per checklist state (complete or not): each discharge of the
 /// scope joined with its index stay (the readmission view's, discharged in the same period) when
 /// there is one.
@@ -316,25 +306,19 @@ pub async fn indicators(pool: &AnyPool, p: &str, s: Scope<'_>) -> Result<Indicat
         ),
         None => (String::new(), "0", "CAST(0 AS BIGINT)"),
     };
-    let rows = sqlx::query(&format!(
+    let (place, binds) = s.place_sql("s", None, 2);
+    let sql = format!(
         "SELECT CASE WHEN {complete} THEN 1 ELSE 0 END AS complete, COUNT(*),
            CAST({index} AS BIGINT), {readmitted}
          FROM {p}stays s{join}
-         WHERE s.discharged_at >= $1 AND s.discharged_at < $2 AND s.done_at_discharge IS NOT NULL
-         AND ($3 = '' OR s.territory = $3) AND ($4 = '' OR s.facility_id = $4)
-         AND ($5 = '' OR LOWER(s.unit) LIKE $5 ESCAPE '\\')
+         WHERE s.discharged_at >= $1 AND s.discharged_at < $2 AND s.done_at_discharge IS NOT NULL{place}
          GROUP BY 1"
-    ))
-    .bind(s.from)
-    .bind(s.to)
-    .bind(s.territory)
-    .bind(s.facility_id)
-    .bind(match s.unit.trim() {
-        "" => String::new(),
-        typed => crate::sql::contains_pattern(typed),
-    })
-    .fetch_all(pool)
-    .await?;
+    );
+    let mut q = sqlx::query(&sql).bind(s.from).bind(s.to);
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(pool).await?;
     let mut out = Indicators::default();
     for r in &rows {
         let discharges = r.try_get::<i64, _>(1)? as u64;

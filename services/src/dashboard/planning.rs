@@ -840,7 +840,7 @@ pub(super) async fn indicators_section(
             queries::indicators(
                 &runner.db.pool,
                 &runner.live_prefix(),
-                queries::Scope {
+                journey_projections::scope::Scope {
                     readmission_prefix: rp.as_deref(),
                     from,
                     to,
