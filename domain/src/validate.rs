@@ -89,12 +89,14 @@ fn payload(p: &Payload, now: &Timestamp) -> R {
             birth_date("patient_registered.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("patient_registered.sex", x.sex)?;
             enum_known::<IdentityStatus>("patient_registered.identity_status", x.identity_status)?;
+            insee_code("patient_registered.birth_place_code", &x.birth_place_code)?;
             opt_professional("patient_registered.gp", x.gp.as_ref())
         }
         Payload::IdentityUpdated(x) => {
             birth_date("identity_updated.birth_date", &x.birth_date, now)?;
             enum_known::<Sex>("identity_updated.sex", x.sex)?;
             enum_known::<IdentityStatus>("identity_updated.identity_status", x.identity_status)?;
+            insee_code("identity_updated.birth_place_code", &x.birth_place_code)?;
             if x.ins_removed && !x.ins.is_empty() {
                 return Err(FieldError::new(
                     "identity_updated.ins",
@@ -430,6 +432,28 @@ fn birth_date(field: &str, value: &str, now: &Timestamp) -> R {
     Ok(())
 }
 
+/// An INSEE (COG) code of a place of birth, when given: 5 characters, the commune's (2 characters
+/// of its département, digits or `2A`/`2B` for Corsica, then 3 digits; overseas 97x and 2 digits)
+/// or, for a birth abroad, the country's (`99` and 3 digits).
+fn insee_code(field: &str, value: &str) -> R {
+    if value.is_empty() {
+        return Ok(()); // unknown
+    }
+    let b = value.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() == 5 && digits(2..5) && (digits(0..2) || matches!(&b[..2], b"2A" | b"2B"));
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{value:?} is not an INSEE code: 5 characters, the commune's (digits, or 2A/2B and 3 digits in Corsica) or the country's for a birth abroad (99 and 3 digits)"
+            ),
+        ))
+    }
+}
+
 fn actor(a: Option<&Actor>) -> R {
     let Some(a) = a else {
         return Err(FieldError::new("actor", "is required"));
@@ -600,6 +624,36 @@ mod tests {
             ..Default::default()
         }));
         fails(&updated, "identity_updated.birth_date");
+    }
+
+    #[test]
+    fn a_birth_place_is_an_insee_code_or_nothing() {
+        use journey_proto::v1::{IdentityUpdated, PatientRegistered};
+        let registered = |code: &str| {
+            event(Payload::PatientRegistered(PatientRegistered {
+                birth_place_code: code.into(),
+                ..Default::default()
+            }))
+        };
+        // Paris, Ajaccio (2A), Bastia (2B), Saint-Denis de La Réunion, born in Morocco.
+        for good in ["", "75056", "2A004", "2B033", "97411", "99350"] {
+            validate(&registered(good), now()).unwrap();
+        }
+        for bad in [
+            "7505", "750560", "2C004", "2a004", "75 56", "A5056", "Paris", "7505é",
+        ] {
+            fails(&registered(bad), "patient_registered.birth_place_code");
+        }
+        let err = validate(&registered("2C004"), now()).unwrap_err();
+        assert!(
+            err.message.starts_with("\"2C004\" is not an INSEE code"),
+            "{err}"
+        );
+        let updated = event(Payload::IdentityUpdated(IdentityUpdated {
+            birth_place_code: "1234".into(),
+            ..Default::default()
+        }));
+        fails(&updated, "identity_updated.birth_place_code");
     }
 
     #[test]
