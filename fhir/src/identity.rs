@@ -1,7 +1,9 @@
 //! The patient's identity as the French core profiles carry it (`FRCorePatientINSProfile`,
 //! `hl7.fhir.fr.core`): the INS (Identité Nationale de Santé) as the profile's identifier slice
-//! of its assigning authority, only for a validated identity, and how far the identity was
-//! checked as the identity reliability extension (RNIV statuses; docs/fhir.md).
+//! of its assigning authority, only for a validated identity, how far the identity was checked
+//! as the identity reliability extension (RNIV statuses), the INS referential's birth place
+//! (`birthPlace` with its INSEE code) and list of birth given names, and when a Patient may claim
+//! the INS profile ([`Traits::complete`]; docs/fhir.md).
 use journey_proto::v1::IdentityStatus;
 use serde_json::{json, Value};
 
@@ -17,6 +19,83 @@ pub const COMMENT_SYSTEM: &str =
 pub const FR_V2_0203: &str = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203";
 /// The NIR's assigning authority: the INS of an identity whose OID was not said.
 pub const NIR_OID: &str = "1.2.250.1.213.1.4.8";
+
+/// The INS profile (`fr-core-patient-ins`), claimed beside `fr-core-patient` by a Patient that
+/// holds every trait it requires.
+pub const INS_PROFILE: &str = "fr-core-patient-ins";
+/// The international birth place extension FR Core Patient slices as `birthPlace` (an Address).
+pub const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+/// The INSEE code of an address (`inseeCode`, a Coding).
+pub const INSEE_CODE: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code";
+/// The list of given names of the birth certificate, on the official name (a string).
+pub const BIRTH_LIST_GIVEN_NAME: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-birth-list-given-name";
+/// The INSEE codes of the communes (with overseas), the binding of `inseeCode`.
+pub const COMMUNE_SYSTEM: &str =
+    "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM";
+/// The INSEE codes of the countries (99xxx): the birth place of a birth abroad.
+pub const COUNTRY_SYSTEM: &str = "https://mos.esante.gouv.fr/NOS/TRE_R20-Pays/FHIR/TRE-R20-Pays";
+
+/// The `birthPlace` extension of an INSEE code (empty: none): the address holds the code alone,
+/// a commune's from TRE-R13, a country's (`99…`, a birth abroad) from TRE-R20.
+pub fn birth_place(code: &str) -> Option<Value> {
+    if code.is_empty() {
+        return None;
+    }
+    let system = if code.starts_with("99") {
+        COUNTRY_SYSTEM
+    } else {
+        COMMUNE_SYSTEM
+    };
+    Some(json!({
+        "url": BIRTH_PLACE,
+        "valueAddress": {
+            "extension": [{
+                "url": INSEE_CODE,
+                "valueCoding": { "system": system, "code": code },
+            }],
+        },
+    }))
+}
+
+/// The `birth-list-given-name` extension of the official name (empty list: none).
+pub fn birth_given_names(list: &str) -> Option<Value> {
+    (!list.trim().is_empty()).then(|| json!({ "url": BIRTH_LIST_GIVEN_NAME, "valueString": list }))
+}
+
+/// What the INS profile requires of a Patient beyond FR Core Patient, as the identity gives it.
+pub struct Traits<'a> {
+    /// The INS identifier ([`ins`]): a validated identity with an INS of an INS authority.
+    pub ins: Option<&'a Value>,
+    pub family: &'a str,
+    pub given: &'a str,
+    pub birth_given_names: &'a str,
+    pub birth_date: &'a str,
+    pub birth_place: &'a str,
+    /// The Patient's `gender`.
+    pub gender: Option<&'a str>,
+}
+
+impl Traits<'_> {
+    /// Whether the Patient holds every element the INS profile requires: an INS slice (the
+    /// identity validated), `gender` male, female or unknown (`fr-core-vs-patient-gender-INS`),
+    /// `birthDate`, the official name's family, one given name and the list of birth given
+    /// names, and the birth place's INSEE code.
+    pub fn complete(&self) -> bool {
+        self.ins.is_some()
+            && matches!(self.gender, Some("male" | "female" | "unknown"))
+            && [
+                self.family,
+                self.given,
+                self.birth_given_names,
+                self.birth_date,
+                self.birth_place,
+            ]
+            .iter()
+            .all(|t| !t.trim().is_empty())
+    }
+}
 
 /// An INS authority's slice of the profile: its identifier type and `use`.
 fn slice(oid: &str) -> Option<(&'static str, &'static str, &'static str)> {
@@ -112,6 +191,68 @@ mod tests {
         ] {
             assert!(ins(other as i32, "279035121518989", NIR_OID).is_none());
         }
+    }
+
+    #[test]
+    fn a_birth_place_codes_a_commune_or_a_country() {
+        let ajaccio = birth_place("2A004").unwrap();
+        assert_eq!(ajaccio["url"], BIRTH_PLACE);
+        let coding = &ajaccio["valueAddress"]["extension"][0];
+        assert_eq!(coding["url"], INSEE_CODE);
+        assert_eq!(coding["valueCoding"]["system"], COMMUNE_SYSTEM);
+        assert_eq!(coding["valueCoding"]["code"], "2A004");
+        let morocco = birth_place("99350").unwrap();
+        assert_eq!(
+            morocco["valueAddress"]["extension"][0]["valueCoding"]["system"],
+            COUNTRY_SYSTEM
+        );
+        assert!(birth_place("").is_none());
+        assert!(birth_given_names(" ").is_none());
+    }
+
+    #[test]
+    fn the_ins_profile_wants_every_trait() {
+        let nir = ins(IdentityStatus::Validated as i32, "279035121518989", "").unwrap();
+        let full = || Traits {
+            ins: Some(&nir),
+            family: "MARTIN",
+            given: "Jeanne",
+            birth_given_names: "Jeanne Marie",
+            birth_date: "1941-03-02",
+            birth_place: "75056",
+            gender: Some("female"),
+        };
+        assert!(full().complete());
+        assert!(!Traits {
+            ins: None,
+            ..full()
+        }
+        .complete());
+        assert!(!Traits {
+            birth_place: "",
+            ..full()
+        }
+        .complete());
+        assert!(!Traits {
+            birth_given_names: "",
+            ..full()
+        }
+        .complete());
+        assert!(!Traits {
+            birth_date: "",
+            ..full()
+        }
+        .complete());
+        assert!(!Traits {
+            gender: Some("other"),
+            ..full()
+        }
+        .complete());
+        assert!(!Traits {
+            gender: None,
+            ..full()
+        }
+        .complete());
     }
 
     #[test]

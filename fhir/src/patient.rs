@@ -1,12 +1,13 @@
 //! Patient (FR Core Patient): the local identifiers, name, sex, birth date, GP, death, the
 //! patients merged into this one (`link` replaces), and the identity as the French INS profile
-//! carries it: the INS of a validated identity and how far the identity was checked
+//! carries it: the INS of a validated identity, how far the identity was checked, the birth place
+//! and the list of birth given names; a Patient holding every trait of the INS profile claims it
 //! ([`crate::identity`]; docs/fhir.md).
 use crate::{
     codes::{gender, V2_0203},
     identity,
     resource::Body,
-    resource::{fhir_id, instant, meta, patient_ref, put, text},
+    resource::{fhir_id, instant, meta, patient_ref, put, text, FR_CORE},
     Resource,
 };
 use journey_proto::v1::{event::Payload, Event, Professional};
@@ -26,6 +27,10 @@ pub struct Person<'a> {
     ins: String,
     ins_oid: String,
     identity_status: i32,
+    /// The INSEE code of the birth place.
+    birth_place: String,
+    /// The list of birth given names, space-separated.
+    birth_given_names: String,
     /// The patients merged into this one.
     replaces: Vec<&'a str>,
 }
@@ -46,6 +51,8 @@ impl<'a> Person<'a> {
             ins: String::new(),
             ins_oid: String::new(),
             identity_status: 0,
+            birth_place: String::new(),
+            birth_given_names: String::new(),
             replaces: Vec::new(),
         }
     }
@@ -68,6 +75,8 @@ impl<'a> Person<'a> {
                 keep(&mut self.family, &r.family_name);
                 keep(&mut self.given, &r.given_name);
                 keep(&mut self.birth_date, &r.birth_date);
+                keep(&mut self.birth_place, &r.birth_place_code);
+                keep(&mut self.birth_given_names, &r.birth_given_names);
                 if r.sex != 0 {
                     self.sex = r.sex;
                 }
@@ -78,6 +87,8 @@ impl<'a> Person<'a> {
                 keep(&mut self.family, &u.family_name);
                 keep(&mut self.given, &u.given_name);
                 keep(&mut self.birth_date, &u.birth_date);
+                keep(&mut self.birth_place, &u.birth_place_code);
+                keep(&mut self.birth_given_names, &u.birth_given_names);
                 if u.sex != 0 {
                     self.sex = u.sex;
                 }
@@ -120,29 +131,70 @@ impl<'a> Person<'a> {
                 "value": value,
             })
         };
-        let mut identifiers: Vec<Value> =
-            identity::ins(self.identity_status, &self.ins, &self.ins_oid)
-                .into_iter()
-                .collect();
+        let ins = identity::ins(self.identity_status, &self.ins, &self.ins_oid);
+        // The given name is the first of the birth list when the identity gave only the list
+        // (the INS's rule: `given` holds the first given name of the birth certificate).
+        let given = match self.given.trim() {
+            "" => self
+                .birth_given_names
+                .split_whitespace()
+                .next()
+                .unwrap_or(""),
+            g => g,
+        };
+        let sex = gender(self.sex);
+        let claims_ins = identity::Traits {
+            ins: ins.as_ref(),
+            family: &self.family,
+            given,
+            birth_given_names: &self.birth_given_names,
+            birth_date: &self.birth_date,
+            birth_place: &self.birth_place,
+            gender: sex,
+        }
+        .complete();
+        let mut identifiers: Vec<Value> = ins.into_iter().collect();
         identifiers.push(identifier("urn:journey:patient", &self.patient_id));
         if !self.local_id.is_empty() {
             identifiers.push(identifier("urn:journey:local-id", &self.local_id));
         }
+        let mut meta = meta(last, Some("fr-core-patient"));
+        if claims_ins {
+            meta["profile"] = json!([
+                format!("{FR_CORE}fr-core-patient"),
+                format!("{FR_CORE}{}", identity::INS_PROFILE)
+            ]);
+        }
         let mut body = json!({
             "resourceType": "Patient",
             "id": id,
-            "meta": meta(last, Some("fr-core-patient")),
+            "meta": meta,
             "identifier": identifiers,
         });
-        let reliability = identity::reliability(self.identity_status);
-        put(&mut body, "extension", reliability.map(|r| json!([r])));
-        if !self.family.is_empty() || !self.given.is_empty() {
+        let extensions: Vec<Value> = [
+            identity::reliability(self.identity_status),
+            identity::birth_place(&self.birth_place),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        put(
+            &mut body,
+            "extension",
+            (!extensions.is_empty()).then(|| json!(extensions)),
+        );
+        if !self.family.is_empty() || !given.is_empty() {
             let mut name = json!({ "use": "official" });
+            put(
+                &mut name,
+                "extension",
+                identity::birth_given_names(&self.birth_given_names).map(|e| json!([e])),
+            );
             put(&mut name, "family", text(&self.family));
-            put(&mut name, "given", text(&self.given).map(|g| json!([g])));
+            put(&mut name, "given", text(given).map(|g| json!([g])));
             put(&mut body, "name", Some(json!([name])));
         }
-        put(&mut body, "gender", gender(self.sex).map(Value::from));
+        put(&mut body, "gender", sex.map(Value::from));
         put(&mut body, "birthDate", text(&self.birth_date));
         put(&mut body, "deceasedDateTime", self.died.map(Value::from));
         if !self.replaces.is_empty() {
