@@ -408,6 +408,36 @@ const GIVEN_M: [&str; 8] = [
     "Jean", "Pierre", "Michel", "André", "Philippe", "Alain", "Bernard", "Jacques",
 ];
 
+/// Birth places, by INSEE code: communes (Paris, Lyon, Marseille, Lille, Bordeaux, Ajaccio in
+/// Corsica, Saint-Denis de La Réunion) and, for births abroad, countries (Morocco, Algeria,
+/// Portugal, Italy).
+const BIRTH_PLACES: [&str; 11] = [
+    "75056", "69123", "13055", "59350", "33063", "2A004", "97411", "99350", "99352", "99139",
+    "99127",
+];
+
+/// The INS authority of demonstration NIRs (`INS-NIR-DEMO`): simulated people's.
+const NIR_DEMO_OID: &str = "1.2.250.1.213.1.4.11";
+
+/// A NIR as INSEE writes it: sex, year and month of birth, the INSEE code of the birth place
+/// (département and commune, or 99 and the country), an order number from `n`, and the key
+/// (97 less the number modulo 97, Corsica's 2A and 2B counted as 19 and 18).
+fn nir(female: bool, birth: (i64, u32, u32), place: &str, n: u64) -> String {
+    let body = format!(
+        "{}{:02}{:02}{place}{:03}",
+        if female { 2 } else { 1 },
+        birth.0 % 100,
+        birth.1,
+        n % 1000
+    );
+    let numeric: u64 = body
+        .replace("2A", "19")
+        .replace("2B", "18")
+        .parse()
+        .expect("a NIR's digits");
+    format!("{body}{:02}", 97 - numeric % 97)
+}
+
 const ALL_ITEMS: [v1::LetterItem; 11] = [
     v1::LetterItem::ReasonForStay,
     v1::LetterItem::MedicalSummary,
@@ -1848,6 +1878,17 @@ impl Gen {
         } else {
             *self.rng.pick(&GIVEN_M)
         };
+        // A validated identity (the INS of a demonstration NIR, its birth place and the list of
+        // given names of the birth certificate), from the patient's own numbers: the random
+        // stream stays that of the journeys.
+        let names = if female { &GIVEN_F } else { &GIVEN_M };
+        let second = names[(self.index as usize * 3 + 1) % names.len()];
+        let birth_given_names = if second == given {
+            given.to_string()
+        } else {
+            format!("{given} {second}")
+        };
+        let birth_place = BIRTH_PLACES[(self.seed ^ self.index) as usize % BIRTH_PLACES.len()];
         let admin = v1::Actor {
             id: format!("adm-{}", FACILITIES[self.home_fac].id.to_lowercase()),
             role: Role::Administrative as i32,
@@ -1861,12 +1902,16 @@ impl Gen {
             "",
             "",
             Payload::PatientRegistered(v1::PatientRegistered {
-                ins: format!(
-                    "{}{:02}{:011}",
-                    if female { 2 } else { 1 },
-                    birth.0 % 100,
-                    (self.seed.wrapping_mul(1_000_003) ^ self.index) % 100_000_000_000
+                ins: nir(
+                    female,
+                    birth,
+                    birth_place,
+                    (self.seed.wrapping_mul(1_000_003) ^ self.index) % 1_000_000,
                 ),
+                ins_oid: NIR_DEMO_OID.into(),
+                identity_status: v1::IdentityStatus::Validated as i32,
+                birth_place_code: birth_place.into(),
+                birth_given_names,
                 local_id: format!("IPP{}{:07}", self.seed % 1000, self.index),
                 birth_date: format!("{:04}-{:02}-{:02}", birth.0, birth.1, birth.2),
                 sex: if female {
@@ -2103,6 +2148,53 @@ mod tests {
         let b = patient_events(3, 17, start, 90, start + 90 * DAY);
         assert_eq!(a, b);
         assert_ne!(a, patient_events(4, 17, start, 90, start + 90 * DAY));
+    }
+
+    /// Simulated identities are validated: a demonstration NIR whose birth fields are the
+    /// identity's and whose key checks, the birth place's INSEE code, and the list of birth given
+    /// names beginning with the given name; each registration passes the log's field checks.
+    #[test]
+    fn identities_are_validated_with_their_ins_traits() {
+        let start = days_from_civil(2025, 1, 1) * DAY;
+        let now = Timestamp {
+            seconds: start + 200 * DAY,
+            nanos: 0,
+        };
+        let mut places = std::collections::BTreeSet::new();
+        for p in 0..40 {
+            let events = patient_events(5, p, start, 90, start + 90 * DAY);
+            let registration = events
+                .iter()
+                .find_map(|e| match &e.payload {
+                    Some(Payload::PatientRegistered(r)) => Some((e, r)),
+                    _ => None,
+                })
+                .expect("a registration");
+            journey_domain::validate(registration.0, now).unwrap();
+            let r = registration.1;
+            assert_eq!(r.identity_status, v1::IdentityStatus::Validated as i32);
+            assert_eq!(r.ins_oid, NIR_DEMO_OID);
+            assert_eq!(r.ins.len(), 15, "{}", r.ins);
+            assert_eq!(&r.ins[1..3], &r.birth_date[2..4], "the year of birth");
+            assert_eq!(&r.ins[3..5], &r.birth_date[5..7], "the month of birth");
+            assert_eq!(&r.ins[5..10], r.birth_place_code, "the birth place");
+            let digits: u64 = r.ins[..13]
+                .replace("2A", "19")
+                .replace("2B", "18")
+                .parse()
+                .unwrap();
+            assert_eq!(
+                97 - digits % 97,
+                r.ins[13..].parse::<u64>().unwrap(),
+                "the key"
+            );
+            assert!(
+                r.birth_given_names.split(' ').next() == Some(r.given_name.as_str()),
+                "{r:?}"
+            );
+            places.insert(r.birth_place_code.clone());
+        }
+        assert!(places.len() > 5, "{places:?}");
     }
 
     /// One alert per crossing: the telemonitoring alerts of the simulated journeys are exactly
