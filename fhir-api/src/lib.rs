@@ -40,7 +40,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tonic::{Code, Status};
 
 /// When the CapabilityStatement last changed (its `date`).
-const CAPABILITIES_DATE: &str = "2026-12-04";
+const CAPABILITIES_DATE: &str = "2026-12-05";
 
 #[derive(Clone)]
 pub struct FhirApi {

@@ -56,7 +56,7 @@ fn narrowed<'a>(ask: &ExportAsk, mut all: Vec<Entry<'a>>) -> Vec<Entry<'a>> {
         all.retain(|r| r.since(since));
     }
     if !ask.filters.is_empty() {
-        all.retain(|r| ask.filters.keeps(r.kind(), r.status().as_deref()));
+        all.retain(|r| ask.filters.keeps(r));
     }
     all
 }
