@@ -3,13 +3,13 @@
 //! independent parser, Python `hl7apy`.
 use crate::message::Message;
 
-/// The fields compared: MSH-9/10/12/18, EVN-2/3/6, PID-3/5/7/8/32, PV1-2/3/4/6/19/36/37/44/45,
+/// The fields compared: MSH-9/10/12/18, EVN-2/3/6, PID-3/5/7/8/11/32, PV1-2/3/4/6/19/36/37/44/45,
 /// PV2-9/47, MRG-1, ZBE-1…9 (IHE PAM's movement segment) and ZFM-1…5 (PAM-FR's PMSI modes), each
 /// of the first segment of its name.
 pub const COMPARED: &[(&str, &[usize])] = &[
     ("MSH", &[9, 10, 12, 18]),
     ("EVN", &[2, 3, 6]),
-    ("PID", &[3, 5, 7, 8, 32]),
+    ("PID", &[3, 5, 7, 8, 11, 32]),
     ("PV1", &[2, 3, 4, 6, 19, 36, 37, 44, 45]),
     ("PV2", &[9, 47]),
     ("MRG", &[1]),

@@ -164,11 +164,12 @@ fn refusal(status: &Status) -> (Verdict, Problem) {
                 .get_details_precondition_failure()
                 .and_then(|p| p.violations.first().map(|v| v.r#type.clone()))
         });
-    let field = status.get_details_bad_request().and_then(|b| {
-        b.field_violations
-            .first()
-            .map(|v| format!("event {}", v.field))
-    });
+    let violation = status
+        .get_details_bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()));
+    let field = violation.as_ref().map(|f| format!("event {f}"));
+    // The message's field the refused event field was read from, when one is (ERR-2).
+    let location = violation.as_deref().and_then(mapping::source_field);
     let (verdict, code) = match status.code() {
         Code::FailedPrecondition | Code::PermissionDenied => (Verdict::Error, ErrorCode::Internal),
         // A field refused, or an event over the log's size limit: the content, not the moment.
@@ -188,7 +189,7 @@ fn refusal(status: &Status) -> (Verdict, Problem) {
             None => status.message().to_string(),
         },
     };
-    let mut problem = Problem::new(code, "", text);
+    let mut problem = Problem::new(code, location.unwrap_or(""), text);
     problem.rule = rule;
     (verdict, problem)
 }
@@ -262,6 +263,20 @@ mod tests {
             "{}",
             p.text
         );
+
+        assert_eq!(p.field, None, "a field no message field gives");
+
+        let insee = Status::with_error_details(
+            Code::InvalidArgument,
+            "patient_registered.birth_place_code: \"7505\" is not an INSEE code",
+            ErrorDetails::with_bad_request_violation(
+                "events[1].patient_registered.birth_place_code",
+                "\"7505\" is not an INSEE code",
+            ),
+        );
+        let (verdict, p) = refusal(&insee);
+        assert_eq!(verdict, Verdict::Error);
+        assert_eq!(p.field.as_deref(), Some("PID-11"));
 
         assert_eq!(
             refusal(&Status::already_exists("id")).1.code,

@@ -22,6 +22,7 @@ mod identity;
 mod movement;
 mod time;
 
+pub use identity::source_field;
 use movement::{admission, diagnoses, disposition, emergency, encounter, facility, historic, unit};
 pub use time::timestamp;
 

@@ -1,6 +1,7 @@
 //! Who the message is about: the patient id (PID-3 or MRG-1 by assigning authority), the identity
 //! (PID-5/7/8, PD1-4), the INS with its OID, kept only for a validated identity (PID-32, table 0445
-//! as PAM-FR specialises it), and A47's change or removal of the INS.
+//! as PAM-FR specialises it), the INS referential's birth place (PID-11 of type BDL) and list of
+//! birth given names (PID-5.3 of the legal name), and A47's change or removal of the INS.
 use crate::ack::{ErrorCode, Problem};
 use crate::message::{Message, Segment};
 use chrono::NaiveDate;
@@ -143,6 +144,62 @@ pub(super) fn registration(m: &Message) -> Result<PatientRegistered, Problem> {
         given_name: m.get("PID", 5, 1, 2, 1),
         ins_oid,
         identity_status: status as i32,
+        birth_place_code: birth_place(m),
+        birth_given_names: birth_given_names(m),
+    })
+}
+
+/// Whether the message follows IHE PAM-FR (MSH-17 = FRA, or FRA as MSH-12's country): only
+/// there do XAD-9 and XPN-3 hold the INS referential's birth place and given names.
+fn pam_fr(m: &Message) -> bool {
+    m.value("MSH", 17) == "FRA" || m.get("MSH", 12, 1, 2, 1) == "FRA"
+}
+
+/// The birth place as PAM-FR carries it: the PID-11 repetition of address type BDL (birth
+/// delivery location, XAD-7), its XAD-9 the INSEE code of the commune of birth, or of the
+/// country for a birth abroad. Checked by the log (a malformed code is refused, ERR naming
+/// PID-11: [`source_field`]). PID-23 (birth place as free text) is not read.
+fn birth_place(m: &Message) -> String {
+    let Some(pid) = m.segment("PID").filter(|_| pam_fr(m)) else {
+        return String::new();
+    };
+    (1..=pid.repetitions(m, 11))
+        .find(|r| pid.get(m, 11, *r, 7, 1) == "BDL")
+        .map(|r| pid.get(m, 11, r, 9, 1))
+        .filter(|code| code != NULL)
+        .unwrap_or_default()
+}
+
+/// The list of birth given names as PAM-FR carries it: PID-5.3 of the legal name, the PID-5
+/// repetition of name type L (XPN-7), every given name of the birth certificate in their order,
+/// separated by spaces. Only there: elsewhere XPN-3 holds the second and further names alone.
+fn birth_given_names(m: &Message) -> String {
+    let Some(pid) = m.segment("PID").filter(|_| pam_fr(m)) else {
+        return String::new();
+    };
+    (1..=pid.repetitions(m, 5))
+        .find(|r| pid.get(m, 5, *r, 7, 1) == "L")
+        .map(|r| pid.get(m, 5, r, 3, 1))
+        .filter(|names| names != NULL)
+        .map(|names| names.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The message field an identity event's field was read from, for the ERR segment of a refusal
+/// by the log (`patient_registered.birth_place_code` → `PID-11`): the event fields this module
+/// fills from one field of the message.
+pub fn source_field(event_field: &str) -> Option<&'static str> {
+    let (event, field) = event_field.rsplit_once('.')?;
+    if !(event.ends_with("patient_registered") || event.ends_with("identity_updated")) {
+        return None;
+    }
+    Some(match field {
+        "birth_date" => "PID-7",
+        "sex" => "PID-8",
+        "identity_status" => "PID-32",
+        "birth_place_code" => "PID-11",
+        "birth_given_names" => "PID-5",
+        _ => return None,
     })
 }
 
@@ -159,6 +216,8 @@ pub(super) fn update(m: &Message) -> Result<IdentityUpdated, Problem> {
         ins_oid: r.ins_oid,
         identity_status: r.identity_status,
         ins_removed: false,
+        birth_place_code: r.birth_place_code,
+        birth_given_names: r.birth_given_names,
     })
 }
 

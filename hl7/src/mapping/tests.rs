@@ -766,3 +766,81 @@ fn a_discharge_s_destination_facility_is_pv1_37() {
     assert_eq!(c.destination_facility_id, "750712184");
     assert_eq!(c.disposition, Disposition::Rehab as i32);
 }
+
+/// PAM-FR's INS traits beyond the INS: the birth place (PID-11 of type BDL, XAD-9: the INSEE code
+/// of the commune, or of the country for a birth abroad) and the list of birth given names
+/// (PID-5.3 of the legal name, type L), on a registration (A28) and an update (A31); a message
+/// without them gives none, and XPN-3 of another name type is not the list.
+#[test]
+fn the_birth_place_and_the_birth_given_names() {
+    let identity = |trigger: &str, pid5: &str, pid11: &str| {
+        let text = format!(
+            "MSH|^~\\&|GAM|CHU-A|JOURNEY|BACKBONE|20260110083000||ADT^{trigger}^ADT_A05|M-{trigger}|P|2.5|||||FRA|UNICODE UTF-8|||2.11.2\r\
+EVN||20260110083000\r\
+PID|1||IPP-42^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI~279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||{pid5}||19790328|F|||{pid11}|||||||||||||||||||||VALI\r"
+        );
+        let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+        match payload(&events[0]).clone() {
+            Payload::PatientRegistered(r) => {
+                (r.given_name, r.birth_given_names, r.birth_place_code, r.ins)
+            }
+            Payload::IdentityUpdated(u) => {
+                (u.given_name, u.birth_given_names, u.birth_place_code, u.ins)
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Born in Ajaccio (2A004): the legal name first, then the used name (type D); a home address
+    // before the birth place.
+    let names = "PAT-TROIS^DOMINIQUE^DOMINIQUE MARIE-LOUISE  ANNE^^^^L~MARTIN^DOMI^^^^^D";
+    let places = "12 rue des Lilas^^Vittefleur^^76748^FRA^H~^^Ajaccio^^^FRA^BDL^^2A004";
+    assert_eq!(
+        identity("A28", names, places),
+        (
+            "DOMINIQUE".into(),
+            "DOMINIQUE MARIE-LOUISE ANNE".into(),
+            "2A004".into(),
+            "279035121518989".into()
+        )
+    );
+    // Born in Morocco: the country's INSEE code; an update (A31) carries them alike.
+    let abroad = "^^Casablanca^^^MAR^BDL^^99350";
+    let (_, list, place, _) = identity("A31", names, abroad);
+    assert_eq!(
+        (list.as_str(), place.as_str()),
+        ("DOMINIQUE MARIE-LOUISE ANNE", "99350")
+    );
+    // Neither: no BDL address, XPN-3 of a name of no type (second names, not the list).
+    let (given, list, place, _) = identity(
+        "A28",
+        "DUPONT^Jean^Pierre",
+        "1 rue Haute^^Lyon^^69001^FRA^H",
+    );
+    assert_eq!(
+        (given.as_str(), list.as_str(), place.as_str()),
+        ("Jean", "", "")
+    );
+    // A malformed code is passed on as sent: the log refuses it (PID-11 named in the ERR).
+    let (_, _, place, _) = identity("A28", names, "^^Paris^^^FRA^BDL^^7505");
+    assert_eq!(place, "7505");
+    // Outside PAM-FR (no FRA in MSH-17 or MSH-12), XPN-3 holds middle names and XAD-9 a county:
+    // neither is read.
+    let text = format!(
+        "MSH|^~\\&|ADT|HOSP|||20260110083000||ADT^A28|M|P|2.5|||||USA\rPID|1||MRN-1||{names}||19700101|M|||{places}\r"
+    );
+    let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::PatientRegistered(r) = payload(&events[0]) else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!(
+        (r.birth_given_names.as_str(), r.birth_place_code.as_str()),
+        ("", "")
+    );
+    // PAM-FR named in MSH-12 (2.5^FRA^2.9) instead of MSH-17.
+    let text = text.replace("|2.5|||||USA", "|2.5^FRA^2.9");
+    let events = map(&Message::parse(text.as_bytes()).unwrap(), &settings()).unwrap();
+    let Payload::PatientRegistered(r) = payload(&events[0]) else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!(r.birth_place_code, "2A004");
+}
