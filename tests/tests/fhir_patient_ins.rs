@@ -2,18 +2,34 @@
 //! identity carries its INS as the French core profile `FRCorePatientINSProfile`
 //! (`hl7.fhir.fr.core`) slices it (INS-NIR, or INS-NIA for a temporary number, by the OID the
 //! identity gave), with the identity reliability extension `VALI`; a provisional, doubtful or
-//! fictitious identity carries no INS, an INS removed (PAM-FR A47) is gone. The profile's
-//! constraints are FHIRPath expressions, evaluated on our Patients by the Python `fhirpathpy`
-//! (installed by `.ci/run` beside `fhir.resources`, which checks each Patient against FHIR R4).
+//! fictitious identity carries no INS, an INS removed (PAM-FR A47) is gone. A validated identity
+//! whose birth place (INSEE code) and list of birth given names are known, with every other trait
+//! the profile requires, claims `fr-core-patient-ins`; one that lacks any does not. A malformed
+//! INSEE code is refused at the log (gRPC) and over HL7 (the ACK names PID-11), nothing written.
+//! The profile's constraints are FHIRPath expressions, evaluated on our Patients by the Python
+//! `fhirpathpy` (installed by `.ci/run` beside `fhir.resources`, which checks each Patient against
+//! FHIR R4).
 use journey_proto::v1::{self, event::Payload, IdentityStatus, Sex};
 use journey_tests::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
+mod hl7_mllp;
+use hl7_mllp::*;
+
 const NIR: &str = "urn:oid:1.2.250.1.213.1.4.8";
 const NIA: &str = "urn:oid:1.2.250.1.213.1.4.9";
 const RELIABILITY: &str =
     "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability";
+const FR_CORE_PATIENT: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient";
+const INS_PROFILE: &str = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins";
+const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+const INSEE_CODE: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code";
+const BIRTH_LIST: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-birth-list-given-name";
+const COMMUNES: &str = "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM";
+const COUNTRIES: &str = "https://mos.esante.gouv.fr/NOS/TRE_R20-Pays/FHIR/TRE-R20-Pays";
 
 /// The profile's constraints (FR Core 2.2, `input/fsh/profiles/FRCorePatientINSProfile.fsh` and
 /// the reliability extension's invariants), each a FHIRPath expression that must be true, by
@@ -86,6 +102,51 @@ fn profile_constraints() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The INS profile's own cardinalities and bindings beyond FR Core Patient
+/// (`FRCorePatientINSProfile.fsh`), each a FHIRPath expression that must hold on a Patient that
+/// claims the profile (`INS profile: …`, by name).
+fn ins_profile_constraints() -> Vec<(&'static str, String)> {
+    let place = format!("extension('{BIRTH_PLACE}')");
+    let insee = format!("{place}.value.extension('{INSEE_CODE}')");
+    let official = "name.where(use = 'official')";
+    vec![
+        (
+            "INS profile: extension[identityReliability] 1..*",
+            format!("extension('{RELIABILITY}').exists()"),
+        ),
+        (
+            "INS profile: extension[birthPlace] 1..1, valueAddress.extension[inseeCode] 1..1",
+            format!(
+                "{place}.count() = 1 and {place}.value.exists() and {insee}.count() = 1 \
+                 and {insee}.value.code.matches('^([0-9]{{5}}|2[AB][0-9]{{3}})$')"
+            ),
+        ),
+        (
+            "INS profile: identifier 1.., an INS slice",
+            "identifier.where(system = 'urn:oid:1.2.250.1.213.1.4.8' or system = 'urn:oid:1.2.250.1.213.1.4.9' \
+             or system = 'urn:oid:1.2.250.1.213.1.4.10' or system = 'urn:oid:1.2.250.1.213.1.4.11').exists()"
+                .to_string(),
+        ),
+        (
+            "INS profile: gender 1..1 from fr-core-vs-patient-gender-INS, birthDate 1..",
+            "(gender = 'male' or gender = 'female' or gender = 'unknown') and birthDate.exists()"
+                .to_string(),
+        ),
+        (
+            "INS profile: name[officialName] 1..1, family, given 1..1, extension[birth-list-given-name] 1..1",
+            format!(
+                "{official}.count() = 1 and {official}.family.exists() and {official}.given.count() = 1 \
+                 and {official}.extension('{BIRTH_LIST}').count() = 1 \
+                 and {official}.extension('{BIRTH_LIST}').value.exists()"
+            ),
+        ),
+        (
+            "INS profile: meta.profile[fr-ins-canonical] 0..1",
+            format!("meta.profile.where($this = '{INS_PROFILE}').count() = 1"),
+        ),
+    ]
+}
+
 /// Each Patient checked by `fhir.resources` (FHIR R4) and each of the profile's constraints
 /// evaluated on it by `fhirpathpy`: the constraints that fail, by patient.
 fn broken_constraints(patients: &[Value]) -> Vec<String> {
@@ -96,15 +157,19 @@ fn broken_constraints(patients: &[Value]) -> Vec<String> {
     );
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.json");
+    let claims_ins = format!("meta.profile.where($this = '{INS_PROFILE}').exists()");
     let constraints: Vec<Value> = profile_constraints()
         .into_iter()
+        .chain(ins_profile_constraints())
         .map(|(name, expression)| {
-            let everyone = name.starts_with("fr-core-identity-reliability");
-            json!([
-                name,
-                if everyone { "true" } else { carries_ins },
-                expression
-            ])
+            let applies = if name.starts_with("fr-core-identity-reliability") {
+                "true"
+            } else if name.starts_with("INS profile:") {
+                claims_ins.as_str()
+            } else {
+                carries_ins
+            };
+            json!([name, applies, expression])
         })
         .collect();
     std::fs::write(
@@ -302,8 +367,8 @@ async fn the_ins_of_a_validated_identity_follows_the_french_ins_profile() {
         .map(|i| i["system"].as_str().unwrap())
         .collect();
     assert_eq!(usual, ["urn:journey:patient", "urn:journey:local-id"]);
-    // The profile's birth place (INSEE code) and birth list of given names are not in the
-    // catalogue: the Patient claims FR Core Patient, not the INS profile (docs/fhir.md).
+    // Neither the birth place (INSEE code) nor the list of birth given names is known: the
+    // Patient claims FR Core Patient, not the INS profile (docs/fhir.md).
     assert_eq!(
         p["meta"]["profile"],
         json!(["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"])
@@ -354,4 +419,284 @@ async fn the_ins_of_a_validated_identity_follows_the_french_ins_profile() {
             "SECONDARY: identifier[INS-NIR]"
         ]
     );
+}
+
+/// A validated identity with its INS traits: the birth place's INSEE code and the list of birth
+/// given names, beside the registration's name, sex and birth date.
+fn registered_with(
+    patient: &str,
+    status: IdentityStatus,
+    place: &str,
+    names: &str,
+    sex: Sex,
+) -> v1::Event {
+    let mut e = registered(patient, status, "279035121518989", "1.2.250.1.213.1.4.8");
+    if let Some(Payload::PatientRegistered(r)) = &mut e.payload {
+        r.birth_place_code = place.into();
+        r.birth_given_names = names.into();
+        r.sex = sex as i32;
+    }
+    e
+}
+
+async fn patient(server: &Server, id: &str) -> Value {
+    let raw = http_exchange(&server.http, "GET", &format!("/fhir/Patient/{id}"), "", "").await;
+    assert_eq!(http_status(&raw), 200, "{raw}");
+    serde_json::from_str(http_body(&raw)).unwrap()
+}
+
+fn profiles(p: &Value) -> Vec<String> {
+    p["meta"]["profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The birth place's INSEE code and its code system, when the Patient carries one.
+fn birth_place_of(p: &Value) -> Option<(String, String)> {
+    let place = p["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == BIRTH_PLACE)?;
+    let insee = &place["valueAddress"]["extension"][0];
+    assert_eq!(insee["url"], INSEE_CODE);
+    Some((
+        insee["valueCoding"]["system"].as_str()?.to_string(),
+        insee["valueCoding"]["code"].as_str()?.to_string(),
+    ))
+}
+
+/// The official name's given names and its list of birth given names.
+fn names_of(p: &Value) -> (Vec<String>, Option<String>) {
+    let name = &p["name"][0];
+    assert_eq!(name["use"], "official");
+    let given = name["given"]
+        .as_array()
+        .map(|g| g.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    let list = name["extension"].as_array().and_then(|es| {
+        es.iter()
+            .find(|e| e["url"] == BIRTH_LIST)
+            .map(|e| e["valueString"].as_str().unwrap().to_string())
+    });
+    (given, list)
+}
+
+#[tokio::test]
+async fn a_validated_identity_with_its_birth_place_and_names_claims_the_ins_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--no-reactor"]);
+    let mut log = client::connect(&server.grpc, None).await.unwrap();
+    let (vali, prov) = (IdentityStatus::Validated, IdentityStatus::Provisional);
+    let list = "Jeanne Marie Louise";
+    let events = vec![
+        // Everything the INS profile asks: born in Paris.
+        registered_with("FULL", vali, "75056", list, Sex::Female),
+        // Born in Ajaccio (Corsica, 2A); a man whose sex is unknown to the referential is
+        // `unknown`, which the INS binding takes.
+        registered_with("CORSICA", vali, "2A004", "Pierre Yves", Sex::Unknown),
+        // Born abroad (Morocco, the country's INSEE code), the traits given by a later update,
+        // which also changes the given name alone: the list stays.
+        registered_with("ABROAD", vali, "", "", Sex::Female),
+        updated(
+            "ABROAD",
+            v1::IdentityUpdated {
+                birth_place_code: "99350".into(),
+                birth_given_names: "Jeanne  Fatima".into(),
+                ..Default::default()
+            },
+        ),
+        // One trait missing each: no claim.
+        registered_with("NO-PLACE", vali, "", list, Sex::Female),
+        registered_with("NO-NAMES", vali, "75056", "", Sex::Female),
+        // Not validated, or no status said: the traits are carried, the INS and the claim are
+        // not. (A validated identity of another sex than male, female or unknown cannot claim
+        // it either: the fhir crate's unit tests.)
+        registered_with("PROV-FULL", prov, "75056", list, Sex::Female),
+        registered_with(
+            "UNSAID-FULL",
+            IdentityStatus::Unspecified,
+            "75056",
+            list,
+            Sex::Female,
+        ),
+    ];
+    append_batch(&mut log, events).await;
+
+    let ids = [
+        "FULL",
+        "CORSICA",
+        "ABROAD",
+        "NO-PLACE",
+        "NO-NAMES",
+        "PROV-FULL",
+        "UNSAID-FULL",
+    ];
+    let mut patients = Vec::new();
+    for id in ids {
+        patients.push(patient(&server, id).await);
+    }
+    let by_id = |id: &str| patients.iter().find(|p| p["id"] == id).unwrap();
+    let claims = |id: &str| profiles(by_id(id)).contains(&INS_PROFILE.to_string());
+
+    // The complete ones claim both profiles (the INS one derives from FR Core Patient).
+    let full = by_id("FULL");
+    assert_eq!(profiles(full), [FR_CORE_PATIENT, INS_PROFILE]);
+    assert_eq!(
+        birth_place_of(full),
+        Some((COMMUNES.into(), "75056".into()))
+    );
+    // One given name (the first of the birth certificate), the whole list in the extension.
+    assert_eq!(
+        names_of(full),
+        (vec!["Jeanne".to_string()], Some(list.to_string()))
+    );
+    assert_eq!(ins_of(full).len(), 1);
+    assert!(claims("CORSICA"));
+    assert_eq!(
+        birth_place_of(by_id("CORSICA")),
+        Some((COMMUNES.into(), "2A004".into()))
+    );
+    assert_eq!(by_id("CORSICA")["gender"], "unknown");
+    assert!(claims("ABROAD"), "{}", by_id("ABROAD"));
+    assert_eq!(
+        birth_place_of(by_id("ABROAD")),
+        Some((COUNTRIES.into(), "99350".into()))
+    );
+    assert_eq!(
+        names_of(by_id("ABROAD")).1.as_deref(),
+        Some("Jeanne  Fatima")
+    );
+
+    // A trait missing, or the identity not validated: FR Core Patient only, what is known kept.
+    for id in ["NO-PLACE", "NO-NAMES", "PROV-FULL", "UNSAID-FULL"] {
+        assert_eq!(profiles(by_id(id)), [FR_CORE_PATIENT], "{id}");
+    }
+    assert_eq!(birth_place_of(by_id("NO-PLACE")), None);
+    assert_eq!(names_of(by_id("NO-PLACE")).1.as_deref(), Some(list));
+    assert_eq!(names_of(by_id("NO-NAMES")).1, None);
+    let prov_full = by_id("PROV-FULL");
+    assert_eq!(ins_of(prov_full), []);
+    assert_eq!(
+        birth_place_of(prov_full),
+        Some((COMMUNES.into(), "75056".into()))
+    );
+
+    // Every Patient valid FHIR R4, the claimed profile's constraints all hold.
+    assert_eq!(broken_constraints(&patients), Vec::<String>::new());
+    // The check sees a claim without its traits: no birth place; no list; two given names.
+    let mut no_place = full.clone();
+    no_place["id"] = json!("NO-PLACE-CLAIMED");
+    no_place["extension"] = json!([full["extension"][0].clone()]);
+    let mut no_list = full.clone();
+    no_list["id"] = json!("NO-LIST-CLAIMED");
+    no_list["name"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("extension");
+    let mut two_given = full.clone();
+    two_given["id"] = json!("TWO-GIVEN");
+    two_given["name"][0]["given"] = json!(["Jeanne", "Marie"]);
+    let mut bad_code = full.clone();
+    bad_code["id"] = json!("BAD-CODE");
+    bad_code["extension"][1]["valueAddress"]["extension"][0]["valueCoding"]["code"] = json!("7505");
+    assert_eq!(
+        broken_constraints(&[no_place, no_list, two_given, bad_code]),
+        [
+            "NO-PLACE-CLAIMED: INS profile: extension[birthPlace] 1..1, valueAddress.extension[inseeCode] 1..1",
+            "NO-LIST-CLAIMED: INS profile: name[officialName] 1..1, family, given 1..1, extension[birth-list-given-name] 1..1",
+            "TWO-GIVEN: INS traits: gender (male | female | unknown), birthDate, one official name with one given",
+            "TWO-GIVEN: INS profile: name[officialName] 1..1, family, given 1..1, extension[birth-list-given-name] 1..1",
+            "BAD-CODE: INS profile: extension[birthPlace] 1..1, valueAddress.extension[inseeCode] 1..1",
+        ]
+    );
+}
+
+/// A malformed INSEE code is refused with the field named, over gRPC (InvalidArgument) and over
+/// HL7 (an AE whose ERR points at PID-11); nothing is written either way. The same PAM-FR message
+/// with a well-formed code is taken, and its Patient claims the INS profile.
+#[tokio::test]
+async fn a_malformed_insee_code_is_refused_and_nothing_is_written() {
+    use tonic_types::StatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mllp) = up_with_mllp(dir.path(), &["--no-reactor"]);
+    let mut log = client::connect(&server.grpc, None).await.unwrap();
+    let before = head(&mut log).await;
+
+    for (code, event_field) in [
+        ("7505", "patient_registered.birth_place_code"),
+        ("2C004", "patient_registered.birth_place_code"),
+    ] {
+        let e = registered_with(
+            "BAD",
+            IdentityStatus::Validated,
+            code,
+            "Jeanne",
+            Sex::Female,
+        );
+        let status = log.append(batch(vec![e])).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        let violation = status.get_details_bad_request().unwrap().field_violations[0].clone();
+        assert_eq!(violation.field, format!("events[0].{event_field}"));
+        assert!(
+            status
+                .message()
+                .contains(&format!("{code:?} is not an INSEE code")),
+            "{}",
+            status.message()
+        );
+    }
+    let update = updated(
+        "BAD",
+        v1::IdentityUpdated {
+            birth_place_code: "Paris".into(),
+            ..Default::default()
+        },
+    );
+    let status = log.append(batch(vec![update])).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        status.get_details_bad_request().unwrap().field_violations[0].field,
+        "events[0].identity_updated.birth_place_code"
+    );
+    assert_eq!(head(&mut log).await, before, "nothing appended");
+
+    // PAM-FR: the birth place in PID-11 (type BDL, XAD-9), the list in PID-5.3 (type L).
+    let message = |control: &str, code: &str| {
+        format!(
+            "MSH|^~\\&|GAM|CHU-A|JOURNEY|BACKBONE|{now}||ADT^A28^ADT_A05|{control}|P|2.5|||||FRA|UNICODE UTF-8|||2.11.2\r\
+EVN||{now}\r\
+PID|1||HL7-INS^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI~279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||MARTIN^Jeanne^Jeanne Marie Louise^^^^L||19410302|F|||^^Marseille^^^FRA^BDL^^{code}|||||||||||||||||||||VALI\r",
+            now = hl7_time(60)
+        )
+        .into_bytes()
+    };
+    let mut c = Mllp::connect(&mllp).await;
+    let ack = c.send(&message("INS-BAD", "1305")).await;
+    assert_eq!(ack.code(), "AE", "{}", ack.text());
+    assert_eq!(ack.field("ERR", 2), "PID^1^11", "{}", ack.text());
+    assert!(
+        ack.field("ERR", 8)
+            .contains("\"1305\" is not an INSEE code"),
+        "{}",
+        ack.text()
+    );
+    assert_eq!(head(&mut log).await, before, "nothing appended");
+    assert!(patient_events(&mut log, "HL7-INS").await.is_empty());
+
+    let ack = c.send(&message("INS-GOOD", "13055")).await;
+    assert_eq!(ack.code(), "AA", "{}", ack.text());
+    let p = patient(&server, "HL7-INS").await;
+    assert_eq!(profiles(&p), [FR_CORE_PATIENT, INS_PROFILE]);
+    assert_eq!(birth_place_of(&p), Some((COMMUNES.into(), "13055".into())));
+    assert_eq!(
+        names_of(&p),
+        (
+            vec!["Jeanne".to_string()],
+            Some("Jeanne Marie Louise".to_string())
+        )
+    );
+    assert_eq!(broken_constraints(&[p]), Vec::<String>::new());
 }
