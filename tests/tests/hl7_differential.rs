@@ -1,6 +1,6 @@
 //! Differential parsing: on every sample of `../shared/data/hl7v2` and on hand-made PAM-FR
 //! messages (ZBE, a Z99 and an A47, 8859/15, escapes, `\n` segment ends), the fields the mapping
-//! reads (MSH-9/10/12/18, EVN-2/3/6, PID-3/5/7/8/32, PV1-2/3/4/6/19/36/37/44/45, PV2-9/47,
+//! reads (MSH-9/10/12/18, EVN-2/3/6, PID-3/5/7/8/11/32, PV1-2/3/4/6/19/36/37/44/45, PV2-9/47,
 //! MRG-1, ZBE-1…9, ZFM-1…5) as the `journey` binary extracts them
 //! (`journey hl7 map --fields`) equal those an independent parser extracts: Python `hl7apy` from
 //! PyPI (`tests/tests/hl7apy_fields.py`), in the virtual environment `.ci/run` makes.
@@ -17,7 +17,7 @@ fn hand_made(dir: &Path) -> Vec<PathBuf> {
     let latin9 = [
         &b"MSH|^~\\&|GAM|CHU-A|JOURNEY|ARS|20260301101500||ADT^A02^ADT_A02|M-1|P|2.5|||||FRA|8859/15|||2.11.2\r"[..],
         b"EVN||20260301101500|||OP1^Martin\r",
-        b"PID|1||IPP7^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI~1850712345678^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||C\xe9l\xe9ste^L\xbdil^^^^^L~C\xe9l\xe9ste^^^^^^S||19850712|F||||||||||||||||||||||||VALI\r",
+        b"PID|1||IPP7^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI~1850712345678^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS||C\xe9l\xe9ste^L\xbdil^L\xbdil Marie^^^^L~C\xe9l\xe9ste^^^^^^S||19850712|F|||3 rue du Four^^Orl\xe9ans^^45000^FRA^H~^^Ajaccio^^^FRA^BDL^^2A004|||||||||||||||||||||VALI\r",
         b"PV1|1|I|UF-CARDIO^12^B^CHU-A|U||UF-URG^1^A^CHU-A||||||||||||||SEJ-9^^^CHU-A^AN||||||||||||||||4\r",
         b"ZBE|MVT-2^CHU-A|20260301101500||INSERT|N||UF-CARDIO^^^^^CHU-A^UF^^^4501|Co\xfbt 12\xa4^HN|C\r",
     ]
@@ -132,6 +132,9 @@ fn our_parser_extracts_the_fields_hl7apy_extracts() {
     assert_eq!(pam["PID-32"], serde_json::json!([[["VALI"]]]));
     assert_eq!(pam["PID-5"][0][0][0], "Céléste");
     assert_eq!(pam["PID-5"][0][1][0], "Lœil");
+    assert_eq!(pam["PID-5"][0][2][0], "Lœil Marie");
+    assert_eq!(pam["PID-11"][1][6][0], "BDL");
+    assert_eq!(pam["PID-11"][1][8][0], "2A004");
     assert_eq!(pam["ZBE-8"][0][0][0], "Coût 12€");
     let z99 = ours(&made[2]);
     assert_eq!(z99["ZBE-5"], serde_json::json!([[["Y"]]]));

@@ -8,7 +8,7 @@ import json, re, sys
 from hl7apy.parser import parse_message
 from hl7apy.consts import VALIDATION_LEVEL
 
-COMPARED = {"MSH": [9, 10, 12, 18], "EVN": [2, 3, 6], "PID": [3, 5, 7, 8, 32],
+COMPARED = {"MSH": [9, 10, 12, 18], "EVN": [2, 3, 6], "PID": [3, 5, 7, 8, 11, 32],
             "PV1": [2, 3, 4, 6, 19, 36, 37, 44, 45], "PV2": [9, 47], "MRG": [1],
             "ZBE": list(range(1, 10)), "ZFM": list(range(1, 6))}
 CHARSETS = {"8859/1": "latin-1", "8859/15": "iso8859_15", "UNICODE UTF-8": "utf-8"}
