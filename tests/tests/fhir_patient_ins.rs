@@ -700,3 +700,76 @@ PID|1||HL7-INS^^^CHU-A&1.2.250.1.71.4.2.7&ISO^PI~279035121518989^^^ASIP-SANTE-IN
     );
     assert_eq!(broken_constraints(&[p]), Vec::<String>::new());
 }
+
+/// `journey import fhir` reads FR Core's birth place and list of birth given names: an INS
+/// Patient served by one node, imported into another, registers the patient with both; a Patient
+/// whose birth place is no INSEE code is refused by the log, reported, and nothing of it written.
+#[tokio::test]
+async fn an_imported_fhir_patient_keeps_its_birth_place_and_names() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = Server::start(one.path(), &["--no-reactor"]);
+    let mut log = client::connect(&source.grpc, None).await.unwrap();
+    let list = "Jeanne Marie Louise";
+    append_batch(
+        &mut log,
+        vec![registered_with(
+            "ROUND-TRIP",
+            IdentityStatus::Validated,
+            "2B033",
+            list,
+            Sex::Female,
+        )],
+    )
+    .await;
+    let served = patient(&source, "ROUND-TRIP").await;
+    assert_eq!(profiles(&served), [FR_CORE_PATIENT, INS_PROFILE]);
+    let mut malformed = served.clone();
+    malformed["id"] = json!("MALFORMED");
+    malformed["extension"][1]["valueAddress"]["extension"][0]["valueCoding"]["code"] =
+        json!("2C033");
+
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("Patient.000.ndjson"),
+        format!("{served}\n{malformed}\n"),
+    )
+    .unwrap();
+    let target = Server::start(two.path(), &["--no-reactor"]);
+    let out = Command::new(journey_bin())
+        .args(["import", "fhir"])
+        .arg(folder.path())
+        .args(["--server", &target.grpc])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("refused rows: 1"), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("\"2C033\" is not an INSEE code"),
+        "{stdout}{stderr}"
+    );
+
+    let mut target_log = client::connect(&target.grpc, None).await.unwrap();
+    let events = patient_events(&mut target_log, "ROUND-TRIP").await;
+    let registration = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(Payload::PatientRegistered(r)) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a registration");
+    assert_eq!(
+        (
+            registration.birth_place_code.as_str(),
+            registration.birth_given_names.as_str(),
+            registration.given_name.as_str()
+        ),
+        ("2B033", list, "Jeanne")
+    );
+    assert!(patient_events(&mut target_log, "MALFORMED")
+        .await
+        .is_empty());
+}

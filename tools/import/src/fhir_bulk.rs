@@ -4,7 +4,7 @@
 //!
 //! | resource | read as | fields used |
 //! |---|---|---|
-//! | `Patient` | a patient | id, birthDate, gender, deceasedDateTime (its UTC day), name (official or first: family, first given) |
+//! | `Patient` | a patient | id, birthDate, gender, deceasedDateTime (its UTC day), name (official or first: family, first given, FR Core's `birth-list-given-name` extension), FR Core's `birthPlace` extension (its address's `inseeCode`) |
 //! | `Encounter` | an encounter | id, subject, period, class (`IMP` inpatient, or skilled nursing with the SNF admission type 449411000124106; `EMER` emergency; `AMB` ambulatory, or urgent care with type 702927004; `HH` home or hospice; `VR` virtual), type (code, display), reasonCode, serviceProvider, the first participant's individual |
 //! | `Condition` | a condition | subject, encounter, code (SNOMED CT first), onsetDateTime (else recordedDate) |
 //! | `MedicationRequest` | a medication | subject, encounter, medicationCodeableConcept, authoredOn, dispenseRequest.validityPeriod.end (the stop) |
@@ -50,6 +50,13 @@ use std::{
 
 const DAY: i64 = 86_400;
 /// Encounter types that tell classes FHIR merges apart (module doc).
+/// FR Core Patient's birth place (an Address whose `inseeCode` extension codes the commune or
+/// the country of birth) and the list of birth given names of its official name.
+const BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+const INSEE_CODE: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code";
+const BIRTH_LIST_GIVEN_NAME: &str =
+    "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-birth-list-given-name";
 const SNF_ADMISSION: &str = "449411000124106";
 const URGENT_CARE: &str = "702927004";
 
@@ -367,6 +374,14 @@ fn resource_label(v: &Value) -> String {
     }
 }
 
+/// The extension of `url` on an element, if any.
+fn extension<'a>(v: &'a Value, url: &str) -> Option<&'a Value> {
+    v["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"].as_str() == Some(url))
+}
+
 fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut v = v;
     for key in path {
@@ -633,6 +648,13 @@ impl Reader {
             sex,
             family: text(name, &["family"]).to_owned(),
             given: text(name, &["given", "0"]).to_owned(),
+            birth_place: extension(v, BIRTH_PLACE)
+                .and_then(|place| extension(&place["valueAddress"], INSEE_CODE))
+                .map_or("", |code| text(code, &["valueCoding", "code"]))
+                .to_owned(),
+            birth_given_names: extension(name, BIRTH_LIST_GIVEN_NAME)
+                .map_or("", |list| text(list, &["valueString"]))
+                .to_owned(),
             id,
         });
         Ok(())

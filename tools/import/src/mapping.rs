@@ -383,6 +383,8 @@ impl Mapper {
                     sex: p.sex as i32,
                     family_name: p.family,
                     given_name: p.given,
+                    birth_place_code: p.birth_place,
+                    birth_given_names: p.birth_given_names,
                     ..Default::default()
                 }),
             );

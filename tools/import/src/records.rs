@@ -32,6 +32,11 @@ pub struct PatientRec {
     pub sex: Sex,
     pub family: String,
     pub given: String,
+    /// The INSEE code of the birth place (FHIR: FR Core's `birthPlace` extension), else empty.
+    pub birth_place: String,
+    /// The list of birth given names (FHIR: FR Core's `birth-list-given-name` on the official
+    /// name), else empty.
+    pub birth_given_names: String,
 }
 
 /// Synthea's encounter classes (`ENCOUNTERCLASS`; FHIR `Encounter.class` and, where FHIR

@@ -171,6 +171,8 @@ impl Reader<'_> {
                 sex,
                 family: get_opt(r, c_last).to_owned(),
                 given: get_opt(r, c_first).to_owned(),
+                birth_place: String::new(),
+                birth_given_names: String::new(),
             });
         }
         Ok(())
