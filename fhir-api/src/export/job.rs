@@ -9,10 +9,11 @@ use futures::{
 };
 use journey_event_log::EventLog;
 use journey_fhir::{bulk, bundle::Entry, Kind, Resource};
-use journey_projections::coordination::queries::Item;
-use journey_proto::v1::{event::Payload, Event, FollowUpRequest};
+use journey_projections::coordination::{patient, queries::Item};
+use journey_proto::v1::{event::Payload, Event};
 use journey_services::{
     access_log::{audited, Access},
+    consent,
     coordination_service::CoordinationService,
     errors, files,
     log_handle::LogHandle,
@@ -391,19 +392,17 @@ impl Run {
                 scanned += started.elapsed();
                 let Some(last) = batch.last() else { break };
                 from = last.position + 1;
-                let mut found = Vec::new();
+                let mut new = Vec::new();
                 for e in batch {
                     if !self.changed(&e) || seen.contains(&e.patient_id) {
                         continue;
                     }
                     seen.insert(e.patient_id.clone());
-                    let started = Instant::now();
-                    let upto = self.upto(&e.patient_id, head).await?;
-                    deciding += started.elapsed();
-                    if let Some(upto) = upto {
-                        found.push((e.patient_id, upto));
-                    }
+                    new.push(e.patient_id);
                 }
+                let started = Instant::now();
+                let found = self.members(new, head).await?;
+                deciding += started.elapsed();
                 for group in found.chunks(TASKS_BATCH) {
                     let ids: Vec<String> = group.iter().map(|(p, _)| p.clone()).collect();
                     let tasks = work.ask_tasks(&ids);
@@ -514,32 +513,39 @@ impl Run {
         }
     }
 
-    /// The position up to which the job exports the patient's events (`None`: the patient is
-    /// not of the group, or the coordinator may not read it).
-    async fn upto(&self, patient: &str, head: u64) -> Result<Option<u64>, Status> {
+    /// Of `patients` (first found in a batch of the log, in order), those the job exports, each
+    /// with the position up to which its events are: every one up to `head`, or, for a group,
+    /// those the coordination view puts in the territory for the caller (a discharge there, the
+    /// caller's organisation not refused: what `Coordination.FollowUp` checks for one patient, in
+    /// one statement per `IN` list), up to what the view has folded (fail closed while it lags).
+    async fn members(
+        &self,
+        patients: Vec<String>,
+        head: u64,
+    ) -> Result<Vec<(String, u64)>, Status> {
         let (Scope::Group(territory), Some(view)) = (&self.scope, &self.api.coordination) else {
-            return Ok(Some(head));
+            return Ok(patients.into_iter().map(|p| (p, head)).collect());
         };
-        let req = FollowUpRequest {
-            patient_id: patient.to_string(),
-            as_of: None,
-        };
-        match view.follow_up_of(&req, self.caller.as_ref()).await {
-            // Fail closed while the view lags, as a read does.
-            Ok(f) if f.discharges.iter().any(|d| &d.territory == territory) => {
-                Ok(Some(head.min(view.runner.watch().borrow().checkpoint)))
-            }
-            Ok(_) => Ok(None),
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::NotFound | tonic::Code::PermissionDenied
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(s) => Err(s),
+        if patients.is_empty() {
+            return Ok(Vec::new());
         }
+        let upto = head.min(view.runner.watch().borrow().checkpoint);
+        let organisation = consent::scope(self.caller.as_ref());
+        let keys: Vec<&str> = patients.iter().map(String::as_str).collect();
+        let members = patient::members_of(
+            &view.runner.db.pool,
+            &view.runner.live_prefix(),
+            &keys,
+            territory,
+            organisation.as_deref(),
+        )
+        .await
+        .map_err(errors::read_model_error)?;
+        Ok(patients
+            .into_iter()
+            .filter(|p| members.contains(p))
+            .map(|p| (p, upto))
+            .collect())
     }
 
     /// The export in the access log, with the patients it covered (in records of at most the

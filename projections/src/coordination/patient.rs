@@ -163,3 +163,50 @@ async fn read_discharges(
     }
     Ok(out)
 }
+
+/// Which of `patients` are of `territory`'s group, as `Coordination.FollowUp` decides for one
+/// patient: a discharge in that territory, and, for a caller whose organisation's consents apply
+/// (`organisation`), no consent to share with it (or with every organisation) revoked; read in
+/// one statement per `IN` list (what a Bulk Data export of a group asks per batch of patients).
+pub async fn members_of(
+    pool: &AnyPool,
+    p: &str,
+    patients: &[&str],
+    territory: &str,
+    organisation: Option<&str>,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let anonymous = crate::sql::anonymous(&conn);
+    let mut keys = patients.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    // The placeholders in the order they are bound: the territory, the organisation, the list.
+    let consented = match organisation {
+        Some(_) => format!(
+            " AND NOT EXISTS (SELECT 1 FROM {p}consents c WHERE c.patient_id = e.patient_id AND c.revoked = 1 AND (c.organisation = {} OR c.organisation = '*'))",
+            crate::sql::placeholders(anonymous, 2, 1)
+        ),
+        None => String::new(),
+    };
+    let from = if organisation.is_some() { 3 } else { 2 };
+    let mut out = std::collections::HashSet::new();
+    for list in crate::sql::in_lists(&keys) {
+        let sql = format!(
+            "SELECT DISTINCT e.patient_id FROM {p}encounters e
+             WHERE e.discharged_at IS NOT NULL AND e.territory = {}{consented} AND e.patient_id IN ({})",
+            crate::sql::placeholders(anonymous, 1, 1),
+            crate::sql::placeholders(anonymous, from, list.len())
+        );
+        let mut q = sqlx::query(&sql).bind(territory);
+        if let Some(org) = organisation {
+            q = q.bind(org);
+        }
+        for k in list {
+            q = q.bind(k);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            out.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(out)
+}
