@@ -356,7 +356,7 @@ async fn a_simulated_population_exports_whole_and_valid() {
     );
     for refused in [
         "_typeFilter=Patient%3Factive%3Dtrue",
-        "_typeFilter=Encounter%3Fclass%3DIMP",
+        "_typeFilter=Encounter%3Fcode%3DIMP",
         "_type=Patient&_typeFilter=Encounter%3Fstatus%3Dfinished",
     ] {
         let raw = get_raw(&server, &format!("/fhir/$export?{refused}"), admin, ASYNC).await;
@@ -403,6 +403,15 @@ async fn a_simulated_population_exports_whole_and_valid() {
     let mut still = nord.clone();
     still.remove(revoking.as_str());
     assert_eq!(ids, still);
+    // ... and its access-log record lists the others, not the patient who refused.
+    let record = accesses(&server, "")
+        .await
+        .into_iter()
+        .rev()
+        .find(|r| r.call == "fhir/Group/$export" && r.outcome == "ok")
+        .expect("the group export in the access log");
+    let listed: BTreeSet<&str> = record.patients.iter().map(String::as_str).collect();
+    assert_eq!(listed, still, "{record:?}");
     // ... not another's, nor every patient: refused, and the refusals recorded.
     for path in ["/fhir/Group/CPTS-SUD/$export", "/fhir/$export"] {
         let raw = get_raw(&server, path, COORDINATOR, ASYNC).await;
@@ -707,4 +716,324 @@ async fn a_killed_export_leaves_no_half_manifest() {
         let raw = get_raw(&server, &status, admin, "").await;
         assert_eq!(http_status(&raw), 200, "{raw}");
     }
+}
+
+/// A value percent-encoded whole (what a client does to a `_typeFilter` query).
+fn encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The (system, code) pairs of a CodeableConcept, a list of them, or a Coding.
+fn codes_of(v: &Value) -> Vec<(String, String)> {
+    let one = |c: &Value| {
+        (
+            c["system"].as_str().unwrap_or("").to_string(),
+            c["code"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    match v {
+        Value::Array(list) => list.iter().flat_map(codes_of).collect(),
+        Value::Object(o) if o.contains_key("coding") => {
+            v["coding"].as_array().unwrap().iter().map(one).collect()
+        }
+        Value::Object(o) if o.contains_key("code") => vec![one(v)],
+        _ => Vec::new(),
+    }
+}
+
+fn has_code(v: &Value, system: Option<&str>, code: &str) -> bool {
+    codes_of(v)
+        .iter()
+        .any(|(s, c)| c == code && system.is_none_or(|want| want == s))
+}
+
+/// The middle of the distinct `values` once sorted.
+fn middle(mut values: Vec<String>) -> String {
+    values.sort();
+    values.dedup();
+    assert!(values.len() > 1, "{values:?}");
+    values[(values.len() - 1) / 2].clone()
+}
+
+/// `_typeFilter` beyond `status`, through HTTP on a simulated population: each kind of search
+/// parameter (a token by system and code, by code, by system; a category; a class; a clinical
+/// status; a medication's code; dates with prefixes on an instant and on a stay's period; a
+/// `_lastUpdated`) narrows the export to exactly the resources of the whole export that this test
+/// selects itself from their JSON; parameters of one query are ANDed, queries of a type ORed; a
+/// parameter, modifier, prefix or date the server does not serve is a 400 naming what it
+/// filters, and starts no job.
+#[tokio::test]
+async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
+    use chrono::Datelike;
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, &["--no-reactor"]);
+    let admin = admin_token(dir.path());
+    let admin = admin.as_str();
+    simulate(&server, admin, "25");
+    let (_, head) = patients_in_log(&server, admin).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+    let status = kick_off(&server, "/fhir/$export", AUDITOR).await;
+    let (manifest, _) = finished(&server, &status, AUDITOR).await;
+    let all = files(&server, &manifest, AUDITOR).await;
+
+    // Values taken from the data: the middle day of the measures, of the stays' starts, the
+    // middle lastUpdated of the measures, a diagnosis's and a prescription's code.
+    let day_of = |t: &str| t[..10].to_string();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let measures = &all["Observation"];
+    let measure_day = middle(
+        measures
+            .iter()
+            .filter_map(|o| o["effectiveDateTime"].as_str().map(day_of))
+            .collect(),
+    );
+    let stay_day = middle(
+        all["Encounter"]
+            .iter()
+            .filter_map(|e| e["period"]["start"].as_str().map(day_of))
+            .collect(),
+    );
+    let after_stay_day = (chrono::NaiveDate::parse_from_str(&stay_day, "%Y-%m-%d").unwrap()
+        + chrono::Days::new(1))
+    .to_string();
+    let after_stay_month = (chrono::NaiveDate::parse_from_str(&stay_day, "%Y-%m-%d")
+        .unwrap()
+        .with_day(1)
+        .unwrap()
+        + chrono::Months::new(1))
+    .format("%Y-%m")
+    .to_string();
+    let updated = middle(
+        measures
+            .iter()
+            .filter_map(|o| text(&o["meta"]["lastUpdated"]))
+            .collect(),
+    );
+    let (diagnosis_system, diagnosis) = all["Condition"]
+        .iter()
+        .flat_map(|c| codes_of(&c["code"]))
+        .next()
+        .expect("a coded diagnosis");
+    let (drug_system, drug) = all["MedicationRequest"]
+        .iter()
+        .flat_map(|m| codes_of(&m["medicationCodeableConcept"]))
+        .next()
+        .expect("a coded prescription");
+    const LOINC: &str = "http://loinc.org";
+    let effective = |o: &Value| o["effectiveDateTime"].as_str().unwrap_or("").to_string();
+    let start = |e: &Value| e["period"]["start"].as_str().map(str::to_string);
+    let end = |e: &Value| e["period"]["end"].as_str().map(str::to_string);
+
+    type Select<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+    // (type, its _typeFilter queries, what they select, whether that must be a strict part)
+    let cases: Vec<(&str, Vec<String>, Select, bool)> = vec![
+        (
+            "Observation",
+            vec![format!("Observation?code={LOINC}|29463-7")],
+            Box::new(|o| has_code(&o["code"], Some(LOINC), "29463-7")),
+            true,
+        ),
+        (
+            "Observation",
+            vec!["Observation?code=29463-7,59408-5".into()],
+            Box::new(|o| {
+                has_code(&o["code"], None, "29463-7") || has_code(&o["code"], None, "59408-5")
+            }),
+            false,
+        ),
+        (
+            "Observation",
+            vec!["Observation?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs".into()],
+            Box::new(|o| {
+                has_code(
+                    &o["category"],
+                    Some("http://terminology.hl7.org/CodeSystem/observation-category"),
+                    "vital-signs",
+                )
+            }),
+            false,
+        ),
+        (
+            "Observation",
+            vec![format!("Observation?code={LOINC}|&date=ge{measure_day}")],
+            Box::new(|o| {
+                codes_of(&o["code"]).iter().any(|(s, _)| s == LOINC)
+                    && effective(o).as_str() >= measure_day.as_str()
+            }),
+            true,
+        ),
+        (
+            "Observation",
+            vec![
+                "Observation?code=29463-7".into(),
+                format!("Observation?date=lt{measure_day}"),
+            ],
+            Box::new(|o| {
+                has_code(&o["code"], None, "29463-7")
+                    || effective(o).as_str() < measure_day.as_str()
+            }),
+            true,
+        ),
+        (
+            "Observation",
+            vec![format!("Observation?_lastUpdated=gt{updated}")],
+            Box::new(|o| o["meta"]["lastUpdated"].as_str().unwrap() > updated.as_str()),
+            true,
+        ),
+        (
+            "Provenance",
+            vec![format!("Provenance?_lastUpdated=le{updated}")],
+            Box::new(|p| p["meta"]["lastUpdated"].as_str().unwrap() <= updated.as_str()),
+            true,
+        ),
+        (
+            "Encounter",
+            vec!["Encounter?class=IMP&status=finished".into()],
+            Box::new(|e| e["class"]["code"] == "IMP" && e["status"] == "finished"),
+            true,
+        ),
+        (
+            "Encounter",
+            vec![format!("Encounter?date=lt{stay_day}")],
+            Box::new(|e| start(e).is_some_and(|s| s < stay_day)),
+            true,
+        ),
+        (
+            "Encounter",
+            // A stay still open reaches past any day; a finished one if it ends after this one.
+            vec![format!("Encounter?date=gt{stay_day}")],
+            Box::new(|e| {
+                e.get("period").is_some() && end(e).is_none_or(|t| t >= after_stay_day)
+            }),
+            true,
+        ),
+        (
+            "Encounter",
+            // eq: the stays the month holds whole.
+            vec![format!("Encounter?date=eq{}", &stay_day[..7])],
+            Box::new(|e| {
+                start(e).is_some_and(|s| s.as_str() >= &stay_day[..7])
+                    && end(e).is_some_and(|t| t < after_stay_month)
+            }),
+            false,
+        ),
+        (
+            "Condition",
+            vec!["Condition?clinical-status=active".into()],
+            Box::new(|c| has_code(&c["clinicalStatus"], None, "active")),
+            false,
+        ),
+        (
+            "Condition",
+            vec![format!("Condition?code={diagnosis_system}|{diagnosis}")],
+            Box::new(|c| has_code(&c["code"], Some(&diagnosis_system), &diagnosis)),
+            false,
+        ),
+        (
+            "MedicationRequest",
+            vec![format!("MedicationRequest?code={drug_system}|{drug}")],
+            Box::new(|m| has_code(&m["medicationCodeableConcept"], Some(&drug_system), &drug)),
+            false,
+        ),
+        (
+            "Appointment",
+            vec![format!("Appointment?date=ge{measure_day}")],
+            Box::new(|a| a["start"].as_str().is_some_and(|s| s >= measure_day.as_str())),
+            false,
+        ),
+        (
+            "Task",
+            vec!["Task?code=urn:journey:coordination-item|discharge-letter&status=completed".into()],
+            Box::new(|t| {
+                has_code(&t["code"], Some("urn:journey:coordination-item"), "discharge-letter")
+                    && t["status"] == "completed"
+            }),
+            false,
+        ),
+    ];
+    for (kind, queries, select, strict) in &cases {
+        let whole = &all[*kind];
+        let expected: BTreeSet<&str> = whole
+            .iter()
+            .filter(|r| select(r))
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{queries:?} selects nothing of {kind}"
+        );
+        if *strict {
+            assert!(
+                expected.len() < whole.len(),
+                "{queries:?} keeps every {kind}"
+            );
+        }
+        let filters: String = queries
+            .iter()
+            .map(|q| format!("&_typeFilter={}", encoded(q)))
+            .collect();
+        let status = kick_off(
+            &server,
+            &format!("/fhir/$export?_type={kind}{filters}"),
+            AUDITOR,
+        )
+        .await;
+        let (manifest, _) = finished(&server, &status, AUDITOR).await;
+        let got = files(&server, &manifest, AUDITOR).await;
+        let ids: BTreeSet<&str> = got
+            .get(*kind)
+            .map(|v| v.iter().map(|r| r["id"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, expected, "{queries:?}");
+    }
+
+    // What the server does not filter by: 400, naming the parameter and what it filters by,
+    // and no job started.
+    let jobs = || {
+        std::fs::read_dir(dir.path().join("data/fhir-exports"))
+            .unwrap()
+            .count()
+    };
+    let before = jobs();
+    for (query, says) in [
+        (
+            "Observation?foo=1",
+            ["foo", "status, code, category, date, _lastUpdated"],
+        ),
+        (
+            "Encounter?code=x",
+            ["code", "status, class, date, _lastUpdated"],
+        ),
+        ("Observation?code:text=weight", [":text", "code, category"]),
+        (
+            "Observation?date=ap2024",
+            ["\\\"ap\\\"", "eq, ne, gt, lt, ge, le, sa, eb"],
+        ),
+        (
+            "Observation?date=ge2024-13-01",
+            ["ge2024-13-01", "is not a date"],
+        ),
+        ("Condition?date=2024", ["date", "onset-date, recorded-date"]),
+    ] {
+        let path = format!("/fhir/$export?_typeFilter={}", encoded(query));
+        let raw = get_raw(&server, &path, AUDITOR, ASYNC).await;
+        assert_eq!(http_status(&raw), 400, "{query}: {raw}");
+        let body = http_body(&raw);
+        let outcome: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        for said in says {
+            assert!(
+                body.contains("_typeFilter") && body.contains(said),
+                "{query}: {said}: {body}"
+            );
+        }
+    }
+    assert_eq!(jobs(), before, "a refused kick-off started a job");
 }
