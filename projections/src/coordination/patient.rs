@@ -1,7 +1,8 @@
 //! One patient's follow-up over the coordination tables of the live generation: every discharge
 //! with its state at the time of the query, appointments, alerts (resolved too) and referents;
 //! and the discharges of many patients at once ([`discharges_of`], what a Bulk Data export asks
-//! per batch of patients), read by the same code.
+//! per batch of patients), read by the same code; and which of many patients are of a
+//! territory's group ([`members_of`], a group export's batches).
 use super::{
     followup::{self, Alert, Appointment},
     queries::{
