@@ -1922,7 +1922,6 @@ impl Gen {
                 gp: Some(self.gp.clone()),
                 family_name: family.into(),
                 given_name: given.into(),
-                ..Default::default()
             }),
         );
         if let Some(at) = prior_ed {
