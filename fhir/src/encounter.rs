@@ -6,7 +6,10 @@ use crate::{
     codes::{self, V2_0203},
     condition,
     resource::Body,
-    resource::{encounter_ref, fhir_id, instant, meta, patient_ref, put, text},
+    resource::{
+        encounter_ref, fhir_id, fhir_id_of, instant, meta, patient_ref, put, text, Identifier,
+        Meta, Prefixed, Reference,
+    },
     Resource,
 };
 use journey_proto::{
@@ -16,6 +19,7 @@ use journey_proto::{
         LeaveStarted, MovementCorrected, Transferred,
     },
 };
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The FINESS identifier system (ANS organisations' OID).
@@ -241,14 +245,17 @@ impl<'a> Stay<'a> {
     }
 
     /// The stay's diagnoses that hold (their events not cancelled), as `Encounter.diagnosis`.
-    fn diagnoses(&self) -> Option<Value> {
-        let list: Vec<Value> = self
-            .diagnosed
+    fn diagnoses(&self) -> Vec<DiagnosisRef> {
+        self.diagnosed
             .iter()
             .filter(|d| d.cancelled.is_none() && self.cancelled.is_none())
-            .flat_map(|d| encounter_diagnoses(d.event, d.codes))
-            .collect();
-        (!list.is_empty()).then(|| json!(list))
+            .flat_map(|d| diagnosis_ids(d.event, d.codes))
+            .map(|id| DiagnosisRef {
+                condition: ConditionRef {
+                    reference: format!("Condition/{id}"),
+                },
+            })
+            .collect()
     }
 
     /// The movement `i`: `partOf` the stay, in its unit from its time to the next movement's (or
@@ -275,51 +282,42 @@ impl<'a> Stay<'a> {
             .flatten()
             .max_by_key(|e| e.stream_version)
             .unwrap_or(m.event);
-        let mut period = json!({});
-        put(&mut period, "start", instant(m.time()).map(Value::from));
-        if let (None, Some(_)) = (void, ender) {
-            put(&mut period, "end", instant(ended_at).map(Value::from));
-        }
         let id = fhir_id("Encounter", &m.event.event_id);
-        let mut body = json!({
-            "resourceType": "Encounter",
-            "id": id,
-            "meta": meta(last, Some("fr-core-encounter")),
-            "identifier": [{
-                "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },
-                "system": "urn:journey:movement",
-                "value": m.event.event_id,
-            }],
-            "status": status,
-            "class": codes::stay_class(m.setting.unwrap_or_else(|| self.setting())),
-            "subject": patient_ref(patient_id),
-            "period": period,
-            "partOf": encounter_ref(&self.encounter_id),
-        });
-        if m.leave {
-            put(
-                &mut body,
-                "type",
-                Some(json!([{ "text": "leave of absence" }])),
-            );
-        }
-        if !m.unit.is_empty() {
-            let state = if status == "in-progress" {
-                "active"
-            } else {
-                "completed"
-            };
-            put(
-                &mut body,
-                "location",
-                Some(json!([{ "location": { "display": m.unit }, "status": state }])),
-            );
-        }
-        Resource {
-            kind: "Encounter",
-            id,
-            body: Body::Tree(body),
-        }
+        let patient = fhir_id_of("Patient", patient_id);
+        let stay = fhir_id_of("Encounter", &self.encounter_id);
+        let ended = matches!((void, ender), (None, Some(_)));
+        let body = MovementEncounter {
+            class: codes::stay_class(m.setting.unwrap_or_else(|| self.setting())),
+            id: &id,
+            identifier: [VisitNumber::new("urn:journey:movement", &m.event.event_id)],
+            location: (!m.unit.is_empty()).then(|| {
+                [Location {
+                    location: Display { display: m.unit },
+                    status: if status == "in-progress" {
+                        "active"
+                    } else {
+                        "completed"
+                    },
+                }]
+            }),
+            meta: Meta::of(last, Some("fr-core-encounter")),
+            part_of: Reference {
+                reference: Prefixed("Encounter/", &stay),
+            },
+            period: Period {
+                end: if ended { instant(ended_at) } else { None },
+                start: instant(m.time()),
+            },
+            resource_type: "Encounter",
+            status,
+            subject: Reference {
+                reference: Prefixed("Patient/", &patient),
+            },
+            kind: m.leave.then_some([Text {
+                text: "leave of absence",
+            }]),
+        };
+        Resource::written("Encounter", id.clone(), last, &body)
     }
 
     fn stay(&self, patient_id: &str) -> Resource {
@@ -337,61 +335,60 @@ impl<'a> Stay<'a> {
             .find(|m| m.event.event_id == start.event_id)
             .and_then(|m| m.at)
             .or(start.occurred_at.as_ref());
-        let mut body = json!({
-            "resourceType": "Encounter",
-            "id": fhir_id("Encounter", &self.encounter_id),
-            "meta": meta(self.last, Some("fr-core-encounter")),
-            "identifier": [identifier(ENCOUNTERS, &self.encounter_id)],
-            "status": status,
-            "class": codes::stay_class(self.setting()),
-            "subject": patient_ref(patient_id),
-            "period": period_of(start_at, self.discharge_time()),
-        });
         let (priority, admit_source) = codes::admission(admitted.map_or(0, |a| a.admit_type));
-        put(&mut body, "priority", priority);
         let mut diagnoses: Vec<&Code> = admitted.map_or(vec![], |a| a.diagnoses.iter().collect());
         if let Some((_, d)) = self.discharged {
             diagnoses.extend(d.diagnoses.iter());
         }
-        put(&mut body, "reasonCode", reasons(&diagnoses));
-        put(&mut body, "diagnosis", self.diagnoses());
-        let mut hospitalization = json!({});
-        put(&mut hospitalization, "admitSource", admit_source);
-        if let Some((_, d)) = self.discharged {
+        let discharge = self.discharged.map(|(_, d)| {
             let fix = &self.discharge_fix;
-            put(
-                &mut hospitalization,
-                "dischargeDisposition",
-                codes::discharge_disposition(fix.disposition.unwrap_or(d.disposition)),
-            );
             let destination = fix.destination.unwrap_or(&d.destination_facility_id);
-            if !destination.is_empty() {
-                put(
-                    &mut hospitalization,
-                    "destination",
-                    Some(json!({ "identifier": { "system": FINESS, "value": destination } })),
-                );
-            }
-        }
-        if hospitalization.as_object().is_some_and(|o| !o.is_empty()) {
-            put(&mut body, "hospitalization", Some(hospitalization));
-        }
-        put(&mut body, "location", self.locations(status));
-        put(
-            &mut body,
-            "serviceProvider",
-            admitted.and_then(|a| organisation(a.facility.as_ref())),
-        );
-        Resource {
-            kind: "Encounter",
-            id: fhir_id("Encounter", &self.encounter_id),
-            body: Body::Tree(body),
-        }
+            (
+                codes::discharge_disposition(fix.disposition.unwrap_or(d.disposition)),
+                (!destination.is_empty()).then_some(Destination {
+                    identifier: Identifier {
+                        system: FINESS,
+                        value: destination,
+                    },
+                }),
+            )
+        });
+        let (disposition, destination) = discharge.unwrap_or((None, None));
+        let hospitalization = Hospitalization {
+            admit_source,
+            destination,
+            discharge_disposition: disposition,
+        };
+        let id = fhir_id("Encounter", &self.encounter_id);
+        let patient = fhir_id_of("Patient", patient_id);
+        let diagnosis = self.diagnoses();
+        let body = StayEncounter {
+            class: codes::stay_class(self.setting()),
+            diagnosis: (!diagnosis.is_empty()).then_some(diagnosis),
+            hospitalization: hospitalization.any().then_some(hospitalization),
+            id: &id,
+            identifier: [VisitNumber::new(ENCOUNTERS, &self.encounter_id)],
+            location: self.locations(status),
+            meta: Meta::of(self.last, Some("fr-core-encounter")),
+            period: Period {
+                end: instant(self.discharge_time()),
+                start: instant(start_at),
+            },
+            priority,
+            reason_code: reasons(&diagnoses),
+            resource_type: "Encounter",
+            service_provider: admitted.and_then(|a| Provider::of(a.facility.as_ref())),
+            status,
+            subject: Reference {
+                reference: Prefixed("Patient/", &patient),
+            },
+        };
+        Resource::written("Encounter", id.clone(), self.last, &body)
     }
 
     /// The units the stay went through (its movements not cancelled); the last one active while
     /// the stay is open.
-    fn locations(&self, status: &str) -> Option<Value> {
+    fn locations(&self, status: &str) -> Option<Vec<Location<'a>>> {
         let units: Vec<&str> = self
             .movements
             .iter()
@@ -399,18 +396,148 @@ impl<'a> Stay<'a> {
             .map(|m| m.unit)
             .collect();
         let n = units.len();
-        let list: Vec<Value> = units
+        let list: Vec<Location> = units
             .into_iter()
             .enumerate()
             .map(|(i, unit)| {
                 let open = i + 1 == n && status == "in-progress";
-                json!({
-                    "location": { "display": unit },
-                    "status": if open { "active" } else { "completed" },
-                })
+                Location {
+                    location: Display { display: unit },
+                    status: if open { "active" } else { "completed" },
+                }
             })
             .collect();
-        (!list.is_empty()).then(|| json!(list))
+        (!list.is_empty()).then_some(list)
+    }
+}
+
+/// A stay's Encounter written straight, its keys in the order a JSON tree writes them.
+#[derive(Serialize)]
+struct StayEncounter<'a> {
+    class: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<Vec<DiagnosisRef>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hospitalization: Option<Hospitalization<'a>>,
+    id: &'a str,
+    identifier: [VisitNumber<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Vec<Location<'a>>>,
+    meta: Meta<'a>,
+    period: Period,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<Value>,
+    #[serde(rename = "reasonCode", skip_serializing_if = "Option::is_none")]
+    reason_code: Option<Value>,
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "serviceProvider", skip_serializing_if = "Option::is_none")]
+    service_provider: Option<Provider<'a>>,
+    status: &'static str,
+    subject: Reference<'a>,
+}
+
+/// A movement's Encounter written straight, its keys in the order a JSON tree writes them.
+#[derive(Serialize)]
+struct MovementEncounter<'a> {
+    class: Value,
+    id: &'a str,
+    identifier: [VisitNumber<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<[Location<'a>; 1]>,
+    meta: Meta<'a>,
+    #[serde(rename = "partOf")]
+    part_of: Reference<'a>,
+    period: Period,
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    status: &'static str,
+    subject: Reference<'a>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<[Text<'static>; 1]>,
+}
+
+#[derive(Serialize)]
+struct Period {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct Display<'a> {
+    display: &'a str,
+}
+
+/// A unit the stay went through.
+#[derive(Serialize)]
+struct Location<'a> {
+    location: Display<'a>,
+    status: &'static str,
+}
+
+/// `Encounter.diagnosis`: a Condition of the stay.
+#[derive(Serialize)]
+struct DiagnosisRef {
+    condition: ConditionRef,
+}
+
+#[derive(Serialize)]
+struct ConditionRef {
+    reference: String,
+}
+
+#[derive(Serialize)]
+struct Hospitalization<'a> {
+    #[serde(rename = "admitSource", skip_serializing_if = "Option::is_none")]
+    admit_source: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<Destination<'a>>,
+    #[serde(
+        rename = "dischargeDisposition",
+        skip_serializing_if = "Option::is_none"
+    )]
+    discharge_disposition: Option<Value>,
+}
+
+impl Hospitalization<'_> {
+    fn any(&self) -> bool {
+        self.admit_source.is_some()
+            || self.destination.is_some()
+            || self.discharge_disposition.is_some()
+    }
+}
+
+#[derive(Serialize)]
+struct Destination<'a> {
+    identifier: Identifier<'a>,
+}
+
+/// The facility as the stay's service provider (by FINESS, with its name), as [`organisation`]
+/// builds it.
+#[derive(Serialize)]
+struct Provider<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+    identifier: Identifier<'a>,
+}
+
+impl<'a> Provider<'a> {
+    fn of(f: Option<&'a Facility>) -> Option<Self> {
+        let f = f.filter(|f| !f.id.is_empty())?;
+        Some(Provider {
+            display: (!f.name.trim().is_empty()).then_some(f.name.as_str()),
+            identifier: Identifier {
+                system: FINESS,
+                value: &f.id,
+            },
+        })
     }
 }
 
@@ -455,17 +582,19 @@ pub fn emergency(patient_id: &str, e: &Event, v: &EmergencyVisit) -> Vec<Resourc
     out
 }
 
-/// `Encounter.diagnosis`: the Conditions of the diagnoses `e` carried (those with a code).
-fn encounter_diagnoses(e: &Event, codes: &[Code]) -> Vec<Value> {
+/// The ids of the Conditions of the diagnoses `e` carried (those with a code).
+fn diagnosis_ids<'e>(e: &'e Event, codes: &'e [Code]) -> impl Iterator<Item = String> + 'e {
     codes
         .iter()
         .enumerate()
         .filter(|(_, c)| !c.code.trim().is_empty())
-        .map(|(i, _)| {
-            json!({ "condition": {
-                "reference": format!("Condition/{}", condition::diagnosis_id(e, i + 1)),
-            } })
-        })
+        .map(move |(i, _)| condition::diagnosis_id(e, i + 1))
+}
+
+/// `Encounter.diagnosis`: the Conditions of the diagnoses `e` carried (those with a code).
+fn encounter_diagnoses(e: &Event, codes: &[Code]) -> Vec<Value> {
+    diagnosis_ids(e, codes)
+        .map(|id| json!({ "condition": { "reference": format!("Condition/{id}") } }))
         .collect()
 }
 
@@ -559,4 +688,309 @@ fn organisation(f: Option<&Facility>) -> Option<Value> {
 /// The reference to this encounter from another resource.
 pub fn reference(encounter_id: &str) -> Option<Value> {
     (!encounter_id.is_empty()).then(|| encounter_ref(encounter_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journey_proto::v1::{AdmitType, Disposition, Setting};
+
+    fn ev(n: u64) -> Event {
+        Event {
+            event_id: format!("e{n}"),
+            stream_version: n,
+            occurred_at: Some(Timestamp {
+                seconds: 1_780_000_000 + n as i64 * 3_600,
+                nanos: 0,
+            }),
+            recorded_at: Some(Timestamp {
+                seconds: 1_780_000_000 + n as i64 * 3_700,
+                nanos: 5_000_000,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn code(c: &str) -> Code {
+        Code {
+            system: "ICD-10".into(),
+            code: c.into(),
+            display: "a diagnosis".into(),
+        }
+    }
+
+    /// Each Encounter of `stay` (the stay, then each movement) as written and as its tree was
+    /// built: the same JSON.
+    fn same(stay: &Stay, patient: &str) -> usize {
+        let written = stay.stay(patient);
+        assert_eq!(written.json(), tree::stay(stay, patient), "stay");
+        assert_eq!(
+            written.last_updated(),
+            tree::stay(stay, patient)["meta"]["lastUpdated"].as_str()
+        );
+        for i in 0..stay.movements.len() {
+            assert_eq!(
+                stay.movement(i, patient).json(),
+                tree::movement(stay, i, patient),
+                "movement {i}"
+            );
+        }
+        1 + stay.movements.len()
+    }
+
+    #[test]
+    fn a_stay_and_its_movements_are_written_as_their_trees_were_built() {
+        let e: Vec<Event> = (1..=12).map(ev).collect();
+        let admitted = Admitted {
+            encounter_id: "S 1".into(),
+            facility: Some(Facility {
+                id: "750000001".into(),
+                name: "CHU \"Nord\"".into(),
+                ..Default::default()
+            }),
+            unit: "Cardiologie".into(),
+            setting: Setting::Inpatient as i32,
+            admit_type: AdmitType::Emergency as i32,
+            diagnoses: vec![code("I50.9"), code(" "), code("E11")],
+            ..Default::default()
+        };
+        let bare = Admitted {
+            encounter_id: "S2".into(),
+            facility: Some(Facility {
+                id: String::new(),
+                name: "nameless".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let transferred = Transferred {
+            to_unit: "USIC".into(),
+            ..Default::default()
+        };
+        let left = LeaveStarted::default();
+        let back = LeaveEnded {
+            unit: "Cardiologie".into(),
+            ..Default::default()
+        };
+        let had = ClassChanged {
+            setting: Setting::Had as i32,
+            unit: "HAD".into(),
+            ..Default::default()
+        };
+        let moved = MovementCorrected {
+            corrected_event_id: "e2".into(),
+            moved_at: Some(Timestamp {
+                seconds: 1_780_001_000,
+                nanos: 0,
+            }),
+            unit: "Réanimation".into(),
+            ..Default::default()
+        };
+        let discharged = Discharged {
+            disposition: Disposition::Rehab as i32,
+            diagnoses: vec![code("I10")],
+            destination_facility_id: "750000002".into(),
+            ..Default::default()
+        };
+        let fixed = MovementCorrected {
+            corrected_event_id: "e7".into(),
+            disposition: Disposition::Home as i32,
+            destination_facility_id: "750000003".into(),
+            ..Default::default()
+        };
+        let home = Discharged {
+            disposition: Disposition::Home as i32,
+            ..Default::default()
+        };
+        let mut n = 0;
+        // Whole: every movement, corrected, discharged then corrected.
+        let mut s = Stay::new("S 1", &e[0]);
+        s.admitted(&e[0], &admitted);
+        s.transferred(&e[1], &transferred);
+        s.left(&e[2], &left);
+        n += same(&s, "P 1");
+        s.returned(&e[3], &back);
+        s.class_changed(&e[4], &had);
+        s.corrected(&e[5], &moved);
+        n += same(&s, "P 1");
+        s.discharged(&e[6], &discharged);
+        n += same(&s, "P1");
+        s.corrected(&e[7], &fixed);
+        n += same(&s, "P1");
+        // The discharge and a transfer cancelled, then the admission.
+        s.cancel(&e[8], "e7");
+        s.cancel(&e[9], "e2");
+        n += same(&s, "P1");
+        s.cancel(&e[10], "e1");
+        n += same(&s, "P1");
+        // Bare: no unit, no facility's id, no admit type nor diagnosis; discharged home.
+        let mut b = Stay::new("S2", &e[0]);
+        b.admitted(&e[0], &bare);
+        n += same(&b, "P1");
+        b.discharged(&e[11], &home);
+        n += same(&b, "P1");
+        assert_eq!(n, 38);
+    }
+
+    /// The trees a stay's Encounters were built as before they were written straight (the code
+    /// they replaced).
+    mod tree {
+        use super::super::*;
+
+        fn diagnosis_list(s: &Stay) -> Option<Value> {
+            let list: Vec<Value> = s
+                .diagnosed
+                .iter()
+                .filter(|d| d.cancelled.is_none() && s.cancelled.is_none())
+                .flat_map(|d| encounter_diagnoses(d.event, d.codes))
+                .collect();
+            (!list.is_empty()).then(|| json!(list))
+        }
+
+        pub(super) fn movement(s: &Stay, i: usize, patient_id: &str) -> Value {
+            let m = &s.movements[i];
+            let next = s.movements[i + 1..].iter().find(|n| n.cancelled.is_none());
+            let ender = next.map(|n| n.event).or(s.discharged.map(|(d, _)| d));
+            let ended_at = match next {
+                Some(n) => n.time(),
+                None => s.discharge_time(),
+            };
+            let void = m.cancelled.or(s.cancelled);
+            let status = match (void, ender) {
+                (Some(_), _) => "entered-in-error",
+                (None, Some(_)) => "finished",
+                (None, None) => "in-progress",
+            };
+            let last = [Some(m.event), void, ender.filter(|_| void.is_none())]
+                .into_iter()
+                .flatten()
+                .max_by_key(|e| e.stream_version)
+                .unwrap_or(m.event);
+            let mut period = json!({});
+            put(&mut period, "start", instant(m.time()).map(Value::from));
+            if let (None, Some(_)) = (void, ender) {
+                put(&mut period, "end", instant(ended_at).map(Value::from));
+            }
+            let id = fhir_id("Encounter", &m.event.event_id);
+            let mut body = json!({
+                "resourceType": "Encounter",
+                "id": id,
+                "meta": meta(last, Some("fr-core-encounter")),
+                "identifier": [{
+                    "type": { "coding": [{ "system": V2_0203, "code": "VN", "display": "Visit number" }] },
+                    "system": "urn:journey:movement",
+                    "value": m.event.event_id,
+                }],
+                "status": status,
+                "class": codes::stay_class(m.setting.unwrap_or_else(|| s.setting())),
+                "subject": patient_ref(patient_id),
+                "period": period,
+                "partOf": encounter_ref(&s.encounter_id),
+            });
+            if m.leave {
+                put(
+                    &mut body,
+                    "type",
+                    Some(json!([{ "text": "leave of absence" }])),
+                );
+            }
+            if !m.unit.is_empty() {
+                let state = if status == "in-progress" {
+                    "active"
+                } else {
+                    "completed"
+                };
+                put(
+                    &mut body,
+                    "location",
+                    Some(json!([{ "location": { "display": m.unit }, "status": state }])),
+                );
+            }
+            body
+        }
+        pub(super) fn stay(s: &Stay, patient_id: &str) -> Value {
+            let status = match (s.cancelled, s.discharged.is_some()) {
+                (Some(_), _) => "entered-in-error",
+                (None, true) => "finished",
+                (None, false) if s.on_leave() => "onleave",
+                (None, false) => "in-progress",
+            };
+            let admitted = s.admitted.map(|(_, a)| a);
+            let start = s.admitted.map_or(s.first, |(e, _)| e);
+            let start_at = s
+                .movements
+                .iter()
+                .find(|m| m.event.event_id == start.event_id)
+                .and_then(|m| m.at)
+                .or(start.occurred_at.as_ref());
+            let mut body = json!({
+                "resourceType": "Encounter",
+                "id": fhir_id("Encounter", &s.encounter_id),
+                "meta": meta(s.last, Some("fr-core-encounter")),
+                "identifier": [identifier(ENCOUNTERS, &s.encounter_id)],
+                "status": status,
+                "class": codes::stay_class(s.setting()),
+                "subject": patient_ref(patient_id),
+                "period": period_of(start_at, s.discharge_time()),
+            });
+            let (priority, admit_source) = codes::admission(admitted.map_or(0, |a| a.admit_type));
+            put(&mut body, "priority", priority);
+            let mut diagnoses: Vec<&Code> =
+                admitted.map_or(vec![], |a| a.diagnoses.iter().collect());
+            if let Some((_, d)) = s.discharged {
+                diagnoses.extend(d.diagnoses.iter());
+            }
+            put(&mut body, "reasonCode", reasons(&diagnoses));
+            put(&mut body, "diagnosis", diagnosis_list(s));
+            let mut hospitalization = json!({});
+            put(&mut hospitalization, "admitSource", admit_source);
+            if let Some((_, d)) = s.discharged {
+                let fix = &s.discharge_fix;
+                put(
+                    &mut hospitalization,
+                    "dischargeDisposition",
+                    codes::discharge_disposition(fix.disposition.unwrap_or(d.disposition)),
+                );
+                let destination = fix.destination.unwrap_or(&d.destination_facility_id);
+                if !destination.is_empty() {
+                    put(
+                        &mut hospitalization,
+                        "destination",
+                        Some(json!({ "identifier": { "system": FINESS, "value": destination } })),
+                    );
+                }
+            }
+            if hospitalization.as_object().is_some_and(|o| !o.is_empty()) {
+                put(&mut body, "hospitalization", Some(hospitalization));
+            }
+            put(&mut body, "location", locations(s, status));
+            put(
+                &mut body,
+                "serviceProvider",
+                admitted.and_then(|a| organisation(a.facility.as_ref())),
+            );
+            body
+        }
+        fn locations(s: &Stay, status: &str) -> Option<Value> {
+            let units: Vec<&str> = s
+                .movements
+                .iter()
+                .filter(|m| m.cancelled.is_none() && !m.leave && !m.unit.is_empty())
+                .map(|m| m.unit)
+                .collect();
+            let n = units.len();
+            let list: Vec<Value> = units
+                .into_iter()
+                .enumerate()
+                .map(|(i, unit)| {
+                    let open = i + 1 == n && status == "in-progress";
+                    json!({
+                        "location": { "display": unit },
+                        "status": if open { "active" } else { "completed" },
+                    })
+                })
+                .collect();
+            (!list.is_empty()).then(|| json!(list))
+        }
+    }
 }
