@@ -777,6 +777,11 @@ async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
     let admin = admin_token(dir.path());
     let admin = admin.as_str();
     simulate(&server, admin, "25");
+    // One measure recorded later, so that the measures' lastUpdated differ (a fast simulation
+    // may record every one in the same millisecond).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    append_batch(&mut log, vec![observation("P-LATE", 21.0)]).await;
     let (_, head) = patients_in_log(&server, admin).await;
     wait_projected_as(&server.grpc, head, Some(admin)).await;
     let status = kick_off(&server, "/fhir/$export", AUDITOR).await;
