@@ -71,12 +71,13 @@ pub async fn write(
     .await
 }
 
-/// The condition that the encounter in row `e` is at a place matching what a reader typed: the
-/// facility's id (`$id`), or a part of the facility's or the unit's name (`$pattern`, a lower-case
-/// `LIKE` pattern); matched against the places, then the encounter's own three columns compared.
-pub fn place_sql(p: &str, id: &str, pattern: &str) -> String {
+/// The places matching what a reader typed, as an SQL subquery of `(facility_id, facility_name,
+/// unit)` rows: the facility's id (`$id`), or a part of the facility's or the unit's name
+/// (`$pattern`, a lower-case `LIKE` pattern), matched against the places; an encounter's own
+/// three columns are then compared with them.
+pub fn places_sql(p: &str, id: &str, pattern: &str) -> String {
     format!(
-        "(e.facility_id, e.facility_name, e.unit) IN (SELECT pl.facility_id, pl.facility_name, pl.unit
+        "(SELECT pl.facility_id, pl.facility_name, pl.unit
            FROM {p}{PLACES} pl WHERE pl.facility_id = {id} OR LOWER(pl.facility_name) LIKE {pattern} ESCAPE '\\'
            OR LOWER(pl.unit) LIKE {pattern} ESCAPE '\\')"
     )

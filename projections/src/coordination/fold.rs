@@ -70,7 +70,8 @@ impl Projection for Coordination {
         // 11: encounters keep their urgency with the instants it is valid between
         //    (`urgency::maintain`); the worklist's index is in urgency order.
         // 12: the places and professionals seen (`directory.rs`).
-        12 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
+        // 13: the worklist's indexes led by a patient, a place and an open alert's severity.
+        13 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
     fn tables(&self) -> &'static [&'static str] {

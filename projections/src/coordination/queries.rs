@@ -183,7 +183,27 @@ fn bind_all<'q>(mut q: Q<'q>, args: &'q [Arg]) -> Q<'q> {
 /// kept with it), or the others (derived from their standing). (`+e.…`, `|| ''`: the window bounds
 /// and a territory match many rows, so that SQLite scans [`worklist_index_ddl`] in its order rather
 /// than look up each row from another index.)
-fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String>) {
+/// How a query reaches the rows of a filter by place, referent or alert severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Through the indexes led by those columns ([`LOOKUP_INDEXES`]): a count, or a page of a
+    /// filter matching few rows, which are then sorted.
+    Lookup,
+    /// In the worklist's order, each row checked (`+`, `|| ''`: no other index): a page of a
+    /// filter matching many rows, which stops once full.
+    InOrder,
+}
+
+/// Rows of a filter a page reads through [`Reach::Lookup`] and sorts, at most, per row of the
+/// page and those before it: beyond, reading the worklist's index in order until the page is full
+/// costs less (a filter keeping one row in `k` reads about `k` index entries per row of the page).
+const LOOKUP_PER_PAGE_ROW: i64 = 40;
+
+fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows, reach: Reach) -> (String, Vec<String>) {
+    let text = |column: &str| match reach {
+        Reach::Lookup => column.to_string(),
+        Reach::InOrder => format!("({column} || '')"),
+    };
     let (open_task, overdue, which) = match rows {
         urgency::Rows::Kept => (
             "e.kept_open_task = 1".to_string(),
@@ -204,7 +224,16 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String
     let mut binds = Vec::new();
     if !f.facility_id.is_empty() {
         let (id, pattern) = typed(&mut binds, &f.facility_id);
-        sql += &format!(" AND {}", directory::place_sql(p, &id, &pattern));
+        let place = format!(
+            "({}, {}, {})",
+            text("e.facility_id"),
+            text("e.facility_name"),
+            text("e.unit")
+        );
+        sql += &format!(
+            " AND {place} IN {}",
+            directory::places_sql(p, &id, &pattern)
+        );
     }
     if !f.territory.is_empty() {
         // `|| ''`: read in the worklist's order, not the territory's index then sorted.
@@ -222,7 +251,8 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String
     if !f.referent_id.is_empty() {
         let (id, pattern) = typed(&mut binds, &f.referent_id);
         sql += &format!(
-            " AND e.patient_id IN ({})",
+            " AND {} IN ({})",
+            text("e.patient_id"),
             directory::referent_patients_sql(p, &id, &pattern)
         );
     }
@@ -230,8 +260,15 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows) -> (String, Vec<String
         sql += &format!(" AND {overdue}");
     }
     if f.min_alert_severity > 0 {
-        // An integer of the request, checked by the caller's type: a literal.
-        sql += &format!(" AND e.alert_max_severity >= {}", f.min_alert_severity);
+        // An integer of the request, checked by the caller's type: a literal. `> 0`, as it is
+        // written in the index of the encounters with an open alert, which a lookup reads.
+        sql += &match reach {
+            Reach::Lookup => format!(
+                " AND e.alert_max_severity >= {} AND e.alert_max_severity > 0",
+                f.min_alert_severity
+            ),
+            Reach::InOrder => format!(" AND +e.alert_max_severity >= {}", f.min_alert_severity),
+        };
     }
     (sql, binds)
 }
@@ -259,10 +296,49 @@ fn worklist_index_ddl(p: &str) -> Vec<String> {
     ]
 }
 
-/// The worklist's index (created after the tables, with the indicators' own:
+/// The columns a count of the rows whose urgency is kept reads, but the leading ones of
+/// [`LOOKUP_INDEXES`] (with those of the indexes' condition, so that SQLite reads them alone).
+const COUNTED: &str = "discharged_at, urgency_since, urgency_until, kept_open_task, kept_overdue, \
+     territory, latest, deceased, disposition, setting";
+
+/// The indexes a [`Reach::Lookup`] reads, of the followed discharges only, each led by what a
+/// filter names: a patient (a referent's), a place, an open alert's severity (the few
+/// encounters with an open alert); then the columns a count reads.
+const LOOKUP_INDEXES: [(&str, &str, &str); 3] = [
+    (
+        "by_patient",
+        "patient_id",
+        "alert_max_severity, facility_id, facility_name, unit",
+    ),
+    (
+        "by_place",
+        "facility_id, facility_name, unit",
+        "alert_max_severity, patient_id",
+    ),
+    (
+        "by_alert",
+        "alert_max_severity",
+        "patient_id, facility_id, facility_name, unit",
+    ),
+];
+
+/// The worklist's indexes (created after the tables, with the indicators' own:
 /// [`super::indicators::indexes_ddl`]).
 pub fn indexes_ddl(p: &str) -> Vec<String> {
-    worklist_index_ddl(p)
+    let only = format!(
+        "WHERE latest = 1 AND discharged_at IS NOT NULL AND deceased = 0 AND {FOLLOWED} AND {FOLLOWED_SETTINGS}"
+    );
+    let lookups = LOOKUP_INDEXES.iter().map(|(name, lead, rest)| {
+        let open_alert = if *name == "by_alert" {
+            " AND alert_max_severity > 0"
+        } else {
+            ""
+        };
+        format!(
+            "CREATE INDEX {p}encounters_{name} ON {p}encounters ({lead}, {COUNTED}, {rest}) {only}{open_alert}"
+        )
+    });
+    worklist_index_ddl(p).into_iter().chain(lookups).collect()
 }
 
 /// What a reader typed, bound after `binds` (whose first number is 3) as it is (an id) and as a
@@ -427,20 +503,32 @@ pub async fn worklist(
     let any_later = urgency::kept_at(&mut conn, p)
         .await?
         .is_some_and(|at| at > now);
-    let (kept, texts) = followed_sql(p, f, urgency::Rows::Kept);
-    let (not_kept, _) = followed_sql(p, f, urgency::Rows::NotKept { any_later });
+    let not_kept_rows = urgency::Rows::NotKept { any_later };
+    let (kept, texts) = followed_sql(p, f, urgency::Rows::Kept, Reach::Lookup);
+    let (not_kept, _) = followed_sql(p, f, not_kept_rows, Reach::Lookup);
     let window = f.window_days.max(1) * 86_400;
     let mut args = vec![Arg::I(now - window), Arg::I(now)];
     args.extend(texts.into_iter().map(Arg::T));
-    let total: i64 = bind_all(
+    let counts = bind_all(
         sqlx::query(&format!(
-            "SELECT (SELECT COUNT(*) {kept}) + (SELECT COUNT(*) {not_kept})"
+            "SELECT (SELECT COUNT(*) {kept}), (SELECT COUNT(*) {not_kept})"
         )),
         &args,
     )
     .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
+    .await?;
+    let (kept_total, not_kept_total): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
+    let total = kept_total + not_kept_total;
+    // A page of a filter matching few rows reads them through their own index and sorts them;
+    // one matching many reads the worklist's index in order.
+    let rows_to_read = offset.saturating_add(limit).min(i64::MAX as u64) as i64;
+    let reach = if kept_total <= LOOKUP_PER_PAGE_ROW.saturating_mul(rows_to_read) {
+        Reach::Lookup
+    } else {
+        Reach::InOrder
+    };
+    let (kept, _) = followed_sql(p, f, urgency::Rows::Kept, reach);
+    let (not_kept, _) = followed_sql(p, f, not_kept_rows, reach);
     let n = args.len();
     args.push(Arg::I(limit.min(i64::MAX as u64) as i64));
     args.push(Arg::I(offset.min(i64::MAX as u64) as i64));
