@@ -326,12 +326,15 @@ impl CoordinationService {
             territory,
             unit: req.unit.trim().to_string(),
         };
-        // Read before the stands: the figures hold at least the events up to it.
-        let checkpoint = self.runner.watch().borrow().checkpoint;
         let mut stands = vec![Stand::of(&self.runner)];
         stands.extend(self.readmission.as_ref().map(Stand::of));
+        let compute = Self::figures(
+            self.runner.clone(),
+            self.readmission.clone(),
+            question.clone(),
+        );
         let figures = FIGURES
-            .get_or(question.clone(), stands, self.figures(&question))
+            .get_or(question, stands, compute)
             .await
             .map_err(errors::read_model_error)?;
         let now = chrono::Utc::now().timestamp();
@@ -340,19 +343,24 @@ impl CoordinationService {
             w.open_alert_age_median_hours =
                 quantile(&mut raised.open_alert_ages_h(now), 0.5).unwrap_or(-1);
         }
-        answer.checkpoint = checkpoint;
         Ok(answer)
     }
 
     /// The figures of `q` as the read models stand (the open alerts' ages aside): the weekly
     /// counts and the QLS, queried at once.
-    async fn figures(&self, q: &Question) -> Result<Figures, sqlx::Error> {
+    async fn figures(
+        runner: Arc<Runner<Model>>,
+        readmission: Option<Arc<Runner<Readmission>>>,
+        q: Question,
+    ) -> Result<Figures, sqlx::Error> {
+        // Read before the figures: they hold at least the events up to it.
+        let checkpoint = runner.watch().borrow().checkpoint;
         let day = |d: i64| paris_midnight(chrono::NaiveDate::default() + chrono::Duration::days(d));
-        let rp = self.readmission.as_ref().map(|r| r.live_prefix());
-        let p = self.runner.live_prefix();
+        let rp = readmission.as_ref().map(|r| r.live_prefix());
+        let p = runner.live_prefix();
         let (weeks, qls) = tokio::try_join!(
             indicators::indicators(
-                &self.runner.db.pool,
+                &runner.db.pool,
                 &p,
                 Scope {
                     readmission_prefix: rp.as_deref(),
@@ -364,7 +372,7 @@ impl CoordinationService {
                 },
             ),
             letters::qls_summary(
-                &self.runner.db.pool,
+                &runner.db.pool,
                 &p,
                 Scope {
                     readmission_prefix: None,
@@ -416,7 +424,7 @@ impl CoordinationService {
                     }
                 })
                 .collect(),
-            checkpoint: 0,
+            checkpoint,
         };
         let open_alerts = weeks
             .into_iter()

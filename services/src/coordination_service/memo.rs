@@ -1,20 +1,31 @@
-//! Figures computed from read models, kept while those read models stand where they stood: the
-//! indicators page's counts cost a scan of every discharge of its weeks, and until a read model
-//! folds another event (or swaps generation) the same question has the same answer.
+//! Figures computed from read models, kept while those read models stand where they stood, and
+//! for a few seconds after they moved on: the indicators page's counts cost a scan of every
+//! discharge of its weeks (up to a second at 100k followed patients), while the log may grow
+//! every few milliseconds.
 //!
 //! An answer is keyed by what was asked and by the stand of each read model it reads (which
 //! runner, its generation and checkpoint), read **before** computing it: the answer may hold
 //! events past that stand, never fewer. A runner is told apart by its allocation, which the
 //! entry keeps (a `Weak`), so that no other runner can take its address while the entry lives.
+//!
+//! Asked at a newer stand (events folded since), an answer worked out less than
+//! [`REFRESHED_WITHIN`] ago is given at once while the new one is worked out in the background
+//! (one at a time per question); an older one is worked out before answering. So figures lag the
+//! read models by at most that much plus one computation, and a reader waits for one only when
+//! nobody asked the same question lately.
 use journey_projections::runtime::{Projection, Runner, State};
 use std::{
     any::Any,
     future::Future,
     sync::{Arc, Mutex, Weak},
+    time::{Duration, Instant},
 };
 
 /// How many answers a memo keeps (the oldest goes first): a few filters of the page at once.
 const CAPACITY: usize = 16;
+
+/// How long after it was worked out an answer is still given while the read models moved on.
+pub const REFRESHED_WITHIN: Duration = Duration::from_secs(5);
 
 /// One read model's stand: which runner, and its live generation and checkpoint.
 #[derive(Clone)]
@@ -39,46 +50,91 @@ impl Stand {
             state,
         }
     }
+
+    /// Whether `self` is the same runner's same generation as `older`, at its checkpoint or past
+    /// it.
+    fn moved_on_from(&self, older: &Stand) -> bool {
+        Weak::ptr_eq(&self.runner, &older.runner)
+            && self.state.generation == older.state.generation
+            && self.state.checkpoint >= older.state.checkpoint
+    }
 }
 
-/// An answer kept, with its question and the stands of the read models it read.
+/// Whether each stand of `newer` moved on from the same one of `older`.
+fn all_moved_on(newer: &[Stand], older: &[Stand]) -> bool {
+    newer.len() == older.len() && newer.iter().zip(older).all(|(n, o)| n.moved_on_from(o))
+}
+
+/// An answer kept, with its question, the stands of the read models it read and when it was
+/// worked out.
 struct Entry<K, V> {
     key: K,
     stands: Vec<Stand>,
     value: Arc<V>,
+    at: Instant,
+    /// A newer answer is being worked out in the background.
+    refreshing: bool,
+}
+
+/// What a memo holds for a question at a stand.
+enum Found<V> {
+    /// The answer at that very stand.
+    Exact(Arc<V>),
+    /// A recent answer at an older stand: to be given while a new one is worked out (`true`:
+    /// this caller starts that).
+    Recent(Arc<V>, bool),
+    Nothing,
 }
 
 /// Answers of type `V` to questions `K`.
 pub struct Memo<K, V> {
     entries: Mutex<Vec<Entry<K, V>>>,
+    /// [`REFRESHED_WITHIN`], but in tests.
+    within: Duration,
 }
 
-impl<K: PartialEq, V> Memo<K, V> {
+impl<K, V> Memo<K, V>
+where
+    K: PartialEq + Send + 'static,
+    V: Send + Sync + 'static,
+{
     pub const fn new() -> Self {
+        Self::within(REFRESHED_WITHIN)
+    }
+
+    /// A memo giving answers worked out less than `within` ago while the read models moved on.
+    const fn within(within: Duration) -> Self {
         Memo {
             entries: Mutex::new(Vec::new()),
+            within,
         }
     }
 
-    fn find(&self, key: &K, stands: &[Stand]) -> Option<Arc<V>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .find(|e| &e.key == key && e.stands == stands)
-            .map(|e| e.value.clone())
-    }
-
-    /// The answer to `key` at `stands` (read by the caller before this call), computed by
-    /// `compute` unless kept. Two callers missing at once both compute it.
-    pub async fn get_or<E, F>(&self, key: K, stands: Vec<Stand>, compute: F) -> Result<Arc<V>, E>
-    where
-        F: Future<Output = Result<V, E>>,
-    {
-        if let Some(v) = self.find(&key, &stands) {
-            return Ok(v);
-        }
-        let v = Arc::new(compute.await?);
+    fn find(&self, key: &K, stands: &[Stand]) -> Found<V> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(e) = entries.iter_mut().find(|e| &e.key == key) else {
+            return Found::Nothing;
+        };
+        if e.stands == stands {
+            return Found::Exact(e.value.clone());
+        }
+        if e.at.elapsed() < self.within && all_moved_on(stands, &e.stands) {
+            let start = !e.refreshing;
+            e.refreshing = true;
+            return Found::Recent(e.value.clone(), start);
+        }
+        Found::Nothing
+    }
+
+    /// Keeps `value`, the answer to `key` at `stands`, unless a newer answer is kept already.
+    fn keep(&self, key: K, stands: Vec<Stand>, value: Arc<V>, at: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .iter()
+            .any(|e| e.key == key && e.stands != stands && all_moved_on(&e.stands, &stands))
+        {
+            return;
+        }
         // An answer at an older stand of the same question will not be asked again.
         entries.retain(|e| e.key != key && e.stands.iter().all(|s| s.runner.strong_count() > 0));
         if entries.len() >= CAPACITY {
@@ -87,66 +143,235 @@ impl<K: PartialEq, V> Memo<K, V> {
         entries.push(Entry {
             key,
             stands,
-            value: v.clone(),
+            value,
+            at,
+            refreshing: false,
         });
-        Ok(v)
+    }
+
+    /// A failed background computation: the next caller tries again.
+    fn refresh_failed(&self, key: &K) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for e in entries.iter_mut().filter(|e| &e.key == key) {
+            e.refreshing = false;
+        }
+    }
+
+    /// The answer to `key` at `stands` (read by the caller before this call), computed by
+    /// `compute` unless kept, or given from a recent answer while `compute` runs in the
+    /// background. Two callers missing at once both compute it.
+    pub async fn get_or<E, F>(
+        &'static self,
+        key: K,
+        stands: Vec<Stand>,
+        compute: F,
+    ) -> Result<Arc<V>, E>
+    where
+        F: Future<Output = Result<V, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        match self.find(&key, &stands) {
+            Found::Exact(v) => Ok(v),
+            Found::Recent(v, start) => {
+                if start {
+                    tokio::spawn(async move {
+                        let at = Instant::now();
+                        match compute.await {
+                            Ok(fresh) => self.keep(key, stands, Arc::new(fresh), at),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "figures not worked out again; the next reader tries");
+                                self.refresh_failed(&key);
+                            }
+                        }
+                    });
+                }
+                Ok(v)
+            }
+            Found::Nothing => {
+                let at = Instant::now();
+                let v = Arc::new(compute.await?);
+                self.keep(key, stands, v.clone(), at);
+                Ok(v)
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn stand(runner: &Arc<dyn Any + Send + Sync>, checkpoint: u64) -> Stand {
+    type Runner = Arc<dyn Any + Send + Sync>;
+
+    fn stand_of(runner: &Runner, generation: i64, checkpoint: u64) -> Stand {
         Stand {
             runner: Arc::downgrade(runner),
             state: State {
-                generation: 1,
+                generation,
                 checkpoint,
             },
         }
     }
 
+    fn stand(runner: &Runner, checkpoint: u64) -> Stand {
+        stand_of(runner, 1, checkpoint)
+    }
+
+    fn memo(within: Duration) -> &'static Memo<&'static str, u64> {
+        Box::leak(Box::new(Memo::within(within)))
+    }
+
+    /// Asks `key` at `stands`; the answer worked out would be `n`, and counts in `computed`.
     async fn ask(
-        memo: &Memo<&'static str, u64>,
+        memo: &'static Memo<&'static str, u64>,
         key: &'static str,
         stands: Vec<Stand>,
         n: u64,
+        computed: &'static AtomicUsize,
     ) -> u64 {
         *memo
-            .get_or(key, stands, async { Ok::<_, ()>(n) })
+            .get_or(key, stands, async move {
+                computed.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>(n)
+            })
             .await
             .unwrap()
+    }
+
+    fn counter() -> &'static AtomicUsize {
+        Box::leak(Box::new(AtomicUsize::new(0)))
+    }
+
+    /// Waits for the background computations to be done.
+    async fn settle(computed: &AtomicUsize, n: usize) {
+        for _ in 0..1000 {
+            if computed.load(Ordering::SeqCst) >= n {
+                // Kept right after it is computed.
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("no background computation");
     }
 
     #[tokio::test]
     async fn an_answer_holds_while_every_read_model_stands_still() {
         // Given an answer computed for a question at a read model's checkpoint 7
-        let memo = Memo::new();
-        let runner: Arc<dyn Any + Send + Sync> = Arc::new(());
-        let other: Arc<dyn Any + Send + Sync> = Arc::new(());
-        assert_eq!(ask(&memo, "week", vec![stand(&runner, 7)], 1).await, 1);
+        let (memo, computed) = (memo(REFRESHED_WITHIN), counter());
+        let runner: Runner = Arc::new(());
+        let other: Runner = Arc::new(());
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 1, computed).await,
+            1
+        );
         // When the same question is asked at the same stand, it is not computed again
-        assert_eq!(ask(&memo, "week", vec![stand(&runner, 7)], 2).await, 1);
-        // But at a new checkpoint, at another runner's or for another question it is
-        assert_eq!(ask(&memo, "week", vec![stand(&runner, 8)], 3).await, 3);
-        assert_eq!(ask(&memo, "month", vec![stand(&other, 8)], 4).await, 4);
-        assert_eq!(ask(&memo, "month", vec![stand(&runner, 8)], 5).await, 5);
-        // And an answer at a newer stand replaces the older one's
-        assert_eq!(ask(&memo, "month", vec![stand(&runner, 8)], 6).await, 5);
-        assert_eq!(ask(&memo, "week", vec![stand(&runner, 7)], 7).await, 7);
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 2, computed).await,
+            1
+        );
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        // But another question, or the same at another runner's, is
+        assert_eq!(
+            ask(memo, "month", vec![stand(&runner, 7)], 3, computed).await,
+            3
+        );
+        assert_eq!(
+            ask(memo, "week", vec![stand(&other, 7)], 4, computed).await,
+            4
+        );
+        // And a new generation (a rebuild swapped in) is never answered from the old one's
+        assert_eq!(
+            ask(memo, "month", vec![stand_of(&runner, 2, 9)], 5, computed).await,
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recent_answer_is_given_while_the_new_one_is_worked_out() {
+        // Given an answer at checkpoint 7
+        let (memo, computed) = (memo(REFRESHED_WITHIN), counter());
+        let runner: Runner = Arc::new(());
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 1, computed).await,
+            1
+        );
+        // When the read model moved on and the question is asked again twice
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 8)], 2, computed).await,
+            1
+        );
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 9)], 3, computed).await,
+            1
+        );
+        // Then both got the recent answer at once, and one new answer was worked out behind them
+        settle(computed, 2).await;
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
+        // Which the next reader gets, without a new computation at its stand
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 8)], 4, computed).await,
+            2
+        );
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
+        // An answer worked out at an older stand does not replace a newer one
+        memo.keep("week", vec![stand(&runner, 7)], Arc::new(9), Instant::now());
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 8)], 5, computed).await,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_older_than_the_bound_is_worked_out_before_answering() {
+        let (memo, computed) = (memo(Duration::ZERO), counter());
+        let runner: Runner = Arc::new(());
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 1, computed).await,
+            1
+        );
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 2, computed).await,
+            1
+        );
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 8)], 3, computed).await,
+            3
+        );
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn a_failed_computation_is_not_kept() {
-        let memo: Memo<&'static str, u64> = Memo::new();
-        let runner: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let (memo, computed) = (memo(REFRESHED_WITHIN), counter());
+        let runner: Runner = Arc::new(());
         let failed = memo
             .get_or("week", vec![stand(&runner, 1)], async {
-                Err::<u64, _>("down")
+                Err::<u64, _>("down".to_string())
             })
             .await;
-        assert_eq!(failed.err(), Some("down"));
-        assert_eq!(ask(&memo, "week", vec![stand(&runner, 1)], 9).await, 9);
+        assert_eq!(failed.err().as_deref(), Some("down"));
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 1)], 9, computed).await,
+            9
+        );
+        // A background computation that fails leaves the recent answer, and the next reader
+        // starts another
+        let failing = memo.get_or("week", vec![stand(&runner, 2)], async {
+            Err::<u64, _>("down".to_string())
+        });
+        assert_eq!(*failing.await.unwrap(), 9);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 2)], 10, computed).await,
+            9
+        );
+        settle(computed, 2).await;
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 2)], 11, computed).await,
+            10
+        );
     }
 }

@@ -833,23 +833,25 @@ pub(super) async fn indicators_section(
         facility_id.to_string(),
         unit.to_string(),
     );
-    let i = PLANNING_FIGURES
-        .get_or(
-            asked,
-            stands,
-            queries::indicators(
-                &runner.db.pool,
-                &runner.live_prefix(),
-                journey_projections::scope::Scope {
-                    readmission_prefix: rp.as_deref(),
-                    from,
-                    to,
-                    territory,
-                    facility_id,
-                    unit,
-                },
-            ),
+    let (runner, key) = (runner.clone(), asked.clone());
+    let compute = async move {
+        let (_, _, territory, facility_id, unit) = &key;
+        queries::indicators(
+            &runner.db.pool,
+            &runner.live_prefix(),
+            journey_projections::scope::Scope {
+                readmission_prefix: rp.as_deref(),
+                from,
+                to,
+                territory,
+                facility_id,
+                unit,
+            },
         )
+        .await
+    };
+    let i = PLANNING_FIGURES
+        .get_or(asked, stands, compute)
         .await
         .map_err(errors::read_model_error)?;
     let pct = |n: u64, of: u64| {

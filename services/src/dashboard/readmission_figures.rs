@@ -32,18 +32,13 @@ pub(super) async fn section(
     };
     let day = |d: NaiveDate| d.signed_duration_since(NaiveDate::default()).num_days();
     let (from_day, to_day) = (day(from), day(to));
+    let (stands, runner) = (vec![Stand::of(runner)], runner.clone());
+    let compute = async move {
+        let p = runner.live_prefix();
+        queries::rates(&runner.db.pool, &p, from_day, to_day, GroupBy::Territory).await
+    };
     let rows = RATES
-        .get_or(
-            (from_day, to_day),
-            vec![Stand::of(runner)],
-            queries::rates(
-                &runner.db.pool,
-                &runner.live_prefix(),
-                from_day,
-                to_day,
-                GroupBy::Territory,
-            ),
-        )
+        .get_or((from_day, to_day), stands, compute)
         .await
         .map_err(errors::read_model_error)?;
     let rows = rows.as_ref().clone();
