@@ -9,7 +9,7 @@
 //! The resources are hand-written, as FHIR servers in the field write their mappings (a
 //! generated model of the whole specification would be most of the crate for the dozen elements
 //! each resource uses): `serde_json` values, or, for the resources a patient has by the thousand
-//! (Observation, Condition, MedicationRequest, a contact's Encounter, Provenance), serde structs written straight to the
+//! (Observation, Condition, MedicationRequest, the Encounters of stays, movements and contacts, Task, Provenance), serde structs written straight to the
 //! answer or the export file ([`resource::Body`], [`bundle::Entry`]). An independent validator checks them in the tests
 //! (`tests/tests/fhir.rs`, Python `fhir.resources`).
 //!
