@@ -12,7 +12,9 @@
 //!   the QLS indicator) beside a do-nothing HTTP request (the style sheet), each on a new
 //!   connection;
 //! - an action's round trip (`round_trip.rs`): a contact appended, then the worklist page read
-//!   until it shows it.
+//!   until it shows it;
+//! - `/indicators` read every 50 ms while first contacts are appended (`live.rs`): the figures'
+//!   read models move on under the reader.
 //!
 //! The log holds simulated journeys (the simulator of `journey simulate`) over the last 30 days,
 //! appended in this process through the log's single writer and the journey rules.
@@ -22,6 +24,7 @@ use super::common::{
 };
 use super::rebuild::{rebuild_into, scan, scan_row};
 
+mod live;
 mod round_trip;
 use crate::args::BenchCoordinationArgs;
 use anyhow::Context;
@@ -297,12 +300,27 @@ pub async fn run(args: BenchCoordinationArgs) -> anyhow::Result<()> {
         ));
     }
 
+    let log = server.log_client().await?;
     step(&format!(
         "(g) an action's round trip: a contact appended, then the worklist page read until it shows it, up to {calls} times"
     ));
-    let log = server.log_client().await?;
     let (round_trips, polls) =
         round_trip::measure(&coordination, &log, &base, calls, budget).await?;
+    step(&format!(
+        "(h) dashboard GET /indicators while first contacts are appended, up to {calls} requests"
+    ));
+    let patients: Vec<String> = first.items.iter().map(|i| i.patient_id.clone()).collect();
+    let (live_indicators, appended) = live::measure(&log, &patients, calls, budget, || {
+        let http = server.http.clone();
+        async move { http_get(&http, "/indicators").await }
+    })
+    .await?;
+    pages.push((
+        "dashboard GET /indicators, while the log grows".to_string(),
+        live_indicators,
+        format!("a request every 50 ms; {appended} contacts appended meanwhile (20/s)"),
+    ));
+
     drop(server);
 
     println!();

@@ -24,7 +24,8 @@ fn waiting(first_contact: &str) -> bool {
     matches!(first_contact, "pending" | "overdue")
 }
 
-fn contact(patient_id: &str, i: u64) -> Event {
+/// A first contact for `patient_id`, by a coordinator, now (`i`: its correlation).
+pub(super) fn contact(patient_id: &str, i: u64) -> Event {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
