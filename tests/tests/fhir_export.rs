@@ -7,8 +7,8 @@
 //! only (the refusal in the access log); a cancelled export is gone; a server killed during an
 //! export leaves no manifest, and its folder is removed at the next start.
 use journey_proto::v1::{
-    self, audit_client::AuditClient, event::Payload, readmission_client::ReadmissionClient,
-    AccessRecord, AccessesRequest,
+    self, audit_client::AuditClient, coordination_client::CoordinationClient, event::Payload,
+    readmission_client::ReadmissionClient, AccessRecord, AccessesRequest,
 };
 use journey_tests::client::{channel, token};
 use journey_tests::*;
@@ -1041,4 +1041,119 @@ async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
         }
     }
     assert_eq!(jobs(), before, "a refused kick-off started a job");
+}
+
+/// The territories of `patient`'s discharges as `Coordination.FollowUp` gives them to `key`, or
+/// `None` when it refuses (unknown, outside the caller's territory, its organisation refused).
+async fn follow_up_territories(server: &Server, key: &str, patient: &str) -> Option<Vec<String>> {
+    let mut c = CoordinationClient::with_interceptor(
+        channel(&server.grpc).await.unwrap(),
+        token(Some(key)).unwrap(),
+    );
+    let asked = c
+        .follow_up(v1::FollowUpRequest {
+            patient_id: patient.into(),
+            as_of: None,
+        })
+        .await;
+    match asked {
+        Ok(r) => Some(
+            r.into_inner()
+                .discharges
+                .into_iter()
+                .map(|d| d.territory)
+                .collect(),
+        ),
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::NotFound | tonic::Code::PermissionDenied
+            ) =>
+        {
+            None
+        }
+        Err(s) => panic!("{patient}: {s}"),
+    }
+}
+
+/// A group export puts in it exactly the patients `Coordination.FollowUp` gives the same caller
+/// with a discharge in the territory (decided there a batch of patients at once): for a
+/// coordinator, its organisation's refusals (by name, or of every organisation) leave patients
+/// out, another organisation's do not; for an auditor no refusal applies (as for an admin's
+/// follow-up).
+async fn a_group_is_each_patients_follow_up(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = secure_up(dir.path(), KEYS, extra);
+    let admin = admin_token(dir.path());
+    let admin = admin.as_str();
+    simulate(&server, admin, "120");
+    let (patients, head) = patients_in_log(&server, admin).await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+    let mut nord = Vec::new();
+    for p in &patients {
+        let territories = follow_up_territories(&server, admin, p).await;
+        if territories.is_some_and(|t| t.iter().any(|t| t == "CPTS-NORD")) {
+            nord.push(p.clone());
+        }
+    }
+    assert!(nord.len() > 6 && nord.len() < patients.len(), "{nord:?}");
+    // Two refuse the coordinator's organisation, one every organisation, one another one.
+    let refusal = |p: &str, organisations: &[&str]| {
+        event(
+            p,
+            ts(90),
+            Payload::ConsentRevoked(v1::ConsentRevoked {
+                scope: "coordination".into(),
+                organisations: organisations.iter().map(|o| o.to_string()).collect(),
+            }),
+        )
+    };
+    let mut log = client::connect(&server.grpc, Some(admin)).await.unwrap();
+    let head = append_batch(
+        &mut log,
+        vec![
+            refusal(&nord[0], &["cpts-1"]),
+            refusal(&nord[1], &["cpts-9", "cpts-1"]),
+            refusal(&nord[2], &[]),
+            refusal(&nord[3], &["cpts-9"]),
+        ],
+    )
+    .await;
+    wait_projected_as(&server.grpc, head, Some(admin)).await;
+    let mut readable = BTreeSet::new();
+    for p in &patients {
+        let territories = follow_up_territories(&server, COORDINATOR, p).await;
+        if territories.is_some_and(|t| t.iter().any(|t| t == "CPTS-NORD")) {
+            readable.insert(p.as_str());
+        }
+    }
+    let mut expected: BTreeSet<&str> = nord.iter().map(String::as_str).collect();
+    for refused in &nord[..3] {
+        expected.remove(refused.as_str());
+    }
+    assert_eq!(readable, expected, "FollowUp applies the refusals");
+    for (key, expected) in [
+        (COORDINATOR, readable),
+        (AUDITOR, nord.iter().map(String::as_str).collect()),
+    ] {
+        let status = kick_off(&server, "/fhir/Group/CPTS-NORD/$export?_type=Patient", key).await;
+        let (manifest, _) = finished(&server, &status, key).await;
+        let exported = files(&server, &manifest, key).await;
+        let ids: BTreeSet<&str> = exported["Patient"]
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, expected, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn a_group_is_each_patients_follow_up_on_sqlite() {
+    a_group_is_each_patients_follow_up(&["--no-reactor"]).await;
+}
+
+#[tokio::test]
+async fn a_group_is_each_patients_follow_up_on_postgres() {
+    let pg = PgDb::create();
+    a_group_is_each_patients_follow_up(&["--no-reactor", "--database-url", &pg.url]).await;
 }
