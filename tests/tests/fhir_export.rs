@@ -3,9 +3,11 @@
 //! `X-Progress`, then 200 and the manifest), the NDJSON files with the same token, `DELETE`.
 //! A simulated territory exports as many resources as `$everything` gives patient by patient,
 //! every index stay of the readmission model among them, a sample valid for `fhir.resources`;
-//! `_type` filters, `_since` returns exactly what changed; a coordinator exports its own territory
-//! only (the refusal in the access log); a cancelled export is gone; a server killed during an
-//! export leaves no manifest, and its folder is removed at the next start.
+//! `_type` filters, `_typeFilter`'s search parameters narrow to exactly what they select, `_since`
+//! returns exactly what changed; a coordinator exports its own territory only (the refusal in the
+//! access log), a group holds exactly the patients `Coordination.FollowUp` gives its caller there
+//! (SQLite and PostgreSQL); a cancelled export is gone; a server killed during an export leaves no
+//! manifest, and its folder is removed at the next start.
 use journey_proto::v1::{
     self, audit_client::AuditClient, coordination_client::CoordinationClient, event::Payload,
     readmission_client::ReadmissionClient, AccessRecord, AccessesRequest,
