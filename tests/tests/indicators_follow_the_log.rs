@@ -1,8 +1,9 @@
 //! The indicators page keeps its figures while the read models stand still (issue 18: speed),
 //! and not for long after they moved on: the same page asked again after a discharge counts it in
 //! every section (the weekly table and the QLS, the discharge planning, the territory's
-//! readmission figures) within a few seconds (the figures of a few seconds ago are given while
-//! the new ones are worked out), through the binary.
+//! readmission figures): at once when they are quick to work out, as here; figures slow to work
+//! out are those of a few seconds ago while the new ones are worked out, which the test allows
+//! for on a machine under load. Through the binary.
 use journey_proto::{
     prost_types::Timestamp,
     v1::{self, event::Payload, Event},

@@ -8,11 +8,12 @@
 //! events past that stand, never fewer. A runner is told apart by its allocation, which the
 //! entry keeps (a `Weak`), so that no other runner can take its address while the entry lives.
 //!
-//! Asked at a newer stand (events folded since), an answer worked out less than
-//! [`REFRESHED_WITHIN`] ago is given at once while the new one is worked out in the background
-//! (one at a time per question); an older one is worked out before answering. So figures lag the
+//! Asked at a newer stand (events folded since), an answer that took at least [`SLOW`] to work
+//! out, worked out less than [`REFRESHED_WITHIN`] ago, is given at once while the new one is
+//! worked out in the background (one at a time per question); a quicker or older one is worked
+//! out again before answering. So figures that are slow to work out (a large territory) lag the
 //! read models by at most that much plus one computation, and a reader waits for one only when
-//! nobody asked the same question lately.
+//! nobody asked the same question lately; quick ones are always at the reader's stand.
 use journey_projections::runtime::{Projection, Runner, State};
 use std::{
     any::Any,
@@ -26,6 +27,10 @@ const CAPACITY: usize = 16;
 
 /// How long after it was worked out an answer is still given while the read models moved on.
 pub const REFRESHED_WITHIN: Duration = Duration::from_secs(5);
+
+/// An answer that took less to work out is worked out again before answering, rather than
+/// given while the read models moved on.
+pub const SLOW: Duration = Duration::from_millis(200);
 
 /// One read model's stand: which runner, and its live generation and checkpoint.
 #[derive(Clone)]
@@ -72,6 +77,8 @@ struct Entry<K, V> {
     stands: Vec<Stand>,
     value: Arc<V>,
     at: Instant,
+    /// How long it took to work out.
+    took: Duration,
     /// A newer answer is being worked out in the background.
     refreshing: bool,
 }
@@ -91,6 +98,8 @@ pub struct Memo<K, V> {
     entries: Mutex<Vec<Entry<K, V>>>,
     /// [`REFRESHED_WITHIN`], but in tests.
     within: Duration,
+    /// [`SLOW`], but in tests.
+    slow: Duration,
 }
 
 impl<K, V> Memo<K, V>
@@ -99,14 +108,16 @@ where
     V: Send + Sync + 'static,
 {
     pub const fn new() -> Self {
-        Self::within(REFRESHED_WITHIN)
+        Self::within(REFRESHED_WITHIN, SLOW)
     }
 
-    /// A memo giving answers worked out less than `within` ago while the read models moved on.
-    const fn within(within: Duration) -> Self {
+    /// A memo giving answers that took at least `slow` to work out, worked out less than
+    /// `within` ago, while the read models moved on.
+    const fn within(within: Duration, slow: Duration) -> Self {
         Memo {
             entries: Mutex::new(Vec::new()),
             within,
+            slow,
         }
     }
 
@@ -118,7 +129,7 @@ where
         if e.stands == stands {
             return Found::Exact(e.value.clone());
         }
-        if e.at.elapsed() < self.within && all_moved_on(stands, &e.stands) {
+        if e.took >= self.slow && e.at.elapsed() < self.within && all_moved_on(stands, &e.stands) {
             let start = !e.refreshing;
             e.refreshing = true;
             return Found::Recent(e.value.clone(), start);
@@ -128,6 +139,7 @@ where
 
     /// Keeps `value`, the answer to `key` at `stands`, unless a newer answer is kept already.
     fn keep(&self, key: K, stands: Vec<Stand>, value: Arc<V>, at: Instant) {
+        let took = at.elapsed();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries
             .iter()
@@ -145,6 +157,7 @@ where
             stands,
             value,
             at,
+            took,
             refreshing: false,
         });
     }
@@ -218,8 +231,9 @@ mod tests {
         stand_of(runner, 1, checkpoint)
     }
 
+    /// A memo whose every answer counts as slow to work out.
     fn memo(within: Duration) -> &'static Memo<&'static str, u64> {
-        Box::leak(Box::new(Memo::within(within)))
+        Box::leak(Box::new(Memo::within(within, Duration::ZERO)))
     }
 
     /// Asks `key` at `stands`; the answer worked out would be `n`, and counts in `computed`.
@@ -339,6 +353,24 @@ mod tests {
         assert_eq!(
             ask(memo, "week", vec![stand(&runner, 8)], 3, computed).await,
             3
+        );
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_quick_answer_is_worked_out_again_before_answering() {
+        // Given the memo of the service, and an answer that took no time to work out
+        let memo: &'static Memo<&'static str, u64> = Box::leak(Box::new(Memo::new()));
+        let computed = counter();
+        let runner: Runner = Arc::new(());
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 7)], 1, computed).await,
+            1
+        );
+        // When the read model moved on, the reader gets the new answer at once
+        assert_eq!(
+            ask(memo, "week", vec![stand(&runner, 8)], 2, computed).await,
+            2
         );
         assert_eq!(computed.load(Ordering::SeqCst), 2);
     }
