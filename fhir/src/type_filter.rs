@@ -327,6 +327,9 @@ fn date_of(json: &Value, names: &[&str]) -> Option<Range> {
         Value::String(s) => range(s),
         Value::Object(period) => {
             let side = |k: &str| period.get(k).and_then(Value::as_str);
+            if side("start").is_none() && side("end").is_none() {
+                return None;
+            }
             let start = match side("start") {
                 Some(s) => range(s)?.start,
                 None => i64::MIN,
@@ -358,9 +361,11 @@ impl Prefix {
             "le" => Prefix::Le,
             "sa" => Prefix::Sa,
             "eb" => Prefix::Eb,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{lead:?} is not a date prefix this server serves: eq, ne, gt, lt, ge, le, sa, eb"
-            )),
+            ))
+            }
         };
         Ok((prefix, &value[2..]))
     }
@@ -730,6 +735,11 @@ mod tests {
         assert!(
             !on("2024", &entry("Encounter", json!({}))),
             "no period: no match"
+        );
+        let empty = entry("Encounter", json!({ "period": {} }));
+        assert!(
+            !on("gt2024", &empty) && !on("ne2024", &empty),
+            "an empty period: no match"
         );
     }
 

@@ -917,7 +917,8 @@ async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
             // A stay still open reaches past any day; a finished one if it ends after this one.
             vec![format!("Encounter?date=gt{stay_day}")],
             Box::new(|e| {
-                e.get("period").is_some() && end(e).is_none_or(|t| t >= after_stay_day)
+                (start(e).is_some() || end(e).is_some())
+                    && end(e).is_none_or(|t| t >= after_stay_day)
             }),
             true,
         ),
