@@ -45,9 +45,7 @@ impl Entry<'_> {
     pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
         match self {
             Entry::Resource(r) => r.write(out),
-            Entry::Provenance(e) => {
-                serde_json::to_writer(out, &provenance::of(e)).map_err(std::io::Error::other)
-            }
+            Entry::Provenance(e) => provenance::write(e, out),
         }
     }
 
