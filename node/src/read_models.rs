@@ -85,7 +85,7 @@ impl ReadModels {
             coordination: coordination_service.clone(),
             access: access.clone(),
             auth: (!shared.auth.is_insecure()).then(|| shared.auth.clone()),
-            exports: Some(fhir_api::Exports::open(exports_dir(&spec.database_url))?),
+            exports: Some(fhir_api::Exports::open(exports_dir(spec))?),
         };
         Ok(ReadModels {
             fhir,
@@ -238,10 +238,15 @@ async fn open_projection<P: Projection>(
     Ok(runner)
 }
 
-/// The folder of the FHIR Bulk Data exports: `fhir-exports` beside a SQLite read-model database
-/// (the node's data folder), else in `$JOURNEY_DATA_DIR` (default `./data`).
-fn exports_dir(database_url: &str) -> std::path::PathBuf {
-    let beside = database_url
+/// The folder of the FHIR Bulk Data exports: `fhir-exports` in the node's data folder
+/// (`journey up`), else beside a SQLite read-model database, else in `$JOURNEY_DATA_DIR` (default
+/// `./data`).
+fn exports_dir(spec: &ReadModelsSpec) -> std::path::PathBuf {
+    if let Some(dir) = &spec.data_dir {
+        return dir.join("fhir-exports");
+    }
+    let beside = spec
+        .database_url
         .strip_prefix("sqlite://")
         .map(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)))
         .and_then(|p| p.parent())

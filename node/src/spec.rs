@@ -36,6 +36,9 @@ pub struct ReadModelsSpec {
     /// Serves the FHIR API only (`journey serve fhir`): the coordination view decides who reads
     /// whom, but neither its gRPC services nor the dashboard are served.
     pub fhir_only: bool,
+    /// The node's data folder (`journey up`), where the FHIR Bulk Data exports go whatever the
+    /// read models' database.
+    pub data_dir: Option<PathBuf>,
 }
 
 pub struct ReactorSpec {
@@ -73,6 +76,7 @@ impl Spec {
                 coordination: true,
                 nats: None,
                 fhir_only: false,
+                data_dir: Some(config.log.data_dir.clone()),
             }),
             reactor: (!config.no_reactor).then_some(ReactorSpec { nats: None }),
             hl7: config.hl7.mllp_addr.is_some().then(|| config.hl7.clone()),
@@ -138,6 +142,7 @@ impl Spec {
                 coordination,
                 nats: nats(&c.live),
                 fhir_only: false,
+                data_dir: None,
             }),
             access_log_url: c.access_log_url,
             ..Spec::over(&c.log, c.grpc_addr, c.http_addr, c.front)?
