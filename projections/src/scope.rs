@@ -3,11 +3,14 @@
 //! indicators, the QLS, the discharge-planning figures), filtered by the same SQL.
 
 /// Discharges in `[from, to)` (UTC seconds) of one facility or territory and of the units whose
-/// name holds `unit` (any case), each empty for all; `readmission_prefix` names the live
-/// readmission tables in the same database, for the figures that join them.
+/// name holds `unit` (any case and accents), each empty for all; `readmission_prefix` names the
+/// live readmission tables in the same database, for the figures that join them, and
+/// `coordination_prefix` the live coordination tables, whose directory of places finds the units
+/// named (without it, a unit's name is matched by `LOWER`, which SQLite knows for ASCII only).
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub readmission_prefix: Option<&'a str>,
+    pub coordination_prefix: Option<&'a str>,
     pub from: i64,
     pub to: i64,
     pub facility_id: &'a str,
@@ -31,13 +34,24 @@ impl Scope<'_> {
             sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
         }
         if !self.unit.trim().is_empty() {
-            binds.push(crate::sql::contains_pattern(self.unit));
-            let like = format!("LIKE ${} ESCAPE '\\'", n + binds.len());
+            use crate::coordination::directory;
+            let mut unit_named = |column: &str| match self.coordination_prefix {
+                Some(cp) => {
+                    binds.push(directory::key_pattern(self.unit));
+                    let units = directory::units_sql(cp, &format!("${}", n + binds.len()));
+                    format!("{column} IN {units}")
+                }
+                None => {
+                    binds.push(crate::sql::contains_pattern(self.unit));
+                    format!("LOWER({column}) LIKE ${} ESCAPE '\\'", n + binds.len())
+                }
+            };
             sql += &match unit_in {
-                None => format!(" AND LOWER({alias}.unit) {like}"),
+                None => format!(" AND {}", unit_named(&format!("{alias}.unit"))),
                 Some(encounters) => format!(
                     " AND EXISTS (SELECT 1 FROM {encounters} u WHERE u.patient_id = {alias}.patient_id
-                       AND u.encounter_id = {alias}.encounter_id AND LOWER(u.unit) {like})"
+                       AND u.encounter_id = {alias}.encounter_id AND {})",
+                    unit_named("u.unit")
                 ),
             };
         }

@@ -364,6 +364,7 @@ impl CoordinationService {
                 &p,
                 Scope {
                     readmission_prefix: rp.as_deref(),
+                    coordination_prefix: Some(&p),
                     from: day(q.from_day),
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,
@@ -376,6 +377,7 @@ impl CoordinationService {
                 &p,
                 Scope {
                     readmission_prefix: None,
+                    coordination_prefix: Some(&p),
                     from: week_start_secs(day(q.from_day)),
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,

@@ -345,7 +345,7 @@ pub fn indexes_ddl(p: &str) -> Vec<String> {
 /// pattern finding it in a name: the two placeholders.
 fn typed(binds: &mut Vec<String>, text: &str) -> (String, String) {
     binds.push(text.to_string());
-    binds.push(contains_pattern(text));
+    binds.push(directory::key_pattern(text));
     (
         format!("${}", binds.len() + 1),
         format!("${}", binds.len() + 2),
@@ -361,13 +361,13 @@ pub async fn facilities_named(
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let sql = format!(
         "SELECT DISTINCT facility_id, facility_name FROM {p}{}
-         WHERE facility_id = $1 OR LOWER(facility_name) LIKE $2 ESCAPE '\\'
+         WHERE facility_id = $1 OR facility_key LIKE $2 ESCAPE '\\'
          ORDER BY facility_name, facility_id",
         directory::PLACES
     );
     let rows = sqlx::query(&sql)
         .bind(text)
-        .bind(contains_pattern(text))
+        .bind(directory::key_pattern(text))
         .fetch_all(pool)
         .await?;
     let found: Vec<(String, String)> = rows

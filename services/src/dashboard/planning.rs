@@ -833,6 +833,9 @@ pub(super) async fn indicators_section(
         facility_id.to_string(),
         unit.to_string(),
     );
+    // The units named are found in the coordination view's directory of places.
+    stands.push(Stand::of(&d.coordination.runner));
+    let cp = d.coordination.runner.live_prefix();
     let (runner, key) = (runner.clone(), asked.clone());
     let compute = async move {
         let (_, _, territory, facility_id, unit) = &key;
@@ -841,6 +844,7 @@ pub(super) async fn indicators_section(
             &runner.live_prefix(),
             journey_projections::scope::Scope {
                 readmission_prefix: rp.as_deref(),
+                coordination_prefix: Some(&cp),
                 from,
                 to,
                 territory,
