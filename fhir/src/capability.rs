@@ -77,6 +77,13 @@ pub fn statement(version: &str, date: &str, also: &[&str]) -> Value {
             if let Some(p) = profile(k) {
                 r["supportedProfile"] = json!([format!("{FR_CORE}{p}")]);
             }
+            if k == Kind::Patient {
+                // A validated identity with its birth place and birth given names (`patient.rs`).
+                r["supportedProfile"]
+                    .as_array_mut()
+                    .expect("the Patient's profiles")
+                    .push(json!(format!("{FR_CORE}fr-core-patient-ins")));
+            }
             r
         })
         .collect();

@@ -798,6 +798,22 @@ async fn a_journey_reads_back_as_valid_fhir_to_whom_may_see_it() {
             .any(|r| r["type"] == "Provenance"),
         "the CapabilityStatement names the Provenance search"
     );
+    // And the Patient's two FR Core profiles: any identity, and a validated one with its birth
+    // place and birth given names (the INS profile)
+    let patient_profiles = metadata["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .map(|r| r["supportedProfile"].clone())
+        .unwrap();
+    assert_eq!(
+        patient_profiles,
+        serde_json::json!([
+            "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient",
+            "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins"
+        ])
+    );
     let (status, _, observations) =
         get(&server, "/fhir/Observation?patient=P1", Some(COORDINATOR)).await;
     assert_eq!(status, 200, "{observations}");
