@@ -59,6 +59,7 @@ fn referent(r: queries::Referent) -> Referent {
 }
 
 pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
+    let (pathway, pathway_steps) = crate::pathway_steps::of(&i.discharge, now);
     let (d, fu) = (i.discharge, i.follow_up);
     WorklistItem {
         patient_id: d.patient_id,
@@ -100,9 +101,8 @@ pub fn worklist_item(i: Item, now: i64) -> WorklistItem {
         overdue: fu.overdue,
         urgency: fu.urgency,
         tasks: fu.tasks.iter().map(|t| t.to_string()).collect(),
-        // Set with the templates of this process (`pathway_steps::fill`).
-        pathway: String::new(),
-        pathway_steps: Vec::new(),
+        pathway,
+        pathway_steps,
     }
 }
 
@@ -191,12 +191,11 @@ impl CoordinationService {
         let total = found.total as usize;
         check_offset(offset, total)?;
         let next = offset + size;
-        let mut items: Vec<WorklistItem> = found
+        let items: Vec<WorklistItem> = found
             .items
             .into_iter()
             .map(|i| worklist_item(i, now))
             .collect();
-        crate::pathway_steps::fill(&self.runner, &mut items, now).await?;
         Ok(WorklistResponse {
             items,
             next_page_token: if next < total {
@@ -244,12 +243,11 @@ impl CoordinationService {
         .await
         .map_err(errors::read_model_error)?
         .ok_or_else(|| errors::no_follow_up(&req.patient_id))?;
-        let mut discharges: Vec<WorklistItem> = found
+        let discharges: Vec<WorklistItem> = found
             .discharges
             .into_iter()
             .map(|i| worklist_item(i, now))
             .collect();
-        crate::pathway_steps::fill(&self.runner, &mut discharges, now).await?;
         let answer = FollowUpResponse {
             patient_id: req.patient_id.clone(),
             display_name: found.display_name,

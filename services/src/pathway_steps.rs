@@ -2,14 +2,8 @@
 //! (`journey_projections::coordination::pathways`: the templates; `pathway_facts`: what they are
 //! applied to, at the time of the query).
 use crate::errors;
-use journey_projections::{
-    coordination::{pathway_facts, pathways, Coordination},
-    runtime::Runner,
-};
-use journey_proto::{
-    prost_types::Timestamp,
-    v1::{PathwayStep, WorklistItem},
-};
+use journey_projections::coordination::{pathways, queries::Discharge};
+use journey_proto::{prost_types::Timestamp, v1::PathwayStep};
 use tonic::Status;
 
 fn ts(seconds: i64) -> Option<Timestamp> {
@@ -22,45 +16,21 @@ pub fn templates() -> Result<&'static pathways::Pathways, Status> {
     pathways::active().map_err(errors::pathways_unusable)
 }
 
-/// Sets `pathway` and `pathway_steps` of each of `items` at `now`.
-pub async fn fill(
-    runner: &Runner<Coordination>,
-    items: &mut [WorklistItem],
-    now: i64,
-) -> Result<(), Status> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let templates = templates()?;
-    let keys: Vec<(&str, &str, i64)> = items
+/// The name of the care pathway of discharge `d` and its steps at `now` (`d` as the
+/// coordination view's queries found it, with the care its steps are done by).
+pub fn of(d: &Discharge, now: i64) -> (String, Vec<PathwayStep>) {
+    let Some((pathway, care)) = &d.pathway else {
+        return (String::new(), Vec::new());
+    };
+    let steps = pathways::steps(pathway, d.facts.discharged_at, care, now)
         .iter()
-        .map(|i| {
-            let at = i.discharged_at.as_ref().map_or(0, |t| t.seconds);
-            (i.patient_id.as_str(), i.encounter_id.as_str(), at)
+        .map(|s| PathwayStep {
+            step: s.step.name.clone(),
+            roles: s.step.roles.clone(),
+            due_at: ts(s.due_at),
+            state: s.timeliness.as_str().into(),
+            done_at: s.done_at.and_then(ts),
         })
         .collect();
-    let mut conn = runner
-        .db
-        .pool
-        .acquire()
-        .await
-        .map_err(errors::read_model_error)?;
-    let due = pathway_facts::due(&mut conn, &runner.live_prefix(), templates, &keys, now)
-        .await
-        .map_err(errors::read_model_error)?;
-    for (item, d) in items.iter_mut().zip(due) {
-        item.pathway = d.pathway.name.clone();
-        item.pathway_steps = d
-            .steps
-            .iter()
-            .map(|s| PathwayStep {
-                step: s.step.name.clone(),
-                roles: s.step.roles.clone(),
-                due_at: ts(s.due_at),
-                state: s.timeliness.as_str().into(),
-                done_at: s.done_at.and_then(ts),
-            })
-            .collect();
-    }
-    Ok(())
+    (pathway.name.clone(), steps)
 }

@@ -5,7 +5,7 @@
 //! query, so a new templates file changes the due items without a rebuild.
 use super::{
     followup::PathwayDue,
-    pathways::{self, Care, Pathway, Pathways, StepState},
+    pathways::{self, Care, Pathway, Pathways},
 };
 use crate::sql::{insert_rows, select_in, SqlRow, Q};
 use journey_proto::v1::{event::Payload, Code, Event};
@@ -140,7 +140,7 @@ pub struct PatientFacts {
 impl PatientFacts {
     /// The pathway of the patient's encounter `enc` under `templates`, and the care its steps
     /// are done by.
-    fn pathway<'p>(&self, templates: &'p Pathways, enc: &str) -> (&'p Pathway, Care) {
+    pub fn pathway<'p>(&self, templates: &'p Pathways, enc: &str) -> (&'p Pathway, Care) {
         let pathway = templates.of(self
             .diagnoses
             .iter()
@@ -161,15 +161,21 @@ impl PatientFacts {
     /// The steps of encounter `enc` discharged at `discharged_at`, as the follow-up counts them.
     pub fn dues(&self, templates: &Pathways, enc: &str, discharged_at: i64) -> Vec<PathwayDue> {
         let (pathway, care) = self.pathway(templates, enc);
-        // Whether a step is done does not depend on the time: derived at the start of time.
-        pathways::steps(pathway, discharged_at, &care, i64::MIN)
-            .into_iter()
-            .map(|s| PathwayDue {
-                due_at: s.due_at,
-                done_at: s.done_at,
-            })
-            .collect()
+        dues(pathway, &care, discharged_at)
     }
+}
+
+/// The steps of `pathway` for a discharge at `discharged_at` whose stay's care is `care`, as the
+/// follow-up counts them.
+pub fn dues(pathway: &Pathway, care: &Care, discharged_at: i64) -> Vec<PathwayDue> {
+    // Whether a step is done does not depend on the time: derived at the start of time.
+    pathways::steps(pathway, discharged_at, care, i64::MIN)
+        .into_iter()
+        .map(|s| PathwayDue {
+            due_at: s.due_at,
+            done_at: s.done_at,
+        })
+        .collect()
 }
 
 /// The facts of the patients `keys` (absent ones have none).
@@ -208,36 +214,4 @@ pub async fn load(
         }
     }
     Ok(facts)
-}
-
-/// A discharge's pathway and its steps at a given time.
-pub struct Due<'p> {
-    pub pathway: &'p Pathway,
-    pub steps: Vec<StepState<'p>>,
-}
-
-/// The pathway and steps of each discharge `(patient, encounter, discharged at)` of `keys` at
-/// `now`, under `templates`, in the order of `keys`.
-pub async fn due<'p>(
-    conn: &mut AnyConnection,
-    p: &str,
-    templates: &'p Pathways,
-    keys: &[(&str, &str, i64)],
-    now: i64,
-) -> Result<Vec<Due<'p>>, sqlx::Error> {
-    let mut patients: Vec<&str> = keys.iter().map(|k| k.0).collect();
-    patients.sort_unstable();
-    patients.dedup();
-    let facts = load(conn, p, &patients).await?;
-    let none = PatientFacts::default();
-    Ok(keys
-        .iter()
-        .map(|(pid, enc, discharged_at)| {
-            let (pathway, care) = facts.get(*pid).unwrap_or(&none).pathway(templates, enc);
-            Due {
-                pathway,
-                steps: pathways::steps(pathway, *discharged_at, &care, now),
-            }
-        })
-        .collect())
 }

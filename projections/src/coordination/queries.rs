@@ -79,6 +79,9 @@ pub struct Discharge {
     pub consent: bool,
     pub facts: Facts,
     pub referents: Vec<Referent>,
+    /// The care pathway of the stay and the care its steps are done by ([`attach`]), from
+    /// which the steps are derived at the time of a query (`pathways::steps`).
+    pub pathway: Option<(&'static super::pathways::Pathway, super::pathways::Care)>,
 }
 
 /// A discharge with its state at the time of the query.
@@ -119,6 +122,7 @@ pub(super) fn discharge(r: &AnyRow) -> Result<Discharge, sqlx::Error> {
             pathway: Vec::new(),
         },
         referents: Vec::new(),
+        pathway: None,
     })
 }
 
@@ -463,7 +467,9 @@ pub(super) async fn attach(
     let none = super::pathway_facts::PatientFacts::default();
     for d in out.iter_mut() {
         let f = pathway.get(&d.patient_id).unwrap_or(&none);
-        d.facts.pathway = f.dues(templates, &d.encounter_id, d.facts.discharged_at);
+        let (pathway, care) = f.pathway(templates, &d.encounter_id);
+        d.facts.pathway = super::pathway_facts::dues(pathway, &care, d.facts.discharged_at);
+        d.pathway = Some((pathway, care));
     }
     Ok(())
 }
