@@ -40,6 +40,11 @@ pub struct ExportArgs {
     /// Only these resource types (comma-separated, or the flag repeated).
     #[arg(long = "type", value_delimiter = ',')]
     types: Vec<String>,
+    /// Only the resources a FHIR search selects, as Bulk Data's `_typeFilter` takes it, e.g.
+    /// `Observation?code=http://loinc.org|29463-7&date=ge2024-01-01` (the flag repeated: any of
+    /// them).
+    #[arg(long = "type-filter")]
+    type_filters: Vec<String>,
     /// The patients of this territory (`Group/{territory}/$export`).
     #[arg(long)]
     group: Option<String>,
@@ -191,6 +196,18 @@ fn target_of(url: &str) -> String {
     rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
 }
 
+/// `text` as a URL's query value: every byte but the unreserved ones percent-encoded.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
     let (host, prefix) = authority(&args.url)?;
     let token = token.as_deref();
@@ -200,6 +217,9 @@ async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
     }
     if !args.types.is_empty() {
         query.push(format!("_type={}", args.types.join(",")));
+    }
+    for f in &args.type_filters {
+        query.push(format!("_typeFilter={}", query_value(f)));
     }
     let path = match &args.group {
         Some(t) => format!("{prefix}/fhir/Group/{t}/$export"),

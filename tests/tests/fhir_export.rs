@@ -485,6 +485,65 @@ async fn a_simulated_population_exports_whole_and_valid() {
         .into_iter()
         .collect()
     );
+
+    // `--type-filter`: only the resources the search selects (here the finished stays and
+    // movements, counted in the whole export above), the flag's text sent as `_typeFilter`.
+    let encounters = |folder: &std::path::Path| -> Vec<Value> {
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
+                .unwrap();
+        manifest["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["type"] == "Encounter")
+            .flat_map(|o| {
+                let name = o["url"].as_str().unwrap().rsplit('/').next().unwrap();
+                std::fs::read_to_string(folder.join(name))
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let finished = encounters(&to)
+        .into_iter()
+        .filter(|e| e["status"] == "finished")
+        .count();
+    assert!(finished > 0 && finished < expected["Encounter"]);
+    let filtered = dir.path().join("export-finished");
+    let out = Command::new(journey_bin())
+        .args(["fhir", "export", "--to", filtered.to_str().unwrap()])
+        .args([
+            "--type",
+            "Encounter",
+            "--type-filter",
+            "Encounter?status=finished",
+        ])
+        .args(["--url", &server.http, "--token", admin])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = encounters(&filtered);
+    assert_eq!(kept.len(), finished);
+    assert!(kept.iter().all(|e| e["status"] == "finished"));
+    // A search the export cannot run: refused with the server's reason, no folder written.
+    let refused = dir.path().join("export-refused");
+    let out = Command::new(journey_bin())
+        .args(["fhir", "export", "--to", refused.to_str().unwrap()])
+        .args(["--type-filter", "Encounter?subject:missing=true"])
+        .args(["--url", &server.http, "--token", admin])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("_typeFilter"), "{said}");
+    assert!(!refused.join("manifest.json").exists());
 }
 
 /// `_since`: exactly the resources changed from then on, of every patient: the discharged stay,
