@@ -70,7 +70,9 @@ impl Projection for Coordination {
         // 11: encounters keep their urgency with the instants it is valid between
         //    (`urgency::maintain`); the worklist's index is in urgency order.
         // 12: the places and professionals seen (`directory.rs`).
-        // 13: the worklist's indexes led by a patient, a place and an open alert's severity.
+        // 13: the worklist's indexes led by a patient, a place and an open alert's severity; the
+        //     referents' index holds the name and the patient; the places' and professionals'
+        //     name keys.
         13 + (i64::from(pathways::active().map_or(0, |t| t.fingerprint())) << 8)
     }
 
@@ -122,7 +124,11 @@ impl Projection for Coordination {
                 "CREATE TABLE {p}referents (patient_id TEXT NOT NULL, role BIGINT NOT NULL, professional_id TEXT NOT NULL,
                  name TEXT NOT NULL, phone TEXT NOT NULL, PRIMARY KEY (patient_id, role))"
             ),
-            format!("CREATE INDEX {p}referents_professional ON {p}referents (professional_id)"),
+            // With the name and the patient: a referent filter (`directory::referent_patients_sql`)
+            // reads its patients from the index alone.
+            format!(
+                "CREATE INDEX {p}referents_professional ON {p}referents (professional_id, name, patient_id)"
+            ),
             format!(
                 "CREATE TABLE {p}consents (patient_id TEXT NOT NULL, organisation TEXT NOT NULL, revoked BIGINT NOT NULL,
                  at BIGINT NOT NULL, PRIMARY KEY (patient_id, organisation))"
