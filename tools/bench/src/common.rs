@@ -150,7 +150,12 @@ pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChi
 pub fn spawn_ready(args: &[&str]) -> anyhow::Result<ServerChild> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(args)
-        .env("RUST_LOG", "warn")
+        // `JOURNEY_BENCH_SERVER_LOG=info`: the server's own account of where its time went
+        // (e.g. each FHIR export's stages), on this process's standard error.
+        .env(
+            "RUST_LOG",
+            std::env::var("JOURNEY_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("JOURNEY_INSECURE")
         .stdout(Stdio::piped())
         .spawn()
