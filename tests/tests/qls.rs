@@ -177,7 +177,10 @@ async fn qls_on_the_indicators_page() {
         if figure(&page, "qls-complete") != "25,0 % (1/4)" {
             break page;
         }
-        assert!(asked.elapsed().as_secs() < 15, "figures not updated in 15 s");
+        assert!(
+            asked.elapsed().as_secs() < 15,
+            "figures not updated in 15 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(figure(&page, "qls-stays"), "4");
