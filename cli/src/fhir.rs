@@ -196,18 +196,6 @@ fn target_of(url: &str) -> String {
     rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
 }
 
-/// `text` as a URL's query value: every byte but the unreserved ones percent-encoded.
-fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
     let (host, prefix) = authority(&args.url)?;
     let token = token.as_deref();
@@ -219,7 +207,7 @@ async fn export(args: ExportArgs, token: Option<String>) -> anyhow::Result<()> {
         query.push(format!("_type={}", args.types.join(",")));
     }
     for f in &args.type_filters {
-        query.push(format!("_typeFilter={}", query_value(f)));
+        query.push(format!("_typeFilter={}", journey_services::html::enc(f)));
     }
     let path = match &args.group {
         Some(t) => format!("{prefix}/fhir/Group/{t}/$export"),

@@ -3,7 +3,7 @@
 //! print view, kept up to date by one small same-origin script (`live.rs`; the pages work
 //! without it); a patient page with the timeline, and the weekly indicators with SVG trend
 //! charts. A patient the caller may not see and a patient nobody knows get the same page.
-use crate::html::{esc, t, Lang};
+use crate::html::{enc, esc, t, Lang};
 use crate::{
     coordination_service::CoordinationService,
     log_handle::LogHandle,
@@ -141,18 +141,6 @@ pub struct Params {
 /// The page's language: the query's `lang`, else the browser's.
 fn lang_of(p: &Params, headers: &HeaderMap) -> Lang {
     Lang::of(p.lang.as_deref(), headers)
-}
-
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A dashboard page: the navigation (with a sign-out button for a signed-in caller), then

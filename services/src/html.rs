@@ -9,6 +9,19 @@ mod words;
 
 pub(crate) use words::{channel_label, role_label, t, task_label, timeliness_label};
 
+/// Percent-encodes a URL's query value: every byte but the unreserved ones (letters, digits,
+/// `-_.~`).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// HTML-escapes text.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -140,6 +140,19 @@ impl Drop for Server {
     }
 }
 
+/// `text` as a URL's query value: every byte but letters, digits and `-._~` percent-encoded,
+/// as a browser's form or a Bulk Data client sends it.
+pub fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

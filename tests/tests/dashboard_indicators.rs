@@ -56,17 +56,6 @@ fn events() -> Vec<v1::Event> {
     events
 }
 
-/// `text` as a URL's query value.
-fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b' ' => "+".to_string(),
-            b if b.is_ascii_alphanumeric() => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unit_filter_counts_that_units_discharges_alike_on_sqlite_and_postgres() {
     let pg = PgDb::create();

@@ -103,16 +103,6 @@ fn found(page: &str) -> Vec<String> {
         .collect()
 }
 
-/// `text` as a query value.
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_finds_a_patient_by_each_key() {
     finds_by_each_key(&[]).await;
@@ -133,7 +123,7 @@ async fn finds_by_each_key(extra: &[&str]) {
     let base = &server.http;
     let cookie = session(base, COORDINATOR).await;
     let search = |q: &str, lang: &str| {
-        let path = format!("/search?lang={lang}&q={}", enc(q));
+        let path = format!("/search?lang={lang}&q={}", query_value(q));
         let (base, cookie) = (base.clone(), cookie.clone());
         async move { get(&base, &path, &cookie).await }
     };

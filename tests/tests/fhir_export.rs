@@ -779,18 +779,6 @@ async fn a_killed_export_leaves_no_half_manifest() {
     }
 }
 
-/// A value percent-encoded whole (what a client does to a `_typeFilter` query).
-fn encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The (system, code) pairs of a CodeableConcept, a list of them, or a Coding.
 fn codes_of(v: &Value) -> Vec<(String, String)> {
     let one = |c: &Value| {
@@ -1044,7 +1032,7 @@ async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
         }
         let filters: String = queries
             .iter()
-            .map(|q| format!("&_typeFilter={}", encoded(q)))
+            .map(|q| format!("&_typeFilter={}", query_value(q)))
             .collect();
         let status = kick_off(
             &server,
@@ -1089,7 +1077,7 @@ async fn type_filter_search_parameters_narrow_to_exactly_what_they_select() {
         ),
         ("Condition?date=2024", ["date", "onset-date, recorded-date"]),
     ] {
-        let path = format!("/fhir/$export?_typeFilter={}", encoded(query));
+        let path = format!("/fhir/$export?_typeFilter={}", query_value(query));
         let raw = get_raw(&server, &path, AUDITOR, ASYNC).await;
         assert_eq!(http_status(&raw), 400, "{query}: {raw}");
         let body = http_body(&raw);
