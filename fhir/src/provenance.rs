@@ -466,7 +466,7 @@ fn cancelled_id(e: &Event) -> Option<&str> {
 }
 
 /// The type name.
-pub const KIND: &str = crate::query::PROVENANCE;
+pub const KIND: &str = "Provenance";
 
 /// The Provenance id of `e`.
 pub fn id(e: &Event) -> String {

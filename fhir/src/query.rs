@@ -39,7 +39,7 @@ pub enum Select {
 }
 
 /// The type the API adds to the mapped ones: a Provenance per event.
-pub const PROVENANCE: &str = "Provenance";
+pub const PROVENANCE: &str = crate::provenance::KIND;
 
 /// A read or `$everything` takes no parameter.
 pub fn no_parameters(query: Option<&str>) -> Result<(), Invalid> {

@@ -4,13 +4,14 @@
 
 /// Discharges in `[from, to)` (UTC seconds) of one facility or territory and of the units whose
 /// name holds `unit` (any case and accents), each empty for all; `readmission_prefix` names the
-/// live readmission tables in the same database, for the figures that join them, and
-/// `coordination_prefix` the live coordination tables, whose directory of places finds the units
-/// named (without it, a unit's name is matched by `LOWER`, which SQLite knows for ASCII only).
+/// live readmission tables in the same database, for the figures that join them, and `places`
+/// the coordination view's live directory of places (`coordination::directory::PLACES`: `unit`
+/// and `unit_key` columns), which finds the units named (without it, a unit's name is matched by
+/// `LOWER`, which SQLite knows for ASCII only).
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub readmission_prefix: Option<&'a str>,
-    pub coordination_prefix: Option<&'a str>,
+    pub places: Option<&'a str>,
     pub from: i64,
     pub to: i64,
     pub facility_id: &'a str,
@@ -34,12 +35,13 @@ impl Scope<'_> {
             sql += &format!(" AND {alias}.territory = ${}", n + binds.len());
         }
         if !self.unit.trim().is_empty() {
-            use crate::coordination::directory;
-            let mut unit_named = |column: &str| match self.coordination_prefix {
-                Some(cp) => {
-                    binds.push(directory::key_pattern(self.unit));
-                    let units = directory::units_sql(cp, &format!("${}", n + binds.len()));
-                    format!("{column} IN {units}")
+            let mut unit_named = |column: &str| match self.places {
+                Some(places) => {
+                    binds.push(crate::sql::key_pattern(self.unit));
+                    format!(
+                        "{column} IN (SELECT pl.unit FROM {places} pl WHERE pl.unit_key LIKE ${} ESCAPE '\\')",
+                        n + binds.len()
+                    )
                 }
                 None => {
                     binds.push(crate::sql::contains_pattern(self.unit));

@@ -188,6 +188,43 @@ pub fn contains_pattern(typed: &str) -> String {
     p
 }
 
+/// The key a name is found by (a patient's, a place's, a professional's): lower case, without accents, words separated by one
+/// space ("LEFÈVRE Zoé-Anne" → "lefevre zoe anne"), so that what a coordinator types matches
+/// whatever the case and accents, on SQLite (whose `LOWER` knows ASCII only) as on PostgreSQL.
+pub fn name_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let folded = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+            'ç' => "c",
+            'è' | 'é' | 'ê' | 'ë' => "e",
+            'ì' | 'í' | 'î' | 'ï' => "i",
+            'ñ' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+            'ù' | 'ú' | 'û' | 'ü' => "u",
+            'ý' | 'ÿ' => "y",
+            'œ' => "oe",
+            'æ' => "ae",
+            'ß' => "ss",
+            c if c.is_alphanumeric() => {
+                key.push(c);
+                continue;
+            }
+            _ => " ",
+        };
+        if folded != " " || !key.is_empty() && !key.ends_with(' ') {
+            key.push_str(folded);
+        }
+    }
+    key.trim_end().to_string()
+}
+
+/// The `LIKE` pattern finding what a reader typed in a name's key ([`name_key`]), whatever its
+/// case and accents.
+pub fn key_pattern(typed: &str) -> String {
+    contains_pattern(&name_key(typed))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -356,13 +356,17 @@ impl CoordinationService {
         let day = |d: i64| paris_midnight(chrono::NaiveDate::default() + chrono::Duration::days(d));
         let rp = readmission.as_ref().map(|r| r.live_prefix());
         let p = runner.live_prefix();
+        let places = format!(
+            "{p}{}",
+            journey_projections::coordination::directory::PLACES
+        );
         let (weeks, qls) = tokio::try_join!(
             indicators::indicators(
                 &runner.db.pool,
                 &p,
                 Scope {
                     readmission_prefix: rp.as_deref(),
-                    coordination_prefix: Some(&p),
+                    places: Some(&places),
                     from: day(q.from_day),
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,
@@ -375,7 +379,7 @@ impl CoordinationService {
                 &p,
                 Scope {
                     readmission_prefix: None,
-                    coordination_prefix: Some(&p),
+                    places: Some(&places),
                     from: week_start_secs(day(q.from_day)),
                     to: day(q.to_day + 1),
                     facility_id: &q.facility_id,

@@ -2,11 +2,10 @@
 //! (id and name) the coordination view has seen, kept by the fold, so that what a reader types
 //! ("cardio", "Dupont") is matched against these few rows rather than against every encounter
 //! or every referent. Rows are only added: a place or a name no encounter or referent holds any
-//! longer matches nothing further on. Each name is kept with its key (`queries::name_key`: lower
+//! longer matches nothing further on. Each name is kept with its key (`sql::name_key`: lower
 //! case, no accents), matched against the key of what the reader typed, so that "geriatrie" finds
 //! "GÉRIATRIE" on SQLite (whose `LOWER` knows ASCII only) as on PostgreSQL.
-use super::queries::name_key;
-use crate::sql::{insert_rows, SqlRow, Q};
+use crate::sql::{insert_rows, name_key, SqlRow, Q};
 use sqlx::AnyConnection;
 use std::collections::BTreeSet;
 
@@ -85,7 +84,7 @@ pub async fn write(
 
 /// The places matching what a reader typed, as an SQL subquery of `(facility_id, facility_name,
 /// unit)` rows: the facility's id (`$id`), or a part of the facility's or the unit's name
-/// (`$pattern`, a `LIKE` pattern of a key: [`key_pattern`]), matched against the places; an
+/// (`$pattern`, a `LIKE` pattern of a key: `sql::key_pattern`), matched against the places; an
 /// encounter's own three columns are then compared with them.
 pub fn places_sql(p: &str, id: &str, pattern: &str) -> String {
     format!(
@@ -93,18 +92,6 @@ pub fn places_sql(p: &str, id: &str, pattern: &str) -> String {
            FROM {p}{PLACES} pl WHERE pl.facility_id = {id} OR pl.facility_key LIKE {pattern} ESCAPE '\\'
            OR pl.unit_key LIKE {pattern} ESCAPE '\\')"
     )
-}
-
-/// The units whose name holds what a reader typed (`$pattern`, a `LIKE` pattern of a key:
-/// [`key_pattern`]), as an SQL subquery of unit names (the places of the live generation `p`).
-pub fn units_sql(p: &str, pattern: &str) -> String {
-    format!("(SELECT pl.unit FROM {p}{PLACES} pl WHERE pl.unit_key LIKE {pattern} ESCAPE '\\')")
-}
-
-/// The `LIKE` pattern finding what a reader typed in a name's key, whatever its case and
-/// accents.
-pub fn key_pattern(typed: &str) -> String {
-    crate::sql::contains_pattern(&name_key(typed))
 }
 
 /// The patients having a referent matching what a reader typed: the professional's id (`$id`)

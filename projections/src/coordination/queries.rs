@@ -8,7 +8,7 @@ use super::{
     followup::{self, Alert, Appointment, AppointmentState, Facts, FollowUp},
     urgency,
 };
-use crate::sql::{bytewise, contains_pattern, select_in, Q};
+use crate::sql::{bytewise, contains_pattern, key_pattern, select_in, Q};
 use chrono::NaiveDate;
 use journey_proto::v1::IdentityStatus;
 use sqlx::{any::AnyRow, AnyConnection, AnyPool, Row};
@@ -349,7 +349,7 @@ pub fn indexes_ddl(p: &str) -> Vec<String> {
 /// pattern finding it in a name: the two placeholders.
 fn typed(binds: &mut Vec<String>, text: &str) -> (String, String) {
     binds.push(text.to_string());
-    binds.push(directory::key_pattern(text));
+    binds.push(key_pattern(text));
     (
         format!("${}", binds.len() + 1),
         format!("${}", binds.len() + 2),
@@ -371,7 +371,7 @@ pub async fn facilities_named(
     );
     let rows = sqlx::query(&sql)
         .bind(text)
-        .bind(directory::key_pattern(text))
+        .bind(key_pattern(text))
         .fetch_all(pool)
         .await?;
     let found: Vec<(String, String)> = rows
@@ -610,36 +610,7 @@ pub async fn consent_revoked(
     Ok(row.is_some())
 }
 
-/// The key a patient's name is found by: lower case, without accents, words separated by one
-/// space ("LEFÈVRE Zoé-Anne" → "lefevre zoe anne"), so that what a coordinator types matches
-/// whatever the case and accents, on SQLite (whose `LOWER` knows ASCII only) as on PostgreSQL.
-pub fn name_key(name: &str) -> String {
-    let mut key = String::with_capacity(name.len());
-    for c in name.chars().flat_map(char::to_lowercase) {
-        let folded = match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
-            'ç' => "c",
-            'è' | 'é' | 'ê' | 'ë' => "e",
-            'ì' | 'í' | 'î' | 'ï' => "i",
-            'ñ' => "n",
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
-            'ù' | 'ú' | 'û' | 'ü' => "u",
-            'ý' | 'ÿ' => "y",
-            'œ' => "oe",
-            'æ' => "ae",
-            'ß' => "ss",
-            c if c.is_alphanumeric() => {
-                key.push(c);
-                continue;
-            }
-            _ => " ",
-        };
-        if folded != " " || !key.is_empty() && !key.ends_with(' ') {
-            key.push_str(folded);
-        }
-    }
-    key.trim_end().to_string()
-}
+pub use crate::sql::name_key;
 
 /// What a coordinator typed to find a patient, read word by word: a date (02/03/1941,
 /// 1941-03-02, 02.03.1941) is the birth date; a word with a digit is an identifier (the INS, the

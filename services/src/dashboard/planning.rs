@@ -835,7 +835,11 @@ pub(super) async fn indicators_section(
     );
     // The units named are found in the coordination view's directory of places.
     stands.push(Stand::of(&d.coordination.runner));
-    let cp = d.coordination.runner.live_prefix();
+    let places = format!(
+        "{}{}",
+        d.coordination.runner.live_prefix(),
+        journey_projections::coordination::directory::PLACES
+    );
     let (runner, key) = (runner.clone(), asked.clone());
     let compute = async move {
         let (_, _, territory, facility_id, unit) = &key;
@@ -844,7 +848,7 @@ pub(super) async fn indicators_section(
             &runner.live_prefix(),
             journey_projections::scope::Scope {
                 readmission_prefix: rp.as_deref(),
-                coordination_prefix: Some(&cp),
+                places: Some(&places),
                 from,
                 to,
                 territory,
