@@ -234,28 +234,8 @@ fn searchable(kind: &str) -> Result<&'static str, Invalid> {
 
 /// A query value, percent-decoded (`+` is a space) and UTF-8.
 fn percent_decoded(v: &str) -> Result<String, Invalid> {
-    let bad = || invalid("query", "not a percent-encoded UTF-8 value");
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = v.get(i + 1..i + 3).ok_or_else(bad)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
+    crate::type_filter::decoded(&v.replace('+', " "))
+        .ok_or_else(|| invalid("query", "not a percent-encoded UTF-8 value"))
 }
 
 #[cfg(test)]

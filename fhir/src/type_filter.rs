@@ -573,21 +573,20 @@ fn token(v: &str) -> Token {
     }
 }
 
-/// A value percent-decoded, `+` kept (a query inside `_typeFilter` is decoded once more).
-fn decoded(v: &str) -> Option<String> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(v.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+/// A value percent-decoded, `+` kept (a query inside `_typeFilter` is decoded once more); `None`
+/// when a `%` is not followed by two hex digits or the bytes are not UTF-8.
+pub(crate) fn decoded(v: &str) -> Option<String> {
+    let malformed = v.split('%').skip(1).any(|hex| {
+        !hex.get(..2)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 #[cfg(test)]
