@@ -1,7 +1,7 @@
 //! What the dashboard tests share: a secure node with its admin token, the events they load as
 //! the admin (a registered patient, a stay), a session; then the pages and actions over HTTP: a
 //! page read with the session's cookie, the CSRF token its forms carry, an action form posted,
-//! and what the log holds after it.
+//! and what the log holds after it; the coordination tables dropped under a running node.
 use crate::{
     admin_token, append_batch, client, dashboard_sign_in, event, http_exchange, patient_events,
     secure_up, ts, wait_projected_as, Server,
@@ -166,4 +166,25 @@ pub async fn last_event(grpc: &str, token: &str, patient: &str) -> Event {
     let mut log = client::connect(grpc, Some(token)).await.unwrap();
     let events = patient_events(&mut log, patient).await;
     events.into_iter().last().expect("the patient's events")
+}
+
+/// Drops every coordination table of the SQLite read models in `dir`'s `data` folder under a
+/// running node (its queries then fail for another reason than an unreachable database); how
+/// many there were.
+pub async fn drop_coordination_tables(dir: &Path) -> usize {
+    let url = format!("sqlite://{}/read-models.sqlite", dir.join("data").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'coordination%'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    for (table,) in &tables {
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    tables.len()
 }

@@ -12,7 +12,7 @@
 use journey_proto::v1::{self, event::Payload, Event};
 use journey_tests::cdp::{shots, Browser};
 use journey_tests::dashboard::{
-    get, load, registered, secure_node, session, stay, COORDINATOR, KEYS,
+    drop_coordination_tables, get, load, registered, secure_node, session, stay, COORDINATOR, KEYS,
 };
 use journey_tests::*;
 use std::path::Path;
@@ -292,24 +292,10 @@ async fn an_unexpected_error_is_a_page_with_a_number_and_no_sql() {
     let cookie = session(base, COORDINATOR).await;
     assert_eq!(http_status(&get(base, "/?lang=fr", &cookie).await), 200);
 
-    let url = format!(
-        "sqlite://{}/read-models.sqlite",
-        dir.path().join("data").display()
+    assert!(
+        drop_coordination_tables(dir.path()).await > 0,
+        "no coordination table"
     );
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let tables: Vec<(String,)> = sqlx::query_as(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'coordination%'",
-    )
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    assert!(!tables.is_empty(), "no coordination table in {url}");
-    for (table,) in &tables {
-        sqlx::query(&format!("DROP TABLE {table}"))
-            .execute(&db)
-            .await
-            .unwrap();
-    }
 
     for (path, lang, title) in [
         ("/", "fr", "Erreur inattendue"),

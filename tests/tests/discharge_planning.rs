@@ -13,8 +13,8 @@ use journey_projections::planning::checklist::ITEMS;
 use journey_proto::v1::{self, event::Payload, ChecklistItem, Event};
 use journey_tests::cdp::{self, shots};
 use journey_tests::dashboard::{
-    act, csrf_of, facility, get, head, last_event, load, secure_node, session, COORDINATOR, KEYS,
-    SOUTH,
+    act, csrf_of, drop_coordination_tables, facility, get, head, last_event, load, secure_node,
+    session, COORDINATOR, KEYS, SOUTH,
 };
 use journey_tests::*;
 use std::path::Path;
@@ -674,23 +674,7 @@ async fn in_a_browser_a_liaison_nurse_and_the_pages_she_and_a_coordinator_see() 
         .await;
     shots(&mut tab, "indicators-unit-en").await;
 
-    let url = format!(
-        "sqlite://{}/read-models.sqlite",
-        dir.path().join("data").display()
-    );
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let tables: Vec<(String,)> = sqlx::query_as(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'coordination%'",
-    )
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    for (table,) in &tables {
-        sqlx::query(&format!("DROP TABLE {table}"))
-            .execute(&db)
-            .await
-            .unwrap();
-    }
+    drop_coordination_tables(dir.path()).await;
     tab.goto(&format!("{base}/?lang=fr")).await;
     assert!(tab.html().await.contains("id=\"error-id\""));
     shots(&mut tab, "failure-fr").await;
