@@ -184,8 +184,12 @@ pub async fn members_of(
     // The placeholders in the order they are bound: the territory, the organisation, the list.
     let consented = match organisation {
         Some(_) => format!(
-            " AND NOT EXISTS (SELECT 1 FROM {p}consents c WHERE c.patient_id = e.patient_id AND c.revoked = 1 AND (c.organisation = {} OR c.organisation = '*'))",
-            crate::sql::placeholders(anonymous, 2, 1)
+            " AND NOT {}",
+            super::queries::refused(
+                p,
+                "e.patient_id",
+                &crate::sql::placeholders(anonymous, 2, 1)
+            )
         ),
         None => String::new(),
     };

@@ -246,10 +246,10 @@ fn followed_sql(p: &str, f: &Filter, rows: urgency::Rows, reach: Reach) -> (Stri
     }
     if let Some(org) = &f.organisation {
         binds.push(org.clone());
+        // The refusing patients read once, not looked up for every row.
         sql += &format!(
-            " AND e.patient_id NOT IN (SELECT c.patient_id FROM {p}consents c WHERE c.revoked = 1
-               AND (c.organisation = ${} OR c.organisation = '*'))",
-            binds.len() + 2
+            " AND e.patient_id NOT IN (SELECT co.patient_id FROM {p}consents co WHERE {})",
+            refusing(&format!("${}", binds.len() + 2))
         );
     }
     if !f.referent_id.is_empty() {
@@ -593,6 +593,20 @@ pub async fn worklist(
     })
 }
 
+/// That a consent row `co` refuses the organisation `org` (an SQL value): revoked for it, or for
+/// every organisation (`*`). The one rule every read of the view applies.
+pub(super) fn refusing(org: &str) -> String {
+    format!("co.revoked = 1 AND (co.organisation = {org} OR co.organisation = '*')")
+}
+
+/// That the patient in `patient` (an SQL column) refused the organisation `org` ([`refusing`]).
+pub(super) fn refused(p: &str, patient: &str, org: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM {p}consents co WHERE co.patient_id = {patient} AND {})",
+        refusing(org)
+    )
+}
+
 /// Whether `patient_id` revoked its consent for `organisation` (or for every organisation).
 pub async fn consent_revoked(
     pool: &AnyPool,
@@ -601,7 +615,8 @@ pub async fn consent_revoked(
     organisation: &str,
 ) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT 1 FROM {p}consents WHERE patient_id = $1 AND revoked = 1 AND (organisation = $2 OR organisation = '*') LIMIT 1"
+        "SELECT 1 FROM {p}consents co WHERE co.patient_id = $1 AND {} LIMIT 1",
+        refusing("$2")
     ))
     .bind(patient_id)
     .bind(organisation)
@@ -721,11 +736,8 @@ pub async fn find_patients(
         );
     }
     if let Some(org) = organisation {
-        sql += &format!(
-            " AND NOT EXISTS (SELECT 1 FROM {p}consents co WHERE co.patient_id = pa.patient_id AND co.revoked = 1
-               AND (co.organisation = {} OR co.organisation = '*'))",
-            bind(Arg::T(org.to_string()))
-        );
+        let org = bind(Arg::T(org.to_string()));
+        sql += &format!(" AND NOT {}", refused(p, "pa.patient_id", &org));
     }
     sql += &format!(
         " ORDER BY pa.name_key{c}, pa.birth_date, pa.patient_id{c} LIMIT {}",

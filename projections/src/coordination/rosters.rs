@@ -54,8 +54,8 @@ const STAY: &str = "e.encounter_id, e.facility_id, e.facility_name, e.territory,
 /// The consent condition on `{alias}.patient_id` for the organisation bound at `$n`.
 fn consented(p: &str, alias: &str, n: usize) -> String {
     format!(
-        " AND NOT EXISTS (SELECT 1 FROM {p}consents co WHERE co.patient_id = {alias}.patient_id
-           AND co.revoked = 1 AND (co.organisation = ${n} OR co.organisation = '*'))"
+        " AND NOT {}",
+        super::queries::refused(p, &format!("{alias}.patient_id"), &format!("${n}"))
     )
 }
 
