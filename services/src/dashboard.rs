@@ -957,12 +957,12 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
         t(lang, "week"), t(lang, "discharges"), t(lang, "readmission_rate"), t(lang, "ed"), t(lang, "contact_delay"),
         t(lang, "same_day"), t(lang, "completeness"), t(lang, "missed"), t(lang, "open_alerts"), t(lang, "had"),
     );
-    let h = |v: i64| charts::figure(charts::hours(v), "");
+    let h = |v: i64| charts::figure(lang, charts::hours(v), "");
     for w in weeks {
         let rate = match charts::readmission(w, now) {
             Some(r) => format!(
                 "{} ({}/{})",
-                charts::figure(Some(r), "%"),
+                charts::figure(lang, Some(r), "%"),
                 w.readmissions_30d,
                 w.index_stays
             ),
@@ -976,7 +976,7 @@ async fn indicators(State(d): State<Dashboard>, asked: Asked) -> Response {
             "<tr data-week=\"{}\"><td>{}</td><td>{}</td><td class=\"rate\">{rate}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} / {} / {}</td></tr>",
             esc(&w.week), esc(&charts::week_words(lang, &w.week)), w.discharges,
             w.ed_revisits_30d, h(w.first_contact_delay_median_hours), h(w.first_contact_delay_p90_hours),
-            charts::figure(charts::same_day(w), "%"), charts::figure(charts::completeness(w), "%"),
+            charts::figure(lang, charts::same_day(w), "%"), charts::figure(lang, charts::completeness(w), "%"),
             match charts::missed(w) { Some(_) => format!("{}/{}", w.appointments_missed, w.appointments_due), None => "—".into() },
             w.alerts_open, h(w.open_alert_age_median_hours), w.had_palliative, w.had_acute_chronic, w.had_nursing_home_support,
         );

@@ -499,6 +499,10 @@ async fn the_lists_read_alike_on_postgresql() {
     );
     let indicators = get(base, "/indicators?lang=fr", &coordinator).await;
     assert!(indicators.contains("50,0 % (1/2)"), "{indicators}");
+    // The same figure written as an English reader writes it
+    let indicators = get(base, "/indicators?lang=en", &coordinator).await;
+    assert!(indicators.contains("50.0 % (1/2)"), "{indicators}");
+    assert!(!indicators.contains("50,0 %"), "{indicators}");
 }
 
 /// The patients of the rows a page shows.

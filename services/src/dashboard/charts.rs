@@ -43,10 +43,12 @@ pub(super) fn missed(w: &WeekIndicators) -> Option<f64> {
     (w.appointments_due > 0).then_some(w.appointments_missed as f64)
 }
 
-/// A figure for the table: "—" when there is none.
-pub(super) fn figure(v: Option<f64>, unit: &str) -> String {
+/// A figure for the table in the reader's language ("25,0 %" in French, "25.0 %" in English):
+/// "—" when there is none.
+pub(super) fn figure(lang: Lang, v: Option<f64>, unit: &str) -> String {
     match v {
-        Some(v) if unit == "%" => format!("{v:.1} %").replace('.', ","),
+        Some(v) if unit == "%" && lang == Lang::Fr => format!("{v:.1} %").replace('.', ","),
+        Some(v) if unit == "%" => format!("{v:.1} %"),
         Some(v) => format!("{v:.0}{unit}"),
         None => "—".into(),
     }
@@ -208,8 +210,9 @@ mod tests {
             "not over"
         );
         assert_eq!(readmission(&week("2026-09-07", 0, 0.0), now), None, "empty");
-        assert_eq!(figure(None, "%"), "—");
-        assert_eq!(figure(Some(25.0), "%"), "25,0 %");
+        assert_eq!(figure(Lang::Fr, None, "%"), "—");
+        assert_eq!(figure(Lang::Fr, Some(25.0), "%"), "25,0 %");
+        assert_eq!(figure(Lang::En, Some(25.0), "%"), "25.0 %");
         assert_eq!(same_day(&week("2026-09-07", 0, 0.0)), None);
     }
 

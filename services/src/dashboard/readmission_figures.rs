@@ -117,8 +117,8 @@ fn render(lang: Lang, (from, to): (NaiveDate, NaiveDate), rows: &[RateRow]) -> S
             esc(&r.key),
             esc(&name),
             r.index_stays,
-            share(r.readmissions, r.index_stays),
-            share(r.unplanned_readmissions, r.index_stays),
+            share(lang, r.readmissions, r.index_stays),
+            share(lang, r.unplanned_readmissions, r.index_stays),
             r.ed_revisits,
         );
     }
@@ -126,12 +126,13 @@ fn render(lang: Lang, (from, to): (NaiveDate, NaiveDate), rows: &[RateRow]) -> S
     b
 }
 
-/// "12,5 % (3/24)" (as the page's other rates); "—" without a stay to count from.
-fn share(n: i64, of: i64) -> String {
+/// "12,5 % (3/24)" in French, "12.5 % (3/24)" in English (as the page's other rates); "—"
+/// without a stay to count from.
+fn share(lang: Lang, n: i64, of: i64) -> String {
     if of <= 0 {
         return "—".into();
     }
-    let pct = super::charts::figure(Some(n as f64 * 100.0 / of as f64), "%");
+    let pct = super::charts::figure(lang, Some(n as f64 * 100.0 / of as f64), "%");
     format!("{pct} ({n}/{of})")
 }
 
@@ -141,7 +142,8 @@ mod tests {
 
     #[test]
     fn a_share_reads_as_the_other_rates() {
-        assert_eq!(share(1, 8), "12,5 % (1/8)");
-        assert_eq!(share(0, 0), "—");
+        assert_eq!(share(Lang::Fr, 1, 8), "12,5 % (1/8)");
+        assert_eq!(share(Lang::En, 1, 8), "12.5 % (1/8)");
+        assert_eq!(share(Lang::Fr, 0, 0), "—");
     }
 }
