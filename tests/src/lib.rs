@@ -31,16 +31,41 @@ pub fn journey_bin() -> PathBuf {
 
 /// Runs `journey args…` (a client verb) to its end: (exit code, stdout, stderr).
 pub fn journey(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(journey_bin())
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(journey_bin())
+            .args(args)
+            .env("RUST_LOG", "error"),
+        COMMAND_DEADLINE,
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// How long a command of a test may run before it is killed and the test fails: none takes a
+/// tenth of it, and a command that hangs must fail its test rather than hold CI for hours.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `command` to its end, its output captured, like [`Command::output`]; kills it and panics,
+/// saying which command, when it runs longer than `deadline`.
+pub fn output_within(command: &mut Command, deadline: Duration) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(deadline) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{command:?}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("{command:?} still ran after {deadline:?}: killed");
+        }
+    }
 }
 
 /// The Python of the virtual environment `.ci/run` makes (`target/fhir-venv`, or
@@ -270,15 +295,16 @@ pub fn event(patient: &str, occurred: Timestamp, payload: Payload) -> Event {
     }
 }
 
-/// A weight reading of `60 + value` kg: `value` only varies the payload (tests pass counters from
-/// 0), and ingest refuses impossible weights (zero or negative).
+/// A weight reading of `60 + value` kg, `value` counted modulo 400: `value` only varies the payload
+/// (tests pass counters from 0, which may run into the thousands under load), and ingest refuses
+/// impossible weights (zero or negative, or over 500 kg).
 pub fn observation(patient: &str, value: f64) -> Event {
     event(
         patient,
         ts(60),
         Payload::ObservationRecorded(v1::ObservationRecorded {
             measure: "weight".into(),
-            value: 60.0 + value,
+            value: 60.0 + value.rem_euclid(400.0),
             unit: "kg".into(),
             ..Default::default()
         }),
@@ -513,10 +539,20 @@ fn spawn_ready_into(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Serve
         .spawn()
         .expect("spawn journey");
     let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(read.map(|_| line));
+    });
+    let line = match rx.recv_timeout(COMMAND_DEADLINE) {
+        Ok(line) => line.expect("ready line"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("journey {args:?} printed no ready line within {COMMAND_DEADLINE:?}: killed");
+        }
+    };
     let mut grpc = String::new();
     let mut http = String::new();
     for part in line.trim().trim_start_matches("ready ").split(' ') {
@@ -908,7 +944,7 @@ pub fn simulate_into(grpc: &str, token: Option<&str>, args: &[&str]) {
     if let Some(token) = token {
         command.args(["--token", token]);
     }
-    let out = command.output().unwrap();
+    let out = output_within(&mut command, COMMAND_DEADLINE);
     assert!(
         out.status.success(),
         "{}",

@@ -61,6 +61,29 @@ fn append_until(
         .collect()
 }
 
+/// Waits until the appenders counted `n` events; fails, rather than waiting for ever, when one of
+/// them stopped (its refusal is printed above) or after a minute.
+async fn appended_at_least(
+    count: &AtomicU64,
+    n: u64,
+    appenders: &[tokio::task::JoinHandle<()>],
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < n {
+        assert!(
+            appenders.iter().all(|a| !a.is_finished()),
+            "an appender stopped at {} events of {n}",
+            count.load(Ordering::Relaxed)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} events appended of {n} after a minute",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_gives() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,9 +93,7 @@ async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_g
     let count = Arc::new(AtomicU64::new(0));
     let appenders = append_until(&live, stop.clone(), count.clone());
     // Appends are going on before and while the backup runs.
-    while count.load(Ordering::Relaxed) < 500 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    appended_at_least(&count, 500, &appenders).await;
     let full = dir.path().join("backup-1");
     let args = ["backup", "--to", s(&full), "--server", &live.grpc].map(String::from);
     let (code, out, err) = tokio::task::spawn_blocking(move || {
@@ -86,9 +107,7 @@ async fn a_backup_under_appends_restores_to_its_head_and_serves_what_a_rebuild_g
     let m = manifest(&full);
     let p = m["head_position"].as_u64().unwrap();
     // Appends went on after the backup's head was taken: the copy is a prefix, not the whole log.
-    while count.load(Ordering::Relaxed) < appended_during + 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    appended_at_least(&count, appended_during + 200, &appenders).await;
     stop.store(true, Ordering::Relaxed);
     for a in appenders {
         a.await.unwrap();
