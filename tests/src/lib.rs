@@ -62,7 +62,9 @@ pub fn output_within(command: &mut Command, deadline: Duration) -> std::process:
     match rx.recv_timeout(deadline) {
         Ok(out) => out.unwrap_or_else(|e| panic!("{command:?}: {e}")),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("{command:?} still ran after {deadline:?}: killed");
         }
     }

@@ -63,11 +63,7 @@ fn append_until(
 
 /// Waits until the appenders counted `n` events; fails, rather than waiting for ever, when one of
 /// them stopped (its refusal is printed above) or after a minute.
-async fn appended_at_least(
-    count: &AtomicU64,
-    n: u64,
-    appenders: &[tokio::task::JoinHandle<()>],
-) {
+async fn appended_at_least(count: &AtomicU64, n: u64, appenders: &[tokio::task::JoinHandle<()>]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while count.load(Ordering::Relaxed) < n {
         assert!(
@@ -380,9 +376,7 @@ async fn a_log_rebuilt_from_the_nats_stream_alone_has_the_live_head() {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let appenders = append_until(&live, stop.clone(), count.clone());
-    while count.load(Ordering::Relaxed) < 1_000 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    appended_at_least(&count, 1_000, &appenders).await;
     stop.store(true, Ordering::Relaxed);
     for a in appenders {
         a.await.unwrap();

@@ -578,6 +578,7 @@ async fn projection_killed_mid_batch_resumes_without_double_counting() {
             started >= last,
             "checkpoint went back from {last} to {started}"
         );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let now = p
                 .status(ProjectionStatusRequest {})
@@ -590,6 +591,10 @@ async fn projection_killed_mid_batch_resumes_without_double_counting() {
                 last = now;
                 break;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the catch-up did not move from {started} in a minute"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         service.kill9();
