@@ -77,6 +77,20 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     Ok(Db { pool, kind })
 }
 
+/// Begins a transaction that writes. SQLite: `BEGIN IMMEDIATE`, which takes the write lock at
+/// once, so that a writer waits its turn (`busy_timeout`) instead of failing with "database is
+/// locked" when it read, another connection then committed, and it wrote (SQLite does not wait
+/// to upgrade a read snapshot another write made stale). PostgreSQL: `BEGIN`.
+pub async fn begin_write(
+    pool: &AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
 /// The table of who read what: rows are added, never changed or removed.
 pub const ACCESS_LOG: &str = "journey_access_log";
 
@@ -112,7 +126,7 @@ async fn append_only(pool: &AnyPool, kind: Kind, table: &str) -> anyhow::Result<
             ),
         ],
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     for s in statements {
         sqlx::query(&s)
             .execute(&mut *tx)

@@ -149,7 +149,7 @@ impl<P: Projection> Runner<P> {
                 )
             }
             None => {
-                let mut tx = db.pool.begin().await?;
+                let mut tx = crate::db::begin_write(&db.pool).await?;
                 let p = prefix(name, 1);
                 for sql in projection.ddl(&p).into_iter().chain(projection.indexes(&p)) {
                     sqlx::query(&sql)
@@ -216,7 +216,7 @@ impl<P: Projection> Runner<P> {
         }
         let p = prefix(self.projection.name(), state.generation);
         let _spans = event_spans(self.projection.name(), &fresh);
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.db.pool).await?;
         self.projection.apply(&mut tx, &p, &fresh).await?;
         let updated = sqlx::query(
             "UPDATE journey_projections SET checkpoint = $1 WHERE name = $2 AND generation = $3 AND checkpoint = $4",
@@ -446,7 +446,7 @@ impl<P: Projection> Runner<P> {
             }
             self.apply_shadow_range(source, &mut shadow, target, |_| {})
                 .await?;
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = crate::db::begin_write(&self.db.pool).await?;
             if self.projection.maintained() {
                 self.projection.maintain(&mut tx, &p, unix_now()).await?;
             }
@@ -523,7 +523,7 @@ impl<P: Projection> Runner<P> {
         if !self.projection.maintained() {
             return Ok(None);
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.db.pool).await?;
         let next = self.projection.maintain(&mut tx, p, unix_now()).await?;
         tx.commit().await?;
         Ok(next)
@@ -566,7 +566,7 @@ impl<P: Projection> Runner<P> {
             return Ok(());
         };
         let p = prefix(self.projection.name(), shadow.generation);
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&self.db.pool).await?;
         self.projection.apply(&mut tx, &p, &fresh).await?;
         tx.commit().await?;
         shadow.checkpoint = last;

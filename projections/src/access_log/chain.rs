@@ -85,7 +85,7 @@ fn taken(e: &sqlx::Error) -> bool {
 }
 
 async fn try_append(pool: &AnyPool, rows: &mut [Record]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     if tx.backend_name().eq_ignore_ascii_case("postgresql") {
         sqlx::query(&format!("SELECT pg_advisory_xact_lock({HEAD_LOCK})"))
             .execute(&mut *tx)
