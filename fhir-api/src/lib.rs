@@ -234,7 +234,7 @@ impl FhirApi {
         &self,
         select: &Select,
         patient: &str,
-    ) -> Result<Vec<journey_projections::coordination::queries::Item>, Status> {
+    ) -> Result<Vec<journey_projections::coordination::patient::TaskDischarge>, Status> {
         let wanted = match select {
             Select::Everything { .. } => true,
             Select::Type(kind) => *kind == Kind::Task.name(),

@@ -6,38 +6,35 @@ use journey_fhir::{
     task::{self, Owner, Work},
     Resource,
 };
-use journey_projections::coordination::{followup::Timeliness, patient, queries::Item};
+use journey_projections::coordination::{
+    followup::Timeliness,
+    patient::{self, TaskDischarge},
+};
 use journey_proto::v1::Event;
 use journey_services::{coordination_service::CoordinationService, errors};
 use std::collections::HashMap;
 use tonic::Status;
 
-/// The discharges the view follows for `patient`, as it derives them now.
+/// What the Tasks show of the discharges the view follows for `patient`, as it derives them now.
 pub(super) async fn followed(
     view: &CoordinationService,
     patient: &str,
-) -> Result<Vec<Item>, Status> {
-    let now = chrono::Utc::now().timestamp();
-    let found = patient::patient(
-        &view.runner.db.pool,
-        &view.runner.live_prefix(),
-        patient,
-        now,
-    )
-    .await
-    .map_err(errors::read_model_error)?;
-    Ok(found.map(|f| f.discharges).unwrap_or_default())
+) -> Result<Vec<TaskDischarge>, Status> {
+    Ok(followed_of(view, &[patient.to_string()])
+        .await?
+        .remove(patient)
+        .unwrap_or_default())
 }
 
-/// The discharges the view follows for each of `patients` (those with any), as [`followed`]
-/// gives them, in a few queries for all of them (a Bulk Data export's batch of patients).
+/// [`followed`] for each of `patients` (those with any discharge), in two queries per `IN` list
+/// (a Bulk Data export's batch of patients).
 pub(super) async fn followed_of(
     view: &CoordinationService,
     patients: &[String],
-) -> Result<HashMap<String, Vec<Item>>, Status> {
+) -> Result<HashMap<String, Vec<TaskDischarge>>, Status> {
     let now = chrono::Utc::now().timestamp();
     let patients: Vec<&str> = patients.iter().map(String::as_str).collect();
-    patient::discharges_of(
+    patient::task_discharges_of(
         &view.runner.db.pool,
         &view.runner.live_prefix(),
         &patients,
@@ -48,15 +45,14 @@ pub(super) async fn followed_of(
 }
 
 /// The Tasks of `followed`, their `meta` from `events`.
-pub(super) fn tasks(patient: &str, followed: &[Item], events: &[Event]) -> Vec<Resource> {
+pub(super) fn tasks(patient: &str, followed: &[TaskDischarge], events: &[Event]) -> Vec<Resource> {
     let mut out = Vec::with_capacity(followed.len() * Work::ALL.len());
-    for i in followed {
-        let (d, fu) = (&i.discharge, &i.follow_up);
+    for d in followed {
         let facility = Owner::Facility {
             id: &d.facility_id,
             name: &d.facility_name,
         };
-        let first_contact = match d.referents.first() {
+        let first_contact = match &d.referent {
             Some(r) => Owner::Professional {
                 id: &r.professional_id,
                 name: &r.name,
@@ -64,38 +60,20 @@ pub(super) fn tasks(patient: &str, followed: &[Item], events: &[Event]) -> Vec<R
             None => Owner::Territory(&d.territory),
         };
         let items = [
-            (
-                Work::Letter,
-                facility.clone(),
-                fu.letter_due_at,
-                d.facts.letter_sent_at,
-                fu.letter,
-            ),
-            (
-                Work::Reconciliation,
-                facility,
-                fu.reconciliation_due_at,
-                d.facts.reconciled_at,
-                fu.reconciliation,
-            ),
-            (
-                Work::FirstContact,
-                first_contact,
-                fu.first_contact_due_at,
-                d.facts.first_contact_at,
-                fu.first_contact,
-            ),
+            (Work::Letter, facility.clone(), d.items.letter),
+            (Work::Reconciliation, facility, d.items.reconciliation),
+            (Work::FirstContact, first_contact, d.items.first_contact),
         ];
-        for (work, owner, due_at, done_at, state) in items {
+        for (work, owner, due) in items {
             let item = task::Item {
                 encounter_id: &d.encounter_id,
                 discharge_event_id: None,
                 work,
                 owner,
-                discharged_at: d.facts.discharged_at,
-                due_at,
-                done_at,
-                overdue: state == Timeliness::Overdue,
+                discharged_at: d.discharged_at,
+                due_at: due.due_at,
+                done_at: due.done_at,
+                overdue: due.state == Timeliness::Overdue,
             };
             out.extend(task::build(patient, &item, events));
         }

@@ -1,12 +1,14 @@
-//! The Tasks of a Bulk Data export come from the coordination view asked once per batch of
-//! patients (`coordination::patient::discharges_of`): for every patient of a simulated territory,
-//! that batched read gives exactly the discharges a patient's own follow-up gives
-//! (`coordination::patient::patient`, what `$everything` and `GET /fhir/Task?patient=` read): the
-//! same discharges in the same order, with the same appointments, alerts, referents, pathway
-//! steps and follow-up, at several times. On SQLite, and on a PostgreSQL database whose text
-//! order is French (ICU), not bytewise.
+//! The Tasks of a Bulk Data export, of `$everything` and of `GET /fhir/Task?patient=` come from
+//! the coordination view asked once per batch of patients
+//! (`coordination::patient::task_discharges_of`, two statements per `IN` list): for every patient
+//! of a simulated territory, that read gives exactly what the Tasks show of the discharges of the
+//! patient's whole follow-up (`coordination::patient::patient`, what the dashboard reads, with its
+//! appointments, alerts and care pathways): the same discharges in the same order, the same
+//! items due, done and overdue, the same referent, at several times, in batches of any size. On
+//! SQLite, and on a PostgreSQL database whose text order is French (ICU), not bytewise.
+use journey_projections::coordination::followup::Timeliness;
 use journey_projections::{
-    coordination::{patient, queries::Item},
+    coordination::patient::{self, TaskDischarge},
     db,
     runtime::prefix,
 };
@@ -46,7 +48,7 @@ async fn simulated(dir: &std::path::Path, database: Option<&str>) -> (Server, An
 }
 
 /// What an assertion compares of a patient's discharges: every field, as `Debug` shows them.
-fn shown(items: &[Item]) -> Vec<String> {
+fn shown(items: &[TaskDischarge]) -> Vec<String> {
     items.iter().map(|i| format!("{i:#?}")).collect()
 }
 
@@ -67,8 +69,8 @@ async fn patients(pool: &AnyPool, p: &str) -> Vec<String> {
 }
 
 /// For each time, the batched read of every patient (more than one `IN` list) and of smaller
-/// batches equals each patient's own follow-up; the territory is varied enough for that to
-/// mean something.
+/// batches equals what the Tasks show of each patient's own follow-up; the territory is varied
+/// enough for that to mean something.
 async fn check(pool: &AnyPool, p: &str) {
     let ids = patients(pool, p).await;
     assert!(
@@ -79,15 +81,19 @@ async fn check(pool: &AnyPool, p: &str) {
     let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
     let now = chrono::Utc::now().timestamp();
     for at in [now, now - 20 * DAY, now - 75 * DAY] {
-        let whole = patient::discharges_of(pool, p, &keys, at).await.unwrap();
-        let mut several = 0;
-        let (mut with_alerts, mut with_referents) = (0, 0);
+        let whole = patient::task_discharges_of(pool, p, &keys, at)
+            .await
+            .unwrap();
+        let (mut several, mut with_referent, mut overdue, mut done) = (0, 0, 0, 0);
         for id in &ids {
-            let own = patient::patient(pool, p, id, at)
+            let own: Vec<TaskDischarge> = patient::patient(pool, p, id, at)
                 .await
                 .unwrap()
                 .map(|f| f.discharges)
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .iter()
+                .map(TaskDischarge::from)
+                .collect();
             let batched = whole.get(id).map_or(&[][..], Vec::as_slice);
             assert_eq!(shown(batched), shown(&own), "{id} at {at}");
             assert!(
@@ -95,19 +101,36 @@ async fn check(pool: &AnyPool, p: &str) {
                 "{id}: empty entry"
             );
             several += usize::from(own.len() > 1);
-            with_alerts += usize::from(own.iter().any(|i| !i.discharge.facts.alerts.is_empty()));
-            with_referents += usize::from(own.iter().any(|i| !i.discharge.referents.is_empty()));
+            with_referent += usize::from(own.iter().any(|d| d.referent.is_some()));
+            for d in &own {
+                let items = [
+                    d.items.letter,
+                    d.items.reconciliation,
+                    d.items.first_contact,
+                ];
+                overdue += items
+                    .iter()
+                    .filter(|i| i.state == Timeliness::Overdue)
+                    .count();
+                done += items.iter().filter(|i| i.done_at.is_some()).count();
+            }
         }
         assert!(whole.len() > 100, "{} patients discharged", whole.len());
         assert!(several > 10, "{several} patients discharged more than once");
-        assert!(with_alerts > 0, "no discharge with an open alert");
-        assert!(with_referents > 0, "no discharge with referents");
+        assert!(with_referent > 0, "no discharge with a referent");
+        assert!(
+            overdue > 0 && done > 0,
+            "{overdue} items overdue, {done} done"
+        );
         assert!(!whole.contains_key("nobody-known"));
-        // Batches as an export makes them (a few patients, repeated ids) give the same.
+        // Batches as an export makes them (a few patients, repeated ids), and one patient as
+        // `$everything` asks, give the same.
         for batch in keys.chunks(7) {
             let mut asked = batch.to_vec();
             asked.push(batch[0]);
-            let part = patient::discharges_of(pool, p, &asked, at).await.unwrap();
+            let part = patient::task_discharges_of(pool, p, &asked, at)
+                .await
+                .unwrap();
             for id in batch {
                 assert_eq!(
                     part.get(*id).map(|v| shown(v)),
@@ -115,11 +138,20 @@ async fn check(pool: &AnyPool, p: &str) {
                     "{id} at {at}: in a batch of {}",
                     batch.len()
                 );
+                let alone = patient::task_discharges_of(pool, p, &[id], at)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    alone.get(*id).map(|v| shown(v)),
+                    whole.get(*id).map(|v| shown(v)),
+                    "{id} at {at}: alone"
+                );
             }
         }
     }
-    let empty: HashMap<String, Vec<Item>> =
-        patient::discharges_of(pool, p, &[], now).await.unwrap();
+    let empty: HashMap<String, Vec<TaskDischarge>> = patient::task_discharges_of(pool, p, &[], now)
+        .await
+        .unwrap();
     assert!(empty.is_empty());
 }
 

@@ -9,7 +9,7 @@ use futures::{
 };
 use journey_event_log::EventLog;
 use journey_fhir::{bulk, bundle::Entry, Kind, Resource};
-use journey_projections::coordination::{patient, queries::Item};
+use journey_projections::coordination::patient::{self, TaskDischarge};
 use journey_proto::v1::{event::Payload, Event};
 use journey_services::{
     access_log::{audited, Access},
@@ -75,7 +75,8 @@ enum Patient {
 /// The followed discharges of a batch of patients (those with any), asked of the coordination
 /// view once for the batch: the workers wait for the answer at the batch's first discharged
 /// patient, and share it.
-type BatchTasks = Shared<BoxFuture<'static, Result<Arc<HashMap<String, Vec<Item>>>, Status>>>;
+type BatchTasks =
+    Shared<BoxFuture<'static, Result<Arc<HashMap<String, Vec<TaskDischarge>>>, Status>>>;
 
 /// Patients found together in the log (with the position up to which each is exported), and
 /// their Tasks asked.

@@ -155,19 +155,79 @@ pub struct FollowUp {
     pub tasks: Vec<&'static str>,
 }
 
+/// One follow-up item of a discharge: when it is due, when it was done, how it stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Due {
+    pub due_at: i64,
+    pub done_at: Option<i64>,
+    pub state: Timeliness,
+}
+
+impl Due {
+    fn at(done_at: Option<i64>, due_at: i64, now: i64) -> Due {
+        Due {
+            due_at,
+            done_at,
+            state: Timeliness::of(done_at, due_at, now),
+        }
+    }
+}
+
+/// The three items every discharge has, derived at `now` from the discharge's own dates: what
+/// [`follow_up`] starts from, and all that the FHIR Tasks show of a discharge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Items {
+    /// The letter, due by the end of the discharge day (Paris).
+    pub letter: Due,
+    pub reconciliation: Due,
+    pub first_contact: Due,
+}
+
+/// [`Items`] of a discharge at `discharged_at`, its letter sent, its medication reconciled and
+/// its first home contact made at these times (if they were).
+pub fn items(
+    discharged_at: i64,
+    letter_sent_at: Option<i64>,
+    reconciled_at: Option<i64>,
+    first_contact_at: Option<i64>,
+    now: i64,
+) -> Items {
+    Items {
+        letter: Due::at(letter_sent_at, end_of_day(discharged_at), now),
+        reconciliation: Due::at(
+            reconciled_at,
+            discharged_at + RECONCILIATION_DAYS * DAY,
+            now,
+        ),
+        first_contact: Due::at(
+            first_contact_at,
+            working_days_deadline(discharged_at, FIRST_CONTACT_WORKING_DAYS),
+            now,
+        ),
+    }
+}
+
 /// Derives the follow-up state of one discharge at `now`.
 pub fn follow_up(f: &Facts, now: i64) -> FollowUp {
-    let letter_due_at = end_of_day(f.discharged_at);
-    let letter = Timeliness::of(f.letter_sent_at, letter_due_at, now);
+    let Items {
+        letter,
+        reconciliation,
+        first_contact,
+    } = items(
+        f.discharged_at,
+        f.letter_sent_at,
+        f.reconciled_at,
+        f.first_contact_at,
+        now,
+    );
+    let (letter_due_at, letter) = (letter.due_at, letter.state);
     let letter_delay_days = f
         .letter_sent_at
         .map(|t| (t - letter_due_at).max(-1).div_euclid(DAY) + 1);
     let letter_items = f.letter_items.count_ones();
     let letter_complete = f.letter_sent_at.is_some() && letter_items >= LETTER_ITEMS_REQUIRED;
-    let reconciliation_due_at = f.discharged_at + RECONCILIATION_DAYS * DAY;
-    let reconciliation = Timeliness::of(f.reconciled_at, reconciliation_due_at, now);
-    let first_contact_due_at = working_days_deadline(f.discharged_at, FIRST_CONTACT_WORKING_DAYS);
-    let first_contact = Timeliness::of(f.first_contact_at, first_contact_due_at, now);
+    let (reconciliation_due_at, reconciliation) = (reconciliation.due_at, reconciliation.state);
+    let (first_contact_due_at, first_contact) = (first_contact.due_at, first_contact.state);
     let first_contact_delay_hours = f.first_contact_at.map(|t| (t - f.discharged_at) / 3600);
 
     let mut fu = FollowUp {

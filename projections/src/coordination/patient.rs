@@ -1,7 +1,7 @@
 //! One patient's follow-up over the coordination tables of the live generation: every discharge
 //! with its state at the time of the query, appointments, alerts (resolved too) and referents;
-//! and the discharges of many patients at once ([`discharges_of`], what a Bulk Data export asks
-//! per batch of patients), read by the same code; and which of many patients are of a
+//! what the FHIR Tasks show of the discharges of many patients at once ([`task_discharges_of`], what
+//! a Bulk Data export asks per batch of patients); and which of many patients are of a
 //! territory's group ([`members_of`], a group export's batches).
 use super::{
     followup::{self, Alert, Appointment},
@@ -100,20 +100,133 @@ pub async fn patient(
     }))
 }
 
-/// The discharges of each of `patients` that has any, as [`patient`] gives them (newest first,
-/// their follow-up derived at `now`), read in a few statements whatever their number (`IN`
-/// lists): a patient without a discharge is absent from the map.
-pub async fn discharges_of(
+/// What the FHIR Tasks show of a discharge: where it was, its three follow-up items at the time
+/// of the query, and the referent its first home contact falls to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDischarge {
+    pub encounter_id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub territory: String,
+    pub discharged_at: i64,
+    pub items: followup::Items,
+    /// The patient's first referent (by role), on the patient's last discharge only, as
+    /// [`patient`] gives them.
+    pub referent: Option<Referent>,
+}
+
+impl From<&Item> for TaskDischarge {
+    fn from(i: &Item) -> TaskDischarge {
+        let (d, fu) = (&i.discharge, &i.follow_up);
+        let due = |due_at, done_at, state| followup::Due {
+            due_at,
+            done_at,
+            state,
+        };
+        TaskDischarge {
+            encounter_id: d.encounter_id.clone(),
+            facility_id: d.facility_id.clone(),
+            facility_name: d.facility_name.clone(),
+            territory: d.territory.clone(),
+            discharged_at: d.facts.discharged_at,
+            items: followup::Items {
+                letter: due(fu.letter_due_at, d.facts.letter_sent_at, fu.letter),
+                reconciliation: due(
+                    fu.reconciliation_due_at,
+                    d.facts.reconciled_at,
+                    fu.reconciliation,
+                ),
+                first_contact: due(
+                    fu.first_contact_due_at,
+                    d.facts.first_contact_at,
+                    fu.first_contact,
+                ),
+            },
+            referent: d.referents.first().cloned(),
+        }
+    }
+}
+
+/// The discharges of each of `patients` that has any, as [`patient`] gives them (newest first)
+/// and [`TaskDischarge`] keeps of them, their items derived at `now`: two statements per `IN`
+/// list (a Bulk Data export's batch of patients), which leave out what the Tasks do not show
+/// (names, appointments, alerts, care pathways). A patient without a discharge is absent.
+pub async fn task_discharges_of(
     pool: &AnyPool,
     p: &str,
     patients: &[&str],
     now: i64,
-) -> Result<HashMap<String, Vec<Item>>, sqlx::Error> {
+) -> Result<HashMap<String, Vec<TaskDischarge>>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    read_discharges(&mut conn, p, patients, now).await
+    let mut keys = patients.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut out: HashMap<String, Vec<TaskDischarge>> = HashMap::new();
+    for r in select_in(&mut conn, &keys, |ph| {
+        format!(
+            "SELECT patient_id, encounter_id, facility_id, facility_name, territory, discharged_at,
+                    letter_sent_at, reconciled_at, first_contact_at
+             FROM {p}encounters WHERE discharged_at IS NOT NULL AND patient_id IN ({ph})"
+        )
+    })
+    .await?
+    {
+        let discharged_at: i64 = r.try_get(5)?;
+        out.entry(r.try_get(0)?).or_default().push(TaskDischarge {
+            encounter_id: r.try_get(1)?,
+            facility_id: r.try_get(2)?,
+            facility_name: r.try_get(3)?,
+            territory: r.try_get(4)?,
+            discharged_at,
+            items: followup::items(
+                discharged_at,
+                r.try_get(6)?,
+                r.try_get(7)?,
+                r.try_get(8)?,
+                now,
+            ),
+            referent: None,
+        });
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let discharged: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| out.contains_key(*k))
+        .collect();
+    let mut referents = select_in(&mut conn, &discharged, |ph| {
+        format!("SELECT patient_id, role, professional_id, name, phone FROM {p}referents WHERE patient_id IN ({ph})")
+    })
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get::<String, _>(0)?, referent(r, 1)?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // The first by role, as `attach` orders them (a stable sort: rows of one role keep SQL's order).
+    referents.sort_by_key(|(_, r)| r.role);
+    for items in out.values_mut() {
+        // Newest first; discharges at the same second by encounter (`read_discharges`).
+        items.sort_by(|a, b| {
+            (b.discharged_at, &a.encounter_id).cmp(&(a.discharged_at, &b.encounter_id))
+        });
+    }
+    for (patient, r) in referents {
+        if let Some(last) = out.get_mut(&patient).and_then(|items| {
+            // The patient's last discharge by time then encounter: where `attach` puts referents.
+            items.iter_mut().max_by(|a, b| {
+                (a.discharged_at, &a.encounter_id).cmp(&(b.discharged_at, &b.encounter_id))
+            })
+        }) {
+            if last.referent.is_none() {
+                last.referent = Some(r);
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// What [`patient`] and [`discharges_of`] share: the patients' discharges with what [`attach`]
+/// What [`patient`] reads: the patients' discharges with what [`attach`]
 /// fills in, each patient's newest first, their follow-up at `now`.
 async fn read_discharges(
     conn: &mut AnyConnection,
