@@ -23,6 +23,7 @@
 //! `export/scan.rs`: the log scanned for its patients.
 mod job;
 mod scan;
+mod writeback;
 
 use super::{
     request::{export_request, ExportAsk},

@@ -1,7 +1,11 @@
 //! A Bulk Data export at work: the patients found in the log, each one's resources written by a
 //! worker to its own file of each type (what could not be written to its error file), the
 //! access-log record, then the manifest.
-use super::{scan::Scan, Job, JobState, Scope, MANIFEST, SCAN_BATCH};
+use super::{
+    scan::Scan,
+    writeback::{Flusher, Writeback},
+    Job, JobState, Scope, MANIFEST, SCAN_BATCH,
+};
 use crate::{request::ExportAsk, FhirApi};
 use futures::{
     future::{BoxFuture, Shared},
@@ -47,7 +51,7 @@ fn create_private(path: &FsPath) -> std::io::Result<std::fs::File> {
 
 /// One type's NDJSON file being written.
 struct Output {
-    file: std::io::BufWriter<std::fs::File>,
+    file: std::io::BufWriter<Writeback>,
     count: u64,
 }
 
@@ -94,6 +98,8 @@ struct Files {
     folder: PathBuf,
     worker: usize,
     outputs: BTreeMap<&'static str, Output>,
+    /// Syncs the files as they grow.
+    flusher: Flusher,
 }
 
 impl Files {
@@ -105,7 +111,7 @@ impl Files {
                 let name = format!("{kind}-{}.part", self.worker);
                 let f = create_private(&self.folder.join(name))?;
                 v.insert(Output {
-                    file: std::io::BufWriter::with_capacity(256 * 1024, f),
+                    file: std::io::BufWriter::with_capacity(256 * 1024, self.flusher.file(f)),
                     count: 0,
                 })
             }
@@ -133,17 +139,24 @@ impl Files {
 
     /// Each file flushed, synced and renamed `<Type>-<worker>.ndjson`: the manifest's entries.
     fn finish(self) -> std::io::Result<Vec<Listed>> {
+        let Files {
+            folder,
+            worker,
+            outputs,
+            flusher,
+        } = self;
         let mut listed = Vec::new();
-        for (kind, out) in self.outputs {
+        for (kind, out) in outputs {
             let file = out.file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            let name = bulk::file_name(kind, self.worker);
+            file.sync()?;
+            let name = bulk::file_name(kind, worker);
             std::fs::rename(
-                self.folder.join(format!("{kind}-{}.part", self.worker)),
-                self.folder.join(&name),
+                folder.join(format!("{kind}-{worker}.part")),
+                folder.join(&name),
             )?;
             listed.push((name, kind, out.count));
         }
+        flusher.stop();
         Ok(listed)
     }
 }
@@ -243,6 +256,7 @@ fn map_and_write(
         folder,
         worker,
         outputs: BTreeMap::new(),
+        flusher: Flusher::start(),
     };
     let failed = errors::fhir_export_failed;
     loop {
