@@ -109,6 +109,18 @@ impl Server {
 
     /// [`Server::start`] with these environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let args = Server::up_args(data_dir, extra);
+        spawn_ready_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env)
+    }
+
+    /// [`Server::start`], its log (stderr) written to `log` for the test to read.
+    pub fn start_logging(data_dir: &Path, extra: &[&str], log: &Path) -> Server {
+        let args = Server::up_args(data_dir, extra);
+        spawn_ready_logging(&args.iter().map(String::as_str).collect::<Vec<_>>(), log)
+    }
+
+    /// `journey up` on `data_dir` with `extra`, on free ports.
+    fn up_args(data_dir: &Path, extra: &[&str]) -> Vec<String> {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec![
             "up",
@@ -127,7 +139,7 @@ impl Server {
             args.extend_from_slice(&["--anchor-file", anchor]);
         }
         args.extend_from_slice(extra);
-        spawn_ready_with_env(&args, env)
+        args.into_iter().map(String::from).collect()
     }
 
     /// `journey up` on `data_dir`, publishing to `nats` in a stream of its own.

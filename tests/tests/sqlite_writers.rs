@@ -8,23 +8,8 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_writer_of_the_read_models_file_waits_its_turn() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let anchor = dir.path().join("anchor.json");
     let log = dir.path().join("server.log");
-    let server = spawn_ready_logging(
-        &[
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--anchor-file",
-            anchor.to_str().unwrap(),
-        ],
-        &log,
-    );
+    let server = Server::start_logging(&dir.path().join("data"), &[], &log);
     // Reads (each recorded in the access log) go on while journeys are appended and folded.
     let grpc = server.grpc.clone();
     let reader = tokio::spawn(async move {
