@@ -6,8 +6,8 @@
 use super::{
     followup::{self, Alert, Appointment},
     queries::{
-        alert, appointment, attach, discharge, referent, Discharge, Item, Referent,
-        DISCHARGE_COLUMNS,
+        alert, appointment, attach, discharge, newest_first, referent, referents_of, Discharge,
+        Item, Referent, DISCHARGE_COLUMNS,
     },
 };
 use crate::sql::{bytewise, select_in};
@@ -196,31 +196,24 @@ pub async fn task_discharges_of(
         .copied()
         .filter(|k| out.contains_key(*k))
         .collect();
-    let mut referents = select_in(&mut conn, &discharged, |ph| {
-        format!("SELECT patient_id, role, professional_id, name, phone FROM {p}referents WHERE patient_id IN ({ph})")
-    })
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get::<String, _>(0)?, referent(r, 1)?)))
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    // The first by role, as `attach` orders them (a stable sort: rows of one role keep SQL's order).
-    referents.sort_by_key(|(_, r)| r.role);
     for items in out.values_mut() {
-        // Newest first; discharges at the same second by encounter (`read_discharges`).
         items.sort_by(|a, b| {
-            (b.discharged_at, &a.encounter_id).cmp(&(a.discharged_at, &b.encounter_id))
+            newest_first(
+                (a.discharged_at, &a.encounter_id),
+                (b.discharged_at, &b.encounter_id),
+            )
         });
     }
-    for (patient, r) in referents {
-        if let Some(last) = out.get_mut(&patient).and_then(|items| {
-            // The patient's last discharge by time then encounter: where `attach` puts referents.
-            items.iter_mut().max_by(|a, b| {
-                (a.discharged_at, &a.encounter_id).cmp(&(b.discharged_at, &b.encounter_id))
-            })
-        }) {
-            if last.referent.is_none() {
-                last.referent = Some(r);
-            }
+    // The first referent by role goes to the patient's last discharge by time then encounter,
+    // where `attach` puts them.
+    for (patient, r) in referents_of(&mut conn, p, &discharged).await? {
+        let last = out.get_mut(&patient).and_then(|items| {
+            items
+                .iter_mut()
+                .max_by_key(|d| (d.discharged_at, d.encounter_id.clone()))
+        });
+        if let Some(last) = last.filter(|d| d.referent.is_none()) {
+            last.referent = Some(r);
         }
     }
     Ok(out)
@@ -269,10 +262,12 @@ async fn read_discharges(
         });
     }
     for items in out.values_mut() {
-        // Newest first; discharges at the same second by encounter.
         items.sort_by(|a, b| {
-            (b.discharge.facts.discharged_at, &a.discharge.encounter_id)
-                .cmp(&(a.discharge.facts.discharged_at, &b.discharge.encounter_id))
+            let (a, b) = (&a.discharge, &b.discharge);
+            newest_first(
+                (a.facts.discharged_at, &a.encounter_id),
+                (b.facts.discharged_at, &b.encounter_id),
+            )
         });
     }
     Ok(out)

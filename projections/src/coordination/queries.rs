@@ -384,6 +384,31 @@ pub async fn facilities_named(
     })
 }
 
+/// The referents of the patients `keys`, (patient, referent), by role (the rows of one role in
+/// the order SQL gave them): [`attach`] gives them to a patient's last discharge, the first of
+/// them taking the first home contact.
+pub(super) async fn referents_of(
+    conn: &mut AnyConnection,
+    p: &str,
+    keys: &[&str],
+) -> Result<Vec<(String, Referent)>, sqlx::Error> {
+    let mut referents = select_in(conn, keys, |ph| {
+        format!("SELECT patient_id, role, professional_id, name, phone FROM {p}referents WHERE patient_id IN ({ph})")
+    })
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get::<String, _>(0)?, referent(r, 1)?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    referents.sort_by_key(|(_, r)| r.role);
+    Ok(referents)
+}
+
+/// A patient's discharges in the order they are shown: newest first, those of the same second by
+/// encounter; `a` and `b` are (discharged at, encounter id).
+pub(super) fn newest_first(a: (i64, &str), b: (i64, &str)) -> std::cmp::Ordering {
+    (b.0, a.1).cmp(&(a.0, b.1))
+}
+
 /// Fills in the patient's name and consent, the appointments, open alerts and referents of `out`
 /// (discharges read with [`DISCHARGE_COLUMNS`]). A patient's open alerts and referents go to the
 /// last of their discharges in `out`: its order must not depend on the database.
@@ -436,13 +461,7 @@ pub(super) async fn attach(
         )
     })
     .await?;
-    let mut referents = select_in(conn, &keys, |ph| {
-        format!("SELECT patient_id, role, professional_id, name, phone FROM {p}referents WHERE patient_id IN ({ph})")
-    })
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get::<String, _>(0)?, referent(r, 1)?)))
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let referents = referents_of(conn, p, &keys).await?;
     for r in &appointments {
         let (pid, enc, a, _) = appointment(r)?;
         if let Some(&i) = by_key.get(&(pid, enc)) {
@@ -455,7 +474,6 @@ pub(super) async fn attach(
             out[i].facts.alerts.push(a);
         }
     }
-    referents.sort_by_key(|(_, r)| r.role);
     for (pid, r) in referents {
         if let Some(&i) = by_patient.get(&pid) {
             out[i].referents.push(r);
