@@ -21,7 +21,12 @@ async fn every_writer_of_the_read_models_file_waits_its_turn() {
             all_stays_paged(&grpc, 50).await;
             match &patient {
                 Some(p) => _ = patient_events(&mut c, p.as_str()).await,
-                None => patient = first_patient(&mut c).await,
+                None => {
+                    patient = read_log(&grpc, None)
+                        .await
+                        .first()
+                        .map(|e| e.patient_id.clone())
+                }
             }
             reads += 1;
         }
@@ -43,20 +48,4 @@ async fn every_writer_of_the_read_models_file_waits_its_turn() {
             "the server log says {refusal:?}:\n{written}"
         );
     }
-}
-
-/// The patient of the log's first event, once there is one.
-async fn first_patient(c: &mut client::LogClient) -> Option<String> {
-    use journey_proto::v1::ReadAllRequest;
-    let mut stream = c
-        .read_all(ReadAllRequest {
-            from_position: 1,
-            to_position: 1,
-            batch_size: 1,
-        })
-        .await
-        .ok()?
-        .into_inner();
-    let batch = futures::StreamExt::next(&mut stream).await?.ok()?;
-    batch.events.first().map(|e| e.patient_id.clone())
 }
