@@ -129,6 +129,14 @@ pub fn start_server(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
 /// Starts `journey up` on `dir` with exactly these extra flags (secure unless they say otherwise).
 pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChild> {
     let dir_arg = dir.display().to_string();
+    // The anchor goes inside the run's temporary folder, removed with it (its default place,
+    // next to the data folder, would outlive the run).
+    let anchor = dir.join("anchor.json").display().to_string();
+    let anchor_arg: &[&str] = if extra.contains(&"--anchor-file") {
+        &[]
+    } else {
+        &["--anchor-file", &anchor]
+    };
     let args = [
         &[
             "up",
@@ -139,6 +147,7 @@ pub fn start_server_with(dir: &Path, extra: &[&str]) -> anyhow::Result<ServerChi
             "--data-dir",
             &dir_arg,
         ],
+        anchor_arg,
         extra,
     ]
     .concat();
@@ -249,6 +258,48 @@ pub fn cpu_seconds(pid: &str) -> f64 {
             Some((ticks(11)? + ticks(12)?) / 100.0)
         })
         .unwrap_or(0.0)
+}
+
+/// The processes of this machine listening on any of these TCP ports (a local NATS cluster, to
+/// count its CPU time): the sockets in LISTEN state in `/proc/net/tcp{,6}`, then the processes
+/// holding them. Empty where that cannot be read (servers elsewhere, no /proc).
+pub fn listening_pids(ports: &[u16]) -> Vec<u32> {
+    let inodes: std::collections::HashSet<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+                    // State 0A: LISTEN; field 10: the socket's inode.
+                    (f.get(3) == Some(&"0A") && ports.contains(&port))
+                        .then(|| f.get(9).map(|i| i.to_string()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(Result::ok).any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| {
+                        let l = l.to_string_lossy();
+                        l.strip_prefix("socket:[")
+                            .and_then(|r| r.strip_suffix(']'))
+                            .is_some_and(|i| inodes.contains(i))
+                    })
+                })
+            })
+        })
+        .collect()
 }
 
 /// Context switches (voluntary and not) of every thread of a process (`self` or a pid) so far.
@@ -753,4 +804,19 @@ where
             let _ = tx.send(result);
         })?;
     rx.await.context("the bench client thread stopped")?
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_listening_on_a_port_is_found_and_only_while_it_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        assert_eq!(super::listening_pids(&[port]), vec![std::process::id()]);
+        // A connected socket on another port is not a listener.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").expect("another port");
+        let _client = std::net::TcpStream::connect(other.local_addr().unwrap()).unwrap();
+        drop(listener);
+        assert!(super::listening_pids(&[port]).is_empty());
+    }
 }

@@ -30,7 +30,8 @@ fn event_log(
     standby: bool,
 ) -> anyhow::Result<ServerChild> {
     let data = dir.display().to_string();
-    let anchor = format!("{data}.anchor.json");
+    // Inside the run's temporary folder, removed with it.
+    let anchor = dir.join("anchor.json").display().to_string();
     let mut args = vec![
         "serve",
         "event-log",

@@ -8,25 +8,72 @@ use super::{
 };
 use crate::{
     args::BenchArgs,
-    common::{on_client_thread, rate, sample_event, start_server, step},
+    common::{cpu_seconds, on_client_thread, rate, sample_event, start_server, step},
 };
 use async_nats::{header, jetstream, HeaderMap};
 use hdrhistogram::Histogram;
 use journey_proto::prost::Message;
 use std::time::{Duration, Instant};
 
-/// A single-event run: its rate and its latencies in µs.
+/// CPU seconds used so far by the processes of a run: the journey server (none for JetStream
+/// alone), this client, and the NATS servers when they run on this machine.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: f64,
+    client: f64,
+    nats: f64,
+}
+
+impl Cpu {
+    fn now(server: Option<&str>, nats: &[u32]) -> Cpu {
+        Cpu {
+            server: server.map_or(0.0, cpu_seconds),
+            client: cpu_seconds("self"),
+            nats: nats.iter().map(|p| cpu_seconds(&p.to_string())).sum(),
+        }
+    }
+
+    /// What was used since `before`, in µs per event.
+    fn per_event_since(self, before: Cpu, events: f64) -> Cpu {
+        let per = |now: f64, then: f64| (now - then) / events * 1e6;
+        Cpu {
+            server: per(self.server, before.server),
+            client: per(self.client, before.client),
+            nats: per(self.nats, before.nats),
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.server + self.client + self.nats
+    }
+}
+
+/// A single-event run: its rate, its latencies in µs, and the CPU time it cost per event (µs).
 struct Single {
     per_sec: f64,
     latencies: Histogram<u64>,
+    cpu: Cpu,
 }
 
 impl Single {
-    fn note(&self) -> String {
+    fn note(&self, nats_local: bool) -> String {
+        let c = &self.cpu;
+        let nats = if nats_local {
+            format!(", NATS servers {:.0} µs", c.nats)
+        } else {
+            String::new()
+        };
+        // JetStream alone has no journey server.
+        let server = if c.server > 0.0 {
+            format!("journey server {:.0} µs, ", c.server)
+        } else {
+            String::new()
+        };
         format!(
-            "p50 {} µs, p99 {} µs",
+            "p50 {} µs, p99 {} µs; CPU per event: {server}client {:.0} µs{nats}",
             self.latencies.value_at_quantile(0.5),
-            self.latencies.value_at_quantile(0.99)
+            self.latencies.value_at_quantile(0.99),
+            c.client
         )
     }
 
@@ -44,20 +91,33 @@ async fn connect(urls: &str) -> anyhow::Result<jetstream::Context> {
 }
 
 /// The log's single-event and batched appends with these extra flags.
-async fn log_appends(args: &BenchArgs, extra: &[&str]) -> anyhow::Result<(Single, f64)> {
+async fn log_appends(
+    args: &BenchArgs,
+    extra: &[&str],
+    nats: &[u32],
+) -> anyhow::Result<(Single, f64)> {
     let dir = tempfile::tempdir()?;
     let mut server = start_server(dir.path(), &[LOG_ONLY, extra].concat())?;
     let requests = single_event_requests(args.events, args.callers);
+    let calls = requests.iter().map(Vec::len).sum::<usize>() as f64;
     let grpc = server.grpc.clone();
+    let pid = server.pid().to_string();
+    let before = Cpu::now(Some(&pid), nats);
     let (per_sec, latencies) =
         on_client_thread(move || single_event_appends(grpc, requests)).await?;
+    let cpu = Cpu::now(Some(&pid), nats).per_event_since(before, calls);
     let requests = batch_requests(args.events * 4, "batch");
     let grpc = server.grpc.clone();
     let batched = on_client_thread(move || batch_appends(grpc, requests))
         .await?
         .per_sec;
     server.stop();
-    Ok((Single { per_sec, latencies }, batched))
+    let single = Single {
+        per_sec,
+        latencies,
+        cpu,
+    };
+    Ok((single, batched))
 }
 
 /// JetStream alone: the log's messages (subject, `Nats-Msg-Id`, position and trace headers, the
@@ -66,9 +126,8 @@ async fn log_appends(args: &BenchArgs, extra: &[&str]) -> anyhow::Result<(Single
 async fn jetstream_alone(
     urls: &str,
     purpose: &str,
-    events: u64,
-    callers: usize,
-    per_call: usize,
+    (events, callers, per_call): (u64, usize, usize),
+    nats: &[u32],
 ) -> anyhow::Result<Single> {
     let js = connect(urls).await?;
     let id = format!("{}_{purpose}", std::process::id());
@@ -105,6 +164,7 @@ async fn jetstream_alone(
         })
         .collect();
     let subject = format!("{prefix}.observation_recorded");
+    let before = Cpu::now(None, nats);
     let started = Instant::now();
     let tasks: Vec<_> = calls
         .into_iter()
@@ -134,16 +194,34 @@ async fn jetstream_alone(
     for t in tasks {
         latencies.add(t.await??)?;
     }
-    let per_sec = rate((per_caller * callers) as u64, started.elapsed());
+    let sent = (per_caller * callers) as u64;
+    let per_sec = rate(sent, started.elapsed());
+    let cpu = Cpu::now(None, nats).per_event_since(before, sent as f64);
     delete_stream(urls.split(',').next().unwrap_or(urls), &stream).await;
-    Ok(Single { per_sec, latencies })
+    Ok(Single {
+        per_sec,
+        latencies,
+        cpu,
+    })
+}
+
+/// The NATS servers of `urls` that run on this machine (loopback addresses), by their ports.
+fn local_nats(urls: &str) -> Vec<u32> {
+    let ports: Vec<u16> = urls
+        .split(',')
+        .filter_map(|u| u.trim().parse::<async_nats::ServerAddr>().ok())
+        .filter(|a| ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&a.host()))
+        .map(|a| a.port())
+        .collect();
+    crate::common::listening_pids(&ports)
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let urls = args.nats_url.as_str();
     let callers = args.callers;
+    let nats = local_nats(urls);
     step("local mode: single-event appends, batches of 500");
-    let (local_single, local_batched) = log_appends(args, &[]).await?;
+    let (local_single, local_batched) = log_appends(args, &[], &nats).await?;
 
     step("replicated mode: the same appends, acknowledged by the JetStream cluster");
     let id = std::process::id();
@@ -158,12 +236,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "--nats-subject-prefix",
         &prefix,
     ];
-    let (repl_single, repl_batched) = log_appends(args, &flags).await?;
+    let (repl_single, repl_batched) = log_appends(args, &flags, &nats).await?;
     delete_stream(urls.split(',').next().unwrap_or(urls), &stream).await;
 
     step("JetStream alone: the same messages, one per call, then 500 per call");
-    let js_single = jetstream_alone(urls, "single", args.events, callers, 1).await?;
-    let js_batched = jetstream_alone(urls, "batch", args.events * 4, 4, 500).await?;
+    let js_single = jetstream_alone(urls, "single", (args.events, callers, 1), &nats).await?;
+    let js_batched = jetstream_alone(urls, "batch", (args.events * 4, 4, 500), &nats).await?;
     let batched_events = event_count(&batch_requests(args.events * 4, "count"));
 
     let failover_stream = format!("BENCH_FAILOVER_{id}");
@@ -174,7 +252,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let gap = gap?;
 
     println!("| measurement | events/s | notes |\n|---|---:|---|");
-    let single = |s: &Single| format!("{callers} callers; {}", s.note());
+    let single = |s: &Single| format!("{callers} callers; {}", s.note(!nats.is_empty()));
     let rows = [
         (
             "local, single-event appends",
@@ -220,6 +298,25 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         repl_single.per_sec / local_single.per_sec,
         repl_batched / local_batched
     );
+    if !nats.is_empty() {
+        // The servers, the node and the client share this machine's cores: under this load a
+        // single event's latency follows what every process spends on it.
+        let (r, j) = (&repl_single.cpu, &js_single.cpu);
+        println!(
+            "CPU per single event, every process on this machine ({} NATS servers found here): \
+             replicated {:.0} µs (NATS {:.0}, journey server {:.0}, client {:.0}), JetStream alone \
+             {:.0} µs (NATS {:.0}, client {:.0}): {:.2}×",
+            nats.len(),
+            r.total(),
+            r.nats,
+            r.server,
+            r.client,
+            j.total(),
+            j.nats,
+            j.client,
+            r.total() / j.total()
+        );
+    }
     let term = journey_failover::lease::TERM;
     println!(
         "failover gap (last ack by the old writer → first by the new one, 8 callers): {:.2} s = \
