@@ -41,7 +41,8 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<Option<i64>>> + Send + 'a {
         async { Ok(None) }
     }
-    /// Applies events (in position order, none applied before) inside the caller's transaction.
+    /// Applies events (in position order, none applied before) inside the caller's transaction
+    /// (the runner's begins with `db::begin_write`: on SQLite it holds the write lock).
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -3,26 +3,14 @@
 //! statements and reuses them), and the setup a fold's transaction needs on each backend.
 use sqlx::{any::AnyArguments, query::Query, Any, AnyConnection};
 
-/// Prepares the transaction of a batch that reads rows, then writes them; `table` is one of the
-/// fold's tables.
-pub async fn begin_batch(conn: &mut AnyConnection, table: &str) -> Result<(), sqlx::Error> {
-    match conn.backend_name() {
-        "PostgreSQL" => {
-            // Every statement of a fold looks rows up by key. Without statistics (fresh tables
-            // during a rebuild, not analysed yet) PostgreSQL estimates `IN (…)` lists to match
-            // much of a table and scans it whole: a rebuild would be quadratic. This transaction
-            // only.
-            sqlx::Executor::execute(&mut *conn, "SET LOCAL enable_seqscan = off").await?;
-        }
-        "SQLite" => {
-            // Take the write lock before reading. Read models share one SQLite file; a
-            // transaction that reads first, then writes after another one committed, fails at
-            // once (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn (busy_timeout).
-            sqlx::query(&format!("DELETE FROM {table} WHERE 0 = 1"))
-                .execute(&mut *conn)
-                .await?;
-        }
-        _ => {}
+/// Prepares the transaction of a batch that reads rows, then writes them. (On SQLite the runner
+/// began it `BEGIN IMMEDIATE`, `db::begin_write`: it holds the write lock before it reads.)
+pub async fn begin_batch(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "PostgreSQL" {
+        // Every statement of a fold looks rows up by key. Without statistics (fresh tables during
+        // a rebuild, not analysed yet) PostgreSQL estimates `IN (…)` lists to match much of a
+        // table and scans it whole: a rebuild would be quadratic. This transaction only.
+        sqlx::Executor::execute(&mut *conn, "SET LOCAL enable_seqscan = off").await?;
     }
     Ok(())
 }

@@ -169,7 +169,7 @@ impl Projection for Coordination {
         events: &[Event],
     ) -> anyhow::Result<()> {
         let templates = pathways::active().map_err(|e| anyhow::anyhow!("{e}"))?;
-        sql::begin_batch(conn, &format!("{p}encounters")).await?;
+        sql::begin_batch(conn).await?;
         // First, so that the batch's own facts are loaded with its patients' rows.
         pathway_facts::write(conn, p, events).await?;
         let mut batch = Batch::load(conn, p, events).await?;

@@ -208,9 +208,9 @@ pub async fn task_discharges_of(
     // where `attach` puts them.
     for (patient, r) in referents_of(&mut conn, p, &discharged).await? {
         let last = out.get_mut(&patient).and_then(|items| {
-            items
-                .iter_mut()
-                .max_by_key(|d| (d.discharged_at, d.encounter_id.clone()))
+            items.iter_mut().max_by(|a, b| {
+                (a.discharged_at, &a.encounter_id).cmp(&(b.discharged_at, &b.encounter_id))
+            })
         });
         if let Some(last) = last.filter(|d| d.referent.is_none()) {
             last.referent = Some(r);

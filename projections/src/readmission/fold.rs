@@ -107,7 +107,7 @@ impl Projection for Readmission {
         p: &str,
         events: &[Event],
     ) -> anyhow::Result<()> {
-        sql::begin_batch(conn, &format!("{p}index_stays")).await?;
+        sql::begin_batch(conn).await?;
         let mut batch = Batch::load(conn, p, events).await?;
         for e in events {
             batch.apply(e);
